@@ -1,0 +1,430 @@
+/*
+ * cumlp.h - training multi-layer perceptrons by backpropagation, on NVIDIA GPUs and on the CPU.
+ *
+ * This header is the manual. Conventions that hold for every function below:
+ *
+ *  - Every function that can fail returns a cumlp_status. CUMLP_SUCCESS is 0. On failure the
+ *    context keeps a one-line human message with the reason: cumlp_last_error(ctx). Functions
+ *    that have no context yet (cumlp_context_create) leave their message in a per-thread slot
+ *    that cumlp_last_error(NULL) returns.
+ *  - The library never prints, never calls exit() or abort(), and leaves nothing allocated and
+ *    no caller-visible object changed when a call fails.
+ *  - Handles are opaque. Each has a create and a destroy; destroy accepts NULL.
+ *  - Only scalars, pointers, int enums and opaque handles cross this API (no varargs, no structs
+ *    by value), so that Fortran (ISO_C_BINDING) and other languages can bind to it. Option
+ *    structs are passed by pointer and must be initialized with their cumlp_*_defaults().
+ *  - Threads: a context and everything created in it (tensors, networks, optimizers) must be used
+ *    by one thread at a time. Use one context per thread. A context is bound to one backend, one
+ *    device and one stream.
+ *  - Sizes are int64_t. Matrix dimensions are limited to 1 .. 2^31-1 (the BLAS interfaces take
+ *    int); element counts whose product overflows are rejected with CUMLP_ERROR_INVALID_VALUE.
+ *
+ * Data layout: a batch of B samples with n features each is an n x B column-major matrix; each
+ * sample is one contiguous column (the same memory as a row-major "one sample per row" array).
+ * Layer l (1-based in the math, 0-based in this API) holds W, an n_l x n_(l-1) column-major
+ * matrix, and b of length n_l:  Z = W A_prev + b 1^T,  A = f(Z).
+ */
+#ifndef CUMLP_H
+#define CUMLP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Export macro and version
+ * ------------------------------------------------------------------------------------------- */
+
+#if defined(CUMLP_STATIC_DEFINE)
+#define CUMLP_API
+#elif defined(_WIN32)
+#ifdef CUMLP_BUILDING
+#define CUMLP_API __declspec(dllexport)
+#else
+#define CUMLP_API __declspec(dllimport)
+#endif
+#else
+#define CUMLP_API __attribute__((visibility("default")))
+#endif
+
+#define CUMLP_VERSION_MAJOR 0
+#define CUMLP_VERSION_MINOR 1
+#define CUMLP_VERSION_PATCH 0
+/** The version as one number: major * 10000 + minor * 100 + patch. */
+#define CUMLP_VERSION_NUMBER                                                                       \
+    (CUMLP_VERSION_MAJOR * 10000 + CUMLP_VERSION_MINOR * 100 + CUMLP_VERSION_PATCH)
+
+/** The version of the library linked at run time, as CUMLP_VERSION_NUMBER computes it. */
+CUMLP_API int cumlp_version_number(void);
+/** The version of the library linked at run time as "major.minor.patch". Static storage. */
+CUMLP_API const char *cumlp_version_string(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes. The numeric values are stable across releases; new codes are only appended.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum cumlp_status {
+    CUMLP_SUCCESS = 0,
+    CUMLP_ERROR_INVALID_VALUE = 1,   /**< a NULL, a size out of range, mismatched shapes, ... */
+    CUMLP_ERROR_ALLOC_FAILED = 2,    /**< host or device memory could not be allocated */
+    CUMLP_ERROR_NOT_SUPPORTED = 3,   /**< the backend or feature is not built or not available */
+    CUMLP_ERROR_NO_DEVICE = 4,       /**< the cuda backend was asked for and no usable GPU exists */
+    CUMLP_ERROR_DEVICE = 5,          /**< a CUDA, cuBLAS or cuRAND call failed (may be sticky) */
+    CUMLP_ERROR_IO = 6,              /**< a file could not be opened, read, written or synced */
+    CUMLP_ERROR_FORMAT = 7,          /**< a file is malformed: bad magic, bad header, bad syntax */
+    CUMLP_ERROR_TRUNCATED = 8,       /**< a file ends before the data its header announces */
+    CUMLP_ERROR_SIZE_LIMIT = 9,      /**< a count or size in a file exceeds a limit or overflows */
+    CUMLP_ERROR_SHAPE_MISMATCH = 10, /**< a file's shapes or dtypes disagree with the network */
+    CUMLP_ERROR_CHECKSUM = 11,       /**< a payload's checksum does not match its header */
+    CUMLP_ERROR_NON_FINITE = 12,     /**< NaN or Inf found in data, parameters or the loss */
+    CUMLP_ERROR_INTERNAL = 13        /**< a bug in cumlp: please report it */
+} cumlp_status;
+
+/** A constant English name for a status, such as "CUMLP_ERROR_INVALID_VALUE". Never NULL. */
+CUMLP_API const char *cumlp_status_string(cumlp_status status);
+
+/* ---------------------------------------------------------------------------------------------
+ * Context: backend, device, stream, random numbers and the last error message.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct cumlp_context cumlp_context;
+
+typedef enum cumlp_backend {
+    CUMLP_BACKEND_AUTO = 0,      /**< cuda if a usable GPU is present, else cpu, else reference */
+    CUMLP_BACKEND_REFERENCE = 1, /**< plain loops in double precision: the oracle, slow */
+    CUMLP_BACKEND_CPU = 2,       /**< BLAS GEMMs and OpenMP loops in fp32 */
+    CUMLP_BACKEND_CUDA = 3       /**< cuBLAS GEMMs and fused CUDA kernels in fp32 (or TF32) */
+} cumlp_backend;
+
+typedef enum cumlp_math_mode {
+    CUMLP_MATH_STRICT_FP32 = 0, /**< full fp32 GEMMs (the default) */
+    CUMLP_MATH_TF32 = 1         /**< TF32 tensor-core GEMMs on the GPU (rel. error ~5e-3) */
+} cumlp_math_mode;
+
+typedef struct cumlp_context_options {
+    int backend;     /**< a cumlp_backend; default CUMLP_BACKEND_AUTO */
+    int device;      /**< CUDA device ordinal for the cuda backend; default 0 */
+    void *stream;    /**< a cudaStream_t to run on, or NULL for a stream the context creates */
+    int math_mode;   /**< a cumlp_math_mode; default CUMLP_MATH_STRICT_FP32 */
+    int num_threads; /**< threads for the cpu backend; 0 (default) means all cores */
+} cumlp_context_options;
+
+/** Fills *options with the defaults listed in cumlp_context_options. */
+CUMLP_API cumlp_status cumlp_context_defaults(cumlp_context_options *options);
+
+/**
+ * Creates a context. options may be NULL for the defaults. Asking for a backend that this build
+ * does not contain returns CUMLP_ERROR_NOT_SUPPORTED; asking for cuda without a usable GPU returns
+ * CUMLP_ERROR_NO_DEVICE. AUTO never fails for lack of a GPU: it falls back to cpu, then reference.
+ * On failure *ctx is set to NULL and cumlp_last_error(NULL) says why.
+ */
+CUMLP_API cumlp_status cumlp_context_create(cumlp_context **ctx,
+                                            const cumlp_context_options *options);
+
+/** Destroys a context. Everything created in it must be destroyed first. Accepts NULL. */
+CUMLP_API void cumlp_context_destroy(cumlp_context *ctx);
+
+/**
+ * The message of the last failed call in ctx ("" if none), or with ctx NULL the message of the
+ * last failed call on this thread that had no context. Valid until the next call on ctx.
+ */
+CUMLP_API const char *cumlp_last_error(const cumlp_context *ctx);
+
+/** The backend the context runs on (never AUTO), or -1 when ctx is NULL. */
+CUMLP_API int cumlp_context_backend(const cumlp_context *ctx);
+
+/** A constant name for a backend: "auto", "reference", "cpu", "cuda"; "unknown" otherwise. */
+CUMLP_API const char *cumlp_backend_name(int backend);
+
+/** 1 if this build contains the backend, else 0 (a built cuda backend may still find no GPU). */
+CUMLP_API int cumlp_backend_is_built(int backend);
+
+/** Waits until all work queued on the context's stream is done and reports its errors. */
+CUMLP_API cumlp_status cumlp_context_synchronize(cumlp_context *ctx);
+
+/** Sets the GEMM math mode (a cumlp_math_mode) for later calls. */
+CUMLP_API cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_mode);
+
+/**
+ * Writes a one-line description of the context's device into buf (for example the GPU's name and
+ * memory, or the CPU backend's thread count), truncated to buf_size - 1 characters.
+ */
+CUMLP_API cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *buf, size_t buf_size);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensors: fp32 matrices in the context's memory (device memory on the cuda backend).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct cumlp_tensor cumlp_tensor;
+
+/** Creates a rows x cols column-major tensor in ctx's memory. Its contents are undefined. */
+CUMLP_API cumlp_status cumlp_tensor_create(cumlp_context *ctx, int64_t rows, int64_t cols,
+                                           cumlp_tensor **tensor);
+
+/**
+ * Creates a tensor that views columns [first_col, first_col + num_cols) of parent, without
+ * copying: a batch of a larger data set. The parent must outlive the view.
+ */
+CUMLP_API cumlp_status cumlp_tensor_create_view(cumlp_tensor *parent, int64_t first_col,
+                                                int64_t num_cols, cumlp_tensor **view);
+
+/**
+ * Wraps memory the caller owns as a rows x cols column-major fp32 tensor, without copying: device
+ * memory on the cuda backend (for HPC codes whose data is already on the GPU). The memory must
+ * stay valid until the tensor is destroyed; destroying the tensor does not free it. On the
+ * reference backend (which computes in double) this returns CUMLP_ERROR_NOT_SUPPORTED.
+ */
+CUMLP_API cumlp_status cumlp_tensor_wrap(cumlp_context *ctx, void *data, int64_t rows, int64_t cols,
+                                         cumlp_tensor **tensor);
+
+/** Destroys a tensor (and frees its memory unless it is a view or wraps caller memory). */
+CUMLP_API void cumlp_tensor_destroy(cumlp_tensor *tensor);
+
+/** Rows of a tensor, or -1 for NULL. */
+CUMLP_API int64_t cumlp_tensor_rows(const cumlp_tensor *tensor);
+/** Columns of a tensor, or -1 for NULL. */
+CUMLP_API int64_t cumlp_tensor_cols(const cumlp_tensor *tensor);
+
+/**
+ * The tensor's memory (a device pointer on the cuda backend), for sharing with other code. On the
+ * reference backend the storage is double precision and this returns NULL.
+ */
+CUMLP_API void *cumlp_tensor_data(cumlp_tensor *tensor);
+
+/**
+ * Copies count = rows * cols floats from host memory into the tensor (column-major). count must
+ * equal the tensor's size exactly. Returns when the host array may be reused.
+ */
+CUMLP_API cumlp_status cumlp_tensor_upload(cumlp_tensor *tensor, const float *host, int64_t count);
+
+/** Copies the tensor's rows * cols elements into host memory; count must equal that size. */
+CUMLP_API cumlp_status cumlp_tensor_download(const cumlp_tensor *tensor, float *host,
+                                             int64_t count);
+
+/* ---------------------------------------------------------------------------------------------
+ * Networks
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct cumlp_network cumlp_network;
+
+typedef enum cumlp_activation {
+    CUMLP_ACT_IDENTITY = 0,
+    CUMLP_ACT_SIGMOID = 1, /**< 1 / (1 + exp(-z)) */
+    CUMLP_ACT_TANH = 2,
+    CUMLP_ACT_RELU = 3,       /**< max(0, z); derivative 0 at z <= 0 */
+    CUMLP_ACT_LEAKY_RELU = 4, /**< z > 0 ? z : slope * z; slope in the network options */
+    CUMLP_ACT_GELU = 5,       /**< exact form 0.5 z (1 + erf(z / sqrt 2)) */
+    CUMLP_ACT_SOFTMAX = 6     /**< output layer only, with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY */
+} cumlp_activation;
+
+typedef enum cumlp_loss {
+    /** E = 1/2 sum_k (a_k - y_k)^2 per sample. Any output activation but softmax. */
+    CUMLP_LOSS_SQUARED_ERROR = 0,
+    /** E = -sum_k y_k log softmax(z)_k from the logits (log-sum-exp). Output must be softmax. */
+    CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY = 1,
+    /** E = -sum_k [y_k log a_k + (1 - y_k) log(1 - a_k)], stable log-sigmoid. Output sigmoid. */
+    CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY = 2
+} cumlp_loss;
+
+typedef enum cumlp_init {
+    CUMLP_INIT_NORMAL = 0,         /**< N(0, scale^2) */
+    CUMLP_INIT_UNIFORM = 1,        /**< U[-scale, scale] */
+    CUMLP_INIT_XAVIER_NORMAL = 2,  /**< N(0, s^2), s = scale * sqrt(2 / (fan_in + fan_out)) */
+    CUMLP_INIT_XAVIER_UNIFORM = 3, /**< U[-a, a], a = scale * sqrt(6 / (fan_in + fan_out)) */
+    CUMLP_INIT_HE_NORMAL = 4,      /**< N(0, s^2), s = scale * sqrt(2 / fan_in) */
+    CUMLP_INIT_HE_UNIFORM = 5      /**< U[-a, a], a = scale * sqrt(6 / fan_in) */
+} cumlp_init;
+
+typedef enum cumlp_bias_init {
+    CUMLP_BIAS_ZERO = 0, /**< biases start at 0 */
+    CUMLP_BIAS_DRAWN = 1 /**< biases are drawn like their layer's weights */
+} cumlp_bias_init;
+
+typedef struct cumlp_network_options {
+    int loss;                /**< a cumlp_loss; default CUMLP_LOSS_SQUARED_ERROR */
+    int init;                /**< a cumlp_init; default CUMLP_INIT_XAVIER_UNIFORM */
+    double init_scale;       /**< sigma, epsilon or gain, per cumlp_init; default 1.0 */
+    int bias_init;           /**< a cumlp_bias_init; default CUMLP_BIAS_ZERO */
+    double leaky_relu_slope; /**< slope of leaky ReLU for z < 0, in [0, 1); default 0.01 */
+    uint64_t seed;           /**< seed of the initial weights; default 42 */
+} cumlp_network_options;
+
+/** Fills *options with the defaults listed in cumlp_network_options. */
+CUMLP_API cumlp_status cumlp_network_defaults(cumlp_network_options *options);
+
+/**
+ * Creates a network of num_layers layers (hidden layers plus the output layer) in ctx.
+ * widths has num_layers + 1 entries: the input width, then each layer's width.
+ * activations has num_layers entries (cumlp_activation values). Softmax is allowed only on the
+ * output layer and only with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, which requires it; sigmoid BCE
+ * requires a sigmoid output layer. options may be NULL for the defaults. Parameters are
+ * initialized from options->seed: the same seed gives the same weights on every backend.
+ */
+CUMLP_API cumlp_status cumlp_network_create(cumlp_context *ctx, int num_layers,
+                                            const int64_t *widths, const int *activations,
+                                            const cumlp_network_options *options,
+                                            cumlp_network **net);
+
+/** Destroys a network and its work buffers. Accepts NULL. */
+CUMLP_API void cumlp_network_destroy(cumlp_network *net);
+
+/** Number of layers (not counting the input), or -1 for NULL. */
+CUMLP_API int cumlp_network_num_layers(const cumlp_network *net);
+/** Width of layer index i: i = 0 is the input, i = num_layers the output; -1 if out of range. */
+CUMLP_API int64_t cumlp_network_width(const cumlp_network *net, int i);
+/** Activation of layer (0-based), or -1 if out of range. */
+CUMLP_API int cumlp_network_activation(const cumlp_network *net, int layer);
+/** The network's loss (a cumlp_loss), or -1 for NULL. */
+CUMLP_API int cumlp_network_loss(const cumlp_network *net);
+/** The context a network lives in, or NULL for NULL. */
+CUMLP_API cumlp_context *cumlp_network_context(const cumlp_network *net);
+
+/**
+ * Total number of parameters. The flat order used by the get/set calls below, by checkpoints and
+ * by gradients is: for each layer in order, W (n_l x n_(l-1), column-major), then b (n_l).
+ */
+CUMLP_API int64_t cumlp_network_num_parameters(const cumlp_network *net);
+
+/** Reads all parameters into host memory; count must equal cumlp_network_num_parameters(). */
+CUMLP_API cumlp_status cumlp_network_get_parameters(const cumlp_network *net, float *host,
+                                                    int64_t count);
+/** Writes all parameters from host memory; count must equal cumlp_network_num_parameters(). */
+CUMLP_API cumlp_status cumlp_network_set_parameters(cumlp_network *net, const float *host,
+                                                    int64_t count);
+
+/**
+ * Reads layer `layer` (0-based): W into weights (n_l * n_(l-1) floats, column-major, so
+ * weights[j + i * n_l] is the weight from input unit i to unit j) and b into biases (n_l floats).
+ * Either pointer may be NULL to skip it.
+ */
+CUMLP_API cumlp_status cumlp_network_get_layer(const cumlp_network *net, int layer, float *weights,
+                                               float *biases);
+/** Writes layer `layer`'s W and/or b (either may be NULL to leave it), layout as in get_layer. */
+CUMLP_API cumlp_status cumlp_network_set_layer(cumlp_network *net, int layer, const float *weights,
+                                               const float *biases);
+
+/**
+ * Freezes (1) or unfreezes (0) a layer's weights and biases separately. Frozen parameters still
+ * get gradients, but optimizer steps leave them (and their optimizer state) unchanged.
+ */
+CUMLP_API cumlp_status cumlp_network_freeze(cumlp_network *net, int layer, int freeze_weights,
+                                            int freeze_biases);
+
+/**
+ * Inference: runs X (n_0 x B) through the network into Y (n_L x B). X and Y must be tensors of
+ * the network's context, with the same number of columns.
+ */
+CUMLP_API cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, cumlp_tensor *Y);
+
+/**
+ * Forward pass, loss and backward pass on a batch: X (n_0 x B), targets T (n_L x B; one-hot
+ * columns for classification). Leaves dE/dparameters, averaged over the batch, in the network's
+ * gradient arena (read it with cumlp_network_get_gradients). If loss is not NULL, *loss receives
+ * the batch mean of the per-sample loss E (this waits for the device); with NULL it is not
+ * computed. Returns CUMLP_ERROR_NON_FINITE (gradients left as computed) if the loss is NaN/Inf.
+ */
+CUMLP_API cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X,
+                                           const cumlp_tensor *T, double *loss);
+
+/**
+ * The mean loss of a batch without computing gradients: a forward pass and the loss. *loss must
+ * not be NULL.
+ */
+CUMLP_API cumlp_status cumlp_evaluate_loss(cumlp_network *net, const cumlp_tensor *X,
+                                           const cumlp_tensor *T, double *loss);
+
+/** Reads the gradient arena (same flat order as the parameters) into host memory. */
+CUMLP_API cumlp_status cumlp_network_get_gradients(const cumlp_network *net, float *host,
+                                                   int64_t count);
+
+/* ---------------------------------------------------------------------------------------------
+ * Optimizers. Updates use the gradients left by cumlp_loss_backward. With g the gradient plus
+ * weight_decay * w (L2 decay on every unfrozen parameter, biases included, as PyTorch does):
+ *   SGD:       w <- w - lr g
+ *   MOMENTUM:  v <- mu v - lr g;            w <- w + v            (Polyak)
+ *   NESTEROV:  v <- mu v - lr g;            w <- w + mu v - lr g  (Sutskever's form)
+ *   ADAM:      m <- b1 m + (1-b1) g;  s <- b2 s + (1-b2) g^2;
+ *              w <- w - lr (m / (1-b1^t)) / (sqrt(s / (1-b2^t)) + eps)
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct cumlp_optimizer cumlp_optimizer;
+
+typedef enum cumlp_optimizer_type {
+    CUMLP_OPT_SGD = 0,
+    CUMLP_OPT_MOMENTUM = 1,
+    CUMLP_OPT_NESTEROV = 2,
+    CUMLP_OPT_ADAM = 3
+} cumlp_optimizer_type;
+
+typedef struct cumlp_optimizer_options {
+    int type;             /**< a cumlp_optimizer_type; default CUMLP_OPT_SGD */
+    double learning_rate; /**< default 0.01; must be finite and >= 0 */
+    double momentum;      /**< mu for MOMENTUM and NESTEROV, in [0, 1); default 0.9 */
+    double weight_decay;  /**< L2 coefficient, >= 0; default 0 */
+    double beta1;         /**< Adam, in [0, 1); default 0.9 */
+    double beta2;         /**< Adam, in [0, 1); default 0.999 */
+    double epsilon;       /**< Adam, > 0; default 1e-8 */
+} cumlp_optimizer_options;
+
+/** Fills *options with the defaults listed in cumlp_optimizer_options. */
+CUMLP_API cumlp_status cumlp_optimizer_defaults(cumlp_optimizer_options *options);
+
+/**
+ * Creates an optimizer for net, with state (velocity, moments) of the network's shape, zeroed.
+ * options may be NULL for the defaults. The network must outlive the optimizer.
+ */
+CUMLP_API cumlp_status cumlp_optimizer_create(cumlp_network *net,
+                                              const cumlp_optimizer_options *options,
+                                              cumlp_optimizer **opt);
+
+/** Destroys an optimizer. Accepts NULL. */
+CUMLP_API void cumlp_optimizer_destroy(cumlp_optimizer *opt);
+
+/** Changes the learning rate for the following steps (learning-rate schedules). */
+CUMLP_API cumlp_status cumlp_optimizer_set_learning_rate(cumlp_optimizer *opt,
+                                                         double learning_rate);
+/** The current learning rate, or -1 for NULL. */
+CUMLP_API double cumlp_optimizer_learning_rate(const cumlp_optimizer *opt);
+/** Number of steps taken so far, or -1 for NULL. */
+CUMLP_API int64_t cumlp_optimizer_step_count(const cumlp_optimizer *opt);
+
+/** Applies one update to the network's unfrozen parameters from its current gradients. */
+CUMLP_API cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt);
+
+/**
+ * One whole training step on a batch: cumlp_loss_backward, then cumlp_optimizer_step. The
+ * optimizer must belong to net. loss may be NULL (see cumlp_loss_backward). If the loss is not
+ * finite, no step is taken and CUMLP_ERROR_NON_FINITE is returned.
+ */
+CUMLP_API cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt,
+                                        const cumlp_tensor *X, const cumlp_tensor *T, double *loss);
+
+/* ---------------------------------------------------------------------------------------------
+ * Gradient check
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * Checks the network's backpropagated gradients on the batch (X, T) against central finite
+ * differences, (E(w + h) - E(w - h)) / 2h, computed in double precision on a reference-backend
+ * copy of the network (step h = step_size; 0 selects 1e-5). The analytic gradients come from the
+ * network's own backend, so this checks the GPU and CPU backends too.
+ *
+ * max_rel_error receives 2 * num_layers values: for layer l, [2l] for W and [2l + 1] for b. Each is
+ * the largest over the tensor's elements of |g - n| / max(|g|, |n|, 1e-3 * m, 1e-12), where g is
+ * backpropagation's value, n the finite difference and m the largest |g| or |n| in that tensor
+ * (entries a thousand times smaller than the tensor's largest are judged on the tensor's scale).
+ * Costs two forward passes per parameter: use small networks. Leaves the network's parameters
+ * unchanged and its gradient arena holding the gradients of (X, T).
+ */
+CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tensor *X,
+                                            const cumlp_tensor *T, double step_size,
+                                            double *max_rel_error, int64_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CUMLP_H */

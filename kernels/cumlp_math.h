@@ -1,0 +1,75 @@
+/*
+ * cumlp_math.h - the elementwise math of cumlp, written once and shared by every backend:
+ * activations and their derivatives, loss terms and optimizer update rules.
+ *
+ * The formulas live in cumlp_math.inc, which this header includes twice: once with REAL = double
+ * (functions suffixed _d, used by the reference backend) and once with REAL = float (suffixed _f,
+ * used by the cpu and cuda backends). Under nvcc every function is __host__ __device__, so the
+ * GPU kernels and the CPU loops evaluate the same expressions.
+ */
+#ifndef CUMLP_MATH_H
+#define CUMLP_MATH_H
+
+#include <math.h>
+
+#if defined(__CUDACC__)
+#define CUMLP_HD __host__ __device__ __forceinline__
+#else
+#define CUMLP_HD static inline
+#endif
+
+/* Activation and optimizer codes, equal to the public enums in cumlp.h (kept here so that .cu
+ * files need not include the public header). */
+enum {
+    CUMLP_MATH_IDENTITY = 0,
+    CUMLP_MATH_SIGMOID = 1,
+    CUMLP_MATH_TANH = 2,
+    CUMLP_MATH_RELU = 3,
+    CUMLP_MATH_LEAKY_RELU = 4,
+    CUMLP_MATH_GELU = 5,
+    CUMLP_MATH_SOFTMAX = 6
+};
+enum {
+    CUMLP_MATH_OPT_SGD = 0,
+    CUMLP_MATH_OPT_MOMENTUM = 1,
+    CUMLP_MATH_OPT_NESTEROV = 2,
+    CUMLP_MATH_OPT_ADAM = 3
+};
+
+#define CUMLP_MATH_REAL     double
+#define CUMLP_MATH_FN(name) name##_d
+#define CUMLP_LIBM_EXP      exp
+#define CUMLP_LIBM_LOG1P    log1p
+#define CUMLP_LIBM_TANH     tanh
+#define CUMLP_LIBM_ERF      erf
+#define CUMLP_LIBM_SQRT     sqrt
+#define CUMLP_LIBM_FABS     fabs
+#include "cumlp_math.inc"
+#undef CUMLP_MATH_REAL
+#undef CUMLP_MATH_FN
+#undef CUMLP_LIBM_EXP
+#undef CUMLP_LIBM_LOG1P
+#undef CUMLP_LIBM_TANH
+#undef CUMLP_LIBM_ERF
+#undef CUMLP_LIBM_SQRT
+#undef CUMLP_LIBM_FABS
+
+#define CUMLP_MATH_REAL     float
+#define CUMLP_MATH_FN(name) name##_f
+#define CUMLP_LIBM_EXP      expf
+#define CUMLP_LIBM_LOG1P    log1pf
+#define CUMLP_LIBM_TANH     tanhf
+#define CUMLP_LIBM_ERF      erff
+#define CUMLP_LIBM_SQRT     sqrtf
+#define CUMLP_LIBM_FABS     fabsf
+#include "cumlp_math.inc"
+#undef CUMLP_MATH_REAL
+#undef CUMLP_MATH_FN
+#undef CUMLP_LIBM_EXP
+#undef CUMLP_LIBM_LOG1P
+#undef CUMLP_LIBM_TANH
+#undef CUMLP_LIBM_ERF
+#undef CUMLP_LIBM_SQRT
+#undef CUMLP_LIBM_FABS
+
+#endif /* CUMLP_MATH_H */

@@ -1,0 +1,123 @@
+/*
+ * backend.h - the handful of operations every backend implements.
+ *
+ * The network, optimizer and tensor code (src/ C files) is written only against this table; it
+ * never calls BLAS, CUDA or OpenMP itself. A backend owns its memory: buffers are opaque `void *`
+ * pointers to elements of `elem_size` bytes (double on the reference backend, float elsewhere),
+ * and the front end addresses sub-ranges with cumlp__at(). All matrices are column-major and
+ * contiguous unless a leading dimension is given.
+ *
+ * Conventions for every operation:
+ *  - Inputs have been validated by the front end (shapes, NULLs, sizes >= 1, overflow).
+ *  - Operations may be asynchronous (queued on the context's stream); only download, the loss
+ *    read-back and synchronize wait.
+ *  - A failure returns a status after setting the context's message with cumlp__error().
+ */
+#ifndef CUMLP_BACKEND_H
+#define CUMLP_BACKEND_H
+
+#include "cumlp.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Optimizer hyper-parameters of one step, with the bias corrections already computed. */
+typedef struct cumlp_step_params {
+    int type; /* cumlp_optimizer_type */
+    double learning_rate;
+    double momentum;
+    double weight_decay;
+    double beta1, beta2, epsilon;
+    double bias_correction1; /* 1 - beta1^t (Adam), else 1 */
+    double bias_correction2; /* 1 - beta2^t (Adam), else 1 */
+} cumlp_step_params;
+
+/* Distribution for the initial parameters (one generator call over the whole arena). */
+typedef enum cumlp_distribution {
+    CUMLP_DIST_UNIFORM = 0,
+    CUMLP_DIST_NORMAL = 1
+} cumlp_distribution;
+
+typedef struct cumlp_backend_ops {
+    const char *name;
+    size_t elem_size; /* bytes per stored element: sizeof(double) or sizeof(float) */
+
+    /* Set up ctx->backend_state from the options (device, stream, threads). On failure leave
+     * nothing allocated. */
+    cumlp_status (*init)(cumlp_context *ctx, const cumlp_context_options *options);
+    void (*shutdown)(cumlp_context *ctx);
+    cumlp_status (*describe)(const cumlp_context *ctx, char *buf, size_t buf_size);
+    cumlp_status (*synchronize)(cumlp_context *ctx);
+
+    /* Memory: count elements. free accepts NULL. */
+    cumlp_status (*alloc)(cumlp_context *ctx, size_t count, void **buffer);
+    void (*free)(cumlp_context *ctx, void *buffer);
+    /* Host float <-> buffer, count elements starting at the buffer pointer. */
+    cumlp_status (*upload)(cumlp_context *ctx, void *dst, const float *src, size_t count);
+    cumlp_status (*download)(cumlp_context *ctx, const void *src, float *dst, size_t count);
+    /* dst[i] = value for i < count (also used to poison buffers in tests). */
+    cumlp_status (*fill)(cumlp_context *ctx, void *dst, size_t count, float value);
+    /* dst[i] = src[i]; the ranges do not overlap. */
+    cumlp_status (*copy)(cumlp_context *ctx, void *dst, const void *src, size_t count);
+
+    /* C = alpha op(A) op(B) + beta C, op(X) = X or X^T; C is m x n, op(A) m x k, op(B) k x n.
+     * With beta == 0 the old contents of C are not read (C may hold NaN). */
+    cumlp_status (*gemm)(cumlp_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                         double alpha, const void *A, int lda, const void *B, int ldb, double beta,
+                         void *C, int ldc);
+
+    /* Forward elementwise pass of one layer, rows x cols:
+     *   Z = P + b 1^T (written to z_out when z_out != NULL), A = f(Z) (written to a_out).
+     * P is the GEMM result W A_prev. z_out may alias P (Z computed in place); a_out may alias P
+     * only when z_out is NULL; z_out and a_out never alias each other. Softmax normalizes each
+     * column. */
+    cumlp_status (*bias_activation)(cumlp_context *ctx, int activation, double slope, int rows,
+                                    int cols, const void *P, const void *b, void *z_out,
+                                    void *a_out);
+
+    /* Output layer: per-sample loss and delta = dE/dZ for each column, rows x cols.
+     *   squared error: E = 1/2 sum (a - y)^2, delta = (a - y) f'(z)
+     *   softmax CE:    E = lse(z) sum(y) - y.z, delta = a - y
+     *   sigmoid BCE:   E = sum softplus(z) - y z,  delta = a - y
+     * Z is the pre-activation (NULL when the activation's derivative needs only A), A the output.
+     * Also writes db = db_scale * (row sums of delta) (length rows) unless db is NULL. If
+     * loss_sum != NULL, stores the sum over the batch of E in *loss_sum (waiting for the device).
+     * delta may alias A (not Z or Y). */
+    cumlp_status (*loss_delta)(cumlp_context *ctx, int loss, int activation, double slope, int rows,
+                               int cols, const void *Z, const void *A, const void *Y, void *delta,
+                               void *db, double db_scale, double *loss_sum);
+
+    /* Hidden layer backward elementwise pass, rows x cols:
+     *   delta = G .* f'(Z)   (f' from Z or from A, whichever the activation needs; the other
+     *   may be NULL), and db = db_scale * (row sums of delta). delta may alias G. */
+    cumlp_status (*activation_backward)(cumlp_context *ctx, int activation, double slope, int rows,
+                                        int cols, const void *G, const void *Z, const void *A,
+                                        void *delta, void *db, double db_scale);
+
+    /* One optimizer update over count parameters: param, grad and up to two state arrays
+     * (velocity for momentum/Nesterov; first and second moments for Adam; NULL when unused). */
+    cumlp_status (*optimizer_step)(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
+                                   void *param, const void *grad, void *state1, void *state2);
+
+    /* Fills out[0..count) with fp32 draws of the distribution: uniform on (0, 1] or standard
+     * normal (Box-Muller on pairs), from Philox4x32-10 keyed by the seed, element i being element
+     * i of the one stream that cuRAND's Philox generator makes for that seed (offset 0). */
+    cumlp_status (*random)(cumlp_context *ctx, int distribution, uint64_t seed, size_t count,
+                           void *out);
+
+    /* x[i] = (float)fma((double)x[i], scale, shift) for i < count: turns the raw draws into a
+     * layer's initial values, rounded to fp32 the same way on every backend (the reference
+     * backend stores the rounded value), so one seed gives bit-identical weights everywhere. */
+    cumlp_status (*scale_shift)(cumlp_context *ctx, void *x, size_t count, double scale,
+                                double shift);
+
+    /* *all_finite = 1 if no element of x[0..count) is NaN or Inf, else 0 (waits). */
+    cumlp_status (*check_finite)(cumlp_context *ctx, const void *x, size_t count, int *all_finite);
+} cumlp_backend_ops;
+
+/* The backends this build contains (NULL where not built). */
+const cumlp_backend_ops *cumlp__backend_reference(void);
+const cumlp_backend_ops *cumlp__backend_cpu(void);
+const cumlp_backend_ops *cumlp__backend_cuda(void);
+
+#endif /* CUMLP_BACKEND_H */

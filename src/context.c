@@ -1,0 +1,268 @@
+/* context.c - status strings, error messages, version, and the context (backend selection). */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CUMLP_STR2(x) #x
+#define CUMLP_STR(x)  CUMLP_STR2(x)
+
+/* Messages of calls that have no context (context creation) live per thread. */
+static _Thread_local char thread_message[CUMLP_MESSAGE_SIZE];
+
+static char *message_slot(const cumlp_context *ctx) {
+    /* The message is state the caller asked us to keep, not part of the context's value, so a
+     * const context may still record why a call on it failed. */
+    return ctx ? (char *)ctx->message : thread_message;
+}
+
+cumlp_status cumlp__error(const cumlp_context *ctx, cumlp_status status, const char *fmt, ...) {
+    char *slot = message_slot(ctx);
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(slot, CUMLP_MESSAGE_SIZE, fmt, args);
+    va_end(args);
+    return status;
+}
+
+void cumlp__clear_error(const cumlp_context *ctx) {
+    message_slot(ctx)[0] = '\0';
+}
+
+cumlp_status cumlp__make_sticky(cumlp_context *ctx, cumlp_status status) {
+    if (ctx->sticky == CUMLP_SUCCESS) ctx->sticky = status;
+    return status;
+}
+
+int cumlp__mul_size(int64_t a, int64_t b, int64_t limit, int64_t *out) {
+    if (a < 0 || b < 0) return 0;
+    if (a != 0 && b > limit / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+cumlp_status cumlp__check_dim(const cumlp_context *ctx, const char *func, const char *what,
+                              int64_t value) {
+    if (value < 1 || value > CUMLP_MAX_DIM)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: %s is %lld; it must be between 1 and %lld", func, what,
+                            (long long)value, (long long)CUMLP_MAX_DIM);
+    return CUMLP_SUCCESS;
+}
+
+int cumlp_version_number(void) {
+    return CUMLP_VERSION_NUMBER;
+}
+
+const char *cumlp_version_string(void) {
+    return CUMLP_STR(CUMLP_VERSION_MAJOR) "." CUMLP_STR(CUMLP_VERSION_MINOR) "." CUMLP_STR(
+        CUMLP_VERSION_PATCH);
+}
+
+const char *cumlp_status_string(cumlp_status status) {
+    switch (status) {
+    case CUMLP_SUCCESS:
+        return "CUMLP_SUCCESS";
+    case CUMLP_ERROR_INVALID_VALUE:
+        return "CUMLP_ERROR_INVALID_VALUE";
+    case CUMLP_ERROR_ALLOC_FAILED:
+        return "CUMLP_ERROR_ALLOC_FAILED";
+    case CUMLP_ERROR_NOT_SUPPORTED:
+        return "CUMLP_ERROR_NOT_SUPPORTED";
+    case CUMLP_ERROR_NO_DEVICE:
+        return "CUMLP_ERROR_NO_DEVICE";
+    case CUMLP_ERROR_DEVICE:
+        return "CUMLP_ERROR_DEVICE";
+    case CUMLP_ERROR_IO:
+        return "CUMLP_ERROR_IO";
+    case CUMLP_ERROR_FORMAT:
+        return "CUMLP_ERROR_FORMAT";
+    case CUMLP_ERROR_TRUNCATED:
+        return "CUMLP_ERROR_TRUNCATED";
+    case CUMLP_ERROR_SIZE_LIMIT:
+        return "CUMLP_ERROR_SIZE_LIMIT";
+    case CUMLP_ERROR_SHAPE_MISMATCH:
+        return "CUMLP_ERROR_SHAPE_MISMATCH";
+    case CUMLP_ERROR_CHECKSUM:
+        return "CUMLP_ERROR_CHECKSUM";
+    case CUMLP_ERROR_NON_FINITE:
+        return "CUMLP_ERROR_NON_FINITE";
+    case CUMLP_ERROR_INTERNAL:
+        return "CUMLP_ERROR_INTERNAL";
+    }
+    return "CUMLP_ERROR_UNKNOWN";
+}
+
+const char *cumlp_backend_name(int backend) {
+    switch (backend) {
+    case CUMLP_BACKEND_AUTO:
+        return "auto";
+    case CUMLP_BACKEND_REFERENCE:
+        return "reference";
+    case CUMLP_BACKEND_CPU:
+        return "cpu";
+    case CUMLP_BACKEND_CUDA:
+        return "cuda";
+    default:
+        return "unknown";
+    }
+}
+
+static const cumlp_backend_ops *backend_ops(int backend) {
+    switch (backend) {
+    case CUMLP_BACKEND_REFERENCE:
+        return cumlp__backend_reference();
+    case CUMLP_BACKEND_CPU:
+        return cumlp__backend_cpu();
+    case CUMLP_BACKEND_CUDA:
+        return cumlp__backend_cuda();
+    default:
+        return NULL;
+    }
+}
+
+int cumlp_backend_is_built(int backend) {
+    return backend_ops(backend) != NULL;
+}
+
+cumlp_status cumlp_context_defaults(cumlp_context_options *options) {
+    if (!options)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_defaults: options is NULL");
+    memset(options, 0, sizeof *options);
+    options->backend = CUMLP_BACKEND_AUTO;
+    options->device = 0;
+    options->stream = NULL;
+    options->math_mode = CUMLP_MATH_STRICT_FP32;
+    options->num_threads = 0;
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status check_options(const cumlp_context_options *o) {
+    if (o->backend < CUMLP_BACKEND_AUTO || o->backend > CUMLP_BACKEND_CUDA)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_create: unknown backend %d", o->backend);
+    if (o->math_mode != CUMLP_MATH_STRICT_FP32 && o->math_mode != CUMLP_MATH_TF32)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_create: unknown math mode %d", o->math_mode);
+    if (o->device < 0)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_create: device ordinal %d is negative", o->device);
+    if (o->num_threads < 0)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_create: num_threads %d is negative", o->num_threads);
+    if (o->stream && o->backend != CUMLP_BACKEND_CUDA && o->backend != CUMLP_BACKEND_AUTO)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_create: a stream was given for the %s backend, which "
+                            "has none",
+                            cumlp_backend_name(o->backend));
+    return CUMLP_SUCCESS;
+}
+
+/* Tries one backend; on success *ctx owns an initialized context. */
+static cumlp_status try_backend(int backend, const cumlp_context_options *o, cumlp_context **out) {
+    const cumlp_backend_ops *ops = backend_ops(backend);
+    if (!ops)
+        return cumlp__error(NULL, CUMLP_ERROR_NOT_SUPPORTED,
+                            "cumlp_context_create: the %s backend is not built into this "
+                            "library (see cumlp_backend_is_built)",
+                            cumlp_backend_name(backend));
+    cumlp_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return cumlp__error(NULL, CUMLP_ERROR_ALLOC_FAILED,
+                            "cumlp_context_create: out of host memory");
+    ctx->backend = backend;
+    ctx->ops = ops;
+    ctx->math_mode = o->math_mode;
+    cumlp_status st = ops->init(ctx, o);
+    if (st != CUMLP_SUCCESS) {
+        /* The backend wrote its reason into ctx->message; hand it to the thread slot. */
+        cumlp__error(NULL, st, "%s", ctx->message);
+        free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_context_create(cumlp_context **ctx, const cumlp_context_options *options) {
+    if (!ctx)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_context_create: ctx is NULL");
+    *ctx = NULL;
+    cumlp_context_options defaults;
+    cumlp_context_defaults(&defaults);
+    const cumlp_context_options *o = options ? options : &defaults;
+    cumlp_status st = check_options(o);
+    if (st != CUMLP_SUCCESS) return st;
+    if (o->backend != CUMLP_BACKEND_AUTO) return try_backend(o->backend, o, ctx);
+
+    /* auto: the first backend that is built and finds what it needs. */
+    const int order[] = {CUMLP_BACKEND_CUDA, CUMLP_BACKEND_CPU, CUMLP_BACKEND_REFERENCE};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        if (!backend_ops(order[i])) continue;
+        if (o->stream && order[i] != CUMLP_BACKEND_CUDA) break; /* a stream demands cuda */
+        st = try_backend(order[i], o, ctx);
+        if (st == CUMLP_SUCCESS) return st;
+    }
+    if (o->stream)
+        return cumlp__error(NULL, CUMLP_ERROR_NO_DEVICE,
+                            "cumlp_context_create: a CUDA stream was given but no usable GPU "
+                            "was found");
+    return st;
+}
+
+void cumlp_context_destroy(cumlp_context *ctx) {
+    if (!ctx) return;
+    ctx->ops->shutdown(ctx);
+    free(ctx);
+}
+
+const char *cumlp_last_error(const cumlp_context *ctx) {
+    return message_slot(ctx);
+}
+
+int cumlp_context_backend(const cumlp_context *ctx) {
+    return ctx ? ctx->backend : -1;
+}
+
+cumlp_status cumlp_context_synchronize(cumlp_context *ctx) {
+    if (!ctx)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_synchronize: ctx is NULL");
+    if (ctx->sticky) return ctx->sticky;
+    return ctx->ops->synchronize(ctx);
+}
+
+cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_mode) {
+    if (!ctx)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_set_math_mode: ctx is NULL");
+    if (math_mode != CUMLP_MATH_STRICT_FP32 && math_mode != CUMLP_MATH_TF32)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_set_math_mode: unknown math mode %d", math_mode);
+    ctx->math_mode = math_mode;
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *buf, size_t buf_size) {
+    if (!ctx)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_context_describe: ctx is NULL");
+    if (!buf || buf_size == 0)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_describe: buf is NULL or buf_size is 0");
+    return ctx->ops->describe(ctx, buf, buf_size);
+}
+
+/* Backends left out of this build (see CMakeLists.txt) are reported as absent. */
+#ifndef CUMLP_HAVE_CPU_BACKEND
+const cumlp_backend_ops *cumlp__backend_cpu(void) {
+    return NULL;
+}
+#endif
+#ifndef CUMLP_HAVE_CUDA_BACKEND
+const cumlp_backend_ops *cumlp__backend_cuda(void) {
+    return NULL;
+}
+#endif

@@ -1,0 +1,178 @@
+/*
+ * gradcheck.c - backpropagation checked against central finite differences in double precision.
+ *
+ * The finite differences run on a reference-backend copy of the network (which stores doubles),
+ * so they are accurate to ~1e-10 whatever backend the network itself is on; the analytic
+ * gradients come from the network's own backend.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* State of one check, so that every exit frees the same things. */
+typedef struct gradcheck {
+    cumlp_context *ctx;     /* the network's context, where errors are reported */
+    cumlp_context *ref_ctx; /* the reference context of the copy */
+    cumlp_network *copy;
+    cumlp_tensor *x, *t;
+    double *analytic; /* num_params */
+    float *staging;   /* host floats for transfers from a non-reference backend */
+} gradcheck;
+
+static void gradcheck_free(gradcheck *g) {
+    cumlp_tensor_destroy(g->x);
+    cumlp_tensor_destroy(g->t);
+    cumlp_network_destroy(g->copy);
+    cumlp_context_destroy(g->ref_ctx);
+    free(g->analytic);
+    free(g->staging);
+}
+
+/* dst (reference tensor or arena, doubles) <- src (any backend), through floats unless both are
+ * reference buffers, which are copied exactly. */
+static cumlp_status transfer(gradcheck *g, const cumlp_context *src_ctx, const void *src, void *dst,
+                             size_t count) {
+    if (src_ctx->backend == CUMLP_BACKEND_REFERENCE) {
+        memcpy(dst, src, count * sizeof(double));
+        return CUMLP_SUCCESS;
+    }
+    cumlp_status st = src_ctx->ops->download((cumlp_context *)src_ctx, src, g->staging, count);
+    if (st == CUMLP_SUCCESS) st = g->ref_ctx->ops->upload(g->ref_ctx, dst, g->staging, count);
+    return st;
+}
+
+static cumlp_status copy_network(gradcheck *g, const cumlp_network *net) {
+    int L = net->num_layers;
+    int64_t *widths = malloc(sizeof *widths * (size_t)(L + 1));
+    int *acts = malloc(sizeof *acts * (size_t)L);
+    cumlp_status st = CUMLP_SUCCESS;
+    if (!widths || !acts) {
+        st = cumlp__error(net->ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
+    } else {
+        widths[0] = net->layers[0].fan_in;
+        for (int l = 0; l < L; l++) {
+            widths[l + 1] = net->layers[l].fan_out;
+            acts[l] = net->layers[l].activation;
+        }
+        cumlp_network_options o;
+        cumlp_network_defaults(&o);
+        o.loss = net->loss;
+        o.leaky_relu_slope = net->leaky_slope;
+        st = cumlp_network_create(g->ref_ctx, L, widths, acts, &o, &g->copy);
+        if (st != CUMLP_SUCCESS)
+            st = cumlp__error(net->ctx, st, "cumlp_gradient_check: %s",
+                              cumlp_last_error(g->ref_ctx));
+    }
+    free(widths);
+    free(acts);
+    if (st == CUMLP_SUCCESS)
+        st = transfer(g, net->ctx, net->params, g->copy->params, net->num_params);
+    return st;
+}
+
+static cumlp_status copy_batch(gradcheck *g, const cumlp_tensor *src, cumlp_tensor **dst) {
+    cumlp_status st = cumlp_tensor_create(g->ref_ctx, src->rows, src->cols, dst);
+    if (st != CUMLP_SUCCESS)
+        return cumlp__error(g->ctx, st, "cumlp_gradient_check: %s", cumlp_last_error(g->ref_ctx));
+    return transfer(g, src->ctx, src->data, (*dst)->data, (size_t)(src->rows * src->cols));
+}
+
+/* The network's own gradients of (X, T), widened to double. */
+static cumlp_status analytic_gradients(gradcheck *g, cumlp_network *net, const cumlp_tensor *X,
+                                       const cumlp_tensor *T) {
+    cumlp_status st = cumlp_loss_backward(net, X, T, NULL);
+    if (st != CUMLP_SUCCESS) return st;
+    if (net->ctx->backend == CUMLP_BACKEND_REFERENCE) {
+        memcpy(g->analytic, net->grads, net->num_params * sizeof(double));
+        return CUMLP_SUCCESS;
+    }
+    st = net->ctx->ops->download(net->ctx, net->grads, g->staging, net->num_params);
+    for (size_t i = 0; st == CUMLP_SUCCESS && i < net->num_params; i++)
+        g->analytic[i] = g->staging[i];
+    return st;
+}
+
+/* (E(w + h) - E(w - h)) / 2h for parameter i of the reference copy. */
+static cumlp_status finite_difference(gradcheck *g, size_t i, double h, double *out) {
+    double *w = (double *)g->copy->params + i;
+    double saved = *w, plus, minus;
+    *w = saved + h;
+    cumlp_status st = cumlp_evaluate_loss(g->copy, g->x, g->t, &plus);
+    *w = saved - h;
+    if (st == CUMLP_SUCCESS) st = cumlp_evaluate_loss(g->copy, g->x, g->t, &minus);
+    *w = saved;
+    if (st == CUMLP_SUCCESS) *out = (plus - minus) / (2 * h);
+    return st;
+}
+
+/* Largest relative error over params [begin, begin + count) (see cumlp.h for the measure). */
+static cumlp_status tensor_error(gradcheck *g, size_t begin, size_t count, double h, double *err) {
+    double *numeric = malloc(sizeof *numeric * count);
+    if (!numeric)
+        return cumlp__error(g->ctx, CUMLP_ERROR_ALLOC_FAILED,
+                            "cumlp_gradient_check: out of host memory");
+    cumlp_status st = CUMLP_SUCCESS;
+    double scale = 0;
+    for (size_t i = 0; i < count && st == CUMLP_SUCCESS; i++) {
+        st = finite_difference(g, begin + i, h, &numeric[i]);
+        scale = fmax(scale, fmax(fabs(numeric[i]), fabs(g->analytic[begin + i])));
+    }
+    double worst = 0;
+    for (size_t i = 0; i < count && st == CUMLP_SUCCESS; i++) {
+        double a = g->analytic[begin + i], n = numeric[i];
+        double denom = fmax(fmax(fabs(a), fabs(n)), fmax(1e-3 * scale, 1e-12));
+        double rel = fabs(a - n) / denom;
+        if (!(rel <= worst)) worst = rel; /* a NaN becomes the answer, never passes */
+    }
+    free(numeric);
+    *err = worst;
+    return st;
+}
+
+cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
+                                  double step_size, double *max_rel_error, int64_t count) {
+    const char *func = "cumlp_gradient_check";
+    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    cumlp_context *ctx = net->ctx;
+    if (!max_rel_error)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: max_rel_error is NULL", func);
+    if (count != 2 * (int64_t)net->num_layers)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: count is %lld; it must be 2 * num_layers = %d", func,
+                            (long long)count, 2 * net->num_layers);
+    if (!(step_size >= 0) || !isfinite(step_size))
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: step_size %g must be finite and >= 0", func, step_size);
+    double h = step_size > 0 ? step_size : 1e-5;
+
+    gradcheck g = {.ctx = ctx};
+    cumlp_status st = cumlp_loss_backward(net, X, T, NULL); /* validates X and T */
+    if (st != CUMLP_SUCCESS) return st;
+    size_t staging = net->num_params;
+    if ((size_t)(X->rows * X->cols) > staging) staging = (size_t)(X->rows * X->cols);
+    if ((size_t)(T->rows * T->cols) > staging) staging = (size_t)(T->rows * T->cols);
+    g.analytic = malloc(sizeof *g.analytic * net->num_params);
+    g.staging = malloc(sizeof *g.staging * staging);
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_REFERENCE;
+    if (!g.analytic || !g.staging)
+        st = cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", func);
+    else if ((st = cumlp_context_create(&g.ref_ctx, &o)) != CUMLP_SUCCESS)
+        cumlp__error(ctx, st, "%s: %s", func, cumlp_last_error(NULL));
+    if (st == CUMLP_SUCCESS) st = copy_network(&g, net);
+    if (st == CUMLP_SUCCESS) st = copy_batch(&g, X, &g.x);
+    if (st == CUMLP_SUCCESS) st = copy_batch(&g, T, &g.t);
+    if (st == CUMLP_SUCCESS) st = analytic_gradients(&g, net, X, T);
+    for (int l = 0; l < net->num_layers && st == CUMLP_SUCCESS; l++) {
+        const cumlp_layer *L = &net->layers[l];
+        st = tensor_error(&g, L->weight_offset, (size_t)(L->fan_in * L->fan_out), h,
+                          &max_rel_error[2 * l]);
+        if (st == CUMLP_SUCCESS)
+            st = tensor_error(&g, L->bias_offset, (size_t)L->fan_out, h, &max_rel_error[2 * l + 1]);
+    }
+    gradcheck_free(&g);
+    return st;
+}

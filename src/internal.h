@@ -1,0 +1,107 @@
+/*
+ * internal.h - the structures behind the opaque handles, and helpers shared by the C files in src/.
+ * Nothing here is exported: every function is static, or hidden by the build's default
+ * visibility, and named cumlp__*.
+ */
+#ifndef CUMLP_INTERNAL_H
+#define CUMLP_INTERNAL_H
+
+#include "backend.h"
+#include "cumlp.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CUMLP_MESSAGE_SIZE 512
+/* Largest matrix dimension: BLAS and cuBLAS take int. */
+#define CUMLP_MAX_DIM ((int64_t)INT32_MAX)
+
+struct cumlp_context {
+    int backend; /* cumlp_backend, never AUTO */
+    const cumlp_backend_ops *ops;
+    void *backend_state; /* owned by the backend */
+    int math_mode;       /* cumlp_math_mode */
+    cumlp_status sticky; /* a device error that poisons the context, else CUMLP_SUCCESS */
+    char message[CUMLP_MESSAGE_SIZE];
+};
+
+struct cumlp_tensor {
+    cumlp_context *ctx;
+    int64_t rows, cols;
+    void *data;    /* elements of ctx->ops->elem_size bytes */
+    int owns_data; /* 1 if destroy frees data */
+};
+
+/* One layer's views into the arenas and its work buffers. */
+typedef struct cumlp_layer {
+    int64_t fan_in, fan_out; /* n_(l-1), n_l */
+    int activation;
+    size_t weight_offset; /* element offset of W in the arenas; b follows W */
+    size_t bias_offset;
+    int frozen_weights, frozen_biases;
+    void *z; /* pre-activation, n_l x capacity (NULL when f' needs only A) */
+    void *a; /* activation, n_l x capacity */
+} cumlp_layer;
+
+struct cumlp_network {
+    cumlp_context *ctx;
+    int num_layers;
+    int loss;
+    double leaky_slope;
+    cumlp_layer *layers;
+    size_t num_params;
+    void *params;          /* the parameter arena: W1 b1 W2 b2 ... */
+    void *grads;           /* the gradient arena, same shape */
+    int64_t capacity;      /* batch columns the work buffers hold */
+    void *grad_a, *grad_b; /* ping-pong buffers for dE/dA, max width x capacity */
+    int64_t max_width;
+};
+
+struct cumlp_optimizer {
+    cumlp_network *net;
+    cumlp_optimizer_options options;
+    int64_t steps;
+    void *state1; /* velocity (momentum, Nesterov) or first moment (Adam); NULL for SGD */
+    void *state2; /* second moment (Adam) */
+};
+
+/* Error helpers: set the message (ctx may be NULL: the per-thread slot) and return status. */
+cumlp_status cumlp__error(const cumlp_context *ctx, cumlp_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+void cumlp__clear_error(const cumlp_context *ctx);
+
+/* Returns the sticky device error of ctx, or SUCCESS. */
+static inline cumlp_status cumlp__ctx_ok(const cumlp_context *ctx) {
+    return ctx->sticky;
+}
+
+/* Records a device failure that leaves the context unusable (called by backends). */
+cumlp_status cumlp__make_sticky(cumlp_context *ctx, cumlp_status status);
+
+/* Pointer to element `offset` of a backend buffer. */
+static inline void *cumlp__at(const cumlp_context *ctx, const void *buffer, size_t offset) {
+    return (char *)buffer + offset * ctx->ops->elem_size;
+}
+
+/* a * b into *out unless it overflows or exceeds limit; returns 1 on success. */
+int cumlp__mul_size(int64_t a, int64_t b, int64_t limit, int64_t *out);
+
+/* Checks 1 <= value <= CUMLP_MAX_DIM; on failure sets the message naming `what`. */
+cumlp_status cumlp__check_dim(const cumlp_context *ctx, const char *func, const char *what,
+                              int64_t value);
+
+/* Whether an activation's derivative needs Z (else it is computed from A alone). */
+int cumlp__activation_needs_z(int activation);
+/* Whether Z must be kept for the loss of the output layer. */
+int cumlp__loss_needs_z(int loss);
+
+/* Network work buffers for at least `cols` batch columns. */
+cumlp_status cumlp__network_reserve(cumlp_network *net, int64_t cols);
+
+/* Forward pass keeping every layer's Z/A in the work buffers; the output is layers[L-1].a. */
+cumlp_status cumlp__forward_train(cumlp_network *net, const cumlp_tensor *X);
+
+#endif /* CUMLP_INTERNAL_H */

@@ -1,0 +1,515 @@
+/* network.c - the network: description, parameter arena, forward and backward passes. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest parameter count of a network, and of one work buffer: byte sizes fit in ptrdiff_t. */
+#define MAX_ELEMENTS ((int64_t)(PTRDIFF_MAX / 8))
+
+int cumlp__activation_needs_z(int activation) {
+    return activation == CUMLP_ACT_GELU;
+}
+
+int cumlp__loss_needs_z(int loss) {
+    return loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY ||
+           loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY;
+}
+
+/* Whether layer i keeps its pre-activation Z in training. */
+static int layer_keeps_z(const cumlp_network *net, int i) {
+    if (cumlp__activation_needs_z(net->layers[i].activation)) return 1;
+    return i == net->num_layers - 1 && cumlp__loss_needs_z(net->loss);
+}
+
+cumlp_status cumlp_network_defaults(cumlp_network_options *options) {
+    if (!options)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_network_defaults: options is NULL");
+    memset(options, 0, sizeof *options);
+    options->loss = CUMLP_LOSS_SQUARED_ERROR;
+    options->init = CUMLP_INIT_XAVIER_UNIFORM;
+    options->init_scale = 1.0;
+    options->bias_init = CUMLP_BIAS_ZERO;
+    options->leaky_relu_slope = 0.01;
+    options->seed = 42;
+    return CUMLP_SUCCESS;
+}
+
+/* ---- validation of a description ---------------------------------------------------------- */
+
+static cumlp_status check_options(const cumlp_context *ctx, const cumlp_network_options *o) {
+    const char *func = "cumlp_network_create";
+    if (o->loss < CUMLP_LOSS_SQUARED_ERROR || o->loss > CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown loss %d", func, o->loss);
+    if (o->init < CUMLP_INIT_NORMAL || o->init > CUMLP_INIT_HE_UNIFORM)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown init scheme %d", func,
+                            o->init);
+    if (!isfinite(o->init_scale) || o->init_scale < 0)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: init_scale %g must be finite and >= 0", func, o->init_scale);
+    if (o->bias_init != CUMLP_BIAS_ZERO && o->bias_init != CUMLP_BIAS_DRAWN)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown bias_init %d", func,
+                            o->bias_init);
+    if (!(o->leaky_relu_slope >= 0 && o->leaky_relu_slope < 1))
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: leaky_relu_slope %g must be in [0, 1)", func, o->leaky_relu_slope);
+    return CUMLP_SUCCESS;
+}
+
+static const char *activation_name(int a) {
+    static const char *names[] = {"identity",   "sigmoid", "tanh",   "relu",
+                                  "leaky_relu", "gelu",    "softmax"};
+    return a >= 0 && a <= CUMLP_ACT_SOFTMAX ? names[a] : "unknown";
+}
+
+static cumlp_status check_layers(const cumlp_context *ctx, int num_layers, const int64_t *widths,
+                                 const int *activations, int loss, int64_t *num_params) {
+    const char *func = "cumlp_network_create";
+    for (int i = 0; i <= num_layers; i++) {
+        if (widths[i] < 1 || widths[i] > CUMLP_MAX_DIM)
+            return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                                "%s: widths[%d] is %lld; widths must be between 1 and %lld", func,
+                                i, (long long)widths[i], (long long)CUMLP_MAX_DIM);
+    }
+    int64_t total = 0;
+    for (int l = 0; l < num_layers; l++) {
+        int a = activations[l];
+        if (a < CUMLP_ACT_IDENTITY || a > CUMLP_ACT_SOFTMAX)
+            return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                                "%s: activations[%d] is %d, not a cumlp_activation", func, l, a);
+        if (a == CUMLP_ACT_SOFTMAX && l != num_layers - 1)
+            return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                                "%s: softmax is allowed only on the output layer (layer %d of %d)",
+                                func, l, num_layers);
+        int64_t layer_params;
+        if (!cumlp__mul_size(widths[l + 1], widths[l] + 1, MAX_ELEMENTS, &layer_params) ||
+            total > MAX_ELEMENTS - layer_params)
+            return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                                "%s: the parameter count overflows at layer %d (%lld x %lld)", func,
+                                l, (long long)widths[l + 1], (long long)widths[l]);
+        total += layer_params;
+    }
+    int out = activations[num_layers - 1];
+    int ok = (loss == CUMLP_LOSS_SQUARED_ERROR && out != CUMLP_ACT_SOFTMAX) ||
+             (loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY && out == CUMLP_ACT_SOFTMAX) ||
+             (loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY && out == CUMLP_ACT_SIGMOID);
+    if (!ok)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: the loss does not accept a %s output layer (squared error takes "
+                            "any output but softmax, softmax cross-entropy needs softmax, binary "
+                            "cross-entropy needs sigmoid)",
+                            func, activation_name(out));
+    *num_params = total;
+    return CUMLP_SUCCESS;
+}
+
+/* ---- initialization ------------------------------------------------------------------------ */
+
+static int init_is_normal(int init) {
+    return init == CUMLP_INIT_NORMAL || init == CUMLP_INIT_XAVIER_NORMAL ||
+           init == CUMLP_INIT_HE_NORMAL;
+}
+
+/* sigma (normal) or half-width (uniform) of a layer's weights. */
+static double init_spread(int init, double scale, int64_t fan_in, int64_t fan_out) {
+    switch (init) {
+    case CUMLP_INIT_XAVIER_NORMAL:
+        return scale * sqrt(2.0 / (double)(fan_in + fan_out));
+    case CUMLP_INIT_XAVIER_UNIFORM:
+        return scale * sqrt(6.0 / (double)(fan_in + fan_out));
+    case CUMLP_INIT_HE_NORMAL:
+        return scale * sqrt(2.0 / (double)fan_in);
+    case CUMLP_INIT_HE_UNIFORM:
+        return scale * sqrt(6.0 / (double)fan_in);
+    default:
+        return scale; /* NORMAL: sigma; UNIFORM: epsilon */
+    }
+}
+
+/* One generator call draws the whole arena (uniform on (0,1] or standard normal); then each
+ * layer's range is mapped to its distribution: normal -> sigma x, uniform -> a (2u - 1). */
+static cumlp_status init_parameters(cumlp_network *net, const cumlp_network_options *o) {
+    cumlp_context *ctx = net->ctx;
+    const cumlp_backend_ops *ops = ctx->ops;
+    int normal = init_is_normal(o->init);
+    cumlp_status st = ops->random(ctx, normal ? CUMLP_DIST_NORMAL : CUMLP_DIST_UNIFORM, o->seed,
+                                  net->num_params, net->params);
+    for (int l = 0; l < net->num_layers && st == CUMLP_SUCCESS; l++) {
+        const cumlp_layer *L = &net->layers[l];
+        double spread = init_spread(o->init, o->init_scale, L->fan_in, L->fan_out);
+        double scale = normal ? spread : 2.0 * spread;
+        double shift = normal ? 0.0 : -spread;
+        size_t count = (size_t)(L->fan_in * L->fan_out);
+        if (o->bias_init == CUMLP_BIAS_DRAWN) count += (size_t)L->fan_out;
+        st = ops->scale_shift(ctx, cumlp__at(ctx, net->params, L->weight_offset), count, scale,
+                              shift);
+        if (st == CUMLP_SUCCESS && o->bias_init == CUMLP_BIAS_ZERO)
+            st = ops->fill(ctx, cumlp__at(ctx, net->params, L->bias_offset), (size_t)L->fan_out,
+                           0.0f);
+    }
+    return st;
+}
+
+/* ---- create / destroy ---------------------------------------------------------------------- */
+
+static void free_work_buffers(cumlp_network *net) {
+    cumlp_context *ctx = net->ctx;
+    for (int l = 0; l < net->num_layers; l++) {
+        ctx->ops->free(ctx, net->layers[l].z);
+        ctx->ops->free(ctx, net->layers[l].a);
+        net->layers[l].z = net->layers[l].a = NULL;
+    }
+    ctx->ops->free(ctx, net->grad_a);
+    ctx->ops->free(ctx, net->grad_b);
+    net->grad_a = net->grad_b = NULL;
+    net->capacity = 0;
+}
+
+void cumlp_network_destroy(cumlp_network *net) {
+    if (!net) return;
+    if (net->layers) free_work_buffers(net);
+    net->ctx->ops->free(net->ctx, net->params);
+    net->ctx->ops->free(net->ctx, net->grads);
+    free(net->layers);
+    free(net);
+}
+
+cumlp_status cumlp_network_create(cumlp_context *ctx, int num_layers, const int64_t *widths,
+                                  const int *activations, const cumlp_network_options *options,
+                                  cumlp_network **out) {
+    const char *func = "cumlp_network_create";
+    if (!ctx) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ctx is NULL", func);
+    if (!out) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    *out = NULL;
+    if (ctx->sticky) return ctx->sticky;
+    if (num_layers < 1)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: num_layers is %d; a network needs at least 1 layer", func,
+                            num_layers);
+    if (!widths || !activations)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
+                            widths ? "activations" : "widths");
+    cumlp_network_options defaults;
+    cumlp_network_defaults(&defaults);
+    const cumlp_network_options *o = options ? options : &defaults;
+    cumlp_status st = check_options(ctx, o);
+    int64_t num_params = 0;
+    if (st == CUMLP_SUCCESS)
+        st = check_layers(ctx, num_layers, widths, activations, o->loss, &num_params);
+    if (st != CUMLP_SUCCESS) return st;
+
+    cumlp_network *net = calloc(1, sizeof *net);
+    cumlp_layer *layers = calloc((size_t)num_layers, sizeof *layers);
+    if (!net || !layers) {
+        free(net);
+        free(layers);
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", func);
+    }
+    net->ctx = ctx;
+    net->num_layers = num_layers;
+    net->loss = o->loss;
+    net->leaky_slope = o->leaky_relu_slope;
+    net->layers = layers;
+    net->num_params = (size_t)num_params;
+    size_t offset = 0;
+    for (int l = 0; l < num_layers; l++) {
+        layers[l].fan_in = widths[l];
+        layers[l].fan_out = widths[l + 1];
+        layers[l].activation = activations[l];
+        layers[l].weight_offset = offset;
+        offset += (size_t)(widths[l] * widths[l + 1]);
+        layers[l].bias_offset = offset;
+        offset += (size_t)widths[l + 1];
+        if (widths[l + 1] > net->max_width) net->max_width = widths[l + 1];
+    }
+    st = ctx->ops->alloc(ctx, net->num_params, &net->params);
+    if (st == CUMLP_SUCCESS) st = ctx->ops->alloc(ctx, net->num_params, &net->grads);
+    if (st == CUMLP_SUCCESS) st = ctx->ops->fill(ctx, net->grads, net->num_params, 0.0f);
+    if (st == CUMLP_SUCCESS) st = init_parameters(net, o);
+    if (st != CUMLP_SUCCESS) {
+        cumlp_network_destroy(net);
+        return st;
+    }
+    *out = net;
+    return CUMLP_SUCCESS;
+}
+
+/* ---- accessors ----------------------------------------------------------------------------- */
+
+int cumlp_network_num_layers(const cumlp_network *net) {
+    return net ? net->num_layers : -1;
+}
+
+int64_t cumlp_network_width(const cumlp_network *net, int i) {
+    if (!net || i < 0 || i > net->num_layers) return -1;
+    return i == 0 ? net->layers[0].fan_in : net->layers[i - 1].fan_out;
+}
+
+int cumlp_network_activation(const cumlp_network *net, int layer) {
+    if (!net || layer < 0 || layer >= net->num_layers) return -1;
+    return net->layers[layer].activation;
+}
+
+int cumlp_network_loss(const cumlp_network *net) {
+    return net ? net->loss : -1;
+}
+
+cumlp_context *cumlp_network_context(const cumlp_network *net) {
+    return net ? net->ctx : NULL;
+}
+
+int64_t cumlp_network_num_parameters(const cumlp_network *net) {
+    return net ? (int64_t)net->num_params : -1;
+}
+
+static cumlp_status check_arena_call(const cumlp_network *net, const void *host, int64_t count,
+                                     const char *func) {
+    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    if (!host) return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: host is NULL", func);
+    if (count != (int64_t)net->num_params)
+        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: count is %lld but the network has %lld parameters", func,
+                            (long long)count, (long long)net->num_params);
+    return net->ctx->sticky;
+}
+
+cumlp_status cumlp_network_get_parameters(const cumlp_network *net, float *host, int64_t count) {
+    cumlp_status st = check_arena_call(net, host, count, "cumlp_network_get_parameters");
+    if (st != CUMLP_SUCCESS) return st;
+    return net->ctx->ops->download(net->ctx, net->params, host, net->num_params);
+}
+
+cumlp_status cumlp_network_set_parameters(cumlp_network *net, const float *host, int64_t count) {
+    cumlp_status st = check_arena_call(net, host, count, "cumlp_network_set_parameters");
+    if (st != CUMLP_SUCCESS) return st;
+    return net->ctx->ops->upload(net->ctx, net->params, host, net->num_params);
+}
+
+cumlp_status cumlp_network_get_gradients(const cumlp_network *net, float *host, int64_t count) {
+    cumlp_status st = check_arena_call(net, host, count, "cumlp_network_get_gradients");
+    if (st != CUMLP_SUCCESS) return st;
+    return net->ctx->ops->download(net->ctx, net->grads, host, net->num_params);
+}
+
+static cumlp_status check_layer_index(const cumlp_network *net, int layer, const char *func) {
+    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    if (layer < 0 || layer >= net->num_layers)
+        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: layer %d is out of range [0, %d)", func, layer, net->num_layers);
+    return net->ctx->sticky;
+}
+
+cumlp_status cumlp_network_get_layer(const cumlp_network *net, int layer, float *weights,
+                                     float *biases) {
+    cumlp_status st = check_layer_index(net, layer, "cumlp_network_get_layer");
+    if (st != CUMLP_SUCCESS) return st;
+    cumlp_context *ctx = net->ctx;
+    const cumlp_layer *L = &net->layers[layer];
+    if (weights)
+        st = ctx->ops->download(ctx, cumlp__at(ctx, net->params, L->weight_offset), weights,
+                                (size_t)(L->fan_in * L->fan_out));
+    if (st == CUMLP_SUCCESS && biases)
+        st = ctx->ops->download(ctx, cumlp__at(ctx, net->params, L->bias_offset), biases,
+                                (size_t)L->fan_out);
+    return st;
+}
+
+cumlp_status cumlp_network_set_layer(cumlp_network *net, int layer, const float *weights,
+                                     const float *biases) {
+    cumlp_status st = check_layer_index(net, layer, "cumlp_network_set_layer");
+    if (st != CUMLP_SUCCESS) return st;
+    cumlp_context *ctx = net->ctx;
+    const cumlp_layer *L = &net->layers[layer];
+    if (weights)
+        st = ctx->ops->upload(ctx, cumlp__at(ctx, net->params, L->weight_offset), weights,
+                              (size_t)(L->fan_in * L->fan_out));
+    if (st == CUMLP_SUCCESS && biases)
+        st = ctx->ops->upload(ctx, cumlp__at(ctx, net->params, L->bias_offset), biases,
+                              (size_t)L->fan_out);
+    return st;
+}
+
+cumlp_status cumlp_network_freeze(cumlp_network *net, int layer, int freeze_weights,
+                                  int freeze_biases) {
+    cumlp_status st = check_layer_index(net, layer, "cumlp_network_freeze");
+    if (st != CUMLP_SUCCESS) return st;
+    net->layers[layer].frozen_weights = freeze_weights != 0;
+    net->layers[layer].frozen_biases = freeze_biases != 0;
+    return CUMLP_SUCCESS;
+}
+
+/* ---- work buffers -------------------------------------------------------------------------- */
+
+cumlp_status cumlp__network_reserve(cumlp_network *net, int64_t cols) {
+    if (cols <= net->capacity) return CUMLP_SUCCESS;
+    cumlp_context *ctx = net->ctx;
+    int64_t count;
+    if (!cumlp__mul_size(net->max_width, cols, MAX_ELEMENTS, &count))
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "a batch of %lld columns overflows the work buffers", (long long)cols);
+    free_work_buffers(net);
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int l = 0; l < net->num_layers && st == CUMLP_SUCCESS; l++) {
+        size_t n = (size_t)(net->layers[l].fan_out * cols);
+        st = ctx->ops->alloc(ctx, n, &net->layers[l].a);
+        if (st == CUMLP_SUCCESS && layer_keeps_z(net, l))
+            st = ctx->ops->alloc(ctx, n, &net->layers[l].z);
+    }
+    if (st == CUMLP_SUCCESS) st = ctx->ops->alloc(ctx, (size_t)count, &net->grad_a);
+    if (st == CUMLP_SUCCESS) st = ctx->ops->alloc(ctx, (size_t)count, &net->grad_b);
+    if (st != CUMLP_SUCCESS) {
+        free_work_buffers(net);
+        return st;
+    }
+    net->capacity = cols;
+    return CUMLP_SUCCESS;
+}
+
+/* ---- forward and backward ------------------------------------------------------------------ */
+
+static cumlp_status check_batch(const cumlp_network *net, const cumlp_tensor *X,
+                                const cumlp_tensor *T, int64_t out_rows, const char *func,
+                                const char *t_name) {
+    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    cumlp_context *ctx = net->ctx;
+    if (!X || !T)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
+                            X ? t_name : "X");
+    if (X->ctx != ctx || T->ctx != ctx)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: the tensors must belong to the network's context", func);
+    if (X->rows != net->layers[0].fan_in)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: X has %lld rows but the network's input width is %lld", func,
+                            (long long)X->rows, (long long)net->layers[0].fan_in);
+    if (T->rows != out_rows || T->cols != X->cols)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: %s is %lld x %lld but must be %lld x %lld (output width x batch)",
+                            func, t_name, (long long)T->rows, (long long)T->cols,
+                            (long long)out_rows, (long long)X->cols);
+    return ctx->sticky;
+}
+
+/* Layer l: P = W A_prev into `p`, then the fused bias + activation into z_out / a_out. */
+static cumlp_status layer_forward(cumlp_network *net, int l, const void *a_prev, int cols,
+                                  void *z_out, void *a_out) {
+    cumlp_context *ctx = net->ctx;
+    const cumlp_layer *L = &net->layers[l];
+    int m = (int)L->fan_out, k = (int)L->fan_in;
+    void *p = z_out ? z_out : a_out;
+    cumlp_status st =
+        ctx->ops->gemm(ctx, 0, 0, m, cols, k, 1.0, cumlp__at(ctx, net->params, L->weight_offset), m,
+                       a_prev, k, 0.0, p, m);
+    if (st != CUMLP_SUCCESS) return st;
+    return ctx->ops->bias_activation(ctx, L->activation, net->leaky_slope, m, cols, p,
+                                     cumlp__at(ctx, net->params, L->bias_offset), z_out, a_out);
+}
+
+cumlp_status cumlp__forward_train(cumlp_network *net, const cumlp_tensor *X) {
+    cumlp_status st = cumlp__network_reserve(net, X->cols);
+    const void *a_prev = X->data;
+    for (int l = 0; l < net->num_layers && st == CUMLP_SUCCESS; l++) {
+        st = layer_forward(net, l, a_prev, (int)X->cols, net->layers[l].z, net->layers[l].a);
+        a_prev = net->layers[l].a;
+    }
+    return st;
+}
+
+cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, cumlp_tensor *Y) {
+    const char *func = "cumlp_forward";
+    int64_t out_rows = net ? net->layers[net->num_layers - 1].fan_out : 0;
+    cumlp_status st = check_batch(net, X, Y, out_rows, func, "Y");
+    if (st != CUMLP_SUCCESS) return st;
+    if (Y->data == X->data)
+        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: X and Y are the same", func);
+    int last = net->num_layers - 1;
+    if (last > 0) st = cumlp__network_reserve(net, X->cols);
+    const void *a_prev = X->data;
+    for (int l = 0; l < last && st == CUMLP_SUCCESS; l++) {
+        st = layer_forward(net, l, a_prev, (int)X->cols, NULL, net->layers[l].a);
+        a_prev = net->layers[l].a;
+    }
+    if (st == CUMLP_SUCCESS) st = layer_forward(net, last, a_prev, (int)X->cols, NULL, Y->data);
+    return st;
+}
+
+/* Output delta and loss; *loss_sum only when loss_sum != NULL. db may be NULL (loss only). */
+static cumlp_status output_delta(cumlp_network *net, const cumlp_tensor *T, int cols, void *db,
+                                 double *loss_sum) {
+    cumlp_context *ctx = net->ctx;
+    const cumlp_layer *L = &net->layers[net->num_layers - 1];
+    return ctx->ops->loss_delta(ctx, net->loss, L->activation, net->leaky_slope, (int)L->fan_out,
+                                cols, L->z, L->a, T->data, net->grad_a, db, 1.0 / cols, loss_sum);
+}
+
+/* Backward from delta of the output layer (in grad_a) down to layer 0's dW. */
+static cumlp_status backward(cumlp_network *net, const cumlp_tensor *X) {
+    cumlp_context *ctx = net->ctx;
+    int cols = (int)X->cols;
+    void *delta = net->grad_a, *below = net->grad_b;
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int l = net->num_layers - 1; l >= 0 && st == CUMLP_SUCCESS; l--) {
+        const cumlp_layer *L = &net->layers[l];
+        int m = (int)L->fan_out, k = (int)L->fan_in;
+        const void *a_prev = l > 0 ? net->layers[l - 1].a : X->data;
+        /* dW = delta A_prev^T / B */
+        st = ctx->ops->gemm(ctx, 0, 1, m, k, cols, 1.0 / cols, delta, m, a_prev, k, 0.0,
+                            cumlp__at(ctx, net->grads, L->weight_offset), m);
+        if (st != CUMLP_SUCCESS || l == 0) break;
+        /* G = W^T delta, then delta_below = G .* f'(.) with its bias gradient */
+        st = ctx->ops->gemm(ctx, 1, 0, k, cols, m, 1.0,
+                            cumlp__at(ctx, net->params, L->weight_offset), m, delta, m, 0.0, below,
+                            k);
+        const cumlp_layer *B = &net->layers[l - 1];
+        if (st == CUMLP_SUCCESS)
+            st = ctx->ops->activation_backward(
+                ctx, B->activation, net->leaky_slope, k, cols, below, B->z, B->a, below,
+                cumlp__at(ctx, net->grads, B->bias_offset), 1.0 / cols);
+        void *swap = delta;
+        delta = below;
+        below = swap;
+    }
+    return st;
+}
+
+static cumlp_status finish_loss(cumlp_network *net, double loss_sum, int64_t cols, double *loss,
+                                const char *func) {
+    *loss = loss_sum / (double)cols;
+    if (!isfinite(*loss))
+        return cumlp__error(net->ctx, CUMLP_ERROR_NON_FINITE, "%s: the loss is %g", func, *loss);
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
+                                 double *loss) {
+    const char *func = "cumlp_loss_backward";
+    int64_t out_rows = net ? net->layers[net->num_layers - 1].fan_out : 0;
+    cumlp_status st = check_batch(net, X, T, out_rows, func, "T");
+    if (st != CUMLP_SUCCESS) return st;
+    cumlp_context *ctx = net->ctx;
+    const cumlp_layer *out = &net->layers[net->num_layers - 1];
+    double loss_sum = 0;
+    st = cumlp__forward_train(net, X);
+    if (st == CUMLP_SUCCESS)
+        st = output_delta(net, T, (int)X->cols, cumlp__at(ctx, net->grads, out->bias_offset),
+                          loss ? &loss_sum : NULL);
+    if (st == CUMLP_SUCCESS) st = backward(net, X);
+    if (st == CUMLP_SUCCESS && loss) st = finish_loss(net, loss_sum, X->cols, loss, func);
+    return st;
+}
+
+cumlp_status cumlp_evaluate_loss(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
+                                 double *loss) {
+    const char *func = "cumlp_evaluate_loss";
+    int64_t out_rows = net ? net->layers[net->num_layers - 1].fan_out : 0;
+    cumlp_status st = check_batch(net, X, T, out_rows, func, "T");
+    if (st != CUMLP_SUCCESS) return st;
+    if (!loss) return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: loss is NULL", func);
+    double loss_sum = 0;
+    st = cumlp__forward_train(net, X);
+    if (st == CUMLP_SUCCESS) st = output_delta(net, T, (int)X->cols, NULL, &loss_sum);
+    if (st == CUMLP_SUCCESS) st = finish_loss(net, loss_sum, X->cols, loss, func);
+    return st;
+}

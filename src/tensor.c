@@ -1,0 +1,128 @@
+/* tensor.c - fp32 matrices in a context's memory. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+/* Largest element count of one tensor: its byte size must fit in ptrdiff_t. */
+#define MAX_ELEMENTS ((int64_t)(PTRDIFF_MAX / 8))
+
+static cumlp_status check_shape(const cumlp_context *ctx, const char *func, int64_t rows,
+                                int64_t cols, int64_t *count) {
+    cumlp_status st = cumlp__check_dim(ctx, func, "rows", rows);
+    if (st == CUMLP_SUCCESS) st = cumlp__check_dim(ctx, func, "cols", cols);
+    if (st != CUMLP_SUCCESS) return st;
+    if (!cumlp__mul_size(rows, cols, MAX_ELEMENTS, count))
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: %lld x %lld elements overflow the largest tensor size", func,
+                            (long long)rows, (long long)cols);
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status new_tensor(cumlp_context *ctx, int64_t rows, int64_t cols, void *data,
+                               int owns_data, cumlp_tensor **out) {
+    cumlp_tensor *t = malloc(sizeof *t);
+    if (!t) return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "cumlp_tensor: out of host memory");
+    t->ctx = ctx;
+    t->rows = rows;
+    t->cols = cols;
+    t->data = data;
+    t->owns_data = owns_data;
+    *out = t;
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_tensor_create(cumlp_context *ctx, int64_t rows, int64_t cols,
+                                 cumlp_tensor **tensor) {
+    const char *func = "cumlp_tensor_create";
+    if (!ctx) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ctx is NULL", func);
+    if (!tensor) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: tensor is NULL", func);
+    *tensor = NULL;
+    if (ctx->sticky) return ctx->sticky;
+    int64_t count;
+    cumlp_status st = check_shape(ctx, func, rows, cols, &count);
+    if (st != CUMLP_SUCCESS) return st;
+    void *data = NULL;
+    st = ctx->ops->alloc(ctx, (size_t)count, &data);
+    if (st != CUMLP_SUCCESS) return st;
+    st = new_tensor(ctx, rows, cols, data, 1, tensor);
+    if (st != CUMLP_SUCCESS) ctx->ops->free(ctx, data);
+    return st;
+}
+
+cumlp_status cumlp_tensor_create_view(cumlp_tensor *parent, int64_t first_col, int64_t num_cols,
+                                      cumlp_tensor **view) {
+    const char *func = "cumlp_tensor_create_view";
+    if (!parent) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: parent is NULL", func);
+    cumlp_context *ctx = parent->ctx;
+    if (!view) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: view is NULL", func);
+    *view = NULL;
+    if (first_col < 0 || num_cols < 1 || first_col > parent->cols ||
+        num_cols > parent->cols - first_col)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: columns [%lld, %lld + %lld) are not inside the parent's %lld "
+                            "columns",
+                            func, (long long)first_col, (long long)first_col, (long long)num_cols,
+                            (long long)parent->cols);
+    void *data = cumlp__at(ctx, parent->data, (size_t)(first_col * parent->rows));
+    return new_tensor(ctx, parent->rows, num_cols, data, 0, view);
+}
+
+cumlp_status cumlp_tensor_wrap(cumlp_context *ctx, void *data, int64_t rows, int64_t cols,
+                               cumlp_tensor **tensor) {
+    const char *func = "cumlp_tensor_wrap";
+    if (!ctx) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ctx is NULL", func);
+    if (!tensor) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: tensor is NULL", func);
+    *tensor = NULL;
+    if (!data) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: data is NULL", func);
+    if (ctx->ops->elem_size != sizeof(float))
+        return cumlp__error(ctx, CUMLP_ERROR_NOT_SUPPORTED,
+                            "%s: the %s backend stores double precision and cannot wrap fp32 "
+                            "memory; upload it instead",
+                            func, ctx->ops->name);
+    int64_t count;
+    cumlp_status st = check_shape(ctx, func, rows, cols, &count);
+    if (st != CUMLP_SUCCESS) return st;
+    return new_tensor(ctx, rows, cols, data, 0, tensor);
+}
+
+void cumlp_tensor_destroy(cumlp_tensor *tensor) {
+    if (!tensor) return;
+    if (tensor->owns_data) tensor->ctx->ops->free(tensor->ctx, tensor->data);
+    free(tensor);
+}
+
+int64_t cumlp_tensor_rows(const cumlp_tensor *tensor) {
+    return tensor ? tensor->rows : -1;
+}
+int64_t cumlp_tensor_cols(const cumlp_tensor *tensor) {
+    return tensor ? tensor->cols : -1;
+}
+
+void *cumlp_tensor_data(cumlp_tensor *tensor) {
+    if (!tensor || tensor->ctx->ops->elem_size != sizeof(float)) return NULL;
+    return tensor->data;
+}
+
+static cumlp_status check_transfer(const cumlp_tensor *t, const void *host, int64_t count,
+                                   const char *func) {
+    if (!t) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: tensor is NULL", func);
+    if (!host) return cumlp__error(t->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: host is NULL", func);
+    if (count != t->rows * t->cols)
+        return cumlp__error(t->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: count is %lld but the tensor holds %lld x %lld = %lld elements",
+                            func, (long long)count, (long long)t->rows, (long long)t->cols,
+                            (long long)(t->rows * t->cols));
+    return t->ctx->sticky;
+}
+
+cumlp_status cumlp_tensor_upload(cumlp_tensor *tensor, const float *host, int64_t count) {
+    cumlp_status st = check_transfer(tensor, host, count, "cumlp_tensor_upload");
+    if (st != CUMLP_SUCCESS) return st;
+    return tensor->ctx->ops->upload(tensor->ctx, tensor->data, host, (size_t)count);
+}
+
+cumlp_status cumlp_tensor_download(const cumlp_tensor *tensor, float *host, int64_t count) {
+    cumlp_status st = check_transfer(tensor, host, count, "cumlp_tensor_download");
+    if (st != CUMLP_SUCCESS) return st;
+    return tensor->ctx->ops->download(tensor->ctx, tensor->data, host, (size_t)count);
+}

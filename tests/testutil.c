@@ -1,0 +1,131 @@
+/* testutil.c - helpers shared by the tests. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+uint64_t test_rng_next(test_rng *r) {
+    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double test_rng_uniform(test_rng *r, double lo, double hi) {
+    return lo + (hi - lo) * (double)(test_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+int64_t test_rng_below(test_rng *r, int64_t n) {
+    return (int64_t)(test_rng_next(r) % (uint64_t)n);
+}
+
+void test_fill_uniform(test_rng *r, float *x, size_t n, double lo, double hi) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)test_rng_uniform(r, lo, hi);
+}
+
+void test_fill_one_hot(test_rng *r, float *y, int64_t rows, int64_t cols) {
+    for (int64_t j = 0; j < cols; j++) {
+        int64_t k = test_rng_below(r, rows);
+        for (int64_t i = 0; i < rows; i++)
+            y[i + j * rows] = i == k ? 1.0f : 0.0f;
+    }
+}
+
+double test_max_rel_error(const float *a, const float *b, size_t n, double floor) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i])) return INFINITY;
+        double denom = fmax(fabs((double)b[i]), floor);
+        double rel = fabs((double)a[i] - (double)b[i]) / denom;
+        if (rel > worst) worst = rel;
+    }
+    return worst;
+}
+
+float *test_alloc_floats(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "test: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+cumlp_context *test_context_or_skip(int backend) {
+    if (!cumlp_backend_is_built(backend)) {
+        printf("skipped: the %s backend is not built\n", cumlp_backend_name(backend));
+        exit(77);
+    }
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = backend;
+    cumlp_context *ctx = NULL;
+    cumlp_status st = cumlp_context_create(&ctx, &o);
+    if (st == CUMLP_ERROR_NO_DEVICE) {
+        printf("skipped: %s\n", cumlp_last_error(NULL));
+        exit(77);
+    }
+    if (st != CUMLP_SUCCESS) {
+        fprintf(stderr, "test: cumlp_context_create(%s): %s\n", cumlp_backend_name(backend),
+                cumlp_last_error(NULL));
+        abort();
+    }
+    return ctx;
+}
+
+cumlp_tensor *test_tensor_from(cumlp_context *ctx, const float *host, int64_t rows, int64_t cols) {
+    cumlp_tensor *t = NULL;
+    if (cumlp_tensor_create(ctx, rows, cols, &t) != CUMLP_SUCCESS ||
+        cumlp_tensor_upload(t, host, rows * cols) != CUMLP_SUCCESS) {
+        fprintf(stderr, "test: tensor %lldx%lld: %s\n", (long long)rows, (long long)cols,
+                cumlp_last_error(ctx));
+        abort();
+    }
+    return t;
+}
+
+cumlp_network *test_network(cumlp_context *ctx, int num_layers, const int64_t *widths,
+                            const int *activations, int loss, uint64_t seed) {
+    cumlp_network_options o;
+    cumlp_network_defaults(&o);
+    o.loss = loss;
+    o.seed = seed;
+    cumlp_network *net = NULL;
+    if (cumlp_network_create(ctx, num_layers, widths, activations, &o, &net) != CUMLP_SUCCESS) {
+        fprintf(stderr, "test: cumlp_network_create: %s\n", cumlp_last_error(ctx));
+        abort();
+    }
+    return net;
+}
+
+static int64_t argmax_column(const float *x, int64_t rows, int64_t j) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < rows; i++)
+        if (x[i + j * rows] > x[best + j * rows]) best = i;
+    return best;
+}
+
+double test_accuracy(cumlp_network *net, const float *X, const float *Y, int64_t n_in,
+                     int64_t n_out, int64_t cols) {
+    cumlp_context *ctx = cumlp_network_context(net);
+    cumlp_tensor *x = test_tensor_from(ctx, X, n_in, cols);
+    cumlp_tensor *y = NULL;
+    float *out = test_alloc_floats((size_t)(n_out * cols));
+    int64_t correct = 0;
+    if (cumlp_tensor_create(ctx, n_out, cols, &y) == CUMLP_SUCCESS &&
+        cumlp_forward(net, x, y) == CUMLP_SUCCESS &&
+        cumlp_tensor_download(y, out, n_out * cols) == CUMLP_SUCCESS) {
+        for (int64_t j = 0; j < cols; j++) {
+            if (n_out == 1)
+                correct += (out[j] > 0.5f) == (Y[j] > 0.5f);
+            else
+                correct += argmax_column(out, n_out, j) == argmax_column(Y, n_out, j);
+        }
+    }
+    free(out);
+    cumlp_tensor_destroy(x);
+    cumlp_tensor_destroy(y);
+    return (double)correct / (double)cols;
+}

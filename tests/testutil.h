@@ -1,0 +1,46 @@
+/* testutil.h - helpers shared by the tests: random data, comparisons, contexts. */
+#ifndef CUMLP_TESTUTIL_H
+#define CUMLP_TESTUTIL_H
+
+#include "cumlp.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A small deterministic generator for test data (splitmix64). */
+typedef struct test_rng {
+    uint64_t state;
+} test_rng;
+
+uint64_t test_rng_next(test_rng *r);
+/* Uniform double in [lo, hi). */
+double test_rng_uniform(test_rng *r, double lo, double hi);
+/* Uniform integer in [0, n). */
+int64_t test_rng_below(test_rng *r, int64_t n);
+/* Fills x[0..n) with uniform floats in [lo, hi). */
+void test_fill_uniform(test_rng *r, float *x, size_t n, double lo, double hi);
+/* One-hot columns: rows x cols, a random class per column. */
+void test_fill_one_hot(test_rng *r, float *y, int64_t rows, int64_t cols);
+
+/* Largest |a - b| / max(|b|, floor) over n elements; NaN or Inf anywhere returns INFINITY. */
+double test_max_rel_error(const float *a, const float *b, size_t n, double floor);
+
+/* Allocates n floats (test aborts on failure: tests may exit, the library may not). */
+float *test_alloc_floats(size_t n);
+
+/* Creates a context for `backend`; exits 77 (skip) if the backend is not built or, for cuda,
+ * finds no device. */
+cumlp_context *test_context_or_skip(int backend);
+
+/* A tensor of ctx holding host[0..rows*cols). Aborts on failure. */
+cumlp_tensor *test_tensor_from(cumlp_context *ctx, const float *host, int64_t rows, int64_t cols);
+
+/* Creates a network; aborts with the message on failure. */
+cumlp_network *test_network(cumlp_context *ctx, int num_layers, const int64_t *widths,
+                            const int *activations, int loss, uint64_t seed);
+
+/* Fraction of columns whose largest output is at the target's largest entry. */
+double test_accuracy(cumlp_network *net, const float *X, const float *Y, int64_t n_in,
+                     int64_t n_out, int64_t cols);
+
+#endif
