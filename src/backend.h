@@ -113,6 +113,22 @@ typedef struct cumlp_backend_ops {
 
     /* *all_finite = 1 if no element of x[0..count) is NaN or Inf, else 0 (waits). */
     cumlp_status (*check_finite)(cumlp_context *ctx, const void *x, size_t count, int *all_finite);
+
+    /* ---- Optional: overlapped batch uploads (NULL on backends without a device). ----
+     * The fit loop double-buffers batches in slots 0 and 1: while the step on slot s runs, the
+     * next batch is copied into slot 1 - s.
+     * host_alloc/host_free: host memory that upload_async may read (pinned on CUDA).
+     * upload_async: queues the copy of count floats from src (host_alloc memory) to dst on a copy
+     *   stream, after all work already queued on the context's stream (so dst may be a buffer that
+     *   earlier steps read); records the copy's completion for `slot`.
+     * upload_join: makes work queued later on the context's stream wait for slot's copy.
+     * upload_host_wait: blocks the host until slot's copy is done (its host buffer is free). */
+    cumlp_status (*host_alloc)(cumlp_context *ctx, size_t bytes, void **ptr);
+    void (*host_free)(cumlp_context *ctx, void *ptr);
+    cumlp_status (*upload_async)(cumlp_context *ctx, int slot, void *dst, const float *src,
+                                 size_t count);
+    cumlp_status (*upload_join)(cumlp_context *ctx, int slot);
+    cumlp_status (*upload_host_wait)(cumlp_context *ctx, int slot);
 } cumlp_backend_ops;
 
 /* The backends this build contains (NULL where not built). */
