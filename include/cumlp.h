@@ -423,6 +423,86 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
                                             const cumlp_tensor *T, double step_size,
                                             double *max_rel_error, int64_t count);
 
+/* ---------------------------------------------------------------------------------------------
+ * Checkpoints (safetensors)
+ *
+ * A checkpoint is a safetensors file: an 8-byte little-endian header length N, N bytes of JSON
+ * header, then the raw little-endian fp32 tensors, back to back in header order. Tensor names
+ * follow PyTorch's nn.Sequential(Linear, Act, Linear, Act, ...), where Linear layers sit at the
+ * even indices, so a state dict loads straight into such a model (strict=True):
+ *   "<2k>.weight"  F32 [n_out, n_in]  layer k's W
+ *   "<2k>.bias"    F32 [n_out]        layer k's b
+ * cumlp's W is n_out x n_in column-major (W[j + i n_out] links input i to unit j); the file
+ * stores it row-major as [n_out, n_in] (element [j][i] at j n_in + i), so writing and reading
+ * transpose. Optimizer state uses the same layouts under "optimizer.state1.<2k>.weight",
+ * "optimizer.state1.<2k>.bias" (velocity, or Adam's first moment) and "optimizer.state2.<...>"
+ * (Adam's second moment); SGD has none.
+ * "__metadata__" (string to string) holds: "format" = "cumlp", "format_version" = "1",
+ * "num_layers", "widths" ("784,128,10"), "activations" ("relu,softmax": identity, sigmoid, tanh,
+ * relu, leaky_relu, gelu, softmax), "loss" (squared_error, softmax_cross_entropy,
+ * sigmoid_binary_cross_entropy), "leaky_relu_slope", "payload_crc32" (CRC-32/ISO-HDLC of all
+ * bytes after the header, 8 lowercase hex digits), and with an optimizer: "optimizer" (sgd,
+ * momentum, nesterov, adam), "learning_rate", "momentum", "weight_decay", "beta1", "beta2",
+ * "epsilon" (decimal, round-trip exact) and "step_count". Frozen flags are not stored.
+ *
+ * Parameters travel as fp32 on every backend, so a checkpoint written on one backend loads on any
+ * other with bit-identical parameters, and save -> load -> save gives the same bytes.
+ *
+ * Writing is crash-safe: the file is written to a temporary file in the target's directory,
+ * flushed and fsync()ed, renamed over the target, and the directory is fsync()ed. At every
+ * moment the target is either the old file or the complete new one; a failed save leaves the old
+ * file and no temporary file behind.
+ *
+ * Reading checks everything before it changes anything: header size (at most 100 MB and the file
+ * size), overflow-checked sizes, contiguous in-file offsets covering the exact file size, dtype
+ * "F32", every tensor's shape against the architecture, duplicate, missing and unknown tensors,
+ * the payload checksum, and NaN/Inf parameters (unless CUMLP_CHECKPOINT_ALLOW_NON_FINITE).
+ * Errors: CUMLP_ERROR_IO (open/read/write/sync), CUMLP_ERROR_FORMAT (bad JSON, bad metadata,
+ * unknown or duplicate tensor, wrong dtype, offsets not contiguous), CUMLP_ERROR_TRUNCATED
+ * (file shorter than announced), CUMLP_ERROR_SIZE_LIMIT (header or size too large, overflow,
+ * trailing bytes), CUMLP_ERROR_SHAPE_MISMATCH (shapes disagree with the architecture or, for
+ * load_into, with the network or optimizer), CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the
+ * message names the file and the problem.
+ * ------------------------------------------------------------------------------------------- */
+
+/** Flag for the load functions: accept NaN and Inf parameters and optimizer state. */
+#define CUMLP_CHECKPOINT_ALLOW_NON_FINITE 1
+
+/**
+ * Writes net's architecture and parameters, and with opt != NULL (an optimizer of net) its type,
+ * hyper-parameters, step count and state, to the safetensors file at path (crash-safe, above).
+ */
+CUMLP_API cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimizer *opt,
+                                             const char *path);
+
+/**
+ * Creates a network in ctx with the file's architecture and parameters. With opt != NULL: if the
+ * file holds optimizer state, *opt receives a new optimizer of the new network with the file's
+ * type, hyper-parameters, step count and state; otherwise *opt = NULL. flags: 0 or
+ * CUMLP_CHECKPOINT_ALLOW_NON_FINITE. On failure *net (and *opt) are NULL and nothing leaks.
+ * The new network's options other than loss and leaky slope (init, seed) are the defaults.
+ */
+CUMLP_API cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *path, int flags,
+                                             cumlp_network **net, cumlp_optimizer **opt);
+
+/**
+ * Loads the file's parameters into an existing network with the same widths, activations and
+ * loss (else CUMLP_ERROR_SHAPE_MISMATCH). With opt != NULL (an optimizer of net) and optimizer
+ * state in the file, the optimizer types must agree (else CUMLP_ERROR_SHAPE_MISMATCH) and opt's
+ * state and step count are restored (its hyper-parameters stay as the caller set them); when the
+ * file holds no optimizer state, opt is left as it is. On any failure net and opt are untouched.
+ */
+CUMLP_API cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_optimizer *opt,
+                                                  const char *path, int flags);
+
+/**
+ * cumlp_checkpoint_load from a checkpoint held in memory (size bytes at data), with the same
+ * checks; messages name the file "<memory>". data may be NULL only when size is 0 (an error).
+ */
+CUMLP_API cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const void *data,
+                                                    size_t size, int flags, cumlp_network **net,
+                                                    cumlp_optimizer **opt);
+
 #ifdef __cplusplus
 }
 #endif
