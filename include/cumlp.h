@@ -204,6 +204,16 @@ CUMLP_API cumlp_status cumlp_tensor_upload(cumlp_tensor *tensor, const float *ho
 CUMLP_API cumlp_status cumlp_tensor_download(const cumlp_tensor *tensor, float *host,
                                              int64_t count);
 
+/**
+ * Double-precision variants of upload and download. The reference backend stores doubles and keeps
+ * every bit; the fp32 backends round to the nearest float on upload.
+ */
+CUMLP_API cumlp_status cumlp_tensor_upload_f64(cumlp_tensor *tensor, const double *host,
+                                               int64_t count);
+/** Double-precision download (see cumlp_tensor_upload_f64). */
+CUMLP_API cumlp_status cumlp_tensor_download_f64(const cumlp_tensor *tensor, double *host,
+                                                 int64_t count);
+
 /* ---------------------------------------------------------------------------------------------
  * Networks
  * ------------------------------------------------------------------------------------------- */
@@ -307,6 +317,23 @@ CUMLP_API cumlp_status cumlp_network_set_layer(cumlp_network *net, int layer, co
                                                const float *biases);
 
 /**
+ * Double-precision variants of the four calls above, for published examples given to more digits
+ * than fp32 holds and for codes that keep their data in double. Exact on the reference backend;
+ * rounded to fp32 on the others.
+ */
+CUMLP_API cumlp_status cumlp_network_get_parameters_f64(const cumlp_network *net, double *host,
+                                                        int64_t count);
+/** See cumlp_network_get_parameters_f64. */
+CUMLP_API cumlp_status cumlp_network_set_parameters_f64(cumlp_network *net, const double *host,
+                                                        int64_t count);
+/** See cumlp_network_get_parameters_f64. */
+CUMLP_API cumlp_status cumlp_network_get_layer_f64(const cumlp_network *net, int layer,
+                                                   double *weights, double *biases);
+/** See cumlp_network_get_parameters_f64. */
+CUMLP_API cumlp_status cumlp_network_set_layer_f64(cumlp_network *net, int layer,
+                                                   const double *weights, const double *biases);
+
+/**
  * Freezes (1) or unfreezes (0) a layer's weights and biases separately. Frozen parameters still
  * get gradients, but optimizer steps leave them (and their optimizer state) unchanged.
  */
@@ -339,6 +366,10 @@ CUMLP_API cumlp_status cumlp_evaluate_loss(cumlp_network *net, const cumlp_tenso
 /** Reads the gradient arena (same flat order as the parameters) into host memory. */
 CUMLP_API cumlp_status cumlp_network_get_gradients(const cumlp_network *net, float *host,
                                                    int64_t count);
+
+/** Double-precision variant of cumlp_network_get_gradients. */
+CUMLP_API cumlp_status cumlp_network_get_gradients_f64(const cumlp_network *net, double *host,
+                                                       int64_t count);
 
 /* ---------------------------------------------------------------------------------------------
  * Optimizers. Updates use the gradients left by cumlp_loss_backward. With g the gradient plus

@@ -129,6 +129,11 @@ typedef struct cumlp_backend_ops {
                                  size_t count);
     cumlp_status (*upload_join)(cumlp_context *ctx, int slot);
     cumlp_status (*upload_host_wait)(cumlp_context *ctx, int slot);
+
+    /* ---- Optional: double-precision transfers (NULL: the front end converts through a host
+     * float buffer and calls upload/download). The reference backend keeps doubles exactly. */
+    cumlp_status (*upload_f64)(cumlp_context *ctx, void *dst, const double *src, size_t count);
+    cumlp_status (*download_f64)(cumlp_context *ctx, const void *src, double *dst, size_t count);
 } cumlp_backend_ops;
 
 /* The backends this build contains (NULL where not built). */

@@ -73,6 +73,19 @@ static cumlp_status ref_download(cumlp_context *ctx, const void *src, float *dst
     return CUMLP_SUCCESS;
 }
 
+static cumlp_status ref_upload_f64(cumlp_context *ctx, void *dst, const double *src, size_t count) {
+    (void)ctx;
+    memcpy(dst, src, count * sizeof(real));
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status ref_download_f64(cumlp_context *ctx, const void *src, double *dst,
+                                     size_t count) {
+    (void)ctx;
+    memcpy(dst, src, count * sizeof(real));
+    return CUMLP_SUCCESS;
+}
+
 static cumlp_status ref_fill(cumlp_context *ctx, void *dst, size_t count, float value) {
     (void)ctx;
     real *d = dst;
@@ -289,6 +302,8 @@ static const cumlp_backend_ops reference_ops = {
     .random = ref_random,
     .scale_shift = ref_scale_shift,
     .check_finite = ref_check_finite,
+    .upload_f64 = ref_upload_f64,
+    .download_f64 = ref_download_f64,
 };
 
 const cumlp_backend_ops *cumlp__backend_reference(void) {

@@ -89,6 +89,10 @@ static inline void *cumlp__at(const cumlp_context *ctx, const void *buffer, size
 /* a * b into *out unless it overflows or exceeds limit; returns 1 on success. */
 int cumlp__mul_size(int64_t a, int64_t b, int64_t limit, int64_t *out);
 
+/* Host double <-> backend buffer, through the backend's f64 ops or a temporary float buffer. */
+cumlp_status cumlp__upload_f64(cumlp_context *ctx, void *dst, const double *src, size_t count);
+cumlp_status cumlp__download_f64(cumlp_context *ctx, const void *src, double *dst, size_t count);
+
 /* Checks 1 <= value <= CUMLP_MAX_DIM; on failure sets the message naming `what`. */
 cumlp_status cumlp__check_dim(const cumlp_context *ctx, const char *func, const char *what,
                               int64_t value);

@@ -264,33 +264,67 @@ int64_t cumlp_network_num_parameters(const cumlp_network *net) {
     return net ? (int64_t)net->num_params : -1;
 }
 
-static cumlp_status check_arena_call(const cumlp_network *net, const void *host, int64_t count,
-                                     const char *func) {
+/* The four directions of a host transfer; host arrays are float or double. */
+typedef enum transfer_kind { TO_HOST_F32, TO_HOST_F64, FROM_HOST_F32, FROM_HOST_F64 } transfer_kind;
+
+static cumlp_status transfer(cumlp_context *ctx, transfer_kind kind, void *buffer, void *host,
+                             size_t count) {
+    switch (kind) {
+    case TO_HOST_F32:
+        return ctx->ops->download(ctx, buffer, host, count);
+    case TO_HOST_F64:
+        return cumlp__download_f64(ctx, buffer, host, count);
+    case FROM_HOST_F32:
+        return ctx->ops->upload(ctx, buffer, host, count);
+    default:
+        return cumlp__upload_f64(ctx, buffer, host, count);
+    }
+}
+
+/* A whole arena (parameters or gradients) to or from the host. */
+static cumlp_status arena_transfer(const cumlp_network *net, void *arena, transfer_kind kind,
+                                   void *host, int64_t count, const char *func) {
     if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
     if (!host) return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: host is NULL", func);
     if (count != (int64_t)net->num_params)
         return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
                             "%s: count is %lld but the network has %lld parameters", func,
                             (long long)count, (long long)net->num_params);
-    return net->ctx->sticky;
+    if (net->ctx->sticky) return net->ctx->sticky;
+    return transfer(net->ctx, kind, arena, host, net->num_params);
 }
 
 cumlp_status cumlp_network_get_parameters(const cumlp_network *net, float *host, int64_t count) {
-    cumlp_status st = check_arena_call(net, host, count, "cumlp_network_get_parameters");
-    if (st != CUMLP_SUCCESS) return st;
-    return net->ctx->ops->download(net->ctx, net->params, host, net->num_params);
+    return arena_transfer(net, net ? net->params : NULL, TO_HOST_F32, host, count,
+                          "cumlp_network_get_parameters");
 }
 
 cumlp_status cumlp_network_set_parameters(cumlp_network *net, const float *host, int64_t count) {
-    cumlp_status st = check_arena_call(net, host, count, "cumlp_network_set_parameters");
-    if (st != CUMLP_SUCCESS) return st;
-    return net->ctx->ops->upload(net->ctx, net->params, host, net->num_params);
+    return arena_transfer(net, net ? net->params : NULL, FROM_HOST_F32, (void *)host, count,
+                          "cumlp_network_set_parameters");
+}
+
+cumlp_status cumlp_network_get_parameters_f64(const cumlp_network *net, double *host,
+                                              int64_t count) {
+    return arena_transfer(net, net ? net->params : NULL, TO_HOST_F64, host, count,
+                          "cumlp_network_get_parameters_f64");
+}
+
+cumlp_status cumlp_network_set_parameters_f64(cumlp_network *net, const double *host,
+                                              int64_t count) {
+    return arena_transfer(net, net ? net->params : NULL, FROM_HOST_F64, (void *)host, count,
+                          "cumlp_network_set_parameters_f64");
 }
 
 cumlp_status cumlp_network_get_gradients(const cumlp_network *net, float *host, int64_t count) {
-    cumlp_status st = check_arena_call(net, host, count, "cumlp_network_get_gradients");
-    if (st != CUMLP_SUCCESS) return st;
-    return net->ctx->ops->download(net->ctx, net->grads, host, net->num_params);
+    return arena_transfer(net, net ? net->grads : NULL, TO_HOST_F32, host, count,
+                          "cumlp_network_get_gradients");
+}
+
+cumlp_status cumlp_network_get_gradients_f64(const cumlp_network *net, double *host,
+                                             int64_t count) {
+    return arena_transfer(net, net ? net->grads : NULL, TO_HOST_F64, host, count,
+                          "cumlp_network_get_gradients_f64");
 }
 
 static cumlp_status check_layer_index(const cumlp_network *net, int layer, const char *func) {
@@ -301,34 +335,42 @@ static cumlp_status check_layer_index(const cumlp_network *net, int layer, const
     return net->ctx->sticky;
 }
 
-cumlp_status cumlp_network_get_layer(const cumlp_network *net, int layer, float *weights,
-                                     float *biases) {
-    cumlp_status st = check_layer_index(net, layer, "cumlp_network_get_layer");
+/* One layer's W and/or b (either host pointer may be NULL) to or from the host. */
+static cumlp_status layer_transfer(const cumlp_network *net, int layer, transfer_kind kind,
+                                   void *weights, void *biases, const char *func) {
+    cumlp_status st = check_layer_index(net, layer, func);
     if (st != CUMLP_SUCCESS) return st;
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *L = &net->layers[layer];
     if (weights)
-        st = ctx->ops->download(ctx, cumlp__at(ctx, net->params, L->weight_offset), weights,
-                                (size_t)(L->fan_in * L->fan_out));
+        st = transfer(ctx, kind, cumlp__at(ctx, net->params, L->weight_offset), weights,
+                      (size_t)(L->fan_in * L->fan_out));
     if (st == CUMLP_SUCCESS && biases)
-        st = ctx->ops->download(ctx, cumlp__at(ctx, net->params, L->bias_offset), biases,
-                                (size_t)L->fan_out);
+        st = transfer(ctx, kind, cumlp__at(ctx, net->params, L->bias_offset), biases,
+                      (size_t)L->fan_out);
     return st;
+}
+
+cumlp_status cumlp_network_get_layer(const cumlp_network *net, int layer, float *weights,
+                                     float *biases) {
+    return layer_transfer(net, layer, TO_HOST_F32, weights, biases, "cumlp_network_get_layer");
 }
 
 cumlp_status cumlp_network_set_layer(cumlp_network *net, int layer, const float *weights,
                                      const float *biases) {
-    cumlp_status st = check_layer_index(net, layer, "cumlp_network_set_layer");
-    if (st != CUMLP_SUCCESS) return st;
-    cumlp_context *ctx = net->ctx;
-    const cumlp_layer *L = &net->layers[layer];
-    if (weights)
-        st = ctx->ops->upload(ctx, cumlp__at(ctx, net->params, L->weight_offset), weights,
-                              (size_t)(L->fan_in * L->fan_out));
-    if (st == CUMLP_SUCCESS && biases)
-        st = ctx->ops->upload(ctx, cumlp__at(ctx, net->params, L->bias_offset), biases,
-                              (size_t)L->fan_out);
-    return st;
+    return layer_transfer(net, layer, FROM_HOST_F32, (void *)weights, (void *)biases,
+                          "cumlp_network_set_layer");
+}
+
+cumlp_status cumlp_network_get_layer_f64(const cumlp_network *net, int layer, double *weights,
+                                         double *biases) {
+    return layer_transfer(net, layer, TO_HOST_F64, weights, biases, "cumlp_network_get_layer_f64");
+}
+
+cumlp_status cumlp_network_set_layer_f64(cumlp_network *net, int layer, const double *weights,
+                                         const double *biases) {
+    return layer_transfer(net, layer, FROM_HOST_F64, (void *)weights, (void *)biases,
+                          "cumlp_network_set_layer_f64");
 }
 
 cumlp_status cumlp_network_freeze(cumlp_network *net, int layer, int freeze_weights,
