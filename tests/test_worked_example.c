@@ -120,6 +120,9 @@ static void test_reference(void) {
 static void test_cpu(void) {
     check_backend(CUMLP_BACKEND_CPU);
 }
+static void test_cuda(void) {
+    check_backend(CUMLP_BACKEND_CUDA);
+}
 
 /* 10,000 steps bring the error to 0.0000351085 and the outputs to 0.015912196 and 0.984065734
  * (the notes' closing figures; these include the biases, which keep learning there). */
