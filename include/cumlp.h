@@ -534,6 +534,304 @@ CUMLP_API cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const vo
                                                     size_t size, int flags, cumlp_network **net,
                                                     cumlp_optimizer **opt);
 
+/* ---------------------------------------------------------------------------------------------
+ * Datasets (host memory). A dataset holds n_samples samples: features, an n_features x n_samples
+ * column-major fp32 matrix (one sample per column), and targets, n_outputs x n_samples: one-hot
+ * columns for classification (num_classes = n_outputs >= 1) or regression values (num_classes 0).
+ *
+ * A dataset remembers the context it was made with (which may be NULL), only to report errors:
+ * calls on it leave their message in that context, or with NULL in the per-thread slot that
+ * cumlp_last_error(NULL) returns. The context must outlive the dataset.
+ *
+ * Readers reject bad input with a status and a message naming the file ("<memory>" for the
+ * *_memory readers) and the line or byte offset: CUMLP_ERROR_IO (cannot open or read),
+ * CUMLP_ERROR_FORMAT (bad magic, syntax, ragged rows, non-numeric fields), CUMLP_ERROR_TRUNCATED
+ * (less data than the header announces), CUMLP_ERROR_SIZE_LIMIT (counts that overflow or exceed
+ * CUMLP_DATASET_MAX_ELEMENTS, or disagree), CUMLP_ERROR_NON_FINITE (NaN or Inf values),
+ * CUMLP_ERROR_INVALID_VALUE (NULL arguments, bad options, labels out of range). Nothing is
+ * half-loaded: on failure *ds is NULL and nothing is left allocated.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct cumlp_dataset cumlp_dataset;
+
+/** Largest number of feature (or target) values one dataset may hold. */
+#define CUMLP_DATASET_MAX_ELEMENTS ((int64_t)1 << 32)
+
+/**
+ * Creates a dataset of n_samples samples with zeroed features and targets. num_classes is 0 for
+ * regression, else the number of classes, which must equal n_outputs (one-hot targets; fill them
+ * with cumlp_dataset_set_labels). ctx may be NULL (see above).
+ */
+CUMLP_API cumlp_status cumlp_dataset_create(cumlp_context *ctx, int64_t n_features,
+                                            int64_t n_outputs, int64_t n_samples, int num_classes,
+                                            cumlp_dataset **ds);
+
+/** Destroys a dataset. Accepts NULL. */
+CUMLP_API void cumlp_dataset_destroy(cumlp_dataset *ds);
+
+/** Number of samples, or -1 for NULL. */
+CUMLP_API int64_t cumlp_dataset_num_samples(const cumlp_dataset *ds);
+/** Number of features per sample, or -1 for NULL. */
+CUMLP_API int64_t cumlp_dataset_num_features(const cumlp_dataset *ds);
+/** Number of target values per sample, or -1 for NULL. */
+CUMLP_API int64_t cumlp_dataset_num_outputs(const cumlp_dataset *ds);
+/** Number of classes (0 for a regression dataset), or -1 for NULL. */
+CUMLP_API int cumlp_dataset_num_classes(const cumlp_dataset *ds);
+/** The features, n_features x n_samples column-major; writable. NULL for NULL. */
+CUMLP_API float *cumlp_dataset_features(cumlp_dataset *ds);
+/** The targets, n_outputs x n_samples column-major; writable. NULL for NULL. */
+CUMLP_API float *cumlp_dataset_targets(cumlp_dataset *ds);
+/**
+ * The class of sample i of a classification dataset: the index of the largest entry of its
+ * target column (the first one on ties). -1 for NULL, a regression dataset or i out of range.
+ */
+CUMLP_API int cumlp_dataset_label(const cumlp_dataset *ds, int64_t i);
+
+/**
+ * Writes one-hot targets from class indices: labels[i] in [0, num_classes) for each of the
+ * count = n_samples samples. Fails (targets unchanged) if a label is out of range.
+ */
+CUMLP_API cumlp_status cumlp_dataset_set_labels(cumlp_dataset *ds, const int32_t *labels,
+                                                int64_t count);
+
+/**
+ * Reads an IDX pair (the MNIST and Fashion-MNIST format): an images file of any element type
+ * (unsigned/signed byte, int16, int32, float32, float64; big-endian) whose first dimension is
+ * the sample count and whose other dimensions give n_features, and a labels file (one dimension,
+ * integer type) with the same count. Either file may be gzip-compressed (detected by its magic
+ * bytes). Feature values are stored as they are (0..255 for MNIST images: scale them with a
+ * cumlp_scaler). num_classes > 0 fixes the class count (labels must be below it); 0 takes the
+ * largest label + 1. Targets become one-hot.
+ */
+CUMLP_API cumlp_status cumlp_dataset_read_idx(cumlp_context *ctx, const char *images_path,
+                                              const char *labels_path, int num_classes,
+                                              cumlp_dataset **ds);
+
+/** cumlp_dataset_read_idx from two buffers in memory (either may hold gzip data). */
+CUMLP_API cumlp_status cumlp_dataset_read_idx_memory(cumlp_context *ctx, const void *images,
+                                                     size_t images_size, const void *labels,
+                                                     size_t labels_size, int num_classes,
+                                                     cumlp_dataset **ds);
+
+typedef struct cumlp_csv_options {
+    int has_header;    /**< 1: the first line is a header and is skipped; default 0 */
+    int label_column;  /**< 0-based column of the target; -1 (default) the last column */
+    int num_classes;   /**< 0 (default): regression, the target value is kept as is; > 0: the
+                            column holds integer classes in [0, num_classes), made one-hot;
+                            -1: classes, counted as the largest label + 1 */
+    int delimiter;     /**< field separator character; default ',' */
+} cumlp_csv_options;
+
+/** Fills *options with the defaults listed in cumlp_csv_options. */
+CUMLP_API cumlp_status cumlp_csv_defaults(cumlp_csv_options *options);
+
+/**
+ * Reads a numeric CSV file: one sample per line, every line with the same number of fields
+ * (at least 2), numbers in C syntax ("1", "-2.5e-3"); spaces around fields, blank lines and a
+ * final line without a newline are accepted, "\r\n" line ends too. One column is the target; the
+ * others are the features, in order. options may be NULL for the defaults.
+ */
+CUMLP_API cumlp_status cumlp_dataset_read_csv(cumlp_context *ctx, const char *path,
+                                              const cumlp_csv_options *options,
+                                              cumlp_dataset **ds);
+
+/** cumlp_dataset_read_csv from size bytes of text in memory (no terminating NUL needed). */
+CUMLP_API cumlp_status cumlp_dataset_read_csv_memory(cumlp_context *ctx, const char *text,
+                                                     size_t size, const cumlp_csv_options *options,
+                                                     cumlp_dataset **ds);
+
+/**
+ * Reads FANN's training-data format: a first line "N n_in n_out", then for each of the N samples
+ * a line of n_in inputs and a line of n_out outputs (any whitespace separates the numbers).
+ * classification = 0 keeps the outputs as regression targets; 1 makes it a classification
+ * dataset of n_out classes (n_out >= 2) whose class is the largest output, with one-hot targets.
+ */
+CUMLP_API cumlp_status cumlp_dataset_read_fann(cumlp_context *ctx, const char *path,
+                                               int classification, cumlp_dataset **ds);
+
+/** cumlp_dataset_read_fann from size bytes of text in memory. */
+CUMLP_API cumlp_status cumlp_dataset_read_fann_memory(cumlp_context *ctx, const char *text,
+                                                      size_t size, int classification,
+                                                      cumlp_dataset **ds);
+
+/** Shuffles the samples (features and targets together) with a permutation drawn from seed. */
+CUMLP_API cumlp_status cumlp_dataset_shuffle(cumlp_dataset *ds, uint64_t seed);
+
+/** A new dataset holding a copy of samples [first, first + count) of ds. */
+CUMLP_API cumlp_status cumlp_dataset_subset(const cumlp_dataset *ds, int64_t first, int64_t count,
+                                            cumlp_dataset **out);
+
+/**
+ * Splits ds (left unchanged) into a training and a validation set: the samples are permuted by
+ * seed, the first round(validation_fraction * n_samples) go to *validation, the rest to *train.
+ * validation_fraction must be in (0, 1) and leave at least one sample on each side.
+ */
+CUMLP_API cumlp_status cumlp_dataset_split(const cumlp_dataset *ds, double validation_fraction,
+                                           uint64_t seed, cumlp_dataset **train,
+                                           cumlp_dataset **validation);
+
+/*
+ * Feature scaling. A scaler maps each feature x to (x - offset) * scale. Fit it on the training
+ * split only and apply it to every split, so that no statistic leaks from validation or test data.
+ */
+typedef struct cumlp_scaler cumlp_scaler;
+
+typedef enum cumlp_scaling {
+    CUMLP_SCALE_MINMAX = 0,     /**< to [0, 1]: offset = min, scale = 1 / (max - min) */
+    CUMLP_SCALE_STANDARDIZE = 1 /**< offset = mean, scale = 1 / standard deviation */
+} cumlp_scaling;
+
+/**
+ * Computes scaling statistics from train: per feature when per_feature is 1, or one pair over all
+ * features when 0 (right for images: pixels keep their relative scale). A constant feature (zero
+ * range or deviation) gets scale 1 (it maps to 0).
+ */
+CUMLP_API cumlp_status cumlp_scaler_fit(const cumlp_dataset *train, int method, int per_feature,
+                                        cumlp_scaler **scaler);
+
+/**
+ * Creates a scaler from stored statistics: count = n_features offsets and scales (finite, scales
+ * nonzero). ctx is for error messages and may be NULL.
+ */
+CUMLP_API cumlp_status cumlp_scaler_create(cumlp_context *ctx, int64_t count, const float *offsets,
+                                           const float *scales, cumlp_scaler **scaler);
+
+/** Destroys a scaler. Accepts NULL. */
+CUMLP_API void cumlp_scaler_destroy(cumlp_scaler *scaler);
+
+/** Number of features the scaler applies to, or -1 for NULL. */
+CUMLP_API int64_t cumlp_scaler_num_features(const cumlp_scaler *scaler);
+
+/** Copies the statistics (count = n_features each); either pointer may be NULL to skip it. */
+CUMLP_API cumlp_status cumlp_scaler_get(const cumlp_scaler *scaler, float *offsets, float *scales,
+                                        int64_t count);
+
+/** Scales ds's features in place; its feature count must match the scaler's. */
+CUMLP_API cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_dataset *ds);
+
+/* ---------------------------------------------------------------------------------------------
+ * Training loop. cumlp_fit trains a network on a dataset in mini-batches with an optimizer. On
+ * backends with a device the next batch is gathered into pinned host memory and copied while the
+ * current one trains. The learning-rate schedule sets the optimizer's rate at the start of every
+ * epoch, from the rate the optimizer had when cumlp_fit was called (base):
+ *   CONSTANT:    base
+ *   STEP:        base * gamma^floor(epoch / step_epochs)
+ *   EXPONENTIAL: base * gamma^epoch
+ *   COSINE:      min + (base - min) (1 + cos(pi epoch / epochs)) / 2
+ * (epoch counted from 0). Accuracy is the fraction of samples whose largest output is at their
+ * class; for regression it is reported as -1 and the mean squared error per output is reported.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum cumlp_lr_schedule {
+    CUMLP_LR_CONSTANT = 0,
+    CUMLP_LR_STEP = 1,
+    CUMLP_LR_EXPONENTIAL = 2,
+    CUMLP_LR_COSINE = 3
+} cumlp_lr_schedule;
+
+typedef enum cumlp_stop_reason {
+    CUMLP_STOP_EPOCHS = 0,      /**< all epochs ran */
+    CUMLP_STOP_TARGET_LOSS = 1, /**< the epoch's training loss fell below target_loss */
+    CUMLP_STOP_PATIENCE = 2,    /**< validation loss did not improve for `patience` epochs */
+    CUMLP_STOP_CALLBACK = 3,    /**< the callback asked to stop */
+    CUMLP_STOP_ERROR = 4        /**< a call failed (for example a NaN loss); see the status */
+} cumlp_stop_reason;
+
+/** What the callback sees: the state of training after a batch or an epoch. */
+typedef struct cumlp_fit_progress {
+    int epoch;                  /**< the current epoch, from 0 */
+    int end_of_epoch;           /**< 1 after a whole epoch (validation done), 0 mid-epoch */
+    int64_t batch;              /**< batches done in this epoch */
+    int64_t batches_per_epoch;  /**< batches in an epoch */
+    int64_t steps;              /**< optimizer steps taken by this cumlp_fit call */
+    double learning_rate;       /**< the rate of this epoch */
+    double train_loss;          /**< mean loss over this epoch's batches so far */
+    double train_accuracy;      /**< over this epoch's samples so far; -1 for regression */
+    double validation_loss;     /**< at the end of an epoch with validation data, else -1 */
+    double validation_accuracy; /**< likewise; -1 for regression or without validation */
+    double validation_mse;      /**< likewise; mean squared error per output value */
+    double seconds;             /**< since cumlp_fit started */
+} cumlp_fit_progress;
+
+/** A callback returns 0 to go on and nonzero to stop training (after the current batch). */
+typedef int (*cumlp_fit_callback)(const cumlp_fit_progress *progress, void *user_data);
+
+typedef struct cumlp_fit_options {
+    int epochs;                 /**< >= 1; default 10 */
+    int64_t batch_size;         /**< >= 1; default 32 (the last batch of an epoch may be smaller) */
+    int shuffle;                /**< 1 (default): a new order of the samples every epoch */
+    uint64_t seed;              /**< seed of the shuffles; default 1 */
+    int schedule;               /**< a cumlp_lr_schedule; default CUMLP_LR_CONSTANT */
+    double lr_gamma;            /**< factor of STEP and EXPONENTIAL, in (0, 1]; default 0.1 */
+    int lr_step_epochs;         /**< period of STEP, >= 1; default 10 */
+    double lr_min;              /**< floor of COSINE, >= 0; default 0 */
+    double target_loss;         /**< stop when an epoch's training loss < this; default 0 (off) */
+    int patience;               /**< stop after this many epochs without a validation loss
+                                     better than the best by more than min_delta; 0 (default) off */
+    double min_delta;           /**< >= 0; default 0 */
+    int restore_best;           /**< 1: end with the parameters of the best validation epoch;
+                                     default 0 */
+    cumlp_fit_callback callback; /**< called after every epoch; NULL (default) for none */
+    void *user_data;             /**< passed to the callback */
+    int64_t callback_every;      /**< also call it every this many batches; 0 (default): epochs */
+} cumlp_fit_options;
+
+typedef struct cumlp_fit_result {
+    int epochs_run;             /**< epochs started (the last may have been cut short) */
+    int stop_reason;            /**< a cumlp_stop_reason */
+    int64_t steps;              /**< optimizer steps taken */
+    double train_loss;          /**< mean training loss of the last epoch */
+    double train_accuracy;      /**< of the last epoch; -1 for regression */
+    double validation_loss;     /**< of the last validated epoch; -1 without validation */
+    double validation_accuracy; /**< -1 for regression or without validation */
+    double validation_mse;      /**< -1 without validation */
+    int best_epoch;             /**< epoch of the lowest validation loss; -1 without validation */
+    double best_validation_loss; /**< -1 without validation */
+    double seconds;              /**< wall time of the call */
+} cumlp_fit_result;
+
+/** Fills *options with the defaults listed in cumlp_fit_options. */
+CUMLP_API cumlp_status cumlp_fit_defaults(cumlp_fit_options *options);
+
+/**
+ * The learning rate the schedule in options gives epoch `epoch` (from 0) of `options->epochs`,
+ * starting from base_rate, into *rate.
+ */
+CUMLP_API cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *options,
+                                                    double base_rate, int epoch, double *rate);
+
+/**
+ * Trains net with opt (created for net) on train, validating on validation (may be NULL) after
+ * every epoch. The datasets' features must match the network's input width and their targets its
+ * output width. options may be NULL for the defaults; result may be NULL. Training changes the
+ * network and the optimizer (including its learning rate, left at the last epoch's value) even
+ * when it fails: if a batch's loss is NaN or Inf, training stops with CUMLP_ERROR_NON_FINITE and
+ * the parameters of the last finite step, and result->stop_reason is CUMLP_STOP_ERROR.
+ */
+CUMLP_API cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt,
+                                 const cumlp_dataset *train, const cumlp_dataset *validation,
+                                 const cumlp_fit_options *options, cumlp_fit_result *result);
+
+typedef struct cumlp_eval_result {
+    double loss;     /**< mean loss per sample */
+    double accuracy; /**< fraction of samples classified right; -1 for regression */
+    double mse;      /**< mean over samples and outputs of (output - target)^2 */
+} cumlp_eval_result;
+
+/**
+ * Evaluates net on the whole dataset in batches of batch_size (0 selects 256): the mean loss,
+ * the accuracy and the mean squared error, into *result.
+ */
+CUMLP_API cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds,
+                                      int64_t batch_size, cumlp_eval_result *result);
+
+/**
+ * Runs the dataset's features through net in batches of batch_size (0 selects 256) and writes
+ * the outputs into out, n_outputs x n_samples column-major (count must equal that size).
+ */
+CUMLP_API cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds,
+                                     int64_t batch_size, float *out, int64_t count);
+
 #ifdef __cplusplus
 }
 #endif
