@@ -1,0 +1,318 @@
+/* ctest-labels: unit */
+/*
+ * The API's contract on the reference backend: version, status strings, contexts, tensors, and
+ * every kind of bad input returning INVALID_VALUE (or NOT_SUPPORTED) with a message and nothing
+ * leaked (the sanitizer build runs this file too).
+ */
+#include "harness.h"
+#include "testutil.h"
+
+#include <stdint.h>
+#include <string.h>
+
+static cumlp_context *ref_context(void) {
+    return test_context_or_skip(CUMLP_BACKEND_REFERENCE);
+}
+
+/* The call returned INVALID_VALUE and left a message in ctx. */
+#define CHECK_INVALID(ctx, expr)                                                                   \
+    do {                                                                                           \
+        CHECK_STATUS(expr, CUMLP_ERROR_INVALID_VALUE);                                             \
+        CHECK_MSG(cumlp_last_error(ctx)[0] != '\0', "no message for %s", #expr);                   \
+    } while (0)
+
+static void test_version_and_status(void) {
+    CHECK(cumlp_version_number() == CUMLP_VERSION_NUMBER);
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", CUMLP_VERSION_MAJOR, CUMLP_VERSION_MINOR,
+             CUMLP_VERSION_PATCH);
+    CHECK(strcmp(cumlp_version_string(), expected) == 0);
+    CHECK(strcmp(cumlp_status_string(CUMLP_SUCCESS), "CUMLP_SUCCESS") == 0);
+    CHECK(strcmp(cumlp_status_string(CUMLP_ERROR_INVALID_VALUE), "CUMLP_ERROR_INVALID_VALUE") == 0);
+    CHECK(strcmp(cumlp_status_string(CUMLP_ERROR_INTERNAL), "CUMLP_ERROR_INTERNAL") == 0);
+    CHECK(strcmp(cumlp_status_string((cumlp_status)999), "CUMLP_ERROR_UNKNOWN") == 0);
+    /* Stable values. */
+    CHECK(CUMLP_ERROR_INVALID_VALUE == 1 && CUMLP_ERROR_NOT_SUPPORTED == 3 &&
+          CUMLP_ERROR_NON_FINITE == 12);
+}
+
+static void test_contexts(void) {
+    cumlp_context *ctx = NULL;
+    CHECK_STATUS(cumlp_context_create(NULL, NULL), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(strstr(cumlp_last_error(NULL), "NULL") != NULL);
+    cumlp_context_options o;
+    CHECK_STATUS(cumlp_context_defaults(NULL), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_OK(cumlp_context_defaults(&o));
+    o.backend = 17;
+    CHECK_STATUS(cumlp_context_create(&ctx, &o), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(ctx == NULL);
+    cumlp_context_defaults(&o);
+    o.math_mode = 5;
+    CHECK_STATUS(cumlp_context_create(&ctx, &o), CUMLP_ERROR_INVALID_VALUE);
+    cumlp_context_defaults(&o);
+    o.num_threads = -1;
+    CHECK_STATUS(cumlp_context_create(&ctx, &o), CUMLP_ERROR_INVALID_VALUE);
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_REFERENCE;
+    int dummy_stream;
+    o.stream = &dummy_stream;
+    CHECK_STATUS(cumlp_context_create(&ctx, &o), CUMLP_ERROR_INVALID_VALUE);
+
+    /* Backends not built say so; cuda without a GPU says NO_DEVICE. */
+    const int backends[] = {CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA};
+    for (int i = 0; i < 2; i++) {
+        cumlp_context_defaults(&o);
+        o.backend = backends[i];
+        cumlp_status st = cumlp_context_create(&ctx, &o);
+        if (!cumlp_backend_is_built(backends[i])) {
+            CHECK_STATUS(st, CUMLP_ERROR_NOT_SUPPORTED);
+            CHECK(strstr(cumlp_last_error(NULL), "not built") != NULL);
+        } else {
+            CHECK(st == CUMLP_SUCCESS || st == CUMLP_ERROR_NO_DEVICE);
+        }
+        cumlp_context_destroy(ctx);
+        ctx = NULL;
+    }
+    CHECK(cumlp_backend_is_built(CUMLP_BACKEND_REFERENCE));
+
+    /* auto always finds something; it is never AUTO afterwards. */
+    CHECK_OK(cumlp_context_create(&ctx, NULL));
+    CHECK(cumlp_context_backend(ctx) != CUMLP_BACKEND_AUTO && cumlp_context_backend(ctx) > 0);
+    char desc[128];
+    CHECK_OK(cumlp_context_describe(ctx, desc, sizeof desc));
+    CHECK(strlen(desc) > 0);
+    CHECK_STATUS(cumlp_context_describe(ctx, NULL, 10), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_OK(cumlp_context_synchronize(ctx));
+    CHECK_STATUS(cumlp_context_set_math_mode(ctx, 9), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_OK(cumlp_context_set_math_mode(ctx, CUMLP_MATH_TF32));
+    cumlp_context_destroy(ctx);
+    cumlp_context_destroy(NULL);
+    CHECK(cumlp_context_backend(NULL) == -1);
+    CHECK(strcmp(cumlp_backend_name(CUMLP_BACKEND_CUDA), "cuda") == 0);
+    CHECK(strcmp(cumlp_backend_name(42), "unknown") == 0);
+}
+
+static void test_tensors(void) {
+    cumlp_context *ctx = ref_context();
+    cumlp_tensor *t = NULL, *v = NULL;
+    CHECK_STATUS(cumlp_tensor_create(NULL, 2, 2, &t), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_INVALID(ctx, cumlp_tensor_create(ctx, 2, 2, NULL));
+    CHECK_INVALID(ctx, cumlp_tensor_create(ctx, 0, 2, &t));
+    CHECK_INVALID(ctx, cumlp_tensor_create(ctx, 2, -1, &t));
+    CHECK_INVALID(ctx, cumlp_tensor_create(ctx, (int64_t)1 << 40, 1, &t));
+    /* Each dimension fits in int but the product overflows the largest tensor. */
+    CHECK_INVALID(ctx, cumlp_tensor_create(ctx, INT32_MAX, INT32_MAX, &t));
+    CHECK(t == NULL);
+
+    float host[6] = {1, 2, 3, 4, 5, 6}, back[6] = {0};
+    CHECK_OK(cumlp_tensor_create(ctx, 2, 3, &t));
+    CHECK(cumlp_tensor_rows(t) == 2 && cumlp_tensor_cols(t) == 3);
+    CHECK_INVALID(ctx, cumlp_tensor_upload(t, host, 5));
+    CHECK_INVALID(ctx, cumlp_tensor_upload(t, NULL, 6));
+    CHECK_STATUS(cumlp_tensor_upload(NULL, host, 6), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_OK(cumlp_tensor_upload(t, host, 6));
+    CHECK_OK(cumlp_tensor_download(t, back, 6));
+    CHECK(memcmp(host, back, sizeof host) == 0);
+
+    /* A view of columns 1..2 sees the same memory. */
+    CHECK_INVALID(ctx, cumlp_tensor_create_view(t, 2, 2, &v));
+    CHECK_INVALID(ctx, cumlp_tensor_create_view(t, -1, 1, &v));
+    CHECK_INVALID(ctx, cumlp_tensor_create_view(t, 0, 0, &v));
+    CHECK_OK(cumlp_tensor_create_view(t, 1, 2, &v));
+    float part[4];
+    CHECK_OK(cumlp_tensor_download(v, part, 4));
+    CHECK(part[0] == 3 && part[3] == 6);
+    /* The reference backend stores doubles: no raw fp32 pointer, no wrapping. */
+    CHECK(cumlp_tensor_data(t) == NULL);
+    cumlp_tensor *w = NULL;
+    CHECK_STATUS(cumlp_tensor_wrap(ctx, host, 2, 3, &w), CUMLP_ERROR_NOT_SUPPORTED);
+    double d[6] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, dback[6];
+    CHECK_OK(cumlp_tensor_upload_f64(t, d, 6));
+    CHECK_OK(cumlp_tensor_download_f64(t, dback, 6));
+    CHECK(memcmp(d, dback, sizeof d) == 0);
+    cumlp_tensor_destroy(v);
+    cumlp_tensor_destroy(t);
+    cumlp_tensor_destroy(NULL);
+    CHECK(cumlp_tensor_rows(NULL) == -1);
+    cumlp_context_destroy(ctx);
+}
+
+static void test_network_descriptions(void) {
+    cumlp_context *ctx = ref_context();
+    cumlp_network *net = NULL;
+    const int64_t widths[] = {3, 4, 2};
+    const int acts[] = {CUMLP_ACT_RELU, CUMLP_ACT_SOFTMAX};
+    cumlp_network_options o;
+    cumlp_network_defaults(&o);
+    o.loss = CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY;
+    CHECK_STATUS(cumlp_network_create(NULL, 2, widths, acts, &o, &net), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, acts, &o, NULL));
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 0, widths, acts, &o, &net));
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, -3, widths, acts, &o, &net));
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, NULL, acts, &o, &net));
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, NULL, &o, &net));
+    const int64_t zero_width[] = {3, 0, 2};
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, zero_width, acts, &o, &net));
+    const int64_t negative_width[] = {-3, 4, 2};
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, negative_width, acts, &o, &net));
+    /* Widths that fit one by one but whose product overflows the parameter count. */
+    const int64_t huge[] = {INT32_MAX, INT32_MAX, 2};
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, huge, acts, &o, &net));
+    CHECK(strstr(cumlp_last_error(ctx), "overflow") != NULL);
+    const int bad_act[] = {42, CUMLP_ACT_SOFTMAX};
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, bad_act, &o, &net));
+    const int hidden_softmax[] = {CUMLP_ACT_SOFTMAX, CUMLP_ACT_SOFTMAX};
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, hidden_softmax, &o, &net));
+    /* Output activations the loss does not accept. */
+    const int relu_out[] = {CUMLP_ACT_RELU, CUMLP_ACT_RELU};
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, relu_out, &o, &net));
+    CHECK(strstr(cumlp_last_error(ctx), "loss") != NULL);
+    o.loss = CUMLP_LOSS_SQUARED_ERROR;
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, acts, &o, &net));
+    o.loss = CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY;
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, acts, &o, &net));
+    o.loss = 7;
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, relu_out, &o, &net));
+    cumlp_network_defaults(&o);
+    o.init = 99;
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, relu_out, &o, &net));
+    cumlp_network_defaults(&o);
+    o.leaky_relu_slope = 1.5;
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, relu_out, &o, &net));
+    cumlp_network_defaults(&o);
+    o.init_scale = -1;
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, relu_out, &o, &net));
+    cumlp_network_defaults(&o);
+    o.bias_init = 3;
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, relu_out, &o, &net));
+    CHECK(net == NULL);
+
+    CHECK_OK(cumlp_network_create(ctx, 2, widths, relu_out, NULL, &net));
+    CHECK(cumlp_network_num_layers(net) == 2);
+    CHECK(cumlp_network_width(net, 0) == 3 && cumlp_network_width(net, 2) == 2);
+    CHECK(cumlp_network_width(net, 3) == -1 && cumlp_network_width(net, -1) == -1);
+    CHECK(cumlp_network_activation(net, 1) == CUMLP_ACT_RELU);
+    CHECK(cumlp_network_loss(net) == CUMLP_LOSS_SQUARED_ERROR);
+    CHECK(cumlp_network_num_parameters(net) == 4 * 3 + 4 + 2 * 4 + 2);
+    CHECK(cumlp_network_context(net) == ctx);
+    cumlp_network_destroy(net);
+    cumlp_network_destroy(NULL);
+    cumlp_context_destroy(ctx);
+}
+
+static void test_parameters_and_batches(void) {
+    cumlp_context *ctx = ref_context();
+    const int64_t widths[] = {3, 4, 2};
+    const int acts[] = {CUMLP_ACT_TANH, CUMLP_ACT_IDENTITY};
+    cumlp_network *net = test_network(ctx, 2, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 5);
+    int64_t n = cumlp_network_num_parameters(net);
+    float *p = test_alloc_floats((size_t)n), *q = test_alloc_floats((size_t)n);
+    CHECK_INVALID(ctx, cumlp_network_get_parameters(net, p, n - 1));
+    CHECK_INVALID(ctx, cumlp_network_get_parameters(net, NULL, n));
+    CHECK_OK(cumlp_network_get_parameters(net, p, n));
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (float)i * 0.01f;
+    CHECK_OK(cumlp_network_set_parameters(net, p, n));
+    CHECK_OK(cumlp_network_get_parameters(net, q, n));
+    CHECK(memcmp(p, q, sizeof(float) * (size_t)n) == 0);
+    /* Layer 1's W starts after layer 0's W (12) and b (4). */
+    float w[8], b[2];
+    CHECK_OK(cumlp_network_get_layer(net, 1, w, b));
+    CHECK(w[0] == p[16] && b[1] == p[25]);
+    CHECK_INVALID(ctx, cumlp_network_get_layer(net, 2, w, b));
+    CHECK_INVALID(ctx, cumlp_network_set_layer(net, -1, w, b));
+    CHECK_OK(cumlp_network_set_layer(net, 1, NULL, b));
+    CHECK_INVALID(ctx, cumlp_network_freeze(net, 5, 1, 1));
+
+    /* Batches of the wrong shape or from another context. */
+    cumlp_tensor *x = NULL, *t = NULL, *y = NULL, *wrong = NULL;
+    CHECK_OK(cumlp_tensor_create(ctx, 3, 5, &x));
+    CHECK_OK(cumlp_tensor_create(ctx, 2, 5, &t));
+    CHECK_OK(cumlp_tensor_create(ctx, 2, 5, &y));
+    CHECK_OK(cumlp_tensor_create(ctx, 2, 4, &wrong));
+    float xs[15] = {0}, ts[10] = {0};
+    CHECK_OK(cumlp_tensor_upload(x, xs, 15));
+    CHECK_OK(cumlp_tensor_upload(t, ts, 10));
+    double loss;
+    CHECK_INVALID(ctx, cumlp_forward(net, x, wrong));
+    CHECK_INVALID(ctx, cumlp_forward(net, t, y)); /* 2 rows where 3 are needed */
+    CHECK_INVALID(ctx, cumlp_forward(net, x, x));
+    CHECK_INVALID(ctx, cumlp_forward(net, NULL, y));
+    CHECK_STATUS(cumlp_forward(NULL, x, y), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_INVALID(ctx, cumlp_loss_backward(net, x, wrong, &loss));
+    CHECK_INVALID(ctx, cumlp_evaluate_loss(net, x, t, NULL));
+    cumlp_context *other = ref_context();
+    cumlp_tensor *foreign = NULL;
+    CHECK_OK(cumlp_tensor_create(other, 3, 5, &foreign));
+    CHECK_INVALID(ctx, cumlp_forward(net, foreign, y));
+    CHECK_OK(cumlp_forward(net, x, y));
+    CHECK_OK(cumlp_loss_backward(net, x, t, &loss));
+    CHECK(isfinite(loss));
+
+    /* Optimizers: bad options, a foreign optimizer. */
+    cumlp_optimizer *opt = NULL;
+    cumlp_optimizer_options oo;
+    cumlp_optimizer_defaults(&oo);
+    oo.learning_rate = -1;
+    CHECK_INVALID(ctx, cumlp_optimizer_create(net, &oo, &opt));
+    cumlp_optimizer_defaults(&oo);
+    oo.momentum = 1.0;
+    CHECK_INVALID(ctx, cumlp_optimizer_create(net, &oo, &opt));
+    cumlp_optimizer_defaults(&oo);
+    oo.type = 11;
+    CHECK_INVALID(ctx, cumlp_optimizer_create(net, &oo, &opt));
+    cumlp_optimizer_defaults(&oo);
+    oo.epsilon = 0;
+    CHECK_INVALID(ctx, cumlp_optimizer_create(net, &oo, &opt));
+    cumlp_optimizer_defaults(&oo);
+    oo.weight_decay = NAN;
+    CHECK_INVALID(ctx, cumlp_optimizer_create(net, &oo, &opt));
+    CHECK(opt == NULL);
+    CHECK_STATUS(cumlp_optimizer_create(NULL, NULL, &opt), CUMLP_ERROR_INVALID_VALUE);
+    cumlp_network *net2 = test_network(ctx, 2, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 6);
+    cumlp_optimizer *opt2 = NULL;
+    CHECK_OK(cumlp_optimizer_create(net2, NULL, &opt2));
+    CHECK_INVALID(ctx, cumlp_train_step(net, opt2, x, t, &loss));
+    CHECK_INVALID(ctx, cumlp_optimizer_set_learning_rate(opt2, INFINITY));
+    CHECK_OK(cumlp_optimizer_set_learning_rate(opt2, 0.5));
+    CHECK(cumlp_optimizer_learning_rate(opt2) == 0.5);
+    CHECK(cumlp_optimizer_step_count(opt2) == 0);
+    CHECK_STATUS(cumlp_optimizer_step(NULL), CUMLP_ERROR_INVALID_VALUE);
+
+    /* NaN in the data: the loss is not finite and no step is taken. */
+    xs[4] = NAN;
+    CHECK_OK(cumlp_tensor_upload(x, xs, 15));
+    CHECK_OK(cumlp_network_get_parameters(net2, p, n));
+    CHECK_STATUS(cumlp_train_step(net2, opt2, x, t, &loss), CUMLP_ERROR_NON_FINITE);
+    CHECK_OK(cumlp_network_get_parameters(net2, q, n));
+    CHECK(memcmp(p, q, sizeof(float) * (size_t)n) == 0);
+    CHECK(cumlp_optimizer_step_count(opt2) == 0);
+
+    double errs[4];
+    CHECK_INVALID(ctx, cumlp_gradient_check(net, x, t, 0, errs, 3));
+    CHECK_INVALID(ctx, cumlp_gradient_check(net, x, t, -1, errs, 4));
+    CHECK_INVALID(ctx, cumlp_gradient_check(net, x, t, 0, NULL, 4));
+
+    cumlp_optimizer_destroy(opt2);
+    cumlp_optimizer_destroy(NULL);
+    cumlp_network_destroy(net2);
+    cumlp_tensor_destroy(foreign);
+    cumlp_context_destroy(other);
+    cumlp_tensor_destroy(x);
+    cumlp_tensor_destroy(t);
+    cumlp_tensor_destroy(y);
+    cumlp_tensor_destroy(wrong);
+    cumlp_network_destroy(net);
+    free(p);
+    free(q);
+    cumlp_context_destroy(ctx);
+}
+
+int main(void) {
+    RUN(test_version_and_status);
+    RUN(test_contexts);
+    RUN(test_tensors);
+    RUN(test_network_descriptions);
+    RUN(test_parameters_and_batches);
+    return harness_finish();
+}

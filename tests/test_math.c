@@ -1,0 +1,159 @@
+/* ctest-labels: unit */
+/*
+ * The shared elementwise math (kernels/cumlp_math.h) and the Philox generator: known values,
+ * derivatives against finite differences, numerical stability at extreme inputs, and the
+ * statistics of the initial weights.
+ */
+#include "harness.h"
+#include "testutil.h"
+
+#include "cumlp_math.h"
+#include "philox.h"
+
+#include <string.h>
+
+/* Random123's known-answer vectors for Philox4x32-10. */
+static void test_philox_known_answers(void) {
+    const uint32_t ctr0[4] = {0, 0, 0, 0}, key0[2] = {0, 0};
+    const uint32_t want0[4] = {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u};
+    const uint32_t ctr1[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
+    const uint32_t key1[2] = {0xffffffffu, 0xffffffffu};
+    const uint32_t want1[4] = {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu};
+    const uint32_t ctr2[4] = {0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u};
+    const uint32_t key2[2] = {0xa4093822u, 0x299f31d0u};
+    const uint32_t want2[4] = {0xd16cfe09u, 0x94fdcceb, 0x5001e420u, 0x24126ea1u};
+    uint32_t out[4];
+    cumlp_philox4x32_10(ctr0, key0, out);
+    CHECK(memcmp(out, want0, sizeof out) == 0);
+    cumlp_philox4x32_10(ctr1, key1, out);
+    CHECK(memcmp(out, want1, sizeof out) == 0);
+    cumlp_philox4x32_10(ctr2, key2, out);
+    CHECK(memcmp(out, want2, sizeof out) == 0);
+    /* cuRAND's uniform transform: (0, 1], never 0. */
+    CHECK(cumlp_uniform_from_bits(0) > 0.0f);
+    CHECK(cumlp_uniform_from_bits(0xffffffffu) <= 1.0f);
+}
+
+static void test_activation_values(void) {
+    CHECK_NEAR(cumlp_sigmoid_d(0), 0.5, 0);
+    CHECK_NEAR(cumlp_sigmoid_d(0.3775), 0.593269992, 5e-10);
+    /* Saturation without NaN or overflow. */
+    CHECK(cumlp_sigmoid_d(-1000) == 0.0 && cumlp_sigmoid_d(1000) == 1.0);
+    CHECK(cumlp_sigmoid_f(-200.0f) == 0.0f && cumlp_sigmoid_f(200.0f) == 1.0f);
+    CHECK_NEAR(cumlp_gelu_d(1.0), 0.8413447460685429, 1e-15);
+    CHECK_NEAR(cumlp_gelu_d(-1.0), -0.15865525393145707, 1e-15);
+    CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_LEAKY_RELU, 0.01, -2.0), -0.02, 1e-17);
+    CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_RELU, 0.01, -2.0), 0.0, 0);
+    CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_TANH, 0, 0.5), tanh(0.5), 0);
+    CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_IDENTITY, 0, 3.25), 3.25, 0);
+    /* Stable loss terms for large logits. */
+    CHECK_NEAR(cumlp_softplus_d(1000), 1000, 0);
+    CHECK_NEAR(cumlp_softplus_d(-1000), 0, 1e-300);
+    CHECK_NEAR(cumlp_bce_term_d(800, 1), 0, 1e-300);
+    CHECK_NEAR(cumlp_bce_term_d(-800, 1), 800, 1e-12);
+    CHECK(isfinite(cumlp_bce_term_f(-100.0f, 1.0f)));
+    CHECK_NEAR(cumlp_squared_error_term_d(0.7513650695523157, 0.01), 0.274811083, 5e-10);
+}
+
+/* f'(z) from the shared code against a central difference of f, for every activation. */
+static void test_derivatives(void) {
+    const int acts[] = {CUMLP_MATH_IDENTITY, CUMLP_MATH_SIGMOID,    CUMLP_MATH_TANH,
+                        CUMLP_MATH_RELU,     CUMLP_MATH_LEAKY_RELU, CUMLP_MATH_GELU};
+    const double zs[] = {-3.1, -0.7, -0.01, 0.02, 0.9, 2.6};
+    const double h = 1e-6, slope = 0.05;
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        for (size_t j = 0; j < sizeof zs / sizeof zs[0]; j++) {
+            double z = zs[j];
+            double a = cumlp_activate_d(acts[i], slope, z);
+            double numeric = (cumlp_activate_d(acts[i], slope, z + h) -
+                              cumlp_activate_d(acts[i], slope, z - h)) /
+                             (2 * h);
+            double analytic = cumlp_activate_deriv_d(acts[i], slope, z, a);
+            CHECK_MSG(fabs(numeric - analytic) <= 1e-8, "activation %d at %g: %.12g vs %.12g",
+                      acts[i], z, analytic, numeric);
+            float af = cumlp_activate_f(acts[i], (float)slope, (float)z);
+            CHECK_NEAR(af, a, 1e-6 * fmax(1, fabs(a)));
+        }
+    }
+}
+
+/* The optimizer rules of cumlp.h, one step by hand. */
+static void test_optimizer_rules(void) {
+    double w = 1.0, v = 0.5, m = 0, s = 0;
+    cumlp_optimizer_update_d(CUMLP_MATH_OPT_SGD, 0.1, 0, 0.01, 0, 0, 0, 1, 1, &w, 2.0, &v, &s);
+    CHECK_NEAR(w, 1.0 - 0.1 * (2.0 + 0.01 * 1.0), 1e-15);
+    w = 1.0;
+    v = 0.5;
+    cumlp_optimizer_update_d(CUMLP_MATH_OPT_MOMENTUM, 0.1, 0.9, 0, 0, 0, 0, 1, 1, &w, 2.0, &v, &s);
+    CHECK_NEAR(v, 0.9 * 0.5 - 0.1 * 2.0, 1e-15);
+    CHECK_NEAR(w, 1.0 + 0.25, 1e-15);
+    w = 1.0;
+    v = 0.5;
+    cumlp_optimizer_update_d(CUMLP_MATH_OPT_NESTEROV, 0.1, 0.9, 0, 0, 0, 0, 1, 1, &w, 2.0, &v, &s);
+    CHECK_NEAR(v, 0.25, 1e-15);
+    CHECK_NEAR(w, 1.0 + 0.9 * 0.25 - 0.1 * 2.0, 1e-15);
+    w = 1.0;
+    /* Adam's first step moves every weight by about lr, whatever the gradient's size. */
+    cumlp_optimizer_update_d(CUMLP_MATH_OPT_ADAM, 0.01, 0, 0, 0.9, 0.999, 1e-8, 1 - 0.9, 1 - 0.999,
+                             &w, 123.0, &m, &s);
+    CHECK_NEAR(w, 1.0 - 0.01, 1e-9);
+    CHECK_NEAR(m, 0.1 * 123.0, 1e-12);
+    CHECK_NEAR(s, 0.001 * 123.0 * 123.0, 1e-9);
+}
+
+/* Mean and standard deviation of one layer's initial weights for each scheme. */
+static void test_initialization(void) {
+    cumlp_context *ctx = test_context_or_skip(CUMLP_BACKEND_REFERENCE);
+    const int64_t widths[] = {200, 300, 10};
+    const int acts[] = {CUMLP_ACT_RELU, CUMLP_ACT_IDENTITY};
+    const int inits[] = {CUMLP_INIT_NORMAL,         CUMLP_INIT_UNIFORM,   CUMLP_INIT_XAVIER_NORMAL,
+                         CUMLP_INIT_XAVIER_UNIFORM, CUMLP_INIT_HE_NORMAL, CUMLP_INIT_HE_UNIFORM};
+    const double fan_in = 200, fan_out = 300, scale = 0.5;
+    const double expected_std[] = {scale,
+                                   scale / sqrt(3.0),
+                                   scale * sqrt(2 / (fan_in + fan_out)),
+                                   scale * sqrt(6 / (fan_in + fan_out)) / sqrt(3.0),
+                                   scale * sqrt(2 / fan_in),
+                                   scale * sqrt(6 / fan_in) / sqrt(3.0)};
+    size_t nw = 200 * 300;
+    float *w = test_alloc_floats(nw);
+    float b[300];
+    for (int i = 0; i < 6; i++) {
+        cumlp_network_options o;
+        cumlp_network_defaults(&o);
+        o.init = inits[i];
+        o.init_scale = scale;
+        o.bias_init = i % 2 ? CUMLP_BIAS_DRAWN : CUMLP_BIAS_ZERO;
+        cumlp_network *net = NULL;
+        CHECK_OK(cumlp_network_create(ctx, 2, widths, acts, &o, &net));
+        CHECK_OK(cumlp_network_get_layer(net, 0, w, b));
+        double sum = 0, sq = 0, max_abs = 0;
+        for (size_t k = 0; k < nw; k++) {
+            sum += w[k];
+            sq += (double)w[k] * w[k];
+            max_abs = fmax(max_abs, fabs(w[k]));
+        }
+        double mean = sum / nw, sd = sqrt(sq / nw - mean * mean);
+        CHECK_MSG(fabs(mean) < 0.02 * expected_std[i], "init %d mean %g", i, mean);
+        CHECK_MSG(fabs(sd / expected_std[i] - 1) < 0.02, "init %d std %g, expected %g", i, sd,
+                  expected_std[i]);
+        if (inits[i] % 2 == 1) /* uniform schemes stay inside [-a, a] */
+            CHECK(max_abs <= expected_std[i] * sqrt(3.0) * (1 + 1e-6));
+        int bias_nonzero = 0;
+        for (int k = 0; k < 300; k++)
+            bias_nonzero += b[k] != 0;
+        CHECK(o.bias_init == CUMLP_BIAS_DRAWN ? bias_nonzero > 290 : bias_nonzero == 0);
+        cumlp_network_destroy(net);
+    }
+    free(w);
+    cumlp_context_destroy(ctx);
+}
+
+int main(void) {
+    RUN(test_philox_known_answers);
+    RUN(test_activation_values);
+    RUN(test_derivatives);
+    RUN(test_optimizer_rules);
+    RUN(test_initialization);
+    return harness_finish();
+}
