@@ -439,15 +439,19 @@ CUMLP_API cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt
 
 /**
  * Checks the network's backpropagated gradients on the batch (X, T) against central finite
- * differences, (E(w + h) - E(w - h)) / 2h, computed in double precision on a reference-backend
- * copy of the network (step h = step_size; 0 selects 1e-5). The analytic gradients come from the
- * network's own backend, so this checks the GPU and CPU backends too.
+ * differences, D(h) = (E(w + h) - E(w - h)) / 2h, computed in double precision on a
+ * reference-backend copy of the network; D(h) and D(h/2) are combined by Richardson extrapolation,
+ * (4 D(h/2) - D(h)) / 3, whose error is O(h^4). h = step_size; 0 selects 1e-3. Where a step
+ * straddles a ReLU kink (a unit changes side), h shrinks tenfold, up to four times. The analytic
+ * gradients come from the network's own backend, so this checks the GPU and CPU backends too.
  *
  * max_rel_error receives 2 * num_layers values: for layer l, [2l] for W and [2l + 1] for b. Each is
- * the largest over the tensor's elements of |g - n| / max(|g|, |n|, 1e-3 * m, 1e-12), where g is
+ * the largest over the tensor's elements of |g - n| / max(|g|, |n|, 1e-3 * m, 1e-8), where g is
  * backpropagation's value, n the finite difference and m the largest |g| or |n| in that tensor
- * (entries a thousand times smaller than the tensor's largest are judged on the tensor's scale).
- * Costs two forward passes per parameter: use small networks. Leaves the network's parameters
+ * (entries a thousand times smaller than the tensor's largest are judged on the tensor's scale,
+ * and gradients under 1e-8, below what the differences resolve (~1e-12 absolute for a loss of
+ * order 1), on an absolute scale).
+ * Costs four loss evaluations per parameter: use small networks. Leaves the network's parameters
  * unchanged and its gradient arena holding the gradients of (X, T).
  */
 CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tensor *X,
@@ -614,12 +618,12 @@ CUMLP_API cumlp_status cumlp_dataset_read_idx_memory(cumlp_context *ctx, const v
                                                      cumlp_dataset **ds);
 
 typedef struct cumlp_csv_options {
-    int has_header;    /**< 1: the first line is a header and is skipped; default 0 */
-    int label_column;  /**< 0-based column of the target; -1 (default) the last column */
-    int num_classes;   /**< 0 (default): regression, the target value is kept as is; > 0: the
-                            column holds integer classes in [0, num_classes), made one-hot;
-                            -1: classes, counted as the largest label + 1 */
-    int delimiter;     /**< field separator character; default ',' */
+    int has_header;   /**< 1: the first line is a header and is skipped; default 0 */
+    int label_column; /**< 0-based column of the target; -1 (default) the last column */
+    int num_classes;  /**< 0 (default): regression, the target value is kept as is; > 0: the
+                           column holds integer classes in [0, num_classes), made one-hot;
+                           -1: classes, counted as the largest label + 1 */
+    int delimiter;    /**< field separator character; default ',' */
 } cumlp_csv_options;
 
 /** Fills *options with the defaults listed in cumlp_csv_options. */
@@ -632,8 +636,7 @@ CUMLP_API cumlp_status cumlp_csv_defaults(cumlp_csv_options *options);
  * others are the features, in order. options may be NULL for the defaults.
  */
 CUMLP_API cumlp_status cumlp_dataset_read_csv(cumlp_context *ctx, const char *path,
-                                              const cumlp_csv_options *options,
-                                              cumlp_dataset **ds);
+                                              const cumlp_csv_options *options, cumlp_dataset **ds);
 
 /** cumlp_dataset_read_csv from size bytes of text in memory (no terminating NUL needed). */
 CUMLP_API cumlp_status cumlp_dataset_read_csv_memory(cumlp_context *ctx, const char *text,
@@ -757,35 +760,35 @@ typedef struct cumlp_fit_progress {
 typedef int (*cumlp_fit_callback)(const cumlp_fit_progress *progress, void *user_data);
 
 typedef struct cumlp_fit_options {
-    int epochs;                 /**< >= 1; default 10 */
-    int64_t batch_size;         /**< >= 1; default 32 (the last batch of an epoch may be smaller) */
-    int shuffle;                /**< 1 (default): a new order of the samples every epoch */
-    uint64_t seed;              /**< seed of the shuffles; default 1 */
-    int schedule;               /**< a cumlp_lr_schedule; default CUMLP_LR_CONSTANT */
-    double lr_gamma;            /**< factor of STEP and EXPONENTIAL, in (0, 1]; default 0.1 */
-    int lr_step_epochs;         /**< period of STEP, >= 1; default 10 */
-    double lr_min;              /**< floor of COSINE, >= 0; default 0 */
-    double target_loss;         /**< stop when an epoch's training loss < this; default 0 (off) */
-    int patience;               /**< stop after this many epochs without a validation loss
-                                     better than the best by more than min_delta; 0 (default) off */
-    double min_delta;           /**< >= 0; default 0 */
-    int restore_best;           /**< 1: end with the parameters of the best validation epoch;
-                                     default 0 */
+    int epochs;         /**< >= 1; default 10 */
+    int64_t batch_size; /**< >= 1; default 32 (the last batch of an epoch may be smaller) */
+    int shuffle;        /**< 1 (default): a new order of the samples every epoch */
+    uint64_t seed;      /**< seed of the shuffles; default 1 */
+    int schedule;       /**< a cumlp_lr_schedule; default CUMLP_LR_CONSTANT */
+    double lr_gamma;    /**< factor of STEP and EXPONENTIAL, in (0, 1]; default 0.1 */
+    int lr_step_epochs; /**< period of STEP, >= 1; default 10 */
+    double lr_min;      /**< floor of COSINE, >= 0; default 0 */
+    double target_loss; /**< stop when an epoch's training loss < this; default 0 (off) */
+    int patience;       /**< stop after this many epochs without a validation loss
+                             better than the best by more than min_delta; 0 (default) off */
+    double min_delta;   /**< >= 0; default 0 */
+    int restore_best;   /**< 1: end with the parameters of the best validation epoch;
+                             default 0 */
     cumlp_fit_callback callback; /**< called after every epoch; NULL (default) for none */
     void *user_data;             /**< passed to the callback */
     int64_t callback_every;      /**< also call it every this many batches; 0 (default): epochs */
 } cumlp_fit_options;
 
 typedef struct cumlp_fit_result {
-    int epochs_run;             /**< epochs started (the last may have been cut short) */
-    int stop_reason;            /**< a cumlp_stop_reason */
-    int64_t steps;              /**< optimizer steps taken */
-    double train_loss;          /**< mean training loss of the last epoch */
-    double train_accuracy;      /**< of the last epoch; -1 for regression */
-    double validation_loss;     /**< of the last validated epoch; -1 without validation */
-    double validation_accuracy; /**< -1 for regression or without validation */
-    double validation_mse;      /**< -1 without validation */
-    int best_epoch;             /**< epoch of the lowest validation loss; -1 without validation */
+    int epochs_run;              /**< epochs started (the last may have been cut short) */
+    int stop_reason;             /**< a cumlp_stop_reason */
+    int64_t steps;               /**< optimizer steps taken */
+    double train_loss;           /**< mean training loss of the last epoch */
+    double train_accuracy;       /**< of the last epoch; -1 for regression */
+    double validation_loss;      /**< of the last validated epoch; -1 without validation */
+    double validation_accuracy;  /**< -1 for regression or without validation */
+    double validation_mse;       /**< -1 without validation */
+    int best_epoch;              /**< epoch of the lowest validation loss; -1 without validation */
     double best_validation_loss; /**< -1 without validation */
     double seconds;              /**< wall time of the call */
 } cumlp_fit_result;
