@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building and testing cumlp needs on a Debian machine, if it is missing.
+#   scripts/setup.sh            build tools, OpenBLAS, zlib, clang (fuzzers), the Fashion-MNIST
+#                               data set and PyTorch (interoperability test and benchmarks)
+#   CUMLP_SETUP_MINIMAL=1 ...   only what the build needs
+# The CUDA toolkit is not installed here: the cuda backend is built when one is found
+# (nvcc on PATH or under /usr/local/cuda).
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config zlib1g-dev libopenblas-dev)
+if [[ "${CUMLP_SETUP_MINIMAL:-0}" != 1 ]]; then
+  packages+=(clang libclang-rt-14-dev dataset-fashion-mnist python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "setup: everything needed is installed"
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [[ $(id -u) != 0 ]]; then
+  command -v sudo >/dev/null || { echo "setup: run as root or install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
