@@ -1,0 +1,438 @@
+/* data.c - datasets in host memory: creation, accessors, one-hot labels, shuffle, split, scaling.
+ */
+#include "data_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- creation and accessors ---------------------------------------------------------------- */
+
+cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *who, int64_t n_features,
+                                int64_t n_outputs, int64_t n_samples, int num_classes,
+                                cumlp_dataset **out) {
+    *out = NULL;
+    int64_t nx, ny;
+    if (n_features < 1 || n_outputs < 1 || n_samples < 1)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: a dataset needs at least 1 feature, output and sample (got %lld, "
+                            "%lld, %lld)",
+                            who, (long long)n_features, (long long)n_outputs, (long long)n_samples);
+    if (n_features > CUMLP_MAX_DIM || n_outputs > CUMLP_MAX_DIM || n_samples > CUMLP_MAX_DIM ||
+        !cumlp__mul_size(n_features, n_samples, CUMLP_DATASET_MAX_ELEMENTS, &nx) ||
+        !cumlp__mul_size(n_outputs, n_samples, CUMLP_DATASET_MAX_ELEMENTS, &ny))
+        return cumlp__error(ctx, CUMLP_ERROR_SIZE_LIMIT,
+                            "%s: %lld samples of %lld features and %lld outputs exceed the "
+                            "dataset size limit",
+                            who, (long long)n_samples, (long long)n_features, (long long)n_outputs);
+    if (num_classes < 0 || (num_classes > 0 && num_classes != n_outputs))
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: num_classes is %d; it must be 0 (regression) or equal n_outputs "
+                            "(%lld)",
+                            who, num_classes, (long long)n_outputs);
+    cumlp_dataset *ds = calloc(1, sizeof *ds);
+    float *x = calloc((size_t)nx, sizeof *x);
+    float *y = calloc((size_t)ny, sizeof *y);
+    if (!ds || !x || !y) {
+        free(ds);
+        free(x);
+        free(y);
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
+                            "%s: out of host memory for %lld samples", who, (long long)n_samples);
+    }
+    ds->ctx = ctx;
+    ds->n_features = n_features;
+    ds->n_outputs = n_outputs;
+    ds->n_samples = n_samples;
+    ds->num_classes = num_classes;
+    ds->x = x;
+    ds->y = y;
+    *out = ds;
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_dataset_create(cumlp_context *ctx, int64_t n_features, int64_t n_outputs,
+                                  int64_t n_samples, int num_classes, cumlp_dataset **ds) {
+    if (!ds)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "cumlp_dataset_create: ds is NULL");
+    return cumlp__dataset_new(ctx, "cumlp_dataset_create", n_features, n_outputs, n_samples,
+                              num_classes, ds);
+}
+
+void cumlp_dataset_destroy(cumlp_dataset *ds) {
+    if (!ds) return;
+    free(ds->x);
+    free(ds->y);
+    free(ds);
+}
+
+int64_t cumlp_dataset_num_samples(const cumlp_dataset *ds) {
+    return ds ? ds->n_samples : -1;
+}
+
+int64_t cumlp_dataset_num_features(const cumlp_dataset *ds) {
+    return ds ? ds->n_features : -1;
+}
+
+int64_t cumlp_dataset_num_outputs(const cumlp_dataset *ds) {
+    return ds ? ds->n_outputs : -1;
+}
+
+int cumlp_dataset_num_classes(const cumlp_dataset *ds) {
+    return ds ? ds->num_classes : -1;
+}
+
+float *cumlp_dataset_features(cumlp_dataset *ds) {
+    return ds ? ds->x : NULL;
+}
+
+float *cumlp_dataset_targets(cumlp_dataset *ds) {
+    return ds ? ds->y : NULL;
+}
+
+int64_t cumlp__argmax(const float *v, int64_t n) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (v[i] > v[best] || (isnan(v[best]) && !isnan(v[i]))) best = i;
+    return best;
+}
+
+int cumlp_dataset_label(const cumlp_dataset *ds, int64_t i) {
+    if (!ds || ds->num_classes == 0 || i < 0 || i >= ds->n_samples) return -1;
+    return (int)cumlp__argmax(ds->y + i * ds->n_outputs, ds->n_outputs);
+}
+
+cumlp_status cumlp_dataset_set_labels(cumlp_dataset *ds, const int32_t *labels, int64_t count) {
+    const char *func = "cumlp_dataset_set_labels";
+    if (!ds) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ds is NULL", func);
+    if (!labels)
+        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: labels is NULL", func);
+    if (ds->num_classes == 0)
+        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: the dataset is a regression dataset (no classes)", func);
+    if (count != ds->n_samples)
+        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: count is %lld but the dataset has %lld samples", func,
+                            (long long)count, (long long)ds->n_samples);
+    for (int64_t i = 0; i < count; i++)
+        if (labels[i] < 0 || labels[i] >= ds->num_classes)
+            return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                                "%s: label %ld of sample %lld is outside [0, %d)", func,
+                                (long)labels[i], (long long)i, ds->num_classes);
+    memset(ds->y, 0, (size_t)(ds->n_outputs * ds->n_samples) * sizeof *ds->y);
+    for (int64_t i = 0; i < count; i++)
+        ds->y[i * ds->n_outputs + labels[i]] = 1.0f;
+    return CUMLP_SUCCESS;
+}
+
+/* ---- random permutations ------------------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform integer in [0, n) by rejection, so that every permutation is equally likely. */
+static uint64_t below(uint64_t *state, uint64_t n) {
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t r;
+    do
+        r = splitmix64(state);
+    while (r >= limit);
+    return r % n;
+}
+
+void cumlp__permutation(uint64_t seed, int64_t n, int64_t *perm) {
+    uint64_t state = seed;
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)below(&state, (uint64_t)i + 1);
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+}
+
+static void swap_columns(float *m, int64_t rows, int64_t a, int64_t b) {
+    float *ca = m + a * rows, *cb = m + b * rows;
+    for (int64_t r = 0; r < rows; r++) {
+        float t = ca[r];
+        ca[r] = cb[r];
+        cb[r] = t;
+    }
+}
+
+cumlp_status cumlp_dataset_shuffle(cumlp_dataset *ds, uint64_t seed) {
+    if (!ds)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_dataset_shuffle: ds is NULL");
+    uint64_t state = seed;
+    for (int64_t i = ds->n_samples - 1; i > 0; i--) {
+        int64_t j = (int64_t)below(&state, (uint64_t)i + 1);
+        if (j == i) continue;
+        swap_columns(ds->x, ds->n_features, i, j);
+        swap_columns(ds->y, ds->n_outputs, i, j);
+    }
+    return CUMLP_SUCCESS;
+}
+
+/* ---- subsets and splits -------------------------------------------------------------------- */
+
+/* A new dataset of the samples idx[0..count) of ds. */
+static cumlp_status gather(const cumlp_dataset *ds, const char *who, const int64_t *idx,
+                           int64_t count, cumlp_dataset **out) {
+    cumlp_status st = cumlp__dataset_new(ds->ctx, who, ds->n_features, ds->n_outputs, count,
+                                         ds->num_classes, out);
+    if (st != CUMLP_SUCCESS) return st;
+    size_t fx = (size_t)ds->n_features, fy = (size_t)ds->n_outputs;
+    for (int64_t i = 0; i < count; i++) {
+        memcpy((*out)->x + (size_t)i * fx, ds->x + (size_t)idx[i] * fx, fx * sizeof(float));
+        memcpy((*out)->y + (size_t)i * fy, ds->y + (size_t)idx[i] * fy, fy * sizeof(float));
+    }
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_dataset_subset(const cumlp_dataset *ds, int64_t first, int64_t count,
+                                  cumlp_dataset **out) {
+    const char *func = "cumlp_dataset_subset";
+    if (!ds || !out)
+        return cumlp__error(ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
+                            ds ? "out" : "ds");
+    *out = NULL;
+    if (first < 0 || count < 1 || first >= ds->n_samples || count > ds->n_samples - first)
+        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: samples [%lld, %lld + %lld) are outside [0, %lld) or empty", func,
+                            (long long)first, (long long)first, (long long)count,
+                            (long long)ds->n_samples);
+    int64_t *idx = malloc((size_t)count * sizeof *idx);
+    if (!idx) return cumlp__error(ds->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", func);
+    for (int64_t i = 0; i < count; i++)
+        idx[i] = first + i;
+    cumlp_status st = gather(ds, func, idx, count, out);
+    free(idx);
+    return st;
+}
+
+cumlp_status cumlp_dataset_split(const cumlp_dataset *ds, double validation_fraction, uint64_t seed,
+                                 cumlp_dataset **train, cumlp_dataset **validation) {
+    const char *func = "cumlp_dataset_split";
+    if (!ds || !train || !validation)
+        return cumlp__error(ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s: a NULL argument",
+                            func);
+    *train = *validation = NULL;
+    double n_val = floor(validation_fraction * (double)ds->n_samples + 0.5);
+    if (!(validation_fraction > 0 && validation_fraction < 1) || n_val < 1 ||
+        n_val > (double)(ds->n_samples - 1))
+        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: validation_fraction %g of %lld samples must leave at least one "
+                            "sample on each side",
+                            func, validation_fraction, (long long)ds->n_samples);
+    int64_t nv = (int64_t)n_val;
+    int64_t *perm = malloc((size_t)ds->n_samples * sizeof *perm);
+    if (!perm) return cumlp__error(ds->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", func);
+    cumlp__permutation(seed, ds->n_samples, perm);
+    cumlp_status st = gather(ds, func, perm, nv, validation);
+    if (st == CUMLP_SUCCESS) st = gather(ds, func, perm + nv, ds->n_samples - nv, train);
+    free(perm);
+    if (st != CUMLP_SUCCESS) {
+        cumlp_dataset_destroy(*validation);
+        *validation = NULL;
+    }
+    return st;
+}
+
+/* ---- scaling ------------------------------------------------------------------------------- */
+
+struct cumlp_scaler {
+    cumlp_context *ctx;
+    int64_t n;
+    float *offset, *scale;
+};
+
+static cumlp_status scaler_new(cumlp_context *ctx, const char *who, int64_t n, cumlp_scaler **out) {
+    cumlp_scaler *s = calloc(1, sizeof *s);
+    float *offset = malloc((size_t)n * sizeof *offset);
+    float *scale = malloc((size_t)n * sizeof *scale);
+    if (!s || !offset || !scale) {
+        free(s);
+        free(offset);
+        free(scale);
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", who);
+    }
+    s->ctx = ctx;
+    s->n = n;
+    s->offset = offset;
+    s->scale = scale;
+    *out = s;
+    return CUMLP_SUCCESS;
+}
+
+void cumlp_scaler_destroy(cumlp_scaler *scaler) {
+    if (!scaler) return;
+    free(scaler->offset);
+    free(scaler->scale);
+    free(scaler);
+}
+
+/* Statistics of the values x[f + i * stride] for f in [first, first + width), all samples i. */
+static void statistics(const cumlp_dataset *ds, int64_t first, int64_t width, int method,
+                       double *offset, double *scale) {
+    int64_t nf = ds->n_features, n = ds->n_samples;
+    double count = (double)width * (double)n;
+    if (method == CUMLP_SCALE_MINMAX) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t f = first; f < first + width; f++) {
+                double v = ds->x[i * nf + f];
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+            }
+        *offset = lo;
+        *scale = hi > lo ? 1.0 / (hi - lo) : 1.0;
+        return;
+    }
+    double sum = 0, sq = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t f = first; f < first + width; f++)
+            sum += ds->x[i * nf + f];
+    double mean = sum / count;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t f = first; f < first + width; f++) {
+            double d = ds->x[i * nf + f] - mean;
+            sq += d * d;
+        }
+    double sd = sqrt(sq / count);
+    *offset = mean;
+    *scale = sd > 0 ? 1.0 / sd : 1.0;
+}
+
+cumlp_status cumlp_scaler_fit(const cumlp_dataset *train, int method, int per_feature,
+                              cumlp_scaler **scaler) {
+    const char *func = "cumlp_scaler_fit";
+    if (!train || !scaler)
+        return cumlp__error(train ? train->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL",
+                            func, train ? "scaler" : "train");
+    *scaler = NULL;
+    if (method != CUMLP_SCALE_MINMAX && method != CUMLP_SCALE_STANDARDIZE)
+        return cumlp__error(train->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown method %d", func,
+                            method);
+    cumlp_scaler *s;
+    cumlp_status st = scaler_new(train->ctx, func, train->n_features, &s);
+    if (st != CUMLP_SUCCESS) return st;
+    double offset, scale;
+    if (!per_feature) statistics(train, 0, train->n_features, method, &offset, &scale);
+    for (int64_t f = 0; f < train->n_features; f++) {
+        if (per_feature) statistics(train, f, 1, method, &offset, &scale);
+        s->offset[f] = (float)offset;
+        s->scale[f] = (float)scale;
+        if (!isfinite(s->offset[f]) || !isfinite(s->scale[f]) || s->scale[f] == 0) {
+            cumlp_scaler_destroy(s);
+            return cumlp__error(train->ctx, CUMLP_ERROR_NON_FINITE,
+                                "%s: feature %lld has no finite fp32 scaling (offset %g, scale %g)",
+                                func, (long long)f, offset, scale);
+        }
+    }
+    *scaler = s;
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_scaler_create(cumlp_context *ctx, int64_t count, const float *offsets,
+                                 const float *scales, cumlp_scaler **scaler) {
+    const char *func = "cumlp_scaler_create";
+    if (!offsets || !scales || !scaler)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: a NULL argument", func);
+    *scaler = NULL;
+    if (count < 1 || count > CUMLP_MAX_DIM)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: count %lld is out of range", func,
+                            (long long)count);
+    for (int64_t f = 0; f < count; f++)
+        if (!isfinite(offsets[f]) || !isfinite(scales[f]) || scales[f] == 0)
+            return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                                "%s: feature %lld has offset %g and scale %g (need finite, scale "
+                                "nonzero)",
+                                func, (long long)f, offsets[f], scales[f]);
+    cumlp_status st = scaler_new(ctx, func, count, scaler);
+    if (st != CUMLP_SUCCESS) return st;
+    memcpy((*scaler)->offset, offsets, (size_t)count * sizeof *offsets);
+    memcpy((*scaler)->scale, scales, (size_t)count * sizeof *scales);
+    return CUMLP_SUCCESS;
+}
+
+int64_t cumlp_scaler_num_features(const cumlp_scaler *scaler) {
+    return scaler ? scaler->n : -1;
+}
+
+cumlp_status cumlp_scaler_get(const cumlp_scaler *scaler, float *offsets, float *scales,
+                              int64_t count) {
+    if (!scaler)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_scaler_get: scaler is NULL");
+    if (count != scaler->n)
+        return cumlp__error(scaler->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_scaler_get: count is %lld but the scaler has %lld features",
+                            (long long)count, (long long)scaler->n);
+    if (offsets) memcpy(offsets, scaler->offset, (size_t)count * sizeof *offsets);
+    if (scales) memcpy(scales, scaler->scale, (size_t)count * sizeof *scales);
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_dataset *ds) {
+    const char *func = "cumlp_scaler_apply";
+    if (!scaler || !ds)
+        return cumlp__error(scaler ? scaler->ctx : NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: %s is NULL", func, scaler ? "ds" : "scaler");
+    if (ds->n_features != scaler->n)
+        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: the dataset has %lld features but the scaler %lld", func,
+                            (long long)ds->n_features, (long long)scaler->n);
+    for (int64_t i = 0; i < ds->n_samples; i++) {
+        float *col = ds->x + i * ds->n_features;
+        for (int64_t f = 0; f < ds->n_features; f++)
+            col[f] = (col[f] - scaler->offset[f]) * scaler->scale[f];
+    }
+    return CUMLP_SUCCESS;
+}
+
+/* ---- files --------------------------------------------------------------------------------- */
+
+cumlp_status cumlp__read_file(cumlp_context *ctx, const char *path, char **data, size_t *size) {
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    cumlp_status st = buf ? CUMLP_SUCCESS
+                          : cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", path);
+    while (st == CUMLP_SUCCESS) {
+        if (len == cap) {
+            char *bigger = cap < SIZE_MAX / 4 ? realloc(buf, cap * 2 + 1) : NULL;
+            if (!bigger) {
+                st = cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory at %zu bytes",
+                                  path, len);
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            if (ferror(f))
+                st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: read error at byte %zu", path, len);
+            break;
+        }
+    }
+    fclose(f);
+    if (st != CUMLP_SUCCESS) {
+        free(buf);
+        return st;
+    }
+    buf[len] = '\0';
+    *data = buf;
+    *size = len;
+    return CUMLP_SUCCESS;
+}

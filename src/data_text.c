@@ -1,0 +1,427 @@
+/* data_text.c - the text readers: numeric CSV and FANN's training-data format. */
+#include "data_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MEMORY_NAME "<memory>"
+
+/* A growing array of floats (row-major CSV values). */
+typedef struct float_vec {
+    float *v;
+    size_t len, cap;
+} float_vec;
+
+static int vec_push(float_vec *a, float x) {
+    if (a->len == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 1024;
+        float *bigger = realloc(a->v, cap * sizeof *bigger);
+        if (!bigger) return 0;
+        a->v = bigger;
+        a->cap = cap;
+    }
+    a->v[a->len++] = x;
+    return 1;
+}
+
+/* Copies size bytes of text into a NUL-terminated buffer (strtod needs the terminator). */
+static cumlp_status terminated_copy(cumlp_context *ctx, const char *name, const char *text,
+                                    size_t size, char **out) {
+    *out = malloc(size + 1);
+    if (!*out) return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", name);
+    memcpy(*out, text, size);
+    (*out)[size] = '\0';
+    return CUMLP_SUCCESS;
+}
+
+static int is_blank(int c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Parses a number at *p (after optional blanks) into *value; on success moves *p past it. An
+ * embedded NUL byte ends the text as far as strtod is concerned, so it reads as garbage. */
+static int parse_number(const char **p, const char *end, double *value) {
+    const char *s = *p;
+    while (s < end && is_blank((unsigned char)*s))
+        s++;
+    if (s >= end || *s == '\n' || *s == '\0') return 0;
+    char *stop;
+    errno = 0;
+    double v = strtod(s, &stop);
+    if (stop == s || stop > end) return 0;
+    *value = v;
+    *p = stop;
+    return 1;
+}
+
+/* The number as fp32, or a NON_FINITE error naming the place. */
+static cumlp_status to_float(cumlp_context *ctx, const char *name, int64_t line, int64_t field,
+                             double v, float *out) {
+    float f = (float)v;
+    if (!isfinite(f))
+        return cumlp__error(ctx, CUMLP_ERROR_NON_FINITE,
+                            "%s: line %lld, field %lld: %g is not a finite fp32 number", name,
+                            (long long)line, (long long)field, v);
+    *out = f;
+    return CUMLP_SUCCESS;
+}
+
+/* ---- CSV ----------------------------------------------------------------------------------- */
+
+cumlp_status cumlp_csv_defaults(cumlp_csv_options *options) {
+    if (!options)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_csv_defaults: options is NULL");
+    memset(options, 0, sizeof *options);
+    options->has_header = 0;
+    options->label_column = -1;
+    options->num_classes = 0;
+    options->delimiter = ',';
+    return CUMLP_SUCCESS;
+}
+
+typedef struct csv_state {
+    cumlp_context *ctx;
+    const char *name;
+    const cumlp_csv_options *o;
+    float_vec values; /* row-major, n_cols per row */
+    int64_t n_cols, n_rows;
+} csv_state;
+
+static const char *line_end(const char *p, const char *end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    return nl ? nl : end;
+}
+
+static int line_is_blank(const char *p, const char *eol) {
+    for (; p < eol; p++)
+        if (!is_blank((unsigned char)*p)) return 0;
+    return 1;
+}
+
+/* Parses one non-blank line [p, eol) of fields into s->values. */
+static cumlp_status csv_line(csv_state *s, const char *p, const char *eol, int64_t line) {
+    int64_t field = 0;
+    for (;;) {
+        double v;
+        const char *start = p;
+        if (!parse_number(&p, eol, &v)) {
+            while (start < eol && is_blank((unsigned char)*start))
+                start++;
+            int len = 0;
+            while (start + len < eol && len < 20 && start[len] != s->o->delimiter)
+                len++;
+            return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
+                                "%s: line %lld, field %lld: \"%.*s\" is not a number", s->name,
+                                (long long)line, (long long)field + 1, len, start);
+        }
+        float f = 0.0f;
+        cumlp_status st = to_float(s->ctx, s->name, line, field + 1, v, &f);
+        if (st != CUMLP_SUCCESS) return st;
+        if (!vec_push(&s->values, f))
+            return cumlp__error(s->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory at line %lld",
+                                s->name, (long long)line);
+        field++;
+        while (p < eol && is_blank((unsigned char)*p))
+            p++;
+        if (p == eol) break;
+        if (*p != s->o->delimiter)
+            return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
+                                "%s: line %lld, field %lld: unexpected character '%c' after a "
+                                "number",
+                                s->name, (long long)line, (long long)field,
+                                isprint((unsigned char)*p) ? *p : '?');
+        p++;
+    }
+    if (s->n_cols == 0) {
+        if (field < 2)
+            return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
+                                "%s: line %lld has %lld field; a sample needs a feature and a "
+                                "target",
+                                s->name, (long long)line, (long long)field);
+        s->n_cols = field;
+    } else if (field != s->n_cols) {
+        return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
+                            "%s: line %lld has %lld fields but the first row has %lld", s->name,
+                            (long long)line, (long long)field, (long long)s->n_cols);
+    }
+    s->n_rows++;
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status csv_parse(csv_state *s, const char *text, size_t size) {
+    const char *p = text, *end = text + size;
+    int64_t line = 0;
+    while (p < end) {
+        const char *eol = line_end(p, end);
+        line++;
+        if (!(line == 1 && s->o->has_header) && !line_is_blank(p, eol)) {
+            cumlp_status st = csv_line(s, p, eol, line);
+            if (st != CUMLP_SUCCESS) return st;
+        }
+        p = eol < end ? eol + 1 : end;
+    }
+    if (s->n_rows == 0)
+        return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT, "%s: no data rows", s->name);
+    return CUMLP_SUCCESS;
+}
+
+/* The class of a label value, or an error naming its line (counted over data rows). */
+static cumlp_status csv_class(csv_state *s, int64_t row, float v, int limit, int *cls) {
+    if (v != floorf(v) || v < 0 || v >= (float)limit)
+        return cumlp__error(
+            s->ctx, s->o->num_classes > 0 ? CUMLP_ERROR_INVALID_VALUE : CUMLP_ERROR_SIZE_LIMIT,
+            "%s: data row %lld: label %g is not an integer in [0, %d)", s->name, (long long)row + 1,
+            v, limit);
+    *cls = (int)v;
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status csv_build(csv_state *s, cumlp_dataset **out) {
+    const char *who = "cumlp_dataset_read_csv";
+    int64_t label = s->o->label_column < 0 ? s->n_cols - 1 : s->o->label_column;
+    if (label >= s->n_cols)
+        return cumlp__error(s->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: label_column %lld but the rows have %lld fields", s->name,
+                            (long long)label, (long long)s->n_cols);
+    int classify = s->o->num_classes != 0;
+    int limit = s->o->num_classes > 0 ? s->o->num_classes : CUMLP_MAX_INFERRED_CLASSES;
+    int classes = s->o->num_classes > 0 ? s->o->num_classes : 0;
+    for (int64_t r = 0; classify && r < s->n_rows; r++) {
+        int c = 0;
+        cumlp_status st = csv_class(s, r, s->values.v[r * s->n_cols + label], limit, &c);
+        if (st != CUMLP_SUCCESS) return st;
+        if (s->o->num_classes < 0 && c + 1 > classes) classes = c + 1;
+    }
+    cumlp_status st = cumlp__dataset_new(s->ctx, who, s->n_cols - 1, classify ? classes : 1,
+                                         s->n_rows, classify ? classes : 0, out);
+    if (st != CUMLP_SUCCESS) return st;
+    cumlp_dataset *ds = *out;
+    for (int64_t r = 0; r < s->n_rows; r++) {
+        const float *row = s->values.v + r * s->n_cols;
+        float *x = ds->x + r * ds->n_features;
+        for (int64_t c = 0, f = 0; c < s->n_cols; c++)
+            if (c != label) x[f++] = row[c];
+        if (classify)
+            ds->y[r * ds->n_outputs + (int64_t)row[label]] = 1.0f;
+        else
+            ds->y[r] = row[label];
+    }
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status csv_read(cumlp_context *ctx, const char *name, const char *text, size_t size,
+                             const cumlp_csv_options *options, cumlp_dataset **ds) {
+    cumlp_csv_options defaults;
+    cumlp_csv_defaults(&defaults);
+    const cumlp_csv_options *o = options ? options : &defaults;
+    if (o->delimiter <= 0 || o->delimiter > 127 || o->delimiter == '\n' || isdigit(o->delimiter) ||
+        o->delimiter == '.' || o->delimiter == '-' || o->delimiter == '+' || o->num_classes < -1 ||
+        o->num_classes > CUMLP_MAX_INFERRED_CLASSES || o->label_column < -1)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_dataset_read_csv: bad options (delimiter %d, label_column %d, "
+                            "num_classes %d)",
+                            o->delimiter, o->label_column, o->num_classes);
+    csv_state s = {ctx, name, o, {NULL, 0, 0}, 0, 0};
+    char *copy;
+    cumlp_status st = terminated_copy(ctx, name, text, size, &copy);
+    if (st != CUMLP_SUCCESS) return st;
+    st = csv_parse(&s, copy, size);
+    if (st == CUMLP_SUCCESS) st = csv_build(&s, ds);
+    free(copy);
+    free(s.values.v);
+    return st;
+}
+
+cumlp_status cumlp_dataset_read_csv_memory(cumlp_context *ctx, const char *text, size_t size,
+                                           const cumlp_csv_options *options, cumlp_dataset **ds) {
+    if (!ds || !text)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_dataset_read_csv_memory: %s is NULL", ds ? "text" : "ds");
+    *ds = NULL;
+    return csv_read(ctx, MEMORY_NAME, text, size, options, ds);
+}
+
+cumlp_status cumlp_dataset_read_csv(cumlp_context *ctx, const char *path,
+                                    const cumlp_csv_options *options, cumlp_dataset **ds) {
+    if (!ds || !path)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "cumlp_dataset_read_csv: %s is NULL",
+                            ds ? "path" : "ds");
+    *ds = NULL;
+    char *text;
+    size_t size;
+    cumlp_status st = cumlp__read_file(ctx, path, &text, &size);
+    if (st != CUMLP_SUCCESS) return st;
+    st = csv_read(ctx, path, text, size, options, ds);
+    free(text);
+    return st;
+}
+
+/* ---- FANN ---------------------------------------------------------------------------------- */
+
+typedef struct fann_cursor {
+    cumlp_context *ctx;
+    const char *name;
+    const char *p, *end;
+    int64_t line;
+} fann_cursor;
+
+/* Skips whitespace, counting lines. */
+static void fann_skip(fann_cursor *c) {
+    while (c->p < c->end && (is_blank((unsigned char)*c->p) || *c->p == '\n')) {
+        if (*c->p == '\n') c->line++;
+        c->p++;
+    }
+}
+
+/* Describes value k (from 0) of `kind` of sample i (from 0), or `kind` alone when k < 0. */
+static const char *describe(char *buf, size_t size, const char *kind, int64_t k, int64_t i) {
+    if (k < 0) return kind;
+    snprintf(buf, size, "%s %lld of sample %lld", kind, (long long)k + 1, (long long)i + 1);
+    return buf;
+}
+
+static cumlp_status fann_number(fann_cursor *c, const char *kind, int64_t k, int64_t i, double *v) {
+    char buf[96];
+    fann_skip(c);
+    if (c->p >= c->end)
+        return cumlp__error(c->ctx, CUMLP_ERROR_TRUNCATED,
+                            "%s: the file ends at line %lld before %s", c->name, (long long)c->line,
+                            describe(buf, sizeof buf, kind, k, i));
+    if (!parse_number(&c->p, c->end, v))
+        return cumlp__error(c->ctx, CUMLP_ERROR_FORMAT, "%s: line %lld: %s is not a number",
+                            c->name, (long long)c->line, describe(buf, sizeof buf, kind, k, i));
+    if (c->p < c->end && !isspace((unsigned char)*c->p))
+        return cumlp__error(c->ctx, CUMLP_ERROR_FORMAT,
+                            "%s: line %lld: unexpected character after %s", c->name,
+                            (long long)c->line, describe(buf, sizeof buf, kind, k, i));
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status fann_count(fann_cursor *c, const char *what, int64_t *n) {
+    double v;
+    cumlp_status st = fann_number(c, what, -1, 0, &v);
+    if (st != CUMLP_SUCCESS) return st;
+    if (v != floor(v) || v < 1)
+        return cumlp__error(c->ctx, CUMLP_ERROR_FORMAT,
+                            "%s: line %lld: %s is %g; it must be a whole number >= 1", c->name,
+                            (long long)c->line, what, v);
+    if (v > (double)CUMLP_MAX_DIM)
+        return cumlp__error(c->ctx, CUMLP_ERROR_SIZE_LIMIT, "%s: line %lld: %s %g is too large",
+                            c->name, (long long)c->line, what, v);
+    *n = (int64_t)v;
+    return CUMLP_SUCCESS;
+}
+
+/* Reads the header "N n_in n_out" and checks that the text can hold the values it announces
+ * (each number takes at least two bytes, a digit and a separator) before anything is allocated. */
+static cumlp_status fann_header(fann_cursor *c, int64_t n[3]) {
+    cumlp_status st = fann_count(c, "the sample count", &n[0]);
+    if (st == CUMLP_SUCCESS) st = fann_count(c, "the input count", &n[1]);
+    if (st == CUMLP_SUCCESS) st = fann_count(c, "the output count", &n[2]);
+    if (st != CUMLP_SUCCESS) return st;
+    int64_t values;
+    if (!cumlp__mul_size(n[0], n[1] + n[2], CUMLP_DATASET_MAX_ELEMENTS, &values))
+        return cumlp__error(c->ctx, CUMLP_ERROR_SIZE_LIMIT,
+                            "%s: %lld samples of %lld + %lld values exceed the dataset size limit",
+                            c->name, (long long)n[0], (long long)n[1], (long long)n[2]);
+    size_t left = (size_t)(c->end - c->p);
+    if ((uint64_t)values > left / 2 + 1)
+        return cumlp__error(c->ctx, CUMLP_ERROR_TRUNCATED,
+                            "%s: the header announces %lld values but only %zu bytes follow",
+                            c->name, (long long)values, left);
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status fann_values(fann_cursor *c, float *dst, int64_t count, int64_t sample,
+                                const char *kind) {
+    for (int64_t k = 0; k < count; k++) {
+        double v;
+        char what[96];
+        snprintf(what, sizeof what, "%s %lld of sample %lld", kind, (long long)k + 1,
+                 (long long)sample + 1);
+        cumlp_status st = fann_number(c, what, -1, 0, &v);
+        if (st == CUMLP_SUCCESS) st = to_float(c->ctx, c->name, c->line, k + 1, v, &dst[k]);
+        if (st != CUMLP_SUCCESS) return st;
+    }
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status fann_body(fann_cursor *c, int classification, cumlp_dataset *ds) {
+    for (int64_t i = 0; i < ds->n_samples; i++) {
+        cumlp_status st = fann_values(c, ds->x + i * ds->n_features, ds->n_features, i, "input");
+        if (st == CUMLP_SUCCESS)
+            st = fann_values(c, ds->y + i * ds->n_outputs, ds->n_outputs, i, "output");
+        if (st != CUMLP_SUCCESS) return st;
+        if (classification) {
+            float *y = ds->y + i * ds->n_outputs;
+            int64_t best = cumlp__argmax(y, ds->n_outputs);
+            memset(y, 0, (size_t)ds->n_outputs * sizeof *y);
+            y[best] = 1.0f;
+        }
+    }
+    fann_skip(c);
+    if (c->p < c->end)
+        return cumlp__error(c->ctx, CUMLP_ERROR_FORMAT,
+                            "%s: line %lld: data after the %lld samples the header announces",
+                            c->name, (long long)c->line, (long long)ds->n_samples);
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status fann_read(cumlp_context *ctx, const char *name, const char *text, size_t size,
+                              int classification, cumlp_dataset **ds) {
+    if (classification != 0 && classification != 1)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_dataset_read_fann: classification is %d; it must be 0 or 1",
+                            classification);
+    char *copy;
+    cumlp_status st = terminated_copy(ctx, name, text, size, &copy);
+    if (st != CUMLP_SUCCESS) return st;
+    fann_cursor c = {ctx, name, copy, copy + size, 1};
+    int64_t n[3];
+    st = fann_header(&c, n);
+    if (st == CUMLP_SUCCESS && classification && n[2] < 2)
+        st = cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                          "%s: classification needs at least 2 outputs, the header says %lld", name,
+                          (long long)n[2]);
+    if (st == CUMLP_SUCCESS && classification && n[2] > CUMLP_MAX_INFERRED_CLASSES)
+        st = cumlp__error(ctx, CUMLP_ERROR_SIZE_LIMIT, "%s: %lld classes exceed the limit %d", name,
+                          (long long)n[2], CUMLP_MAX_INFERRED_CLASSES);
+    if (st == CUMLP_SUCCESS)
+        st = cumlp__dataset_new(ctx, "cumlp_dataset_read_fann", n[1], n[2], n[0],
+                                classification ? (int)n[2] : 0, ds);
+    if (st == CUMLP_SUCCESS) st = fann_body(&c, classification, *ds);
+    if (st != CUMLP_SUCCESS) {
+        cumlp_dataset_destroy(*ds);
+        *ds = NULL;
+    }
+    free(copy);
+    return st;
+}
+
+cumlp_status cumlp_dataset_read_fann_memory(cumlp_context *ctx, const char *text, size_t size,
+                                            int classification, cumlp_dataset **ds) {
+    if (!ds || !text)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_dataset_read_fann_memory: %s is NULL", ds ? "text" : "ds");
+    *ds = NULL;
+    return fann_read(ctx, MEMORY_NAME, text, size, classification, ds);
+}
+
+cumlp_status cumlp_dataset_read_fann(cumlp_context *ctx, const char *path, int classification,
+                                     cumlp_dataset **ds) {
+    if (!ds || !path)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "cumlp_dataset_read_fann: %s is NULL",
+                            ds ? "path" : "ds");
+    *ds = NULL;
+    char *text;
+    size_t size;
+    cumlp_status st = cumlp__read_file(ctx, path, &text, &size);
+    if (st != CUMLP_SUCCESS) return st;
+    st = fann_read(ctx, path, text, size, classification, ds);
+    free(text);
+    return st;
+}

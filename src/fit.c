@@ -1,0 +1,558 @@
+/* fit.c - the training loop (cumlp_fit), whole-dataset evaluation and prediction. */
+#include "data_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_EVAL_BATCH 256
+#define PI                 3.14159265358979323846
+
+static double now_seconds(void) {
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- options and schedules ----------------------------------------------------------------- */
+
+cumlp_status cumlp_fit_defaults(cumlp_fit_options *options) {
+    if (!options)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_fit_defaults: options is NULL");
+    memset(options, 0, sizeof *options);
+    options->epochs = 10;
+    options->batch_size = 32;
+    options->shuffle = 1;
+    options->seed = 1;
+    options->schedule = CUMLP_LR_CONSTANT;
+    options->lr_gamma = 0.1;
+    options->lr_step_epochs = 10;
+    options->lr_min = 0.0;
+    options->target_loss = 0.0;
+    options->patience = 0;
+    options->min_delta = 0.0;
+    options->restore_best = 0;
+    options->callback = NULL;
+    options->user_data = NULL;
+    options->callback_every = 0;
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status check_options(const cumlp_context *ctx, const char *func,
+                                  const cumlp_fit_options *o) {
+    const char *bad = NULL;
+    if (o->epochs < 1)
+        bad = "epochs must be >= 1";
+    else if (o->batch_size < 1 || o->batch_size > CUMLP_MAX_DIM)
+        bad = "batch_size must be between 1 and 2^31-1";
+    else if (o->schedule < CUMLP_LR_CONSTANT || o->schedule > CUMLP_LR_COSINE)
+        bad = "schedule is not a cumlp_lr_schedule";
+    else if (!(o->lr_gamma > 0 && o->lr_gamma <= 1))
+        bad = "lr_gamma must be in (0, 1]";
+    else if (o->lr_step_epochs < 1)
+        bad = "lr_step_epochs must be >= 1";
+    else if (!(o->lr_min >= 0) || !isfinite(o->lr_min))
+        bad = "lr_min must be finite and >= 0";
+    else if (!isfinite(o->target_loss) || o->target_loss < 0)
+        bad = "target_loss must be finite and >= 0";
+    else if (o->patience < 0)
+        bad = "patience must be >= 0";
+    else if (!(o->min_delta >= 0) || !isfinite(o->min_delta))
+        bad = "min_delta must be finite and >= 0";
+    else if (o->callback_every < 0)
+        bad = "callback_every must be >= 0";
+    if (bad) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s", func, bad);
+    return CUMLP_SUCCESS;
+}
+
+static double schedule_rate(const cumlp_fit_options *o, double base, int epoch) {
+    switch (o->schedule) {
+    case CUMLP_LR_STEP:
+        return base * pow(o->lr_gamma, (double)(epoch / o->lr_step_epochs));
+    case CUMLP_LR_EXPONENTIAL:
+        return base * pow(o->lr_gamma, (double)epoch);
+    case CUMLP_LR_COSINE:
+        return o->lr_min + (base - o->lr_min) * 0.5 * (1.0 + cos(PI * epoch / o->epochs));
+    default:
+        return base;
+    }
+}
+
+cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *options, double base_rate,
+                                          int epoch, double *rate) {
+    const char *func = "cumlp_schedule_learning_rate";
+    if (!options || !rate)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
+                            options ? "rate" : "options");
+    cumlp_status st = check_options(NULL, func, options);
+    if (st != CUMLP_SUCCESS) return st;
+    if (!isfinite(base_rate) || base_rate < 0 || epoch < 0)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: base_rate %g must be finite and >= 0 and epoch %d >= 0", func,
+                            base_rate, epoch);
+    *rate = schedule_rate(options, base_rate, epoch);
+    return CUMLP_SUCCESS;
+}
+
+/* ---- shared checks and scoring ------------------------------------------------------------- */
+
+static cumlp_status check_dataset(const cumlp_network *net, const cumlp_dataset *ds,
+                                  const char *func, const char *what) {
+    if (ds->n_features != cumlp_network_width(net, 0) ||
+        ds->n_outputs != cumlp_network_width(net, net->num_layers))
+        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: %s has %lld features and %lld outputs but the network takes %lld "
+                            "and gives %lld",
+                            func, what, (long long)ds->n_features, (long long)ds->n_outputs,
+                            (long long)cumlp_network_width(net, 0),
+                            (long long)cumlp_network_width(net, net->num_layers));
+    return CUMLP_SUCCESS;
+}
+
+/* Running totals of a pass over samples. */
+typedef struct score {
+    double loss_sum; /* sum over samples of the per-sample loss */
+    int64_t correct; /* classification: samples whose largest output is at their class */
+    double sq_sum;   /* sum over samples and outputs of (output - target)^2 */
+    int64_t samples;
+} score;
+
+/* Adds cols columns of outputs (n_out x cols) against their targets to s. */
+static void score_outputs(score *s, const float *out, const float *target, int64_t n_out,
+                          int64_t cols, int classify) {
+    for (int64_t j = 0; j < cols; j++) {
+        const float *o = out + j * n_out, *t = target + j * n_out;
+        if (classify && cumlp__argmax(o, n_out) == cumlp__argmax(t, n_out)) s->correct++;
+        for (int64_t k = 0; k < n_out; k++) {
+            double d = (double)o[k] - (double)t[k];
+            s->sq_sum += d * d;
+        }
+    }
+}
+
+/* Downloads the output layer's activations of the last forward pass (n_out x cols). */
+static cumlp_status download_outputs(cumlp_network *net, int64_t cols, float *host) {
+    cumlp_context *ctx = net->ctx;
+    const cumlp_layer *L = &net->layers[net->num_layers - 1];
+    return ctx->ops->download(ctx, L->a, host, (size_t)(L->fan_out * cols));
+}
+
+/* ---- evaluation and prediction ------------------------------------------------------------- */
+
+/* Device batch tensors X (n_in x B) and T (n_out x B), or only X when with_targets is 0. */
+typedef struct batch_tensors {
+    cumlp_tensor *x, *t;
+} batch_tensors;
+
+static void batch_destroy(batch_tensors *b) {
+    cumlp_tensor_destroy(b->x);
+    cumlp_tensor_destroy(b->t);
+    b->x = b->t = NULL;
+}
+
+static cumlp_status batch_create(cumlp_context *ctx, int64_t n_in, int64_t n_out, int64_t cols,
+                                 batch_tensors *b) {
+    b->x = b->t = NULL;
+    cumlp_status st = cumlp_tensor_create(ctx, n_in, cols, &b->x);
+    if (st == CUMLP_SUCCESS) st = cumlp_tensor_create(ctx, n_out, cols, &b->t);
+    if (st != CUMLP_SUCCESS) batch_destroy(b);
+    return st;
+}
+
+/* Views of the first cols columns of b (the batch tensors themselves when full). */
+static cumlp_status batch_views(batch_tensors *b, int64_t cols, batch_tensors *v) {
+    v->x = v->t = NULL;
+    cumlp_status st = cumlp_tensor_create_view(b->x, 0, cols, &v->x);
+    if (st == CUMLP_SUCCESS) st = cumlp_tensor_create_view(b->t, 0, cols, &v->t);
+    if (st != CUMLP_SUCCESS) batch_destroy(v);
+    return st;
+}
+
+static cumlp_status check_net_ds(const cumlp_network *net, const cumlp_dataset *ds,
+                                 int64_t *batch_size, const char *func) {
+    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    if (!ds) return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: ds is NULL", func);
+    if (*batch_size < 0 || *batch_size > CUMLP_MAX_DIM)
+        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: batch_size %lld is out of range", func, (long long)*batch_size);
+    if (*batch_size == 0) *batch_size = DEFAULT_EVAL_BATCH;
+    if (*batch_size > ds->n_samples) *batch_size = ds->n_samples;
+    if (net->ctx->sticky) return net->ctx->sticky;
+    return check_dataset(net, ds, func, "the dataset");
+}
+
+/* One evaluated batch of cols samples starting at `first`. */
+static cumlp_status eval_batch(cumlp_network *net, const cumlp_dataset *ds, batch_tensors *b,
+                               int64_t first, int64_t cols, float *out, score *s) {
+    batch_tensors v;
+    cumlp_status st = batch_views(b, cols, &v);
+    if (st != CUMLP_SUCCESS) return st;
+    double loss = 0;
+    st = cumlp_tensor_upload(v.x, ds->x + first * ds->n_features, ds->n_features * cols);
+    if (st == CUMLP_SUCCESS)
+        st = cumlp_tensor_upload(v.t, ds->y + first * ds->n_outputs, ds->n_outputs * cols);
+    if (st == CUMLP_SUCCESS) st = cumlp_evaluate_loss(net, v.x, v.t, &loss);
+    if (st == CUMLP_SUCCESS) st = download_outputs(net, cols, out);
+    if (st == CUMLP_SUCCESS) {
+        s->loss_sum += loss * (double)cols;
+        s->samples += cols;
+        score_outputs(s, out, ds->y + first * ds->n_outputs, ds->n_outputs, cols,
+                      ds->num_classes > 0);
+    }
+    batch_destroy(&v);
+    return st;
+}
+
+cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
+                            cumlp_eval_result *result) {
+    const char *func = "cumlp_evaluate";
+    cumlp_status st = check_net_ds(net, ds, &batch_size, func);
+    if (st != CUMLP_SUCCESS) return st;
+    if (!result)
+        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: result is NULL", func);
+    batch_tensors b;
+    float *out = malloc((size_t)(ds->n_outputs * batch_size) * sizeof *out);
+    if (!out) return cumlp__error(net->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", func);
+    st = batch_create(net->ctx, ds->n_features, ds->n_outputs, batch_size, &b);
+    score s = {0, 0, 0, 0};
+    for (int64_t first = 0; st == CUMLP_SUCCESS && first < ds->n_samples; first += batch_size) {
+        int64_t cols = ds->n_samples - first < batch_size ? ds->n_samples - first : batch_size;
+        st = eval_batch(net, ds, &b, first, cols, out, &s);
+    }
+    batch_destroy(&b);
+    free(out);
+    if (st != CUMLP_SUCCESS) return st;
+    result->loss = s.loss_sum / (double)s.samples;
+    result->accuracy = ds->num_classes > 0 ? (double)s.correct / (double)s.samples : -1.0;
+    result->mse = s.sq_sum / ((double)s.samples * (double)ds->n_outputs);
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
+                           float *out, int64_t count) {
+    const char *func = "cumlp_predict";
+    cumlp_status st = check_net_ds(net, ds, &batch_size, func);
+    if (st != CUMLP_SUCCESS) return st;
+    if (!out) return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: out is NULL", func);
+    if (count != ds->n_outputs * ds->n_samples)
+        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: count is %lld but the outputs take %lld x %lld", func,
+                            (long long)count, (long long)ds->n_outputs, (long long)ds->n_samples);
+    batch_tensors b;
+    st = batch_create(net->ctx, ds->n_features, ds->n_outputs, batch_size, &b);
+    for (int64_t first = 0; st == CUMLP_SUCCESS && first < ds->n_samples; first += batch_size) {
+        int64_t cols = ds->n_samples - first < batch_size ? ds->n_samples - first : batch_size;
+        batch_tensors v;
+        st = batch_views(&b, cols, &v);
+        if (st == CUMLP_SUCCESS)
+            st = cumlp_tensor_upload(v.x, ds->x + first * ds->n_features, ds->n_features * cols);
+        if (st == CUMLP_SUCCESS) st = cumlp_forward(net, v.x, v.t);
+        if (st == CUMLP_SUCCESS)
+            st = cumlp_tensor_download(v.t, out + first * ds->n_outputs, ds->n_outputs * cols);
+        batch_destroy(&v);
+    }
+    batch_destroy(&b);
+    return st;
+}
+
+/* ---- the training loop --------------------------------------------------------------------- */
+
+/* Everything one cumlp_fit call owns. Batches are double-buffered in slots 0 and 1: host staging
+ * memory (pinned where the backend can copy asynchronously) and device tensors per slot. */
+typedef struct fit_state {
+    cumlp_network *net;
+    cumlp_optimizer *opt;
+    const cumlp_dataset *train, *val;
+    const cumlp_fit_options *o;
+    cumlp_context *ctx;
+    int async;       /* the backend has the overlapped-upload ops */
+    int64_t batch;   /* columns of a full batch */
+    int64_t batches; /* per epoch */
+    int64_t *order;  /* sample order of the current epoch */
+    float *host[2];  /* per slot: X (n_in x batch) then T (n_out x batch) */
+    batch_tensors dev[2];
+    float *out;       /* the output layer's activations of one batch, for training accuracy */
+    float *best;      /* parameters of the best validation epoch (restore_best) */
+    double base_rate; /* the optimizer's rate when cumlp_fit was called */
+    double start;
+    cumlp_fit_progress progress;
+    score epoch_score;
+} fit_state;
+
+static cumlp_status host_buffers(fit_state *f) {
+    size_t floats = (size_t)((f->train->n_features + f->train->n_outputs) * f->batch);
+    for (int s = 0; s < 2; s++) {
+        cumlp_status st =
+            f->async ? f->ctx->ops->host_alloc(f->ctx, floats * sizeof(float), (void **)&f->host[s])
+                     : CUMLP_SUCCESS;
+        if (!f->async) {
+            f->host[s] = malloc(floats * sizeof(float));
+            if (!f->host[s])
+                st = cumlp__error(f->ctx, CUMLP_ERROR_ALLOC_FAILED, "cumlp_fit: out of memory");
+        }
+        if (st != CUMLP_SUCCESS) return st;
+    }
+    return CUMLP_SUCCESS;
+}
+
+static void fit_release(fit_state *f) {
+    for (int s = 0; s < 2; s++) {
+        if (f->async) {
+            /* a copy may still read the staging memory after an error */
+            if (f->host[s]) f->ctx->ops->upload_host_wait(f->ctx, s);
+            if (f->host[s]) f->ctx->ops->host_free(f->ctx, f->host[s]);
+        } else {
+            free(f->host[s]);
+        }
+        batch_destroy(&f->dev[s]);
+    }
+    free(f->order);
+    free(f->out);
+    free(f->best);
+}
+
+static cumlp_status fit_setup(fit_state *f) {
+    const cumlp_backend_ops *ops = f->ctx->ops;
+    const cumlp_dataset *t = f->train;
+    f->async = ops->host_alloc && ops->host_free && ops->upload_async && ops->upload_join &&
+               ops->upload_host_wait;
+    f->batch = f->o->batch_size < t->n_samples ? f->o->batch_size : t->n_samples;
+    f->batches = (t->n_samples + f->batch - 1) / f->batch;
+    f->order = malloc((size_t)t->n_samples * sizeof *f->order);
+    f->out = malloc((size_t)(t->n_outputs * f->batch) * sizeof *f->out);
+    if (f->o->restore_best && f->val) f->best = malloc(f->net->num_params * sizeof *f->best);
+    if (!f->order || !f->out || (f->o->restore_best && f->val && !f->best))
+        return cumlp__error(f->ctx, CUMLP_ERROR_ALLOC_FAILED, "cumlp_fit: out of memory");
+    cumlp_status st = host_buffers(f);
+    for (int s = 0; s < 2 && st == CUMLP_SUCCESS; s++)
+        st = batch_create(f->ctx, t->n_features, t->n_outputs, f->batch, &f->dev[s]);
+    return st;
+}
+
+static int64_t batch_cols(const fit_state *f, int64_t k) {
+    int64_t left = f->train->n_samples - k * f->batch;
+    return left < f->batch ? left : f->batch;
+}
+
+/* Gathers batch k's samples (in this epoch's order) into the host staging memory of slot s. */
+static void gather_batch(fit_state *f, int64_t k, int s) {
+    const cumlp_dataset *t = f->train;
+    int64_t cols = batch_cols(f, k);
+    float *x = f->host[s], *y = f->host[s] + t->n_features * cols;
+    size_t nx = (size_t)t->n_features, ny = (size_t)t->n_outputs;
+    for (int64_t j = 0; j < cols; j++) {
+        int64_t i = f->order[k * f->batch + j];
+        memcpy(x + (size_t)j * nx, t->x + (size_t)i * nx, nx * sizeof(float));
+        memcpy(y + (size_t)j * ny, t->y + (size_t)i * ny, ny * sizeof(float));
+    }
+}
+
+/* Stages batch k into slot s: gathered, then copied asynchronously or synchronously. */
+static cumlp_status stage_batch(fit_state *f, int64_t k, int s) {
+    const cumlp_backend_ops *ops = f->ctx->ops;
+    int64_t cols = batch_cols(f, k);
+    size_t nx = (size_t)(f->train->n_features * cols), ny = (size_t)(f->train->n_outputs * cols);
+    cumlp_status st = f->async ? ops->upload_host_wait(f->ctx, s) : CUMLP_SUCCESS;
+    if (st != CUMLP_SUCCESS) return st;
+    gather_batch(f, k, s);
+    if (!f->async) {
+        st = ops->upload(f->ctx, f->dev[s].x->data, f->host[s], nx);
+        if (st == CUMLP_SUCCESS) st = ops->upload(f->ctx, f->dev[s].t->data, f->host[s] + nx, ny);
+        return st;
+    }
+    st = ops->upload_async(f->ctx, s, f->dev[s].x->data, f->host[s], nx);
+    if (st == CUMLP_SUCCESS)
+        st = ops->upload_async(f->ctx, s, f->dev[s].t->data, f->host[s] + nx, ny);
+    return st;
+}
+
+static void fill_progress_scores(fit_state *f) {
+    cumlp_fit_progress *p = &f->progress;
+    const score *s = &f->epoch_score;
+    p->train_loss = s->samples ? s->loss_sum / (double)s->samples : 0.0;
+    p->train_accuracy =
+        f->train->num_classes > 0 && s->samples ? (double)s->correct / (double)s->samples : -1.0;
+    p->seconds = now_seconds() - f->start;
+}
+
+static int call_back(fit_state *f) {
+    if (!f->o->callback) return 0;
+    fill_progress_scores(f);
+    return f->o->callback(&f->progress, f->o->user_data) != 0;
+}
+
+/* Trains on slot s holding batch k; reads the loss (and outputs for classification). */
+static cumlp_status train_batch(fit_state *f, int64_t k, int s) {
+    int64_t cols = batch_cols(f, k);
+    batch_tensors v;
+    cumlp_status st = batch_views(&f->dev[s], cols, &v);
+    if (st != CUMLP_SUCCESS) return st;
+    double loss = 0;
+    st = cumlp_train_step(f->net, f->opt, v.x, v.t, &loss);
+    if (st == CUMLP_SUCCESS && f->train->num_classes > 0) {
+        st = download_outputs(f->net, cols, f->out);
+        const float *targets = f->host[s] + f->train->n_features * cols;
+        if (st == CUMLP_SUCCESS)
+            score_outputs(&f->epoch_score, f->out, targets, f->train->n_outputs, cols, 1);
+    }
+    if (st == CUMLP_SUCCESS) {
+        f->epoch_score.loss_sum += loss * (double)cols;
+        f->epoch_score.samples += cols;
+    }
+    batch_destroy(&v);
+    return st;
+}
+
+/* One epoch; *stop is set when the callback asks to stop. */
+static cumlp_status run_epoch(fit_state *f, int epoch, int *stop) {
+    const cumlp_fit_options *o = f->o;
+    double rate = schedule_rate(o, f->base_rate, epoch);
+    cumlp_status st = cumlp_optimizer_set_learning_rate(f->opt, rate);
+    if (st != CUMLP_SUCCESS) return st;
+    if (o->shuffle)
+        cumlp__permutation(o->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(epoch + 1)),
+                           f->train->n_samples, f->order);
+    else
+        for (int64_t i = 0; i < f->train->n_samples; i++)
+            f->order[i] = i;
+    memset(&f->epoch_score, 0, sizeof f->epoch_score);
+    cumlp_fit_progress *p = &f->progress;
+    p->epoch = epoch;
+    p->end_of_epoch = 0;
+    p->learning_rate = rate;
+    p->validation_loss = p->validation_accuracy = p->validation_mse = -1.0;
+    st = stage_batch(f, 0, 0);
+    for (int64_t k = 0; k < f->batches && st == CUMLP_SUCCESS; k++) {
+        int s = (int)(k % 2);
+        if (f->async) st = f->ctx->ops->upload_join(f->ctx, s);
+        /* the next batch is copied while this one trains */
+        if (st == CUMLP_SUCCESS && k + 1 < f->batches) st = stage_batch(f, k + 1, 1 - s);
+        if (st == CUMLP_SUCCESS) st = train_batch(f, k, s);
+        if (st != CUMLP_SUCCESS) break;
+        p->batch = k + 1;
+        p->steps++;
+        if (o->callback_every > 0 && (k + 1) % o->callback_every == 0 && k + 1 < f->batches &&
+            call_back(f)) {
+            *stop = 1;
+            break;
+        }
+    }
+    fill_progress_scores(f);
+    return st;
+}
+
+static cumlp_status validate(fit_state *f, cumlp_fit_result *r, int epoch, int *since_best) {
+    cumlp_eval_result e;
+    cumlp_status st = cumlp_evaluate(f->net, f->val, f->batch, &e);
+    if (st != CUMLP_SUCCESS) return st;
+    f->progress.validation_loss = r->validation_loss = e.loss;
+    f->progress.validation_accuracy = r->validation_accuracy = e.accuracy;
+    f->progress.validation_mse = r->validation_mse = e.mse;
+    if (r->best_epoch < 0 || e.loss < r->best_validation_loss - f->o->min_delta) {
+        r->best_epoch = epoch;
+        r->best_validation_loss = e.loss;
+        *since_best = 0;
+        if (f->best)
+            st = cumlp_network_get_parameters(f->net, f->best, (int64_t)f->net->num_params);
+    } else {
+        ++*since_best;
+    }
+    return st;
+}
+
+static cumlp_status fit_loop(fit_state *f, cumlp_fit_result *r) {
+    int since_best = 0;
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int epoch = 0; epoch < f->o->epochs; epoch++) {
+        int stop = 0;
+        r->epochs_run = epoch + 1;
+        st = run_epoch(f, epoch, &stop);
+        r->steps = f->progress.steps;
+        r->train_loss = f->progress.train_loss;
+        r->train_accuracy = f->progress.train_accuracy;
+        if (st != CUMLP_SUCCESS) break;
+        if (stop) {
+            r->stop_reason = CUMLP_STOP_CALLBACK;
+            break;
+        }
+        if (f->val) st = validate(f, r, epoch, &since_best);
+        if (st != CUMLP_SUCCESS) break;
+        f->progress.end_of_epoch = 1;
+        if (call_back(f)) {
+            r->stop_reason = CUMLP_STOP_CALLBACK;
+            break;
+        }
+        if (f->o->target_loss > 0 && r->train_loss < f->o->target_loss) {
+            r->stop_reason = CUMLP_STOP_TARGET_LOSS;
+            break;
+        }
+        if (f->val && f->o->patience > 0 && since_best >= f->o->patience) {
+            r->stop_reason = CUMLP_STOP_PATIENCE;
+            break;
+        }
+    }
+    if (st != CUMLP_SUCCESS) r->stop_reason = CUMLP_STOP_ERROR;
+    if (st == CUMLP_SUCCESS && f->best && r->best_epoch >= 0)
+        st = cumlp_network_set_parameters(f->net, f->best, (int64_t)f->net->num_params);
+    return st;
+}
+
+static cumlp_status check_fit_args(cumlp_network *net, cumlp_optimizer *opt,
+                                   const cumlp_dataset *train, const cumlp_dataset *validation) {
+    const char *func = "cumlp_fit";
+    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    if (!opt || !train)
+        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
+                            opt ? "train" : "opt");
+    if (opt->net != net)
+        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: the optimizer was created for another network", func);
+    if (net->ctx->sticky) return net->ctx->sticky;
+    cumlp_status st = check_dataset(net, train, func, "the training set");
+    if (st == CUMLP_SUCCESS && validation)
+        st = check_dataset(net, validation, func, "the validation set");
+    return st;
+}
+
+static void result_init(cumlp_fit_result *r) {
+    memset(r, 0, sizeof *r);
+    r->stop_reason = CUMLP_STOP_EPOCHS;
+    r->train_accuracy = r->validation_loss = r->validation_accuracy = r->validation_mse = -1.0;
+    r->best_epoch = -1;
+    r->best_validation_loss = -1.0;
+}
+
+cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dataset *train,
+                       const cumlp_dataset *validation, const cumlp_fit_options *options,
+                       cumlp_fit_result *result) {
+    cumlp_status st = check_fit_args(net, opt, train, validation);
+    if (st != CUMLP_SUCCESS) return st;
+    cumlp_fit_options defaults;
+    cumlp_fit_defaults(&defaults);
+    const cumlp_fit_options *o = options ? options : &defaults;
+    st = check_options(net->ctx, "cumlp_fit", o);
+    if (st != CUMLP_SUCCESS) return st;
+    fit_state f;
+    memset(&f, 0, sizeof f);
+    f.net = net;
+    f.opt = opt;
+    f.train = train;
+    f.val = validation;
+    f.o = o;
+    f.ctx = net->ctx;
+    f.base_rate = cumlp_optimizer_learning_rate(opt);
+    f.start = now_seconds();
+    cumlp_fit_result local;
+    cumlp_fit_result *r = result ? result : &local;
+    result_init(r);
+    st = fit_setup(&f);
+    f.progress.batches_per_epoch = f.batches;
+    if (st == CUMLP_SUCCESS)
+        st = fit_loop(&f, r);
+    else
+        r->stop_reason = CUMLP_STOP_ERROR;
+    fit_release(&f);
+    r->seconds = now_seconds() - f.start;
+    return st;
+}
