@@ -493,11 +493,12 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * "F32", every tensor's shape against the architecture, duplicate, missing and unknown tensors,
  * the payload checksum, and NaN/Inf parameters (unless CUMLP_CHECKPOINT_ALLOW_NON_FINITE).
  * Errors: CUMLP_ERROR_IO (open/read/write/sync), CUMLP_ERROR_FORMAT (bad JSON, bad metadata,
- * unknown or duplicate tensor, wrong dtype, offsets not contiguous), CUMLP_ERROR_TRUNCATED
- * (file shorter than announced), CUMLP_ERROR_SIZE_LIMIT (header or size too large, overflow,
- * trailing bytes), CUMLP_ERROR_SHAPE_MISMATCH (shapes disagree with the architecture or, for
- * load_into, with the network or optimizer), CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the
- * message names the file and the problem.
+ * unknown, duplicate or missing tensor, offsets not contiguous), CUMLP_ERROR_TRUNCATED (file
+ * shorter than announced), CUMLP_ERROR_SIZE_LIMIT (header or size too large, overflow, trailing
+ * bytes), CUMLP_ERROR_SHAPE_MISMATCH (a dtype other than F32, shapes that disagree with the
+ * architecture or, for load_into, an architecture or optimizer type that differs from the
+ * caller's), CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the message names the file and the
+ * problem.
  * ------------------------------------------------------------------------------------------- */
 
 /** Flag for the load functions: accept NaN and Inf parameters and optimizer state. */

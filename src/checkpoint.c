@@ -1,0 +1,1151 @@
+/*
+ * checkpoint.c - safetensors checkpoints: crash-safe writing and defensive reading.
+ *
+ * File layout (see "Checkpoints" in cumlp.h): u64 little-endian header length N, N bytes of JSON
+ * (padded with spaces so the payload starts at a multiple of 8), then the tensors back to back:
+ *   "<2k>.weight" [n_out, n_in], "<2k>.bias" [n_out] for each layer k, then the optimizer state
+ *   "optimizer.state1.<2k>.weight" ... and "optimizer.state2.<2k>.weight" ... in the same order.
+ * The names are nn.Sequential indices (Linear at 0, 2, 4, ...) so PyTorch loads them directly.
+ *
+ * Weight layout: cumlp's W is n_out x n_in column-major: W[j + i * n_out] connects input i to
+ * unit j. PyTorch's Linear.weight is [n_out, n_in] row-major: element (j, i) at j * n_in + i.
+ * So the file holds W transposed in memory: file[j * n_in + i] = W[j + i * n_out].
+ *
+ * Reading decodes and checks the whole file into host arrays first (struct decoded); only then
+ * is a network created or an existing one changed, so a bad file changes nothing.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "internal.h"
+#include "json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <locale.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FORMAT_NAME      "cumlp"
+#define FORMAT_VERSION   "1"
+#define MAX_HEADER_BYTES ((uint64_t)100 * 1000 * 1000)
+#define MAX_LAYERS       ((int64_t)1 << 20)
+#define MEMORY_NAME      "<memory>"
+#define STATE_PREFIX_1   "optimizer.state1."
+#define STATE_PREFIX_2   "optimizer.state2."
+#define METADATA_KEY     "__metadata__"
+#define FLOAT_BYTES      4
+#define MAX_STATE_ARRAYS 2
+#define KNOWN_FLAGS      CUMLP_CHECKPOINT_ALLOW_NON_FINITE
+
+static const char *const activation_names[] = {"identity",   "sigmoid", "tanh",   "relu",
+                                               "leaky_relu", "gelu",    "softmax"};
+static const char *const loss_names[] = {"squared_error", "softmax_cross_entropy",
+                                         "sigmoid_binary_cross_entropy"};
+static const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam"};
+
+#define COUNT_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static int name_index(const char *const *names, int count, const char *name, size_t length) {
+    for (int i = 0; i < count; i++) {
+        if (strlen(names[i]) == length && memcmp(names[i], name, length) == 0) return i;
+    }
+    return -1;
+}
+
+static int state_arrays(int optimizer_type) {
+    return optimizer_type == CUMLP_OPT_ADAM ? 2 : optimizer_type == CUMLP_OPT_SGD ? 0 : 1;
+}
+
+/* ---- CRC-32 (ISO-HDLC: reflected polynomial 0xEDB88320, as zlib.crc32) ---------------------- */
+
+static uint32_t crc32_of(const unsigned char *data, size_t size) {
+    uint32_t table[256];
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        table[n] = c;
+    }
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < size; i++)
+        crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
+    return crc ^ 0xFFFFFFFFu;
+}
+
+/* ---- little-endian scalars ----------------------------------------------------------------- */
+
+static void put_u64_le(unsigned char *dst, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        dst[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_u64_le(const unsigned char *src) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | src[i];
+    return v;
+}
+
+static void put_f32_le(unsigned char *dst, float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    for (int i = 0; i < 4; i++)
+        dst[i] = (unsigned char)(bits >> (8 * i));
+}
+
+static float get_f32_le(const unsigned char *src) {
+    uint32_t bits =
+        (uint32_t)src[0] | (uint32_t)src[1] << 8 | (uint32_t)src[2] << 16 | (uint32_t)src[3] << 24;
+    float x;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+/* ---- decimal numbers in metadata, independent of the C locale ------------------------------- */
+
+/* The locale's decimal point when it is one character other than '.', else '.'. */
+static char locale_decimal_point(void) {
+    const char *dp = localeconv()->decimal_point;
+    return dp && dp[0] && !dp[1] ? dp[0] : '.';
+}
+
+/* %.17g round-trips every double; the locale's radix character becomes '.'. */
+static void format_double(double x, char *buf, size_t size) {
+    snprintf(buf, size, "%.17g", x);
+    char dp = locale_decimal_point();
+    for (char *s = buf; *s; s++) {
+        if (*s == dp) *s = '.';
+    }
+}
+
+/* A finite decimal number: [-]digits[.digits][e[+-]digits] and nothing else. */
+static int parse_double(const char *s, double *out) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || strspn(s, "0123456789+-.eE") != n) return 0;
+    char copy[65];
+    memcpy(copy, s, n + 1);
+    char dp = locale_decimal_point();
+    for (char *c = copy; *c; c++) {
+        if (*c == '.') *c = dp;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(copy, &end);
+    if (*end != '\0' || errno == ERANGE || !isfinite(v)) return 0;
+    *out = v;
+    return 1;
+}
+
+/* Decimal digits [first, first+length) as an integer in [0, limit]. */
+static int parse_count(const char *first, size_t length, int64_t limit, int64_t *out) {
+    if (length == 0 || length > 19 || (length > 1 && first[0] == '0')) return 0;
+    int64_t v = 0;
+    for (size_t i = 0; i < length; i++) {
+        if (first[i] < '0' || first[i] > '9') return 0;
+        v = v * 10 + (first[i] - '0'); /* at most 19 digits: cannot overflow before the check */
+        if (v > limit) return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* ---- the architecture and contents of a checkpoint, on the host ---------------------------- */
+
+typedef struct decoded {
+    int num_layers;
+    int64_t *widths; /* num_layers + 1 */
+    int *activations;
+    int loss;
+    double slope;
+    int has_optimizer;
+    cumlp_optimizer_options opt_options;
+    int64_t steps;
+    size_t num_params;
+    float *params;                   /* flat order: W1 b1 W2 b2 ..., W column-major */
+    float *states[MAX_STATE_ARRAYS]; /* same order; NULL when the optimizer has fewer */
+} decoded;
+
+static void decoded_free(decoded *d) {
+    free(d->widths);
+    free(d->activations);
+    free(d->params);
+    for (int i = 0; i < MAX_STATE_ARRAYS; i++)
+        free(d->states[i]);
+    memset(d, 0, sizeof *d);
+}
+
+static int decoded_state_arrays(const decoded *d) {
+    return d->has_optimizer ? state_arrays(d->opt_options.type) : 0;
+}
+
+/* Whether a loss accepts an output activation, and softmax only at the output: the rules of
+ * cumlp_network_create, checked here so a file breaking them is a FORMAT error. */
+static int architecture_is_valid(const decoded *d) {
+    for (int l = 0; l + 1 < d->num_layers; l++) {
+        if (d->activations[l] == CUMLP_ACT_SOFTMAX) return 0;
+    }
+    int out = d->activations[d->num_layers - 1];
+    switch (d->loss) {
+    case CUMLP_LOSS_SQUARED_ERROR:
+        return out != CUMLP_ACT_SOFTMAX;
+    case CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY:
+        return out == CUMLP_ACT_SOFTMAX;
+    default:
+        return out == CUMLP_ACT_SIGMOID;
+    }
+}
+
+/* ===========================================================================================
+ * Writing
+ * =========================================================================================== */
+
+/* A growing string; after a failed allocation it stays failed and appends nothing. */
+typedef struct strbuf {
+    char *data;
+    size_t length, capacity;
+    int failed;
+} strbuf;
+
+static void sb_append(strbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void sb_append(strbuf *b, const char *fmt, ...) {
+    if (b->failed) return;
+    va_list args;
+    va_start(args, fmt);
+    int n = vsnprintf(NULL, 0, fmt, args);
+    va_end(args);
+    if (n < 0) {
+        b->failed = 1;
+        return;
+    }
+    size_t need = b->length + (size_t)n + 1;
+    if (need > b->capacity) {
+        size_t cap = b->capacity ? b->capacity : 256;
+        while (cap < need)
+            cap *= 2;
+        char *data = realloc(b->data, cap);
+        if (!data) {
+            b->failed = 1;
+            return;
+        }
+        b->data = data;
+        b->capacity = cap;
+    }
+    va_start(args, fmt);
+    vsnprintf(b->data + b->length, (size_t)n + 1, fmt, args);
+    va_end(args);
+    b->length += (size_t)n;
+}
+
+static void sb_meta_double(strbuf *b, const char *key, double value) {
+    char num[64];
+    format_double(value, num, sizeof num);
+    sb_append(b, ",\"%s\":\"%s\"", key, num);
+}
+
+static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_optimizer *opt,
+                            uint32_t crc) {
+    sb_append(b,
+              "\"" METADATA_KEY "\":{\"format\":\"" FORMAT_NAME
+              "\",\"format_version\":\"" FORMAT_VERSION "\",\"num_layers\":\"%d\"",
+              net->num_layers);
+    sb_append(b, ",\"widths\":\"%lld", (long long)net->layers[0].fan_in);
+    for (int l = 0; l < net->num_layers; l++)
+        sb_append(b, ",%lld", (long long)net->layers[l].fan_out);
+    sb_append(b, "\",\"activations\":\"");
+    for (int l = 0; l < net->num_layers; l++)
+        sb_append(b, "%s%s", l ? "," : "", activation_names[net->layers[l].activation]);
+    sb_append(b, "\",\"loss\":\"%s\"", loss_names[net->loss]);
+    sb_meta_double(b, "leaky_relu_slope", net->leaky_slope);
+    if (opt) {
+        const cumlp_optimizer_options *o = &opt->options;
+        sb_append(b, ",\"optimizer\":\"%s\"", optimizer_names[o->type]);
+        sb_meta_double(b, "learning_rate", o->learning_rate);
+        sb_meta_double(b, "momentum", o->momentum);
+        sb_meta_double(b, "weight_decay", o->weight_decay);
+        sb_meta_double(b, "beta1", o->beta1);
+        sb_meta_double(b, "beta2", o->beta2);
+        sb_meta_double(b, "epsilon", o->epsilon);
+        sb_append(b, ",\"step_count\":\"%lld\"", (long long)opt->steps);
+    }
+    sb_append(b, ",\"payload_crc32\":\"%08lx\"}", (unsigned long)crc);
+}
+
+/* Tensor names in file order: part 0 the parameters, parts 1, 2 the optimizer state arrays. */
+static const char *part_prefix(int part) {
+    return part == 0 ? "" : part == 1 ? STATE_PREFIX_1 : STATE_PREFIX_2;
+}
+
+static void append_tensor_entries(strbuf *b, const cumlp_network *net, int parts) {
+    uint64_t offset = 0;
+    for (int part = 0; part < parts; part++) {
+        for (int l = 0; l < net->num_layers; l++) {
+            const cumlp_layer *L = &net->layers[l];
+            uint64_t wbytes = (uint64_t)(L->fan_out * L->fan_in) * FLOAT_BYTES;
+            uint64_t bbytes = (uint64_t)L->fan_out * FLOAT_BYTES;
+            sb_append(b,
+                      ",\"%s%d.weight\":{\"dtype\":\"F32\",\"shape\":[%lld,%lld],"
+                      "\"data_offsets\":[%llu,%llu]}",
+                      part_prefix(part), 2 * l, (long long)L->fan_out, (long long)L->fan_in,
+                      (unsigned long long)offset, (unsigned long long)(offset + wbytes));
+            offset += wbytes;
+            sb_append(b,
+                      ",\"%s%d.bias\":{\"dtype\":\"F32\",\"shape\":[%lld],"
+                      "\"data_offsets\":[%llu,%llu]}",
+                      part_prefix(part), 2 * l, (long long)L->fan_out, (unsigned long long)offset,
+                      (unsigned long long)(offset + bbytes));
+            offset += bbytes;
+        }
+    }
+}
+
+/* The header JSON, padded with spaces so that 8 + length is a multiple of 8. */
+static int build_header(const cumlp_network *net, const cumlp_optimizer *opt, int parts,
+                        uint32_t crc, strbuf *b) {
+    sb_append(b, "{");
+    append_metadata(b, net, opt, crc);
+    append_tensor_entries(b, net, parts);
+    sb_append(b, "}");
+    while (!b->failed && b->length % 8 != 0)
+        sb_append(b, " ");
+    return !b->failed;
+}
+
+/* Writes one arena (flat order, W column-major) into the payload in file layout. */
+static unsigned char *encode_arena(const cumlp_network *net, const float *arena,
+                                   unsigned char *dst) {
+    for (int l = 0; l < net->num_layers; l++) {
+        const cumlp_layer *L = &net->layers[l];
+        const float *W = arena + L->weight_offset;
+        for (int64_t j = 0; j < L->fan_out; j++) {
+            for (int64_t i = 0; i < L->fan_in; i++, dst += FLOAT_BYTES)
+                put_f32_le(dst, W[j + i * L->fan_out]);
+        }
+        const float *bias = arena + L->bias_offset;
+        for (int64_t j = 0; j < L->fan_out; j++, dst += FLOAT_BYTES)
+            put_f32_le(dst, bias[j]);
+    }
+    return dst;
+}
+
+/* Downloads the parameters and optimizer state and encodes them into *payload. */
+static cumlp_status build_payload(const cumlp_network *net, const cumlp_optimizer *opt, int parts,
+                                  unsigned char **payload, size_t *payload_size) {
+    cumlp_context *ctx = net->ctx;
+    size_t n = net->num_params;
+    *payload = NULL;
+    *payload_size = n * FLOAT_BYTES * (size_t)parts;
+    float *host = malloc(n * sizeof *host);
+    unsigned char *buf = malloc(*payload_size);
+    if (!host || !buf) {
+        free(host);
+        free(buf);
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
+                            "cumlp_checkpoint_save: out of host memory (%zu bytes)", *payload_size);
+    }
+    const void *arenas[1 + MAX_STATE_ARRAYS] = {net->params, opt ? opt->state1 : NULL,
+                                                opt ? opt->state2 : NULL};
+    unsigned char *dst = buf;
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int part = 0; part < parts && st == CUMLP_SUCCESS; part++) {
+        st = ctx->ops->download(ctx, arenas[part], host, n);
+        if (st == CUMLP_SUCCESS) dst = encode_arena(net, host, dst);
+    }
+    free(host);
+    if (st != CUMLP_SUCCESS) {
+        free(buf);
+        return st;
+    }
+    *payload = buf;
+    return CUMLP_SUCCESS;
+}
+
+/* ---- crash-safe file replacement ----------------------------------------------------------- */
+
+static int write_all(int fd, const void *data, size_t size) {
+    const unsigned char *p = data;
+    while (size > 0) {
+        size_t chunk = size < ((size_t)1 << 30) ? size : ((size_t)1 << 30);
+        ssize_t n = write(fd, p, chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return 0;
+        p += n;
+        size -= (size_t)n;
+    }
+    return 1;
+}
+
+/* Splits path into a newly allocated directory ("." when there is none) and its last part. */
+static char *directory_of(const char *path, const char **base) {
+    const char *slash = strrchr(path, '/');
+    *base = slash ? slash + 1 : path;
+    size_t n = slash ? (size_t)(slash - path) : 1;
+    if (slash && n == 0) n = 1; /* "/name": the root directory */
+    char *dir = malloc(n + 1);
+    if (!dir) return NULL;
+    memcpy(dir, slash ? path : ".", n);
+    dir[n] = '\0';
+    return dir;
+}
+
+/* fsync of the directory makes the rename durable. Some file systems cannot sync a directory
+ * (EINVAL); that is not an error of the save. */
+static int sync_directory(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return 0;
+    int ok = fsync(fd) == 0 || errno == EINVAL;
+    close(fd);
+    return ok;
+}
+
+/* New files get the mode of the file they replace, or rw-r--r--. */
+static mode_t target_mode(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) return sb.st_mode & 07777;
+    return 0644;
+}
+
+typedef struct chunk {
+    const void *data;
+    size_t size;
+} chunk;
+
+/* Writes the chunks to a temporary file beside path, syncs it, and renames it over path. */
+static cumlp_status replace_file(const cumlp_context *ctx, const char *path, const chunk *chunks,
+                                 int num_chunks) {
+    const char *func = "cumlp_checkpoint_save";
+    const char *base;
+    char *dir = directory_of(path, &base);
+    char *tmp = dir ? malloc(strlen(dir) + strlen(base) + 16) : NULL;
+    if (!tmp) {
+        free(dir);
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", func);
+    }
+    if (base[0] == '\0') {
+        free(dir);
+        free(tmp);
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s: the path names a directory",
+                            func, path);
+    }
+    sprintf(tmp, "%s/.%s.XXXXXX", dir, base);
+    const char *failed_step = NULL;
+    int fd = mkstemp(tmp);
+    if (fd < 0) failed_step = "cannot create a temporary file in its directory";
+    if (!failed_step && fchmod(fd, target_mode(path)) != 0) failed_step = "cannot set the mode";
+    for (int i = 0; i < num_chunks && !failed_step; i++) {
+        if (!write_all(fd, chunks[i].data, chunks[i].size)) failed_step = "cannot write";
+    }
+    if (!failed_step && fsync(fd) != 0) failed_step = "cannot sync";
+    if (fd >= 0 && close(fd) != 0 && !failed_step) failed_step = "cannot close";
+    if (!failed_step && rename(tmp, path) != 0) failed_step = "cannot rename the temporary file";
+    int saved_errno = errno;
+    if (failed_step && fd >= 0) unlink(tmp);
+    cumlp_status st = CUMLP_SUCCESS;
+    if (failed_step) {
+        st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: %s: %s (%s); the old file is unchanged", func,
+                          path, failed_step, strerror(saved_errno));
+    } else if (!sync_directory(dir)) {
+        st = cumlp__error(ctx, CUMLP_ERROR_IO,
+                          "%s: %s: the file was replaced but its directory %s cannot be synced "
+                          "(%s)",
+                          func, path, dir, strerror(errno));
+    }
+    free(tmp);
+    free(dir);
+    return st;
+}
+
+cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimizer *opt,
+                                   const char *path) {
+    const char *func = "cumlp_checkpoint_save";
+    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    cumlp_context *ctx = net->ctx;
+    if (!path || !path[0])
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: path is NULL or empty", func);
+    if (opt && opt->net != net)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: the optimizer was created for another network", func);
+    if (ctx->sticky) return ctx->sticky;
+    int parts = 1 + (opt ? state_arrays(opt->options.type) : 0);
+    unsigned char *payload;
+    size_t payload_size;
+    cumlp_status st = build_payload(net, opt, parts, &payload, &payload_size);
+    if (st != CUMLP_SUCCESS) return st;
+    strbuf header = {0};
+    if (!build_header(net, opt, parts, crc32_of(payload, payload_size), &header)) {
+        st = cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", func);
+    } else {
+        unsigned char length[8];
+        put_u64_le(length, header.length);
+        chunk chunks[3] = {{length, 8}, {header.data, header.length}, {payload, payload_size}};
+        st = replace_file(ctx, path, chunks, 3);
+    }
+    free(header.data);
+    free(payload);
+    return st;
+}
+
+/* ===========================================================================================
+ * Reading
+ * =========================================================================================== */
+
+typedef struct reader {
+    const cumlp_context *ctx;
+    const char *func;
+    const char *name; /* the path, or "<memory>" */
+    int flags;
+    const unsigned char *payload;
+    size_t payload_size;
+} reader;
+
+static cumlp_status bad(const reader *r, cumlp_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static cumlp_status bad(const reader *r, cumlp_status status, const char *fmt, ...) {
+    char what[CUMLP_MESSAGE_SIZE];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(what, sizeof what, fmt, args);
+    va_end(args);
+    return cumlp__error(r->ctx, status, "%s: %s: %s", r->func, r->name, what);
+}
+
+/* ---- metadata ------------------------------------------------------------------------------ */
+
+static cumlp_status meta_string(const reader *r, const cumlp_json *meta, const char *key,
+                                const char **out) {
+    const cumlp_json *v = cumlp__json_get(meta, key);
+    if (!v) return bad(r, CUMLP_ERROR_FORMAT, "metadata \"%s\" is missing", key);
+    *out = v->text;
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status meta_double(const reader *r, const cumlp_json *meta, const char *key,
+                                double *out) {
+    const char *s;
+    cumlp_status st = meta_string(r, meta, key, &s);
+    if (st == CUMLP_SUCCESS && !parse_double(s, out))
+        st =
+            bad(r, CUMLP_ERROR_FORMAT, "metadata \"%s\" is \"%.40s\", not a finite number", key, s);
+    return st;
+}
+
+/* Splits a comma-separated list; calls item(i, first, length) for each of exactly count items. */
+static int split_list(const char *s, int count,
+                      int (*item)(void *ctx, int i, const char *first, size_t length), void *ctx) {
+    for (int i = 0; i < count; i++) {
+        const char *comma = strchr(s, ',');
+        size_t length = comma ? (size_t)(comma - s) : strlen(s);
+        if ((comma != NULL) != (i + 1 < count) || !item(ctx, i, s, length)) return 0;
+        s += length + 1;
+    }
+    return 1;
+}
+
+static int width_item(void *ctx, int i, const char *first, size_t length) {
+    int64_t *widths = ctx;
+    return parse_count(first, length, CUMLP_MAX_DIM, &widths[i]) && widths[i] >= 1;
+}
+
+static int activation_item(void *ctx, int i, const char *first, size_t length) {
+    int *activations = ctx;
+    activations[i] = name_index(activation_names, COUNT_OF(activation_names), first, length);
+    return activations[i] >= 0;
+}
+
+static cumlp_status parse_architecture(const reader *r, const cumlp_json *meta, decoded *d) {
+    const char *s;
+    cumlp_status st = meta_string(r, meta, "num_layers", &s);
+    int64_t layers;
+    if (st == CUMLP_SUCCESS && !parse_count(s, strlen(s), MAX_LAYERS, &layers))
+        st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"num_layers\" is \"%.40s\"", s);
+    if (st == CUMLP_SUCCESS && layers < 1)
+        st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"num_layers\" is 0");
+    if (st != CUMLP_SUCCESS) return st;
+    d->num_layers = (int)layers;
+    d->widths = malloc((size_t)(layers + 1) * sizeof *d->widths);
+    d->activations = malloc((size_t)layers * sizeof *d->activations);
+    if (!d->widths || !d->activations)
+        return cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", r->func);
+    st = meta_string(r, meta, "widths", &s);
+    if (st == CUMLP_SUCCESS && !split_list(s, d->num_layers + 1, width_item, d->widths))
+        st = bad(r, CUMLP_ERROR_FORMAT,
+                 "metadata \"widths\" must be %d comma-separated integers in 1..%lld",
+                 d->num_layers + 1, (long long)CUMLP_MAX_DIM);
+    if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "activations", &s);
+    if (st == CUMLP_SUCCESS && !split_list(s, d->num_layers, activation_item, d->activations))
+        st = bad(r, CUMLP_ERROR_FORMAT,
+                 "metadata \"activations\" must be %d comma-separated activation names",
+                 d->num_layers);
+    if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "loss", &s);
+    if (st == CUMLP_SUCCESS) {
+        d->loss = name_index(loss_names, COUNT_OF(loss_names), s, strlen(s));
+        if (d->loss < 0) st = bad(r, CUMLP_ERROR_FORMAT, "unknown loss \"%.40s\"", s);
+    }
+    if (st == CUMLP_SUCCESS) st = meta_double(r, meta, "leaky_relu_slope", &d->slope);
+    if (st == CUMLP_SUCCESS && !(d->slope >= 0 && d->slope < 1))
+        st = bad(r, CUMLP_ERROR_FORMAT, "leaky_relu_slope %g is not in [0, 1)", d->slope);
+    if (st == CUMLP_SUCCESS && !architecture_is_valid(d))
+        st = bad(r, CUMLP_ERROR_FORMAT,
+                 "the loss does not accept the output activation, or softmax is not last");
+    return st;
+}
+
+static cumlp_status check_optimizer_options(const reader *r, const cumlp_optimizer_options *o) {
+    int ok = o->learning_rate >= 0 && o->momentum >= 0 && o->momentum < 1 && o->weight_decay >= 0 &&
+             o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1 && o->epsilon > 0;
+    return ok ? CUMLP_SUCCESS
+              : bad(r, CUMLP_ERROR_FORMAT, "optimizer hyper-parameters out of range");
+}
+
+static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, decoded *d) {
+    const cumlp_json *type = cumlp__json_get(meta, "optimizer");
+    if (!type) return CUMLP_SUCCESS;
+    cumlp_optimizer_options *o = &d->opt_options;
+    cumlp_optimizer_defaults(o);
+    o->type =
+        name_index(optimizer_names, COUNT_OF(optimizer_names), type->text, strlen(type->text));
+    if (o->type < 0) return bad(r, CUMLP_ERROR_FORMAT, "unknown optimizer \"%.40s\"", type->text);
+    d->has_optimizer = 1;
+    const char *keys[] = {"learning_rate", "momentum", "weight_decay", "beta1", "beta2", "epsilon"};
+    double *values[] = {&o->learning_rate, &o->momentum, &o->weight_decay,
+                        &o->beta1,         &o->beta2,    &o->epsilon};
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int i = 0; i < COUNT_OF(keys) && st == CUMLP_SUCCESS; i++)
+        st = meta_double(r, meta, keys[i], values[i]);
+    if (st == CUMLP_SUCCESS) st = check_optimizer_options(r, o);
+    const char *s;
+    if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "step_count", &s);
+    if (st == CUMLP_SUCCESS && !parse_count(s, strlen(s), INT64_MAX, &d->steps))
+        st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"step_count\" is \"%.40s\"", s);
+    return st;
+}
+
+static cumlp_status parse_crc(const reader *r, const cumlp_json *meta, uint32_t *crc) {
+    const char *s;
+    cumlp_status st = meta_string(r, meta, "payload_crc32", &s);
+    if (st != CUMLP_SUCCESS) return st;
+    if (strlen(s) != 8 || strspn(s, "0123456789abcdef") != 8)
+        return bad(r, CUMLP_ERROR_FORMAT, "metadata \"payload_crc32\" must be 8 hex digits");
+    *crc = (uint32_t)strtoul(s, NULL, 16);
+    return CUMLP_SUCCESS;
+}
+
+/* Checks the metadata object: string values only (safetensors), format name and version. */
+static cumlp_status parse_metadata(const reader *r, const cumlp_json *header, decoded *d,
+                                   uint32_t *crc) {
+    const cumlp_json *meta = cumlp__json_get(header, METADATA_KEY);
+    if (!meta || meta->type != CUMLP_JSON_OBJECT)
+        return bad(r, CUMLP_ERROR_FORMAT, "no \"" METADATA_KEY "\" object in the header");
+    for (size_t i = 0; i < meta->count; i++) {
+        if (meta->items[i].type != CUMLP_JSON_STRING)
+            return bad(r, CUMLP_ERROR_FORMAT, "metadata \"%.40s\" is not a string", meta->keys[i]);
+    }
+    const char *s;
+    cumlp_status st = meta_string(r, meta, "format", &s);
+    if (st == CUMLP_SUCCESS && strcmp(s, FORMAT_NAME) != 0)
+        st = bad(r, CUMLP_ERROR_FORMAT, "format \"%.40s\" is not \"" FORMAT_NAME "\"", s);
+    if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "format_version", &s);
+    if (st == CUMLP_SUCCESS && strcmp(s, FORMAT_VERSION) != 0)
+        st = bad(r, CUMLP_ERROR_FORMAT, "format version \"%.40s\" is not supported", s);
+    if (st == CUMLP_SUCCESS) st = parse_architecture(r, meta, d);
+    if (st == CUMLP_SUCCESS) st = parse_optimizer(r, meta, d);
+    if (st == CUMLP_SUCCESS) st = parse_crc(r, meta, crc);
+    return st;
+}
+
+/* ---- tensors ------------------------------------------------------------------------------- */
+
+/* What the architecture says the file holds: one entry per tensor, in file order. */
+typedef struct expected_tensor {
+    int part, layer, is_bias;
+    int64_t rows, cols; /* the file's shape: [rows, cols], or [rows] for a bias */
+    uint64_t bytes;
+    uint64_t begin, end;     /* data_offsets found in the header */
+    const cumlp_json *entry; /* the header entry; NULL until seen */
+} expected_tensor;
+
+/* Index of a tensor name in the expected list, or -1 if the file may not hold it. */
+static int tensor_index(const char *name, const decoded *d, int parts) {
+    int part = 0;
+    size_t prefix = strlen(STATE_PREFIX_1);
+    if (strncmp(name, STATE_PREFIX_1, prefix) == 0) part = 1;
+    if (strncmp(name, STATE_PREFIX_2, prefix) == 0) part = 2;
+    if (part >= parts) return -1;
+    const char *s = name + (part ? prefix : 0);
+    const char *dot = strchr(s, '.');
+    int64_t index;
+    if (!dot || !parse_count(s, (size_t)(dot - s), 2 * (int64_t)d->num_layers, &index) ||
+        index % 2 != 0 || index / 2 >= d->num_layers)
+        return -1;
+    int is_bias = strcmp(dot, ".bias") == 0;
+    if (!is_bias && strcmp(dot, ".weight") != 0) return -1;
+    return (part * d->num_layers + (int)(index / 2)) * 2 + is_bias;
+}
+
+/* Reads a JSON integer that is a size or offset: FORMAT if it is not a non-negative integer,
+ * SIZE_LIMIT if it does not fit in 64 bits. */
+static cumlp_status read_size(const reader *r, const cumlp_json *v, const char *tensor,
+                              uint64_t *out) {
+    if (cumlp__json_to_u64(v, out)) return CUMLP_SUCCESS;
+    if (v->type == CUMLP_JSON_NUMBER && strspn(v->text, "0123456789") == strlen(v->text))
+        return bad(r, CUMLP_ERROR_SIZE_LIMIT, "tensor \"%.64s\": %.40s does not fit in 64 bits",
+                   tensor, v->text);
+    return bad(r, CUMLP_ERROR_FORMAT, "tensor \"%.64s\": sizes and offsets must be integers >= 0",
+               tensor);
+}
+
+static cumlp_status check_shape(const reader *r, const char *name, const cumlp_json *shape,
+                                const expected_tensor *t) {
+    if (!shape || shape->type != CUMLP_JSON_ARRAY)
+        return bad(r, CUMLP_ERROR_FORMAT, "tensor \"%.64s\": \"shape\" is not an array", name);
+    uint64_t dims[2] = {0, 0}, bytes = FLOAT_BYTES;
+    for (size_t i = 0; i < shape->count; i++) {
+        uint64_t dim;
+        cumlp_status st = read_size(r, &shape->items[i], name, &dim);
+        if (st != CUMLP_SUCCESS) return st;
+        if (dim != 0 && bytes > UINT64_MAX / dim)
+            return bad(r, CUMLP_ERROR_SIZE_LIMIT, "tensor \"%.64s\": the shape's size overflows",
+                       name);
+        bytes *= dim;
+        if (i < 2) dims[i] = dim;
+    }
+    size_t rank = t->is_bias ? 1 : 2;
+    if (shape->count != rank || dims[0] != (uint64_t)t->rows ||
+        (rank == 2 && dims[1] != (uint64_t)t->cols)) {
+        if (t->is_bias)
+            return bad(r, CUMLP_ERROR_SHAPE_MISMATCH,
+                       "tensor \"%.64s\": shape disagrees with the architecture [%lld]", name,
+                       (long long)t->rows);
+        return bad(r, CUMLP_ERROR_SHAPE_MISMATCH,
+                   "tensor \"%.64s\": shape disagrees with the architecture [%lld, %lld]", name,
+                   (long long)t->rows, (long long)t->cols);
+    }
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status check_offsets(const reader *r, const char *name, const cumlp_json *offsets,
+                                  expected_tensor *t) {
+    if (!offsets || offsets->type != CUMLP_JSON_ARRAY || offsets->count != 2)
+        return bad(r, CUMLP_ERROR_FORMAT, "tensor \"%.64s\": \"data_offsets\" is not [begin, end]",
+                   name);
+    cumlp_status st = read_size(r, &offsets->items[0], name, &t->begin);
+    if (st == CUMLP_SUCCESS) st = read_size(r, &offsets->items[1], name, &t->end);
+    if (st == CUMLP_SUCCESS && (t->end < t->begin || t->end - t->begin != t->bytes))
+        st = bad(r, CUMLP_ERROR_FORMAT,
+                 "tensor \"%.64s\": data_offsets [%llu, %llu] do not span its %llu bytes", name,
+                 (unsigned long long)t->begin, (unsigned long long)t->end,
+                 (unsigned long long)t->bytes);
+    return st;
+}
+
+static cumlp_status check_entry(const reader *r, const char *name, const cumlp_json *entry,
+                                expected_tensor *t) {
+    if (entry->type != CUMLP_JSON_OBJECT)
+        return bad(r, CUMLP_ERROR_FORMAT, "tensor \"%.64s\" is not an object", name);
+    const cumlp_json *dtype = cumlp__json_get(entry, "dtype");
+    const cumlp_json *shape = cumlp__json_get(entry, "shape");
+    const cumlp_json *offsets = cumlp__json_get(entry, "data_offsets");
+    if (!dtype || !shape || !offsets || entry->count != 3)
+        return bad(r, CUMLP_ERROR_FORMAT,
+                   "tensor \"%.64s\" must have exactly \"dtype\", \"shape\" and \"data_offsets\"",
+                   name);
+    if (dtype->type != CUMLP_JSON_STRING)
+        return bad(r, CUMLP_ERROR_FORMAT, "tensor \"%.64s\": dtype is not a string", name);
+    if (strcmp(dtype->text, "F32") != 0)
+        return bad(r, CUMLP_ERROR_SHAPE_MISMATCH, "tensor \"%.64s\": dtype \"%.16s\", not F32",
+                   name, dtype->text);
+    cumlp_status st = check_shape(r, name, shape, t);
+    if (st == CUMLP_SUCCESS) st = check_offsets(r, name, offsets, t);
+    return st;
+}
+
+/* The expected tensors of the architecture, with their sizes; the total must fit the limits. */
+static cumlp_status expect_tensors(const reader *r, decoded *d, int parts, expected_tensor **out,
+                                   size_t *count) {
+    *count = (size_t)d->num_layers * 2 * (size_t)parts;
+    expected_tensor *list = calloc(*count, sizeof *list);
+    if (!list)
+        return cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", r->func);
+    int64_t params = 0, limit = INT64_MAX / (FLOAT_BYTES * (1 + MAX_STATE_ARRAYS));
+    for (int l = 0; l < d->num_layers; l++) {
+        int64_t layer;
+        if (!cumlp__mul_size(d->widths[l + 1], d->widths[l] + 1, limit, &layer) ||
+            params > limit - layer) {
+            free(list);
+            return bad(r, CUMLP_ERROR_SIZE_LIMIT, "the parameter count overflows at layer %d", l);
+        }
+        params += layer;
+    }
+    for (size_t i = 0; i < *count; i++) {
+        expected_tensor *t = &list[i];
+        t->is_bias = (int)(i % 2);
+        t->layer = (int)((i / 2) % (size_t)d->num_layers);
+        t->part = (int)(i / 2 / (size_t)d->num_layers);
+        t->rows = d->widths[t->layer + 1];
+        t->cols = t->is_bias ? 1 : d->widths[t->layer];
+        t->bytes = (uint64_t)(t->rows * t->cols) * FLOAT_BYTES;
+    }
+    d->num_params = (size_t)params;
+    *out = list;
+    return CUMLP_SUCCESS;
+}
+
+static int compare_begin(const void *a, const void *b) {
+    const expected_tensor *x = *(expected_tensor *const *)a, *y = *(expected_tensor *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* The tensors must tile the payload: sorted by offset, each starts where the last ended, and
+ * the last ends exactly at the end of the file. */
+static cumlp_status check_tiling(const reader *r, expected_tensor *list, size_t count) {
+    expected_tensor **sorted = malloc(count * sizeof *sorted);
+    if (!sorted)
+        return cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", r->func);
+    for (size_t i = 0; i < count; i++)
+        sorted[i] = &list[i];
+    qsort(sorted, count, sizeof *sorted, compare_begin);
+    uint64_t cursor = 0;
+    cumlp_status st = CUMLP_SUCCESS;
+    for (size_t i = 0; i < count && st == CUMLP_SUCCESS; i++) {
+        if (sorted[i]->begin != cursor)
+            st = bad(r, CUMLP_ERROR_FORMAT,
+                     "tensor data is not contiguous: a tensor starts at byte %llu, expected %llu",
+                     (unsigned long long)sorted[i]->begin, (unsigned long long)cursor);
+        cursor = sorted[i]->end;
+    }
+    free(sorted);
+    if (st == CUMLP_SUCCESS && cursor > r->payload_size)
+        st = bad(r, CUMLP_ERROR_TRUNCATED, "the file ends %llu bytes before its tensor data does",
+                 (unsigned long long)(cursor - r->payload_size));
+    if (st == CUMLP_SUCCESS && cursor < r->payload_size)
+        st = bad(r, CUMLP_ERROR_SIZE_LIMIT, "%llu bytes follow the tensor data",
+                 (unsigned long long)(r->payload_size - cursor));
+    return st;
+}
+
+/* Matches every header entry to an expected tensor and checks it. */
+static cumlp_status match_tensors(const reader *r, const cumlp_json *header, const decoded *d,
+                                  int parts, expected_tensor *list, size_t count) {
+    for (size_t i = 0; i < header->count; i++) {
+        const char *name = header->keys[i];
+        if (strcmp(name, METADATA_KEY) == 0) continue;
+        int index = tensor_index(name, d, parts);
+        if (index < 0) return bad(r, CUMLP_ERROR_FORMAT, "unknown tensor \"%.64s\"", name);
+        expected_tensor *t = &list[index];
+        if (t->entry) return bad(r, CUMLP_ERROR_FORMAT, "duplicate tensor \"%.64s\"", name);
+        t->entry = &header->items[i];
+        cumlp_status st = check_entry(r, name, t->entry, t);
+        if (st != CUMLP_SUCCESS) return st;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (!list[i].entry)
+            return bad(r, CUMLP_ERROR_FORMAT, "missing tensor %s%d.%s", part_prefix(list[i].part),
+                       2 * list[i].layer, list[i].is_bias ? "bias" : "weight");
+    }
+    return check_tiling(r, list, count);
+}
+
+/* ---- payload decoding ---------------------------------------------------------------------- */
+
+/* Decodes one tensor to dst: a bias as it is, a weight transposed back to column-major. Returns
+ * 0 if it holds NaN or Inf. */
+static int decode_tensor(const reader *r, const expected_tensor *t, float *dst) {
+    const unsigned char *src = r->payload + t->begin;
+    int64_t n_out = t->rows, n_in = t->cols;
+    int finite = 1;
+    for (int64_t j = 0; j < n_out; j++) {
+        for (int64_t i = 0; i < n_in; i++, src += FLOAT_BYTES) {
+            float x = get_f32_le(src);
+            finite &= isfinite(x) != 0;
+            dst[j + i * n_out] = x;
+        }
+    }
+    return finite;
+}
+
+/* Fills d->params and d->states from the payload. The tensors of a part in list order are the
+ * flat order W1 b1 W2 b2 ..., so each goes right after the previous one. */
+static cumlp_status decode_payload(const reader *r, decoded *d, const expected_tensor *list,
+                                   size_t count, int parts) {
+    float **arenas[1 + MAX_STATE_ARRAYS] = {&d->params, &d->states[0], &d->states[1]};
+    for (int part = 0; part < parts; part++) {
+        *arenas[part] = malloc(d->num_params * sizeof(float));
+        if (!*arenas[part])
+            return cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED,
+                                "%s: out of host memory (%zu parameters)", r->func, d->num_params);
+    }
+    size_t offset = 0;
+    for (size_t i = 0; i < count; i++) {
+        const expected_tensor *t = &list[i];
+        if (i > 0 && t->part != list[i - 1].part) offset = 0;
+        int finite = decode_tensor(r, t, *arenas[t->part] + offset);
+        offset += (size_t)(t->rows * t->cols);
+        if (!finite && !(r->flags & CUMLP_CHECKPOINT_ALLOW_NON_FINITE))
+            return bad(r, CUMLP_ERROR_NON_FINITE, "tensor %s%d.%s holds NaN or Inf",
+                       part_prefix(t->part), 2 * t->layer, t->is_bias ? "bias" : "weight");
+    }
+    return CUMLP_SUCCESS;
+}
+
+/* ---- the whole file ------------------------------------------------------------------------ */
+
+static cumlp_status parse_header_json(const reader *r, const unsigned char *text, size_t size,
+                                      cumlp_json **header) {
+    char why[200];
+    int out_of_memory;
+    if (!cumlp__json_parse((const char *)text, size, header, why, sizeof why, &out_of_memory))
+        return out_of_memory ? cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED,
+                                            "%s: out of host memory", r->func)
+                             : bad(r, CUMLP_ERROR_FORMAT, "bad header: %s", why);
+    if ((*header)->type != CUMLP_JSON_OBJECT) {
+        cumlp__json_free(*header);
+        *header = NULL;
+        return bad(r, CUMLP_ERROR_FORMAT, "the header is not a JSON object");
+    }
+    return CUMLP_SUCCESS;
+}
+
+/* Splits the file into header and payload and parses the header. */
+static cumlp_status read_header(reader *r, const unsigned char *data, size_t size,
+                                cumlp_json **header) {
+    if (size < 8)
+        return bad(r, CUMLP_ERROR_TRUNCATED,
+                   "%zu bytes: too short for the 8-byte header length of safetensors", size);
+    uint64_t length = get_u64_le(data);
+    if (length > MAX_HEADER_BYTES)
+        return bad(r, CUMLP_ERROR_SIZE_LIMIT, "header length %llu exceeds the limit of %llu bytes",
+                   (unsigned long long)length, (unsigned long long)MAX_HEADER_BYTES);
+    if (length > size - 8)
+        return bad(r, CUMLP_ERROR_TRUNCATED,
+                   "header length %llu, but only %zu bytes follow the length field",
+                   (unsigned long long)length, size - 8);
+    r->payload = data + 8 + length;
+    r->payload_size = size - 8 - (size_t)length;
+    return parse_header_json(r, data + 8, (size_t)length, header);
+}
+
+/* Checks everything and decodes a checkpoint image into *d (freed on failure). */
+static cumlp_status decode(reader *r, const unsigned char *data, size_t size, decoded *d) {
+    memset(d, 0, sizeof *d);
+    cumlp_json *header = NULL;
+    expected_tensor *list = NULL;
+    size_t count = 0;
+    uint32_t crc = 0;
+    cumlp_status st = read_header(r, data, size, &header);
+    if (st == CUMLP_SUCCESS) st = parse_metadata(r, header, d, &crc);
+    int parts = 1 + decoded_state_arrays(d);
+    if (st == CUMLP_SUCCESS) st = expect_tensors(r, d, parts, &list, &count);
+    if (st == CUMLP_SUCCESS) st = match_tensors(r, header, d, parts, list, count);
+    if (st == CUMLP_SUCCESS) {
+        uint32_t actual = crc32_of(r->payload, r->payload_size);
+        if (actual != crc)
+            st = bad(r, CUMLP_ERROR_CHECKSUM, "payload CRC-32 is %08lx, the header says %08lx",
+                     (unsigned long)actual, (unsigned long)crc);
+    }
+    if (st == CUMLP_SUCCESS) st = decode_payload(r, d, list, count, parts);
+    free(list);
+    cumlp__json_free(header);
+    if (st != CUMLP_SUCCESS) decoded_free(d);
+    return st;
+}
+
+/* Reads a whole regular file into memory. */
+static cumlp_status read_file(const reader *r, const char *path, unsigned char **data,
+                              size_t *size) {
+    *data = NULL;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return bad(r, CUMLP_ERROR_IO, "cannot open: %s", strerror(errno));
+    struct stat sb;
+    cumlp_status st = CUMLP_SUCCESS;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = bad(r, CUMLP_ERROR_IO, "not a regular file");
+    } else if ((uint64_t)sb.st_size > SIZE_MAX - 1) {
+        st = bad(r, CUMLP_ERROR_SIZE_LIMIT, "the file is too large for this machine");
+    } else {
+        *size = (size_t)sb.st_size;
+        *data = malloc(*size ? *size : 1);
+        if (!*data)
+            st = cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", r->func);
+    }
+    size_t done = 0;
+    while (st == CUMLP_SUCCESS && done < *size) {
+        ssize_t n = read(fd, *data + done, *size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) st = bad(r, CUMLP_ERROR_IO, "read failed: %s", strerror(errno));
+        if (n == 0) st = bad(r, CUMLP_ERROR_TRUNCATED, "the file shrank while being read");
+        if (n > 0) done += (size_t)n;
+    }
+    close(fd);
+    if (st != CUMLP_SUCCESS) {
+        free(*data);
+        *data = NULL;
+    }
+    return st;
+}
+
+/* Reads and decodes the file at path (or the image at data when path is NULL). */
+static cumlp_status decode_source(reader *r, const char *path, const void *data, size_t size,
+                                  decoded *d) {
+    if (r->flags & ~KNOWN_FLAGS)
+        return cumlp__error(r->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown flags %#x", r->func,
+                            (unsigned)r->flags);
+    if (!path) return decode(r, data, size, d);
+    unsigned char *image;
+    cumlp_status st = read_file(r, path, &image, &size);
+    if (st == CUMLP_SUCCESS) st = decode(r, image, size, d);
+    free(image);
+    return st;
+}
+
+/* ---- making or filling networks ------------------------------------------------------------ */
+
+/* Uploads host arrays to fresh device buffers, so that a failure changes no existing buffer. */
+static cumlp_status stage(cumlp_context *ctx, const float *host, size_t count, void **buffer) {
+    cumlp_status st = ctx->ops->alloc(ctx, count, buffer);
+    if (st == CUMLP_SUCCESS) st = ctx->ops->upload(ctx, *buffer, host, count);
+    if (st != CUMLP_SUCCESS) {
+        ctx->ops->free(ctx, *buffer);
+        *buffer = NULL;
+    }
+    return st;
+}
+
+static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_network **net_out,
+                                cumlp_optimizer **opt_out) {
+    cumlp_network_options o;
+    cumlp_network_defaults(&o);
+    o.loss = d->loss;
+    o.leaky_relu_slope = d->slope;
+    cumlp_network *net = NULL;
+    cumlp_optimizer *opt = NULL;
+    cumlp_status st = cumlp_network_create(ctx, d->num_layers, d->widths, d->activations, &o, &net);
+    if (st == CUMLP_SUCCESS) st = ctx->ops->upload(ctx, net->params, d->params, d->num_params);
+    if (st == CUMLP_SUCCESS && opt_out && d->has_optimizer) {
+        st = cumlp_optimizer_create(net, &d->opt_options, &opt);
+        void *states[MAX_STATE_ARRAYS] = {opt ? opt->state1 : NULL, opt ? opt->state2 : NULL};
+        for (int i = 0; i < decoded_state_arrays(d) && st == CUMLP_SUCCESS; i++)
+            st = ctx->ops->upload(ctx, states[i], d->states[i], d->num_params);
+        if (st == CUMLP_SUCCESS) opt->steps = d->steps;
+    }
+    if (st != CUMLP_SUCCESS) {
+        cumlp_optimizer_destroy(opt);
+        cumlp_network_destroy(net);
+        return st;
+    }
+    *net_out = net;
+    if (opt_out) *opt_out = opt;
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status load_common(cumlp_context *ctx, const char *func, const char *path,
+                                const void *data, size_t size, int flags, cumlp_network **net,
+                                cumlp_optimizer **opt) {
+    if (!ctx) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ctx is NULL", func);
+    if (!net) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    *net = NULL;
+    if (opt) *opt = NULL;
+    if (ctx->sticky) return ctx->sticky;
+    reader r = {ctx, func, path ? path : MEMORY_NAME, flags, NULL, 0};
+    decoded d;
+    cumlp_status st = decode_source(&r, path, data, size, &d);
+    if (st != CUMLP_SUCCESS) return st;
+    st = create_from(ctx, &d, net, opt);
+    decoded_free(&d);
+    return st;
+}
+
+cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *path, int flags,
+                                   cumlp_network **net, cumlp_optimizer **opt) {
+    const char *func = "cumlp_checkpoint_load";
+    if (ctx && !path) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: path is NULL", func);
+    return load_common(ctx, func, path, NULL, 0, flags, net, opt);
+}
+
+cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const void *data, size_t size,
+                                          int flags, cumlp_network **net, cumlp_optimizer **opt) {
+    const char *func = "cumlp_checkpoint_load_memory";
+    if (ctx && !data && size == 0 && net) {
+        *net = NULL;
+        if (opt) *opt = NULL;
+        return cumlp__error(ctx, CUMLP_ERROR_TRUNCATED, "%s: " MEMORY_NAME ": the buffer is empty",
+                            func);
+    }
+    if (ctx && !data) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: data is NULL", func);
+    return load_common(ctx, func, NULL, data, size, flags, net, opt);
+}
+
+/* Whether an existing network has the file's architecture. */
+static int same_architecture(const cumlp_network *net, const decoded *d) {
+    if (net->num_layers != d->num_layers || net->loss != d->loss) return 0;
+    int uses_slope = 0;
+    for (int l = 0; l < d->num_layers; l++) {
+        const cumlp_layer *L = &net->layers[l];
+        if (L->fan_in != d->widths[l] || L->fan_out != d->widths[l + 1] ||
+            L->activation != d->activations[l])
+            return 0;
+        uses_slope |= L->activation == CUMLP_ACT_LEAKY_RELU;
+    }
+    return !uses_slope || net->leaky_slope == d->slope;
+}
+
+/* Stages everything on the device first, then copies into net and opt. */
+static cumlp_status fill_existing(cumlp_network *net, cumlp_optimizer *opt, const decoded *d) {
+    cumlp_context *ctx = net->ctx;
+    int states = opt && d->has_optimizer ? decoded_state_arrays(d) : 0;
+    void *staged[1 + MAX_STATE_ARRAYS] = {NULL, NULL, NULL};
+    const float *host[1 + MAX_STATE_ARRAYS] = {d->params, d->states[0], d->states[1]};
+    void *targets[1 + MAX_STATE_ARRAYS] = {net->params, opt ? opt->state1 : NULL,
+                                           opt ? opt->state2 : NULL};
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int i = 0; i <= states && st == CUMLP_SUCCESS; i++)
+        st = stage(ctx, host[i], d->num_params, &staged[i]);
+    for (int i = 0; i <= states && st == CUMLP_SUCCESS; i++)
+        st = ctx->ops->copy(ctx, targets[i], staged[i], d->num_params);
+    if (st == CUMLP_SUCCESS) st = ctx->ops->synchronize(ctx);
+    for (int i = 0; i <= states; i++)
+        ctx->ops->free(ctx, staged[i]);
+    if (st == CUMLP_SUCCESS && opt && d->has_optimizer) opt->steps = d->steps;
+    return st;
+}
+
+cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_optimizer *opt, const char *path,
+                                        int flags) {
+    const char *func = "cumlp_checkpoint_load_into";
+    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    cumlp_context *ctx = net->ctx;
+    if (!path) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: path is NULL", func);
+    if (opt && opt->net != net)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: the optimizer was created for another network", func);
+    if (ctx->sticky) return ctx->sticky;
+    reader r = {ctx, func, path, flags, NULL, 0};
+    decoded d;
+    cumlp_status st = decode_source(&r, path, NULL, 0, &d);
+    if (st != CUMLP_SUCCESS) return st;
+    if (!same_architecture(net, &d)) {
+        st = bad(&r, CUMLP_ERROR_SHAPE_MISMATCH,
+                 "the checkpoint's architecture (widths, activations, loss) differs from the "
+                 "network's");
+    } else if (opt && d.has_optimizer && opt->options.type != d.opt_options.type) {
+        st = bad(&r, CUMLP_ERROR_SHAPE_MISMATCH,
+                 "the checkpoint holds %s state, the optimizer is %s",
+                 optimizer_names[d.opt_options.type], optimizer_names[opt->options.type]);
+    } else {
+        st = fill_existing(net, opt, &d);
+    }
+    decoded_free(&d);
+    return st;
+}

@@ -1,0 +1,383 @@
+/* ctest-labels: unit */
+/* test_checkpoint.c - saving and loading checkpoints: round trips, layout, backends, resume. */
+#define _POSIX_C_SOURCE 200809L
+#include "harness.h"
+#include "test_checkpoint_util.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static cumlp_context *ref_ctx;
+
+/* Little-endian u64 and f32 from a file image. */
+static uint64_t u64_at(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static float f32_at(const unsigned char *p) {
+    uint32_t bits =
+        (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    float x;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+/* save -> load -> save gives the same bytes, with and without optimizer state. */
+static void test_round_trip_is_byte_identical(void) {
+    int types[] = {-1, CUMLP_OPT_SGD, CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM};
+    char *a = ckpt_temp_path("rt_a.safetensors"), *b = ckpt_temp_path("rt_b.safetensors");
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        cumlp_network *net = ckpt_small_network(ref_ctx, 7);
+        cumlp_optimizer *opt = ckpt_optimizer(net, types[t] < 0 ? CUMLP_OPT_ADAM : types[t]);
+        ckpt_train(net, opt, 3, 11);
+        CHECK_OK(cumlp_checkpoint_save(net, types[t] < 0 ? NULL : opt, a));
+        cumlp_network *net2 = NULL;
+        cumlp_optimizer *opt2 = NULL;
+        CHECK_OK(cumlp_checkpoint_load(ref_ctx, a, 0, &net2, &opt2));
+        CHECK(net2 != NULL);
+        CHECK((opt2 != NULL) == (types[t] >= 0));
+        if (opt2) CHECK(cumlp_optimizer_step_count(opt2) == 3);
+        if (net2) CHECK_OK(cumlp_checkpoint_save(net2, opt2, b));
+        size_t na = 0, nb = 0;
+        unsigned char *da = ckpt_read_file(a, &na), *db = ckpt_read_file(b, &nb);
+        CHECK(da && db && na == nb && na % 4 == 0 && memcmp(da, db, na) == 0);
+        CHECK(da && (8 + u64_at(da)) % 8 == 0); /* payload aligned to 8 */
+        free(da);
+        free(db);
+        cumlp_optimizer_destroy(opt2);
+        cumlp_network_destroy(net2);
+        cumlp_optimizer_destroy(opt);
+        cumlp_network_destroy(net);
+    }
+    remove(a);
+    remove(b);
+    free(a);
+    free(b);
+}
+
+/* The first tensor is "0.weight" [n_out, n_in] row-major: element (j, i) is W[j + i n_out]. */
+static void test_weight_layout_is_pytorch_row_major(void) {
+    char *path = ckpt_temp_path("layout.safetensors");
+    cumlp_network *net = ckpt_small_network(ref_ctx, 3);
+    CHECK_OK(cumlp_checkpoint_save(net, NULL, path));
+    size_t size = 0;
+    unsigned char *data = ckpt_read_file(path, &size);
+    CHECK(data != NULL);
+    if (data) {
+        uint64_t n = u64_at(data);
+        char *header = malloc(n + 1);
+        memcpy(header, data + 8, n);
+        header[n] = '\0';
+        CHECK(strstr(header, "\"0.weight\":{\"dtype\":\"F32\",\"shape\":[7,5],"
+                             "\"data_offsets\":[0,140]}") != NULL);
+        CHECK(strstr(header, "\"2.bias\":{\"dtype\":\"F32\",\"shape\":[4]") != NULL);
+        CHECK(strstr(header, "\"widths\":\"5,7,4,3\"") != NULL);
+        CHECK(strstr(header, "\"activations\":\"leaky_relu,tanh,softmax\"") != NULL);
+        CHECK(strstr(header, "\"leaky_relu_slope\":\"0.125\"") != NULL);
+        free(header);
+        float W[7 * 5], b[7];
+        CHECK_OK(cumlp_network_get_layer(net, 0, W, b));
+        const unsigned char *payload = data + 8 + n;
+        int same = 1;
+        for (int j = 0; j < 7; j++) {
+            for (int i = 0; i < 5; i++)
+                same &= f32_at(payload + 4 * (j * 5 + i)) == W[j + i * 7];
+            same &= f32_at(payload + 140 + 4 * j) == b[j];
+        }
+        CHECK(same);
+    }
+    free(data);
+    cumlp_network_destroy(net);
+    remove(path);
+    free(path);
+}
+
+/* Creates a context for a backend, or NULL if this build or machine lacks it. */
+static cumlp_context *context_if_available(int backend) {
+    if (!cumlp_backend_is_built(backend)) return NULL;
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = backend;
+    cumlp_context *ctx = NULL;
+    return cumlp_context_create(&ctx, &o) == CUMLP_SUCCESS ? ctx : NULL;
+}
+
+/* Trained on each available backend, loaded on each: bit-identical fp32 parameters. */
+static void test_cross_backend_bit_identical(void) {
+    int backends[] = {CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA};
+    cumlp_context *ctxs[3];
+    for (int i = 0; i < 3; i++)
+        ctxs[i] = context_if_available(backends[i]);
+    CHECK(ctxs[0] != NULL);
+    char *path = ckpt_temp_path("xb.safetensors");
+    for (int w = 0; w < 3; w++) {
+        if (!ctxs[w]) continue;
+        cumlp_network *net = ckpt_small_network(ctxs[w], 5);
+        cumlp_optimizer *opt = ckpt_optimizer(net, CUMLP_OPT_ADAM);
+        ckpt_train(net, opt, 4, 9);
+        float *want = ckpt_parameters(net);
+        CHECK_OK(cumlp_checkpoint_save(net, opt, path));
+        for (int r = 0; r < 3; r++) {
+            if (!ctxs[r]) continue;
+            cumlp_network *loaded = NULL;
+            CHECK_OK(cumlp_checkpoint_load(ctxs[r], path, 0, &loaded, NULL));
+            if (!loaded) continue;
+            float *got = ckpt_parameters(loaded);
+            size_t n = (size_t)cumlp_network_num_parameters(net);
+            CHECK_MSG(memcmp(got, want, n * sizeof(float)) == 0, "written on %s, read on %s",
+                      cumlp_backend_name(backends[w]), cumlp_backend_name(backends[r]));
+            free(got);
+            cumlp_network_destroy(loaded);
+        }
+        free(want);
+        cumlp_optimizer_destroy(opt);
+        cumlp_network_destroy(net);
+    }
+    for (int i = 0; i < 3; i++)
+        cumlp_context_destroy(ctxs[i]);
+    remove(path);
+    free(path);
+}
+
+/* Training resumed from a checkpoint continues exactly as the uninterrupted run. */
+static void test_resume_matches_uninterrupted(void) {
+    int types[] = {CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM};
+    char *path = ckpt_temp_path("resume.safetensors");
+    for (int t = 0; t < 3; t++) {
+        cumlp_network *net = ckpt_small_network(ref_ctx, 21);
+        cumlp_optimizer *opt = ckpt_optimizer(net, types[t]);
+        ckpt_train(net, opt, 3, 4);
+        CHECK_OK(cumlp_checkpoint_save(net, opt, path));
+        ckpt_train(net, opt, 3, 5);
+        float *want = ckpt_parameters(net);
+
+        cumlp_network *net2 = NULL;
+        cumlp_optimizer *opt2 = NULL;
+        CHECK_OK(cumlp_checkpoint_load(ref_ctx, path, 0, &net2, &opt2));
+        CHECK(opt2 != NULL);
+        if (net2 && opt2) {
+            CHECK(cumlp_optimizer_step_count(opt2) == 3);
+            CHECK(cumlp_optimizer_learning_rate(opt2) == 0.05);
+            ckpt_train(net2, opt2, 3, 5);
+            float *got = ckpt_parameters(net2);
+            size_t n = (size_t)cumlp_network_num_parameters(net);
+            /* fp32 rounding of the saved state: equal to fp32 round-off of a few steps. */
+            CHECK(test_max_rel_error(got, want, n, 1e-3) < 1e-5);
+            free(got);
+        }
+        /* load_into an existing pair restores the same state. */
+        cumlp_network *net3 = ckpt_small_network(ref_ctx, 99);
+        cumlp_optimizer *opt3 = ckpt_optimizer(net3, types[t]);
+        CHECK_OK(cumlp_checkpoint_load_into(net3, opt3, path, 0));
+        CHECK(cumlp_optimizer_step_count(opt3) == 3);
+        ckpt_train(net3, opt3, 3, 5);
+        float *got3 = ckpt_parameters(net3);
+        float *got2 = net2 ? ckpt_parameters(net2) : NULL;
+        size_t n = (size_t)cumlp_network_num_parameters(net);
+        CHECK(got2 && memcmp(got2, got3, n * sizeof(float)) == 0);
+        free(got2);
+        free(got3);
+        free(want);
+        cumlp_optimizer_destroy(opt3);
+        cumlp_network_destroy(net3);
+        cumlp_optimizer_destroy(opt2);
+        cumlp_network_destroy(net2);
+        cumlp_optimizer_destroy(opt);
+        cumlp_network_destroy(net);
+    }
+    remove(path);
+    free(path);
+}
+
+static int same_parameters(const cumlp_network *net, const float *want) {
+    float *got = ckpt_parameters(net);
+    int same = memcmp(got, want, (size_t)cumlp_network_num_parameters(net) * sizeof(float)) == 0;
+    free(got);
+    return same;
+}
+
+/* load_into refuses other architectures and optimizer types and then changes nothing. */
+static void test_load_into_mismatch_leaves_network(void) {
+    char *path = ckpt_temp_path("into.safetensors");
+    cumlp_network *src = ckpt_small_network(ref_ctx, 1);
+    cumlp_optimizer *src_opt = ckpt_optimizer(src, CUMLP_OPT_ADAM);
+    ckpt_train(src, src_opt, 2, 3);
+    CHECK_OK(cumlp_checkpoint_save(src, src_opt, path));
+
+    int64_t widths[] = {5, 7, 4, 2};
+    int acts[] = {CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_TANH, CUMLP_ACT_SIGMOID};
+    cumlp_network *other = test_network(ref_ctx, 3, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 8);
+    float *before = ckpt_parameters(other);
+    CHECK_STATUS(cumlp_checkpoint_load_into(other, NULL, path, 0), CUMLP_ERROR_SHAPE_MISMATCH);
+    CHECK(strstr(cumlp_last_error(ref_ctx), path) != NULL);
+    CHECK(same_parameters(other, before));
+    free(before);
+
+    cumlp_network *net = ckpt_small_network(ref_ctx, 2);
+    cumlp_optimizer *momentum = ckpt_optimizer(net, CUMLP_OPT_MOMENTUM);
+    before = ckpt_parameters(net);
+    CHECK_STATUS(cumlp_checkpoint_load_into(net, momentum, path, 0), CUMLP_ERROR_SHAPE_MISMATCH);
+    CHECK(same_parameters(net, before));
+    CHECK(cumlp_optimizer_step_count(momentum) == 0);
+    /* Without the optimizer the parameters load. */
+    CHECK_OK(cumlp_checkpoint_load_into(net, NULL, path, 0));
+    float *want = ckpt_parameters(src);
+    CHECK(same_parameters(net, want));
+    free(want);
+    free(before);
+    cumlp_optimizer_destroy(momentum);
+    cumlp_network_destroy(net);
+    cumlp_network_destroy(other);
+    cumlp_optimizer_destroy(src_opt);
+    cumlp_network_destroy(src);
+    remove(path);
+    free(path);
+}
+
+static void test_non_finite_rejected_unless_allowed(void) {
+    char *path = ckpt_temp_path("nan.safetensors");
+    cumlp_network *net = ckpt_small_network(ref_ctx, 4);
+    float *p = ckpt_parameters(net);
+    int64_t n = cumlp_network_num_parameters(net);
+    p[n - 1] = INFINITY;
+    p[3] = NAN;
+    CHECK_OK(cumlp_network_set_parameters(net, p, n));
+    CHECK_OK(cumlp_checkpoint_save(net, NULL, path));
+    cumlp_network *loaded = (cumlp_network *)&loaded;
+    CHECK_STATUS(cumlp_checkpoint_load(ref_ctx, path, 0, &loaded, NULL), CUMLP_ERROR_NON_FINITE);
+    CHECK(loaded == NULL);
+    CHECK(strstr(cumlp_last_error(ref_ctx), "0.weight") != NULL);
+    CHECK_OK(
+        cumlp_checkpoint_load(ref_ctx, path, CUMLP_CHECKPOINT_ALLOW_NON_FINITE, &loaded, NULL));
+    if (loaded) {
+        float *q = ckpt_parameters(loaded);
+        CHECK(isnan(q[3]) && isinf(q[n - 1]) && q[0] == p[0]);
+        free(q);
+    }
+    cumlp_network_destroy(loaded);
+    free(p);
+    cumlp_network_destroy(net);
+    remove(path);
+    free(path);
+}
+
+static void test_argument_errors(void) {
+    char *path = ckpt_temp_path("args.safetensors");
+    cumlp_network *net = ckpt_small_network(ref_ctx, 4);
+    cumlp_network *other = ckpt_small_network(ref_ctx, 5);
+    cumlp_optimizer *other_opt = ckpt_optimizer(other, CUMLP_OPT_SGD);
+    cumlp_network *out = NULL;
+    CHECK_STATUS(cumlp_checkpoint_save(NULL, NULL, path), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_checkpoint_save(net, NULL, NULL), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_checkpoint_save(net, NULL, ""), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_checkpoint_save(net, other_opt, path), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_checkpoint_load(NULL, path, 0, &out, NULL), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_checkpoint_load(ref_ctx, NULL, 0, &out, NULL), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_checkpoint_load(ref_ctx, path, 0, NULL, NULL), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_OK(cumlp_checkpoint_save(net, NULL, path));
+    CHECK_STATUS(cumlp_checkpoint_load(ref_ctx, path, 0x100, &out, NULL),
+                 CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_checkpoint_load_into(net, other_opt, path, 0), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_checkpoint_load_into(NULL, NULL, path, 0), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_checkpoint_load_memory(ref_ctx, NULL, 0, 0, &out, NULL),
+                 CUMLP_ERROR_TRUNCATED);
+    CHECK_STATUS(cumlp_checkpoint_load_memory(ref_ctx, NULL, 5, 0, &out, NULL),
+                 CUMLP_ERROR_INVALID_VALUE);
+    char *missing = ckpt_temp_path("does_not_exist.safetensors");
+    CHECK_STATUS(cumlp_checkpoint_load(ref_ctx, missing, 0, &out, NULL), CUMLP_ERROR_IO);
+    CHECK(strstr(cumlp_last_error(ref_ctx), missing) != NULL);
+    const char *dir = getenv("CUMLP_TEST_TMPDIR") ? getenv("CUMLP_TEST_TMPDIR") : "/tmp";
+    CHECK_STATUS(cumlp_checkpoint_load(ref_ctx, dir, 0, &out, NULL), CUMLP_ERROR_IO);
+    CHECK(out == NULL);
+    free(missing);
+    cumlp_optimizer_destroy(other_opt);
+    cumlp_network_destroy(other);
+    cumlp_network_destroy(net);
+    remove(path);
+    free(path);
+}
+
+/* Names in the directory of path that start with ".<base>." (the save's temporary files). */
+static int count_temporaries(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096], prefix[512];
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    snprintf(prefix, sizeof prefix, ".%s.", slash + 1);
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        count += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return count;
+}
+
+/* A save that fails (file size limit, missing directory, target is a directory) leaves the old
+ * file intact and no temporary file behind. */
+static void test_failed_save_keeps_old_file(void) {
+    char *path = ckpt_temp_path("keep.safetensors");
+    cumlp_network *old_net = ckpt_small_network(ref_ctx, 31);
+    CHECK_OK(cumlp_checkpoint_save(old_net, NULL, path));
+    size_t old_size = 0;
+    unsigned char *old = ckpt_read_file(path, &old_size);
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* In the child: writes beyond 600 bytes fail with EFBIG. */
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit limit = {600, 600};
+        setrlimit(RLIMIT_FSIZE, &limit);
+        cumlp_network *big = ckpt_small_network(ref_ctx, 32);
+        cumlp_optimizer *opt = ckpt_optimizer(big, CUMLP_OPT_ADAM);
+        cumlp_status st = cumlp_checkpoint_save(big, opt, path);
+        _exit(st == CUMLP_ERROR_IO ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    size_t now_size = 0;
+    unsigned char *now = ckpt_read_file(path, &now_size);
+    CHECK(old && now && now_size == old_size && memcmp(old, now, old_size) == 0);
+    CHECK(count_temporaries(path) == 0);
+
+    char *nodir = ckpt_temp_path("no_such_dir/x.safetensors");
+    CHECK_STATUS(cumlp_checkpoint_save(old_net, NULL, nodir), CUMLP_ERROR_IO);
+    CHECK(strstr(cumlp_last_error(ref_ctx), nodir) != NULL);
+    char *dirpath = ckpt_temp_path("a_directory");
+    CHECK(mkdir(dirpath, 0755) == 0);
+    CHECK_STATUS(cumlp_checkpoint_save(old_net, NULL, dirpath), CUMLP_ERROR_IO);
+    CHECK(count_temporaries(dirpath) == 0);
+    rmdir(dirpath);
+    free(dirpath);
+    free(nodir);
+    free(old);
+    free(now);
+    cumlp_network_destroy(old_net);
+    remove(path);
+    free(path);
+}
+
+int main(void) {
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_REFERENCE;
+    if (cumlp_context_create(&ref_ctx, &o) != CUMLP_SUCCESS) return 1;
+    RUN(test_round_trip_is_byte_identical);
+    RUN(test_weight_layout_is_pytorch_row_major);
+    RUN(test_cross_backend_bit_identical);
+    RUN(test_resume_matches_uninterrupted);
+    RUN(test_load_into_mismatch_leaves_network);
+    RUN(test_non_finite_rejected_unless_allowed);
+    RUN(test_argument_errors);
+    RUN(test_failed_save_keeps_old_file);
+    cumlp_context_destroy(ref_ctx);
+    return harness_finish();
+}
