@@ -1,0 +1,84 @@
+# cpu_backend.cmake - the cpu backend (src/backend_cpu.c): CBLAS GEMMs + OpenMP loops.
+#
+# Included by the top CMakeLists.txt. CUMLP_BLAS selects it: OFF never builds it, AUTO builds it
+# when a CBLAS and OpenMP are both found, ON fails the configuration when either is missing.
+# OpenBLAS is preferred (its openblas_set_num_threads lets a context choose the GEMM thread
+# count); any other BLAS that exports cblas_sgemm and has a cblas.h is accepted.
+
+include(CheckSymbolExists)
+
+if(CUMLP_BLAS STREQUAL "OFF")
+  return()
+endif()
+if(NOT CUMLP_BLAS MATCHES "^(AUTO|ON)$")
+  message(FATAL_ERROR "CUMLP_BLAS must be AUTO, ON or OFF, not '${CUMLP_BLAS}'")
+endif()
+
+# Reports why the backend is left out: an error with ON, a status line with AUTO.
+function(cumlp_cpu_backend_missing what)
+  if(CUMLP_BLAS STREQUAL "ON")
+    message(FATAL_ERROR "CUMLP_BLAS=ON but ${what} was not found")
+  endif()
+  message(STATUS "cumlp: cpu backend left out: ${what} not found")
+endfunction()
+
+find_package(OpenMP COMPONENTS C QUIET)
+if(NOT OpenMP_C_FOUND)
+  cumlp_cpu_backend_missing("OpenMP for C")
+  return()
+endif()
+
+# BLAS: OpenBLAS first, then whatever FindBLAS finds.
+set(BLA_VENDOR OpenBLAS)
+find_package(BLAS QUIET)
+if(NOT BLAS_FOUND)
+  unset(BLA_VENDOR)
+  find_package(BLAS QUIET)
+endif()
+if(NOT BLAS_FOUND)
+  cumlp_cpu_backend_missing("a BLAS library")
+  return()
+endif()
+
+find_path(CUMLP_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas openblas-pthread openblas-openmp)
+if(NOT CUMLP_CBLAS_INCLUDE_DIR)
+  cumlp_cpu_backend_missing("cblas.h")
+  return()
+endif()
+
+set(CMAKE_REQUIRED_INCLUDES ${CUMLP_CBLAS_INCLUDE_DIR})
+set(CMAKE_REQUIRED_LIBRARIES ${BLAS_LIBRARIES})
+check_symbol_exists(cblas_sgemm "cblas.h" CUMLP_HAVE_CBLAS_SGEMM)
+check_symbol_exists(openblas_set_num_threads "cblas.h" CUMLP_HAVE_OPENBLAS_THREADS)
+unset(CMAKE_REQUIRED_INCLUDES)
+unset(CMAKE_REQUIRED_LIBRARIES)
+if(NOT CUMLP_HAVE_CBLAS_SGEMM)
+  cumlp_cpu_backend_missing("cblas_sgemm in ${BLAS_LIBRARIES}")
+  return()
+endif()
+
+target_sources(cumlp_objects PRIVATE ${PROJECT_SOURCE_DIR}/src/backend_cpu.c)
+target_compile_definitions(cumlp_objects PRIVATE CUMLP_HAVE_CPU_BACKEND)
+if(CUMLP_HAVE_OPENBLAS_THREADS)
+  target_compile_definitions(cumlp_objects PRIVATE CUMLP_HAVE_OPENBLAS_THREADS)
+endif()
+target_include_directories(cumlp_objects PRIVATE ${CUMLP_CBLAS_INCLUDE_DIR})
+separate_arguments(CUMLP_OPENMP_FLAGS NATIVE_COMMAND "${OpenMP_C_FLAGS}")
+# Only backend_cpu.c has OpenMP pragmas; the flag is harmless for the other sources.
+target_compile_options(cumlp_objects PRIVATE "$<$<COMPILE_LANGUAGE:C>:${CUMLP_OPENMP_FLAGS}>")
+set(CUMLP_HAVE_CPU_BACKEND ON)
+
+# Plain library paths (not imported targets) so that the exported cumlp_static needs nothing from
+# the consumer's CMake.
+list(APPEND CUMLP_LINK_LIBS ${BLAS_LIBRARIES} ${OpenMP_C_LIBRARIES})
+
+# pkg-config: -l flags for the libraries we link privately.
+foreach(lib ${BLAS_LIBRARIES} ${OpenMP_C_LIBRARIES})
+  get_filename_component(name "${lib}" NAME_WE)
+  string(REGEX REPLACE "^lib" "" name "${name}")
+  if(name)
+    string(APPEND CUMLP_PC_LIBS_PRIVATE " -l${name}")
+  endif()
+endforeach()
+
+message(STATUS "cumlp: cpu backend with ${BLAS_LIBRARIES}, OpenMP ${OpenMP_C_VERSION}")

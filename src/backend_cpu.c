@@ -1,0 +1,575 @@
+/*
+ * backend_cpu.c - the fast CPU backend: fp32 storage, CBLAS GEMMs, OpenMP elementwise passes.
+ *
+ * Every elementwise pass is one loop over memory that the compiler can vectorize: the activation
+ * (or optimizer rule) is picked by a switch outside the loop, and the per-element formula is the
+ * shared `_f` function of kernels/cumlp_math.h inlined with a constant selector.
+ *
+ * Determinism: reductions never use atomics on floats. Each thread owns a fixed, contiguous range
+ * of columns (or elements), accumulates in double into its own slot of a scratch buffer, and the
+ * slots are combined in thread order. For a given thread count the results are bit-identical from
+ * run to run.
+ */
+#include "internal.h"
+#include "rng.h"
+
+#include "../kernels/cumlp_math.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define CPU_INLINE static inline __attribute__((always_inline))
+#else
+#define CPU_INLINE static inline
+#endif
+
+/* Loops shorter than this run on one thread: waking the team costs more than the work. */
+#define PARALLEL_MIN_ELEMENTS 16384
+
+typedef struct cpu_state {
+    int threads;     /* OpenMP threads of every parallel region, and BLAS threads */
+    double *scratch; /* per-thread partial sums of reductions: threads x scratch_rows */
+    size_t scratch_count;
+} cpu_state;
+
+static cpu_state *state_of(const cumlp_context *ctx) {
+    return (cpu_state *)ctx->backend_state;
+}
+
+static int threads_of(const cumlp_context *ctx) {
+    return state_of(ctx)->threads;
+}
+
+/* The BLAS thread count is process-wide: set it before each GEMM when another context (or the
+ * application) changed it. */
+static void use_blas_threads(int threads) {
+#ifdef CUMLP_HAVE_OPENBLAS_THREADS
+    if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+}
+
+static cumlp_status cpu_init(cumlp_context *ctx, const cumlp_context_options *options) {
+    cpu_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
+                            "cpu backend: out of host memory for the context");
+    s->threads = options->num_threads > 0 ? options->num_threads : omp_get_num_procs();
+    if (s->threads < 1) s->threads = 1;
+    ctx->backend_state = s;
+    use_blas_threads(s->threads);
+    return CUMLP_SUCCESS;
+}
+
+static void cpu_shutdown(cumlp_context *ctx) {
+    cpu_state *s = state_of(ctx);
+    if (!s) return;
+    free(s->scratch);
+    free(s);
+    ctx->backend_state = NULL;
+}
+
+static cumlp_status cpu_describe(const cumlp_context *ctx, char *buf, size_t buf_size) {
+#ifdef CUMLP_HAVE_OPENBLAS_THREADS
+    const char *blas = openblas_get_config();
+#else
+    const char *blas = "CBLAS";
+#endif
+    snprintf(buf, buf_size, "cpu backend: host, fp32, %d threads, %s", threads_of(ctx), blas);
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status cpu_synchronize(cumlp_context *ctx) {
+    (void)ctx;
+    return CUMLP_SUCCESS;
+}
+
+/* Scratch space for `count` doubles, kept between calls. */
+static cumlp_status scratch(cumlp_context *ctx, size_t count, double **out) {
+    cpu_state *s = state_of(ctx);
+    if (count > s->scratch_count) {
+        double *grown = realloc(s->scratch, count * sizeof *grown);
+        if (!grown)
+            return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
+                                "cpu backend: out of host memory for %zu reduction slots", count);
+        s->scratch = grown;
+        s->scratch_count = count;
+    }
+    *out = s->scratch;
+    return CUMLP_SUCCESS;
+}
+
+/* ---- memory -------------------------------------------------------------------------------- */
+
+static cumlp_status cpu_alloc(cumlp_context *ctx, size_t count, void **buffer) {
+    *buffer = NULL;
+    if (count > SIZE_MAX / sizeof(float) - 64)
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%zu elements overflow size_t", count);
+    /* 64-byte alignment: whole cache lines for BLAS panels and vector loops. */
+    size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+    *buffer = aligned_alloc(64, bytes ? bytes : 64);
+    if (!*buffer)
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
+                            "out of host memory allocating %zu floats", count);
+    return CUMLP_SUCCESS;
+}
+
+static void cpu_free(cumlp_context *ctx, void *buffer) {
+    (void)ctx;
+    free(buffer);
+}
+
+static cumlp_status cpu_upload(cumlp_context *ctx, void *dst, const float *src, size_t count) {
+    (void)ctx;
+    memcpy(dst, src, count * sizeof(float));
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status cpu_download(cumlp_context *ctx, const void *src, float *dst, size_t count) {
+    (void)ctx;
+    memcpy(dst, src, count * sizeof(float));
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status cpu_fill(cumlp_context *ctx, void *dst, size_t count, float value) {
+    float *d = dst;
+#pragma omp parallel for simd schedule(static)                                                     \
+    num_threads(threads_of(ctx)) if (count >= PARALLEL_MIN_ELEMENTS)
+    for (size_t i = 0; i < count; i++)
+        d[i] = value;
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status cpu_copy(cumlp_context *ctx, void *dst, const void *src, size_t count) {
+    (void)ctx;
+    memcpy(dst, src, count * sizeof(float));
+    return CUMLP_SUCCESS;
+}
+
+/* ---- GEMM ---------------------------------------------------------------------------------- */
+
+static cumlp_status cpu_gemm(cumlp_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                             double alpha, const void *A, int lda, const void *B, int ldb,
+                             double beta, void *C, int ldc) {
+    use_blas_threads(threads_of(ctx));
+    /* OpenBLAS (like the reference BLAS) overwrites C without reading it when beta == 0. */
+    cblas_sgemm(CblasColMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, (float)alpha, A, lda, B, ldb,
+                (float)beta, C, ldc);
+    return CUMLP_SUCCESS;
+}
+
+/* ---- thread partitions ---------------------------------------------------------------------- */
+
+/* The contiguous range [*begin, *end) of n items that thread t of `threads` owns. */
+static void thread_range(int t, int threads, int n, int *begin, int *end) {
+    int base = n / threads, extra = n % threads;
+    *begin = t * base + (t < extra ? t : extra);
+    *end = *begin + base + (t < extra ? 1 : 0);
+}
+
+/* Threads worth using for a rows x cols pass split by columns. */
+static int column_team(const cumlp_context *ctx, int rows, int cols) {
+    int threads = threads_of(ctx);
+    if ((size_t)rows * (size_t)cols < PARALLEL_MIN_ELEMENTS) return 1;
+    return cols < threads ? cols : threads;
+}
+
+/* db[i] = scale * sum over the team's partials[t * rows + i], in thread order. */
+static void combine_partials(const double *partials, int team, int rows, float *db, double scale) {
+    for (int i = 0; i < rows; i++) {
+        double sum = 0;
+        for (int t = 0; t < team; t++)
+            sum += partials[(size_t)t * rows + i];
+        db[i] = (float)(scale * sum);
+    }
+}
+
+/* ---- forward elementwise ------------------------------------------------------------------- */
+
+/* a = f(p + b) over one column, with z = p + b stored when z != NULL. */
+CPU_INLINE void activate_column(int activation, float slope, int rows, const float *p,
+                                const float *b, float *z, float *a) {
+    if (z) {
+#pragma omp simd
+        for (int i = 0; i < rows; i++) {
+            float v = p[i] + b[i];
+            z[i] = v;
+            a[i] = cumlp_activate_f(activation, slope, v);
+        }
+    } else {
+#pragma omp simd
+        for (int i = 0; i < rows; i++)
+            a[i] = cumlp_activate_f(activation, slope, p[i] + b[i]);
+    }
+}
+
+/* Softmax of one column of logits p + b; the normalizer is summed in double. */
+static void softmax_column(int rows, const float *p, const float *b, float *z, float *a) {
+    float *logits = z ? z : a;
+    float max = -INFINITY;
+    for (int i = 0; i < rows; i++) {
+        logits[i] = p[i] + b[i];
+        if (logits[i] > max) max = logits[i];
+    }
+    double sum = 0;
+    for (int i = 0; i < rows; i++) {
+        a[i] = expf(logits[i] - max);
+        sum += a[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < rows; i++)
+        a[i] *= inv;
+}
+
+/* The column loop for one activation; `activation` is a constant after inlining. */
+CPU_INLINE void bias_activation_columns(const cumlp_context *ctx, int activation, float slope,
+                                        int rows, int cols, const float *p, const float *b,
+                                        float *z, float *a) {
+#pragma omp parallel for schedule(static) num_threads(column_team(ctx, rows, cols))
+    for (int j = 0; j < cols; j++) {
+        size_t col = (size_t)j * rows;
+        if (activation == CUMLP_ACT_SOFTMAX)
+            softmax_column(rows, p + col, b, z ? z + col : NULL, a + col);
+        else
+            activate_column(activation, slope, rows, p + col, b, z ? z + col : NULL, a + col);
+    }
+}
+
+static cumlp_status cpu_bias_activation(cumlp_context *ctx, int activation, double slope, int rows,
+                                        int cols, const void *P, const void *b, void *z_out,
+                                        void *a_out) {
+    const float *p = P, *bias = b;
+    float *z = z_out, *a = a_out, s = (float)slope;
+    switch (activation) {
+    case CUMLP_ACT_SIGMOID:
+        bias_activation_columns(ctx, CUMLP_ACT_SIGMOID, s, rows, cols, p, bias, z, a);
+        break;
+    case CUMLP_ACT_TANH:
+        bias_activation_columns(ctx, CUMLP_ACT_TANH, s, rows, cols, p, bias, z, a);
+        break;
+    case CUMLP_ACT_RELU:
+        bias_activation_columns(ctx, CUMLP_ACT_RELU, s, rows, cols, p, bias, z, a);
+        break;
+    case CUMLP_ACT_LEAKY_RELU:
+        bias_activation_columns(ctx, CUMLP_ACT_LEAKY_RELU, s, rows, cols, p, bias, z, a);
+        break;
+    case CUMLP_ACT_GELU:
+        bias_activation_columns(ctx, CUMLP_ACT_GELU, s, rows, cols, p, bias, z, a);
+        break;
+    case CUMLP_ACT_SOFTMAX:
+        bias_activation_columns(ctx, CUMLP_ACT_SOFTMAX, s, rows, cols, p, bias, z, a);
+        break;
+    default:
+        bias_activation_columns(ctx, CUMLP_ACT_IDENTITY, s, rows, cols, p, bias, z, a);
+        break;
+    }
+    return CUMLP_SUCCESS;
+}
+
+/* ---- backward elementwise ------------------------------------------------------------------ */
+
+/* delta = g .* f'(z, a) over one column, added into the thread's bias-gradient partial. */
+CPU_INLINE void backward_column(int activation, float slope, int rows, const float *g,
+                                const float *z, const float *a, float *delta, double *partial) {
+#pragma omp simd
+    for (int i = 0; i < rows; i++) {
+        float d =
+            g[i] * cumlp_activate_deriv_f(activation, slope, z ? z[i] : 0.0f, a ? a[i] : 0.0f);
+        delta[i] = d;
+        partial[i] += d;
+    }
+}
+
+/* Returns the number of threads that ran (the runtime may grant fewer than `team`). */
+CPU_INLINE int backward_columns(int team, int activation, float slope, int rows, int cols,
+                                const float *g, const float *z, const float *a, float *delta,
+                                double *partials) {
+    int used = 1;
+#pragma omp parallel num_threads(team)
+    {
+        int t = omp_get_thread_num(), threads = omp_get_num_threads(), begin, end;
+        if (t == 0) used = threads;
+        thread_range(t, threads, cols, &begin, &end);
+        double *partial = partials + (size_t)t * rows;
+        memset(partial, 0, (size_t)rows * sizeof *partial);
+        for (int j = begin; j < end; j++) {
+            size_t col = (size_t)j * rows;
+            backward_column(activation, slope, rows, g + col, z ? z + col : NULL,
+                            a ? a + col : NULL, delta + col, partial);
+        }
+    }
+    return used;
+}
+
+static cumlp_status cpu_activation_backward(cumlp_context *ctx, int activation, double slope,
+                                            int rows, int cols, const void *G, const void *Z,
+                                            const void *A, void *delta, void *db, double db_scale) {
+    int team = column_team(ctx, rows, cols);
+    double *partials = NULL;
+    cumlp_status st = scratch(ctx, (size_t)team * rows, &partials);
+    if (st != CUMLP_SUCCESS) return st;
+    const float *g = G, *z = Z, *a = A;
+    float *d = delta, s = (float)slope;
+    switch (activation) {
+    case CUMLP_ACT_SIGMOID:
+        team = backward_columns(team, CUMLP_ACT_SIGMOID, s, rows, cols, g, z, a, d, partials);
+        break;
+    case CUMLP_ACT_TANH:
+        team = backward_columns(team, CUMLP_ACT_TANH, s, rows, cols, g, z, a, d, partials);
+        break;
+    case CUMLP_ACT_RELU:
+        team = backward_columns(team, CUMLP_ACT_RELU, s, rows, cols, g, z, a, d, partials);
+        break;
+    case CUMLP_ACT_LEAKY_RELU:
+        team = backward_columns(team, CUMLP_ACT_LEAKY_RELU, s, rows, cols, g, z, a, d, partials);
+        break;
+    case CUMLP_ACT_GELU:
+        team = backward_columns(team, CUMLP_ACT_GELU, s, rows, cols, g, z, a, d, partials);
+        break;
+    default:
+        team = backward_columns(team, CUMLP_ACT_IDENTITY, s, rows, cols, g, z, a, d, partials);
+        break;
+    }
+    combine_partials(partials, team, rows, db, db_scale);
+    return CUMLP_SUCCESS;
+}
+
+/* ---- loss and output delta ----------------------------------------------------------------- */
+
+/* Per-sample loss of one column, accumulated in double. */
+static double column_loss(int loss, int rows, const float *z, const float *a, const float *y) {
+    double e = 0;
+    if (loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY) {
+        /* lse(z) sum(y) - y.z, lse = max + log sum exp(z - max) */
+        float max = z[0];
+        for (int i = 1; i < rows; i++)
+            if (z[i] > max) max = z[i];
+        double sum = 0, y_sum = 0, yz = 0;
+        for (int i = 0; i < rows; i++) {
+            sum += expf(z[i] - max);
+            y_sum += y[i];
+            yz += (double)y[i] * z[i];
+        }
+        e = ((double)max + log(sum)) * y_sum - yz;
+    } else if (loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY) {
+        for (int i = 0; i < rows; i++)
+            e += cumlp_bce_term_f(z[i], y[i]);
+    } else {
+        for (int i = 0; i < rows; i++)
+            e += cumlp_squared_error_term_f(a[i], y[i]);
+    }
+    return e;
+}
+
+/* Everything the output pass needs, so the per-thread worker takes one pointer. */
+typedef struct loss_pass {
+    int loss, activation;
+    float slope;
+    int rows, cols;
+    const float *z, *a, *y;
+    float *delta;
+    double *partials;    /* team x rows, or NULL without db */
+    double *loss_totals; /* team, or NULL without loss_sum */
+} loss_pass;
+
+/* delta of one column: a - y (CE losses) or (a - y) f'(z) (squared error). */
+CPU_INLINE void output_delta_column(const loss_pass *lp, int activation, size_t col) {
+    const float *a = lp->a + col, *y = lp->y + col, *z = lp->z ? lp->z + col : NULL;
+    float *d = lp->delta + col;
+    if (lp->loss != CUMLP_LOSS_SQUARED_ERROR) {
+#pragma omp simd
+        for (int i = 0; i < lp->rows; i++)
+            d[i] = a[i] - y[i];
+    } else {
+#pragma omp simd
+        for (int i = 0; i < lp->rows; i++)
+            d[i] = (a[i] - y[i]) *
+                   cumlp_activate_deriv_f(activation, lp->slope, z ? z[i] : 0.0f, a[i]);
+    }
+}
+
+CPU_INLINE void loss_delta_range(const loss_pass *lp, int activation, int t, int begin, int end) {
+    double total = 0, *partial = lp->partials ? lp->partials + (size_t)t * lp->rows : NULL;
+    if (partial) memset(partial, 0, (size_t)lp->rows * sizeof *partial);
+    for (int j = begin; j < end; j++) {
+        size_t col = (size_t)j * lp->rows;
+        /* The loss reads A before delta (which may alias A) overwrites it. */
+        if (lp->loss_totals)
+            total += column_loss(lp->loss, lp->rows, lp->z ? lp->z + col : NULL, lp->a + col,
+                                 lp->y + col);
+        output_delta_column(lp, activation, col);
+        if (partial) {
+#pragma omp simd
+            for (int i = 0; i < lp->rows; i++)
+                partial[i] += lp->delta[col + i];
+        }
+    }
+    if (lp->loss_totals) lp->loss_totals[t] = total;
+}
+
+/* Returns the number of threads that ran (the runtime may grant fewer than `team`). */
+CPU_INLINE int loss_delta_team(const loss_pass *lp, int activation, int team) {
+    int used = 1;
+#pragma omp parallel num_threads(team)
+    {
+        int t = omp_get_thread_num(), threads = omp_get_num_threads(), begin, end;
+        if (t == 0) used = threads;
+        thread_range(t, threads, lp->cols, &begin, &end);
+        loss_delta_range(lp, activation, t, begin, end);
+    }
+    return used;
+}
+
+static cumlp_status cpu_loss_delta(cumlp_context *ctx, int loss, int activation, double slope,
+                                   int rows, int cols, const void *Z, const void *A, const void *Y,
+                                   void *delta, void *db, double db_scale, double *loss_sum) {
+    int team = column_team(ctx, rows, cols);
+    double *space = NULL;
+    /* team x rows partial bias sums, then team loss totals */
+    cumlp_status st = scratch(ctx, (size_t)team * rows + (size_t)team, &space);
+    if (st != CUMLP_SUCCESS) return st;
+    loss_pass lp = {loss,
+                    activation,
+                    (float)slope,
+                    rows,
+                    cols,
+                    Z,
+                    A,
+                    Y,
+                    delta,
+                    db ? space : NULL,
+                    loss_sum ? space + (size_t)team * rows : NULL};
+    /* The squared error's f' needs the activation as a constant for the loop to vectorize. */
+    switch (loss == CUMLP_LOSS_SQUARED_ERROR ? activation : CUMLP_ACT_IDENTITY) {
+    case CUMLP_ACT_SIGMOID:
+        team = loss_delta_team(&lp, CUMLP_ACT_SIGMOID, team);
+        break;
+    case CUMLP_ACT_TANH:
+        team = loss_delta_team(&lp, CUMLP_ACT_TANH, team);
+        break;
+    case CUMLP_ACT_RELU:
+        team = loss_delta_team(&lp, CUMLP_ACT_RELU, team);
+        break;
+    case CUMLP_ACT_LEAKY_RELU:
+        team = loss_delta_team(&lp, CUMLP_ACT_LEAKY_RELU, team);
+        break;
+    case CUMLP_ACT_GELU:
+        team = loss_delta_team(&lp, CUMLP_ACT_GELU, team);
+        break;
+    default:
+        team = loss_delta_team(&lp, CUMLP_ACT_IDENTITY, team);
+        break;
+    }
+    if (db) combine_partials(lp.partials, team, rows, db, db_scale);
+    if (loss_sum) {
+        double total = 0;
+        for (int t = 0; t < team; t++)
+            total += lp.loss_totals[t];
+        *loss_sum = total;
+    }
+    return CUMLP_SUCCESS;
+}
+
+/* ---- optimizer ----------------------------------------------------------------------------- */
+
+/* One update pass with a constant rule; absent state arrays are replaced by a local. */
+CPU_INLINE void update_range(int type, const cumlp_step_params *p, size_t count, int threads,
+                             float *w, const float *g, float *s1, float *s2) {
+    float lr = (float)p->learning_rate, mu = (float)p->momentum, wd = (float)p->weight_decay;
+    float b1 = (float)p->beta1, b2 = (float)p->beta2, eps = (float)p->epsilon;
+    float bc1 = (float)p->bias_correction1, bc2 = (float)p->bias_correction2;
+#pragma omp parallel for simd schedule(static)                                                     \
+    num_threads(threads) if (count >= PARALLEL_MIN_ELEMENTS)
+    for (size_t i = 0; i < count; i++) {
+        float unused1 = 0, unused2 = 0;
+        cumlp_optimizer_update_f(type, lr, mu, wd, b1, b2, eps, bc1, bc2, &w[i], g[i],
+                                 s1 ? &s1[i] : &unused1, s2 ? &s2[i] : &unused2);
+    }
+}
+
+static cumlp_status cpu_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
+                                       void *param, const void *grad, void *state1, void *state2) {
+    int threads = threads_of(ctx);
+    switch (p->type) {
+    case CUMLP_OPT_MOMENTUM:
+        update_range(CUMLP_OPT_MOMENTUM, p, count, threads, param, grad, state1, NULL);
+        break;
+    case CUMLP_OPT_NESTEROV:
+        update_range(CUMLP_OPT_NESTEROV, p, count, threads, param, grad, state1, NULL);
+        break;
+    case CUMLP_OPT_ADAM:
+        update_range(CUMLP_OPT_ADAM, p, count, threads, param, grad, state1, state2);
+        break;
+    default:
+        update_range(CUMLP_OPT_SGD, p, count, threads, param, grad, NULL, NULL);
+        break;
+    }
+    return CUMLP_SUCCESS;
+}
+
+/* ---- random numbers, helpers --------------------------------------------------------------- */
+
+static cumlp_status cpu_random(cumlp_context *ctx, int distribution, uint64_t seed, size_t count,
+                               void *out) {
+    (void)ctx;
+    cumlp__philox_fill(seed, distribution == CUMLP_DIST_NORMAL, count, out);
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status cpu_scale_shift(cumlp_context *ctx, void *x, size_t count, double scale,
+                                    double shift) {
+    float *v = x;
+#pragma omp parallel for schedule(static)                                                          \
+    num_threads(threads_of(ctx)) if (count >= PARALLEL_MIN_ELEMENTS)
+    for (size_t i = 0; i < count; i++)
+        v[i] = (float)fma((double)v[i], scale, shift);
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status cpu_check_finite(cumlp_context *ctx, const void *x, size_t count,
+                                     int *all_finite) {
+    const float *v = x;
+    int bad = 0;
+    /* x - x is 0 for every finite x and NaN for NaN and +-Inf; this form vectorizes. */
+#pragma omp parallel for simd schedule(static) reduction(|                                         \
+                                                         : bad)                                    \
+    num_threads(threads_of(ctx)) if (count >= PARALLEL_MIN_ELEMENTS)
+    for (size_t i = 0; i < count; i++)
+        bad |= !(v[i] - v[i] == 0.0f);
+    *all_finite = !bad;
+    return CUMLP_SUCCESS;
+}
+
+static const cumlp_backend_ops cpu_ops = {
+    .name = "cpu",
+    .elem_size = sizeof(float),
+    .init = cpu_init,
+    .shutdown = cpu_shutdown,
+    .describe = cpu_describe,
+    .synchronize = cpu_synchronize,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .fill = cpu_fill,
+    .copy = cpu_copy,
+    .gemm = cpu_gemm,
+    .bias_activation = cpu_bias_activation,
+    .loss_delta = cpu_loss_delta,
+    .activation_backward = cpu_activation_backward,
+    .optimizer_step = cpu_optimizer_step,
+    .random = cpu_random,
+    .scale_shift = cpu_scale_shift,
+    .check_finite = cpu_check_finite,
+};
+
+const cumlp_backend_ops *cumlp__backend_cpu(void) {
+    return &cpu_ops;
+}
