@@ -41,6 +41,23 @@ CUMLP_HD void cumlp_philox4x32_10(const uint32_t counter[4], const uint32_t key[
     out[3] = c3;
 }
 
+/* cuRAND's Philox generator (legacy ordering, the default) lays its output out as 65536
+ * subsequences side by side: 32-bit word i of the stream is word i % 4 of block q = i / 4, and
+ * block q is Philox4x32-10 of the counter {r, r >> 32, s, 0} with s = q % 65536 the subsequence
+ * and r = q / 65536 the position within it, under the key {seed, seed >> 32}. (Measured against
+ * curandCreateGeneratorHost; tests/test_cuda_host.c checks it.) */
+#define CUMLP_PHILOX_SUBSEQUENCES 65536u
+
+/* The counter of block q of the stream. */
+CUMLP_HD void cumlp_philox_block_counter(uint64_t q, uint32_t counter[4]) {
+    uint64_t subsequence = q % CUMLP_PHILOX_SUBSEQUENCES;
+    uint64_t position = q / CUMLP_PHILOX_SUBSEQUENCES;
+    counter[0] = (uint32_t)position;
+    counter[1] = (uint32_t)(position >> 32);
+    counter[2] = (uint32_t)subsequence;
+    counter[3] = 0;
+}
+
 /* A 32-bit draw as a float on (0, 1], as cuRAND's curand_uniform computes it. */
 CUMLP_HD float cumlp_uniform_from_bits(uint32_t x) {
     return (float)x * CUMLP_2POW32_INV + CUMLP_2POW32_INV / 2.0f;

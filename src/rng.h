@@ -6,9 +6,16 @@
 #include <stdint.h>
 
 /* Element i of the Philox stream for `seed` (see backend.h, op `random`): uniform on (0, 1] when
- * normal == 0, else standard normal. Block b of four 32-bit words is Philox4x32-10 of the counter
- * {b, b >> 32, 0, 0} under the key {seed, seed >> 32}; uniforms take one word each, normals a pair
- * of consecutive words through Box-Muller. */
+ * normal == 0, else standard normal. The stream is the one cuRAND's Philox4x32-10 generator
+ * (CURAND_ORDERING_PSEUDO_LEGACY, offset 0) produces for that seed: 32-bit word i is word i % 4
+ * of block i / 4, whose counter cumlp_philox_block_counter() (kernels/philox.h) gives, under the
+ * key {seed, seed >> 32}. Uniforms take one word each; normals a pair of words (0,1 or 2,3 of a
+ * block) through Box-Muller.
+ *
+ * Uniform draws equal cuRAND's bit for bit (one multiply-add in fp32). The normal transform uses
+ * the C library's logf/sqrtf/sinf/cosf: with glibc these equal cuRAND's host generator bit for
+ * bit (tests/test_cuda_host.c checks millions of draws); the GPU's device functions may differ in
+ * the last bit (at most a few ulp), which the cuda tests allow for. */
 float cumlp__philox_draw(uint64_t seed, int normal, size_t i);
 
 /* Fills out[0..count) with cumlp__philox_draw(seed, normal, i). */

@@ -1,0 +1,60 @@
+/*
+ * cuda_kernels.h - the launchers of the cuda backend's fused kernels (kernels/cumlp_kernels.cu),
+ * called by the host glue in src/backend_cuda.c. Each queues its work on `stream` and returns
+ * the launch's cudaError_t as an int (0 = cudaSuccess), so this header needs no CUDA header.
+ * All buffers are device memory of fp32 elements unless the name says otherwise; sizes have been
+ * validated by the caller.
+ */
+#ifndef CUMLP_CUDA_KERNELS_H
+#define CUMLP_CUDA_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Column chunks of the tiled row reductions (bias gradients), a function of the shape only so
+ * that results are deterministic. The workspace a reduction needs: rows * chunks partial sums
+ * plus one per block for the loss, all doubles. */
+int cumlp__cuda_reduction_chunks(int rows, int cols);
+size_t cumlp__cuda_reduction_workspace(int rows, int cols);
+
+int cumlp__cuda_fill(void *stream, float *dst, size_t count, float value);
+
+/* x[i] = (float)fma((double)x[i], scale, shift). */
+int cumlp__cuda_scale_shift(void *stream, float *x, size_t count, double scale, double shift);
+
+/* Z = P + b 1^T (into z when z != NULL), A = f(Z) (softmax per column); see backend.h. */
+int cumlp__cuda_bias_activation(void *stream, int activation, float slope, int rows, int cols,
+                                const float *P, const float *b, float *z, float *a);
+
+/* The loss codes of the fused delta pass (equal to cumlp_loss). */
+enum { CUMLP_CUDA_LOSS_SQUARED = 0, CUMLP_CUDA_LOSS_SOFTMAX_CE = 1, CUMLP_CUDA_LOSS_BCE = 2 };
+
+/* Output layer: delta (may alias a), db = db_scale * row sums of delta when db != NULL, and the
+ * batch's loss sum into the device double *loss_sum when loss_sum != NULL. workspace holds
+ * cumlp__cuda_reduction_workspace(rows, cols) bytes plus cols doubles. */
+int cumlp__cuda_loss_delta(void *stream, int loss, int activation, float slope, int rows, int cols,
+                           const float *z, const float *a, const float *y, float *delta, float *db,
+                           double db_scale, double *loss_sum, void *workspace);
+
+/* Hidden layer: delta = g .* f'(z, a) (delta may alias g), db = db_scale * row sums of delta. */
+int cumlp__cuda_activation_backward(void *stream, int activation, float slope, int rows, int cols,
+                                    const float *g, const float *z, const float *a, float *delta,
+                                    float *db, double db_scale, void *workspace);
+
+/* One optimizer update over count parameters (state1/state2 may be NULL when unused). */
+int cumlp__cuda_optimizer_step(void *stream, int type, float lr, float momentum, float weight_decay,
+                               float beta1, float beta2, float epsilon, float bias_correction1,
+                               float bias_correction2, size_t count, float *param,
+                               const float *grad, float *state1, float *state2);
+
+/* *flag (device int) = 1 if some x[i] is NaN or Inf, else 0. */
+int cumlp__cuda_find_non_finite(void *stream, const float *x, size_t count, int *flag);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CUMLP_CUDA_KERNELS_H */

@@ -1,0 +1,436 @@
+/*
+ * cumlp_kernels.cu - the fused elementwise kernels of the cuda backend.
+ *
+ * Every formula comes from cumlp_math.h (the `_f` functions, __host__ __device__ under nvcc), so
+ * the GPU evaluates the same expressions as the CPU backends. Elementwise kernels process four
+ * consecutive elements per thread with float4 loads and stores when every pointer is 16-byte
+ * aligned, in grid-stride loops. Reductions (bias gradients, the loss) are deterministic: no
+ * atomics, a fixed tiling that depends only on the shape, partial sums in double, then a second
+ * pass that adds the partials in a fixed order.
+ */
+#include "cuda_kernels.h"
+
+#include "cumlp_math.h"
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+namespace {
+
+constexpr int kThreads = 256;    /* threads per block of the 1-D kernels */
+constexpr int kMaxBlocks = 8192; /* grid-stride loops cover the rest */
+constexpr int kTileRows = 32;    /* reduction tile: 32 rows (one warp) x 8 column lanes */
+constexpr int kTileCols = 8;
+constexpr int kMaxChunks = 128;   /* column chunks of a reduction */
+constexpr int kColsPerChunk = 64; /* columns per chunk before the chunk count grows */
+
+bool aligned16(const void *p) {
+    return ((uintptr_t)p & 15u) == 0;
+}
+
+/* Blocks for `quads` work items of one thread each. */
+unsigned blocks_for(size_t quads) {
+    size_t blocks = (quads + kThreads - 1) / kThreads;
+    if (blocks < 1) blocks = 1;
+    return (unsigned)(blocks > kMaxBlocks ? kMaxBlocks : blocks);
+}
+
+int launched() {
+    return (int)cudaGetLastError();
+}
+
+/* ---- four elements at a time --------------------------------------------------------------- */
+
+__device__ __forceinline__ void load4(const float *p, size_t base, size_t n, bool vec, float v[4]) {
+    if (vec && base + 4 <= n) {
+        float4 t = *reinterpret_cast<const float4 *>(p + base);
+        v[0] = t.x;
+        v[1] = t.y;
+        v[2] = t.z;
+        v[3] = t.w;
+        return;
+    }
+    for (int k = 0; k < 4; k++)
+        v[k] = base + k < n ? p[base + k] : 0.0f;
+}
+
+__device__ __forceinline__ void store4(float *p, size_t base, size_t n, bool vec,
+                                       const float v[4]) {
+    if (vec && base + 4 <= n) {
+        *reinterpret_cast<float4 *>(p + base) = make_float4(v[0], v[1], v[2], v[3]);
+        return;
+    }
+    for (int k = 0; k < 4 && base + k < n; k++)
+        p[base + k] = v[k];
+}
+
+__device__ __forceinline__ size_t first_quad() {
+    return (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ size_t quad_stride() {
+    return (size_t)gridDim.x * blockDim.x;
+}
+
+__global__ void fill_kernel(float *dst, size_t n, float value, bool vec) {
+    const float v[4] = {value, value, value, value};
+    for (size_t q = first_quad(); q * 4 < n; q += quad_stride())
+        store4(dst, q * 4, n, vec, v);
+}
+
+__global__ void scale_shift_kernel(float *x, size_t n, double scale, double shift, bool vec) {
+    for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
+        float v[4];
+        load4(x, q * 4, n, vec, v);
+        for (int k = 0; k < 4; k++)
+            v[k] = __double2float_rn(fma((double)v[k], scale, shift));
+        store4(x, q * 4, n, vec, v);
+    }
+}
+
+/* Elementwise bias + activation (every activation but softmax). P may alias z or a. */
+__global__ void bias_activation_kernel(int activation, float slope, int rows, size_t n,
+                                       const float *P, const float *b, float *z, float *a,
+                                       bool vec) {
+    for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
+        size_t base = q * 4;
+        float v[4];
+        load4(P, base, n, vec, v);
+        int row = (int)(base % (size_t)rows);
+        for (int k = 0; k < 4; k++) {
+            v[k] += b[row];
+            row = row + 1 == rows ? 0 : row + 1;
+        }
+        if (z) store4(z, base, n, vec, v);
+        for (int k = 0; k < 4; k++)
+            v[k] = cumlp_activate_f(activation, slope, v[k]);
+        store4(a, base, n, vec, v);
+    }
+}
+
+__global__ void optimizer_kernel(int type, float lr, float mu, float wd, float beta1, float beta2,
+                                 float eps, float bc1, float bc2, size_t n, float *w,
+                                 const float *g, float *s1, float *s2, bool vec) {
+    for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
+        size_t base = q * 4;
+        float wv[4], gv[4], m[4] = {0, 0, 0, 0}, v[4] = {0, 0, 0, 0};
+        load4(w, base, n, vec, wv);
+        load4(g, base, n, vec, gv);
+        if (s1) load4(s1, base, n, vec, m);
+        if (s2) load4(s2, base, n, vec, v);
+        for (int k = 0; k < 4; k++)
+            cumlp_optimizer_update_f(type, lr, mu, wd, beta1, beta2, eps, bc1, bc2, &wv[k], gv[k],
+                                     &m[k], &v[k]);
+        store4(w, base, n, vec, wv);
+        if (s1) store4(s1, base, n, vec, m);
+        if (s2) store4(s2, base, n, vec, v);
+    }
+}
+
+/* Sets *flag = 1 on any NaN or Inf (every writer stores the same value: no atomics needed). */
+__global__ void non_finite_kernel(const float *x, size_t n, int *flag, bool vec) {
+    for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
+        float v[4];
+        load4(x, q * 4, n, vec, v);
+        if (!(isfinite(v[0]) && isfinite(v[1]) && isfinite(v[2]) && isfinite(v[3]))) *flag = 1;
+    }
+}
+
+/* ---- one warp per column: softmax and the cross-entropy loss -------------------------------- */
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int off = 16; off > 0; off /= 2)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+    return v;
+}
+
+__device__ __forceinline__ double warp_sum(double v) {
+    for (int off = 16; off > 0; off /= 2)
+        v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+/* Softmax of each column of P + b. When a aliases P (z == NULL), each lane reads its elements of
+ * P before the warp-wide reductions and writes them only after, so the in-place pass is safe. */
+__global__ void softmax_kernel(int rows, int cols, const float *P, const float *b, float *z,
+                               float *a) {
+    const int lane = threadIdx.x % 32;
+    const int warps = blockDim.x / 32;
+    for (int j = blockIdx.x * warps + threadIdx.x / 32; j < cols; j += gridDim.x * warps) {
+        size_t col = (size_t)j * rows;
+        float max = -INFINITY;
+        for (int i = lane; i < rows; i += 32) {
+            float v = P[col + i] + b[i];
+            if (z) z[col + i] = v;
+            max = fmaxf(max, v);
+        }
+        max = warp_max(max);
+        const float *src = z ? z : P;
+        double sum = 0;
+        for (int i = lane; i < rows; i += 32)
+            sum += expf((z ? src[col + i] : src[col + i] + b[i]) - max);
+        sum = warp_sum(sum);
+        for (int i = lane; i < rows; i += 32) {
+            float v = z ? z[col + i] : P[col + i] + b[i];
+            a[col + i] = (float)((double)expf(v - max) / sum);
+        }
+    }
+}
+
+/* Per-column softmax cross-entropy lse(z) sum(y) - y.z, in double. */
+__global__ void cross_entropy_kernel(int rows, int cols, const float *z, const float *y,
+                                     double *column_loss) {
+    const int lane = threadIdx.x % 32;
+    const int warps = blockDim.x / 32;
+    for (int j = blockIdx.x * warps + threadIdx.x / 32; j < cols; j += gridDim.x * warps) {
+        size_t col = (size_t)j * rows;
+        float max = -INFINITY;
+        for (int i = lane; i < rows; i += 32)
+            max = fmaxf(max, z[col + i]);
+        max = warp_max(max);
+        double sum = 0, y_sum = 0, yz = 0;
+        for (int i = lane; i < rows; i += 32) {
+            double zi = z[col + i], yi = y[col + i];
+            sum += exp(zi - (double)max);
+            y_sum += yi;
+            yz += yi * zi;
+        }
+        sum = warp_sum(sum);
+        y_sum = warp_sum(y_sum);
+        yz = warp_sum(yz);
+        if (lane == 0) column_loss[j] = ((double)max + log(sum)) * y_sum - yz;
+    }
+}
+
+/* ---- the fused delta pass with its row reductions ------------------------------------------- */
+
+/* How delta is formed from the inputs. */
+enum DeltaKind { kDeltaBackward = 0, kDeltaTimesDeriv = 1, kDeltaDiff = 2 };
+/* Which per-element loss term is summed (none for softmax CE: per column, see above). */
+enum LossTerm { kTermNone = 0, kTermSquared = 1, kTermBce = 2 };
+
+struct DeltaArgs {
+    int kind, term, activation;
+    float slope;
+    int rows, cols;
+    const float *g, *z, *a, *y;
+    float *delta;
+    double *row_partials;  /* chunks x rows, or NULL for no bias gradient */
+    double *loss_partials; /* one per block, or NULL */
+};
+
+/* Block (32, 8) covers rows [32 bx, 32 bx + 32) and columns by + 8 k (k >= 0) of chunk by:
+ * consecutive lanes read consecutive rows of a column (coalesced). */
+__global__ void delta_kernel(DeltaArgs p) {
+    __shared__ double row_sum[kTileCols][kTileRows + 1];
+    __shared__ double loss_sum[kTileCols * kTileRows];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int i = blockIdx.x * kTileRows + tx;
+    double acc = 0, loss = 0;
+    if (i < p.rows) {
+        for (int j = blockIdx.y * kTileCols + ty; j < p.cols; j += gridDim.y * kTileCols) {
+            size_t k = (size_t)j * p.rows + i;
+            float zv = p.z ? p.z[k] : 0.0f, av = p.a ? p.a[k] : 0.0f, d;
+            if (p.kind == kDeltaBackward) {
+                d = p.g[k] * cumlp_activate_deriv_f(p.activation, p.slope, zv, av);
+            } else {
+                float yv = p.y[k], diff = av - yv;
+                d = p.kind == kDeltaTimesDeriv
+                        ? diff * cumlp_activate_deriv_f(p.activation, p.slope, zv, av)
+                        : diff;
+                if (p.term == kTermSquared) loss += cumlp_squared_error_term_f(av, yv);
+                if (p.term == kTermBce) loss += cumlp_bce_term_f(zv, yv);
+            }
+            p.delta[k] = d;
+            acc += d;
+        }
+    }
+    row_sum[ty][tx] = acc;
+    loss_sum[ty * kTileRows + tx] = loss;
+    __syncthreads();
+    if (ty == 0 && i < p.rows && p.row_partials) {
+        double s = 0;
+        for (int r = 0; r < kTileCols; r++)
+            s += row_sum[r][tx];
+        p.row_partials[(size_t)blockIdx.y * p.rows + i] = s;
+    }
+    if (!p.loss_partials) return;
+    for (int half = kTileCols * kTileRows / 2; half > 0; half /= 2) {
+        int t = ty * kTileRows + tx;
+        if (t < half) loss_sum[t] += loss_sum[t + half];
+        __syncthreads();
+    }
+    if (tx == 0 && ty == 0)
+        p.loss_partials[(size_t)blockIdx.y * gridDim.x + blockIdx.x] = loss_sum[0];
+}
+
+/* db[i] = scale * sum over chunks of the partials, in chunk order. */
+__global__ void finish_rows_kernel(int rows, int chunks, const double *partials, double scale,
+                                   float *db) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < rows; i += gridDim.x * blockDim.x) {
+        double s = 0;
+        for (int c = 0; c < chunks; c++)
+            s += partials[(size_t)c * rows + i];
+        db[i] = (float)(scale * s);
+    }
+}
+
+/* *out = sum of in[0..n), one block, fixed order. */
+__global__ void sum_doubles_kernel(const double *in, size_t n, double *out) {
+    __shared__ double s[kThreads];
+    double acc = 0;
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x)
+        acc += in[i];
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int half = kThreads / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *out = s[0];
+}
+
+dim3 delta_grid(int rows, int cols) {
+    return dim3((unsigned)((rows + kTileRows - 1) / kTileRows),
+                (unsigned)cumlp__cuda_reduction_chunks(rows, cols));
+}
+
+/* Runs the delta pass, then the bias gradient's second pass when db != NULL. */
+int run_delta(cudaStream_t s, DeltaArgs p, float *db, double db_scale) {
+    dim3 grid = delta_grid(p.rows, p.cols);
+    delta_kernel<<<grid, dim3(kTileRows, kTileCols), 0, s>>>(p);
+    int err = launched();
+    if (err || !db) return err;
+    finish_rows_kernel<<<blocks_for((size_t)p.rows), kThreads, 0, s>>>(
+        p.rows, (int)grid.y, p.row_partials, db_scale, db);
+    return launched();
+}
+
+unsigned column_blocks(int cols) {
+    return blocks_for(((size_t)cols + 7) / 8 * 32);
+}
+
+} /* namespace */
+
+/* ---- launchers ------------------------------------------------------------------------------ */
+
+extern "C" int cumlp__cuda_reduction_chunks(int rows, int cols) {
+    (void)rows;
+    int chunks = (cols + kColsPerChunk - 1) / kColsPerChunk;
+    return chunks < 1 ? 1 : chunks > kMaxChunks ? kMaxChunks : chunks;
+}
+
+extern "C" size_t cumlp__cuda_reduction_workspace(int rows, int cols) {
+    dim3 grid = delta_grid(rows, cols);
+    size_t partials = (size_t)rows * grid.y;
+    size_t loss_blocks = (size_t)grid.x * grid.y;
+    return (partials + loss_blocks) * sizeof(double);
+}
+
+extern "C" int cumlp__cuda_fill(void *stream, float *dst, size_t count, float value) {
+    fill_kernel<<<blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream>>>(
+        dst, count, value, aligned16(dst));
+    return launched();
+}
+
+extern "C" int cumlp__cuda_scale_shift(void *stream, float *x, size_t count, double scale,
+                                       double shift) {
+    scale_shift_kernel<<<blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream>>>(
+        x, count, scale, shift, aligned16(x));
+    return launched();
+}
+
+extern "C" int cumlp__cuda_bias_activation(void *stream, int activation, float slope, int rows,
+                                           int cols, const float *P, const float *b, float *z,
+                                           float *a) {
+    cudaStream_t s = (cudaStream_t)stream;
+    if (activation == CUMLP_MATH_SOFTMAX) {
+        softmax_kernel<<<column_blocks(cols), kThreads, 0, s>>>(rows, cols, P, b, z, a);
+        return launched();
+    }
+    size_t n = (size_t)rows * cols;
+    bool vec = aligned16(P) && aligned16(a) && (!z || aligned16(z));
+    bias_activation_kernel<<<blocks_for((n + 3) / 4), kThreads, 0, s>>>(activation, slope, rows, n,
+                                                                        P, b, z, a, vec);
+    return launched();
+}
+
+extern "C" int cumlp__cuda_loss_delta(void *stream, int loss, int activation, float slope, int rows,
+                                      int cols, const float *z, const float *a, const float *y,
+                                      float *delta, float *db, double db_scale, double *loss_sum,
+                                      void *workspace) {
+    cudaStream_t s = (cudaStream_t)stream;
+    dim3 grid = delta_grid(rows, cols);
+    double *row_partials = (double *)workspace;
+    double *loss_partials = row_partials + (size_t)rows * grid.y;
+    DeltaArgs p = {};
+    p.kind = loss == CUMLP_CUDA_LOSS_SQUARED ? kDeltaTimesDeriv : kDeltaDiff;
+    p.term = !loss_sum                         ? kTermNone
+             : loss == CUMLP_CUDA_LOSS_SQUARED ? kTermSquared
+             : loss == CUMLP_CUDA_LOSS_BCE     ? kTermBce
+                                               : kTermNone;
+    p.activation = activation;
+    p.slope = slope;
+    p.rows = rows;
+    p.cols = cols;
+    p.z = z;
+    p.a = a;
+    p.y = y;
+    p.delta = delta;
+    p.row_partials = db ? row_partials : NULL;
+    p.loss_partials = p.term != kTermNone ? loss_partials : NULL;
+    if (loss_sum && loss == CUMLP_CUDA_LOSS_SOFTMAX_CE) {
+        /* The per-column losses go after the reduction's partials. */
+        double *column_loss = loss_partials + (size_t)grid.x * grid.y;
+        cross_entropy_kernel<<<column_blocks(cols), kThreads, 0, s>>>(rows, cols, z, y,
+                                                                      column_loss);
+        int err = launched();
+        if (err) return err;
+        sum_doubles_kernel<<<1, kThreads, 0, s>>>(column_loss, (size_t)cols, loss_sum);
+        if ((err = launched())) return err;
+    }
+    int err = run_delta(s, p, db, db_scale);
+    if (err || p.term == kTermNone) return err;
+    sum_doubles_kernel<<<1, kThreads, 0, s>>>(loss_partials, (size_t)grid.x * grid.y, loss_sum);
+    return launched();
+}
+
+extern "C" int cumlp__cuda_activation_backward(void *stream, int activation, float slope, int rows,
+                                               int cols, const float *g, const float *z,
+                                               const float *a, float *delta, float *db,
+                                               double db_scale, void *workspace) {
+    DeltaArgs p = {};
+    p.kind = kDeltaBackward;
+    p.term = kTermNone;
+    p.activation = activation;
+    p.slope = slope;
+    p.rows = rows;
+    p.cols = cols;
+    p.g = g;
+    p.z = z;
+    p.a = a;
+    p.delta = delta;
+    p.row_partials = db ? (double *)workspace : NULL;
+    return run_delta((cudaStream_t)stream, p, db, db_scale);
+}
+
+extern "C" int cumlp__cuda_optimizer_step(void *stream, int type, float lr, float momentum,
+                                          float weight_decay, float beta1, float beta2,
+                                          float epsilon, float bias_correction1,
+                                          float bias_correction2, size_t count, float *param,
+                                          const float *grad, float *state1, float *state2) {
+    bool vec = aligned16(param) && aligned16(grad) && (!state1 || aligned16(state1)) &&
+               (!state2 || aligned16(state2));
+    optimizer_kernel<<<blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream>>>(
+        type, lr, momentum, weight_decay, beta1, beta2, epsilon, bias_correction1, bias_correction2,
+        count, param, grad, state1, state2, vec);
+    return launched();
+}
+
+extern "C" int cumlp__cuda_find_non_finite(void *stream, const float *x, size_t count, int *flag) {
+    cudaStream_t s = (cudaStream_t)stream;
+    int err = (int)cudaMemsetAsync(flag, 0, sizeof *flag, s);
+    if (err) return err;
+    non_finite_kernel<<<blocks_for((count + 3) / 4), kThreads, 0, s>>>(x, count, flag,
+                                                                       aligned16(x));
+    return launched();
+}

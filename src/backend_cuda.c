@@ -1,0 +1,689 @@
+/*
+ * backend_cuda.c - the cuda backend's host glue: device, stream, device buffers, cuBLAS GEMMs,
+ * cuRAND draws and the launches of the fused kernels in kernels/cumlp_kernels.cu.
+ *
+ * A context is bound to one device and one stream (the caller's or its own). Everything is
+ * queued on that stream; only download, the loss read-back, check_finite and synchronize wait.
+ * Every CUDA, cuBLAS and cuRAND return code is checked: out of memory becomes
+ * CUMLP_ERROR_ALLOC_FAILED, a fault that leaves the device unusable (an illegal address, a
+ * failed launch) poisons the context with a sticky CUMLP_ERROR_DEVICE.
+ */
+#include "internal.h"
+
+#include "../kernels/cuda_kernels.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <curand.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef CUMLP_USE_NVTX
+#include <nvtx3/nvToolsExt.h>
+#define RANGE_PUSH(name) nvtxRangePushA(name)
+#define RANGE_POP()      nvtxRangePop()
+#else
+#define RANGE_PUSH(name) ((void)0)
+#define RANGE_POP()      ((void)0)
+#endif
+
+/* Host <-> device copies go through two pinned staging halves of this many floats each, so that
+ * upload returns as soon as the caller's array is copied out and the copies overlap the memcpy. */
+#define STAGING_FLOATS ((size_t)1 << 19)
+
+typedef struct cuda_state {
+    int device;
+    cudaStream_t stream;
+    int owns_stream;
+    cublasHandle_t blas;
+    curandGenerator_t rng;
+    void *workspace; /* device scratch of the reductions */
+    size_t workspace_bytes;
+    void *host_scalars; /* pinned: the loss read-back (double) and the finite flag (int) */
+    float *staging;     /* pinned, 2 x STAGING_FLOATS, allocated on first use */
+    cudaEvent_t staging_free[2];
+    cudaStream_t copy_stream; /* overlapped batch uploads */
+    cudaEvent_t main_ready, slot_done[2];
+    char name[256];
+    int cc_major, cc_minor;
+    size_t total_memory;
+} cuda_state;
+
+static cuda_state *state_of(const cumlp_context *ctx) {
+    return (cuda_state *)ctx->backend_state;
+}
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+/* Errors after which the CUDA context is corrupt: every later call fails the same way. */
+static int is_sticky(cudaError_t err) {
+    switch (err) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorContextIsDestroyed:
+    case cudaErrorCudartUnloading:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static cumlp_status cuda_error(cumlp_context *ctx, cudaError_t err, const char *what) {
+    if (err == cudaSuccess) return CUMLP_SUCCESS;
+    cudaGetLastError(); /* clear a non-sticky error so that later calls start clean */
+    if (err == cudaErrorMemoryAllocation)
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "cuda backend: %s: out of device memory",
+                            what);
+    cumlp__error(ctx, CUMLP_ERROR_DEVICE, "cuda backend: %s: %s (%s)", what, cudaGetErrorName(err),
+                 cudaGetErrorString(err));
+    if (is_sticky(err)) cumlp__make_sticky(ctx, CUMLP_ERROR_DEVICE);
+    return CUMLP_ERROR_DEVICE;
+}
+
+/* A launcher's int result (a cudaError_t). */
+static cumlp_status launch_error(cumlp_context *ctx, int err, const char *what) {
+    return cuda_error(ctx, (cudaError_t)err, what);
+}
+
+/* A library failure may hide a device fault: ask the runtime for it. */
+static cumlp_status library_fault(cumlp_context *ctx, const char *what, const char *code) {
+    cudaError_t err = cudaPeekAtLastError();
+    if (err != cudaSuccess) return cuda_error(ctx, err, what);
+    return cumlp__error(ctx, CUMLP_ERROR_DEVICE, "cuda backend: %s: %s", what, code);
+}
+
+static cumlp_status blas_error(cumlp_context *ctx, cublasStatus_t st, const char *what) {
+    if (st == CUBLAS_STATUS_SUCCESS) return CUMLP_SUCCESS;
+    if (st == CUBLAS_STATUS_ALLOC_FAILED)
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
+                            "cuda backend: %s: cuBLAS is out of "
+                            "memory",
+                            what);
+    return library_fault(ctx, what, cublasGetStatusString(st));
+}
+
+static const char *curand_status_name(curandStatus_t st) {
+    switch (st) {
+    case CURAND_STATUS_NOT_INITIALIZED:
+        return "CURAND_STATUS_NOT_INITIALIZED";
+    case CURAND_STATUS_ALLOCATION_FAILED:
+        return "CURAND_STATUS_ALLOCATION_FAILED";
+    case CURAND_STATUS_TYPE_ERROR:
+        return "CURAND_STATUS_TYPE_ERROR";
+    case CURAND_STATUS_OUT_OF_RANGE:
+        return "CURAND_STATUS_OUT_OF_RANGE";
+    case CURAND_STATUS_LENGTH_NOT_MULTIPLE:
+        return "CURAND_STATUS_LENGTH_NOT_MULTIPLE";
+    case CURAND_STATUS_LAUNCH_FAILURE:
+        return "CURAND_STATUS_LAUNCH_FAILURE";
+    case CURAND_STATUS_INITIALIZATION_FAILED:
+        return "CURAND_STATUS_INITIALIZATION_FAILED";
+    case CURAND_STATUS_ARCH_MISMATCH:
+        return "CURAND_STATUS_ARCH_MISMATCH";
+    default:
+        return "cuRAND error";
+    }
+}
+
+static cumlp_status rand_error(cumlp_context *ctx, curandStatus_t st, const char *what) {
+    if (st == CURAND_STATUS_SUCCESS) return CUMLP_SUCCESS;
+    if (st == CURAND_STATUS_ALLOCATION_FAILED)
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
+                            "cuda backend: %s: cuRAND is out of "
+                            "memory",
+                            what);
+    return library_fault(ctx, what, curand_status_name(st));
+}
+
+/* Every op starts here: a poisoned context fails at once; otherwise its device is made current
+ * (several contexts on different devices may share a thread, one after the other). */
+static cumlp_status begin(cumlp_context *ctx) {
+    if (ctx->sticky) return ctx->sticky;
+    int current = -1;
+    cudaError_t err = cudaGetDevice(&current);
+    if (err == cudaSuccess && current != state_of(ctx)->device)
+        err = cudaSetDevice(state_of(ctx)->device);
+    return cuda_error(ctx, err, "selecting the device");
+}
+
+/* ---- context ------------------------------------------------------------------------------- */
+
+/* Frees whatever part of the state exists (init failures and shutdown). Errors are ignored:
+ * after a device fault the frees fail, and there is nothing better to do. */
+static void release(cuda_state *s) {
+    if (s->stream) cudaStreamSynchronize(s->stream);
+    if (s->copy_stream) cudaStreamSynchronize(s->copy_stream);
+    cudaFree(s->workspace);
+    cudaFreeHost(s->host_scalars);
+    cudaFreeHost(s->staging);
+    for (int i = 0; i < 2; i++) {
+        if (s->staging_free[i]) cudaEventDestroy(s->staging_free[i]);
+        if (s->slot_done[i]) cudaEventDestroy(s->slot_done[i]);
+    }
+    if (s->main_ready) cudaEventDestroy(s->main_ready);
+    if (s->copy_stream) cudaStreamDestroy(s->copy_stream);
+    if (s->rng) curandDestroyGenerator(s->rng);
+    if (s->blas) cublasDestroy(s->blas);
+    if (s->stream && s->owns_stream) cudaStreamDestroy(s->stream);
+    cudaGetLastError();
+    free(s);
+}
+
+static cumlp_status find_device(cumlp_context *ctx, int device) {
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        return cumlp__error(ctx, CUMLP_ERROR_NO_DEVICE,
+                            "cuda backend: no usable CUDA device: %s (%s)", cudaGetErrorName(err),
+                            cudaGetErrorString(err));
+    }
+    if (count == 0)
+        return cumlp__error(ctx, CUMLP_ERROR_NO_DEVICE, "cuda backend: no CUDA device found");
+    if (device >= count)
+        return cumlp__error(ctx, CUMLP_ERROR_NO_DEVICE,
+                            "cuda backend: device %d does not exist (%d CUDA device%s found)",
+                            device, count, count == 1 ? "" : "s");
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status create_events(cumlp_context *ctx, cuda_state *s) {
+    cudaError_t err = cudaStreamCreateWithFlags(&s->copy_stream, cudaStreamNonBlocking);
+    for (int i = 0; i < 2 && err == cudaSuccess; i++) {
+        err = cudaEventCreateWithFlags(&s->staging_free[i], cudaEventDisableTiming);
+        if (err == cudaSuccess)
+            err = cudaEventCreateWithFlags(&s->slot_done[i], cudaEventDisableTiming);
+    }
+    if (err == cudaSuccess) err = cudaEventCreateWithFlags(&s->main_ready, cudaEventDisableTiming);
+    return cuda_error(ctx, err, "creating streams and events");
+}
+
+static cumlp_status create_libraries(cumlp_context *ctx, cuda_state *s) {
+    cumlp_status st = blas_error(ctx, cublasCreate(&s->blas), "creating the cuBLAS handle");
+    if (st == CUMLP_SUCCESS)
+        st = blas_error(ctx, cublasSetStream(s->blas, s->stream), "binding cuBLAS to the stream");
+    if (st == CUMLP_SUCCESS)
+        st = rand_error(ctx, curandCreateGenerator(&s->rng, CURAND_RNG_PSEUDO_PHILOX4_32_10),
+                        "creating the cuRAND generator");
+    if (st == CUMLP_SUCCESS)
+        st = rand_error(ctx, curandSetStream(s->rng, s->stream), "binding cuRAND to the stream");
+    /* The legacy ordering is the one src/rng.c reproduces on the host. */
+    if (st == CUMLP_SUCCESS)
+        st = rand_error(ctx, curandSetGeneratorOrdering(s->rng, CURAND_ORDERING_PSEUDO_LEGACY),
+                        "setting the cuRAND ordering");
+    return st;
+}
+
+static cumlp_status setup(cumlp_context *ctx, cuda_state *s, const cumlp_context_options *o) {
+    struct cudaDeviceProp prop;
+    cudaError_t err = cudaSetDevice(s->device);
+    if (err == cudaSuccess) err = cudaGetDeviceProperties(&prop, s->device);
+    cumlp_status st = cuda_error(ctx, err, "opening the device");
+    if (st != CUMLP_SUCCESS) return st;
+    snprintf(s->name, sizeof s->name, "%s", prop.name);
+    s->cc_major = prop.major;
+    s->cc_minor = prop.minor;
+    s->total_memory = prop.totalGlobalMem;
+    if (o->stream) {
+        s->stream = (cudaStream_t)o->stream;
+    } else {
+        st = cuda_error(ctx, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking),
+                        "creating the stream");
+        s->owns_stream = st == CUMLP_SUCCESS;
+    }
+    if (st == CUMLP_SUCCESS) st = create_events(ctx, s);
+    if (st == CUMLP_SUCCESS)
+        st = cuda_error(ctx, cudaHostAlloc(&s->host_scalars, 64, cudaHostAllocDefault),
+                        "allocating pinned memory");
+    if (st == CUMLP_SUCCESS) st = create_libraries(ctx, s);
+    return st;
+}
+
+static cumlp_status cuda_init(cumlp_context *ctx, const cumlp_context_options *options) {
+    ctx->backend_state = NULL;
+    cumlp_status st = find_device(ctx, options->device);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = calloc(1, sizeof *s);
+    if (!s) return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "cuda backend: out of host memory");
+    s->device = options->device;
+    st = setup(ctx, s, options);
+    if (st != CUMLP_SUCCESS) {
+        release(s);
+        return st;
+    }
+    ctx->backend_state = s;
+    return CUMLP_SUCCESS;
+}
+
+static void cuda_shutdown(cumlp_context *ctx) {
+    cuda_state *s = state_of(ctx);
+    if (!s) return;
+    int current = -1;
+    if (cudaGetDevice(&current) == cudaSuccess && current != s->device) cudaSetDevice(s->device);
+    release(s);
+    ctx->backend_state = NULL;
+}
+
+static cumlp_status cuda_describe(const cumlp_context *ctx, char *buf, size_t buf_size) {
+    const cuda_state *s = state_of(ctx);
+    snprintf(
+        buf, buf_size, "cuda backend: device %d, %s, compute capability %d.%d, %.1f GiB, %s stream",
+        s->device, s->name, s->cc_major, s->cc_minor,
+        (double)s->total_memory / (1024.0 * 1024.0 * 1024.0), s->owns_stream ? "own" : "caller's");
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status cuda_synchronize(cumlp_context *ctx) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    return cuda_error(ctx, cudaStreamSynchronize(state_of(ctx)->stream), "synchronize");
+}
+
+/* Device scratch of at least `bytes`. Growing frees the old block (cudaFree waits for the
+ * device, so no queued kernel still uses it). */
+static cumlp_status workspace(cumlp_context *ctx, size_t bytes, void **out) {
+    cuda_state *s = state_of(ctx);
+    if (bytes > s->workspace_bytes) {
+        cudaFree(s->workspace);
+        s->workspace = NULL;
+        s->workspace_bytes = 0;
+        cumlp_status st = cuda_error(ctx, cudaMalloc(&s->workspace, bytes), "allocating scratch");
+        if (st != CUMLP_SUCCESS) return st;
+        s->workspace_bytes = bytes;
+    }
+    *out = s->workspace;
+    return CUMLP_SUCCESS;
+}
+
+/* ---- memory -------------------------------------------------------------------------------- */
+
+static cumlp_status cuda_alloc(cumlp_context *ctx, size_t count, void **buffer) {
+    *buffer = NULL;
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    if (count > SIZE_MAX / sizeof(float))
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%zu elements overflow size_t", count);
+    cudaError_t err = cudaMalloc(buffer, count * sizeof(float));
+    if (err != cudaSuccess) {
+        *buffer = NULL;
+        cudaGetLastError();
+        if (err == cudaErrorMemoryAllocation)
+            return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
+                                "cuda backend: out of device memory allocating %zu floats", count);
+        return cuda_error(ctx, err, "cudaMalloc");
+    }
+    return CUMLP_SUCCESS;
+}
+
+static void cuda_free(cumlp_context *ctx, void *buffer) {
+    if (!buffer) return;
+    int current = -1;
+    if (cudaGetDevice(&current) == cudaSuccess && current != state_of(ctx)->device)
+        cudaSetDevice(state_of(ctx)->device);
+    cudaFree(buffer);
+    cudaGetLastError();
+}
+
+/* The pinned staging halves, allocated on first use; NULL if pinned memory is not available
+ * (the copies then go directly and wait). */
+static float *staging(cuda_state *s) {
+    if (!s->staging) {
+        void *p = NULL;
+        if (cudaHostAlloc(&p, 2 * STAGING_FLOATS * sizeof(float), cudaHostAllocDefault) !=
+            cudaSuccess) {
+            cudaGetLastError();
+            return NULL;
+        }
+        s->staging = p;
+    }
+    return s->staging;
+}
+
+/* Direct copy, then wait: the fallback when no staging memory could be had. */
+static cumlp_status copy_and_wait(cumlp_context *ctx, void *dst, const void *src, size_t bytes,
+                                  enum cudaMemcpyKind kind, const char *what) {
+    cuda_state *s = state_of(ctx);
+    cudaError_t err = cudaMemcpyAsync(dst, src, bytes, kind, s->stream);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(s->stream);
+    return cuda_error(ctx, err, what);
+}
+
+static cumlp_status cuda_upload(cumlp_context *ctx, void *dst, const float *src, size_t count) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = state_of(ctx);
+    float *stage = staging(s);
+    if (!stage)
+        return copy_and_wait(ctx, dst, src, count * sizeof(float), cudaMemcpyHostToDevice,
+                             "upload");
+    /* Chunk c goes through half c % 2 once that half's previous copy is done; the caller's
+     * array is free when the loop ends, while the last copies may still be in flight. */
+    cudaError_t err = cudaSuccess;
+    for (size_t off = 0, c = 0; off < count && err == cudaSuccess; off += STAGING_FLOATS, c++) {
+        size_t n = count - off < STAGING_FLOATS ? count - off : STAGING_FLOATS;
+        float *half = stage + (c % 2) * STAGING_FLOATS;
+        err = cudaEventSynchronize(s->staging_free[c % 2]);
+        if (err != cudaSuccess) break;
+        memcpy(half, src + off, n * sizeof(float));
+        err = cudaMemcpyAsync((float *)dst + off, half, n * sizeof(float), cudaMemcpyHostToDevice,
+                              s->stream);
+        if (err == cudaSuccess) err = cudaEventRecord(s->staging_free[c % 2], s->stream);
+    }
+    return cuda_error(ctx, err, "upload");
+}
+
+static cumlp_status cuda_download(cumlp_context *ctx, const void *src, float *dst, size_t count) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = state_of(ctx);
+    float *stage = staging(s);
+    if (!stage)
+        return copy_and_wait(ctx, dst, src, count * sizeof(float), cudaMemcpyDeviceToHost,
+                             "download");
+    size_t chunks = (count + STAGING_FLOATS - 1) / STAGING_FLOATS;
+    cudaError_t err = cudaSuccess;
+    /* Chunk c + 1 is in flight while chunk c is copied out of its half. */
+    for (size_t c = 0; c <= chunks && err == cudaSuccess; c++) {
+        if (c < chunks) {
+            size_t off = c * STAGING_FLOATS;
+            size_t n = count - off < STAGING_FLOATS ? count - off : STAGING_FLOATS;
+            err = cudaMemcpyAsync(stage + (c % 2) * STAGING_FLOATS, (const float *)src + off,
+                                  n * sizeof(float), cudaMemcpyDeviceToHost, s->stream);
+            if (err == cudaSuccess) err = cudaEventRecord(s->staging_free[c % 2], s->stream);
+        }
+        if (err == cudaSuccess && c > 0) {
+            size_t prev = c - 1, off = prev * STAGING_FLOATS;
+            size_t n = count - off < STAGING_FLOATS ? count - off : STAGING_FLOATS;
+            err = cudaEventSynchronize(s->staging_free[prev % 2]);
+            if (err == cudaSuccess)
+                memcpy(dst + off, stage + (prev % 2) * STAGING_FLOATS, n * sizeof(float));
+        }
+    }
+    return cuda_error(ctx, err, "download");
+}
+
+static cumlp_status cuda_fill(cumlp_context *ctx, void *dst, size_t count, float value) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    return launch_error(ctx, cumlp__cuda_fill(state_of(ctx)->stream, dst, count, value), "fill");
+}
+
+static cumlp_status cuda_copy(cumlp_context *ctx, void *dst, const void *src, size_t count) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    return cuda_error(ctx,
+                      cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice,
+                                      state_of(ctx)->stream),
+                      "copy");
+}
+
+/* ---- GEMM ---------------------------------------------------------------------------------- */
+
+static cumlp_status cuda_gemm(cumlp_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                              double alpha, const void *A, int lda, const void *B, int ldb,
+                              double beta, void *C, int ldc) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = state_of(ctx);
+    /* Read the mode at every call: cumlp_context_set_math_mode may change it between calls.
+     * Strict: fp32 compute with the default math mode (no tensor-core down-conversion). */
+    int tf32 = ctx->math_mode == CUMLP_MATH_TF32;
+    cublasComputeType_t compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    float a = (float)alpha, b = (float)beta;
+    RANGE_PUSH("cumlp:gemm");
+    cublasStatus_t bst =
+        cublasSetMathMode(s->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    if (bst == CUBLAS_STATUS_SUCCESS)
+        bst = cublasGemmEx(s->blas, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                           trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &a, A, CUDA_R_32F, lda, B,
+                           CUDA_R_32F, ldb, &b, C, CUDA_R_32F, ldc, compute, CUBLAS_GEMM_DEFAULT);
+    RANGE_POP();
+    return blas_error(ctx, bst, "gemm");
+}
+
+/* ---- fused elementwise passes -------------------------------------------------------------- */
+
+static cumlp_status cuda_bias_activation(cumlp_context *ctx, int activation, double slope, int rows,
+                                         int cols, const void *P, const void *b, void *z_out,
+                                         void *a_out) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    RANGE_PUSH("cumlp:bias_activation");
+    int err = cumlp__cuda_bias_activation(state_of(ctx)->stream, activation, (float)slope, rows,
+                                          cols, P, b, z_out, a_out);
+    RANGE_POP();
+    return launch_error(ctx, err, "bias_activation");
+}
+
+/* Reads the device double the loss reduction left at `device_sum` (waits). */
+static cumlp_status read_loss(cumlp_context *ctx, const double *device_sum, double *out) {
+    cuda_state *s = state_of(ctx);
+    cudaError_t err = cudaMemcpyAsync(s->host_scalars, device_sum, sizeof(double),
+                                      cudaMemcpyDeviceToHost, s->stream);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(s->stream);
+    if (err == cudaSuccess) memcpy(out, s->host_scalars, sizeof(double));
+    return cuda_error(ctx, err, "reading the loss");
+}
+
+static cumlp_status cuda_loss_delta(cumlp_context *ctx, int loss, int activation, double slope,
+                                    int rows, int cols, const void *Z, const void *A, const void *Y,
+                                    void *delta, void *db, double db_scale, double *loss_sum) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    /* Scratch: the reduction's partials, the per-column losses, then the loss sum. */
+    size_t reduction = cumlp__cuda_reduction_workspace(rows, cols);
+    size_t loss_at = reduction + (size_t)cols * sizeof(double);
+    void *ws = NULL;
+    st = workspace(ctx, loss_at + sizeof(double), &ws);
+    if (st != CUMLP_SUCCESS) return st;
+    double *device_sum = loss_sum ? (double *)((char *)ws + loss_at) : NULL;
+    RANGE_PUSH("cumlp:loss_delta");
+    int err = cumlp__cuda_loss_delta(state_of(ctx)->stream, loss, activation, (float)slope, rows,
+                                     cols, Z, A, Y, delta, db, db_scale, device_sum, ws);
+    RANGE_POP();
+    st = launch_error(ctx, err, "loss_delta");
+    if (st == CUMLP_SUCCESS && loss_sum) st = read_loss(ctx, device_sum, loss_sum);
+    return st;
+}
+
+static cumlp_status cuda_activation_backward(cumlp_context *ctx, int activation, double slope,
+                                             int rows, int cols, const void *G, const void *Z,
+                                             const void *A, void *delta, void *db,
+                                             double db_scale) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    void *ws = NULL;
+    st = workspace(ctx, cumlp__cuda_reduction_workspace(rows, cols), &ws);
+    if (st != CUMLP_SUCCESS) return st;
+    RANGE_PUSH("cumlp:activation_backward");
+    int err = cumlp__cuda_activation_backward(state_of(ctx)->stream, activation, (float)slope, rows,
+                                              cols, G, Z, A, delta, db, db_scale, ws);
+    RANGE_POP();
+    return launch_error(ctx, err, "activation_backward");
+}
+
+static cumlp_status cuda_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p,
+                                        size_t count, void *param, const void *grad, void *state1,
+                                        void *state2) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    RANGE_PUSH("cumlp:optimizer_step");
+    int err = cumlp__cuda_optimizer_step(
+        state_of(ctx)->stream, p->type, (float)p->learning_rate, (float)p->momentum,
+        (float)p->weight_decay, (float)p->beta1, (float)p->beta2, (float)p->epsilon,
+        (float)p->bias_correction1, (float)p->bias_correction2, count, param, grad, state1, state2);
+    RANGE_POP();
+    return launch_error(ctx, err, "optimizer_step");
+}
+
+/* ---- random numbers, helpers --------------------------------------------------------------- */
+
+/* count draws of the stream starting at element `first` into out (count even for normals). */
+static cumlp_status generate(cumlp_context *ctx, int normal, uint64_t seed, size_t first,
+                             size_t count, float *out) {
+    curandGenerator_t rng = state_of(ctx)->rng;
+    curandStatus_t rst = curandSetPseudoRandomGeneratorSeed(rng, (unsigned long long)seed);
+    if (rst == CURAND_STATUS_SUCCESS) rst = curandSetGeneratorOffset(rng, first);
+    if (rst == CURAND_STATUS_SUCCESS)
+        rst = normal ? curandGenerateNormal(rng, out, count, 0.0f, 1.0f)
+                     : curandGenerateUniform(rng, out, count);
+    return rand_error(ctx, rst, "random");
+}
+
+static cumlp_status cuda_random(cumlp_context *ctx, int distribution, uint64_t seed, size_t count,
+                                void *out) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    int normal = distribution == CUMLP_DIST_NORMAL;
+    float *o = out;
+    RANGE_PUSH("cumlp:random");
+    if (!normal) {
+        st = generate(ctx, 0, seed, 0, count, o);
+    } else if ((uintptr_t)o % (2 * sizeof(float)) != 0) {
+        /* cuRAND writes normals in pairs to 8-byte aligned memory: go through scratch. */
+        void *ws = NULL;
+        size_t even = (count + 1) / 2 * 2;
+        st = workspace(ctx, even * sizeof(float), &ws);
+        if (st == CUMLP_SUCCESS) st = generate(ctx, 1, seed, 0, even, ws);
+        if (st == CUMLP_SUCCESS) st = cuda_copy(ctx, o, ws, count);
+    } else {
+        /* Pairs straight into out; an odd last element from the pair that starts there (the
+         * generator offset counts elements of the one stream). */
+        size_t even = count / 2 * 2;
+        if (even > 0) st = generate(ctx, 1, seed, 0, even, o);
+        void *ws = NULL;
+        if (st == CUMLP_SUCCESS && even < count) st = workspace(ctx, 2 * sizeof(float), &ws);
+        if (st == CUMLP_SUCCESS && even < count) st = generate(ctx, 1, seed, even, 2, ws);
+        if (st == CUMLP_SUCCESS && even < count) st = cuda_copy(ctx, o + even, ws, 1);
+    }
+    RANGE_POP();
+    return st;
+}
+
+static cumlp_status cuda_scale_shift(cumlp_context *ctx, void *x, size_t count, double scale,
+                                     double shift) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    return launch_error(ctx, cumlp__cuda_scale_shift(state_of(ctx)->stream, x, count, scale, shift),
+                        "scale_shift");
+}
+
+static cumlp_status cuda_check_finite(cumlp_context *ctx, const void *x, size_t count,
+                                      int *all_finite) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = state_of(ctx);
+    void *ws = NULL;
+    st = workspace(ctx, sizeof(int), &ws);
+    if (st != CUMLP_SUCCESS) return st;
+    RANGE_PUSH("cumlp:check_finite");
+    st = launch_error(ctx, cumlp__cuda_find_non_finite(s->stream, x, count, ws), "check_finite");
+    int *flag = (int *)((char *)s->host_scalars + sizeof(double));
+    if (st == CUMLP_SUCCESS) {
+        cudaError_t err = cudaMemcpyAsync(flag, ws, sizeof(int), cudaMemcpyDeviceToHost, s->stream);
+        if (err == cudaSuccess) err = cudaStreamSynchronize(s->stream);
+        st = cuda_error(ctx, err, "check_finite");
+    }
+    RANGE_POP();
+    if (st == CUMLP_SUCCESS) *all_finite = *flag == 0;
+    return st;
+}
+
+/* ---- overlapped batch uploads -------------------------------------------------------------- */
+
+static cumlp_status cuda_host_alloc(cumlp_context *ctx, size_t bytes, void **ptr) {
+    *ptr = NULL;
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    st = cuda_error(ctx, cudaHostAlloc(ptr, bytes, cudaHostAllocDefault), "pinned host_alloc");
+    if (st != CUMLP_SUCCESS) *ptr = NULL;
+    return st;
+}
+
+static void cuda_host_free(cumlp_context *ctx, void *ptr) {
+    (void)ctx;
+    if (!ptr) return;
+    cudaFreeHost(ptr);
+    cudaGetLastError();
+}
+
+static cumlp_status check_slot(cumlp_context *ctx, int slot) {
+    if (slot == 0 || slot == 1) return CUMLP_SUCCESS;
+    return cumlp__error(ctx, CUMLP_ERROR_INTERNAL, "cuda backend: upload slot %d is not 0 or 1",
+                        slot);
+}
+
+static cumlp_status cuda_upload_async(cumlp_context *ctx, int slot, void *dst, const float *src,
+                                      size_t count) {
+    cumlp_status st = begin(ctx);
+    if (st == CUMLP_SUCCESS) st = check_slot(ctx, slot);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = state_of(ctx);
+    /* The copy waits for the work already queued (which may still read dst). */
+    cudaError_t err = cudaEventRecord(s->main_ready, s->stream);
+    if (err == cudaSuccess) err = cudaStreamWaitEvent(s->copy_stream, s->main_ready, 0);
+    if (err == cudaSuccess)
+        err = cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyHostToDevice,
+                              s->copy_stream);
+    if (err == cudaSuccess) err = cudaEventRecord(s->slot_done[slot], s->copy_stream);
+    return cuda_error(ctx, err, "upload_async");
+}
+
+static cumlp_status cuda_upload_join(cumlp_context *ctx, int slot) {
+    cumlp_status st = begin(ctx);
+    if (st == CUMLP_SUCCESS) st = check_slot(ctx, slot);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = state_of(ctx);
+    return cuda_error(ctx, cudaStreamWaitEvent(s->stream, s->slot_done[slot], 0), "upload_join");
+}
+
+static cumlp_status cuda_upload_host_wait(cumlp_context *ctx, int slot) {
+    cumlp_status st = begin(ctx);
+    if (st == CUMLP_SUCCESS) st = check_slot(ctx, slot);
+    if (st != CUMLP_SUCCESS) return st;
+    return cuda_error(ctx, cudaEventSynchronize(state_of(ctx)->slot_done[slot]),
+                      "upload_host_wait");
+}
+
+static const cumlp_backend_ops cuda_ops = {
+    .name = "cuda",
+    .elem_size = sizeof(float),
+    .init = cuda_init,
+    .shutdown = cuda_shutdown,
+    .describe = cuda_describe,
+    .synchronize = cuda_synchronize,
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .fill = cuda_fill,
+    .copy = cuda_copy,
+    .gemm = cuda_gemm,
+    .bias_activation = cuda_bias_activation,
+    .loss_delta = cuda_loss_delta,
+    .activation_backward = cuda_activation_backward,
+    .optimizer_step = cuda_optimizer_step,
+    .random = cuda_random,
+    .scale_shift = cuda_scale_shift,
+    .check_finite = cuda_check_finite,
+    .host_alloc = cuda_host_alloc,
+    .host_free = cuda_host_free,
+    .upload_async = cuda_upload_async,
+    .upload_join = cuda_upload_join,
+    .upload_host_wait = cuda_upload_host_wait,
+};
+
+const cumlp_backend_ops *cumlp__backend_cuda(void) {
+    return &cuda_ops;
+}
