@@ -1,0 +1,376 @@
+/* ctest-labels: unit */
+/* test_checkpoint_corrupt.c - damaged and hostile checkpoints are rejected with the right status,
+ * nothing leaks (run under the sanitizer build) and nothing is half-loaded. */
+#define _POSIX_C_SOURCE 200809L
+#include "harness.h"
+#include "test_checkpoint_util.h"
+
+#include <stdint.h>
+
+static cumlp_context *ctx;
+
+/* CRC-32 (zlib's), written bit by bit: independent of the library's table version. */
+static uint32_t crc32_bitwise(const unsigned char *p, size_t n) {
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+    }
+    return ~crc;
+}
+
+/* A safetensors image: length, header (each "@CRC@" replaced by the payload's CRC-32), payload.
+ * length_override >= 0 replaces the length field. */
+static unsigned char *make_image(const char *header, const unsigned char *payload, size_t npayload,
+                                 int64_t length_override, size_t *size) {
+    char crc[9];
+    snprintf(crc, sizeof crc, "%08lx", (unsigned long)crc32_bitwise(payload, npayload));
+    size_t hlen = strlen(header);
+    char *h = malloc(hlen + 1);
+    memcpy(h, header, hlen + 1);
+    for (char *at; (at = strstr(h, "@CRC@")) != NULL;) {
+        /* "@CRC@" is 5 characters, the CRC 8: rebuild the string around it. */
+        size_t before = (size_t)(at - h);
+        char *grown = malloc(strlen(h) + 4);
+        memcpy(grown, h, before);
+        memcpy(grown + before, crc, 8);
+        strcpy(grown + before + 8, at + 5);
+        free(h);
+        h = grown;
+    }
+    hlen = strlen(h);
+    *size = 8 + hlen + npayload;
+    unsigned char *image = malloc(*size);
+    uint64_t length = length_override >= 0 ? (uint64_t)length_override : hlen;
+    for (int i = 0; i < 8; i++)
+        image[i] = (unsigned char)(length >> (8 * i));
+    memcpy(image + 8, h, hlen);
+    if (npayload) memcpy(image + 8 + hlen, payload, npayload);
+    free(h);
+    return image;
+}
+
+#define META_HEAD "{\"__metadata__\":{\"format\":\"cumlp\",\"format_version\":\"1\","
+#define ARCH      "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"identity\","
+#define LOSS      "\"loss\":\"squared_error\",\"leaky_relu_slope\":\"0.01\","
+#define CRC       "\"payload_crc32\":\"@CRC@\"}"
+#define META      META_HEAD ARCH LOSS CRC
+#define WEIGHT    ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}"
+#define BIAS      ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}"
+#define GOOD      META WEIGHT BIAS "}"
+
+static unsigned char payload[16];
+
+static void make_payload(void) {
+    float values[4] = {0.5f, -1.25f, 2.0f, 3.0f};
+    for (int k = 0; k < 4; k++) {
+        uint32_t bits;
+        memcpy(&bits, &values[k], 4);
+        for (int i = 0; i < 4; i++)
+            payload[4 * k + i] = (unsigned char)(bits >> (8 * i));
+    }
+}
+
+static cumlp_status load_image(const unsigned char *image, size_t size) {
+    cumlp_network *net = (cumlp_network *)&net; /* must be overwritten */
+    cumlp_optimizer *opt = (cumlp_optimizer *)&opt;
+    cumlp_status st = cumlp_checkpoint_load_memory(ctx, image, size, 0, &net, &opt);
+    if (st != CUMLP_SUCCESS) {
+        CHECK(net == NULL && opt == NULL);
+        CHECK(strstr(cumlp_last_error(ctx), "<memory>") != NULL);
+        return st;
+    }
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    return st;
+}
+
+static cumlp_status load_header(const char *header, size_t npayload) {
+    size_t size;
+    unsigned char *image = make_image(header, payload, npayload, -1, &size);
+    cumlp_status st = load_image(image, size);
+    free(image);
+    return st;
+}
+
+/* The hand-made template is a valid checkpoint with the values it was given. */
+static void test_template_loads(void) {
+    size_t size;
+    unsigned char *image = make_image(GOOD, payload, 12, -1, &size);
+    cumlp_network *net = NULL;
+    CHECK_OK(cumlp_checkpoint_load_memory(ctx, image, size, 0, &net, NULL));
+    if (net) {
+        float W[2], b[1];
+        CHECK_OK(cumlp_network_get_layer(net, 0, W, b));
+        CHECK(W[0] == 0.5f && W[1] == -1.25f && b[0] == 2.0f);
+    }
+    cumlp_network_destroy(net);
+    free(image);
+}
+
+typedef struct bad_case {
+    const char *what;
+    const char *header;
+    size_t npayload;
+    cumlp_status expected;
+} bad_case;
+
+static const bad_case cases[] = {
+    {"not JSON", "hello", 12, CUMLP_ERROR_FORMAT},
+    {"empty header", "", 12, CUMLP_ERROR_FORMAT},
+    {"array header", "[]", 12, CUMLP_ERROR_FORMAT},
+    {"text after JSON", GOOD "x", 12, CUMLP_ERROR_FORMAT},
+    {"no metadata",
+     "{\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}" BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"wrong format name",
+     "{\"__metadata__\":{\"format\":\"other\",\"format_version\":\"1\"," ARCH LOSS CRC WEIGHT BIAS
+     "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"wrong version",
+     "{\"__metadata__\":{\"format\":\"cumlp\",\"format_version\":\"2\"," ARCH LOSS CRC WEIGHT BIAS
+     "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"metadata not string", META_HEAD ARCH LOSS "\"x\":1," CRC WEIGHT BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"widths count",
+     META_HEAD
+     "\"num_layers\":\"1\",\"widths\":\"2,1,3\",\"activations\":\"identity\"," LOSS CRC WEIGHT BIAS
+     "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"width zero",
+     META_HEAD
+     "\"num_layers\":\"1\",\"widths\":\"0,1\",\"activations\":\"identity\"," LOSS CRC WEIGHT BIAS
+     "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"huge num_layers",
+     META_HEAD
+     "\"num_layers\":\"99999999999\",\"widths\":\"2,1\",\"activations\":\"identity\"," LOSS CRC
+         WEIGHT BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"unknown activation",
+     META_HEAD
+     "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"swish\"," LOSS CRC WEIGHT BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"softmax with squared error",
+     META_HEAD
+     "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"softmax\"," LOSS CRC WEIGHT BIAS
+     "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"slope out of range",
+     META_HEAD ARCH "\"loss\":\"squared_error\",\"leaky_relu_slope\":\"1.5\"," CRC WEIGHT BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"slope not a number",
+     META_HEAD ARCH "\"loss\":\"squared_error\",\"leaky_relu_slope\":\"nan\"," CRC WEIGHT BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"bad crc text", META_HEAD ARCH LOSS "\"payload_crc32\":\"xyz\"}" WEIGHT BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"checksum mismatch", META_HEAD ARCH LOSS "\"payload_crc32\":\"00000000\"}" WEIGHT BIAS "}", 12,
+     CUMLP_ERROR_CHECKSUM},
+    {"wrong dtype",
+     META ",\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":[0,8]}" BIAS "}", 12,
+     CUMLP_ERROR_SHAPE_MISMATCH},
+    {"wrong shape",
+     META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[2,1],\"data_offsets\":[0,8]}" BIAS "}", 12,
+     CUMLP_ERROR_SHAPE_MISMATCH},
+    {"wrong rank",
+     META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}" BIAS "}", 12,
+     CUMLP_ERROR_SHAPE_MISMATCH},
+    {"shape overflow",
+     META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
+          "\"data_offsets\":[0,8]}" BIAS "}",
+     12, CUMLP_ERROR_SIZE_LIMIT},
+    {"dimension beyond 64 bits",
+     META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,99999999999999999999999],"
+          "\"data_offsets\":[0,8]}" BIAS "}",
+     12, CUMLP_ERROR_SIZE_LIMIT},
+    {"negative dimension",
+     META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[-1,2],\"data_offsets\":[0,8]}" BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"fractional offset",
+     META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8.0]}" BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"offsets span wrong size",
+     META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,12]}" BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"huge offsets",
+     META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],"
+          "\"data_offsets\":[18446744073709551608,18446744073709551615]}" BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"overlapping tensors",
+     META WEIGHT ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"gap between tensors",
+     META WEIGHT ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}", 16,
+     CUMLP_ERROR_FORMAT},
+    {"extra key in entry",
+     META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8],\"x\":1}" BIAS
+          "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"duplicate tensor", META WEIGHT WEIGHT BIAS "}", 12, CUMLP_ERROR_FORMAT},
+    {"duplicate metadata key",
+     META_HEAD ARCH LOSS "\"loss\":\"squared_error\"," CRC WEIGHT BIAS "}", 12, CUMLP_ERROR_FORMAT},
+    {"missing tensor", META WEIGHT "}", 8, CUMLP_ERROR_FORMAT},
+    {"unknown tensor",
+     META WEIGHT BIAS ",\"2.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}",
+     16, CUMLP_ERROR_FORMAT},
+    {"state without optimizer",
+     META WEIGHT BIAS
+     ",\"optimizer.state1.0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}",
+     16, CUMLP_ERROR_FORMAT},
+    {"trailing bytes", GOOD, 16, CUMLP_ERROR_SIZE_LIMIT},
+    {"payload short", GOOD, 11, CUMLP_ERROR_TRUNCATED},
+    {"unknown optimizer", META_HEAD ARCH LOSS "\"optimizer\":\"lbfgs\"," CRC WEIGHT BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"optimizer without hyper-parameters",
+     META_HEAD ARCH LOSS "\"optimizer\":\"sgd\"," CRC WEIGHT BIAS "}", 12, CUMLP_ERROR_FORMAT},
+    {"invalid UTF-8", META ",\"0.w\xc3\x28ight\":{}}", 12, CUMLP_ERROR_FORMAT},
+    {"escaped NUL in key", META ",\"0.weight\\u0000\":{}}", 12, CUMLP_ERROR_FORMAT},
+    {"control character", META ",\"0.we\night\":{}}", 12, CUMLP_ERROR_FORMAT},
+    {"deep nesting",
+     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+     12, CUMLP_ERROR_FORMAT},
+    {"unterminated string", "{\"abc", 12, CUMLP_ERROR_FORMAT},
+    {"bad number", META_HEAD ARCH LOSS CRC ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[01,2]}}",
+     12, CUMLP_ERROR_FORMAT},
+};
+
+static void test_crafted_headers(void) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cumlp_status st = load_header(cases[i].header, cases[i].npayload);
+        CHECK_MSG(st == cases[i].expected, "%s: got %s (%s)", cases[i].what,
+                  cumlp_status_string(st), cumlp_last_error(ctx));
+    }
+}
+
+static void test_non_finite_payload(void) {
+    unsigned char saved[4];
+    memcpy(saved, payload + 4, 4);
+    const unsigned char nan_bits[4] = {0x00, 0x00, 0xc0, 0x7f};
+    memcpy(payload + 4, nan_bits, 4);
+    CHECK_STATUS(load_header(GOOD, 12), CUMLP_ERROR_NON_FINITE);
+    memcpy(payload + 4, saved, 4);
+}
+
+static void test_bad_length_field(void) {
+    size_t size;
+    int64_t lengths[] = {(int64_t)1 << 62, 100 * 1000 * 1000 + 1, INT64_MAX};
+    for (int i = 0; i < 3; i++) {
+        unsigned char *image = make_image(GOOD, payload, 12, lengths[i], &size);
+        CHECK_STATUS(load_image(image, size), CUMLP_ERROR_SIZE_LIMIT);
+        free(image);
+    }
+    unsigned char *image = make_image(GOOD, payload, 12, 100000, &size);
+    CHECK_STATUS(load_image(image, size), CUMLP_ERROR_TRUNCATED);
+    free(image);
+    image = make_image(GOOD, payload, 12, 10, &size); /* a short, broken header */
+    CHECK_STATUS(load_image(image, size), CUMLP_ERROR_FORMAT);
+    free(image);
+    /* Magic: a file that is not safetensors at all (a gzip header). */
+    const unsigned char gzip[] = {0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4};
+    CHECK(load_image(gzip, sizeof gzip) != CUMLP_SUCCESS);
+}
+
+/* A real checkpoint (network + Adam) written by the library. */
+static unsigned char *real_checkpoint(size_t *size, char **path_out) {
+    char *path = ckpt_temp_path("corrupt_src.safetensors");
+    cumlp_network *net = ckpt_small_network(ctx, 3);
+    cumlp_optimizer *opt = ckpt_optimizer(net, CUMLP_OPT_ADAM);
+    ckpt_train(net, opt, 2, 1);
+    if (cumlp_checkpoint_save(net, opt, path) != CUMLP_SUCCESS) abort();
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    unsigned char *data = ckpt_read_file(path, size);
+    *path_out = path;
+    return data;
+}
+
+static void test_truncated_at_every_offset(void) {
+    size_t size;
+    char *path;
+    unsigned char *data = real_checkpoint(&size, &path);
+    CHECK_OK(load_image(data, size));
+    int wrong = 0;
+    for (size_t n = 0; n < size; n++)
+        wrong += load_image(data, n) != CUMLP_ERROR_TRUNCATED;
+    CHECK_MSG(wrong == 0, "%d of %zu truncations not reported as TRUNCATED", wrong, size);
+    /* The file variant names the path. */
+    char *cut = ckpt_temp_path("truncated.safetensors");
+    CHECK(ckpt_write_file(cut, data, size / 2));
+    cumlp_network *net = NULL;
+    CHECK_STATUS(cumlp_checkpoint_load(ctx, cut, 0, &net, NULL), CUMLP_ERROR_TRUNCATED);
+    CHECK(strstr(cumlp_last_error(ctx), cut) != NULL);
+    remove(cut);
+    free(cut);
+    free(data);
+    remove(path);
+    free(path);
+}
+
+static void test_every_header_byte_flipped(void) {
+    size_t size;
+    char *path;
+    unsigned char *data = real_checkpoint(&size, &path);
+    size_t header_end = 8;
+    for (int i = 0; i < 8; i++)
+        header_end += (size_t)data[i] << (8 * i);
+    int accepted = 0;
+    for (size_t i = 0; i < header_end; i++) {
+        data[i] ^= 0xFF;
+        accepted += load_image(data, size) == CUMLP_SUCCESS;
+        data[i] ^= 0xFF;
+    }
+    CHECK_MSG(accepted == 0, "%d header byte flips accepted", accepted);
+    int unnoticed = 0;
+    for (size_t i = header_end; i < size; i += 3) {
+        data[i] ^= 0x01;
+        unnoticed += load_image(data, size) != CUMLP_ERROR_CHECKSUM;
+        data[i] ^= 0x01;
+    }
+    CHECK_MSG(unnoticed == 0, "%d payload bit flips not reported as CHECKSUM", unnoticed);
+    free(data);
+    remove(path);
+    free(path);
+}
+
+/* Random damage: any status, never a crash or leak (the sanitizer build runs this). */
+static void test_random_damage(void) {
+    size_t size;
+    char *path;
+    unsigned char *data = real_checkpoint(&size, &path);
+    unsigned char *copy = malloc(size);
+    test_rng rng = {12345};
+    int accepted = 0;
+    for (int round = 0; round < 2000; round++) {
+        memcpy(copy, data, size);
+        int flips = 1 + (int)test_rng_below(&rng, 4);
+        for (int f = 0; f < flips; f++)
+            copy[test_rng_below(&rng, (int64_t)size)] = (unsigned char)test_rng_next(&rng);
+        size_t n = size - (size_t)test_rng_below(&rng, 3);
+        accepted += load_image(copy, n) == CUMLP_SUCCESS;
+    }
+    CHECK(accepted < 2000);
+    free(copy);
+    free(data);
+    remove(path);
+    free(path);
+}
+
+int main(void) {
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_REFERENCE;
+    if (cumlp_context_create(&ctx, &o) != CUMLP_SUCCESS) return 1;
+    make_payload();
+    RUN(test_template_loads);
+    RUN(test_crafted_headers);
+    RUN(test_non_finite_payload);
+    RUN(test_bad_length_field);
+    RUN(test_truncated_at_every_offset);
+    RUN(test_every_header_byte_flipped);
+    RUN(test_random_damage);
+    cumlp_context_destroy(ctx);
+    return harness_finish();
+}
