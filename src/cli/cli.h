@@ -1,0 +1,104 @@
+/* cli.h - the pieces of the `cumlp` command shared between its source files. */
+#ifndef CUMLP_CLI_H
+#define CUMLP_CLI_H
+
+#include "cumlp.h"
+
+#include <stdint.h>
+
+/* Exit codes of every subcommand. */
+enum {
+    EXIT_OK = 0,
+    EXIT_USAGE = 1,    /* bad command line, or an unavailable backend */
+    EXIT_DATA = 2,     /* a data or model file is missing or malformed, or another failure */
+    EXIT_NUMERICAL = 3 /* NaN or Inf loss, or a failed gradient check */
+};
+
+/* Every option of every subcommand; each subcommand reads the ones it documents. */
+typedef struct cli_args {
+    /* data */
+    const char *data, *labels, *format, *task, *scale;
+    const char *test_data, *test_labels;
+    int csv_header, label_column, classes, scale_per_feature;
+    int64_t limit;
+    double val_split;
+    /* network */
+    const char *layers, *act, *out_act, *loss, *init;
+    /* optimizer and schedule */
+    const char *optimizer, *schedule;
+    double lr, momentum, weight_decay, beta1, beta2, eps, gamma, lr_min, target_loss, min_delta;
+    int step_epochs, patience, restore_best;
+    /* run */
+    int epochs, threads, tf32, quiet, progress;
+    int64_t batch;
+    uint64_t seed;
+    const char *backend, *save, *log, *plot, *model, *out;
+    double tol, step;
+} cli_args;
+
+/* Fills the defaults. */
+void cli_args_defaults(cli_args *a);
+
+/* Parses argv[first..argc) into a; `allowed` is a space-separated list of the option names the
+ * subcommand takes (without "--"). Prints a message and returns 0 on a bad option. */
+int cli_parse(int argc, char **argv, int first, const char *command, const char *allowed,
+              cli_args *a);
+
+/* Whether argv[first..argc) contains -h or --help. */
+int cli_wants_help(int argc, char **argv, int first);
+
+/* Prints "cumlp <command>: <message>" on stderr and returns the exit code for status. */
+int cli_fail(const char *command, cumlp_status status, const char *message);
+
+/* The exit code a status maps to. */
+int cli_exit_code(cumlp_status status);
+
+/* Looks name up in names[0..count); returns its index or -1. */
+int cli_lookup(const char *name, const char *const *names, int count);
+
+/* Creates the context for --backend / --threads / --tf32; on failure prints and returns the
+ * exit code (else EXIT_OK). */
+int cli_context(const char *command, const cli_args *a, cumlp_context **ctx);
+
+/* Loads --data/--labels (or, with test = 1, --test-data/--test-labels) as the options say. */
+int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, int test,
+                  cumlp_dataset **ds);
+
+/* The scaler file that goes with a model file: "<model>.scale". */
+void cli_scaler_path(const char *model, char *buf, size_t size);
+/* Writes and reads a scaler as text (one "offset scale" pair per line after a count line). */
+int cli_save_scaler(const char *command, const cumlp_scaler *s, const char *path);
+int cli_load_scaler(const char *command, cumlp_context *ctx, const char *path, cumlp_scaler **s);
+
+/* A network description from the options and the data's shape. */
+typedef struct net_spec {
+    int num_layers;
+    int64_t widths[64];
+    int acts[63];
+    cumlp_network_options options;
+} net_spec;
+
+/* Fills n from --layers, --act, --out-act, --loss, --init, --seed and the data's shape (n_in,
+ * n_out, classify); prints and returns 0 when they do not fit. */
+int cli_describe_network(const char *command, const cli_args *a, int64_t n_in, int64_t n_out,
+                         int classify, net_spec *n);
+
+/* Subcommands. */
+int cli_train(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+int cli_predict(int argc, char **argv);
+int cli_gradcheck(int argc, char **argv);
+
+/* Per-epoch history for the plot. */
+typedef struct cli_history {
+    int count, cap;
+    double *train_loss, *val_loss, *train_acc, *val_acc;
+} cli_history;
+
+int cli_history_add(cli_history *h, double train_loss, double val_loss, double train_acc,
+                    double val_acc);
+void cli_history_free(cli_history *h);
+/* Writes the training and validation curves as an SVG file; returns 0 on success. */
+int cli_write_svg(const cli_history *h, const char *path);
+
+#endif

@@ -1,0 +1,123 @@
+/* data.c - loading datasets and scalers for the `cumlp` command. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The format named by --format, or guessed from the file names. */
+static const char *data_format(const cli_args *a, const char *path, const char *labels) {
+    if (strcmp(a->format, "auto") != 0) return a->format;
+    if (labels) return "idx";
+    if (ends_with(path, ".csv")) return "csv";
+    if (ends_with(path, ".data") || ends_with(path, ".fann")) return "fann";
+    return NULL;
+}
+
+static cumlp_status read_dataset(cumlp_context *ctx, const cli_args *a, const char *format,
+                                 const char *path, const char *labels, int classify,
+                                 cumlp_dataset **ds) {
+    if (strcmp(format, "idx") == 0)
+        return cumlp_dataset_read_idx(ctx, path, labels, a->classes, ds);
+    if (strcmp(format, "fann") == 0) return cumlp_dataset_read_fann(ctx, path, classify, ds);
+    cumlp_csv_options o;
+    cumlp_csv_defaults(&o);
+    o.has_header = a->csv_header;
+    o.label_column = a->label_column;
+    o.num_classes = classify ? (a->classes > 0 ? a->classes : -1) : 0;
+    return cumlp_dataset_read_csv(ctx, path, &o, ds);
+}
+
+int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, int test,
+                  cumlp_dataset **ds) {
+    const char *path = test ? a->test_data : a->data;
+    const char *labels = test ? a->test_labels : a->labels;
+    const char *option = test ? "--test-data" : "--data";
+    *ds = NULL;
+    if (!path) {
+        fprintf(stderr, "cumlp %s: %s is required\n", command, option);
+        return EXIT_USAGE;
+    }
+    const char *format = data_format(a, path, labels);
+    if (!format ||
+        (strcmp(format, "idx") != 0 && strcmp(format, "csv") != 0 && strcmp(format, "fann") != 0)) {
+        fprintf(stderr,
+                "cumlp %s: cannot tell the format of %s: give --format idx|csv|fann (idx also "
+                "needs --labels)\n",
+                command, path);
+        return EXIT_USAGE;
+    }
+    if (strcmp(format, "idx") == 0 && !labels) {
+        fprintf(stderr, "cumlp %s: IDX data needs %s\n", command,
+                test ? "--test-labels" : "--labels");
+        return EXIT_USAGE;
+    }
+    int classify = strcmp(a->task, "classify") == 0;
+    if (!classify && strcmp(a->task, "regress") != 0) {
+        fprintf(stderr, "cumlp %s: --task must be classify or regress\n", command);
+        return EXIT_USAGE;
+    }
+    cumlp_status st = read_dataset(ctx, a, format, path, labels, classify, ds);
+    if (st != CUMLP_SUCCESS) return cli_fail(command, st, cumlp_last_error(ctx));
+    if (a->limit > 0 && a->limit < cumlp_dataset_num_samples(*ds)) {
+        cumlp_dataset *part;
+        st = cumlp_dataset_subset(*ds, 0, a->limit, &part);
+        cumlp_dataset_destroy(*ds);
+        *ds = part;
+        if (st != CUMLP_SUCCESS) return cli_fail(command, st, cumlp_last_error(ctx));
+    }
+    return EXIT_OK;
+}
+
+void cli_scaler_path(const char *model, char *buf, size_t size) {
+    snprintf(buf, size, "%s.scale", model);
+}
+
+int cli_save_scaler(const char *command, const cumlp_scaler *s, const char *path) {
+    int64_t n = cumlp_scaler_num_features(s);
+    float *offsets = malloc((size_t)n * sizeof *offsets),
+          *scales = malloc((size_t)n * sizeof *scales);
+    FILE *f = offsets && scales ? fopen(path, "w") : NULL;
+    int ok = f != NULL;
+    if (ok) {
+        cumlp_scaler_get(s, offsets, scales, n);
+        fprintf(f, "cumlp-scaler 1 %lld\n", (long long)n);
+        for (int64_t i = 0; i < n; i++)
+            fprintf(f, "%.9g %.9g\n", offsets[i], scales[i]);
+        ok = fclose(f) == 0;
+    }
+    free(offsets);
+    free(scales);
+    if (!ok) {
+        fprintf(stderr, "cumlp %s: cannot write %s\n", command, path);
+        return EXIT_DATA;
+    }
+    return EXIT_OK;
+}
+
+int cli_load_scaler(const char *command, cumlp_context *ctx, const char *path, cumlp_scaler **s) {
+    *s = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f) return EXIT_OK; /* no scaler saved with this model */
+    long long n = 0;
+    int ok = fscanf(f, "cumlp-scaler 1 %lld", &n) == 1 && n >= 1 && n <= 2147483647LL;
+    float *offsets = ok ? malloc((size_t)n * sizeof *offsets) : NULL;
+    float *scales = ok ? malloc((size_t)n * sizeof *scales) : NULL;
+    ok = ok && offsets && scales;
+    for (long long i = 0; ok && i < n; i++)
+        ok = fscanf(f, "%f %f", &offsets[i], &scales[i]) == 2;
+    fclose(f);
+    cumlp_status st = ok ? cumlp_scaler_create(ctx, n, offsets, scales, s) : CUMLP_ERROR_FORMAT;
+    free(offsets);
+    free(scales);
+    if (st != CUMLP_SUCCESS) {
+        fprintf(stderr, "cumlp %s: %s is not a valid scaler file\n", command, path);
+        return EXIT_DATA;
+    }
+    return EXIT_OK;
+}

@@ -1,0 +1,406 @@
+/* train.c - `cumlp train`: build a network, fit it, report, save, log and plot. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const activation_names[] = {"identity",   "sigmoid", "tanh",   "relu",
+                                               "leaky_relu", "gelu",    "softmax"};
+static const char *const loss_names[] = {"mse", "ce", "bce"};
+static const char *const init_names[] = {"normal", "uniform",   "xavier-normal",
+                                         "xavier", "he-normal", "he"};
+static const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam"};
+static const char *const schedule_names[] = {"constant", "step", "exp", "cosine"};
+
+static void train_help(void) {
+    printf(
+        "usage: cumlp train --data FILE [--labels FILE] [options]\n"
+        "Trains a multi-layer perceptron and reports its accuracy (or mean squared error).\n\n"
+        "data:\n"
+        "  --data FILE            training data: IDX images (with --labels), .csv, or FANN .data\n"
+        "  --labels FILE          IDX labels file (IDX files may be gzip-compressed)\n"
+        "  --format F             auto (default), idx, csv or fann\n"
+        "  --task T               classify (default: one-hot targets) or regress\n"
+        "  --classes N            class count (default: the largest label + 1)\n"
+        "  --csv-header           the CSV file's first line is a header\n"
+        "  --label-column N       CSV column of the target, from 0 (default: the last)\n"
+        "  --limit N              use only the first N samples of each file\n"
+        "  --val-split F          hold out this fraction for validation (default 0: none)\n"
+        "  --test-data FILE       evaluate on this set after training (--test-labels for IDX)\n"
+        "  --test-labels FILE\n"
+        "  --scale S              none (default), minmax (to [0,1]) or standard; statistics\n"
+        "                         come from the training split only\n"
+        "  --scale-per-feature    one min/max or mean/sd per feature (default: one overall)\n"
+        "network:\n"
+        "  --layers N,N,...       widths from input to output (default IN,128,OUT)\n"
+        "  --act A                hidden activation: relu (default), leaky_relu, gelu, tanh,\n"
+        "                         sigmoid, identity\n"
+        "  --out-act A            output activation (default softmax to classify, else identity)\n"
+        "  --loss L               ce (softmax cross-entropy), bce (sigmoid binary\n"
+        "                         cross-entropy) or mse (default: from the output activation)\n"
+        "  --init I               he (default for relu-like), he-normal, xavier (default\n"
+        "                         otherwise), xavier-normal, normal, uniform\n"
+        "optimizer:\n"
+        "  --optimizer O          sgd, momentum, nesterov or adam (default)\n"
+        "  --lr X                 learning rate (default 0.001 for adam, else 0.01)\n"
+        "  --momentum X --weight-decay X --beta1 X --beta2 X --eps X\n"
+        "  --schedule S           constant (default), step, exp or cosine\n"
+        "  --gamma X              factor of step and exp (default 0.1)\n"
+        "  --step-epochs N        period of step (default 10)\n"
+        "  --lr-min X             floor of cosine (default 0)\n"
+        "training:\n"
+        "  --epochs N (default 10) --batch N (default 128) --seed N (default 42)\n"
+        "  --target-loss X        stop when an epoch's training loss falls below X\n"
+        "  --patience N           stop after N epochs without validation improvement\n"
+        "  --min-delta X          improvement that counts (default 0)\n"
+        "  --restore-best         end with the parameters of the best validation epoch\n"
+        "  --backend B            auto (default), cuda, cpu or reference\n"
+        "  --threads N            cpu backend threads (default: all cores)\n"
+        "  --tf32                 TF32 tensor-core GEMMs on the GPU\n"
+        "output:\n"
+        "  --save FILE            write the model (safetensors) and FILE.scale (the scaling)\n"
+        "  --log FILE             per-epoch CSV: epoch,lr,train_loss,train_acc,val_loss,...\n"
+        "  --plot FILE            SVG of the training and validation curves\n"
+        "  --progress             a progress bar even when stderr is not a terminal\n"
+        "  --quiet                only the final summary\n\n"
+        "exit status: 0 success, 1 usage error, 2 data or file error, 3 NaN/Inf loss\n");
+}
+
+static const char *train_options =
+    "data labels format task classes csv-header label-column limit val-split test-data "
+    "test-labels scale scale-per-feature layers act out-act loss init optimizer lr momentum "
+    "weight-decay beta1 beta2 eps schedule gamma step-epochs lr-min epochs batch seed "
+    "target-loss patience min-delta restore-best backend threads tf32 save log plot progress "
+    "quiet";
+
+/* ---- network description -------------------------------------------------------------------- */
+
+static int parse_layers(const char *command, const char *text, net_spec *n) {
+    int count = 0;
+    for (const char *p = text; *p;) {
+        char *end;
+        long long w = strtoll(p, &end, 10);
+        if (end == p || w < 1 || w > 2147483647LL || count == 64 || (*end && *end != ',')) {
+            fprintf(stderr, "cumlp %s: --layers wants widths like 784,256,10 (at most 64)\n",
+                    command);
+            return 0;
+        }
+        n->widths[count++] = w;
+        p = *end ? end + 1 : end;
+    }
+    if (count < 2) {
+        fprintf(stderr, "cumlp %s: --layers needs the input and output widths at least\n", command);
+        return 0;
+    }
+    n->num_layers = count - 1;
+    return 1;
+}
+
+static int lookup_or_fail(const char *command, const char *option, const char *value,
+                          const char *const *names, int count, int *out) {
+    *out = cli_lookup(value, names, count);
+    if (*out >= 0) return 1;
+    fprintf(stderr, "cumlp %s: --%s: unknown value \"%s\" (one of:", command, option, value);
+    for (int i = 0; i < count; i++)
+        fprintf(stderr, " %s", names[i]);
+    fprintf(stderr, ")\n");
+    return 0;
+}
+
+/* Fills n from the options and the data's shape. */
+int cli_describe_network(const char *command, const cli_args *a, int64_t in, int64_t out,
+                         int classify, net_spec *n) {
+    char defaults[64];
+    snprintf(defaults, sizeof defaults, "%lld,128,%lld", (long long)in, (long long)out);
+    if (!parse_layers(command, a->layers ? a->layers : defaults, n)) return 0;
+    if (n->widths[0] != in || n->widths[n->num_layers] != out) {
+        fprintf(stderr,
+                "cumlp %s: --layers %s does not fit the data: it has %lld features and %lld "
+                "outputs\n",
+                command, a->layers, (long long)in, (long long)out);
+        return 0;
+    }
+    int hidden, output, loss, init;
+    const char *out_act = a->out_act ? a->out_act : classify && out > 1 ? "softmax" : "identity";
+    if (!lookup_or_fail(command, "act", a->act, activation_names, 6, &hidden) ||
+        !lookup_or_fail(command, "out-act", out_act, activation_names, 7, &output))
+        return 0;
+    const char *loss_name = a->loss                                   ? a->loss
+                            : output == CUMLP_ACT_SOFTMAX             ? "ce"
+                            : output == CUMLP_ACT_SIGMOID && classify ? "bce"
+                                                                      : "mse";
+    if (!lookup_or_fail(command, "loss", loss_name, loss_names, 3, &loss)) return 0;
+    int relu_like =
+        hidden == CUMLP_ACT_RELU || hidden == CUMLP_ACT_LEAKY_RELU || hidden == CUMLP_ACT_GELU;
+    const char *init_name = a->init ? a->init : relu_like ? "he" : "xavier";
+    if (!lookup_or_fail(command, "init", init_name, init_names, 6, &init)) return 0;
+    for (int l = 0; l < n->num_layers; l++)
+        n->acts[l] = l + 1 < n->num_layers ? hidden : output;
+    cumlp_network_defaults(&n->options);
+    n->options.loss = loss;
+    n->options.init = init;
+    n->options.seed = a->seed;
+    return 1;
+}
+
+static int optimizer_options(const char *command, const cli_args *a, cumlp_optimizer_options *o) {
+    cumlp_optimizer_defaults(o);
+    if (!lookup_or_fail(command, "optimizer", a->optimizer, optimizer_names, 4, &o->type)) return 0;
+    o->learning_rate = a->lr >= 0 ? a->lr : o->type == CUMLP_OPT_ADAM ? 0.001 : 0.01;
+    o->momentum = a->momentum;
+    o->weight_decay = a->weight_decay;
+    o->beta1 = a->beta1;
+    o->beta2 = a->beta2;
+    o->epsilon = a->eps;
+    return 1;
+}
+
+/* ---- progress, log and history ------------------------------------------------------------- */
+
+typedef struct reporter {
+    const cli_args *a;
+    int bar; /* draw a progress bar on stderr */
+    int bar_drawn;
+    FILE *log;
+    cli_history history;
+    int history_failed;
+} reporter;
+
+static void format_time(double s, char *buf, size_t size) {
+    long t = s > 0 && s < 1e7 ? (long)(s + 0.5) : 0;
+    snprintf(buf, size, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+static void draw_bar(reporter *r, const cumlp_fit_progress *p) {
+    double per_epoch = (double)p->batches_per_epoch;
+    double done = p->epoch * per_epoch + (double)p->batch;
+    double total = r->a->epochs * per_epoch;
+    double rate = p->seconds > 0 ? done * (double)r->a->batch / p->seconds : 0;
+    double left = done > 0 ? p->seconds * (total - done) / done : 0;
+    int width = 30, filled = per_epoch > 0 ? (int)(width * (double)p->batch / per_epoch) : 0;
+    char eta[32], bar[64];
+    format_time(left, eta, sizeof eta);
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '=' : i == filled ? '>' : ' ';
+    bar[width] = '\0';
+    fprintf(stderr, "\repoch %d/%d [%s] %3.0f%% %.0f samples/s, %s left, loss %.4f  ", p->epoch + 1,
+            r->a->epochs, bar, 100.0 * (double)p->batch / per_epoch, rate, eta, p->train_loss);
+    fflush(stderr);
+    r->bar_drawn = 1;
+}
+
+static void print_epoch(const cli_args *a, const cumlp_fit_progress *p) {
+    printf("epoch %d/%d  lr %.3g  loss %.4f", p->epoch + 1, a->epochs, p->learning_rate,
+           p->train_loss);
+    if (p->train_accuracy >= 0) printf("  acc %.4f", p->train_accuracy);
+    if (p->validation_loss >= 0) {
+        printf("  val_loss %.4f", p->validation_loss);
+        if (p->validation_accuracy >= 0)
+            printf("  val_acc %.4f", p->validation_accuracy);
+        else
+            printf("  val_mse %.4g", p->validation_mse);
+    }
+    printf("  %.1fs\n", p->seconds);
+    fflush(stdout);
+}
+
+static int on_progress(const cumlp_fit_progress *p, void *user) {
+    reporter *r = user;
+    if (!p->end_of_epoch) {
+        if (r->bar) draw_bar(r, p);
+        return 0;
+    }
+    if (r->bar_drawn) {
+        fprintf(stderr, "\r%*s\r", 110, "");
+        r->bar_drawn = 0;
+    }
+    if (!r->a->quiet) print_epoch(r->a, p);
+    if (r->log)
+        fprintf(r->log, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f\n", p->epoch + 1, p->learning_rate,
+                p->train_loss, p->train_accuracy, p->validation_loss, p->validation_accuracy,
+                p->validation_mse, p->seconds);
+    if (!cli_history_add(&r->history, p->train_loss, p->validation_loss, p->train_accuracy,
+                         p->validation_accuracy))
+        r->history_failed = 1;
+    return 0;
+}
+
+/* ---- the subcommand ------------------------------------------------------------------------- */
+
+typedef struct train_run {
+    cumlp_context *ctx;
+    cumlp_dataset *all, *train, *val, *test;
+    cumlp_scaler *scaler;
+    cumlp_network *net;
+    cumlp_optimizer *opt;
+    reporter rep;
+} train_run;
+
+static void run_free(train_run *t) {
+    if (t->rep.log) fclose(t->rep.log);
+    cli_history_free(&t->rep.history);
+    cumlp_optimizer_destroy(t->opt);
+    cumlp_network_destroy(t->net);
+    cumlp_scaler_destroy(t->scaler);
+    if (t->train != t->all) cumlp_dataset_destroy(t->train);
+    cumlp_dataset_destroy(t->all);
+    cumlp_dataset_destroy(t->val);
+    cumlp_dataset_destroy(t->test);
+    cumlp_context_destroy(t->ctx);
+}
+
+/* Loads the data, splits off validation, scales. */
+static int prepare_data(const char *cmd, const cli_args *a, train_run *t) {
+    int rc = cli_load_data(cmd, t->ctx, a, 0, &t->all);
+    if (rc == EXIT_OK && a->test_data) rc = cli_load_data(cmd, t->ctx, a, 1, &t->test);
+    if (rc != EXIT_OK) return rc;
+    t->train = t->all;
+    cumlp_status st = CUMLP_SUCCESS;
+    if (a->val_split > 0)
+        st = cumlp_dataset_split(t->all, a->val_split, a->seed, &t->train, &t->val);
+    if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+    if (strcmp(a->scale, "none") == 0) return EXIT_OK;
+    int method = strcmp(a->scale, "minmax") == 0     ? CUMLP_SCALE_MINMAX
+                 : strcmp(a->scale, "standard") == 0 ? CUMLP_SCALE_STANDARDIZE
+                                                     : -1;
+    if (method < 0) {
+        fprintf(stderr, "cumlp %s: --scale must be none, minmax or standard\n", cmd);
+        return EXIT_USAGE;
+    }
+    st = cumlp_scaler_fit(t->train, method, a->scale_per_feature, &t->scaler);
+    if (st == CUMLP_SUCCESS) st = cumlp_scaler_apply(t->scaler, t->train);
+    if (st == CUMLP_SUCCESS && t->val) st = cumlp_scaler_apply(t->scaler, t->val);
+    if (st == CUMLP_SUCCESS && t->test) st = cumlp_scaler_apply(t->scaler, t->test);
+    if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+    return EXIT_OK;
+}
+
+static int build_model(const char *cmd, const cli_args *a, train_run *t) {
+    net_spec n;
+    cumlp_optimizer_options oo;
+    if (!cli_describe_network(cmd, a, cumlp_dataset_num_features(t->train),
+                              cumlp_dataset_num_outputs(t->train),
+                              cumlp_dataset_num_classes(t->train) > 0, &n) ||
+        !optimizer_options(cmd, a, &oo))
+        return EXIT_USAGE;
+    cumlp_status st =
+        cumlp_network_create(t->ctx, n.num_layers, n.widths, n.acts, &n.options, &t->net);
+    if (st == CUMLP_SUCCESS) st = cumlp_optimizer_create(t->net, &oo, &t->opt);
+    if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+    return EXIT_OK;
+}
+
+static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_fit_options *fo) {
+    cumlp_fit_defaults(fo);
+    if (!lookup_or_fail(cmd, "schedule", a->schedule, schedule_names, 4, &fo->schedule))
+        return EXIT_USAGE;
+    fo->epochs = a->epochs;
+    fo->batch_size = a->batch;
+    fo->seed = a->seed;
+    fo->lr_gamma = a->gamma;
+    fo->lr_step_epochs = a->step_epochs;
+    fo->lr_min = a->lr_min;
+    fo->target_loss = a->target_loss;
+    fo->patience = a->patience;
+    fo->min_delta = a->min_delta;
+    fo->restore_best = a->restore_best;
+    fo->callback = on_progress;
+    fo->user_data = &t->rep;
+    t->rep.a = a;
+    t->rep.bar = !a->quiet && (a->progress > 0 || isatty(STDERR_FILENO));
+    int64_t n = cumlp_dataset_num_samples(t->train);
+    int64_t batches = (n + (a->batch > 0 ? a->batch : 1) - 1) / (a->batch > 0 ? a->batch : 1);
+    fo->callback_every = t->rep.bar ? (batches > 100 ? batches / 100 : 1) : 0;
+    if (a->log) {
+        t->rep.log = fopen(a->log, "w");
+        if (!t->rep.log) {
+            fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, a->log);
+            return EXIT_DATA;
+        }
+        fprintf(t->rep.log, "epoch,learning_rate,train_loss,train_accuracy,validation_loss,"
+                            "validation_accuracy,validation_mse,seconds\n");
+    }
+    return EXIT_OK;
+}
+
+static const char *stop_name(int reason) {
+    static const char *const names[] = {"all epochs ran", "training loss below the target",
+                                        "validation stopped improving", "stopped by callback",
+                                        "error"};
+    return reason >= 0 && reason <= CUMLP_STOP_ERROR ? names[reason] : "unknown";
+}
+
+/* Saves the model, evaluates on the test set, writes the plot. */
+static int finish(const char *cmd, const cli_args *a, train_run *t) {
+    cumlp_status st = CUMLP_SUCCESS;
+    if (a->save) {
+        st = cumlp_checkpoint_save(t->net, t->opt, a->save);
+        if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+        char path[4096];
+        cli_scaler_path(a->save, path, sizeof path);
+        if (t->scaler && cli_save_scaler(cmd, t->scaler, path) != EXIT_OK) return EXIT_DATA;
+        if (!t->scaler) remove(path); /* a stale scaling must not apply to this model */
+        if (!a->quiet) printf("saved %s\n", a->save);
+    }
+    if (t->test) {
+        cumlp_eval_result e;
+        st = cumlp_evaluate(t->net, t->test, a->batch, &e);
+        if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+        if (e.accuracy >= 0)
+            printf("test accuracy %.4f  loss %.4f\n", e.accuracy, e.loss);
+        else
+            printf("test mse %.6g  loss %.6g\n", e.mse, e.loss);
+    }
+    if (a->plot && (t->rep.history_failed || cli_write_svg(&t->rep.history, a->plot) != 0)) {
+        fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, a->plot);
+        return EXIT_DATA;
+    }
+    return EXIT_OK;
+}
+
+static int train_with(const char *cmd, const cli_args *a, train_run *t) {
+    int rc = cli_context(cmd, a, &t->ctx);
+    if (rc == EXIT_OK) rc = prepare_data(cmd, a, t);
+    if (rc == EXIT_OK) rc = build_model(cmd, a, t);
+    cumlp_fit_options fo;
+    if (rc == EXIT_OK) rc = fit_options(cmd, a, t, &fo);
+    if (rc != EXIT_OK) return rc;
+    if (!a->quiet)
+        printf("training on %lld samples (%lld validation) with the %s backend\n",
+               (long long)cumlp_dataset_num_samples(t->train),
+               (long long)(t->val ? cumlp_dataset_num_samples(t->val) : 0),
+               cumlp_backend_name(cumlp_context_backend(t->ctx)));
+    cumlp_fit_result r;
+    cumlp_status st = cumlp_fit(t->net, t->opt, t->train, t->val, &fo, &r);
+    if (t->rep.bar_drawn) fprintf(stderr, "\n");
+    if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+    printf("done: %d epochs (%s), %.1fs, train loss %.4f", r.epochs_run, stop_name(r.stop_reason),
+           r.seconds, r.train_loss);
+    if (r.train_accuracy >= 0) printf(", train accuracy %.4f", r.train_accuracy);
+    if (r.best_epoch >= 0)
+        printf(", best validation loss %.4f at epoch %d", r.best_validation_loss, r.best_epoch + 1);
+    printf("\n");
+    return finish(cmd, a, t);
+}
+
+int cli_train(int argc, char **argv) {
+    const char *cmd = "train";
+    if (cli_wants_help(argc, argv, 2)) {
+        train_help();
+        return EXIT_OK;
+    }
+    cli_args a;
+    cli_args_defaults(&a);
+    if (!cli_parse(argc, argv, 2, cmd, train_options, &a)) return EXIT_USAGE;
+    if (a.epochs < 1 || a.batch < 1) {
+        fprintf(stderr, "cumlp %s: --epochs and --batch must be >= 1\n", cmd);
+        return EXIT_USAGE;
+    }
+    train_run t;
+    memset(&t, 0, sizeof t);
+    int rc = train_with(cmd, &a, &t);
+    run_free(&t);
+    return rc;
+}
