@@ -1,0 +1,637 @@
+/*
+ * bench.c - times full training steps (forward, loss, backward, optimizer) per backend.
+ *
+ * Each timed step is cumlp_train_step(loss = NULL) followed by cumlp_context_synchronize, timed
+ * with the host's monotonic clock: correct for every backend (the cuda backend's own event timing
+ * is its business). After a warm-up, the median and spread of many steps are reported together
+ * with the same GEMMs timed alone through the backend's gemm op, which gives the floor a step
+ * could reach and the step's overhead over it.
+ */
+#include "bench.h"
+
+#include "cumlp.h"
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LAYERS  64
+#define MAX_CONFIGS 32
+
+/* One network, batch, backend and math mode to time. */
+typedef struct bench_config {
+    char name[16]; /* suite name (S, M, L) or "custom" */
+    int num_layers;
+    int64_t widths[MAX_LAYERS + 1];
+    int activation; /* hidden layers */
+    int loss;
+    int batch;
+    int backend;
+    int math_mode;
+} bench_config;
+
+typedef struct bench_options {
+    bench_config custom;
+    const char *suite;   /* NULL: the custom configuration */
+    const char *backend; /* cpu, cuda, reference, all */
+    const char *math;    /* fp32, tf32, all (suite default: fp32, plus tf32 on cuda) */
+    int steps, warmup, threads;
+    const char *json_path, *commit;
+} bench_options;
+
+typedef struct step_stats {
+    double median, min, p10, p90, max; /* ms */
+} step_stats;
+
+typedef struct bench_result {
+    step_stats step;
+    double gemm_ms; /* the step's GEMMs timed alone, median */
+    double flops;   /* 6 B sum(n_in n_out) */
+    double peak_rss_mb;
+    int threads;
+    char device[256];
+} bench_result;
+
+/* ---- small helpers ----------------------------------------------------------------------------
+ */
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Quantile q of sorted[0..n) by linear interpolation. */
+static double quantile(const double *sorted, int n, double q) {
+    double pos = q * (n - 1);
+    int lo = (int)pos;
+    int hi = lo + 1 < n ? lo + 1 : lo;
+    return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
+}
+
+static step_stats summarize(double *ms, int n) {
+    qsort(ms, (size_t)n, sizeof *ms, compare_doubles);
+    step_stats s = {quantile(ms, n, 0.5), ms[0], quantile(ms, n, 0.1), quantile(ms, n, 0.9),
+                    ms[n - 1]};
+    return s;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) != 0) return -1;
+    return (double)usage.ru_maxrss / 1024.0; /* Linux reports kilobytes */
+}
+
+static const char *activation_names[] = {"identity",   "sigmoid", "tanh",   "relu",
+                                         "leaky-relu", "gelu",    "softmax"};
+static const char *loss_names[] = {"mse", "softmax-ce", "bce"};
+
+static int lookup(const char *name, const char *const *names, int count) {
+    for (int i = 0; i < count; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+/* The output activation a loss requires (identity for squared error). */
+static int output_activation(int loss) {
+    if (loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY) return CUMLP_ACT_SOFTMAX;
+    if (loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY) return CUMLP_ACT_SIGMOID;
+    return CUMLP_ACT_IDENTITY;
+}
+
+static double step_flops(const bench_config *c) {
+    double sum = 0;
+    for (int l = 0; l < c->num_layers; l++)
+        sum += (double)c->widths[l] * (double)c->widths[l + 1];
+    return 6.0 * c->batch * sum;
+}
+
+/* ---- arguments --------------------------------------------------------------------------------
+ */
+
+static void usage(FILE *out) {
+    fprintf(
+        out,
+        "usage: cumlp-bench [options]\n"
+        "  --layers 784,256,128,10  widths, input first (default as shown)\n"
+        "  --act relu               hidden activation: identity sigmoid tanh relu leaky-relu "
+        "gelu\n"
+        "  --loss softmax-ce        softmax-ce, bce or mse\n"
+        "  --batch 256              samples per step\n"
+        "  --steps 50 --warmup 5    timed steps and untimed warm-up steps\n"
+        "  --backend all            cpu, cuda, reference or all (those built and usable)\n"
+        "  --math fp32              fp32, tf32 or all (the suite adds tf32 on cuda)\n"
+        "  --threads 0              cpu threads (0: all cores)\n"
+        "  --suite S|M|L|all        the standard suite instead of --layers/--act/--loss/--batch\n"
+        "  --json FILE              write one JSON object per configuration\n"
+        "  --commit HASH            recorded in the JSON\n"
+        "Optimizer: SGD with momentum 0.9, learning rate 0.01.\n");
+}
+
+static int parse_layers(const char *text, bench_config *c) {
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        long long w = strtoll(p, &end, 10);
+        if (end == p || w < 1 || w > CUMLP_MAX_DIM || n > MAX_LAYERS) return -1;
+        c->widths[n++] = w;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    if (n < 2) return -1;
+    c->num_layers = n - 1;
+    return 0;
+}
+
+static int parse_int(const char *text, int min, int *out) {
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || v < min || v > 1000000000L) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Applies one "--name value" pair; returns 0, or -1 with a message on stderr. */
+static int apply_option(bench_options *o, const char *name, const char *value) {
+    int bad = 0;
+    if (strcmp(name, "--layers") == 0)
+        bad = parse_layers(value, &o->custom);
+    else if (strcmp(name, "--act") == 0)
+        bad = (o->custom.activation = lookup(value, activation_names, 6)) < 0;
+    else if (strcmp(name, "--loss") == 0)
+        bad = (o->custom.loss = lookup(value, loss_names, 3)) < 0;
+    else if (strcmp(name, "--batch") == 0)
+        bad = parse_int(value, 1, &o->custom.batch);
+    else if (strcmp(name, "--steps") == 0)
+        bad = parse_int(value, 1, &o->steps);
+    else if (strcmp(name, "--warmup") == 0)
+        bad = parse_int(value, 0, &o->warmup);
+    else if (strcmp(name, "--threads") == 0)
+        bad = parse_int(value, 0, &o->threads);
+    else if (strcmp(name, "--backend") == 0)
+        o->backend = value;
+    else if (strcmp(name, "--math") == 0)
+        o->math = value;
+    else if (strcmp(name, "--suite") == 0)
+        o->suite = value;
+    else if (strcmp(name, "--json") == 0)
+        o->json_path = value;
+    else if (strcmp(name, "--commit") == 0)
+        o->commit = value;
+    else {
+        fprintf(stderr, "cumlp-bench: unknown option %s\n", name);
+        return -1;
+    }
+    if (bad) fprintf(stderr, "cumlp-bench: bad value '%s' for %s\n", value, name);
+    return bad ? -1 : 0;
+}
+
+static int parse_args(int argc, char **argv, bench_options *o) {
+    memset(o, 0, sizeof *o);
+    parse_layers("784,256,128,10", &o->custom);
+    o->custom.activation = CUMLP_ACT_RELU;
+    o->custom.loss = CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY;
+    o->custom.batch = 256;
+    o->backend = "all";
+    o->steps = 50;
+    o->warmup = 5;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "cumlp-bench: %s needs a value\n", argv[i]);
+            return -1;
+        }
+        if (apply_option(o, argv[i], argv[i + 1]) != 0) return -1;
+        i++;
+    }
+    return 0;
+}
+
+/* ---- configurations ---------------------------------------------------------------------------
+ */
+
+/* The standard suite's networks: S, M, L. */
+static int suite_network(const char *name, bench_config *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->activation = CUMLP_ACT_RELU;
+    c->loss = CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY;
+    if (strcmp(name, "S") == 0) {
+        c->batch = 256;
+        return parse_layers("784,256,128,10", c);
+    }
+    if (strcmp(name, "M") == 0) {
+        c->batch = 4096;
+        return parse_layers("1024,1024,1024,1024,1024,10", c);
+    }
+    if (strcmp(name, "L") == 0) {
+        c->batch = 16384;
+        return parse_layers("1024,4096,4096,4096,1024", c);
+    }
+    return -1;
+}
+
+/* Backends to run: the one asked for, or every built one for "all". */
+static int backend_list(const char *name, int *out) {
+    if (strcmp(name, "all") == 0) {
+        int n = 0;
+        const int order[] = {CUMLP_BACKEND_CUDA, CUMLP_BACKEND_CPU, CUMLP_BACKEND_REFERENCE};
+        for (int i = 0; i < 3; i++)
+            if (cumlp_backend_is_built(order[i])) out[n++] = order[i];
+        return n;
+    }
+    for (int b = CUMLP_BACKEND_REFERENCE; b <= CUMLP_BACKEND_CUDA; b++)
+        if (strcmp(name, cumlp_backend_name(b)) == 0) {
+            out[0] = b;
+            return 1;
+        }
+    return -1;
+}
+
+/* Adds a configuration for each math mode that applies to the backend. */
+static void add_math_modes(const bench_options *o, bench_config base, bench_config *out, int *n) {
+    int want_fp32 = !o->math || strcmp(o->math, "fp32") == 0 || strcmp(o->math, "all") == 0;
+    int want_tf32 = (o->math && (strcmp(o->math, "tf32") == 0 || strcmp(o->math, "all") == 0)) ||
+                    (!o->math && o->suite && base.backend == CUMLP_BACKEND_CUDA);
+    if (want_fp32 && *n < MAX_CONFIGS) {
+        base.math_mode = CUMLP_MATH_STRICT_FP32;
+        out[(*n)++] = base;
+    }
+    if (want_tf32 && *n < MAX_CONFIGS) {
+        base.math_mode = CUMLP_MATH_TF32;
+        out[(*n)++] = base;
+    }
+}
+
+/* The configurations to run; returns their count, or -1 for bad options. L runs only on cuda;
+ * with "all", the reference backend runs only networks of at most 2 GFLOP a step. */
+static int build_configs(const bench_options *o, bench_config *out) {
+    int backends[3], nb = backend_list(o->backend, backends);
+    if (nb < 0) {
+        fprintf(stderr, "cumlp-bench: unknown backend %s\n", o->backend);
+        return -1;
+    }
+    if (o->math && strcmp(o->math, "fp32") && strcmp(o->math, "tf32") && strcmp(o->math, "all")) {
+        fprintf(stderr, "cumlp-bench: unknown math mode %s\n", o->math);
+        return -1;
+    }
+    const char *names[3] = {"S", "M", "L"};
+    int n = 0;
+    for (int s = 0; s < (o->suite ? 3 : 1); s++) {
+        bench_config net = o->custom;
+        if (o->suite) {
+            if (strcmp(o->suite, "all") != 0 && strcmp(o->suite, names[s]) != 0) continue;
+            suite_network(names[s], &net);
+        } else {
+            snprintf(net.name, sizeof net.name, "custom");
+        }
+        for (int b = 0; b < nb; b++) {
+            int all = strcmp(o->backend, "all") == 0;
+            if (o->suite && strcmp(net.name, "L") == 0 && backends[b] != CUMLP_BACKEND_CUDA)
+                continue;
+            if (all && backends[b] == CUMLP_BACKEND_REFERENCE && step_flops(&net) > 2e9) continue;
+            net.backend = backends[b];
+            add_math_modes(o, net, out, &n);
+        }
+    }
+    if (o->suite && strcmp(o->suite, "all") && strcmp(o->suite, "S") && strcmp(o->suite, "M") &&
+        strcmp(o->suite, "L")) {
+        fprintf(stderr, "cumlp-bench: unknown suite %s (S, M, L or all)\n", o->suite);
+        return -1;
+    }
+    return n;
+}
+
+/* ---- running one configuration ----------------------------------------------------------------
+ */
+
+/* Everything one configuration allocates, so that one function frees it all. */
+typedef struct bench_run {
+    cumlp_context *ctx;
+    cumlp_network *net;
+    cumlp_optimizer *opt;
+    cumlp_tensor *X, *T;
+} bench_run;
+
+static void run_destroy(bench_run *r) {
+    cumlp_tensor_destroy(r->X);
+    cumlp_tensor_destroy(r->T);
+    cumlp_optimizer_destroy(r->opt);
+    cumlp_network_destroy(r->net);
+    cumlp_context_destroy(r->ctx);
+    memset(r, 0, sizeof *r);
+}
+
+/* Random inputs in [-1, 1) and one-hot (or uniform) targets, uploaded once. */
+static cumlp_status make_batch(bench_run *r, const bench_config *c) {
+    int64_t n_in = c->widths[0], n_out = c->widths[c->num_layers];
+    size_t nx = (size_t)(n_in * c->batch), ny = (size_t)(n_out * c->batch);
+    float *x = malloc(nx * sizeof *x), *y = calloc(ny, sizeof *y);
+    cumlp_status st = x && y ? CUMLP_SUCCESS : CUMLP_ERROR_ALLOC_FAILED;
+    uint64_t state = 12345;
+    for (size_t i = 0; x && i < nx; i++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(state >> 11) * 0x1p-52 - 1.0);
+    }
+    for (int64_t j = 0; y && j < c->batch; j++)
+        y[j * n_out + (j * 7919) % n_out] = 1.0f;
+    if (st == CUMLP_SUCCESS) st = cumlp_tensor_create(r->ctx, n_in, c->batch, &r->X);
+    if (st == CUMLP_SUCCESS) st = cumlp_tensor_create(r->ctx, n_out, c->batch, &r->T);
+    if (st == CUMLP_SUCCESS) st = cumlp_tensor_upload(r->X, x, (int64_t)nx);
+    if (st == CUMLP_SUCCESS) st = cumlp_tensor_upload(r->T, y, (int64_t)ny);
+    free(x);
+    free(y);
+    return st;
+}
+
+static cumlp_status run_setup(bench_run *r, const bench_config *c, int threads) {
+    cumlp_context_options co;
+    cumlp_context_defaults(&co);
+    co.backend = c->backend;
+    co.math_mode = c->math_mode;
+    co.num_threads = threads;
+    cumlp_status st = cumlp_context_create(&r->ctx, &co);
+    if (st != CUMLP_SUCCESS) return st;
+    int acts[MAX_LAYERS];
+    for (int l = 0; l < c->num_layers; l++)
+        acts[l] = l == c->num_layers - 1 ? output_activation(c->loss) : c->activation;
+    cumlp_network_options no;
+    cumlp_network_defaults(&no);
+    no.loss = c->loss;
+    no.init = CUMLP_INIT_HE_UNIFORM;
+    st = cumlp_network_create(r->ctx, c->num_layers, c->widths, acts, &no, &r->net);
+    cumlp_optimizer_options oo;
+    cumlp_optimizer_defaults(&oo);
+    oo.type = CUMLP_OPT_MOMENTUM;
+    oo.momentum = 0.9;
+    oo.learning_rate = 0.01;
+    if (st == CUMLP_SUCCESS) st = cumlp_optimizer_create(r->net, &oo, &r->opt);
+    if (st == CUMLP_SUCCESS) st = make_batch(r, c);
+    return st;
+}
+
+static cumlp_status time_steps(bench_run *r, int warmup, int steps, step_stats *out) {
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int i = 0; i < warmup && st == CUMLP_SUCCESS; i++)
+        st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
+    if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(r->ctx);
+    double *ms = malloc((size_t)steps * sizeof *ms);
+    if (!ms) return CUMLP_ERROR_ALLOC_FAILED;
+    for (int i = 0; i < steps && st == CUMLP_SUCCESS; i++) {
+        double t0 = now_ms();
+        st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
+        if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(r->ctx);
+        ms[i] = now_ms() - t0;
+    }
+    if (st == CUMLP_SUCCESS) *out = summarize(ms, steps);
+    free(ms);
+    return st;
+}
+
+/* ---- the GEMMs alone ---------------------------------------------------------------------------
+ */
+
+/* Buffers for the largest layer: W, dW, input and output activations and the delta below. */
+typedef struct gemm_buffers {
+    void *w, *dw, *in, *out, *below;
+} gemm_buffers;
+
+static void gemm_buffers_free(cumlp_context *ctx, gemm_buffers *g) {
+    void *all[5] = {g->w, g->dw, g->in, g->out, g->below};
+    for (int i = 0; i < 5; i++)
+        ctx->ops->free(ctx, all[i]);
+}
+
+static cumlp_status gemm_buffers_alloc(cumlp_context *ctx, const bench_config *c, gemm_buffers *g) {
+    size_t weights = 0, acts = 0;
+    for (int l = 0; l < c->num_layers; l++) {
+        size_t w = (size_t)(c->widths[l] * c->widths[l + 1]);
+        size_t a = (size_t)(c->widths[l] > c->widths[l + 1] ? c->widths[l] : c->widths[l + 1]);
+        if (w > weights) weights = w;
+        if (a * (size_t)c->batch > acts) acts = a * (size_t)c->batch;
+    }
+    memset(g, 0, sizeof *g);
+    void **all[5] = {&g->w, &g->dw, &g->in, &g->out, &g->below};
+    size_t sizes[5] = {weights, weights, acts, acts, acts};
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int i = 0; i < 5 && st == CUMLP_SUCCESS; i++) {
+        st = ctx->ops->alloc(ctx, sizes[i], all[i]);
+        /* Values in (0, 1] scaled to [-0.5, 0.5]: no denormals, no NaN. */
+        if (st == CUMLP_SUCCESS)
+            st = ctx->ops->random(ctx, CUMLP_DIST_UNIFORM, 1000u + (uint64_t)i, sizes[i], *all[i]);
+        if (st == CUMLP_SUCCESS) st = ctx->ops->scale_shift(ctx, *all[i], sizes[i], 1.0, -0.5);
+    }
+    if (st != CUMLP_SUCCESS) gemm_buffers_free(ctx, g);
+    return st;
+}
+
+/* The step's GEMMs once: per layer the forward product, dW, and the delta passed down (except
+ * for the first layer), with the shapes and transposes network.c uses. */
+static cumlp_status gemm_pass(cumlp_context *ctx, const bench_config *c, const gemm_buffers *g) {
+    const cumlp_backend_ops *ops = ctx->ops;
+    int cols = c->batch;
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int l = 0; l < c->num_layers && st == CUMLP_SUCCESS; l++) {
+        int m = (int)c->widths[l + 1], k = (int)c->widths[l];
+        st = ops->gemm(ctx, 0, 0, m, cols, k, 1.0, g->w, m, g->in, k, 0.0, g->out, m);
+        if (st == CUMLP_SUCCESS)
+            st = ops->gemm(ctx, 0, 1, m, k, cols, 1.0 / cols, g->out, m, g->in, k, 0.0, g->dw, m);
+        if (st == CUMLP_SUCCESS && l > 0)
+            st = ops->gemm(ctx, 1, 0, k, cols, m, 1.0, g->w, m, g->out, m, 0.0, g->below, k);
+    }
+    if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(ctx);
+    return st;
+}
+
+static cumlp_status time_gemms(cumlp_context *ctx, const bench_config *c, int reps, double *ms) {
+    gemm_buffers g;
+    cumlp_status st = gemm_buffers_alloc(ctx, c, &g);
+    if (st != CUMLP_SUCCESS) return st;
+    double *times = malloc((size_t)reps * sizeof *times);
+    if (!times) st = CUMLP_ERROR_ALLOC_FAILED;
+    if (st == CUMLP_SUCCESS) st = gemm_pass(ctx, c, &g); /* warm-up */
+    for (int i = 0; i < reps && st == CUMLP_SUCCESS; i++) {
+        double t0 = now_ms();
+        st = gemm_pass(ctx, c, &g);
+        times[i] = now_ms() - t0;
+    }
+    if (st == CUMLP_SUCCESS) *ms = summarize(times, reps).median;
+    free(times);
+    gemm_buffers_free(ctx, &g);
+    return st;
+}
+
+/* Runs one configuration; on failure prints why and returns the status. */
+static cumlp_status run_config(const bench_config *c, const bench_options *o, bench_result *res) {
+    bench_run r;
+    memset(&r, 0, sizeof r);
+    memset(res, 0, sizeof *res);
+    cumlp_status st = run_setup(&r, c, o->threads);
+    if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, o->steps, &res->step);
+    int reps = o->steps < 10 ? 10 : o->steps;
+    if (st == CUMLP_SUCCESS) st = time_gemms(r.ctx, c, reps, &res->gemm_ms);
+    if (st == CUMLP_SUCCESS) st = cumlp_context_describe(r.ctx, res->device, sizeof res->device);
+    if (st != CUMLP_SUCCESS)
+        fprintf(stderr, "cumlp-bench: %s on %s: %s: %s\n", c->name, cumlp_backend_name(c->backend),
+                cumlp_status_string(st), cumlp_last_error(r.ctx));
+    res->flops = step_flops(c);
+    res->peak_rss_mb = peak_rss_mb();
+    res->threads = c->backend == CUMLP_BACKEND_CPU
+                       ? (o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN))
+                       : 1;
+    run_destroy(&r);
+    return st;
+}
+
+/* ---- output ------------------------------------------------------------------------------------
+ */
+
+static void print_header(void) {
+    printf("%-7s %-9s %-4s %3s %10s %28s %11s %8s %9s %6s %8s\n", "config", "backend", "math",
+           "thr", "ms/step", "[min p10 p90 max]", "samples/s", "TFLOP/s", "GEMM ms", "ratio",
+           "RSS MB");
+}
+
+static void print_row(const bench_config *c, const bench_result *r) {
+    char spread[64];
+    snprintf(spread, sizeof spread, "[%.2f %.2f %.2f %.2f]", r->step.min, r->step.p10, r->step.p90,
+             r->step.max);
+    printf("%-7s %-9s %-4s %3d %10.3f %28s %11.0f %8.3f %9.3f %6.2f %8.1f\n", c->name,
+           cumlp_backend_name(c->backend), c->math_mode == CUMLP_MATH_TF32 ? "tf32" : "fp32",
+           r->threads, r->step.median, spread, c->batch / (r->step.median * 1e-3),
+           r->flops / (r->step.median * 1e-3) / 1e12, r->gemm_ms, r->step.median / r->gemm_ms,
+           r->peak_rss_mb);
+    fflush(stdout);
+}
+
+/* Writes s as a JSON string (quotes, backslashes and control characters escaped). */
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void json_key_string(FILE *f, const char *key, const char *value) {
+    fprintf(f, "\"%s\": ", key);
+    json_string(f, value);
+    fputs(", ", f);
+}
+
+static void json_context(FILE *f, const bench_options *o, const char *date, const char *host) {
+    json_key_string(f, "tool", "cumlp");
+    json_key_string(f, "variant", "cumlp");
+    json_key_string(f, "date", date);
+    json_key_string(f, "host", host);
+    json_key_string(f, "commit", o->commit ? o->commit : "");
+    json_key_string(f, "optimizer", "sgd-momentum-0.9");
+    fprintf(f, "\"learning_rate\": 0.01, \"steps\": %d, \"warmup\": %d, ", o->steps, o->warmup);
+}
+
+static void json_config(FILE *f, const bench_config *c) {
+    json_key_string(f, "config", c->name);
+    json_key_string(f, "backend", cumlp_backend_name(c->backend));
+    json_key_string(f, "math", c->math_mode == CUMLP_MATH_TF32 ? "tf32" : "fp32");
+    fputs("\"layers\": [", f);
+    for (int l = 0; l <= c->num_layers; l++)
+        fprintf(f, "%s%lld", l ? ", " : "", (long long)c->widths[l]);
+    fputs("], ", f);
+    json_key_string(f, "activation", activation_names[c->activation]);
+    json_key_string(f, "loss", loss_names[c->loss]);
+    fprintf(f, "\"batch\": %d, ", c->batch);
+}
+
+static void json_result(FILE *f, const bench_config *c, const bench_result *r) {
+    json_key_string(f, "device", r->device);
+    fprintf(f,
+            "\"threads\": %d, \"ms_per_step\": {\"median\": %.6f, \"min\": %.6f, \"p10\": %.6f, "
+            "\"p90\": %.6f, \"max\": %.6f}, \"samples_per_s\": %.3f, \"flops_per_step\": %.0f, "
+            "\"tflops\": %.6f, \"gemm_ms\": %.6f, \"step_to_gemm_ratio\": %.4f, ",
+            r->threads, r->step.median, r->step.min, r->step.p10, r->step.p90, r->step.max,
+            c->batch / (r->step.median * 1e-3), r->flops, r->flops / (r->step.median * 1e-3) / 1e12,
+            r->gemm_ms, r->step.median / r->gemm_ms);
+    if (r->peak_rss_mb >= 0)
+        fprintf(f, "\"peak_host_rss_mb\": %.1f, ", r->peak_rss_mb);
+    else
+        fputs("\"peak_host_rss_mb\": null, ", f);
+    fputs("\"peak_device_mb\": null}", f);
+}
+
+static int write_json(const bench_options *o, const bench_config *c, const bench_result *r,
+                      const int *ok, int n) {
+    FILE *f = fopen(o->json_path, "w");
+    if (!f) {
+        fprintf(stderr, "cumlp-bench: cannot write %s\n", o->json_path);
+        return -1;
+    }
+    char date[32], host[128] = "unknown";
+    time_t t = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    gethostname(host, sizeof host - 1);
+    fputs("[\n", f);
+    int first = 1;
+    for (int i = 0; i < n; i++) {
+        if (!ok[i]) continue;
+        fputs(first ? "  {" : ",\n  {", f);
+        first = 0;
+        json_context(f, o, date, host);
+        json_config(f, &c[i]);
+        json_result(f, &c[i], &r[i]);
+    }
+    fputs("\n]\n", f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* ---- entry point -------------------------------------------------------------------------------
+ */
+
+int cumlp_bench_main(int argc, char **argv) {
+    bench_options o;
+    int parsed = parse_args(argc, argv, &o);
+    if (parsed != 0) return parsed > 0 ? 0 : 2;
+    bench_config configs[MAX_CONFIGS];
+    bench_result results[MAX_CONFIGS];
+    int ok[MAX_CONFIGS] = {0};
+    int n = build_configs(&o, configs);
+    if (n < 0) return 2;
+    if (n == 0) {
+        fprintf(stderr, "cumlp-bench: nothing to run (no suitable backend built)\n");
+        return 1;
+    }
+    print_header();
+    int failures = 0, skipped = 0;
+    for (int i = 0; i < n; i++) {
+        cumlp_status st = run_config(&configs[i], &o, &results[i]);
+        ok[i] = st == CUMLP_SUCCESS;
+        if (ok[i])
+            print_row(&configs[i], &results[i]);
+        else if (st == CUMLP_ERROR_NO_DEVICE)
+            skipped++;
+        else
+            failures++;
+    }
+    if (skipped) printf("(%d configuration(s) skipped: no usable GPU)\n", skipped);
+    if (o.json_path && write_json(&o, configs, results, ok, n) != 0) return 1;
+    return failures ? 1 : 0;
+}
