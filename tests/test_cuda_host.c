@@ -1,0 +1,196 @@
+/* ctest-labels: unit */
+/*
+ * The cuda backend's host side, which runs without a GPU: on a machine without a usable device a
+ * cuda context fails with CUMLP_ERROR_NO_DEVICE and leaks nothing (the ASan build runs this),
+ * AUTO falls back to a CPU backend; and the host Philox stream of src/rng.c (used by the CPU
+ * backends) is cuRAND's Philox4x32-10 stream, checked against cuRAND's own host generator.
+ */
+#include "harness.h"
+#include "internal.h"
+#include "rng.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__has_include)
+#if __has_include(<curand.h>)
+#include <curand.h>
+#define HAVE_CURAND_HEADER 1
+#endif
+#endif
+
+static int device_present(void) {
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_CUDA;
+    cumlp_context *ctx = NULL;
+    cumlp_status st = cumlp_context_create(&ctx, &o);
+    cumlp_context_destroy(ctx);
+    return st == CUMLP_SUCCESS;
+}
+
+static void test_no_device(void) {
+    if (device_present()) {
+        printf("     (a CUDA device is present: the no-device path is not exercised)\n");
+        return;
+    }
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_CUDA;
+    for (int i = 0; i < 3; i++) { /* repeated failures must not accumulate anything */
+        cumlp_context *ctx = (cumlp_context *)&o; /* must be reset to NULL */
+        CHECK_STATUS(cumlp_context_create(&ctx, &o), CUMLP_ERROR_NO_DEVICE);
+        CHECK(ctx == NULL);
+        CHECK(strstr(cumlp_last_error(NULL), "cuda backend") != NULL);
+    }
+    o.device = 7;
+    cumlp_context *ctx = NULL;
+    CHECK_STATUS(cumlp_context_create(&ctx, &o), CUMLP_ERROR_NO_DEVICE);
+    CHECK(ctx == NULL);
+}
+
+static void test_device_out_of_range(void) {
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_CUDA;
+    o.device = 4096; /* no machine has that many GPUs */
+    cumlp_context *ctx = NULL;
+    CHECK_STATUS(cumlp_context_create(&ctx, &o), CUMLP_ERROR_NO_DEVICE);
+    CHECK(ctx == NULL);
+    CHECK(cumlp_last_error(NULL)[0] != '\0');
+}
+
+static void test_auto_falls_back(void) {
+    cumlp_context *ctx = NULL;
+    CHECK_OK(cumlp_context_create(&ctx, NULL)); /* AUTO */
+    if (!ctx) return;
+    int backend = cumlp_context_backend(ctx);
+    if (device_present())
+        CHECK(backend == CUMLP_BACKEND_CUDA);
+    else
+        CHECK(backend == CUMLP_BACKEND_CPU || backend == CUMLP_BACKEND_REFERENCE);
+    /* The context it fell back to works. */
+    const float host[3] = {1.0f, -2.5f, 3.25f};
+    float back[3] = {0};
+    cumlp_tensor *t = test_tensor_from(ctx, host, 3, 1);
+    CHECK_OK(cumlp_tensor_download(t, back, 3));
+    CHECK(memcmp(host, back, sizeof host) == 0);
+    cumlp_tensor_destroy(t);
+    cumlp_context_destroy(ctx);
+}
+
+#ifdef HAVE_CURAND_HEADER
+
+/* Distance in units in the last place between two finite floats of the same sign. */
+static int64_t ulp_distance(float a, float b) {
+    int32_t ia, ib;
+    memcpy(&ia, &a, sizeof ia);
+    memcpy(&ib, &b, sizeof ib);
+    if ((ia < 0) != (ib < 0)) return a == b ? 0 : INT64_MAX;
+    return llabs((int64_t)ia - (int64_t)ib);
+}
+
+/* cuRAND's host generator: count draws of seed's stream from element `offset`. */
+static int curand_host_draws(uint64_t seed, int normal, size_t offset, size_t count, float *out) {
+    curandGenerator_t g;
+    if (curandCreateGeneratorHost(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10) != CURAND_STATUS_SUCCESS)
+        return 0;
+    curandStatus_t st = curandSetGeneratorOrdering(g, CURAND_ORDERING_PSEUDO_LEGACY);
+    if (st == CURAND_STATUS_SUCCESS) st = curandSetPseudoRandomGeneratorSeed(g, seed);
+    if (st == CURAND_STATUS_SUCCESS) st = curandSetGeneratorOffset(g, offset);
+    if (st == CURAND_STATUS_SUCCESS)
+        st = normal ? curandGenerateNormal(g, out, count, 0.0f, 1.0f)
+                    : curandGenerateUniform(g, out, count);
+    curandDestroyGenerator(g);
+    return st == CURAND_STATUS_SUCCESS;
+}
+
+/* More than 65536 blocks of four, so the stream wraps into the second position of every
+ * subsequence; even, as cuRAND's normal generator wants. */
+#define STREAM_LENGTH ((size_t)600002)
+
+static void compare_stream(uint64_t seed, int normal) {
+    float *ours = test_alloc_floats(STREAM_LENGTH), *theirs = test_alloc_floats(STREAM_LENGTH);
+    int generated = curand_host_draws(seed, normal, 0, STREAM_LENGTH, theirs);
+    CHECK_MSG(generated, "cuRAND's host generator failed");
+    cumlp__philox_fill(seed, normal, STREAM_LENGTH, ours);
+    size_t inexact = 0;
+    int64_t worst = 0;
+    for (size_t i = 0; generated && i < STREAM_LENGTH; i++) {
+        if (memcmp(&ours[i], &theirs[i], sizeof(float)) == 0) continue;
+        inexact++;
+        int64_t d = ulp_distance(ours[i], theirs[i]);
+        if (d > worst) worst = d;
+    }
+    if (!normal) {
+        /* Uniform draws are one fp32 multiply-add of the same bits: identical. */
+        CHECK_MSG(inexact == 0, "seed %llu: %zu uniform draws differ (worst %lld ulp)",
+                  (unsigned long long)seed, inexact, (long long)worst);
+    } else {
+        /* Box-Muller goes through logf/sqrtf/sinf/cosf: with glibc the draws are identical, a
+         * different libm may differ in the last bit or two (see src/rng.h). */
+        CHECK_MSG(worst <= 2, "seed %llu: %zu normal draws differ, worst by %lld ulp",
+                  (unsigned long long)seed, inexact, (long long)worst);
+        if (inexact)
+            printf("     seed %llu: %zu of %zu normal draws differ in the last bits (<= 2 ulp)\n",
+                   (unsigned long long)seed, inexact, STREAM_LENGTH);
+    }
+    /* Element access agrees with the fill, including around the subsequence wrap. */
+    const size_t probes[] = {0, 1, 2, 3, 4, 262143, 262144, 262145, 524290, STREAM_LENGTH - 1};
+    for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
+        float one = cumlp__philox_draw(seed, normal, probes[p]);
+        CHECK(memcmp(&one, &ours[probes[p]], sizeof one) == 0);
+    }
+    free(ours);
+    free(theirs);
+}
+
+static void test_philox_matches_curand_uniform(void) {
+    const uint64_t seeds[] = {0, 42, 0x123456789abcdef0ull, UINT64_MAX};
+    for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++)
+        compare_stream(seeds[s], 0);
+}
+
+static void test_philox_matches_curand_normal(void) {
+    const uint64_t seeds[] = {1, 42, 0xfedcba9876543210ull};
+    for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++)
+        compare_stream(seeds[s], 1);
+}
+
+/* The cuda backend draws an odd tail element with a generator offset: offsets count elements
+ * of the one stream (checked here on the host generator, which the device generator mirrors). */
+static void test_curand_offset_is_an_element_index(void) {
+    const size_t offsets[] = {1, 2, 6, 262142, 262144, 300001};
+    float ours[8], theirs[8];
+    for (size_t k = 0; k < sizeof offsets / sizeof offsets[0]; k++) {
+        for (int normal = 0; normal <= 1; normal++) {
+            size_t first = normal ? offsets[k] / 2 * 2 : offsets[k]; /* normals come in pairs */
+            CHECK(curand_host_draws(77, normal, first, 8, theirs));
+            for (size_t i = 0; i < 8; i++)
+                ours[i] = cumlp__philox_draw(77, normal, first + i);
+            for (size_t i = 0; i < 8; i++)
+                CHECK_MSG(ulp_distance(ours[i], theirs[i]) <= (normal ? 2 : 0),
+                          "offset %zu element %zu: %.9g vs %.9g", first, i, ours[i], theirs[i]);
+        }
+    }
+}
+
+#endif /* HAVE_CURAND_HEADER */
+
+int main(void) {
+    if (!cumlp_backend_is_built(CUMLP_BACKEND_CUDA)) harness_skip("the cuda backend is not built");
+    RUN(test_no_device);
+    RUN(test_device_out_of_range);
+    RUN(test_auto_falls_back);
+#ifdef HAVE_CURAND_HEADER
+    RUN(test_philox_matches_curand_uniform);
+    RUN(test_philox_matches_curand_normal);
+    RUN(test_curand_offset_is_an_element_index);
+#else
+    printf("     (no curand.h on the include path: the Philox comparison is not built)\n");
+#endif
+    return harness_finish();
+}
