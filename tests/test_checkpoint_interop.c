@@ -1,0 +1,131 @@
+/* ctest-labels: data */
+/* test_checkpoint_interop.c - PyTorch reads cumlp's checkpoints: the C side writes a checkpoint,
+ * a batch of inputs and cumlp's outputs, and tests/interop_torch.py rebuilds the network as an
+ * nn.Sequential from the file and compares. Skipped (77) when no python3 with torch is found
+ * (tried: $CUMLP_PYTHON, /usr/bin/python3, python3 on the PATH). */
+#define _POSIX_C_SOURCE 200809L
+#include "harness.h"
+#include "test_checkpoint_util.h"
+
+#include <sys/wait.h>
+
+#ifndef CUMLP_INTEROP_SCRIPT
+#define CUMLP_INTEROP_SCRIPT "tests/interop_torch.py"
+#endif
+
+#define BATCH 10
+
+static cumlp_context *ctx;
+static const char *python;
+
+static int run_command(const char *cmd) {
+    int status = system(cmd);
+    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *find_python_with_torch(void) {
+    static char chosen[1024];
+    const char *candidates[] = {getenv("CUMLP_PYTHON"), "/usr/bin/python3", "python3"};
+    for (int i = 0; i < 3; i++) {
+        if (!candidates[i] || !candidates[i][0]) continue;
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", candidates[i]);
+        if (run_command(cmd) == 0) {
+            snprintf(chosen, sizeof chosen, "%s", candidates[i]);
+            return chosen;
+        }
+    }
+    return NULL;
+}
+
+/* Trains the network briefly, writes checkpoint, inputs and outputs, runs the script. */
+static int check_with_torch(cumlp_network *net, const char *tag) {
+    int64_t n_in = cumlp_network_width(net, 0);
+    int64_t n_out = cumlp_network_width(net, cumlp_network_num_layers(net));
+    cumlp_optimizer_options oo;
+    cumlp_optimizer_defaults(&oo);
+    oo.type = CUMLP_OPT_ADAM;
+    oo.learning_rate = 0.05;
+    cumlp_optimizer *opt = NULL;
+    CHECK_OK(cumlp_optimizer_create(net, &oo, &opt));
+    test_rng rng = {42};
+    float *X = test_alloc_floats((size_t)(n_in * BATCH));
+    float *T = test_alloc_floats((size_t)(n_out * BATCH));
+    float *Y = test_alloc_floats((size_t)(n_out * BATCH));
+    test_fill_uniform(&rng, X, (size_t)(n_in * BATCH), -2, 2);
+    test_fill_one_hot(&rng, T, n_out, BATCH);
+    cumlp_tensor *tx = test_tensor_from(ctx, X, n_in, BATCH);
+    cumlp_tensor *tt = test_tensor_from(ctx, T, n_out, BATCH);
+    cumlp_tensor *ty = NULL;
+    CHECK_OK(cumlp_tensor_create(ctx, n_out, BATCH, &ty));
+    for (int s = 0; s < 5; s++)
+        CHECK_OK(cumlp_train_step(net, opt, tx, tt, NULL));
+    CHECK_OK(cumlp_forward(net, tx, ty));
+    CHECK_OK(cumlp_tensor_download(ty, Y, n_out * BATCH));
+
+    char name[64];
+    snprintf(name, sizeof name, "interop_%s.safetensors", tag);
+    char *ckpt = ckpt_temp_path(name);
+    snprintf(name, sizeof name, "interop_%s_x.f32", tag);
+    char *xs = ckpt_temp_path(name);
+    snprintf(name, sizeof name, "interop_%s_y.f32", tag);
+    char *ys = ckpt_temp_path(name);
+    CHECK_OK(cumlp_checkpoint_save(net, opt, ckpt));
+    /* Column-major n x B is row-major [B, n]: the layout the script reads. */
+    CHECK(ckpt_write_file(xs, X, (size_t)(n_in * BATCH) * sizeof(float)));
+    CHECK(ckpt_write_file(ys, Y, (size_t)(n_out * BATCH) * sizeof(float)));
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s' '%s'", python, CUMLP_INTEROP_SCRIPT, ckpt, xs,
+             ys);
+    int rc = run_command(cmd);
+    remove(ckpt);
+    remove(xs);
+    remove(ys);
+    free(ckpt);
+    free(xs);
+    free(ys);
+    cumlp_tensor_destroy(tx);
+    cumlp_tensor_destroy(tt);
+    cumlp_tensor_destroy(ty);
+    free(X);
+    free(T);
+    free(Y);
+    cumlp_optimizer_destroy(opt);
+    return rc;
+}
+
+static void test_softmax_network_matches_torch(void) {
+    int64_t widths[] = {4, 9, 6, 5, 3};
+    int acts[] = {CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU, CUMLP_ACT_TANH, CUMLP_ACT_SOFTMAX};
+    cumlp_network_options o;
+    cumlp_network_defaults(&o);
+    o.loss = CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY;
+    o.leaky_relu_slope = 0.2;
+    cumlp_network *net = NULL;
+    CHECK_OK(cumlp_network_create(ctx, 4, widths, acts, &o, &net));
+    if (net) CHECK(check_with_torch(net, "softmax") == 0);
+    cumlp_network_destroy(net);
+}
+
+static void test_regression_network_matches_torch(void) {
+    int64_t widths[] = {6, 7, 5, 2};
+    int acts[] = {CUMLP_ACT_RELU, CUMLP_ACT_SIGMOID, CUMLP_ACT_IDENTITY};
+    cumlp_network *net = test_network(ctx, 3, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 5);
+    CHECK(check_with_torch(net, "regression") == 0);
+    cumlp_network_destroy(net);
+}
+
+int main(void) {
+    python = find_python_with_torch();
+    if (!python) harness_skip("no python3 with torch (set CUMLP_PYTHON)");
+    printf("python: %s, script: %s\n", python, CUMLP_INTEROP_SCRIPT);
+    fflush(stdout);
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_REFERENCE;
+    if (cumlp_context_create(&ctx, &o) != CUMLP_SUCCESS) return 1;
+    RUN(test_softmax_network_matches_torch);
+    RUN(test_regression_network_matches_torch);
+    cumlp_context_destroy(ctx);
+    return harness_finish();
+}
