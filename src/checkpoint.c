@@ -527,6 +527,7 @@ static cumlp_status bad(const reader *r, cumlp_status status, const char *fmt, .
 static cumlp_status meta_string(const reader *r, const cumlp_json *meta, const char *key,
                                 const char **out) {
     const cumlp_json *v = cumlp__json_get(meta, key);
+    *out = "";
     if (!v) return bad(r, CUMLP_ERROR_FORMAT, "metadata \"%s\" is missing", key);
     *out = v->text;
     return CUMLP_SUCCESS;
@@ -534,7 +535,7 @@ static cumlp_status meta_string(const reader *r, const cumlp_json *meta, const c
 
 static cumlp_status meta_double(const reader *r, const cumlp_json *meta, const char *key,
                                 double *out) {
-    const char *s;
+    const char *s = NULL;
     cumlp_status st = meta_string(r, meta, key, &s);
     if (st == CUMLP_SUCCESS && !parse_double(s, out))
         st =
@@ -566,9 +567,9 @@ static int activation_item(void *ctx, int i, const char *first, size_t length) {
 }
 
 static cumlp_status parse_architecture(const reader *r, const cumlp_json *meta, decoded *d) {
-    const char *s;
+    const char *s = NULL;
     cumlp_status st = meta_string(r, meta, "num_layers", &s);
-    int64_t layers;
+    int64_t layers = 0;
     if (st == CUMLP_SUCCESS && !parse_count(s, strlen(s), MAX_LAYERS, &layers))
         st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"num_layers\" is \"%.40s\"", s);
     if (st == CUMLP_SUCCESS && layers < 1)
@@ -626,7 +627,7 @@ static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, dec
     for (int i = 0; i < COUNT_OF(keys) && st == CUMLP_SUCCESS; i++)
         st = meta_double(r, meta, keys[i], values[i]);
     if (st == CUMLP_SUCCESS) st = check_optimizer_options(r, o);
-    const char *s;
+    const char *s = NULL;
     if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "step_count", &s);
     if (st == CUMLP_SUCCESS && !parse_count(s, strlen(s), INT64_MAX, &d->steps))
         st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"step_count\" is \"%.40s\"", s);
@@ -634,7 +635,7 @@ static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, dec
 }
 
 static cumlp_status parse_crc(const reader *r, const cumlp_json *meta, uint32_t *crc) {
-    const char *s;
+    const char *s = NULL;
     cumlp_status st = meta_string(r, meta, "payload_crc32", &s);
     if (st != CUMLP_SUCCESS) return st;
     if (strlen(s) != 8 || strspn(s, "0123456789abcdef") != 8)
@@ -653,7 +654,7 @@ static cumlp_status parse_metadata(const reader *r, const cumlp_json *header, de
         if (meta->items[i].type != CUMLP_JSON_STRING)
             return bad(r, CUMLP_ERROR_FORMAT, "metadata \"%.40s\" is not a string", meta->keys[i]);
     }
-    const char *s;
+    const char *s = NULL;
     cumlp_status st = meta_string(r, meta, "format", &s);
     if (st == CUMLP_SUCCESS && strcmp(s, FORMAT_NAME) != 0)
         st = bad(r, CUMLP_ERROR_FORMAT, "format \"%.40s\" is not \"" FORMAT_NAME "\"", s);
