@@ -18,8 +18,17 @@ static void die(const char *what, const char *detail) {
     exit(1);
 }
 
+/* mkdir -p: creates path and any missing parents. */
 static void make_dir(const char *path) {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) die(path, strerror(errno));
+    char partial[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof partial) die(path, "path too long");
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0') continue;
+        memcpy(partial, path, i);
+        partial[i] = '\0';
+        if (mkdir(partial, 0755) != 0 && errno != EEXIST) die(partial, strerror(errno));
+    }
 }
 
 static void write_seed(const char *dir, const char *target, const char *name, const void *data,
