@@ -1,0 +1,585 @@
+/* ctest-labels: unit */
+/* test_data_readers.c - the IDX, CSV and FANN readers on files and buffers the test writes
+ * itself, including every kind of bad file; one-hot labels, scaling, shuffle and split. */
+#include "cumlp.h"
+#include "harness.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static const char *tmpdir(void) {
+    const char *d = getenv("CUMLP_TEST_TMPDIR");
+    return d && *d ? d : "/tmp";
+}
+
+static void tmp_path(char *buf, size_t size, const char *name) {
+    snprintf(buf, size, "%s/test_data_readers_%s", tmpdir(), name);
+}
+
+static int write_file(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    size_t n = fwrite(data, 1, size, f);
+    return fclose(f) == 0 && n == size;
+}
+
+static int write_gzip(const char *path, const void *data, size_t size) {
+    gzFile g = gzopen(path, "wb");
+    if (!g) return 0;
+    int n = gzwrite(g, data, (unsigned)size);
+    return gzclose(g) == Z_OK && n == (int)size;
+}
+
+static void put_be32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* An IDX images file of n items of rows x cols unsigned bytes, pixel value (i*7 + k) % 256. */
+static size_t make_images(unsigned char *buf, uint32_t n, uint32_t rows, uint32_t cols) {
+    buf[0] = buf[1] = 0;
+    buf[2] = 0x08;
+    buf[3] = 3;
+    put_be32(buf + 4, n);
+    put_be32(buf + 8, rows);
+    put_be32(buf + 12, cols);
+    size_t per = (size_t)rows * cols;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < per; k++)
+            buf[16 + i * per + k] = (unsigned char)((i * 7 + k) % 256);
+    return 16 + n * per;
+}
+
+static size_t make_labels(unsigned char *buf, uint32_t n, const unsigned char *labels) {
+    buf[0] = buf[1] = 0;
+    buf[2] = 0x08;
+    buf[3] = 1;
+    put_be32(buf + 4, n);
+    memcpy(buf + 8, labels, n);
+    return 8 + n;
+}
+
+/* Reads an IDX pair from memory, checks the status and that a failure leaves *ds NULL and a
+ * message that mentions `needle`. */
+static void expect_idx_error(const void *img, size_t img_size, const void *lab, size_t lab_size,
+                             int classes, cumlp_status expected, const char *needle) {
+    cumlp_dataset *ds = (cumlp_dataset *)(uintptr_t)1;
+    CHECK_STATUS(cumlp_dataset_read_idx_memory(NULL, img, img_size, lab, lab_size, classes, &ds),
+                 expected);
+    CHECK(ds == NULL);
+    CHECK_MSG(strstr(cumlp_last_error(NULL), needle) != NULL, "message \"%s\" lacks \"%s\"",
+              cumlp_last_error(NULL), needle);
+}
+
+static void expect_csv_error(const char *text, const cumlp_csv_options *o, cumlp_status expected,
+                             const char *needle) {
+    cumlp_dataset *ds = (cumlp_dataset *)(uintptr_t)1;
+    CHECK_STATUS(cumlp_dataset_read_csv_memory(NULL, text, strlen(text), o, &ds), expected);
+    CHECK(ds == NULL);
+    CHECK_MSG(strstr(cumlp_last_error(NULL), needle) != NULL, "message \"%s\" lacks \"%s\"",
+              cumlp_last_error(NULL), needle);
+}
+
+static void expect_fann_error(const char *text, cumlp_status expected, const char *needle) {
+    cumlp_dataset *ds = (cumlp_dataset *)(uintptr_t)1;
+    CHECK_STATUS(cumlp_dataset_read_fann_memory(NULL, text, strlen(text), 0, &ds), expected);
+    CHECK(ds == NULL);
+    CHECK_MSG(strstr(cumlp_last_error(NULL), needle) != NULL, "message \"%s\" lacks \"%s\"",
+              cumlp_last_error(NULL), needle);
+}
+
+/* ---- IDX ------------------------------------------------------------------------------------ */
+
+static unsigned char img_buf[16 + 5 * 12], lab_buf[8 + 5];
+static const unsigned char five_labels[5] = {3, 0, 1, 3, 2};
+
+static void check_idx_content(cumlp_dataset *ds, int classes) {
+    CHECK(cumlp_dataset_num_samples(ds) == 5);
+    CHECK(cumlp_dataset_num_features(ds) == 12);
+    CHECK(cumlp_dataset_num_outputs(ds) == classes);
+    CHECK(cumlp_dataset_num_classes(ds) == classes);
+    const float *x = cumlp_dataset_features(ds), *y = cumlp_dataset_targets(ds);
+    for (int i = 0; i < 5; i++) {
+        for (int k = 0; k < 12; k++)
+            CHECK(x[i * 12 + k] == (float)((i * 7 + k) % 256));
+        CHECK(cumlp_dataset_label(ds, i) == five_labels[i]);
+        float sum = 0;
+        for (int c = 0; c < classes; c++)
+            sum += y[i * classes + c];
+        CHECK(sum == 1.0f);
+    }
+}
+
+static void test_idx_plain_and_gzip(void) {
+    size_t ni = make_images(img_buf, 5, 3, 4), nl = make_labels(lab_buf, 5, five_labels);
+    cumlp_dataset *ds = NULL;
+    CHECK_OK(cumlp_dataset_read_idx_memory(NULL, img_buf, ni, lab_buf, nl, 0, &ds));
+    if (ds) check_idx_content(ds, 4); /* inferred: largest label 3 + 1 */
+    cumlp_dataset_destroy(ds);
+    CHECK_OK(cumlp_dataset_read_idx_memory(NULL, img_buf, ni, lab_buf, nl, 10, &ds));
+    if (ds) check_idx_content(ds, 10);
+    cumlp_dataset_destroy(ds);
+
+    char ip[512], lp[512];
+    tmp_path(ip, sizeof ip, "images.idx.gz");
+    tmp_path(lp, sizeof lp, "labels.idx");
+    CHECK(write_gzip(ip, img_buf, ni));
+    CHECK(write_file(lp, lab_buf, nl));
+    ds = NULL;
+    CHECK_OK(cumlp_dataset_read_idx(NULL, ip, lp, 0, &ds));
+    if (ds) check_idx_content(ds, 4);
+    cumlp_dataset_destroy(ds);
+    remove(ip);
+    remove(lp);
+}
+
+static void test_idx_other_types(void) {
+    /* 2 items of 2 big-endian float32 values, labels as int16 */
+    unsigned char img[4 + 8 + 16], lab[4 + 4 + 4];
+    img[0] = img[1] = 0;
+    img[2] = 0x0D;
+    img[3] = 2;
+    put_be32(img + 4, 2);
+    put_be32(img + 8, 2);
+    const float values[4] = {1.5f, -2.0f, 0.25f, 1e3f};
+    for (int i = 0; i < 4; i++) {
+        uint32_t bits;
+        memcpy(&bits, &values[i], 4);
+        put_be32(img + 12 + 4 * i, bits);
+    }
+    lab[0] = lab[1] = 0;
+    lab[2] = 0x0B;
+    lab[3] = 1;
+    put_be32(lab + 4, 2);
+    lab[8] = 0, lab[9] = 1, lab[10] = 0, lab[11] = 0;
+    cumlp_dataset *ds = NULL;
+    CHECK_OK(cumlp_dataset_read_idx_memory(NULL, img, sizeof img, lab, sizeof lab, 0, &ds));
+    if (ds) {
+        for (int i = 0; i < 4; i++)
+            CHECK(cumlp_dataset_features(ds)[i] == values[i]);
+        CHECK(cumlp_dataset_num_classes(ds) == 2);
+        CHECK(cumlp_dataset_label(ds, 0) == 1 && cumlp_dataset_label(ds, 1) == 0);
+    }
+    cumlp_dataset_destroy(ds);
+    /* a NaN image value */
+    uint32_t nan_bits = 0x7fc00000u;
+    put_be32(img + 12 + 8, nan_bits);
+    expect_idx_error(img, sizeof img, lab, sizeof lab, 0, CUMLP_ERROR_NON_FINITE, "byte 20");
+    /* float labels are refused */
+    lab[2] = 0x0D;
+    put_be32(lab + 4, 2);
+    unsigned char flab[8 + 8];
+    memcpy(flab, lab, 8);
+    memset(flab + 8, 0, 8);
+    put_be32(img + 12 + 8, 0);
+    expect_idx_error(img, sizeof img, flab, sizeof flab, 0, CUMLP_ERROR_FORMAT, "integer");
+}
+
+static void test_idx_bad_files(void) {
+    size_t ni = make_images(img_buf, 5, 3, 4), nl = make_labels(lab_buf, 5, five_labels);
+    unsigned char bad[sizeof img_buf + 8];
+    /* wrong magic */
+    memcpy(bad, img_buf, ni);
+    bad[2] = 0x07;
+    expect_idx_error(bad, ni, lab_buf, nl, 0, CUMLP_ERROR_FORMAT, "magic");
+    memcpy(bad, img_buf, ni);
+    bad[0] = 1;
+    expect_idx_error(bad, ni, lab_buf, nl, 0, CUMLP_ERROR_FORMAT, "byte 0");
+    /* too short for the magic, for the header, for the data */
+    expect_idx_error(img_buf, 3, lab_buf, nl, 0, CUMLP_ERROR_TRUNCATED, "<memory images>");
+    expect_idx_error(img_buf, 10, lab_buf, nl, 0, CUMLP_ERROR_TRUNCATED, "header");
+    expect_idx_error(img_buf, ni - 1, lab_buf, nl, 0, CUMLP_ERROR_TRUNCATED, "byte");
+    expect_idx_error(img_buf, ni, lab_buf, nl - 2, 0, CUMLP_ERROR_TRUNCATED, "labels");
+    /* trailing bytes */
+    memcpy(bad, img_buf, ni);
+    bad[ni] = 0;
+    expect_idx_error(bad, ni + 1, lab_buf, nl, 0, CUMLP_ERROR_FORMAT, "trailing");
+    /* counts that disagree */
+    unsigned char lab4[8 + 4];
+    size_t nl4 = make_labels(lab4, 4, five_labels);
+    expect_idx_error(img_buf, ni, lab4, nl4, 0, CUMLP_ERROR_SIZE_LIMIT, "labels");
+    /* counts that overflow: 2^32-1 items of 2^32-1 x 2^32-1 */
+    memcpy(bad, img_buf, 16);
+    put_be32(bad + 4, 0xFFFFFFFFu);
+    put_be32(bad + 8, 0xFFFFFFFFu);
+    put_be32(bad + 12, 0xFFFFFFFFu);
+    expect_idx_error(bad, 16, lab_buf, nl, 0, CUMLP_ERROR_SIZE_LIMIT, "overflow");
+    /* huge announced count, tiny file: no allocation, a limit or truncation error */
+    memcpy(bad, img_buf, 16);
+    put_be32(bad + 4, 0x7FFFFFFFu);
+    cumlp_dataset *ds = NULL;
+    cumlp_status st = cumlp_dataset_read_idx_memory(NULL, bad, 16, lab_buf, nl, 0, &ds);
+    CHECK(st == CUMLP_ERROR_SIZE_LIMIT || st == CUMLP_ERROR_TRUNCATED);
+    CHECK(ds == NULL);
+    /* a zero dimension */
+    memcpy(bad, img_buf, ni);
+    put_be32(bad + 8, 0);
+    expect_idx_error(bad, ni, lab_buf, nl, 0, CUMLP_ERROR_FORMAT, "dimension 1");
+    /* labels out of range for the given class count */
+    expect_idx_error(img_buf, ni, lab_buf, nl, 3, CUMLP_ERROR_INVALID_VALUE, "label 3");
+    /* a labels file with two dimensions */
+    expect_idx_error(img_buf, ni, img_buf, ni, 0, CUMLP_ERROR_FORMAT, "1 dimension");
+    /* missing file */
+    char missing[512];
+    tmp_path(missing, sizeof missing, "does_not_exist");
+    CHECK_STATUS(cumlp_dataset_read_idx(NULL, missing, missing, 0, &ds), CUMLP_ERROR_IO);
+    CHECK(ds == NULL);
+    CHECK(strstr(cumlp_last_error(NULL), "does_not_exist") != NULL);
+    /* NULL arguments */
+    CHECK_STATUS(cumlp_dataset_read_idx_memory(NULL, NULL, 0, lab_buf, nl, 0, &ds),
+                 CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_dataset_read_idx_memory(NULL, img_buf, ni, lab_buf, nl, 0, NULL),
+                 CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_dataset_read_idx_memory(NULL, img_buf, ni, lab_buf, nl, -1, &ds),
+                 CUMLP_ERROR_INVALID_VALUE);
+}
+
+static void test_idx_bad_gzip(void) {
+    size_t ni = make_images(img_buf, 5, 3, 4), nl = make_labels(lab_buf, 5, five_labels);
+    char path[512];
+    tmp_path(path, sizeof path, "bad.gz");
+    CHECK(write_gzip(path, img_buf, ni));
+    FILE *f = fopen(path, "rb");
+    unsigned char gz[1024];
+    size_t n = f ? fread(gz, 1, sizeof gz, f) : 0;
+    if (f) fclose(f);
+    remove(path);
+    CHECK(n > 20 && n < sizeof gz);
+    /* a truncated gzip stream */
+    expect_idx_error(gz, n / 2, lab_buf, nl, 0, CUMLP_ERROR_TRUNCATED, "gzip");
+    /* corrupt compressed bytes (the CRC or the deflate data fails) */
+    unsigned char bad[1024];
+    memcpy(bad, gz, n);
+    for (size_t i = 12; i < n - 8; i++)
+        bad[i] ^= 0x55;
+    cumlp_dataset *ds = NULL;
+    cumlp_status st = cumlp_dataset_read_idx_memory(NULL, bad, n, lab_buf, nl, 0, &ds);
+    CHECK(st == CUMLP_ERROR_FORMAT || st == CUMLP_ERROR_TRUNCATED);
+    CHECK(ds == NULL);
+    /* garbage after the stream */
+    memcpy(bad, gz, n);
+    memcpy(bad + n, "xyz", 3);
+    expect_idx_error(bad, n + 3, lab_buf, nl, 0, CUMLP_ERROR_FORMAT, "trailing");
+}
+
+/* ---- CSV ------------------------------------------------------------------------------------ */
+
+static void test_csv_classification(void) {
+    const char *text = "a,b,label\n1,2,0\n 3 , 4.5e0 ,2\r\n\n-1,0.25,1";
+    cumlp_csv_options o;
+    CHECK_OK(cumlp_csv_defaults(&o));
+    o.has_header = 1;
+    o.num_classes = -1;
+    cumlp_dataset *ds = NULL;
+    CHECK_OK(cumlp_dataset_read_csv_memory(NULL, text, strlen(text), &o, &ds));
+    if (!ds) return;
+    CHECK(cumlp_dataset_num_samples(ds) == 3 && cumlp_dataset_num_features(ds) == 2);
+    CHECK(cumlp_dataset_num_classes(ds) == 3 && cumlp_dataset_num_outputs(ds) == 3);
+    const float *x = cumlp_dataset_features(ds);
+    CHECK(x[0] == 1 && x[1] == 2 && x[2] == 3 && x[3] == 4.5f && x[4] == -1 && x[5] == 0.25f);
+    CHECK(cumlp_dataset_label(ds, 0) == 0 && cumlp_dataset_label(ds, 1) == 2 &&
+          cumlp_dataset_label(ds, 2) == 1);
+    cumlp_dataset_destroy(ds);
+}
+
+static void test_csv_regression_file(void) {
+    /* label in the first column, semicolons, regression */
+    const char *text = "0.5;1;2\n-1.5;3;4\n";
+    char path[512];
+    tmp_path(path, sizeof path, "reg.csv");
+    CHECK(write_file(path, text, strlen(text)));
+    cumlp_csv_options o;
+    cumlp_csv_defaults(&o);
+    o.delimiter = ';';
+    o.label_column = 0;
+    cumlp_dataset *ds = NULL;
+    CHECK_OK(cumlp_dataset_read_csv(NULL, path, &o, &ds));
+    remove(path);
+    if (!ds) return;
+    CHECK(cumlp_dataset_num_classes(ds) == 0 && cumlp_dataset_num_outputs(ds) == 1);
+    CHECK(cumlp_dataset_label(ds, 0) == -1);
+    const float *x = cumlp_dataset_features(ds), *y = cumlp_dataset_targets(ds);
+    CHECK(x[0] == 1 && x[1] == 2 && x[2] == 3 && x[3] == 4);
+    CHECK(y[0] == 0.5f && y[1] == -1.5f);
+    cumlp_dataset_destroy(ds);
+}
+
+static void test_csv_bad_files(void) {
+    cumlp_csv_options o;
+    cumlp_csv_defaults(&o);
+    expect_csv_error("1,2,3\n4,5\n", &o, CUMLP_ERROR_FORMAT, "line 2");
+    expect_csv_error("1,2\n3,abc\n", &o, CUMLP_ERROR_FORMAT, "abc");
+    expect_csv_error("1,2\n3,4x\n", &o, CUMLP_ERROR_FORMAT, "line 2");
+    expect_csv_error("1,,2\n", &o, CUMLP_ERROR_FORMAT, "field 2");
+    expect_csv_error("1,2\n3,nan\n", &o, CUMLP_ERROR_NON_FINITE, "line 2");
+    expect_csv_error("1,inf\n", &o, CUMLP_ERROR_NON_FINITE, "line 1");
+    expect_csv_error("1,1e39\n", &o, CUMLP_ERROR_NON_FINITE, "line 1");
+    expect_csv_error("5\n", &o, CUMLP_ERROR_FORMAT, "line 1");
+    expect_csv_error("\n  \n", &o, CUMLP_ERROR_FORMAT, "no data");
+    o.num_classes = 3;
+    expect_csv_error("1,2\n3,3\n", &o, CUMLP_ERROR_INVALID_VALUE, "row 2");
+    expect_csv_error("1,0.5\n", &o, CUMLP_ERROR_INVALID_VALUE, "label 0.5");
+    expect_csv_error("1,-1\n", &o, CUMLP_ERROR_INVALID_VALUE, "label -1");
+    o.num_classes = -1;
+    expect_csv_error("1,1e9\n", &o, CUMLP_ERROR_SIZE_LIMIT, "label");
+    o.num_classes = 0;
+    o.label_column = 5;
+    expect_csv_error("1,2\n", &o, CUMLP_ERROR_INVALID_VALUE, "label_column");
+    o.label_column = -1;
+    o.delimiter = '7';
+    expect_csv_error("1,2\n", &o, CUMLP_ERROR_INVALID_VALUE, "delimiter");
+    /* an embedded NUL byte is not a number */
+    cumlp_csv_defaults(&o);
+    const char nul_text[] = "1,2\n3,\0\n";
+    cumlp_dataset *ds = NULL;
+    CHECK_STATUS(cumlp_dataset_read_csv_memory(NULL, nul_text, sizeof nul_text - 1, &o, &ds),
+                 CUMLP_ERROR_FORMAT);
+    CHECK(ds == NULL);
+    char missing[512];
+    tmp_path(missing, sizeof missing, "missing.csv");
+    CHECK_STATUS(cumlp_dataset_read_csv(NULL, missing, NULL, &ds), CUMLP_ERROR_IO);
+}
+
+/* ---- FANN ----------------------------------------------------------------------------------- */
+
+static void test_fann(void) {
+    const char *text = "3 2 1\n0 0\n0\n0 1\n1\n1 0\n1\n";
+    cumlp_dataset *ds = NULL;
+    CHECK_OK(cumlp_dataset_read_fann_memory(NULL, text, strlen(text), 0, &ds));
+    if (ds) {
+        CHECK(cumlp_dataset_num_samples(ds) == 3 && cumlp_dataset_num_features(ds) == 2 &&
+              cumlp_dataset_num_outputs(ds) == 1 && cumlp_dataset_num_classes(ds) == 0);
+        const float *x = cumlp_dataset_features(ds), *y = cumlp_dataset_targets(ds);
+        CHECK(x[2] == 0 && x[3] == 1 && x[4] == 1 && x[5] == 0);
+        CHECK(y[0] == 0 && y[1] == 1 && y[2] == 1);
+    }
+    cumlp_dataset_destroy(ds);
+    /* classification: the largest output is the class; -1/1 outputs become one-hot */
+    const char *cls = "2 1 3\n0.5\n-1 1 -1\n2\n1 -1 -1\n";
+    char path[512];
+    tmp_path(path, sizeof path, "cls.data");
+    CHECK(write_file(path, cls, strlen(cls)));
+    ds = NULL;
+    CHECK_OK(cumlp_dataset_read_fann(NULL, path, 1, &ds));
+    remove(path);
+    if (ds) {
+        CHECK(cumlp_dataset_num_classes(ds) == 3);
+        CHECK(cumlp_dataset_label(ds, 0) == 1 && cumlp_dataset_label(ds, 1) == 0);
+        const float *y = cumlp_dataset_targets(ds);
+        CHECK(y[0] == 0 && y[1] == 1 && y[2] == 0);
+    }
+    cumlp_dataset_destroy(ds);
+}
+
+static void test_fann_bad_files(void) {
+    expect_fann_error("3 2 1\n0 0\n0\n0 1\n1\n1 0\n", CUMLP_ERROR_TRUNCATED, "sample 3");
+    expect_fann_error("2 2 1\n0 0\n0\n0 1\n1\n5\n", CUMLP_ERROR_FORMAT, "after the 2 samples");
+    expect_fann_error("1 2 1\n0 x\n0\n", CUMLP_ERROR_FORMAT, "line 2");
+    expect_fann_error("1 2 1\n0 nan\n0\n", CUMLP_ERROR_NON_FINITE, "line 2");
+    expect_fann_error("1 2\n", CUMLP_ERROR_TRUNCATED, "output count");
+    expect_fann_error("0 2 1\n", CUMLP_ERROR_FORMAT, "sample count");
+    expect_fann_error("1.5 2 1\n", CUMLP_ERROR_FORMAT, "whole number");
+    expect_fann_error("2000000000 2000000000 2000000000\n1\n", CUMLP_ERROR_SIZE_LIMIT, "limit");
+    expect_fann_error("1000000 100 1\n1 2 3\n", CUMLP_ERROR_TRUNCATED, "announces");
+    expect_fann_error("1 1 1\n1x 2\n", CUMLP_ERROR_FORMAT, "unexpected");
+    cumlp_dataset *ds = NULL;
+    CHECK_STATUS(cumlp_dataset_read_fann_memory(NULL, "1 1 1\n1\n1\n", 10, 1, &ds),
+                 CUMLP_ERROR_INVALID_VALUE); /* classification needs 2 outputs */
+    CHECK(ds == NULL);
+    CHECK_STATUS(cumlp_dataset_read_fann_memory(NULL, "1 1 1\n1\n1\n", 10, 2, &ds),
+                 CUMLP_ERROR_INVALID_VALUE);
+}
+
+/* ---- errors go to the context when one is given -----------------------------------------------
+ */
+
+static void test_context_messages(void) {
+    cumlp_context_options co;
+    cumlp_context_defaults(&co);
+    co.backend = CUMLP_BACKEND_REFERENCE;
+    cumlp_context *ctx = NULL;
+    CHECK_OK(cumlp_context_create(&ctx, &co));
+    if (!ctx) return;
+    cumlp_dataset *ds = NULL;
+    CHECK_STATUS(cumlp_dataset_read_csv_memory(ctx, "1,x\n", 4, NULL, &ds), CUMLP_ERROR_FORMAT);
+    CHECK(strstr(cumlp_last_error(ctx), "<memory>") != NULL);
+    CHECK(strstr(cumlp_last_error(ctx), "line 1") != NULL);
+    cumlp_context_destroy(ctx);
+}
+
+/* ---- labels, shuffle, split, scaling ----------------------------------------------------------
+ */
+
+/* A dataset whose sample i has features (i, 10 i) and class i % 3. */
+static cumlp_dataset *numbered(int64_t n) {
+    cumlp_dataset *ds = NULL;
+    CHECK_OK(cumlp_dataset_create(NULL, 2, 3, n, 3, &ds));
+    if (!ds) return NULL;
+    int32_t *labels = malloc((size_t)n * sizeof *labels);
+    for (int64_t i = 0; i < n; i++) {
+        cumlp_dataset_features(ds)[2 * i] = (float)i;
+        cumlp_dataset_features(ds)[2 * i + 1] = (float)(10 * i);
+        labels[i] = (int32_t)(i % 3);
+    }
+    CHECK_OK(cumlp_dataset_set_labels(ds, labels, n));
+    free(labels);
+    return ds;
+}
+
+/* Each sample's features and label still belong together; returns a bitmap count of ids seen. */
+static int64_t check_intact(cumlp_dataset *ds, unsigned char *seen) {
+    int64_t distinct = 0;
+    for (int64_t i = 0; i < cumlp_dataset_num_samples(ds); i++) {
+        const float *x = cumlp_dataset_features(ds) + 2 * i;
+        int64_t id = (int64_t)x[0];
+        CHECK(x[1] == 10.0f * x[0]);
+        CHECK(cumlp_dataset_label(ds, i) == id % 3);
+        if (!seen[id]) distinct++;
+        seen[id] = 1;
+    }
+    return distinct;
+}
+
+static void test_labels_and_create(void) {
+    cumlp_dataset *ds = NULL;
+    CHECK_STATUS(cumlp_dataset_create(NULL, 2, 3, 4, 2, &ds), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_dataset_create(NULL, 0, 3, 4, 0, &ds), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_dataset_create(NULL, 1 << 20, 1, 1 << 20, 0, &ds), CUMLP_ERROR_SIZE_LIMIT);
+    CHECK(ds == NULL);
+    CHECK_OK(cumlp_dataset_create(NULL, 2, 3, 2, 3, &ds));
+    int32_t bad[2] = {0, 3}, good[2] = {2, 1};
+    CHECK_STATUS(cumlp_dataset_set_labels(ds, bad, 2), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(cumlp_dataset_targets(ds)[0] == 0); /* unchanged */
+    CHECK_OK(cumlp_dataset_set_labels(ds, good, 2));
+    CHECK(cumlp_dataset_label(ds, 0) == 2 && cumlp_dataset_label(ds, 1) == 1);
+    CHECK(cumlp_dataset_label(ds, 2) == -1);
+    cumlp_dataset_destroy(ds);
+    cumlp_dataset_destroy(NULL);
+    CHECK(cumlp_dataset_num_samples(NULL) == -1 && cumlp_dataset_features(NULL) == NULL);
+}
+
+static void test_shuffle(void) {
+    enum { N = 200 };
+    cumlp_dataset *a = numbered(N), *b = numbered(N), *c = numbered(N);
+    if (!a || !b || !c) return;
+    CHECK_OK(cumlp_dataset_shuffle(a, 5));
+    CHECK_OK(cumlp_dataset_shuffle(b, 5));
+    CHECK_OK(cumlp_dataset_shuffle(c, 6));
+    unsigned char seen[N] = {0};
+    CHECK(check_intact(a, seen) == N); /* a permutation */
+    CHECK(memcmp(cumlp_dataset_features(a), cumlp_dataset_features(b), 2 * N * sizeof(float)) ==
+          0); /* same seed, same order */
+    CHECK(memcmp(cumlp_dataset_features(a), cumlp_dataset_features(c), 2 * N * sizeof(float)) != 0);
+    int64_t moved = 0;
+    for (int64_t i = 0; i < N; i++)
+        moved += cumlp_dataset_features(a)[2 * i] != (float)i;
+    CHECK(moved > N / 2);
+    cumlp_dataset_destroy(a);
+    cumlp_dataset_destroy(b);
+    cumlp_dataset_destroy(c);
+}
+
+static void test_split_and_subset(void) {
+    enum { N = 101 };
+    cumlp_dataset *ds = numbered(N), *train = NULL, *val = NULL, *sub = NULL;
+    if (!ds) return;
+    CHECK_OK(cumlp_dataset_split(ds, 0.2, 9, &train, &val));
+    CHECK(cumlp_dataset_num_samples(val) == 20 && cumlp_dataset_num_samples(train) == 81);
+    unsigned char seen[N] = {0};
+    int64_t distinct = train ? check_intact(train, seen) : 0;
+    distinct += val ? check_intact(val, seen) : 0;
+    CHECK(distinct == N);                               /* disjoint and complete */
+    CHECK(cumlp_dataset_features(ds)[2 * 50] == 50.0f); /* ds unchanged */
+    cumlp_dataset_destroy(train);
+    cumlp_dataset_destroy(val);
+    CHECK_STATUS(cumlp_dataset_split(ds, 0.0, 9, &train, &val), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_dataset_split(ds, 0.999, 9, &train, &val), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(train == NULL && val == NULL);
+    CHECK_OK(cumlp_dataset_subset(ds, 10, 5, &sub));
+    if (sub) {
+        CHECK(cumlp_dataset_num_samples(sub) == 5);
+        CHECK(cumlp_dataset_features(sub)[0] == 10.0f && cumlp_dataset_label(sub, 4) == 14 % 3);
+    }
+    cumlp_dataset_destroy(sub);
+    CHECK_STATUS(cumlp_dataset_subset(ds, 100, 2, &sub), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(sub == NULL);
+    cumlp_dataset_destroy(ds);
+}
+
+static void test_scaling(void) {
+    cumlp_dataset *train = numbered(11), *test = numbered(21);
+    if (!train || !test) return;
+    cumlp_scaler *s = NULL;
+    /* per feature min-max from the training split: feature 0 in [0, 10], feature 1 in [0, 100] */
+    CHECK_OK(cumlp_scaler_fit(train, CUMLP_SCALE_MINMAX, 1, &s));
+    CHECK(cumlp_scaler_num_features(s) == 2);
+    CHECK_OK(cumlp_scaler_apply(s, train));
+    CHECK_OK(cumlp_scaler_apply(s, test));
+    const float *x = cumlp_dataset_features(train), *t = cumlp_dataset_features(test);
+    CHECK(x[0] == 0 && x[1] == 0);
+    CHECK_NEAR(x[20], 1.0, 1e-6);
+    CHECK_NEAR(x[21], 1.0, 1e-6);
+    CHECK_NEAR(t[40], 2.0, 1e-6); /* test sample 20 lies outside the training range */
+    CHECK_NEAR(t[41], 2.0, 1e-6);
+    cumlp_scaler_destroy(s);
+    /* overall standardization: one mean and deviation over both features */
+    cumlp_dataset *d = numbered(4);
+    CHECK_OK(cumlp_scaler_fit(d, CUMLP_SCALE_STANDARDIZE, 0, &s));
+    float off[2], sc[2];
+    CHECK_OK(cumlp_scaler_get(s, off, sc, 2));
+    /* values 0,0,1,10,2,20,3,30: mean 8.25 */
+    CHECK_NEAR(off[0], 8.25, 1e-5);
+    CHECK(off[0] == off[1] && sc[0] == sc[1]);
+    double var = 0;
+    const double v[8] = {0, 0, 1, 10, 2, 20, 3, 30};
+    for (int i = 0; i < 8; i++)
+        var += (v[i] - 8.25) * (v[i] - 8.25) / 8;
+    CHECK_NEAR(sc[0], 1 / sqrt(var), 1e-6);
+    CHECK_OK(cumlp_scaler_apply(s, d));
+    double mean = 0;
+    for (int i = 0; i < 8; i++)
+        mean += cumlp_dataset_features(d)[i] / 8.0;
+    CHECK_NEAR(mean, 0.0, 1e-6);
+    cumlp_scaler_destroy(s);
+    /* rebuilt from stored statistics, and refused on a shape mismatch */
+    cumlp_scaler *r = NULL;
+    CHECK_OK(cumlp_scaler_create(NULL, 2, off, sc, &r));
+    cumlp_dataset *three = NULL;
+    CHECK_OK(cumlp_dataset_create(NULL, 3, 1, 1, 0, &three));
+    CHECK_STATUS(cumlp_scaler_apply(r, three), CUMLP_ERROR_INVALID_VALUE);
+    sc[1] = 0;
+    cumlp_scaler *z = NULL;
+    CHECK_STATUS(cumlp_scaler_create(NULL, 2, off, sc, &z), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(z == NULL);
+    cumlp_scaler_destroy(r);
+    cumlp_dataset_destroy(three);
+    cumlp_dataset_destroy(d);
+    cumlp_dataset_destroy(train);
+    cumlp_dataset_destroy(test);
+}
+
+int main(void) {
+    RUN(test_idx_plain_and_gzip);
+    RUN(test_idx_other_types);
+    RUN(test_idx_bad_files);
+    RUN(test_idx_bad_gzip);
+    RUN(test_csv_classification);
+    RUN(test_csv_regression_file);
+    RUN(test_csv_bad_files);
+    RUN(test_fann);
+    RUN(test_fann_bad_files);
+    RUN(test_context_messages);
+    RUN(test_labels_and_create);
+    RUN(test_shuffle);
+    RUN(test_split_and_subset);
+    RUN(test_scaling);
+    return harness_finish();
+}
