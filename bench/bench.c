@@ -51,6 +51,7 @@ typedef struct step_stats {
 typedef struct bench_result {
     step_stats step;
     double gemm_ms; /* the step's GEMMs timed alone, median */
+    int steps;      /* timed steps */
     double flops;   /* 6 B sum(n_in n_out) */
     double peak_rss_mb;
     int threads;
@@ -128,8 +129,10 @@ static void usage(FILE *out) {
         "gelu\n"
         "  --loss softmax-ce        softmax-ce, bce or mse\n"
         "  --batch 256              samples per step\n"
-        "  --steps 50 --warmup 5    timed steps and untimed warm-up steps\n"
-        "  --backend all            cpu, cuda, reference or all (those built and usable)\n"
+        "  --steps N --warmup 5     timed steps (default: as many as fit in about 10 s, 10 to\n"
+        "                           200) and untimed warm-up steps\n"
+        "  --backend all            cpu, cuda, reference, a list such as cpu,cuda, or all\n"
+        "                           (every backend built; reference only up to 2 GFLOP/step)\n"
         "  --math fp32              fp32, tf32 or all (the suite adds tf32 on cuda)\n"
         "  --threads 0              cpu threads (0: all cores)\n"
         "  --suite S|M|L|all        the standard suite instead of --layers/--act/--loss/--batch\n"
@@ -174,7 +177,7 @@ static int apply_option(bench_options *o, const char *name, const char *value) {
     else if (strcmp(name, "--batch") == 0)
         bad = parse_int(value, 1, &o->custom.batch);
     else if (strcmp(name, "--steps") == 0)
-        bad = parse_int(value, 1, &o->steps);
+        bad = parse_int(value, 0, &o->steps);
     else if (strcmp(name, "--warmup") == 0)
         bad = parse_int(value, 0, &o->warmup);
     else if (strcmp(name, "--threads") == 0)
@@ -204,7 +207,7 @@ static int parse_args(int argc, char **argv, bench_options *o) {
     o->custom.loss = CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY;
     o->custom.batch = 256;
     o->backend = "all";
-    o->steps = 50;
+    o->steps = 0; /* automatic */
     o->warmup = 5;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -245,21 +248,27 @@ static int suite_network(const char *name, bench_config *c) {
     return -1;
 }
 
-/* Backends to run: the one asked for, or every built one for "all". */
-static int backend_list(const char *name, int *out) {
-    if (strcmp(name, "all") == 0) {
-        int n = 0;
+/* Backends to run: a comma-separated list of names, or every built one for "all". Returns the
+ * count (at most 3), or -1 for an unknown name. */
+static int backend_list(const char *names, int *out) {
+    int n = 0;
+    if (strcmp(names, "all") == 0) {
         const int order[] = {CUMLP_BACKEND_CUDA, CUMLP_BACKEND_CPU, CUMLP_BACKEND_REFERENCE};
         for (int i = 0; i < 3; i++)
             if (cumlp_backend_is_built(order[i])) out[n++] = order[i];
         return n;
     }
-    for (int b = CUMLP_BACKEND_REFERENCE; b <= CUMLP_BACKEND_CUDA; b++)
-        if (strcmp(name, cumlp_backend_name(b)) == 0) {
-            out[0] = b;
-            return 1;
-        }
-    return -1;
+    for (const char *p = names; *p;) {
+        size_t len = strcspn(p, ",");
+        int found = -1;
+        for (int b = CUMLP_BACKEND_REFERENCE; b <= CUMLP_BACKEND_CUDA; b++)
+            if (strlen(cumlp_backend_name(b)) == len && strncmp(p, cumlp_backend_name(b), len) == 0)
+                found = b;
+        if (found < 0 || n == 3) return -1;
+        out[n++] = found;
+        p += len + (p[len] == ',');
+    }
+    return n;
 }
 
 /* Adds a configuration for each math mode that applies to the backend. */
@@ -384,11 +393,23 @@ static cumlp_status run_setup(bench_run *r, const bench_config *c, int threads) 
     return st;
 }
 
-static cumlp_status time_steps(bench_run *r, int warmup, int steps, step_stats *out) {
+/* Steps that fit in about AUTO_SECONDS, from the warm-up's time per step, within [10, 200]. */
+#define AUTO_SECONDS 10.0
+static int auto_steps(double warmup_ms_per_step) {
+    double n = AUTO_SECONDS * 1e3 / (warmup_ms_per_step > 1e-3 ? warmup_ms_per_step : 1e-3);
+    return n < 10 ? 10 : n > 200 ? 200 : (int)n;
+}
+
+/* Warm-up, then `*steps_io` timed steps (chosen by auto_steps when it is 0). */
+static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_stats *out) {
     cumlp_status st = CUMLP_SUCCESS;
+    if (warmup < 1 && *steps_io == 0) warmup = 1; /* the automatic count needs one step's time */
+    double warmup_start = now_ms();
     for (int i = 0; i < warmup && st == CUMLP_SUCCESS; i++)
         st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
     if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(r->ctx);
+    if (*steps_io == 0) *steps_io = auto_steps((now_ms() - warmup_start) / warmup);
+    int steps = *steps_io;
     double *ms = malloc((size_t)steps * sizeof *ms);
     if (!ms) return CUMLP_ERROR_ALLOC_FAILED;
     for (int i = 0; i < steps && st == CUMLP_SUCCESS; i++) {
@@ -481,8 +502,9 @@ static cumlp_status run_config(const bench_config *c, const bench_options *o, be
     memset(&r, 0, sizeof r);
     memset(res, 0, sizeof *res);
     cumlp_status st = run_setup(&r, c, o->threads);
-    if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, o->steps, &res->step);
-    int reps = o->steps < 10 ? 10 : o->steps;
+    res->steps = o->steps;
+    if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, &res->steps, &res->step);
+    int reps = res->steps < 10 ? 10 : res->steps > 50 ? 50 : res->steps;
     if (st == CUMLP_SUCCESS) st = time_gemms(r.ctx, c, reps, &res->gemm_ms);
     if (st == CUMLP_SUCCESS) st = cumlp_context_describe(r.ctx, res->device, sizeof res->device);
     if (st != CUMLP_SUCCESS)
@@ -546,7 +568,7 @@ static void json_context(FILE *f, const bench_options *o, const char *date, cons
     json_key_string(f, "host", host);
     json_key_string(f, "commit", o->commit ? o->commit : "");
     json_key_string(f, "optimizer", "sgd-momentum-0.9");
-    fprintf(f, "\"learning_rate\": 0.01, \"steps\": %d, \"warmup\": %d, ", o->steps, o->warmup);
+    fprintf(f, "\"learning_rate\": 0.01, \"warmup\": %d, ", o->warmup);
 }
 
 static void json_config(FILE *f, const bench_config *c) {
@@ -565,12 +587,13 @@ static void json_config(FILE *f, const bench_config *c) {
 static void json_result(FILE *f, const bench_config *c, const bench_result *r) {
     json_key_string(f, "device", r->device);
     fprintf(f,
-            "\"threads\": %d, \"ms_per_step\": {\"median\": %.6f, \"min\": %.6f, \"p10\": %.6f, "
+            "\"steps\": %d, \"threads\": %d, \"ms_per_step\": {\"median\": %.6f, \"min\": %.6f, "
+            "\"p10\": %.6f, "
             "\"p90\": %.6f, \"max\": %.6f}, \"samples_per_s\": %.3f, \"flops_per_step\": %.0f, "
             "\"tflops\": %.6f, \"gemm_ms\": %.6f, \"step_to_gemm_ratio\": %.4f, ",
-            r->threads, r->step.median, r->step.min, r->step.p10, r->step.p90, r->step.max,
-            c->batch / (r->step.median * 1e-3), r->flops, r->flops / (r->step.median * 1e-3) / 1e12,
-            r->gemm_ms, r->step.median / r->gemm_ms);
+            r->steps, r->threads, r->step.median, r->step.min, r->step.p10, r->step.p90,
+            r->step.max, c->batch / (r->step.median * 1e-3), r->flops,
+            r->flops / (r->step.median * 1e-3) / 1e12, r->gemm_ms, r->step.median / r->gemm_ms);
     if (r->peak_rss_mb >= 0)
         fprintf(f, "\"peak_host_rss_mb\": %.1f, ", r->peak_rss_mb);
     else

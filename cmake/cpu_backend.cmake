@@ -28,16 +28,42 @@ if(NOT OpenMP_C_FOUND)
   return()
 endif()
 
-# BLAS: OpenBLAS first, then whatever FindBLAS finds.
-set(BLA_VENDOR OpenBLAS)
-find_package(BLAS QUIET)
-if(NOT BLAS_FOUND)
-  unset(BLA_VENDOR)
-  find_package(BLAS QUIET)
+# BLAS, best first:
+#  1. OpenBLAS built for OpenMP (Debian: libopenblas-openmp-dev; Fedora: libopenblaso). Its GEMMs
+#     run on the same OpenMP thread pool as our loops. The pthreads build keeps a second pool, and
+#     on a machine with other load the two pools' spinning threads steal each other's cores
+#     (measured: a 2-thread training step of the S network several times slower).
+#  2. OpenBLAS (any build), 3. whatever FindBLAS finds.
+option(CUMLP_PREFER_OPENBLAS_OPENMP "Prefer the OpenMP build of OpenBLAS when installed" ON)
+set(CUMLP_BLAS_LIBS "")
+if(CUMLP_PREFER_OPENBLAS_OPENMP)
+  find_library(CUMLP_OPENBLAS_OPENMP_LIBRARY NAMES openblaso)
+  if(NOT CUMLP_OPENBLAS_OPENMP_LIBRARY)
+    find_library(CUMLP_OPENBLAS_OPENMP_LIBRARY NAMES openblas
+      PATHS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
+  endif()
+  find_path(CUMLP_OPENBLAS_OPENMP_INCLUDE_DIR cblas.h
+    PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
+  if(NOT CUMLP_OPENBLAS_OPENMP_INCLUDE_DIR)
+    find_path(CUMLP_OPENBLAS_OPENMP_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas)
+  endif()
+  if(CUMLP_OPENBLAS_OPENMP_LIBRARY AND CUMLP_OPENBLAS_OPENMP_INCLUDE_DIR)
+    set(CUMLP_BLAS_LIBS ${CUMLP_OPENBLAS_OPENMP_LIBRARY})
+    set(CUMLP_CBLAS_INCLUDE_DIR ${CUMLP_OPENBLAS_OPENMP_INCLUDE_DIR})
+  endif()
 endif()
-if(NOT BLAS_FOUND)
-  cumlp_cpu_backend_missing("a BLAS library")
-  return()
+if(NOT CUMLP_BLAS_LIBS)
+  set(BLA_VENDOR OpenBLAS)
+  find_package(BLAS QUIET)
+  if(NOT BLAS_FOUND)
+    unset(BLA_VENDOR)
+    find_package(BLAS QUIET)
+  endif()
+  if(NOT BLAS_FOUND)
+    cumlp_cpu_backend_missing("a BLAS library")
+    return()
+  endif()
+  set(CUMLP_BLAS_LIBS ${BLAS_LIBRARIES})
 endif()
 
 find_path(CUMLP_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas openblas-pthread openblas-openmp)
@@ -47,13 +73,13 @@ if(NOT CUMLP_CBLAS_INCLUDE_DIR)
 endif()
 
 set(CMAKE_REQUIRED_INCLUDES ${CUMLP_CBLAS_INCLUDE_DIR})
-set(CMAKE_REQUIRED_LIBRARIES ${BLAS_LIBRARIES})
+set(CMAKE_REQUIRED_LIBRARIES ${CUMLP_BLAS_LIBS})
 check_symbol_exists(cblas_sgemm "cblas.h" CUMLP_HAVE_CBLAS_SGEMM)
 check_symbol_exists(openblas_set_num_threads "cblas.h" CUMLP_HAVE_OPENBLAS_THREADS)
 unset(CMAKE_REQUIRED_INCLUDES)
 unset(CMAKE_REQUIRED_LIBRARIES)
 if(NOT CUMLP_HAVE_CBLAS_SGEMM)
-  cumlp_cpu_backend_missing("cblas_sgemm in ${BLAS_LIBRARIES}")
+  cumlp_cpu_backend_missing("cblas_sgemm in ${CUMLP_BLAS_LIBS}")
   return()
 endif()
 
@@ -70,10 +96,10 @@ set(CUMLP_HAVE_CPU_BACKEND ON)
 
 # Plain library paths (not imported targets) so that the exported cumlp_static needs nothing from
 # the consumer's CMake.
-list(APPEND CUMLP_LINK_LIBS ${BLAS_LIBRARIES} ${OpenMP_C_LIBRARIES})
+list(APPEND CUMLP_LINK_LIBS ${CUMLP_BLAS_LIBS} ${OpenMP_C_LIBRARIES})
 
 # pkg-config: -l flags for the libraries we link privately.
-foreach(lib ${BLAS_LIBRARIES} ${OpenMP_C_LIBRARIES})
+foreach(lib ${CUMLP_BLAS_LIBS} ${OpenMP_C_LIBRARIES})
   get_filename_component(name "${lib}" NAME_WE)
   string(REGEX REPLACE "^lib" "" name "${name}")
   if(name)
@@ -81,4 +107,4 @@ foreach(lib ${BLAS_LIBRARIES} ${OpenMP_C_LIBRARIES})
   endif()
 endforeach()
 
-message(STATUS "cumlp: cpu backend with ${BLAS_LIBRARIES}, OpenMP ${OpenMP_C_VERSION}")
+message(STATUS "cumlp: cpu backend with ${CUMLP_BLAS_LIBS}, OpenMP ${OpenMP_C_VERSION}")
