@@ -1,0 +1,224 @@
+/* ctest-labels: unit */
+/* test_cli.c - the `cumlp` command's exit codes and outputs: usage errors (1), data and file
+ * errors (2), numerical failures (3), and working train / eval / predict / gradcheck / info runs
+ * on a small CSV dataset the test writes. Runs the cumlp executable of the same build tree
+ * (../src/cli/cumlp next to this test); skipped when it is not built. */
+#define _POSIX_C_SOURCE 200809L
+#include "harness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char exe[1100], dir[512], out_path[700], err_path[700];
+
+static void tmp(char *buf, size_t size, const char *name) {
+    snprintf(buf, size, "%s/test_cli_%s", dir, name);
+}
+
+/* Runs `cumlp <args>` with stdout and stderr in files; returns its exit status. */
+static int run(const char *args) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", exe, args, out_path, err_path);
+    int status = system(cmd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static int contains(const char *path, const char *needle) {
+    const char *text = slurp(path);
+    return text && strstr(text, needle) != NULL;
+}
+
+static int count_lines(const char *path) {
+    const char *text = slurp(path);
+    int n = 0;
+    for (const char *p = text; p && *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+/* A one-line message on stderr naming the subcommand. */
+static void check_one_line_error(const char *command) {
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "cumlp %s", command);
+    CHECK_MSG(contains(err_path, prefix), "stderr: %s", slurp(err_path));
+    CHECK_MSG(count_lines(err_path) == 1, "stderr: %s", slurp(err_path));
+}
+
+static char csv[700], model[700];
+
+/* 150 samples of 3 separable classes: x = class + noise, y = -class + noise. */
+static void write_csv(void) {
+    FILE *f = fopen(csv, "w");
+    if (!f) return;
+    fprintf(f, "x,y,class\n");
+    for (int i = 0; i < 150; i++) {
+        int c = i % 3;
+        double nx = ((i * 37) % 11) / 30.0 - 0.15, ny = ((i * 53) % 13) / 35.0 - 0.15;
+        fprintf(f, "%g,%g,%d\n", 2.0 * c + nx, -2.0 * c + ny, c);
+    }
+    fclose(f);
+}
+
+static void test_usage_errors(void) {
+    CHECK(run("") == 1);
+    CHECK(run("--help") == 0 && contains(out_path, "train"));
+    CHECK(run("frobnicate") == 1);
+    const char *commands[] = {"train", "eval", "predict", "gradcheck", "info"};
+    for (int i = 0; i < 5; i++) {
+        char args[64];
+        snprintf(args, sizeof args, "%s --help", commands[i]);
+        CHECK_MSG(run(args) == 0, "%s", args);
+        CHECK(contains(out_path, "usage: cumlp"));
+    }
+    CHECK(run("train --bogus 1") == 1);
+    check_one_line_error("train");
+    CHECK(run("train --epochs many") == 1);
+    check_one_line_error("train");
+    CHECK(run("train") == 1); /* no --data */
+    check_one_line_error("train");
+    CHECK(run("eval --data x.csv") == 1); /* no --model */
+    CHECK(run("info --verbose") == 1);
+    char args[4096];
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --layers 3,4,3", csv);
+    CHECK(run(args) == 1); /* the data has 2 features */
+    check_one_line_error("train");
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --backend gpu", csv);
+    CHECK(run(args) == 1);
+}
+
+static void test_data_errors(void) {
+    char args[4096], bad[700];
+    tmp(bad, sizeof bad, "missing.csv");
+    remove(bad);
+    snprintf(args, sizeof args, "train --data '%s'", bad);
+    CHECK(run(args) == 2);
+    check_one_line_error("train");
+    CHECK(contains(err_path, "missing.csv"));
+    tmp(bad, sizeof bad, "ragged.csv");
+    FILE *f = fopen(bad, "w");
+    if (f) {
+        fputs("1,2,0\n3,1\n", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "train --data '%s'", bad);
+    CHECK(run(args) == 2);
+    check_one_line_error("train");
+    CHECK(contains(err_path, "line 2"));
+    /* a model file that is not a checkpoint */
+    snprintf(args, sizeof args, "eval --model '%s' --data '%s' --csv-header", bad, csv);
+    CHECK(run(args) == 2);
+    check_one_line_error("eval");
+    remove(bad);
+}
+
+static void test_train_eval_predict(void) {
+    char args[4096], log[700], plot[700], pred[700];
+    tmp(log, sizeof log, "log.csv");
+    tmp(plot, sizeof plot, "curves.svg");
+    tmp(pred, sizeof pred, "pred.csv");
+    snprintf(args, sizeof args,
+             "train --data '%s' --csv-header --layers 2,8,3 --epochs 40 --batch 16 --lr 0.03 "
+             "--scale standard --val-split 0.2 --backend reference --save '%s' --log '%s' "
+             "--plot '%s' --seed 3",
+             csv, model, log, plot);
+    CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+    CHECK(contains(out_path, "done: 40 epochs"));
+    CHECK(count_lines(log) == 41); /* header + one line per epoch */
+    CHECK(contains(log, "epoch,learning_rate,train_loss"));
+    CHECK(contains(plot, "<svg") && contains(plot, "polyline") && contains(plot, "</svg>"));
+    char scale[800];
+    snprintf(scale, sizeof scale, "%s.scale", model);
+    CHECK(contains(scale, "cumlp-scaler 1 2"));
+
+    snprintf(args, sizeof args, "eval --model '%s' --data '%s' --csv-header --backend reference",
+             model, csv);
+    CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+    const char *text = slurp(out_path);
+    const char *acc = text ? strstr(text, "accuracy ") : NULL;
+    double accuracy = acc ? atof(acc + 9) : 0;
+    CHECK_MSG(accuracy > 0.95, "eval printed: %s", text ? text : "");
+
+    snprintf(args, sizeof args, "predict --model '%s' --data '%s' --csv-header --out '%s'", model,
+             csv, pred);
+    CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+    CHECK(count_lines(pred) == 151);
+    CHECK(contains(pred, "class,out0,out1,out2"));
+    remove(log);
+    remove(plot);
+    remove(pred);
+}
+
+static void test_numerical_failure(void) {
+    char reg[700], args[4096];
+    tmp(reg, sizeof reg, "reg.csv");
+    FILE *f = fopen(reg, "w");
+    if (f) {
+        for (int i = 0; i < 20; i++)
+            fprintf(f, "%d,%d\n", i, 3 * i);
+        fclose(f);
+    }
+    snprintf(args, sizeof args,
+             "train --data '%s' --task regress --layers 1,1 --optimizer sgd --lr 1e30 "
+             "--epochs 50 --batch 1 --backend reference --quiet",
+             reg);
+    CHECK(run(args) == 3);
+    check_one_line_error("train");
+    remove(reg);
+}
+
+static void test_gradcheck_and_info(void) {
+    CHECK(run("gradcheck --backend reference") == 0);
+    CHECK(contains(out_path, "layer 1") && contains(out_path, ": ok"));
+    CHECK(run("gradcheck --backend reference --loss mse --out-act sigmoid --layers 3,4,4,2") == 0);
+    /* an impossible tolerance: the check fails with the numerical exit code */
+    CHECK(run("gradcheck --backend reference --tol 1e-300") == 3);
+    CHECK(run("info") == 0);
+    CHECK(contains(out_path, "reference"));
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    char self[1024];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) harness_skip("cannot find this test's directory");
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = '\0';
+    snprintf(exe, sizeof exe, "%s/../src/cli/cumlp", self);
+    if (access(exe, X_OK) != 0) harness_skip("the cumlp executable is not built");
+    (void)argv;
+    const char *d = getenv("CUMLP_TEST_TMPDIR");
+    snprintf(dir, sizeof dir, "%s", d && *d ? d : "/tmp");
+    tmp(out_path, sizeof out_path, "stdout.txt");
+    tmp(err_path, sizeof err_path, "stderr.txt");
+    tmp(csv, sizeof csv, "blobs.csv");
+    tmp(model, sizeof model, "model.safetensors");
+    write_csv();
+    RUN(test_usage_errors);
+    RUN(test_data_errors);
+    RUN(test_train_eval_predict);
+    RUN(test_numerical_failure);
+    RUN(test_gradcheck_and_info);
+    remove(csv);
+    remove(model);
+    char scale[800];
+    snprintf(scale, sizeof scale, "%s.scale", model);
+    remove(scale);
+    remove(out_path);
+    remove(err_path);
+    return harness_finish();
+}
