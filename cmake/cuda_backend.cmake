@@ -56,9 +56,6 @@ set_target_properties(cumlp_objects PROPERTIES
   CUDA_SEPARABLE_COMPILATION OFF)
 
 set(CUMLP_HAVE_CUDA_BACKEND ON)
-# Tells the tests (tests/test_cuda_host.c) that the CUDA headers and libraries are linked, so
-# they may call cuRAND's host generator directly.
-add_compile_definitions(CUMLP_TEST_HAVE_CUDA_TOOLKIT)
 list(APPEND CUMLP_LINK_LIBS CUDA::cudart CUDA::cublas CUDA::cublasLt CUDA::curand)
 set(CUMLP_PC_LIBS_PRIVATE "${CUMLP_PC_LIBS_PRIVATE} -L${CUDAToolkit_LIBRARY_DIR} -lcublasLt -lcublas -lcurand -lcudart")
 
