@@ -134,6 +134,11 @@ typedef struct cumlp_backend_ops {
      * float buffer and calls upload/download). The reference backend keeps doubles exactly. */
     cumlp_status (*upload_f64)(cumlp_context *ctx, void *dst, const double *src, size_t count);
     cumlp_status (*download_f64)(cumlp_context *ctx, const void *src, double *dst, size_t count);
+
+    /* ---- Optional: profiler ranges around the phases of a step (NVTX on CUDA). push opens a
+     * range named `name` (a string literal), pop closes the innermost. NULL: no profiler. */
+    void (*range_push)(cumlp_context *ctx, const char *name);
+    void (*range_pop)(cumlp_context *ctx);
 } cumlp_backend_ops;
 
 /* The backends this build contains (NULL where not built). */

@@ -86,6 +86,14 @@ static inline void *cumlp__at(const cumlp_context *ctx, const void *buffer, size
     return (char *)buffer + offset * ctx->ops->elem_size;
 }
 
+/* Profiler ranges around the phases of a step (forward, loss, backward, optimizer). */
+static inline void cumlp__range_push(cumlp_context *ctx, const char *name) {
+    if (ctx->ops->range_push) ctx->ops->range_push(ctx, name);
+}
+static inline void cumlp__range_pop(cumlp_context *ctx) {
+    if (ctx->ops->range_pop) ctx->ops->range_pop(ctx);
+}
+
 /* a * b into *out unless it overflows or exceeds limit; returns 1 on success. */
 int cumlp__mul_size(int64_t a, int64_t b, int64_t limit, int64_t *out);
 

@@ -452,10 +452,12 @@ static cumlp_status layer_forward(cumlp_network *net, int l, const void *a_prev,
 cumlp_status cumlp__forward_train(cumlp_network *net, const cumlp_tensor *X) {
     cumlp_status st = cumlp__network_reserve(net, X->cols);
     const void *a_prev = X->data;
+    cumlp__range_push(net->ctx, "cumlp:forward");
     for (int l = 0; l < net->num_layers && st == CUMLP_SUCCESS; l++) {
         st = layer_forward(net, l, a_prev, (int)X->cols, net->layers[l].z, net->layers[l].a);
         a_prev = net->layers[l].a;
     }
+    cumlp__range_pop(net->ctx);
     return st;
 }
 
@@ -469,11 +471,13 @@ cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, cumlp_tens
     int last = net->num_layers - 1;
     if (last > 0) st = cumlp__network_reserve(net, X->cols);
     const void *a_prev = X->data;
+    cumlp__range_push(net->ctx, "cumlp:forward");
     for (int l = 0; l < last && st == CUMLP_SUCCESS; l++) {
         st = layer_forward(net, l, a_prev, (int)X->cols, NULL, net->layers[l].a);
         a_prev = net->layers[l].a;
     }
     if (st == CUMLP_SUCCESS) st = layer_forward(net, last, a_prev, (int)X->cols, NULL, Y->data);
+    cumlp__range_pop(net->ctx);
     return st;
 }
 
@@ -482,8 +486,12 @@ static cumlp_status output_delta(cumlp_network *net, const cumlp_tensor *T, int 
                                  double *loss_sum) {
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *L = &net->layers[net->num_layers - 1];
-    return ctx->ops->loss_delta(ctx, net->loss, L->activation, net->leaky_slope, (int)L->fan_out,
-                                cols, L->z, L->a, T->data, net->grad_a, db, 1.0 / cols, loss_sum);
+    cumlp__range_push(ctx, "cumlp:loss");
+    cumlp_status st =
+        ctx->ops->loss_delta(ctx, net->loss, L->activation, net->leaky_slope, (int)L->fan_out, cols,
+                             L->z, L->a, T->data, net->grad_a, db, 1.0 / cols, loss_sum);
+    cumlp__range_pop(ctx);
+    return st;
 }
 
 /* Backward from delta of the output layer (in grad_a) down to layer 0's dW. */
@@ -492,6 +500,7 @@ static cumlp_status backward(cumlp_network *net, const cumlp_tensor *X) {
     int cols = (int)X->cols;
     void *delta = net->grad_a, *below = net->grad_b;
     cumlp_status st = CUMLP_SUCCESS;
+    cumlp__range_push(ctx, "cumlp:backward");
     for (int l = net->num_layers - 1; l >= 0 && st == CUMLP_SUCCESS; l--) {
         const cumlp_layer *L = &net->layers[l];
         int m = (int)L->fan_out, k = (int)L->fan_in;
@@ -513,6 +522,7 @@ static cumlp_status backward(cumlp_network *net, const cumlp_tensor *X) {
         delta = below;
         below = swap;
     }
+    cumlp__range_pop(ctx);
     return st;
 }
 

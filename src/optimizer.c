@@ -164,7 +164,9 @@ cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
         .bias_correction1 = o->type == CUMLP_OPT_ADAM ? 1.0 - pow(o->beta1, (double)t) : 1.0,
         .bias_correction2 = o->type == CUMLP_OPT_ADAM ? 1.0 - pow(o->beta2, (double)t) : 1.0,
     };
+    cumlp__range_push(ctx, "cumlp:optimizer");
     cumlp_status st = step_unfrozen(opt, &p);
+    cumlp__range_pop(ctx);
     if (st == CUMLP_SUCCESS) opt->steps = t;
     return st;
 }
