@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# run_suite.sh - the standard benchmark suite (S, M, L) for cumlp and, when a Python with PyTorch
+# is found, for PyTorch; results go to bench/results/<date>-<GPU name or host>/ and the comparison
+# table is printed (and saved as comparison.txt).
+#
+#   bench/run_suite.sh [build-dir]        (default: build)
+# Environment: THREADS (CPU threads; default all cores), SUITE (S, M, L or all; default all),
+#   PYTHON (a Python with torch; default: the first of python3 and /usr/bin/python3 that has it),
+#   CUMLP_BENCH (the cumlp-bench program; default <build-dir>/bench/cumlp-bench).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+build="${1:-$root/build}"
+bench="${CUMLP_BENCH:-$build/bench/cumlp-bench}"
+threads="${THREADS:-$(nproc)}"
+suite="${SUITE:-all}"
+
+if [[ ! -x "$bench" ]]; then
+  echo "run_suite.sh: $bench not found; build first (cmake --build $build)" >&2
+  exit 1
+fi
+
+# Name the run after the GPU when there is one, else the host.
+machine="$(hostname)"
+backends="cpu"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  machine="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)"
+  backends="cuda,cpu"
+fi
+machine="$(printf '%s' "$machine" | tr -c 'A-Za-z0-9._-' '-' | sed 's/-\+/-/g; s/-$//')"
+out="$here/results/$(date -u +%Y%m%d-%H%M%S)-$machine"
+mkdir -p "$out"
+commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+echo "== cumlp ($backends, $threads threads) -> $out/cumlp.json"
+"$bench" --suite "$suite" --backend "$backends" --threads "$threads" --commit "$commit" \
+  --json "$out/cumlp.json" | tee "$out/cumlp.txt"
+
+python=""
+for candidate in ${PYTHON:-} python3 /usr/bin/python3; do
+  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import torch' 2>/dev/null; then
+    python="$candidate"
+    break
+  fi
+done
+
+files=("$out/cumlp.json")
+if [[ -n "$python" ]]; then
+  echo "== PyTorch ($python, $threads threads) -> $out/pytorch.json"
+  "$python" "$here/pytorch_bench.py" --suite "$suite" --threads "$threads" --commit "$commit" \
+    --json "$out/pytorch.json" | tee "$out/pytorch.txt"
+  files+=("$out/pytorch.json")
+else
+  echo "== PyTorch: no Python with torch found (tried ${PYTHON:-} python3 /usr/bin/python3); cumlp only"
+fi
+
+cmp_python="${python:-python3}"
+echo "== comparison"
+"$cmp_python" "$here/compare.py" "${files[@]}" | tee "$out/comparison.txt"
