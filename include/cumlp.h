@@ -549,7 +549,8 @@ CUMLP_API cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const vo
  * cumlp_last_error(NULL) returns. The context must outlive the dataset.
  *
  * Readers reject bad input with a status and a message naming the file ("<memory>" for the
- * *_memory readers) and the line or byte offset: CUMLP_ERROR_IO (cannot open or read),
+ * CSV and FANN *_memory readers, "<memory images>" and "<memory labels>" for IDX) and the line
+ * or byte offset: CUMLP_ERROR_IO (cannot open or read),
  * CUMLP_ERROR_FORMAT (bad magic, syntax, ragged rows, non-numeric fields), CUMLP_ERROR_TRUNCATED
  * (less data than the header announces), CUMLP_ERROR_SIZE_LIMIT (counts that overflow or exceed
  * CUMLP_DATASET_MAX_ELEMENTS, or disagree), CUMLP_ERROR_NON_FINITE (NaN or Inf values),
@@ -606,7 +607,8 @@ CUMLP_API cumlp_status cumlp_dataset_set_labels(cumlp_dataset *ds, const int32_t
  * integer type) with the same count. Either file may be gzip-compressed (detected by its magic
  * bytes). Feature values are stored as they are (0..255 for MNIST images: scale them with a
  * cumlp_scaler). num_classes > 0 fixes the class count (labels must be below it); 0 takes the
- * largest label + 1. Targets become one-hot.
+ * largest label + 1 (at most 65536 classes; a larger label is CUMLP_ERROR_SIZE_LIMIT). Targets
+ * become one-hot.
  */
 CUMLP_API cumlp_status cumlp_dataset_read_idx(cumlp_context *ctx, const char *images_path,
                                               const char *labels_path, int num_classes,
@@ -623,7 +625,8 @@ typedef struct cumlp_csv_options {
     int label_column; /**< 0-based column of the target; -1 (default) the last column */
     int num_classes;  /**< 0 (default): regression, the target value is kept as is; > 0: the
                            column holds integer classes in [0, num_classes), made one-hot;
-                           -1: classes, counted as the largest label + 1 */
+                           -1: classes, counted as the largest label + 1 (at most
+                           65536) */
     int delimiter;    /**< field separator character; default ',' */
 } cumlp_csv_options;
 
