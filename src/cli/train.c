@@ -163,6 +163,7 @@ typedef struct reporter {
     const cli_args *a;
     int bar; /* draw a progress bar on stderr */
     int bar_drawn;
+    double last_draw; /* seconds into training of the last redraw */
     FILE *log;
     cli_history history;
     int history_failed;
@@ -209,7 +210,11 @@ static void print_epoch(const cli_args *a, const cumlp_fit_progress *p) {
 static int on_progress(const cumlp_fit_progress *p, void *user) {
     reporter *r = user;
     if (!p->end_of_epoch) {
-        if (r->bar) draw_bar(r, p);
+        /* at most ten redraws a second */
+        if (r->bar && (!r->bar_drawn || p->seconds - r->last_draw >= 0.1)) {
+            draw_bar(r, p);
+            r->last_draw = p->seconds;
+        }
         return 0;
     }
     if (r->bar_drawn) {
