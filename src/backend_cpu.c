@@ -191,11 +191,39 @@ static void combine_partials(const double *partials, int team, int rows, float *
     }
 }
 
+/* ---- per-activation dispatch ----------------------------------------------------------------- */
+
+/* OpenMP outlines a parallel region before inlining, so an activation passed into the region is
+ * no compile-time constant there and a switch inside the element loop would stop it from
+ * vectorizing. Instead, each region calls a dispatcher per column (or chunk) that switches once
+ * and runs an always-inlined loop in which the activation is a constant. */
+#define DISPATCH_ACTIVATION(activation, call)                                                      \
+    switch (activation) {                                                                          \
+    case CUMLP_ACT_SIGMOID:                                                                        \
+        call(CUMLP_ACT_SIGMOID);                                                                   \
+        break;                                                                                     \
+    case CUMLP_ACT_TANH:                                                                           \
+        call(CUMLP_ACT_TANH);                                                                      \
+        break;                                                                                     \
+    case CUMLP_ACT_RELU:                                                                           \
+        call(CUMLP_ACT_RELU);                                                                      \
+        break;                                                                                     \
+    case CUMLP_ACT_LEAKY_RELU:                                                                     \
+        call(CUMLP_ACT_LEAKY_RELU);                                                                \
+        break;                                                                                     \
+    case CUMLP_ACT_GELU:                                                                           \
+        call(CUMLP_ACT_GELU);                                                                      \
+        break;                                                                                     \
+    default:                                                                                       \
+        call(CUMLP_ACT_IDENTITY);                                                                  \
+        break;                                                                                     \
+    }
+
 /* ---- forward elementwise ------------------------------------------------------------------- */
 
 /* a = f(p + b) over one column, with z = p + b stored when z != NULL. */
-CPU_INLINE void activate_column(int activation, float slope, int rows, const float *p,
-                                const float *b, float *z, float *a) {
+CPU_INLINE void activate_loop(int activation, float slope, int rows, const float *p, const float *b,
+                              float *z, float *a) {
     if (z) {
 #pragma omp simd
         for (int i = 0; i < rows; i++) {
@@ -228,18 +256,15 @@ static void softmax_column(int rows, const float *p, const float *b, float *z, f
         a[i] *= inv;
 }
 
-/* The column loop for one activation; `activation` is a constant after inlining. */
-CPU_INLINE void bias_activation_columns(const cumlp_context *ctx, int activation, float slope,
-                                        int rows, int cols, const float *p, const float *b,
-                                        float *z, float *a) {
-#pragma omp parallel for schedule(static) num_threads(column_team(ctx, rows, cols))
-    for (int j = 0; j < cols; j++) {
-        size_t col = (size_t)j * rows;
-        if (activation == CUMLP_ACT_SOFTMAX)
-            softmax_column(rows, p + col, b, z ? z + col : NULL, a + col);
-        else
-            activate_column(activation, slope, rows, p + col, b, z ? z + col : NULL, a + col);
+static void activate_column(int activation, float slope, int rows, const float *p, const float *b,
+                            float *z, float *a) {
+    if (activation == CUMLP_ACT_SOFTMAX) {
+        softmax_column(rows, p, b, z, a);
+        return;
     }
+#define ACTIVATE(act) activate_loop(act, slope, rows, p, b, z, a)
+    DISPATCH_ACTIVATION(activation, ACTIVATE)
+#undef ACTIVATE
 }
 
 static cumlp_status cpu_bias_activation(cumlp_context *ctx, int activation, double slope, int rows,
@@ -247,53 +272,62 @@ static cumlp_status cpu_bias_activation(cumlp_context *ctx, int activation, doub
                                         void *a_out) {
     const float *p = P, *bias = b;
     float *z = z_out, *a = a_out, s = (float)slope;
-    switch (activation) {
-    case CUMLP_ACT_SIGMOID:
-        bias_activation_columns(ctx, CUMLP_ACT_SIGMOID, s, rows, cols, p, bias, z, a);
-        break;
-    case CUMLP_ACT_TANH:
-        bias_activation_columns(ctx, CUMLP_ACT_TANH, s, rows, cols, p, bias, z, a);
-        break;
-    case CUMLP_ACT_RELU:
-        bias_activation_columns(ctx, CUMLP_ACT_RELU, s, rows, cols, p, bias, z, a);
-        break;
-    case CUMLP_ACT_LEAKY_RELU:
-        bias_activation_columns(ctx, CUMLP_ACT_LEAKY_RELU, s, rows, cols, p, bias, z, a);
-        break;
-    case CUMLP_ACT_GELU:
-        bias_activation_columns(ctx, CUMLP_ACT_GELU, s, rows, cols, p, bias, z, a);
-        break;
-    case CUMLP_ACT_SOFTMAX:
-        bias_activation_columns(ctx, CUMLP_ACT_SOFTMAX, s, rows, cols, p, bias, z, a);
-        break;
-    default:
-        bias_activation_columns(ctx, CUMLP_ACT_IDENTITY, s, rows, cols, p, bias, z, a);
-        break;
+#pragma omp parallel for schedule(static) num_threads(column_team(ctx, rows, cols))
+    for (int j = 0; j < cols; j++) {
+        size_t col = (size_t)j * rows;
+        activate_column(activation, s, rows, p + col, bias, z ? z + col : NULL, a + col);
     }
     return CUMLP_SUCCESS;
 }
 
 /* ---- backward elementwise ------------------------------------------------------------------ */
 
-/* delta = g .* f'(z, a) over one column, added into the thread's bias-gradient partial. */
-CPU_INLINE void backward_column(int activation, float slope, int rows, const float *g,
-                                const float *z, const float *a, float *delta, double *partial) {
+/* delta = g .* f'(.) over one column, added into the thread's bias-gradient partial. f' is taken
+ * from z for GELU and from a otherwise (backend.h: the other pointer may be NULL). */
+CPU_INLINE void backward_loop(int activation, float slope, int rows, const float *g, const float *z,
+                              const float *a, float *delta, double *partial) {
+    if (activation == CUMLP_ACT_GELU) {
 #pragma omp simd
-    for (int i = 0; i < rows; i++) {
-        float d =
-            g[i] * cumlp_activate_deriv_f(activation, slope, z ? z[i] : 0.0f, a ? a[i] : 0.0f);
-        delta[i] = d;
-        partial[i] += d;
+        for (int i = 0; i < rows; i++) {
+            float d = g[i] * cumlp_activate_deriv_f(activation, slope, z[i], 0.0f);
+            delta[i] = d;
+            partial[i] += d;
+        }
+    } else if (activation == CUMLP_ACT_IDENTITY) {
+#pragma omp simd
+        for (int i = 0; i < rows; i++) {
+            delta[i] = g[i];
+            partial[i] += g[i];
+        }
+    } else {
+#pragma omp simd
+        for (int i = 0; i < rows; i++) {
+            float d = g[i] * cumlp_activate_deriv_f(activation, slope, 0.0f, a[i]);
+            delta[i] = d;
+            partial[i] += d;
+        }
     }
 }
 
-/* Returns the number of threads that ran (the runtime may grant fewer than `team`). */
-CPU_INLINE int backward_columns(int team, int activation, float slope, int rows, int cols,
-                                const float *g, const float *z, const float *a, float *delta,
-                                double *partials) {
-    int used = 1;
+static void backward_column(int activation, float slope, int rows, const float *g, const float *z,
+                            const float *a, float *delta, double *partial) {
+#define BACKWARD(act) backward_loop(act, slope, rows, g, z, a, delta, partial)
+    DISPATCH_ACTIVATION(activation, BACKWARD)
+#undef BACKWARD
+}
+
+static cumlp_status cpu_activation_backward(cumlp_context *ctx, int activation, double slope,
+                                            int rows, int cols, const void *G, const void *Z,
+                                            const void *A, void *delta, void *db, double db_scale) {
+    int team = column_team(ctx, rows, cols), used = 1;
+    double *partials = NULL;
+    cumlp_status st = scratch(ctx, (size_t)team * rows, &partials);
+    if (st != CUMLP_SUCCESS) return st;
+    const float *g = G, *z = Z, *a = A;
+    float *d = delta, s = (float)slope;
 #pragma omp parallel num_threads(team)
     {
+        /* The runtime may grant fewer threads than asked: partition by the team that runs. */
         int t = omp_get_thread_num(), threads = omp_get_num_threads(), begin, end;
         if (t == 0) used = threads;
         thread_range(t, threads, cols, &begin, &end);
@@ -301,43 +335,11 @@ CPU_INLINE int backward_columns(int team, int activation, float slope, int rows,
         memset(partial, 0, (size_t)rows * sizeof *partial);
         for (int j = begin; j < end; j++) {
             size_t col = (size_t)j * rows;
-            backward_column(activation, slope, rows, g + col, z ? z + col : NULL,
-                            a ? a + col : NULL, delta + col, partial);
+            backward_column(activation, s, rows, g + col, z ? z + col : NULL, a ? a + col : NULL,
+                            d + col, partial);
         }
     }
-    return used;
-}
-
-static cumlp_status cpu_activation_backward(cumlp_context *ctx, int activation, double slope,
-                                            int rows, int cols, const void *G, const void *Z,
-                                            const void *A, void *delta, void *db, double db_scale) {
-    int team = column_team(ctx, rows, cols);
-    double *partials = NULL;
-    cumlp_status st = scratch(ctx, (size_t)team * rows, &partials);
-    if (st != CUMLP_SUCCESS) return st;
-    const float *g = G, *z = Z, *a = A;
-    float *d = delta, s = (float)slope;
-    switch (activation) {
-    case CUMLP_ACT_SIGMOID:
-        team = backward_columns(team, CUMLP_ACT_SIGMOID, s, rows, cols, g, z, a, d, partials);
-        break;
-    case CUMLP_ACT_TANH:
-        team = backward_columns(team, CUMLP_ACT_TANH, s, rows, cols, g, z, a, d, partials);
-        break;
-    case CUMLP_ACT_RELU:
-        team = backward_columns(team, CUMLP_ACT_RELU, s, rows, cols, g, z, a, d, partials);
-        break;
-    case CUMLP_ACT_LEAKY_RELU:
-        team = backward_columns(team, CUMLP_ACT_LEAKY_RELU, s, rows, cols, g, z, a, d, partials);
-        break;
-    case CUMLP_ACT_GELU:
-        team = backward_columns(team, CUMLP_ACT_GELU, s, rows, cols, g, z, a, d, partials);
-        break;
-    default:
-        team = backward_columns(team, CUMLP_ACT_IDENTITY, s, rows, cols, g, z, a, d, partials);
-        break;
-    }
-    combine_partials(partials, team, rows, db, db_scale);
+    combine_partials(partials, used, rows, db, db_scale);
     return CUMLP_SUCCESS;
 }
 
@@ -368,6 +370,34 @@ static double column_loss(int loss, int rows, const float *z, const float *a, co
     return e;
 }
 
+/* Squared error's delta (a - y) f' over one column (f' from z for GELU, else from a). */
+CPU_INLINE void squared_error_loop(int activation, float slope, int rows, const float *z,
+                                   const float *a, const float *y, float *d) {
+    if (activation == CUMLP_ACT_GELU) {
+#pragma omp simd
+        for (int i = 0; i < rows; i++)
+            d[i] = (a[i] - y[i]) * cumlp_activate_deriv_f(activation, slope, z[i], 0.0f);
+    } else {
+#pragma omp simd
+        for (int i = 0; i < rows; i++)
+            d[i] = (a[i] - y[i]) * cumlp_activate_deriv_f(activation, slope, 0.0f, a[i]);
+    }
+}
+
+/* delta of one column: a - y (the cross-entropy losses) or (a - y) f' (squared error). */
+static void output_delta_column(int loss, int activation, float slope, int rows, const float *z,
+                                const float *a, const float *y, float *d) {
+    if (loss != CUMLP_LOSS_SQUARED_ERROR) {
+#pragma omp simd
+        for (int i = 0; i < rows; i++)
+            d[i] = a[i] - y[i];
+        return;
+    }
+#define SQUARED_ERROR(act) squared_error_loop(act, slope, rows, z, a, y, d)
+    DISPATCH_ACTIVATION(activation, SQUARED_ERROR)
+#undef SQUARED_ERROR
+}
+
 /* Everything the output pass needs, so the per-thread worker takes one pointer. */
 typedef struct loss_pass {
     int loss, activation;
@@ -379,98 +409,59 @@ typedef struct loss_pass {
     double *loss_totals; /* team, or NULL without loss_sum */
 } loss_pass;
 
-/* delta of one column: a - y (CE losses) or (a - y) f'(z) (squared error). */
-CPU_INLINE void output_delta_column(const loss_pass *lp, int activation, size_t col) {
-    const float *a = lp->a + col, *y = lp->y + col, *z = lp->z ? lp->z + col : NULL;
-    float *d = lp->delta + col;
-    if (lp->loss != CUMLP_LOSS_SQUARED_ERROR) {
-#pragma omp simd
-        for (int i = 0; i < lp->rows; i++)
-            d[i] = a[i] - y[i];
-    } else {
-#pragma omp simd
-        for (int i = 0; i < lp->rows; i++)
-            d[i] = (a[i] - y[i]) *
-                   cumlp_activate_deriv_f(activation, lp->slope, z ? z[i] : 0.0f, a[i]);
-    }
-}
-
-CPU_INLINE void loss_delta_range(const loss_pass *lp, int activation, int t, int begin, int end) {
-    double total = 0, *partial = lp->partials ? lp->partials + (size_t)t * lp->rows : NULL;
-    if (partial) memset(partial, 0, (size_t)lp->rows * sizeof *partial);
+/* Thread t's columns [begin, end): loss, delta and the bias-gradient partial. */
+static void loss_delta_range(const loss_pass *lp, int t, int begin, int end) {
+    int rows = lp->rows;
+    double total = 0, *partial = lp->partials ? lp->partials + (size_t)t * rows : NULL;
+    if (partial) memset(partial, 0, (size_t)rows * sizeof *partial);
     for (int j = begin; j < end; j++) {
-        size_t col = (size_t)j * lp->rows;
+        size_t col = (size_t)j * rows;
+        const float *z = lp->z ? lp->z + col : NULL;
         /* The loss reads A before delta (which may alias A) overwrites it. */
-        if (lp->loss_totals)
-            total += column_loss(lp->loss, lp->rows, lp->z ? lp->z + col : NULL, lp->a + col,
-                                 lp->y + col);
-        output_delta_column(lp, activation, col);
+        if (lp->loss_totals) total += column_loss(lp->loss, rows, z, lp->a + col, lp->y + col);
+        output_delta_column(lp->loss, lp->activation, lp->slope, rows, z, lp->a + col, lp->y + col,
+                            lp->delta + col);
         if (partial) {
+            const float *d = lp->delta + col;
 #pragma omp simd
-            for (int i = 0; i < lp->rows; i++)
-                partial[i] += lp->delta[col + i];
+            for (int i = 0; i < rows; i++)
+                partial[i] += d[i];
         }
     }
     if (lp->loss_totals) lp->loss_totals[t] = total;
 }
 
-/* Returns the number of threads that ran (the runtime may grant fewer than `team`). */
-CPU_INLINE int loss_delta_team(const loss_pass *lp, int activation, int team) {
-    int used = 1;
-#pragma omp parallel num_threads(team)
-    {
-        int t = omp_get_thread_num(), threads = omp_get_num_threads(), begin, end;
-        if (t == 0) used = threads;
-        thread_range(t, threads, lp->cols, &begin, &end);
-        loss_delta_range(lp, activation, t, begin, end);
-    }
-    return used;
-}
-
 static cumlp_status cpu_loss_delta(cumlp_context *ctx, int loss, int activation, double slope,
                                    int rows, int cols, const void *Z, const void *A, const void *Y,
                                    void *delta, void *db, double db_scale, double *loss_sum) {
-    int team = column_team(ctx, rows, cols);
+    int team = column_team(ctx, rows, cols), used = 1;
     double *space = NULL;
     /* team x rows partial bias sums, then team loss totals */
     cumlp_status st = scratch(ctx, (size_t)team * rows + (size_t)team, &space);
     if (st != CUMLP_SUCCESS) return st;
-    loss_pass lp = {loss,
-                    activation,
-                    (float)slope,
-                    rows,
-                    cols,
-                    Z,
-                    A,
-                    Y,
-                    delta,
-                    db ? space : NULL,
-                    loss_sum ? space + (size_t)team * rows : NULL};
-    /* The squared error's f' needs the activation as a constant for the loop to vectorize. */
-    switch (loss == CUMLP_LOSS_SQUARED_ERROR ? activation : CUMLP_ACT_IDENTITY) {
-    case CUMLP_ACT_SIGMOID:
-        team = loss_delta_team(&lp, CUMLP_ACT_SIGMOID, team);
-        break;
-    case CUMLP_ACT_TANH:
-        team = loss_delta_team(&lp, CUMLP_ACT_TANH, team);
-        break;
-    case CUMLP_ACT_RELU:
-        team = loss_delta_team(&lp, CUMLP_ACT_RELU, team);
-        break;
-    case CUMLP_ACT_LEAKY_RELU:
-        team = loss_delta_team(&lp, CUMLP_ACT_LEAKY_RELU, team);
-        break;
-    case CUMLP_ACT_GELU:
-        team = loss_delta_team(&lp, CUMLP_ACT_GELU, team);
-        break;
-    default:
-        team = loss_delta_team(&lp, CUMLP_ACT_IDENTITY, team);
-        break;
+    loss_pass lp = {.loss = loss,
+                    .activation = activation,
+                    .slope = (float)slope,
+                    .rows = rows,
+                    .cols = cols,
+                    .z = Z,
+                    .a = A,
+                    .y = Y,
+                    .delta = delta,
+                    .partials = db ? space : NULL,
+                    .loss_totals = loss_sum ? space + (size_t)team * rows : NULL};
+#pragma omp parallel num_threads(team)
+    {
+        /* The runtime may grant fewer threads than asked: partition by the team that runs. */
+        int t = omp_get_thread_num(), threads = omp_get_num_threads(), begin, end;
+        if (t == 0) used = threads;
+        thread_range(t, threads, cols, &begin, &end);
+        loss_delta_range(&lp, t, begin, end);
     }
-    if (db) combine_partials(lp.partials, team, rows, db, db_scale);
+    if (db) combine_partials(lp.partials, used, rows, db, db_scale);
     if (loss_sum) {
         double total = 0;
-        for (int t = 0; t < team; t++)
+        for (int t = 0; t < used; t++)
             total += lp.loss_totals[t];
         *loss_sum = total;
     }
@@ -479,37 +470,62 @@ static cumlp_status cpu_loss_delta(cumlp_context *ctx, int loss, int activation,
 
 /* ---- optimizer ----------------------------------------------------------------------------- */
 
-/* One update pass with a constant rule; absent state arrays are replaced by a local. */
-CPU_INLINE void update_range(int type, const cumlp_step_params *p, size_t count, int threads,
-                             float *w, const float *g, float *s1, float *s2) {
-    float lr = (float)p->learning_rate, mu = (float)p->momentum, wd = (float)p->weight_decay;
-    float b1 = (float)p->beta1, b2 = (float)p->beta2, eps = (float)p->epsilon;
-    float bc1 = (float)p->bias_correction1, bc2 = (float)p->bias_correction2;
-#pragma omp parallel for simd schedule(static)                                                     \
-    num_threads(threads) if (count >= PARALLEL_MIN_ELEMENTS)
-    for (size_t i = 0; i < count; i++) {
+/* The step's hyper-parameters in fp32, as the shared `_f` update rule takes them. */
+typedef struct update_params {
+    float lr, mu, wd, b1, b2, eps, bc1, bc2;
+} update_params;
+
+/* One update loop over n elements with a constant rule; absent state arrays are replaced by a
+ * local that the compiler removes. */
+CPU_INLINE void update_loop(int type, const update_params *q, size_t n, float *w, const float *g,
+                            float *s1, float *s2) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
         float unused1 = 0, unused2 = 0;
-        cumlp_optimizer_update_f(type, lr, mu, wd, b1, b2, eps, bc1, bc2, &w[i], g[i],
-                                 s1 ? &s1[i] : &unused1, s2 ? &s2[i] : &unused2);
+        cumlp_optimizer_update_f(type, q->lr, q->mu, q->wd, q->b1, q->b2, q->eps, q->bc1, q->bc2,
+                                 &w[i], g[i], s1 ? &s1[i] : &unused1, s2 ? &s2[i] : &unused2);
+    }
+}
+
+static void update_chunk(int type, const update_params *q, size_t n, float *w, const float *g,
+                         float *s1, float *s2) {
+    switch (type) {
+    case CUMLP_OPT_MOMENTUM:
+        update_loop(CUMLP_OPT_MOMENTUM, q, n, w, g, s1, NULL);
+        break;
+    case CUMLP_OPT_NESTEROV:
+        update_loop(CUMLP_OPT_NESTEROV, q, n, w, g, s1, NULL);
+        break;
+    case CUMLP_OPT_ADAM:
+        update_loop(CUMLP_OPT_ADAM, q, n, w, g, s1, s2);
+        break;
+    default:
+        update_loop(CUMLP_OPT_SGD, q, n, w, g, NULL, NULL);
+        break;
     }
 }
 
 static cumlp_status cpu_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
                                        void *param, const void *grad, void *state1, void *state2) {
-    int threads = threads_of(ctx);
-    switch (p->type) {
-    case CUMLP_OPT_MOMENTUM:
-        update_range(CUMLP_OPT_MOMENTUM, p, count, threads, param, grad, state1, NULL);
-        break;
-    case CUMLP_OPT_NESTEROV:
-        update_range(CUMLP_OPT_NESTEROV, p, count, threads, param, grad, state1, NULL);
-        break;
-    case CUMLP_OPT_ADAM:
-        update_range(CUMLP_OPT_ADAM, p, count, threads, param, grad, state1, state2);
-        break;
-    default:
-        update_range(CUMLP_OPT_SGD, p, count, threads, param, grad, NULL, NULL);
-        break;
+    update_params q = {(float)p->learning_rate,
+                       (float)p->momentum,
+                       (float)p->weight_decay,
+                       (float)p->beta1,
+                       (float)p->beta2,
+                       (float)p->epsilon,
+                       (float)p->bias_correction1,
+                       (float)p->bias_correction2};
+    float *w = param, *s1 = state1, *s2 = state2;
+    const float *g = grad;
+    int threads = count >= PARALLEL_MIN_ELEMENTS ? threads_of(ctx) : 1;
+#pragma omp parallel num_threads(threads)
+    {
+        /* Contiguous chunks, one per thread; each element is independent of the others. */
+        size_t t = (size_t)omp_get_thread_num(), n = (size_t)omp_get_num_threads();
+        size_t begin = count / n * t + (t < count % n ? t : count % n);
+        size_t len = count / n + (t < count % n ? 1 : 0);
+        update_chunk(p->type, &q, len, w + begin, g + begin, s1 ? s1 + begin : NULL,
+                     s2 ? s2 + begin : NULL);
     }
     return CUMLP_SUCCESS;
 }
