@@ -155,10 +155,11 @@ __global__ void softmax_kernel(int rows, int cols, const float *P, const float *
                                float *a) {
     const int lane = threadIdx.x % 32;
     const int warps = blockDim.x / 32;
-    for (int j = blockIdx.x * warps + threadIdx.x / 32; j < cols; j += gridDim.x * warps) {
+    for (int64_t j = (int64_t)blockIdx.x * warps + threadIdx.x / 32; j < cols;
+         j += (int64_t)gridDim.x * warps) {
         size_t col = (size_t)j * rows;
         float max = -INFINITY;
-        for (int i = lane; i < rows; i += 32) {
+        for (int64_t i = lane; i < rows; i += 32) {
             float v = P[col + i] + b[i];
             if (z) z[col + i] = v;
             max = fmaxf(max, v);
@@ -166,10 +167,10 @@ __global__ void softmax_kernel(int rows, int cols, const float *P, const float *
         max = warp_max(max);
         const float *src = z ? z : P;
         double sum = 0;
-        for (int i = lane; i < rows; i += 32)
+        for (int64_t i = lane; i < rows; i += 32)
             sum += expf((z ? src[col + i] : src[col + i] + b[i]) - max);
         sum = warp_sum(sum);
-        for (int i = lane; i < rows; i += 32) {
+        for (int64_t i = lane; i < rows; i += 32) {
             float v = z ? z[col + i] : P[col + i] + b[i];
             a[col + i] = (float)((double)expf(v - max) / sum);
         }
@@ -181,14 +182,15 @@ __global__ void cross_entropy_kernel(int rows, int cols, const float *z, const f
                                      double *column_loss) {
     const int lane = threadIdx.x % 32;
     const int warps = blockDim.x / 32;
-    for (int j = blockIdx.x * warps + threadIdx.x / 32; j < cols; j += gridDim.x * warps) {
+    for (int64_t j = (int64_t)blockIdx.x * warps + threadIdx.x / 32; j < cols;
+         j += (int64_t)gridDim.x * warps) {
         size_t col = (size_t)j * rows;
         float max = -INFINITY;
-        for (int i = lane; i < rows; i += 32)
+        for (int64_t i = lane; i < rows; i += 32)
             max = fmaxf(max, z[col + i]);
         max = warp_max(max);
         double sum = 0, y_sum = 0, yz = 0;
-        for (int i = lane; i < rows; i += 32) {
+        for (int64_t i = lane; i < rows; i += 32) {
             double zi = z[col + i], yi = y[col + i];
             sum += exp(zi - (double)max);
             y_sum += yi;
@@ -224,10 +226,11 @@ __global__ void delta_kernel(DeltaArgs p) {
     __shared__ double row_sum[kTileCols][kTileRows + 1];
     __shared__ double loss_sum[kTileCols * kTileRows];
     const int tx = threadIdx.x, ty = threadIdx.y;
-    const int i = blockIdx.x * kTileRows + tx;
+    const int64_t i = (int64_t)blockIdx.x * kTileRows + tx;
     double acc = 0, loss = 0;
     if (i < p.rows) {
-        for (int j = blockIdx.y * kTileCols + ty; j < p.cols; j += gridDim.y * kTileCols) {
+        for (int64_t j = (int64_t)blockIdx.y * kTileCols + ty; j < p.cols;
+             j += (int64_t)gridDim.y * kTileCols) {
             size_t k = (size_t)j * p.rows + i;
             float zv = p.z ? p.z[k] : 0.0f, av = p.a ? p.a[k] : 0.0f, d;
             if (p.kind == kDeltaBackward) {
@@ -237,8 +240,11 @@ __global__ void delta_kernel(DeltaArgs p) {
                 d = p.kind == kDeltaTimesDeriv
                         ? diff * cumlp_activate_deriv_f(p.activation, p.slope, zv, av)
                         : diff;
-                if (p.term == kTermSquared) loss += cumlp_squared_error_term_f(av, yv);
-                if (p.term == kTermBce) loss += cumlp_bce_term_f(zv, yv);
+                /* The loss terms in double from the fp32 inputs, as the reference computes
+                 * them: in fp32, softplus(z) - y z loses every digit of a confident prediction's
+                 * term (z = 20, y = 1 gives 0 instead of 2e-9). */
+                if (p.term == kTermSquared) loss += cumlp_squared_error_term_d(av, yv);
+                if (p.term == kTermBce) loss += cumlp_bce_term_d(zv, yv);
             }
             p.delta[k] = d;
             acc += d;
@@ -266,7 +272,8 @@ __global__ void delta_kernel(DeltaArgs p) {
 /* db[i] = scale * sum over chunks of the partials, in chunk order. */
 __global__ void finish_rows_kernel(int rows, int chunks, const double *partials, double scale,
                                    float *db) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < rows; i += gridDim.x * blockDim.x) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < rows;
+         i += (int64_t)gridDim.x * blockDim.x) {
         double s = 0;
         for (int c = 0; c < chunks; c++)
             s += partials[(size_t)c * rows + i];
@@ -290,7 +297,7 @@ __global__ void sum_doubles_kernel(const double *in, size_t n, double *out) {
 }
 
 dim3 delta_grid(int rows, int cols) {
-    return dim3((unsigned)((rows + kTileRows - 1) / kTileRows),
+    return dim3((unsigned)(((int64_t)rows + kTileRows - 1) / kTileRows),
                 (unsigned)cumlp__cuda_reduction_chunks(rows, cols));
 }
 
@@ -315,8 +322,8 @@ unsigned column_blocks(int cols) {
 
 extern "C" int cumlp__cuda_reduction_chunks(int rows, int cols) {
     (void)rows;
-    int chunks = (cols + kColsPerChunk - 1) / kColsPerChunk;
-    return chunks < 1 ? 1 : chunks > kMaxChunks ? kMaxChunks : chunks;
+    int64_t chunks = ((int64_t)cols + kColsPerChunk - 1) / kColsPerChunk;
+    return chunks < 1 ? 1 : chunks > kMaxChunks ? kMaxChunks : (int)chunks;
 }
 
 extern "C" size_t cumlp__cuda_reduction_workspace(int rows, int cols) {
