@@ -600,6 +600,27 @@ static cumlp_status cuda_check_finite(cumlp_context *ctx, const void *x, size_t 
     return st;
 }
 
+/* ---- profiler ranges ----------------------------------------------------------------------- */
+
+#ifdef CUMLP_USE_NVTX
+/* The phases of a step (forward, loss, backward, optimizer) as NVTX ranges: host-side markers
+ * that enclose the per-op ranges above; they queue nothing and cannot fail. */
+static void cuda_range_push(cumlp_context *ctx, const char *name) {
+    (void)ctx;
+    nvtxRangePushA(name);
+}
+
+static void cuda_range_pop(cumlp_context *ctx) {
+    (void)ctx;
+    nvtxRangePop();
+}
+#define CUDA_RANGE_PUSH_OP cuda_range_push
+#define CUDA_RANGE_POP_OP  cuda_range_pop
+#else
+#define CUDA_RANGE_PUSH_OP NULL
+#define CUDA_RANGE_POP_OP  NULL
+#endif
+
 /* ---- overlapped batch uploads -------------------------------------------------------------- */
 
 static cumlp_status cuda_host_alloc(cumlp_context *ctx, size_t bytes, void **ptr) {
@@ -682,6 +703,8 @@ static const cumlp_backend_ops cuda_ops = {
     .upload_async = cuda_upload_async,
     .upload_join = cuda_upload_join,
     .upload_host_wait = cuda_upload_host_wait,
+    .range_push = CUDA_RANGE_PUSH_OP,
+    .range_pop = CUDA_RANGE_POP_OP,
 };
 
 const cumlp_backend_ops *cumlp__backend_cuda(void) {

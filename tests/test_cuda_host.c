@@ -3,7 +3,8 @@
  * The cuda backend's host side, which runs without a GPU: on a machine without a usable device a
  * cuda context fails with CUMLP_ERROR_NO_DEVICE and leaks nothing (the ASan build runs this),
  * AUTO falls back to a CPU backend; and the host Philox stream of src/rng.c (used by the CPU
- * backends) is cuRAND's Philox4x32-10 stream, checked against cuRAND's own host generator.
+ * backends) is cuRAND's Philox4x32-10 stream, checked against cuRAND's own host generator; and
+ * the profiler range ops come as a pair.
  */
 #include "harness.h"
 #include "internal.h"
@@ -15,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Defined by cmake/cuda_backend.cmake when the cuda backend (and so cuRAND) is linked in. */
+/* Defined by tests/CMakeLists.txt when the cuda backend (and so cuRAND) is linked in. */
 #ifdef CUMLP_TEST_HAVE_CUDA_TOOLKIT
 #include <curand.h>
 #define HAVE_CURAND_HEADER 1
@@ -79,6 +80,16 @@ static void test_auto_falls_back(void) {
     CHECK(memcmp(host, back, sizeof host) == 0);
     cumlp_tensor_destroy(t);
     cumlp_context_destroy(ctx);
+}
+
+/* The profiler range ops (NVTX when the build enables it) come as a pair: the front end calls
+ * pop after every push it made, so one without the other would unbalance the ranges. */
+static void test_range_ops_pair(void) {
+    const cumlp_backend_ops *ops = cumlp__backend_cuda();
+    CHECK(ops != NULL);
+    if (!ops) return;
+    CHECK((ops->range_push == NULL) == (ops->range_pop == NULL));
+    printf("     range ops: %s\n", ops->range_push ? "NVTX" : "none (CUMLP_NVTX=OFF)");
 }
 
 #ifdef HAVE_CURAND_HEADER
@@ -184,6 +195,7 @@ int main(void) {
     RUN(test_no_device);
     RUN(test_device_out_of_range);
     RUN(test_auto_falls_back);
+    RUN(test_range_ops_pair);
 #ifdef HAVE_CURAND_HEADER
     RUN(test_philox_matches_curand_uniform);
     RUN(test_philox_matches_curand_normal);
