@@ -114,26 +114,54 @@ static void test_upload_download_fill_copy(void) {
     }
 }
 
+/* Queues about 10 ms of GEMMs on the context's stream, so that work queued after it is still
+ * pending when a copy on another stream could already have run. */
+static void keep_stream_busy(void **scratch) {
+    const int d = 2048;
+    if (!*scratch) CHECK_OK(gpu->ops->alloc(gpu, (size_t)3 * d * d, scratch));
+    if (!*scratch) return;
+    void *a = *scratch, *b = cumlp__at(gpu, a, (size_t)d * d),
+         *c = cumlp__at(gpu, b, (size_t)d * d);
+    CHECK_OK(gpu->ops->fill(gpu, a, (size_t)2 * d * d, 1.0f / d));
+    for (int i = 0; i < 24; i++)
+        CHECK_OK(gpu->ops->gemm(gpu, 0, 0, d, d, d, 1.0, a, d, b, d, 0.0, c, d));
+}
+
+/* upload_async must wait for the work already queued on the context's stream (a fill queued
+ * behind busy work would otherwise land after the copy and leave NaN), and upload_join alone
+ * must order later work on the context's stream after the copy (the download runs before
+ * upload_host_wait, so the host wait cannot hide a missing join). Two rounds reuse the slots. */
 static void test_overlapped_upload(void) {
     size_t n = 100003;
     float *pinned[2] = {NULL, NULL}, *back = test_alloc_floats(n);
-    void *dst[2] = {NULL, NULL};
+    void *dst[2] = {NULL, NULL}, *scratch = NULL;
     for (int s = 0; s < 2; s++) {
         CHECK_OK(gpu->ops->host_alloc(gpu, n * sizeof(float), (void **)&pinned[s]));
         CHECK_OK(gpu->ops->alloc(gpu, n, &dst[s]));
-        if (!pinned[s]) return;
-        for (size_t i = 0; i < n; i++)
-            pinned[s][i] = (float)(i * (s + 1)) * 0.5f;
-        CHECK_OK(gpu->ops->upload_async(gpu, s, dst[s], pinned[s], n));
+    }
+    for (int round = 0; round < 2 && pinned[0] && pinned[1] && dst[0] && dst[1]; round++) {
+        keep_stream_busy(&scratch);
+        for (int s = 0; s < 2; s++) {
+            CHECK_OK(gpu->ops->upload_host_wait(gpu, s)); /* the slot's host buffer is free */
+            for (size_t i = 0; i < n; i++)
+                pinned[s][i] = (float)(i * (s + 1) + round) * 0.5f;
+            CHECK_OK(gpu->ops->fill(gpu, dst[s], n, NAN)); /* queued behind the GEMMs */
+            CHECK_OK(gpu->ops->upload_async(gpu, s, dst[s], pinned[s], n));
+        }
+        for (int s = 0; s < 2; s++) {
+            CHECK_OK(gpu->ops->upload_join(gpu, s));
+            CHECK_OK(gpu->ops->download(gpu, dst[s], back, n));
+            CHECK_MSG(memcmp(back, pinned[s], n * sizeof(float)) == 0,
+                      "round %d slot %d: the overlapped upload was overwritten or not waited for",
+                      round, s);
+        }
     }
     for (int s = 0; s < 2; s++) {
-        CHECK_OK(gpu->ops->upload_host_wait(gpu, s));
-        CHECK_OK(gpu->ops->upload_join(gpu, s));
-        CHECK_OK(gpu->ops->download(gpu, dst[s], back, n));
-        CHECK(memcmp(back, pinned[s], n * sizeof(float)) == 0);
+        if (pinned[s]) CHECK_OK(gpu->ops->upload_host_wait(gpu, s));
         gpu->ops->free(gpu, dst[s]);
         gpu->ops->host_free(gpu, pinned[s]);
     }
+    gpu->ops->free(gpu, scratch);
     free(back);
 }
 
@@ -205,6 +233,8 @@ static void test_bias_activation(void) {
                 bias_activation_case(act, rows_list[r], cols_list[c], (r + c + act) % 3);
     bias_activation_case(CUMLP_ACT_SOFTMAX, 1000, 37, 0); /* wide softmax: lanes loop */
     bias_activation_case(CUMLP_ACT_RELU, 33, 4096, 2);
+    bias_activation_case(CUMLP_ACT_SOFTMAX, 4096, 33, 2); /* in place, 128 elements per lane */
+    bias_activation_case(CUMLP_ACT_GELU, 1025, 16385, 1); /* a large batch */
 }
 
 /* ---- loss and backward ---------------------------------------------------------------------- */
@@ -281,6 +311,38 @@ static void test_loss_delta(void) {
             loss_delta_case(CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY, CUMLP_ACT_SIGMOID, rows, cols,
                             k % 3 != 2, 1, k % 3 == 2);
         }
+    /* A batch past the reductions' chunk cap (16385 columns), and a wide output layer. */
+    loss_delta_case(CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, CUMLP_ACT_SOFTMAX, 10, 16385, 1, 1, 0);
+    loss_delta_case(CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY, CUMLP_ACT_SIGMOID, 4096, 257, 1, 1, 1);
+    loss_delta_case(CUMLP_LOSS_SQUARED_ERROR, CUMLP_ACT_TANH, 33, 16385, 1, 1, 0);
+}
+
+/* Confident correct BCE predictions: each loss term is tiny next to softplus(z) and y z, so an
+ * fp32 evaluation of softplus(z) - y z loses it; the reference evaluates it in double. */
+static void test_bce_loss_of_confident_outputs(void) {
+    const int rows = 7, cols = 33;
+    size_t n = (size_t)rows * cols;
+    float *hz = test_alloc_floats(n), *ha = test_alloc_floats(n), *hy = test_alloc_floats(n);
+    for (size_t i = 0; i < n; i++) {
+        int positive = i % 3 != 0;
+        hz[i] = (positive ? 1.0f : -1.0f) * (8.0f + (float)(i % 13));
+        hy[i] = positive ? 1.0f : 0.0f;
+        ha[i] = (float)cumlp_sigmoid_d(hz[i]);
+    }
+    pair Z = pair_from(hz, n), A = pair_from(ha, n), Y = pair_from(hy, n), delta = pair_alloc(n);
+    double lr = NAN, lg = NAN;
+    CHECK_OK(ref->ops->loss_delta(ref, CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY, CUMLP_ACT_SIGMOID,
+                                  0.01, rows, cols, Z.r, A.r, Y.r, delta.r, NULL, 1.0 / cols, &lr));
+    CHECK_OK(gpu->ops->loss_delta(gpu, CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY, CUMLP_ACT_SIGMOID,
+                                  0.01, rows, cols, Z.g, A.g, Y.g, delta.g, NULL, 1.0 / cols, &lg));
+    CHECK_MSG(fabs(lg - lr) <= 1e-5 * lr, "BCE loss of confident outputs: %.9g vs %.9g", lg, lr);
+    pair_free(Z);
+    pair_free(A);
+    pair_free(Y);
+    pair_free(delta);
+    free(hz);
+    free(ha);
+    free(hy);
 }
 
 static void backward_case(int act, int rows, int cols, int delta_aliases_g) {
@@ -314,6 +376,8 @@ static void test_activation_backward(void) {
         for (int r = 0; r < COUNT(rows_list); r++)
             for (int c = 0; c < COUNT(cols_list); c += 1 + (r % 2))
                 backward_case(act, rows_list[r], cols_list[c], (r + c) % 2);
+    backward_case(CUMLP_ACT_RELU, 1025, 16385, 1); /* past the chunk cap, in place */
+    backward_case(CUMLP_ACT_GELU, 4096, 65, 0);
 }
 
 /* ---- optimizer, random, helpers ------------------------------------------------------------ */
@@ -436,6 +500,28 @@ static void test_check_finite(void) {
     }
 }
 
+/* The profiler range ops come as a pair (both NVTX, or both NULL in a build without it); a
+ * range around queued work changes nothing. */
+static void test_ranges(void) {
+    const cumlp_backend_ops *ops = gpu->ops;
+    CHECK((ops->range_push == NULL) == (ops->range_pop == NULL));
+    if (!ops->range_push) {
+        printf("     (built without NVTX: no range ops)\n");
+        return;
+    }
+    void *x = NULL;
+    CHECK_OK(ops->alloc(gpu, 5, &x));
+    ops->range_push(gpu, "cumlp:test_outer");
+    ops->range_push(gpu, "cumlp:test_inner");
+    CHECK_OK(ops->fill(gpu, x, 5, 3.0f));
+    ops->range_pop(gpu);
+    ops->range_pop(gpu);
+    float back[5];
+    CHECK_OK(ops->download(gpu, x, back, 5));
+    CHECK(back[0] == 3.0f && back[4] == 3.0f);
+    ops->free(gpu, x);
+}
+
 static void test_describe(void) {
     char buf[512];
     CHECK_OK(cumlp_context_describe(gpu, buf, sizeof buf));
@@ -453,11 +539,13 @@ int main(void) {
     RUN(test_gemm_tf32);
     RUN(test_bias_activation);
     RUN(test_loss_delta);
+    RUN(test_bce_loss_of_confident_outputs);
     RUN(test_activation_backward);
     RUN(test_optimizer_step);
     RUN(test_random);
     RUN(test_scale_shift);
     RUN(test_check_finite);
+    RUN(test_ranges);
     CHECK_OK(cumlp_context_synchronize(gpu));
     cumlp_context_destroy(gpu);
     cumlp_context_destroy(ref);
