@@ -320,10 +320,10 @@ cumlp_status cumlp_scaler_fit(const cumlp_dataset *train, int method, int per_fe
     if (method != CUMLP_SCALE_MINMAX && method != CUMLP_SCALE_STANDARDIZE)
         return cumlp__error(train->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown method %d", func,
                             method);
-    cumlp_scaler *s;
+    cumlp_scaler *s = NULL;
     cumlp_status st = scaler_new(train->ctx, func, train->n_features, &s);
     if (st != CUMLP_SUCCESS) return st;
-    double offset, scale;
+    double offset = 0, scale = 1;
     if (!per_feature) statistics(train, 0, train->n_features, method, &offset, &scale);
     for (int64_t f = 0; f < train->n_features; f++) {
         if (per_feature) statistics(train, f, 1, method, &offset, &scale);
