@@ -60,10 +60,16 @@ list(APPEND CUMLP_LINK_LIBS CUDA::cudart CUDA::cublas CUDA::cublasLt CUDA::curan
 set(CUMLP_PC_LIBS_PRIVATE "${CUMLP_PC_LIBS_PRIVATE} -L${CUDAToolkit_LIBRARY_DIR} -lcublasLt -lcublas -lcurand -lcudart")
 
 if(CUMLP_NVTX)
-  if(TARGET CUDA::nvtx3)
-    target_link_libraries(cumlp_objects PRIVATE CUDA::nvtx3)
-    list(APPEND CUMLP_LINK_LIBS CUDA::nvtx3)
+  # NVTX3 is header-only; the toolkit's include directory normally holds nvtx3/. Without the
+  # header the ranges are compiled out (range_push/range_pop NULL) rather than breaking the build.
+  find_path(CUMLP_NVTX3_INCLUDE_DIR nvtx3/nvToolsExt.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  if(CUMLP_NVTX3_INCLUDE_DIR)
+    if(TARGET CUDA::nvtx3)
+      target_link_libraries(cumlp_objects PRIVATE CUDA::nvtx3)
+      list(APPEND CUMLP_LINK_LIBS CUDA::nvtx3)
+    endif()
+    target_compile_definitions(cumlp_objects PRIVATE CUMLP_USE_NVTX)
+  else()
+    message(STATUS "cumlp: nvtx3/nvToolsExt.h not found; NVTX ranges are compiled out")
   endif()
-  # NVTX3 is header-only; the toolkit's include directory already holds nvtx3/.
-  target_compile_definitions(cumlp_objects PRIVATE CUMLP_USE_NVTX)
 endif()
