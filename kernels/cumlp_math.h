@@ -42,6 +42,7 @@ enum {
 #define CUMLP_LIBM_LOG1P    log1p
 #define CUMLP_LIBM_TANH     tanh
 #define CUMLP_LIBM_ERF      erf
+#define CUMLP_LIBM_ERFC     erfc
 #define CUMLP_LIBM_SQRT     sqrt
 #define CUMLP_LIBM_FABS     fabs
 #include "cumlp_math.inc"
@@ -51,6 +52,7 @@ enum {
 #undef CUMLP_LIBM_LOG1P
 #undef CUMLP_LIBM_TANH
 #undef CUMLP_LIBM_ERF
+#undef CUMLP_LIBM_ERFC
 #undef CUMLP_LIBM_SQRT
 #undef CUMLP_LIBM_FABS
 
@@ -60,6 +62,7 @@ enum {
 #define CUMLP_LIBM_LOG1P    log1pf
 #define CUMLP_LIBM_TANH     tanhf
 #define CUMLP_LIBM_ERF      erff
+#define CUMLP_LIBM_ERFC     erfcf
 #define CUMLP_LIBM_SQRT     sqrtf
 #define CUMLP_LIBM_FABS     fabsf
 #include "cumlp_math.inc"
@@ -69,6 +72,7 @@ enum {
 #undef CUMLP_LIBM_LOG1P
 #undef CUMLP_LIBM_TANH
 #undef CUMLP_LIBM_ERF
+#undef CUMLP_LIBM_ERFC
 #undef CUMLP_LIBM_SQRT
 #undef CUMLP_LIBM_FABS
 

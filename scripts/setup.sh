@@ -7,7 +7,9 @@
 # (nvcc on PATH or under /usr/local/cuda).
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config zlib1g-dev libopenblas-dev)
+# libopenblas-openmp-dev: OpenBLAS's OpenMP build shares its threads with the cpu backend's OpenMP
+# loops; the pthread build would compete with them for the cores.
+packages=(build-essential cmake pkg-config zlib1g-dev libopenblas-openmp-dev)
 if [[ "${CUMLP_SETUP_MINIMAL:-0}" != 1 ]]; then
   packages+=(clang libclang-rt-14-dev dataset-fashion-mnist python3-torch python3-numpy)
 fi

@@ -42,6 +42,15 @@ static void test_activation_values(void) {
     CHECK(cumlp_sigmoid_f(-200.0f) == 0.0f && cumlp_sigmoid_f(200.0f) == 1.0f);
     CHECK_NEAR(cumlp_gelu_d(1.0), 0.8413447460685429, 1e-15);
     CHECK_NEAR(cumlp_gelu_d(-1.0), -0.15865525393145707, 1e-15);
+    /* In fp32, 1 + erf(z / sqrt 2) cancels for negative z; the erfc form keeps full precision. */
+    for (double z = -8; z <= -1; z += 0.5) {
+        double exact = cumlp_gelu_d(z);
+        double rel = fabs(cumlp_gelu_f((float)z) - exact) / fabs(exact);
+        CHECK_MSG(rel < 1e-5, "gelu_f(%g) relative error %g", z, rel);
+        double d_exact = cumlp_gelu_deriv_d(z);
+        double d_rel = fabs(cumlp_gelu_deriv_f((float)z) - d_exact) / fabs(d_exact);
+        CHECK_MSG(d_rel < 1e-4, "gelu_deriv_f(%g) relative error %g", z, d_rel);
+    }
     CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_LEAKY_RELU, 0.01, -2.0), -0.02, 1e-17);
     CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_RELU, 0.01, -2.0), 0.0, 0);
     CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_TANH, 0, 0.5), tanh(0.5), 0);
