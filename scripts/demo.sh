@@ -6,7 +6,7 @@
 #   CUMLP_DEMO_EPOCHS=N scripts/demo.sh  train for N epochs instead of 10
 #   CUMLP_FASHION_MNIST_DIR=DIR ...      read the four IDX files (.gz) from DIR
 #
-# On a fresh Debian machine it installs build-essential, cmake, zlib1g-dev, libopenblas-dev and
+# On a fresh Debian machine it installs (scripts/setup.sh demo) the build tools, OpenBLAS, zlib and
 # dataset-fashion-mnist (which puts the files under /usr/share/datasets/fashion-mnist/), then
 # builds a Release tree in build/ and runs `cumlp train` with a held-out validation split, the
 # model saved to build/demo/fashion.safetensors, a per-epoch log and an SVG of the curves.
@@ -17,22 +17,10 @@ data=${CUMLP_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 epochs=${CUMLP_DEMO_EPOCHS:-10}
 
 # ---- what a fresh Debian machine lacks -----------------------------------------------------------
-packages=(build-essential cmake zlib1g-dev libopenblas-dev)
-[[ -n "${CUMLP_FASHION_MNIST_DIR:-}" ]] || packages+=(dataset-fashion-mnist)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]} > 0)); then
-  echo "demo: installing ${missing[*]}"
-  sudo=""
-  if [[ $(id -u) != 0 ]]; then
-    command -v sudo >/dev/null || { echo "demo: run as root or install: ${missing[*]}" >&2; exit 1; }
-    sudo="sudo"
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [[ -n "${CUMLP_FASHION_MNIST_DIR:-}" ]]; then
+  bash "$root/scripts/setup.sh" build
+else
+  bash "$root/scripts/setup.sh" demo
 fi
 for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz \
          t10k-labels-idx1-ubyte.gz; do

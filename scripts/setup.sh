@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what building and testing cumlp needs on a Debian machine, if it is missing.
-#   scripts/setup.sh            build tools, OpenBLAS, zlib, clang (fuzzers), the Fashion-MNIST
-#                               data set and PyTorch (interoperability test and benchmarks)
-#   CUMLP_SETUP_MINIMAL=1 ...   only what the build needs
+# Installs what cumlp needs on a Debian machine, if it is missing.
+#   scripts/setup.sh [test]   build tools, OpenBLAS, zlib, clang (fuzzers), the Fashion-MNIST
+#                             data set and PyTorch (interoperability test and benchmarks)
+#   scripts/setup.sh demo     build tools, OpenBLAS, zlib and the Fashion-MNIST data set
+#   scripts/setup.sh build    only what the build needs
 # The CUDA toolkit is not installed here: the cuda backend is built when one is found
 # (nvcc on PATH or under /usr/local/cuda).
 set -euo pipefail
@@ -10,9 +11,12 @@ set -euo pipefail
 # libopenblas-openmp-dev: OpenBLAS's OpenMP build shares its threads with the cpu backend's OpenMP
 # loops; the pthread build would compete with them for the cores.
 packages=(build-essential cmake pkg-config zlib1g-dev libopenblas-openmp-dev)
-if [[ "${CUMLP_SETUP_MINIMAL:-0}" != 1 ]]; then
-  packages+=(clang libclang-rt-14-dev dataset-fashion-mnist python3-torch python3-numpy)
-fi
+case "${1:-test}" in
+  build) ;;
+  demo) packages+=(dataset-fashion-mnist) ;;
+  test) packages+=(clang libclang-rt-14-dev dataset-fashion-mnist python3-torch python3-numpy) ;;
+  *) echo "usage: $0 [build|demo|test]" >&2; exit 1 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
