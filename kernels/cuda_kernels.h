@@ -8,6 +8,8 @@
 #ifndef CUMLP_CUDA_KERNELS_H
 #define CUMLP_CUDA_KERNELS_H
 
+#include "cumlp_math.h"
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -45,10 +47,9 @@ int cumlp__cuda_activation_backward(void *stream, int activation, float slope, i
                                     float *db, double db_scale, void *workspace);
 
 /* One optimizer update over count parameters (state1/state2 may be NULL when unused). */
-int cumlp__cuda_optimizer_step(void *stream, int type, float lr, float momentum, float weight_decay,
-                               float beta1, float beta2, float epsilon, float bias_correction1,
-                               float bias_correction2, size_t count, float *param,
-                               const float *grad, float *state1, float *state2);
+int cumlp__cuda_optimizer_step(void *stream, int type, const cumlp_update_params_f *params,
+                               size_t count, float *param, const float *grad, float *state1,
+                               float *state2);
 
 /* *flag (device int) = 1 if some x[i] is NaN or Inf, else 0. */
 int cumlp__cuda_find_non_finite(void *stream, const float *x, size_t count, int *flag);

@@ -107,8 +107,7 @@ __global__ void bias_activation_kernel(int activation, float slope, int rows, si
     }
 }
 
-__global__ void optimizer_kernel(int type, float lr, float mu, float wd, float beta1, float beta2,
-                                 float eps, float bc1, float bc2, size_t n, float *w,
+__global__ void optimizer_kernel(int type, cumlp_update_params_f params, size_t n, float *w,
                                  const float *g, float *s1, float *s2, bool vec) {
     for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
         size_t base = q * 4;
@@ -118,8 +117,7 @@ __global__ void optimizer_kernel(int type, float lr, float mu, float wd, float b
         if (s1) load4(s1, base, n, vec, m);
         if (s2) load4(s2, base, n, vec, v);
         for (int k = 0; k < 4; k++)
-            cumlp_optimizer_update_f(type, lr, mu, wd, beta1, beta2, eps, bc1, bc2, &wv[k], gv[k],
-                                     &m[k], &v[k]);
+            cumlp_optimizer_update_f(type, &params, &wv[k], gv[k], &m[k], &v[k]);
         store4(w, base, n, vec, wv);
         if (s1) store4(s1, base, n, vec, m);
         if (s2) store4(s2, base, n, vec, v);
@@ -420,16 +418,14 @@ extern "C" int cumlp__cuda_activation_backward(void *stream, int activation, flo
     return run_delta((cudaStream_t)stream, p, db, db_scale);
 }
 
-extern "C" int cumlp__cuda_optimizer_step(void *stream, int type, float lr, float momentum,
-                                          float weight_decay, float beta1, float beta2,
-                                          float epsilon, float bias_correction1,
-                                          float bias_correction2, size_t count, float *param,
-                                          const float *grad, float *state1, float *state2) {
+extern "C" int cumlp__cuda_optimizer_step(void *stream, int type,
+                                          const cumlp_update_params_f *params, size_t count,
+                                          float *param, const float *grad, float *state1,
+                                          float *state2) {
     bool vec = aligned16(param) && aligned16(grad) && (!state1 || aligned16(state1)) &&
                (!state2 || aligned16(state2));
     optimizer_kernel<<<blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream>>>(
-        type, lr, momentum, weight_decay, beta1, beta2, epsilon, bias_correction1, bias_correction2,
-        count, param, grad, state1, state2, vec);
+        type, *params, count, param, grad, state1, state2, vec);
     return launched();
 }
 

@@ -18,6 +18,8 @@
 
 #include "cumlp.h"
 
+#include "../kernels/cumlp_math.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +33,24 @@ typedef struct cumlp_step_params {
     double bias_correction1; /* 1 - beta1^t (Adam), else 1 */
     double bias_correction2; /* 1 - beta2^t (Adam), else 1 */
 } cumlp_step_params;
+
+/* The step's hyper-parameters as the shared update rule (kernels/cumlp_math.inc) takes them, with
+ * 1 - beta computed in double and rounded once. */
+static inline cumlp_update_params_d cumlp__update_params_d(const cumlp_step_params *p) {
+    cumlp_update_params_d q = {p->learning_rate,    p->momentum,        p->weight_decay, p->beta1,
+                               1.0 - p->beta1,      p->beta2,           1.0 - p->beta2,  p->epsilon,
+                               p->bias_correction1, p->bias_correction2};
+    return q;
+}
+
+static inline cumlp_update_params_f cumlp__update_params_f(const cumlp_step_params *p) {
+    cumlp_update_params_f q = {(float)p->learning_rate,    (float)p->momentum,
+                               (float)p->weight_decay,     (float)p->beta1,
+                               (float)(1.0 - p->beta1),    (float)p->beta2,
+                               (float)(1.0 - p->beta2),    (float)p->epsilon,
+                               (float)p->bias_correction1, (float)p->bias_correction2};
+    return q;
+}
 
 /* Distribution for the initial parameters (one generator call over the whole arena). */
 typedef enum cumlp_distribution {

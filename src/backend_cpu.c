@@ -470,25 +470,20 @@ static cumlp_status cpu_loss_delta(cumlp_context *ctx, int loss, int activation,
 
 /* ---- optimizer ----------------------------------------------------------------------------- */
 
-/* The step's hyper-parameters in fp32, as the shared `_f` update rule takes them. */
-typedef struct update_params {
-    float lr, mu, wd, b1, b2, eps, bc1, bc2;
-} update_params;
-
 /* One update loop over n elements with a constant rule; absent state arrays are replaced by a
  * local that the compiler removes. */
-CPU_INLINE void update_loop(int type, const update_params *q, size_t n, float *w, const float *g,
-                            float *s1, float *s2) {
+CPU_INLINE void update_loop(int type, const cumlp_update_params_f *q, size_t n, float *w,
+                            const float *g, float *s1, float *s2) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float unused1 = 0, unused2 = 0;
-        cumlp_optimizer_update_f(type, q->lr, q->mu, q->wd, q->b1, q->b2, q->eps, q->bc1, q->bc2,
-                                 &w[i], g[i], s1 ? &s1[i] : &unused1, s2 ? &s2[i] : &unused2);
+        cumlp_optimizer_update_f(type, q, &w[i], g[i], s1 ? &s1[i] : &unused1,
+                                 s2 ? &s2[i] : &unused2);
     }
 }
 
-static void update_chunk(int type, const update_params *q, size_t n, float *w, const float *g,
-                         float *s1, float *s2) {
+static void update_chunk(int type, const cumlp_update_params_f *q, size_t n, float *w,
+                         const float *g, float *s1, float *s2) {
     switch (type) {
     case CUMLP_OPT_MOMENTUM:
         update_loop(CUMLP_OPT_MOMENTUM, q, n, w, g, s1, NULL);
@@ -507,14 +502,7 @@ static void update_chunk(int type, const update_params *q, size_t n, float *w, c
 
 static cumlp_status cpu_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
                                        void *param, const void *grad, void *state1, void *state2) {
-    update_params q = {(float)p->learning_rate,
-                       (float)p->momentum,
-                       (float)p->weight_decay,
-                       (float)p->beta1,
-                       (float)p->beta2,
-                       (float)p->epsilon,
-                       (float)p->bias_correction1,
-                       (float)p->bias_correction2};
+    const cumlp_update_params_f q = cumlp__update_params_f(p);
     float *w = param, *s1 = state1, *s2 = state2;
     const float *g = grad;
     int threads = count >= PARALLEL_MIN_ELEMENTS ? threads_of(ctx) : 1;

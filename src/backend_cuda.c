@@ -519,10 +519,9 @@ static cumlp_status cuda_optimizer_step(cumlp_context *ctx, const cumlp_step_par
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     RANGE_PUSH("cumlp:optimizer_step");
-    int err = cumlp__cuda_optimizer_step(
-        state_of(ctx)->stream, p->type, (float)p->learning_rate, (float)p->momentum,
-        (float)p->weight_decay, (float)p->beta1, (float)p->beta2, (float)p->epsilon,
-        (float)p->bias_correction1, (float)p->bias_correction2, count, param, grad, state1, state2);
+    const cumlp_update_params_f q = cumlp__update_params_f(p);
+    int err = cumlp__cuda_optimizer_step(state_of(ctx)->stream, p->type, &q, count, param, grad,
+                                         state1, state2);
     RANGE_POP();
     return launch_error(ctx, err, "optimizer_step");
 }

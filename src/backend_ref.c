@@ -241,12 +241,11 @@ static cumlp_status ref_optimizer_step(cumlp_context *ctx, const cumlp_step_para
     (void)ctx;
     real *w = param, *s1 = state1, *s2 = state2;
     const real *g = grad;
+    const cumlp_update_params_d q = cumlp__update_params_d(p);
     real unused1 = 0, unused2 = 0;
-    for (size_t i = 0; i < count; i++) {
-        cumlp_optimizer_update_d(p->type, p->learning_rate, p->momentum, p->weight_decay, p->beta1,
-                                 p->beta2, p->epsilon, p->bias_correction1, p->bias_correction2,
-                                 &w[i], g[i], s1 ? &s1[i] : &unused1, s2 ? &s2[i] : &unused2);
-    }
+    for (size_t i = 0; i < count; i++)
+        cumlp_optimizer_update_d(p->type, &q, &w[i], g[i], s1 ? &s1[i] : &unused1,
+                                 s2 ? &s2[i] : &unused2);
     return CUMLP_SUCCESS;
 }
 
