@@ -150,7 +150,9 @@ CUMLP_API cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_
 
 /**
  * Writes a one-line description of the context's device into buf (for example the GPU's name and
- * memory, or the CPU backend's thread count), truncated to buf_size - 1 characters.
+ * memory, or the CPU backend's thread count), truncated to buf_size - 1 characters. A context made
+ * with CUMLP_BACKEND_AUTO adds why it passed over the backends before it ("auto: cuda backend
+ * passed over: ...").
  */
 CUMLP_API cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *buf, size_t buf_size);
 

@@ -198,13 +198,20 @@ cumlp_status cumlp_context_create(cumlp_context **ctx, const cumlp_context_optio
     if (st != CUMLP_SUCCESS) return st;
     if (o->backend != CUMLP_BACKEND_AUTO) return try_backend(o->backend, o, ctx);
 
-    /* auto: the first backend that is built and finds what it needs. */
+    /* auto: the first backend that is built and finds what it needs; the context remembers
+     * why the ones before it were passed over. */
     const int order[] = {CUMLP_BACKEND_CUDA, CUMLP_BACKEND_CPU, CUMLP_BACKEND_REFERENCE};
+    char note[CUMLP_MESSAGE_SIZE] = "";
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
-        if (!backend_ops(order[i])) continue;
         if (o->stream && order[i] != CUMLP_BACKEND_CUDA) break; /* a stream demands cuda */
         st = try_backend(order[i], o, ctx);
-        if (st == CUMLP_SUCCESS) return st;
+        if (st == CUMLP_SUCCESS) {
+            snprintf((*ctx)->fallback_note, sizeof(*ctx)->fallback_note, "%s", note);
+            return st;
+        }
+        size_t used = strlen(note);
+        snprintf(note + used, sizeof note - used, "%sauto: %s backend passed over: %s",
+                 used ? "; " : "", cumlp_backend_name(order[i]), cumlp_last_error(NULL));
     }
     if (o->stream)
         return cumlp__error(NULL, CUMLP_ERROR_NO_DEVICE,
@@ -252,7 +259,11 @@ cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *buf, size_t 
     if (!buf || buf_size == 0)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
                             "cumlp_context_describe: buf is NULL or buf_size is 0");
-    return ctx->ops->describe(ctx, buf, buf_size);
+    cumlp_status st = ctx->ops->describe(ctx, buf, buf_size);
+    size_t used = strlen(buf);
+    if (st == CUMLP_SUCCESS && ctx->fallback_note[0])
+        snprintf(buf + used, buf_size - used, " (%s)", ctx->fallback_note);
+    return st;
 }
 
 /* Backends left out of this build (see CMakeLists.txt) are reported as absent. */

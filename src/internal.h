@@ -23,6 +23,8 @@ struct cumlp_context {
     int math_mode;       /* cumlp_math_mode */
     cumlp_status sticky; /* a device error that poisons the context, else CUMLP_SUCCESS */
     char message[CUMLP_MESSAGE_SIZE];
+    /* Why AUTO did not pick an earlier backend ("" otherwise); cumlp_context_describe adds it. */
+    char fallback_note[CUMLP_MESSAGE_SIZE];
 };
 
 struct cumlp_tensor {

@@ -78,9 +78,15 @@ static void test_contexts(void) {
     /* auto always finds something; it is never AUTO afterwards. */
     CHECK_OK(cumlp_context_create(&ctx, NULL));
     CHECK(cumlp_context_backend(ctx) != CUMLP_BACKEND_AUTO && cumlp_context_backend(ctx) > 0);
-    char desc[128];
+    char desc[1024];
     CHECK_OK(cumlp_context_describe(ctx, desc, sizeof desc));
     CHECK(strlen(desc) > 0);
+    /* auto says why it passed over the backends before the one it chose. */
+    if (cumlp_context_backend(ctx) != CUMLP_BACKEND_CUDA)
+        CHECK_MSG(strstr(desc, "auto: cuda backend passed over") != NULL, "%s", desc);
+    char tiny[8];
+    CHECK_OK(cumlp_context_describe(ctx, tiny, sizeof tiny));
+    CHECK(strlen(tiny) == 7);
     CHECK_STATUS(cumlp_context_describe(ctx, NULL, 10), CUMLP_ERROR_INVALID_VALUE);
     CHECK_OK(cumlp_context_synchronize(ctx));
     CHECK_STATUS(cumlp_context_set_math_mode(ctx, 9), CUMLP_ERROR_INVALID_VALUE);
