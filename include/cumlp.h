@@ -488,7 +488,8 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * Writing is crash-safe: the file is written to a temporary file in the target's directory,
  * flushed and fsync()ed, renamed over the target, and the directory is fsync()ed. At every
  * moment the target is either the old file or the complete new one; a failed save leaves the old
- * file and no temporary file behind.
+ * file and no temporary file behind. A replaced file keeps its permission bits; a new one gets
+ * 0666 less the process's umask, as open() would give it.
  *
  * Reading checks everything before it changes anything: header size (at most 100 MB and the file
  * size), overflow-checked sizes, contiguous in-file offsets covering the exact file size, dtype

@@ -134,9 +134,10 @@ static int parse_double(const char *s, double *out) {
         if (*c == '.') *c = dp;
     }
     char *end;
-    errno = 0;
     double v = strtod(copy, &end);
-    if (*end != '\0' || errno == ERANGE || !isfinite(v)) return 0;
+    /* No errno check: strtod reports ERANGE for subnormal results too, and a subnormal written by
+     * format_double must read back; overflow gives HUGE_VAL, which isfinite rejects. */
+    if (*end != '\0' || !isfinite(v)) return 0;
     *out = v;
     return 1;
 }
@@ -147,8 +148,9 @@ static int parse_count(const char *first, size_t length, int64_t limit, int64_t 
     int64_t v = 0;
     for (size_t i = 0; i < length; i++) {
         if (first[i] < '0' || first[i] > '9') return 0;
-        v = v * 10 + (first[i] - '0'); /* at most 19 digits: cannot overflow before the check */
-        if (v > limit) return 0;
+        int digit = first[i] - '0';
+        if (v > limit / 10 || v * 10 > limit - digit) return 0; /* > limit, never overflows */
+        v = v * 10 + digit;
     }
     *out = v;
     return 1;
@@ -407,11 +409,30 @@ static int sync_directory(const char *dir) {
     return ok;
 }
 
-/* New files get the mode of the file they replace, or rw-r--r--. */
+/* The process's umask without changing it (umask() sets it, racing with other threads): the
+ * "Umask:" line of /proc/self/status (Linux 4.7+), else the common 022. */
+static mode_t current_umask(void) {
+    mode_t mask = 022;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return mask;
+    char line[256];
+    unsigned value;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "Umask: %o", &value) == 1) {
+            mask = (mode_t)(value & 0777);
+            break;
+        }
+    }
+    fclose(f);
+    return mask;
+}
+
+/* New files get the mode of the file they replace, or what open(path, O_CREAT, 0666) would give
+ * (mkstemp makes them 0600 whatever the umask). */
 static mode_t target_mode(const char *path) {
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) return sb.st_mode & 07777;
-    return 0644;
+    return 0666 & ~current_umask();
 }
 
 typedef struct chunk {
@@ -948,6 +969,11 @@ static cumlp_status decode(reader *r, const unsigned char *data, size_t size, de
     cumlp_status st = read_header(r, data, size, &header);
     if (st == CUMLP_SUCCESS) st = parse_metadata(r, header, d, &crc);
     int parts = 1 + decoded_state_arrays(d);
+    /* Before allocating per expected tensor: a small file must not declare 2^20 layers. */
+    size_t needed = (size_t)d->num_layers * 2 * (size_t)parts;
+    if (st == CUMLP_SUCCESS && header->count - 1 < needed)
+        st = bad(r, CUMLP_ERROR_FORMAT, "the header lists %zu tensors, the architecture needs %zu",
+                 header->count - 1, needed);
     if (st == CUMLP_SUCCESS) st = expect_tensors(r, d, parts, &list, &count);
     if (st == CUMLP_SUCCESS) st = match_tensors(r, header, d, parts, list, count);
     if (st == CUMLP_SUCCESS) {

@@ -63,6 +63,67 @@ static void test_round_trip_is_byte_identical(void) {
     free(b);
 }
 
+/* Hyper-parameters that are valid but subnormal (strtod flags them ERANGE) save and load back. */
+static void test_subnormal_hyper_parameters_round_trip(void) {
+    char *a = ckpt_temp_path("sub_a.safetensors"), *b = ckpt_temp_path("sub_b.safetensors");
+    cumlp_network *net = ckpt_small_network(ref_ctx, 5);
+    cumlp_optimizer_options o;
+    cumlp_optimizer_defaults(&o);
+    o.type = CUMLP_OPT_ADAM;
+    o.learning_rate = 1e-310;
+    o.epsilon = 4.9406564584124654e-324;
+    cumlp_optimizer *opt = NULL;
+    CHECK_OK(cumlp_optimizer_create(net, &o, &opt));
+    CHECK_OK(cumlp_checkpoint_save(net, opt, a));
+    cumlp_network *net2 = NULL;
+    cumlp_optimizer *opt2 = NULL;
+    CHECK_STATUS(cumlp_checkpoint_load(ref_ctx, a, 0, &net2, &opt2), CUMLP_SUCCESS);
+    if (opt2) {
+        CHECK(cumlp_optimizer_learning_rate(opt2) == 1e-310);
+        CHECK_OK(cumlp_checkpoint_save(net2, opt2, b));
+        size_t na = 0, nb = 0;
+        unsigned char *da = ckpt_read_file(a, &na), *db = ckpt_read_file(b, &nb);
+        CHECK(da && db && na == nb && memcmp(da, db, na) == 0);
+        free(da);
+        free(db);
+    }
+    cumlp_optimizer_destroy(opt2);
+    cumlp_network_destroy(net2);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    remove(a);
+    remove(b);
+    free(a);
+    free(b);
+}
+
+/* A new file gets 0666 less the umask (mkstemp alone would make it 0600, a fixed 0644 would
+ * ignore a private umask); a replaced file keeps its mode. */
+static void test_file_mode_follows_umask(void) {
+    char *path = ckpt_temp_path("mode.safetensors");
+    cumlp_network *net = ckpt_small_network(ref_ctx, 6);
+    const mode_t masks[] = {077, 022, 002};
+    mode_t saved = umask(022);
+    for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
+        remove(path);
+        umask(masks[i]);
+        CHECK_OK(cumlp_checkpoint_save(net, NULL, path));
+        struct stat sb;
+        CHECK(stat(path, &sb) == 0);
+        CHECK_MSG((sb.st_mode & 0777) == (0666 & ~masks[i]), "umask %03o: mode %03o",
+                  (unsigned)masks[i], (unsigned)(sb.st_mode & 0777));
+    }
+    umask(022);
+    CHECK(chmod(path, 0640) == 0);
+    CHECK_OK(cumlp_checkpoint_save(net, NULL, path));
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640);
+    umask(saved);
+    cumlp_network_destroy(net);
+    remove(path);
+    free(path);
+}
+
 /* The first tensor is "0.weight" [n_out, n_in] row-major: element (j, i) is W[j + i n_out]. */
 static void test_weight_layout_is_pytorch_row_major(void) {
     char *path = ckpt_temp_path("layout.safetensors");
@@ -371,6 +432,8 @@ int main(void) {
     o.backend = CUMLP_BACKEND_REFERENCE;
     if (cumlp_context_create(&ref_ctx, &o) != CUMLP_SUCCESS) return 1;
     RUN(test_round_trip_is_byte_identical);
+    RUN(test_subnormal_hyper_parameters_round_trip);
+    RUN(test_file_mode_follows_umask);
     RUN(test_weight_layout_is_pytorch_row_major);
     RUN(test_cross_backend_bit_identical);
     RUN(test_resume_matches_uninterrupted);

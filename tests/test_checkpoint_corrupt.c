@@ -59,6 +59,9 @@ static unsigned char *make_image(const char *header, const unsigned char *payloa
 #define WEIGHT    ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}"
 #define BIAS      ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}"
 #define GOOD      META WEIGHT BIAS "}"
+#define SGD                                                                                        \
+    "\"optimizer\":\"sgd\",\"learning_rate\":\"0.01\",\"momentum\":\"0.9\","                       \
+    "\"weight_decay\":\"0\",\"beta1\":\"0.9\",\"beta2\":\"0.999\",\"epsilon\":\"1e-08\","
 
 static unsigned char payload[16];
 
@@ -221,6 +224,12 @@ static const bad_case cases[] = {
      16, CUMLP_ERROR_FORMAT},
     {"trailing bytes", GOOD, 16, CUMLP_ERROR_SIZE_LIMIT},
     {"payload short", GOOD, 11, CUMLP_ERROR_TRUNCATED},
+    {"step_count beyond int64",
+     META_HEAD ARCH LOSS SGD "\"step_count\":\"9999999999999999999\"," CRC WEIGHT BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"step_count INT64_MAX + 1",
+     META_HEAD ARCH LOSS SGD "\"step_count\":\"9223372036854775808\"," CRC WEIGHT BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
     {"unknown optimizer", META_HEAD ARCH LOSS "\"optimizer\":\"lbfgs\"," CRC WEIGHT BIAS "}", 12,
      CUMLP_ERROR_FORMAT},
     {"optimizer without hyper-parameters",
@@ -243,6 +252,40 @@ static void test_crafted_headers(void) {
         CHECK_MSG(st == cases[i].expected, "%s: got %s (%s)", cases[i].what,
                   cumlp_status_string(st), cumlp_last_error(ctx));
     }
+}
+
+/* The largest step count loads exactly (parse_count's overflow check is not off by one). */
+static void test_largest_step_count(void) {
+    size_t size;
+    unsigned char *image = make_image(META_HEAD ARCH LOSS SGD
+                                      "\"step_count\":\"9223372036854775807\"," CRC WEIGHT BIAS "}",
+                                      payload, 12, -1, &size);
+    cumlp_network *net = NULL;
+    cumlp_optimizer *opt = NULL;
+    CHECK_OK(cumlp_checkpoint_load_memory(ctx, image, size, 0, &net, &opt));
+    CHECK(opt && cumlp_optimizer_step_count(opt) == INT64_MAX);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    free(image);
+}
+
+/* A file of a few MB that declares 2^20 layers (the limit) but lists two tensors is refused
+ * before anything is allocated per declared tensor (which took 400 MB). */
+static void test_many_layers_few_tensors(void) {
+    const size_t layers = (size_t)1 << 20;
+    size_t cap = 64 * layers + 4096, n = 0;
+    char *h = malloc(cap);
+    n += (size_t)snprintf(h + n, cap - n, "%s\"num_layers\":\"%zu\",\"widths\":\"2", META_HEAD,
+                          layers);
+    for (size_t l = 0; l < layers; l++)
+        n += (size_t)snprintf(h + n, cap - n, ",1");
+    n += (size_t)snprintf(h + n, cap - n, "\",\"activations\":\"identity");
+    for (size_t l = 1; l < layers; l++)
+        n += (size_t)snprintf(h + n, cap - n, ",identity");
+    snprintf(h + n, cap - n, "\"," LOSS CRC WEIGHT BIAS "}");
+    CHECK_STATUS(load_header(h, 12), CUMLP_ERROR_FORMAT);
+    CHECK_MSG(strstr(cumlp_last_error(ctx), "needs 2097152") != NULL, "%s", cumlp_last_error(ctx));
+    free(h);
 }
 
 static void test_non_finite_payload(void) {
@@ -366,6 +409,8 @@ int main(void) {
     make_payload();
     RUN(test_template_loads);
     RUN(test_crafted_headers);
+    RUN(test_largest_step_count);
+    RUN(test_many_layers_few_tensors);
     RUN(test_non_finite_payload);
     RUN(test_bad_length_field);
     RUN(test_truncated_at_every_offset);
