@@ -608,10 +608,11 @@ CUMLP_API cumlp_status cumlp_dataset_set_labels(cumlp_dataset *ds, const int32_t
  * (unsigned/signed byte, int16, int32, float32, float64; big-endian) whose first dimension is
  * the sample count and whose other dimensions give n_features, and a labels file (one dimension,
  * integer type) with the same count. Either file may be gzip-compressed (detected by its magic
- * bytes). Feature values are stored as they are (0..255 for MNIST images: scale them with a
- * cumlp_scaler). num_classes > 0 fixes the class count (labels must be below it); 0 takes the
- * largest label + 1 (at most 65536 classes; a larger label is CUMLP_ERROR_SIZE_LIMIT). Targets
- * become one-hot.
+ * bytes; inflating stops at the size the IDX header announces, so a gzip bomb costs no more
+ * memory than the data it claims). Feature values are stored as they are (0..255 for MNIST
+ * images: scale them with a cumlp_scaler). num_classes > 0 fixes the class count (labels must be
+ * below it); 0 takes the largest label + 1 (at most 65536 classes; a larger label is
+ * CUMLP_ERROR_SIZE_LIMIT). Targets become one-hot.
  */
 CUMLP_API cumlp_status cumlp_dataset_read_idx(cumlp_context *ctx, const char *images_path,
                                               const char *labels_path, int num_classes,
@@ -630,7 +631,9 @@ typedef struct cumlp_csv_options {
                            column holds integer classes in [0, num_classes), made one-hot;
                            -1: classes, counted as the largest label + 1 (at most
                            65536) */
-    int delimiter;    /**< field separator character; default ',' */
+    int delimiter;    /**< field separator character; default ','. A tab or space
+                           delimiter separates fields and is not skipped as padding, so
+                           two in a row enclose an empty field (an error) */
 } cumlp_csv_options;
 
 /** Fills *options with the defaults listed in cumlp_csv_options. */

@@ -28,66 +28,6 @@ static int is_gzip(const unsigned char *b, size_t size) {
     return size >= 2 && b[0] == 0x1f && b[1] == 0x8b;
 }
 
-/* Inflates a whole gzip stream into a new buffer that grows as data arrives (never trusting a
- * size announced by the input, so a small corrupt file cannot make a huge allocation). */
-static cumlp_status gunzip(cumlp_context *ctx, const char *name, const unsigned char *in,
-                           size_t in_size, unsigned char **out, size_t *out_size) {
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: cannot start zlib", name);
-    size_t cap = in_size * 4 + 1024, len = 0;
-    unsigned char *buf = malloc(cap);
-    cumlp_status st = buf ? CUMLP_SUCCESS
-                          : cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", name);
-    size_t consumed = 0;
-    int rc = Z_OK;
-    while (st == CUMLP_SUCCESS && rc != Z_STREAM_END) {
-        if (len == cap) {
-            unsigned char *bigger = cap < MAX_DECOMPRESSED ? realloc(buf, cap * 2) : NULL;
-            if (!bigger) {
-                st = cumlp__error(
-                    ctx, cap < MAX_DECOMPRESSED ? CUMLP_ERROR_ALLOC_FAILED : CUMLP_ERROR_SIZE_LIMIT,
-                    "%s: decompressed data exceeds %zu bytes", name, cap);
-                break;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-        size_t in_chunk = in_size - consumed > UINT_MAX ? UINT_MAX : in_size - consumed;
-        size_t out_chunk = cap - len > UINT_MAX ? UINT_MAX : cap - len;
-        zs.next_in = (unsigned char *)(uintptr_t)(in + consumed);
-        zs.avail_in = (uInt)in_chunk;
-        zs.next_out = buf + len;
-        zs.avail_out = (uInt)out_chunk;
-        rc = inflate(&zs, Z_NO_FLUSH);
-        consumed += in_chunk - zs.avail_in;
-        len += out_chunk - zs.avail_out;
-        if (rc == Z_STREAM_END) break;
-        if (rc == Z_BUF_ERROR && consumed == in_size)
-            st = cumlp__error(ctx, CUMLP_ERROR_TRUNCATED,
-                              "%s: the gzip stream ends early, at compressed byte %zu", name,
-                              consumed);
-        else if (rc != Z_OK && rc != Z_BUF_ERROR)
-            st =
-                cumlp__error(ctx, rc == Z_MEM_ERROR ? CUMLP_ERROR_ALLOC_FAILED : CUMLP_ERROR_FORMAT,
-                             "%s: corrupt gzip data near compressed byte %zu (%s)", name, consumed,
-                             zs.msg ? zs.msg : "zlib error");
-    }
-    inflateEnd(&zs);
-    if (st == CUMLP_SUCCESS && consumed != in_size)
-        st = cumlp__error(ctx, CUMLP_ERROR_FORMAT,
-                          "%s: %zu bytes of trailing data after the gzip stream, at byte %zu", name,
-                          in_size - consumed, consumed);
-    if (st != CUMLP_SUCCESS) {
-        free(buf);
-        return st;
-    }
-    *out = buf;
-    *out_size = len;
-    return CUMLP_SUCCESS;
-}
-
 static uint32_t be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
@@ -107,6 +47,106 @@ static size_t type_size(int type) {
     default:
         return 0;
     }
+}
+
+/* The total size that an IDX header at b[0..len) announces, with the limits parse_header applies:
+ * 1 and *size when the header is complete and acceptable, 0 while it is incomplete, -1 when it
+ * is malformed or over a limit (parse_header then reports why). */
+static int announced_size(const unsigned char *b, size_t len, uint64_t *size) {
+    if (len < 4) return 0;
+    if (b[0] != 0 || b[1] != 0 || type_size(b[2]) == 0 || b[3] < 1 || b[3] > MAX_IDX_DIMS)
+        return -1;
+    size_t data_offset = 4 + 4 * (size_t)b[3];
+    if (len < data_offset) return 0;
+    int64_t per_item = 1, elements;
+    for (int d = 1; d < b[3]; d++)
+        if (be32(b + 4 + 4 * d) == 0 ||
+            !cumlp__mul_size(per_item, be32(b + 4 + 4 * d), CUMLP_MAX_DIM, &per_item))
+            return -1;
+    if (be32(b + 4) == 0 ||
+        !cumlp__mul_size(be32(b + 4), per_item, CUMLP_DATASET_MAX_ELEMENTS, &elements))
+        return -1;
+    *size = (uint64_t)data_offset + (uint64_t)elements * type_size(b[2]);
+    return 1;
+}
+
+/* Inflates a whole gzip stream into a new buffer that grows as data arrives (never trusting a
+ * size announced by the gzip trailer, so a small corrupt file cannot make a huge allocation). As
+ * soon as the IDX header is out, inflating stops at the size it announces: a gzip bomb behind a
+ * small header fails at once instead of filling memory. When the header is malformed, inflating
+ * stops there too and the partial data is returned for parse_header to report. */
+static cumlp_status gunzip(cumlp_context *ctx, const char *name, const unsigned char *in,
+                           size_t in_size, unsigned char **out, size_t *out_size) {
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: cannot start zlib", name);
+    size_t cap = in_size * 4 + 1024, len = 0;
+    unsigned char *buf = malloc(cap);
+    cumlp_status st = buf ? CUMLP_SUCCESS
+                          : cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", name);
+    size_t consumed = 0;
+    uint64_t limit = MAX_DECOMPRESSED; /* the announced size, once the header is known */
+    int header = 0;                    /* 1: limit is the header's size; -1: bad header */
+    int rc = Z_OK;
+    while (st == CUMLP_SUCCESS) {
+        if (header == 0) header = announced_size(buf, len, &limit);
+        if (header < 0) break;
+        if ((uint64_t)len > limit) {
+            st = cumlp__error(ctx, CUMLP_ERROR_FORMAT,
+                              "%s: the gzip data inflates past the %llu bytes its IDX header "
+                              "announces (at compressed byte %zu)",
+                              name, (unsigned long long)limit, consumed);
+            break;
+        }
+        if (rc == Z_STREAM_END) break;
+        if (len == cap) {
+            size_t want = cap * 2;
+            if (header > 0 && (uint64_t)want > limit + 1) want = (size_t)limit + 1;
+            unsigned char *bigger = cap < MAX_DECOMPRESSED ? realloc(buf, want) : NULL;
+            if (!bigger) {
+                st = cumlp__error(
+                    ctx, cap < MAX_DECOMPRESSED ? CUMLP_ERROR_ALLOC_FAILED : CUMLP_ERROR_SIZE_LIMIT,
+                    "%s: decompressed data exceeds %zu bytes", name, cap);
+                break;
+            }
+            buf = bigger;
+            cap = want;
+        }
+        size_t in_chunk = in_size - consumed > UINT_MAX ? UINT_MAX : in_size - consumed;
+        size_t out_chunk = cap - len > UINT_MAX ? UINT_MAX : cap - len;
+        /* one byte past the announced size is enough to tell that there is too much */
+        if (header > 0 && out_chunk > limit + 1 - len) out_chunk = (size_t)(limit + 1 - len);
+        zs.next_in = (unsigned char *)(uintptr_t)(in + consumed);
+        zs.avail_in = (uInt)in_chunk;
+        zs.next_out = buf + len;
+        zs.avail_out = (uInt)out_chunk;
+        rc = inflate(&zs, Z_NO_FLUSH);
+        consumed += in_chunk - zs.avail_in;
+        len += out_chunk - zs.avail_out;
+        if (rc == Z_STREAM_END) continue; /* the size is checked at the top */
+        if (rc == Z_BUF_ERROR && consumed == in_size)
+            st = cumlp__error(ctx, CUMLP_ERROR_TRUNCATED,
+                              "%s: the gzip stream ends early, at compressed byte %zu", name,
+                              consumed);
+        else if (rc != Z_OK && rc != Z_BUF_ERROR)
+            st =
+                cumlp__error(ctx, rc == Z_MEM_ERROR ? CUMLP_ERROR_ALLOC_FAILED : CUMLP_ERROR_FORMAT,
+                             "%s: corrupt gzip data near compressed byte %zu (%s)", name, consumed,
+                             zs.msg ? zs.msg : "zlib error");
+    }
+    inflateEnd(&zs);
+    if (st == CUMLP_SUCCESS && header >= 0 && consumed != in_size)
+        st = cumlp__error(ctx, CUMLP_ERROR_FORMAT,
+                          "%s: %zu bytes of trailing data after the gzip stream, at byte %zu", name,
+                          in_size - consumed, consumed);
+    if (st != CUMLP_SUCCESS) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    *out_size = len;
+    return CUMLP_SUCCESS;
 }
 
 /* Element i of the data as a double (big-endian, per the type). */

@@ -42,13 +42,21 @@ static int is_blank(int c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* Parses a number at *p (after optional blanks) into *value; on success moves *p past it. An
- * embedded NUL byte ends the text as far as strtod is concerned, so it reads as garbage. */
-static int parse_number(const char **p, const char *end, double *value) {
+/* Whether c is padding around a field: a blank that is not the field separator (a tab or space
+ * delimiter separates fields; it is never skipped as padding). */
+static int is_padding(int c, int delimiter) {
+    return is_blank(c) && c != delimiter;
+}
+
+/* Parses a number at *p (after optional padding) into *value; on success moves *p past it. An
+ * embedded NUL byte ends the text as far as strtod is concerned, so it reads as garbage.
+ * delimiter is the CSV field separator, or 0 for FANN (every blank is padding). */
+static int parse_number(const char **p, const char *end, int delimiter, double *value) {
     const char *s = *p;
-    while (s < end && is_blank((unsigned char)*s))
+    while (s < end && is_padding((unsigned char)*s, delimiter))
         s++;
-    if (s >= end || *s == '\n' || *s == '\0') return 0;
+    /* strtod would skip a blank delimiter or a newline as leading space */
+    if (s >= end || isspace((unsigned char)*s) || *s == '\0') return 0;
     char *stop;
     errno = 0;
     double v = strtod(s, &stop);
@@ -102,14 +110,27 @@ static int line_is_blank(const char *p, const char *eol) {
     return 1;
 }
 
+/* Checks that a label value is a class: an integer in [0, num_classes), or below the inferred
+ * class limit when num_classes is -1 (a larger one is a size limit). */
+static cumlp_status csv_check_class(csv_state *s, int64_t line, float v) {
+    int infer = s->o->num_classes < 0;
+    int limit = infer ? CUMLP_MAX_INFERRED_CLASSES : s->o->num_classes;
+    if (v != floorf(v) || v < 0 || v >= (float)limit)
+        return cumlp__error(
+            s->ctx, infer && v >= (float)limit ? CUMLP_ERROR_SIZE_LIMIT : CUMLP_ERROR_INVALID_VALUE,
+            "%s: line %lld: label %g is not an integer in [0, %d)", s->name, (long long)line, v,
+            limit);
+    return CUMLP_SUCCESS;
+}
+
 /* Parses one non-blank line [p, eol) of fields into s->values. */
 static cumlp_status csv_line(csv_state *s, const char *p, const char *eol, int64_t line) {
     int64_t field = 0;
     for (;;) {
         double v;
         const char *start = p;
-        if (!parse_number(&p, eol, &v)) {
-            while (start < eol && is_blank((unsigned char)*start))
+        if (!parse_number(&p, eol, s->o->delimiter, &v)) {
+            while (start < eol && is_padding((unsigned char)*start, s->o->delimiter))
                 start++;
             int len = 0;
             while (start + len < eol && len < 20 && start[len] != s->o->delimiter)
@@ -125,7 +146,7 @@ static cumlp_status csv_line(csv_state *s, const char *p, const char *eol, int64
             return cumlp__error(s->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory at line %lld",
                                 s->name, (long long)line);
         field++;
-        while (p < eol && is_blank((unsigned char)*p))
+        while (p < eol && is_padding((unsigned char)*p, s->o->delimiter))
             p++;
         if (p == eol) break;
         if (*p != s->o->delimiter)
@@ -148,6 +169,11 @@ static cumlp_status csv_line(csv_state *s, const char *p, const char *eol, int64
                             "%s: line %lld has %lld fields but the first row has %lld", s->name,
                             (long long)line, (long long)field, (long long)s->n_cols);
     }
+    int64_t label = s->o->label_column < 0 ? s->n_cols - 1 : s->o->label_column;
+    if (s->o->num_classes != 0 && label < s->n_cols) {
+        cumlp_status st = csv_check_class(s, line, s->values.v[s->values.len - field + label]);
+        if (st != CUMLP_SUCCESS) return st;
+    }
     s->n_rows++;
     return CUMLP_SUCCESS;
 }
@@ -169,17 +195,6 @@ static cumlp_status csv_parse(csv_state *s, const char *text, size_t size) {
     return CUMLP_SUCCESS;
 }
 
-/* The class of a label value, or an error naming its line (counted over data rows). */
-static cumlp_status csv_class(csv_state *s, int64_t row, float v, int limit, int *cls) {
-    if (v != floorf(v) || v < 0 || v >= (float)limit)
-        return cumlp__error(
-            s->ctx, s->o->num_classes > 0 ? CUMLP_ERROR_INVALID_VALUE : CUMLP_ERROR_SIZE_LIMIT,
-            "%s: data row %lld: label %g is not an integer in [0, %d)", s->name, (long long)row + 1,
-            v, limit);
-    *cls = (int)v;
-    return CUMLP_SUCCESS;
-}
-
 static cumlp_status csv_build(csv_state *s, cumlp_dataset **out) {
     const char *who = "cumlp_dataset_read_csv";
     int64_t label = s->o->label_column < 0 ? s->n_cols - 1 : s->o->label_column;
@@ -188,13 +203,11 @@ static cumlp_status csv_build(csv_state *s, cumlp_dataset **out) {
                             "%s: label_column %lld but the rows have %lld fields", s->name,
                             (long long)label, (long long)s->n_cols);
     int classify = s->o->num_classes != 0;
-    int limit = s->o->num_classes > 0 ? s->o->num_classes : CUMLP_MAX_INFERRED_CLASSES;
     int classes = s->o->num_classes > 0 ? s->o->num_classes : 0;
-    for (int64_t r = 0; classify && r < s->n_rows; r++) {
-        int c = 0;
-        cumlp_status st = csv_class(s, r, s->values.v[r * s->n_cols + label], limit, &c);
-        if (st != CUMLP_SUCCESS) return st;
-        if (s->o->num_classes < 0 && c + 1 > classes) classes = c + 1;
+    /* csv_line has checked every label; with num_classes -1, count the classes */
+    for (int64_t r = 0; s->o->num_classes < 0 && r < s->n_rows; r++) {
+        int c = (int)s->values.v[r * s->n_cols + label];
+        if (c + 1 > classes) classes = c + 1;
     }
     cumlp_status st = cumlp__dataset_new(s->ctx, who, s->n_cols - 1, classify ? classes : 1,
                                          s->n_rows, classify ? classes : 0, out);
@@ -291,7 +304,7 @@ static cumlp_status fann_number(fann_cursor *c, const char *kind, int64_t k, int
         return cumlp__error(c->ctx, CUMLP_ERROR_TRUNCATED,
                             "%s: the file ends at line %lld before %s", c->name, (long long)c->line,
                             describe(buf, sizeof buf, kind, k, i));
-    if (!parse_number(&c->p, c->end, v))
+    if (!parse_number(&c->p, c->end, 0, v))
         return cumlp__error(c->ctx, CUMLP_ERROR_FORMAT, "%s: line %lld: %s is not a number",
                             c->name, (long long)c->line, describe(buf, sizeof buf, kind, k, i));
     if (c->p < c->end && !isspace((unsigned char)*c->p))

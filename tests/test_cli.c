@@ -98,6 +98,18 @@ static void test_usage_errors(void) {
     check_one_line_error("train");
     snprintf(args, sizeof args, "train --data '%s' --csv-header --backend gpu", csv);
     CHECK(run(args) == 1);
+    /* out-of-range numbers are usage errors, never silently replaced by a default */
+    const char *bad_values[] = {"--lr -0.5", "--val-split -0.2", "--val-split 1", "--limit -5",
+                                "--classes -2"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(args, sizeof args,
+                 "train --data '%s' --csv-header --epochs 1 --backend reference --quiet %s", csv,
+                 bad_values[i]);
+        CHECK_MSG(run(args) == 1, "%s", bad_values[i]);
+        check_one_line_error("train");
+    }
+    CHECK(run("gradcheck --backend reference --tol -1") == 1);
+    check_one_line_error("gradcheck");
 }
 
 static void test_data_errors(void) {
@@ -162,6 +174,27 @@ static void test_train_eval_predict(void) {
     remove(pred);
 }
 
+/* A test file that lacks the training set's largest class still gets its one-hot targets over
+ * the training set's classes (else its width differs from the network's output). */
+static void test_test_set_classes(void) {
+    char test_csv[700], args[4096];
+    tmp(test_csv, sizeof test_csv, "test_two_classes.csv");
+    FILE *f = fopen(test_csv, "w");
+    if (f) {
+        fprintf(f, "x,y,class\n");
+        for (int i = 0; i < 20; i++)
+            fprintf(f, "%g,%g,%d\n", 2.0 * (i % 2), -2.0 * (i % 2), i % 2);
+        fclose(f);
+    }
+    snprintf(args, sizeof args,
+             "train --data '%s' --test-data '%s' --csv-header --layers 2,8,3 --epochs 20 "
+             "--batch 16 --lr 0.03 --backend reference --quiet",
+             csv, test_csv);
+    CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+    CHECK(contains(out_path, "test accuracy"));
+    remove(test_csv);
+}
+
 static void test_numerical_failure(void) {
     char reg[700], args[4096];
     tmp(reg, sizeof reg, "reg.csv");
@@ -211,6 +244,7 @@ int main(int argc, char **argv) {
     RUN(test_usage_errors);
     RUN(test_data_errors);
     RUN(test_train_eval_predict);
+    RUN(test_test_set_classes);
     RUN(test_numerical_failure);
     RUN(test_gradcheck_and_info);
     remove(csv);

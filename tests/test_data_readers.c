@@ -270,6 +270,69 @@ static void test_idx_bad_gzip(void) {
     expect_idx_error(bad, n + 3, lab_buf, nl, 0, CUMLP_ERROR_FORMAT, "trailing");
 }
 
+/* gzip (in memory) of `head` followed by `zeros` zero bytes, deflated in chunks so that a large
+ * stream needs no large buffer; returns the compressed size, 0 on failure. */
+static size_t gzip_head_and_zeros(const unsigned char *head, size_t head_size, size_t zeros,
+                                  unsigned char *out, size_t out_cap) {
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
+    static unsigned char chunk[1 << 16];
+    memset(chunk, 0, sizeof chunk);
+    zs.next_out = out;
+    zs.avail_out = (uInt)out_cap;
+    zs.next_in = (unsigned char *)(uintptr_t)head;
+    zs.avail_in = (uInt)head_size;
+    int rc = deflate(&zs, Z_NO_FLUSH);
+    while (rc == Z_OK && zeros > 0) {
+        size_t n = zeros < sizeof chunk ? zeros : sizeof chunk;
+        zs.next_in = chunk;
+        zs.avail_in = (uInt)n;
+        zeros -= n;
+        rc = deflate(&zs, Z_NO_FLUSH);
+        if (zs.avail_in != 0) rc = Z_BUF_ERROR; /* out of output space */
+    }
+    if (rc == Z_OK) rc = deflate(&zs, Z_FINISH);
+    size_t size = rc == Z_STREAM_END ? zs.total_out : 0;
+    deflateEnd(&zs);
+    return size;
+}
+
+static void test_idx_gzip_bomb(void) {
+    size_t nl = make_labels(lab_buf, 5, five_labels);
+    /* a header announcing 5 images of 3 x 4 bytes, followed by 64 MiB of zeros: the reader must
+     * stop inflating at the announced size, not after the whole bomb */
+    unsigned char head[16];
+    make_images(img_buf, 5, 3, 4);
+    memcpy(head, img_buf, 16);
+    static unsigned char gz[1 << 18];
+    size_t n = gzip_head_and_zeros(head, 16, (size_t)64 << 20, gz, sizeof gz);
+    CHECK(n > 0 && n < sizeof gz);
+    expect_idx_error(gz, n, lab_buf, nl, 0, CUMLP_ERROR_FORMAT, "inflates past the 76 bytes");
+    /* exactly the announced size still reads */
+    size_t ni = make_images(img_buf, 5, 3, 4);
+    n = gzip_head_and_zeros(img_buf, ni, 0, gz, sizeof gz);
+    cumlp_dataset *ds = NULL;
+    CHECK_OK(cumlp_dataset_read_idx_memory(NULL, gz, n, lab_buf, nl, 0, &ds));
+    if (ds) check_idx_content(ds, 4);
+    cumlp_dataset_destroy(ds);
+    /* one byte short or one too many: truncated, or too much data */
+    n = gzip_head_and_zeros(img_buf, ni - 1, 0, gz, sizeof gz);
+    expect_idx_error(gz, n, lab_buf, nl, 0, CUMLP_ERROR_TRUNCATED, "byte");
+    n = gzip_head_and_zeros(img_buf, ni, 1, gz, sizeof gz);
+    expect_idx_error(gz, n, lab_buf, nl, 0, CUMLP_ERROR_FORMAT, "76 bytes");
+    /* a bad or oversized header inside gzip is reported as such, before inflating the rest */
+    memcpy(head, img_buf, 16);
+    head[2] = 0x07;
+    n = gzip_head_and_zeros(head, 16, (size_t)64 << 20, gz, sizeof gz);
+    expect_idx_error(gz, n, lab_buf, nl, 0, CUMLP_ERROR_FORMAT, "magic");
+    memcpy(head, img_buf, 16);
+    put_be32(head + 4, 0xFFFFFFFFu);
+    put_be32(head + 8, 0xFFFFFFFFu);
+    n = gzip_head_and_zeros(head, 16, (size_t)64 << 20, gz, sizeof gz);
+    expect_idx_error(gz, n, lab_buf, nl, 0, CUMLP_ERROR_SIZE_LIMIT, "overflow");
+}
+
 /* ---- CSV ------------------------------------------------------------------------------------ */
 
 static void test_csv_classification(void) {
@@ -312,6 +375,36 @@ static void test_csv_regression_file(void) {
     cumlp_dataset_destroy(ds);
 }
 
+/* Blank delimiters (tab, space) separate fields; they are not padding to skip. */
+static void test_csv_blank_delimiters(void) {
+    cumlp_csv_options o;
+    cumlp_csv_defaults(&o);
+    o.delimiter = '\t';
+    o.num_classes = -1;
+    const char *tsv = "1\t2\t0\n 3 \t4.5\t1\r\n";
+    cumlp_dataset *ds = NULL;
+    CHECK_MSG(cumlp_dataset_read_csv_memory(NULL, tsv, strlen(tsv), &o, &ds) == CUMLP_SUCCESS, "%s",
+              cumlp_last_error(NULL));
+    if (ds) {
+        CHECK(cumlp_dataset_num_samples(ds) == 2 && cumlp_dataset_num_features(ds) == 2);
+        const float *x = cumlp_dataset_features(ds);
+        CHECK(x[0] == 1 && x[1] == 2 && x[2] == 3 && x[3] == 4.5f);
+        CHECK(cumlp_dataset_label(ds, 0) == 0 && cumlp_dataset_label(ds, 1) == 1);
+    }
+    cumlp_dataset_destroy(ds);
+    /* an empty field between two tabs is an error, not merged away */
+    expect_csv_error("1\t2\t0\n1\t\t0\n", &o, CUMLP_ERROR_FORMAT, "line 2, field 2");
+    o.delimiter = ' ';
+    o.num_classes = 0;
+    ds = NULL;
+    CHECK_OK(cumlp_dataset_read_csv_memory(NULL, "1 2 3\n4 5 6\n", 12, &o, &ds));
+    if (ds) {
+        CHECK(cumlp_dataset_num_features(ds) == 2 && cumlp_dataset_num_outputs(ds) == 1);
+        CHECK(cumlp_dataset_targets(ds)[1] == 6);
+    }
+    cumlp_dataset_destroy(ds);
+}
+
 static void test_csv_bad_files(void) {
     cumlp_csv_options o;
     cumlp_csv_defaults(&o);
@@ -325,11 +418,18 @@ static void test_csv_bad_files(void) {
     expect_csv_error("5\n", &o, CUMLP_ERROR_FORMAT, "line 1");
     expect_csv_error("\n  \n", &o, CUMLP_ERROR_FORMAT, "no data");
     o.num_classes = 3;
-    expect_csv_error("1,2\n3,3\n", &o, CUMLP_ERROR_INVALID_VALUE, "row 2");
+    expect_csv_error("1,2\n3,3\n", &o, CUMLP_ERROR_INVALID_VALUE, "line 2");
+    /* the message names the line of the file, counting the header and blank lines */
+    o.has_header = 1;
+    expect_csv_error("x,label\n\n1,2\n3,3\n", &o, CUMLP_ERROR_INVALID_VALUE, "line 4: label 3");
+    o.has_header = 0;
     expect_csv_error("1,0.5\n", &o, CUMLP_ERROR_INVALID_VALUE, "label 0.5");
     expect_csv_error("1,-1\n", &o, CUMLP_ERROR_INVALID_VALUE, "label -1");
     o.num_classes = -1;
     expect_csv_error("1,1e9\n", &o, CUMLP_ERROR_SIZE_LIMIT, "label");
+    /* a label that is no class is out of range, not a size limit, when classes are counted */
+    expect_csv_error("1,0\n1,-1\n", &o, CUMLP_ERROR_INVALID_VALUE, "line 2: label -1");
+    expect_csv_error("1,0.5\n", &o, CUMLP_ERROR_INVALID_VALUE, "line 1: label 0.5");
     o.num_classes = 0;
     o.label_column = 5;
     expect_csv_error("1,2\n", &o, CUMLP_ERROR_INVALID_VALUE, "label_column");
@@ -571,8 +671,10 @@ int main(void) {
     RUN(test_idx_other_types);
     RUN(test_idx_bad_files);
     RUN(test_idx_bad_gzip);
+    RUN(test_idx_gzip_bomb);
     RUN(test_csv_classification);
     RUN(test_csv_regression_file);
+    RUN(test_csv_blank_delimiters);
     RUN(test_csv_bad_files);
     RUN(test_fann);
     RUN(test_fann_bad_files);

@@ -18,7 +18,7 @@ void cli_args_defaults(cli_args *a) {
     a->act = "relu";
     a->optimizer = "adam";
     a->schedule = "constant";
-    a->lr = -1; /* per-optimizer default */
+    a->lr = NAN; /* per-optimizer default */
     a->momentum = 0.9;
     a->beta1 = 0.9;
     a->beta2 = 0.999;
@@ -30,7 +30,7 @@ void cli_args_defaults(cli_args *a) {
     a->seed = 42;
     a->backend = "auto";
     a->progress = -1; /* a bar when stderr is a terminal */
-    a->tol = -1;      /* per-backend default */
+    a->tol = NAN;     /* per-backend default */
 }
 
 typedef enum { OPT_STRING, OPT_INT, OPT_INT64, OPT_U64, OPT_DOUBLE, OPT_FLAG } opt_kind;

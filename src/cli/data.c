@@ -43,6 +43,13 @@ int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, in
         fprintf(stderr, "cumlp %s: %s is required\n", command, option);
         return EXIT_USAGE;
     }
+    if (a->limit < 0 || a->classes < 0) {
+        fprintf(stderr,
+                "cumlp %s: --limit and --classes must be >= 0 (0: all samples, classes "
+                "from the labels)\n",
+                command);
+        return EXIT_USAGE;
+    }
     const char *format = data_format(a, path, labels);
     if (!format ||
         (strcmp(format, "idx") != 0 && strcmp(format, "csv") != 0 && strcmp(format, "fann") != 0)) {

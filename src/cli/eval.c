@@ -1,6 +1,7 @@
 /* eval.c - `cumlp eval`, `cumlp predict` and `cumlp gradcheck`. */
 #include "cli.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,7 +293,7 @@ static int gradcheck_run(const char *cmd, cli_args *a, check_run *c) {
     if (st == CUMLP_SUCCESS)
         st = cumlp_gradient_check(c->net, c->x, c->t, a->step, c->errors, 2 * n.num_layers);
     if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(c->ctx));
-    double tol = a->tol > 0                                                 ? a->tol
+    double tol = !isnan(a->tol)                                             ? a->tol
                  : cumlp_context_backend(c->ctx) == CUMLP_BACKEND_REFERENCE ? 1e-5
                                                                             : 1e-2;
     double worst = 0;
@@ -324,8 +325,8 @@ int cli_gradcheck(int argc, char **argv) {
                    "label-column batch seed step tol backend threads tf32",
                    &a))
         return EXIT_USAGE;
-    if (a.batch < 1 || a.step < 0) {
-        fprintf(stderr, "cumlp %s: --batch must be >= 1 and --step >= 0\n", cmd);
+    if (a.batch < 1 || a.step < 0 || a.tol < 0) {
+        fprintf(stderr, "cumlp %s: --batch must be >= 1, --step and --tol >= 0\n", cmd);
         return EXIT_USAGE;
     }
     check_run c;

@@ -1,6 +1,7 @@
 /* train.c - `cumlp train`: build a network, fit it, report, save, log and plot. */
 #include "cli.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,7 +149,7 @@ int cli_describe_network(const char *command, const cli_args *a, int64_t in, int
 static int optimizer_options(const char *command, const cli_args *a, cumlp_optimizer_options *o) {
     cumlp_optimizer_defaults(o);
     if (!lookup_or_fail(command, "optimizer", a->optimizer, optimizer_names, 4, &o->type)) return 0;
-    o->learning_rate = a->lr >= 0 ? a->lr : o->type == CUMLP_OPT_ADAM ? 0.001 : 0.01;
+    o->learning_rate = !isnan(a->lr) ? a->lr : o->type == CUMLP_OPT_ADAM ? 0.001 : 0.01;
     o->momentum = a->momentum;
     o->weight_decay = a->weight_decay;
     o->beta1 = a->beta1;
@@ -259,7 +260,13 @@ static void run_free(train_run *t) {
 /* Loads the data, splits off validation, scales. */
 static int prepare_data(const char *cmd, const cli_args *a, train_run *t) {
     int rc = cli_load_data(cmd, t->ctx, a, 0, &t->all);
-    if (rc == EXIT_OK && a->test_data) rc = cli_load_data(cmd, t->ctx, a, 1, &t->test);
+    if (rc == EXIT_OK && a->test_data) {
+        /* the test set's one-hot targets take the training set's classes, even when the test
+         * file happens to lack the largest class */
+        cli_args test_args = *a;
+        if (test_args.classes == 0) test_args.classes = cumlp_dataset_num_classes(t->all);
+        rc = cli_load_data(cmd, t->ctx, &test_args, 1, &t->test);
+    }
     if (rc != EXIT_OK) return rc;
     t->train = t->all;
     cumlp_status st = CUMLP_SUCCESS;
@@ -401,6 +408,10 @@ int cli_train(int argc, char **argv) {
     if (!cli_parse(argc, argv, 2, cmd, train_options, &a)) return EXIT_USAGE;
     if (a.epochs < 1 || a.batch < 1) {
         fprintf(stderr, "cumlp %s: --epochs and --batch must be >= 1\n", cmd);
+        return EXIT_USAGE;
+    }
+    if (!(a.val_split >= 0 && a.val_split < 1)) {
+        fprintf(stderr, "cumlp %s: --val-split must be in [0, 1) (0: no validation)\n", cmd);
         return EXIT_USAGE;
     }
     train_run t;
