@@ -1,0 +1,846 @@
+! cumlp.f90 - Fortran 2008 binding of cumlp (module `cumlp`), through ISO_C_BINDING.
+!
+! include/cumlp.h is the manual: every procedure here has the meaning, arguments and status codes
+! of the C function of the same name. This file only says how each crosses the language border:
+!
+!  - Handles (contexts, tensors, networks, optimizers) are type(c_ptr). A handle that does not
+!    exist is c_null_ptr: pass it where the manual allows NULL (cumlp_last_error(c_null_ptr),
+!    cumlp_checkpoint_save(net, c_null_ptr, path)); every destroy accepts it.
+!  - Functions that can fail return an integer(c_int) status: CUMLP_SUCCESS (0) or a
+!    CUMLP_ERROR_* value below; cumlp_last_error(ctx) gives the reason.
+!  - Sizes and counts are integer(c_int64_t); enums and flags are integer(c_int).
+!  - Option structs are bind(C) derived types with the C layout. Fill one with its
+!    cumlp_*_defaults() call and change the fields you need; pass it where C takes the pointer.
+!    (C's "NULL for the defaults" is not offered: pass a filled struct.)
+!  - Functions returning const char* are wrapped so that they return a Fortran
+!    character(:), allocatable (cumlp_version_string, cumlp_status_string, cumlp_last_error,
+!    cumlp_backend_name); cumlp_describe returns cumlp_context_describe's text the same way.
+!  - File paths are C strings: pass trim(path) // c_null_char, or cumlp_cstr(path).
+!  - Where C accepts NULL for an output or input array (the loss of a training step, the weights
+!    or biases of get/set_layer, the optimizer of checkpoint_load), the Fortran argument is
+!    OPTIONAL: leave it out for NULL. These few procedures are thin Fortran wrappers; all others
+!    are direct bind(C) interfaces. The raw interfaces they call (and those behind the string
+!    functions) are public too, named cumlp_c_*, with the C signatures (NULL as c_null_ptr).
+!
+! Data layout. cumlp stores a batch of B samples with n features as an n x B column-major matrix,
+! one sample per column, and layer l's weights W as an n_l x n_(l-1) column-major matrix
+! (W(j, i) links input unit i to unit j). Fortran arrays are column-major too, so an n x B Fortran
+! array, real(c_float) :: x(n, B), IS cumlp's n x B matrix: pass it to cumlp_tensor_upload with
+! count = size(x, kind=c_int64_t), and declare weights as w(n_out, n_in), no transposes needed.
+! (Contiguous arrays only: pass whole arrays or contiguous sections such as x(:, j1:j2).)
+!
+! Building: the module is built and installed with the library (CUMLP_FORTRAN in
+! cmake/fortran.cmake): cumlp.mod and libcumlp_fortran.a, with this source beside cumlp.h. A .mod
+! file only works with the compiler (and version) that wrote it; with another compiler, compile
+! this file into your program. Link the C library (cumlp) as well.
+
+module cumlp
+  use, intrinsic :: iso_c_binding
+  implicit none
+  private :: c_string_to_fortran
+
+  ! ---- version (cumlp.h's CUMLP_VERSION_* macros) -------------------------------------------
+  integer(c_int), parameter :: CUMLP_VERSION_MAJOR = 0
+  integer(c_int), parameter :: CUMLP_VERSION_MINOR = 1
+  integer(c_int), parameter :: CUMLP_VERSION_PATCH = 0
+  ! C's CUMLP_VERSION_NUMBER (Fortran ignores case, and cumlp_version_number is the function).
+  integer(c_int), parameter :: CUMLP_MODULE_VERSION_NUMBER = &
+      CUMLP_VERSION_MAJOR * 10000 + CUMLP_VERSION_MINOR * 100 + CUMLP_VERSION_PATCH
+
+  ! ---- enums: the values of cumlp.h's enums, as integer(c_int) constants ----------------------
+  ! cumlp_status
+  integer(c_int), parameter :: CUMLP_SUCCESS = 0
+  integer(c_int), parameter :: CUMLP_ERROR_INVALID_VALUE = 1
+  integer(c_int), parameter :: CUMLP_ERROR_ALLOC_FAILED = 2
+  integer(c_int), parameter :: CUMLP_ERROR_NOT_SUPPORTED = 3
+  integer(c_int), parameter :: CUMLP_ERROR_NO_DEVICE = 4
+  integer(c_int), parameter :: CUMLP_ERROR_DEVICE = 5
+  integer(c_int), parameter :: CUMLP_ERROR_IO = 6
+  integer(c_int), parameter :: CUMLP_ERROR_FORMAT = 7
+  integer(c_int), parameter :: CUMLP_ERROR_TRUNCATED = 8
+  integer(c_int), parameter :: CUMLP_ERROR_SIZE_LIMIT = 9
+  integer(c_int), parameter :: CUMLP_ERROR_SHAPE_MISMATCH = 10
+  integer(c_int), parameter :: CUMLP_ERROR_CHECKSUM = 11
+  integer(c_int), parameter :: CUMLP_ERROR_NON_FINITE = 12
+  integer(c_int), parameter :: CUMLP_ERROR_INTERNAL = 13
+  ! cumlp_backend
+  integer(c_int), parameter :: CUMLP_BACKEND_AUTO = 0
+  integer(c_int), parameter :: CUMLP_BACKEND_REFERENCE = 1
+  integer(c_int), parameter :: CUMLP_BACKEND_CPU = 2
+  integer(c_int), parameter :: CUMLP_BACKEND_CUDA = 3
+  ! cumlp_math_mode
+  integer(c_int), parameter :: CUMLP_MATH_STRICT_FP32 = 0
+  integer(c_int), parameter :: CUMLP_MATH_TF32 = 1
+  ! cumlp_activation
+  integer(c_int), parameter :: CUMLP_ACT_IDENTITY = 0
+  integer(c_int), parameter :: CUMLP_ACT_SIGMOID = 1
+  integer(c_int), parameter :: CUMLP_ACT_TANH = 2
+  integer(c_int), parameter :: CUMLP_ACT_RELU = 3
+  integer(c_int), parameter :: CUMLP_ACT_LEAKY_RELU = 4
+  integer(c_int), parameter :: CUMLP_ACT_GELU = 5
+  integer(c_int), parameter :: CUMLP_ACT_SOFTMAX = 6
+  ! cumlp_loss
+  integer(c_int), parameter :: CUMLP_LOSS_SQUARED_ERROR = 0
+  integer(c_int), parameter :: CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY = 1
+  integer(c_int), parameter :: CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY = 2
+  ! cumlp_init
+  integer(c_int), parameter :: CUMLP_INIT_NORMAL = 0
+  integer(c_int), parameter :: CUMLP_INIT_UNIFORM = 1
+  integer(c_int), parameter :: CUMLP_INIT_XAVIER_NORMAL = 2
+  integer(c_int), parameter :: CUMLP_INIT_XAVIER_UNIFORM = 3
+  integer(c_int), parameter :: CUMLP_INIT_HE_NORMAL = 4
+  integer(c_int), parameter :: CUMLP_INIT_HE_UNIFORM = 5
+  ! cumlp_bias_init
+  integer(c_int), parameter :: CUMLP_BIAS_ZERO = 0
+  integer(c_int), parameter :: CUMLP_BIAS_DRAWN = 1
+  ! cumlp_optimizer_type
+  integer(c_int), parameter :: CUMLP_OPT_SGD = 0
+  integer(c_int), parameter :: CUMLP_OPT_MOMENTUM = 1
+  integer(c_int), parameter :: CUMLP_OPT_NESTEROV = 2
+  integer(c_int), parameter :: CUMLP_OPT_ADAM = 3
+  ! flags of the checkpoint load functions
+  integer(c_int), parameter :: CUMLP_CHECKPOINT_ALLOW_NON_FINITE = 1
+  ! cumlp_scaling
+  integer(c_int), parameter :: CUMLP_SCALE_MINMAX = 0
+  integer(c_int), parameter :: CUMLP_SCALE_STANDARDIZE = 1
+  ! cumlp_lr_schedule
+  integer(c_int), parameter :: CUMLP_LR_CONSTANT = 0
+  integer(c_int), parameter :: CUMLP_LR_STEP = 1
+  integer(c_int), parameter :: CUMLP_LR_EXPONENTIAL = 2
+  integer(c_int), parameter :: CUMLP_LR_COSINE = 3
+  ! cumlp_stop_reason
+  integer(c_int), parameter :: CUMLP_STOP_EPOCHS = 0
+  integer(c_int), parameter :: CUMLP_STOP_TARGET_LOSS = 1
+  integer(c_int), parameter :: CUMLP_STOP_PATIENCE = 2
+  integer(c_int), parameter :: CUMLP_STOP_CALLBACK = 3
+  integer(c_int), parameter :: CUMLP_STOP_ERROR = 4
+  ! CUMLP_DATASET_MAX_ELEMENTS
+  integer(c_int64_t), parameter :: CUMLP_DATASET_MAX_ELEMENTS = 4294967296_c_int64_t
+
+  ! ---- option and result structs: field for field the C structs (bind(C) lays them out the same,
+  ! padding included). Fill the options with their cumlp_*_defaults() call first. ----------------
+  type, bind(C) :: cumlp_context_options
+    integer(c_int) :: backend      ! a CUMLP_BACKEND_*; default CUMLP_BACKEND_AUTO
+    integer(c_int) :: device       ! CUDA device ordinal; default 0
+    type(c_ptr) :: stream          ! a cudaStream_t, or c_null_ptr for the context's own
+    integer(c_int) :: math_mode    ! a CUMLP_MATH_*; default CUMLP_MATH_STRICT_FP32
+    integer(c_int) :: num_threads  ! cpu backend threads; 0 (default) means all cores
+  end type cumlp_context_options
+
+  type, bind(C) :: cumlp_network_options
+    integer(c_int) :: loss               ! a CUMLP_LOSS_*; default CUMLP_LOSS_SQUARED_ERROR
+    integer(c_int) :: init               ! a CUMLP_INIT_*; default CUMLP_INIT_XAVIER_UNIFORM
+    real(c_double) :: init_scale         ! default 1.0
+    integer(c_int) :: bias_init          ! a CUMLP_BIAS_*; default CUMLP_BIAS_ZERO
+    real(c_double) :: leaky_relu_slope   ! default 0.01
+    integer(c_int64_t) :: seed           ! C uint64_t; default 42
+  end type cumlp_network_options
+
+  type, bind(C) :: cumlp_optimizer_options
+    integer(c_int) :: type               ! a CUMLP_OPT_*; default CUMLP_OPT_SGD
+    real(c_double) :: learning_rate      ! default 0.01
+    real(c_double) :: momentum           ! default 0.9
+    real(c_double) :: weight_decay       ! default 0
+    real(c_double) :: beta1              ! default 0.9
+    real(c_double) :: beta2              ! default 0.999
+    real(c_double) :: epsilon            ! default 1e-8
+  end type cumlp_optimizer_options
+
+  ! The structs of the dataset and training-loop API (not bound below; the layouts are here for
+  ! codes that bind those functions themselves).
+  type, bind(C) :: cumlp_csv_options
+    integer(c_int) :: has_header
+    integer(c_int) :: label_column
+    integer(c_int) :: num_classes
+    integer(c_int) :: delimiter
+  end type cumlp_csv_options
+
+  type, bind(C) :: cumlp_fit_progress
+    integer(c_int) :: epoch
+    integer(c_int) :: end_of_epoch
+    integer(c_int64_t) :: batch
+    integer(c_int64_t) :: batches_per_epoch
+    integer(c_int64_t) :: steps
+    real(c_double) :: learning_rate
+    real(c_double) :: train_loss
+    real(c_double) :: train_accuracy
+    real(c_double) :: validation_loss
+    real(c_double) :: validation_accuracy
+    real(c_double) :: validation_mse
+    real(c_double) :: seconds
+  end type cumlp_fit_progress
+
+  type, bind(C) :: cumlp_fit_options
+    integer(c_int) :: epochs
+    integer(c_int64_t) :: batch_size
+    integer(c_int) :: shuffle
+    integer(c_int64_t) :: seed           ! C uint64_t
+    integer(c_int) :: schedule
+    real(c_double) :: lr_gamma
+    integer(c_int) :: lr_step_epochs
+    real(c_double) :: lr_min
+    real(c_double) :: target_loss
+    integer(c_int) :: patience
+    real(c_double) :: min_delta
+    integer(c_int) :: restore_best
+    type(c_funptr) :: callback           ! int (*)(const cumlp_fit_progress *, void *)
+    type(c_ptr) :: user_data
+    integer(c_int64_t) :: callback_every
+  end type cumlp_fit_options
+
+  type, bind(C) :: cumlp_fit_result
+    integer(c_int) :: epochs_run
+    integer(c_int) :: stop_reason
+    integer(c_int64_t) :: steps
+    real(c_double) :: train_loss
+    real(c_double) :: train_accuracy
+    real(c_double) :: validation_loss
+    real(c_double) :: validation_accuracy
+    real(c_double) :: validation_mse
+    integer(c_int) :: best_epoch
+    real(c_double) :: best_validation_loss
+    real(c_double) :: seconds
+  end type cumlp_fit_result
+
+  type, bind(C) :: cumlp_eval_result
+    real(c_double) :: loss
+    real(c_double) :: accuracy
+    real(c_double) :: mse
+  end type cumlp_eval_result
+
+  interface
+    ! ---- version and status codes -------------------------------------------------------------
+    function cumlp_version_number() bind(C, name="cumlp_version_number")
+      import :: c_int
+      integer(c_int) :: cumlp_version_number
+    end function
+
+    function cumlp_c_version_string() bind(C, name="cumlp_version_string")
+      import :: c_ptr
+      type(c_ptr) :: cumlp_c_version_string
+    end function
+
+    function cumlp_c_status_string(status) bind(C, name="cumlp_status_string")
+      import :: c_ptr, c_int
+      integer(c_int), value :: status
+      type(c_ptr) :: cumlp_c_status_string
+    end function
+
+    ! ---- context: backend, device, stream and the last error message ---------------------------
+    function cumlp_context_defaults(options) bind(C, name="cumlp_context_defaults")
+      import :: c_int, cumlp_context_options
+      type(cumlp_context_options), intent(out) :: options
+      integer(c_int) :: cumlp_context_defaults
+    end function
+
+    function cumlp_context_create(ctx, options) bind(C, name="cumlp_context_create")
+      import :: c_int, c_ptr, cumlp_context_options
+      type(c_ptr), intent(out) :: ctx
+      type(cumlp_context_options), intent(in) :: options
+      integer(c_int) :: cumlp_context_create
+    end function
+
+    subroutine cumlp_context_destroy(ctx) bind(C, name="cumlp_context_destroy")
+      import :: c_ptr
+      type(c_ptr), value :: ctx
+    end subroutine
+
+    function cumlp_c_last_error(ctx) bind(C, name="cumlp_last_error")
+      import :: c_ptr
+      type(c_ptr), value :: ctx
+      type(c_ptr) :: cumlp_c_last_error
+    end function
+
+    function cumlp_context_backend(ctx) bind(C, name="cumlp_context_backend")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int) :: cumlp_context_backend
+    end function
+
+    function cumlp_c_backend_name(backend) bind(C, name="cumlp_backend_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: backend
+      type(c_ptr) :: cumlp_c_backend_name
+    end function
+
+    function cumlp_backend_is_built(backend) bind(C, name="cumlp_backend_is_built")
+      import :: c_int
+      integer(c_int), value :: backend
+      integer(c_int) :: cumlp_backend_is_built
+    end function
+
+    function cumlp_context_synchronize(ctx) bind(C, name="cumlp_context_synchronize")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int) :: cumlp_context_synchronize
+    end function
+
+    function cumlp_context_set_math_mode(ctx, math_mode) &
+        bind(C, name="cumlp_context_set_math_mode")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int), value :: math_mode
+      integer(c_int) :: cumlp_context_set_math_mode
+    end function
+
+    ! buf receives at most buf_size - 1 characters and a NUL; cumlp_describe() below is simpler.
+    function cumlp_context_describe(ctx, buf, buf_size) bind(C, name="cumlp_context_describe")
+      import :: c_int, c_ptr, c_char, c_size_t
+      type(c_ptr), value :: ctx
+      character(kind=c_char), intent(out) :: buf(*)
+      integer(c_size_t), value :: buf_size
+      integer(c_int) :: cumlp_context_describe
+    end function
+
+    ! ---- tensors: fp32 matrices in the context's memory (device memory on the cuda backend) ----
+    function cumlp_tensor_create(ctx, rows, cols, tensor) bind(C, name="cumlp_tensor_create")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: ctx
+      integer(c_int64_t), value :: rows, cols
+      type(c_ptr), intent(out) :: tensor
+      integer(c_int) :: cumlp_tensor_create
+    end function
+
+    function cumlp_tensor_create_view(parent, first_col, num_cols, view) &
+        bind(C, name="cumlp_tensor_create_view")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: parent
+      integer(c_int64_t), value :: first_col, num_cols
+      type(c_ptr), intent(out) :: view
+      integer(c_int) :: cumlp_tensor_create_view
+    end function
+
+    ! data: c_loc of caller memory (a device pointer on the cuda backend); see the manual.
+    function cumlp_tensor_wrap(ctx, data, rows, cols, tensor) bind(C, name="cumlp_tensor_wrap")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: ctx, data
+      integer(c_int64_t), value :: rows, cols
+      type(c_ptr), intent(out) :: tensor
+      integer(c_int) :: cumlp_tensor_wrap
+    end function
+
+    subroutine cumlp_tensor_destroy(tensor) bind(C, name="cumlp_tensor_destroy")
+      import :: c_ptr
+      type(c_ptr), value :: tensor
+    end subroutine
+
+    function cumlp_tensor_rows(tensor) bind(C, name="cumlp_tensor_rows")
+      import :: c_ptr, c_int64_t
+      type(c_ptr), value :: tensor
+      integer(c_int64_t) :: cumlp_tensor_rows
+    end function
+
+    function cumlp_tensor_cols(tensor) bind(C, name="cumlp_tensor_cols")
+      import :: c_ptr, c_int64_t
+      type(c_ptr), value :: tensor
+      integer(c_int64_t) :: cumlp_tensor_cols
+    end function
+
+    function cumlp_tensor_data(tensor) bind(C, name="cumlp_tensor_data")
+      import :: c_ptr
+      type(c_ptr), value :: tensor
+      type(c_ptr) :: cumlp_tensor_data
+    end function
+
+    ! host: a rows x cols array (or any contiguous array of count elements), column-major.
+    function cumlp_tensor_upload(tensor, host, count) bind(C, name="cumlp_tensor_upload")
+      import :: c_int, c_ptr, c_float, c_int64_t
+      type(c_ptr), value :: tensor
+      real(c_float), intent(in) :: host(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_tensor_upload
+    end function
+
+    function cumlp_tensor_download(tensor, host, count) bind(C, name="cumlp_tensor_download")
+      import :: c_int, c_ptr, c_float, c_int64_t
+      type(c_ptr), value :: tensor
+      real(c_float), intent(out) :: host(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_tensor_download
+    end function
+
+    function cumlp_tensor_upload_f64(tensor, host, count) bind(C, name="cumlp_tensor_upload_f64")
+      import :: c_int, c_ptr, c_double, c_int64_t
+      type(c_ptr), value :: tensor
+      real(c_double), intent(in) :: host(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_tensor_upload_f64
+    end function
+
+    function cumlp_tensor_download_f64(tensor, host, count) &
+        bind(C, name="cumlp_tensor_download_f64")
+      import :: c_int, c_ptr, c_double, c_int64_t
+      type(c_ptr), value :: tensor
+      real(c_double), intent(out) :: host(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_tensor_download_f64
+    end function
+
+    ! ---- networks: create, shape queries, parameters (flat and per layer), freezing -------------
+    function cumlp_network_defaults(options) bind(C, name="cumlp_network_defaults")
+      import :: c_int, cumlp_network_options
+      type(cumlp_network_options), intent(out) :: options
+      integer(c_int) :: cumlp_network_defaults
+    end function
+
+    ! widths(0:num_layers) (input width first), activations(num_layers) of CUMLP_ACT_*.
+    function cumlp_network_create(ctx, num_layers, widths, activations, options, net) &
+        bind(C, name="cumlp_network_create")
+      import :: c_int, c_ptr, c_int64_t, cumlp_network_options
+      type(c_ptr), value :: ctx
+      integer(c_int), value :: num_layers
+      integer(c_int64_t), intent(in) :: widths(*)
+      integer(c_int), intent(in) :: activations(*)
+      type(cumlp_network_options), intent(in) :: options
+      type(c_ptr), intent(out) :: net
+      integer(c_int) :: cumlp_network_create
+    end function
+
+    subroutine cumlp_network_destroy(net) bind(C, name="cumlp_network_destroy")
+      import :: c_ptr
+      type(c_ptr), value :: net
+    end subroutine
+
+    function cumlp_network_num_layers(net) bind(C, name="cumlp_network_num_layers")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net
+      integer(c_int) :: cumlp_network_num_layers
+    end function
+
+    function cumlp_network_width(net, i) bind(C, name="cumlp_network_width")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: net
+      integer(c_int), value :: i
+      integer(c_int64_t) :: cumlp_network_width
+    end function
+
+    function cumlp_network_activation(net, layer) bind(C, name="cumlp_network_activation")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net
+      integer(c_int), value :: layer
+      integer(c_int) :: cumlp_network_activation
+    end function
+
+    function cumlp_network_loss(net) bind(C, name="cumlp_network_loss")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net
+      integer(c_int) :: cumlp_network_loss
+    end function
+
+    function cumlp_network_context(net) bind(C, name="cumlp_network_context")
+      import :: c_ptr
+      type(c_ptr), value :: net
+      type(c_ptr) :: cumlp_network_context
+    end function
+
+    function cumlp_network_num_parameters(net) bind(C, name="cumlp_network_num_parameters")
+      import :: c_ptr, c_int64_t
+      type(c_ptr), value :: net
+      integer(c_int64_t) :: cumlp_network_num_parameters
+    end function
+
+    function cumlp_network_get_parameters(net, host, count) &
+        bind(C, name="cumlp_network_get_parameters")
+      import :: c_int, c_ptr, c_float, c_int64_t
+      type(c_ptr), value :: net
+      real(c_float), intent(out) :: host(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_network_get_parameters
+    end function
+
+    function cumlp_network_set_parameters(net, host, count) &
+        bind(C, name="cumlp_network_set_parameters")
+      import :: c_int, c_ptr, c_float, c_int64_t
+      type(c_ptr), value :: net
+      real(c_float), intent(in) :: host(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_network_set_parameters
+    end function
+
+    function cumlp_network_get_parameters_f64(net, host, count) &
+        bind(C, name="cumlp_network_get_parameters_f64")
+      import :: c_int, c_ptr, c_double, c_int64_t
+      type(c_ptr), value :: net
+      real(c_double), intent(out) :: host(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_network_get_parameters_f64
+    end function
+
+    function cumlp_network_set_parameters_f64(net, host, count) &
+        bind(C, name="cumlp_network_set_parameters_f64")
+      import :: c_int, c_ptr, c_double, c_int64_t
+      type(c_ptr), value :: net
+      real(c_double), intent(in) :: host(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_network_set_parameters_f64
+    end function
+
+    ! The four layer calls take pointers that may be NULL: the module procedures
+    ! cumlp_network_get_layer(_f64) / cumlp_network_set_layer(_f64) below wrap these.
+    function cumlp_c_network_get_layer(net, layer, weights, biases) &
+        bind(C, name="cumlp_network_get_layer")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net, weights, biases
+      integer(c_int), value :: layer
+      integer(c_int) :: cumlp_c_network_get_layer
+    end function
+
+    function cumlp_c_network_set_layer(net, layer, weights, biases) &
+        bind(C, name="cumlp_network_set_layer")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net, weights, biases
+      integer(c_int), value :: layer
+      integer(c_int) :: cumlp_c_network_set_layer
+    end function
+
+    function cumlp_c_network_get_layer_f64(net, layer, weights, biases) &
+        bind(C, name="cumlp_network_get_layer_f64")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net, weights, biases
+      integer(c_int), value :: layer
+      integer(c_int) :: cumlp_c_network_get_layer_f64
+    end function
+
+    function cumlp_c_network_set_layer_f64(net, layer, weights, biases) &
+        bind(C, name="cumlp_network_set_layer_f64")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net, weights, biases
+      integer(c_int), value :: layer
+      integer(c_int) :: cumlp_c_network_set_layer_f64
+    end function
+
+    function cumlp_network_freeze(net, layer, freeze_weights, freeze_biases) &
+        bind(C, name="cumlp_network_freeze")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net
+      integer(c_int), value :: layer, freeze_weights, freeze_biases
+      integer(c_int) :: cumlp_network_freeze
+    end function
+
+    ! ---- forward, loss and backward passes, gradients -------------------------------------------
+    function cumlp_forward(net, x, y) bind(C, name="cumlp_forward")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net, x, y
+      integer(c_int) :: cumlp_forward
+    end function
+
+    ! loss may be NULL: wrapped by cumlp_loss_backward below (loss OPTIONAL).
+    function cumlp_c_loss_backward(net, x, t, loss) bind(C, name="cumlp_loss_backward")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net, x, t, loss
+      integer(c_int) :: cumlp_c_loss_backward
+    end function
+
+    function cumlp_evaluate_loss(net, x, t, loss) bind(C, name="cumlp_evaluate_loss")
+      import :: c_int, c_ptr, c_double
+      type(c_ptr), value :: net, x, t
+      real(c_double), intent(out) :: loss
+      integer(c_int) :: cumlp_evaluate_loss
+    end function
+
+    function cumlp_network_get_gradients(net, host, count) &
+        bind(C, name="cumlp_network_get_gradients")
+      import :: c_int, c_ptr, c_float, c_int64_t
+      type(c_ptr), value :: net
+      real(c_float), intent(out) :: host(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_network_get_gradients
+    end function
+
+    function cumlp_network_get_gradients_f64(net, host, count) &
+        bind(C, name="cumlp_network_get_gradients_f64")
+      import :: c_int, c_ptr, c_double, c_int64_t
+      type(c_ptr), value :: net
+      real(c_double), intent(out) :: host(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_network_get_gradients_f64
+    end function
+
+    ! ---- optimizers: SGD, momentum, Nesterov, Adam ----------------------------------------------
+    function cumlp_optimizer_defaults(options) bind(C, name="cumlp_optimizer_defaults")
+      import :: c_int, cumlp_optimizer_options
+      type(cumlp_optimizer_options), intent(out) :: options
+      integer(c_int) :: cumlp_optimizer_defaults
+    end function
+
+    function cumlp_optimizer_create(net, options, opt) bind(C, name="cumlp_optimizer_create")
+      import :: c_int, c_ptr, cumlp_optimizer_options
+      type(c_ptr), value :: net
+      type(cumlp_optimizer_options), intent(in) :: options
+      type(c_ptr), intent(out) :: opt
+      integer(c_int) :: cumlp_optimizer_create
+    end function
+
+    subroutine cumlp_optimizer_destroy(opt) bind(C, name="cumlp_optimizer_destroy")
+      import :: c_ptr
+      type(c_ptr), value :: opt
+    end subroutine
+
+    function cumlp_optimizer_set_learning_rate(opt, learning_rate) &
+        bind(C, name="cumlp_optimizer_set_learning_rate")
+      import :: c_int, c_ptr, c_double
+      type(c_ptr), value :: opt
+      real(c_double), value :: learning_rate
+      integer(c_int) :: cumlp_optimizer_set_learning_rate
+    end function
+
+    function cumlp_optimizer_learning_rate(opt) bind(C, name="cumlp_optimizer_learning_rate")
+      import :: c_ptr, c_double
+      type(c_ptr), value :: opt
+      real(c_double) :: cumlp_optimizer_learning_rate
+    end function
+
+    function cumlp_optimizer_step_count(opt) bind(C, name="cumlp_optimizer_step_count")
+      import :: c_ptr, c_int64_t
+      type(c_ptr), value :: opt
+      integer(c_int64_t) :: cumlp_optimizer_step_count
+    end function
+
+    function cumlp_optimizer_step(opt) bind(C, name="cumlp_optimizer_step")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: opt
+      integer(c_int) :: cumlp_optimizer_step
+    end function
+
+    ! loss may be NULL: wrapped by cumlp_train_step below (loss OPTIONAL).
+    function cumlp_c_train_step(net, opt, x, t, loss) bind(C, name="cumlp_train_step")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net, opt, x, t, loss
+      integer(c_int) :: cumlp_c_train_step
+    end function
+
+    ! ---- gradient check against finite differences --------------------------------------------
+    ! max_rel_error(2 * num_layers): for layer l (0-based), (2l + 1) is W's and (2l + 2) b's.
+    function cumlp_gradient_check(net, x, t, step_size, max_rel_error, count) &
+        bind(C, name="cumlp_gradient_check")
+      import :: c_int, c_ptr, c_double, c_int64_t
+      type(c_ptr), value :: net, x, t
+      real(c_double), value :: step_size
+      real(c_double), intent(out) :: max_rel_error(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_gradient_check
+    end function
+
+    ! ---- checkpoints (safetensors); paths end in c_null_char -----------------------------------
+    ! opt: an optimizer of net whose state is saved too, or c_null_ptr for none.
+    function cumlp_checkpoint_save(net, opt, path) bind(C, name="cumlp_checkpoint_save")
+      import :: c_int, c_ptr, c_char
+      type(c_ptr), value :: net, opt
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int) :: cumlp_checkpoint_save
+    end function
+
+    ! opt may be NULL: wrapped by cumlp_checkpoint_load below (opt OPTIONAL).
+    function cumlp_c_checkpoint_load(ctx, path, flags, net, opt) &
+        bind(C, name="cumlp_checkpoint_load")
+      import :: c_int, c_ptr, c_char
+      type(c_ptr), value :: ctx
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int), value :: flags
+      type(c_ptr), intent(out) :: net
+      type(c_ptr), value :: opt
+      integer(c_int) :: cumlp_c_checkpoint_load
+    end function
+
+    ! opt: an optimizer of net to restore too, or c_null_ptr.
+    function cumlp_checkpoint_load_into(net, opt, path, flags) &
+        bind(C, name="cumlp_checkpoint_load_into")
+      import :: c_int, c_ptr, c_char
+      type(c_ptr), value :: net, opt
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int), value :: flags
+      integer(c_int) :: cumlp_checkpoint_load_into
+    end function
+
+    ! opt may be NULL: wrapped by cumlp_checkpoint_load_memory below (opt OPTIONAL).
+    function cumlp_c_checkpoint_load_memory(ctx, data, size, flags, net, opt) &
+        bind(C, name="cumlp_checkpoint_load_memory")
+      import :: c_int, c_ptr, c_size_t
+      type(c_ptr), value :: ctx, data
+      integer(c_size_t), value :: size
+      integer(c_int), value :: flags
+      type(c_ptr), intent(out) :: net
+      type(c_ptr), value :: opt
+      integer(c_int) :: cumlp_c_checkpoint_load_memory
+    end function
+
+    ! C library strlen, for the string helpers.
+    function cumlp_c_strlen(s) bind(C, name="strlen")
+      import :: c_ptr, c_size_t
+      type(c_ptr), value :: s
+      integer(c_size_t) :: cumlp_c_strlen
+    end function
+  end interface
+
+contains
+
+  ! ---- strings: C's const char * as Fortran character(:), allocatable ---------------------------
+
+  ! Copies the NUL-terminated C string at p ("" for c_null_ptr).
+  function c_string_to_fortran(p) result(s)
+    type(c_ptr), intent(in) :: p
+    character(:), allocatable :: s
+    character(kind=c_char), pointer :: chars(:)
+    integer :: i, n
+    if (.not. c_associated(p)) then
+      s = ''
+      return
+    end if
+    n = int(cumlp_c_strlen(p))
+    call c_f_pointer(p, chars, [n])
+    allocate(character(n) :: s)
+    do i = 1, n
+      s(i:i) = chars(i)
+    end do
+  end function
+
+  ! s as a C string for path arguments: trailing blanks removed, c_null_char appended.
+  function cumlp_cstr(s) result(c)
+    character(*), intent(in) :: s
+    character(kind=c_char, len=:), allocatable :: c
+    c = trim(s) // c_null_char
+  end function
+
+  function cumlp_version_string() result(s)
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_version_string())
+  end function
+
+  function cumlp_status_string(status) result(s)
+    integer(c_int), intent(in) :: status
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_status_string(status))
+  end function
+
+  ! The message of the last failed call in ctx; c_null_ptr for the per-thread one.
+  function cumlp_last_error(ctx) result(s)
+    type(c_ptr), intent(in) :: ctx
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_last_error(ctx))
+  end function
+
+  function cumlp_backend_name(backend) result(s)
+    integer(c_int), intent(in) :: backend
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_backend_name(backend))
+  end function
+
+  ! cumlp_context_describe's one line ("" if the call fails).
+  function cumlp_describe(ctx) result(s)
+    type(c_ptr), intent(in) :: ctx
+    character(:), allocatable :: s
+    character(kind=c_char), target :: buf(512)
+    buf = c_null_char
+    if (cumlp_context_describe(ctx, buf, int(size(buf), c_size_t)) /= CUMLP_SUCCESS) then
+      s = ''
+      return
+    end if
+    s = c_string_to_fortran(c_loc(buf))
+  end function
+
+  ! ---- wrappers for the arguments C lets be NULL (leave the OPTIONAL argument out) -------------
+
+  ! weights(n_l, n_(l-1)) (or n_l * n_(l-1) elements) and biases(n_l); either may be left out.
+  function cumlp_network_get_layer(net, layer, weights, biases) result(status)
+    type(c_ptr), intent(in) :: net
+    integer(c_int), intent(in) :: layer
+    real(c_float), intent(out), optional, target :: weights(*), biases(*)
+    integer(c_int) :: status
+    type(c_ptr) :: w, b
+    w = c_null_ptr
+    b = c_null_ptr
+    if (present(weights)) w = c_loc(weights(1))
+    if (present(biases)) b = c_loc(biases(1))
+    status = cumlp_c_network_get_layer(net, layer, w, b)
+  end function
+
+  function cumlp_network_set_layer(net, layer, weights, biases) result(status)
+    type(c_ptr), intent(in) :: net
+    integer(c_int), intent(in) :: layer
+    real(c_float), intent(in), optional, target :: weights(*), biases(*)
+    integer(c_int) :: status
+    type(c_ptr) :: w, b
+    w = c_null_ptr
+    b = c_null_ptr
+    if (present(weights)) w = c_loc(weights(1))
+    if (present(biases)) b = c_loc(biases(1))
+    status = cumlp_c_network_set_layer(net, layer, w, b)
+  end function
+
+  function cumlp_network_get_layer_f64(net, layer, weights, biases) result(status)
+    type(c_ptr), intent(in) :: net
+    integer(c_int), intent(in) :: layer
+    real(c_double), intent(out), optional, target :: weights(*), biases(*)
+    integer(c_int) :: status
+    type(c_ptr) :: w, b
+    w = c_null_ptr
+    b = c_null_ptr
+    if (present(weights)) w = c_loc(weights(1))
+    if (present(biases)) b = c_loc(biases(1))
+    status = cumlp_c_network_get_layer_f64(net, layer, w, b)
+  end function
+
+  function cumlp_network_set_layer_f64(net, layer, weights, biases) result(status)
+    type(c_ptr), intent(in) :: net
+    integer(c_int), intent(in) :: layer
+    real(c_double), intent(in), optional, target :: weights(*), biases(*)
+    integer(c_int) :: status
+    type(c_ptr) :: w, b
+    w = c_null_ptr
+    b = c_null_ptr
+    if (present(weights)) w = c_loc(weights(1))
+    if (present(biases)) b = c_loc(biases(1))
+    status = cumlp_c_network_set_layer_f64(net, layer, w, b)
+  end function
+
+  ! Without loss, the batch loss is not computed (no wait for the device).
+  function cumlp_loss_backward(net, x, t, loss) result(status)
+    type(c_ptr), intent(in) :: net, x, t
+    real(c_double), intent(out), optional, target :: loss
+    integer(c_int) :: status
+    type(c_ptr) :: l
+    l = c_null_ptr
+    if (present(loss)) l = c_loc(loss)
+    status = cumlp_c_loss_backward(net, x, t, l)
+  end function
+
+  function cumlp_train_step(net, opt, x, t, loss) result(status)
+    type(c_ptr), intent(in) :: net, opt, x, t
+    real(c_double), intent(out), optional, target :: loss
+    integer(c_int) :: status
+    type(c_ptr) :: l
+    l = c_null_ptr
+    if (present(loss)) l = c_loc(loss)
+    status = cumlp_c_train_step(net, opt, x, t, l)
+  end function
+
+  ! With opt present it receives the file's optimizer, or c_null_ptr when the file holds no
+  ! optimizer state; without it no optimizer is created.
+  function cumlp_checkpoint_load(ctx, path, flags, net, opt) result(status)
+    type(c_ptr), intent(in) :: ctx
+    character(kind=c_char), intent(in) :: path(*)
+    integer(c_int), intent(in) :: flags
+    type(c_ptr), intent(out) :: net
+    type(c_ptr), intent(out), optional, target :: opt
+    integer(c_int) :: status
+    type(c_ptr) :: o
+    o = c_null_ptr
+    if (present(opt)) o = c_loc(opt)
+    status = cumlp_c_checkpoint_load(ctx, path, flags, net, o)
+  end function
+
+  ! data: c_loc of the first of size bytes holding a checkpoint (a target array). opt as above.
+  function cumlp_checkpoint_load_memory(ctx, data, size, flags, net, opt) result(status)
+    type(c_ptr), intent(in) :: ctx, data
+    integer(c_size_t), intent(in) :: size
+    integer(c_int), intent(in) :: flags
+    type(c_ptr), intent(out) :: net
+    type(c_ptr), intent(out), optional, target :: opt
+    integer(c_int) :: status
+    type(c_ptr) :: o
+    o = c_null_ptr
+    if (present(opt)) o = c_loc(opt)
+    status = cumlp_c_checkpoint_load_memory(ctx, data, size, flags, net, o)
+  end function
+
+end module cumlp
