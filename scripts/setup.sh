@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what cumlp needs on a Debian machine, if it is missing.
-#   scripts/setup.sh [test]   build tools, OpenBLAS, zlib, clang (fuzzers), the Fashion-MNIST
+#   scripts/setup.sh [test]   build tools, OpenBLAS, zlib, gfortran, clang (fuzzers), Fashion-MNIST
 #                             data set and PyTorch (interoperability test and benchmarks)
 #   scripts/setup.sh demo     build tools, OpenBLAS, zlib and the Fashion-MNIST data set
 #   scripts/setup.sh build    only what the build needs
@@ -14,7 +14,7 @@ packages=(build-essential cmake pkg-config zlib1g-dev libopenblas-openmp-dev)
 case "${1:-test}" in
   build) ;;
   demo) packages+=(dataset-fashion-mnist) ;;
-  test) packages+=(clang libclang-rt-14-dev dataset-fashion-mnist python3-torch python3-numpy) ;;
+  test) packages+=(gfortran clang libclang-rt-14-dev dataset-fashion-mnist python3-torch python3-numpy) ;;
   *) echo "usage: $0 [build|demo|test]" >&2; exit 1 ;;
 esac
 
