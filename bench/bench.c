@@ -1,9 +1,9 @@
 /*
  * bench.c - times full training steps (forward, loss, backward, optimizer) per backend.
  *
- * Each timed step is cumlp_train_step(loss = NULL) followed by cumlp_context_synchronize, timed
- * with the host's monotonic clock: correct for every backend (the cuda backend's own event timing
- * is its business). After a warm-up, the median and spread of many steps are reported together
+ * Each timed step is cumlp_train_step(loss = NULL), timed with CUDA events on the GPU (the
+ * backend's timer ops) and with the host's monotonic clock around cumlp_context_synchronize
+ * elsewhere. After a warm-up, the median and spread of many steps are reported together
  * with the same GEMMs timed alone through the backend's gemm op, which gives the floor a step
  * could reach and the step's overhead over it.
  */
@@ -400,6 +400,20 @@ static int auto_steps(double warmup_ms_per_step) {
     return n < 10 ? 10 : n > 200 ? 200 : (int)n;
 }
 
+/* Timing of one piece of work: CUDA events on the GPU (the backend's timer ops), else the host
+ * clock around a synchronize. */
+static cumlp_status timer_start(cumlp_context *ctx, double *host_t0) {
+    *host_t0 = now_ms();
+    return ctx->ops->timer_start ? ctx->ops->timer_start(ctx) : CUMLP_SUCCESS;
+}
+
+static cumlp_status timer_stop(cumlp_context *ctx, double host_t0, double *ms) {
+    if (ctx->ops->timer_stop) return ctx->ops->timer_stop(ctx, ms);
+    cumlp_status st = cumlp_context_synchronize(ctx);
+    *ms = now_ms() - host_t0;
+    return st;
+}
+
 /* Warm-up, then `*steps_io` timed steps (chosen by auto_steps when it is 0). */
 static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_stats *out) {
     cumlp_status st = CUMLP_SUCCESS;
@@ -413,10 +427,10 @@ static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_sta
     double *ms = malloc((size_t)steps * sizeof *ms);
     if (!ms) return CUMLP_ERROR_ALLOC_FAILED;
     for (int i = 0; i < steps && st == CUMLP_SUCCESS; i++) {
-        double t0 = now_ms();
-        st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
-        if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(r->ctx);
-        ms[i] = now_ms() - t0;
+        double t0;
+        st = timer_start(r->ctx, &t0);
+        if (st == CUMLP_SUCCESS) st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
+        if (st == CUMLP_SUCCESS) st = timer_stop(r->ctx, t0, &ms[i]);
     }
     if (st == CUMLP_SUCCESS) *out = summarize(ms, steps);
     free(ms);
@@ -474,7 +488,6 @@ static cumlp_status gemm_pass(cumlp_context *ctx, const bench_config *c, const g
         if (st == CUMLP_SUCCESS && l > 0)
             st = ops->gemm(ctx, 1, 0, k, cols, m, 1.0, g->w, m, g->out, m, 0.0, g->below, k);
     }
-    if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(ctx);
     return st;
 }
 
@@ -485,10 +498,12 @@ static cumlp_status time_gemms(cumlp_context *ctx, const bench_config *c, int re
     double *times = malloc((size_t)reps * sizeof *times);
     if (!times) st = CUMLP_ERROR_ALLOC_FAILED;
     if (st == CUMLP_SUCCESS) st = gemm_pass(ctx, c, &g); /* warm-up */
+    if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(ctx);
     for (int i = 0; i < reps && st == CUMLP_SUCCESS; i++) {
-        double t0 = now_ms();
-        st = gemm_pass(ctx, c, &g);
-        times[i] = now_ms() - t0;
+        double t0;
+        st = timer_start(ctx, &t0);
+        if (st == CUMLP_SUCCESS) st = gemm_pass(ctx, c, &g);
+        if (st == CUMLP_SUCCESS) st = timer_stop(ctx, t0, &times[i]);
     }
     if (st == CUMLP_SUCCESS) *ms = summarize(times, reps).median;
     free(times);

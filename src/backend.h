@@ -159,6 +159,13 @@ typedef struct cumlp_backend_ops {
      * range named `name` (a string literal), pop closes the innermost. NULL: no profiler. */
     void (*range_push)(cumlp_context *ctx, const char *name);
     void (*range_pop)(cumlp_context *ctx);
+
+    /* ---- Optional: device timing (CUDA events on the context's stream), for the benchmarks.
+     * timer_start records a start mark after the work queued so far; timer_stop records an end
+     * mark, waits for it and returns the device time between the marks in milliseconds. NULL:
+     * time with the host clock around cumlp_context_synchronize. */
+    cumlp_status (*timer_start)(cumlp_context *ctx);
+    cumlp_status (*timer_stop)(cumlp_context *ctx, double *elapsed_ms);
 } cumlp_backend_ops;
 
 /* The backends this build contains (NULL where not built). */

@@ -47,6 +47,7 @@ typedef struct cuda_state {
     cudaEvent_t staging_free[2];
     cudaStream_t copy_stream; /* overlapped batch uploads */
     cudaEvent_t main_ready, slot_done[2];
+    cudaEvent_t timer_begin, timer_end; /* timing events of timer_start/stop */
     char name[256];
     int cc_major, cc_minor;
     size_t total_memory;
@@ -172,6 +173,8 @@ static void release(cuda_state *s) {
         if (s->slot_done[i]) cudaEventDestroy(s->slot_done[i]);
     }
     if (s->main_ready) cudaEventDestroy(s->main_ready);
+    if (s->timer_begin) cudaEventDestroy(s->timer_begin);
+    if (s->timer_end) cudaEventDestroy(s->timer_end);
     if (s->copy_stream) cudaStreamDestroy(s->copy_stream);
     if (s->rng) curandDestroyGenerator(s->rng);
     if (s->blas) cublasDestroy(s->blas);
@@ -206,6 +209,8 @@ static cumlp_status create_events(cumlp_context *ctx, cuda_state *s) {
             err = cudaEventCreateWithFlags(&s->slot_done[i], cudaEventDisableTiming);
     }
     if (err == cudaSuccess) err = cudaEventCreateWithFlags(&s->main_ready, cudaEventDisableTiming);
+    if (err == cudaSuccess) err = cudaEventCreate(&s->timer_begin);
+    if (err == cudaSuccess) err = cudaEventCreate(&s->timer_end);
     return cuda_error(ctx, err, "creating streams and events");
 }
 
@@ -288,6 +293,25 @@ static cumlp_status cuda_synchronize(cumlp_context *ctx) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     return cuda_error(ctx, cudaStreamSynchronize(state_of(ctx)->stream), "synchronize");
+}
+
+static cumlp_status cuda_timer_start(cumlp_context *ctx) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = state_of(ctx);
+    return cuda_error(ctx, cudaEventRecord(s->timer_begin, s->stream), "recording a timer event");
+}
+
+static cumlp_status cuda_timer_stop(cumlp_context *ctx, double *elapsed_ms) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = state_of(ctx);
+    float ms = 0;
+    cudaError_t err = cudaEventRecord(s->timer_end, s->stream);
+    if (err == cudaSuccess) err = cudaEventSynchronize(s->timer_end);
+    if (err == cudaSuccess) err = cudaEventElapsedTime(&ms, s->timer_begin, s->timer_end);
+    *elapsed_ms = ms;
+    return cuda_error(ctx, err, "reading the timer events");
 }
 
 /* Device scratch of at least `bytes`. Growing frees the old block (cudaFree waits for the
@@ -702,6 +726,8 @@ static const cumlp_backend_ops cuda_ops = {
     .upload_async = cuda_upload_async,
     .upload_join = cuda_upload_join,
     .upload_host_wait = cuda_upload_host_wait,
+    .timer_start = cuda_timer_start,
+    .timer_stop = cuda_timer_stop,
     .range_push = CUDA_RANGE_PUSH_OP,
     .range_pop = CUDA_RANGE_POP_OP,
 };
