@@ -480,7 +480,8 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * sigmoid_binary_cross_entropy), "leaky_relu_slope", "payload_crc32" (CRC-32/ISO-HDLC of all
  * bytes after the header, 8 lowercase hex digits), and with an optimizer: "optimizer" (sgd,
  * momentum, nesterov, adam), "learning_rate", "momentum", "weight_decay", "beta1", "beta2",
- * "epsilon" (decimal, round-trip exact) and "step_count". Frozen flags are not stored.
+ * "epsilon" (decimal in C syntax whatever the process's LC_NUMERIC locale, round-trip exact) and
+ * "step_count". Frozen flags are not stored.
  *
  * Parameters travel as fp32 on every backend, so a checkpoint written on one backend loads on any
  * other with bit-identical parameters, and save -> load -> save gives the same bytes.
@@ -491,17 +492,20 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * file and no temporary file behind. A replaced file keeps its permission bits; a new one gets
  * 0666 less the process's umask, as open() would give it.
  *
- * Reading checks everything before it changes anything: header size (at most 100 MB and the file
- * size), overflow-checked sizes, contiguous in-file offsets covering the exact file size, dtype
- * "F32", every tensor's shape against the architecture, duplicate, missing and unknown tensors,
- * the payload checksum, and NaN/Inf parameters (unless CUMLP_CHECKPOINT_ALLOW_NON_FINITE).
- * Errors: CUMLP_ERROR_IO (open/read/write/sync), CUMLP_ERROR_FORMAT (bad JSON, bad metadata,
- * unknown, duplicate or missing tensor, offsets not contiguous), CUMLP_ERROR_TRUNCATED (file
- * shorter than announced), CUMLP_ERROR_SIZE_LIMIT (header or size too large, overflow, trailing
- * bytes), CUMLP_ERROR_SHAPE_MISMATCH (a dtype other than F32, shapes that disagree with the
- * architecture or, for load_into, an architecture or optimizer type that differs from the
- * caller's), CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the message names the file and the
- * problem.
+ * Reading checks everything before it changes anything: that the path is a regular file (a FIFO, a
+ * device or a directory is CUMLP_ERROR_IO at once, never a blocking read), header size (at most
+ * 16 MiB, which holds about 20000 layers with Adam state, and the file size), at most one JSON
+ * value per 6 header bytes (so a header of tiny values cannot make the parser allocate many times
+ * its size; every header cumlp writes uses more), overflow-checked sizes, contiguous in-file
+ * offsets covering the exact file size, dtype "F32", every tensor's shape against the architecture,
+ * duplicate, missing and unknown tensors, the payload checksum, and NaN/Inf parameters (unless
+ * CUMLP_CHECKPOINT_ALLOW_NON_FINITE). Errors: CUMLP_ERROR_IO (open/read/write/sync),
+ * CUMLP_ERROR_FORMAT (bad JSON, bad metadata, unknown, duplicate or missing tensor, offsets not
+ * contiguous), CUMLP_ERROR_TRUNCATED (file shorter than announced), CUMLP_ERROR_SIZE_LIMIT (header
+ * or size too large, too many JSON values in the header, overflow, trailing bytes),
+ * CUMLP_ERROR_SHAPE_MISMATCH (a dtype other than F32, shapes that disagree with the architecture
+ * or, for load_into, an architecture or optimizer type that differs from the caller's),
+ * CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the message names the file and the problem.
  * ------------------------------------------------------------------------------------------- */
 
 /** Flag for the load functions: accept NaN and Inf parameters and optimizer state. */
@@ -551,14 +555,19 @@ CUMLP_API cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const vo
  * calls on it leave their message in that context, or with NULL in the per-thread slot that
  * cumlp_last_error(NULL) returns. The context must outlive the dataset.
  *
- * Readers reject bad input with a status and a message naming the file ("<memory>" for the
- * CSV and FANN *_memory readers, "<memory images>" and "<memory labels>" for IDX) and the line
- * or byte offset: CUMLP_ERROR_IO (cannot open or read),
- * CUMLP_ERROR_FORMAT (bad magic, syntax, ragged rows, non-numeric fields), CUMLP_ERROR_TRUNCATED
- * (less data than the header announces), CUMLP_ERROR_SIZE_LIMIT (counts that overflow or exceed
- * CUMLP_DATASET_MAX_ELEMENTS, or disagree), CUMLP_ERROR_NON_FINITE (NaN or Inf values),
- * CUMLP_ERROR_INVALID_VALUE (NULL arguments, bad options, labels out of range). Nothing is
- * half-loaded: on failure *ds is NULL and nothing is left allocated.
+ * Readers reject bad input with a status and a message naming the file ("<memory>" for the CSV and
+ * FANN *_memory readers, "<memory images>" and "<memory labels>" for IDX) and the line or byte
+ * offset: CUMLP_ERROR_IO (cannot open or read; a path that is not a regular file, such as a FIFO, a
+ * device or a directory, fails at once instead of blocking), CUMLP_ERROR_FORMAT (bad magic, syntax,
+ * ragged rows, non-numeric fields), CUMLP_ERROR_TRUNCATED (less data than the header announces),
+ * CUMLP_ERROR_SIZE_LIMIT (counts that overflow or exceed CUMLP_DATASET_MAX_ELEMENTS, or disagree),
+ * CUMLP_ERROR_NON_FINITE (NaN or Inf values), CUMLP_ERROR_INVALID_VALUE (NULL arguments, bad
+ * options, labels out of range). Nothing is half-loaded: on failure *ds is NULL and nothing is left
+ * allocated.
+ *
+ * Numbers in text files (CSV, FANN) are read in C syntax ("1.5", never "1,5") whatever the
+ * process's LC_NUMERIC locale, thread-safely (the process locale is not changed). fp32 values are
+ * rounded once from the decimal text, so "%.9g" of a float reads back as the same float.
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct cumlp_dataset cumlp_dataset;
@@ -696,8 +705,10 @@ typedef enum cumlp_scaling {
 
 /**
  * Computes scaling statistics from train: per feature when per_feature is 1, or one pair over all
- * features when 0 (right for images: pixels keep their relative scale). A constant feature (zero
- * range or deviation) gets scale 1 (it maps to 0).
+ * features when 0 (right for images: pixels keep their relative scale). A constant feature gets
+ * scale 1 (it maps to 0): one whose range (MINMAX) or standard deviation (STANDARDIZE) is 0, or
+ * so small that its reciprocal is not finite in fp32 (a spread below about 3e-39, as between
+ * subnormal values); its offset is still the minimum or the mean.
  */
 CUMLP_API cumlp_status cumlp_scaler_fit(const cumlp_dataset *train, int method, int per_feature,
                                         cumlp_scaler **scaler);

@@ -14,7 +14,8 @@ packages=(build-essential cmake pkg-config zlib1g-dev libopenblas-openmp-dev)
 case "${1:-test}" in
   build) ;;
   demo) packages+=(dataset-fashion-mnist) ;;
-  test) packages+=(gfortran clang libclang-rt-14-dev dataset-fashion-mnist python3-torch python3-numpy) ;;
+  test) packages+=(gfortran clang libclang-rt-14-dev dataset-fashion-mnist python3-torch python3-numpy
+             locales-all) ;;
   *) echo "usage: $0 [build|demo|test]" >&2; exit 1 ;;
 esac
 

@@ -18,10 +18,10 @@
 
 #include "internal.h"
 #include "json.h"
+#include "numeric.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,17 +30,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FORMAT_NAME      "cumlp"
-#define FORMAT_VERSION   "1"
-#define MAX_HEADER_BYTES ((uint64_t)100 * 1000 * 1000)
-#define MAX_LAYERS       ((int64_t)1 << 20)
-#define MEMORY_NAME      "<memory>"
-#define STATE_PREFIX_1   "optimizer.state1."
-#define STATE_PREFIX_2   "optimizer.state2."
-#define METADATA_KEY     "__metadata__"
-#define FLOAT_BYTES      4
-#define MAX_STATE_ARRAYS 2
-#define KNOWN_FLAGS      CUMLP_CHECKPOINT_ALLOW_NON_FINITE
+#define FORMAT_NAME    "cumlp"
+#define FORMAT_VERSION "1"
+/* 16 MiB hold the header of a network of about 20000 layers with Adam state (about 800 bytes
+ * per layer), or 80000 without optimizer state. */
+#define MAX_HEADER_BYTES ((uint64_t)16 << 20)
+/* Parsing a JSON value costs a 40-byte node; a header of tiny values ("[0,0,0,...]") would cost
+ * 20 times its size. Every value of a valid header takes about 8 bytes or more (a tensor entry,
+ * {"dtype":"F32","shape":[1],"data_offsets":[0,4]} with its name, is 7 values in 59 bytes), so a
+ * header may hold at most one value per MIN_BYTES_PER_VALUE bytes (plus a few): the parser's
+ * memory stays within a few times the header's size, never more than a valid header needs. */
+#define MIN_BYTES_PER_VALUE 6
+#define HEADER_VALUE_SLACK  64
+#define MAX_LAYERS          ((int64_t)1 << 20)
+#define MEMORY_NAME         "<memory>"
+#define STATE_PREFIX_1      "optimizer.state1."
+#define STATE_PREFIX_2      "optimizer.state2."
+#define METADATA_KEY        "__metadata__"
+#define FLOAT_BYTES         4
+#define MAX_STATE_ARRAYS    2
+#define KNOWN_FLAGS         CUMLP_CHECKPOINT_ALLOW_NON_FINITE
 
 static const char *const activation_names[] = {"identity",   "sigmoid", "tanh",   "relu",
                                                "leaky_relu", "gelu",    "softmax"};
@@ -108,36 +117,23 @@ static float get_f32_le(const unsigned char *src) {
 
 /* ---- decimal numbers in metadata, independent of the C locale ------------------------------- */
 
-/* The locale's decimal point when it is one character other than '.', else '.'. */
-static char locale_decimal_point(void) {
-    const char *dp = localeconv()->decimal_point;
-    return dp && dp[0] && !dp[1] ? dp[0] : '.';
+/* %.17g in the "C" locale (numeric.h) round-trips every double, whatever LC_NUMERIC says.
+ * Returns 0 only if the "C" locale object cannot be created (out of memory). */
+static int format_double(double x, char *buf, size_t size) {
+    int n = cumlp__format_double_c(buf, size, x);
+    return n > 0 && (size_t)n < size;
 }
 
-/* %.17g round-trips every double; the locale's radix character becomes '.'. */
-static void format_double(double x, char *buf, size_t size) {
-    snprintf(buf, size, "%.17g", x);
-    char dp = locale_decimal_point();
-    for (char *s = buf; *s; s++) {
-        if (*s == dp) *s = '.';
-    }
-}
-
-/* A finite decimal number: [-]digits[.digits][e[+-]digits] and nothing else. */
+/* A finite decimal number: [-]digits[.digits][e[+-]digits] and nothing else, read in the "C"
+ * locale. */
 static int parse_double(const char *s, double *out) {
     size_t n = strlen(s);
     if (n == 0 || n > 64 || strspn(s, "0123456789+-.eE") != n) return 0;
-    char copy[65];
-    memcpy(copy, s, n + 1);
-    char dp = locale_decimal_point();
-    for (char *c = copy; *c; c++) {
-        if (*c == '.') *c = dp;
-    }
     char *end;
-    double v = strtod(copy, &end);
+    double v = cumlp__strtod_c(s, &end);
     /* No errno check: strtod reports ERANGE for subnormal results too, and a subnormal written by
      * format_double must read back; overflow gives HUGE_VAL, which isfinite rejects. */
-    if (*end != '\0' || !isfinite(v)) return 0;
+    if (end == s || *end != '\0' || !isfinite(v)) return 0;
     *out = v;
     return 1;
 }
@@ -250,7 +246,10 @@ static void sb_append(strbuf *b, const char *fmt, ...) {
 
 static void sb_meta_double(strbuf *b, const char *key, double value) {
     char num[64];
-    format_double(value, num, sizeof num);
+    if (!format_double(value, num, sizeof num)) {
+        b->failed = 1; /* reported as out of host memory */
+        return;
+    }
     sb_append(b, ",\"%s\":\"%s\"", key, num);
 }
 
@@ -927,11 +926,20 @@ static cumlp_status decode_payload(const reader *r, decoded *d, const expected_t
 static cumlp_status parse_header_json(const reader *r, const unsigned char *text, size_t size,
                                       cumlp_json **header) {
     char why[200];
-    int out_of_memory;
-    if (!cumlp__json_parse((const char *)text, size, header, why, sizeof why, &out_of_memory))
-        return out_of_memory ? cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED,
-                                            "%s: out of host memory", r->func)
-                             : bad(r, CUMLP_ERROR_FORMAT, "bad header: %s", why);
+    cumlp_json_failure failure;
+    size_t max_values = size / MIN_BYTES_PER_VALUE + HEADER_VALUE_SLACK;
+    if (!cumlp__json_parse((const char *)text, size, max_values, header, why, sizeof why,
+                           &failure)) {
+        if (failure == CUMLP_JSON_OUT_OF_MEMORY)
+            return cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory",
+                                r->func);
+        if (failure == CUMLP_JSON_TOO_MANY_VALUES)
+            return bad(r, CUMLP_ERROR_SIZE_LIMIT,
+                       "the %zu-byte header holds more than %zu JSON values (the limit is one per "
+                       "%d bytes, plus %d)",
+                       size, max_values, MIN_BYTES_PER_VALUE, HEADER_VALUE_SLACK);
+        return bad(r, CUMLP_ERROR_FORMAT, "bad header: %s", why);
+    }
     if ((*header)->type != CUMLP_JSON_OBJECT) {
         cumlp__json_free(*header);
         *header = NULL;
@@ -989,16 +997,27 @@ static cumlp_status decode(reader *r, const unsigned char *data, size_t size, de
     return st;
 }
 
-/* Reads a whole regular file into memory. */
+/* Reads a whole regular file into memory. O_NONBLOCK keeps open() from waiting for a FIFO's
+ * writer (or a device); anything but a regular file is refused, then blocking reads come back. */
 static cumlp_status read_file(const reader *r, const char *path, unsigned char **data,
                               size_t *size) {
     *data = NULL;
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return bad(r, CUMLP_ERROR_IO, "cannot open: %s", strerror(errno));
     struct stat sb;
     cumlp_status st = CUMLP_SUCCESS;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = bad(r, CUMLP_ERROR_IO, "not a regular file");
+    int flags;
+    if (fstat(fd, &sb) != 0) {
+        st = bad(r, CUMLP_ERROR_IO, "cannot stat: %s", strerror(errno));
+    } else if (!S_ISREG(sb.st_mode)) {
+        st = bad(r, CUMLP_ERROR_IO, "not a regular file (%s)",
+                 S_ISFIFO(sb.st_mode)                         ? "a FIFO"
+                 : S_ISDIR(sb.st_mode)                        ? "a directory"
+                 : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device"
+                                                              : "a socket or other special file");
+    } else if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+               fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+        st = bad(r, CUMLP_ERROR_IO, "cannot set blocking reads: %s", strerror(errno));
     } else if ((uint64_t)sb.st_size > SIZE_MAX - 1) {
         st = bad(r, CUMLP_ERROR_SIZE_LIMIT, "the file is too large for this machine");
     } else {

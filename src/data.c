@@ -1,12 +1,17 @@
 /* data.c - datasets in host memory: creation, accessors, one-hot labels, shuffle, split, scaling.
  */
+#define _POSIX_C_SOURCE 200809L /* open, fstat, fcntl, read */
+
 #include "data_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- creation and accessors ---------------------------------------------------------------- */
 
@@ -329,7 +334,10 @@ cumlp_status cumlp_scaler_fit(const cumlp_dataset *train, int method, int per_fe
         if (per_feature) statistics(train, f, 1, method, &offset, &scale);
         s->offset[f] = (float)offset;
         s->scale[f] = (float)scale;
-        if (!isfinite(s->offset[f]) || !isfinite(s->scale[f]) || s->scale[f] == 0) {
+        /* A spread so small (a subnormal sd or range) that 1/spread overflows fp32 is treated as
+         * none at all: the feature is constant for the network's purposes, scale 1. */
+        if (!isfinite(s->scale[f])) s->scale[f] = 1.0f;
+        if (!isfinite(s->offset[f]) || s->scale[f] == 0) {
             cumlp_scaler_destroy(s);
             return cumlp__error(train->ctx, CUMLP_ERROR_NON_FINITE,
                                 "%s: feature %lld has no finite fp32 scaling (offset %g, scale %g)",
@@ -398,15 +406,50 @@ cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_dataset *ds) {
 
 /* ---- files --------------------------------------------------------------------------------- */
 
+/* What a path that is not a regular file is, for messages. */
+static const char *file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+/* Opens a regular file for reading. O_NONBLOCK keeps open() from waiting for a FIFO's writer (or
+ * a device); anything but a regular file is refused, and then blocking reads are restored. */
+static cumlp_status open_regular(cumlp_context *ctx, const char *path, int *fd_out) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    cumlp_status st = CUMLP_SUCCESS;
+    int flags;
+    if (fstat(fd, &sb) != 0)
+        st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: is %s, not a regular file", path,
+                          file_kind(sb.st_mode));
+    else if ((flags = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1)
+        st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot set blocking reads: %s", path,
+                          strerror(errno));
+    if (st != CUMLP_SUCCESS) {
+        close(fd);
+        return st;
+    }
+    *fd_out = fd;
+    return CUMLP_SUCCESS;
+}
+
 cumlp_status cumlp__read_file(cumlp_context *ctx, const char *path, char **data, size_t *size) {
     *data = NULL;
     *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    cumlp_status st = open_regular(ctx, path, &fd);
+    if (st != CUMLP_SUCCESS) return st;
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
-    cumlp_status st = buf ? CUMLP_SUCCESS
-                          : cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", path);
+    if (!buf) st = cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", path);
     while (st == CUMLP_SUCCESS) {
         if (len == cap) {
             char *bigger = cap < SIZE_MAX / 4 ? realloc(buf, cap * 2 + 1) : NULL;
@@ -418,15 +461,15 @@ cumlp_status cumlp__read_file(cumlp_context *ctx, const char *path, char **data,
             buf = bigger;
             cap *= 2;
         }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f))
-                st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: read error at byte %zu", path, len);
-            break;
-        }
+        ssize_t got = read(fd, buf + len, cap - len);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0)
+            st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: read error at byte %zu: %s", path, len,
+                              strerror(errno));
+        if (got <= 0) break;
+        len += (size_t)got;
     }
-    fclose(f);
+    close(fd);
     if (st != CUMLP_SUCCESS) {
         free(buf);
         return st;

@@ -1,5 +1,6 @@
 /* data_text.c - the text readers: numeric CSV and FANN's training-data format. */
 #include "data_internal.h"
+#include "numeric.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -48,10 +49,13 @@ static int is_padding(int c, int delimiter) {
     return is_blank(c) && c != delimiter;
 }
 
-/* Parses a number at *p (after optional padding) into *value; on success moves *p past it. An
- * embedded NUL byte ends the text as far as strtod is concerned, so it reads as garbage.
- * delimiter is the CSV field separator, or 0 for FANN (every blank is padding). */
-static int parse_number(const char **p, const char *end, int delimiter, double *value) {
+/* Parses a number at *p (after optional padding) in C syntax whatever the process locale; on
+ * success moves *p past it. With fvalue it is read as fp32 (strtof: rounded once, so "%.9g" of a
+ * float reads back as that float), else as a double into *value. An embedded NUL byte ends the
+ * text as far as strtod is concerned, so it reads as garbage. delimiter is the CSV field
+ * separator, or 0 for FANN (every blank is padding). */
+static int parse_number(const char **p, const char *end, int delimiter, double *value,
+                        float *fvalue) {
     const char *s = *p;
     while (s < end && is_padding((unsigned char)*s, delimiter))
         s++;
@@ -59,23 +63,38 @@ static int parse_number(const char **p, const char *end, int delimiter, double *
     if (s >= end || isspace((unsigned char)*s) || *s == '\0') return 0;
     char *stop;
     errno = 0;
-    double v = strtod(s, &stop);
+    double v = 0;
+    float f = 0;
+    if (fvalue)
+        f = cumlp__strtof_c(s, &stop);
+    else
+        v = cumlp__strtod_c(s, &stop);
     if (stop == s || stop > end) return 0;
-    *value = v;
+    if (fvalue)
+        *fvalue = f;
+    else
+        *value = v;
     *p = stop;
     return 1;
 }
 
-/* The number as fp32, or a NON_FINITE error naming the place. */
-static cumlp_status to_float(cumlp_context *ctx, const char *name, int64_t line, int64_t field,
-                             double v, float *out) {
-    float f = (float)v;
-    if (!isfinite(f))
-        return cumlp__error(ctx, CUMLP_ERROR_NON_FINITE,
-                            "%s: line %lld, field %lld: %g is not a finite fp32 number", name,
-                            (long long)line, (long long)field, v);
-    *out = f;
-    return CUMLP_SUCCESS;
+/* A NON_FINITE error naming the place unless f is finite; [first, last) is the number's text. */
+static cumlp_status check_finite(cumlp_context *ctx, const char *name, int64_t line, int64_t field,
+                                 const char *first, const char *last, float f) {
+    if (isfinite(f)) return CUMLP_SUCCESS;
+    while (is_blank((unsigned char)*first))
+        first++;
+    int len = last - first > 40 ? 40 : (int)(last - first);
+    return cumlp__error(ctx, CUMLP_ERROR_NON_FINITE,
+                        "%s: line %lld, field %lld: %.*s is not a finite fp32 number", name,
+                        (long long)line, (long long)field, len, first);
+}
+
+/* The reader can run only if the "C" locale object for number parsing exists. */
+static cumlp_status numbers_ready(cumlp_context *ctx, const char *name) {
+    if (cumlp__numeric_ready()) return CUMLP_SUCCESS;
+    return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
+                        "%s: out of memory (cannot create the \"C\" locale for numbers)", name);
 }
 
 /* ---- CSV ----------------------------------------------------------------------------------- */
@@ -127,9 +146,9 @@ static cumlp_status csv_check_class(csv_state *s, int64_t line, float v) {
 static cumlp_status csv_line(csv_state *s, const char *p, const char *eol, int64_t line) {
     int64_t field = 0;
     for (;;) {
-        double v;
+        float f = 0.0f;
         const char *start = p;
-        if (!parse_number(&p, eol, s->o->delimiter, &v)) {
+        if (!parse_number(&p, eol, s->o->delimiter, NULL, &f)) {
             while (start < eol && is_padding((unsigned char)*start, s->o->delimiter))
                 start++;
             int len = 0;
@@ -139,8 +158,7 @@ static cumlp_status csv_line(csv_state *s, const char *p, const char *eol, int64
                                 "%s: line %lld, field %lld: \"%.*s\" is not a number", s->name,
                                 (long long)line, (long long)field + 1, len, start);
         }
-        float f = 0.0f;
-        cumlp_status st = to_float(s->ctx, s->name, line, field + 1, v, &f);
+        cumlp_status st = check_finite(s->ctx, s->name, line, field + 1, start, p, f);
         if (st != CUMLP_SUCCESS) return st;
         if (!vec_push(&s->values, f))
             return cumlp__error(s->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory at line %lld",
@@ -240,7 +258,8 @@ static cumlp_status csv_read(cumlp_context *ctx, const char *name, const char *t
                             o->delimiter, o->label_column, o->num_classes);
     csv_state s = {ctx, name, o, {NULL, 0, 0}, 0, 0};
     char *copy;
-    cumlp_status st = terminated_copy(ctx, name, text, size, &copy);
+    cumlp_status st = numbers_ready(ctx, name);
+    if (st == CUMLP_SUCCESS) st = terminated_copy(ctx, name, text, size, &copy);
     if (st != CUMLP_SUCCESS) return st;
     st = csv_parse(&s, copy, size);
     if (st == CUMLP_SUCCESS) st = csv_build(&s, ds);
@@ -297,14 +316,16 @@ static const char *describe(char *buf, size_t size, const char *kind, int64_t k,
     return buf;
 }
 
-static cumlp_status fann_number(fann_cursor *c, const char *kind, int64_t k, int64_t i, double *v) {
+/* Reads a number as a double into *v, or with f as fp32 into *f (see parse_number). */
+static cumlp_status fann_number(fann_cursor *c, const char *kind, int64_t k, int64_t i, double *v,
+                                float *f) {
     char buf[96];
     fann_skip(c);
     if (c->p >= c->end)
         return cumlp__error(c->ctx, CUMLP_ERROR_TRUNCATED,
                             "%s: the file ends at line %lld before %s", c->name, (long long)c->line,
                             describe(buf, sizeof buf, kind, k, i));
-    if (!parse_number(&c->p, c->end, 0, v))
+    if (!parse_number(&c->p, c->end, 0, v, f))
         return cumlp__error(c->ctx, CUMLP_ERROR_FORMAT, "%s: line %lld: %s is not a number",
                             c->name, (long long)c->line, describe(buf, sizeof buf, kind, k, i));
     if (c->p < c->end && !isspace((unsigned char)*c->p))
@@ -316,7 +337,7 @@ static cumlp_status fann_number(fann_cursor *c, const char *kind, int64_t k, int
 
 static cumlp_status fann_count(fann_cursor *c, const char *what, int64_t *n) {
     double v;
-    cumlp_status st = fann_number(c, what, -1, 0, &v);
+    cumlp_status st = fann_number(c, what, -1, 0, &v, NULL);
     if (st != CUMLP_SUCCESS) return st;
     if (v != floor(v) || v < 1)
         return cumlp__error(c->ctx, CUMLP_ERROR_FORMAT,
@@ -352,12 +373,16 @@ static cumlp_status fann_header(fann_cursor *c, int64_t n[3]) {
 static cumlp_status fann_values(fann_cursor *c, float *dst, int64_t count, int64_t sample,
                                 const char *kind) {
     for (int64_t k = 0; k < count; k++) {
-        double v;
         char what[96];
         snprintf(what, sizeof what, "%s %lld of sample %lld", kind, (long long)k + 1,
                  (long long)sample + 1);
-        cumlp_status st = fann_number(c, what, -1, 0, &v);
-        if (st == CUMLP_SUCCESS) st = to_float(c->ctx, c->name, c->line, k + 1, v, &dst[k]);
+        const char *first = c->p;
+        cumlp_status st = fann_number(c, what, -1, 0, NULL, &dst[k]);
+        if (st == CUMLP_SUCCESS) {
+            while (first < c->p && (is_blank((unsigned char)*first) || *first == '\n'))
+                first++;
+            st = check_finite(c->ctx, c->name, c->line, k + 1, first, c->p, dst[k]);
+        }
         if (st != CUMLP_SUCCESS) return st;
     }
     return CUMLP_SUCCESS;
@@ -391,7 +416,8 @@ static cumlp_status fann_read(cumlp_context *ctx, const char *name, const char *
                             "cumlp_dataset_read_fann: classification is %d; it must be 0 or 1",
                             classification);
     char *copy;
-    cumlp_status st = terminated_copy(ctx, name, text, size, &copy);
+    cumlp_status st = numbers_ready(ctx, name);
+    if (st == CUMLP_SUCCESS) st = terminated_copy(ctx, name, text, size, &copy);
     if (st != CUMLP_SUCCESS) return st;
     fann_cursor c = {ctx, name, copy, copy + size, 1};
     int64_t n[3];

@@ -10,9 +10,15 @@ typedef struct parser {
     const unsigned char *text;
     size_t size, pos;
     int depth;
-    int out_of_memory;
+    cumlp_json_failure failure;
     char *error;
     size_t error_size;
+    /* 1: the counting pass, which checks the syntax and counts values but builds nothing */
+    int dry;
+    size_t values, max_values;
+    /* decoded strings and number literals, back to back (size + 1 bytes always suffice) */
+    char *arena;
+    size_t arena_used, arena_size;
 } parser;
 
 static int fail(parser *p, const char *fmt, ...)
@@ -33,8 +39,25 @@ static int fail(parser *p, const char *fmt, ...) {
 }
 
 static int fail_memory(parser *p) {
-    p->out_of_memory = 1;
+    p->failure = CUMLP_JSON_OUT_OF_MEMORY;
     return fail(p, "out of memory");
+}
+
+/* n bytes of the text arena, or NULL (a bug: the arena is sized for the worst case). */
+static char *arena_take(parser *p, size_t n) {
+    if (n > p->arena_size - p->arena_used) {
+        fail(p, "internal error: the string arena is full");
+        return NULL;
+    }
+    char *s = p->arena + p->arena_used;
+    p->arena_used += n;
+    return s;
+}
+
+/* Appends n bytes to a string being decoded; the counting pass (dst NULL) only counts them. */
+static void put(char *dst, size_t *len, const char *src, size_t n) {
+    if (dst) memcpy(dst + *len, src, n);
+    *len += n;
 }
 
 static void skip_whitespace(parser *p) {
@@ -95,12 +118,13 @@ static int parse_number(parser *p, cumlp_json *out) {
         if (peek(p) == '+' || peek(p) == '-') p->pos++;
         if (skip_digits(p) == 0) return fail(p, "digits expected in exponent");
     }
+    out->type = CUMLP_JSON_NUMBER;
+    if (p->dry) return 1;
     size_t n = p->pos - start;
-    out->text = malloc(n + 1);
-    if (!out->text) return fail_memory(p);
+    out->text = arena_take(p, n + 1);
+    if (!out->text) return 0;
     memcpy(out->text, p->text + start, n);
     out->text[n] = '\0';
-    out->type = CUMLP_JSON_NUMBER;
     return 1;
 }
 
@@ -186,7 +210,8 @@ static int parse_unicode_escape(parser *p, char *dst, size_t *len) {
         cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
     }
     if (cp == 0) return fail(p, "NUL character in string");
-    *len += encode_utf8(cp, dst + *len);
+    char utf8[4];
+    put(dst, len, utf8, encode_utf8(cp, utf8));
     return 1;
 }
 
@@ -197,7 +222,7 @@ static int parse_escape(parser *p, char *dst, size_t *len) {
     static const char to[] = "\"\\/\b\f\n\r\t";
     const char *hit = c ? strchr(from, c) : NULL;
     if (hit) {
-        dst[(*len)++] = to[hit - from];
+        put(dst, len, &to[hit - from], 1);
         return 1;
     }
     if (c == 'u') return parse_unicode_escape(p, dst, len);
@@ -213,16 +238,17 @@ static size_t raw_string_length(const parser *p) {
     return (i < p->size ? i : p->size) - p->pos;
 }
 
-/* After the opening quote. A decoded string is never longer than its source text. */
+/* After the opening quote. A decoded string is never longer than its source text. The counting
+ * pass (p->dry) checks the string and stores nothing (*out stays NULL). */
 static int parse_string_text(parser *p, char **out) {
-    char *dst = malloc(raw_string_length(p) + 1);
-    if (!dst) return fail_memory(p);
+    char *dst = NULL;
+    if (!p->dry) {
+        dst = arena_take(p, raw_string_length(p) + 1);
+        if (!dst) return 0;
+    }
     size_t len = 0;
     for (;;) {
-        if (at_end(p)) {
-            free(dst);
-            return fail(p, "unterminated string");
-        }
+        if (at_end(p)) return fail(p, "unterminated string");
         unsigned char c = p->text[p->pos];
         int ok = 1;
         if (c == '"') {
@@ -238,18 +264,17 @@ static int parse_string_text(parser *p, char **out) {
             if (n == 0) {
                 ok = fail(p, "invalid UTF-8 in string");
             } else {
-                memcpy(dst + len, p->text + p->pos, n);
-                len += n;
+                put(dst, &len, (const char *)p->text + p->pos, n);
                 p->pos += n;
             }
         }
-        if (!ok) {
-            free(dst);
-            return 0;
-        }
+        if (!ok) return 0;
     }
-    dst[len] = '\0';
-    *out = dst;
+    if (dst) {
+        dst[len] = '\0';
+        p->arena_used = (size_t)(dst - p->arena) + len + 1; /* give back what escapes saved */
+        *out = dst;
+    }
     return 1;
 }
 
@@ -262,10 +287,13 @@ static int parse_string(parser *p, cumlp_json *out) {
 
 /* ---- arrays and objects -------------------------------------------------------------------- */
 
-/* Makes room for one more item (and key, for objects). */
+/* Makes room for one more item (and key, for objects). The capacity doubles, but never beyond
+ * what the values not yet parsed can fill (the counting pass told how many there are). */
 static int grow(parser *p, cumlp_json *v, size_t *capacity) {
     if (v->count < *capacity) return 1;
     size_t cap = *capacity ? *capacity * 2 : 4;
+    size_t most = v->count + (p->max_values - p->values) + 1;
+    if (cap > most) cap = most;
     cumlp_json *items = realloc(v->items, cap * sizeof *items);
     if (!items) return fail_memory(p);
     v->items = items;
@@ -288,10 +316,13 @@ static int parse_array(parser *p, cumlp_json *out) {
         return 1;
     }
     for (;;) {
-        if (!grow(p, out, &capacity)) return 0;
-        cumlp_json *item = &out->items[out->count];
+        cumlp_json scratch, *item = &scratch; /* the counting pass keeps no items */
+        if (!p->dry) {
+            if (!grow(p, out, &capacity)) return 0;
+            item = &out->items[out->count];
+            out->count++;
+        }
         memset(item, 0, sizeof *item);
-        out->count++;
         if (!parse_value(p, item)) return 0;
         skip_whitespace(p);
         int c = peek(p);
@@ -327,12 +358,17 @@ static int check_duplicate_keys(parser *p, const cumlp_json *object) {
 static int parse_member(parser *p, cumlp_json *object) {
     skip_whitespace(p);
     if (peek(p) != '"') return fail(p, "string key expected");
-    cumlp_json *item = &object->items[object->count];
+    cumlp_json scratch, *item = &scratch; /* the counting pass keeps no members */
+    char *scratch_key = NULL, **key = &scratch_key;
+    if (!p->dry) {
+        item = &object->items[object->count];
+        key = &object->keys[object->count];
+    }
     memset(item, 0, sizeof *item);
-    object->keys[object->count] = NULL;
+    *key = NULL;
     p->pos++;
-    if (!parse_string_text(p, &object->keys[object->count])) return 0;
-    object->count++; /* from here on the key and item are owned by the object */
+    if (!parse_string_text(p, key)) return 0;
+    if (!p->dry) object->count++; /* from here on the key and item are owned by the object */
     skip_whitespace(p);
     if (peek(p) != ':') return fail(p, "':' expected");
     p->pos++;
@@ -349,11 +385,11 @@ static int parse_object(parser *p, cumlp_json *out) {
         return 1;
     }
     for (;;) {
-        if (!grow(p, out, &capacity) || !parse_member(p, out)) return 0;
+        if ((!p->dry && !grow(p, out, &capacity)) || !parse_member(p, out)) return 0;
         skip_whitespace(p);
         int c = peek(p);
         p->pos++;
-        if (c == '}') return check_duplicate_keys(p, out);
+        if (c == '}') return p->dry || check_duplicate_keys(p, out);
         if (c != ',') {
             p->pos--;
             return fail(p, "',' or '}' expected");
@@ -365,6 +401,11 @@ static int parse_value(parser *p, cumlp_json *out) {
     skip_whitespace(p);
     if (at_end(p)) return fail(p, "value expected");
     if (p->depth >= CUMLP_JSON_MAX_DEPTH) return fail(p, "nesting too deep");
+    if (p->values >= p->max_values) {
+        p->failure = CUMLP_JSON_TOO_MANY_VALUES;
+        return fail(p, "more than %zu values", p->max_values);
+    }
+    p->values++;
     p->depth++;
     int ok;
     switch (p->text[p->pos]) {
@@ -396,45 +437,81 @@ static int parse_value(parser *p, cumlp_json *out) {
 
 /* ---- public helpers ------------------------------------------------------------------------ */
 
+/* The root of a parsed tree, with the arena that holds its strings and numbers. */
+typedef struct document {
+    cumlp_json root; /* first: cumlp__json_free gets &root */
+    char *arena;
+} document;
+
 static void free_contents(cumlp_json *v) {
-    for (size_t i = 0; i < v->count; i++) {
+    for (size_t i = 0; i < v->count; i++)
         free_contents(&v->items[i]);
-        if (v->keys) free(v->keys[i]);
-    }
     free(v->items);
-    free(v->keys);
-    free(v->text);
+    free(v->keys); /* the key and value texts live in the arena */
 }
 
 void cumlp__json_free(cumlp_json *value) {
     if (!value) return;
-    free_contents(value);
-    free(value);
+    document *doc = (document *)(void *)value;
+    free_contents(&doc->root);
+    free(doc->arena);
+    free(doc);
 }
 
-int cumlp__json_parse(const char *text, size_t size, cumlp_json **out, char *error,
-                      size_t error_size, int *out_of_memory) {
-    parser p = {(const unsigned char *)text, size, 0, 0, 0, error, error_size};
+/* One pass over the whole text: the counting pass (dry) or the building pass. */
+static int parse_text(parser *p, cumlp_json *root) {
+    int ok = parse_value(p, root);
+    if (ok) {
+        skip_whitespace(p);
+        if (!at_end(p)) ok = fail(p, "unexpected text after the JSON value");
+    }
+    return ok;
+}
+
+int cumlp__json_parse(const char *text, size_t size, size_t max_values, cumlp_json **out,
+                      char *error, size_t error_size, cumlp_json_failure *failure) {
+    parser p;
+    memset(&p, 0, sizeof p);
+    p.text = (const unsigned char *)text;
+    p.size = size;
+    p.error = error;
+    p.error_size = error_size;
+    p.failure = CUMLP_JSON_SYNTAX;
+    p.max_values = max_values;
     *out = NULL;
-    *out_of_memory = 0;
     error[0] = '\0';
-    cumlp_json *root = calloc(1, sizeof *root);
-    if (!root) {
-        *out_of_memory = 1;
+    /* First check the syntax and count the values without allocating anything, so that a text
+     * of too many values is refused before it costs memory. */
+    p.dry = 1;
+    cumlp_json scratch;
+    memset(&scratch, 0, sizeof scratch);
+    if (!parse_text(&p, &scratch)) {
+        *failure = p.failure;
+        return 0;
+    }
+    p.dry = 0;
+    p.max_values = p.values; /* the exact count: grow() never reserves more */
+    p.values = 0;
+    p.pos = 0;
+    /* Every string or number takes at most its source length + 1 bytes, and a number's + 1 is
+     * the delimiter after it: size + 1 bytes hold them all. */
+    p.arena_size = size + 1;
+    document *doc = calloc(1, sizeof *doc);
+    p.arena = malloc(p.arena_size);
+    if (!doc || !p.arena) {
+        free(doc);
+        free(p.arena);
+        *failure = CUMLP_JSON_OUT_OF_MEMORY;
         snprintf(error, error_size, "out of memory");
         return 0;
     }
-    int ok = parse_value(&p, root);
-    if (ok) {
-        skip_whitespace(&p);
-        if (!at_end(&p)) ok = fail(&p, "unexpected text after the JSON value");
-    }
-    *out_of_memory = p.out_of_memory;
-    if (!ok) {
-        cumlp__json_free(root);
+    doc->arena = p.arena;
+    if (!parse_text(&p, &doc->root)) {
+        *failure = p.failure;
+        cumlp__json_free(&doc->root);
         return 0;
     }
-    *out = root;
+    *out = &doc->root;
     return 1;
 }
 

@@ -34,14 +34,28 @@ struct cumlp_json {
     char **keys;       /* OBJECT: the decoded keys, parallel to items */
 };
 
+typedef enum cumlp_json_failure {
+    CUMLP_JSON_SYNTAX = 0,         /* not strict JSON */
+    CUMLP_JSON_OUT_OF_MEMORY = 1,  /* an allocation failed */
+    CUMLP_JSON_TOO_MANY_VALUES = 2 /* more than max_values values */
+} cumlp_json_failure;
+
 /*
  * Parses size bytes at text. On success *out is the tree (free it with cumlp__json_free) and 1
- * is returned. On failure 0 is returned, *out is NULL and error (error_size bytes) says what and
- * at which byte offset; *out_of_memory is set to 1 when the cause was an allocation failure.
+ * is returned. On failure 0 is returned, *out is NULL, error (error_size bytes) says what and
+ * at which byte offset, and *failure says why.
+ *
+ * Memory is bounded by max_values, the most values (numbers, strings, literals, arrays and
+ * objects, at any depth; object keys are not counted) the text may hold: the text is first
+ * checked and its values counted without allocating anything, and one that holds more fails with
+ * CUMLP_JSON_TOO_MANY_VALUES. Only then is the tree built: size + 1 bytes for all strings and
+ * numbers, plus one cumlp_json node (and one key pointer in objects) per value; item arrays grow
+ * by doubling, but never past the number of values still to come.
  */
-int cumlp__json_parse(const char *text, size_t size, cumlp_json **out, char *error,
-                      size_t error_size, int *out_of_memory);
+int cumlp__json_parse(const char *text, size_t size, size_t max_values, cumlp_json **out,
+                      char *error, size_t error_size, cumlp_json_failure *failure);
 
+/* Frees a tree returned by cumlp__json_parse (its root only, not a subtree). Accepts NULL. */
 void cumlp__json_free(cumlp_json *value);
 
 /* The value of key in an object, or NULL (also when value is not an object). */

@@ -5,7 +5,9 @@
 #include "harness.h"
 #include "test_checkpoint_util.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 static cumlp_context *ctx;
 
@@ -401,6 +403,111 @@ static void test_random_damage(void) {
     free(path);
 }
 
+/* A header of tiny JSON values up to the header size limit (16 MiB): "[0,0,0,...]", or the same
+ * array inside an otherwise valid header. Parsed into a tree it cost about 30 times its size (GBs
+ * at the old 100 MB limit); now more than one value per 6 header bytes is SIZE_LIMIT, found by a
+ * counting pass before anything is allocated. */
+static void test_header_of_tiny_values(void) {
+    const size_t limit = (size_t)16 << 20;
+    char *h = malloc(limit + 1);
+    if (!h) abort();
+    /* a top-level array filling the whole limit */
+    size_t n = 0;
+    h[n++] = '[';
+    while (n + 3 < limit - 16) {
+        h[n++] = '0';
+        h[n++] = ',';
+    }
+    h[n++] = '0';
+    h[n++] = ']';
+    h[n] = '\0';
+    CHECK_STATUS(load_header(h, 12), CUMLP_ERROR_SIZE_LIMIT);
+    CHECK_MSG(strstr(cumlp_last_error(ctx), "JSON values") != NULL, "%s", cumlp_last_error(ctx));
+    /* the same values as an extra key of a valid header */
+    n = (size_t)snprintf(h, limit, "%s,\"x\":[0", META);
+    while (n + 2 < limit - 256) {
+        h[n++] = ',';
+        h[n++] = '0';
+    }
+    snprintf(h + n, limit - n, "]" WEIGHT BIAS "}");
+    CHECK_STATUS(load_header(h, 12), CUMLP_ERROR_SIZE_LIMIT);
+    /* the limit itself: 16 MiB of whitespace-padded "{}" is parsed (and lacks metadata), one
+     * byte more is refused before parsing */
+    char *w = malloc(limit + 2);
+    if (!w) abort();
+    memset(w, ' ', limit + 1);
+    w[0] = '{';
+    w[limit - 1] = '}';
+    w[limit] = '\0';
+    CHECK_STATUS(load_header(w, 12), CUMLP_ERROR_FORMAT);
+    w[limit - 1] = ' ';
+    w[limit] = '}';
+    w[limit + 1] = '\0';
+    CHECK_STATUS(load_header(w, 12), CUMLP_ERROR_SIZE_LIMIT);
+    CHECK_MSG(strstr(cumlp_last_error(ctx), "exceeds the limit") != NULL, "%s",
+              cumlp_last_error(ctx));
+    free(w);
+    free(h);
+}
+
+/* A network of thousands of layers with Adam state still saves and loads: the header limits
+ * admit every realistic network. */
+static void test_thousands_of_layers(void) {
+    enum { LAYERS = 5000 };
+    int64_t *widths = malloc((LAYERS + 1) * sizeof *widths);
+    int *acts = malloc(LAYERS * sizeof *acts);
+    if (!widths || !acts) abort();
+    for (int l = 0; l <= LAYERS; l++)
+        widths[l] = 1 + l % 3;
+    for (int l = 0; l < LAYERS; l++)
+        acts[l] = CUMLP_ACT_TANH;
+    cumlp_network *net = NULL, *back = NULL;
+    cumlp_optimizer *opt = NULL, *back_opt = NULL;
+    CHECK_OK(cumlp_network_create(ctx, LAYERS, widths, acts, NULL, &net));
+    cumlp_optimizer_options o;
+    cumlp_optimizer_defaults(&o);
+    o.type = CUMLP_OPT_ADAM;
+    if (net) CHECK_OK(cumlp_optimizer_create(net, &o, &opt));
+    char *path = ckpt_temp_path("thousands.safetensors");
+    if (opt) CHECK_OK(cumlp_checkpoint_save(net, opt, path));
+    CHECK_MSG(cumlp_checkpoint_load(ctx, path, 0, &back, &back_opt) == CUMLP_SUCCESS, "%s",
+              cumlp_last_error(ctx));
+    CHECK(cumlp_network_num_layers(back) == LAYERS && back_opt != NULL);
+    cumlp_optimizer_destroy(back_opt);
+    cumlp_network_destroy(back);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    remove(path);
+    free(path);
+    free(widths);
+    free(acts);
+}
+
+/* Loading from a FIFO fails at once with CUMLP_ERROR_IO; it used to block in open() until a
+ * writer appeared. alarm() turns a hang into a failure. */
+static void test_fifo_is_refused(void) {
+    char *path = ckpt_temp_path("fifo.safetensors");
+    remove(path);
+    if (mkfifo(path, 0600) != 0) {
+        CHECK_MSG(0, "mkfifo %s: %s", path, strerror(errno));
+        free(path);
+        return;
+    }
+    alarm(10);
+    cumlp_network *net = (cumlp_network *)&net;
+    CHECK_STATUS(cumlp_checkpoint_load(ctx, path, 0, &net, NULL), CUMLP_ERROR_IO);
+    CHECK(net == NULL);
+    CHECK_MSG(strstr(cumlp_last_error(ctx), path) && strstr(cumlp_last_error(ctx), "FIFO"), "%s",
+              cumlp_last_error(ctx));
+    cumlp_network *existing = ckpt_small_network(ctx, 3);
+    CHECK_STATUS(cumlp_checkpoint_load_into(existing, NULL, path, 0), CUMLP_ERROR_IO);
+    CHECK(strstr(cumlp_last_error(ctx), path) != NULL);
+    alarm(0);
+    cumlp_network_destroy(existing);
+    remove(path);
+    free(path);
+}
+
 int main(void) {
     cumlp_context_options o;
     cumlp_context_defaults(&o);
@@ -416,6 +523,9 @@ int main(void) {
     RUN(test_truncated_at_every_offset);
     RUN(test_every_header_byte_flipped);
     RUN(test_random_damage);
+    RUN(test_header_of_tiny_values);
+    RUN(test_thousands_of_layers);
+    RUN(test_fifo_is_refused);
     cumlp_context_destroy(ctx);
     return harness_finish();
 }

@@ -1,14 +1,19 @@
 /* ctest-labels: unit */
 /* test_data_readers.c - the IDX, CSV and FANN readers on files and buffers the test writes
  * itself, including every kind of bad file; one-hot labels, scaling, shuffle and split. */
+#define _POSIX_C_SOURCE 200809L /* mkfifo, alarm */
 #include "cumlp.h"
 #include "harness.h"
 
+#include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -666,6 +671,130 @@ static void test_scaling(void) {
     cumlp_dataset_destroy(test);
 }
 
+/* fp32 values are rounded once, from the decimal text to the nearest float (strtof), not through
+ * a double: just above the midpoint between 1 and the next float, the double rounding (to the
+ * midpoint, then ties-to-even) would give 1. */
+static void test_fp32_rounded_once(void) {
+    const char *above = "1.000000059604644775390625001"; /* 1 + 2^-24 + 1e-27 */
+    const char *midpoint = "1.000000059604644775390625"; /* 1 + 2^-24 exactly: ties to even */
+    const float up = nextafterf(1.0f, 2.0f);
+    char text[160];
+    snprintf(text, sizeof text, "%s,%s,0\n", above, midpoint);
+    cumlp_dataset *ds = NULL;
+    CHECK_OK(cumlp_dataset_read_csv_memory(NULL, text, strlen(text), NULL, &ds));
+    if (ds) {
+        const float *x = cumlp_dataset_features(ds);
+        CHECK_MSG(x[0] == up && x[1] == 1.0f, "csv: %.9g %.9g", x[0], x[1]);
+    }
+    cumlp_dataset_destroy(ds);
+    snprintf(text, sizeof text, "1 2 1\n%s %s\n%s\n", above, midpoint, above);
+    ds = NULL;
+    CHECK_OK(cumlp_dataset_read_fann_memory(NULL, text, strlen(text), 0, &ds));
+    if (ds) {
+        const float *x = cumlp_dataset_features(ds), *y = cumlp_dataset_targets(ds);
+        CHECK_MSG(x[0] == up && x[1] == 1.0f && y[0] == up, "fann: %.9g %.9g %.9g", x[0], x[1],
+                  y[0]);
+    }
+    cumlp_dataset_destroy(ds);
+    /* a value beyond fp32 is named by its text */
+    expect_csv_error("1e39,0\n", NULL, CUMLP_ERROR_NON_FINITE, "1e39 is not a finite fp32 number");
+    expect_fann_error("1 1 1\n-1e39\n0\n", CUMLP_ERROR_NON_FINITE, "-1e39 is not a finite");
+}
+
+/* A feature whose spread is nonzero but so small (subnormal values) that 1/spread overflows fp32
+ * is treated as constant, scale 1, like a zero spread; it used to fail with NON_FINITE. */
+static void test_scaling_tiny_spread(void) {
+    cumlp_dataset *d = NULL;
+    CHECK_OK(cumlp_dataset_create(NULL, 3, 1, 4, 0, &d));
+    if (!d) return;
+    float *x = cumlp_dataset_features(d);
+    const float tiny[4] = {1e-40f, 2e-40f, 1e-40f, 2e-40f}; /* sd 5e-41, 1/sd 2e40 > FLT_MAX */
+    const float normal[4] = {1, 2, 3, 4};
+    for (int i = 0; i < 4; i++) {
+        x[3 * i + 0] = tiny[i];
+        x[3 * i + 1] = normal[i];
+        x[3 * i + 2] = 7; /* exactly constant */
+    }
+    for (int method = CUMLP_SCALE_MINMAX; method <= CUMLP_SCALE_STANDARDIZE; method++) {
+        cumlp_scaler *s = NULL;
+        CHECK_MSG(cumlp_scaler_fit(d, method, 1, &s) == CUMLP_SUCCESS, "method %d: %s", method,
+                  cumlp_last_error(NULL));
+        float off[3] = {0, 0, 0}, sc[3] = {0, 0, 0};
+        if (s) CHECK_OK(cumlp_scaler_get(s, off, sc, 3));
+        int standardize = method == CUMLP_SCALE_STANDARDIZE;
+        float mean = (float)(((double)tiny[0] + tiny[1]) / 2);
+        CHECK(sc[0] == 1.0f && off[0] == (standardize ? mean : tiny[0]));
+        CHECK(sc[2] == 1.0f && off[2] == 7.0f);
+        CHECK_NEAR(sc[1], standardize ? 1 / sqrt(1.25) : 1 / 3.0, 1e-6);
+        cumlp_scaler_destroy(s);
+    }
+    /* one pair over all features: the tiny spread of the whole dataset, likewise */
+    for (int i = 0; i < 4; i++)
+        x[3 * i + 1] = x[3 * i + 2] = tiny[i];
+    for (int method = CUMLP_SCALE_MINMAX; method <= CUMLP_SCALE_STANDARDIZE; method++) {
+        cumlp_scaler *s = NULL;
+        CHECK_MSG(cumlp_scaler_fit(d, method, 0, &s) == CUMLP_SUCCESS, "method %d: %s", method,
+                  cumlp_last_error(NULL));
+        float off[3] = {0, 0, 0}, sc[3] = {0, 0, 0};
+        if (s) CHECK_OK(cumlp_scaler_get(s, off, sc, 3));
+        CHECK(sc[0] == 1.0f && sc[1] == 1.0f && sc[2] == 1.0f);
+        if (s) CHECK_OK(cumlp_scaler_apply(s, d));
+        for (int i = 0; i < 12; i++)
+            CHECK(isfinite(x[i]) && fabsf(x[i]) < 1e-39f);
+        for (int i = 0; i < 4; i++) /* back to the tiny values for the next method */
+            x[3 * i] = x[3 * i + 1] = x[3 * i + 2] = tiny[i];
+        cumlp_scaler_destroy(s);
+    }
+    cumlp_dataset_destroy(d);
+}
+
+/* A reader given a FIFO (or another non-regular file) fails at once with CUMLP_ERROR_IO instead
+ * of blocking in open() until a writer appears. alarm() turns a hang into a failure. */
+static void test_readers_refuse_fifo(void) {
+    char fifo[512], good_img[512], good_lab[512];
+    tmp_path(fifo, sizeof fifo, "fifo");
+    tmp_path(good_img, sizeof good_img, "fifo_images.idx");
+    tmp_path(good_lab, sizeof good_lab, "fifo_labels.idx");
+    remove(fifo);
+    if (mkfifo(fifo, 0600) != 0) {
+        CHECK_MSG(0, "mkfifo %s: %s", fifo, strerror(errno));
+        return;
+    }
+    size_t ni = make_images(img_buf, 5, 3, 4), nl = make_labels(lab_buf, 5, five_labels);
+    CHECK(write_file(good_img, img_buf, ni) && write_file(good_lab, lab_buf, nl));
+    alarm(10);
+    cumlp_dataset *ds = (cumlp_dataset *)(uintptr_t)1;
+    CHECK_STATUS(cumlp_dataset_read_csv(NULL, fifo, NULL, &ds), CUMLP_ERROR_IO);
+    CHECK(ds == NULL);
+    CHECK_MSG(strstr(cumlp_last_error(NULL), fifo) && strstr(cumlp_last_error(NULL), "FIFO"), "%s",
+              cumlp_last_error(NULL));
+    ds = (cumlp_dataset *)(uintptr_t)1;
+    CHECK_STATUS(cumlp_dataset_read_fann(NULL, fifo, 0, &ds), CUMLP_ERROR_IO);
+    CHECK(ds == NULL);
+    CHECK(strstr(cumlp_last_error(NULL), fifo) != NULL);
+    /* IDX: the FIFO as the images file and as the labels file */
+    ds = (cumlp_dataset *)(uintptr_t)1;
+    CHECK_STATUS(cumlp_dataset_read_idx(NULL, fifo, good_lab, 0, &ds), CUMLP_ERROR_IO);
+    CHECK(ds == NULL);
+    CHECK(strstr(cumlp_last_error(NULL), fifo) != NULL);
+    ds = (cumlp_dataset *)(uintptr_t)1;
+    CHECK_STATUS(cumlp_dataset_read_idx(NULL, good_img, fifo, 0, &ds), CUMLP_ERROR_IO);
+    CHECK(ds == NULL);
+    CHECK(strstr(cumlp_last_error(NULL), fifo) != NULL);
+    /* a directory, too */
+    ds = (cumlp_dataset *)(uintptr_t)1;
+    CHECK_STATUS(cumlp_dataset_read_csv(NULL, tmpdir(), NULL, &ds), CUMLP_ERROR_IO);
+    CHECK(strstr(cumlp_last_error(NULL), "directory") != NULL);
+    alarm(0);
+    /* the regular files still read */
+    ds = NULL;
+    CHECK_OK(cumlp_dataset_read_idx(NULL, good_img, good_lab, 0, &ds));
+    cumlp_dataset_destroy(ds);
+    remove(fifo);
+    remove(good_img);
+    remove(good_lab);
+}
+
 int main(void) {
     RUN(test_idx_plain_and_gzip);
     RUN(test_idx_other_types);
@@ -683,5 +812,8 @@ int main(void) {
     RUN(test_shuffle);
     RUN(test_split_and_subset);
     RUN(test_scaling);
+    RUN(test_fp32_rounded_once);
+    RUN(test_scaling_tiny_spread);
+    RUN(test_readers_refuse_fifo);
     return harness_finish();
 }
