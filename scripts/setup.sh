@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what cumlp needs on a Debian machine, if it is missing.
-#   scripts/setup.sh [test]   build tools, OpenBLAS, zlib, gfortran, clang (fuzzers), Fashion-MNIST
-#                             data set and PyTorch (interoperability test and benchmarks)
+#   scripts/setup.sh [test]   build tools, OpenBLAS, zlib, gfortran, clang (fuzzers), Fashion-MNIST,
+#                             PyTorch (interoperability test, benchmarks) and the locales (a
+#                             decimal-comma locale for the locale-independence test)
 #   scripts/setup.sh demo     build tools, OpenBLAS, zlib and the Fashion-MNIST data set
 #   scripts/setup.sh build    only what the build needs
 # The CUDA toolkit is not installed here: the cuda backend is built when one is found
