@@ -444,7 +444,7 @@ static cumlp_status open_regular(cumlp_context *ctx, const char *path, int *fd_o
 cumlp_status cumlp__read_file(cumlp_context *ctx, const char *path, char **data, size_t *size) {
     *data = NULL;
     *size = 0;
-    int fd;
+    int fd = -1;
     cumlp_status st = open_regular(ctx, path, &fd);
     if (st != CUMLP_SUCCESS) return st;
     size_t cap = 1 << 16, len = 0;
