@@ -344,7 +344,8 @@ CUMLP_API cumlp_status cumlp_network_freeze(cumlp_network *net, int layer, int f
 
 /**
  * Inference: runs X (n_0 x B) through the network into Y (n_L x B). X and Y must be tensors of
- * the network's context, with the same number of columns.
+ * the network's context, with the same number of columns, and must not share memory (not the
+ * same tensor, nor views with columns in common).
  */
 CUMLP_API cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, cumlp_tensor *Y);
 
@@ -430,7 +431,8 @@ CUMLP_API cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt);
 /**
  * One whole training step on a batch: cumlp_loss_backward, then cumlp_optimizer_step. The
  * optimizer must belong to net. loss may be NULL (see cumlp_loss_backward). If the loss is not
- * finite, no step is taken and CUMLP_ERROR_NON_FINITE is returned.
+ * finite, no step is taken and CUMLP_ERROR_NON_FINITE is returned; with loss NULL the loss is
+ * not computed, so this check is not made.
  */
 CUMLP_API cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt,
                                         const cumlp_tensor *X, const cumlp_tensor *T, double *loss);

@@ -260,9 +260,10 @@ cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *buf, size_t 
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
                             "cumlp_context_describe: buf is NULL or buf_size is 0");
     cumlp_status st = ctx->ops->describe(ctx, buf, buf_size);
-    size_t used = strlen(buf);
-    if (st == CUMLP_SUCCESS && ctx->fallback_note[0])
+    if (st == CUMLP_SUCCESS && ctx->fallback_note[0]) {
+        size_t used = strlen(buf); /* buf holds a string only when describe succeeded */
         snprintf(buf + used, buf_size - used, " (%s)", ctx->fallback_note);
+    }
     return st;
 }
 

@@ -18,6 +18,7 @@ typedef struct gradcheck {
     cumlp_network *copy;
     cumlp_tensor *x, *t;
     double *analytic;      /* num_params */
+    double *errors;        /* 2 * num_layers results, copied out only when the check succeeds */
     float *staging;        /* host floats for transfers from a non-reference backend */
     uint64_t base_pattern; /* kink_pattern() at the unperturbed parameters */
 } gradcheck;
@@ -28,6 +29,7 @@ static void gradcheck_free(gradcheck *g) {
     cumlp_network_destroy(g->copy);
     cumlp_context_destroy(g->ref_ctx);
     free(g->analytic);
+    free(g->errors);
     free(g->staging);
 }
 
@@ -162,17 +164,22 @@ static cumlp_status tensor_error(gradcheck *g, size_t begin, size_t count, doubl
     double scale = 0;
     for (size_t i = 0; i < count && st == CUMLP_SUCCESS; i++) {
         st = finite_difference(g, begin + i, h, &numeric[i]);
-        scale = fmax(scale, fmax(fabs(numeric[i]), fabs(g->analytic[begin + i])));
+        if (st == CUMLP_SUCCESS)
+            scale = fmax(scale, fmax(fabs(numeric[i]), fabs(g->analytic[begin + i])));
     }
     double worst = 0;
     for (size_t i = 0; i < count && st == CUMLP_SUCCESS; i++) {
         double a = g->analytic[begin + i], n = numeric[i];
         double denom = fmax(fmax(fabs(a), fabs(n)), fmax(1e-3 * scale, 1e-8));
         double rel = fabs(a - n) / denom;
-        if (!(rel <= worst)) worst = rel; /* a NaN becomes the answer, never passes */
+        if (isnan(rel)) { /* a NaN (or an Inf against an Inf) is the answer: it never passes */
+            worst = rel;
+            break;
+        }
+        if (rel > worst) worst = rel;
     }
     free(numeric);
-    *err = worst;
+    if (st == CUMLP_SUCCESS) *err = worst;
     return st;
 }
 
@@ -200,10 +207,11 @@ cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tensor *X, con
     if ((size_t)(T->rows * T->cols) > staging) staging = (size_t)(T->rows * T->cols);
     g.analytic = malloc(sizeof *g.analytic * net->num_params);
     g.staging = malloc(sizeof *g.staging * staging);
+    g.errors = malloc(sizeof *g.errors * (size_t)count);
     cumlp_context_options o;
     cumlp_context_defaults(&o);
     o.backend = CUMLP_BACKEND_REFERENCE;
-    if (!g.analytic || !g.staging)
+    if (!g.analytic || !g.staging || !g.errors)
         st = cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", func);
     else if ((st = cumlp_context_create(&g.ref_ctx, &o)) != CUMLP_SUCCESS)
         cumlp__error(ctx, st, "%s: %s", func, cumlp_last_error(NULL));
@@ -217,10 +225,11 @@ cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tensor *X, con
     for (int l = 0; l < net->num_layers && st == CUMLP_SUCCESS; l++) {
         const cumlp_layer *L = &net->layers[l];
         st = tensor_error(&g, L->weight_offset, (size_t)(L->fan_in * L->fan_out), h,
-                          &max_rel_error[2 * l]);
+                          &g.errors[2 * l]);
         if (st == CUMLP_SUCCESS)
-            st = tensor_error(&g, L->bias_offset, (size_t)L->fan_out, h, &max_rel_error[2 * l + 1]);
+            st = tensor_error(&g, L->bias_offset, (size_t)L->fan_out, h, &g.errors[2 * l + 1]);
     }
+    if (st == CUMLP_SUCCESS) memcpy(max_rel_error, g.errors, sizeof *g.errors * (size_t)count);
     gradcheck_free(&g);
     return st;
 }

@@ -56,6 +56,8 @@ struct cumlp_network {
     void *grads;           /* the gradient arena, same shape */
     int64_t capacity;      /* batch columns the work buffers hold */
     void *grad_a, *grad_b; /* ping-pong buffers for dE/dA, max width x capacity */
+    /* Widest of n_1 .. n_L. The input width n_0 is left out on purpose: no delta is passed down
+     * to the input, so no gradient buffer ever holds n_0 rows. */
     int64_t max_width;
 };
 

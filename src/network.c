@@ -434,6 +434,16 @@ static cumlp_status check_batch(const cumlp_network *net, const cumlp_tensor *X,
     return ctx->sticky;
 }
 
+/* Whether two tensors' memory overlaps: views of one parent may share columns. (A one-layer
+ * network's GEMM would read X while writing Y.) */
+static int tensors_overlap(const cumlp_tensor *a, const cumlp_tensor *b) {
+    size_t elem = a->ctx->ops->elem_size;
+    uintptr_t a_begin = (uintptr_t)a->data, b_begin = (uintptr_t)b->data;
+    uintptr_t a_end = a_begin + (size_t)(a->rows * a->cols) * elem;
+    uintptr_t b_end = b_begin + (size_t)(b->rows * b->cols) * elem;
+    return a_begin < b_end && b_begin < a_end;
+}
+
 /* Layer l: P = W A_prev into `p`, then the fused bias + activation into z_out / a_out. */
 static cumlp_status layer_forward(cumlp_network *net, int l, const void *a_prev, int cols,
                                   void *z_out, void *a_out) {
@@ -466,8 +476,10 @@ cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, cumlp_tens
     int64_t out_rows = net ? net->layers[net->num_layers - 1].fan_out : 0;
     cumlp_status st = check_batch(net, X, Y, out_rows, func, "Y");
     if (st != CUMLP_SUCCESS) return st;
-    if (Y->data == X->data)
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: X and Y are the same", func);
+    if (tensors_overlap(X, Y))
+        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: X and Y share memory (the same tensor or overlapping views)",
+                            func);
     int last = net->num_layers - 1;
     if (last > 0) st = cumlp__network_reserve(net, X->cols);
     const void *a_prev = X->data;

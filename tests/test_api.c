@@ -314,11 +314,38 @@ static void test_parameters_and_batches(void) {
     cumlp_context_destroy(ctx);
 }
 
+/* cumlp_forward refuses an X and a Y that share memory, not only the same tensor: a one-layer
+ * network's GEMM would read columns of X after writing them as columns of Y. */
+static void test_forward_overlap(void) {
+    cumlp_context *ctx = ref_context();
+    const int64_t widths[] = {2, 2};
+    const int acts[] = {CUMLP_ACT_IDENTITY};
+    cumlp_network *net = test_network(ctx, 1, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 1);
+    const float data[6] = {1, 2, 3, 4, 5, 6};
+    cumlp_tensor *parent = test_tensor_from(ctx, data, 2, 3);
+    cumlp_tensor *first = NULL, *second = NULL, *a = NULL, *c = NULL;
+    CHECK_OK(cumlp_tensor_create_view(parent, 0, 2, &first));  /* columns 0, 1 */
+    CHECK_OK(cumlp_tensor_create_view(parent, 1, 2, &second)); /* columns 1, 2 */
+    CHECK_INVALID(ctx, cumlp_forward(net, first, second));
+    CHECK_INVALID(ctx, cumlp_forward(net, second, first));
+    CHECK_OK(cumlp_tensor_create_view(parent, 0, 1, &a));
+    CHECK_OK(cumlp_tensor_create_view(parent, 2, 1, &c));
+    CHECK_OK(cumlp_forward(net, a, c)); /* disjoint columns of one parent are fine */
+    cumlp_tensor_destroy(first);
+    cumlp_tensor_destroy(second);
+    cumlp_tensor_destroy(a);
+    cumlp_tensor_destroy(c);
+    cumlp_tensor_destroy(parent);
+    cumlp_network_destroy(net);
+    cumlp_context_destroy(ctx);
+}
+
 int main(void) {
     RUN(test_version_and_status);
     RUN(test_contexts);
     RUN(test_tensors);
     RUN(test_network_descriptions);
     RUN(test_parameters_and_batches);
+    RUN(test_forward_overlap);
     return harness_finish();
 }

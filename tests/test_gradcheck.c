@@ -39,6 +39,11 @@ static void fill_targets(test_rng *r, int loss, float *t, int64_t rows, int64_t 
         test_fill_uniform(r, t, (size_t)(rows * cols), 0, 1);
 }
 
+/* The larger of two errors, where a NaN is worse than anything (and stays the answer). */
+static double worse(double a, double b) {
+    return isnan(a) || b <= a ? a : b;
+}
+
 /* Worst relative error of one network and batch on ctx's backend. */
 static double check_one(cumlp_context *ctx, int num_layers, const int64_t *widths, const int *acts,
                         int loss, int64_t batch, uint64_t seed) {
@@ -65,7 +70,7 @@ static double check_one(cumlp_context *ctx, int num_layers, const int64_t *width
     cumlp_status st = cumlp_gradient_check(net, X, T, 0, errors, 2 * num_layers);
     CHECK_MSG(st == CUMLP_SUCCESS, "gradient check: %s", cumlp_last_error(ctx));
     for (int i = 0; i < 2 * num_layers && st == CUMLP_SUCCESS; i++)
-        if (!(errors[i] <= worst)) worst = errors[i];
+        worst = worse(worst, errors[i]);
     cumlp_tensor_destroy(X);
     cumlp_tensor_destroy(T);
     cumlp_network_destroy(net);
@@ -80,8 +85,11 @@ static void check_backend(int backend, double tolerance) {
     cumlp_context_defaults(&co);
     co.backend = backend;
     cumlp_context *ctx = NULL;
-    if (!cumlp_backend_is_built(backend) || cumlp_context_create(&ctx, &co) != CUMLP_SUCCESS)
+    if (!cumlp_backend_is_built(backend) || cumlp_context_create(&ctx, &co) != CUMLP_SUCCESS) {
+        /* the reference backend is always there: its absence must not pass as a skip */
+        CHECK(backend != CUMLP_BACKEND_REFERENCE);
         return;
+    }
     const int64_t batches[] = {1, 7};
     uint64_t seed = 1;
     for (size_t c = 0; c < sizeof combos / sizeof combos[0]; c++) {
@@ -150,7 +158,59 @@ static void test_reports_disagreement(void) {
     cumlp_context_destroy(ctx);
 }
 
+/* A NaN relative error never passes, wherever it sits in its tensor. On an fp32 backend,
+ * dE/dW[0] = delta * 1e38 overflows to Inf while the double-precision differences stay finite:
+ * Inf against Inf is NaN, and the finite element after it must not hide it. */
+static void test_nan_never_passes(void) {
+    cumlp_context_options co;
+    cumlp_context_defaults(&co);
+    co.backend = CUMLP_BACKEND_CPU;
+    cumlp_context *ctx = NULL;
+    if (!cumlp_backend_is_built(co.backend) || cumlp_context_create(&ctx, &co) != CUMLP_SUCCESS)
+        return; /* needs an fp32 backend */
+    const int64_t widths[] = {2, 1};
+    const int acts[] = {CUMLP_ACT_IDENTITY};
+    cumlp_network *net = test_network(ctx, 1, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 1);
+    const float w[] = {2e-38f, 0.5f}, b[] = {0}, x[] = {1e38f, 1}, t[] = {-10};
+    CHECK_OK(cumlp_network_set_layer(net, 0, w, b));
+    cumlp_tensor *X = test_tensor_from(ctx, x, 2, 1), *T = test_tensor_from(ctx, t, 1, 1);
+    double errors[2] = {0, 0};
+    CHECK_OK(cumlp_gradient_check(net, X, T, 0, errors, 2));
+    CHECK_MSG(isnan(errors[0]), "W's error is %g, not NaN", errors[0]);
+    CHECK(errors[1] <= 1e-6); /* the bias gradient, 12.5, is fine */
+    cumlp_tensor_destroy(X);
+    cumlp_tensor_destroy(T);
+    cumlp_network_destroy(net);
+    cumlp_context_destroy(ctx);
+}
+
+/* A check that fails part-way (here the second layer's differences overflow the loss) leaves
+ * max_rel_error as it was, although the first layer's errors were already computed. */
+static void test_failure_leaves_results_unchanged(void) {
+    cumlp_context *ctx = test_context_or_skip(CUMLP_BACKEND_REFERENCE);
+    const int64_t widths[] = {1, 1, 1};
+    const int acts[] = {CUMLP_ACT_IDENTITY, CUMLP_ACT_IDENTITY};
+    cumlp_network *net = test_network(ctx, 2, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 1);
+    /* a1 = 1e160 through W2 = 0: the loss is finite, but W2 + h makes it overflow. */
+    const double w1[] = {0.5}, b1[] = {1e160}, w2[] = {0}, b2[] = {0.25};
+    CHECK_OK(cumlp_network_set_layer_f64(net, 0, w1, b1));
+    CHECK_OK(cumlp_network_set_layer_f64(net, 1, w2, b2));
+    const float x[] = {1}, t[] = {0};
+    cumlp_tensor *X = test_tensor_from(ctx, x, 1, 1), *T = test_tensor_from(ctx, t, 1, 1);
+    double errors[4] = {-1, -1, -1, -1};
+    CHECK_STATUS(cumlp_gradient_check(net, X, T, 0, errors, 4), CUMLP_ERROR_NON_FINITE);
+    CHECK(cumlp_last_error(ctx)[0] != '\0');
+    for (int i = 0; i < 4; i++)
+        CHECK_MSG(errors[i] == -1, "errors[%d] changed to %g", i, errors[i]);
+    cumlp_tensor_destroy(X);
+    cumlp_tensor_destroy(T);
+    cumlp_network_destroy(net);
+    cumlp_context_destroy(ctx);
+}
+
 int main(void) {
+    RUN(test_nan_never_passes);
+    RUN(test_failure_leaves_results_unchanged);
     RUN(test_reference);
     RUN(test_fp32_backends);
     RUN(test_reports_disagreement);
