@@ -235,7 +235,8 @@ typedef enum cumlp_activation {
 typedef enum cumlp_loss {
     /** E = 1/2 sum_k (a_k - y_k)^2 per sample. Any output activation but softmax. */
     CUMLP_LOSS_SQUARED_ERROR = 0,
-    /** E = -sum_k y_k log softmax(z)_k from the logits (log-sum-exp). Output must be softmax. */
+    /** E = -sum_k y_k log softmax(z)_k from the logits (log-sum-exp). Output must be softmax.
+     * Each target column must sum to 1 (one-hot or a distribution): the delta a - y assumes it. */
     CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY = 1,
     /** E = -sum_k [y_k log a_k + (1 - y_k) log(1 - a_k)], stable log-sigmoid. Output sigmoid. */
     CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY = 2

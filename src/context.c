@@ -207,6 +207,7 @@ cumlp_status cumlp_context_create(cumlp_context **ctx, const cumlp_context_optio
         st = try_backend(order[i], o, ctx);
         if (st == CUMLP_SUCCESS) {
             snprintf((*ctx)->fallback_note, sizeof(*ctx)->fallback_note, "%s", note);
+            cumlp__clear_error(NULL); /* the reasons live on in the note, not as an error */
             return st;
         }
         size_t used = strlen(note);
