@@ -147,6 +147,12 @@ __device__ __forceinline__ double warp_sum(double v) {
     return v;
 }
 
+/* Element i of column `col` of Z = P + b: read back from z when it was stored there. */
+__device__ __forceinline__ float biased(const float *P, const float *b, const float *z, size_t col,
+                                        int64_t i) {
+    return z ? z[col + i] : P[col + i] + b[i];
+}
+
 /* Softmax of each column of P + b. When a aliases P (z == NULL), each lane reads its elements of
  * P before the warp-wide reductions and writes them only after, so the in-place pass is safe. */
 __global__ void softmax_kernel(int rows, int cols, const float *P, const float *b, float *z,
@@ -163,15 +169,12 @@ __global__ void softmax_kernel(int rows, int cols, const float *P, const float *
             max = fmaxf(max, v);
         }
         max = warp_max(max);
-        const float *src = z ? z : P;
         double sum = 0;
         for (int64_t i = lane; i < rows; i += 32)
-            sum += expf((z ? src[col + i] : src[col + i] + b[i]) - max);
+            sum += expf(biased(P, b, z, col, i) - max);
         sum = warp_sum(sum);
-        for (int64_t i = lane; i < rows; i += 32) {
-            float v = z ? z[col + i] : P[col + i] + b[i];
-            a[col + i] = (float)((double)expf(v - max) / sum);
-        }
+        for (int64_t i = lane; i < rows; i += 32)
+            a[col + i] = (float)((double)expf(biased(P, b, z, col, i) - max) / sum);
     }
 }
 
