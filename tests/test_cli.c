@@ -99,9 +99,11 @@ static void test_usage_errors(void) {
     snprintf(args, sizeof args, "train --data '%s' --csv-header --backend gpu", csv);
     CHECK(run(args) == 1);
     /* out-of-range numbers are usage errors, never silently replaced by a default */
-    const char *bad_values[] = {"--lr -0.5", "--val-split -0.2", "--val-split 1", "--limit -5",
-                                "--classes -2"};
-    for (int i = 0; i < 5; i++) {
+    /* ... nor wrapped: strtoull would turn " -1" into 2^64 - 1 */
+    const char *bad_values[] = {"--lr -0.5",     "--val-split -0.2", "--val-split 1", "--limit -5",
+                                "--classes -2",  "--seed ' -1'",     "--seed -1",     "--seed +7",
+                                "--epochs ' 3'", "--seed ''",        "--lr ' 0.1'"};
+    for (int i = 0; i < (int)(sizeof bad_values / sizeof bad_values[0]); i++) {
         snprintf(args, sizeof args,
                  "train --data '%s' --csv-header --epochs 1 --backend reference --quiet %s", csv,
                  bad_values[i]);
@@ -174,6 +176,25 @@ static void test_train_eval_predict(void) {
     remove(pred);
 }
 
+/* A log that cannot be written (a full disk: /dev/full) fails the run after training, with the
+ * model still saved. */
+static void test_log_write_error(void) {
+    if (access("/dev/full", W_OK) != 0) {
+        printf("  (no /dev/full here: log write error not tested)\n");
+        return;
+    }
+    char args[4096];
+    remove(model);
+    snprintf(args, sizeof args,
+             "train --data '%s' --csv-header --layers 2,4,3 --epochs 2 --backend reference "
+             "--quiet --save '%s' --log /dev/full",
+             csv, model);
+    CHECK(run(args) == 2);
+    check_one_line_error("train");
+    CHECK(contains(err_path, "/dev/full"));
+    CHECK(access(model, R_OK) == 0);
+}
+
 /* A test file that lacks the training set's largest class still gets its one-hot targets over
  * the training set's classes (else its width differs from the network's output). */
 static void test_test_set_classes(void) {
@@ -244,6 +265,7 @@ int main(int argc, char **argv) {
     RUN(test_usage_errors);
     RUN(test_data_errors);
     RUN(test_train_eval_predict);
+    RUN(test_log_write_error);
     RUN(test_test_set_classes);
     RUN(test_numerical_failure);
     RUN(test_gradcheck_and_info);

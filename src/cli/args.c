@@ -1,6 +1,7 @@
 /* args.c - option parsing, exit codes and the context for the `cumlp` command. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -109,6 +110,11 @@ static int listed(const char *list, const char *name, size_t len) {
 
 static int store(const opt_spec *s, const char *value, cli_args *a) {
     char *field = (char *)a + s->offset, *end = NULL;
+    /* The strto* functions skip leading blanks and strtoull negates "-1" into 2^64 - 1: a number
+     * must start with its sign or first digit, and an unsigned one with a digit. */
+    int number = s->kind != OPT_STRING && s->kind != OPT_FLAG;
+    if (number && (value[0] == '\0' || isspace((unsigned char)value[0]))) return 0;
+    if (s->kind == OPT_U64 && !isdigit((unsigned char)value[0])) return 0;
     errno = 0;
     switch (s->kind) {
     case OPT_STRING:
@@ -131,7 +137,7 @@ static int store(const opt_spec *s, const char *value, cli_args *a) {
     }
     case OPT_U64: {
         unsigned long long v = strtoull(value, &end, 10);
-        if (errno || *end || end == value || value[0] == '-') return 0;
+        if (errno || *end || end == value) return 0;
         *(uint64_t *)(void *)field = (uint64_t)v;
         return 1;
     }

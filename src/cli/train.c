@@ -166,6 +166,7 @@ typedef struct reporter {
     int bar_drawn;
     double last_draw; /* seconds into training of the last redraw */
     FILE *log;
+    int log_failed; /* a write to the log failed (reported when training ends) */
     cli_history history;
     int history_failed;
 } reporter;
@@ -223,10 +224,12 @@ static int on_progress(const cumlp_fit_progress *p, void *user) {
         r->bar_drawn = 0;
     }
     if (!r->a->quiet) print_epoch(r->a, p);
-    if (r->log)
-        fprintf(r->log, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f\n", p->epoch + 1, p->learning_rate,
-                p->train_loss, p->train_accuracy, p->validation_loss, p->validation_accuracy,
-                p->validation_mse, p->seconds);
+    /* One line per epoch, flushed, so that the log can be watched while training runs. */
+    if (r->log && (fprintf(r->log, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f\n", p->epoch + 1,
+                           p->learning_rate, p->train_loss, p->train_accuracy, p->validation_loss,
+                           p->validation_accuracy, p->validation_mse, p->seconds) < 0 ||
+                   fflush(r->log) != 0))
+        r->log_failed = 1;
     if (!cli_history_add(&r->history, p->train_loss, p->validation_loss, p->train_accuracy,
                          p->validation_accuracy))
         r->history_failed = 1;
@@ -331,10 +334,21 @@ static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_f
             fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, a->log);
             return EXIT_DATA;
         }
-        fprintf(t->rep.log, "epoch,learning_rate,train_loss,train_accuracy,validation_loss,"
-                            "validation_accuracy,validation_mse,seconds\n");
+        if (fprintf(t->rep.log, "epoch,learning_rate,train_loss,train_accuracy,validation_loss,"
+                                "validation_accuracy,validation_mse,seconds\n") < 0)
+            t->rep.log_failed = 1;
     }
     return EXIT_OK;
+}
+
+/* Closes the CSV log; a failed write or close (disk full, say) is an error of the run. */
+static int close_log(const char *cmd, const cli_args *a, reporter *r) {
+    if (!r->log) return EXIT_OK;
+    int failed = r->log_failed | (fclose(r->log) != 0);
+    r->log = NULL;
+    if (!failed) return EXIT_OK;
+    fprintf(stderr, "cumlp %s: cannot write %s (the log is incomplete)\n", cmd, a->log);
+    return EXIT_DATA;
 }
 
 static const char *stop_name(int reason) {
@@ -369,7 +383,7 @@ static int finish(const char *cmd, const cli_args *a, train_run *t) {
         fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, a->plot);
         return EXIT_DATA;
     }
-    return EXIT_OK;
+    return close_log(cmd, a, &t->rep);
 }
 
 static int train_with(const char *cmd, const cli_args *a, train_run *t) {
