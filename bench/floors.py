@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""The two numbers before tuning: the FLOPs and the bytes one training step must move, and the
+times they take at a device's rates (the floor is the larger of the two).
+
+    python3 floors.py                          # the suite at the H100 rates below
+    python3 floors.py --fp32 67 --tf32 495 --gbs 3000 --layers 1024,4096,4096,4096,1024 --batch 16384
+
+A step is forward, softmax-CE loss, backward and SGD with momentum, fp32 storage (4 bytes). Three
+byte counts per step:
+  floor     each input read once and each output written once: X, T, the parameters and the
+            velocity read and written, each hidden activation written once and read once;
+  cumlp     what cumlp's passes move as written today (src/network.c): every GEMM reads its two
+            operands and writes its result once, the fused bias+activation pass reads P and writes
+            A (and Z where kept), the loss pass, delta * f' per hidden layer, one optimizer pass;
+  elemwise  the part of `cumlp` outside the GEMMs: what cuBLASLt epilogues or more fusion could
+            remove. At the bandwidth below it predicts the step / GEMM ratio the benchmark prints.
+Rates are leads to check against the device (METHOD.md): the defaults are the H100 SXM datasheet
+fp32 (67 TFLOP/s, no tensor cores) and dense TF32 (495 TFLOP/s) rates and the ~3.0 TB/s a
+device-to-device copy reached on the workplace's H100 80GB HBM3 (KINDS.md). A network whose
+working set fits in L2 (50 MB on the H100) is bound by launch latency, not by these two numbers.
+"""
+import argparse
+import sys
+
+SUITE = {
+    "S": ([784, 256, 128, 10], 256),
+    "M": ([1024, 1024, 1024, 1024, 1024, 10], 4096),
+    "L": ([1024, 4096, 4096, 4096, 1024], 16384),
+}
+FLOAT = 4  # bytes
+
+
+def flops(widths, batch):
+    """6 B sum(n_in n_out): forward, dW and delta GEMMs (the delta GEMM of layer 0 is skipped by
+    cumlp, but the benchmark counts it, as everyone does)."""
+    return 6.0 * batch * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def params(widths):
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def floor_bytes(widths, batch):
+    x, t = widths[0] * batch, widths[-1] * batch
+    hidden = sum(w * batch for w in widths[1:-1])
+    p = params(widths)
+    return FLOAT * (x + t + 2 * p + 2 * p + 2 * hidden)  # params r+w, velocity r+w, A w+r
+
+
+def cumlp_bytes(widths, batch):
+    """(GEMM bytes, elementwise bytes) of cumlp's passes for a ReLU net with softmax-CE."""
+    gemm = elem = 0
+    layers = list(zip(widths[:-1], widths[1:]))
+    last = len(layers) - 1
+    for l, (k, m) in enumerate(layers):
+        gemm += m * k + k * batch + m * batch  # P = W A_prev
+        if l < last:
+            elem += 2 * m * batch + m  # read P, b; write A in place (ReLU needs no Z)
+        else:
+            elem += 3 * m * batch + m  # softmax: read P, write Z and A
+    m = widths[-1]
+    elem += 4 * m * batch + m  # loss pass: read Z, A, T; write delta; db
+    for l in range(last, -1, -1):
+        k, m = layers[l]
+        gemm += m * batch + k * batch + m * k  # dW = delta A_prev^T
+        if l > 0:
+            gemm += m * k + m * batch + k * batch  # G = W^T delta
+            elem += 3 * k * batch + k  # delta_below = G * f'(A): read G, A; write delta; db
+    elem += 5 * params(widths)  # optimizer: read param, grad, velocity; write param, velocity
+    return FLOAT * gemm, FLOAT * elem
+
+
+def row(name, widths, batch, args):
+    f = flops(widths, batch)
+    fb = floor_bytes(widths, batch)
+    gb, eb = cumlp_bytes(widths, batch)
+    bw = args.gbs * 1e9
+    elem_ms = eb / bw * 1e3
+    out = []
+    for math, tflops in (("fp32", args.fp32), ("tf32", args.tf32)):
+        gemm_ms = max(f / (tflops * 1e12), gb / bw) * 1e3
+        floor_ms = max(f / (tflops * 1e12), fb / bw) * 1e3
+        out.append("%-4s %-4s %9.3g %9.1f %9.1f %9.1f %9.4f %9.4f %9.4f %7.3f" % (
+            name, math, f / 1e9, fb / 1e6, gb / 1e6, eb / 1e6, floor_ms, gemm_ms, elem_ms,
+            (gemm_ms + elem_ms) / gemm_ms))
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--fp32", type=float, default=67.0, help="fp32 TFLOP/s (default 67)")
+    p.add_argument("--tf32", type=float, default=495.0, help="TF32 TFLOP/s (default 495)")
+    p.add_argument("--gbs", type=float, default=3000.0, help="memory GB/s (default 3000)")
+    p.add_argument("--layers", default=None, help="widths, e.g. 784,256,10 (default: the suite)")
+    p.add_argument("--batch", type=int, default=256)
+    args = p.parse_args()
+    if args.layers:
+        nets = {"net": ([int(w) for w in args.layers.split(",")], args.batch)}
+    else:
+        nets = SUITE
+    print("rates: fp32 %g TFLOP/s, TF32 %g TFLOP/s, memory %g GB/s" % (args.fp32, args.tf32,
+                                                                        args.gbs))
+    print("%-4s %-4s %9s %9s %9s %9s %9s %9s %9s %7s" % (
+        "net", "math", "GFLOP", "floor MB", "GEMM MB", "elem MB", "floor ms", "GEMM ms",
+        "elem ms", "step/GEMM"))
+    for name, (widths, batch) in nets.items():
+        for line in row(name, widths, batch, args):
+            print(line)
+    print("GEMM ms = max(FLOPs / rate, GEMM bytes / bandwidth) at peak; elem ms = elementwise bytes "
+          "/ bandwidth; step/GEMM = (GEMM ms + elem ms) / GEMM ms, the ratio cumlp-bench reports")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
