@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# gpu_check.sh - what a session with a GPU runs first, in calls that fit the device tool's limit:
+# build with CUDA, the whole ctest suite, compute-sanitizer over the GPU tests, the benchmark suite.
+# Logs and results go to $OUT (the device tool's folder that comes back) or to build-gpu/out.
+#
+#   scripts/gpu_check.sh build      configure and build into build-gpu/ (Release, CUDA on)
+#   scripts/gpu_check.sh test       build, then ctest (all tests; a GPU test that skips is a failure)
+#   scripts/gpu_check.sh sanitize   build, then scripts/gpu_sanitize.sh over the gpu-labelled tests
+#   scripts/gpu_check.sh bench      build, then bench/run_suite.sh (SUITE=S, M, L or all; default all)
+#   scripts/gpu_check.sh all        test, sanitize and bench (longer than one 10-minute call)
+#
+# The machine has nvcc, cmake and PyTorch but no package registry: zlib's headers and OpenBLAS come
+# from .deps/ when it is there (made on a machine with apt by scripts/fetch_deps.sh and carried).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+phase=${1:-all}
+build=${GPU_BUILD:-build-gpu}
+out=${OUT:-$build/out}
+mkdir -p "$out"
+
+deps_args=()
+use_deps() {
+  local arch=x86_64-linux-gnu
+  local blas_dir=$root/.deps/usr/lib/$arch/openblas-openmp
+  [[ -d $root/.deps ]] || return 0
+  # Carried files may arrive without their symbolic links: remake each library's SONAME link.
+  while IFS= read -r lib; do
+    soname=$(objdump -p "$lib" 2>/dev/null | awk '/SONAME/ {print $2}')
+    [[ -n $soname && ! -e $(dirname "$lib")/$soname ]] && ln -s "$(basename "$lib")" "$(dirname "$lib")/$soname"
+  done < <(find "$root/.deps" -type f -name '*.so*')
+  local zlib openblas
+  zlib=$(find "$root/.deps" -type f -name 'libz.so.1.*' | head -n 1)
+  openblas=$(find "$blas_dir" -type f -name 'libopenblas*.so' | head -n 1)
+  deps_args=(-DZLIB_INCLUDE_DIR="$root/.deps/usr/include" -DZLIB_LIBRARY="$zlib"
+    -DCUMLP_OPENBLAS_OPENMP_LIBRARY="$openblas"
+    -DCUMLP_OPENBLAS_OPENMP_INCLUDE_DIR="$root/.deps/usr/include/$arch/openblas-openmp")
+  export LD_LIBRARY_PATH="$blas_dir:$(dirname "$zlib"):$root/.deps/usr/lib/$arch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+
+describe_machine() {
+  {
+    date -u +%Y-%m-%dT%H:%M:%SZ
+    git rev-parse --short HEAD 2>/dev/null || echo "commit unknown"
+    nvidia-smi -L 2>&1 || true
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm \
+      --format=csv 2>&1 || true
+    nvcc --version 2>&1 | tail -n 2 || true
+    python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)' 2>&1 || true
+  } | tee "$out/machine.txt"
+}
+
+do_build() {
+  use_deps
+  local nvcc_args=()
+  if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+    nvcc_args=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
+  fi
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCUMLP_CUDA=ON "${nvcc_args[@]}" \
+    "${deps_args[@]}" >"$out/configure.log" 2>&1 || { tail -n 40 "$out/configure.log"; exit 1; }
+  cmake --build "$build" -j "$(nproc)" >"$out/build.log" 2>&1 || { tail -n 60 "$out/build.log"; exit 1; }
+  grep -i "warning" "$out/build.log" | head -n 20 || true
+  echo "gpu_check: built $build"
+}
+
+do_test() {
+  # --no-tests=error and the skip check: a GPU test that exits 77 here means the GPU was not seen.
+  local status=0
+  ctest --test-dir "$build" --output-on-failure -j 4 --timeout 600 >"$out/ctest.log" 2>&1 || status=$?
+  grep -E "tests passed|tests failed|Not Run|Failed|\*\*\*Skipped" "$out/ctest.log" || true
+  if grep -q "gpu.*Skipped\|test_cuda.*Skipped" "$out/ctest.log"; then
+    echo "gpu_check: a GPU test skipped (no GPU seen?)"
+    status=1
+  fi
+  return $status
+}
+
+do_sanitize() {
+  bash scripts/gpu_sanitize.sh "$build" >"$out/sanitize.log" 2>&1
+  local status=$?
+  grep -E "^== |ERROR SUMMARY|gpu_sanitize:" "$out/sanitize.log" | tail -n 40
+  return $status
+}
+
+do_bench() {
+  local results
+  results=$(SUITE=${SUITE:-all} bash bench/run_suite.sh "$build" 2>&1 | tee "$out/bench.log" |
+    sed -n 's/^== cumlp .*-> \(.*\)\/cumlp.json$/\1/p' | head -n 1)
+  if [[ -n $results && -d $results ]]; then
+    cp -r "$results" "$out/"
+    echo "gpu_check: results in $results (copied to $out)"
+  fi
+  python3 bench/floors.py >"$out/floors.txt" 2>&1 || true
+  tail -n 20 "$out/bench.log"
+}
+
+describe_machine
+do_build
+status=0
+case $phase in
+build) ;;
+test) do_test || status=$? ;;
+sanitize) do_sanitize || status=$? ;;
+bench) do_bench || status=$? ;;
+all)
+  do_test || status=$?
+  do_sanitize || status=$?
+  do_bench || status=$?
+  ;;
+*)
+  echo "gpu_check: unknown phase '$phase' (build, test, sanitize, bench or all)" >&2
+  exit 2
+  ;;
+esac
+exit $status
