@@ -42,6 +42,7 @@ typedef struct bench_options {
     const char *math;    /* fp32, tf32, all (suite default: fp32, plus tf32 on cuda) */
     int steps, warmup, threads;
     const char *json_path, *commit;
+    const char *init_dir; /* NULL, or where each network's initial checkpoint is written */
 } bench_options;
 
 typedef struct step_stats {
@@ -138,6 +139,8 @@ static void usage(FILE *out) {
         "  --suite S|M|L|all        the standard suite instead of --layers/--act/--loss/--batch\n"
         "  --json FILE              write one JSON object per configuration\n"
         "  --commit HASH            recorded in the JSON\n"
+        "  --save-init DIR          write each network's initial parameters to DIR/<config>.\n"
+        "                           safetensors (pytorch_bench.py --init-dir starts from them)\n"
         "Optimizer: SGD with momentum 0.9, learning rate 0.01.\n");
 }
 
@@ -192,6 +195,8 @@ static int apply_option(bench_options *o, const char *name, const char *value) {
         o->json_path = value;
     else if (strcmp(name, "--commit") == 0)
         o->commit = value;
+    else if (strcmp(name, "--save-init") == 0)
+        o->init_dir = value;
     else {
         fprintf(stderr, "cumlp-bench: unknown option %s\n", name);
         return -1;
@@ -511,12 +516,23 @@ static cumlp_status time_gemms(cumlp_context *ctx, const bench_config *c, int re
     return st;
 }
 
+/* Writes the network's parameters before any step to <init_dir>/<config name>.safetensors. The
+ * initial parameters depend only on the network and its seed, not on the backend, so every
+ * configuration of one network writes the same file. */
+static cumlp_status save_initial(const bench_run *r, const bench_config *c, const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s.safetensors", dir, c->name) >= (int)sizeof path)
+        return cumlp__error(r->ctx, CUMLP_ERROR_INVALID_VALUE, "--save-init: path too long");
+    return cumlp_checkpoint_save(r->net, NULL, path);
+}
+
 /* Runs one configuration; on failure prints why and returns the status. */
 static cumlp_status run_config(const bench_config *c, const bench_options *o, bench_result *res) {
     bench_run r;
     memset(&r, 0, sizeof r);
     memset(res, 0, sizeof *res);
     cumlp_status st = run_setup(&r, c, o->threads);
+    if (st == CUMLP_SUCCESS && o->init_dir) st = save_initial(&r, c, o->init_dir);
     res->steps = o->steps;
     if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, &res->steps, &res->step);
     int reps = res->steps < 10 ? 10 : res->steps > 50 ? 50 : res->steps;
@@ -583,6 +599,7 @@ static void json_context(FILE *f, const bench_options *o, const char *date, cons
     json_key_string(f, "host", host);
     json_key_string(f, "commit", o->commit ? o->commit : "");
     json_key_string(f, "optimizer", "sgd-momentum-0.9");
+    json_key_string(f, "init", "cumlp-he-uniform");
     fprintf(f, "\"learning_rate\": 0.01, \"warmup\": %d, ", o->warmup);
 }
 

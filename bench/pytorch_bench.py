@@ -8,6 +8,11 @@ fused (fused optimizer, where this PyTorch has it) and, with a GPU, cuda-graph (
 captured once and replayed) and compile (torch.compile, PyTorch 2 and later).
 
     python3 pytorch_bench.py --suite all --threads 2 --json out.json
+
+With --init-dir DIR (the folder cumlp-bench --save-init wrote), each network starts from cumlp's
+initial parameters, DIR/<config>.safetensors, loaded into the nn.Sequential with strict=True;
+without it, or where the file is missing, from PyTorch's default initialization. The JSON says
+which ("init").
 """
 import argparse
 import datetime
@@ -18,6 +23,7 @@ import platform
 import resource
 import socket
 import statistics
+import struct
 import sys
 import time
 
@@ -60,6 +66,8 @@ def parse_args():
     p.add_argument("--variants", default="eager,foreach,fused,cuda-graph,compile")
     p.add_argument("--json", default=None)
     p.add_argument("--commit", default="")
+    p.add_argument("--init-dir", default=None,
+                   help="start from the cumlp checkpoints <dir>/<config>.safetensors")
     return p.parse_args()
 
 
@@ -94,6 +102,35 @@ def make_model(widths, act, device):
         if i < len(widths) - 2:
             layers.append(ACTIVATIONS[act]())
     return nn.Sequential(*layers).to(device)
+
+
+def read_cumlp_parameters(path):
+    """The tensors of a cumlp safetensors checkpoint ("0.weight" [out, in], "0.bias", "2.weight",
+    ... as nn.Sequential names them), as a state dict. Only the parameters: metadata and any
+    optimizer state ("optimizer." names) are left out."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (header_len,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + header_len].decode("utf-8"))
+    payload = data[8 + header_len:]
+    state = {}
+    for name, entry in header.items():
+        if name == "__metadata__" or not (name.endswith(".weight") or name.endswith(".bias")):
+            continue
+        if entry["dtype"] != "F32":
+            raise ValueError("%s: %s is %s, not F32" % (path, name, entry["dtype"]))
+        begin, end = entry["data_offsets"]
+        values = torch.frombuffer(bytearray(payload[begin:end]), dtype=torch.float32)
+        state[name] = values.reshape(entry["shape"])
+    return state
+
+
+def initial_parameters(args, name):
+    """(state dict or None, description) for the network named `name`."""
+    path = os.path.join(args.init_dir, name + ".safetensors") if args.init_dir else None
+    if not path or not os.path.exists(path):
+        return None, "pytorch-default"
+    return read_cumlp_parameters(path), "cumlp-checkpoint"
 
 
 def make_loss(name, batch):
@@ -142,9 +179,11 @@ def sync(device):
 class Step:
     """One training step for a variant; __call__ runs it."""
 
-    def __init__(self, variant, widths, act, loss, batch, device):
+    def __init__(self, variant, widths, act, loss, batch, device, init_state=None):
         self.device = device
         self.model = make_model(widths, act, device)
+        if init_state is not None:
+            self.model.load_state_dict(init_state, strict=True)
         base = "foreach" if variant in ("cuda-graph", "compile") else variant
         kw = optimizer_kwargs(base)
         if kw is None:
@@ -263,8 +302,9 @@ def run(args, cfg, variant, stamp):
         torch.backends.cuda.matmul.allow_tf32 = math == "tf32"
         torch.backends.cudnn.allow_tf32 = math == "tf32"
         torch.cuda.reset_peak_memory_stats()
+    init_state, init = initial_parameters(args, name)
     step = Step(variant, widths, args.act if not args.suite else "relu",
-                args.loss if not args.suite else "softmax-ce", batch, device)
+                args.loss if not args.suite else "softmax-ce", batch, device, init_state)
     ms, steps = time_steps(step, device, args.warmup, args.steps)
     gemm_ms = time_gemms(widths, batch, device, max(10, min(steps, 50)))
     flops = 6.0 * batch * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
@@ -273,7 +313,7 @@ def run(args, cfg, variant, stamp):
     return {
         "tool": "pytorch", "variant": variant, "date": stamp, "host": socket.gethostname(),
         "commit": args.commit, "optimizer": "sgd-momentum-0.9", "learning_rate": LEARNING_RATE,
-        "warmup": args.warmup, "config": name, "backend": device, "math": math, "layers": widths,
+        "warmup": args.warmup, "init": init, "config": name, "backend": device, "math": math, "layers": widths,
         "activation": "relu" if args.suite else args.act,
         "loss": "softmax-ce" if args.suite else args.loss, "batch": batch,
         "device": device_description(device), "steps": steps,
@@ -301,7 +341,7 @@ def main():
                 continue
             try:
                 r = run(args, cfg, variant, stamp)
-            except (NotImplementedError, RuntimeError) as e:
+            except (NotImplementedError, RuntimeError, ValueError, OSError) as e:
                 print("%-7s %-5s %-4s     %-10s skipped: %s" % (cfg[0], cfg[3], cfg[4], variant,
                                                              str(e).splitlines()[0][:80]))
                 continue

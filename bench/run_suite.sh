@@ -32,10 +32,13 @@ machine="$(printf '%s' "$machine" | tr -c 'A-Za-z0-9._-' '-' | sed 's/-\+/-/g; s
 out="$here/results/$(date -u +%Y%m%d-%H%M%S)-$machine"
 mkdir -p "$out"
 commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+# cumlp-bench writes each network's initial parameters here and PyTorch starts from them.
+init_dir="$(mktemp -d)"
+trap 'rm -rf "$init_dir"' EXIT
 
 echo "== cumlp ($backends, $threads threads) -> $out/cumlp.json"
 "$bench" --suite "$suite" --backend "$backends" --threads "$threads" --commit "$commit" \
-  --json "$out/cumlp.json" | tee "$out/cumlp.txt"
+  --save-init "$init_dir" --json "$out/cumlp.json" | tee "$out/cumlp.txt"
 
 python=""
 for candidate in ${PYTHON:-} python3 /usr/bin/python3; do
@@ -49,7 +52,7 @@ files=("$out/cumlp.json")
 if [[ -n "$python" ]]; then
   echo "== PyTorch ($python, $threads threads) -> $out/pytorch.json"
   "$python" "$here/pytorch_bench.py" --suite "$suite" --threads "$threads" --commit "$commit" \
-    --json "$out/pytorch.json" | tee "$out/pytorch.txt"
+    --init-dir "$init_dir" --json "$out/pytorch.json" | tee "$out/pytorch.txt"
   files+=("$out/pytorch.json")
 else
   echo "== PyTorch: no Python with torch found (tried ${PYTHON:-} python3 /usr/bin/python3); cumlp only"

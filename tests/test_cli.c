@@ -6,6 +6,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 
+#include "cumlp.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +246,66 @@ static void test_gradcheck_and_info(void) {
     CHECK(contains(out_path, "reference"));
 }
 
+/* The initial parameters `cumlp bench --save-init` writes are the ones a network of the same
+ * widths gets from cumlp_network_create with the bench's options (He uniform, default seed). */
+static void check_initial_parameters(const char *path, int n, const int64_t *widths) {
+    cumlp_context *ctx = NULL;
+    cumlp_context_options co;
+    cumlp_context_defaults(&co);
+    co.backend = CUMLP_BACKEND_REFERENCE;
+    CHECK_OK(cumlp_context_create(&ctx, &co));
+    cumlp_network *saved = NULL, *fresh = NULL;
+    CHECK_OK(cumlp_checkpoint_load(ctx, path, 0, &saved, NULL));
+    int acts[2] = {CUMLP_ACT_RELU, CUMLP_ACT_SOFTMAX};
+    cumlp_network_options no;
+    cumlp_network_defaults(&no);
+    no.loss = CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY;
+    no.init = CUMLP_INIT_HE_UNIFORM;
+    CHECK_OK(cumlp_network_create(ctx, n, widths, acts, &no, &fresh));
+    int64_t count = cumlp_network_num_parameters(fresh);
+    CHECK(saved && cumlp_network_num_parameters(saved) == count);
+    float *a = calloc((size_t)count, sizeof *a), *b = calloc((size_t)count, sizeof *b);
+    if (saved && fresh && a && b && cumlp_network_num_parameters(saved) == count) {
+        CHECK_OK(cumlp_network_get_parameters(saved, a, count));
+        CHECK_OK(cumlp_network_get_parameters(fresh, b, count));
+        CHECK(memcmp(a, b, (size_t)count * sizeof *a) == 0);
+        float max_abs = 0;
+        for (int64_t i = 0; i < count; i++)
+            max_abs = fabsf(a[i]) > max_abs ? fabsf(a[i]) : max_abs;
+        CHECK(max_abs > 0); /* not all zero */
+    }
+    free(a);
+    free(b);
+    cumlp_network_destroy(saved);
+    cumlp_network_destroy(fresh);
+    cumlp_context_destroy(ctx);
+}
+
+/* `cumlp bench`: a row per configuration, the JSON, the initial checkpoint; bad options. */
+static void test_bench(void) {
+    char args[4096], json[700], init[700];
+    tmp(json, sizeof json, "bench.json");
+    snprintf(init, sizeof init, "%s/custom.safetensors", dir); /* named by the bench */
+    remove(init);
+    snprintf(args, sizeof args,
+             "bench --layers 6,5,3 --batch 8 --steps 4 --warmup 1 --backend reference --json '%s' "
+             "--save-init '%s'",
+             json, dir);
+    CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+    CHECK(contains(out_path, "custom  reference fp32"));
+    CHECK(contains(json, "\"tool\": \"cumlp\"") && contains(json, "\"steps\": 4"));
+    CHECK(contains(json, "\"flops_per_step\": 2160")); /* 6 * 8 * (6*5 + 5*3) */
+    int64_t widths[3] = {6, 5, 3};
+    check_initial_parameters(init, 2, widths);
+    CHECK(run("bench --steps many") == 2);
+    CHECK(run("bench --backend abacus") == 2);
+    CHECK(run("bench --save-init /nonexistent/dir --layers 4,2 --steps 1 --backend reference") ==
+          1);
+    CHECK(contains(err_path, "nonexistent"));
+    remove(json);
+    remove(init);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     char self[1024];
@@ -269,6 +331,7 @@ int main(int argc, char **argv) {
     RUN(test_test_set_classes);
     RUN(test_numerical_failure);
     RUN(test_gradcheck_and_info);
+    RUN(test_bench);
     remove(csv);
     remove(model);
     char scale[800];
