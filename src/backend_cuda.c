@@ -59,8 +59,19 @@ static cuda_state *state_of(const cumlp_context *ctx) {
 
 /* ---- errors -------------------------------------------------------------------------------- */
 
-/* Errors after which the CUDA context is corrupt: every later call fails the same way. */
+/* Errors after which the CUDA context is corrupt: every later call fails the same way. The
+ * driver_types.h entries that say "leaves the process in an inconsistent state"; the newer ones
+ * by value (stable across releases), so that older toolkits without the names still build. */
 static int is_sticky(cudaError_t err) {
+    switch ((int)err) {
+    case 226: /* cudaErrorContained: a fault held by the GPU's error containment */
+    case 721: /* cudaErrorTensorMemoryLeak */
+    case 810: /* cudaErrorMpsClientTerminated */
+    case 911: /* cudaErrorExternalDevice */
+        return 1;
+    default:
+        break;
+    }
     switch (err) {
     case cudaErrorIllegalAddress:
     case cudaErrorLaunchFailure:
