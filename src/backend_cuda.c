@@ -325,11 +325,17 @@ static cumlp_status cuda_timer_stop(cumlp_context *ctx, double *elapsed_ms) {
     return cuda_error(ctx, err, "reading the timer events");
 }
 
-/* Device scratch of at least `bytes`. Growing frees the old block (cudaFree waits for the
- * device, so no queued kernel still uses it). */
+/* Device scratch of at least `bytes`. Growing frees the old block once the stream is idle:
+ * kernels queued earlier may still use it, and cudaFree is only documented to "may perform
+ * implicit synchronization". */
 static cumlp_status workspace(cumlp_context *ctx, size_t bytes, void **out) {
     cuda_state *s = state_of(ctx);
     if (bytes > s->workspace_bytes) {
+        if (s->workspace) {
+            cumlp_status st =
+                cuda_error(ctx, cudaStreamSynchronize(s->stream), "growing the scratch memory");
+            if (st != CUMLP_SUCCESS) return st;
+        }
         cudaFree(s->workspace);
         s->workspace = NULL;
         s->workspace_bytes = 0;
@@ -361,11 +367,16 @@ static cumlp_status cuda_alloc(cumlp_context *ctx, size_t count, void **buffer) 
     return CUMLP_SUCCESS;
 }
 
+/* Waits for both streams first: the buffer may still be read or written by queued work (an
+ * asynchronous forward pass, an overlapped upload), and cudaFree is only documented to "may
+ * perform implicit synchronization". */
 static void cuda_free(cumlp_context *ctx, void *buffer) {
     if (!buffer) return;
+    cuda_state *s = state_of(ctx);
     int current = -1;
-    if (cudaGetDevice(&current) == cudaSuccess && current != state_of(ctx)->device)
-        cudaSetDevice(state_of(ctx)->device);
+    if (cudaGetDevice(&current) == cudaSuccess && current != s->device) cudaSetDevice(s->device);
+    cudaStreamSynchronize(s->stream);
+    cudaStreamSynchronize(s->copy_stream);
     cudaFree(buffer);
     cudaGetLastError();
 }
