@@ -3,24 +3,36 @@
 ! include/cumlp.h is the manual: every procedure here has the meaning, arguments and status codes
 ! of the C function of the same name. This file only says how each crosses the language border:
 !
-!  - Handles (contexts, tensors, networks, optimizers) are type(c_ptr). A handle that does not
-!    exist is c_null_ptr: pass it where the manual allows NULL (cumlp_last_error(c_null_ptr),
-!    cumlp_checkpoint_save(net, c_null_ptr, path)); every destroy accepts it.
+!  - Handles (contexts, tensors, networks, optimizers, datasets, scalers) are type(c_ptr). A
+!    handle that does not exist is c_null_ptr: pass it where the manual allows NULL
+!    (cumlp_last_error(c_null_ptr), cumlp_checkpoint_save(net, c_null_ptr, path), no validation
+!    set in cumlp_fit); every destroy accepts it.
 !  - Functions that can fail return an integer(c_int) status: CUMLP_SUCCESS (0) or a
 !    CUMLP_ERROR_* value below; cumlp_last_error(ctx) gives the reason.
 !  - Sizes and counts are integer(c_int64_t); enums and flags are integer(c_int).
+!  - Output arguments are INTENT(OUT): after a failed call their values are undefined in Fortran
+!    (gfortran may drop a store made before the call), although C leaves them unchanged. Output
+!    handles are the exception in practice: the C side sets them to NULL on failure.
 !  - Option structs are bind(C) derived types with the C layout. Fill one with its
 !    cumlp_*_defaults() call and change the fields you need; pass it where C takes the pointer.
 !    (C's "NULL for the defaults" is not offered: pass a filled struct.)
 !  - Functions returning const char* are wrapped so that they return a Fortran
 !    character(:), allocatable (cumlp_version_string, cumlp_status_string, cumlp_last_error,
 !    cumlp_backend_name); cumlp_describe returns cumlp_context_describe's text the same way.
-!  - File paths are C strings: pass trim(path) // c_null_char, or cumlp_cstr(path).
+!  - File paths are C strings: pass trim(path) // c_null_char, or cumlp_cstr(path). Text in
+!    memory (the CSV and FANN *_memory readers) is a character string with its length, no
+!    c_null_char: cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), options, ds).
 !  - Where C accepts NULL for an output or input array (the loss of a training step, the weights
-!    or biases of get/set_layer, the optimizer of checkpoint_load), the Fortran argument is
-!    OPTIONAL: leave it out for NULL. These few procedures are thin Fortran wrappers; all others
-!    are direct bind(C) interfaces. The raw interfaces they call (and those behind the string
-!    functions) are public too, named cumlp_c_*, with the C signatures (NULL as c_null_ptr).
+!    or biases of get/set_layer, the optimizer of checkpoint_load, the statistics of scaler_get,
+!    the result of cumlp_fit), the Fortran argument is OPTIONAL: leave it out for NULL.
+!    cumlp_dataset_features(ds) and cumlp_dataset_targets(ds) return the dataset's own memory as
+!    a 2-D array pointer. These few procedures are thin Fortran wrappers; all others are direct
+!    bind(C) interfaces. The raw interfaces they call (and those behind the string functions) are
+!    public too, named cumlp_c_*, with the C signatures (NULL as c_null_ptr).
+!  - The cumlp_fit callback is a bind(C) procedure with the abstract interface cumlp_fit_callback:
+!    options%callback = c_funloc(my_callback), options%user_data = c_loc(my_state).
+!  - Indices that C counts from 0 stay 0-based: layers, epochs, samples (cumlp_dataset_label,
+!    cumlp_dataset_subset) and classes (labels, cumlp_dataset_label's result).
 !
 ! Data layout. cumlp stores a batch of B samples with n features as an n x B column-major matrix,
 ! one sample per column, and layer l's weights W as an n_l x n_(l-1) column-major matrix
@@ -146,67 +158,83 @@ module cumlp
     real(c_double) :: epsilon            ! default 1e-8
   end type cumlp_optimizer_options
 
-  ! The structs of the dataset and training-loop API (not bound below; the layouts are here for
-  ! codes that bind those functions themselves).
+  ! The structs of the dataset and training-loop API.
   type, bind(C) :: cumlp_csv_options
-    integer(c_int) :: has_header
-    integer(c_int) :: label_column
-    integer(c_int) :: num_classes
-    integer(c_int) :: delimiter
+    integer(c_int) :: has_header     ! 1: skip the first line; default 0
+    integer(c_int) :: label_column   ! 0-based column of the target; -1 (default) the last
+    integer(c_int) :: num_classes    ! 0 (default) regression; > 0 classes; -1 counted
+    integer(c_int) :: delimiter      ! the separator's character code; default ichar(',')
   end type cumlp_csv_options
 
+  ! What a cumlp_fit callback receives (by reference: type(cumlp_fit_progress), intent(in)).
   type, bind(C) :: cumlp_fit_progress
-    integer(c_int) :: epoch
-    integer(c_int) :: end_of_epoch
-    integer(c_int64_t) :: batch
+    integer(c_int) :: epoch                  ! from 0
+    integer(c_int) :: end_of_epoch           ! 1 after a whole epoch (validation done), else 0
+    integer(c_int64_t) :: batch              ! batches done in this epoch
     integer(c_int64_t) :: batches_per_epoch
-    integer(c_int64_t) :: steps
-    real(c_double) :: learning_rate
-    real(c_double) :: train_loss
-    real(c_double) :: train_accuracy
-    real(c_double) :: validation_loss
-    real(c_double) :: validation_accuracy
-    real(c_double) :: validation_mse
-    real(c_double) :: seconds
+    integer(c_int64_t) :: steps              ! optimizer steps taken by this cumlp_fit call
+    real(c_double) :: learning_rate          ! the rate of this epoch
+    real(c_double) :: train_loss             ! mean over this epoch's batches so far
+    real(c_double) :: train_accuracy         ! -1 for regression
+    real(c_double) :: validation_loss        ! at the end of an epoch with validation, else -1
+    real(c_double) :: validation_accuracy    ! likewise; -1 for regression
+    real(c_double) :: validation_mse         ! likewise
+    real(c_double) :: seconds                ! since cumlp_fit started
   end type cumlp_fit_progress
 
   type, bind(C) :: cumlp_fit_options
-    integer(c_int) :: epochs
-    integer(c_int64_t) :: batch_size
-    integer(c_int) :: shuffle
-    integer(c_int64_t) :: seed           ! C uint64_t
-    integer(c_int) :: schedule
-    real(c_double) :: lr_gamma
-    integer(c_int) :: lr_step_epochs
-    real(c_double) :: lr_min
-    real(c_double) :: target_loss
-    integer(c_int) :: patience
-    real(c_double) :: min_delta
-    integer(c_int) :: restore_best
-    type(c_funptr) :: callback           ! int (*)(const cumlp_fit_progress *, void *)
-    type(c_ptr) :: user_data
-    integer(c_int64_t) :: callback_every
+    integer(c_int) :: epochs             ! >= 1; default 10
+    integer(c_int64_t) :: batch_size     ! >= 1; default 32
+    integer(c_int) :: shuffle            ! 1 (default): a new sample order every epoch
+    integer(c_int64_t) :: seed           ! C uint64_t; seed of the shuffles; default 1
+    integer(c_int) :: schedule           ! a CUMLP_LR_*; default CUMLP_LR_CONSTANT
+    real(c_double) :: lr_gamma           ! STEP and EXPONENTIAL factor in (0, 1]; default 0.1
+    integer(c_int) :: lr_step_epochs     ! period of STEP, >= 1; default 10
+    real(c_double) :: lr_min             ! floor of COSINE, >= 0; default 0
+    real(c_double) :: target_loss        ! stop when an epoch's training loss < this; 0 off
+    integer(c_int) :: patience           ! epochs without validation improvement; 0 off
+    real(c_double) :: min_delta          ! >= 0; default 0
+    integer(c_int) :: restore_best       ! 1: end with the best validation epoch's parameters
+    type(c_funptr) :: callback           ! c_funloc of a procedure(cumlp_fit_callback), or
+                                         ! c_null_funptr (default) for none
+    type(c_ptr) :: user_data             ! passed to the callback (c_loc of your state)
+    integer(c_int64_t) :: callback_every ! also call it every this many batches; 0: epochs only
   end type cumlp_fit_options
 
   type, bind(C) :: cumlp_fit_result
-    integer(c_int) :: epochs_run
-    integer(c_int) :: stop_reason
-    integer(c_int64_t) :: steps
-    real(c_double) :: train_loss
-    real(c_double) :: train_accuracy
-    real(c_double) :: validation_loss
+    integer(c_int) :: epochs_run         ! epochs started
+    integer(c_int) :: stop_reason        ! a CUMLP_STOP_*
+    integer(c_int64_t) :: steps          ! optimizer steps taken
+    real(c_double) :: train_loss         ! of the last epoch
+    real(c_double) :: train_accuracy     ! of the last epoch; -1 for regression
+    real(c_double) :: validation_loss    ! of the last validated epoch; -1 without validation
     real(c_double) :: validation_accuracy
     real(c_double) :: validation_mse
-    integer(c_int) :: best_epoch
+    integer(c_int) :: best_epoch         ! from 0; -1 without validation
     real(c_double) :: best_validation_loss
-    real(c_double) :: seconds
+    real(c_double) :: seconds            ! wall time of the call
   end type cumlp_fit_result
 
   type, bind(C) :: cumlp_eval_result
-    real(c_double) :: loss
-    real(c_double) :: accuracy
-    real(c_double) :: mse
+    real(c_double) :: loss               ! mean loss per sample
+    real(c_double) :: accuracy           ! -1 for regression
+    real(c_double) :: mse                ! mean over samples and outputs of (output - target)^2
   end type cumlp_eval_result
+
+  ! The interface of a cumlp_fit callback (C's cumlp_fit_callback). Write it as a module or
+  ! external procedure with bind(C) (an internal procedure cannot be bind(C)), for example
+  !   integer(c_int) function on_progress(progress, user_data) bind(C)
+  !     type(cumlp_fit_progress), intent(in) :: progress
+  !     type(c_ptr), value :: user_data
+  ! and set options%callback = c_funloc(on_progress). Return 0 to go on, nonzero to stop.
+  abstract interface
+    function cumlp_fit_callback(progress, user_data) bind(C)
+      import :: c_int, c_ptr, cumlp_fit_progress
+      type(cumlp_fit_progress), intent(in) :: progress
+      type(c_ptr), value :: user_data
+      integer(c_int) :: cumlp_fit_callback
+    end function
+  end interface
 
   interface
     ! ---- version and status codes -------------------------------------------------------------
@@ -664,6 +692,268 @@ module cumlp
       integer(c_int) :: cumlp_c_checkpoint_load_memory
     end function
 
+    ! ---- datasets (host memory): n_features x n_samples features, n_outputs x n_samples targets -
+    ! Samples and classes are numbered from 0, as in C. ctx may be c_null_ptr (messages then go to
+    ! cumlp_last_error(c_null_ptr)); it must outlive the dataset.
+    function cumlp_dataset_create(ctx, n_features, n_outputs, n_samples, num_classes, ds) &
+        bind(C, name="cumlp_dataset_create")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: ctx
+      integer(c_int64_t), value :: n_features, n_outputs, n_samples
+      integer(c_int), value :: num_classes
+      type(c_ptr), intent(out) :: ds
+      integer(c_int) :: cumlp_dataset_create
+    end function
+
+    subroutine cumlp_dataset_destroy(ds) bind(C, name="cumlp_dataset_destroy")
+      import :: c_ptr
+      type(c_ptr), value :: ds
+    end subroutine
+
+    function cumlp_dataset_num_samples(ds) bind(C, name="cumlp_dataset_num_samples")
+      import :: c_ptr, c_int64_t
+      type(c_ptr), value :: ds
+      integer(c_int64_t) :: cumlp_dataset_num_samples
+    end function
+
+    function cumlp_dataset_num_features(ds) bind(C, name="cumlp_dataset_num_features")
+      import :: c_ptr, c_int64_t
+      type(c_ptr), value :: ds
+      integer(c_int64_t) :: cumlp_dataset_num_features
+    end function
+
+    function cumlp_dataset_num_outputs(ds) bind(C, name="cumlp_dataset_num_outputs")
+      import :: c_ptr, c_int64_t
+      type(c_ptr), value :: ds
+      integer(c_int64_t) :: cumlp_dataset_num_outputs
+    end function
+
+    function cumlp_dataset_num_classes(ds) bind(C, name="cumlp_dataset_num_classes")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ds
+      integer(c_int) :: cumlp_dataset_num_classes
+    end function
+
+    ! The dataset's own memory; the module procedures cumlp_dataset_features/targets below give it
+    ! as a Fortran array pointer.
+    function cumlp_c_dataset_features(ds) bind(C, name="cumlp_dataset_features")
+      import :: c_ptr
+      type(c_ptr), value :: ds
+      type(c_ptr) :: cumlp_c_dataset_features
+    end function
+
+    function cumlp_c_dataset_targets(ds) bind(C, name="cumlp_dataset_targets")
+      import :: c_ptr
+      type(c_ptr), value :: ds
+      type(c_ptr) :: cumlp_c_dataset_targets
+    end function
+
+    ! The class (from 0) of sample i (from 0); -1 for regression or i out of range.
+    function cumlp_dataset_label(ds, i) bind(C, name="cumlp_dataset_label")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: ds
+      integer(c_int64_t), value :: i
+      integer(c_int) :: cumlp_dataset_label
+    end function
+
+    ! labels(count): classes from 0, one per sample.
+    function cumlp_dataset_set_labels(ds, labels, count) bind(C, name="cumlp_dataset_set_labels")
+      import :: c_int, c_ptr, c_int32_t, c_int64_t
+      type(c_ptr), value :: ds
+      integer(c_int32_t), intent(in) :: labels(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_dataset_set_labels
+    end function
+
+    ! ---- dataset readers; paths end in c_null_char (cumlp_cstr(path)) ---------------------------
+    function cumlp_dataset_read_idx(ctx, images_path, labels_path, num_classes, ds) &
+        bind(C, name="cumlp_dataset_read_idx")
+      import :: c_int, c_ptr, c_char
+      type(c_ptr), value :: ctx
+      character(kind=c_char), intent(in) :: images_path(*), labels_path(*)
+      integer(c_int), value :: num_classes
+      type(c_ptr), intent(out) :: ds
+      integer(c_int) :: cumlp_dataset_read_idx
+    end function
+
+    ! images, labels: c_loc of the first of images_size (labels_size) bytes (target arrays).
+    function cumlp_dataset_read_idx_memory(ctx, images, images_size, labels, labels_size, &
+        num_classes, ds) bind(C, name="cumlp_dataset_read_idx_memory")
+      import :: c_int, c_ptr, c_size_t
+      type(c_ptr), value :: ctx, images, labels
+      integer(c_size_t), value :: images_size, labels_size
+      integer(c_int), value :: num_classes
+      type(c_ptr), intent(out) :: ds
+      integer(c_int) :: cumlp_dataset_read_idx_memory
+    end function
+
+    function cumlp_csv_defaults(options) bind(C, name="cumlp_csv_defaults")
+      import :: c_int, cumlp_csv_options
+      type(cumlp_csv_options), intent(out) :: options
+      integer(c_int) :: cumlp_csv_defaults
+    end function
+
+    function cumlp_dataset_read_csv(ctx, path, options, ds) bind(C, name="cumlp_dataset_read_csv")
+      import :: c_int, c_ptr, c_char, cumlp_csv_options
+      type(c_ptr), value :: ctx
+      character(kind=c_char), intent(in) :: path(*)
+      type(cumlp_csv_options), intent(in) :: options
+      type(c_ptr), intent(out) :: ds
+      integer(c_int) :: cumlp_dataset_read_csv
+    end function
+
+    ! text: a character string (no c_null_char needed), size = len(text, c_size_t); lines end in
+    ! new_line('a') (char(10)).
+    function cumlp_dataset_read_csv_memory(ctx, text, size, options, ds) &
+        bind(C, name="cumlp_dataset_read_csv_memory")
+      import :: c_int, c_ptr, c_char, c_size_t, cumlp_csv_options
+      type(c_ptr), value :: ctx
+      character(kind=c_char), intent(in) :: text(*)
+      integer(c_size_t), value :: size
+      type(cumlp_csv_options), intent(in) :: options
+      type(c_ptr), intent(out) :: ds
+      integer(c_int) :: cumlp_dataset_read_csv_memory
+    end function
+
+    function cumlp_dataset_read_fann(ctx, path, classification, ds) &
+        bind(C, name="cumlp_dataset_read_fann")
+      import :: c_int, c_ptr, c_char
+      type(c_ptr), value :: ctx
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int), value :: classification
+      type(c_ptr), intent(out) :: ds
+      integer(c_int) :: cumlp_dataset_read_fann
+    end function
+
+    function cumlp_dataset_read_fann_memory(ctx, text, size, classification, ds) &
+        bind(C, name="cumlp_dataset_read_fann_memory")
+      import :: c_int, c_ptr, c_char, c_size_t
+      type(c_ptr), value :: ctx
+      character(kind=c_char), intent(in) :: text(*)
+      integer(c_size_t), value :: size
+      integer(c_int), value :: classification
+      type(c_ptr), intent(out) :: ds
+      integer(c_int) :: cumlp_dataset_read_fann_memory
+    end function
+
+    ! ---- shuffles, subsets and splits ---------------------------------------------------------
+    ! seed: C uint64_t.
+    function cumlp_dataset_shuffle(ds, seed) bind(C, name="cumlp_dataset_shuffle")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: ds
+      integer(c_int64_t), value :: seed
+      integer(c_int) :: cumlp_dataset_shuffle
+    end function
+
+    ! Samples first .. first + count - 1, counted from 0.
+    function cumlp_dataset_subset(ds, first, count, out) bind(C, name="cumlp_dataset_subset")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: ds
+      integer(c_int64_t), value :: first, count
+      type(c_ptr), intent(out) :: out
+      integer(c_int) :: cumlp_dataset_subset
+    end function
+
+    function cumlp_dataset_split(ds, validation_fraction, seed, train, validation) &
+        bind(C, name="cumlp_dataset_split")
+      import :: c_int, c_ptr, c_double, c_int64_t
+      type(c_ptr), value :: ds
+      real(c_double), value :: validation_fraction
+      integer(c_int64_t), value :: seed
+      type(c_ptr), intent(out) :: train, validation
+      integer(c_int) :: cumlp_dataset_split
+    end function
+
+    ! ---- feature scaling: x -> (x - offset) * scale -------------------------------------------
+    ! method: a CUMLP_SCALE_*; per_feature: 1 per feature, 0 one pair for all features.
+    function cumlp_scaler_fit(train, method, per_feature, scaler) bind(C, name="cumlp_scaler_fit")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: train
+      integer(c_int), value :: method, per_feature
+      type(c_ptr), intent(out) :: scaler
+      integer(c_int) :: cumlp_scaler_fit
+    end function
+
+    ! ctx may be c_null_ptr.
+    function cumlp_scaler_create(ctx, count, offsets, scales, scaler) &
+        bind(C, name="cumlp_scaler_create")
+      import :: c_int, c_ptr, c_float, c_int64_t
+      type(c_ptr), value :: ctx
+      integer(c_int64_t), value :: count
+      real(c_float), intent(in) :: offsets(*), scales(*)
+      type(c_ptr), intent(out) :: scaler
+      integer(c_int) :: cumlp_scaler_create
+    end function
+
+    subroutine cumlp_scaler_destroy(scaler) bind(C, name="cumlp_scaler_destroy")
+      import :: c_ptr
+      type(c_ptr), value :: scaler
+    end subroutine
+
+    function cumlp_scaler_num_features(scaler) bind(C, name="cumlp_scaler_num_features")
+      import :: c_ptr, c_int64_t
+      type(c_ptr), value :: scaler
+      integer(c_int64_t) :: cumlp_scaler_num_features
+    end function
+
+    ! offsets and scales may be NULL: wrapped by cumlp_scaler_get below (both OPTIONAL).
+    function cumlp_c_scaler_get(scaler, offsets, scales, count) bind(C, name="cumlp_scaler_get")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: scaler, offsets, scales
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_c_scaler_get
+    end function
+
+    function cumlp_scaler_apply(scaler, ds) bind(C, name="cumlp_scaler_apply")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: scaler, ds
+      integer(c_int) :: cumlp_scaler_apply
+    end function
+
+    ! ---- the training loop, evaluation and prediction -----------------------------------------
+    function cumlp_fit_defaults(options) bind(C, name="cumlp_fit_defaults")
+      import :: c_int, cumlp_fit_options
+      type(cumlp_fit_options), intent(out) :: options
+      integer(c_int) :: cumlp_fit_defaults
+    end function
+
+    ! The rate of epoch `epoch` (from 0) under options' schedule, from base_rate.
+    function cumlp_schedule_learning_rate(options, base_rate, epoch, rate) &
+        bind(C, name="cumlp_schedule_learning_rate")
+      import :: c_int, c_double, cumlp_fit_options
+      type(cumlp_fit_options), intent(in) :: options
+      real(c_double), value :: base_rate
+      integer(c_int), value :: epoch
+      real(c_double), intent(out) :: rate
+      integer(c_int) :: cumlp_schedule_learning_rate
+    end function
+
+    ! options and result may be NULL: wrapped by cumlp_fit below (result OPTIONAL).
+    function cumlp_c_fit(net, opt, train, validation, options, result) bind(C, name="cumlp_fit")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net, opt, train, validation, options, result
+      integer(c_int) :: cumlp_c_fit
+    end function
+
+    ! batch_size 0 selects 256.
+    function cumlp_evaluate(net, ds, batch_size, result) bind(C, name="cumlp_evaluate")
+      import :: c_int, c_ptr, c_int64_t, cumlp_eval_result
+      type(c_ptr), value :: net, ds
+      integer(c_int64_t), value :: batch_size
+      type(cumlp_eval_result), intent(out) :: result
+      integer(c_int) :: cumlp_evaluate
+    end function
+
+    ! out: an n_outputs x n_samples array (count = its size), one sample's outputs per column.
+    function cumlp_predict(net, ds, batch_size, out, count) bind(C, name="cumlp_predict")
+      import :: c_int, c_ptr, c_float, c_int64_t
+      type(c_ptr), value :: net, ds
+      integer(c_int64_t), value :: batch_size
+      real(c_float), intent(out) :: out(*)
+      integer(c_int64_t), value :: count
+      integer(c_int) :: cumlp_predict
+    end function
+
     ! C library strlen, for the string helpers.
     function cumlp_c_strlen(s) bind(C, name="strlen")
       import :: c_ptr, c_size_t
@@ -841,6 +1131,59 @@ contains
     o = c_null_ptr
     if (present(opt)) o = c_loc(opt)
     status = cumlp_c_checkpoint_load_memory(ctx, data, size, flags, net, o)
+  end function
+
+  ! ---- datasets, scalers and fit: array views and the arguments C lets be NULL ----------------
+
+  ! The features of ds as an n_features x n_samples array pointer into the dataset's own memory
+  ! (x(:, j) is sample j - 1): reading and writing it reads and writes the dataset. Valid until
+  ! ds is destroyed; not associated for c_null_ptr. Use with =>: x => cumlp_dataset_features(ds).
+  function cumlp_dataset_features(ds) result(x)
+    type(c_ptr), intent(in) :: ds
+    real(c_float), pointer :: x(:, :)
+    type(c_ptr) :: p
+    x => null()
+    p = cumlp_c_dataset_features(ds)
+    if (c_associated(p)) &
+        call c_f_pointer(p, x, [cumlp_dataset_num_features(ds), cumlp_dataset_num_samples(ds)])
+  end function
+
+  ! The targets of ds as an n_outputs x n_samples array pointer, as cumlp_dataset_features.
+  function cumlp_dataset_targets(ds) result(t)
+    type(c_ptr), intent(in) :: ds
+    real(c_float), pointer :: t(:, :)
+    type(c_ptr) :: p
+    t => null()
+    p = cumlp_c_dataset_targets(ds)
+    if (c_associated(p)) &
+        call c_f_pointer(p, t, [cumlp_dataset_num_outputs(ds), cumlp_dataset_num_samples(ds)])
+  end function
+
+  ! offsets(count) and scales(count); either may be left out.
+  function cumlp_scaler_get(scaler, offsets, scales, count) result(status)
+    type(c_ptr), intent(in) :: scaler
+    real(c_float), intent(out), optional, target :: offsets(*), scales(*)
+    integer(c_int64_t), intent(in) :: count
+    integer(c_int) :: status
+    type(c_ptr) :: o, s
+    o = c_null_ptr
+    s = c_null_ptr
+    if (present(offsets)) o = c_loc(offsets(1))
+    if (present(scales)) s = c_loc(scales(1))
+    status = cumlp_c_scaler_get(scaler, o, s, count)
+  end function
+
+  ! validation: a dataset, or c_null_ptr for none. options: filled by cumlp_fit_defaults. result
+  ! may be left out. A callback in options is called from inside this call.
+  function cumlp_fit(net, opt, train, validation, options, result) result(status)
+    type(c_ptr), intent(in) :: net, opt, train, validation
+    type(cumlp_fit_options), intent(in), target :: options
+    type(cumlp_fit_result), intent(out), optional, target :: result
+    integer(c_int) :: status
+    type(c_ptr) :: r
+    r = c_null_ptr
+    if (present(result)) r = c_loc(result)
+    status = cumlp_c_fit(net, opt, train, validation, c_loc(options), r)
   end function
 
 end module cumlp

@@ -3,11 +3,82 @@
 ! The Fortran binding (include/cumlp.f90) used from Fortran: struct layouts against the C
 ! compiler's, defaults through the bind(C) types, seed 003's worked example on the reference
 ! backend (to the printed digits), XOR trained to 100%, a gradient check, checkpoints through
-! files and memory, and error statuses with their messages. Everything it creates it destroys
-! (the sanitizer build checks for leaks). Prints "N passed, N failed" last; fails by error stop.
+! files and memory, datasets (CSV, FANN and IDX from files and memory; shuffle, subset, split),
+! scalers, cumlp_fit with a Fortran callback on an easy separable problem and on a linear
+! regression, evaluate and predict against values recomputed here, and error statuses with their
+! messages. Everything it creates it destroys (the sanitizer build checks for leaks). Prints
+! "N passed, N failed" last; fails by error stop.
+
+! The cumlp_fit callback: bind(C) procedures cannot be internal, so it lives in this module.
+module test_fortran_callbacks
+  use, intrinsic :: iso_c_binding
+  use cumlp
+  implicit none
+  private
+  public :: fit_log, fit_log_reset, on_progress
+
+  integer, parameter :: max_calls = 64
+
+  ! What on_progress records, one entry per call; user_data points at one of these.
+  type, bind(C) :: fit_log
+    integer(c_int) :: calls           ! times called
+    integer(c_int) :: stop_after      ! return nonzero from this call on; 0: never
+    integer(c_int) :: epoch(max_calls), end_of_epoch(max_calls)
+    integer(c_int64_t) :: batch(max_calls), batches_per_epoch(max_calls), steps(max_calls)
+    real(c_double) :: learning_rate(max_calls), train_loss(max_calls), train_accuracy(max_calls)
+    real(c_double) :: validation_loss(max_calls), validation_accuracy(max_calls)
+  end type fit_log
+
+contains
+
+  subroutine fit_log_reset(log, stop_after)
+    type(fit_log), intent(out) :: log
+    integer(c_int), intent(in) :: stop_after
+    log%calls = 0
+    log%stop_after = stop_after
+    log%epoch = -99
+    log%end_of_epoch = -99
+    log%batch = -99
+    log%batches_per_epoch = -99
+    log%steps = -99
+    log%learning_rate = -99
+    log%train_loss = -99
+    log%train_accuracy = -99
+    log%validation_loss = -99
+    log%validation_accuracy = -99
+  end subroutine
+
+  function on_progress(progress, user_data) bind(C) result(stop_now)
+    type(cumlp_fit_progress), intent(in) :: progress
+    type(c_ptr), value :: user_data
+    integer(c_int) :: stop_now
+    type(fit_log), pointer :: log
+    integer :: k
+    call c_f_pointer(user_data, log)
+    log%calls = log%calls + 1
+    k = log%calls
+    if (k <= max_calls) then
+      log%epoch(k) = progress%epoch
+      log%end_of_epoch(k) = progress%end_of_epoch
+      log%batch(k) = progress%batch
+      log%batches_per_epoch(k) = progress%batches_per_epoch
+      log%steps(k) = progress%steps
+      log%learning_rate(k) = progress%learning_rate
+      log%train_loss(k) = progress%train_loss
+      log%train_accuracy(k) = progress%train_accuracy
+      log%validation_loss(k) = progress%validation_loss
+      log%validation_accuracy(k) = progress%validation_accuracy
+    end if
+    stop_now = 0
+    if (log%stop_after > 0 .and. log%calls >= log%stop_after) stop_now = 1
+  end function
+
+end module test_fortran_callbacks
+
 program test_fortran
   use, intrinsic :: iso_c_binding
   use cumlp
+  use test_fortran_callbacks
   implicit none
 
   interface
@@ -27,6 +98,9 @@ program test_fortran
 
   integer :: passed = 0, failed = 0
   character(:), allocatable :: tmpdir
+  ! Its address is put in output handles before calls that must fail, to see them set to NULL.
+  integer(c_int), target :: sentinel = 0
+  character, parameter :: nl = new_line('a')
 
   call get_tmpdir()
   call test_strings()
@@ -38,6 +112,18 @@ program test_fortran
   call test_worked_example(CUMLP_BACKEND_CUDA, 1d-6)   ! skipped without a GPU
   call test_xor_and_checkpoints()
   call test_errors()
+  call test_csv()
+  call test_fann()
+  call test_idx()
+  call test_shuffle_subset_split()
+  call test_scaler()
+  call test_schedule()
+  call test_fit_classification(CUMLP_BACKEND_REFERENCE)
+  call test_fit_classification(CUMLP_BACKEND_CPU)
+  call test_fit_classification(CUMLP_BACKEND_CUDA)   ! skipped without a GPU
+  call test_fit_regression(CUMLP_BACKEND_REFERENCE)
+  call test_fit_regression(CUMLP_BACKEND_CPU)
+  call test_dataset_errors()
   deallocate(tmpdir)   ! the main program's variables are never freed: LeakSanitizer would see it
 
   print '(i0, " passed, ", i0, " failed")', passed, failed
@@ -219,6 +305,8 @@ contains
     type(cumlp_context_options) :: co
     type(cumlp_network_options) :: no
     type(cumlp_optimizer_options) :: oo
+    type(cumlp_csv_options) :: cv
+    type(cumlp_fit_options) :: fo
     call check_ok(cumlp_context_defaults(co), "context defaults", c_null_ptr)
     call check(co%backend == CUMLP_BACKEND_AUTO .and. co%device == 0 .and. &
         .not. c_associated(co%stream) .and. co%math_mode == CUMLP_MATH_STRICT_FP32 .and. &
@@ -231,6 +319,19 @@ contains
     call check(oo%type == CUMLP_OPT_SGD .and. oo%learning_rate == 0.01d0 .and. &
         oo%momentum == 0.9d0 .and. oo%weight_decay == 0d0 .and. oo%beta1 == 0.9d0 .and. &
         oo%beta2 == 0.999d0 .and. oo%epsilon == 1d-8, "optimizer defaults' values")
+    cv%has_header = 7
+    call check_ok(cumlp_csv_defaults(cv), "csv defaults", c_null_ptr)
+    call check(cv%has_header == 0 .and. cv%label_column == -1 .and. cv%num_classes == 0 .and. &
+        cv%delimiter == ichar(','), "csv defaults' values")
+    fo%callback = c_funloc(on_progress)
+    fo%user_data = c_loc(sentinel)
+    call check_ok(cumlp_fit_defaults(fo), "fit defaults", c_null_ptr)
+    call check(fo%epochs == 10 .and. fo%batch_size == 32 .and. fo%shuffle == 1 .and. &
+        fo%seed == 1 .and. fo%schedule == CUMLP_LR_CONSTANT .and. fo%lr_gamma == 0.1d0 .and. &
+        fo%lr_step_epochs == 10 .and. fo%lr_min == 0d0 .and. fo%target_loss == 0d0 .and. &
+        fo%patience == 0 .and. fo%min_delta == 0d0 .and. fo%restore_best == 0 .and. &
+        .not. c_associated(fo%callback) .and. .not. c_associated(fo%user_data) .and. &
+        fo%callback_every == 0, "fit defaults' values")
   end subroutine
 
   function new_context(backend) result(ctx)
@@ -503,6 +604,934 @@ contains
     call check(cumlp_forward(c_null_ptr, c_null_ptr, c_null_ptr) == CUMLP_ERROR_INVALID_VALUE, &
         "forward of NULLs")
     call cumlp_network_destroy(c_null_ptr)
+    call cumlp_context_destroy(ctx)
+  end subroutine
+
+  ! ---- datasets, scalers, fit ------------------------------------------------------------------
+
+  ! Checks that a call returned the status want, that the output handle out is NULL (set it to
+  ! c_loc(sentinel) before the call; pass c_null_ptr where there is none) and, with has, that the
+  ! message of ctx (c_null_ptr: the per-thread one) contains has.
+  subroutine check_fails(status, want, out, ctx, what, has)
+    integer(c_int), intent(in) :: status, want
+    type(c_ptr), intent(in) :: out, ctx
+    character(*), intent(in) :: what
+    character(*), intent(in), optional :: has
+    character(:), allocatable :: msg
+    msg = cumlp_last_error(ctx)
+    if (status == want) then
+      passed = passed + 1
+    else
+      failed = failed + 1
+      print '("FAILED: ", a, ": got ", a, " (", a, "), want ", a)', what, &
+          cumlp_status_string(status), msg, cumlp_status_string(want)
+    end if
+    call check(.not. c_associated(out), what // ": output handle NULL")
+    if (present(has)) then
+      if (index(msg, has) > 0) then
+        passed = passed + 1
+      else
+        failed = failed + 1
+        print '("FAILED: ", a, ": message """, a, """ lacks """, a, """")', what, msg, has
+      end if
+    end if
+  end subroutine
+
+  subroutine write_text(path, text)
+    character(*), intent(in) :: path, text
+    integer :: unit
+    open (newunit=unit, file=path, access="stream", form="unformatted", status="replace", &
+        action="write")
+    write (unit) text
+    close (unit)
+  end subroutine
+
+  subroutine write_bytes(path, b)
+    character(*), intent(in) :: path
+    integer(c_int8_t), intent(in) :: b(:)
+    integer :: unit
+    open (newunit=unit, file=path, access="stream", form="unformatted", status="replace", &
+        action="write")
+    write (unit) b
+    close (unit)
+  end subroutine
+
+  subroutine delete_file(path)
+    character(*), intent(in) :: path
+    integer :: unit
+    open (newunit=unit, file=path, status="old")
+    close (unit, status="delete")
+  end subroutine
+
+  ! [samples, features, outputs, classes] of a dataset (one array: no impure calls joined by
+  ! .and., which gfortran may skip).
+  function dims(ds) result(d)
+    type(c_ptr), intent(in) :: ds
+    integer(c_int64_t) :: d(4)
+    d(1) = cumlp_dataset_num_samples(ds)
+    d(2) = cumlp_dataset_num_features(ds)
+    d(3) = cumlp_dataset_num_outputs(ds)
+    d(4) = cumlp_dataset_num_classes(ds)
+  end function
+
+  ! Byte values 0 .. 255 as c_int8_t.
+  function bytes(v) result(b)
+    integer, intent(in) :: v(:)
+    integer(c_int8_t) :: b(size(v))
+    b = int(merge(v - 256, v, v > 127), c_int8_t)
+  end function
+
+  ! CSV from memory and from a file: a header, padding, a blank line, "\r\n", no final newline;
+  ! classes counted; another delimiter and label column; regression targets.
+  subroutine test_csv()
+    character, parameter :: cr = achar(13)
+    real(c_float), parameter :: want_x(2, 4) = reshape([1.5_c_float, -2.0_c_float, 3.0_c_float, &
+        0.4_c_float, -0.25_c_float, 7.0_c_float, 8.0_c_float, 9.0_c_float], [2, 4])
+    real(c_float), parameter :: want_t(3, 4) = reshape([0.0_c_float, 1.0_c_float, 0.0_c_float, &
+        1.0_c_float, 0.0_c_float, 0.0_c_float, 0.0_c_float, 0.0_c_float, 1.0_c_float, &
+        0.0_c_float, 1.0_c_float, 0.0_c_float], [3, 4])
+    character(:), allocatable :: text, path
+    type(c_ptr) :: ctx, ds, ds2
+    type(cumlp_csv_options) :: cv
+    real(c_float), pointer :: x(:, :), t(:, :), x2(:, :), t2(:, :)
+    integer(c_int) :: status
+    integer(c_int64_t) :: i
+
+    ctx = new_context(CUMLP_BACKEND_REFERENCE)
+    text = "a,b,class" // nl // "1.5,-2,1" // nl // " 3 , 4e-1 , 0" // nl // nl // &
+        "-0.25,7,2" // cr // nl // "8,9,1"
+    status = cumlp_csv_defaults(cv)
+    cv%has_header = 1
+    cv%num_classes = -1
+    call check_ok(cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), cv, ds), &
+        "csv memory", ctx)
+    call check(all(dims(ds) == [4, 2, 3, 3]), "csv: 4 samples, 2 features, 3 classes counted")
+    x => cumlp_dataset_features(ds)
+    t => cumlp_dataset_targets(ds)
+    call check(associated(x) .and. associated(t), "csv: features and targets")
+    call check(all(shape(x) == [2, 4]) .and. all(shape(t) == [3, 4]), "csv: array shapes")
+    call check(all(x == want_x), "csv: features")
+    call check(all(t == want_t), "csv: one-hot targets")
+    call check(all([(cumlp_dataset_label(ds, i), i = 0, 3)] == [1, 0, 2, 1]), "csv: labels")
+    call check(all([cumlp_dataset_label(ds, 4_c_int64_t), cumlp_dataset_label(ds, -1_c_int64_t)] &
+        == -1), "csv: label out of range is -1")
+    ! The pointer is the dataset's memory.
+    x(2, 3) = 42
+    x2 => cumlp_dataset_features(ds)
+    call check(x2(2, 3) == 42, "csv: features pointer writes the dataset")
+    x(2, 3) = 7
+
+    ! The same text from a file.
+    path = tmpdir // "/test_fortran.csv"
+    call write_text(path, text)
+    call check_ok(cumlp_dataset_read_csv(ctx, cumlp_cstr(path), cv, ds2), "csv file", ctx)
+    x2 => cumlp_dataset_features(ds2)
+    t2 => cumlp_dataset_targets(ds2)
+    call check(all(dims(ds2) == [4, 2, 3, 3]) .and. all(x2 == want_x) .and. all(t2 == want_t), &
+        "csv file: same data as from memory")
+    call delete_file(path)
+    call cumlp_dataset_destroy(ds2)
+    call cumlp_dataset_destroy(ds)
+
+    ! ';' delimiter, target in column 0, regression.
+    text = "2.5;1;2" // nl // "-1;3;4" // nl
+    status = cumlp_csv_defaults(cv)
+    cv%delimiter = ichar(';')
+    cv%label_column = 0
+    call check_ok(cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), cv, ds), &
+        "csv regression", ctx)
+    x => cumlp_dataset_features(ds)
+    t => cumlp_dataset_targets(ds)
+    call check(all(dims(ds) == [2, 2, 1, 0]), "csv regression: 1 output, 0 classes")
+    call check(all(x == reshape([1.0_c_float, 2.0_c_float, 3.0_c_float, 4.0_c_float], [2, 2])), &
+        "csv regression: features")
+    call check(all(t == reshape([2.5_c_float, -1.0_c_float], [1, 2])), "csv regression: targets")
+    call check(cumlp_dataset_label(ds, 0_c_int64_t) == -1, "csv regression: no label")
+    call cumlp_dataset_destroy(ds)
+    call cumlp_context_destroy(ctx)
+  end subroutine
+
+  ! FANN from memory (regression and classification) and from a file.
+  subroutine test_fann()
+    character(:), allocatable :: text, path
+    type(c_ptr) :: ctx, ds, ds2
+    real(c_float), pointer :: x(:, :), t(:, :), x2(:, :), t2(:, :)
+    integer(c_int64_t) :: i
+
+    ctx = new_context(CUMLP_BACKEND_REFERENCE)
+    text = "4 2 1" // nl // "0 0" // nl // "0" // nl // "0 1" // nl // "1" // nl // "1 0" // nl &
+        // "1" // nl // "1 1" // nl // "0" // nl
+    call check_ok(cumlp_dataset_read_fann_memory(ctx, text, len(text, c_size_t), 0_c_int, ds), &
+        "fann memory", ctx)
+    x => cumlp_dataset_features(ds)
+    t => cumlp_dataset_targets(ds)
+    call check(all(dims(ds) == [4, 2, 1, 0]), "fann: 4 samples, 2 inputs, 1 output, regression")
+    call check(all(x == reshape([0, 0, 0, 1, 1, 0, 1, 1], [2, 4])), "fann: inputs")
+    call check(all(t == reshape([0, 1, 1, 0], [1, 4])), "fann: outputs")
+    call cumlp_dataset_destroy(ds)
+
+    ! Classification: the class is the largest output. No final newline.
+    text = "3 1 2" // nl // "0.5" // nl // "0.9 0.1" // nl // "-1" // nl // "0.2 0.8" // nl // &
+        "2" // nl // "0.3 0.7"
+    call check_ok(cumlp_dataset_read_fann_memory(ctx, text, len(text, c_size_t), 1_c_int, ds), &
+        "fann classification", ctx)
+    x => cumlp_dataset_features(ds)
+    t => cumlp_dataset_targets(ds)
+    call check(all(dims(ds) == [3, 1, 2, 2]), "fann classification: 2 classes")
+    call check(all(x == reshape([0.5_c_float, -1.0_c_float, 2.0_c_float], [1, 3])), &
+        "fann classification: inputs")
+    call check(all([(cumlp_dataset_label(ds, i), i = 0, 2)] == [0, 1, 1]), &
+        "fann classification: labels")
+    call check(all(t == reshape([1, 0, 0, 1, 0, 1], [2, 3])), "fann classification: one-hot")
+
+    path = tmpdir // "/test_fortran.fann"
+    call write_text(path, text)
+    call check_ok(cumlp_dataset_read_fann(ctx, cumlp_cstr(path), 1_c_int, ds2), "fann file", ctx)
+    x2 => cumlp_dataset_features(ds2)
+    t2 => cumlp_dataset_targets(ds2)
+    call check(all(dims(ds2) == [3, 1, 2, 2]) .and. all(x2 == x) .and. all(t2 == t), &
+        "fann file: same data as from memory")
+    call delete_file(path)
+    call cumlp_dataset_destroy(ds2)
+    call cumlp_dataset_destroy(ds)
+    call cumlp_context_destroy(ctx)
+  end subroutine
+
+  ! IDX from memory and from files: three 2 x 2 unsigned-byte images and their labels.
+  subroutine test_idx()
+    integer, parameter :: pixels(12) = [0, 255, 128, 7, 1, 2, 3, 4, 200, 100, 50, 25]
+    integer(c_int8_t), allocatable, target :: images(:), labels(:), short(:)
+    character(:), allocatable :: ipath, lpath
+    type(c_ptr) :: ctx, ds, ds2
+    real(c_float), pointer :: x(:, :), t(:, :), x2(:, :)
+    integer(c_int64_t) :: i
+
+    ctx = new_context(CUMLP_BACKEND_REFERENCE)
+    images = bytes([0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2, pixels])
+    labels = bytes([0, 0, 8, 1, 0, 0, 0, 3, 2, 0, 1])
+    call check_ok(cumlp_dataset_read_idx_memory(ctx, c_loc(images), size(images, kind=c_size_t), &
+        c_loc(labels), size(labels, kind=c_size_t), 0_c_int, ds), "idx memory", ctx)
+    x => cumlp_dataset_features(ds)
+    t => cumlp_dataset_targets(ds)
+    call check(all(dims(ds) == [3, 4, 3, 3]), "idx: 3 samples of 4 features, 3 classes")
+    call check(all(x == reshape(real(pixels, c_float), [4, 3])), "idx: pixel values as stored")
+    call check(all([(cumlp_dataset_label(ds, i), i = 0, 2)] == [2, 0, 1]), "idx: labels")
+    call check(all(sum(t, dim=1) == 1), "idx: one-hot columns")
+    call cumlp_dataset_destroy(ds)
+
+    call check_ok(cumlp_dataset_read_idx_memory(ctx, c_loc(images), size(images, kind=c_size_t), &
+        c_loc(labels), size(labels, kind=c_size_t), 5_c_int, ds), "idx with 5 classes", ctx)
+    call check(all(dims(ds) == [3, 4, 5, 5]), "idx: num_classes 5 fixes the class count")
+    call cumlp_dataset_destroy(ds)
+
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_idx_memory(ctx, c_loc(images), &
+        size(images, kind=c_size_t), c_loc(labels), size(labels, kind=c_size_t), 2_c_int, ds), &
+        CUMLP_ERROR_INVALID_VALUE, ds, ctx, "idx: label 2 of 2 classes", "label 2")
+    allocate(short, source=images(1:size(images) - 1))
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_idx_memory(ctx, c_loc(short), size(short, kind=c_size_t), &
+        c_loc(labels), size(labels, kind=c_size_t), 0_c_int, ds), CUMLP_ERROR_TRUNCATED, ds, ctx, &
+        "idx: one byte short", "<memory images>")
+    deallocate(short)
+    allocate(short, source=images)
+    short(3) = 7   ! no such element type
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_idx_memory(ctx, c_loc(short), size(short, kind=c_size_t), &
+        c_loc(labels), size(labels, kind=c_size_t), 0_c_int, ds), CUMLP_ERROR_FORMAT, ds, ctx, &
+        "idx: bad magic", "magic")
+
+    ipath = tmpdir // "/test_fortran-images.idx"
+    lpath = tmpdir // "/test_fortran-labels.idx"
+    call write_bytes(ipath, images)
+    call write_bytes(lpath, labels)
+    call check_ok(cumlp_dataset_read_idx(ctx, cumlp_cstr(ipath), cumlp_cstr(lpath), 0_c_int, ds2), &
+        "idx files", ctx)
+    x2 => cumlp_dataset_features(ds2)
+    call check(all(dims(ds2) == [3, 4, 3, 3]) .and. &
+        all(x2 == reshape(real(pixels, c_float), [4, 3])), "idx files: same data as from memory")
+    call check(cumlp_dataset_label(ds2, 0_c_int64_t) == 2, "idx files: labels")
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_idx(ctx, cumlp_cstr(ipath), &
+        cumlp_cstr(tmpdir // "/no-such-labels.idx"), 0_c_int, ds), CUMLP_ERROR_IO, ds, ctx, &
+        "idx: missing labels file", "no-such-labels.idx")
+    call delete_file(ipath)
+    call delete_file(lpath)
+    call cumlp_dataset_destroy(ds2)
+    call cumlp_context_destroy(ctx)
+  end subroutine
+
+  ! A created dataset filled through the array pointers and set_labels; shuffles, subsets and
+  ! splits keep each sample's features and targets together.
+  subroutine test_shuffle_subset_split()
+    integer(c_int64_t), parameter :: n = 30
+    type(c_ptr) :: ctx, ds, twin, sub, tr, va
+    real(c_float), pointer :: x(:, :), t(:, :), xb(:, :), xs(:, :), ts(:, :), xtr(:, :), xva(:, :)
+    real(c_float), allocatable :: t0(:, :), x0(:, :)
+    integer(c_int32_t) :: labels(n), bad(n)
+    integer(c_int64_t) :: j, id
+    integer(c_int) :: label
+    logical :: ok
+
+    ctx = new_context(CUMLP_BACKEND_REFERENCE)
+    call check_ok(cumlp_dataset_create(ctx, 2_c_int64_t, 3_c_int64_t, n, 3_c_int, ds), &
+        "dataset create", ctx)
+    call check_ok(cumlp_dataset_create(ctx, 2_c_int64_t, 3_c_int64_t, n, 3_c_int, twin), &
+        "dataset create twin", ctx)
+    x => cumlp_dataset_features(ds)
+    t => cumlp_dataset_targets(ds)
+    call check(all(shape(x) == [2, 30]) .and. all(shape(t) == [3, 30]), "create: shapes")
+    call check(all(x == 0) .and. all(t == 0), "create: zeroed")
+    do j = 1, n
+      x(1, j) = real(j - 1, c_float)
+      x(2, j) = 10 * x(1, j)
+      labels(j) = int(mod(j - 1, 3_c_int64_t), c_int32_t)
+    end do
+    call check_ok(cumlp_dataset_set_labels(ds, labels, n), "set labels", ctx)
+    ok = .true.
+    do j = 1, n
+      ok = ok .and. t(labels(j) + 1, j) == 1 .and. sum(t(:, j)) == 1
+    end do
+    call check(ok, "set labels: one-hot at label + 1")
+    allocate(t0, source=t)
+    bad = labels
+    bad(5) = 3
+    call check_fails(cumlp_dataset_set_labels(ds, bad, n), CUMLP_ERROR_INVALID_VALUE, c_null_ptr, &
+        ctx, "set labels: label 3 of 3 classes", "label")
+    call check(all(t == t0), "set labels: a failed call leaves the targets")
+    xb => cumlp_dataset_features(twin)
+    xb = x
+    call check_ok(cumlp_dataset_set_labels(twin, labels, n), "set labels twin", ctx)
+
+    ! Shuffle: the same seed gives the same order; samples stay whole.
+    call check_ok(cumlp_dataset_shuffle(ds, 7_c_int64_t), "shuffle", ctx)
+    call check_ok(cumlp_dataset_shuffle(twin, 7_c_int64_t), "shuffle twin", ctx)
+    call check(all(x == xb), "shuffle: same seed, same order")
+    call check(any(x(1, :) /= [(real(j, c_float), j = 0, n - 1)]), "shuffle: order changed")
+    ok = all(x(2, :) == 10 * x(1, :))
+    do j = 1, n
+      label = cumlp_dataset_label(ds, j - 1)
+      ok = ok .and. label == mod(int(x(1, j), c_int64_t), 3_c_int64_t)
+    end do
+    call check(ok, "shuffle: features and targets move together")
+    ok = .true.
+    do id = 0, n - 1
+      ok = ok .and. count(x(1, :) == real(id, c_float)) == 1
+    end do
+    call check(ok, "shuffle: a permutation")
+    call check_ok(cumlp_dataset_shuffle(twin, 8_c_int64_t), "shuffle with seed 8", ctx)
+    call check(any(xb /= x), "shuffle: another seed, another order")
+
+    ! Subset: a copy of samples 5 .. 8 (from 0).
+    call check_ok(cumlp_dataset_subset(ds, 5_c_int64_t, 4_c_int64_t, sub), "subset", ctx)
+    xs => cumlp_dataset_features(sub)
+    ts => cumlp_dataset_targets(sub)
+    call check(all(dims(sub) == [4, 2, 3, 3]), "subset: 4 samples, 3 classes")
+    call check(all(xs == x(:, 6:9)) .and. all(ts == t(:, 6:9)), "subset: samples 5 to 8")
+    xs(1, 1) = -1
+    call check(x(1, 6) /= -1, "subset: a copy")
+    call cumlp_dataset_destroy(sub)
+    sub = c_loc(sentinel)
+    call check_fails(cumlp_dataset_subset(ds, 28_c_int64_t, 5_c_int64_t, sub), &
+        CUMLP_ERROR_INVALID_VALUE, sub, ctx, "subset past the end", "outside")
+    sub = c_loc(sentinel)
+    call check_fails(cumlp_dataset_subset(ds, 0_c_int64_t, 0_c_int64_t, sub), &
+        CUMLP_ERROR_INVALID_VALUE, sub, ctx, "empty subset")
+
+    ! Split: round(0.2 * 30) = 6 validation samples; together the two hold every sample once.
+    allocate(x0, source=x)
+    call check_ok(cumlp_dataset_split(ds, 0.2d0, 3_c_int64_t, tr, va), "split", ctx)
+    call check(all(dims(va) == [6, 2, 3, 3]), "split: 6 validation samples")
+    call check(all(dims(tr) == [24, 2, 3, 3]), "split: 24 training samples")
+    xtr => cumlp_dataset_features(tr)
+    xva => cumlp_dataset_features(va)
+    ok = all(xtr(2, :) == 10 * xtr(1, :)) .and. all(xva(2, :) == 10 * xva(1, :))
+    do id = 0, n - 1
+      ok = ok .and. count(xtr(1, :) == real(id, c_float)) + count(xva(1, :) == real(id, c_float)) &
+          == 1
+    end do
+    do j = 1, 6
+      label = cumlp_dataset_label(va, j - 1)
+      ok = ok .and. label == mod(int(xva(1, j), c_int64_t), 3_c_int64_t)
+    end do
+    call check(ok, "split: a partition of whole samples")
+    call check(all(x == x0), "split: the source is unchanged")
+    call cumlp_dataset_destroy(tr)
+    call cumlp_dataset_destroy(va)
+    tr = c_loc(sentinel)
+    va = c_loc(sentinel)
+    call check_fails(cumlp_dataset_split(ds, 0.01d0, 3_c_int64_t, tr, va), &
+        CUMLP_ERROR_INVALID_VALUE, tr, ctx, "split leaving no validation sample", "at least one")
+    call check(.not. c_associated(va), "split failed: no validation set")
+    tr = c_loc(sentinel)
+    va = c_loc(sentinel)
+    call check_fails(cumlp_dataset_split(ds, 1d0, 3_c_int64_t, tr, va), &
+        CUMLP_ERROR_INVALID_VALUE, va, ctx, "split fraction 1")
+
+    call cumlp_dataset_destroy(twin)
+    call cumlp_dataset_destroy(ds)
+    call cumlp_context_destroy(ctx)
+  end subroutine
+
+  ! Min-max and standardizing scalers, per feature and over all features, stored and restored.
+  subroutine test_scaler()
+    real(c_float), parameter :: raw(2, 4) = reshape([1.0_c_float, 10.0_c_float, 2.0_c_float, &
+        20.0_c_float, 3.0_c_float, 30.0_c_float, 5.0_c_float, 60.0_c_float], [2, 4])
+    type(c_ptr) :: ctx, ds, ds_b, ds_c, ds_d, wide, sc, sc_b, sc_c, sc_d
+    real(c_float), pointer :: x(:, :), xb(:, :), xd(:, :)
+    real(c_float) :: offsets(2), scales(2), scales_only(2), o3(3)
+    real(c_double) :: sd(2)
+    integer(c_int) :: status
+
+    ctx = new_context(CUMLP_BACKEND_REFERENCE)
+    status = cumlp_dataset_create(ctx, 2_c_int64_t, 1_c_int64_t, 4_c_int64_t, 0_c_int, ds)
+    x => cumlp_dataset_features(ds)
+    x = raw
+    call check_ok(cumlp_dataset_subset(ds, 0_c_int64_t, 4_c_int64_t, ds_b), "scaler: copy b", ctx)
+    call check_ok(cumlp_dataset_subset(ds, 0_c_int64_t, 4_c_int64_t, ds_c), "scaler: copy c", ctx)
+    call check_ok(cumlp_dataset_subset(ds, 0_c_int64_t, 4_c_int64_t, ds_d), "scaler: copy d", ctx)
+
+    ! Min-max per feature: offset = min, scale = 1 / (max - min).
+    call check_ok(cumlp_scaler_fit(ds, CUMLP_SCALE_MINMAX, 1_c_int, sc), "scaler fit minmax", ctx)
+    call check(cumlp_scaler_num_features(sc) == 2, "scaler: 2 features")
+    call check_ok(cumlp_scaler_get(sc, offsets, scales, 2_c_int64_t), "scaler get", ctx)
+    call check(all(offsets == [1.0_c_float, 10.0_c_float]), "minmax: offsets are the minima")
+    call check(all(scales == [0.25_c_float, real(1d0 / 50d0, c_float)]), &
+        "minmax: scales are 1 / range")
+    call check_ok(cumlp_scaler_get(sc, scales=scales_only, count=2_c_int64_t), &
+        "scaler get without offsets", ctx)
+    call check(all(scales_only == scales), "scaler get: scales alone")
+    call check_fails(cumlp_scaler_get(sc, offsets, scales, 3_c_int64_t), &
+        CUMLP_ERROR_INVALID_VALUE, c_null_ptr, ctx, "scaler get with count 3", "count")
+    call check_ok(cumlp_scaler_apply(sc, ds), "scaler apply", ctx)
+    call check(all(x(1, :) == [0.0_c_float, 0.25_c_float, 0.5_c_float, 1.0_c_float]), &
+        "minmax: feature 1 in [0, 1]")
+    call check(all(abs(x(2, :) - [0.0_c_float, 0.2_c_float, 0.4_c_float, 1.0_c_float]) < 1e-6), &
+        "minmax: feature 2 in [0, 1]")
+
+    ! Standardize per feature: offset = mean, scale = 1 / population standard deviation.
+    call check_ok(cumlp_scaler_fit(ds_b, CUMLP_SCALE_STANDARDIZE, 1_c_int, sc_b), &
+        "scaler fit standardize", ctx)
+    call check_ok(cumlp_scaler_get(sc_b, offsets, scales, 2_c_int64_t), "scaler get b", ctx)
+    sd = [sqrt(8.75d0 / 4), sqrt(1400d0 / 4)]
+    call check(all(offsets == [2.75_c_float, 30.0_c_float]), "standardize: offsets are the means")
+    call check(all(abs(scales * sd - 1) < 1d-6), "standardize: scales are 1 / sd")
+    call check_ok(cumlp_scaler_apply(sc_b, ds_b), "scaler apply b", ctx)
+    xb => cumlp_dataset_features(ds_b)
+    call check(all(abs(sum(xb, dim=2) / 4) < 1e-6), "standardize: mean 0")
+    call check(all(abs(sum(xb**2, dim=2) / 4 - 1) < 1e-5), "standardize: variance 1")
+
+    ! Stored statistics restore the same scaler (ctx may be NULL).
+    call check_ok(cumlp_scaler_create(c_null_ptr, 2_c_int64_t, offsets, scales, sc_d), &
+        "scaler create", c_null_ptr)
+    call check_ok(cumlp_scaler_apply(sc_d, ds_d), "scaler apply d", ctx)
+    xd => cumlp_dataset_features(ds_d)
+    call check(all(xd == xb), "scaler create: same scaling as the fitted scaler")
+
+    ! One pair over all features.
+    call check_ok(cumlp_scaler_fit(ds_c, CUMLP_SCALE_MINMAX, 0_c_int, sc_c), "scaler fit all", ctx)
+    call check_ok(cumlp_scaler_get(sc_c, offsets, scales, 2_c_int64_t), "scaler get c", ctx)
+    call check(all(offsets == 1) .and. all(scales == real(1d0 / 59d0, c_float)), &
+        "minmax over all features: one pair")
+
+    ! Errors.
+    call cumlp_scaler_destroy(sc)
+    call cumlp_scaler_destroy(c_null_ptr)
+    sc = c_loc(sentinel)
+    call check_fails(cumlp_scaler_create(c_null_ptr, 2_c_int64_t, [0.0_c_float, 0.0_c_float], &
+        [1.0_c_float, 0.0_c_float], sc), CUMLP_ERROR_INVALID_VALUE, sc, c_null_ptr, &
+        "scaler create with a zero scale", "scale")
+    sc = c_loc(sentinel)
+    call check_fails(cumlp_scaler_fit(ds, 7_c_int, 1_c_int, sc), CUMLP_ERROR_INVALID_VALUE, sc, &
+        ctx, "scaler fit with method 7", "method")
+    status = cumlp_dataset_create(ctx, 3_c_int64_t, 1_c_int64_t, 2_c_int64_t, 0_c_int, wide)
+    call check_fails(cumlp_scaler_apply(sc_c, wide), CUMLP_ERROR_INVALID_VALUE, c_null_ptr, ctx, &
+        "scaler of 2 features on 3", "features")
+    call check(cumlp_scaler_num_features(c_null_ptr) == -1, "scaler: NULL has -1 features")
+    call check(cumlp_scaler_apply(c_null_ptr, ds) == CUMLP_ERROR_INVALID_VALUE, &
+        "scaler apply of NULL")
+    o3 = 0
+    call check(cumlp_scaler_get(c_null_ptr, o3, count=3_c_int64_t) == CUMLP_ERROR_INVALID_VALUE, &
+        "scaler get of NULL")
+
+    call cumlp_dataset_destroy(wide)
+    call cumlp_scaler_destroy(sc_b)
+    call cumlp_scaler_destroy(sc_c)
+    call cumlp_scaler_destroy(sc_d)
+    call cumlp_dataset_destroy(ds)
+    call cumlp_dataset_destroy(ds_b)
+    call cumlp_dataset_destroy(ds_c)
+    call cumlp_dataset_destroy(ds_d)
+    call cumlp_context_destroy(ctx)
+  end subroutine
+
+  ! The learning-rate schedules against their formulas.
+  subroutine test_schedule()
+    type(cumlp_fit_options) :: fo
+    real(c_double) :: rate
+    integer(c_int) :: status
+    real(c_double), parameter :: pi = acos(-1d0)
+
+    status = cumlp_fit_defaults(fo)
+    call check_ok(cumlp_schedule_learning_rate(fo, 0.1d0, 7_c_int, rate), "schedule", c_null_ptr)
+    call check(rate == 0.1d0, "constant schedule")
+    fo%schedule = CUMLP_LR_STEP
+    fo%lr_gamma = 0.5d0
+    fo%lr_step_epochs = 2
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 1_c_int, rate)
+    call check_near(rate, 0.1d0, 1d-17, "step schedule, epoch 1")
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 5_c_int, rate)
+    call check_near(rate, 0.025d0, 1d-17, "step schedule, epoch 5")
+    fo%schedule = CUMLP_LR_EXPONENTIAL
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 3_c_int, rate)
+    call check_near(rate, 0.0125d0, 1d-17, "exponential schedule, epoch 3")
+    fo%schedule = CUMLP_LR_COSINE
+    fo%epochs = 10
+    fo%lr_min = 0.01d0
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 0_c_int, rate)
+    call check_near(rate, 0.1d0, 1d-16, "cosine schedule, epoch 0")
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 3_c_int, rate)
+    call check_near(rate, 0.01d0 + 0.09d0 * (1 + cos(pi * 0.3d0)) / 2, 1d-16, &
+        "cosine schedule, epoch 3")
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 5_c_int, rate)
+    call check_near(rate, 0.055d0, 1d-16, "cosine schedule, epoch 5")
+    ! (rate is INTENT(OUT): undefined after a failed call in Fortran, whatever C leaves in it.)
+    fo%lr_gamma = 0
+    call check_fails(cumlp_schedule_learning_rate(fo, 0.1d0, 3_c_int, rate), &
+        CUMLP_ERROR_INVALID_VALUE, c_null_ptr, c_null_ptr, "schedule with lr_gamma 0", "lr_gamma")
+    fo%lr_gamma = 0.5d0
+    call check_fails(cumlp_schedule_learning_rate(fo, 0.1d0, -1_c_int, rate), &
+        CUMLP_ERROR_INVALID_VALUE, c_null_ptr, c_null_ptr, "schedule of epoch -1", "epoch")
+  end subroutine
+
+  ! An easy separable problem as CSV text with a header line: x1 in [2, 8] and x2 in [100, 300]
+  ! (scales far apart, for the scaler), class 1 where (x1 - 5) / 3 + (x2 - 200) / 100 > 0, points
+  ! within 0.15 of the boundary left out. rows: the number of samples written.
+  subroutine separable_csv(text, rows)
+    character(:), allocatable, intent(out) :: text
+    integer, intent(out) :: rows
+    character(64) :: line
+    real(c_double) :: u, v, x1, x2, s
+    integer :: i
+    text = "x1,x2,class" // nl
+    rows = 0
+    do i = 1, 240
+      u = modulo(i * 0.6180339887498949d0, 1d0)
+      v = modulo(i * 0.7548776662466927d0 + 0.5d0, 1d0)
+      x1 = 2 + 6 * u
+      x2 = 100 + 200 * v
+      s = (x1 - 5) / 3 + (x2 - 200) / 100
+      if (abs(s) < 0.15d0) cycle
+      write (line, '(es15.7, ",", es15.7, ",", i0)') x1, x2, merge(1, 0, s > 0)
+      text = text // trim(line) // nl
+      rows = rows + 1
+    end do
+  end subroutine
+
+  ! The whole pipeline on one backend: CSV -> split -> standardize -> cumlp_fit with a Fortran
+  ! callback (step schedule) -> evaluate and predict, checked against values recomputed here;
+  ! then callbacks every 3 batches, stops by callback, target loss and patience, and errors.
+  subroutine test_fit_classification(backend)
+    integer(c_int), intent(in) :: backend
+    type(c_ptr) :: ctx, all_ds, train, val, scaler, net, opt, net2, opt2, wide, x, y
+    type(cumlp_csv_options) :: cv
+    type(cumlp_network_options) :: no
+    type(cumlp_optimizer_options) :: oo
+    type(cumlp_fit_options) :: fo
+    type(cumlp_fit_result) :: fr
+    type(cumlp_eval_result) :: er, er0
+    type(fit_log), target :: flog
+    procedure(cumlp_fit_callback), pointer :: callback
+    real(c_float), pointer :: xt(:, :), xv(:, :), tv(:, :)
+    real(c_float), allocatable :: out(:, :), out7(:, :), fwd(:, :)
+    real(c_float) :: offsets(2)
+    real(c_double) :: rate, mean(2), sd(2), loss, mse
+    character(:), allocatable :: text, tag
+    integer :: rows, k, correct
+    integer(c_int) :: status, label
+    integer(c_int64_t) :: n, ntrain, nval, bpe, j, steps0
+    integer :: per
+    logical :: ok, ok_lr, ok_scores
+
+    if (cumlp_backend_is_built(backend) == 0) return
+    ctx = new_context(backend)
+    if (.not. c_associated(ctx)) return   ! e.g. a backend with no device here
+    tag = "fit (" // cumlp_backend_name(backend) // "): "
+
+    call separable_csv(text, rows)
+    status = cumlp_csv_defaults(cv)
+    cv%has_header = 1
+    cv%num_classes = 2
+    call check_ok(cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), cv, all_ds), &
+        tag // "read csv", ctx)
+    n = cumlp_dataset_num_samples(all_ds)
+    call check(n == rows .and. rows > 150, tag // "every row read")
+    call check_ok(cumlp_dataset_split(all_ds, 0.2d0, 9_c_int64_t, train, val), tag // "split", ctx)
+    nval = floor(0.2d0 * real(n, c_double) + 0.5d0, c_int64_t)
+    ntrain = cumlp_dataset_num_samples(train)
+    call check(cumlp_dataset_num_samples(val) == nval .and. ntrain == n - nval, &
+        tag // "split sizes")
+
+    ! Standardize both splits with the training split's statistics.
+    xt => cumlp_dataset_features(train)
+    mean = sum(real(xt, c_double), dim=2) / real(ntrain, c_double)
+    call check_ok(cumlp_scaler_fit(train, CUMLP_SCALE_STANDARDIZE, 1_c_int, scaler), &
+        tag // "scaler fit", ctx)
+    call check_ok(cumlp_scaler_get(scaler, offsets=offsets, count=2_c_int64_t), &
+        tag // "scaler get", ctx)
+    call check(all(abs(offsets - mean) <= 1d-6 * abs(mean)), tag // "offsets are the means")
+    call check_ok(cumlp_scaler_apply(scaler, train), tag // "scale train", ctx)
+    call check_ok(cumlp_scaler_apply(scaler, val), tag // "scale validation", ctx)
+    mean = sum(real(xt, c_double), dim=2) / real(ntrain, c_double)
+    sd = sqrt(sum(real(xt, c_double)**2, dim=2) / real(ntrain, c_double))
+    call check(all(abs(mean) < 1d-5) .and. all(abs(sd - 1) < 1d-5), &
+        tag // "training features standardized")
+
+    status = cumlp_network_defaults(no)
+    no%loss = CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY
+    no%seed = 5
+    call check_ok(cumlp_network_create(ctx, 2_c_int, [2_c_int64_t, 8_c_int64_t, 2_c_int64_t], &
+        [CUMLP_ACT_TANH, CUMLP_ACT_SOFTMAX], no, net), tag // "network", ctx)
+    status = cumlp_optimizer_defaults(oo)
+    oo%type = CUMLP_OPT_ADAM
+    oo%learning_rate = 0.02d0
+    call check_ok(cumlp_optimizer_create(net, oo, opt), tag // "optimizer", ctx)
+
+    ! 30 epochs of batches of 16, the rate halved every 10 epochs, a callback after each epoch.
+    callback => on_progress   ! on_progress has the interface cumlp_fit_callback
+    status = cumlp_fit_defaults(fo)
+    fo%epochs = 30
+    fo%batch_size = 16
+    fo%schedule = CUMLP_LR_STEP
+    fo%lr_gamma = 0.5d0
+    fo%lr_step_epochs = 10
+    fo%callback = c_funloc(callback)
+    fo%user_data = c_loc(flog)
+    call check(c_associated(fo%callback, c_funloc(on_progress)), tag // "c_funloc")
+    call fit_log_reset(flog, 0_c_int)
+    call check_ok(cumlp_fit(net, opt, train, val, fo, fr), tag // "fit", ctx)
+    bpe = (ntrain + 15) / 16
+    call check(fr%epochs_run == 30 .and. fr%stop_reason == CUMLP_STOP_EPOCHS, &
+        tag // "30 epochs run")
+    call check(fr%steps == 30 * bpe, tag // "steps")
+    call check(cumlp_optimizer_step_count(opt) == 30 * bpe, tag // "optimizer steps")
+    call check(flog%calls == 30, tag // "the callback ran once per epoch")
+    ok = .true.
+    ok_lr = .true.
+    ok_scores = .true.
+    do k = 1, 30
+      ok = ok .and. flog%epoch(k) == k - 1 .and. flog%end_of_epoch(k) == 1 .and. &
+          flog%batch(k) == bpe .and. flog%batches_per_epoch(k) == bpe .and. flog%steps(k) == k * bpe
+      status = cumlp_schedule_learning_rate(fo, 0.02d0, k - 1, rate)
+      ok_lr = ok_lr .and. status == CUMLP_SUCCESS .and. flog%learning_rate(k) == rate
+      ok_scores = ok_scores .and. flog%train_loss(k) > 0 .and. flog%train_accuracy(k) >= 0 .and. &
+          flog%train_accuracy(k) <= 1 .and. flog%validation_loss(k) > 0 .and. &
+          flog%validation_accuracy(k) >= 0 .and. flog%validation_accuracy(k) <= 1
+    end do
+    call check(ok, tag // "callback progress: epoch, batch, steps")
+    call check(ok_lr, tag // "callback progress: the scheduled rates")
+    call check(flog%learning_rate(30) == 0.02d0 * 0.25d0, tag // "rate of the last epoch")
+    call check(ok_scores, tag // "callback progress: losses and accuracies")
+    call check(cumlp_optimizer_learning_rate(opt) == flog%learning_rate(30), &
+        tag // "optimizer left at the last epoch's rate")
+    call check(flog%train_loss(30) == fr%train_loss .and. &
+        flog%validation_loss(30) == fr%validation_loss .and. &
+        flog%validation_accuracy(30) == fr%validation_accuracy, tag // "result = last progress")
+    call check(fr%train_accuracy >= 0.95d0, tag // "training accuracy >= 95%")
+    call check(fr%validation_accuracy >= 0.95d0, tag // "validation accuracy >= 95%")
+    call check(fr%best_epoch >= 0 .and. fr%best_epoch < 30 .and. &
+        fr%best_validation_loss <= fr%validation_loss .and. &
+        fr%best_validation_loss == minval(flog%validation_loss(1:30)), tag // "best epoch")
+    call check(fr%seconds >= 0, tag // "seconds")
+    if (fr%validation_accuracy < 0.95d0) print '(2x, a, 3es12.4)', &
+        "train/validation accuracy, validation loss:", fr%train_accuracy, &
+        fr%validation_accuracy, fr%validation_loss
+
+    ! evaluate in fit's batches gives fit's numbers; in one batch the same accuracy.
+    call check_ok(cumlp_evaluate(net, val, 16_c_int64_t, er), tag // "evaluate", ctx)
+    call check(er%accuracy == fr%validation_accuracy, tag // "evaluate: fit's accuracy")
+    call check_near(er%loss, fr%validation_loss, 1d-12, tag // "evaluate: fit's loss")
+    call check_near(er%mse, fr%validation_mse, 1d-12, tag // "evaluate: fit's mse")
+    call check_ok(cumlp_evaluate(net, val, 0_c_int64_t, er0), tag // "evaluate batch 0", ctx)
+    call check(er0%accuracy == er%accuracy, tag // "evaluate batch 0: accuracy")
+    call check_near(er0%loss, er%loss, 1d-6, tag // "evaluate batch 0: loss")
+
+    ! predict, and the scores recomputed from its outputs.
+    allocate(out(2, nval), out7(2, nval), fwd(2, nval))
+    out = -1
+    call check_ok(cumlp_predict(net, val, 0_c_int64_t, out, size(out, kind=c_int64_t)), &
+        tag // "predict", ctx)
+    tv => cumlp_dataset_targets(val)
+    correct = 0
+    loss = 0
+    mse = 0
+    do j = 1, nval
+      label = cumlp_dataset_label(val, j - 1)
+      if (maxloc(out(:, j), dim=1) - 1 == label) correct = correct + 1
+      loss = loss - log(real(out(label + 1, j), c_double))
+      mse = mse + sum((real(out(:, j), c_double) - real(tv(:, j), c_double))**2)
+    end do
+    call check(real(correct, c_double) / real(nval, c_double) == er%accuracy, &
+        tag // "predict: evaluate's accuracy")
+    call check_near(loss / real(nval, c_double), er%loss, 1d-5, tag // "predict: evaluate's loss")
+    call check_near(mse / real(2 * nval, c_double), er%mse, 1d-6, tag // "predict: evaluate's mse")
+    call check(all(abs(sum(out, dim=1) - 1) < 1e-5), tag // "predict: softmax columns sum to 1")
+    call check_ok(cumlp_predict(net, val, 7_c_int64_t, out7, size(out7, kind=c_int64_t)), &
+        tag // "predict in batches of 7", ctx)
+    call check(maxval(abs(out7 - out)) <= 1e-6, tag // "predict: batch size does not matter")
+    ! The same outputs through a tensor and cumlp_forward.
+    xv => cumlp_dataset_features(val)
+    call check_ok(cumlp_tensor_create(ctx, 2_c_int64_t, nval, x), tag // "tensor x", ctx)
+    call check_ok(cumlp_tensor_create(ctx, 2_c_int64_t, nval, y), tag // "tensor y", ctx)
+    call check_ok(cumlp_tensor_upload(x, xv, size(xv, kind=c_int64_t)), tag // "upload", ctx)
+    call check_ok(cumlp_forward(net, x, y), tag // "forward", ctx)
+    call check_ok(cumlp_tensor_download(y, fwd, size(fwd, kind=c_int64_t)), tag // "download", ctx)
+    call check(maxval(abs(fwd - out)) <= 1e-6, tag // "predict = forward")
+    call cumlp_tensor_destroy(x)
+    call cumlp_tensor_destroy(y)
+    call check_fails(cumlp_predict(net, val, 0_c_int64_t, out, size(out, kind=c_int64_t) - 1), &
+        CUMLP_ERROR_INVALID_VALUE, c_null_ptr, ctx, tag // "predict with a wrong count", "count")
+
+    ! A callback every 3 batches as well: (bpe - 1) / 3 calls inside each epoch, one at its end.
+    call fit_log_reset(flog, 0_c_int)
+    fo%epochs = 2
+    fo%schedule = CUMLP_LR_CONSTANT
+    fo%callback_every = 3
+    call check_ok(cumlp_fit(net, opt, train, val, fo, fr), tag // "fit, callback every 3", ctx)
+    per = int((bpe - 1) / 3 + 1)
+    call check(per >= 2 .and. flog%calls == 2 * per, tag // "callback every 3: number of calls")
+    ok = .true.
+    do k = 1, 2 * per
+      if (mod(k, per) == 0) then
+        ok = ok .and. flog%end_of_epoch(k) == 1 .and. flog%batch(k) == bpe .and. &
+            flog%validation_loss(k) > 0
+      else
+        ok = ok .and. flog%end_of_epoch(k) == 0 .and. flog%batch(k) == 3 * mod(k, per) .and. &
+            flog%validation_loss(k) == -1
+      end if
+      ok = ok .and. flog%epoch(k) == (k - 1) / per .and. &
+          flog%steps(k) == flog%epoch(k) * bpe + flog%batch(k)
+    end do
+    call check(ok, tag // "callback every 3: progress")
+    fo%callback_every = 0
+
+    ! The callback asks to stop at its third call.
+    call fit_log_reset(flog, 3_c_int)
+    fo%epochs = 10
+    call check_ok(cumlp_fit(net, opt, train, val, fo, fr), tag // "fit stopped by callback", ctx)
+    call check(fr%stop_reason == CUMLP_STOP_CALLBACK .and. fr%epochs_run == 3 .and. &
+        flog%calls == 3 .and. fr%steps == 3 * bpe, tag // "stopped by the callback")
+
+    ! A target loss every epoch reaches, then patience with an improvement no epoch makes.
+    call fit_log_reset(flog, 0_c_int)
+    fo%target_loss = 10
+    call check_ok(cumlp_fit(net, opt, train, val, fo, fr), tag // "fit to a target loss", ctx)
+    call check(fr%stop_reason == CUMLP_STOP_TARGET_LOSS .and. fr%epochs_run == 1 .and. &
+        flog%calls == 1, tag // "stopped at the target loss")
+    fo%target_loss = 0
+    call fit_log_reset(flog, 0_c_int)
+    fo%patience = 1
+    fo%min_delta = 1d9
+    call check_ok(cumlp_fit(net, opt, train, val, fo, fr), tag // "fit with patience", ctx)
+    call check(fr%stop_reason == CUMLP_STOP_PATIENCE .and. fr%epochs_run == 2 .and. &
+        fr%best_epoch == 0 .and. flog%calls == 2, tag // "stopped by patience")
+    fo%patience = 0
+    fo%min_delta = 0
+
+    ! No result, no validation set, no callback.
+    fo%epochs = 1
+    fo%callback = c_null_funptr
+    steps0 = cumlp_optimizer_step_count(opt)
+    call fit_log_reset(flog, 0_c_int)
+    call check_ok(cumlp_fit(net, opt, train, c_null_ptr, fo), tag // "fit without result", ctx)
+    call check(cumlp_optimizer_step_count(opt) - steps0 == bpe .and. flog%calls == 0, &
+        tag // "fit without result: one epoch, no callback")
+
+    ! Errors.
+    fo%epochs = 0
+    call check_fails(cumlp_fit(net, opt, train, val, fo), CUMLP_ERROR_INVALID_VALUE, c_null_ptr, &
+        ctx, tag // "fit of 0 epochs", "epochs")
+    fo%epochs = 1
+    fo%lr_gamma = 2
+    call check_fails(cumlp_fit(net, opt, train, val, fo), CUMLP_ERROR_INVALID_VALUE, c_null_ptr, &
+        ctx, tag // "fit with lr_gamma 2", "lr_gamma")
+    fo%lr_gamma = 0.1d0
+    call check_fails(cumlp_fit(net, opt, c_null_ptr, val, fo), CUMLP_ERROR_INVALID_VALUE, &
+        c_null_ptr, ctx, tag // "fit without training set", "NULL")
+    status = cumlp_dataset_create(ctx, 3_c_int64_t, 2_c_int64_t, 5_c_int64_t, 2_c_int, wide)
+    call check_fails(cumlp_fit(net, opt, wide, c_null_ptr, fo), CUMLP_ERROR_INVALID_VALUE, &
+        c_null_ptr, ctx, tag // "fit on 3 features", "features")
+    call check_fails(cumlp_evaluate(net, wide, 0_c_int64_t, er), CUMLP_ERROR_INVALID_VALUE, &
+        c_null_ptr, ctx, tag // "evaluate on 3 features", "features")
+    status = cumlp_network_create(ctx, 1_c_int, [2_c_int64_t, 2_c_int64_t], [CUMLP_ACT_SOFTMAX], &
+        no, net2)
+    status = cumlp_optimizer_create(net2, oo, opt2)
+    call check_fails(cumlp_fit(net, opt2, train, val, fo), CUMLP_ERROR_INVALID_VALUE, c_null_ptr, &
+        ctx, tag // "fit with another network's optimizer", "another network")
+
+    call cumlp_optimizer_destroy(opt2)
+    call cumlp_network_destroy(net2)
+    call cumlp_dataset_destroy(wide)
+    call cumlp_optimizer_destroy(opt)
+    call cumlp_network_destroy(net)
+    call cumlp_scaler_destroy(scaler)
+    call cumlp_dataset_destroy(train)
+    call cumlp_dataset_destroy(val)
+    call cumlp_dataset_destroy(all_ds)
+    call cumlp_context_destroy(ctx)
+  end subroutine
+
+  ! A linear regression fitted exactly: y = 0.5 x1 - 0.25 x2 + 0.1 by a 2-1 identity network.
+  subroutine test_fit_regression(backend)
+    integer(c_int), intent(in) :: backend
+    integer(c_int64_t), parameter :: n = 64
+    type(c_ptr) :: ctx, ds, net, opt
+    type(cumlp_network_options) :: no
+    type(cumlp_optimizer_options) :: oo
+    type(cumlp_fit_options) :: fo
+    type(cumlp_fit_result) :: fr
+    type(cumlp_eval_result) :: er
+    real(c_float), pointer :: x(:, :), t(:, :)
+    real(c_float) :: w(1, 2), b(1), out(1, n)
+    integer(c_int64_t) :: j
+    integer(c_int) :: status
+    character(:), allocatable :: tag
+
+    if (cumlp_backend_is_built(backend) == 0) return
+    ctx = new_context(backend)
+    if (.not. c_associated(ctx)) return
+    tag = "regression (" // cumlp_backend_name(backend) // "): "
+    call check_ok(cumlp_dataset_create(ctx, 2_c_int64_t, 1_c_int64_t, n, 0_c_int, ds), &
+        tag // "dataset", ctx)
+    x => cumlp_dataset_features(ds)
+    t => cumlp_dataset_targets(ds)
+    do j = 1, n
+      x(1, j) = real(mod(j - 1, 8_c_int64_t), c_float) / 4 - 1
+      x(2, j) = real((j - 1) / 8, c_float) / 4 - 1
+      t(1, j) = 0.5_c_float * x(1, j) - 0.25_c_float * x(2, j) + 0.1_c_float
+    end do
+    status = cumlp_network_defaults(no)
+    call check_ok(cumlp_network_create(ctx, 1_c_int, [2_c_int64_t, 1_c_int64_t], &
+        [CUMLP_ACT_IDENTITY], no, net), tag // "network", ctx)
+    status = cumlp_optimizer_defaults(oo)
+    oo%learning_rate = 0.5d0
+    call check_ok(cumlp_optimizer_create(net, oo, opt), tag // "optimizer", ctx)
+    status = cumlp_fit_defaults(fo)
+    fo%epochs = 100
+    fo%batch_size = 8
+    call check_ok(cumlp_fit(net, opt, ds, c_null_ptr, fo, fr), tag // "fit", ctx)
+    call check(fr%stop_reason == CUMLP_STOP_EPOCHS .and. fr%epochs_run == 100 .and. &
+        fr%steps == 800, tag // "100 epochs of 8 batches")
+    call check(fr%train_accuracy == -1 .and. fr%validation_loss == -1 .and. &
+        fr%validation_accuracy == -1 .and. fr%validation_mse == -1 .and. fr%best_epoch == -1 &
+        .and. fr%best_validation_loss == -1, tag // "no accuracy, no validation")
+    call check_ok(cumlp_evaluate(net, ds, 0_c_int64_t, er), tag // "evaluate", ctx)
+    call check(er%accuracy == -1, tag // "evaluate: no accuracy")
+    call check(er%mse < 1d-9, tag // "evaluate: mse < 1e-9")
+    call check_near(er%loss, er%mse / 2, 1d-12, tag // "loss = mse / 2 for one output")
+    call check_ok(cumlp_network_get_layer(net, 0_c_int, w, b), tag // "get layer", ctx)
+    call check_near(real(w(1, 1), c_double), 0.5d0, 1d-4, tag // "w1")
+    call check_near(real(w(1, 2), c_double), -0.25d0, 1d-4, tag // "w2")
+    call check_near(real(b(1), c_double), 0.1d0, 1d-4, tag // "b")
+    call check_ok(cumlp_predict(net, ds, 5_c_int64_t, out, n), tag // "predict", ctx)
+    call check(maxval(abs(out - t)) < 1e-4, tag // "predict: the targets")
+    call cumlp_optimizer_destroy(opt)
+    call cumlp_network_destroy(net)
+    call cumlp_dataset_destroy(ds)
+    call cumlp_context_destroy(ctx)
+  end subroutine
+
+  ! Bad input to the readers and NULL handles: the documented status, no dataset, a message.
+  subroutine test_dataset_errors()
+    type(c_ptr) :: ctx, ds
+    type(cumlp_csv_options) :: cv
+    character(:), allocatable :: text
+    integer(c_int) :: status
+
+    ctx = new_context(CUMLP_BACKEND_REFERENCE)
+    status = cumlp_csv_defaults(cv)
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv(ctx, cumlp_cstr(""), cv, ds), CUMLP_ERROR_IO, ds, &
+        ctx, "csv: empty path", "cannot open")
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv(ctx, cumlp_cstr(tmpdir // "/no/such.csv"), cv, ds), &
+        CUMLP_ERROR_IO, ds, ctx, "csv: missing file", "no/such.csv")
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv(ctx, cumlp_cstr(tmpdir), cv, ds), CUMLP_ERROR_IO, ds, &
+        ctx, "csv: a directory", "directory")
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_fann(ctx, cumlp_cstr(""), 0_c_int, ds), CUMLP_ERROR_IO, &
+        ds, ctx, "fann: empty path", "cannot open")
+
+    text = "1,2" // nl // "3,abc" // nl
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), cv, ds), &
+        CUMLP_ERROR_FORMAT, ds, ctx, "csv: a field that is not a number", "line 2")
+    text = "1,2,3" // nl // "4,5" // nl
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), cv, ds), &
+        CUMLP_ERROR_FORMAT, ds, ctx, "csv: ragged rows", "line 2")
+    text = "1" // nl // "2" // nl
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), cv, ds), &
+        CUMLP_ERROR_FORMAT, ds, ctx, "csv: one column")
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv_memory(ctx, "1,2", 0_c_size_t, cv, ds), &
+        CUMLP_ERROR_FORMAT, ds, ctx, "csv: no text", "no data rows")
+    text = "1,inf" // nl
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), cv, ds), &
+        CUMLP_ERROR_NON_FINITE, ds, ctx, "csv: inf", "finite")
+    text = "1,2" // nl
+    cv%num_classes = 2
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), cv, ds), &
+        CUMLP_ERROR_INVALID_VALUE, ds, ctx, "csv: label 2 of 2 classes", "label 2")
+    cv%num_classes = 0
+    cv%label_column = 5
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), cv, ds), &
+        CUMLP_ERROR_INVALID_VALUE, ds, ctx, "csv: label column 5 of 2", "label_column")
+    cv%label_column = -1
+    cv%delimiter = ichar('.')
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), cv, ds), &
+        CUMLP_ERROR_INVALID_VALUE, ds, ctx, "csv: '.' as delimiter", "delimiter")
+    cv%delimiter = ichar(',')
+    ! Without a context the message goes to the per-thread slot.
+    text = "1,2" // nl // "x,4" // nl
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_csv_memory(c_null_ptr, text, len(text, c_size_t), cv, &
+        ds), CUMLP_ERROR_FORMAT, ds, c_null_ptr, "csv without context", "<memory>: line 2")
+
+    text = "3 2 1" // nl // "0 0" // nl // "1" // nl
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_fann_memory(ctx, text, len(text, c_size_t), 0_c_int, ds), &
+        CUMLP_ERROR_TRUNCATED, ds, ctx, "fann: fewer samples than announced")
+    text = "1 2 1" // nl // "0 x" // nl // "1" // nl
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_fann_memory(ctx, text, len(text, c_size_t), 0_c_int, ds), &
+        CUMLP_ERROR_FORMAT, ds, ctx, "fann: not a number", "line 2")
+    text = "1 1 1" // nl // "0" // nl // "1" // nl
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_read_fann_memory(ctx, text, len(text, c_size_t), 1_c_int, ds), &
+        CUMLP_ERROR_INVALID_VALUE, ds, ctx, "fann: classification with 1 output", "2 outputs")
+
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_create(ctx, 0_c_int64_t, 1_c_int64_t, 1_c_int64_t, 0_c_int, &
+        ds), CUMLP_ERROR_INVALID_VALUE, ds, ctx, "dataset of 0 features", "at least 1")
+    ds = c_loc(sentinel)
+    call check_fails(cumlp_dataset_create(ctx, 2_c_int64_t, 3_c_int64_t, 4_c_int64_t, 2_c_int, &
+        ds), CUMLP_ERROR_INVALID_VALUE, ds, ctx, "dataset of 2 classes in 3 outputs", &
+        "num_classes")
+
+    call check(all(dims(c_null_ptr) == -1), "NULL dataset: -1 counts")
+    call check(cumlp_dataset_label(c_null_ptr, 0_c_int64_t) == -1, "NULL dataset: label -1")
+    call check(.not. associated(cumlp_dataset_features(c_null_ptr)), "NULL dataset: no features")
+    call check(.not. associated(cumlp_dataset_targets(c_null_ptr)), "NULL dataset: no targets")
+    call check(cumlp_dataset_shuffle(c_null_ptr, 1_c_int64_t) == CUMLP_ERROR_INVALID_VALUE, &
+        "shuffle of NULL")
+    call cumlp_dataset_destroy(c_null_ptr)
     call cumlp_context_destroy(ctx)
   end subroutine
 
