@@ -107,7 +107,8 @@ typedef enum cumlp_math_mode {
 typedef struct cumlp_context_options {
     int backend;     /**< a cumlp_backend; default CUMLP_BACKEND_AUTO */
     int device;      /**< CUDA device ordinal for the cuda backend; default 0 */
-    void *stream;    /**< a cudaStream_t to run on, or NULL for a stream the context creates */
+    void *stream;    /**< a cudaStream_t of `device` to run on (it must outlive the context), or
+                          NULL for a non-blocking stream the context creates */
     int math_mode;   /**< a cumlp_math_mode; default CUMLP_MATH_STRICT_FP32 */
     int num_threads; /**< threads for the cpu backend; 0 (default) means all cores */
 } cumlp_context_options;
@@ -123,6 +124,12 @@ CUMLP_API cumlp_status cumlp_context_defaults(cumlp_context_options *options);
  */
 CUMLP_API cumlp_status cumlp_context_create(cumlp_context **ctx,
                                             const cumlp_context_options *options);
+
+/*
+ * On the cuda backend, creating the context and every call that runs work on it make
+ * options.device the calling thread's current CUDA device (cudaSetDevice) and leave it so; a code
+ * that uses several devices sets its own device again after calling cumlp.
+ */
 
 /** Destroys a context. Everything created in it must be destroyed first. Accepts NULL. */
 CUMLP_API void cumlp_context_destroy(cumlp_context *ctx);
@@ -176,8 +183,14 @@ CUMLP_API cumlp_status cumlp_tensor_create_view(cumlp_tensor *parent, int64_t fi
 /**
  * Wraps memory the caller owns as a rows x cols column-major fp32 tensor, without copying: device
  * memory on the cuda backend (for HPC codes whose data is already on the GPU). The memory must
- * stay valid until the tensor is destroyed; destroying the tensor does not free it. On the
- * reference backend (which computes in double) this returns CUMLP_ERROR_NOT_SUPPORTED.
+ * stay valid until the tensor is destroyed; destroying the tensor does not free it. data must be
+ * aligned to 4 bytes (CUMLP_ERROR_INVALID_VALUE otherwise; 16-byte alignment lets the kernels use
+ * vector loads). On the cuda backend cumlp reads and writes the memory on the context's stream,
+ * which is not ordered after other streams (the context's own stream is non-blocking): work
+ * writing the memory elsewhere must be complete before a cumlp call uses it (synchronize, or pass
+ * that stream as options.stream), and cumlp's writes are complete after
+ * cumlp_context_synchronize. On the reference backend (which computes in double) this returns
+ * CUMLP_ERROR_NOT_SUPPORTED.
  */
 CUMLP_API cumlp_status cumlp_tensor_wrap(cumlp_context *ctx, void *data, int64_t rows, int64_t cols,
                                          cumlp_tensor **tensor);
@@ -274,7 +287,9 @@ CUMLP_API cumlp_status cumlp_network_defaults(cumlp_network_options *options);
  * activations has num_layers entries (cumlp_activation values). Softmax is allowed only on the
  * output layer and only with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, which requires it; sigmoid BCE
  * requires a sigmoid output layer. options may be NULL for the defaults. Parameters are
- * initialized from options->seed: the same seed gives the same weights on every backend.
+ * initialized from options->seed: the same seed gives the same weights on every backend, bit for
+ * bit with the uniform schemes; with the normal schemes the cuda backend's Box-Muller transform
+ * (the device's log, sin and cos) may differ from the host's in the last bit or two.
  */
 CUMLP_API cumlp_status cumlp_network_create(cumlp_context *ctx, int num_layers,
                                             const int64_t *widths, const int *activations,

@@ -99,7 +99,8 @@ typedef struct cumlp_backend_ops {
      *   squared error: E = 1/2 sum (a - y)^2, delta = (a - y) f'(z)
      *   softmax CE:    E = lse(z) sum(y) - y.z, delta = a - y
      *   sigmoid BCE:   E = sum softplus(z) - y z,  delta = a - y
-     * Z is the pre-activation (NULL when the activation's derivative needs only A), A the output.
+     * Z is the pre-activation, A the output. Z may be NULL only for squared error with an
+     * activation whose derivative needs only A (the cross-entropy losses read Z for the loss).
      * Also writes db = db_scale * (row sums of delta) (length rows) unless db is NULL. If
      * loss_sum != NULL, stores the sum over the batch of E in *loss_sum (waiting for the device).
      * delta may alias A (not Z or Y). */
@@ -127,7 +128,8 @@ typedef struct cumlp_backend_ops {
 
     /* x[i] = (float)fma((double)x[i], scale, shift) for i < count: turns the raw draws into a
      * layer's initial values, rounded to fp32 the same way on every backend (the reference
-     * backend stores the rounded value), so one seed gives bit-identical weights everywhere. */
+     * backend stores the rounded value), so one seed gives bit-identical uniform weights
+     * everywhere (normal draws on the device may differ in the last bits: device log/sin/cos). */
     cumlp_status (*scale_shift)(cumlp_context *ctx, void *x, size_t count, double scale,
                                 double shift);
 

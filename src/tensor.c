@@ -79,6 +79,9 @@ cumlp_status cumlp_tensor_wrap(cumlp_context *ctx, void *data, int64_t rows, int
                             "%s: the %s backend stores double precision and cannot wrap fp32 "
                             "memory; upload it instead",
                             func, ctx->ops->name);
+    if ((uintptr_t)data % sizeof(float) != 0)
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "%s: data %p is not aligned to %zu bytes", func, data, sizeof(float));
     int64_t count;
     cumlp_status st = check_shape(ctx, func, rows, cols, &count);
     if (st != CUMLP_SUCCESS) return st;

@@ -543,6 +543,33 @@ static void test_memory_ops(void) {
     CHECK(strstr(text, "cpu") != NULL);
 }
 
+/* Wrapped caller memory: the tensor reads and writes the caller's array in place; a pointer that
+ * is not 4-byte aligned is refused before anything reads it. */
+static void test_wrap(void) {
+    _Alignas(16) float storage[13] = {0};
+    float values[12], back[12];
+    for (int i = 0; i < 12; i++)
+        values[i] = 0.5f * (float)i - 2.0f;
+    cumlp_tensor *t = NULL;
+    CHECK_OK(cumlp_tensor_wrap(cpu_ctx, storage, 3, 4, &t));
+    CHECK(cumlp_tensor_data(t) == storage);
+    CHECK_OK(cumlp_tensor_upload(t, values, 12));
+    CHECK(memcmp(storage, values, sizeof values) == 0);
+    storage[5] = 42.0f;
+    CHECK_OK(cumlp_tensor_download(t, back, 12));
+    CHECK(back[5] == 42.0f && back[4] == values[4]);
+    cumlp_tensor_destroy(t);
+    CHECK(storage[0] == values[0]); /* not freed, still the caller's */
+
+    cumlp_tensor *bad = (cumlp_tensor *)&storage[0]; /* must be overwritten with NULL */
+    CHECK_STATUS(cumlp_tensor_wrap(cpu_ctx, (char *)storage + 2, 3, 4, &bad),
+                 CUMLP_ERROR_INVALID_VALUE);
+    CHECK(bad == NULL);
+    CHECK(strstr(cumlp_last_error(cpu_ctx), "aligned") != NULL);
+    CHECK_STATUS(cumlp_tensor_wrap(cpu_ctx, NULL, 3, 4, &bad), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_tensor_wrap(cpu_ctx, storage, 0, 4, &bad), CUMLP_ERROR_INVALID_VALUE);
+}
+
 /* ---- whole networks -------------------------------------------------------------------------- */
 
 static cumlp_context *cpu_context(int threads) {
@@ -736,6 +763,7 @@ int main(void) {
     cpu_ctx = cpu_context(CPU_THREADS);
     ref_ctx = test_context_or_skip(CUMLP_BACKEND_REFERENCE);
     RUN(test_memory_ops);
+    RUN(test_wrap);
     RUN(test_gemm);
     RUN(test_bias_activation);
     RUN(test_activation_backward);
