@@ -848,7 +848,8 @@ CUMLP_API cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *opt
  * output width. options may be NULL for the defaults; result may be NULL. Training changes the
  * network and the optimizer (including its learning rate, left at the last epoch's value) even
  * when it fails: if a batch's loss is NaN or Inf, training stops with CUMLP_ERROR_NON_FINITE and
- * the parameters of the last finite step, and result->stop_reason is CUMLP_STOP_ERROR.
+ * the parameters of the last finite step, and result->stop_reason is CUMLP_STOP_ERROR. Bad
+ * arguments or options (checked before training starts) change nothing, result included.
  */
 CUMLP_API cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt,
                                  const cumlp_dataset *train, const cumlp_dataset *validation,

@@ -270,19 +270,19 @@ static cumlp_status csv_read(cumlp_context *ctx, const char *name, const char *t
 
 cumlp_status cumlp_dataset_read_csv_memory(cumlp_context *ctx, const char *text, size_t size,
                                            const cumlp_csv_options *options, cumlp_dataset **ds) {
+    if (ds) *ds = NULL;
     if (!ds || !text)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
                             "cumlp_dataset_read_csv_memory: %s is NULL", ds ? "text" : "ds");
-    *ds = NULL;
     return csv_read(ctx, MEMORY_NAME, text, size, options, ds);
 }
 
 cumlp_status cumlp_dataset_read_csv(cumlp_context *ctx, const char *path,
                                     const cumlp_csv_options *options, cumlp_dataset **ds) {
+    if (ds) *ds = NULL;
     if (!ds || !path)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "cumlp_dataset_read_csv: %s is NULL",
                             ds ? "path" : "ds");
-    *ds = NULL;
     char *text;
     size_t size;
     cumlp_status st = cumlp__read_file(ctx, path, &text, &size);
@@ -443,19 +443,19 @@ static cumlp_status fann_read(cumlp_context *ctx, const char *name, const char *
 
 cumlp_status cumlp_dataset_read_fann_memory(cumlp_context *ctx, const char *text, size_t size,
                                             int classification, cumlp_dataset **ds) {
+    if (ds) *ds = NULL;
     if (!ds || !text)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
                             "cumlp_dataset_read_fann_memory: %s is NULL", ds ? "text" : "ds");
-    *ds = NULL;
     return fann_read(ctx, MEMORY_NAME, text, size, classification, ds);
 }
 
 cumlp_status cumlp_dataset_read_fann(cumlp_context *ctx, const char *path, int classification,
                                      cumlp_dataset **ds) {
+    if (ds) *ds = NULL;
     if (!ds || !path)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "cumlp_dataset_read_fann: %s is NULL",
                             ds ? "path" : "ds");
-    *ds = NULL;
     char *text;
     size_t size;
     cumlp_status st = cumlp__read_file(ctx, path, &text, &size);

@@ -750,6 +750,28 @@ static void test_scaling_tiny_spread(void) {
 
 /* A reader given a FIFO (or another non-regular file) fails at once with CUMLP_ERROR_IO instead
  * of blocking in open() until a writer appears. alarm() turns a hang into a failure. */
+/* A NULL path or text is INVALID_VALUE and still sets *ds to NULL (a stale handle in the
+ * caller's variable would otherwise look like a dataset). */
+static void test_null_inputs(void) {
+    cumlp_dataset *sentinel = (cumlp_dataset *)&sentinel, *ds = sentinel;
+    CHECK_STATUS(cumlp_dataset_read_csv(NULL, NULL, NULL, &ds), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(ds == NULL);
+    ds = sentinel;
+    CHECK_STATUS(cumlp_dataset_read_csv_memory(NULL, NULL, 0, NULL, &ds),
+                 CUMLP_ERROR_INVALID_VALUE);
+    CHECK(ds == NULL);
+    ds = sentinel;
+    CHECK_STATUS(cumlp_dataset_read_fann(NULL, NULL, 0, &ds), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(ds == NULL);
+    ds = sentinel;
+    CHECK_STATUS(cumlp_dataset_read_fann_memory(NULL, NULL, 0, 0, &ds), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(ds == NULL);
+    ds = sentinel;
+    CHECK_STATUS(cumlp_dataset_read_idx(NULL, NULL, NULL, 0, &ds), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(ds == NULL);
+    CHECK_STATUS(cumlp_dataset_read_csv(NULL, "x.csv", NULL, NULL), CUMLP_ERROR_INVALID_VALUE);
+}
+
 static void test_readers_refuse_fifo(void) {
     char fifo[512], good_img[512], good_lab[512];
     tmp_path(fifo, sizeof fifo, "fifo");
@@ -815,5 +837,6 @@ int main(void) {
     RUN(test_fp32_rounded_once);
     RUN(test_scaling_tiny_spread);
     RUN(test_readers_refuse_fifo);
+    RUN(test_null_inputs);
     return harness_finish();
 }
