@@ -55,6 +55,7 @@ typedef struct bench_result {
     int steps;      /* timed steps */
     double flops;   /* 6 B sum(n_in n_out) */
     double peak_rss_mb;
+    double peak_context_mb; /* the most the context held at once (device memory on cuda) */
     int threads;
     char device[256];
 } bench_result;
@@ -535,6 +536,10 @@ static cumlp_status run_config(const bench_config *c, const bench_options *o, be
     if (st == CUMLP_SUCCESS && o->init_dir) st = save_initial(&r, c, o->init_dir);
     res->steps = o->steps;
     if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, &res->steps, &res->step);
+    /* The training step's peak, before the GEMM timing below allocates its own buffers. */
+    int64_t peak_bytes = 0;
+    if (st == CUMLP_SUCCESS) st = cumlp_context_memory(r.ctx, NULL, &peak_bytes);
+    res->peak_context_mb = (double)peak_bytes / (1024.0 * 1024.0);
     int reps = res->steps < 10 ? 10 : res->steps > 50 ? 50 : res->steps;
     if (st == CUMLP_SUCCESS) st = time_gemms(r.ctx, c, reps, &res->gemm_ms);
     if (st == CUMLP_SUCCESS) st = cumlp_context_describe(r.ctx, res->device, sizeof res->device);
@@ -554,20 +559,20 @@ static cumlp_status run_config(const bench_config *c, const bench_options *o, be
  */
 
 static void print_header(void) {
-    printf("%-7s %-9s %-4s %3s %10s %28s %11s %8s %9s %6s %8s\n", "config", "backend", "math",
+    printf("%-7s %-9s %-4s %3s %10s %28s %11s %8s %9s %6s %8s %8s\n", "config", "backend", "math",
            "thr", "ms/step", "[min p10 p90 max]", "samples/s", "TFLOP/s", "GEMM ms", "ratio",
-           "RSS MB");
+           "RSS MB", "mem MB");
 }
 
 static void print_row(const bench_config *c, const bench_result *r) {
     char spread[64];
     snprintf(spread, sizeof spread, "[%.2f %.2f %.2f %.2f]", r->step.min, r->step.p10, r->step.p90,
              r->step.max);
-    printf("%-7s %-9s %-4s %3d %10.3f %28s %11.0f %8.3f %9.3f %6.2f %8.1f\n", c->name,
+    printf("%-7s %-9s %-4s %3d %10.3f %28s %11.0f %8.3f %9.3f %6.2f %8.1f %8.1f\n", c->name,
            cumlp_backend_name(c->backend), c->math_mode == CUMLP_MATH_TF32 ? "tf32" : "fp32",
            r->threads, r->step.median, spread, c->batch / (r->step.median * 1e-3),
            r->flops / (r->step.median * 1e-3) / 1e12, r->gemm_ms, r->step.median / r->gemm_ms,
-           r->peak_rss_mb);
+           r->peak_rss_mb, r->peak_context_mb);
     fflush(stdout);
 }
 
@@ -630,7 +635,11 @@ static void json_result(FILE *f, const bench_config *c, const bench_result *r) {
         fprintf(f, "\"peak_host_rss_mb\": %.1f, ", r->peak_rss_mb);
     else
         fputs("\"peak_host_rss_mb\": null, ", f);
-    fputs("\"peak_device_mb\": null}", f);
+    fprintf(f, "\"peak_context_mb\": %.1f, ", r->peak_context_mb);
+    if (c->backend == CUMLP_BACKEND_CUDA)
+        fprintf(f, "\"peak_device_mb\": %.1f}", r->peak_context_mb);
+    else
+        fputs("\"peak_device_mb\": null}", f);
 }
 
 static int write_json(const bench_options *o, const bench_config *c, const bench_result *r,

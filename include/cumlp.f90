@@ -320,6 +320,20 @@ module cumlp
       integer(c_int) :: cumlp_context_describe
     end function
 
+    function cumlp_context_memory(ctx, in_use_bytes, peak_bytes) &
+        bind(C, name="cumlp_context_memory")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: ctx
+      integer(c_int64_t), intent(out) :: in_use_bytes, peak_bytes
+      integer(c_int) :: cumlp_context_memory
+    end function
+
+    function cumlp_context_reset_peak_memory(ctx) bind(C, name="cumlp_context_reset_peak_memory")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int) :: cumlp_context_reset_peak_memory
+    end function
+
     ! ---- tensors: fp32 matrices in the context's memory (device memory on the cuda backend) ----
     function cumlp_tensor_create(ctx, rows, cols, tensor) bind(C, name="cumlp_tensor_create")
       import :: c_int, c_ptr, c_int64_t

@@ -163,6 +163,20 @@ CUMLP_API cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_
  */
 CUMLP_API cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *buf, size_t buf_size);
 
+/**
+ * The bytes of memory the context's backend holds now (*in_use_bytes) and the most it held at
+ * once (*peak_bytes) since the context was created or cumlp_context_reset_peak_memory: device
+ * memory on the cuda backend (tensors, networks' parameters, gradients and work buffers, optimizer
+ * state, reduction scratch; not the pinned host buffers), host memory on the cpu and reference
+ * backends (the same objects; the reference backend stores 8-byte doubles). Memory the caller
+ * wraps with cumlp_tensor_wrap is not counted. Either pointer may be NULL.
+ */
+CUMLP_API cumlp_status cumlp_context_memory(const cumlp_context *ctx, int64_t *in_use_bytes,
+                                            int64_t *peak_bytes);
+
+/** Sets the peak that cumlp_context_memory reports to the bytes in use now. */
+CUMLP_API cumlp_status cumlp_context_reset_peak_memory(cumlp_context *ctx);
+
 /* ---------------------------------------------------------------------------------------------
  * Tensors: fp32 matrices in the context's memory (device memory on the cuda backend).
  * ------------------------------------------------------------------------------------------- */

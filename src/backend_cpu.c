@@ -113,7 +113,12 @@ static cumlp_status cpu_alloc(cumlp_context *ctx, size_t count, void **buffer) {
         return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%zu elements overflow size_t", count);
     /* 64-byte alignment: whole cache lines for BLAS panels and vector loops. */
     size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
-    *buffer = aligned_alloc(64, bytes ? bytes : 64);
+    if (bytes == 0) bytes = 64;
+    *buffer = aligned_alloc(64, bytes);
+    if (*buffer && cumlp__memtrack_add(&ctx->memory, *buffer, bytes) != 0) {
+        free(*buffer);
+        *buffer = NULL;
+    }
     if (!*buffer)
         return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
                             "out of host memory allocating %zu floats", count);
@@ -121,7 +126,7 @@ static cumlp_status cpu_alloc(cumlp_context *ctx, size_t count, void **buffer) {
 }
 
 static void cpu_free(cumlp_context *ctx, void *buffer) {
-    (void)ctx;
+    cumlp__memtrack_remove(&ctx->memory, buffer);
     free(buffer);
 }
 

@@ -336,11 +336,17 @@ static cumlp_status workspace(cumlp_context *ctx, size_t bytes, void **out) {
                 cuda_error(ctx, cudaStreamSynchronize(s->stream), "growing the scratch memory");
             if (st != CUMLP_SUCCESS) return st;
         }
+        cumlp__memtrack_remove(&ctx->memory, s->workspace);
         cudaFree(s->workspace);
         s->workspace = NULL;
         s->workspace_bytes = 0;
         cumlp_status st = cuda_error(ctx, cudaMalloc(&s->workspace, bytes), "allocating scratch");
         if (st != CUMLP_SUCCESS) return st;
+        if (cumlp__memtrack_add(&ctx->memory, s->workspace, bytes) != 0) {
+            cudaFree(s->workspace);
+            s->workspace = NULL;
+            return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
+        }
         s->workspace_bytes = bytes;
     }
     *out = s->workspace;
@@ -364,6 +370,11 @@ static cumlp_status cuda_alloc(cumlp_context *ctx, size_t count, void **buffer) 
                                 "cuda backend: out of device memory allocating %zu floats", count);
         return cuda_error(ctx, err, "cudaMalloc");
     }
+    if (cumlp__memtrack_add(&ctx->memory, *buffer, count * sizeof(float)) != 0) {
+        cudaFree(*buffer);
+        *buffer = NULL;
+        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
+    }
     return CUMLP_SUCCESS;
 }
 
@@ -377,6 +388,7 @@ static void cuda_free(cumlp_context *ctx, void *buffer) {
     if (cudaGetDevice(&current) == cudaSuccess && current != s->device) cudaSetDevice(s->device);
     cudaStreamSynchronize(s->stream);
     cudaStreamSynchronize(s->copy_stream);
+    cumlp__memtrack_remove(&ctx->memory, buffer);
     cudaFree(buffer);
     cudaGetLastError();
 }

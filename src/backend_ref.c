@@ -46,6 +46,10 @@ static cumlp_status ref_alloc(cumlp_context *ctx, size_t count, void **buffer) {
     if (count > SIZE_MAX / sizeof(real))
         return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%zu elements overflow size_t", count);
     *buffer = malloc(count * sizeof(real));
+    if (*buffer && cumlp__memtrack_add(&ctx->memory, *buffer, count * sizeof(real)) != 0) {
+        free(*buffer);
+        *buffer = NULL;
+    }
     if (!*buffer)
         return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
                             "out of host memory allocating %zu doubles", count);
@@ -53,7 +57,7 @@ static cumlp_status ref_alloc(cumlp_context *ctx, size_t count, void **buffer) {
 }
 
 static void ref_free(cumlp_context *ctx, void *buffer) {
-    (void)ctx;
+    cumlp__memtrack_remove(&ctx->memory, buffer);
     free(buffer);
 }
 

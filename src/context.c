@@ -224,6 +224,7 @@ cumlp_status cumlp_context_create(cumlp_context **ctx, const cumlp_context_optio
 void cumlp_context_destroy(cumlp_context *ctx) {
     if (!ctx) return;
     ctx->ops->shutdown(ctx);
+    cumlp__memtrack_release(&ctx->memory);
     free(ctx);
 }
 
@@ -266,6 +267,23 @@ cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *buf, size_t 
         snprintf(buf + used, buf_size - used, " (%s)", ctx->fallback_note);
     }
     return st;
+}
+
+cumlp_status cumlp_context_memory(const cumlp_context *ctx, int64_t *in_use_bytes,
+                                  int64_t *peak_bytes) {
+    if (!ctx)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_context_memory: ctx is NULL");
+    if (in_use_bytes) *in_use_bytes = (int64_t)ctx->memory.in_use;
+    if (peak_bytes) *peak_bytes = (int64_t)ctx->memory.peak;
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_context_reset_peak_memory(cumlp_context *ctx) {
+    if (!ctx)
+        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
+                            "cumlp_context_reset_peak_memory: ctx is NULL");
+    ctx->memory.peak = ctx->memory.in_use;
+    return CUMLP_SUCCESS;
 }
 
 /* Backends left out of this build (see CMakeLists.txt) are reported as absent. */

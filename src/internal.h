@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "cumlp.h"
+#include "memtrack.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,8 @@ struct cumlp_context {
     char message[CUMLP_MESSAGE_SIZE];
     /* Why AUTO did not pick an earlier backend ("" otherwise); cumlp_context_describe adds it. */
     char fallback_note[CUMLP_MESSAGE_SIZE];
+    /* The backend's allocations (its alloc op and scratch), for cumlp_context_memory. */
+    cumlp_memtrack memory;
 };
 
 struct cumlp_tensor {

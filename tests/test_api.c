@@ -340,6 +340,67 @@ static void test_forward_overlap(void) {
     cumlp_context_destroy(ctx);
 }
 
+/* Bytes in use and peak: what each object holds (the reference backend stores 8-byte doubles),
+ * views and wrapped memory count nothing, and everything destroyed is 0 again. */
+static void check_memory(cumlp_context *ctx, int64_t in_use, int64_t peak) {
+    int64_t now = -1, most = -1;
+    CHECK_OK(cumlp_context_memory(ctx, &now, &most));
+    CHECK_MSG(now == in_use && most == peak, "in use %lld (expected %lld), peak %lld (%lld)",
+              (long long)now, (long long)in_use, (long long)most, (long long)peak);
+}
+
+static void test_memory_accounting(void) {
+    cumlp_context *ctx = ref_context();
+    check_memory(ctx, 0, 0);
+    cumlp_tensor *small = NULL, *big = NULL, *view = NULL;
+    CHECK_OK(cumlp_tensor_create(ctx, 3, 4, &small));
+    check_memory(ctx, 96, 96);
+    CHECK_OK(cumlp_tensor_create(ctx, 10, 10, &big));
+    CHECK_OK(cumlp_tensor_create_view(big, 2, 3, &view));
+    check_memory(ctx, 896, 896);
+    cumlp_tensor_destroy(view);
+    cumlp_tensor_destroy(big);
+    check_memory(ctx, 96, 896);
+    CHECK_OK(cumlp_context_reset_peak_memory(ctx));
+    check_memory(ctx, 96, 96);
+
+    /* 4-5-3: 43 parameters; the network holds parameters and gradients, Adam two moments. */
+    const int64_t widths[] = {4, 5, 3};
+    const int acts[] = {CUMLP_ACT_RELU, CUMLP_ACT_IDENTITY};
+    cumlp_network *net = test_network(ctx, 2, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 5);
+    check_memory(ctx, 96 + 2 * 43 * 8, 96 + 2 * 43 * 8);
+    cumlp_optimizer_options oo;
+    cumlp_optimizer_defaults(&oo);
+    oo.type = CUMLP_OPT_ADAM;
+    cumlp_optimizer *opt = NULL;
+    CHECK_OK(cumlp_optimizer_create(net, &oo, &opt));
+    int64_t with_optimizer = 96 + 4 * 43 * 8;
+    check_memory(ctx, with_optimizer, with_optimizer);
+    /* A step of 7 samples adds the work buffers: at least each layer's output, 7 x (5 + 3). */
+    float x[28], t[21];
+    for (int i = 0; i < 28; i++)
+        x[i] = (float)(i % 5) - 2.0f;
+    for (int i = 0; i < 21; i++)
+        t[i] = (float)(i % 3);
+    cumlp_tensor *X = test_tensor_from(ctx, x, 4, 7), *T = test_tensor_from(ctx, t, 3, 7);
+    with_optimizer += (28 + 21) * 8;
+    CHECK_OK(cumlp_train_step(net, opt, X, T, NULL));
+    int64_t in_use = 0, peak = 0;
+    CHECK_OK(cumlp_context_memory(ctx, &in_use, &peak));
+    CHECK(in_use >= with_optimizer + 7 * 8 * 8 && peak == in_use);
+    CHECK_OK(cumlp_context_memory(ctx, NULL, NULL));
+    CHECK_INVALID(NULL, cumlp_context_memory(NULL, &in_use, &peak));
+    CHECK_INVALID(NULL, cumlp_context_reset_peak_memory(NULL));
+
+    cumlp_tensor_destroy(X);
+    cumlp_tensor_destroy(T);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    cumlp_tensor_destroy(small);
+    check_memory(ctx, 0, peak); /* nothing left behind */
+    cumlp_context_destroy(ctx);
+}
+
 int main(void) {
     RUN(test_version_and_status);
     RUN(test_contexts);
@@ -347,5 +408,6 @@ int main(void) {
     RUN(test_network_descriptions);
     RUN(test_parameters_and_batches);
     RUN(test_forward_overlap);
+    RUN(test_memory_accounting);
     return harness_finish();
 }

@@ -520,8 +520,12 @@ static void test_memory_ops(void) {
     float *host = test_alloc_floats(n), *back = test_alloc_floats(n);
     test_fill_uniform(&rng, host, n, -5, 5);
     void *a = NULL, *b = NULL;
+    int64_t before = -1, after = -1;
+    CHECK_OK(cumlp_context_memory(cpu_ctx, &before, NULL));
     CHECK_OK(cpu_ctx->ops->alloc(cpu_ctx, n, &a));
     CHECK_OK(cpu_ctx->ops->alloc(cpu_ctx, n, &b));
+    CHECK_OK(cumlp_context_memory(cpu_ctx, &after, NULL));
+    CHECK(after - before == 2 * 280064); /* 70001 floats in whole 64-byte lines */
     CHECK_OK(cpu_ctx->ops->upload(cpu_ctx, a, host, n));
     CHECK_OK(cpu_ctx->ops->fill(cpu_ctx, b, n, NAN));
     CHECK_OK(cpu_ctx->ops->copy(cpu_ctx, b, a, n));
@@ -536,6 +540,8 @@ static void test_memory_ops(void) {
     cpu_ctx->ops->free(cpu_ctx, a);
     cpu_ctx->ops->free(cpu_ctx, b);
     cpu_ctx->ops->free(cpu_ctx, NULL);
+    CHECK_OK(cumlp_context_memory(cpu_ctx, &after, NULL));
+    CHECK(after == before);
     free(host);
     free(back);
     char text[256];
@@ -551,7 +557,11 @@ static void test_wrap(void) {
     for (int i = 0; i < 12; i++)
         values[i] = 0.5f * (float)i - 2.0f;
     cumlp_tensor *t = NULL;
+    int64_t before = -1, after = -1;
+    CHECK_OK(cumlp_context_memory(cpu_ctx, &before, NULL));
     CHECK_OK(cumlp_tensor_wrap(cpu_ctx, storage, 3, 4, &t));
+    CHECK_OK(cumlp_context_memory(cpu_ctx, &after, NULL));
+    CHECK(after == before); /* the caller's memory is not counted */
     CHECK(cumlp_tensor_data(t) == storage);
     CHECK_OK(cumlp_tensor_upload(t, values, 12));
     CHECK(memcmp(storage, values, sizeof values) == 0);

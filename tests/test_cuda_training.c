@@ -222,10 +222,18 @@ static void one_cycle(void) {
     double loss;
     CHECK_OK(cumlp_train_step(net, opt, X, Y, &loss));
     CHECK_OK(cumlp_context_synchronize(ctx));
+    /* The context's count: at least the tensors, parameters and gradients (plain SGD). */
+    int64_t params = 64 * 256 + 256 + 256 * 10 + 10, in_use = 0, peak = 0;
+    CHECK_OK(cumlp_context_memory(ctx, &in_use, &peak));
+    CHECK_MSG(in_use >= (int64_t)sizeof(float) * (74 * 512 + 2 * params) && peak >= in_use,
+              "in use %lld, peak %lld", (long long)in_use, (long long)peak);
     cumlp_tensor_destroy(X);
     cumlp_tensor_destroy(Y);
     cumlp_optimizer_destroy(opt);
     cumlp_network_destroy(net);
+    CHECK_OK(cumlp_context_memory(ctx, &in_use, NULL));
+    CHECK_MSG(in_use <= 1 << 20, "%lld bytes left after destroying everything but the scratch",
+              (long long)in_use); /* the reduction scratch stays with the context */
     cumlp_context_destroy(ctx);
     free(x);
     free(y);

@@ -374,6 +374,7 @@ contains
     type(cumlp_optimizer_options) :: oo
     real(c_double) :: loss, out(2, 1), w(2, 2), b(2), params(12), grads(12)
     integer(c_int) :: status
+    integer(c_int64_t) :: in_use, peak
     character(:), allocatable :: tag
 
     if (cumlp_backend_is_built(backend) == 0) return
@@ -394,6 +395,10 @@ contains
     call check(cumlp_network_loss(net) == CUMLP_LOSS_SQUARED_ERROR, tag // "loss")
     call check(c_associated(cumlp_network_context(net), ctx), tag // "network context")
     call check(cumlp_network_num_parameters(net) == 12, tag // "12 parameters")
+    call check_ok(cumlp_context_memory(ctx, in_use, peak), tag // "memory", ctx)
+    ! Parameters and gradients: 2 x 12 doubles on the reference backend.
+    call check(in_use > 0 .and. peak >= in_use, tag // "memory in use")
+    if (backend == CUMLP_BACKEND_REFERENCE) call check(in_use == 192, tag // "192 bytes in use")
     call check_ok(cumlp_network_set_layer_f64(net, 0_c_int, w1, b1), tag // "set layer 0", ctx)
     call check_ok(cumlp_network_set_layer_f64(net, 1_c_int, w2, b2), tag // "set layer 1", ctx)
     if (backend == CUMLP_BACKEND_REFERENCE) then
@@ -452,6 +457,11 @@ contains
     call cumlp_tensor_destroy(t)
     call cumlp_optimizer_destroy(opt)
     call cumlp_network_destroy(net)
+    call check_ok(cumlp_context_reset_peak_memory(ctx), tag // "reset peak", ctx)
+    call check_ok(cumlp_context_memory(ctx, in_use, peak), tag // "memory after", ctx)
+    call check(peak == in_use, tag // "peak reset")
+    ! Everything destroyed: nothing held (the cuda backend keeps its reduction scratch).
+    if (backend /= CUMLP_BACKEND_CUDA) call check(in_use == 0, tag // "nothing left")
     call cumlp_context_destroy(ctx)
   end subroutine
 
