@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # fetch_deps.sh - unpacks the Debian packages a machine without a package registry needs to build
-# and run cumlp (zlib's headers, OpenBLAS for OpenMP, libgfortran) into .deps/ (ignored by git),
+# and run cumlp (zlib's headers, OpenBLAS for OpenMP, libgfortran and libquadmath) into .deps/ (ignored by git),
 # for carrying to such a machine (the lent GPU machines reach no registry). Run it here, on a
 # Debian or Ubuntu machine with apt; scripts/gpu_check.sh uses .deps/ when it is there.
 #
 #   scripts/fetch_deps.sh            -> .deps/ (about 40 MB: no static libraries, docs or LAPACK)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(zlib1g zlib1g-dev libopenblas0-openmp libopenblas-openmp-dev libgfortran5)
+packages=(zlib1g zlib1g-dev libopenblas0-openmp libopenblas-openmp-dev libgfortran5 libquadmath0)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 (cd "$work" && apt-get download "${packages[@]}")

@@ -15,23 +15,37 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 phase=${1:-all}
+case $phase in
+build | test | sanitize | bench | all) ;;
+*)
+  echo "gpu_check: unknown phase '$phase' (build, test, sanitize, bench or all)" >&2
+  exit 2
+  ;;
+esac
 build=${GPU_BUILD:-build-gpu}
 out=${OUT:-$build/out}
+arch=$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
 mkdir -p "$out"
 
 deps_args=()
 use_deps() {
-  local arch=x86_64-linux-gnu
   local blas_dir=$root/.deps/usr/lib/$arch/openblas-openmp
   [[ -d $root/.deps ]] || return 0
   # Carried files may arrive without their symbolic links: remake each library's SONAME link.
+  local lib soname
   while IFS= read -r lib; do
-    soname=$(objdump -p "$lib" 2>/dev/null | awk '/SONAME/ {print $2}')
-    [[ -n $soname && ! -e $(dirname "$lib")/$soname ]] && ln -s "$(basename "$lib")" "$(dirname "$lib")/$soname"
+    soname=$(objdump -p "$lib" 2>/dev/null | awk '/SONAME/ {print $2}') || soname=""
+    if [[ -n $soname && ! -e $(dirname "$lib")/$soname ]]; then
+      ln -s "$(basename "$lib")" "$(dirname "$lib")/$soname"
+    fi
   done < <(find "$root/.deps" -type f -name '*.so*')
   local zlib openblas
-  zlib=$(find "$root/.deps" -type f -name 'libz.so.1.*' | head -n 1)
-  openblas=$(find "$blas_dir" -type f -name 'libopenblas*.so' | head -n 1)
+  zlib=$(find "$root/.deps" -type f -name 'libz.so.1.*' | head -n 1) || zlib=""
+  openblas=$(find "$blas_dir" -type f -name 'libopenblas*.so' 2>/dev/null | head -n 1) || openblas=""
+  if [[ -z $zlib || -z $openblas ]]; then
+    echo "gpu_check: .deps/ lacks zlib or OpenBLAS for $arch; run scripts/fetch_deps.sh again" >&2
+    exit 1
+  fi
   deps_args=(-DZLIB_INCLUDE_DIR="$root/.deps/usr/include" -DZLIB_LIBRARY="$zlib"
     -DCUMLP_OPENBLAS_OPENMP_LIBRARY="$openblas"
     -DCUMLP_OPENBLAS_OPENMP_INCLUDE_DIR="$root/.deps/usr/include/$arch/openblas-openmp")
@@ -66,7 +80,8 @@ do_build() {
 do_test() {
   # --no-tests=error and the skip check: a GPU test that exits 77 here means the GPU was not seen.
   local status=0
-  ctest --test-dir "$build" --output-on-failure -j 4 --timeout 600 >"$out/ctest.log" 2>&1 || status=$?
+  ctest --test-dir "$build" --output-on-failure --no-tests=error -j 4 --timeout 600 \
+    >"$out/ctest.log" 2>&1 || status=$?
   grep -E "tests passed|tests failed|Not Run|Failed|\*\*\*Skipped" "$out/ctest.log" || true
   if grep -q "gpu.*Skipped\|test_cuda.*Skipped" "$out/ctest.log"; then
     echo "gpu_check: a GPU test skipped (no GPU seen?)"
@@ -76,22 +91,24 @@ do_test() {
 }
 
 do_sanitize() {
-  bash scripts/gpu_sanitize.sh "$build" >"$out/sanitize.log" 2>&1
-  local status=$?
-  grep -E "^== |ERROR SUMMARY|gpu_sanitize:" "$out/sanitize.log" | tail -n 40
+  local status=0
+  bash scripts/gpu_sanitize.sh "$build" >"$out/sanitize.log" 2>&1 || status=$?
+  grep -E "^== |ERROR SUMMARY|gpu_sanitize:" "$out/sanitize.log" | tail -n 40 || true
   return $status
 }
 
 do_bench() {
-  local results
-  results=$(SUITE=${SUITE:-all} bash bench/run_suite.sh "$build" 2>&1 | tee "$out/bench.log" |
-    sed -n 's/^== cumlp .*-> \(.*\)\/cumlp.json$/\1/p' | head -n 1)
+  local status=0 results
+  SUITE=${SUITE:-all} bash bench/run_suite.sh "$build" >"$out/bench.log" 2>&1 || status=$?
+  results=$(sed -n 's/^== cumlp .*-> \(.*\)\/cumlp.json$/\1/p' "$out/bench.log" | head -n 1)
   if [[ -n $results && -d $results ]]; then
     cp -r "$results" "$out/"
     echo "gpu_check: results in $results (copied to $out)"
   fi
   python3 bench/floors.py >"$out/floors.txt" 2>&1 || true
   tail -n 20 "$out/bench.log"
+  [[ $status -eq 0 ]] || echo "gpu_check: the benchmark suite failed (exit $status)"
+  return $status
 }
 
 describe_machine
@@ -106,10 +123,6 @@ all)
   do_test || status=$?
   do_sanitize || status=$?
   do_bench || status=$?
-  ;;
-*)
-  echo "gpu_check: unknown phase '$phase' (build, test, sanitize, bench or all)" >&2
-  exit 2
   ;;
 esac
 exit $status
