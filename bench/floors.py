@@ -14,9 +14,9 @@ byte counts per step:
             A (and Z where kept), the loss pass, delta * f' per hidden layer, one optimizer pass;
   elemwise  the part of `cumlp` outside the GEMMs: what cuBLASLt epilogues or more fusion could
             remove. At the bandwidth below it predicts the step / GEMM ratio the benchmark prints.
-Rates are leads to check against the device (METHOD.md): the defaults are the H100 SXM datasheet
-fp32 (67 TFLOP/s, no tensor cores) and dense TF32 (495 TFLOP/s) rates and the ~3.0 TB/s a
-device-to-device copy reached on the workplace's H100 80GB HBM3 (KINDS.md). A network whose
+Rates are leads to check against the device: the defaults are the H100 SXM datasheet fp32
+(67 TFLOP/s, no tensor cores) and dense TF32 (495 TFLOP/s) rates and about 3.0 TB/s, what a large
+device-to-device copy is reported to reach on an H100 80GB HBM3 (bytes read plus written). A network whose
 working set fits in L2 (50 MB on the H100) is bound by launch latency, not by these two numbers.
 """
 import argparse
@@ -31,9 +31,14 @@ FLOAT = 4  # bytes
 
 
 def flops(widths, batch):
-    """6 B sum(n_in n_out): forward, dW and delta GEMMs (the delta GEMM of layer 0 is skipped by
-    cumlp, but the benchmark counts it, as everyone does)."""
+    """6 B sum(n_in n_out): forward, dW and delta GEMMs, the count TFLOP/s is reported against
+    (the benchmarks' convention, PyTorch's too), although nobody computes layer 0's delta."""
     return 6.0 * batch * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def executed_flops(widths, batch):
+    """The GEMM FLOPs cumlp runs and cumlp-bench times alone: flops() less layer 0's delta."""
+    return flops(widths, batch) - 2.0 * batch * widths[0] * widths[1]
 
 
 def params(widths):
@@ -71,15 +76,15 @@ def cumlp_bytes(widths, batch):
 
 
 def row(name, widths, batch, args):
-    f = flops(widths, batch)
+    f, fx = flops(widths, batch), executed_flops(widths, batch)
     fb = floor_bytes(widths, batch)
     gb, eb = cumlp_bytes(widths, batch)
     bw = args.gbs * 1e9
     elem_ms = eb / bw * 1e3
     out = []
     for math, tflops in (("fp32", args.fp32), ("tf32", args.tf32)):
-        gemm_ms = max(f / (tflops * 1e12), gb / bw) * 1e3
-        floor_ms = max(f / (tflops * 1e12), fb / bw) * 1e3
+        gemm_ms = max(fx / (tflops * 1e12), gb / bw) * 1e3
+        floor_ms = max(fx / (tflops * 1e12), fb / bw) * 1e3
         out.append("%-4s %-4s %9.3g %9.1f %9.1f %9.1f %9.4f %9.4f %9.4f %7.3f" % (
             name, math, f / 1e9, fb / 1e6, gb / 1e6, eb / 1e6, floor_ms, gemm_ms, elem_ms,
             (gemm_ms + elem_ms) / gemm_ms))
@@ -106,8 +111,10 @@ def main():
     for name, (widths, batch) in nets.items():
         for line in row(name, widths, batch, args):
             print(line)
-    print("GEMM ms = max(FLOPs / rate, GEMM bytes / bandwidth) at peak; elem ms = elementwise bytes "
-          "/ bandwidth; step/GEMM = (GEMM ms + elem ms) / GEMM ms, the ratio cumlp-bench reports")
+    print("GFLOP: 6 B sum(n_in n_out), as TFLOP/s is reported; the times use the GEMMs cumlp runs "
+          "(without layer 0's delta). GEMM ms = max(FLOPs / rate, GEMM bytes / bandwidth); elem ms "
+          "= elementwise bytes / bandwidth; step/GEMM = (GEMM ms + elem ms) / GEMM ms, the ratio "
+          "cumlp-bench reports")
     return 0
 
 
