@@ -673,12 +673,12 @@ static int write_json(const bench_options *o, const bench_config *c, const bench
 int cumlp_bench_main(int argc, char **argv) {
     bench_options o;
     int parsed = parse_args(argc, argv, &o);
-    if (parsed != 0) return parsed > 0 ? 0 : 2;
+    if (parsed != 0) return parsed > 0 ? 0 : 1;
     bench_config configs[MAX_CONFIGS];
     bench_result results[MAX_CONFIGS];
     int ok[MAX_CONFIGS] = {0};
     int n = build_configs(&o, configs);
-    if (n < 0) return 2;
+    if (n < 0) return 1;
     if (n == 0) {
         fprintf(stderr, "cumlp-bench: nothing to run (no suitable backend built)\n");
         return 1;
@@ -696,6 +696,6 @@ int cumlp_bench_main(int argc, char **argv) {
             failures++;
     }
     if (skipped) printf("(%d configuration(s) skipped: no usable GPU)\n", skipped);
-    if (o.json_path && write_json(&o, configs, results, ok, n) != 0) return 1;
-    return failures ? 1 : 0;
+    if (o.json_path && write_json(&o, configs, results, ok, n) != 0) return 2;
+    return failures ? 2 : 0;
 }

@@ -115,7 +115,9 @@ def read_cumlp_parameters(path):
     payload = data[8 + header_len:]
     state = {}
     for name, entry in header.items():
-        if name == "__metadata__" or not (name.endswith(".weight") or name.endswith(".bias")):
+        if name == "__metadata__" or name.startswith("optimizer."):
+            continue
+        if not name.endswith((".weight", ".bias")):
             continue
         if entry["dtype"] != "F32":
             raise ValueError("%s: %s is %s, not F32" % (path, name, entry["dtype"]))
@@ -302,12 +304,15 @@ def run(args, cfg, variant, stamp):
         torch.backends.cuda.matmul.allow_tf32 = math == "tf32"
         torch.backends.cudnn.allow_tf32 = math == "tf32"
         torch.cuda.reset_peak_memory_stats()
+        base_bytes = torch.cuda.memory_allocated()  # left by earlier runs; not this one's
     init_state, init = initial_parameters(args, name)
     step = Step(variant, widths, args.act if not args.suite else "relu",
                 args.loss if not args.suite else "softmax-ce", batch, device, init_state)
     ms, steps = time_steps(step, device, args.warmup, args.steps)
     # The training step's peak (tensors allocated), before the GEMM timing allocates its own.
-    peak_device_mb = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
+    peak_device_mb = None
+    if device == "cuda":
+        peak_device_mb = (torch.cuda.max_memory_allocated() - base_bytes) / 2**20
     gemm_ms = time_gemms(widths, batch, device, max(10, min(steps, 50)))
     flops = 6.0 * batch * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
     median = quantile(ms, 0.5)
