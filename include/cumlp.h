@@ -165,11 +165,13 @@ CUMLP_API cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *bu
 
 /**
  * The bytes of memory the context's backend holds now (*in_use_bytes) and the most it held at
- * once (*peak_bytes) since the context was created or cumlp_context_reset_peak_memory: device
- * memory on the cuda backend (tensors, networks' parameters, gradients and work buffers, optimizer
- * state, reduction scratch; not the pinned host buffers), host memory on the cpu and reference
- * backends (the same objects; the reference backend stores 8-byte doubles). Memory the caller
- * wraps with cumlp_tensor_wrap is not counted. Either pointer may be NULL.
+ * once (*peak_bytes) since the context was created or cumlp_context_reset_peak_memory: what cumlp
+ * allocates for tensors, networks (parameters, gradients, work buffers) and optimizer state, in
+ * device memory on the cuda backend (with its reduction scratch) and in host memory on the cpu and
+ * reference backends (the reference backend stores 8-byte doubles). Not counted: memory the
+ * caller wraps with cumlp_tensor_wrap, the pinned host buffers of the cuda backend, what cuBLAS,
+ * cuRAND, OpenBLAS or the CUDA runtime hold internally, and the cpu backend's per-thread
+ * reduction scratch (a few doubles per row). Either pointer may be NULL.
  */
 CUMLP_API cumlp_status cumlp_context_memory(const cumlp_context *ctx, int64_t *in_use_bytes,
                                             int64_t *peak_bytes);

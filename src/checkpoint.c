@@ -1116,6 +1116,8 @@ static cumlp_status load_common(cumlp_context *ctx, const char *func, const char
 cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *path, int flags,
                                    cumlp_network **net, cumlp_optimizer **opt) {
     const char *func = "cumlp_checkpoint_load";
+    if (net) *net = NULL;
+    if (opt) *opt = NULL;
     if (ctx && !path) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: path is NULL", func);
     return load_common(ctx, func, path, NULL, 0, flags, net, opt);
 }
@@ -1123,9 +1125,9 @@ cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *path, int fla
 cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const void *data, size_t size,
                                           int flags, cumlp_network **net, cumlp_optimizer **opt) {
     const char *func = "cumlp_checkpoint_load_memory";
+    if (net) *net = NULL;
+    if (opt) *opt = NULL;
     if (ctx && !data && size == 0 && net) {
-        *net = NULL;
-        if (opt) *opt = NULL;
         return cumlp__error(ctx, CUMLP_ERROR_TRUNCATED, "%s: " MEMORY_NAME ": the buffer is empty",
                             func);
     }

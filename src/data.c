@@ -204,10 +204,10 @@ static cumlp_status gather(const cumlp_dataset *ds, const char *who, const int64
 cumlp_status cumlp_dataset_subset(const cumlp_dataset *ds, int64_t first, int64_t count,
                                   cumlp_dataset **out) {
     const char *func = "cumlp_dataset_subset";
+    if (out) *out = NULL;
     if (!ds || !out)
         return cumlp__error(ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
                             ds ? "out" : "ds");
-    *out = NULL;
     if (first < 0 || count < 1 || first >= ds->n_samples || count > ds->n_samples - first)
         return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
                             "%s: samples [%lld, %lld + %lld) are outside [0, %lld) or empty", func,
@@ -225,10 +225,11 @@ cumlp_status cumlp_dataset_subset(const cumlp_dataset *ds, int64_t first, int64_
 cumlp_status cumlp_dataset_split(const cumlp_dataset *ds, double validation_fraction, uint64_t seed,
                                  cumlp_dataset **train, cumlp_dataset **validation) {
     const char *func = "cumlp_dataset_split";
+    if (train) *train = NULL;
+    if (validation) *validation = NULL;
     if (!ds || !train || !validation)
         return cumlp__error(ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s: a NULL argument",
                             func);
-    *train = *validation = NULL;
     double n_val = floor(validation_fraction * (double)ds->n_samples + 0.5);
     if (!(validation_fraction > 0 && validation_fraction < 1) || n_val < 1 ||
         n_val > (double)(ds->n_samples - 1))
@@ -318,10 +319,10 @@ static void statistics(const cumlp_dataset *ds, int64_t first, int64_t width, in
 cumlp_status cumlp_scaler_fit(const cumlp_dataset *train, int method, int per_feature,
                               cumlp_scaler **scaler) {
     const char *func = "cumlp_scaler_fit";
+    if (scaler) *scaler = NULL;
     if (!train || !scaler)
         return cumlp__error(train ? train->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL",
                             func, train ? "scaler" : "train");
-    *scaler = NULL;
     if (method != CUMLP_SCALE_MINMAX && method != CUMLP_SCALE_STANDARDIZE)
         return cumlp__error(train->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown method %d", func,
                             method);
@@ -351,9 +352,9 @@ cumlp_status cumlp_scaler_fit(const cumlp_dataset *train, int method, int per_fe
 cumlp_status cumlp_scaler_create(cumlp_context *ctx, int64_t count, const float *offsets,
                                  const float *scales, cumlp_scaler **scaler) {
     const char *func = "cumlp_scaler_create";
+    if (scaler) *scaler = NULL;
     if (!offsets || !scales || !scaler)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: a NULL argument", func);
-    *scaler = NULL;
     if (count < 1 || count > CUMLP_MAX_DIM)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: count %lld is out of range", func,
                             (long long)count);

@@ -26,7 +26,8 @@ struct cumlp_context {
     char message[CUMLP_MESSAGE_SIZE];
     /* Why AUTO did not pick an earlier backend ("" otherwise); cumlp_context_describe adds it. */
     char fallback_note[CUMLP_MESSAGE_SIZE];
-    /* The backend's allocations (its alloc op and scratch), for cumlp_context_memory. */
+    /* The backend's allocations (its alloc op; the cuda reduction scratch), for
+     * cumlp_context_memory. */
     cumlp_memtrack memory;
 };
 

@@ -180,9 +180,9 @@ cumlp_status cumlp_network_create(cumlp_context *ctx, int num_layers, const int6
                                   const int *activations, const cumlp_network_options *options,
                                   cumlp_network **out) {
     const char *func = "cumlp_network_create";
+    if (out) *out = NULL;
     if (!ctx) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ctx is NULL", func);
     if (!out) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
-    *out = NULL;
     if (ctx->sticky) return ctx->sticky;
     if (num_layers < 1)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,

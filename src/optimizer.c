@@ -63,10 +63,10 @@ void cumlp_optimizer_destroy(cumlp_optimizer *opt) {
 cumlp_status cumlp_optimizer_create(cumlp_network *net, const cumlp_optimizer_options *options,
                                     cumlp_optimizer **out) {
     const char *func = "cumlp_optimizer_create";
+    if (out) *out = NULL;
     if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
     cumlp_context *ctx = net->ctx;
     if (!out) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: opt is NULL", func);
-    *out = NULL;
     if (ctx->sticky) return ctx->sticky;
     cumlp_optimizer_options defaults;
     cumlp_optimizer_defaults(&defaults);

@@ -34,9 +34,9 @@ static cumlp_status new_tensor(cumlp_context *ctx, int64_t rows, int64_t cols, v
 cumlp_status cumlp_tensor_create(cumlp_context *ctx, int64_t rows, int64_t cols,
                                  cumlp_tensor **tensor) {
     const char *func = "cumlp_tensor_create";
+    if (tensor) *tensor = NULL;
     if (!ctx) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ctx is NULL", func);
     if (!tensor) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: tensor is NULL", func);
-    *tensor = NULL;
     if (ctx->sticky) return ctx->sticky;
     int64_t count;
     cumlp_status st = check_shape(ctx, func, rows, cols, &count);
@@ -52,10 +52,10 @@ cumlp_status cumlp_tensor_create(cumlp_context *ctx, int64_t rows, int64_t cols,
 cumlp_status cumlp_tensor_create_view(cumlp_tensor *parent, int64_t first_col, int64_t num_cols,
                                       cumlp_tensor **view) {
     const char *func = "cumlp_tensor_create_view";
+    if (view) *view = NULL;
     if (!parent) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: parent is NULL", func);
     cumlp_context *ctx = parent->ctx;
     if (!view) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: view is NULL", func);
-    *view = NULL;
     if (first_col < 0 || num_cols < 1 || first_col > parent->cols ||
         num_cols > parent->cols - first_col)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
@@ -70,9 +70,9 @@ cumlp_status cumlp_tensor_create_view(cumlp_tensor *parent, int64_t first_col, i
 cumlp_status cumlp_tensor_wrap(cumlp_context *ctx, void *data, int64_t rows, int64_t cols,
                                cumlp_tensor **tensor) {
     const char *func = "cumlp_tensor_wrap";
+    if (tensor) *tensor = NULL;
     if (!ctx) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ctx is NULL", func);
     if (!tensor) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: tensor is NULL", func);
-    *tensor = NULL;
     if (!data) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: data is NULL", func);
     if (ctx->ops->elem_size != sizeof(float))
         return cumlp__error(ctx, CUMLP_ERROR_NOT_SUPPORTED,

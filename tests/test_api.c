@@ -401,6 +401,52 @@ static void test_memory_accounting(void) {
     cumlp_context_destroy(ctx);
 }
 
+/* Every create-like call sets its output handle to NULL on failure, also when the failure is a
+ * NULL input (a stale value in the caller's variable would look like a live object). */
+static void test_outputs_null_on_failure(void) {
+    cumlp_context *ctx = ref_context();
+    void *stale = &stale;
+    cumlp_tensor *t = stale;
+    CHECK_INVALID(NULL, cumlp_tensor_create(NULL, 2, 2, &t));
+    CHECK(t == NULL);
+    t = stale;
+    CHECK_INVALID(NULL, cumlp_tensor_create_view(NULL, 0, 1, &t));
+    CHECK(t == NULL);
+    t = stale;
+    CHECK_INVALID(NULL, cumlp_tensor_wrap(NULL, stale, 1, 1, &t));
+    CHECK(t == NULL);
+    cumlp_network *net = stale;
+    const int64_t widths[] = {2, 2};
+    const int acts[] = {CUMLP_ACT_IDENTITY};
+    CHECK_INVALID(NULL, cumlp_network_create(NULL, 1, widths, acts, NULL, &net));
+    CHECK(net == NULL);
+    cumlp_optimizer *opt = stale;
+    CHECK_INVALID(NULL, cumlp_optimizer_create(NULL, NULL, &opt));
+    CHECK(opt == NULL);
+    net = stale;
+    opt = stale;
+    CHECK_INVALID(ctx, cumlp_checkpoint_load(ctx, NULL, 0, &net, &opt));
+    CHECK(net == NULL && opt == NULL);
+    net = stale;
+    opt = stale;
+    CHECK_INVALID(ctx, cumlp_checkpoint_load_memory(ctx, NULL, 5, 0, &net, &opt));
+    CHECK(net == NULL && opt == NULL);
+    cumlp_dataset *a = stale, *b = stale;
+    CHECK_INVALID(NULL, cumlp_dataset_subset(NULL, 0, 1, &a));
+    CHECK(a == NULL);
+    a = stale;
+    CHECK_INVALID(NULL, cumlp_dataset_split(NULL, 0.5, 1, &a, &b));
+    CHECK(a == NULL && b == NULL);
+    cumlp_scaler *sc = stale;
+    CHECK_INVALID(NULL, cumlp_scaler_fit(NULL, CUMLP_SCALE_MINMAX, 0, &sc));
+    CHECK(sc == NULL);
+    sc = stale;
+    const float one = 1.0f;
+    CHECK_INVALID(ctx, cumlp_scaler_create(ctx, 1, NULL, &one, &sc));
+    CHECK(sc == NULL);
+    cumlp_context_destroy(ctx);
+}
+
 int main(void) {
     RUN(test_version_and_status);
     RUN(test_contexts);
@@ -409,5 +455,6 @@ int main(void) {
     RUN(test_parameters_and_batches);
     RUN(test_forward_overlap);
     RUN(test_memory_accounting);
+    RUN(test_outputs_null_on_failure);
     return harness_finish();
 }

@@ -227,13 +227,22 @@ static void one_cycle(void) {
     CHECK_OK(cumlp_context_memory(ctx, &in_use, &peak));
     CHECK_MSG(in_use >= (int64_t)sizeof(float) * (74 * 512 + 2 * params) && peak >= in_use,
               "in use %lld, peak %lld", (long long)in_use, (long long)peak);
+    /* Each destroy returns its object's bytes: exactly for the tensors, at least the arenas and
+     * the work buffers (each layer's output, 266 x 512) for the network. The scratch stays. */
+    int64_t after = 0;
     cumlp_tensor_destroy(X);
+    CHECK_OK(cumlp_context_memory(ctx, &after, NULL));
+    CHECK_MSG(in_use - after == 64 * 512 * 4, "X returned %lld bytes", (long long)(in_use - after));
+    in_use = after;
     cumlp_tensor_destroy(Y);
+    CHECK_OK(cumlp_context_memory(ctx, &after, NULL));
+    CHECK_MSG(in_use - after == 10 * 512 * 4, "Y returned %lld bytes", (long long)(in_use - after));
+    in_use = after;
     cumlp_optimizer_destroy(opt);
     cumlp_network_destroy(net);
-    CHECK_OK(cumlp_context_memory(ctx, &in_use, NULL));
-    CHECK_MSG(in_use <= 1 << 20, "%lld bytes left after destroying everything but the scratch",
-              (long long)in_use); /* the reduction scratch stays with the context */
+    CHECK_OK(cumlp_context_memory(ctx, &after, NULL));
+    CHECK_MSG(in_use - after >= 4 * (2 * params + 266 * 512), "the network returned %lld bytes",
+              (long long)(in_use - after));
     cumlp_context_destroy(ctx);
     free(x);
     free(y);

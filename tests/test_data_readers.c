@@ -748,8 +748,6 @@ static void test_scaling_tiny_spread(void) {
     cumlp_dataset_destroy(d);
 }
 
-/* A reader given a FIFO (or another non-regular file) fails at once with CUMLP_ERROR_IO instead
- * of blocking in open() until a writer appears. alarm() turns a hang into a failure. */
 /* A NULL path or text is INVALID_VALUE and still sets *ds to NULL (a stale handle in the
  * caller's variable would otherwise look like a dataset). */
 static void test_null_inputs(void) {
@@ -772,6 +770,8 @@ static void test_null_inputs(void) {
     CHECK_STATUS(cumlp_dataset_read_csv(NULL, "x.csv", NULL, NULL), CUMLP_ERROR_INVALID_VALUE);
 }
 
+/* A reader given a FIFO (or another non-regular file) fails at once with CUMLP_ERROR_IO instead
+ * of blocking in open() until a writer appears. alarm() turns a hang into a failure. */
 static void test_readers_refuse_fifo(void) {
     char fifo[512], good_img[512], good_lab[512];
     tmp_path(fifo, sizeof fifo, "fifo");
