@@ -241,6 +241,23 @@ static cumlp_status create_libraries(cumlp_context *ctx, cuda_state *s) {
     return st;
 }
 
+/* A caller's stream must belong to the context's device: on another device every launch fails. */
+static cumlp_status check_user_stream(cumlp_context *ctx, cudaStream_t stream, int device) {
+#if CUDART_VERSION >= 12080
+    int stream_device = -1;
+    cumlp_status st =
+        cuda_error(ctx, cudaStreamGetDevice(stream, &stream_device), "querying options.stream");
+    if (st == CUMLP_SUCCESS && stream_device != device)
+        st = cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                          "cuda backend: options.stream belongs to device %d, not to device %d",
+                          stream_device, device);
+    return st;
+#else
+    (void)ctx, (void)stream, (void)device; /* no cudaStreamGetDevice before CUDA 12.8 */
+    return CUMLP_SUCCESS;
+#endif
+}
+
 static cumlp_status setup(cumlp_context *ctx, cuda_state *s, const cumlp_context_options *o) {
     struct cudaDeviceProp prop;
     cudaError_t err = cudaSetDevice(s->device);
@@ -253,6 +270,7 @@ static cumlp_status setup(cumlp_context *ctx, cuda_state *s, const cumlp_context
     s->total_memory = prop.totalGlobalMem;
     if (o->stream) {
         s->stream = (cudaStream_t)o->stream;
+        st = check_user_stream(ctx, s->stream, s->device);
     } else {
         st = cuda_error(ctx, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking),
                         "creating the stream");
