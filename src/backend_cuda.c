@@ -343,6 +343,15 @@ static cumlp_status cuda_timer_stop(cumlp_context *ctx, double *elapsed_ms) {
     return cuda_error(ctx, err, "reading the timer events");
 }
 
+/* Records a new device allocation for cumlp_context_memory; if the table cannot grow, frees it
+ * and fails. */
+static cumlp_status track_device(cumlp_context *ctx, void **ptr, size_t bytes) {
+    if (cumlp__memtrack_add(&ctx->memory, *ptr, bytes) == 0) return CUMLP_SUCCESS;
+    cudaFree(*ptr);
+    *ptr = NULL;
+    return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
+}
+
 /* Device scratch of at least `bytes`. Growing frees the old block once the stream is idle:
  * kernels queued earlier may still use it, and cudaFree is only documented to "may perform
  * implicit synchronization". */
@@ -360,11 +369,8 @@ static cumlp_status workspace(cumlp_context *ctx, size_t bytes, void **out) {
         s->workspace_bytes = 0;
         cumlp_status st = cuda_error(ctx, cudaMalloc(&s->workspace, bytes), "allocating scratch");
         if (st != CUMLP_SUCCESS) return st;
-        if (cumlp__memtrack_add(&ctx->memory, s->workspace, bytes) != 0) {
-            cudaFree(s->workspace);
-            s->workspace = NULL;
-            return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
-        }
+        st = track_device(ctx, &s->workspace, bytes);
+        if (st != CUMLP_SUCCESS) return st;
         s->workspace_bytes = bytes;
     }
     *out = s->workspace;
@@ -388,12 +394,7 @@ static cumlp_status cuda_alloc(cumlp_context *ctx, size_t count, void **buffer) 
                                 "cuda backend: out of device memory allocating %zu floats", count);
         return cuda_error(ctx, err, "cudaMalloc");
     }
-    if (cumlp__memtrack_add(&ctx->memory, *buffer, count * sizeof(float)) != 0) {
-        cudaFree(*buffer);
-        *buffer = NULL;
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
-    }
-    return CUMLP_SUCCESS;
+    return track_device(ctx, buffer, count * sizeof(float));
 }
 
 /* Waits for both streams first: the buffer may still be read or written by queued work (an

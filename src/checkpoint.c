@@ -1099,10 +1099,9 @@ static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_netw
 static cumlp_status load_common(cumlp_context *ctx, const char *func, const char *path,
                                 const void *data, size_t size, int flags, cumlp_network **net,
                                 cumlp_optimizer **opt) {
+    /* The public entry points have already set *net and *opt to NULL. */
     if (!ctx) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ctx is NULL", func);
     if (!net) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
-    *net = NULL;
-    if (opt) *opt = NULL;
     if (ctx->sticky) return ctx->sticky;
     reader r = {ctx, func, path ? path : MEMORY_NAME, flags, NULL, 0};
     decoded d;
@@ -1127,10 +1126,9 @@ cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const void *data, 
     const char *func = "cumlp_checkpoint_load_memory";
     if (net) *net = NULL;
     if (opt) *opt = NULL;
-    if (ctx && !data && size == 0 && net) {
+    if (ctx && !data && size == 0 && net)
         return cumlp__error(ctx, CUMLP_ERROR_TRUNCATED, "%s: " MEMORY_NAME ": the buffer is empty",
                             func);
-    }
     if (ctx && !data) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: data is NULL", func);
     return load_common(ctx, func, NULL, data, size, flags, net, opt);
 }
