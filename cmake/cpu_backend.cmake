@@ -1,4 +1,4 @@
-# cpu_backend.cmake - the cpu backend (src/backend_cpu.c): CBLAS GEMMs + OpenMP loops.
+# cpu_backend.cmake - the cpu backend (src/backends/cpu.c): CBLAS GEMMs + OpenMP loops.
 #
 # Included by the top CMakeLists.txt. CUMLP_BLAS selects it: OFF never builds it, AUTO builds it
 # when a CBLAS and OpenMP are both found, ON fails the configuration when either is missing.
@@ -83,14 +83,14 @@ if(NOT CUMLP_HAVE_CBLAS_SGEMM)
   return()
 endif()
 
-target_sources(cumlp_objects PRIVATE ${PROJECT_SOURCE_DIR}/src/backend_cpu.c)
+target_sources(cumlp_objects PRIVATE ${PROJECT_SOURCE_DIR}/src/backends/cpu.c)
 target_compile_definitions(cumlp_objects PRIVATE CUMLP_HAVE_CPU_BACKEND)
 if(CUMLP_HAVE_OPENBLAS_THREADS)
   target_compile_definitions(cumlp_objects PRIVATE CUMLP_HAVE_OPENBLAS_THREADS)
 endif()
 target_include_directories(cumlp_objects PRIVATE ${CUMLP_CBLAS_INCLUDE_DIR})
 separate_arguments(CUMLP_OPENMP_FLAGS NATIVE_COMMAND "${OpenMP_C_FLAGS}")
-# Only backend_cpu.c has OpenMP pragmas; the flag is harmless for the other sources.
+# Only src/backends/cpu.c has OpenMP pragmas; the flag is harmless for the other sources.
 target_compile_options(cumlp_objects PRIVATE "$<$<COMPILE_LANGUAGE:C>:${CUMLP_OPENMP_FLAGS}>")
 set(CUMLP_HAVE_CPU_BACKEND ON)
 

@@ -1,4 +1,4 @@
-# cuda_backend.cmake - the cuda backend: src/backend_cuda.c (host glue) and kernels/*.cu.
+# cuda_backend.cmake - the cuda backend: src/backends/cuda.c (host glue) and kernels/*.cu.
 #
 # Included by the top CMakeLists.txt after cumlp_objects exists. CUMLP_CUDA:
 #   AUTO  build it when the CUDA toolkit and a CUDA compiler are found
@@ -41,7 +41,7 @@ set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 enable_language(CUDA)
 
 target_sources(cumlp_objects PRIVATE
-  ${PROJECT_SOURCE_DIR}/src/backend_cuda.c
+  ${PROJECT_SOURCE_DIR}/src/backends/cuda.c
   ${PROJECT_SOURCE_DIR}/kernels/cumlp_kernels.cu)
 target_compile_definitions(cumlp_objects PRIVATE CUMLP_HAVE_CUDA_BACKEND)
 target_include_directories(cumlp_objects SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})

@@ -1,6 +1,6 @@
 /*
  * cuda_kernels.h - the launchers of the cuda backend's fused kernels (kernels/cumlp_kernels.cu),
- * called by the host glue in src/backend_cuda.c. Each queues its work on `stream` and returns
+ * called by the host glue in src/backends/cuda.c. Each queues its work on `stream` and returns
  * the launch's cudaError_t as an int (0 = cudaSuccess), so this header needs no CUDA header.
  * All buffers are device memory of fp32 elements unless the name says otherwise; sizes have been
  * validated by the caller.

@@ -1,5 +1,5 @@
 /* fit.c - the training loop (cumlp_fit), whole-dataset evaluation and prediction. */
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 #include <math.h>
 #include <stdlib.h>

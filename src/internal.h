@@ -6,7 +6,7 @@
 #ifndef CUMLP_INTERNAL_H
 #define CUMLP_INTERNAL_H
 
-#include "backend.h"
+#include "backends/backend.h"
 #include "cumlp.h"
 #include "memtrack.h"
 

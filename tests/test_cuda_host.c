@@ -2,13 +2,13 @@
 /*
  * The cuda backend's host side, which runs without a GPU: on a machine without a usable device a
  * cuda context fails with CUMLP_ERROR_NO_DEVICE and leaks nothing (the ASan build runs this),
- * AUTO falls back to a CPU backend; and the host Philox stream of src/rng.c (used by the CPU
+ * AUTO falls back to a CPU backend; and the host Philox stream of src/backends/rng.c (used by the CPU
  * backends) is cuRAND's Philox4x32-10 stream, checked against cuRAND's own host generator; and
  * the profiler range ops come as a pair.
  */
 #include "harness.h"
 #include "internal.h"
-#include "rng.h"
+#include "backends/rng.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -141,7 +141,7 @@ static void compare_stream(uint64_t seed, int normal) {
                   (unsigned long long)seed, inexact, (long long)worst);
     } else {
         /* Box-Muller goes through logf/sqrtf/sinf/cosf: with glibc the draws are identical, a
-         * different libm may differ in the last bit or two (see src/rng.h). */
+         * different libm may differ in the last bit or two (see src/backends/rng.h). */
         CHECK_MSG(worst <= 2, "seed %llu: %zu normal draws differ, worst by %lld ulp",
                   (unsigned long long)seed, inexact, (long long)worst);
         if (inexact)

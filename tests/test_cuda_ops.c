@@ -9,7 +9,7 @@
  */
 #include "harness.h"
 #include "internal.h"
-#include "rng.h"
+#include "backends/rng.h"
 #include "testutil.h"
 
 #include "cumlp_math.h"
@@ -415,8 +415,8 @@ static void test_optimizer_step(void) {
         }
 }
 
-/* Device draws against src/rng.c: uniform bit for bit; normal within 2 ulp (the device's
- * logf/sinf/cosf may differ from the host's in the last bit, see src/rng.h). */
+/* Device draws against src/backends/rng.c: uniform bit for bit; normal within 2 ulp (the device's
+ * logf/sinf/cosf may differ from the host's in the last bit, see src/backends/rng.h). */
 static void random_case(int normal, uint64_t seed, size_t count, size_t misalign) {
     void *buf = NULL;
     CHECK_OK(gpu->ops->alloc(gpu, count + misalign, &buf));

@@ -18,7 +18,7 @@
 
 #include "cumlp.h"
 
-#include "../kernels/cumlp_math.h"
+#include "cumlp_math.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /*
- * backend_cpu.c - the fast CPU backend: fp32 storage, CBLAS GEMMs, OpenMP elementwise passes.
+ * cpu.c - the fast CPU backend: fp32 storage, CBLAS GEMMs, OpenMP elementwise passes.
  *
  * Every elementwise pass is one loop over memory that the compiler can vectorize: the activation
  * (or optimizer rule) is picked by a switch outside the loop, and the per-element formula is the
@@ -13,7 +13,7 @@
 #include "internal.h"
 #include "rng.h"
 
-#include "../kernels/cumlp_math.h"
+#include "cumlp_math.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /*
- * backend_cuda.c - the cuda backend's host glue: device, stream, device buffers, cuBLAS GEMMs,
+ * cuda.c - the cuda backend's host glue: device, stream, device buffers, cuBLAS GEMMs,
  * cuRAND draws and the launches of the fused kernels in kernels/cumlp_kernels.cu.
  *
  * A context is bound to one device and one stream (the caller's or its own). Everything is
@@ -10,7 +10,7 @@
  */
 #include "internal.h"
 
-#include "../kernels/cuda_kernels.h"
+#include "cuda_kernels.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -234,7 +234,7 @@ static cumlp_status create_libraries(cumlp_context *ctx, cuda_state *s) {
                         "creating the cuRAND generator");
     if (st == CUMLP_SUCCESS)
         st = rand_error(ctx, curandSetStream(s->rng, s->stream), "binding cuRAND to the stream");
-    /* The legacy ordering is the one src/rng.c reproduces on the host. */
+    /* The legacy ordering is the one src/backends/rng.c reproduces on the host. */
     if (st == CUMLP_SUCCESS)
         st = rand_error(ctx, curandSetGeneratorOrdering(s->rng, CURAND_ORDERING_PSEUDO_LEGACY),
                         "setting the cuRAND ordering");

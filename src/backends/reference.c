@@ -1,5 +1,5 @@
 /*
- * backend_ref.c - the reference backend: the oracle every other backend is tested against.
+ * reference.c - the reference backend: the oracle every other backend is tested against.
  *
  * Clarity first: straight loops, no BLAS, no threads. Everything is stored and computed in double
  * precision (uploads widen fp32 to double, downloads round back), so its results are the fp32
@@ -9,7 +9,7 @@
 #include "internal.h"
 #include "rng.h"
 
-#include "../kernels/cumlp_math.h"
+#include "cumlp_math.h"
 
 #include <math.h>
 #include <stdio.h>

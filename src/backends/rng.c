@@ -1,7 +1,7 @@
 /* rng.c - host-side Philox draws shared by the CPU backends. */
 #include "rng.h"
 
-#include "../kernels/philox.h"
+#include "philox.h"
 
 /* The four 32-bit words of block q of the stream for seed. */
 static void block(uint64_t seed, uint64_t q, uint32_t out[4]) {

@@ -1,6 +1,6 @@
 /*
- * data_internal.h - the dataset structure and helpers shared by the dataset readers (data*.c) and
- * the training loop (fit.c). Not installed; every function is hidden and named cumlp__*.
+ * data_internal.h - the dataset structure and helpers shared by the dataset code (src/data/) and
+ * the training loop (src/fit.c). Not installed; every function is hidden and named cumlp__*.
  */
 #ifndef CUMLP_DATA_INTERNAL_H
 #define CUMLP_DATA_INTERNAL_H

@@ -1,4 +1,4 @@
-/* data.c - datasets in host memory: creation, accessors, one-hot labels, shuffle, split, scaling.
+/* dataset.c - datasets in host memory: creation, accessors, one-hot labels, shuffle, split, scaling.
  */
 #define _POSIX_C_SOURCE 200809L /* open, fstat, fcntl, read */
 

@@ -1,4 +1,4 @@
-/* data_idx.c - the IDX reader (MNIST, Fashion-MNIST), plain or gzip-compressed. */
+/* idx.c - the IDX reader (MNIST, Fashion-MNIST), plain or gzip-compressed. */
 #include "data_internal.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
-/* data_text.c - the text readers: numeric CSV and FANN's training-data format. */
+/* text.c - the text readers: numeric CSV and FANN's training-data format. */
 #include "data_internal.h"
-#include "numeric.h"
+#include "io/numeric.h"
 
 #include <ctype.h>
 #include <errno.h>
