@@ -95,16 +95,6 @@ static double peak_rss_mb(void) {
     return (double)usage.ru_maxrss / 1024.0; /* Linux reports kilobytes */
 }
 
-static const char *activation_names[] = {"identity",   "sigmoid", "tanh",   "relu",
-                                         "leaky-relu", "gelu",    "softmax"};
-static const char *loss_names[] = {"mse", "softmax-ce", "bce"};
-
-static int lookup(const char *name, const char *const *names, int count) {
-    for (int i = 0; i < count; i++)
-        if (strcmp(name, names[i]) == 0) return i;
-    return -1;
-}
-
 /* The output activation a loss requires (identity for squared error). */
 static int output_activation(int loss) {
     if (loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY) return CUMLP_ACT_SOFTMAX;
@@ -127,9 +117,9 @@ static void usage(FILE *out) {
         out,
         "usage: cumlp-bench [options]\n"
         "  --layers 784,256,128,10  widths, input first (default as shown)\n"
-        "  --act relu               hidden activation: identity sigmoid tanh relu leaky-relu "
+        "  --act relu               hidden activation: identity sigmoid tanh relu leaky_relu "
         "gelu\n"
-        "  --loss softmax-ce        softmax-ce, bce or mse\n"
+        "  --loss ce                ce (softmax cross-entropy), bce or mse\n"
         "  --batch 256              samples per step\n"
         "  --steps N --warmup 5     timed steps (default: as many as fit in about 10 s, 10 to\n"
         "                           200) and untimed warm-up steps\n"
@@ -169,15 +159,31 @@ static int parse_int(const char *text, int min, int *out) {
     return 0;
 }
 
+/* Parses a name with one of cumlp.h's parsers; returns 0, or -1 with the library's message. */
+static int parse_name(const char *option, cumlp_status (*parse)(const char *, int *),
+                      const char *value, int *out) {
+    if (parse(value, out) == CUMLP_SUCCESS) return 0;
+    fprintf(stderr, "cumlp-bench: %s: %s\n", option, cumlp_last_error(NULL));
+    return -1;
+}
+
+/* The hidden layers' activation: any but softmax, which only an output layer may have. */
+static int parse_hidden_activation(const char *value, int *out) {
+    if (parse_name("--act", cumlp_activation_from_name, value, out) != 0) return -1;
+    if (*out != CUMLP_ACT_SOFTMAX) return 0;
+    fprintf(stderr, "cumlp-bench: --act: softmax is for the output layer only\n");
+    return -1;
+}
+
 /* Applies one "--name value" pair; returns 0, or -1 with a message on stderr. */
 static int apply_option(bench_options *o, const char *name, const char *value) {
     int bad = 0;
     if (strcmp(name, "--layers") == 0)
         bad = parse_layers(value, &o->custom);
     else if (strcmp(name, "--act") == 0)
-        bad = (o->custom.activation = lookup(value, activation_names, 6)) < 0;
+        return parse_hidden_activation(value, &o->custom.activation);
     else if (strcmp(name, "--loss") == 0)
-        bad = (o->custom.loss = lookup(value, loss_names, 3)) < 0;
+        return parse_name(name, cumlp_loss_from_name, value, &o->custom.loss);
     else if (strcmp(name, "--batch") == 0)
         bad = parse_int(value, 1, &o->custom.batch);
     else if (strcmp(name, "--steps") == 0)
@@ -267,8 +273,9 @@ static int backend_list(const char *names, int *out) {
     for (const char *p = names; *p;) {
         size_t len = strcspn(p, ",");
         int found = -1;
-        for (int b = CUMLP_BACKEND_REFERENCE; b <= CUMLP_BACKEND_CUDA; b++)
-            if (strlen(cumlp_backend_name(b)) == len && strncmp(p, cumlp_backend_name(b), len) == 0)
+        for (int b = 0; b < CUMLP_BACKEND_COUNT; b++)
+            if (b != CUMLP_BACKEND_AUTO && strlen(cumlp_backend_name(b)) == len &&
+                strncmp(p, cumlp_backend_name(b), len) == 0)
                 found = b;
         if (found < 0 || n == 3) return -1;
         out[n++] = found;
@@ -616,8 +623,8 @@ static void json_config(FILE *f, const bench_config *c) {
     for (int l = 0; l <= c->num_layers; l++)
         fprintf(f, "%s%lld", l ? ", " : "", (long long)c->widths[l]);
     fputs("], ", f);
-    json_key_string(f, "activation", activation_names[c->activation]);
-    json_key_string(f, "loss", loss_names[c->loss]);
+    json_key_string(f, "activation", cumlp_activation_name(c->activation));
+    json_key_string(f, "loss", cumlp_loss_name(c->loss));
     fprintf(f, "\"batch\": %d, ", c->batch);
 }
 

@@ -43,7 +43,7 @@ ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
-    "leaky-relu": lambda: nn.LeakyReLU(0.01),
+    "leaky_relu": lambda: nn.LeakyReLU(0.01),
     "gelu": nn.GELU,
 }
 AUTO_SECONDS = 10.0
@@ -54,7 +54,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--layers", default="784,256,128,10")
     p.add_argument("--act", default="relu", choices=sorted(ACTIVATIONS))
-    p.add_argument("--loss", default="softmax-ce", choices=["softmax-ce", "bce", "mse"])
+    p.add_argument("--loss", default="ce", choices=["ce", "bce", "mse"])
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=0,
                    help="timed steps (0: as many as fit in about 10 s, 10 to 200)")
@@ -136,7 +136,7 @@ def initial_parameters(args, name):
 
 
 def make_loss(name, batch):
-    if name == "softmax-ce":
+    if name == "ce":
         return nn.CrossEntropyLoss()
     if name == "bce":
         return nn.BCEWithLogitsLoss(reduction="sum")  # cumlp: sum over outputs, batch mean below
@@ -147,7 +147,7 @@ def make_batch(widths, batch, loss, device):
     gen = torch.Generator().manual_seed(12345)
     x = torch.rand(batch, widths[0], generator=gen) * 2 - 1
     n_out = widths[-1]
-    if loss == "softmax-ce":
+    if loss == "ce":
         y = torch.tensor([(j * 7919) % n_out for j in range(batch)])
     else:
         y = torch.zeros(batch, n_out)
@@ -194,7 +194,7 @@ class Step:
             kw["capturable"] = True
         self.opt = torch.optim.SGD(self.model.parameters(), **kw)
         self.loss_fn = make_loss(loss, batch)
-        self.scale = 1.0 if loss == "softmax-ce" else (0.5 / batch if loss == "mse" else 1.0 / batch)
+        self.scale = 1.0 if loss == "ce" else (0.5 / batch if loss == "mse" else 1.0 / batch)
         self.x, self.y = make_batch(widths, batch, loss, device)
         self.forward = self.model
         if variant == "compile":
@@ -307,7 +307,7 @@ def run(args, cfg, variant, stamp):
         base_bytes = torch.cuda.memory_allocated()  # left by earlier runs; not this one's
     init_state, init = initial_parameters(args, name)
     step = Step(variant, widths, args.act if not args.suite else "relu",
-                args.loss if not args.suite else "softmax-ce", batch, device, init_state)
+                args.loss if not args.suite else "ce", batch, device, init_state)
     ms, steps = time_steps(step, device, args.warmup, args.steps)
     # The training step's peak (tensors allocated), before the GEMM timing allocates its own.
     peak_device_mb = None
@@ -322,7 +322,7 @@ def run(args, cfg, variant, stamp):
         "commit": args.commit, "optimizer": "sgd-momentum-0.9", "learning_rate": LEARNING_RATE,
         "warmup": args.warmup, "init": init, "config": name, "backend": device, "math": math, "layers": widths,
         "activation": "relu" if args.suite else args.act,
-        "loss": "softmax-ce" if args.suite else args.loss, "batch": batch,
+        "loss": "ce" if args.suite else args.loss, "batch": batch,
         "device": device_description(device), "steps": steps,
         "threads": torch.get_num_threads() if device == "cpu" else 1,
         "ms_per_step": {"median": median, "min": ms[0], "p10": quantile(ms, 0.1),

@@ -63,27 +63,70 @@ CUMLP_API int cumlp_version_number(void);
 CUMLP_API const char *cumlp_version_string(void);
 
 /* ---------------------------------------------------------------------------------------------
- * Status codes. The numeric values are stable across releases; new codes are only appended.
+ * Named values. Each set of named values (statuses, backends, activations, losses, init schemes,
+ * optimizers, learning-rate schedules) is listed once, as an X-macro CUMLP_<SET>_LIST(X) with one
+ * entry X(IDENTIFIER, value, "name") per value. The enum, the count CUMLP_<SET>_COUNT, and the
+ * library's name function and parser are all generated from that list; values run from 0 to
+ * COUNT - 1 without gaps, and are stable across releases (new values are only appended). A program
+ * may expand a list too, for example into a table of its own:
+ *
+ *   #define ROW(id, value, name) {value, name},
+ *   static const struct { int value; const char *name; } rows[] = {CUMLP_LOSS_LIST(ROW)};
+ *
+ * The names are the spelling used everywhere: by the `cumlp` command's options, in checkpoint
+ * metadata, by the benchmarks and the Fortran module. Each set but the statuses has
+ * cumlp_<set>_name(value), which returns the name or "unknown" for a value not in the list, and
+ * cumlp_<set>_from_name(name, &value), which accepts the name or the identifier in lower case
+ * ("squared_error" for CUMLP_LOSS_SQUARED_ERROR, as checkpoints written by cumlp 0.1.0 spell it)
+ * and otherwise returns CUMLP_ERROR_INVALID_VALUE, leaves value unchanged and lists the names in
+ * cumlp_last_error(NULL).
  * ------------------------------------------------------------------------------------------- */
 
-typedef enum cumlp_status {
-    CUMLP_SUCCESS = 0,
-    CUMLP_ERROR_INVALID_VALUE = 1,   /**< a NULL, a size out of range, mismatched shapes, ... */
-    CUMLP_ERROR_ALLOC_FAILED = 2,    /**< host or device memory could not be allocated */
-    CUMLP_ERROR_NOT_SUPPORTED = 3,   /**< the backend or feature is not built or not available */
-    CUMLP_ERROR_NO_DEVICE = 4,       /**< the cuda backend was asked for and no usable GPU exists */
-    CUMLP_ERROR_DEVICE = 5,          /**< a CUDA, cuBLAS or cuRAND call failed (may be sticky) */
-    CUMLP_ERROR_IO = 6,              /**< a file could not be opened, read, written or synced */
-    CUMLP_ERROR_FORMAT = 7,          /**< a file is malformed: bad magic, bad header, bad syntax */
-    CUMLP_ERROR_TRUNCATED = 8,       /**< a file ends before the data its header announces */
-    CUMLP_ERROR_SIZE_LIMIT = 9,      /**< a count or size in a file exceeds a limit or overflows */
-    CUMLP_ERROR_SHAPE_MISMATCH = 10, /**< a file's shapes or dtypes disagree with the network */
-    CUMLP_ERROR_CHECKSUM = 11,       /**< a payload's checksum does not match its header */
-    CUMLP_ERROR_NON_FINITE = 12,     /**< NaN or Inf found in data, parameters or the loss */
-    CUMLP_ERROR_INTERNAL = 13        /**< a bug in cumlp: please report it */
-} cumlp_status;
+/** Internal: the count of a list's entries, as CUMLP_<SET>_COUNT defines it. */
+#define CUMLP_COUNT_ENTRY_(id, value, name) +1
 
-/** A constant English name for a status, such as "CUMLP_ERROR_INVALID_VALUE". Never NULL. */
+/* ---------------------------------------------------------------------------------------------
+ * Status codes. CUMLP_SUCCESS is 0; the name of each status is its C identifier.
+ * ------------------------------------------------------------------------------------------- */
+
+#define CUMLP_STATUS_LIST(X)                                                                       \
+    X(SUCCESS, 0, "CUMLP_SUCCESS")                                                                 \
+    /** a NULL, a size out of range, mismatched shapes, ... */                                     \
+    X(ERROR_INVALID_VALUE, 1, "CUMLP_ERROR_INVALID_VALUE")                                         \
+    /** host or device memory could not be allocated */                                            \
+    X(ERROR_ALLOC_FAILED, 2, "CUMLP_ERROR_ALLOC_FAILED")                                           \
+    /** the backend or feature is not built or not available */                                    \
+    X(ERROR_NOT_SUPPORTED, 3, "CUMLP_ERROR_NOT_SUPPORTED")                                         \
+    /** the cuda backend was asked for and no usable GPU exists */                                 \
+    X(ERROR_NO_DEVICE, 4, "CUMLP_ERROR_NO_DEVICE")                                                 \
+    /** a CUDA, cuBLAS or cuRAND call failed (may be sticky) */                                    \
+    X(ERROR_DEVICE, 5, "CUMLP_ERROR_DEVICE")                                                       \
+    /** a file could not be opened, read, written or synced */                                     \
+    X(ERROR_IO, 6, "CUMLP_ERROR_IO")                                                               \
+    /** a file is malformed: bad magic, bad header, bad syntax */                                  \
+    X(ERROR_FORMAT, 7, "CUMLP_ERROR_FORMAT")                                                       \
+    /** a file ends before the data its header announces */                                        \
+    X(ERROR_TRUNCATED, 8, "CUMLP_ERROR_TRUNCATED")                                                 \
+    /** a count or size in a file exceeds a limit or overflows */                                  \
+    X(ERROR_SIZE_LIMIT, 9, "CUMLP_ERROR_SIZE_LIMIT")                                               \
+    /** a file's shapes or dtypes disagree with the network */                                     \
+    X(ERROR_SHAPE_MISMATCH, 10, "CUMLP_ERROR_SHAPE_MISMATCH")                                      \
+    /** a payload's checksum does not match its header */                                          \
+    X(ERROR_CHECKSUM, 11, "CUMLP_ERROR_CHECKSUM")                                                  \
+    /** NaN or Inf found in data, parameters or the loss */                                        \
+    X(ERROR_NON_FINITE, 12, "CUMLP_ERROR_NON_FINITE")                                              \
+    /** a bug in cumlp: please report it */                                                        \
+    X(ERROR_INTERNAL, 13, "CUMLP_ERROR_INTERNAL")
+
+typedef enum cumlp_status {
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_##id = value,
+    CUMLP_STATUS_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
+} cumlp_status;
+enum { CUMLP_STATUS_COUNT = 0 CUMLP_STATUS_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** The name of a status, such as "CUMLP_ERROR_INVALID_VALUE"; "CUMLP_ERROR_UNKNOWN" for a value
+ * not in the list. Never NULL. */
 CUMLP_API const char *cumlp_status_string(cumlp_status status);
 
 /* ---------------------------------------------------------------------------------------------
@@ -92,12 +135,22 @@ CUMLP_API const char *cumlp_status_string(cumlp_status status);
 
 typedef struct cumlp_context cumlp_context;
 
+#define CUMLP_BACKEND_LIST(X)                                                                      \
+    /** cuda if a usable GPU is present, else cpu, else reference */                               \
+    X(AUTO, 0, "auto")                                                                             \
+    /** plain loops in double precision: the oracle, slow */                                       \
+    X(REFERENCE, 1, "reference")                                                                   \
+    /** BLAS GEMMs and OpenMP loops in fp32 */                                                     \
+    X(CPU, 2, "cpu")                                                                               \
+    /** cuBLAS GEMMs and fused CUDA kernels in fp32 (or TF32) */                                   \
+    X(CUDA, 3, "cuda")
+
 typedef enum cumlp_backend {
-    CUMLP_BACKEND_AUTO = 0,      /**< cuda if a usable GPU is present, else cpu, else reference */
-    CUMLP_BACKEND_REFERENCE = 1, /**< plain loops in double precision: the oracle, slow */
-    CUMLP_BACKEND_CPU = 2,       /**< BLAS GEMMs and OpenMP loops in fp32 */
-    CUMLP_BACKEND_CUDA = 3       /**< cuBLAS GEMMs and fused CUDA kernels in fp32 (or TF32) */
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_BACKEND_##id = value,
+    CUMLP_BACKEND_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
 } cumlp_backend;
+enum { CUMLP_BACKEND_COUNT = 0 CUMLP_BACKEND_LIST(CUMLP_COUNT_ENTRY_) };
 
 typedef enum cumlp_math_mode {
     CUMLP_MATH_STRICT_FP32 = 0, /**< full fp32 GEMMs (the default) */
@@ -143,8 +196,10 @@ CUMLP_API const char *cumlp_last_error(const cumlp_context *ctx);
 /** The backend the context runs on (never AUTO), or -1 when ctx is NULL. */
 CUMLP_API int cumlp_context_backend(const cumlp_context *ctx);
 
-/** A constant name for a backend: "auto", "reference", "cpu", "cuda"; "unknown" otherwise. */
+/** The name of a backend ("auto", "reference", "cpu", "cuda"), or "unknown". */
 CUMLP_API const char *cumlp_backend_name(int backend);
+/** Parses a backend name (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_backend_from_name(const char *name, int *backend);
 
 /** 1 if this build contains the backend, else 0 (a built cuda backend may still find no GPU). */
 CUMLP_API int cumlp_backend_is_built(int backend);
@@ -251,34 +306,79 @@ CUMLP_API cumlp_status cumlp_tensor_download_f64(const cumlp_tensor *tensor, dou
 
 typedef struct cumlp_network cumlp_network;
 
+#define CUMLP_ACTIVATION_LIST(X)                                                                   \
+    X(IDENTITY, 0, "identity")                                                                     \
+    /** 1 / (1 + exp(-z)) */                                                                       \
+    X(SIGMOID, 1, "sigmoid")                                                                       \
+    X(TANH, 2, "tanh")                                                                             \
+    /** max(0, z); derivative 0 at z <= 0 */                                                       \
+    X(RELU, 3, "relu")                                                                             \
+    /** z > 0 ? z : slope * z; slope in the network options */                                     \
+    X(LEAKY_RELU, 4, "leaky_relu")                                                                 \
+    /** exact form 0.5 z (1 + erf(z / sqrt 2)) */                                                  \
+    X(GELU, 5, "gelu")                                                                             \
+    /** output layer only, with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY */                                \
+    X(SOFTMAX, 6, "softmax")
+
 typedef enum cumlp_activation {
-    CUMLP_ACT_IDENTITY = 0,
-    CUMLP_ACT_SIGMOID = 1, /**< 1 / (1 + exp(-z)) */
-    CUMLP_ACT_TANH = 2,
-    CUMLP_ACT_RELU = 3,       /**< max(0, z); derivative 0 at z <= 0 */
-    CUMLP_ACT_LEAKY_RELU = 4, /**< z > 0 ? z : slope * z; slope in the network options */
-    CUMLP_ACT_GELU = 5,       /**< exact form 0.5 z (1 + erf(z / sqrt 2)) */
-    CUMLP_ACT_SOFTMAX = 6     /**< output layer only, with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY */
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_ACT_##id = value,
+    CUMLP_ACTIVATION_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
 } cumlp_activation;
+enum { CUMLP_ACTIVATION_COUNT = 0 CUMLP_ACTIVATION_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** The name of a activation (see "Named values" above), or "unknown". */
+CUMLP_API const char *cumlp_activation_name(int activation);
+/** Parses the name of a activation into *activation (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_activation_from_name(const char *name, int *activation);
+
+#define CUMLP_LOSS_LIST(X)                                                                         \
+    /** E = 1/2 sum_k (a_k - y_k)^2 per sample. Any output activation but softmax. */              \
+    X(SQUARED_ERROR, 0, "mse")                                                                     \
+    /** E = -sum_k y_k log softmax(z)_k from the logits (log-sum-exp). Output must be softmax.     \
+     * Each target column must sum to 1 (one-hot or a distribution): the delta a - y assumes it.   \
+     */                                                                                            \
+    X(SOFTMAX_CROSS_ENTROPY, 1, "ce")                                                              \
+    /** E = -sum_k [y_k log a_k + (1 - y_k) log(1 - a_k)], stable log-sigmoid. Output sigmoid. */  \
+    X(SIGMOID_BINARY_CROSS_ENTROPY, 2, "bce")
 
 typedef enum cumlp_loss {
-    /** E = 1/2 sum_k (a_k - y_k)^2 per sample. Any output activation but softmax. */
-    CUMLP_LOSS_SQUARED_ERROR = 0,
-    /** E = -sum_k y_k log softmax(z)_k from the logits (log-sum-exp). Output must be softmax.
-     * Each target column must sum to 1 (one-hot or a distribution): the delta a - y assumes it. */
-    CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY = 1,
-    /** E = -sum_k [y_k log a_k + (1 - y_k) log(1 - a_k)], stable log-sigmoid. Output sigmoid. */
-    CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY = 2
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_LOSS_##id = value,
+    CUMLP_LOSS_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
 } cumlp_loss;
+enum { CUMLP_LOSS_COUNT = 0 CUMLP_LOSS_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** The name of a loss (see "Named values" above), or "unknown". */
+CUMLP_API const char *cumlp_loss_name(int loss);
+/** Parses the name of a loss into *loss (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_loss_from_name(const char *name, int *loss);
+
+#define CUMLP_INIT_LIST(X)                                                                         \
+    /** N(0, scale^2) */                                                                           \
+    X(NORMAL, 0, "normal")                                                                         \
+    /** U[-scale, scale] */                                                                        \
+    X(UNIFORM, 1, "uniform")                                                                       \
+    /** N(0, s^2), s = scale * sqrt(2 / (fan_in + fan_out)) */                                     \
+    X(XAVIER_NORMAL, 2, "xavier-normal")                                                           \
+    /** U[-a, a], a = scale * sqrt(6 / (fan_in + fan_out)) */                                      \
+    X(XAVIER_UNIFORM, 3, "xavier")                                                                 \
+    /** N(0, s^2), s = scale * sqrt(2 / fan_in) */                                                 \
+    X(HE_NORMAL, 4, "he-normal")                                                                   \
+    /** U[-a, a], a = scale * sqrt(6 / fan_in) */                                                  \
+    X(HE_UNIFORM, 5, "he")
 
 typedef enum cumlp_init {
-    CUMLP_INIT_NORMAL = 0,         /**< N(0, scale^2) */
-    CUMLP_INIT_UNIFORM = 1,        /**< U[-scale, scale] */
-    CUMLP_INIT_XAVIER_NORMAL = 2,  /**< N(0, s^2), s = scale * sqrt(2 / (fan_in + fan_out)) */
-    CUMLP_INIT_XAVIER_UNIFORM = 3, /**< U[-a, a], a = scale * sqrt(6 / (fan_in + fan_out)) */
-    CUMLP_INIT_HE_NORMAL = 4,      /**< N(0, s^2), s = scale * sqrt(2 / fan_in) */
-    CUMLP_INIT_HE_UNIFORM = 5      /**< U[-a, a], a = scale * sqrt(6 / fan_in) */
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_INIT_##id = value,
+    CUMLP_INIT_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
 } cumlp_init;
+enum { CUMLP_INIT_COUNT = 0 CUMLP_INIT_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** The name of a init scheme (see "Named values" above), or "unknown". */
+CUMLP_API const char *cumlp_init_name(int init);
+/** Parses the name of a init scheme into *init (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_init_from_name(const char *name, int *init);
 
 typedef enum cumlp_bias_init {
     CUMLP_BIAS_ZERO = 0, /**< biases start at 0 */
@@ -418,12 +518,23 @@ CUMLP_API cumlp_status cumlp_network_get_gradients_f64(const cumlp_network *net,
 
 typedef struct cumlp_optimizer cumlp_optimizer;
 
+#define CUMLP_OPTIMIZER_LIST(X)                                                                    \
+    X(SGD, 0, "sgd")                                                                               \
+    X(MOMENTUM, 1, "momentum")                                                                     \
+    X(NESTEROV, 2, "nesterov")                                                                     \
+    X(ADAM, 3, "adam")
+
 typedef enum cumlp_optimizer_type {
-    CUMLP_OPT_SGD = 0,
-    CUMLP_OPT_MOMENTUM = 1,
-    CUMLP_OPT_NESTEROV = 2,
-    CUMLP_OPT_ADAM = 3
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_OPT_##id = value,
+    CUMLP_OPTIMIZER_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
 } cumlp_optimizer_type;
+enum { CUMLP_OPTIMIZER_COUNT = 0 CUMLP_OPTIMIZER_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** The name of a optimizer type (see "Named values" above), or "unknown". */
+CUMLP_API const char *cumlp_optimizer_name(int type);
+/** Parses the name of a optimizer type into *type (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_optimizer_from_name(const char *name, int *type);
 
 typedef struct cumlp_optimizer_options {
     int type;             /**< a cumlp_optimizer_type; default CUMLP_OPT_SGD */
@@ -509,13 +620,14 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * "optimizer.state1.<2k>.bias" (velocity, or Adam's first moment) and "optimizer.state2.<...>"
  * (Adam's second moment); SGD has none.
  * "__metadata__" (string to string) holds: "format" = "cumlp", "format_version" = "1",
- * "num_layers", "widths" ("784,128,10"), "activations" ("relu,softmax": identity, sigmoid, tanh,
- * relu, leaky_relu, gelu, softmax), "loss" (squared_error, softmax_cross_entropy,
- * sigmoid_binary_cross_entropy), "leaky_relu_slope", "payload_crc32" (CRC-32/ISO-HDLC of all
- * bytes after the header, 8 lowercase hex digits), and with an optimizer: "optimizer" (sgd,
- * momentum, nesterov, adam), "learning_rate", "momentum", "weight_decay", "beta1", "beta2",
- * "epsilon" (decimal in C syntax whatever the process's LC_NUMERIC locale, round-trip exact) and
- * "step_count". Frozen flags are not stored.
+ * "num_layers", "widths" ("784,128,10"), "activations" ("relu,softmax": the names of
+ * CUMLP_ACTIVATION_LIST), "loss" (a name of CUMLP_LOSS_LIST: mse, ce, bce; files written by cumlp
+ * 0.1.0 before the names were unified say squared_error, softmax_cross_entropy and
+ * sigmoid_binary_cross_entropy, which are read too), "leaky_relu_slope", "payload_crc32"
+ * (CRC-32/ISO-HDLC of all bytes after the header, 8 lowercase hex digits), and with an optimizer:
+ * "optimizer" (a name of CUMLP_OPTIMIZER_LIST), "learning_rate", "momentum", "weight_decay",
+ * "beta1", "beta2", "epsilon" (decimal in C syntax whatever the process's LC_NUMERIC locale,
+ * round-trip exact) and "step_count". Frozen flags are not stored.
  *
  * Parameters travel as fp32 on every backend, so a checkpoint written on one backend loads on any
  * other with bit-identical parameters, and save -> load -> save gives the same bytes.
@@ -780,12 +892,23 @@ CUMLP_API cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_data
  * class; for regression it is reported as -1 and the mean squared error per output is reported.
  * ------------------------------------------------------------------------------------------- */
 
+#define CUMLP_SCHEDULE_LIST(X)                                                                     \
+    X(CONSTANT, 0, "constant")                                                                     \
+    X(STEP, 1, "step")                                                                             \
+    X(EXPONENTIAL, 2, "exp")                                                                       \
+    X(COSINE, 3, "cosine")
+
 typedef enum cumlp_lr_schedule {
-    CUMLP_LR_CONSTANT = 0,
-    CUMLP_LR_STEP = 1,
-    CUMLP_LR_EXPONENTIAL = 2,
-    CUMLP_LR_COSINE = 3
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_LR_##id = value,
+    CUMLP_SCHEDULE_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
 } cumlp_lr_schedule;
+enum { CUMLP_SCHEDULE_COUNT = 0 CUMLP_SCHEDULE_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** The name of a learning-rate schedule (see "Named values" above), or "unknown". */
+CUMLP_API const char *cumlp_schedule_name(int schedule);
+/** Parses the name of a learning-rate schedule into *schedule (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_schedule_from_name(const char *name, int *schedule);
 
 typedef enum cumlp_stop_reason {
     CUMLP_STOP_EPOCHS = 0,      /**< all epochs ran */

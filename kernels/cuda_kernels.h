@@ -31,12 +31,9 @@ int cumlp__cuda_scale_shift(void *stream, float *x, size_t count, double scale, 
 int cumlp__cuda_bias_activation(void *stream, int activation, float slope, int rows, int cols,
                                 const float *P, const float *b, float *z, float *a);
 
-/* The loss codes of the fused delta pass (equal to cumlp_loss). */
-enum { CUMLP_CUDA_LOSS_SQUARED = 0, CUMLP_CUDA_LOSS_SOFTMAX_CE = 1, CUMLP_CUDA_LOSS_BCE = 2 };
-
-/* Output layer: delta (may alias a), db = db_scale * row sums of delta when db != NULL, and the
- * batch's loss sum into the device double *loss_sum when loss_sum != NULL. workspace holds
- * cumlp__cuda_reduction_workspace(rows, cols) bytes plus cols doubles. */
+/* Output layer of loss `loss` (a cumlp_loss): delta (may alias a), db = db_scale * row sums of
+ * delta when db != NULL, and the batch's loss sum into the device double *loss_sum when loss_sum !=
+ * NULL. workspace holds cumlp__cuda_reduction_workspace(rows, cols) bytes plus cols doubles. */
 int cumlp__cuda_loss_delta(void *stream, int loss, int activation, float slope, int rows, int cols,
                            const float *z, const float *a, const float *y, float *delta, float *db,
                            double db_scale, double *loss_sum, void *workspace);

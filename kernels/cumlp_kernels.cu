@@ -351,7 +351,7 @@ extern "C" int cumlp__cuda_bias_activation(void *stream, int activation, float s
                                            int cols, const float *P, const float *b, float *z,
                                            float *a) {
     cudaStream_t s = (cudaStream_t)stream;
-    if (activation == CUMLP_MATH_SOFTMAX) {
+    if (activation == CUMLP_ACT_SOFTMAX) {
         softmax_kernel<<<column_blocks(cols), kThreads, 0, s>>>(rows, cols, P, b, z, a);
         return launched();
     }
@@ -371,11 +371,11 @@ extern "C" int cumlp__cuda_loss_delta(void *stream, int loss, int activation, fl
     double *row_partials = (double *)workspace;
     double *loss_partials = row_partials + (size_t)rows * grid.y;
     DeltaArgs p = {};
-    p.kind = loss == CUMLP_CUDA_LOSS_SQUARED ? kDeltaTimesDeriv : kDeltaDiff;
-    p.term = !loss_sum                         ? kTermNone
-             : loss == CUMLP_CUDA_LOSS_SQUARED ? kTermSquared
-             : loss == CUMLP_CUDA_LOSS_BCE     ? kTermBce
-                                               : kTermNone;
+    p.kind = loss == CUMLP_LOSS_SQUARED_ERROR ? kDeltaTimesDeriv : kDeltaDiff;
+    p.term = !loss_sum                                         ? kTermNone
+             : loss == CUMLP_LOSS_SQUARED_ERROR                ? kTermSquared
+             : loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY ? kTermBce
+                                                               : kTermNone;
     p.activation = activation;
     p.slope = slope;
     p.rows = rows;
@@ -386,7 +386,7 @@ extern "C" int cumlp__cuda_loss_delta(void *stream, int loss, int activation, fl
     p.delta = delta;
     p.row_partials = db ? row_partials : NULL;
     p.loss_partials = p.term != kTermNone ? loss_partials : NULL;
-    if (loss_sum && loss == CUMLP_CUDA_LOSS_SOFTMAX_CE) {
+    if (loss_sum && loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY) {
         /* The per-column losses go after the reduction's partials. */
         double *column_loss = loss_partials + (size_t)grid.x * grid.y;
         cross_entropy_kernel<<<column_blocks(cols), kThreads, 0, s>>>(rows, cols, z, y,

@@ -6,9 +6,15 @@
  * (functions suffixed _d, used by the reference backend) and once with REAL = float (suffixed _f,
  * used by the cpu and cuda backends). Under nvcc every function is __host__ __device__, so the
  * GPU kernels and the CPU loops evaluate the same expressions.
+ *
+ * Activations, losses and optimizers are selected by cumlp.h's own enums (CUMLP_ACT_*,
+ * CUMLP_OPT_*): the public header is plain C that nvcc compiles too, so there is no second list of
+ * codes here to keep equal to it.
  */
 #ifndef CUMLP_MATH_H
 #define CUMLP_MATH_H
+
+#include "cumlp.h"
 
 #include <math.h>
 
@@ -17,24 +23,6 @@
 #else
 #define CUMLP_HD static inline
 #endif
-
-/* Activation and optimizer codes, equal to the public enums in cumlp.h (kept here so that .cu
- * files need not include the public header). */
-enum {
-    CUMLP_MATH_IDENTITY = 0,
-    CUMLP_MATH_SIGMOID = 1,
-    CUMLP_MATH_TANH = 2,
-    CUMLP_MATH_RELU = 3,
-    CUMLP_MATH_LEAKY_RELU = 4,
-    CUMLP_MATH_GELU = 5,
-    CUMLP_MATH_SOFTMAX = 6
-};
-enum {
-    CUMLP_MATH_OPT_SGD = 0,
-    CUMLP_MATH_OPT_MOMENTUM = 1,
-    CUMLP_MATH_OPT_NESTEROV = 2,
-    CUMLP_MATH_OPT_ADAM = 3
-};
 
 #define CUMLP_MATH_REAL     double
 #define CUMLP_MATH_FN(name) name##_d

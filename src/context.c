@@ -1,4 +1,4 @@
-/* context.c - status strings, error messages, version, and the context (backend selection). */
+/* context.c - error messages, version, and the context (backend selection). */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -61,55 +61,6 @@ const char *cumlp_version_string(void) {
         CUMLP_VERSION_PATCH);
 }
 
-const char *cumlp_status_string(cumlp_status status) {
-    switch (status) {
-    case CUMLP_SUCCESS:
-        return "CUMLP_SUCCESS";
-    case CUMLP_ERROR_INVALID_VALUE:
-        return "CUMLP_ERROR_INVALID_VALUE";
-    case CUMLP_ERROR_ALLOC_FAILED:
-        return "CUMLP_ERROR_ALLOC_FAILED";
-    case CUMLP_ERROR_NOT_SUPPORTED:
-        return "CUMLP_ERROR_NOT_SUPPORTED";
-    case CUMLP_ERROR_NO_DEVICE:
-        return "CUMLP_ERROR_NO_DEVICE";
-    case CUMLP_ERROR_DEVICE:
-        return "CUMLP_ERROR_DEVICE";
-    case CUMLP_ERROR_IO:
-        return "CUMLP_ERROR_IO";
-    case CUMLP_ERROR_FORMAT:
-        return "CUMLP_ERROR_FORMAT";
-    case CUMLP_ERROR_TRUNCATED:
-        return "CUMLP_ERROR_TRUNCATED";
-    case CUMLP_ERROR_SIZE_LIMIT:
-        return "CUMLP_ERROR_SIZE_LIMIT";
-    case CUMLP_ERROR_SHAPE_MISMATCH:
-        return "CUMLP_ERROR_SHAPE_MISMATCH";
-    case CUMLP_ERROR_CHECKSUM:
-        return "CUMLP_ERROR_CHECKSUM";
-    case CUMLP_ERROR_NON_FINITE:
-        return "CUMLP_ERROR_NON_FINITE";
-    case CUMLP_ERROR_INTERNAL:
-        return "CUMLP_ERROR_INTERNAL";
-    }
-    return "CUMLP_ERROR_UNKNOWN";
-}
-
-const char *cumlp_backend_name(int backend) {
-    switch (backend) {
-    case CUMLP_BACKEND_AUTO:
-        return "auto";
-    case CUMLP_BACKEND_REFERENCE:
-        return "reference";
-    case CUMLP_BACKEND_CPU:
-        return "cpu";
-    case CUMLP_BACKEND_CUDA:
-        return "cuda";
-    default:
-        return "unknown";
-    }
-}
-
 static const cumlp_backend_ops *backend_ops(int backend) {
     switch (backend) {
     case CUMLP_BACKEND_REFERENCE:
@@ -141,7 +92,7 @@ cumlp_status cumlp_context_defaults(cumlp_context_options *options) {
 }
 
 static cumlp_status check_options(const cumlp_context_options *o) {
-    if (o->backend < CUMLP_BACKEND_AUTO || o->backend > CUMLP_BACKEND_CUDA)
+    if (o->backend < 0 || o->backend >= CUMLP_BACKEND_COUNT)
         return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
                             "cumlp_context_create: unknown backend %d", o->backend);
     if (o->math_mode != CUMLP_MATH_STRICT_FP32 && o->math_mode != CUMLP_MATH_TF32)

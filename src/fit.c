@@ -46,7 +46,7 @@ static cumlp_status check_options(const cumlp_context *ctx, const char *func,
         bad = "epochs must be >= 1";
     else if (o->batch_size < 1 || o->batch_size > CUMLP_MAX_DIM)
         bad = "batch_size must be between 1 and 2^31-1";
-    else if (o->schedule < CUMLP_LR_CONSTANT || o->schedule > CUMLP_LR_COSINE)
+    else if (o->schedule < 0 || o->schedule >= CUMLP_SCHEDULE_COUNT)
         bad = "schedule is not a cumlp_lr_schedule";
     else if (!(o->lr_gamma > 0 && o->lr_gamma <= 1))
         bad = "lr_gamma must be in (0, 1]";

@@ -113,6 +113,15 @@ cumlp_status cumlp__download_f64(cumlp_context *ctx, const void *src, double *ds
 cumlp_status cumlp__check_dim(const cumlp_context *ctx, const char *func, const char *what,
                               int64_t value);
 
+/* The value that text[0..length) names in a list of cumlp.h (its name, or its identifier in lower
+ * case), or -1; for text that is not NUL-terminated, such as checkpoint metadata (src/names.c). */
+int cumlp__backend_value(const char *text, size_t length);
+int cumlp__activation_value(const char *text, size_t length);
+int cumlp__loss_value(const char *text, size_t length);
+int cumlp__init_value(const char *text, size_t length);
+int cumlp__optimizer_value(const char *text, size_t length);
+int cumlp__schedule_value(const char *text, size_t length);
+
 /* Whether an activation's derivative needs Z (else it is computed from A alone). */
 int cumlp__activation_needs_z(int activation);
 /* Whether Z must be kept for the loss of the output layer. */

@@ -41,9 +41,9 @@ cumlp_status cumlp_network_defaults(cumlp_network_options *options) {
 
 static cumlp_status check_options(const cumlp_context *ctx, const cumlp_network_options *o) {
     const char *func = "cumlp_network_create";
-    if (o->loss < CUMLP_LOSS_SQUARED_ERROR || o->loss > CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY)
+    if (o->loss < 0 || o->loss >= CUMLP_LOSS_COUNT)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown loss %d", func, o->loss);
-    if (o->init < CUMLP_INIT_NORMAL || o->init > CUMLP_INIT_HE_UNIFORM)
+    if (o->init < 0 || o->init >= CUMLP_INIT_COUNT)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown init scheme %d", func,
                             o->init);
     if (!isfinite(o->init_scale) || o->init_scale < 0)
@@ -58,12 +58,6 @@ static cumlp_status check_options(const cumlp_context *ctx, const cumlp_network_
     return CUMLP_SUCCESS;
 }
 
-static const char *activation_name(int a) {
-    static const char *names[] = {"identity",   "sigmoid", "tanh",   "relu",
-                                  "leaky_relu", "gelu",    "softmax"};
-    return a >= 0 && a <= CUMLP_ACT_SOFTMAX ? names[a] : "unknown";
-}
-
 static cumlp_status check_layers(const cumlp_context *ctx, int num_layers, const int64_t *widths,
                                  const int *activations, int loss, int64_t *num_params) {
     const char *func = "cumlp_network_create";
@@ -76,7 +70,7 @@ static cumlp_status check_layers(const cumlp_context *ctx, int num_layers, const
     int64_t total = 0;
     for (int l = 0; l < num_layers; l++) {
         int a = activations[l];
-        if (a < CUMLP_ACT_IDENTITY || a > CUMLP_ACT_SOFTMAX)
+        if (a < 0 || a >= CUMLP_ACTIVATION_COUNT)
             return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
                                 "%s: activations[%d] is %d, not a cumlp_activation", func, l, a);
         if (a == CUMLP_ACT_SOFTMAX && l != num_layers - 1)
@@ -100,7 +94,7 @@ static cumlp_status check_layers(const cumlp_context *ctx, int num_layers, const
                             "%s: the loss does not accept a %s output layer (squared error takes "
                             "any output but softmax, softmax cross-entropy needs softmax, binary "
                             "cross-entropy needs sigmoid)",
-                            func, activation_name(out));
+                            func, cumlp_activation_name(out));
     *num_params = total;
     return CUMLP_SUCCESS;
 }

@@ -26,7 +26,7 @@ static int in_unit_interval(double x) {
 
 static cumlp_status check_options(const cumlp_context *ctx, const cumlp_optimizer_options *o) {
     const char *func = "cumlp_optimizer_create";
-    if (o->type < CUMLP_OPT_SGD || o->type > CUMLP_OPT_ADAM)
+    if (o->type < 0 || o->type >= CUMLP_OPTIMIZER_COUNT)
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown optimizer type %d", func,
                             o->type);
     if (!isfinite(o->learning_rate) || o->learning_rate < 0)

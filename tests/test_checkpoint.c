@@ -142,6 +142,7 @@ static void test_weight_layout_is_pytorch_row_major(void) {
         CHECK(strstr(header, "\"2.bias\":{\"dtype\":\"F32\",\"shape\":[4]") != NULL);
         CHECK(strstr(header, "\"widths\":\"5,7,4,3\"") != NULL);
         CHECK(strstr(header, "\"activations\":\"leaky_relu,tanh,softmax\"") != NULL);
+        CHECK(strstr(header, "\"loss\":\"ce\"") != NULL); /* the names of cumlp.h's lists */
         CHECK(strstr(header, "\"leaky_relu_slope\":\"0.125\"") != NULL);
         free(header);
         float W[7 * 5], b[7];

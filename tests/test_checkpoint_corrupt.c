@@ -55,6 +55,7 @@ static unsigned char *make_image(const char *header, const unsigned char *payloa
 
 #define META_HEAD "{\"__metadata__\":{\"format\":\"cumlp\",\"format_version\":\"1\","
 #define ARCH      "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"identity\","
+/* "squared_error": the spelling of cumlp 0.1.0 checkpoints, which the reader still accepts. */
 #define LOSS      "\"loss\":\"squared_error\",\"leaky_relu_slope\":\"0.01\","
 #define CRC       "\"payload_crc32\":\"@CRC@\"}"
 #define META      META_HEAD ARCH LOSS CRC

@@ -114,6 +114,14 @@ static void test_usage_errors(void) {
     }
     CHECK(run("gradcheck --backend reference --tol -1") == 1);
     check_one_line_error("gradcheck");
+    /* Unknown names: the message lists what is accepted (the library's one list). */
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --act swish", csv);
+    CHECK(run(args) == 1);
+    check_one_line_error("train");
+    CHECK(contains(err_path, "'swish'") && contains(err_path, "leaky_relu"));
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --act softmax", csv);
+    CHECK(run(args) == 1);
+    CHECK(contains(err_path, "output layer only"));
 }
 
 static void test_data_errors(void) {
@@ -297,6 +305,15 @@ static void test_bench(void) {
     CHECK(contains(json, "\"flops_per_step\": 2160")); /* 6 * 8 * (6*5 + 5*3) */
     int64_t widths[3] = {6, 5, 3};
     check_initial_parameters(init, 2, widths);
+    /* cumlp bench takes the names cumlp train takes, and no others. */
+    CHECK_MSG(run("bench --layers 4,3,2 --act leaky_relu --loss bce --batch 4 --steps 1 --warmup 0 "
+                  "--backend reference") == 0,
+              "stderr: %s", slurp(err_path));
+    CHECK(contains(out_path, "custom  reference fp32"));
+    CHECK(run("bench --layers 4,3,2 --loss ce --steps 1 --warmup 0 --backend reference") == 0);
+    CHECK(run("bench --act leaky-relu") == 1);
+    CHECK(run("bench --loss softmax-ce") == 1);
+    CHECK(run("bench --act softmax") == 1);
     CHECK(run("bench --steps many") == 1);
     CHECK(run("bench --backend abacus") == 1);
     CHECK(run("bench --save-init /nonexistent/dir --layers 4,2 --steps 1 --backend reference") ==

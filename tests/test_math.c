@@ -51,10 +51,10 @@ static void test_activation_values(void) {
         double d_rel = fabs(cumlp_gelu_deriv_f((float)z) - d_exact) / fabs(d_exact);
         CHECK_MSG(d_rel < 1e-4, "gelu_deriv_f(%g) relative error %g", z, d_rel);
     }
-    CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_LEAKY_RELU, 0.01, -2.0), -0.02, 1e-17);
-    CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_RELU, 0.01, -2.0), 0.0, 0);
-    CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_TANH, 0, 0.5), tanh(0.5), 0);
-    CHECK_NEAR(cumlp_activate_d(CUMLP_MATH_IDENTITY, 0, 3.25), 3.25, 0);
+    CHECK_NEAR(cumlp_activate_d(CUMLP_ACT_LEAKY_RELU, 0.01, -2.0), -0.02, 1e-17);
+    CHECK_NEAR(cumlp_activate_d(CUMLP_ACT_RELU, 0.01, -2.0), 0.0, 0);
+    CHECK_NEAR(cumlp_activate_d(CUMLP_ACT_TANH, 0, 0.5), tanh(0.5), 0);
+    CHECK_NEAR(cumlp_activate_d(CUMLP_ACT_IDENTITY, 0, 3.25), 3.25, 0);
     /* Stable loss terms for large logits. */
     CHECK_NEAR(cumlp_softplus_d(1000), 1000, 0);
     CHECK_NEAR(cumlp_softplus_d(-1000), 0, 1e-300);
@@ -66,8 +66,8 @@ static void test_activation_values(void) {
 
 /* f'(z) from the shared code against a central difference of f, for every activation. */
 static void test_derivatives(void) {
-    const int acts[] = {CUMLP_MATH_IDENTITY, CUMLP_MATH_SIGMOID,    CUMLP_MATH_TANH,
-                        CUMLP_MATH_RELU,     CUMLP_MATH_LEAKY_RELU, CUMLP_MATH_GELU};
+    const int acts[] = {CUMLP_ACT_IDENTITY, CUMLP_ACT_SIGMOID,    CUMLP_ACT_TANH,
+                        CUMLP_ACT_RELU,     CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU};
     const double zs[] = {-3.1, -0.7, -0.01, 0.02, 0.9, 2.6};
     const double h = 1e-6, slope = 0.05;
     for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
@@ -98,30 +98,30 @@ static cumlp_update_params_d params(double lr, double mu, double wd, double beta
 static void test_optimizer_rules(void) {
     double w = 1.0, v = 0.5, m = 0, s = 0;
     cumlp_update_params_d q = params(0.1, 0, 0.01, 0, 0, 0, 1);
-    cumlp_optimizer_update_d(CUMLP_MATH_OPT_SGD, &q, &w, 2.0, &v, &s);
+    cumlp_optimizer_update_d(CUMLP_OPT_SGD, &q, &w, 2.0, &v, &s);
     CHECK_NEAR(w, 1.0 - 0.1 * (2.0 + 0.01 * 1.0), 1e-15);
     w = 1.0;
     v = 0.5;
     q = params(0.1, 0.9, 0, 0, 0, 0, 1);
-    cumlp_optimizer_update_d(CUMLP_MATH_OPT_MOMENTUM, &q, &w, 2.0, &v, &s);
+    cumlp_optimizer_update_d(CUMLP_OPT_MOMENTUM, &q, &w, 2.0, &v, &s);
     CHECK_NEAR(v, 0.9 * 0.5 - 0.1 * 2.0, 1e-15);
     CHECK_NEAR(w, 1.0 + 0.25, 1e-15);
     w = 1.0;
     v = 0.5;
-    cumlp_optimizer_update_d(CUMLP_MATH_OPT_NESTEROV, &q, &w, 2.0, &v, &s);
+    cumlp_optimizer_update_d(CUMLP_OPT_NESTEROV, &q, &w, 2.0, &v, &s);
     CHECK_NEAR(v, 0.25, 1e-15);
     CHECK_NEAR(w, 1.0 + 0.9 * 0.25 - 0.1 * 2.0, 1e-15);
     w = 1.0;
     /* Adam's first step moves every weight by about lr, whatever the gradient's size. */
     q = params(0.01, 0, 0, 0.9, 0.999, 1e-8, 1);
-    cumlp_optimizer_update_d(CUMLP_MATH_OPT_ADAM, &q, &w, 123.0, &m, &s);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAM, &q, &w, 123.0, &m, &s);
     CHECK_NEAR(w, 1.0 - 0.01, 1e-9);
     CHECK_NEAR(m, 0.1 * 123.0, 1e-12);
     CHECK_NEAR(s, 0.001 * 123.0 * 123.0, 1e-9);
     /* In fp32 the second moment's factor is 1 - beta2 rounded once, not 1.0f - 0.999f. */
     float wf = 1.0f, mf = 0, sf = 0;
     cumlp_update_params_f qf = {0.01f, 0, 0, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.1f, 0.001f};
-    cumlp_optimizer_update_f(CUMLP_MATH_OPT_ADAM, &qf, &wf, 3.0f, &mf, &sf);
+    cumlp_optimizer_update_f(CUMLP_OPT_ADAM, &qf, &wf, 3.0f, &mf, &sf);
     CHECK_NEAR(sf, 0.001 * 9.0, 1e-9);
 }
 

@@ -219,22 +219,20 @@ int cli_fail(const char *command, cumlp_status status, const char *message) {
     return cli_exit_code(status);
 }
 
-int cli_lookup(const char *name, const char *const *names, int count) {
-    for (int i = 0; i < count; i++)
-        if (strcmp(name, names[i]) == 0) return i;
-    return -1;
+int cli_parse_name(const char *command, const char *option, cli_name_parser parse,
+                   const char *value, int *out) {
+    if (parse(value, out) == CUMLP_SUCCESS) return 1;
+    fprintf(stderr, "cumlp %s: --%s: %s\n", command, option, cumlp_last_error(NULL));
+    return 0;
 }
 
 int cli_context(const char *command, const cli_args *a, cumlp_context **ctx) {
-    static const char *const names[] = {"auto", "reference", "cpu", "cuda"};
-    int backend = cli_lookup(a->backend, names, 4);
-    if (backend < 0) {
-        fprintf(stderr, "cumlp %s: --backend must be auto, cuda, cpu or reference\n", command);
+    int backend = 0;
+    if (!cli_parse_name(command, "backend", cumlp_backend_from_name, a->backend, &backend))
         return EXIT_USAGE;
-    }
     cumlp_context_options o;
     cumlp_context_defaults(&o);
-    o.backend = backend; /* the names are in cumlp_backend order */
+    o.backend = backend;
     o.num_threads = a->threads;
     o.math_mode = a->tf32 ? CUMLP_MATH_TF32 : CUMLP_MATH_STRICT_FP32;
     cumlp_status st = cumlp_context_create(ctx, &o);

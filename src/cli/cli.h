@@ -53,8 +53,13 @@ int cli_fail(const char *command, cumlp_status status, const char *message);
 /* The exit code a status maps to. */
 int cli_exit_code(cumlp_status status);
 
-/* Looks name up in names[0..count); returns its index or -1. */
-int cli_lookup(const char *name, const char *const *names, int count);
+/* One of cumlp.h's name parsers (cumlp_activation_from_name, ...). */
+typedef cumlp_status (*cli_name_parser)(const char *name, int *value);
+
+/* Parses the value of --option with parse into *out; on failure prints the library's message
+ * (which lists the accepted names) and returns 0. */
+int cli_parse_name(const char *command, const char *option, cli_name_parser parse,
+                   const char *value, int *out);
 
 /* Creates the context for --backend / --threads / --tf32; on failure prints and returns the
  * exit code (else EXIT_OK). */

@@ -7,14 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const activation_names[] = {"identity",   "sigmoid", "tanh",   "relu",
-                                               "leaky_relu", "gelu",    "softmax"};
-static const char *const loss_names[] = {"mse", "ce", "bce"};
-static const char *const init_names[] = {"normal", "uniform",   "xavier-normal",
-                                         "xavier", "he-normal", "he"};
-static const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam"};
-static const char *const schedule_names[] = {"constant", "step", "exp", "cosine"};
-
 static void train_help(void) {
     printf(
         "usage: cumlp train --data FILE [--labels FILE] [options]\n"
@@ -99,14 +91,11 @@ static int parse_layers(const char *command, const char *text, net_spec *n) {
     return 1;
 }
 
-static int lookup_or_fail(const char *command, const char *option, const char *value,
-                          const char *const *names, int count, int *out) {
-    *out = cli_lookup(value, names, count);
-    if (*out >= 0) return 1;
-    fprintf(stderr, "cumlp %s: --%s: unknown value \"%s\" (one of:", command, option, value);
-    for (int i = 0; i < count; i++)
-        fprintf(stderr, " %s", names[i]);
-    fprintf(stderr, ")\n");
+/* The hidden layers' activation: any but softmax, which only an output layer may have. */
+static int parse_hidden_activation(const char *command, const char *value, int *out) {
+    if (!cli_parse_name(command, "act", cumlp_activation_from_name, value, out)) return 0;
+    if (*out != CUMLP_ACT_SOFTMAX) return 1;
+    fprintf(stderr, "cumlp %s: --act: softmax is for the output layer only (--out-act)\n", command);
     return 0;
 }
 
@@ -125,18 +114,18 @@ int cli_describe_network(const char *command, const cli_args *a, int64_t in, int
     }
     int hidden, output, loss, init;
     const char *out_act = a->out_act ? a->out_act : classify && out > 1 ? "softmax" : "identity";
-    if (!lookup_or_fail(command, "act", a->act, activation_names, 6, &hidden) ||
-        !lookup_or_fail(command, "out-act", out_act, activation_names, 7, &output))
+    if (!parse_hidden_activation(command, a->act, &hidden) ||
+        !cli_parse_name(command, "out-act", cumlp_activation_from_name, out_act, &output))
         return 0;
     const char *loss_name = a->loss                                   ? a->loss
                             : output == CUMLP_ACT_SOFTMAX             ? "ce"
                             : output == CUMLP_ACT_SIGMOID && classify ? "bce"
                                                                       : "mse";
-    if (!lookup_or_fail(command, "loss", loss_name, loss_names, 3, &loss)) return 0;
+    if (!cli_parse_name(command, "loss", cumlp_loss_from_name, loss_name, &loss)) return 0;
     int relu_like =
         hidden == CUMLP_ACT_RELU || hidden == CUMLP_ACT_LEAKY_RELU || hidden == CUMLP_ACT_GELU;
     const char *init_name = a->init ? a->init : relu_like ? "he" : "xavier";
-    if (!lookup_or_fail(command, "init", init_name, init_names, 6, &init)) return 0;
+    if (!cli_parse_name(command, "init", cumlp_init_from_name, init_name, &init)) return 0;
     for (int l = 0; l < n->num_layers; l++)
         n->acts[l] = l + 1 < n->num_layers ? hidden : output;
     cumlp_network_defaults(&n->options);
@@ -148,7 +137,8 @@ int cli_describe_network(const char *command, const cli_args *a, int64_t in, int
 
 static int optimizer_options(const char *command, const cli_args *a, cumlp_optimizer_options *o) {
     cumlp_optimizer_defaults(o);
-    if (!lookup_or_fail(command, "optimizer", a->optimizer, optimizer_names, 4, &o->type)) return 0;
+    if (!cli_parse_name(command, "optimizer", cumlp_optimizer_from_name, a->optimizer, &o->type))
+        return 0;
     o->learning_rate = !isnan(a->lr) ? a->lr : o->type == CUMLP_OPT_ADAM ? 0.001 : 0.01;
     o->momentum = a->momentum;
     o->weight_decay = a->weight_decay;
@@ -309,7 +299,7 @@ static int build_model(const char *cmd, const cli_args *a, train_run *t) {
 
 static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_fit_options *fo) {
     cumlp_fit_defaults(fo);
-    if (!lookup_or_fail(cmd, "schedule", a->schedule, schedule_names, 4, &fo->schedule))
+    if (!cli_parse_name(cmd, "schedule", cumlp_schedule_from_name, a->schedule, &fo->schedule))
         return EXIT_USAGE;
     fo->epochs = a->epochs;
     fo->batch_size = a->batch;

@@ -51,20 +51,7 @@
 #define MAX_STATE_ARRAYS    2
 #define KNOWN_FLAGS         CUMLP_CHECKPOINT_ALLOW_NON_FINITE
 
-static const char *const activation_names[] = {"identity",   "sigmoid", "tanh",   "relu",
-                                               "leaky_relu", "gelu",    "softmax"};
-static const char *const loss_names[] = {"squared_error", "softmax_cross_entropy",
-                                         "sigmoid_binary_cross_entropy"};
-static const char *const optimizer_names[] = {"sgd", "momentum", "nesterov", "adam"};
-
 #define COUNT_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
-static int name_index(const char *const *names, int count, const char *name, size_t length) {
-    for (int i = 0; i < count; i++) {
-        if (strlen(names[i]) == length && memcmp(names[i], name, length) == 0) return i;
-    }
-    return -1;
-}
 
 static int state_arrays(int optimizer_type) {
     return optimizer_type == CUMLP_OPT_ADAM ? 2 : optimizer_type == CUMLP_OPT_SGD ? 0 : 1;
@@ -264,12 +251,12 @@ static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_opt
         sb_append(b, ",%lld", (long long)net->layers[l].fan_out);
     sb_append(b, "\",\"activations\":\"");
     for (int l = 0; l < net->num_layers; l++)
-        sb_append(b, "%s%s", l ? "," : "", activation_names[net->layers[l].activation]);
-    sb_append(b, "\",\"loss\":\"%s\"", loss_names[net->loss]);
+        sb_append(b, "%s%s", l ? "," : "", cumlp_activation_name(net->layers[l].activation));
+    sb_append(b, "\",\"loss\":\"%s\"", cumlp_loss_name(net->loss));
     sb_meta_double(b, "leaky_relu_slope", net->leaky_slope);
     if (opt) {
         const cumlp_optimizer_options *o = &opt->options;
-        sb_append(b, ",\"optimizer\":\"%s\"", optimizer_names[o->type]);
+        sb_append(b, ",\"optimizer\":\"%s\"", cumlp_optimizer_name(o->type));
         sb_meta_double(b, "learning_rate", o->learning_rate);
         sb_meta_double(b, "momentum", o->momentum);
         sb_meta_double(b, "weight_decay", o->weight_decay);
@@ -582,7 +569,7 @@ static int width_item(void *ctx, int i, const char *first, size_t length) {
 
 static int activation_item(void *ctx, int i, const char *first, size_t length) {
     int *activations = ctx;
-    activations[i] = name_index(activation_names, COUNT_OF(activation_names), first, length);
+    activations[i] = cumlp__activation_value(first, length);
     return activations[i] >= 0;
 }
 
@@ -612,7 +599,7 @@ static cumlp_status parse_architecture(const reader *r, const cumlp_json *meta, 
                  d->num_layers);
     if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "loss", &s);
     if (st == CUMLP_SUCCESS) {
-        d->loss = name_index(loss_names, COUNT_OF(loss_names), s, strlen(s));
+        d->loss = cumlp__loss_value(s, strlen(s));
         if (d->loss < 0) st = bad(r, CUMLP_ERROR_FORMAT, "unknown loss \"%.40s\"", s);
     }
     if (st == CUMLP_SUCCESS) st = meta_double(r, meta, "leaky_relu_slope", &d->slope);
@@ -636,8 +623,7 @@ static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, dec
     if (!type) return CUMLP_SUCCESS;
     cumlp_optimizer_options *o = &d->opt_options;
     cumlp_optimizer_defaults(o);
-    o->type =
-        name_index(optimizer_names, COUNT_OF(optimizer_names), type->text, strlen(type->text));
+    o->type = cumlp__optimizer_value(type->text, strlen(type->text));
     if (o->type < 0) return bad(r, CUMLP_ERROR_FORMAT, "unknown optimizer \"%.40s\"", type->text);
     d->has_optimizer = 1;
     const char *keys[] = {"learning_rate", "momentum", "weight_decay", "beta1", "beta2", "epsilon"};
@@ -1188,7 +1174,7 @@ cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_optimizer *opt
     } else if (opt && d.has_optimizer && opt->options.type != d.opt_options.type) {
         st = bad(&r, CUMLP_ERROR_SHAPE_MISMATCH,
                  "the checkpoint holds %s state, the optimizer is %s",
-                 optimizer_names[d.opt_options.type], optimizer_names[opt->options.type]);
+                 cumlp_optimizer_name(d.opt_options.type), cumlp_optimizer_name(opt->options.type));
     } else {
         st = fill_existing(net, opt, &d);
     }
