@@ -413,20 +413,6 @@ static int auto_steps(double warmup_ms_per_step) {
     return n < 10 ? 10 : n > 200 ? 200 : (int)n;
 }
 
-/* Timing of one piece of work: CUDA events on the GPU (the backend's timer ops), else the host
- * clock around a synchronize. */
-static cumlp_status timer_start(cumlp_context *ctx, double *host_t0) {
-    *host_t0 = now_ms();
-    return ctx->ops->timer_start ? ctx->ops->timer_start(ctx) : CUMLP_SUCCESS;
-}
-
-static cumlp_status timer_stop(cumlp_context *ctx, double host_t0, double *ms) {
-    if (ctx->ops->timer_stop) return ctx->ops->timer_stop(ctx, ms);
-    cumlp_status st = cumlp_context_synchronize(ctx);
-    *ms = now_ms() - host_t0;
-    return st;
-}
-
 /* Warm-up, then `*steps_io` timed steps (chosen by auto_steps when it is 0). */
 static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_stats *out) {
     cumlp_status st = CUMLP_SUCCESS;
@@ -440,10 +426,9 @@ static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_sta
     double *ms = malloc((size_t)steps * sizeof *ms);
     if (!ms) return CUMLP_ERROR_ALLOC_FAILED;
     for (int i = 0; i < steps && st == CUMLP_SUCCESS; i++) {
-        double t0;
-        st = timer_start(r->ctx, &t0);
+        st = cumlp__timer_start(r->ctx); /* CUDA events on the GPU, else the host clock */
         if (st == CUMLP_SUCCESS) st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
-        if (st == CUMLP_SUCCESS) st = timer_stop(r->ctx, t0, &ms[i]);
+        if (st == CUMLP_SUCCESS) st = cumlp__timer_stop(r->ctx, &ms[i]);
     }
     if (st == CUMLP_SUCCESS) *out = summarize(ms, steps);
     free(ms);
@@ -513,10 +498,9 @@ static cumlp_status time_gemms(cumlp_context *ctx, const bench_config *c, int re
     if (st == CUMLP_SUCCESS) st = gemm_pass(ctx, c, &g); /* warm-up */
     if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(ctx);
     for (int i = 0; i < reps && st == CUMLP_SUCCESS; i++) {
-        double t0;
-        st = timer_start(ctx, &t0);
+        st = cumlp__timer_start(ctx);
         if (st == CUMLP_SUCCESS) st = gemm_pass(ctx, c, &g);
-        if (st == CUMLP_SUCCESS) st = timer_stop(ctx, t0, &times[i]);
+        if (st == CUMLP_SUCCESS) st = cumlp__timer_stop(ctx, &times[i]);
     }
     if (st == CUMLP_SUCCESS) *ms = summarize(times, reps).median;
     free(times);

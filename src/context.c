@@ -120,6 +120,8 @@ static cumlp_status try_backend(int backend, const cumlp_context_options *o, cum
                             "cumlp_context_create: the %s backend is not built into this "
                             "library (see cumlp_backend_is_built)",
                             cumlp_backend_name(backend));
+    cumlp_status st = cumlp__check_backend_ops(ops);
+    if (st != CUMLP_SUCCESS) return st;
     cumlp_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return cumlp__error(NULL, CUMLP_ERROR_ALLOC_FAILED,
@@ -127,7 +129,7 @@ static cumlp_status try_backend(int backend, const cumlp_context_options *o, cum
     ctx->backend = backend;
     ctx->ops = ops;
     ctx->math_mode = o->math_mode;
-    cumlp_status st = ops->init(ctx, o);
+    st = ops->init(ctx, o);
     if (st != CUMLP_SUCCESS) {
         /* The backend wrote its reason into ctx->message; hand it to the thread slot. */
         cumlp__error(NULL, st, "%s", ctx->message);

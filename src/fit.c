@@ -259,14 +259,14 @@ cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds, int64_t 
 /* ---- the training loop --------------------------------------------------------------------- */
 
 /* Everything one cumlp_fit call owns. Batches are double-buffered in slots 0 and 1: host staging
- * memory (pinned where the backend can copy asynchronously) and device tensors per slot. */
+ * memory (pinned where the backend can copy asynchronously) and device tensors per slot. On a
+ * backend without overlapped uploads the front end copies at once (src/backends/optional_ops.c). */
 typedef struct fit_state {
     cumlp_network *net;
     cumlp_optimizer *opt;
     const cumlp_dataset *train, *val;
     const cumlp_fit_options *o;
     cumlp_context *ctx;
-    int async;       /* the backend has the overlapped-upload ops */
     int64_t batch;   /* columns of a full batch */
     int64_t batches; /* per epoch */
     int64_t *order;  /* sample order of the current epoch */
@@ -283,14 +283,7 @@ typedef struct fit_state {
 static cumlp_status host_buffers(fit_state *f) {
     size_t floats = (size_t)((f->train->n_features + f->train->n_outputs) * f->batch);
     for (int s = 0; s < 2; s++) {
-        cumlp_status st =
-            f->async ? f->ctx->ops->host_alloc(f->ctx, floats * sizeof(float), (void **)&f->host[s])
-                     : CUMLP_SUCCESS;
-        if (!f->async) {
-            f->host[s] = malloc(floats * sizeof(float));
-            if (!f->host[s])
-                st = cumlp__error(f->ctx, CUMLP_ERROR_ALLOC_FAILED, "cumlp_fit: out of memory");
-        }
+        cumlp_status st = cumlp__host_alloc(f->ctx, floats * sizeof(float), (void **)&f->host[s]);
         if (st != CUMLP_SUCCESS) return st;
     }
     return CUMLP_SUCCESS;
@@ -298,12 +291,9 @@ static cumlp_status host_buffers(fit_state *f) {
 
 static void fit_release(fit_state *f) {
     for (int s = 0; s < 2; s++) {
-        if (f->async) {
-            /* a copy may still read the staging memory after an error */
-            if (f->host[s]) f->ctx->ops->upload_host_wait(f->ctx, s);
-            if (f->host[s]) f->ctx->ops->host_free(f->ctx, f->host[s]);
-        } else {
-            free(f->host[s]);
+        if (f->host[s]) {
+            cumlp__upload_host_wait(f->ctx, s); /* a copy may still read it after an error */
+            cumlp__host_free(f->ctx, f->host[s]);
         }
         batch_destroy(&f->dev[s]);
     }
@@ -313,10 +303,7 @@ static void fit_release(fit_state *f) {
 }
 
 static cumlp_status fit_setup(fit_state *f) {
-    const cumlp_backend_ops *ops = f->ctx->ops;
     const cumlp_dataset *t = f->train;
-    f->async = ops->host_alloc && ops->host_free && ops->upload_async && ops->upload_join &&
-               ops->upload_host_wait;
     f->batch = f->o->batch_size < t->n_samples ? f->o->batch_size : t->n_samples;
     f->batches = (t->n_samples + f->batch - 1) / f->batch;
     f->order = malloc((size_t)t->n_samples * sizeof *f->order);
@@ -348,22 +335,17 @@ static void gather_batch(fit_state *f, int64_t k, int s) {
     }
 }
 
-/* Stages batch k into slot s: gathered, then copied asynchronously or synchronously. */
+/* Stages batch k into slot s: waits until the slot's staging memory is free, gathers the batch
+ * there, and queues its copy to the slot's device tensors. */
 static cumlp_status stage_batch(fit_state *f, int64_t k, int s) {
-    const cumlp_backend_ops *ops = f->ctx->ops;
     int64_t cols = batch_cols(f, k);
     size_t nx = (size_t)(f->train->n_features * cols), ny = (size_t)(f->train->n_outputs * cols);
-    cumlp_status st = f->async ? ops->upload_host_wait(f->ctx, s) : CUMLP_SUCCESS;
+    cumlp_status st = cumlp__upload_host_wait(f->ctx, s);
     if (st != CUMLP_SUCCESS) return st;
     gather_batch(f, k, s);
-    if (!f->async) {
-        st = ops->upload(f->ctx, f->dev[s].x->data, f->host[s], nx);
-        if (st == CUMLP_SUCCESS) st = ops->upload(f->ctx, f->dev[s].t->data, f->host[s] + nx, ny);
-        return st;
-    }
-    st = ops->upload_async(f->ctx, s, f->dev[s].x->data, f->host[s], nx);
+    st = cumlp__upload_async(f->ctx, s, f->dev[s].x->data, f->host[s], nx);
     if (st == CUMLP_SUCCESS)
-        st = ops->upload_async(f->ctx, s, f->dev[s].t->data, f->host[s] + nx, ny);
+        st = cumlp__upload_async(f->ctx, s, f->dev[s].t->data, f->host[s] + nx, ny);
     return st;
 }
 
@@ -425,7 +407,7 @@ static cumlp_status run_epoch(fit_state *f, int epoch, int *stop) {
     st = stage_batch(f, 0, 0);
     for (int64_t k = 0; k < f->batches && st == CUMLP_SUCCESS; k++) {
         int s = (int)(k % 2);
-        if (f->async) st = f->ctx->ops->upload_join(f->ctx, s);
+        st = cumlp__upload_join(f->ctx, s);
         /* the next batch is copied while this one trains */
         if (st == CUMLP_SUCCESS && k + 1 < f->batches) st = stage_batch(f, k + 1, 1 - s);
         if (st == CUMLP_SUCCESS) st = train_batch(f, k, s);

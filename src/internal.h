@@ -29,6 +29,7 @@ struct cumlp_context {
     /* The backend's allocations (its alloc op; the cuda reduction scratch), for
      * cumlp_context_memory. */
     cumlp_memtrack memory;
+    double host_timer_start_ms; /* the timer fallback's start mark (src/backends/optional_ops.c) */
 };
 
 struct cumlp_tensor {
@@ -94,20 +95,8 @@ static inline void *cumlp__at(const cumlp_context *ctx, const void *buffer, size
     return (char *)buffer + offset * ctx->ops->elem_size;
 }
 
-/* Profiler ranges around the phases of a step (forward, loss, backward, optimizer). */
-static inline void cumlp__range_push(cumlp_context *ctx, const char *name) {
-    if (ctx->ops->range_push) ctx->ops->range_push(ctx, name);
-}
-static inline void cumlp__range_pop(cumlp_context *ctx) {
-    if (ctx->ops->range_pop) ctx->ops->range_pop(ctx);
-}
-
 /* a * b into *out unless it overflows or exceeds limit; returns 1 on success. */
 int cumlp__mul_size(int64_t a, int64_t b, int64_t limit, int64_t *out);
-
-/* Host double <-> backend buffer, through the backend's f64 ops or a temporary float buffer. */
-cumlp_status cumlp__upload_f64(cumlp_context *ctx, void *dst, const double *src, size_t count);
-cumlp_status cumlp__download_f64(cumlp_context *ctx, const void *src, double *dst, size_t count);
 
 /* Checks 1 <= value <= CUMLP_MAX_DIM; on failure sets the message naming `what`. */
 cumlp_status cumlp__check_dim(const cumlp_context *ctx, const char *func, const char *what,

@@ -130,32 +130,6 @@ cumlp_status cumlp_tensor_download(const cumlp_tensor *tensor, float *host, int6
     return tensor->ctx->ops->download(tensor->ctx, tensor->data, host, (size_t)count);
 }
 
-cumlp_status cumlp__upload_f64(cumlp_context *ctx, void *dst, const double *src, size_t count) {
-    if (ctx->ops->upload_f64) return ctx->ops->upload_f64(ctx, dst, src, count);
-    float *staging = malloc(count * sizeof *staging);
-    if (!staging)
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory staging %zu values",
-                            count);
-    for (size_t i = 0; i < count; i++)
-        staging[i] = (float)src[i];
-    cumlp_status st = ctx->ops->upload(ctx, dst, staging, count);
-    free(staging);
-    return st;
-}
-
-cumlp_status cumlp__download_f64(cumlp_context *ctx, const void *src, double *dst, size_t count) {
-    if (ctx->ops->download_f64) return ctx->ops->download_f64(ctx, src, dst, count);
-    float *staging = malloc(count * sizeof *staging);
-    if (!staging)
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory staging %zu values",
-                            count);
-    cumlp_status st = ctx->ops->download(ctx, src, staging, count);
-    for (size_t i = 0; st == CUMLP_SUCCESS && i < count; i++)
-        dst[i] = staging[i];
-    free(staging);
-    return st;
-}
-
 cumlp_status cumlp_tensor_upload_f64(cumlp_tensor *tensor, const double *host, int64_t count) {
     cumlp_status st = check_transfer(tensor, host, count, "cumlp_tensor_upload_f64");
     if (st != CUMLP_SUCCESS) return st;

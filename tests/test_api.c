@@ -5,6 +5,7 @@
  * leaked (the sanitizer build runs this file too).
  */
 #include "harness.h"
+#include "internal.h"
 #include "testutil.h"
 
 #include <stdint.h>
@@ -447,6 +448,63 @@ static void test_outputs_null_on_failure(void) {
     cumlp_context_destroy(ctx);
 }
 
+static cumlp_status join_nothing(cumlp_context *ctx, int slot) {
+    (void)ctx, (void)slot;
+    return CUMLP_SUCCESS;
+}
+
+/* The backend contract is checked before a backend is used: a missing required op, or part of an
+ * optional group, is an internal error naming the backend. */
+static void test_backend_contract(void) {
+    const cumlp_backend_ops *ref = cumlp__backend_reference();
+    CHECK_OK(cumlp__check_backend_ops(ref));
+    if (cumlp_backend_is_built(CUMLP_BACKEND_CPU))
+        CHECK_OK(cumlp__check_backend_ops(cumlp__backend_cpu()));
+    if (cumlp_backend_is_built(CUMLP_BACKEND_CUDA))
+        CHECK_OK(cumlp__check_backend_ops(cumlp__backend_cuda()));
+    cumlp_backend_ops broken = *ref;
+    broken.gemm = NULL;
+    CHECK_STATUS(cumlp__check_backend_ops(&broken), CUMLP_ERROR_INTERNAL);
+    CHECK(strstr(cumlp_last_error(NULL), "gemm") && strstr(cumlp_last_error(NULL), "reference"));
+    broken = *ref;
+    broken.upload_f64 = NULL; /* download_f64 left: half a group */
+    CHECK_STATUS(cumlp__check_backend_ops(&broken), CUMLP_ERROR_INTERNAL);
+    broken = *ref;
+    broken.upload_join = join_nothing; /* one of the five upload ops */
+    CHECK_STATUS(cumlp__check_backend_ops(&broken), CUMLP_ERROR_INTERNAL);
+}
+
+/* The optional ops' fallbacks on the reference backend, which has none of the upload and timer
+ * ops: staging memory from malloc, an upload that is done when it returns, no-op joins, and a
+ * host-clock timer. */
+static void test_optional_op_fallbacks(void) {
+    cumlp_context *ctx = ref_context();
+    CHECK(ctx->ops->upload_async == NULL && ctx->ops->timer_start == NULL);
+    float *host = NULL;
+    CHECK_OK(cumlp__host_alloc(ctx, 3 * sizeof(float), (void **)&host));
+    cumlp_tensor *t = NULL;
+    CHECK_OK(cumlp_tensor_create(ctx, 3, 1, &t));
+    if (host && t) {
+        host[0] = 1.5f, host[1] = -2.0f, host[2] = 0.25f;
+        CHECK_OK(cumlp__upload_host_wait(ctx, 0));
+        CHECK_OK(cumlp__upload_async(ctx, 0, t->data, host, 3));
+        host[0] = host[1] = host[2] = 0.0f; /* the blocking fallback has copied already */
+        CHECK_OK(cumlp__upload_join(ctx, 0));
+        float back[3];
+        CHECK_OK(cumlp_tensor_download(t, back, 3));
+        CHECK(back[0] == 1.5f && back[1] == -2.0f && back[2] == 0.25f);
+    }
+    cumlp__host_free(ctx, host);
+    double ms = -1;
+    CHECK_OK(cumlp__timer_start(ctx));
+    CHECK_OK(cumlp__timer_stop(ctx, &ms));
+    CHECK(ms >= 0 && ms < 60e3);
+    cumlp__range_push(ctx, "cumlp:test"); /* no profiler: nothing happens */
+    cumlp__range_pop(ctx);
+    cumlp_tensor_destroy(t);
+    cumlp_context_destroy(ctx);
+}
+
 int main(void) {
     RUN(test_version_and_status);
     RUN(test_contexts);
@@ -456,5 +514,7 @@ int main(void) {
     RUN(test_forward_overlap);
     RUN(test_memory_accounting);
     RUN(test_outputs_null_on_failure);
+    RUN(test_backend_contract);
+    RUN(test_optional_op_fallbacks);
     return harness_finish();
 }

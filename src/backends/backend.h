@@ -136,7 +136,10 @@ typedef struct cumlp_backend_ops {
     /* *all_finite = 1 if no element of x[0..count) is NaN or Inf, else 0 (waits). */
     cumlp_status (*check_finite)(cumlp_context *ctx, const void *x, size_t count, int *all_finite);
 
-    /* ---- Optional: overlapped batch uploads (NULL on backends without a device). ----
+    /* ---- Optional operations, in groups that are all present or all NULL. Call them through the
+     * front end below (cumlp__upload_async, ...), which falls back when a group is NULL. ----
+     *
+     * ---- Optional: overlapped batch uploads (NULL on backends without a device). ----
      * The fit loop double-buffers batches in slots 0 and 1: while the step on slot s runs, the
      * next batch is copied into slot 1 - s.
      * host_alloc/host_free: host memory that upload_async may read (pinned on CUDA).
@@ -169,6 +172,32 @@ typedef struct cumlp_backend_ops {
     cumlp_status (*timer_start)(cumlp_context *ctx);
     cumlp_status (*timer_stop)(cumlp_context *ctx, double *elapsed_ms);
 } cumlp_backend_ops;
+
+/* ---- The optional operations' front end (src/backends/optional_ops.c). Callers use these and
+ * never test an optional op for NULL: where a backend leaves a group NULL, these fall back to
+ * what a backend without a device does. ---- */
+
+/* host_alloc / host_free, else malloc / free. */
+cumlp_status cumlp__host_alloc(cumlp_context *ctx, size_t bytes, void **ptr);
+void cumlp__host_free(cumlp_context *ctx, void *ptr);
+/* upload_async, else a blocking upload; upload_join and upload_host_wait, else nothing to do. */
+cumlp_status cumlp__upload_async(cumlp_context *ctx, int slot, void *dst, const float *src,
+                                 size_t count);
+cumlp_status cumlp__upload_join(cumlp_context *ctx, int slot);
+cumlp_status cumlp__upload_host_wait(cumlp_context *ctx, int slot);
+/* Host double <-> backend buffer: the f64 ops, else through a temporary float buffer. */
+cumlp_status cumlp__upload_f64(cumlp_context *ctx, void *dst, const double *src, size_t count);
+cumlp_status cumlp__download_f64(cumlp_context *ctx, const void *src, double *dst, size_t count);
+/* Profiler ranges around the phases of a step (forward, loss, backward, optimizer), else none. */
+void cumlp__range_push(cumlp_context *ctx, const char *name);
+void cumlp__range_pop(cumlp_context *ctx);
+/* The device timer, else the host clock from the start mark to a synchronize at the stop. */
+cumlp_status cumlp__timer_start(cumlp_context *ctx);
+cumlp_status cumlp__timer_stop(cumlp_context *ctx, double *elapsed_ms);
+
+/* CUMLP_ERROR_INTERNAL, with the message naming the op, if a required op is NULL or an optional
+ * group is only partly there; checked before a backend is used. */
+cumlp_status cumlp__check_backend_ops(const cumlp_backend_ops *ops);
 
 /* The backends this build contains (NULL where not built). */
 const cumlp_backend_ops *cumlp__backend_reference(void);
