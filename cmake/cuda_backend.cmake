@@ -42,6 +42,7 @@ enable_language(CUDA)
 
 target_sources(cumlp_objects PRIVATE
   ${PROJECT_SOURCE_DIR}/src/backends/cuda.c
+  ${PROJECT_SOURCE_DIR}/src/backends/cuda_status.c
   ${PROJECT_SOURCE_DIR}/kernels/cumlp_kernels.cu)
 target_compile_definitions(cumlp_objects PRIVATE CUMLP_HAVE_CUDA_BACKEND)
 target_include_directories(cumlp_objects SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})

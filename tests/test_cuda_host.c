@@ -2,9 +2,10 @@
 /*
  * The cuda backend's host side, which runs without a GPU: on a machine without a usable device a
  * cuda context fails with CUMLP_ERROR_NO_DEVICE and leaks nothing (the ASan build runs this),
- * AUTO falls back to a CPU backend; and the host Philox stream of src/backends/rng.c (used by the CPU
- * backends) is cuRAND's Philox4x32-10 stream, checked against cuRAND's own host generator; and
- * the profiler range ops come as a pair.
+ * AUTO falls back to a CPU backend; the host Philox stream of src/backends/rng.c (used by the CPU
+ * backends) is cuRAND's Philox4x32-10 stream, checked against cuRAND's own host generator; the
+ * profiler range ops come as a pair; and CUDA, cuBLAS and cuRAND statuses become cumlp statuses
+ * as src/backends/cuda_status.h says.
  */
 #include "harness.h"
 #include "internal.h"
@@ -18,6 +19,8 @@
 
 /* Defined by tests/CMakeLists.txt when the cuda backend (and so cuRAND) is linked in. */
 #ifdef CUMLP_TEST_HAVE_CUDA_TOOLKIT
+#include "backends/cuda_status.h"
+
 #include <curand.h>
 #define HAVE_CURAND_HEADER 1
 #endif
@@ -188,6 +191,48 @@ static void test_curand_offset_is_an_element_index(void) {
     }
 }
 
+/* The runtime's errors: out of memory, a fault that poisons the context, and one that does not.
+ * No device is needed: the statuses are handed in. A reference context stands in for the cuda
+ * one (only its message and sticky status are used). */
+static void test_cuda_status(void) {
+    cumlp_context *ctx = test_context_or_skip(CUMLP_BACKEND_REFERENCE);
+    CHECK_OK(cumlp__cuda_status(ctx, cudaSuccess, "copy"));
+    CHECK_STATUS(cumlp__cuda_status(ctx, cudaErrorMemoryAllocation, "copy"),
+                 CUMLP_ERROR_ALLOC_FAILED);
+    CHECK(strcmp(cumlp_last_error(ctx), "cuda backend: copy: out of device memory") == 0);
+    CHECK_STATUS(cumlp__cuda_status(ctx, cudaErrorInvalidValue, "copy"), CUMLP_ERROR_DEVICE);
+    CHECK(strstr(cumlp_last_error(ctx), "cudaErrorInvalidValue") != NULL);
+    CHECK(ctx->sticky == CUMLP_SUCCESS); /* an invalid argument leaves the context usable */
+    CHECK_STATUS(cumlp__cuda_status(ctx, cudaErrorIllegalAddress, "gemm"), CUMLP_ERROR_DEVICE);
+    CHECK(ctx->sticky == CUMLP_ERROR_DEVICE);
+    cumlp_context_destroy(ctx);
+}
+
+/* The one generic checker of library statuses, through the cuBLAS and cuRAND adapters. */
+static void test_library_status(void) {
+    cumlp_context *ctx = test_context_or_skip(CUMLP_BACKEND_REFERENCE);
+    CHECK_OK(cumlp__cublas_status(ctx, CUBLAS_STATUS_SUCCESS, "gemm"));
+    CHECK_OK(cumlp__curand_status(ctx, CURAND_STATUS_SUCCESS, "random"));
+    CHECK_STATUS(cumlp__cublas_status(ctx, CUBLAS_STATUS_ALLOC_FAILED, "gemm"),
+                 CUMLP_ERROR_ALLOC_FAILED);
+    CHECK(strcmp(cumlp_last_error(ctx), "cuda backend: gemm: cuBLAS is out of memory") == 0);
+    CHECK_STATUS(cumlp__curand_status(ctx, CURAND_STATUS_ALLOCATION_FAILED, "random"),
+                 CUMLP_ERROR_ALLOC_FAILED);
+    CHECK(strcmp(cumlp_last_error(ctx), "cuda backend: random: cuRAND is out of memory") == 0);
+    /* Any other failure is a device error: the library's code, or the runtime fault behind it
+     * when one is pending (without a GPU the runtime may report its own initialization error). */
+    CHECK_STATUS(cumlp__cublas_status(ctx, CUBLAS_STATUS_EXECUTION_FAILED, "gemm"),
+                 CUMLP_ERROR_DEVICE);
+    CHECK(strncmp(cumlp_last_error(ctx), "cuda backend: gemm: ", 20) == 0);
+    CHECK_STATUS(cumlp__curand_status(ctx, CURAND_STATUS_LAUNCH_FAILURE, "random"),
+                 CUMLP_ERROR_DEVICE);
+    CHECK(strncmp(cumlp_last_error(ctx), "cuda backend: random: ", 22) == 0);
+    CHECK(strcmp(cumlp__curand_status_name(CURAND_STATUS_LAUNCH_FAILURE),
+                 "CURAND_STATUS_LAUNCH_FAILURE") == 0);
+    CHECK(strcmp(cumlp__curand_status_name((curandStatus_t)12345), "an unknown cuRAND status") ==
+          0);
+    cumlp_context_destroy(ctx);
+}
 #endif /* HAVE_CURAND_HEADER */
 
 int main(void) {
@@ -200,6 +245,8 @@ int main(void) {
     RUN(test_philox_matches_curand_uniform);
     RUN(test_philox_matches_curand_normal);
     RUN(test_curand_offset_is_an_element_index);
+    RUN(test_cuda_status);
+    RUN(test_library_status);
 #else
     printf("     (built without the CUDA toolkit: no Philox comparison)\n");
 #endif

@@ -8,6 +8,7 @@
  * CUMLP_ERROR_ALLOC_FAILED, a fault that leaves the device unusable (an illegal address, a
  * failed launch) poisons the context with a sticky CUMLP_ERROR_DEVICE.
  */
+#include "cuda_status.h"
 #include "internal.h"
 
 #include "cuda_kernels.h"
@@ -57,105 +58,12 @@ static cuda_state *state_of(const cumlp_context *ctx) {
     return (cuda_state *)ctx->backend_state;
 }
 
-/* ---- errors -------------------------------------------------------------------------------- */
-
-/* Errors after which the CUDA context is corrupt: every later call fails the same way. The
- * driver_types.h entries that say "leaves the process in an inconsistent state"; the newer ones
- * by value (stable across releases), so that older toolkits without the names still build. */
-static int is_sticky(cudaError_t err) {
-    switch ((int)err) {
-    case 226: /* cudaErrorContained: a fault held by the GPU's error containment */
-    case 721: /* cudaErrorTensorMemoryLeak */
-    case 810: /* cudaErrorMpsClientTerminated */
-    case 911: /* cudaErrorExternalDevice */
-        return 1;
-    default:
-        break;
-    }
-    switch (err) {
-    case cudaErrorIllegalAddress:
-    case cudaErrorLaunchFailure:
-    case cudaErrorHardwareStackError:
-    case cudaErrorIllegalInstruction:
-    case cudaErrorMisalignedAddress:
-    case cudaErrorInvalidAddressSpace:
-    case cudaErrorInvalidPc:
-    case cudaErrorAssert:
-    case cudaErrorLaunchTimeout:
-    case cudaErrorECCUncorrectable:
-    case cudaErrorContextIsDestroyed:
-    case cudaErrorCudartUnloading:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static cumlp_status cuda_error(cumlp_context *ctx, cudaError_t err, const char *what) {
-    if (err == cudaSuccess) return CUMLP_SUCCESS;
-    cudaGetLastError(); /* clear a non-sticky error so that later calls start clean */
-    if (err == cudaErrorMemoryAllocation)
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "cuda backend: %s: out of device memory",
-                            what);
-    cumlp__error(ctx, CUMLP_ERROR_DEVICE, "cuda backend: %s: %s (%s)", what, cudaGetErrorName(err),
-                 cudaGetErrorString(err));
-    if (is_sticky(err)) cumlp__make_sticky(ctx, CUMLP_ERROR_DEVICE);
-    return CUMLP_ERROR_DEVICE;
-}
+/* ---- errors ---------------------------------------------------------------------------------
+ * cuda_status.h turns every CUDA, cuBLAS and cuRAND status into a cumlp status and message. */
 
 /* A launcher's int result (a cudaError_t). */
 static cumlp_status launch_error(cumlp_context *ctx, int err, const char *what) {
-    return cuda_error(ctx, (cudaError_t)err, what);
-}
-
-/* A library failure may hide a device fault: ask the runtime for it. */
-static cumlp_status library_fault(cumlp_context *ctx, const char *what, const char *code) {
-    cudaError_t err = cudaPeekAtLastError();
-    if (err != cudaSuccess) return cuda_error(ctx, err, what);
-    return cumlp__error(ctx, CUMLP_ERROR_DEVICE, "cuda backend: %s: %s", what, code);
-}
-
-static cumlp_status blas_error(cumlp_context *ctx, cublasStatus_t st, const char *what) {
-    if (st == CUBLAS_STATUS_SUCCESS) return CUMLP_SUCCESS;
-    if (st == CUBLAS_STATUS_ALLOC_FAILED)
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
-                            "cuda backend: %s: cuBLAS is out of "
-                            "memory",
-                            what);
-    return library_fault(ctx, what, cublasGetStatusString(st));
-}
-
-static const char *curand_status_name(curandStatus_t st) {
-    switch (st) {
-    case CURAND_STATUS_NOT_INITIALIZED:
-        return "CURAND_STATUS_NOT_INITIALIZED";
-    case CURAND_STATUS_ALLOCATION_FAILED:
-        return "CURAND_STATUS_ALLOCATION_FAILED";
-    case CURAND_STATUS_TYPE_ERROR:
-        return "CURAND_STATUS_TYPE_ERROR";
-    case CURAND_STATUS_OUT_OF_RANGE:
-        return "CURAND_STATUS_OUT_OF_RANGE";
-    case CURAND_STATUS_LENGTH_NOT_MULTIPLE:
-        return "CURAND_STATUS_LENGTH_NOT_MULTIPLE";
-    case CURAND_STATUS_LAUNCH_FAILURE:
-        return "CURAND_STATUS_LAUNCH_FAILURE";
-    case CURAND_STATUS_INITIALIZATION_FAILED:
-        return "CURAND_STATUS_INITIALIZATION_FAILED";
-    case CURAND_STATUS_ARCH_MISMATCH:
-        return "CURAND_STATUS_ARCH_MISMATCH";
-    default:
-        return "cuRAND error";
-    }
-}
-
-static cumlp_status rand_error(cumlp_context *ctx, curandStatus_t st, const char *what) {
-    if (st == CURAND_STATUS_SUCCESS) return CUMLP_SUCCESS;
-    if (st == CURAND_STATUS_ALLOCATION_FAILED)
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
-                            "cuda backend: %s: cuRAND is out of "
-                            "memory",
-                            what);
-    return library_fault(ctx, what, curand_status_name(st));
+    return cumlp__cuda_status(ctx, (cudaError_t)err, what);
 }
 
 /* Every op starts here: a poisoned context fails at once; otherwise its device is made current
@@ -166,7 +74,7 @@ static cumlp_status begin(cumlp_context *ctx) {
     cudaError_t err = cudaGetDevice(&current);
     if (err == cudaSuccess && current != state_of(ctx)->device)
         err = cudaSetDevice(state_of(ctx)->device);
-    return cuda_error(ctx, err, "selecting the device");
+    return cumlp__cuda_status(ctx, err, "selecting the device");
 }
 
 /* ---- context ------------------------------------------------------------------------------- */
@@ -222,22 +130,27 @@ static cumlp_status create_events(cumlp_context *ctx, cuda_state *s) {
     if (err == cudaSuccess) err = cudaEventCreateWithFlags(&s->main_ready, cudaEventDisableTiming);
     if (err == cudaSuccess) err = cudaEventCreate(&s->timer_begin);
     if (err == cudaSuccess) err = cudaEventCreate(&s->timer_end);
-    return cuda_error(ctx, err, "creating streams and events");
+    return cumlp__cuda_status(ctx, err, "creating streams and events");
 }
 
 static cumlp_status create_libraries(cumlp_context *ctx, cuda_state *s) {
-    cumlp_status st = blas_error(ctx, cublasCreate(&s->blas), "creating the cuBLAS handle");
+    cumlp_status st =
+        cumlp__cublas_status(ctx, cublasCreate(&s->blas), "creating the cuBLAS handle");
     if (st == CUMLP_SUCCESS)
-        st = blas_error(ctx, cublasSetStream(s->blas, s->stream), "binding cuBLAS to the stream");
+        st = cumlp__cublas_status(ctx, cublasSetStream(s->blas, s->stream),
+                                  "binding cuBLAS to the stream");
     if (st == CUMLP_SUCCESS)
-        st = rand_error(ctx, curandCreateGenerator(&s->rng, CURAND_RNG_PSEUDO_PHILOX4_32_10),
-                        "creating the cuRAND generator");
+        st = cumlp__curand_status(ctx,
+                                  curandCreateGenerator(&s->rng, CURAND_RNG_PSEUDO_PHILOX4_32_10),
+                                  "creating the cuRAND generator");
     if (st == CUMLP_SUCCESS)
-        st = rand_error(ctx, curandSetStream(s->rng, s->stream), "binding cuRAND to the stream");
+        st = cumlp__curand_status(ctx, curandSetStream(s->rng, s->stream),
+                                  "binding cuRAND to the stream");
     /* The legacy ordering is the one src/backends/rng.c reproduces on the host. */
     if (st == CUMLP_SUCCESS)
-        st = rand_error(ctx, curandSetGeneratorOrdering(s->rng, CURAND_ORDERING_PSEUDO_LEGACY),
-                        "setting the cuRAND ordering");
+        st = cumlp__curand_status(ctx,
+                                  curandSetGeneratorOrdering(s->rng, CURAND_ORDERING_PSEUDO_LEGACY),
+                                  "setting the cuRAND ordering");
     return st;
 }
 
@@ -245,8 +158,8 @@ static cumlp_status create_libraries(cumlp_context *ctx, cuda_state *s) {
 static cumlp_status check_user_stream(cumlp_context *ctx, cudaStream_t stream, int device) {
 #if CUDART_VERSION >= 12080
     int stream_device = -1;
-    cumlp_status st =
-        cuda_error(ctx, cudaStreamGetDevice(stream, &stream_device), "querying options.stream");
+    cumlp_status st = cumlp__cuda_status(ctx, cudaStreamGetDevice(stream, &stream_device),
+                                         "querying options.stream");
     if (st == CUMLP_SUCCESS && stream_device != device)
         st = cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
                           "cuda backend: options.stream belongs to device %d, not to device %d",
@@ -262,7 +175,7 @@ static cumlp_status setup(cumlp_context *ctx, cuda_state *s, const cumlp_context
     struct cudaDeviceProp prop;
     cudaError_t err = cudaSetDevice(s->device);
     if (err == cudaSuccess) err = cudaGetDeviceProperties(&prop, s->device);
-    cumlp_status st = cuda_error(ctx, err, "opening the device");
+    cumlp_status st = cumlp__cuda_status(ctx, err, "opening the device");
     if (st != CUMLP_SUCCESS) return st;
     snprintf(s->name, sizeof s->name, "%s", prop.name);
     s->cc_major = prop.major;
@@ -272,14 +185,14 @@ static cumlp_status setup(cumlp_context *ctx, cuda_state *s, const cumlp_context
         s->stream = (cudaStream_t)o->stream;
         st = check_user_stream(ctx, s->stream, s->device);
     } else {
-        st = cuda_error(ctx, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking),
-                        "creating the stream");
+        st = cumlp__cuda_status(ctx, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking),
+                                "creating the stream");
         s->owns_stream = st == CUMLP_SUCCESS;
     }
     if (st == CUMLP_SUCCESS) st = create_events(ctx, s);
     if (st == CUMLP_SUCCESS)
-        st = cuda_error(ctx, cudaHostAlloc(&s->host_scalars, 64, cudaHostAllocDefault),
-                        "allocating pinned memory");
+        st = cumlp__cuda_status(ctx, cudaHostAlloc(&s->host_scalars, 64, cudaHostAllocDefault),
+                                "allocating pinned memory");
     if (st == CUMLP_SUCCESS) st = create_libraries(ctx, s);
     return st;
 }
@@ -321,14 +234,15 @@ static cumlp_status cuda_describe(const cumlp_context *ctx, char *buf, size_t bu
 static cumlp_status cuda_synchronize(cumlp_context *ctx) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
-    return cuda_error(ctx, cudaStreamSynchronize(state_of(ctx)->stream), "synchronize");
+    return cumlp__cuda_status(ctx, cudaStreamSynchronize(state_of(ctx)->stream), "synchronize");
 }
 
 static cumlp_status cuda_timer_start(cumlp_context *ctx) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     cuda_state *s = state_of(ctx);
-    return cuda_error(ctx, cudaEventRecord(s->timer_begin, s->stream), "recording a timer event");
+    return cumlp__cuda_status(ctx, cudaEventRecord(s->timer_begin, s->stream),
+                              "recording a timer event");
 }
 
 static cumlp_status cuda_timer_stop(cumlp_context *ctx, double *elapsed_ms) {
@@ -340,7 +254,7 @@ static cumlp_status cuda_timer_stop(cumlp_context *ctx, double *elapsed_ms) {
     if (err == cudaSuccess) err = cudaEventSynchronize(s->timer_end);
     if (err == cudaSuccess) err = cudaEventElapsedTime(&ms, s->timer_begin, s->timer_end);
     *elapsed_ms = ms;
-    return cuda_error(ctx, err, "reading the timer events");
+    return cumlp__cuda_status(ctx, err, "reading the timer events");
 }
 
 /* Records a new device allocation for cumlp_context_memory; if the table cannot grow, frees it
@@ -359,15 +273,16 @@ static cumlp_status workspace(cumlp_context *ctx, size_t bytes, void **out) {
     cuda_state *s = state_of(ctx);
     if (bytes > s->workspace_bytes) {
         if (s->workspace) {
-            cumlp_status st =
-                cuda_error(ctx, cudaStreamSynchronize(s->stream), "growing the scratch memory");
+            cumlp_status st = cumlp__cuda_status(ctx, cudaStreamSynchronize(s->stream),
+                                                 "growing the scratch memory");
             if (st != CUMLP_SUCCESS) return st;
         }
         cumlp__memtrack_remove(&ctx->memory, s->workspace);
         cudaFree(s->workspace);
         s->workspace = NULL;
         s->workspace_bytes = 0;
-        cumlp_status st = cuda_error(ctx, cudaMalloc(&s->workspace, bytes), "allocating scratch");
+        cumlp_status st =
+            cumlp__cuda_status(ctx, cudaMalloc(&s->workspace, bytes), "allocating scratch");
         if (st != CUMLP_SUCCESS) return st;
         st = track_device(ctx, &s->workspace, bytes);
         if (st != CUMLP_SUCCESS) return st;
@@ -392,7 +307,7 @@ static cumlp_status cuda_alloc(cumlp_context *ctx, size_t count, void **buffer) 
         if (err == cudaErrorMemoryAllocation)
             return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
                                 "cuda backend: out of device memory allocating %zu floats", count);
-        return cuda_error(ctx, err, "cudaMalloc");
+        return cumlp__cuda_status(ctx, err, "cudaMalloc");
     }
     return track_device(ctx, buffer, count * sizeof(float));
 }
@@ -433,7 +348,7 @@ static cumlp_status copy_and_wait(cumlp_context *ctx, void *dst, const void *src
     cuda_state *s = state_of(ctx);
     cudaError_t err = cudaMemcpyAsync(dst, src, bytes, kind, s->stream);
     if (err == cudaSuccess) err = cudaStreamSynchronize(s->stream);
-    return cuda_error(ctx, err, what);
+    return cumlp__cuda_status(ctx, err, what);
 }
 
 static cumlp_status cuda_upload(cumlp_context *ctx, void *dst, const float *src, size_t count) {
@@ -457,7 +372,7 @@ static cumlp_status cuda_upload(cumlp_context *ctx, void *dst, const float *src,
                               s->stream);
         if (err == cudaSuccess) err = cudaEventRecord(s->staging_free[c % 2], s->stream);
     }
-    return cuda_error(ctx, err, "upload");
+    return cumlp__cuda_status(ctx, err, "upload");
 }
 
 static cumlp_status cuda_download(cumlp_context *ctx, const void *src, float *dst, size_t count) {
@@ -487,7 +402,7 @@ static cumlp_status cuda_download(cumlp_context *ctx, const void *src, float *ds
                 memcpy(dst + off, stage + (prev % 2) * STAGING_FLOATS, n * sizeof(float));
         }
     }
-    return cuda_error(ctx, err, "download");
+    return cumlp__cuda_status(ctx, err, "download");
 }
 
 static cumlp_status cuda_fill(cumlp_context *ctx, void *dst, size_t count, float value) {
@@ -499,10 +414,10 @@ static cumlp_status cuda_fill(cumlp_context *ctx, void *dst, size_t count, float
 static cumlp_status cuda_copy(cumlp_context *ctx, void *dst, const void *src, size_t count) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
-    return cuda_error(ctx,
-                      cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice,
-                                      state_of(ctx)->stream),
-                      "copy");
+    return cumlp__cuda_status(ctx,
+                              cudaMemcpyAsync(dst, src, count * sizeof(float),
+                                              cudaMemcpyDeviceToDevice, state_of(ctx)->stream),
+                              "copy");
 }
 
 /* ---- GEMM ---------------------------------------------------------------------------------- */
@@ -526,7 +441,7 @@ static cumlp_status cuda_gemm(cumlp_context *ctx, int trans_a, int trans_b, int 
                            trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &a, A, CUDA_R_32F, lda, B,
                            CUDA_R_32F, ldb, &b, C, CUDA_R_32F, ldc, compute, CUBLAS_GEMM_DEFAULT);
     RANGE_POP();
-    return blas_error(ctx, bst, "gemm");
+    return cumlp__cublas_status(ctx, bst, "gemm");
 }
 
 /* ---- fused elementwise passes -------------------------------------------------------------- */
@@ -550,7 +465,7 @@ static cumlp_status read_loss(cumlp_context *ctx, const double *device_sum, doub
                                       cudaMemcpyDeviceToHost, s->stream);
     if (err == cudaSuccess) err = cudaStreamSynchronize(s->stream);
     if (err == cudaSuccess) memcpy(out, s->host_scalars, sizeof(double));
-    return cuda_error(ctx, err, "reading the loss");
+    return cumlp__cuda_status(ctx, err, "reading the loss");
 }
 
 static cumlp_status cuda_loss_delta(cumlp_context *ctx, int loss, int activation, double slope,
@@ -614,7 +529,7 @@ static cumlp_status generate(cumlp_context *ctx, int normal, uint64_t seed, size
     if (rst == CURAND_STATUS_SUCCESS)
         rst = normal ? curandGenerateNormal(rng, out, count, 0.0f, 1.0f)
                      : curandGenerateUniform(rng, out, count);
-    return rand_error(ctx, rst, "random");
+    return cumlp__curand_status(ctx, rst, "random");
 }
 
 static cumlp_status cuda_random(cumlp_context *ctx, int distribution, uint64_t seed, size_t count,
@@ -669,7 +584,7 @@ static cumlp_status cuda_check_finite(cumlp_context *ctx, const void *x, size_t 
     if (st == CUMLP_SUCCESS) {
         cudaError_t err = cudaMemcpyAsync(flag, ws, sizeof(int), cudaMemcpyDeviceToHost, s->stream);
         if (err == cudaSuccess) err = cudaStreamSynchronize(s->stream);
-        st = cuda_error(ctx, err, "check_finite");
+        st = cumlp__cuda_status(ctx, err, "check_finite");
     }
     RANGE_POP();
     if (st == CUMLP_SUCCESS) *all_finite = *flag == 0;
@@ -703,7 +618,8 @@ static cumlp_status cuda_host_alloc(cumlp_context *ctx, size_t bytes, void **ptr
     *ptr = NULL;
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
-    st = cuda_error(ctx, cudaHostAlloc(ptr, bytes, cudaHostAllocDefault), "pinned host_alloc");
+    st = cumlp__cuda_status(ctx, cudaHostAlloc(ptr, bytes, cudaHostAllocDefault),
+                            "pinned host_alloc");
     if (st != CUMLP_SUCCESS) *ptr = NULL;
     return st;
 }
@@ -734,7 +650,7 @@ static cumlp_status cuda_upload_async(cumlp_context *ctx, int slot, void *dst, c
         err = cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyHostToDevice,
                               s->copy_stream);
     if (err == cudaSuccess) err = cudaEventRecord(s->slot_done[slot], s->copy_stream);
-    return cuda_error(ctx, err, "upload_async");
+    return cumlp__cuda_status(ctx, err, "upload_async");
 }
 
 static cumlp_status cuda_upload_join(cumlp_context *ctx, int slot) {
@@ -742,15 +658,16 @@ static cumlp_status cuda_upload_join(cumlp_context *ctx, int slot) {
     if (st == CUMLP_SUCCESS) st = check_slot(ctx, slot);
     if (st != CUMLP_SUCCESS) return st;
     cuda_state *s = state_of(ctx);
-    return cuda_error(ctx, cudaStreamWaitEvent(s->stream, s->slot_done[slot], 0), "upload_join");
+    return cumlp__cuda_status(ctx, cudaStreamWaitEvent(s->stream, s->slot_done[slot], 0),
+                              "upload_join");
 }
 
 static cumlp_status cuda_upload_host_wait(cumlp_context *ctx, int slot) {
     cumlp_status st = begin(ctx);
     if (st == CUMLP_SUCCESS) st = check_slot(ctx, slot);
     if (st != CUMLP_SUCCESS) return st;
-    return cuda_error(ctx, cudaEventSynchronize(state_of(ctx)->slot_done[slot]),
-                      "upload_host_wait");
+    return cumlp__cuda_status(ctx, cudaEventSynchronize(state_of(ctx)->slot_done[slot]),
+                              "upload_host_wait");
 }
 
 static const cumlp_backend_ops cuda_ops = {
