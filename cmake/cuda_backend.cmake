@@ -43,7 +43,9 @@ enable_language(CUDA)
 target_sources(cumlp_objects PRIVATE
   ${PROJECT_SOURCE_DIR}/src/backends/cuda.c
   ${PROJECT_SOURCE_DIR}/src/backends/cuda_status.c
-  ${PROJECT_SOURCE_DIR}/kernels/cumlp_kernels.cu)
+  ${PROJECT_SOURCE_DIR}/kernels/elementwise.cu
+  ${PROJECT_SOURCE_DIR}/kernels/loss_reduce.cu
+  ${PROJECT_SOURCE_DIR}/kernels/optimizer.cu)
 target_compile_definitions(cumlp_objects PRIVATE CUMLP_HAVE_CUDA_BACKEND)
 target_include_directories(cumlp_objects SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
 # Keep the device code lean to compile: no relocatable device code, no debug info in Release.

@@ -1,9 +1,9 @@
 /*
- * cuda_kernels.h - the launchers of the cuda backend's fused kernels (kernels/cumlp_kernels.cu),
- * called by the host glue in src/backends/cuda.c. Each queues its work on `stream` and returns
- * the launch's cudaError_t as an int (0 = cudaSuccess), so this header needs no CUDA header.
- * All buffers are device memory of fp32 elements unless the name says otherwise; sizes have been
- * validated by the caller.
+ * cuda_kernels.h - the launchers of the cuda backend's fused kernels, one .cu file per family
+ * (elementwise.cu, loss_reduce.cu, optimizer.cu), called by the host glue in src/backends/cuda.c.
+ * Each queues its work on `stream` and returns the launch's cudaError_t as an int
+ * (0 = cudaSuccess), so this header needs no CUDA header. All buffers are device memory of fp32
+ * elements unless the name says otherwise; sizes have been validated by the caller.
  */
 #ifndef CUMLP_CUDA_KERNELS_H
 #define CUMLP_CUDA_KERNELS_H

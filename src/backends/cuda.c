@@ -1,6 +1,6 @@
 /*
  * cuda.c - the cuda backend's host glue: device, stream, device buffers, cuBLAS GEMMs,
- * cuRAND draws and the launches of the fused kernels in kernels/cumlp_kernels.cu.
+ * cuRAND draws and the launches of the fused kernels (kernels/cuda_kernels.h).
  *
  * A context is bound to one device and one stream (the caller's or its own). Everything is
  * queued on that stream; only download, the loss read-back, check_finite and synchronize wait.

@@ -1,0 +1,229 @@
+/*
+ * loss_reduce.cu - the cuda backend's reductions: the output layer's loss and delta, the hidden
+ * layers' delta * f'(z), and the bias gradients (row sums of delta).
+ *
+ * Reductions are deterministic: no atomics, a fixed tiling that depends only on the shape, partial
+ * sums in double, then a second pass that adds the partials in a fixed order.
+ */
+#include "cuda_common.cuh"
+#include "cuda_kernels.h"
+
+#include "cumlp_math.h"
+
+namespace {
+
+constexpr int kTileRows = 32; /* reduction tile: 32 rows (one warp) x 8 column lanes */
+constexpr int kTileCols = 8;
+constexpr int kMaxChunks = 128;   /* column chunks of a reduction */
+constexpr int kColsPerChunk = 64; /* columns per chunk before the chunk count grows */
+
+/* Per-column softmax cross-entropy lse(z) sum(y) - y.z, in double. */
+__global__ void cross_entropy_kernel(int rows, int cols, const float *z, const float *y,
+                                     double *column_loss) {
+    const int lane = threadIdx.x % 32;
+    const int warps = blockDim.x / 32;
+    for (int64_t j = (int64_t)blockIdx.x * warps + threadIdx.x / 32; j < cols;
+         j += (int64_t)gridDim.x * warps) {
+        size_t col = (size_t)j * rows;
+        float max = -INFINITY;
+        for (int64_t i = lane; i < rows; i += 32)
+            max = fmaxf(max, z[col + i]);
+        max = warp_max(max);
+        double sum = 0, y_sum = 0, yz = 0;
+        for (int64_t i = lane; i < rows; i += 32) {
+            double zi = z[col + i], yi = y[col + i];
+            sum += exp(zi - (double)max);
+            y_sum += yi;
+            yz += yi * zi;
+        }
+        sum = warp_sum(sum);
+        y_sum = warp_sum(y_sum);
+        yz = warp_sum(yz);
+        if (lane == 0) column_loss[j] = ((double)max + log(sum)) * y_sum - yz;
+    }
+}
+
+/* ---- the fused delta pass with its row reductions ------------------------------------------- */
+
+/* How delta is formed from the inputs. */
+enum DeltaKind { kDeltaBackward = 0, kDeltaTimesDeriv = 1, kDeltaDiff = 2 };
+/* Which per-element loss term is summed (none for softmax CE: per column, see above). */
+enum LossTerm { kTermNone = 0, kTermSquared = 1, kTermBce = 2 };
+
+struct DeltaArgs {
+    int kind, term, activation;
+    float slope;
+    int rows, cols;
+    const float *g, *z, *a, *y;
+    float *delta;
+    double *row_partials;  /* chunks x rows, or NULL for no bias gradient */
+    double *loss_partials; /* one per block, or NULL */
+};
+
+/* Block (32, 8) covers rows [32 bx, 32 bx + 32) and columns by + 8 k (k >= 0) of chunk by:
+ * consecutive lanes read consecutive rows of a column (coalesced). */
+__global__ void delta_kernel(DeltaArgs p) {
+    __shared__ double row_sum[kTileCols][kTileRows + 1];
+    __shared__ double loss_sum[kTileCols * kTileRows];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t i = (int64_t)blockIdx.x * kTileRows + tx;
+    double acc = 0, loss = 0;
+    if (i < p.rows) {
+        for (int64_t j = (int64_t)blockIdx.y * kTileCols + ty; j < p.cols;
+             j += (int64_t)gridDim.y * kTileCols) {
+            size_t k = (size_t)j * p.rows + i;
+            float zv = p.z ? p.z[k] : 0.0f, av = p.a ? p.a[k] : 0.0f, d;
+            if (p.kind == kDeltaBackward) {
+                d = p.g[k] * cumlp_activate_deriv_f(p.activation, p.slope, zv, av);
+            } else {
+                float yv = p.y[k], diff = av - yv;
+                d = p.kind == kDeltaTimesDeriv
+                        ? diff * cumlp_activate_deriv_f(p.activation, p.slope, zv, av)
+                        : diff;
+                /* The loss terms in double from the fp32 inputs, as the reference computes
+                 * them: in fp32, softplus(z) - y z loses every digit of a confident prediction's
+                 * term (z = 20, y = 1 gives 0 instead of 2e-9). */
+                if (p.term == kTermSquared) loss += cumlp_squared_error_term_d(av, yv);
+                if (p.term == kTermBce) loss += cumlp_bce_term_d(zv, yv);
+            }
+            p.delta[k] = d;
+            acc += d;
+        }
+    }
+    row_sum[ty][tx] = acc;
+    loss_sum[ty * kTileRows + tx] = loss;
+    __syncthreads();
+    if (ty == 0 && i < p.rows && p.row_partials) {
+        double s = 0;
+        for (int r = 0; r < kTileCols; r++)
+            s += row_sum[r][tx];
+        p.row_partials[(size_t)blockIdx.y * p.rows + i] = s;
+    }
+    if (!p.loss_partials) return;
+    for (int half = kTileCols * kTileRows / 2; half > 0; half /= 2) {
+        int t = ty * kTileRows + tx;
+        if (t < half) loss_sum[t] += loss_sum[t + half];
+        __syncthreads();
+    }
+    if (tx == 0 && ty == 0)
+        p.loss_partials[(size_t)blockIdx.y * gridDim.x + blockIdx.x] = loss_sum[0];
+}
+
+/* db[i] = scale * sum over chunks of the partials, in chunk order. */
+__global__ void finish_rows_kernel(int rows, int chunks, const double *partials, double scale,
+                                   float *db) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < rows;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        double s = 0;
+        for (int c = 0; c < chunks; c++)
+            s += partials[(size_t)c * rows + i];
+        db[i] = (float)(scale * s);
+    }
+}
+
+/* *out = sum of in[0..n), one block, fixed order. */
+__global__ void sum_doubles_kernel(const double *in, size_t n, double *out) {
+    __shared__ double s[kThreads];
+    double acc = 0;
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x)
+        acc += in[i];
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int half = kThreads / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *out = s[0];
+}
+
+dim3 delta_grid(int rows, int cols) {
+    return dim3((unsigned)(((int64_t)rows + kTileRows - 1) / kTileRows),
+                (unsigned)cumlp__cuda_reduction_chunks(rows, cols));
+}
+
+/* Runs the delta pass, then the bias gradient's second pass when db != NULL. */
+int run_delta(cudaStream_t s, DeltaArgs p, float *db, double db_scale) {
+    dim3 grid = delta_grid(p.rows, p.cols);
+    delta_kernel<<<grid, dim3(kTileRows, kTileCols), 0, s>>>(p);
+    int err = launched();
+    if (err || !db) return err;
+    finish_rows_kernel<<<blocks_for((size_t)p.rows), kThreads, 0, s>>>(
+        p.rows, (int)grid.y, p.row_partials, db_scale, db);
+    return launched();
+}
+
+} /* namespace */
+
+/* ---- launchers ------------------------------------------------------------------------------ */
+
+extern "C" int cumlp__cuda_reduction_chunks(int rows, int cols) {
+    (void)rows;
+    int64_t chunks = ((int64_t)cols + kColsPerChunk - 1) / kColsPerChunk;
+    return chunks < 1 ? 1 : chunks > kMaxChunks ? kMaxChunks : (int)chunks;
+}
+
+extern "C" size_t cumlp__cuda_reduction_workspace(int rows, int cols) {
+    dim3 grid = delta_grid(rows, cols);
+    size_t partials = (size_t)rows * grid.y;
+    size_t loss_blocks = (size_t)grid.x * grid.y;
+    return (partials + loss_blocks) * sizeof(double);
+}
+
+extern "C" int cumlp__cuda_loss_delta(void *stream, int loss, int activation, float slope, int rows,
+                                      int cols, const float *z, const float *a, const float *y,
+                                      float *delta, float *db, double db_scale, double *loss_sum,
+                                      void *workspace) {
+    cudaStream_t s = (cudaStream_t)stream;
+    dim3 grid = delta_grid(rows, cols);
+    double *row_partials = (double *)workspace;
+    double *loss_partials = row_partials + (size_t)rows * grid.y;
+    DeltaArgs p = {};
+    p.kind = loss == CUMLP_LOSS_SQUARED_ERROR ? kDeltaTimesDeriv : kDeltaDiff;
+    p.term = !loss_sum                                         ? kTermNone
+             : loss == CUMLP_LOSS_SQUARED_ERROR                ? kTermSquared
+             : loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY ? kTermBce
+                                                               : kTermNone;
+    p.activation = activation;
+    p.slope = slope;
+    p.rows = rows;
+    p.cols = cols;
+    p.z = z;
+    p.a = a;
+    p.y = y;
+    p.delta = delta;
+    p.row_partials = db ? row_partials : NULL;
+    p.loss_partials = p.term != kTermNone ? loss_partials : NULL;
+    if (loss_sum && loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY) {
+        /* The per-column losses go after the reduction's partials. */
+        double *column_loss = loss_partials + (size_t)grid.x * grid.y;
+        cross_entropy_kernel<<<column_blocks(cols), kThreads, 0, s>>>(rows, cols, z, y,
+                                                                      column_loss);
+        int err = launched();
+        if (err) return err;
+        sum_doubles_kernel<<<1, kThreads, 0, s>>>(column_loss, (size_t)cols, loss_sum);
+        if ((err = launched())) return err;
+    }
+    int err = run_delta(s, p, db, db_scale);
+    if (err || p.term == kTermNone) return err;
+    sum_doubles_kernel<<<1, kThreads, 0, s>>>(loss_partials, (size_t)grid.x * grid.y, loss_sum);
+    return launched();
+}
+
+extern "C" int cumlp__cuda_activation_backward(void *stream, int activation, float slope, int rows,
+                                               int cols, const float *g, const float *z,
+                                               const float *a, float *delta, float *db,
+                                               double db_scale, void *workspace) {
+    DeltaArgs p = {};
+    p.kind = kDeltaBackward;
+    p.term = kTermNone;
+    p.activation = activation;
+    p.slope = slope;
+    p.rows = rows;
+    p.cols = cols;
+    p.g = g;
+    p.z = z;
+    p.a = a;
+    p.delta = delta;
+    p.row_partials = db ? (double *)workspace : NULL;
+    return run_delta((cudaStream_t)stream, p, db, db_scale);
+}
