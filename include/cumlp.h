@@ -327,9 +327,9 @@ typedef enum cumlp_activation {
 } cumlp_activation;
 enum { CUMLP_ACTIVATION_COUNT = 0 CUMLP_ACTIVATION_LIST(CUMLP_COUNT_ENTRY_) };
 
-/** The name of a activation (see "Named values" above), or "unknown". */
+/** The name of an activation (see "Named values" above), or "unknown". */
 CUMLP_API const char *cumlp_activation_name(int activation);
-/** Parses the name of a activation into *activation (see "Named values" above). */
+/** Parses the name of an activation into *activation (see "Named values" above). */
 CUMLP_API cumlp_status cumlp_activation_from_name(const char *name, int *activation);
 
 #define CUMLP_LOSS_LIST(X)                                                                         \
@@ -375,9 +375,9 @@ typedef enum cumlp_init {
 } cumlp_init;
 enum { CUMLP_INIT_COUNT = 0 CUMLP_INIT_LIST(CUMLP_COUNT_ENTRY_) };
 
-/** The name of a init scheme (see "Named values" above), or "unknown". */
+/** The name of an init scheme (see "Named values" above), or "unknown". */
 CUMLP_API const char *cumlp_init_name(int init);
-/** Parses the name of a init scheme into *init (see "Named values" above). */
+/** Parses the name of an init scheme into *init (see "Named values" above). */
 CUMLP_API cumlp_status cumlp_init_from_name(const char *name, int *init);
 
 typedef enum cumlp_bias_init {
@@ -531,9 +531,9 @@ typedef enum cumlp_optimizer_type {
 } cumlp_optimizer_type;
 enum { CUMLP_OPTIMIZER_COUNT = 0 CUMLP_OPTIMIZER_LIST(CUMLP_COUNT_ENTRY_) };
 
-/** The name of a optimizer type (see "Named values" above), or "unknown". */
+/** The name of an optimizer type (see "Named values" above), or "unknown". */
 CUMLP_API const char *cumlp_optimizer_name(int type);
-/** Parses the name of a optimizer type into *type (see "Named values" above). */
+/** Parses the name of an optimizer type into *type (see "Named values" above). */
 CUMLP_API cumlp_status cumlp_optimizer_from_name(const char *name, int *type);
 
 typedef struct cumlp_optimizer_options {
