@@ -30,6 +30,9 @@
 !    statuses, backends, activations, losses, init schemes, optimizers, schedules), and derives
 !    the enum and the count CUMLP_<SET>_COUNT from it. Fortran cannot expand C macros: the
 !    integer constants below, counts included, are a copy of those lists, in the same order.
+!    tests/fortran/test_fortran.f90 checks the copy against the library: every constant against
+!    the C header's value, each set's constants against cumlp_*_name and cumlp_*_from_name (the
+!    statuses against cumlp_status_string), and each count against C's.
 !  - File paths are C strings: pass trim(path) // c_null_char, or cumlp_cstr(path). Text in
 !    memory (the CSV and FANN *_memory readers) is a character string with its length, no
 !    c_null_char: cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), options, ds).
