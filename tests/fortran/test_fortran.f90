@@ -386,8 +386,62 @@ contains
         what // ": message '" // msg // "' lacks 'no-such-name' or '" // list // "'")
   end subroutine
 
-  ! The module's copy of the named-value lists against the library (see check_named_set), and
-  ! the statuses: each is named "CUMLP_" // its identifier by cumlp_status_string.
+  ! Whether parser i (1 .. 6 the wrappers cumlp_<set>_from_name, 7 .. 12 the raw interfaces
+  ! cumlp_c_<set>_from_name, sets in the order backend, activation, loss, init, optimizer,
+  ! schedule, as test_named_values lists them) returns CUMLP_ERROR_INVALID_VALUE for an unknown
+  ! name and keeps the value stored just before the call. With INTENT(OUT) it would not: gfortran
+  ! -O3 drops that store (an unoptimized build keeps it, and cannot see the difference). The store
+  ! is in every branch (one before the select is kept), and the value differs from parser to
+  ! parser, so that one stored for an earlier call, in the same stack slot, does not hide it.
+  logical function parser_keeps_value(i)
+    integer, intent(in) :: i
+    integer(c_int) :: value, status
+    select case (i)
+    case (1)
+      value = 100 + i
+      status = cumlp_backend_from_name("?", value)
+    case (2)
+      value = 100 + i
+      status = cumlp_activation_from_name("?", value)
+    case (3)
+      value = 100 + i
+      status = cumlp_loss_from_name("?", value)
+    case (4)
+      value = 100 + i
+      status = cumlp_init_from_name("?", value)
+    case (5)
+      value = 100 + i
+      status = cumlp_optimizer_from_name("?", value)
+    case (6)
+      value = 100 + i
+      status = cumlp_schedule_from_name("?", value)
+    case (7)
+      value = 100 + i
+      status = cumlp_c_backend_from_name("?" // c_null_char, value)
+    case (8)
+      value = 100 + i
+      status = cumlp_c_activation_from_name("?" // c_null_char, value)
+    case (9)
+      value = 100 + i
+      status = cumlp_c_loss_from_name("?" // c_null_char, value)
+    case (10)
+      value = 100 + i
+      status = cumlp_c_init_from_name("?" // c_null_char, value)
+    case (11)
+      value = 100 + i
+      status = cumlp_c_optimizer_from_name("?" // c_null_char, value)
+    case (12)
+      value = 100 + i
+      status = cumlp_c_schedule_from_name("?" // c_null_char, value)
+    case default
+      error stop "parser_keeps_value: no such parser"
+    end select
+    parser_keeps_value = status == CUMLP_ERROR_INVALID_VALUE .and. value == 100 + i
+  end function
+
+  ! The module's copy of the named-value lists against the library (see check_named_set), the
+  ! statuses (each is named "CUMLP_" // its identifier by cumlp_status_string), and the parsers'
+  ! INTENT(INOUT) value (see parser_keeps_value).
   subroutine test_named_values()
     integer(c_int), parameter :: statuses(*) = [CUMLP_SUCCESS, CUMLP_ERROR_INVALID_VALUE, &
         CUMLP_ERROR_ALLOC_FAILED, CUMLP_ERROR_NOT_SUPPORTED, CUMLP_ERROR_NO_DEVICE, &
@@ -398,6 +452,11 @@ contains
         "ERROR_INVALID_VALUE", "ERROR_ALLOC_FAILED", "ERROR_NOT_SUPPORTED", "ERROR_NO_DEVICE", &
         "ERROR_DEVICE", "ERROR_IO", "ERROR_FORMAT", "ERROR_TRUNCATED", "ERROR_SIZE_LIMIT", &
         "ERROR_SHAPE_MISMATCH", "ERROR_CHECKSUM", "ERROR_NON_FINITE", "ERROR_INTERNAL"]
+    character(28), parameter :: parsers(*) = [character(28) :: "cumlp_backend_from_name", &
+        "cumlp_activation_from_name", "cumlp_loss_from_name", "cumlp_init_from_name", &
+        "cumlp_optimizer_from_name", "cumlp_schedule_from_name", "cumlp_c_backend_from_name", &
+        "cumlp_c_activation_from_name", "cumlp_c_loss_from_name", "cumlp_c_init_from_name", &
+        "cumlp_c_optimizer_from_name", "cumlp_c_schedule_from_name"]
     integer(c_int) :: status, value
     integer :: i
 
@@ -462,11 +521,22 @@ contains
     status = cumlp_optimizer_from_name("adam", value)
     call check_parsed(status, value, CUMLP_OPT_ADAM, "optimizer 'adam'")
     call check(same(cumlp_init_name(CUMLP_INIT_HE_UNIFORM), "he"), "init name of HE_UNIFORM")
-    ! The raw interfaces take C strings.
+    ! The raw interfaces take C strings as they are (no blanks trimmed).
     value = -1
     status = cumlp_c_schedule_from_name("cosine" // c_null_char, value)
     call check_parsed(status, value, CUMLP_LR_COSINE, "cumlp_c_schedule_from_name('cosine')")
+    value = CUMLP_LR_STEP
+    status = cumlp_c_schedule_from_name("cosine " // c_null_char, value)
+    call check(status == CUMLP_ERROR_INVALID_VALUE, "cumlp_c_schedule_from_name('cosine '): " // &
+        cumlp_status_string(status))
+    call check(value == CUMLP_LR_STEP, "cumlp_c_schedule_from_name('cosine '): the value changed")
     call check(c_associated(cumlp_c_loss_name(CUMLP_LOSS_COUNT)), "cumlp_c_loss_name is not NULL")
+
+    ! Every parser, wrapper and raw, keeps the value on failure (see parser_keeps_value).
+    do i = 1, size(parsers)
+      call check(parser_keeps_value(i), trim(parsers(i)) // &
+          "('?'): CUMLP_ERROR_INVALID_VALUE and the value kept")
+    end do
   end subroutine
 
   subroutine test_layouts()
