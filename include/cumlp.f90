@@ -9,7 +9,8 @@
 !    set in cumlp_fit); every destroy accepts it.
 !  - Functions that can fail return an integer(c_int) status: CUMLP_SUCCESS (0) or a
 !    CUMLP_ERROR_* value below; cumlp_last_error(ctx) gives the reason.
-!  - Sizes and counts are integer(c_int64_t); enums and flags are integer(c_int).
+!  - Sizes and counts are integer(c_int64_t); enums and flags are integer(c_int), and so are the
+!    counts of named values, CUMLP_<SET>_COUNT (C enum constants).
 !  - Output arguments are INTENT(OUT): after a failed call their values are undefined in Fortran
 !    (gfortran may drop a store made before the call), although C leaves them unchanged. Output
 !    handles are the exception in practice: the C side sets them to NULL on failure. The value
