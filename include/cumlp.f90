@@ -9,16 +9,31 @@
 !    set in cumlp_fit); every destroy accepts it.
 !  - Functions that can fail return an integer(c_int) status: CUMLP_SUCCESS (0) or a
 !    CUMLP_ERROR_* value below; cumlp_last_error(ctx) gives the reason.
-!  - Sizes and counts are integer(c_int64_t); enums and flags are integer(c_int).
+!  - Sizes and counts are integer(c_int64_t); enums and flags are integer(c_int), and so are the
+!    counts of named values, CUMLP_<SET>_COUNT (C enum constants).
 !  - Output arguments are INTENT(OUT): after a failed call their values are undefined in Fortran
 !    (gfortran may drop a store made before the call), although C leaves them unchanged. Output
-!    handles are the exception in practice: the C side sets them to NULL on failure.
+!    handles are the exception in practice: the C side sets them to NULL on failure. The value
+!    of the name parsers (cumlp_*_from_name) is the other exception: it is INTENT(INOUT), so that
+!    it keeps its value when the name is unknown, as in C.
 !  - Option structs are bind(C) derived types with the C layout. Fill one with its
 !    cumlp_*_defaults() call and change the fields you need; pass it where C takes the pointer.
 !    (C's "NULL for the defaults" is not offered: pass a filled struct.)
 !  - Functions returning const char* are wrapped so that they return a Fortran
 !    character(:), allocatable (cumlp_version_string, cumlp_status_string, cumlp_last_error,
-!    cumlp_backend_name); cumlp_describe returns cumlp_context_describe's text the same way.
+!    cumlp_backend_name, cumlp_activation_name, cumlp_loss_name, cumlp_init_name,
+!    cumlp_optimizer_name, cumlp_schedule_name); cumlp_describe returns cumlp_context_describe's
+!    text the same way. The name parsers cumlp_backend_from_name, cumlp_activation_from_name,
+!    cumlp_loss_from_name, cumlp_init_from_name, cumlp_optimizer_from_name and
+!    cumlp_schedule_from_name take the name as a Fortran character(*), trailing blanks ignored
+!    (they pass cumlp_cstr(name)).
+!  - Named values. cumlp.h lists each set of named values once, as an X-macro (CUMLP_<SET>_LIST:
+!    statuses, backends, activations, losses, init schemes, optimizers, schedules), and derives
+!    the enum and the count CUMLP_<SET>_COUNT from it. Fortran cannot expand C macros: the
+!    integer constants below, counts included, are a copy of those lists, in the same order.
+!    tests/fortran/test_fortran.f90 checks the copy against the library: every constant against
+!    the C header's value, each set's constants against cumlp_*_name and cumlp_*_from_name (the
+!    statuses against cumlp_status_string), and each count against C's.
 !  - File paths are C strings: pass trim(path) // c_null_char, or cumlp_cstr(path). Text in
 !    memory (the CSV and FANN *_memory readers) is a character string with its length, no
 !    c_null_char: cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), options, ds).
@@ -27,8 +42,9 @@
 !    the result of cumlp_fit), the Fortran argument is OPTIONAL: leave it out for NULL.
 !    cumlp_dataset_features(ds) and cumlp_dataset_targets(ds) return the dataset's own memory as
 !    a 2-D array pointer. These few procedures are thin Fortran wrappers; all others are direct
-!    bind(C) interfaces. The raw interfaces they call (and those behind the string functions) are
-!    public too, named cumlp_c_*, with the C signatures (NULL as c_null_ptr).
+!    bind(C) interfaces. The raw interfaces they call (and those behind the string functions and
+!    the name parsers) are public too, named cumlp_c_*, with the C signatures (NULL as
+!    c_null_ptr, C strings as character(kind=c_char) arrays ending in c_null_char).
 !  - The cumlp_fit callback is a bind(C) procedure with the abstract interface cumlp_fit_callback:
 !    options%callback = c_funloc(my_callback), options%user_data = c_loc(my_state).
 !  - Indices that C counts from 0 stay 0-based: layers, epochs, samples (cumlp_dataset_label,
@@ -60,6 +76,7 @@ module cumlp
       CUMLP_VERSION_MAJOR * 10000 + CUMLP_VERSION_MINOR * 100 + CUMLP_VERSION_PATCH
 
   ! ---- enums: the values of cumlp.h's enums, as integer(c_int) constants ----------------------
+  ! The sets that cumlp.h generates from a CUMLP_<SET>_LIST end with their CUMLP_<SET>_COUNT.
   ! cumlp_status
   integer(c_int), parameter :: CUMLP_SUCCESS = 0
   integer(c_int), parameter :: CUMLP_ERROR_INVALID_VALUE = 1
@@ -75,11 +92,13 @@ module cumlp
   integer(c_int), parameter :: CUMLP_ERROR_CHECKSUM = 11
   integer(c_int), parameter :: CUMLP_ERROR_NON_FINITE = 12
   integer(c_int), parameter :: CUMLP_ERROR_INTERNAL = 13
+  integer(c_int), parameter :: CUMLP_STATUS_COUNT = 14
   ! cumlp_backend
   integer(c_int), parameter :: CUMLP_BACKEND_AUTO = 0
   integer(c_int), parameter :: CUMLP_BACKEND_REFERENCE = 1
   integer(c_int), parameter :: CUMLP_BACKEND_CPU = 2
   integer(c_int), parameter :: CUMLP_BACKEND_CUDA = 3
+  integer(c_int), parameter :: CUMLP_BACKEND_COUNT = 4
   ! cumlp_math_mode
   integer(c_int), parameter :: CUMLP_MATH_STRICT_FP32 = 0
   integer(c_int), parameter :: CUMLP_MATH_TF32 = 1
@@ -91,10 +110,12 @@ module cumlp
   integer(c_int), parameter :: CUMLP_ACT_LEAKY_RELU = 4
   integer(c_int), parameter :: CUMLP_ACT_GELU = 5
   integer(c_int), parameter :: CUMLP_ACT_SOFTMAX = 6
+  integer(c_int), parameter :: CUMLP_ACTIVATION_COUNT = 7
   ! cumlp_loss
   integer(c_int), parameter :: CUMLP_LOSS_SQUARED_ERROR = 0
   integer(c_int), parameter :: CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY = 1
   integer(c_int), parameter :: CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY = 2
+  integer(c_int), parameter :: CUMLP_LOSS_COUNT = 3
   ! cumlp_init
   integer(c_int), parameter :: CUMLP_INIT_NORMAL = 0
   integer(c_int), parameter :: CUMLP_INIT_UNIFORM = 1
@@ -102,6 +123,7 @@ module cumlp
   integer(c_int), parameter :: CUMLP_INIT_XAVIER_UNIFORM = 3
   integer(c_int), parameter :: CUMLP_INIT_HE_NORMAL = 4
   integer(c_int), parameter :: CUMLP_INIT_HE_UNIFORM = 5
+  integer(c_int), parameter :: CUMLP_INIT_COUNT = 6
   ! cumlp_bias_init
   integer(c_int), parameter :: CUMLP_BIAS_ZERO = 0
   integer(c_int), parameter :: CUMLP_BIAS_DRAWN = 1
@@ -110,6 +132,7 @@ module cumlp
   integer(c_int), parameter :: CUMLP_OPT_MOMENTUM = 1
   integer(c_int), parameter :: CUMLP_OPT_NESTEROV = 2
   integer(c_int), parameter :: CUMLP_OPT_ADAM = 3
+  integer(c_int), parameter :: CUMLP_OPTIMIZER_COUNT = 4
   ! flags of the checkpoint load functions
   integer(c_int), parameter :: CUMLP_CHECKPOINT_ALLOW_NON_FINITE = 1
   ! cumlp_scaling
@@ -120,6 +143,7 @@ module cumlp
   integer(c_int), parameter :: CUMLP_LR_STEP = 1
   integer(c_int), parameter :: CUMLP_LR_EXPONENTIAL = 2
   integer(c_int), parameter :: CUMLP_LR_COSINE = 3
+  integer(c_int), parameter :: CUMLP_SCHEDULE_COUNT = 4
   ! cumlp_stop_reason
   integer(c_int), parameter :: CUMLP_STOP_EPOCHS = 0
   integer(c_int), parameter :: CUMLP_STOP_TARGET_LOSS = 1
@@ -291,6 +315,14 @@ module cumlp
       type(c_ptr) :: cumlp_c_backend_name
     end function
 
+    ! name: a C string (cumlp_cstr(name)); backend is left unchanged when the name is unknown.
+    function cumlp_c_backend_from_name(name, backend) bind(C, name="cumlp_backend_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: backend
+      integer(c_int) :: cumlp_c_backend_from_name
+    end function
+
     function cumlp_backend_is_built(backend) bind(C, name="cumlp_backend_is_built")
       import :: c_int
       integer(c_int), value :: backend
@@ -419,6 +451,49 @@ module cumlp
     end function
 
     ! ---- networks: create, shape queries, parameters (flat and per layer), freezing -------------
+    function cumlp_c_activation_name(activation) bind(C, name="cumlp_activation_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: activation
+      type(c_ptr) :: cumlp_c_activation_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); activation is left unchanged for an unknown name.
+    function cumlp_c_activation_from_name(name, activation) &
+        bind(C, name="cumlp_activation_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: activation
+      integer(c_int) :: cumlp_c_activation_from_name
+    end function
+
+    function cumlp_c_loss_name(loss) bind(C, name="cumlp_loss_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: loss
+      type(c_ptr) :: cumlp_c_loss_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); loss is left unchanged when the name is unknown.
+    function cumlp_c_loss_from_name(name, loss) bind(C, name="cumlp_loss_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: loss
+      integer(c_int) :: cumlp_c_loss_from_name
+    end function
+
+    function cumlp_c_init_name(init) bind(C, name="cumlp_init_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: init
+      type(c_ptr) :: cumlp_c_init_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); init is left unchanged when the name is unknown.
+    function cumlp_c_init_from_name(name, init) bind(C, name="cumlp_init_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: init
+      integer(c_int) :: cumlp_c_init_from_name
+    end function
+
     function cumlp_network_defaults(options) bind(C, name="cumlp_network_defaults")
       import :: c_int, cumlp_network_options
       type(cumlp_network_options), intent(out) :: options
@@ -599,6 +674,20 @@ module cumlp
     end function
 
     ! ---- optimizers: SGD, momentum, Nesterov, Adam ----------------------------------------------
+    function cumlp_c_optimizer_name(type) bind(C, name="cumlp_optimizer_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: type
+      type(c_ptr) :: cumlp_c_optimizer_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); type is left unchanged when the name is unknown.
+    function cumlp_c_optimizer_from_name(name, type) bind(C, name="cumlp_optimizer_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: type
+      integer(c_int) :: cumlp_c_optimizer_from_name
+    end function
+
     function cumlp_optimizer_defaults(options) bind(C, name="cumlp_optimizer_defaults")
       import :: c_int, cumlp_optimizer_options
       type(cumlp_optimizer_options), intent(out) :: options
@@ -925,6 +1014,20 @@ module cumlp
     end function
 
     ! ---- the training loop, evaluation and prediction -----------------------------------------
+    function cumlp_c_schedule_name(schedule) bind(C, name="cumlp_schedule_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: schedule
+      type(c_ptr) :: cumlp_c_schedule_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); schedule is left unchanged when the name is unknown.
+    function cumlp_c_schedule_from_name(name, schedule) bind(C, name="cumlp_schedule_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: schedule
+      integer(c_int) :: cumlp_c_schedule_from_name
+    end function
+
     function cumlp_fit_defaults(options) bind(C, name="cumlp_fit_defaults")
       import :: c_int, cumlp_fit_options
       type(cumlp_fit_options), intent(out) :: options
@@ -1029,6 +1132,36 @@ contains
     s = c_string_to_fortran(cumlp_c_backend_name(backend))
   end function
 
+  function cumlp_activation_name(activation) result(s)
+    integer(c_int), intent(in) :: activation
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_activation_name(activation))
+  end function
+
+  function cumlp_loss_name(loss) result(s)
+    integer(c_int), intent(in) :: loss
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_loss_name(loss))
+  end function
+
+  function cumlp_init_name(init) result(s)
+    integer(c_int), intent(in) :: init
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_init_name(init))
+  end function
+
+  function cumlp_optimizer_name(type) result(s)
+    integer(c_int), intent(in) :: type
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_optimizer_name(type))
+  end function
+
+  function cumlp_schedule_name(schedule) result(s)
+    integer(c_int), intent(in) :: schedule
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_schedule_name(schedule))
+  end function
+
   ! cumlp_context_describe's one line ("" if the call fails).
   function cumlp_describe(ctx) result(s)
     type(c_ptr), intent(in) :: ctx
@@ -1040,6 +1173,53 @@ contains
       return
     end if
     s = c_string_to_fortran(c_loc(buf))
+  end function
+
+  ! ---- name parsers: a Fortran name (trailing blanks ignored) into a value ----------------------
+  ! The value is INTENT(INOUT): on failure (CUMLP_ERROR_INVALID_VALUE, the accepted names in
+  ! cumlp_last_error(c_null_ptr)) it keeps the value it had, as in C. With INTENT(OUT) it would be
+  ! undefined, and gfortran may drop the caller's store before the call.
+
+  function cumlp_backend_from_name(name, backend) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: backend
+    integer(c_int) :: status
+    status = cumlp_c_backend_from_name(cumlp_cstr(name), backend)
+  end function
+
+  function cumlp_activation_from_name(name, activation) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: activation
+    integer(c_int) :: status
+    status = cumlp_c_activation_from_name(cumlp_cstr(name), activation)
+  end function
+
+  function cumlp_loss_from_name(name, loss) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: loss
+    integer(c_int) :: status
+    status = cumlp_c_loss_from_name(cumlp_cstr(name), loss)
+  end function
+
+  function cumlp_init_from_name(name, init) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: init
+    integer(c_int) :: status
+    status = cumlp_c_init_from_name(cumlp_cstr(name), init)
+  end function
+
+  function cumlp_optimizer_from_name(name, type) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: type
+    integer(c_int) :: status
+    status = cumlp_c_optimizer_from_name(cumlp_cstr(name), type)
+  end function
+
+  function cumlp_schedule_from_name(name, schedule) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: schedule
+    integer(c_int) :: status
+    status = cumlp_c_schedule_from_name(cumlp_cstr(name), schedule)
   end function
 
   ! ---- wrappers for the arguments C lets be NULL (leave the OPTIONAL argument out) -------------

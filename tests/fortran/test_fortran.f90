@@ -1,13 +1,14 @@
 ! ctest-labels: unit
 !
-! The Fortran binding (include/cumlp.f90) used from Fortran: struct layouts against the C
-! compiler's, defaults through the bind(C) types, seed 003's worked example on the reference
-! backend (to the printed digits), XOR trained to 100%, a gradient check, checkpoints through
-! files and memory, datasets (CSV, FANN and IDX from files and memory; shuffle, subset, split),
-! scalers, cumlp_fit with a Fortran callback on an easy separable problem and on a linear
-! regression, evaluate and predict against values recomputed here, and error statuses with their
-! messages. Everything it creates it destroys (the sanitizer build checks for leaks). Prints
-! "N passed, N failed" last; fails by error stop.
+! The Fortran binding (include/cumlp.f90) used from Fortran: its constants against the C header's,
+! its copy of the named-value lists (names, parsers and counts) against the library, struct
+! layouts against the C compiler's, defaults through the bind(C) types, seed 003's worked example
+! on the reference backend (to the printed digits), XOR trained to 100%, a gradient check,
+! checkpoints through files and memory, datasets (CSV, FANN and IDX from files and memory;
+! shuffle, subset, split), scalers, cumlp_fit with a Fortran callback on an easy separable problem
+! and on a linear regression, evaluate and predict against values recomputed here, and error
+! statuses with their messages. Everything it creates it destroys (the sanitizer build checks for
+! leaks). Prints "N passed, N failed" last; fails by error stop.
 
 ! The cumlp_fit callback: bind(C) procedures cannot be internal, so it lives in this module.
 module test_fortran_callbacks
@@ -105,6 +106,7 @@ program test_fortran
   call get_tmpdir()
   call test_strings()
   call test_constants()
+  call test_named_values()
   call test_layouts()
   call test_defaults()
   call test_worked_example(CUMLP_BACKEND_REFERENCE, 5d-10)
@@ -234,18 +236,19 @@ contains
         CUMLP_ERROR_ALLOC_FAILED, CUMLP_ERROR_NOT_SUPPORTED, CUMLP_ERROR_NO_DEVICE, &
         CUMLP_ERROR_DEVICE, CUMLP_ERROR_IO, CUMLP_ERROR_FORMAT, CUMLP_ERROR_TRUNCATED, &
         CUMLP_ERROR_SIZE_LIMIT, CUMLP_ERROR_SHAPE_MISMATCH, CUMLP_ERROR_CHECKSUM, &
-        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_BACKEND_AUTO, &
-        CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA, CUMLP_MATH_STRICT_FP32, &
-        CUMLP_MATH_TF32, CUMLP_ACT_IDENTITY, CUMLP_ACT_SIGMOID, CUMLP_ACT_TANH, CUMLP_ACT_RELU, &
-        CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU, CUMLP_ACT_SOFTMAX, CUMLP_LOSS_SQUARED_ERROR, &
-        CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY, &
-        CUMLP_INIT_NORMAL, CUMLP_INIT_UNIFORM, CUMLP_INIT_XAVIER_NORMAL, &
-        CUMLP_INIT_XAVIER_UNIFORM, CUMLP_INIT_HE_NORMAL, CUMLP_INIT_HE_UNIFORM, CUMLP_BIAS_ZERO, &
+        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STATUS_COUNT, CUMLP_BACKEND_AUTO, &
+        CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA, CUMLP_BACKEND_COUNT, &
+        CUMLP_MATH_STRICT_FP32, CUMLP_MATH_TF32, CUMLP_ACT_IDENTITY, CUMLP_ACT_SIGMOID, &
+        CUMLP_ACT_TANH, CUMLP_ACT_RELU, CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU, CUMLP_ACT_SOFTMAX, &
+        CUMLP_ACTIVATION_COUNT, CUMLP_LOSS_SQUARED_ERROR, CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, &
+        CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY, CUMLP_LOSS_COUNT, CUMLP_INIT_NORMAL, &
+        CUMLP_INIT_UNIFORM, CUMLP_INIT_XAVIER_NORMAL, CUMLP_INIT_XAVIER_UNIFORM, &
+        CUMLP_INIT_HE_NORMAL, CUMLP_INIT_HE_UNIFORM, CUMLP_INIT_COUNT, CUMLP_BIAS_ZERO, &
         CUMLP_BIAS_DRAWN, CUMLP_OPT_SGD, CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM, &
-        CUMLP_CHECKPOINT_ALLOW_NON_FINITE, CUMLP_SCALE_MINMAX, CUMLP_SCALE_STANDARDIZE, &
-        CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, CUMLP_LR_COSINE, &
-        CUMLP_STOP_EPOCHS, CUMLP_STOP_TARGET_LOSS, CUMLP_STOP_PATIENCE, CUMLP_STOP_CALLBACK, &
-        CUMLP_STOP_ERROR, CUMLP_DATASET_MAX_ELEMENTS]
+        CUMLP_OPTIMIZER_COUNT, CUMLP_CHECKPOINT_ALLOW_NON_FINITE, CUMLP_SCALE_MINMAX, &
+        CUMLP_SCALE_STANDARDIZE, CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, &
+        CUMLP_LR_COSINE, CUMLP_SCHEDULE_COUNT, CUMLP_STOP_EPOCHS, CUMLP_STOP_TARGET_LOSS, &
+        CUMLP_STOP_PATIENCE, CUMLP_STOP_CALLBACK, CUMLP_STOP_ERROR, CUMLP_DATASET_MAX_ELEMENTS]
     integer(c_int) :: i
     do i = 1, size(values)
       if (values(i) /= cumlp_test_c_constant(i)) then
@@ -257,6 +260,283 @@ contains
       end if
     end do
     call check(cumlp_test_c_constant(int(size(values) + 1, c_int)) == -1, "C has more constants")
+  end subroutine
+
+  ! Whether a is b, trailing blanks included (== pads the shorter one with blanks).
+  logical function same(a, b)
+    character(*), intent(in) :: a, b
+    same = len(a) == len(b) .and. a == b
+  end function
+
+  ! Checks that a parse returned CUMLP_SUCCESS and the value want.
+  subroutine check_parsed(status, value, want, what)
+    integer(c_int), intent(in) :: status, value, want
+    character(*), intent(in) :: what
+    if (status == CUMLP_SUCCESS .and. value == want) then
+      call check(.true., what)
+    else
+      call check(.false., what)
+      print '("  ", a, ", value ", i0, ", want ", i0)', cumlp_status_string(status), value, want
+      if (status /= CUMLP_SUCCESS) print '("  ", a)', cumlp_last_error(c_null_ptr)
+    end if
+  end subroutine
+
+  ! cumlp_<set>_name of the set `set` ("backend", "activation", ...). Not a procedure argument of
+  ! check_named_set: for a dummy procedure with a character(:) result, gfortran 12's callee expects
+  ! a hidden length argument that the caller does not pass, shifting the lengths of the character
+  ! arguments after it.
+  function name_of(set, value) result(s)
+    character(*), intent(in) :: set
+    integer(c_int), intent(in) :: value
+    character(:), allocatable :: s
+    select case (set)
+    case ("backend")
+      s = cumlp_backend_name(value)
+    case ("activation")
+      s = cumlp_activation_name(value)
+    case ("loss")
+      s = cumlp_loss_name(value)
+    case ("init")
+      s = cumlp_init_name(value)
+    case ("optimizer")
+      s = cumlp_optimizer_name(value)
+    case ("schedule")
+      s = cumlp_schedule_name(value)
+    case default
+      error stop "name_of: no such set"
+    end select
+  end function
+
+  ! cumlp_<set>_from_name of the set `set`.
+  function parse(set, name, value) result(status)
+    character(*), intent(in) :: set, name
+    integer(c_int), intent(inout) :: value
+    integer(c_int) :: status
+    select case (set)
+    case ("backend")
+      status = cumlp_backend_from_name(name, value)
+    case ("activation")
+      status = cumlp_activation_from_name(name, value)
+    case ("loss")
+      status = cumlp_loss_from_name(name, value)
+    case ("init")
+      status = cumlp_init_from_name(name, value)
+    case ("optimizer")
+      status = cumlp_optimizer_from_name(name, value)
+    case ("schedule")
+      status = cumlp_schedule_from_name(name, value)
+    case default
+      error stop "parse: no such set"
+    end select
+  end function
+
+  ! One set of named values, as the module copies it from cumlp.h's CUMLP_<SET>_LIST: values are
+  ! its constants in list order, count its CUMLP_<SET>_COUNT (test_constants compares it with
+  ! C's), names the names the list gives them and ids the constants' names without their prefix,
+  ! in lower case (the C identifiers, which the parser accepts too). Checks that there are count
+  ! constants, that cumlp_<set>_name names each as the list does and "unknown" outside
+  ! 0 .. count - 1, that cumlp_<set>_from_name gives each back from its name and from its
+  ! identifier with trailing blanks, and that an unknown name is CUMLP_ERROR_INVALID_VALUE, keeps
+  ! the value and lists every name in the message.
+  subroutine check_named_set(what, values, count, names, ids)
+    character(*), intent(in) :: what
+    integer(c_int), intent(in) :: values(:), count
+    character(*), intent(in) :: names(:), ids(:)
+    character(:), allocatable :: got, list, msg
+    integer(c_int) :: status, value, kept
+    integer :: i
+
+    call check(size(values) == count .and. size(names) == count .and. size(ids) == count, &
+        what // ": the module has CUMLP_<SET>_COUNT constants")
+    do i = 1, size(values)
+      got = name_of(what, values(i))
+      call check(same(got, trim(names(i))), what // " " // trim(ids(i)) // " is named '" // got // &
+          "', want '" // trim(names(i)) // "'")
+      value = -1
+      status = parse(what, trim(names(i)), value)
+      call check_parsed(status, value, values(i), what // " from name '" // trim(names(i)) // "'")
+      value = -1
+      status = parse(what, ids(i), value)
+      call check_parsed(status, value, values(i), what // " from identifier '" // ids(i) // "'")
+    end do
+    call check(same(name_of(what, count), "unknown"), &
+        what // ": the name of COUNT is " // name_of(what, count))
+    call check(.not. same(name_of(what, count - 1_c_int), "unknown"), &
+        what // ": COUNT - 1 has no name")
+    call check(same(name_of(what, -1_c_int), "unknown"), &
+        what // ": the name of -1 is " // name_of(what, -1_c_int))
+
+    ! An unknown name: CUMLP_ERROR_INVALID_VALUE, the value unchanged, the names in the message.
+    kept = values(size(values))
+    value = kept
+    status = parse(what, "no-such-name", value)
+    call check(status == CUMLP_ERROR_INVALID_VALUE, what // " 'no-such-name': " // &
+        cumlp_status_string(status) // ", want CUMLP_ERROR_INVALID_VALUE")
+    call check(value == kept, what // " 'no-such-name': the value changed")
+    msg = cumlp_last_error(c_null_ptr)
+    list = trim(names(1))
+    do i = 2, size(names)
+      if (i < size(names)) then
+        list = list // ", " // trim(names(i))
+      else
+        list = list // " or " // trim(names(i))
+      end if
+    end do
+    call check(index(msg, "'no-such-name'") > 0 .and. index(msg, list) > 0, &
+        what // ": message '" // msg // "' lacks 'no-such-name' or '" // list // "'")
+  end subroutine
+
+  ! Whether parser i (1 .. 6 the wrappers cumlp_<set>_from_name, 7 .. 12 the raw interfaces
+  ! cumlp_c_<set>_from_name, sets in the order backend, activation, loss, init, optimizer,
+  ! schedule, as test_named_values lists them) returns CUMLP_ERROR_INVALID_VALUE for an unknown
+  ! name and keeps the value stored just before the call. With INTENT(OUT) it would not: gfortran
+  ! -O3 drops that store (an unoptimized build keeps it, and cannot see the difference). The store
+  ! is in every branch (one before the select is kept), and the value differs from parser to
+  ! parser, so that one stored for an earlier call, in the same stack slot, does not hide it.
+  logical function parser_keeps_value(i)
+    integer, intent(in) :: i
+    integer(c_int) :: value, status
+    select case (i)
+    case (1)
+      value = 100 + i
+      status = cumlp_backend_from_name("?", value)
+    case (2)
+      value = 100 + i
+      status = cumlp_activation_from_name("?", value)
+    case (3)
+      value = 100 + i
+      status = cumlp_loss_from_name("?", value)
+    case (4)
+      value = 100 + i
+      status = cumlp_init_from_name("?", value)
+    case (5)
+      value = 100 + i
+      status = cumlp_optimizer_from_name("?", value)
+    case (6)
+      value = 100 + i
+      status = cumlp_schedule_from_name("?", value)
+    case (7)
+      value = 100 + i
+      status = cumlp_c_backend_from_name("?" // c_null_char, value)
+    case (8)
+      value = 100 + i
+      status = cumlp_c_activation_from_name("?" // c_null_char, value)
+    case (9)
+      value = 100 + i
+      status = cumlp_c_loss_from_name("?" // c_null_char, value)
+    case (10)
+      value = 100 + i
+      status = cumlp_c_init_from_name("?" // c_null_char, value)
+    case (11)
+      value = 100 + i
+      status = cumlp_c_optimizer_from_name("?" // c_null_char, value)
+    case (12)
+      value = 100 + i
+      status = cumlp_c_schedule_from_name("?" // c_null_char, value)
+    case default
+      error stop "parser_keeps_value: no such parser"
+    end select
+    parser_keeps_value = status == CUMLP_ERROR_INVALID_VALUE .and. value == 100 + i
+  end function
+
+  ! The module's copy of the named-value lists against the library (see check_named_set), the
+  ! statuses (each is named "CUMLP_" // its identifier by cumlp_status_string), and the parsers'
+  ! INTENT(INOUT) value (see parser_keeps_value).
+  subroutine test_named_values()
+    integer(c_int), parameter :: statuses(*) = [CUMLP_SUCCESS, CUMLP_ERROR_INVALID_VALUE, &
+        CUMLP_ERROR_ALLOC_FAILED, CUMLP_ERROR_NOT_SUPPORTED, CUMLP_ERROR_NO_DEVICE, &
+        CUMLP_ERROR_DEVICE, CUMLP_ERROR_IO, CUMLP_ERROR_FORMAT, CUMLP_ERROR_TRUNCATED, &
+        CUMLP_ERROR_SIZE_LIMIT, CUMLP_ERROR_SHAPE_MISMATCH, CUMLP_ERROR_CHECKSUM, &
+        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL]
+    character(20), parameter :: status_ids(*) = [character(20) :: "SUCCESS", &
+        "ERROR_INVALID_VALUE", "ERROR_ALLOC_FAILED", "ERROR_NOT_SUPPORTED", "ERROR_NO_DEVICE", &
+        "ERROR_DEVICE", "ERROR_IO", "ERROR_FORMAT", "ERROR_TRUNCATED", "ERROR_SIZE_LIMIT", &
+        "ERROR_SHAPE_MISMATCH", "ERROR_CHECKSUM", "ERROR_NON_FINITE", "ERROR_INTERNAL"]
+    character(28), parameter :: parsers(*) = [character(28) :: "cumlp_backend_from_name", &
+        "cumlp_activation_from_name", "cumlp_loss_from_name", "cumlp_init_from_name", &
+        "cumlp_optimizer_from_name", "cumlp_schedule_from_name", "cumlp_c_backend_from_name", &
+        "cumlp_c_activation_from_name", "cumlp_c_loss_from_name", "cumlp_c_init_from_name", &
+        "cumlp_c_optimizer_from_name", "cumlp_c_schedule_from_name"]
+    integer(c_int) :: status, value
+    integer :: i
+
+    call check(size(statuses) == CUMLP_STATUS_COUNT, "the module has CUMLP_STATUS_COUNT statuses")
+    do i = 1, size(statuses)
+      call check(same(cumlp_status_string(statuses(i)), "CUMLP_" // trim(status_ids(i))), &
+          "status string of CUMLP_" // trim(status_ids(i)) // " is " // &
+          cumlp_status_string(statuses(i)))
+    end do
+    call check(same(cumlp_status_string(CUMLP_STATUS_COUNT), "CUMLP_ERROR_UNKNOWN"), &
+        "status string of CUMLP_STATUS_COUNT")
+    call check(.not. same(cumlp_status_string(CUMLP_STATUS_COUNT - 1_c_int), &
+        "CUMLP_ERROR_UNKNOWN"), "status string of CUMLP_STATUS_COUNT - 1")
+
+    call check_named_set("backend", &
+        [CUMLP_BACKEND_AUTO, CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA], &
+        CUMLP_BACKEND_COUNT, [character(9) :: "auto", "reference", "cpu", "cuda"], &
+        [character(12) :: "auto", "reference", "cpu", "cuda"])
+    call check_named_set("activation", &
+        [CUMLP_ACT_IDENTITY, CUMLP_ACT_SIGMOID, CUMLP_ACT_TANH, CUMLP_ACT_RELU, &
+        CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU, CUMLP_ACT_SOFTMAX], CUMLP_ACTIVATION_COUNT, &
+        [character(10) :: "identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "softmax"], &
+        [character(12) :: "identity", "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "softmax"])
+    ! The identifiers of the losses are the names cumlp 0.1.0 wrote in checkpoints.
+    call check_named_set("loss", &
+        [CUMLP_LOSS_SQUARED_ERROR, CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, &
+        CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY], CUMLP_LOSS_COUNT, &
+        [character(3) :: "mse", "ce", "bce"], &
+        [character(32) :: "squared_error", "softmax_cross_entropy", "sigmoid_binary_cross_entropy"])
+    call check_named_set("init", &
+        [CUMLP_INIT_NORMAL, CUMLP_INIT_UNIFORM, CUMLP_INIT_XAVIER_NORMAL, &
+        CUMLP_INIT_XAVIER_UNIFORM, CUMLP_INIT_HE_NORMAL, CUMLP_INIT_HE_UNIFORM], CUMLP_INIT_COUNT, &
+        [character(13) :: "normal", "uniform", "xavier-normal", "xavier", "he-normal", "he"], &
+        [character(16) :: "normal", "uniform", "xavier_normal", "xavier_uniform", "he_normal", &
+        "he_uniform"])
+    call check_named_set("optimizer", &
+        [CUMLP_OPT_SGD, CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM], &
+        CUMLP_OPTIMIZER_COUNT, [character(8) :: "sgd", "momentum", "nesterov", "adam"], &
+        [character(12) :: "sgd", "momentum", "nesterov", "adam"])
+    call check_named_set("schedule", &
+        [CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, CUMLP_LR_COSINE], &
+        CUMLP_SCHEDULE_COUNT, [character(8) :: "constant", "step", "exp", "cosine"], &
+        [character(12) :: "constant", "step", "exponential", "cosine"])
+
+    ! Trailing blanks are trimmed; an unknown name leaves the value as it was, here too in a
+    ! variable of this procedure that the caller reads right after the call.
+    value = CUMLP_ACT_TANH
+    status = cumlp_activation_from_name("relu   ", value)
+    call check_parsed(status, value, CUMLP_ACT_RELU, "activation 'relu   '")
+    value = CUMLP_ACT_TANH
+    status = cumlp_activation_from_name("swish", value)
+    call check(status == CUMLP_ERROR_INVALID_VALUE, "activation 'swish': " // &
+        cumlp_status_string(status))
+    call check(value == CUMLP_ACT_TANH, "activation 'swish': the value changed")
+    call check(index(cumlp_last_error(c_null_ptr), "identity, sigmoid, tanh, relu, leaky_relu, " &
+        // "gelu or softmax") > 0, "activation 'swish': " // cumlp_last_error(c_null_ptr))
+    value = CUMLP_LOSS_SQUARED_ERROR
+    status = cumlp_loss_from_name("", value)
+    call check(status == CUMLP_ERROR_INVALID_VALUE, "loss '': " // cumlp_status_string(status))
+    call check(value == CUMLP_LOSS_SQUARED_ERROR, "loss '': the value changed")
+    value = CUMLP_OPT_SGD
+    status = cumlp_optimizer_from_name("adam", value)
+    call check_parsed(status, value, CUMLP_OPT_ADAM, "optimizer 'adam'")
+    call check(same(cumlp_init_name(CUMLP_INIT_HE_UNIFORM), "he"), "init name of HE_UNIFORM")
+    ! The raw interfaces take C strings as they are (no blanks trimmed).
+    value = -1
+    status = cumlp_c_schedule_from_name("cosine" // c_null_char, value)
+    call check_parsed(status, value, CUMLP_LR_COSINE, "cumlp_c_schedule_from_name('cosine')")
+    value = CUMLP_LR_STEP
+    status = cumlp_c_schedule_from_name("cosine " // c_null_char, value)
+    call check(status == CUMLP_ERROR_INVALID_VALUE, "cumlp_c_schedule_from_name('cosine '): " // &
+        cumlp_status_string(status))
+    call check(value == CUMLP_LR_STEP, "cumlp_c_schedule_from_name('cosine '): the value changed")
+    call check(c_associated(cumlp_c_loss_name(CUMLP_LOSS_COUNT)), "cumlp_c_loss_name is not NULL")
+
+    ! Every parser, wrapper and raw, keeps the value on failure (see parser_keeps_value).
+    do i = 1, size(parsers)
+      call check(parser_keeps_value(i), trim(parsers(i)) // &
+          "('?'): CUMLP_ERROR_INVALID_VALUE and the value kept")
+    end do
   end subroutine
 
   subroutine test_layouts()
