@@ -62,9 +62,9 @@ int cumlp__mul_size(int64_t a, int64_t b, int64_t limit, int64_t *out) {
 cumlp_status cumlp__check_dim(const cumlp_context *ctx, const char *func, const char *what,
                               int64_t value) {
     if (value < 1 || value > CUMLP_MAX_DIM)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: %s is %lld; it must be between 1 and %lld", func, what,
-                            (long long)value, (long long)CUMLP_MAX_DIM);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "%s is %lld; it must be between 1 and %lld", what, (long long)value,
+                           (long long)CUMLP_MAX_DIM);
     return CUMLP_SUCCESS;
 }
 
