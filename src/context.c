@@ -18,11 +18,27 @@ static char *message_slot(const cumlp_context *ctx) {
     return ctx ? (char *)ctx->message : thread_message;
 }
 
-cumlp_status cumlp__error(const cumlp_context *ctx, cumlp_status status, const char *fmt, ...) {
+/* The message "func: <fmt ...>", or "<fmt ...>" when func is NULL, truncated to the slot. */
+static void set_message(const cumlp_context *ctx, const char *func, const char *fmt, va_list args) {
     char *slot = message_slot(ctx);
+    int used = func ? snprintf(slot, CUMLP_MESSAGE_SIZE, "%s: ", func) : 0;
+    if (used >= 0 && used < CUMLP_MESSAGE_SIZE)
+        vsnprintf(slot + used, CUMLP_MESSAGE_SIZE - (size_t)used, fmt, args);
+}
+
+cumlp_status cumlp__error(const cumlp_context *ctx, cumlp_status status, const char *fmt, ...) {
     va_list args;
     va_start(args, fmt);
-    vsnprintf(slot, CUMLP_MESSAGE_SIZE, fmt, args);
+    set_message(ctx, NULL, fmt, args);
+    va_end(args);
+    return status;
+}
+
+cumlp_status cumlp__fail(const cumlp_context *ctx, cumlp_status status, const char *func,
+                         const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    set_message(ctx, func, fmt, args);
     va_end(args);
     return status;
 }
@@ -46,9 +62,9 @@ int cumlp__mul_size(int64_t a, int64_t b, int64_t limit, int64_t *out) {
 cumlp_status cumlp__check_dim(const cumlp_context *ctx, const char *func, const char *what,
                               int64_t value) {
     if (value < 1 || value > CUMLP_MAX_DIM)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: %s is %lld; it must be between 1 and %lld", func, what,
-                            (long long)value, (long long)CUMLP_MAX_DIM);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "%s is %lld; it must be between 1 and %lld", what, (long long)value,
+                           (long long)CUMLP_MAX_DIM);
     return CUMLP_SUCCESS;
 }
 
@@ -79,9 +95,7 @@ int cumlp_backend_is_built(int backend) {
 }
 
 cumlp_status cumlp_context_defaults(cumlp_context_options *options) {
-    if (!options)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_defaults: options is NULL");
+    CUMLP_FAIL_IF(!options, NULL, CUMLP_ERROR_INVALID_VALUE, "options is NULL");
     memset(options, 0, sizeof *options);
     options->backend = CUMLP_BACKEND_AUTO;
     options->device = 0;
@@ -91,41 +105,38 @@ cumlp_status cumlp_context_defaults(cumlp_context_options *options) {
     return CUMLP_SUCCESS;
 }
 
-static cumlp_status check_options(const cumlp_context_options *o) {
+static cumlp_status check_options(const char *func, const cumlp_context_options *o) {
     if (o->backend < 0 || o->backend >= CUMLP_BACKEND_COUNT)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_create: unknown backend %d", o->backend);
+        return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "unknown backend %d", o->backend);
     if (o->math_mode != CUMLP_MATH_STRICT_FP32 && o->math_mode != CUMLP_MATH_TF32)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_create: unknown math mode %d", o->math_mode);
+        return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "unknown math mode %d",
+                           o->math_mode);
     if (o->device < 0)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_create: device ordinal %d is negative", o->device);
+        return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "device ordinal %d is negative",
+                           o->device);
     if (o->num_threads < 0)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_create: num_threads %d is negative", o->num_threads);
+        return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "num_threads %d is negative",
+                           o->num_threads);
     if (o->stream && o->backend != CUMLP_BACKEND_CUDA && o->backend != CUMLP_BACKEND_AUTO)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_create: a stream was given for the %s backend, which "
-                            "has none",
-                            cumlp_backend_name(o->backend));
+        return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func,
+                           "a stream was given for the %s backend, which has none",
+                           cumlp_backend_name(o->backend));
     return CUMLP_SUCCESS;
 }
 
 /* Tries one backend; on success *ctx owns an initialized context. */
-static cumlp_status try_backend(int backend, const cumlp_context_options *o, cumlp_context **out) {
+static cumlp_status try_backend(const char *func, int backend, const cumlp_context_options *o,
+                                cumlp_context **out) {
     const cumlp_backend_ops *ops = backend_ops(backend);
     if (!ops)
-        return cumlp__error(NULL, CUMLP_ERROR_NOT_SUPPORTED,
-                            "cumlp_context_create: the %s backend is not built into this "
-                            "library (see cumlp_backend_is_built)",
-                            cumlp_backend_name(backend));
+        return cumlp__fail(NULL, CUMLP_ERROR_NOT_SUPPORTED, func,
+                           "the %s backend is not built into this library (see "
+                           "cumlp_backend_is_built)",
+                           cumlp_backend_name(backend));
     cumlp_status st = cumlp__check_backend_ops(ops);
     if (st != CUMLP_SUCCESS) return st;
     cumlp_context *ctx = calloc(1, sizeof *ctx);
-    if (!ctx)
-        return cumlp__error(NULL, CUMLP_ERROR_ALLOC_FAILED,
-                            "cumlp_context_create: out of host memory");
+    if (!ctx) return cumlp__fail(NULL, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
     ctx->backend = backend;
     ctx->ops = ops;
     ctx->math_mode = o->math_mode;
@@ -141,15 +152,14 @@ static cumlp_status try_backend(int backend, const cumlp_context_options *o, cum
 }
 
 cumlp_status cumlp_context_create(cumlp_context **ctx, const cumlp_context_options *options) {
-    if (!ctx)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_context_create: ctx is NULL");
+    CUMLP_FAIL_IF(!ctx, NULL, CUMLP_ERROR_INVALID_VALUE, "ctx is NULL");
     *ctx = NULL;
     cumlp_context_options defaults;
     cumlp_context_defaults(&defaults);
     const cumlp_context_options *o = options ? options : &defaults;
-    cumlp_status st = check_options(o);
+    cumlp_status st = check_options(__func__, o);
     if (st != CUMLP_SUCCESS) return st;
-    if (o->backend != CUMLP_BACKEND_AUTO) return try_backend(o->backend, o, ctx);
+    if (o->backend != CUMLP_BACKEND_AUTO) return try_backend(__func__, o->backend, o, ctx);
 
     /* auto: the first backend that is built and finds what it needs; the context remembers
      * why the ones before it were passed over. */
@@ -157,7 +167,7 @@ cumlp_status cumlp_context_create(cumlp_context **ctx, const cumlp_context_optio
     char note[CUMLP_MESSAGE_SIZE] = "";
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         if (o->stream && order[i] != CUMLP_BACKEND_CUDA) break; /* a stream demands cuda */
-        st = try_backend(order[i], o, ctx);
+        st = try_backend(__func__, order[i], o, ctx);
         if (st == CUMLP_SUCCESS) {
             snprintf((*ctx)->fallback_note, sizeof(*ctx)->fallback_note, "%s", note);
             cumlp__clear_error(NULL); /* the reasons live on in the note, not as an error */
@@ -167,10 +177,8 @@ cumlp_status cumlp_context_create(cumlp_context **ctx, const cumlp_context_optio
         snprintf(note + used, sizeof note - used, "%sauto: %s backend passed over: %s",
                  used ? "; " : "", cumlp_backend_name(order[i]), cumlp_last_error(NULL));
     }
-    if (o->stream)
-        return cumlp__error(NULL, CUMLP_ERROR_NO_DEVICE,
-                            "cumlp_context_create: a CUDA stream was given but no usable GPU "
-                            "was found");
+    CUMLP_FAIL_IF(o->stream, NULL, CUMLP_ERROR_NO_DEVICE,
+                  "a CUDA stream was given but no usable GPU was found");
     return st;
 }
 
@@ -190,30 +198,23 @@ int cumlp_context_backend(const cumlp_context *ctx) {
 }
 
 cumlp_status cumlp_context_synchronize(cumlp_context *ctx) {
-    if (!ctx)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_synchronize: ctx is NULL");
+    CUMLP_FAIL_IF(!ctx, NULL, CUMLP_ERROR_INVALID_VALUE, "ctx is NULL");
     if (ctx->sticky) return ctx->sticky;
     return ctx->ops->synchronize(ctx);
 }
 
 cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_mode) {
-    if (!ctx)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_set_math_mode: ctx is NULL");
-    if (math_mode != CUMLP_MATH_STRICT_FP32 && math_mode != CUMLP_MATH_TF32)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_set_math_mode: unknown math mode %d", math_mode);
+    CUMLP_FAIL_IF(!ctx, NULL, CUMLP_ERROR_INVALID_VALUE, "ctx is NULL");
+    CUMLP_FAIL_IF(math_mode != CUMLP_MATH_STRICT_FP32 && math_mode != CUMLP_MATH_TF32, ctx,
+                  CUMLP_ERROR_INVALID_VALUE, "unknown math mode %d", math_mode);
     ctx->math_mode = math_mode;
     return CUMLP_SUCCESS;
 }
 
 cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *buf, size_t buf_size) {
-    if (!ctx)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_context_describe: ctx is NULL");
-    if (!buf || buf_size == 0)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_describe: buf is NULL or buf_size is 0");
+    CUMLP_FAIL_IF(!ctx, NULL, CUMLP_ERROR_INVALID_VALUE, "ctx is NULL");
+    CUMLP_FAIL_IF(!buf || buf_size == 0, ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "buf is NULL or buf_size is 0");
     cumlp_status st = ctx->ops->describe(ctx, buf, buf_size);
     if (st == CUMLP_SUCCESS && ctx->fallback_note[0]) {
         size_t used = strlen(buf); /* buf holds a string only when describe succeeded */
@@ -224,17 +225,14 @@ cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *buf, size_t 
 
 cumlp_status cumlp_context_memory(const cumlp_context *ctx, int64_t *in_use_bytes,
                                   int64_t *peak_bytes) {
-    if (!ctx)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_context_memory: ctx is NULL");
+    CUMLP_FAIL_IF(!ctx, NULL, CUMLP_ERROR_INVALID_VALUE, "ctx is NULL");
     if (in_use_bytes) *in_use_bytes = (int64_t)ctx->memory.in_use;
     if (peak_bytes) *peak_bytes = (int64_t)ctx->memory.peak;
     return CUMLP_SUCCESS;
 }
 
 cumlp_status cumlp_context_reset_peak_memory(cumlp_context *ctx) {
-    if (!ctx)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_context_reset_peak_memory: ctx is NULL");
+    CUMLP_FAIL_IF(!ctx, NULL, CUMLP_ERROR_INVALID_VALUE, "ctx is NULL");
     ctx->memory.peak = ctx->memory.in_use;
     return CUMLP_SUCCESS;
 }

@@ -18,8 +18,7 @@ static double now_seconds(void) {
 /* ---- options and schedules ----------------------------------------------------------------- */
 
 cumlp_status cumlp_fit_defaults(cumlp_fit_options *options) {
-    if (!options)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_fit_defaults: options is NULL");
+    CUMLP_FAIL_IF(!options, NULL, CUMLP_ERROR_INVALID_VALUE, "options is NULL");
     memset(options, 0, sizeof *options);
     options->epochs = 10;
     options->batch_size = 32;
@@ -62,7 +61,7 @@ static cumlp_status check_options(const cumlp_context *ctx, const char *func,
         bad = "min_delta must be finite and >= 0";
     else if (o->callback_every < 0)
         bad = "callback_every must be >= 0";
-    if (bad) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s", func, bad);
+    if (bad) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s", bad);
     return CUMLP_SUCCESS;
 }
 
@@ -81,16 +80,13 @@ static double schedule_rate(const cumlp_fit_options *o, double base, int epoch) 
 
 cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *options, double base_rate,
                                           int epoch, double *rate) {
-    const char *func = "cumlp_schedule_learning_rate";
-    if (!options || !rate)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
-                            options ? "rate" : "options");
-    cumlp_status st = check_options(NULL, func, options);
+    CUMLP_FAIL_IF(!options || !rate, NULL, CUMLP_ERROR_INVALID_VALUE, "%s is NULL",
+                  options ? "rate" : "options");
+    cumlp_status st = check_options(NULL, __func__, options);
     if (st != CUMLP_SUCCESS) return st;
-    if (!isfinite(base_rate) || base_rate < 0 || epoch < 0)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: base_rate %g must be finite and >= 0 and epoch %d >= 0", func,
-                            base_rate, epoch);
+    CUMLP_FAIL_IF(!isfinite(base_rate) || base_rate < 0 || epoch < 0, NULL,
+                  CUMLP_ERROR_INVALID_VALUE,
+                  "base_rate %g must be finite and >= 0 and epoch %d >= 0", base_rate, epoch);
     *rate = schedule_rate(options, base_rate, epoch);
     return CUMLP_SUCCESS;
 }
@@ -101,12 +97,12 @@ static cumlp_status check_dataset(const cumlp_network *net, const cumlp_dataset 
                                   const char *func, const char *what) {
     if (ds->n_features != cumlp_network_width(net, 0) ||
         ds->n_outputs != cumlp_network_width(net, net->num_layers))
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: %s has %lld features and %lld outputs but the network takes %lld "
-                            "and gives %lld",
-                            func, what, (long long)ds->n_features, (long long)ds->n_outputs,
-                            (long long)cumlp_network_width(net, 0),
-                            (long long)cumlp_network_width(net, net->num_layers));
+        return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "%s has %lld features and %lld outputs but the network takes %lld and "
+                           "gives %lld",
+                           what, (long long)ds->n_features, (long long)ds->n_outputs,
+                           (long long)cumlp_network_width(net, 0),
+                           (long long)cumlp_network_width(net, net->num_layers));
     return CUMLP_SUCCESS;
 }
 
@@ -171,11 +167,11 @@ static cumlp_status batch_views(batch_tensors *b, int64_t cols, batch_tensors *v
 
 static cumlp_status check_net_ds(const cumlp_network *net, const cumlp_dataset *ds,
                                  int64_t *batch_size, const char *func) {
-    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
-    if (!ds) return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: ds is NULL", func);
+    if (!net) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
+    if (!ds) return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func, "ds is NULL");
     if (*batch_size < 0 || *batch_size > CUMLP_MAX_DIM)
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: batch_size %lld is out of range", func, (long long)*batch_size);
+        return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "batch_size %lld is out of range", (long long)*batch_size);
     if (*batch_size == 0) *batch_size = DEFAULT_EVAL_BATCH;
     if (*batch_size > ds->n_samples) *batch_size = ds->n_samples;
     if (net->ctx->sticky) return net->ctx->sticky;
@@ -206,14 +202,12 @@ static cumlp_status eval_batch(cumlp_network *net, const cumlp_dataset *ds, batc
 
 cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
                             cumlp_eval_result *result) {
-    const char *func = "cumlp_evaluate";
-    cumlp_status st = check_net_ds(net, ds, &batch_size, func);
+    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__);
     if (st != CUMLP_SUCCESS) return st;
-    if (!result)
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: result is NULL", func);
+    CUMLP_FAIL_IF(!result, net->ctx, CUMLP_ERROR_INVALID_VALUE, "result is NULL");
     batch_tensors b;
     float *out = malloc((size_t)(ds->n_outputs * batch_size) * sizeof *out);
-    if (!out) return cumlp__error(net->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", func);
+    CUMLP_FAIL_IF(!out, net->ctx, CUMLP_ERROR_ALLOC_FAILED, "out of memory");
     st = batch_create(net->ctx, ds->n_features, ds->n_outputs, batch_size, &b);
     score s = {0, 0, 0, 0};
     for (int64_t first = 0; st == CUMLP_SUCCESS && first < ds->n_samples; first += batch_size) {
@@ -231,14 +225,12 @@ cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t
 
 cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
                            float *out, int64_t count) {
-    const char *func = "cumlp_predict";
-    cumlp_status st = check_net_ds(net, ds, &batch_size, func);
+    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__);
     if (st != CUMLP_SUCCESS) return st;
-    if (!out) return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: out is NULL", func);
-    if (count != ds->n_outputs * ds->n_samples)
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: count is %lld but the outputs take %lld x %lld", func,
-                            (long long)count, (long long)ds->n_outputs, (long long)ds->n_samples);
+    CUMLP_FAIL_IF(!out, net->ctx, CUMLP_ERROR_INVALID_VALUE, "out is NULL");
+    CUMLP_FAIL_IF(count != ds->n_outputs * ds->n_samples, net->ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "count is %lld but the outputs take %lld x %lld", (long long)count,
+                  (long long)ds->n_outputs, (long long)ds->n_samples);
     batch_tensors b;
     st = batch_create(net->ctx, ds->n_features, ds->n_outputs, batch_size, &b);
     for (int64_t first = 0; st == CUMLP_SUCCESS && first < ds->n_samples; first += batch_size) {
@@ -302,7 +294,7 @@ static void fit_release(fit_state *f) {
     free(f->best);
 }
 
-static cumlp_status fit_setup(fit_state *f) {
+static cumlp_status fit_setup(fit_state *f, const char *func) {
     const cumlp_dataset *t = f->train;
     f->batch = f->o->batch_size < t->n_samples ? f->o->batch_size : t->n_samples;
     f->batches = (t->n_samples + f->batch - 1) / f->batch;
@@ -310,7 +302,7 @@ static cumlp_status fit_setup(fit_state *f) {
     f->out = malloc((size_t)(t->n_outputs * f->batch) * sizeof *f->out);
     if (f->o->restore_best && f->val) f->best = malloc(f->net->num_params * sizeof *f->best);
     if (!f->order || !f->out || (f->o->restore_best && f->val && !f->best))
-        return cumlp__error(f->ctx, CUMLP_ERROR_ALLOC_FAILED, "cumlp_fit: out of memory");
+        return cumlp__fail(f->ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of memory");
     cumlp_status st = host_buffers(f);
     for (int s = 0; s < 2 && st == CUMLP_SUCCESS; s++)
         st = batch_create(f->ctx, t->n_features, t->n_outputs, f->batch, &f->dev[s]);
@@ -480,16 +472,15 @@ static cumlp_status fit_loop(fit_state *f, cumlp_fit_result *r) {
     return st;
 }
 
-static cumlp_status check_fit_args(cumlp_network *net, cumlp_optimizer *opt,
+static cumlp_status check_fit_args(const char *func, cumlp_network *net, cumlp_optimizer *opt,
                                    const cumlp_dataset *train, const cumlp_dataset *validation) {
-    const char *func = "cumlp_fit";
-    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    if (!net) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     if (!opt || !train)
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
-                            opt ? "train" : "opt");
+        return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s is NULL",
+                           opt ? "train" : "opt");
     if (opt->net != net)
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: the optimizer was created for another network", func);
+        return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the optimizer was created for another network");
     if (net->ctx->sticky) return net->ctx->sticky;
     cumlp_status st = check_dataset(net, train, func, "the training set");
     if (st == CUMLP_SUCCESS && validation)
@@ -508,12 +499,12 @@ static void result_init(cumlp_fit_result *r) {
 cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dataset *train,
                        const cumlp_dataset *validation, const cumlp_fit_options *options,
                        cumlp_fit_result *result) {
-    cumlp_status st = check_fit_args(net, opt, train, validation);
+    cumlp_status st = check_fit_args(__func__, net, opt, train, validation);
     if (st != CUMLP_SUCCESS) return st;
     cumlp_fit_options defaults;
     cumlp_fit_defaults(&defaults);
     const cumlp_fit_options *o = options ? options : &defaults;
-    st = check_options(net->ctx, "cumlp_fit", o);
+    st = check_options(net->ctx, __func__, o);
     if (st != CUMLP_SUCCESS) return st;
     fit_state f;
     memset(&f, 0, sizeof f);
@@ -528,7 +519,7 @@ cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dat
     cumlp_fit_result local;
     cumlp_fit_result *r = result ? result : &local;
     result_init(r);
-    st = fit_setup(&f);
+    st = fit_setup(&f, __func__);
     f.progress.batches_per_epoch = f.batches;
     if (st == CUMLP_SUCCESS)
         st = fit_loop(&f, r);

@@ -13,6 +13,7 @@
 
 /* State of one check, so that every exit frees the same things. */
 typedef struct gradcheck {
+    const char *func;       /* the public function, which messages name */
     cumlp_context *ctx;     /* the network's context, where errors are reported */
     cumlp_context *ref_ctx; /* the reference context of the copy */
     cumlp_network *copy;
@@ -52,7 +53,7 @@ static cumlp_status copy_network(gradcheck *g, const cumlp_network *net) {
     int *acts = malloc(sizeof *acts * (size_t)L);
     cumlp_status st = CUMLP_SUCCESS;
     if (!widths || !acts) {
-        st = cumlp__error(net->ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
+        st = cumlp__fail(net->ctx, CUMLP_ERROR_ALLOC_FAILED, g->func, "out of host memory");
     } else {
         widths[0] = net->layers[0].fan_in;
         for (int l = 0; l < L; l++) {
@@ -65,8 +66,7 @@ static cumlp_status copy_network(gradcheck *g, const cumlp_network *net) {
         o.leaky_relu_slope = net->leaky_slope;
         st = cumlp_network_create(g->ref_ctx, L, widths, acts, &o, &g->copy);
         if (st != CUMLP_SUCCESS)
-            st = cumlp__error(net->ctx, st, "cumlp_gradient_check: %s",
-                              cumlp_last_error(g->ref_ctx));
+            st = cumlp__fail(net->ctx, st, g->func, "%s", cumlp_last_error(g->ref_ctx));
     }
     free(widths);
     free(acts);
@@ -78,7 +78,7 @@ static cumlp_status copy_network(gradcheck *g, const cumlp_network *net) {
 static cumlp_status copy_batch(gradcheck *g, const cumlp_tensor *src, cumlp_tensor **dst) {
     cumlp_status st = cumlp_tensor_create(g->ref_ctx, src->rows, src->cols, dst);
     if (st != CUMLP_SUCCESS)
-        return cumlp__error(g->ctx, st, "cumlp_gradient_check: %s", cumlp_last_error(g->ref_ctx));
+        return cumlp__fail(g->ctx, st, g->func, "%s", cumlp_last_error(g->ref_ctx));
     return transfer(g, src->ctx, src->data, (*dst)->data, (size_t)(src->rows * src->cols));
 }
 
@@ -121,8 +121,8 @@ static cumlp_status loss_at(gradcheck *g, size_t i, double value, double *loss, 
     cumlp_status st = cumlp_evaluate_loss(g->copy, g->x, g->t, loss);
     *w = saved;
     if (st != CUMLP_SUCCESS)
-        return cumlp__error(g->ctx, st, "cumlp_gradient_check: at parameter %zu: %s", i,
-                            cumlp_last_error(g->ref_ctx));
+        return cumlp__fail(g->ctx, st, g->func, "at parameter %zu: %s", i,
+                           cumlp_last_error(g->ref_ctx));
     if (kink_pattern(g) != g->base_pattern) *same_side = 0;
     return CUMLP_SUCCESS;
 }
@@ -157,8 +157,7 @@ static cumlp_status finite_difference(gradcheck *g, size_t i, double h, double *
 static cumlp_status tensor_error(gradcheck *g, size_t begin, size_t count, double h, double *err) {
     double *numeric = malloc(sizeof *numeric * count);
     if (!numeric)
-        return cumlp__error(g->ctx, CUMLP_ERROR_ALLOC_FAILED,
-                            "cumlp_gradient_check: out of host memory");
+        return cumlp__fail(g->ctx, CUMLP_ERROR_ALLOC_FAILED, g->func, "out of host memory");
     cumlp_status st = CUMLP_SUCCESS;
     double scale = 0;
     for (size_t i = 0; i < count && st == CUMLP_SUCCESS; i++) {
@@ -184,21 +183,17 @@ static cumlp_status tensor_error(gradcheck *g, size_t begin, size_t count, doubl
 
 cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
                                   double step_size, double *max_rel_error, int64_t count) {
-    const char *func = "cumlp_gradient_check";
-    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    CUMLP_FAIL_IF(!net, NULL, CUMLP_ERROR_INVALID_VALUE, "net is NULL");
     cumlp_context *ctx = net->ctx;
-    if (!max_rel_error)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: max_rel_error is NULL", func);
-    if (count != 2 * (int64_t)net->num_layers)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: count is %lld; it must be 2 * num_layers = %d", func,
-                            (long long)count, 2 * net->num_layers);
-    if (!(step_size >= 0) || !isfinite(step_size))
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: step_size %g must be finite and >= 0", func, step_size);
+    CUMLP_FAIL_IF(!max_rel_error, ctx, CUMLP_ERROR_INVALID_VALUE, "max_rel_error is NULL");
+    CUMLP_FAIL_IF(count != 2 * (int64_t)net->num_layers, ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "count is %lld; it must be 2 * num_layers = %d", (long long)count,
+                  2 * net->num_layers);
+    CUMLP_FAIL_IF(!(step_size >= 0) || !isfinite(step_size), ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "step_size %g must be finite and >= 0", step_size);
     double h = step_size > 0 ? step_size : 1e-3;
 
-    gradcheck g = {.ctx = ctx};
+    gradcheck g = {.func = __func__, .ctx = ctx};
     /* Validates X and T and leaves the analytic gradients in the network's arena. */
     cumlp_status st = cumlp_loss_backward(net, X, T, NULL);
     if (st != CUMLP_SUCCESS) return st;
@@ -212,9 +207,9 @@ cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tensor *X, con
     cumlp_context_defaults(&o);
     o.backend = CUMLP_BACKEND_REFERENCE;
     if (!g.analytic || !g.staging || !g.errors)
-        st = cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", func);
+        st = cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, __func__, "out of host memory");
     else if ((st = cumlp_context_create(&g.ref_ctx, &o)) != CUMLP_SUCCESS)
-        cumlp__error(ctx, st, "%s: %s", func, cumlp_last_error(NULL));
+        cumlp__fail(ctx, st, __func__, "%s", cumlp_last_error(NULL));
     if (st == CUMLP_SUCCESS) st = copy_network(&g, net);
     if (st == CUMLP_SUCCESS) st = copy_batch(&g, X, &g.x);
     if (st == CUMLP_SUCCESS) st = copy_batch(&g, T, &g.t);

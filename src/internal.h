@@ -82,6 +82,21 @@ cumlp_status cumlp__error(const cumlp_context *ctx, cumlp_status status, const c
     ;
 void cumlp__clear_error(const cumlp_context *ctx);
 
+/* Messages start with the called public function's name, never typed by hand: cumlp__fail sets
+ * "func: <fmt ...>". Use CUMLP_FAIL_IF in the public function itself (it returns the status, named
+ * by __func__); a static helper that reports on behalf of a public function takes
+ * `const char *func`, calls cumlp__fail, and the public function passes __func__. */
+cumlp_status cumlp__fail(const cumlp_context *ctx, cumlp_status status, const char *func,
+                         const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+#define CUMLP_FAIL_IF(cond, ctx, status, ...)                                                      \
+    do {                                                                                           \
+        if (cond) return cumlp__fail((ctx), (status), __func__, __VA_ARGS__);                      \
+    } while (0)
+
 /* Returns the sticky device error of ctx, or SUCCESS. */
 static inline cumlp_status cumlp__ctx_ok(const cumlp_context *ctx) {
     return ctx->sticky;

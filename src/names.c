@@ -56,8 +56,8 @@ static void list_names(const name_set *set, char *buf, size_t size) {
 
 static cumlp_status parse(const name_set *set, const char *func, const char *name, int *value) {
     if (!name || !value)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
-                            name ? "value" : "name");
+        return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "%s is NULL",
+                           name ? "value" : "name");
     int v = value_of(set, name, strlen(name));
     if (v < 0) {
         char names[256];

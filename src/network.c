@@ -24,9 +24,7 @@ static int layer_keeps_z(const cumlp_network *net, int i) {
 }
 
 cumlp_status cumlp_network_defaults(cumlp_network_options *options) {
-    if (!options)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_network_defaults: options is NULL");
+    CUMLP_FAIL_IF(!options, NULL, CUMLP_ERROR_INVALID_VALUE, "options is NULL");
     memset(options, 0, sizeof *options);
     options->loss = CUMLP_LOSS_SQUARED_ERROR;
     options->init = CUMLP_INIT_XAVIER_UNIFORM;
@@ -39,50 +37,49 @@ cumlp_status cumlp_network_defaults(cumlp_network_options *options) {
 
 /* ---- validation of a description ---------------------------------------------------------- */
 
-static cumlp_status check_options(const cumlp_context *ctx, const cumlp_network_options *o) {
-    const char *func = "cumlp_network_create";
+static cumlp_status check_options(const cumlp_context *ctx, const char *func,
+                                  const cumlp_network_options *o) {
     if (o->loss < 0 || o->loss >= CUMLP_LOSS_COUNT)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown loss %d", func, o->loss);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "unknown loss %d", o->loss);
     if (o->init < 0 || o->init >= CUMLP_INIT_COUNT)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown init scheme %d", func,
-                            o->init);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "unknown init scheme %d", o->init);
     if (!isfinite(o->init_scale) || o->init_scale < 0)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: init_scale %g must be finite and >= 0", func, o->init_scale);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "init_scale %g must be finite and >= 0", o->init_scale);
     if (o->bias_init != CUMLP_BIAS_ZERO && o->bias_init != CUMLP_BIAS_DRAWN)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown bias_init %d", func,
-                            o->bias_init);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "unknown bias_init %d",
+                           o->bias_init);
     if (!(o->leaky_relu_slope >= 0 && o->leaky_relu_slope < 1))
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: leaky_relu_slope %g must be in [0, 1)", func, o->leaky_relu_slope);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "leaky_relu_slope %g must be in [0, 1)", o->leaky_relu_slope);
     return CUMLP_SUCCESS;
 }
 
-static cumlp_status check_layers(const cumlp_context *ctx, int num_layers, const int64_t *widths,
-                                 const int *activations, int loss, int64_t *num_params) {
-    const char *func = "cumlp_network_create";
+static cumlp_status check_layers(const cumlp_context *ctx, const char *func, int num_layers,
+                                 const int64_t *widths, const int *activations, int loss,
+                                 int64_t *num_params) {
     for (int i = 0; i <= num_layers; i++) {
         if (widths[i] < 1 || widths[i] > CUMLP_MAX_DIM)
-            return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                                "%s: widths[%d] is %lld; widths must be between 1 and %lld", func,
-                                i, (long long)widths[i], (long long)CUMLP_MAX_DIM);
+            return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                               "widths[%d] is %lld; widths must be between 1 and %lld", i,
+                               (long long)widths[i], (long long)CUMLP_MAX_DIM);
     }
     int64_t total = 0;
     for (int l = 0; l < num_layers; l++) {
         int a = activations[l];
         if (a < 0 || a >= CUMLP_ACTIVATION_COUNT)
-            return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                                "%s: activations[%d] is %d, not a cumlp_activation", func, l, a);
+            return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                               "activations[%d] is %d, not a cumlp_activation", l, a);
         if (a == CUMLP_ACT_SOFTMAX && l != num_layers - 1)
-            return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                                "%s: softmax is allowed only on the output layer (layer %d of %d)",
-                                func, l, num_layers);
+            return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                               "softmax is allowed only on the output layer (layer %d of %d)", l,
+                               num_layers);
         int64_t layer_params;
         if (!cumlp__mul_size(widths[l + 1], widths[l] + 1, MAX_ELEMENTS, &layer_params) ||
             total > MAX_ELEMENTS - layer_params)
-            return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                                "%s: the parameter count overflows at layer %d (%lld x %lld)", func,
-                                l, (long long)widths[l + 1], (long long)widths[l]);
+            return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                               "the parameter count overflows at layer %d (%lld x %lld)", l,
+                               (long long)widths[l + 1], (long long)widths[l]);
         total += layer_params;
     }
     int out = activations[num_layers - 1];
@@ -90,11 +87,11 @@ static cumlp_status check_layers(const cumlp_context *ctx, int num_layers, const
              (loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY && out == CUMLP_ACT_SOFTMAX) ||
              (loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY && out == CUMLP_ACT_SIGMOID);
     if (!ok)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: the loss does not accept a %s output layer (squared error takes "
-                            "any output but softmax, softmax cross-entropy needs softmax, binary "
-                            "cross-entropy needs sigmoid)",
-                            func, cumlp_activation_name(out));
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the loss does not accept a %s output layer (squared error takes any "
+                           "output but softmax, softmax cross-entropy needs softmax, binary "
+                           "cross-entropy needs sigmoid)",
+                           cumlp_activation_name(out));
     *num_params = total;
     return CUMLP_SUCCESS;
 }
@@ -173,25 +170,21 @@ void cumlp_network_destroy(cumlp_network *net) {
 cumlp_status cumlp_network_create(cumlp_context *ctx, int num_layers, const int64_t *widths,
                                   const int *activations, const cumlp_network_options *options,
                                   cumlp_network **out) {
-    const char *func = "cumlp_network_create";
     if (out) *out = NULL;
-    if (!ctx) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ctx is NULL", func);
-    if (!out) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    CUMLP_FAIL_IF(!ctx, NULL, CUMLP_ERROR_INVALID_VALUE, "ctx is NULL");
+    CUMLP_FAIL_IF(!out, ctx, CUMLP_ERROR_INVALID_VALUE, "net is NULL");
     if (ctx->sticky) return ctx->sticky;
-    if (num_layers < 1)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: num_layers is %d; a network needs at least 1 layer", func,
-                            num_layers);
-    if (!widths || !activations)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
-                            widths ? "activations" : "widths");
+    CUMLP_FAIL_IF(num_layers < 1, ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "num_layers is %d; a network needs at least 1 layer", num_layers);
+    CUMLP_FAIL_IF(!widths || !activations, ctx, CUMLP_ERROR_INVALID_VALUE, "%s is NULL",
+                  widths ? "activations" : "widths");
     cumlp_network_options defaults;
     cumlp_network_defaults(&defaults);
     const cumlp_network_options *o = options ? options : &defaults;
-    cumlp_status st = check_options(ctx, o);
+    cumlp_status st = check_options(ctx, __func__, o);
     int64_t num_params = 0;
     if (st == CUMLP_SUCCESS)
-        st = check_layers(ctx, num_layers, widths, activations, o->loss, &num_params);
+        st = check_layers(ctx, __func__, num_layers, widths, activations, o->loss, &num_params);
     if (st != CUMLP_SUCCESS) return st;
 
     cumlp_network *net = calloc(1, sizeof *net);
@@ -199,7 +192,7 @@ cumlp_status cumlp_network_create(cumlp_context *ctx, int num_layers, const int6
     if (!net || !layers) {
         free(net);
         free(layers);
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", func);
+        return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, __func__, "out of host memory");
     }
     net->ctx = ctx;
     net->num_layers = num_layers;
@@ -278,54 +271,50 @@ static cumlp_status transfer(cumlp_context *ctx, transfer_kind kind, void *buffe
 /* A whole arena (parameters or gradients) to or from the host. */
 static cumlp_status arena_transfer(const cumlp_network *net, void *arena, transfer_kind kind,
                                    void *host, int64_t count, const char *func) {
-    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
-    if (!host) return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: host is NULL", func);
+    if (!net) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
+    if (!host) return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func, "host is NULL");
     if (count != (int64_t)net->num_params)
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: count is %lld but the network has %lld parameters", func,
-                            (long long)count, (long long)net->num_params);
+        return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "count is %lld but the network has %lld parameters", (long long)count,
+                           (long long)net->num_params);
     if (net->ctx->sticky) return net->ctx->sticky;
     return transfer(net->ctx, kind, arena, host, net->num_params);
 }
 
 cumlp_status cumlp_network_get_parameters(const cumlp_network *net, float *host, int64_t count) {
-    return arena_transfer(net, net ? net->params : NULL, TO_HOST_F32, host, count,
-                          "cumlp_network_get_parameters");
+    return arena_transfer(net, net ? net->params : NULL, TO_HOST_F32, host, count, __func__);
 }
 
 cumlp_status cumlp_network_set_parameters(cumlp_network *net, const float *host, int64_t count) {
     return arena_transfer(net, net ? net->params : NULL, FROM_HOST_F32, (void *)host, count,
-                          "cumlp_network_set_parameters");
+                          __func__);
 }
 
 cumlp_status cumlp_network_get_parameters_f64(const cumlp_network *net, double *host,
                                               int64_t count) {
-    return arena_transfer(net, net ? net->params : NULL, TO_HOST_F64, host, count,
-                          "cumlp_network_get_parameters_f64");
+    return arena_transfer(net, net ? net->params : NULL, TO_HOST_F64, host, count, __func__);
 }
 
 cumlp_status cumlp_network_set_parameters_f64(cumlp_network *net, const double *host,
                                               int64_t count) {
     return arena_transfer(net, net ? net->params : NULL, FROM_HOST_F64, (void *)host, count,
-                          "cumlp_network_set_parameters_f64");
+                          __func__);
 }
 
 cumlp_status cumlp_network_get_gradients(const cumlp_network *net, float *host, int64_t count) {
-    return arena_transfer(net, net ? net->grads : NULL, TO_HOST_F32, host, count,
-                          "cumlp_network_get_gradients");
+    return arena_transfer(net, net ? net->grads : NULL, TO_HOST_F32, host, count, __func__);
 }
 
 cumlp_status cumlp_network_get_gradients_f64(const cumlp_network *net, double *host,
                                              int64_t count) {
-    return arena_transfer(net, net ? net->grads : NULL, TO_HOST_F64, host, count,
-                          "cumlp_network_get_gradients_f64");
+    return arena_transfer(net, net ? net->grads : NULL, TO_HOST_F64, host, count, __func__);
 }
 
 static cumlp_status check_layer_index(const cumlp_network *net, int layer, const char *func) {
-    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    if (!net) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     if (layer < 0 || layer >= net->num_layers)
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: layer %d is out of range [0, %d)", func, layer, net->num_layers);
+        return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "layer %d is out of range [0, %d)", layer, net->num_layers);
     return net->ctx->sticky;
 }
 
@@ -347,29 +336,27 @@ static cumlp_status layer_transfer(const cumlp_network *net, int layer, transfer
 
 cumlp_status cumlp_network_get_layer(const cumlp_network *net, int layer, float *weights,
                                      float *biases) {
-    return layer_transfer(net, layer, TO_HOST_F32, weights, biases, "cumlp_network_get_layer");
+    return layer_transfer(net, layer, TO_HOST_F32, weights, biases, __func__);
 }
 
 cumlp_status cumlp_network_set_layer(cumlp_network *net, int layer, const float *weights,
                                      const float *biases) {
-    return layer_transfer(net, layer, FROM_HOST_F32, (void *)weights, (void *)biases,
-                          "cumlp_network_set_layer");
+    return layer_transfer(net, layer, FROM_HOST_F32, (void *)weights, (void *)biases, __func__);
 }
 
 cumlp_status cumlp_network_get_layer_f64(const cumlp_network *net, int layer, double *weights,
                                          double *biases) {
-    return layer_transfer(net, layer, TO_HOST_F64, weights, biases, "cumlp_network_get_layer_f64");
+    return layer_transfer(net, layer, TO_HOST_F64, weights, biases, __func__);
 }
 
 cumlp_status cumlp_network_set_layer_f64(cumlp_network *net, int layer, const double *weights,
                                          const double *biases) {
-    return layer_transfer(net, layer, FROM_HOST_F64, (void *)weights, (void *)biases,
-                          "cumlp_network_set_layer_f64");
+    return layer_transfer(net, layer, FROM_HOST_F64, (void *)weights, (void *)biases, __func__);
 }
 
 cumlp_status cumlp_network_freeze(cumlp_network *net, int layer, int freeze_weights,
                                   int freeze_biases) {
-    cumlp_status st = check_layer_index(net, layer, "cumlp_network_freeze");
+    cumlp_status st = check_layer_index(net, layer, __func__);
     if (st != CUMLP_SUCCESS) return st;
     net->layers[layer].frozen_weights = freeze_weights != 0;
     net->layers[layer].frozen_biases = freeze_biases != 0;
@@ -408,23 +395,22 @@ cumlp_status cumlp__network_reserve(cumlp_network *net, int64_t cols) {
 static cumlp_status check_batch(const cumlp_network *net, const cumlp_tensor *X,
                                 const cumlp_tensor *T, int64_t out_rows, const char *func,
                                 const char *t_name) {
-    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    if (!net) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     cumlp_context *ctx = net->ctx;
     if (!X || !T)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
-                            X ? t_name : "X");
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s is NULL", X ? t_name : "X");
     if (X->ctx != ctx || T->ctx != ctx)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: the tensors must belong to the network's context", func);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the tensors must belong to the network's context");
     if (X->rows != net->layers[0].fan_in)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: X has %lld rows but the network's input width is %lld", func,
-                            (long long)X->rows, (long long)net->layers[0].fan_in);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "X has %lld rows but the network's input width is %lld",
+                           (long long)X->rows, (long long)net->layers[0].fan_in);
     if (T->rows != out_rows || T->cols != X->cols)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: %s is %lld x %lld but must be %lld x %lld (output width x batch)",
-                            func, t_name, (long long)T->rows, (long long)T->cols,
-                            (long long)out_rows, (long long)X->cols);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "%s is %lld x %lld but must be %lld x %lld (output width x batch)",
+                           t_name, (long long)T->rows, (long long)T->cols, (long long)out_rows,
+                           (long long)X->cols);
     return ctx->sticky;
 }
 
@@ -466,14 +452,11 @@ cumlp_status cumlp__forward_train(cumlp_network *net, const cumlp_tensor *X) {
 }
 
 cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, cumlp_tensor *Y) {
-    const char *func = "cumlp_forward";
     int64_t out_rows = net ? net->layers[net->num_layers - 1].fan_out : 0;
-    cumlp_status st = check_batch(net, X, Y, out_rows, func, "Y");
+    cumlp_status st = check_batch(net, X, Y, out_rows, __func__, "Y");
     if (st != CUMLP_SUCCESS) return st;
-    if (tensors_overlap(X, Y))
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: X and Y share memory (the same tensor or overlapping views)",
-                            func);
+    CUMLP_FAIL_IF(tensors_overlap(X, Y), net->ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "X and Y share memory (the same tensor or overlapping views)");
     int last = net->num_layers - 1;
     if (last > 0) st = cumlp__network_reserve(net, X->cols);
     const void *a_prev = X->data;
@@ -536,15 +519,14 @@ static cumlp_status finish_loss(cumlp_network *net, double loss_sum, int64_t col
                                 const char *func) {
     *loss = loss_sum / (double)cols;
     if (!isfinite(*loss))
-        return cumlp__error(net->ctx, CUMLP_ERROR_NON_FINITE, "%s: the loss is %g", func, *loss);
+        return cumlp__fail(net->ctx, CUMLP_ERROR_NON_FINITE, func, "the loss is %g", *loss);
     return CUMLP_SUCCESS;
 }
 
 cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
                                  double *loss) {
-    const char *func = "cumlp_loss_backward";
     int64_t out_rows = net ? net->layers[net->num_layers - 1].fan_out : 0;
-    cumlp_status st = check_batch(net, X, T, out_rows, func, "T");
+    cumlp_status st = check_batch(net, X, T, out_rows, __func__, "T");
     if (st != CUMLP_SUCCESS) return st;
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *out = &net->layers[net->num_layers - 1];
@@ -554,20 +536,19 @@ cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X, cons
         st = output_delta(net, T, (int)X->cols, cumlp__at(ctx, net->grads, out->bias_offset),
                           loss ? &loss_sum : NULL);
     if (st == CUMLP_SUCCESS) st = backward(net, X);
-    if (st == CUMLP_SUCCESS && loss) st = finish_loss(net, loss_sum, X->cols, loss, func);
+    if (st == CUMLP_SUCCESS && loss) st = finish_loss(net, loss_sum, X->cols, loss, __func__);
     return st;
 }
 
 cumlp_status cumlp_evaluate_loss(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
                                  double *loss) {
-    const char *func = "cumlp_evaluate_loss";
     int64_t out_rows = net ? net->layers[net->num_layers - 1].fan_out : 0;
-    cumlp_status st = check_batch(net, X, T, out_rows, func, "T");
+    cumlp_status st = check_batch(net, X, T, out_rows, __func__, "T");
     if (st != CUMLP_SUCCESS) return st;
-    if (!loss) return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: loss is NULL", func);
+    CUMLP_FAIL_IF(!loss, net->ctx, CUMLP_ERROR_INVALID_VALUE, "loss is NULL");
     double loss_sum = 0;
     st = cumlp__forward_train(net, X);
     if (st == CUMLP_SUCCESS) st = output_delta(net, T, (int)X->cols, NULL, &loss_sum);
-    if (st == CUMLP_SUCCESS) st = finish_loss(net, loss_sum, X->cols, loss, func);
+    if (st == CUMLP_SUCCESS) st = finish_loss(net, loss_sum, X->cols, loss, __func__);
     return st;
 }

@@ -6,9 +6,7 @@
 #include <string.h>
 
 cumlp_status cumlp_optimizer_defaults(cumlp_optimizer_options *options) {
-    if (!options)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_optimizer_defaults: options is NULL");
+    CUMLP_FAIL_IF(!options, NULL, CUMLP_ERROR_INVALID_VALUE, "options is NULL");
     memset(options, 0, sizeof *options);
     options->type = CUMLP_OPT_SGD;
     options->learning_rate = 0.01;
@@ -24,27 +22,26 @@ static int in_unit_interval(double x) {
     return x >= 0 && x < 1;
 }
 
-static cumlp_status check_options(const cumlp_context *ctx, const cumlp_optimizer_options *o) {
-    const char *func = "cumlp_optimizer_create";
+static cumlp_status check_options(const cumlp_context *ctx, const char *func,
+                                  const cumlp_optimizer_options *o) {
     if (o->type < 0 || o->type >= CUMLP_OPTIMIZER_COUNT)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown optimizer type %d", func,
-                            o->type);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "unknown optimizer type %d",
+                           o->type);
     if (!isfinite(o->learning_rate) || o->learning_rate < 0)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: learning_rate %g must be finite and >= 0", func, o->learning_rate);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "learning_rate %g must be finite and >= 0", o->learning_rate);
     if (!in_unit_interval(o->momentum))
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: momentum %g must be in [0, 1)",
-                            func, o->momentum);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "momentum %g must be in [0, 1)",
+                           o->momentum);
     if (!isfinite(o->weight_decay) || o->weight_decay < 0)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: weight_decay %g must be finite and >= 0", func, o->weight_decay);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "weight_decay %g must be finite and >= 0", o->weight_decay);
     if (!in_unit_interval(o->beta1) || !in_unit_interval(o->beta2))
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: beta1 %g and beta2 %g must be in [0, 1)", func, o->beta1,
-                            o->beta2);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "beta1 %g and beta2 %g must be in [0, 1)", o->beta1, o->beta2);
     if (!isfinite(o->epsilon) || o->epsilon <= 0)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: epsilon %g must be > 0", func,
-                            o->epsilon);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "epsilon %g must be > 0",
+                           o->epsilon);
     return CUMLP_SUCCESS;
 }
 
@@ -62,19 +59,18 @@ void cumlp_optimizer_destroy(cumlp_optimizer *opt) {
 
 cumlp_status cumlp_optimizer_create(cumlp_network *net, const cumlp_optimizer_options *options,
                                     cumlp_optimizer **out) {
-    const char *func = "cumlp_optimizer_create";
     if (out) *out = NULL;
-    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    CUMLP_FAIL_IF(!net, NULL, CUMLP_ERROR_INVALID_VALUE, "net is NULL");
     cumlp_context *ctx = net->ctx;
-    if (!out) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: opt is NULL", func);
+    CUMLP_FAIL_IF(!out, ctx, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
     if (ctx->sticky) return ctx->sticky;
     cumlp_optimizer_options defaults;
     cumlp_optimizer_defaults(&defaults);
     const cumlp_optimizer_options *o = options ? options : &defaults;
-    cumlp_status st = check_options(ctx, o);
+    cumlp_status st = check_options(ctx, __func__, o);
     if (st != CUMLP_SUCCESS) return st;
     cumlp_optimizer *opt = calloc(1, sizeof *opt);
-    if (!opt) return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", func);
+    CUMLP_FAIL_IF(!opt, ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
     opt->net = net;
     opt->options = *o;
     void **states[2] = {&opt->state1, &opt->state2};
@@ -91,13 +87,9 @@ cumlp_status cumlp_optimizer_create(cumlp_network *net, const cumlp_optimizer_op
 }
 
 cumlp_status cumlp_optimizer_set_learning_rate(cumlp_optimizer *opt, double learning_rate) {
-    if (!opt)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_optimizer_set_learning_rate: opt is NULL");
-    if (!isfinite(learning_rate) || learning_rate < 0)
-        return cumlp__error(opt->net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_optimizer_set_learning_rate: %g must be finite and >= 0",
-                            learning_rate);
+    CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
+    CUMLP_FAIL_IF(!isfinite(learning_rate) || learning_rate < 0, opt->net->ctx,
+                  CUMLP_ERROR_INVALID_VALUE, "%g must be finite and >= 0", learning_rate);
     opt->options.learning_rate = learning_rate;
     return CUMLP_SUCCESS;
 }
@@ -147,8 +139,7 @@ static cumlp_status step_unfrozen(cumlp_optimizer *opt, const cumlp_step_params 
 }
 
 cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
-    if (!opt)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_optimizer_step: opt is NULL");
+    CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
     cumlp_context *ctx = opt->net->ctx;
     if (ctx->sticky) return ctx->sticky;
     const cumlp_optimizer_options *o = &opt->options;
@@ -173,12 +164,10 @@ cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
 
 cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                               const cumlp_tensor *T, double *loss) {
-    if (!net || !opt)
-        return cumlp__error(net ? net->ctx : NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_train_step: %s is NULL", net ? "opt" : "net");
-    if (opt->net != net)
-        return cumlp__error(net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_train_step: the optimizer was created for another network");
+    CUMLP_FAIL_IF(!net || !opt, net ? net->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s is NULL",
+                  net ? "opt" : "net");
+    CUMLP_FAIL_IF(opt->net != net, net->ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "the optimizer was created for another network");
     cumlp_status st = cumlp_loss_backward(net, X, T, loss);
     if (st != CUMLP_SUCCESS) return st;
     return cumlp_optimizer_step(opt);

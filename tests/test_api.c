@@ -448,6 +448,83 @@ static void test_outputs_null_on_failure(void) {
     cumlp_context_destroy(ctx);
 }
 
+/* The call fails with a message that starts with "fn: ", fn being the called function's exact
+ * name, taken from the call itself. */
+#define CHECK_NAMES_CALLEE(ctx, fn, args)                                                          \
+    do {                                                                                           \
+        cumlp_status st_ = fn args;                                                                \
+        const char *msg_ = cumlp_last_error(ctx);                                                  \
+        int named_ = st_ != CUMLP_SUCCESS && strncmp(msg_, #fn ": ", sizeof(#fn ": ") - 1) == 0;   \
+        CHECK_MSG(named_, "%s%s: \"%s\"", #fn, #args, msg_);                                       \
+    } while (0)
+
+/* Messages name the function the user called, also when a static helper or a path that several
+ * functions share (the _memory readers, the checkpoint loads) reports the failure. */
+static void test_messages_name_the_called_function(void) {
+    cumlp_context *ctx = ref_context();
+    cumlp_context *other = NULL;
+    cumlp_context_options co;
+    cumlp_context_defaults(&co);
+    co.backend = 7; /* check_options */
+    CHECK_NAMES_CALLEE(NULL, cumlp_context_create, (&other, &co));
+    CHECK_NAMES_CALLEE(NULL, cumlp_context_create, (NULL, NULL));
+    int value;
+    CHECK_NAMES_CALLEE(NULL, cumlp_activation_from_name, (NULL, &value));
+
+    cumlp_tensor *t = NULL;
+    CHECK_NAMES_CALLEE(ctx, cumlp_tensor_create, (ctx, 0, 1, &t)); /* cumlp__check_dim */
+    CHECK_OK(cumlp_tensor_create(ctx, 2, 1, &t));
+    double host[8] = {0};
+    CHECK_NAMES_CALLEE(ctx, cumlp_tensor_download_f64, (t, host, 3)); /* check_transfer */
+
+    const int64_t widths[] = {2, 3, 1};
+    int acts[] = {CUMLP_ACT_TANH, CUMLP_ACT_IDENTITY};
+    cumlp_network_options no;
+    cumlp_network_defaults(&no);
+    no.loss = 99; /* check_options */
+    cumlp_network *net = NULL;
+    CHECK_NAMES_CALLEE(ctx, cumlp_network_create, (ctx, 2, widths, acts, &no, &net));
+    acts[0] = CUMLP_ACT_SOFTMAX; /* check_layers */
+    CHECK_NAMES_CALLEE(ctx, cumlp_network_create, (ctx, 2, widths, acts, NULL, &net));
+    acts[0] = CUMLP_ACT_TANH;
+    net = test_network(ctx, 2, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 1);
+    CHECK_NAMES_CALLEE(ctx, cumlp_network_set_layer_f64, (net, 2, host, host));
+    CHECK_NAMES_CALLEE(ctx, cumlp_network_freeze, (net, -1, 1, 1));
+    double rel[4];
+    CHECK_NAMES_CALLEE(ctx, cumlp_gradient_check, (net, t, t, 0.0, rel, 3));
+
+    cumlp_dataset *ds = NULL, *out = NULL;
+    CHECK_NAMES_CALLEE(ctx, cumlp_dataset_create, (ctx, 0, 1, 4, 0, &ds)); /* cumlp__dataset_new */
+    CHECK_OK(cumlp_dataset_create(ctx, 2, 1, 4, 0, &ds));
+    CHECK_NAMES_CALLEE(ctx, cumlp_dataset_subset, (ds, 3, 2, &out));
+    cumlp_eval_result result;
+    CHECK_NAMES_CALLEE(ctx, cumlp_evaluate, (net, ds, -1, &result)); /* check_net_ds */
+    cumlp_fit_options fo;
+    cumlp_fit_defaults(&fo);
+    fo.epochs = 0;
+    double rate;
+    CHECK_NAMES_CALLEE(NULL, cumlp_schedule_learning_rate, (&fo, 0.1, 0, &rate));
+    cumlp_csv_options csv;
+    cumlp_csv_defaults(&csv);
+    csv.delimiter = 0;
+    CHECK_NAMES_CALLEE(ctx, cumlp_dataset_read_csv_memory, (ctx, "1,2\n", 4, &csv, &out));
+    CHECK_NAMES_CALLEE(ctx, cumlp_dataset_read_fann_memory, (ctx, "1 1 1\n1 1\n", 10, 2, &out));
+    CHECK_NAMES_CALLEE(ctx, cumlp_dataset_read_idx_memory, (ctx, host, 4, host, 4, -1, &out));
+
+    const char *missing = "/nonexistent-cumlp-dir/net.safetensors";
+    cumlp_network *loaded = NULL;
+    cumlp_optimizer *opt = NULL;
+    CHECK_NAMES_CALLEE(ctx, cumlp_checkpoint_load, (ctx, missing, 0, &loaded, &opt));
+    CHECK_NAMES_CALLEE(ctx, cumlp_checkpoint_load_memory, (ctx, "abc", 3, 0, &loaded, &opt));
+    CHECK_NAMES_CALLEE(ctx, cumlp_checkpoint_load_into, (net, NULL, missing, 0));
+    CHECK_NAMES_CALLEE(ctx, cumlp_checkpoint_save, (net, NULL, "/nonexistent-cumlp-dir/"));
+
+    cumlp_dataset_destroy(ds);
+    cumlp_network_destroy(net);
+    cumlp_tensor_destroy(t);
+    cumlp_context_destroy(ctx);
+}
+
 static cumlp_status join_nothing(cumlp_context *ctx, int slot) {
     (void)ctx, (void)slot;
     return CUMLP_SUCCESS;
@@ -514,6 +591,7 @@ int main(void) {
     RUN(test_forward_overlap);
     RUN(test_memory_accounting);
     RUN(test_outputs_null_on_failure);
+    RUN(test_messages_name_the_called_function);
     RUN(test_backend_contract);
     RUN(test_optional_op_fallbacks);
     return harness_finish();

@@ -21,9 +21,9 @@ struct cumlp_dataset {
     float *y;        /* n_outputs x n_samples, column-major */
 };
 
-/* Allocates a zeroed dataset after checking the shape (messages start with `who`). Counts above
- * CUMLP_DATASET_MAX_ELEMENTS fail with CUMLP_ERROR_SIZE_LIMIT. */
-cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *who, int64_t n_features,
+/* Allocates a zeroed dataset after checking the shape (messages name the public function func).
+ * Counts above CUMLP_DATASET_MAX_ELEMENTS fail with CUMLP_ERROR_SIZE_LIMIT. */
+cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *func, int64_t n_features,
                                 int64_t n_outputs, int64_t n_samples, int num_classes,
                                 cumlp_dataset **out);
 

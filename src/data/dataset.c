@@ -1,5 +1,5 @@
-/* dataset.c - datasets in host memory: creation, accessors, one-hot labels, shuffle, split, scaling.
- */
+/* dataset.c - datasets in host memory: creation, accessors, one-hot labels, shuffle, split,
+ * scaling. */
 #define _POSIX_C_SOURCE 200809L /* open, fstat, fcntl, read */
 
 #include "data_internal.h"
@@ -15,28 +15,28 @@
 
 /* ---- creation and accessors ---------------------------------------------------------------- */
 
-cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *who, int64_t n_features,
+cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *func, int64_t n_features,
                                 int64_t n_outputs, int64_t n_samples, int num_classes,
                                 cumlp_dataset **out) {
     *out = NULL;
     int64_t nx, ny;
     if (n_features < 1 || n_outputs < 1 || n_samples < 1)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: a dataset needs at least 1 feature, output and sample (got %lld, "
-                            "%lld, %lld)",
-                            who, (long long)n_features, (long long)n_outputs, (long long)n_samples);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "a dataset needs at least 1 feature, output and sample (got %lld, "
+                           "%lld, %lld)",
+                           (long long)n_features, (long long)n_outputs, (long long)n_samples);
     if (n_features > CUMLP_MAX_DIM || n_outputs > CUMLP_MAX_DIM || n_samples > CUMLP_MAX_DIM ||
         !cumlp__mul_size(n_features, n_samples, CUMLP_DATASET_MAX_ELEMENTS, &nx) ||
         !cumlp__mul_size(n_outputs, n_samples, CUMLP_DATASET_MAX_ELEMENTS, &ny))
-        return cumlp__error(ctx, CUMLP_ERROR_SIZE_LIMIT,
-                            "%s: %lld samples of %lld features and %lld outputs exceed the "
-                            "dataset size limit",
-                            who, (long long)n_samples, (long long)n_features, (long long)n_outputs);
+        return cumlp__fail(ctx, CUMLP_ERROR_SIZE_LIMIT, func,
+                           "%lld samples of %lld features and %lld outputs exceed the dataset "
+                           "size limit",
+                           (long long)n_samples, (long long)n_features, (long long)n_outputs);
     if (num_classes < 0 || (num_classes > 0 && num_classes != n_outputs))
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: num_classes is %d; it must be 0 (regression) or equal n_outputs "
-                            "(%lld)",
-                            who, num_classes, (long long)n_outputs);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "num_classes is %d; it must be 0 (regression) or equal n_outputs "
+                           "(%lld)",
+                           num_classes, (long long)n_outputs);
     cumlp_dataset *ds = calloc(1, sizeof *ds);
     float *x = calloc((size_t)nx, sizeof *x);
     float *y = calloc((size_t)ny, sizeof *y);
@@ -44,8 +44,8 @@ cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *who, int64_t n_f
         free(ds);
         free(x);
         free(y);
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
-                            "%s: out of host memory for %lld samples", who, (long long)n_samples);
+        return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func,
+                           "out of host memory for %lld samples", (long long)n_samples);
     }
     ds->ctx = ctx;
     ds->n_features = n_features;
@@ -60,10 +60,8 @@ cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *who, int64_t n_f
 
 cumlp_status cumlp_dataset_create(cumlp_context *ctx, int64_t n_features, int64_t n_outputs,
                                   int64_t n_samples, int num_classes, cumlp_dataset **ds) {
-    if (!ds)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "cumlp_dataset_create: ds is NULL");
-    return cumlp__dataset_new(ctx, "cumlp_dataset_create", n_features, n_outputs, n_samples,
-                              num_classes, ds);
+    CUMLP_FAIL_IF(!ds, ctx, CUMLP_ERROR_INVALID_VALUE, "ds is NULL");
+    return cumlp__dataset_new(ctx, __func__, n_features, n_outputs, n_samples, num_classes, ds);
 }
 
 void cumlp_dataset_destroy(cumlp_dataset *ds) {
@@ -110,22 +108,17 @@ int cumlp_dataset_label(const cumlp_dataset *ds, int64_t i) {
 }
 
 cumlp_status cumlp_dataset_set_labels(cumlp_dataset *ds, const int32_t *labels, int64_t count) {
-    const char *func = "cumlp_dataset_set_labels";
-    if (!ds) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ds is NULL", func);
-    if (!labels)
-        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: labels is NULL", func);
-    if (ds->num_classes == 0)
-        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: the dataset is a regression dataset (no classes)", func);
-    if (count != ds->n_samples)
-        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: count is %lld but the dataset has %lld samples", func,
-                            (long long)count, (long long)ds->n_samples);
+    CUMLP_FAIL_IF(!ds, NULL, CUMLP_ERROR_INVALID_VALUE, "ds is NULL");
+    CUMLP_FAIL_IF(!labels, ds->ctx, CUMLP_ERROR_INVALID_VALUE, "labels is NULL");
+    CUMLP_FAIL_IF(ds->num_classes == 0, ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "the dataset is a regression dataset (no classes)");
+    CUMLP_FAIL_IF(count != ds->n_samples, ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "count is %lld but the dataset has %lld samples", (long long)count,
+                  (long long)ds->n_samples);
     for (int64_t i = 0; i < count; i++)
-        if (labels[i] < 0 || labels[i] >= ds->num_classes)
-            return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
-                                "%s: label %ld of sample %lld is outside [0, %d)", func,
-                                (long)labels[i], (long long)i, ds->num_classes);
+        CUMLP_FAIL_IF(labels[i] < 0 || labels[i] >= ds->num_classes, ds->ctx,
+                      CUMLP_ERROR_INVALID_VALUE, "label %ld of sample %lld is outside [0, %d)",
+                      (long)labels[i], (long long)i, ds->num_classes);
     memset(ds->y, 0, (size_t)(ds->n_outputs * ds->n_samples) * sizeof *ds->y);
     for (int64_t i = 0; i < count; i++)
         ds->y[i * ds->n_outputs + labels[i]] = 1.0f;
@@ -173,8 +166,7 @@ static void swap_columns(float *m, int64_t rows, int64_t a, int64_t b) {
 }
 
 cumlp_status cumlp_dataset_shuffle(cumlp_dataset *ds, uint64_t seed) {
-    if (!ds)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_dataset_shuffle: ds is NULL");
+    CUMLP_FAIL_IF(!ds, NULL, CUMLP_ERROR_INVALID_VALUE, "ds is NULL");
     uint64_t state = seed;
     for (int64_t i = ds->n_samples - 1; i > 0; i--) {
         int64_t j = (int64_t)below(&state, (uint64_t)i + 1);
@@ -188,9 +180,9 @@ cumlp_status cumlp_dataset_shuffle(cumlp_dataset *ds, uint64_t seed) {
 /* ---- subsets and splits -------------------------------------------------------------------- */
 
 /* A new dataset of the samples idx[0..count) of ds. */
-static cumlp_status gather(const cumlp_dataset *ds, const char *who, const int64_t *idx,
+static cumlp_status gather(const cumlp_dataset *ds, const char *func, const int64_t *idx,
                            int64_t count, cumlp_dataset **out) {
-    cumlp_status st = cumlp__dataset_new(ds->ctx, who, ds->n_features, ds->n_outputs, count,
+    cumlp_status st = cumlp__dataset_new(ds->ctx, func, ds->n_features, ds->n_outputs, count,
                                          ds->num_classes, out);
     if (st != CUMLP_SUCCESS) return st;
     size_t fx = (size_t)ds->n_features, fy = (size_t)ds->n_outputs;
@@ -203,46 +195,41 @@ static cumlp_status gather(const cumlp_dataset *ds, const char *who, const int64
 
 cumlp_status cumlp_dataset_subset(const cumlp_dataset *ds, int64_t first, int64_t count,
                                   cumlp_dataset **out) {
-    const char *func = "cumlp_dataset_subset";
     if (out) *out = NULL;
-    if (!ds || !out)
-        return cumlp__error(ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
-                            ds ? "out" : "ds");
-    if (first < 0 || count < 1 || first >= ds->n_samples || count > ds->n_samples - first)
-        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: samples [%lld, %lld + %lld) are outside [0, %lld) or empty", func,
-                            (long long)first, (long long)first, (long long)count,
-                            (long long)ds->n_samples);
+    CUMLP_FAIL_IF(!ds || !out, ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s is NULL",
+                  ds ? "out" : "ds");
+    CUMLP_FAIL_IF(first < 0 || count < 1 || first >= ds->n_samples || count > ds->n_samples - first,
+                  ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "samples [%lld, %lld + %lld) are outside [0, %lld) or empty", (long long)first,
+                  (long long)first, (long long)count, (long long)ds->n_samples);
     int64_t *idx = malloc((size_t)count * sizeof *idx);
-    if (!idx) return cumlp__error(ds->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", func);
+    CUMLP_FAIL_IF(!idx, ds->ctx, CUMLP_ERROR_ALLOC_FAILED, "out of memory");
     for (int64_t i = 0; i < count; i++)
         idx[i] = first + i;
-    cumlp_status st = gather(ds, func, idx, count, out);
+    cumlp_status st = gather(ds, __func__, idx, count, out);
     free(idx);
     return st;
 }
 
 cumlp_status cumlp_dataset_split(const cumlp_dataset *ds, double validation_fraction, uint64_t seed,
                                  cumlp_dataset **train, cumlp_dataset **validation) {
-    const char *func = "cumlp_dataset_split";
     if (train) *train = NULL;
     if (validation) *validation = NULL;
-    if (!ds || !train || !validation)
-        return cumlp__error(ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s: a NULL argument",
-                            func);
+    CUMLP_FAIL_IF(!ds || !train || !validation, ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE,
+                  "a NULL argument");
     double n_val = floor(validation_fraction * (double)ds->n_samples + 0.5);
-    if (!(validation_fraction > 0 && validation_fraction < 1) || n_val < 1 ||
-        n_val > (double)(ds->n_samples - 1))
-        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: validation_fraction %g of %lld samples must leave at least one "
-                            "sample on each side",
-                            func, validation_fraction, (long long)ds->n_samples);
+    CUMLP_FAIL_IF(!(validation_fraction > 0 && validation_fraction < 1) || n_val < 1 ||
+                      n_val > (double)(ds->n_samples - 1),
+                  ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "validation_fraction %g of %lld samples must leave at least one sample on each "
+                  "side",
+                  validation_fraction, (long long)ds->n_samples);
     int64_t nv = (int64_t)n_val;
     int64_t *perm = malloc((size_t)ds->n_samples * sizeof *perm);
-    if (!perm) return cumlp__error(ds->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", func);
+    CUMLP_FAIL_IF(!perm, ds->ctx, CUMLP_ERROR_ALLOC_FAILED, "out of memory");
     cumlp__permutation(seed, ds->n_samples, perm);
-    cumlp_status st = gather(ds, func, perm, nv, validation);
-    if (st == CUMLP_SUCCESS) st = gather(ds, func, perm + nv, ds->n_samples - nv, train);
+    cumlp_status st = gather(ds, __func__, perm, nv, validation);
+    if (st == CUMLP_SUCCESS) st = gather(ds, __func__, perm + nv, ds->n_samples - nv, train);
     free(perm);
     if (st != CUMLP_SUCCESS) {
         cumlp_dataset_destroy(*validation);
@@ -259,7 +246,8 @@ struct cumlp_scaler {
     float *offset, *scale;
 };
 
-static cumlp_status scaler_new(cumlp_context *ctx, const char *who, int64_t n, cumlp_scaler **out) {
+static cumlp_status scaler_new(cumlp_context *ctx, const char *func, int64_t n,
+                               cumlp_scaler **out) {
     cumlp_scaler *s = calloc(1, sizeof *s);
     float *offset = malloc((size_t)n * sizeof *offset);
     float *scale = malloc((size_t)n * sizeof *scale);
@@ -267,7 +255,7 @@ static cumlp_status scaler_new(cumlp_context *ctx, const char *who, int64_t n, c
         free(s);
         free(offset);
         free(scale);
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", who);
+        return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
     }
     s->ctx = ctx;
     s->n = n;
@@ -318,16 +306,13 @@ static void statistics(const cumlp_dataset *ds, int64_t first, int64_t width, in
 
 cumlp_status cumlp_scaler_fit(const cumlp_dataset *train, int method, int per_feature,
                               cumlp_scaler **scaler) {
-    const char *func = "cumlp_scaler_fit";
     if (scaler) *scaler = NULL;
-    if (!train || !scaler)
-        return cumlp__error(train ? train->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL",
-                            func, train ? "scaler" : "train");
-    if (method != CUMLP_SCALE_MINMAX && method != CUMLP_SCALE_STANDARDIZE)
-        return cumlp__error(train->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown method %d", func,
-                            method);
+    CUMLP_FAIL_IF(!train || !scaler, train ? train->ctx : NULL, CUMLP_ERROR_INVALID_VALUE,
+                  "%s is NULL", train ? "scaler" : "train");
+    CUMLP_FAIL_IF(method != CUMLP_SCALE_MINMAX && method != CUMLP_SCALE_STANDARDIZE, train->ctx,
+                  CUMLP_ERROR_INVALID_VALUE, "unknown method %d", method);
     cumlp_scaler *s = NULL;
-    cumlp_status st = scaler_new(train->ctx, func, train->n_features, &s);
+    cumlp_status st = scaler_new(train->ctx, __func__, train->n_features, &s);
     if (st != CUMLP_SUCCESS) return st;
     double offset = 0, scale = 1;
     if (!per_feature) statistics(train, 0, train->n_features, method, &offset, &scale);
@@ -340,9 +325,9 @@ cumlp_status cumlp_scaler_fit(const cumlp_dataset *train, int method, int per_fe
         if (!isfinite(s->scale[f])) s->scale[f] = 1.0f;
         if (!isfinite(s->offset[f]) || s->scale[f] == 0) {
             cumlp_scaler_destroy(s);
-            return cumlp__error(train->ctx, CUMLP_ERROR_NON_FINITE,
-                                "%s: feature %lld has no finite fp32 scaling (offset %g, scale %g)",
-                                func, (long long)f, offset, scale);
+            return cumlp__fail(train->ctx, CUMLP_ERROR_NON_FINITE, __func__,
+                               "feature %lld has no finite fp32 scaling (offset %g, scale %g)",
+                               (long long)f, offset, scale);
         }
     }
     *scaler = s;
@@ -351,20 +336,17 @@ cumlp_status cumlp_scaler_fit(const cumlp_dataset *train, int method, int per_fe
 
 cumlp_status cumlp_scaler_create(cumlp_context *ctx, int64_t count, const float *offsets,
                                  const float *scales, cumlp_scaler **scaler) {
-    const char *func = "cumlp_scaler_create";
     if (scaler) *scaler = NULL;
-    if (!offsets || !scales || !scaler)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: a NULL argument", func);
-    if (count < 1 || count > CUMLP_MAX_DIM)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: count %lld is out of range", func,
-                            (long long)count);
+    CUMLP_FAIL_IF(!offsets || !scales || !scaler, ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "a NULL argument");
+    CUMLP_FAIL_IF(count < 1 || count > CUMLP_MAX_DIM, ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "count %lld is out of range", (long long)count);
     for (int64_t f = 0; f < count; f++)
-        if (!isfinite(offsets[f]) || !isfinite(scales[f]) || scales[f] == 0)
-            return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                                "%s: feature %lld has offset %g and scale %g (need finite, scale "
-                                "nonzero)",
-                                func, (long long)f, offsets[f], scales[f]);
-    cumlp_status st = scaler_new(ctx, func, count, scaler);
+        CUMLP_FAIL_IF(!isfinite(offsets[f]) || !isfinite(scales[f]) || scales[f] == 0, ctx,
+                      CUMLP_ERROR_INVALID_VALUE,
+                      "feature %lld has offset %g and scale %g (need finite, scale nonzero)",
+                      (long long)f, offsets[f], scales[f]);
+    cumlp_status st = scaler_new(ctx, __func__, count, scaler);
     if (st != CUMLP_SUCCESS) return st;
     memcpy((*scaler)->offset, offsets, (size_t)count * sizeof *offsets);
     memcpy((*scaler)->scale, scales, (size_t)count * sizeof *scales);
@@ -377,26 +359,21 @@ int64_t cumlp_scaler_num_features(const cumlp_scaler *scaler) {
 
 cumlp_status cumlp_scaler_get(const cumlp_scaler *scaler, float *offsets, float *scales,
                               int64_t count) {
-    if (!scaler)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_scaler_get: scaler is NULL");
-    if (count != scaler->n)
-        return cumlp__error(scaler->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_scaler_get: count is %lld but the scaler has %lld features",
-                            (long long)count, (long long)scaler->n);
+    CUMLP_FAIL_IF(!scaler, NULL, CUMLP_ERROR_INVALID_VALUE, "scaler is NULL");
+    CUMLP_FAIL_IF(count != scaler->n, scaler->ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "count is %lld but the scaler has %lld features", (long long)count,
+                  (long long)scaler->n);
     if (offsets) memcpy(offsets, scaler->offset, (size_t)count * sizeof *offsets);
     if (scales) memcpy(scales, scaler->scale, (size_t)count * sizeof *scales);
     return CUMLP_SUCCESS;
 }
 
 cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_dataset *ds) {
-    const char *func = "cumlp_scaler_apply";
-    if (!scaler || !ds)
-        return cumlp__error(scaler ? scaler->ctx : NULL, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: %s is NULL", func, scaler ? "ds" : "scaler");
-    if (ds->n_features != scaler->n)
-        return cumlp__error(ds->ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: the dataset has %lld features but the scaler %lld", func,
-                            (long long)ds->n_features, (long long)scaler->n);
+    CUMLP_FAIL_IF(!scaler || !ds, scaler ? scaler->ctx : NULL, CUMLP_ERROR_INVALID_VALUE,
+                  "%s is NULL", scaler ? "ds" : "scaler");
+    CUMLP_FAIL_IF(ds->n_features != scaler->n, ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "the dataset has %lld features but the scaler %lld", (long long)ds->n_features,
+                  (long long)scaler->n);
     for (int64_t i = 0; i < ds->n_samples; i++) {
         float *col = ds->x + i * ds->n_features;
         for (int64_t f = 0; f < ds->n_features; f++)

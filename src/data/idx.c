@@ -270,9 +270,8 @@ static cumlp_status fill_dataset(cumlp_context *ctx, const idx_file *img, const 
     return CUMLP_SUCCESS;
 }
 
-static cumlp_status read_pair(cumlp_context *ctx, idx_file *img, idx_file *lab, int num_classes,
-                              cumlp_dataset **out) {
-    const char *who = "cumlp_dataset_read_idx";
+static cumlp_status read_pair(cumlp_context *ctx, const char *func, idx_file *img, idx_file *lab,
+                              int num_classes, cumlp_dataset **out) {
     cumlp_status st = parse_header(ctx, img);
     if (st == CUMLP_SUCCESS) st = parse_header(ctx, lab);
     int classes = 0;
@@ -283,7 +282,7 @@ static cumlp_status read_pair(cumlp_context *ctx, idx_file *img, idx_file *lab, 
                           (long long)img->count, lab->name, (long long)lab->count);
     cumlp_dataset *ds = NULL;
     if (st == CUMLP_SUCCESS)
-        st = cumlp__dataset_new(ctx, who, img->per_item, classes, img->count, classes, &ds);
+        st = cumlp__dataset_new(ctx, func, img->per_item, classes, img->count, classes, &ds);
     if (st == CUMLP_SUCCESS) st = fill_dataset(ctx, img, lab, ds);
     if (st != CUMLP_SUCCESS) {
         cumlp_dataset_destroy(ds);
@@ -306,14 +305,15 @@ static cumlp_status open_bytes(cumlp_context *ctx, const char *name, const void 
     return st;
 }
 
-static cumlp_status read_buffers(cumlp_context *ctx, const char *img_name, const void *images,
-                                 size_t images_size, const char *lab_name, const void *labels,
-                                 size_t labels_size, int num_classes, cumlp_dataset **ds) {
+static cumlp_status read_buffers(cumlp_context *ctx, const char *func, const char *img_name,
+                                 const void *images, size_t images_size, const char *lab_name,
+                                 const void *labels, size_t labels_size, int num_classes,
+                                 cumlp_dataset **ds) {
     idx_file img, lab;
     unsigned char *img_owned = NULL, *lab_owned = NULL;
     cumlp_status st = open_bytes(ctx, img_name, images, images_size, &img, &img_owned);
     if (st == CUMLP_SUCCESS) st = open_bytes(ctx, lab_name, labels, labels_size, &lab, &lab_owned);
-    if (st == CUMLP_SUCCESS) st = read_pair(ctx, &img, &lab, num_classes, ds);
+    if (st == CUMLP_SUCCESS) st = read_pair(ctx, func, &img, &lab, num_classes, ds);
     free(img_owned);
     free(lab_owned);
     return st;
@@ -321,14 +321,15 @@ static cumlp_status read_buffers(cumlp_context *ctx, const char *img_name, const
 
 static cumlp_status check_args(cumlp_context *ctx, const char *func, const void *a, const void *b,
                                int num_classes, cumlp_dataset **ds) {
-    if (!ds) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: ds is NULL", func);
+    if (!ds) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "ds is NULL");
     *ds = NULL;
     if (!a || !b)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s is NULL", func,
-                            a ? "the labels" : "the images");
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s is NULL",
+                           a ? "the labels" : "the images");
     if (num_classes < 0 || num_classes > CUMLP_MAX_INFERRED_CLASSES)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: num_classes %d is outside [0, %d]",
-                            func, num_classes, CUMLP_MAX_INFERRED_CLASSES);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "num_classes %d is outside [0, %d]", num_classes,
+                           CUMLP_MAX_INFERRED_CLASSES);
     return CUMLP_SUCCESS;
 }
 
@@ -336,25 +337,23 @@ cumlp_status cumlp_dataset_read_idx_memory(cumlp_context *ctx, const void *image
                                            size_t images_size, const void *labels,
                                            size_t labels_size, int num_classes,
                                            cumlp_dataset **ds) {
-    cumlp_status st =
-        check_args(ctx, "cumlp_dataset_read_idx_memory", images, labels, num_classes, ds);
+    cumlp_status st = check_args(ctx, __func__, images, labels, num_classes, ds);
     if (st != CUMLP_SUCCESS) return st;
-    return read_buffers(ctx, "<memory images>", images, images_size, "<memory labels>", labels,
-                        labels_size, num_classes, ds);
+    return read_buffers(ctx, __func__, "<memory images>", images, images_size, "<memory labels>",
+                        labels, labels_size, num_classes, ds);
 }
 
 cumlp_status cumlp_dataset_read_idx(cumlp_context *ctx, const char *images_path,
                                     const char *labels_path, int num_classes, cumlp_dataset **ds) {
-    cumlp_status st =
-        check_args(ctx, "cumlp_dataset_read_idx", images_path, labels_path, num_classes, ds);
+    cumlp_status st = check_args(ctx, __func__, images_path, labels_path, num_classes, ds);
     if (st != CUMLP_SUCCESS) return st;
     char *images = NULL, *labels = NULL;
     size_t images_size = 0, labels_size = 0;
     st = cumlp__read_file(ctx, images_path, &images, &images_size);
     if (st == CUMLP_SUCCESS) st = cumlp__read_file(ctx, labels_path, &labels, &labels_size);
     if (st == CUMLP_SUCCESS)
-        st = read_buffers(ctx, images_path, images, images_size, labels_path, labels, labels_size,
-                          num_classes, ds);
+        st = read_buffers(ctx, __func__, images_path, images, images_size, labels_path, labels,
+                          labels_size, num_classes, ds);
     free(images);
     free(labels);
     return st;

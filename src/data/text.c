@@ -100,8 +100,7 @@ static cumlp_status numbers_ready(cumlp_context *ctx, const char *name) {
 /* ---- CSV ----------------------------------------------------------------------------------- */
 
 cumlp_status cumlp_csv_defaults(cumlp_csv_options *options) {
-    if (!options)
-        return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "cumlp_csv_defaults: options is NULL");
+    CUMLP_FAIL_IF(!options, NULL, CUMLP_ERROR_INVALID_VALUE, "options is NULL");
     memset(options, 0, sizeof *options);
     options->has_header = 0;
     options->label_column = -1;
@@ -112,7 +111,8 @@ cumlp_status cumlp_csv_defaults(cumlp_csv_options *options) {
 
 typedef struct csv_state {
     cumlp_context *ctx;
-    const char *name;
+    const char *func; /* the public function, named by messages about the call */
+    const char *name; /* the path, or "<memory>", named by messages about the text */
     const cumlp_csv_options *o;
     float_vec values; /* row-major, n_cols per row */
     int64_t n_cols, n_rows;
@@ -214,7 +214,6 @@ static cumlp_status csv_parse(csv_state *s, const char *text, size_t size) {
 }
 
 static cumlp_status csv_build(csv_state *s, cumlp_dataset **out) {
-    const char *who = "cumlp_dataset_read_csv";
     int64_t label = s->o->label_column < 0 ? s->n_cols - 1 : s->o->label_column;
     if (label >= s->n_cols)
         return cumlp__error(s->ctx, CUMLP_ERROR_INVALID_VALUE,
@@ -227,7 +226,7 @@ static cumlp_status csv_build(csv_state *s, cumlp_dataset **out) {
         int c = (int)s->values.v[r * s->n_cols + label];
         if (c + 1 > classes) classes = c + 1;
     }
-    cumlp_status st = cumlp__dataset_new(s->ctx, who, s->n_cols - 1, classify ? classes : 1,
+    cumlp_status st = cumlp__dataset_new(s->ctx, s->func, s->n_cols - 1, classify ? classes : 1,
                                          s->n_rows, classify ? classes : 0, out);
     if (st != CUMLP_SUCCESS) return st;
     cumlp_dataset *ds = *out;
@@ -244,19 +243,19 @@ static cumlp_status csv_build(csv_state *s, cumlp_dataset **out) {
     return CUMLP_SUCCESS;
 }
 
-static cumlp_status csv_read(cumlp_context *ctx, const char *name, const char *text, size_t size,
-                             const cumlp_csv_options *options, cumlp_dataset **ds) {
+static cumlp_status csv_read(cumlp_context *ctx, const char *func, const char *name,
+                             const char *text, size_t size, const cumlp_csv_options *options,
+                             cumlp_dataset **ds) {
     cumlp_csv_options defaults;
     cumlp_csv_defaults(&defaults);
     const cumlp_csv_options *o = options ? options : &defaults;
     if (o->delimiter <= 0 || o->delimiter > 127 || o->delimiter == '\n' || isdigit(o->delimiter) ||
         o->delimiter == '.' || o->delimiter == '-' || o->delimiter == '+' || o->num_classes < -1 ||
         o->num_classes > CUMLP_MAX_INFERRED_CLASSES || o->label_column < -1)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_dataset_read_csv: bad options (delimiter %d, label_column %d, "
-                            "num_classes %d)",
-                            o->delimiter, o->label_column, o->num_classes);
-    csv_state s = {ctx, name, o, {NULL, 0, 0}, 0, 0};
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "bad options (delimiter %d, label_column %d, num_classes %d)",
+                           o->delimiter, o->label_column, o->num_classes);
+    csv_state s = {ctx, func, name, o, {NULL, 0, 0}, 0, 0};
     char *copy;
     cumlp_status st = numbers_ready(ctx, name);
     if (st == CUMLP_SUCCESS) st = terminated_copy(ctx, name, text, size, &copy);
@@ -271,23 +270,19 @@ static cumlp_status csv_read(cumlp_context *ctx, const char *name, const char *t
 cumlp_status cumlp_dataset_read_csv_memory(cumlp_context *ctx, const char *text, size_t size,
                                            const cumlp_csv_options *options, cumlp_dataset **ds) {
     if (ds) *ds = NULL;
-    if (!ds || !text)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_dataset_read_csv_memory: %s is NULL", ds ? "text" : "ds");
-    return csv_read(ctx, MEMORY_NAME, text, size, options, ds);
+    CUMLP_FAIL_IF(!ds || !text, ctx, CUMLP_ERROR_INVALID_VALUE, "%s is NULL", ds ? "text" : "ds");
+    return csv_read(ctx, __func__, MEMORY_NAME, text, size, options, ds);
 }
 
 cumlp_status cumlp_dataset_read_csv(cumlp_context *ctx, const char *path,
                                     const cumlp_csv_options *options, cumlp_dataset **ds) {
     if (ds) *ds = NULL;
-    if (!ds || !path)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "cumlp_dataset_read_csv: %s is NULL",
-                            ds ? "path" : "ds");
+    CUMLP_FAIL_IF(!ds || !path, ctx, CUMLP_ERROR_INVALID_VALUE, "%s is NULL", ds ? "path" : "ds");
     char *text;
     size_t size;
     cumlp_status st = cumlp__read_file(ctx, path, &text, &size);
     if (st != CUMLP_SUCCESS) return st;
-    st = csv_read(ctx, path, text, size, options, ds);
+    st = csv_read(ctx, __func__, path, text, size, options, ds);
     free(text);
     return st;
 }
@@ -409,12 +404,12 @@ static cumlp_status fann_body(fann_cursor *c, int classification, cumlp_dataset 
     return CUMLP_SUCCESS;
 }
 
-static cumlp_status fann_read(cumlp_context *ctx, const char *name, const char *text, size_t size,
-                              int classification, cumlp_dataset **ds) {
+static cumlp_status fann_read(cumlp_context *ctx, const char *func, const char *name,
+                              const char *text, size_t size, int classification,
+                              cumlp_dataset **ds) {
     if (classification != 0 && classification != 1)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_dataset_read_fann: classification is %d; it must be 0 or 1",
-                            classification);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "classification is %d; it must be 0 or 1", classification);
     char *copy;
     cumlp_status st = numbers_ready(ctx, name);
     if (st == CUMLP_SUCCESS) st = terminated_copy(ctx, name, text, size, &copy);
@@ -430,8 +425,7 @@ static cumlp_status fann_read(cumlp_context *ctx, const char *name, const char *
         st = cumlp__error(ctx, CUMLP_ERROR_SIZE_LIMIT, "%s: %lld classes exceed the limit %d", name,
                           (long long)n[2], CUMLP_MAX_INFERRED_CLASSES);
     if (st == CUMLP_SUCCESS)
-        st = cumlp__dataset_new(ctx, "cumlp_dataset_read_fann", n[1], n[2], n[0],
-                                classification ? (int)n[2] : 0, ds);
+        st = cumlp__dataset_new(ctx, func, n[1], n[2], n[0], classification ? (int)n[2] : 0, ds);
     if (st == CUMLP_SUCCESS) st = fann_body(&c, classification, *ds);
     if (st != CUMLP_SUCCESS) {
         cumlp_dataset_destroy(*ds);
@@ -444,23 +438,19 @@ static cumlp_status fann_read(cumlp_context *ctx, const char *name, const char *
 cumlp_status cumlp_dataset_read_fann_memory(cumlp_context *ctx, const char *text, size_t size,
                                             int classification, cumlp_dataset **ds) {
     if (ds) *ds = NULL;
-    if (!ds || !text)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "cumlp_dataset_read_fann_memory: %s is NULL", ds ? "text" : "ds");
-    return fann_read(ctx, MEMORY_NAME, text, size, classification, ds);
+    CUMLP_FAIL_IF(!ds || !text, ctx, CUMLP_ERROR_INVALID_VALUE, "%s is NULL", ds ? "text" : "ds");
+    return fann_read(ctx, __func__, MEMORY_NAME, text, size, classification, ds);
 }
 
 cumlp_status cumlp_dataset_read_fann(cumlp_context *ctx, const char *path, int classification,
                                      cumlp_dataset **ds) {
     if (ds) *ds = NULL;
-    if (!ds || !path)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "cumlp_dataset_read_fann: %s is NULL",
-                            ds ? "path" : "ds");
+    CUMLP_FAIL_IF(!ds || !path, ctx, CUMLP_ERROR_INVALID_VALUE, "%s is NULL", ds ? "path" : "ds");
     char *text;
     size_t size;
     cumlp_status st = cumlp__read_file(ctx, path, &text, &size);
     if (st != CUMLP_SUCCESS) return st;
-    st = fann_read(ctx, path, text, size, classification, ds);
+    st = fann_read(ctx, __func__, path, text, size, classification, ds);
     free(text);
     return st;
 }

@@ -326,8 +326,9 @@ static unsigned char *encode_arena(const cumlp_network *net, const float *arena,
 }
 
 /* Downloads the parameters and optimizer state and encodes them into *payload. */
-static cumlp_status build_payload(const cumlp_network *net, const cumlp_optimizer *opt, int parts,
-                                  unsigned char **payload, size_t *payload_size) {
+static cumlp_status build_payload(const char *func, const cumlp_network *net,
+                                  const cumlp_optimizer *opt, int parts, unsigned char **payload,
+                                  size_t *payload_size) {
     cumlp_context *ctx = net->ctx;
     size_t n = net->num_params;
     *payload = NULL;
@@ -337,8 +338,8 @@ static cumlp_status build_payload(const cumlp_network *net, const cumlp_optimize
     if (!host || !buf) {
         free(host);
         free(buf);
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
-                            "cumlp_checkpoint_save: out of host memory (%zu bytes)", *payload_size);
+        return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory (%zu bytes)",
+                           *payload_size);
     }
     const void *arenas[1 + MAX_STATE_ARRAYS] = {net->params, opt ? opt->state1 : NULL,
                                                 opt ? opt->state2 : NULL};
@@ -427,21 +428,20 @@ typedef struct chunk {
 } chunk;
 
 /* Writes the chunks to a temporary file beside path, syncs it, and renames it over path. */
-static cumlp_status replace_file(const cumlp_context *ctx, const char *path, const chunk *chunks,
-                                 int num_chunks) {
-    const char *func = "cumlp_checkpoint_save";
+static cumlp_status replace_file(const cumlp_context *ctx, const char *func, const char *path,
+                                 const chunk *chunks, int num_chunks) {
     const char *base;
     char *dir = directory_of(path, &base);
     char *tmp = dir ? malloc(strlen(dir) + strlen(base) + 16) : NULL;
     if (!tmp) {
         free(dir);
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", func);
+        return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
     }
     if (base[0] == '\0') {
         free(dir);
         free(tmp);
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: %s: the path names a directory",
-                            func, path);
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s: the path names a directory",
+                           path);
     }
     sprintf(tmp, "%s/.%s.XXXXXX", dir, base);
     const char *failed_step = NULL;
@@ -458,13 +458,12 @@ static cumlp_status replace_file(const cumlp_context *ctx, const char *path, con
     if (failed_step && fd >= 0) unlink(tmp);
     cumlp_status st = CUMLP_SUCCESS;
     if (failed_step) {
-        st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: %s: %s (%s); the old file is unchanged", func,
-                          path, failed_step, strerror(saved_errno));
+        st = cumlp__fail(ctx, CUMLP_ERROR_IO, func, "%s: %s (%s); the old file is unchanged", path,
+                         failed_step, strerror(saved_errno));
     } else if (!sync_directory(dir)) {
-        st = cumlp__error(ctx, CUMLP_ERROR_IO,
-                          "%s: %s: the file was replaced but its directory %s cannot be synced "
-                          "(%s)",
-                          func, path, dir, strerror(errno));
+        st = cumlp__fail(ctx, CUMLP_ERROR_IO, func,
+                         "%s: the file was replaced but its directory %s cannot be synced (%s)",
+                         path, dir, strerror(errno));
     }
     free(tmp);
     free(dir);
@@ -473,28 +472,25 @@ static cumlp_status replace_file(const cumlp_context *ctx, const char *path, con
 
 cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimizer *opt,
                                    const char *path) {
-    const char *func = "cumlp_checkpoint_save";
-    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    CUMLP_FAIL_IF(!net, NULL, CUMLP_ERROR_INVALID_VALUE, "net is NULL");
     cumlp_context *ctx = net->ctx;
-    if (!path || !path[0])
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: path is NULL or empty", func);
-    if (opt && opt->net != net)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: the optimizer was created for another network", func);
+    CUMLP_FAIL_IF(!path || !path[0], ctx, CUMLP_ERROR_INVALID_VALUE, "path is NULL or empty");
+    CUMLP_FAIL_IF(opt && opt->net != net, ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "the optimizer was created for another network");
     if (ctx->sticky) return ctx->sticky;
     int parts = 1 + (opt ? state_arrays(opt->options.type) : 0);
     unsigned char *payload;
     size_t payload_size;
-    cumlp_status st = build_payload(net, opt, parts, &payload, &payload_size);
+    cumlp_status st = build_payload(__func__, net, opt, parts, &payload, &payload_size);
     if (st != CUMLP_SUCCESS) return st;
     strbuf header = {0};
     if (!build_header(net, opt, parts, crc32_of(payload, payload_size), &header)) {
-        st = cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", func);
+        st = cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, __func__, "out of host memory");
     } else {
         unsigned char length[8];
         put_u64_le(length, header.length);
         chunk chunks[3] = {{length, 8}, {header.data, header.length}, {payload, payload_size}};
-        st = replace_file(ctx, path, chunks, 3);
+        st = replace_file(ctx, __func__, path, chunks, 3);
     }
     free(header.data);
     free(payload);
@@ -526,7 +522,7 @@ static cumlp_status bad(const reader *r, cumlp_status status, const char *fmt, .
     va_start(args, fmt);
     vsnprintf(what, sizeof what, fmt, args);
     va_end(args);
-    return cumlp__error(r->ctx, status, "%s: %s: %s", r->func, r->name, what);
+    return cumlp__fail(r->ctx, status, r->func, "%s: %s", r->name, what);
 }
 
 /* ---- metadata ------------------------------------------------------------------------------ */
@@ -586,7 +582,7 @@ static cumlp_status parse_architecture(const reader *r, const cumlp_json *meta, 
     d->widths = malloc((size_t)(layers + 1) * sizeof *d->widths);
     d->activations = malloc((size_t)layers * sizeof *d->activations);
     if (!d->widths || !d->activations)
-        return cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", r->func);
+        return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func, "out of host memory");
     st = meta_string(r, meta, "widths", &s);
     if (st == CUMLP_SUCCESS && !split_list(s, d->num_layers + 1, width_item, d->widths))
         st = bad(r, CUMLP_ERROR_FORMAT,
@@ -784,8 +780,7 @@ static cumlp_status expect_tensors(const reader *r, decoded *d, int parts, expec
                                    size_t *count) {
     *count = (size_t)d->num_layers * 2 * (size_t)parts;
     expected_tensor *list = calloc(*count, sizeof *list);
-    if (!list)
-        return cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", r->func);
+    if (!list) return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func, "out of host memory");
     int64_t params = 0, limit = INT64_MAX / (FLOAT_BYTES * (1 + MAX_STATE_ARRAYS));
     for (int l = 0; l < d->num_layers; l++) {
         int64_t layer;
@@ -820,7 +815,7 @@ static int compare_begin(const void *a, const void *b) {
 static cumlp_status check_tiling(const reader *r, expected_tensor *list, size_t count) {
     expected_tensor **sorted = malloc(count * sizeof *sorted);
     if (!sorted)
-        return cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", r->func);
+        return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func, "out of host memory");
     for (size_t i = 0; i < count; i++)
         sorted[i] = &list[i];
     qsort(sorted, count, sizeof *sorted, compare_begin);
@@ -891,8 +886,8 @@ static cumlp_status decode_payload(const reader *r, decoded *d, const expected_t
     for (int part = 0; part < parts; part++) {
         *arenas[part] = malloc(d->num_params * sizeof(float));
         if (!*arenas[part])
-            return cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED,
-                                "%s: out of host memory (%zu parameters)", r->func, d->num_params);
+            return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func,
+                               "out of host memory (%zu parameters)", d->num_params);
     }
     size_t offset = 0;
     for (size_t i = 0; i < count; i++) {
@@ -917,8 +912,7 @@ static cumlp_status parse_header_json(const reader *r, const unsigned char *text
     if (!cumlp__json_parse((const char *)text, size, max_values, header, why, sizeof why,
                            &failure)) {
         if (failure == CUMLP_JSON_OUT_OF_MEMORY)
-            return cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory",
-                                r->func);
+            return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func, "out of host memory");
         if (failure == CUMLP_JSON_TOO_MANY_VALUES)
             return bad(r, CUMLP_ERROR_SIZE_LIMIT,
                        "the %zu-byte header holds more than %zu JSON values (the limit is one per "
@@ -1010,7 +1004,7 @@ static cumlp_status read_file(const reader *r, const char *path, unsigned char *
         *size = (size_t)sb.st_size;
         *data = malloc(*size ? *size : 1);
         if (!*data)
-            st = cumlp__error(r->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of host memory", r->func);
+            st = cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func, "out of host memory");
     }
     size_t done = 0;
     while (st == CUMLP_SUCCESS && done < *size) {
@@ -1032,8 +1026,8 @@ static cumlp_status read_file(const reader *r, const char *path, unsigned char *
 static cumlp_status decode_source(reader *r, const char *path, const void *data, size_t size,
                                   decoded *d) {
     if (r->flags & ~KNOWN_FLAGS)
-        return cumlp__error(r->ctx, CUMLP_ERROR_INVALID_VALUE, "%s: unknown flags %#x", r->func,
-                            (unsigned)r->flags);
+        return cumlp__fail(r->ctx, CUMLP_ERROR_INVALID_VALUE, r->func, "unknown flags %#x",
+                           (unsigned)r->flags);
     if (!path) return decode(r, data, size, d);
     unsigned char *image;
     cumlp_status st = read_file(r, path, &image, &size);
@@ -1086,8 +1080,8 @@ static cumlp_status load_common(cumlp_context *ctx, const char *func, const char
                                 const void *data, size_t size, int flags, cumlp_network **net,
                                 cumlp_optimizer **opt) {
     /* The public entry points have already set *net and *opt to NULL. */
-    if (!ctx) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: ctx is NULL", func);
-    if (!net) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    if (!ctx) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "ctx is NULL");
+    if (!net) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     if (ctx->sticky) return ctx->sticky;
     reader r = {ctx, func, path ? path : MEMORY_NAME, flags, NULL, 0};
     decoded d;
@@ -1100,23 +1094,20 @@ static cumlp_status load_common(cumlp_context *ctx, const char *func, const char
 
 cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *path, int flags,
                                    cumlp_network **net, cumlp_optimizer **opt) {
-    const char *func = "cumlp_checkpoint_load";
     if (net) *net = NULL;
     if (opt) *opt = NULL;
-    if (ctx && !path) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: path is NULL", func);
-    return load_common(ctx, func, path, NULL, 0, flags, net, opt);
+    CUMLP_FAIL_IF(ctx && !path, ctx, CUMLP_ERROR_INVALID_VALUE, "path is NULL");
+    return load_common(ctx, __func__, path, NULL, 0, flags, net, opt);
 }
 
 cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const void *data, size_t size,
                                           int flags, cumlp_network **net, cumlp_optimizer **opt) {
-    const char *func = "cumlp_checkpoint_load_memory";
     if (net) *net = NULL;
     if (opt) *opt = NULL;
-    if (ctx && !data && size == 0 && net)
-        return cumlp__error(ctx, CUMLP_ERROR_TRUNCATED, "%s: " MEMORY_NAME ": the buffer is empty",
-                            func);
-    if (ctx && !data) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: data is NULL", func);
-    return load_common(ctx, func, NULL, data, size, flags, net, opt);
+    CUMLP_FAIL_IF(ctx && !data && size == 0 && net, ctx, CUMLP_ERROR_TRUNCATED,
+                  MEMORY_NAME ": the buffer is empty");
+    CUMLP_FAIL_IF(ctx && !data, ctx, CUMLP_ERROR_INVALID_VALUE, "data is NULL");
+    return load_common(ctx, __func__, NULL, data, size, flags, net, opt);
 }
 
 /* Whether an existing network has the file's architecture. */
@@ -1155,15 +1146,13 @@ static cumlp_status fill_existing(cumlp_network *net, cumlp_optimizer *opt, cons
 
 cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_optimizer *opt, const char *path,
                                         int flags) {
-    const char *func = "cumlp_checkpoint_load_into";
-    if (!net) return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "%s: net is NULL", func);
+    CUMLP_FAIL_IF(!net, NULL, CUMLP_ERROR_INVALID_VALUE, "net is NULL");
     cumlp_context *ctx = net->ctx;
-    if (!path) return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE, "%s: path is NULL", func);
-    if (opt && opt->net != net)
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "%s: the optimizer was created for another network", func);
+    CUMLP_FAIL_IF(!path, ctx, CUMLP_ERROR_INVALID_VALUE, "path is NULL");
+    CUMLP_FAIL_IF(opt && opt->net != net, ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "the optimizer was created for another network");
     if (ctx->sticky) return ctx->sticky;
-    reader r = {ctx, func, path, flags, NULL, 0};
+    reader r = {ctx, __func__, path, flags, NULL, 0};
     decoded d;
     cumlp_status st = decode_source(&r, path, NULL, 0, &d);
     if (st != CUMLP_SUCCESS) return st;
