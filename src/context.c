@@ -1,72 +1,12 @@
-/* context.c - error messages, version, and the context (backend selection). */
+/* context.c - the version, and the context: backend selection, synchronize, memory. */
 #include "internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CUMLP_STR2(x) #x
 #define CUMLP_STR(x)  CUMLP_STR2(x)
-
-/* Messages of calls that have no context (context creation) live per thread. */
-static _Thread_local char thread_message[CUMLP_MESSAGE_SIZE];
-
-static char *message_slot(const cumlp_context *ctx) {
-    /* The message is state the caller asked us to keep, not part of the context's value, so a
-     * const context may still record why a call on it failed. */
-    return ctx ? (char *)ctx->message : thread_message;
-}
-
-/* The message "func: <fmt ...>", or "<fmt ...>" when func is NULL, truncated to the slot. */
-static void set_message(const cumlp_context *ctx, const char *func, const char *fmt, va_list args) {
-    char *slot = message_slot(ctx);
-    int used = func ? snprintf(slot, CUMLP_MESSAGE_SIZE, "%s: ", func) : 0;
-    if (used >= 0 && used < CUMLP_MESSAGE_SIZE)
-        vsnprintf(slot + used, CUMLP_MESSAGE_SIZE - (size_t)used, fmt, args);
-}
-
-cumlp_status cumlp__error(const cumlp_context *ctx, cumlp_status status, const char *fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    set_message(ctx, NULL, fmt, args);
-    va_end(args);
-    return status;
-}
-
-cumlp_status cumlp__fail(const cumlp_context *ctx, cumlp_status status, const char *func,
-                         const char *fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    set_message(ctx, func, fmt, args);
-    va_end(args);
-    return status;
-}
-
-void cumlp__clear_error(const cumlp_context *ctx) {
-    message_slot(ctx)[0] = '\0';
-}
-
-cumlp_status cumlp__make_sticky(cumlp_context *ctx, cumlp_status status) {
-    if (ctx->sticky == CUMLP_SUCCESS) ctx->sticky = status;
-    return status;
-}
-
-int cumlp__mul_size(int64_t a, int64_t b, int64_t limit, int64_t *out) {
-    if (a < 0 || b < 0) return 0;
-    if (a != 0 && b > limit / a) return 0;
-    *out = a * b;
-    return 1;
-}
-
-cumlp_status cumlp__check_dim(const cumlp_context *ctx, const char *func, const char *what,
-                              int64_t value) {
-    if (value < 1 || value > CUMLP_MAX_DIM)
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
-                           "%s is %lld; it must be between 1 and %lld", what, (long long)value,
-                           (long long)CUMLP_MAX_DIM);
-    return CUMLP_SUCCESS;
-}
 
 int cumlp_version_number(void) {
     return CUMLP_VERSION_NUMBER;
@@ -187,10 +127,6 @@ void cumlp_context_destroy(cumlp_context *ctx) {
     ctx->ops->shutdown(ctx);
     cumlp__memtrack_release(&ctx->memory);
     free(ctx);
-}
-
-const char *cumlp_last_error(const cumlp_context *ctx) {
-    return message_slot(ctx);
 }
 
 int cumlp_context_backend(const cumlp_context *ctx) {
