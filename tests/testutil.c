@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 uint64_t test_rng_next(test_rng *r) {
     uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
@@ -53,26 +54,44 @@ float *test_alloc_floats(size_t n) {
     return p;
 }
 
-cumlp_context *test_context_or_skip(int backend) {
-    if (!cumlp_backend_is_built(backend)) {
-        printf("skipped: the %s backend is not built\n", cumlp_backend_name(backend));
-        exit(77);
+int test_gpu_required(void) {
+    const char *v = getenv("CUMLP_TEST_REQUIRE_GPU");
+    return v && strcmp(v, "1") == 0;
+}
+
+cumlp_context *test_context_try(const cumlp_context_options *options, char *why, size_t why_size) {
+    if (!cumlp_backend_is_built(options->backend)) {
+        snprintf(why, why_size, "the %s backend is not built",
+                 cumlp_backend_name(options->backend));
+        return NULL;
     }
-    cumlp_context_options o;
-    cumlp_context_defaults(&o);
-    o.backend = backend;
     cumlp_context *ctx = NULL;
-    cumlp_status st = cumlp_context_create(&ctx, &o);
+    cumlp_status st = cumlp_context_create(&ctx, options);
     if (st == CUMLP_ERROR_NO_DEVICE) {
-        printf("skipped: %s\n", cumlp_last_error(NULL));
-        exit(77);
+        snprintf(why, why_size, "%s", cumlp_last_error(NULL));
+        return NULL;
     }
     if (st != CUMLP_SUCCESS) {
-        fprintf(stderr, "test: cumlp_context_create(%s): %s\n", cumlp_backend_name(backend),
-                cumlp_last_error(NULL));
+        fprintf(stderr, "test: cumlp_context_create(%s): %s\n",
+                cumlp_backend_name(options->backend), cumlp_last_error(NULL));
         abort();
     }
     return ctx;
+}
+
+cumlp_context *test_context_or_skip(int backend) {
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = backend;
+    char why[512];
+    cumlp_context *ctx = test_context_try(&o, why, sizeof why);
+    if (ctx) return ctx;
+    if (backend == CUMLP_BACKEND_CUDA && test_gpu_required()) {
+        fprintf(stderr, "test: %s, but CUMLP_TEST_REQUIRE_GPU=1 asks for a GPU\n", why);
+        exit(1);
+    }
+    printf("skipped: %s\n", why);
+    exit(77);
 }
 
 cumlp_tensor *test_tensor_from(cumlp_context *ctx, const float *host, int64_t rows, int64_t cols) {

@@ -28,8 +28,18 @@ double test_max_rel_error(const float *a, const float *b, size_t n, double floor
 /* Allocates n floats (test aborts on failure: tests may exit, the library may not). */
 float *test_alloc_floats(size_t n);
 
+/* Whether CUMLP_TEST_REQUIRE_GPU=1 is set: the run is on a GPU machine (scripts/gpu_check.sh,
+ * scripts/gpu_sanitize.sh), where a cuda backend that is not built or finds no device is a failure,
+ * not a skip. */
+int test_gpu_required(void);
+
+/* Creates a context from options; returns NULL with the reason in why[why_size] when the backend
+ * is not built or finds no device (the caller decides whether that skips), and aborts on any other
+ * failure. */
+cumlp_context *test_context_try(const cumlp_context_options *options, char *why, size_t why_size);
+
 /* Creates a context for `backend`; exits 77 (skip) if the backend is not built or, for cuda,
- * finds no device. */
+ * finds no device (exits 1 instead for cuda under test_gpu_required()). */
 cumlp_context *test_context_or_skip(int backend);
 
 /* A tensor of ctx holding host[0..rows*cols). Aborts on failure. */
