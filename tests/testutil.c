@@ -163,16 +163,16 @@ float *test_train(cumlp_context *ctx, const test_training *t, int steps, double 
     o.bias_init = CUMLP_BIAS_DRAWN;
     o.seed = t->seed;
     o.leaky_relu_slope = 0.05;
-    cumlp_network *net = NULL;
-    cumlp_optimizer *opt = NULL;
-    float *params = NULL;
-    int64_t n = 0;
-    cumlp_status st = cumlp_network_create(ctx, t->num_layers, t->widths, t->activations, &o, &net);
     cumlp_optimizer_options oo;
     cumlp_optimizer_defaults(&oo);
     oo.type = t->optimizer;
     oo.learning_rate = t->learning_rate;
     oo.weight_decay = t->weight_decay;
+    cumlp_network *net = NULL;
+    cumlp_optimizer *opt = NULL;
+    float *params = NULL;
+    int64_t n = 0;
+    cumlp_status st = cumlp_network_create(ctx, t->num_layers, t->widths, t->activations, &o, &net);
     if (st == CUMLP_SUCCESS) st = cumlp_optimizer_create(net, &oo, &opt);
     if (st == CUMLP_SUCCESS) st = training_steps(net, opt, t, steps, losses);
     if (st == CUMLP_SUCCESS) {
