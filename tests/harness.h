@@ -58,19 +58,21 @@ static const char *harness_current = "";
                   harness_e_, (double)(tol));                                                      \
     } while (0)
 
-#define RUN(test)                                                                                  \
-    do {                                                                                           \
-        harness_current = #test;                                                                   \
-        harness_current_failed = 0;                                                                \
-        test();                                                                                    \
-        if (harness_current_failed) {                                                              \
-            harness_failed++;                                                                      \
-            fprintf(stderr, "FAIL %s\n", #test);                                                   \
-        } else {                                                                                   \
-            harness_passed++;                                                                      \
-            printf("ok   %s\n", #test);                                                            \
-        }                                                                                          \
-    } while (0)
+/* Runs test as RUN does, under a name made at run time (it must live until test returns). */
+static inline void harness_run(const char *name, void (*test)(void)) {
+    harness_current = name;
+    harness_current_failed = 0;
+    test();
+    if (harness_current_failed) {
+        harness_failed++;
+        fprintf(stderr, "FAIL %s\n", name);
+    } else {
+        harness_passed++;
+        printf("ok   %s\n", name);
+    }
+}
+
+#define RUN(test) harness_run(#test, test)
 
 static inline int harness_finish(void) {
     printf("%d passed, %d failed\n", harness_passed, harness_failed);

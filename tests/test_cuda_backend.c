@@ -1,0 +1,151 @@
+/* ctest-labels: gpu */
+/*
+ * What only the cuda backend has (test_backend_ops checks its ops against the reference): host
+ * <-> device copies through the pinned staging halves, overlapped uploads on the copy stream,
+ * NVTX range ops, and describe. Skipped without a GPU.
+ */
+#include "harness.h"
+#include "internal.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cumlp_context *gpu;
+static test_rng rng = {12345};
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* ---- memory ------------------------------------------------------------------------------------
+ */
+
+/* upload and download go through two pinned staging halves of 1 << 19 floats (cuda.c,
+ * STAGING_FLOATS), chunk c in half c % 2: sizes that end just past one half, exactly at both, and
+ * past three, so that each half is reused while the other's copy is in flight. (test_backend_ops
+ * runs the small sizes and the unaligned sub-ranges on every backend.) */
+static void test_staged_copies(void) {
+    const size_t sizes[] = {(1u << 19) + 7, 2u << 19, (3u << 19) + 1};
+    for (int s = 0; s < COUNT(sizes); s++) {
+        size_t n = sizes[s];
+        float *h = test_alloc_floats(n), *back = test_alloc_floats(n);
+        test_fill_uniform(&rng, h, n, -10, 10);
+        void *a = NULL, *b = NULL;
+        CHECK_OK(gpu->ops->alloc(gpu, n, &a));
+        CHECK_OK(gpu->ops->alloc(gpu, n, &b));
+        CHECK_OK(gpu->ops->upload(gpu, a, h, n));
+        memset(h, 0, n * sizeof *h); /* upload has returned: the host array is free */
+        CHECK_OK(gpu->ops->download(gpu, a, back, n));
+        CHECK_OK(gpu->ops->fill(gpu, b, n, NAN));
+        CHECK_OK(gpu->ops->copy(gpu, b, a, n));
+        CHECK_OK(gpu->ops->download(gpu, b, h, n));
+        CHECK_MSG(memcmp(h, back, n * sizeof *h) == 0, "copy of %zu floats differs", n);
+        CHECK_OK(gpu->ops->fill(gpu, b, n, 2.5f));
+        CHECK_OK(gpu->ops->download(gpu, b, h, n));
+        size_t wrong = 0;
+        for (size_t i = 0; i < n; i++)
+            wrong += h[i] != 2.5f;
+        CHECK_MSG(wrong == 0, "fill of %zu floats: %zu wrong", n, wrong);
+        /* Unaligned sub-ranges (not 16-byte aligned): the scalar paths. */
+        if (n > 3) {
+            CHECK_OK(gpu->ops->fill(gpu, cumlp__at(gpu, b, 1), n - 2, -1.0f));
+            CHECK_OK(gpu->ops->download(gpu, b, h, n));
+            CHECK(h[0] == 2.5f && h[1] == -1.0f && h[n - 2] == -1.0f && h[n - 1] == 2.5f);
+        }
+        gpu->ops->free(gpu, a);
+        gpu->ops->free(gpu, b);
+        free(h);
+        free(back);
+    }
+}
+
+/* Queues about 10 ms of GEMMs on the context's stream, so that work queued after it is still
+ * pending when a copy on another stream could already have run. */
+static void keep_stream_busy(void **scratch) {
+    const int d = 2048;
+    if (!*scratch) CHECK_OK(gpu->ops->alloc(gpu, (size_t)3 * d * d, scratch));
+    if (!*scratch) return;
+    void *a = *scratch, *b = cumlp__at(gpu, a, (size_t)d * d),
+         *c = cumlp__at(gpu, b, (size_t)d * d);
+    CHECK_OK(gpu->ops->fill(gpu, a, (size_t)2 * d * d, 1.0f / d));
+    for (int i = 0; i < 24; i++)
+        CHECK_OK(gpu->ops->gemm(gpu, 0, 0, d, d, d, 1.0, a, d, b, d, 0.0, c, d));
+}
+
+/* upload_async must wait for the work already queued on the context's stream (a fill queued
+ * behind busy work would otherwise land after the copy and leave NaN), and upload_join alone
+ * must order later work on the context's stream after the copy (the download runs before
+ * upload_host_wait, so the host wait cannot hide a missing join). Two rounds reuse the slots. */
+static void test_overlapped_upload(void) {
+    size_t n = 100003;
+    float *pinned[2] = {NULL, NULL}, *back = test_alloc_floats(n);
+    void *dst[2] = {NULL, NULL}, *scratch = NULL;
+    for (int s = 0; s < 2; s++) {
+        CHECK_OK(gpu->ops->host_alloc(gpu, n * sizeof(float), (void **)&pinned[s]));
+        CHECK_OK(gpu->ops->alloc(gpu, n, &dst[s]));
+    }
+    for (int round = 0; round < 2 && pinned[0] && pinned[1] && dst[0] && dst[1]; round++) {
+        keep_stream_busy(&scratch);
+        for (int s = 0; s < 2; s++) {
+            CHECK_OK(gpu->ops->upload_host_wait(gpu, s)); /* the slot's host buffer is free */
+            for (size_t i = 0; i < n; i++)
+                pinned[s][i] = (float)(i * (s + 1) + round) * 0.5f;
+            CHECK_OK(gpu->ops->fill(gpu, dst[s], n, NAN)); /* queued behind the GEMMs */
+            CHECK_OK(gpu->ops->upload_async(gpu, s, dst[s], pinned[s], n));
+        }
+        for (int s = 0; s < 2; s++) {
+            CHECK_OK(gpu->ops->upload_join(gpu, s));
+            CHECK_OK(gpu->ops->download(gpu, dst[s], back, n));
+            CHECK_MSG(memcmp(back, pinned[s], n * sizeof(float)) == 0,
+                      "round %d slot %d: the overlapped upload was overwritten or not waited for",
+                      round, s);
+        }
+    }
+    for (int s = 0; s < 2; s++) {
+        if (pinned[s]) CHECK_OK(gpu->ops->upload_host_wait(gpu, s));
+        gpu->ops->free(gpu, dst[s]);
+        gpu->ops->host_free(gpu, pinned[s]);
+    }
+    gpu->ops->free(gpu, scratch);
+    free(back);
+}
+
+/* The profiler range ops come as a pair (both NVTX, or both NULL in a build without it); a
+ * range around queued work changes nothing. */
+static void test_ranges(void) {
+    const cumlp_backend_ops *ops = gpu->ops;
+    CHECK((ops->range_push == NULL) == (ops->range_pop == NULL));
+    if (!ops->range_push) {
+        printf("     (built without NVTX: no range ops)\n");
+        return;
+    }
+    void *x = NULL;
+    CHECK_OK(ops->alloc(gpu, 5, &x));
+    ops->range_push(gpu, "cumlp:test_outer");
+    ops->range_push(gpu, "cumlp:test_inner");
+    CHECK_OK(ops->fill(gpu, x, 5, 3.0f));
+    ops->range_pop(gpu);
+    ops->range_pop(gpu);
+    float back[5];
+    CHECK_OK(ops->download(gpu, x, back, 5));
+    CHECK(back[0] == 3.0f && back[4] == 3.0f);
+    ops->free(gpu, x);
+}
+
+static void test_describe(void) {
+    char buf[512];
+    CHECK_OK(cumlp_context_describe(gpu, buf, sizeof buf));
+    CHECK(strstr(buf, "compute capability") != NULL);
+    printf("     %s\n", buf);
+}
+
+int main(void) {
+    gpu = test_context_or_skip(CUMLP_BACKEND_CUDA);
+    RUN(test_describe);
+    RUN(test_staged_copies);
+    RUN(test_overlapped_upload);
+    RUN(test_ranges);
+    CHECK_OK(cumlp_context_synchronize(gpu));
+    cumlp_context_destroy(gpu);
+    return harness_finish();
+}
