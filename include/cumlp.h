@@ -405,7 +405,8 @@ CUMLP_API cumlp_status cumlp_network_defaults(cumlp_network_options *options);
  * requires a sigmoid output layer. options may be NULL for the defaults. Parameters are
  * initialized from options->seed: the same seed gives the same weights on every backend, bit for
  * bit with the uniform schemes; with the normal schemes the cuda backend's Box-Muller transform
- * (the device's log, sin and cos) may differ from the host's in the last bit or two.
+ * (the device's log, sin and cos) may differ from the host's in the last bit or two of a draw,
+ * which scaling to a layer's spread can make a few units in the last place of a weight.
  */
 CUMLP_API cumlp_status cumlp_network_create(cumlp_context *ctx, int num_layers,
                                             const int64_t *widths, const int *activations,

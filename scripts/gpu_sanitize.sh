@@ -9,6 +9,8 @@
 set -eu
 # A test that runs cpu rows too (test_backend_ops) must not pass here without seeing the GPU.
 export CUMLP_TEST_REQUIRE_GPU=1
+# The sanitizer watches device code: the conformance suite runs only its cuda configurations.
+export CUMLP_TEST_CONFIGS=cuda
 
 build=${1:-build}
 sanitizer=${COMPUTE_SANITIZER:-}

@@ -19,7 +19,8 @@
  * Each configuration ends with one summary line: every row's case count and its worst error as a
  * fraction of its bound. A cuda configuration without a device prints "skipped: ..." and the
  * others go on, unless CUMLP_TEST_REQUIRE_GPU=1 makes that a failure; with no backend but the
- * reference built, the test is skipped (77).
+ * reference built, the test is skipped (77). CUMLP_TEST_CONFIGS=cuda (names, comma-separated)
+ * runs only the configurations named.
  */
 #include "harness.h"
 #include "internal.h"
@@ -1272,11 +1273,30 @@ static cumlp_context *configuration_context(void) {
     return NULL;
 }
 
+/* Whether CUMLP_TEST_CONFIGS (a comma-separated list of configuration names or backend names,
+ * "cuda" or "cuda tf32") leaves cfg out; unset or empty runs every configuration. The GPU scripts
+ * use it to keep the cpu rows out of the compute-sanitizer runs. */
+static int filtered_out(void) {
+    const char *list = getenv("CUMLP_TEST_CONFIGS");
+    if (!list || !*list) return 0;
+    const char *backend = cumlp_backend_name(cfg->backend);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if ((strlen(cfg->name) == n && strncmp(p, cfg->name, n) == 0) ||
+            (strlen(backend) == n && strncmp(p, backend, n) == 0))
+            return 0;
+        p += n + (p[n] == ',');
+    }
+    printf("left out: %s (CUMLP_TEST_CONFIGS=%s)\n", cfg->name, list);
+    return 1;
+}
+
 int main(void) {
     ref = test_context_or_skip(CUMLP_BACKEND_REFERENCE);
     int built = 0, ran = 0;
     for (int i = 0; i < COUNT(configs); i++) {
         cfg = &configs[i];
+        if (filtered_out()) continue;
         if (!cumlp_backend_is_built(cfg->backend) && !gpu_required()) continue;
         built++;
         dut = configuration_context();
