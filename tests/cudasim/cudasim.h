@@ -1,0 +1,70 @@
+/*
+ * cudasim.h - the CPU simulator of the CUDA that cumlp uses: the interface between its parts.
+ * (A test build only, -DCUMLP_CUDA_SIM=ON; never installed.)
+ *
+ *   device.cc   runs kernels: every CUDA thread a fiber, collectives checked (cuda_runtime.h here
+ *               is the stand-in header the kernels compile against)
+ *   runtime.cc  the CUDA runtime calls cumlp makes: device memory as tracked host allocations,
+ *               streams and events with deferred, reordered execution, errors, fault injection
+ *   cublas.cc   cuBLAS's GEMM through CBLAS (TF32 rounding of the inputs when asked for)
+ *   curand.cc   cuRAND's Philox4x32-10 through cumlp's host generator
+ *
+ * The host glue of the cuda backend (src/backends/cuda.c) is compiled unchanged against the real
+ * CUDA headers; only the libraries behind them are these files.
+ */
+#ifndef CUMLP_CUDASIM_H
+#define CUMLP_CUDASIM_H
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+namespace cudasim {
+
+/* ---- schedules (device.cc) ----------------------------------------------------------------------
+ * CUDASIM_SCHEDULE chooses the order in which the simulator runs what the real hardware runs in an
+ * undefined order: "forward" (default), "reverse", or "shuffle" / "shuffle:SEED" (a seeded
+ * shuffle). It orders the threads of a block between two collectives, the blocks of a grid, and
+ * the streams whose next operation may run (runtime.cc). */
+enum class order { forward, reverse, shuffle };
+order schedule();
+/* A number in [0, n) from the schedule's generator (the shuffle's seed; 0 when not shuffling). */
+std::size_t schedule_pick(std::size_t n);
+
+/* ---- reports ------------------------------------------------------------------------------------
+ * Everything the simulator catches is printed to stderr as "cudasim: <message>" and counted
+ * (cudasim_error_count in cudasim_control.h), besides the CUDA error it turns into. */
+void report(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* ---- the runtime (runtime.cc) ------------------------------------------------------------------ */
+
+/* Queues op on stream (0 is the legacy default stream). op runs later, when a synchronization
+ * point needs it; its result, if not cudaSuccess, becomes the sticky error of the device (a fault
+ * in a kernel: every later call returns it). `what` names the operation in reports. */
+void enqueue(cudaStream_t stream, const char *what, std::function<cudaError_t()> op);
+
+/* Records err as the error cudaGetLastError / cudaPeekAtLastError return (not sticky) and returns
+ * it: the launch errors of a kernel (a bad configuration). */
+cudaError_t set_last_error(cudaError_t err);
+
+/* Whether p points into a live device allocation (cudaMalloc) with at least `bytes` bytes from p
+ * to its end. */
+bool is_device_range(const void *p, std::size_t bytes);
+
+/* ---- kernels (device.cc) ----------------------------------------------------------------------- */
+
+/* Runs body once per thread of a grid x block launch of `kernel`, each thread a fiber, and checks
+ * the collectives. Returns cudaSuccess, or the error a faulting kernel gives (reported first):
+ * cudaErrorLaunchFailure for a collective that not every thread reaches. */
+cudaError_t run_grid(const char *kernel, dim3 grid, dim3 block, std::size_t shared_bytes,
+                     const std::function<void()> &body);
+
+} // namespace cudasim
+
+#endif /* CUMLP_CUDASIM_H */

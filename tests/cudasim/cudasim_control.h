@@ -1,0 +1,30 @@
+/*
+ * cudasim_control.h - what tests ask of the CUDA simulator (a C header: the tests are C).
+ * Declared only in a -DCUMLP_CUDA_SIM=ON build, where the tests define CUMLP_TEST_CUDA_SIM.
+ */
+#ifndef CUMLP_CUDASIM_CONTROL_H
+#define CUMLP_CUDASIM_CONTROL_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How many faults the simulator has caught and reported since the start or the last reset. */
+int cudasim_error_count(void);
+
+/* Makes the nth device allocation from now (cudaMalloc, 1 = the next) fail with
+ * cudaErrorMemoryAllocation; 0 turns it off. */
+void cudasim_fail_allocation(int nth);
+
+/* Makes the nth runtime, cuBLAS or cuRAND call from now fail with a sticky device error
+ * (cudaErrorIllegalAddress: every later call returns it until cudasim_reset); 0 turns it off. */
+void cudasim_inject_sticky_error(int nth);
+
+/* Clears the sticky error, the pending faults and the error count (not the allocations). */
+void cudasim_reset(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CUMLP_CUDASIM_CONTROL_H */
