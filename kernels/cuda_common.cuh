@@ -12,6 +12,14 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+/* Every launch is CUMLP_LAUNCH(kernel, grid, block, shared_bytes, stream)(args...): under nvcc
+ * exactly kernel<<<grid, block, shared_bytes, stream>>>(args...); the CPU simulator of CUDA
+ * (tests/cudasim/) defines it to queue the launch on its own device. */
+#ifndef CUMLP_LAUNCH
+#define CUMLP_LAUNCH(kernel, grid, block, shared_bytes, stream)                                    \
+    kernel<<<grid, block, shared_bytes, stream>>>
+#endif
+
 namespace {
 
 constexpr int kThreads = 256;    /* threads per block of the 1-D kernels */

@@ -93,15 +93,15 @@ __global__ void softmax_kernel(int rows, int cols, const float *P, const float *
 /* ---- launchers ------------------------------------------------------------------------------ */
 
 extern "C" int cumlp__cuda_fill(void *stream, float *dst, size_t count, float value) {
-    fill_kernel<<<blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream>>>(
-        dst, count, value, aligned16(dst));
+    CUMLP_LAUNCH(fill_kernel, blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream)
+    (dst, count, value, aligned16(dst));
     return launched();
 }
 
 extern "C" int cumlp__cuda_scale_shift(void *stream, float *x, size_t count, double scale,
                                        double shift) {
-    scale_shift_kernel<<<blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream>>>(
-        x, count, scale, shift, aligned16(x));
+    CUMLP_LAUNCH(scale_shift_kernel, blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream)
+    (x, count, scale, shift, aligned16(x));
     return launched();
 }
 
@@ -110,13 +110,13 @@ extern "C" int cumlp__cuda_bias_activation(void *stream, int activation, float s
                                            float *a) {
     cudaStream_t s = (cudaStream_t)stream;
     if (activation == CUMLP_ACT_SOFTMAX) {
-        softmax_kernel<<<column_blocks(cols), kThreads, 0, s>>>(rows, cols, P, b, z, a);
+        CUMLP_LAUNCH(softmax_kernel, column_blocks(cols), kThreads, 0, s)(rows, cols, P, b, z, a);
         return launched();
     }
     size_t n = (size_t)rows * cols;
     bool vec = aligned16(P) && aligned16(a) && (!z || aligned16(z));
-    bias_activation_kernel<<<blocks_for((n + 3) / 4), kThreads, 0, s>>>(activation, slope, rows, n,
-                                                                        P, b, z, a, vec);
+    CUMLP_LAUNCH(bias_activation_kernel, blocks_for((n + 3) / 4), kThreads, 0, s)
+    (activation, slope, rows, n, P, b, z, a, vec);
     return launched();
 }
 
@@ -124,7 +124,7 @@ extern "C" int cumlp__cuda_find_non_finite(void *stream, const float *x, size_t 
     cudaStream_t s = (cudaStream_t)stream;
     int err = (int)cudaMemsetAsync(flag, 0, sizeof *flag, s);
     if (err) return err;
-    non_finite_kernel<<<blocks_for((count + 3) / 4), kThreads, 0, s>>>(x, count, flag,
-                                                                       aligned16(x));
+    CUMLP_LAUNCH(non_finite_kernel, blocks_for((count + 3) / 4), kThreads, 0, s)
+    (x, count, flag, aligned16(x));
     return launched();
 }

@@ -144,11 +144,11 @@ dim3 delta_grid(int rows, int cols) {
 /* Runs the delta pass, then the bias gradient's second pass when db != NULL. */
 int run_delta(cudaStream_t s, DeltaArgs p, float *db, double db_scale) {
     dim3 grid = delta_grid(p.rows, p.cols);
-    delta_kernel<<<grid, dim3(kTileRows, kTileCols), 0, s>>>(p);
+    CUMLP_LAUNCH(delta_kernel, grid, dim3(kTileRows, kTileCols), 0, s)(p);
     int err = launched();
     if (err || !db) return err;
-    finish_rows_kernel<<<blocks_for((size_t)p.rows), kThreads, 0, s>>>(
-        p.rows, (int)grid.y, p.row_partials, db_scale, db);
+    CUMLP_LAUNCH(finish_rows_kernel, blocks_for((size_t)p.rows), kThreads, 0, s)
+    (p.rows, (int)grid.y, p.row_partials, db_scale, db);
     return launched();
 }
 
@@ -196,16 +196,17 @@ extern "C" int cumlp__cuda_loss_delta(void *stream, int loss, int activation, fl
     if (loss_sum && loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY) {
         /* The per-column losses go after the reduction's partials. */
         double *column_loss = loss_partials + (size_t)grid.x * grid.y;
-        cross_entropy_kernel<<<column_blocks(cols), kThreads, 0, s>>>(rows, cols, z, y,
-                                                                      column_loss);
+        CUMLP_LAUNCH(cross_entropy_kernel, column_blocks(cols), kThreads, 0, s)
+        (rows, cols, z, y, column_loss);
         int err = launched();
         if (err) return err;
-        sum_doubles_kernel<<<1, kThreads, 0, s>>>(column_loss, (size_t)cols, loss_sum);
+        CUMLP_LAUNCH(sum_doubles_kernel, 1, kThreads, 0, s)(column_loss, (size_t)cols, loss_sum);
         if ((err = launched())) return err;
     }
     int err = run_delta(s, p, db, db_scale);
     if (err || p.term == kTermNone) return err;
-    sum_doubles_kernel<<<1, kThreads, 0, s>>>(loss_partials, (size_t)grid.x * grid.y, loss_sum);
+    CUMLP_LAUNCH(sum_doubles_kernel, 1, kThreads, 0, s)
+    (loss_partials, (size_t)grid.x * grid.y, loss_sum);
     return launched();
 }
 

@@ -34,7 +34,7 @@ extern "C" int cumlp__cuda_optimizer_step(void *stream, int type,
                                           float *state2) {
     bool vec = aligned16(param) && aligned16(grad) && (!state1 || aligned16(state1)) &&
                (!state2 || aligned16(state2));
-    optimizer_kernel<<<blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream>>>(
-        type, *params, count, param, grad, state1, state2, vec);
+    CUMLP_LAUNCH(optimizer_kernel, blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream)
+    (type, *params, count, param, grad, state1, state2, vec);
     return launched();
 }
