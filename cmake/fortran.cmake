@@ -76,7 +76,9 @@ if(CUMLP_BUILD_TESTS)
     "$<$<COMPILE_LANGUAGE:Fortran>:${CUMLP_FORTRAN_TEST_OPTIONS}>"
     "$<$<COMPILE_LANGUAGE:C>:${CUMLP_WARNINGS}>")
   add_test(NAME test_fortran COMMAND test_fortran)
-  set_tests_properties(test_fortran PROPERTIES SKIP_RETURN_CODE 77 LABELS "unit"
+  # AUTO contexts open the GPU where there is one: the device lock of tests/CMakeLists.txt.
+  set_tests_properties(test_fortran PROPERTIES SKIP_RETURN_CODE 77 LABELS "unit;cuda"
+    RESOURCE_LOCK cumlp_cuda_device
     ENVIRONMENT "CUMLP_TEST_TMPDIR=${PROJECT_BINARY_DIR}/fortran")
 endif()
 

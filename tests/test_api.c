@@ -1,4 +1,4 @@
-/* ctest-labels: unit */
+/* ctest-labels: unit cuda */
 /*
  * The API's contract on the reference backend: version, status strings, contexts, tensors, and
  * every kind of bad input returning INVALID_VALUE (or NOT_SUPPORTED) with a message and nothing

@@ -1,4 +1,4 @@
-/* ctest-labels: unit */
+/* ctest-labels: unit cuda */
 /* test_checkpoint.c - saving and loading checkpoints: round trips, layout, backends, resume. */
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"

@@ -1,10 +1,11 @@
-/* ctest-labels: unit */
+/* ctest-labels: unit cuda */
 /* test_cli.c - the `cumlp` command's exit codes and outputs: usage errors (1), data and file
  * errors (2), numerical failures (3), and working train / eval / predict / gradcheck / info runs
  * on a small CSV dataset the test writes. Runs the cumlp executable of the same build tree
  * (../src/cli/cumlp next to this test); skipped when it is not built. */
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"
+#include "testutil.h"
 
 #include "cumlp.h"
 
@@ -186,6 +187,50 @@ static void test_train_eval_predict(void) {
     remove(pred);
 }
 
+/* The command on the cuda backend (a GPU, or the CUDA simulator): train, eval, predict and bench
+ * with --backend cuda; the trained model evaluates as well as on the reference backend. */
+static void test_cuda_backend_commands(void) {
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_CUDA;
+    char why[512];
+    cumlp_context *cuda = test_context_try(&o, why, sizeof why);
+    if (!cuda) {
+        CHECK_MSG(!test_gpu_required(), "%s (CUMLP_TEST_REQUIRE_GPU=1)", why);
+        printf("  (cuda backend: %s)\n", why);
+        return;
+    }
+    cumlp_context_destroy(cuda);
+    char args[4096], pred[700];
+    tmp(pred, sizeof pred, "pred_cuda.csv");
+    snprintf(args, sizeof args,
+             "train --data '%s' --csv-header --layers 2,8,3 --epochs 40 --batch 16 --lr 0.03 "
+             "--scale standard --val-split 0.2 --backend cuda --save '%s' --seed 3 --quiet",
+             csv, model);
+    CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+    double accuracy[2] = {0, 0};
+    const char *backends[2] = {"cuda", "reference"};
+    for (int b = 0; b < 2; b++) {
+        snprintf(args, sizeof args, "eval --model '%s' --data '%s' --csv-header --backend %s",
+                 model, csv, backends[b]);
+        CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+        const char *text = slurp(out_path);
+        const char *acc = text ? strstr(text, "accuracy ") : NULL;
+        accuracy[b] = acc ? atof(acc + 9) : 0;
+    }
+    CHECK_MSG(accuracy[0] > 0.95 && fabs(accuracy[0] - accuracy[1]) < 0.01,
+              "accuracy %g on cuda, %g on the reference backend", accuracy[0], accuracy[1]);
+    snprintf(args, sizeof args,
+             "predict --model '%s' --data '%s' --csv-header --out '%s' --backend cuda", model, csv,
+             pred);
+    CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+    CHECK(count_lines(pred) == 151);
+    CHECK_MSG(run("bench --layers 6,5,3 --batch 8 --steps 2 --warmup 1 --backend cuda") == 0,
+              "stderr: %s", slurp(err_path));
+    CHECK(contains(out_path, "custom  cuda"));
+    remove(pred);
+}
+
 /* A log that cannot be written (a full disk: /dev/full) fails the run after training, with the
  * model still saved. */
 static void test_log_write_error(void) {
@@ -349,6 +394,7 @@ int main(int argc, char **argv) {
     RUN(test_numerical_failure);
     RUN(test_gradcheck_and_info);
     RUN(test_bench);
+    RUN(test_cuda_backend_commands);
     remove(csv);
     remove(model);
     char scale[800];

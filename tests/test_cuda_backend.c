@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef CUMLP_TEST_CUDA_SIM
+#include "cudasim_control.h"
+#endif
+
 static cumlp_context *gpu;
 static test_rng rng = {12345};
 
@@ -139,12 +143,53 @@ static void test_describe(void) {
     printf("     %s\n", buf);
 }
 
+/* Softmax and the cross-entropy loss give each column one warp: ceil(cols / 8) blocks of 256
+ * threads (8 warps), up to the 8192 of a grid-stride loop. The simulator counts the blocks. */
+static void test_column_kernels_launch_a_warp_per_column(void) {
+#ifdef CUMLP_TEST_CUDA_SIM
+    const int rows = 10, cols_list[] = {1, 8, 9, 1000, 70000};
+    for (int c = 0; c < COUNT(cols_list); c++) {
+        int cols = cols_list[c];
+        size_t n = (size_t)rows * cols;
+        void *P = NULL, *b = NULL, *A = NULL, *Y = NULL, *D = NULL;
+        CHECK_OK(gpu->ops->alloc(gpu, n, &P));
+        CHECK_OK(gpu->ops->alloc(gpu, rows, &b));
+        CHECK_OK(gpu->ops->alloc(gpu, n, &A));
+        CHECK_OK(gpu->ops->alloc(gpu, n, &Y));
+        CHECK_OK(gpu->ops->alloc(gpu, n, &D));
+        CHECK_OK(gpu->ops->fill(gpu, P, n, 0.5f));
+        CHECK_OK(gpu->ops->fill(gpu, b, rows, 0.0f));
+        CHECK_OK(gpu->ops->fill(gpu, Y, n, 0.1f));
+        CHECK_OK(gpu->ops->bias_activation(gpu, CUMLP_ACT_SOFTMAX, 0, rows, cols, P, b, P, A));
+        double loss = 0;
+        CHECK_OK(gpu->ops->loss_delta(gpu, CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, CUMLP_ACT_SOFTMAX, 0,
+                                      rows, cols, P, A, Y, D, NULL, 1.0, &loss));
+        unsigned long want = (unsigned long)((cols + 7) / 8);
+        if (want > 8192) want = 8192;
+        CHECK_MSG(cudasim_last_launch_blocks("softmax_kernel") == want,
+                  "%d columns: softmax ran %lu blocks, want %lu", cols,
+                  cudasim_last_launch_blocks("softmax_kernel"), want);
+        CHECK_MSG(cudasim_last_launch_blocks("cross_entropy_kernel") == want,
+                  "%d columns: cross-entropy ran %lu blocks, want %lu", cols,
+                  cudasim_last_launch_blocks("cross_entropy_kernel"), want);
+        gpu->ops->free(gpu, P);
+        gpu->ops->free(gpu, b);
+        gpu->ops->free(gpu, A);
+        gpu->ops->free(gpu, Y);
+        gpu->ops->free(gpu, D);
+    }
+#else
+    printf("     (launch sizes are counted by the CUDA simulator only)\n");
+#endif
+}
+
 int main(void) {
     gpu = test_context_or_skip(CUMLP_BACKEND_CUDA);
     RUN(test_describe);
     RUN(test_staged_copies);
     RUN(test_overlapped_upload);
     RUN(test_ranges);
+    RUN(test_column_kernels_launch_a_warp_per_column);
     CHECK_OK(cumlp_context_synchronize(gpu));
     cumlp_context_destroy(gpu);
     return harness_finish();

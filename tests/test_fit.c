@@ -1,7 +1,9 @@
-/* ctest-labels: unit */
+/* ctest-labels: unit cuda */
 /* test_fit.c - the training loop: learning-rate schedules, stopping rules (target loss,
  * patience, callback), restore_best, non-finite losses, evaluation and prediction, on the
- * reference backend and (when built) the cpu backend. */
+ * reference backend, the cpu backend when built, and the cuda backend when it finds a device (a
+ * GPU, or the CUDA simulator): there the batches are copied on the copy stream while the previous
+ * one trains. */
 #include "cumlp.h"
 #include "harness.h"
 #include "testutil.h"
@@ -384,6 +386,22 @@ int main(void) {
         printf("-- cpu backend\n");
         backend = CUMLP_BACKEND_CPU;
         run_all();
+    }
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_CUDA;
+    char why[512];
+    cumlp_context *cuda = test_context_try(&o, why, sizeof why);
+    if (cuda) {
+        cumlp_context_destroy(cuda);
+        printf("-- cuda backend\n");
+        backend = CUMLP_BACKEND_CUDA;
+        run_all();
+    } else if (test_gpu_required()) {
+        fprintf(stderr, "FAIL cuda backend: %s (CUMLP_TEST_REQUIRE_GPU=1)\n", why);
+        harness_failed++;
+    } else {
+        printf("-- cuda backend skipped: %s\n", why);
     }
     return harness_finish();
 }

@@ -1,4 +1,4 @@
-/* ctest-labels: unit */
+/* ctest-labels: unit cuda */
 /*
  * Backpropagation against central finite differences in double precision, for every hidden
  * activation with every loss and each output activation that loss accepts, on shapes that include

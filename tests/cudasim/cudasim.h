@@ -42,7 +42,8 @@ void report(const char *fmt, ...)
 #endif
     ;
 
-/* ---- the runtime (runtime.cc) ------------------------------------------------------------------ */
+/* ---- the runtime (runtime.cc) ------------------------------------------------------------------
+ */
 
 /* Queues op on stream (0 is the legacy default stream). op runs later, when a synchronization
  * point needs it; its result, if not cudaSuccess, becomes the sticky error of the device (a fault
@@ -57,7 +58,8 @@ cudaError_t set_last_error(cudaError_t err);
  * to its end. */
 bool is_device_range(const void *p, std::size_t bytes);
 
-/* ---- kernels (device.cc) ----------------------------------------------------------------------- */
+/* ---- kernels (device.cc) -----------------------------------------------------------------------
+ */
 
 /* Runs body once per thread of a grid x block launch of `kernel`, each thread a fiber, and checks
  * the collectives. Returns cudaSuccess, or the error a faulting kernel gives (reported first):

@@ -20,6 +20,10 @@ void cudasim_fail_allocation(int nth);
  * (cudaErrorIllegalAddress: every later call returns it until cudasim_reset); 0 turns it off. */
 void cudasim_inject_sticky_error(int nth);
 
+/* The number of blocks of the last launch of the kernel named `kernel` (its name in the source,
+ * e.g. "softmax_kernel") that ran, or 0 if none has run. */
+unsigned long cudasim_last_launch_blocks(const char *kernel);
+
 /* Clears the sticky error, the pending faults and the error count (not the allocations). */
 void cudasim_reset(void);
 
