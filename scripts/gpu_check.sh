@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
-# gpu_check.sh - what a session with a GPU runs first, in calls that fit the device tool's limit:
-# build with CUDA, the whole ctest suite, compute-sanitizer over the GPU tests, the benchmark suite.
-# Logs and results go to $OUT (the device tool's folder that comes back) or to build-gpu/out.
+# gpu_check.sh - what a session lent a GPU runs first: two calls of the device tool, each well under
+# its 10-minute limit (a session has 15 minutes of device time, the machine's start included).
 #
-#   scripts/gpu_check.sh build      configure and build into build-gpu/ (Release, CUDA on)
-#   scripts/gpu_check.sh test       build, then ctest (all tests; a GPU test that skips is a failure)
-#   scripts/gpu_check.sh sanitize   build, then scripts/gpu_sanitize.sh over the gpu-labelled tests
-#   scripts/gpu_check.sh bench      build, then bench/run_suite.sh (SUITE=S, M, L or all; default all)
-#   scripts/gpu_check.sh all        test, sanitize and bench (longer than one 10-minute call)
+#   scripts/gpu_check.sh check   call 1: build with CUDA, the whole ctest suite (a GPU test that
+#                                skips fails here), then compute-sanitizer: memcheck over every
+#                                gpu-labelled test, racecheck, initcheck and synccheck over the
+#                                conformance suite's cuda configurations, filtered to cumlp's kernels
+#   scripts/gpu_check.sh bench   call 2: build, then the benchmark suite with PyTorch beside it
+#                                (SUITE=S, M, L or all; default all)
+#   scripts/gpu_check.sh build   only the build (also the first step of the two above)
+#
+# Each call ends with a summary a person can read in the call's output; logs and results go to
+# $OUT (the device tool's folder that comes back) or to build-gpu/out.
 #
 # The machine has nvcc, cmake and PyTorch but no package registry: zlib's headers and OpenBLAS come
 # from .deps/ when it is there (made on a machine with apt by scripts/fetch_deps.sh and carried).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-phase=${1:-all}
+phase=${1:-check}
 case $phase in
-build | test | sanitize | bench | all) ;;
+build | check | bench) ;;
 *)
-  echo "gpu_check: unknown phase '$phase' (build, test, sanitize, bench or all)" >&2
+  echo "gpu_check: unknown phase '$phase' (build, check or bench)" >&2
   exit 2
   ;;
 esac
@@ -77,30 +81,40 @@ do_build() {
   echo "gpu_check: built $build"
 }
 
+# The summary's lines: "phase  result  seconds  detail".
+summary=()
+note() { summary+=("$(printf '%-10s %-6s %5ss  %s' "$1" "$2" "$3" "$4")"); }
+
 do_test() {
   # --no-tests=error and the skip check: a GPU test that exits 77 here means the GPU was not seen.
-  # test_backend_ops passes on its cpu rows alone when it sees no GPU: make that a failure.
+  local status=0 start=$SECONDS
   export CUMLP_TEST_REQUIRE_GPU=1
-  local status=0
-  ctest --test-dir "$build" --output-on-failure --no-tests=error -j 4 --timeout 600 \
+  ctest --test-dir "$build" --output-on-failure --no-tests=error -j "$(nproc)" --timeout 600 \
     >"$out/ctest.log" 2>&1 || status=$?
   grep -E "tests passed|tests failed|Not Run|Failed|\*\*\*Skipped" "$out/ctest.log" || true
   if grep -q "gpu.*Skipped\|test_cuda.*Skipped" "$out/ctest.log"; then
     echo "gpu_check: a GPU test skipped (no GPU seen?)"
     status=1
   fi
+  local line
+  line=$(grep -E "tests passed" "$out/ctest.log" | tail -n 1 || true)
+  note ctest "$([[ $status -eq 0 ]] && echo ok || echo FAIL)" $((SECONDS - start)) "${line:-see ctest.log}"
   return $status
 }
 
 do_sanitize() {
-  local status=0
+  local status=0 start=$SECONDS
   bash scripts/gpu_sanitize.sh "$build" >"$out/sanitize.log" 2>&1 || status=$?
   grep -E "^== |ERROR SUMMARY|gpu_sanitize:" "$out/sanitize.log" | tail -n 40 || true
+  local errors
+  errors=$(grep -c "gpu_sanitize: .* found errors" "$out/sanitize.log" || true)
+  note sanitizer "$([[ $status -eq 0 ]] && echo ok || echo FAIL)" $((SECONDS - start)) \
+    "${errors:-0} tool runs with errors (sanitize.log)"
   return $status
 }
 
 do_bench() {
-  local status=0 results
+  local status=0 results start=$SECONDS
   SUITE=${SUITE:-all} bash bench/run_suite.sh "$build" >"$out/bench.log" 2>&1 || status=$?
   results=$(sed -n 's/^== cumlp .*-> \(.*\)\/cumlp.json$/\1/p' "$out/bench.log" | head -n 1)
   if [[ -n $results && -d $results ]]; then
@@ -110,21 +124,29 @@ do_bench() {
   python3 bench/floors.py >"$out/floors.txt" 2>&1 || true
   tail -n 20 "$out/bench.log"
   [[ $status -eq 0 ]] || echo "gpu_check: the benchmark suite failed (exit $status)"
+  note bench "$([[ $status -eq 0 ]] && echo ok || echo FAIL)" $((SECONDS - start)) \
+    "${results:-no results} (bench.log, comparison.txt)"
   return $status
 }
 
+print_summary() {
+  echo
+  echo "== gpu_check $phase: $(head -n 3 "$out/machine.txt" | tail -n 1)"
+  printf '%s\n' "${summary[@]}"
+}
+
 describe_machine
+build_start=$SECONDS
 do_build
+note build ok $((SECONDS - build_start)) "$build"
 status=0
 case $phase in
 build) ;;
-test) do_test || status=$? ;;
-sanitize) do_sanitize || status=$? ;;
-bench) do_bench || status=$? ;;
-all)
+check)
   do_test || status=$?
   do_sanitize || status=$?
-  do_bench || status=$?
   ;;
+bench) do_bench || status=$? ;;
 esac
+print_summary
 exit $status
