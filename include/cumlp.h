@@ -404,9 +404,12 @@ CUMLP_API cumlp_status cumlp_network_defaults(cumlp_network_options *options);
  * output layer and only with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, which requires it; sigmoid BCE
  * requires a sigmoid output layer. options may be NULL for the defaults. Parameters are
  * initialized from options->seed: the same seed gives the same weights on every backend, bit for
- * bit with the uniform schemes; with the normal schemes the cuda backend's Box-Muller transform
- * (the device's log, sin and cos) may differ from the host's in the last bit or two of a draw,
- * which scaling to a layer's spread can make a few units in the last place of a weight.
+ * bit. The uniform schemes use cuRAND's uniform transform of Philox4x32-10; the normal schemes
+ * cumlp's own Box-Muller transform of it, in double and rounded once (not what cuRAND's normal
+ * generator would give). One caveat, with the normal schemes on the cuda backend: neither the
+ * device's log, sin and cos nor the host's are correctly rounded, so a draw whose double value lies
+ * within a few units of double's last place of a float rounding boundary may round the other way
+ * there: at most about one draw in 10^8, 1 ulp off, which makes its weight at most 3 ulps off.
  */
 CUMLP_API cumlp_status cumlp_network_create(cumlp_context *ctx, int num_layers,
                                             const int64_t *widths, const int *activations,

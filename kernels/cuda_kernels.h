@@ -11,6 +11,7 @@
 #include "cumlp_math.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,6 +27,12 @@ int cumlp__cuda_fill(void *stream, float *dst, size_t count, float value);
 
 /* x[i] = (float)fma((double)x[i], scale, shift). */
 int cumlp__cuda_scale_shift(void *stream, float *x, size_t count, double scale, double shift);
+
+/* Normal draws in place: x holds the first count 32-bit words of the Philox stream
+ * (curandGenerate's output) and, when count is odd, *tail (device memory) the next one; words 2p
+ * and 2p + 1 become the normals 2p and 2p + 1 by cumlp_box_muller (kernels/philox.h). tail is
+ * unused for even count. */
+int cumlp__cuda_box_muller(void *stream, float *x, size_t count, const uint32_t *tail);
 
 /* Z = P + b 1^T (into z when z != NULL), A = f(Z) (softmax per column); see backend.h. */
 int cumlp__cuda_bias_activation(void *stream, int activation, float slope, int rows, int cols,

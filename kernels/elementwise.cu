@@ -1,14 +1,16 @@
 /*
- * elementwise.cu - the cuda backend's elementwise kernels: fill, scale_shift, the forward pass's
- * bias + activation (softmax one warp per column), and the NaN/Inf scan.
+ * elementwise.cu - the cuda backend's elementwise kernels: fill, scale_shift, the Box-Muller
+ * transform of normal draws, the forward pass's bias + activation (softmax one warp per column),
+ * and the NaN/Inf scan.
  *
- * Every formula comes from cumlp_math.h (the `_f` functions, __host__ __device__ under nvcc), so
- * the GPU evaluates the same expressions as the CPU backends.
+ * Every formula comes from cumlp_math.h (the `_f` functions) or philox.h, __host__ __device__ under
+ * nvcc, so the GPU evaluates the same expressions as the CPU backends.
  */
 #include "cuda_common.cuh"
 #include "cuda_kernels.h"
 
 #include "cumlp_math.h"
+#include "philox.h"
 
 namespace {
 
@@ -25,6 +27,20 @@ __global__ void scale_shift_kernel(float *x, size_t n, double scale, double shif
         for (int k = 0; k < 4; k++)
             v[k] = __double2float_rn(fma((double)v[k], scale, shift));
         store4(x, q * 4, n, vec, v);
+    }
+}
+
+/* Normal draws in place from the stream's 32-bit words: x[0..n) holds words 0..n-1 (as cuRAND wrote
+ * them, read back as bits), *tail word n when n is odd. Words 2p and 2p + 1 become normals 2p and
+ * 2p + 1, one pair per thread, each thread reading both words before writing either. */
+__global__ void box_muller_kernel(float *x, size_t n, const uint32_t *tail) {
+    for (size_t p = first_quad(); 2 * p < n; p += quad_stride()) {
+        size_t i = 2 * p;
+        uint32_t second_word = i + 1 < n ? __float_as_uint(x[i + 1]) : *tail;
+        float z[2];
+        cumlp_box_muller(__float_as_uint(x[i]), second_word, &z[0], &z[1]);
+        x[i] = z[0];
+        if (i + 1 < n) x[i + 1] = z[1];
     }
 }
 
@@ -102,6 +118,12 @@ extern "C" int cumlp__cuda_scale_shift(void *stream, float *x, size_t count, dou
                                        double shift) {
     CUMLP_LAUNCH(scale_shift_kernel, blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream)
     (x, count, scale, shift, aligned16(x));
+    return launched();
+}
+
+extern "C" int cumlp__cuda_box_muller(void *stream, float *x, size_t count, const uint32_t *tail) {
+    CUMLP_LAUNCH(box_muller_kernel, blocks_for((count + 1) / 2), kThreads, 0, (cudaStream_t)stream)
+    (x, count, tail);
     return launched();
 }
 

@@ -1,7 +1,8 @@
 /*
- * philox.h - the Philox4x32-10 counter-based generator (Salmon et al., SC'11) and the transforms
- * cuRAND applies to its output: uniform floats on (0, 1] and Box-Muller normals. Host+device, so
- * that the CPU backends can draw the same numbers as cuRAND's Philox generator on the GPU.
+ * philox.h - the Philox4x32-10 counter-based generator (Salmon et al., SC'11), cuRAND's transform
+ * of its words into uniform floats on (0, 1], and cumlp's own Box-Muller transform into normals.
+ * Host+device, so that every backend draws the same numbers: the CPU backends make the words here,
+ * the cuda backend has cuRAND's Philox generator make them, and both apply the same transforms.
  */
 #ifndef CUMLP_PHILOX_H
 #define CUMLP_PHILOX_H
@@ -14,9 +15,10 @@
 #define CUMLP_PHILOX_M1 0xCD9E8D57u
 #define CUMLP_PHILOX_W0 0x9E3779B9u
 #define CUMLP_PHILOX_W1 0xBB67AE85u
-/* 2^-32, and 2^-32 * 2 pi: the scale factors of cuRAND's uniform and Box-Muller transforms. */
-#define CUMLP_2POW32_INV     2.3283064e-10f
-#define CUMLP_2POW32_INV_2PI 1.4629181e-09f
+/* 2^-32, the scale factor of cuRAND's uniform transform. */
+#define CUMLP_2POW32_INV 2.3283064e-10f
+/* 2 pi, rounded to double. */
+#define CUMLP_2PI 6.28318530717958647692
 
 /* out = Philox4x32-10(counter, key). */
 CUMLP_HD void cumlp_philox4x32_10(const uint32_t counter[4], const uint32_t key[2],
@@ -63,13 +65,36 @@ CUMLP_HD float cumlp_uniform_from_bits(uint32_t x) {
     return (float)x * CUMLP_2POW32_INV + CUMLP_2POW32_INV / 2.0f;
 }
 
-/* Two standard normals from two 32-bit draws (Box-Muller, as cuRAND's float transform). */
+/* A 32-bit draw as the double (x + 1/2) 2^-32, on (0, 1): exact (33 significant bits), from 2^-33
+ * at x = 0 to 1 - 2^-33 at x = 2^32 - 1, and symmetric (the word ~x gives 1 - u). */
+CUMLP_HD double cumlp_unit_from_bits_d(uint32_t x) {
+    return ((double)x + 0.5) * 0x1p-32;
+}
+
+/* Two standard normals from two 32-bit draws: Box-Muller in double, each result rounded once to
+ * float. With u = cumlp_unit_from_bits_d(x) and v = cumlp_unit_from_bits_d(y),
+ *
+ *     r = sqrt(-2 log u),   t = 2 pi v,   first = (float)(r sin t),   second = (float)(r cos t),
+ *
+ * x feeding the radius and y the angle, sin first, as cuRAND's float transform does. The uniforms
+ * come from the words, not from cumlp_uniform_from_bits: that float rounds x 2^-32 to 24 bits,
+ * which merges runs of up to 257 words into one value near 1 (128 words give u = 1, r = 0) and
+ * steps the angle by up to 2^-24 turns, coarser than the float results; here every word counts,
+ * u is never 0 or 1, and 2^-16 <= r <= sqrt(66 ln 2) = 6.76. The expressions have no a b + c for
+ * FMA contraction to fuse.
+ *
+ * Every backend evaluates these same operations, the C library's log, sin and cos on the host and
+ * CUDA's on the device. Those are not correctly rounded (glibc's within 1 ulp of double, CUDA's
+ * within 1 for log and 2 for sin and cos), so the double r sin t of host and device may be a few
+ * units of double's last place apart: at most about 6, most often 0. A float's ulp is 2^29 of
+ * double's, so the two round to different floats only when a rounding boundary lies between them:
+ * at most 6 in 2^29 draws (one in 9 x 10^7), in practice fewer, and then to neighbouring floats
+ * (1 ulp apart). Every other draw is bit-identical on every backend. */
 CUMLP_HD void cumlp_box_muller(uint32_t x, uint32_t y, float *first, float *second) {
-    float u = (float)x * CUMLP_2POW32_INV + CUMLP_2POW32_INV / 2.0f;
-    float v = (float)y * CUMLP_2POW32_INV_2PI + CUMLP_2POW32_INV_2PI / 2.0f;
-    float s = sqrtf(-2.0f * logf(u));
-    *first = sinf(v) * s;
-    *second = cosf(v) * s;
+    double r = sqrt(-2.0 * log(cumlp_unit_from_bits_d(x)));
+    double t = CUMLP_2PI * cumlp_unit_from_bits_d(y);
+    *first = (float)(r * sin(t));
+    *second = (float)(r * cos(t));
 }
 
 #endif /* CUMLP_PHILOX_H */

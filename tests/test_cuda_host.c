@@ -3,16 +3,17 @@
  * The cuda backend's host side, which runs without a GPU: on a machine without a usable device a
  * cuda context fails with CUMLP_ERROR_NO_DEVICE and leaks nothing (the ASan build runs this),
  * AUTO falls back to a CPU backend; the host Philox stream of src/backends/rng.c (used by the CPU
- * backends) is cuRAND's Philox4x32-10 stream, checked against cuRAND's own host generator; the
- * profiler range ops come as a pair; and CUDA, cuBLAS and cuRAND statuses become cumlp statuses
- * as src/backends/cuda_status.h says.
+ * backends) is cuRAND's Philox4x32-10 stream, checked against cuRAND's own host generator: its
+ * words, its uniforms, and the normals that the cuda backend makes from its words; the profiler
+ * range ops come as a pair; and CUDA, cuBLAS and cuRAND statuses become cumlp statuses as
+ * src/backends/cuda_status.h says.
  */
 #include "harness.h"
 #include "internal.h"
 #include "backends/rng.h"
+#include "philox.h"
 #include "testutil.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,17 +101,23 @@ static void test_range_ops_pair(void) {
 
 #ifdef HAVE_CURAND_HEADER
 
-/* Distance in units in the last place between two finite floats of the same sign. */
-static int64_t ulp_distance(float a, float b) {
-    int32_t ia, ib;
-    memcpy(&ia, &a, sizeof ia);
-    memcpy(&ib, &b, sizeof ib);
-    if ((ia < 0) != (ib < 0)) return a == b ? 0 : INT64_MAX;
-    return llabs((int64_t)ia - (int64_t)ib);
+/* The four words of block q of seed's stream, from cumlp's host Philox (kernels/philox.h). */
+static void our_block(uint64_t seed, uint64_t q, uint32_t words[4]) {
+    uint32_t counter[4], key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    cumlp_philox_block_counter(q, counter);
+    cumlp_philox4x32_10(counter, key, words);
 }
 
-/* cuRAND's host generator: count draws of seed's stream from element `offset`. */
-static int curand_host_draws(uint64_t seed, int normal, size_t offset, size_t count, float *out) {
+/* Word i of seed's stream. */
+static uint32_t our_word(uint64_t seed, size_t i) {
+    uint32_t words[4];
+    our_block(seed, (uint64_t)i / 4, words);
+    return words[i % 4];
+}
+
+/* cuRAND's host generator: count elements of seed's stream from element `offset`, as 32-bit words
+ * (curandGenerate, what the cuda backend transforms into normals) or uniform floats. */
+static int curand_host_draws(uint64_t seed, int words, size_t offset, size_t count, void *out) {
     curandGenerator_t g;
     if (curandCreateGeneratorHost(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10) != CURAND_STATUS_SUCCESS)
         return 0;
@@ -118,46 +125,29 @@ static int curand_host_draws(uint64_t seed, int normal, size_t offset, size_t co
     if (st == CURAND_STATUS_SUCCESS) st = curandSetPseudoRandomGeneratorSeed(g, seed);
     if (st == CURAND_STATUS_SUCCESS) st = curandSetGeneratorOffset(g, offset);
     if (st == CURAND_STATUS_SUCCESS)
-        st = normal ? curandGenerateNormal(g, out, count, 0.0f, 1.0f)
-                    : curandGenerateUniform(g, out, count);
+        st = words ? curandGenerate(g, out, count) : curandGenerateUniform(g, out, count);
     curandDestroyGenerator(g);
     return st == CURAND_STATUS_SUCCESS;
 }
 
 /* More than 65536 blocks of four, so the stream wraps into the second position of every
- * subsequence; even, as cuRAND's normal generator wants. */
+ * subsequence; even, so that the normals come in whole pairs. */
 #define STREAM_LENGTH ((size_t)600002)
 
-static void compare_stream(uint64_t seed, int normal) {
+/* Uniform draws are one fp32 multiply-add of the same bits: identical to cuRAND's. */
+static void compare_uniform_stream(uint64_t seed) {
     float *ours = test_alloc_floats(STREAM_LENGTH), *theirs = test_alloc_floats(STREAM_LENGTH);
-    int generated = curand_host_draws(seed, normal, 0, STREAM_LENGTH, theirs);
+    int generated = curand_host_draws(seed, 0, 0, STREAM_LENGTH, theirs);
     CHECK_MSG(generated, "cuRAND's host generator failed");
-    cumlp__philox_fill(seed, normal, STREAM_LENGTH, ours);
-    size_t inexact = 0;
-    int64_t worst = 0;
-    for (size_t i = 0; generated && i < STREAM_LENGTH; i++) {
-        if (memcmp(&ours[i], &theirs[i], sizeof(float)) == 0) continue;
-        inexact++;
-        int64_t d = ulp_distance(ours[i], theirs[i]);
-        if (d > worst) worst = d;
-    }
-    if (!normal) {
-        /* Uniform draws are one fp32 multiply-add of the same bits: identical. */
-        CHECK_MSG(inexact == 0, "seed %llu: %zu uniform draws differ (worst %lld ulp)",
-                  (unsigned long long)seed, inexact, (long long)worst);
-    } else {
-        /* Box-Muller goes through logf/sqrtf/sinf/cosf: with glibc the draws are identical, a
-         * different libm may differ in the last bit or two (see src/backends/rng.h). */
-        CHECK_MSG(worst <= 2, "seed %llu: %zu normal draws differ, worst by %lld ulp",
-                  (unsigned long long)seed, inexact, (long long)worst);
-        if (inexact)
-            printf("     seed %llu: %zu of %zu normal draws differ in the last bits (<= 2 ulp)\n",
-                   (unsigned long long)seed, inexact, STREAM_LENGTH);
-    }
+    cumlp__philox_fill(seed, 0, STREAM_LENGTH, ours);
+    size_t differ = 0;
+    for (size_t i = 0; generated && i < STREAM_LENGTH; i++)
+        differ += memcmp(&ours[i], &theirs[i], sizeof(float)) != 0;
+    CHECK_MSG(differ == 0, "seed %llu: %zu uniform draws differ", (unsigned long long)seed, differ);
     /* Element access agrees with the fill, including around the subsequence wrap. */
     const size_t probes[] = {0, 1, 2, 3, 4, 262143, 262144, 262145, 524290, STREAM_LENGTH - 1};
     for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
-        float one = cumlp__philox_draw(seed, normal, probes[p]);
+        float one = cumlp__philox_draw(seed, 0, probes[p]);
         CHECK(memcmp(&one, &ours[probes[p]], sizeof one) == 0);
     }
     free(ours);
@@ -167,29 +157,66 @@ static void compare_stream(uint64_t seed, int normal) {
 static void test_philox_matches_curand_uniform(void) {
     const uint64_t seeds[] = {0, 42, 0x123456789abcdef0ull, UINT64_MAX};
     for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++)
-        compare_stream(seeds[s], 0);
+        compare_uniform_stream(seeds[s]);
 }
 
-static void test_philox_matches_curand_normal(void) {
+/* The cuda backend's normals are cumlp_box_muller of curandGenerate's words, pair by pair (words
+ * 2p, 2p + 1 -> normals 2p, 2p + 1). Here, with cuRAND's host generator and the host's C library,
+ * that must be the host's normal stream bit for bit, and the words themselves cumlp's; on the
+ * device only its log, sin and cos differ (test_backend_ops.c bounds the effect). */
+static void compare_normal_stream(uint64_t seed) {
+    uint32_t *words = malloc(STREAM_LENGTH * sizeof *words);
+    float *ours = test_alloc_floats(STREAM_LENGTH), *theirs = test_alloc_floats(STREAM_LENGTH);
+    int generated = words && curand_host_draws(seed, 1, 0, STREAM_LENGTH, words);
+    CHECK_MSG(generated, "cuRAND's host generator failed");
+    cumlp__philox_fill(seed, 1, STREAM_LENGTH, ours);
+    size_t words_differ = 0, differ = 0;
+    uint32_t block[4];
+    for (size_t i = 0; generated && i < STREAM_LENGTH; i += 2) {
+        if (i % 4 == 0) our_block(seed, i / 4, block);
+        words_differ += (words[i] != block[i % 4]) + (words[i + 1] != block[i % 4 + 1]);
+        cumlp_box_muller(words[i], words[i + 1], &theirs[i], &theirs[i + 1]);
+        differ += (memcmp(&ours[i], &theirs[i], sizeof(float)) != 0) +
+                  (memcmp(&ours[i + 1], &theirs[i + 1], sizeof(float)) != 0);
+    }
+    CHECK_MSG(words_differ == 0, "seed %llu: %zu of cuRAND's words differ from cumlp's",
+              (unsigned long long)seed, words_differ);
+    CHECK_MSG(differ == 0,
+              "seed %llu: %zu normal draws differ from the transform of cuRAND's words",
+              (unsigned long long)seed, differ);
+    const size_t probes[] = {0, 1, 2, 3, 262143, 262144, 262145, STREAM_LENGTH - 1};
+    for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
+        float one = cumlp__philox_draw(seed, 1, probes[p]);
+        CHECK(memcmp(&one, &ours[probes[p]], sizeof one) == 0);
+    }
+    free(words);
+    free(ours);
+    free(theirs);
+}
+
+static void test_normals_from_curand_words(void) {
     const uint64_t seeds[] = {1, 42, 0xfedcba9876543210ull};
     for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++)
-        compare_stream(seeds[s], 1);
+        compare_normal_stream(seeds[s]);
 }
 
-/* The cuda backend draws an odd tail element with a generator offset: offsets count elements
- * of the one stream (checked here on the host generator, which the device generator mirrors). */
+/* The cuda backend draws the partner word of an odd last normal with a generator offset: offsets
+ * count elements of the one stream, words and uniforms alike, odd ones too (checked here on the
+ * host generator, which the device generator mirrors). */
 static void test_curand_offset_is_an_element_index(void) {
-    const size_t offsets[] = {1, 2, 6, 262142, 262144, 300001};
-    float ours[8], theirs[8];
+    const size_t offsets[] = {1, 2, 5, 6, 262142, 262144, 300001};
     for (size_t k = 0; k < sizeof offsets / sizeof offsets[0]; k++) {
-        for (int normal = 0; normal <= 1; normal++) {
-            size_t first = normal ? offsets[k] / 2 * 2 : offsets[k]; /* normals come in pairs */
-            CHECK(curand_host_draws(77, normal, first, 8, theirs));
-            for (size_t i = 0; i < 8; i++)
-                ours[i] = cumlp__philox_draw(77, normal, first + i);
-            for (size_t i = 0; i < 8; i++)
-                CHECK_MSG(ulp_distance(ours[i], theirs[i]) <= (normal ? 2 : 0),
-                          "offset %zu element %zu: %.9g vs %.9g", first, i, ours[i], theirs[i]);
+        size_t first = offsets[k];
+        uint32_t words[8];
+        float uniforms[8];
+        CHECK(curand_host_draws(77, 1, first, 8, words));
+        CHECK(curand_host_draws(77, 0, first, 8, uniforms));
+        for (size_t i = 0; i < 8; i++) {
+            float ours = cumlp__philox_draw(77, 0, first + i);
+            CHECK_MSG(words[i] == our_word(77, first + i), "offset %zu word %zu: %#x vs %#x", first,
+                      i, (unsigned)words[i], (unsigned)our_word(77, first + i));
+            CHECK_MSG(memcmp(&ours, &uniforms[i], sizeof ours) == 0,
+                      "offset %zu uniform %zu: %.9g vs %.9g", first, i, ours, uniforms[i]);
         }
     }
 }
@@ -249,7 +276,7 @@ int main(void) {
     RUN(test_range_ops_pair);
 #ifdef HAVE_CURAND_HEADER
     RUN(test_philox_matches_curand_uniform);
-    RUN(test_philox_matches_curand_normal);
+    RUN(test_normals_from_curand_words);
     RUN(test_curand_offset_is_an_element_index);
 #else
     printf("     (cuRAND's host generator is not linked: no Philox comparison)\n");

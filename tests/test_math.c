@@ -1,12 +1,13 @@
 /* ctest-labels: unit */
 /*
- * The shared elementwise math (kernels/cumlp_math.h) and the Philox generator: known values,
- * derivatives against finite differences, numerical stability at extreme inputs, and the
- * statistics of the initial weights.
+ * The shared elementwise math (kernels/cumlp_math.h) and the Philox generator with its normal
+ * transform (kernels/philox.h): known values, derivatives against finite differences, numerical
+ * stability at extreme inputs, and the statistics of the normal draws and the initial weights.
  */
 #include "harness.h"
 #include "testutil.h"
 
+#include "backends/rng.h"
 #include "cumlp_math.h"
 #include "philox.h"
 
@@ -32,6 +33,111 @@ static void test_philox_known_answers(void) {
     /* cuRAND's uniform transform: (0, 1], never 0. */
     CHECK(cumlp_uniform_from_bits(0) > 0.0f);
     CHECK(cumlp_uniform_from_bits(0xffffffffu) <= 1.0f);
+}
+
+/* The bits of a float, to compare draws exactly. */
+static uint32_t bits_of(float f) {
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    return b;
+}
+
+/* cumlp_box_muller at known words. Each expected float is the one nearest the exact value of
+ * r sin t and r cos t, with u and v exact and t the double 2 pi (x) v (the one rounding before sin
+ * and cos), computed with mpmath at 300 bits; each lies more than 7 x 10^7 units of double's last
+ * place from a float rounding boundary, so the few by which log, sin and cos may be off cannot
+ * move it. The radius at both ends of u: x = 0 (u = 2^-33, the largest, sqrt(66 ln 2)) and
+ * x = 2^32 - 1 (u = 1 - 2^-33, the smallest, 2^-16: never 0); angles next to 0, pi/2, 2 pi/3 and
+ * 3 pi/2, so that each of sin and cos is tiny once, with its sign. */
+static void test_box_muller_known_values(void) {
+    CHECK(cumlp_unit_from_bits_d(0) == 0x1p-33);
+    CHECK(cumlp_unit_from_bits_d(0xffffffffu) == 1 - 0x1p-33);
+    CHECK(cumlp_unit_from_bits_d(0x9e3779b9u) == 1 - cumlp_unit_from_bits_d(~0x9e3779b9u));
+    static const struct {
+        uint32_t x, y, first, second;
+    } cases[] = {
+        {0, 0, 0x31a9fd8fu, 0x40d87047u},                     /* 4.9473736e-9, 6.7637057 */
+        {0xffffffffu, 0x3fffffffu, 0x37800000u, 0x28490fddu}, /* 2^-16, 1.1161181e-14 */
+        {0x80000000u, 0x55555555u, 0x3f828473u, 0xbf16b55fu}, /* 1.019667, -0.588705 */
+        {0x12345678u, 0xc0000000u, 0xc0132899u, 0x30e727fcu}, /* -2.2993529, 1.6818826e-9 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float first, second;
+        cumlp_box_muller(cases[i].x, cases[i].y, &first, &second);
+        CHECK_MSG(bits_of(first) == cases[i].first && bits_of(second) == cases[i].second,
+                  "words %#x, %#x: %.9g, %.9g (bits %#x, %#x), expected bits %#x, %#x",
+                  (unsigned)cases[i].x, (unsigned)cases[i].y, first, second,
+                  (unsigned)bits_of(first), (unsigned)bits_of(second), (unsigned)cases[i].first,
+                  (unsigned)cases[i].second);
+    }
+}
+
+#define NORMAL_DRAWS 1000000 /* a multiple of 4: whole Philox blocks */
+
+/* The host's normal stream (src/backends/rng.c, which the reference and cpu backends draw) against
+ * the formula written out here in plain double arithmetic, on the stream's words paired 0,1 and
+ * 2,3 within each block: the same operations of the same C library, so bit for bit. */
+static void check_normal_stream(uint64_t seed, const float *z) {
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    const double pi = 3.14159265358979323846;
+    size_t differ = 0, first_differ = 0;
+    for (size_t q = 0; q < NORMAL_DRAWS / 4; q++) {
+        uint32_t counter[4], w[4];
+        cumlp_philox_block_counter(q, counter);
+        cumlp_philox4x32_10(counter, key, w);
+        for (size_t k = 0; k < 4; k += 2) {
+            double u1 = (w[k] + 0.5) / 4294967296.0, u2 = (w[k + 1] + 0.5) / 4294967296.0;
+            double radius = sqrt(-2 * log(u1)), angle = 2 * pi * u2;
+            float want[2] = {(float)(radius * sin(angle)), (float)(radius * cos(angle))};
+            for (size_t j = 0; j < 2; j++) {
+                if (bits_of(z[4 * q + k + j]) == bits_of(want[j])) continue;
+                if (differ++ == 0) first_differ = 4 * q + k + j;
+            }
+        }
+    }
+    CHECK_MSG(differ == 0, "%zu of %d normal draws differ from the formula, the first at %zu",
+              differ, NORMAL_DRAWS, first_differ);
+}
+
+/* Moments and tails of the host's normal draws, each within 5 standard errors of the standard
+ * normal's (a fixed seed: the check is deterministic), all finite and within the largest radius
+ * sqrt(66 ln 2); and the two normals of a pair uncorrelated. */
+static void check_normal_statistics(const float *z) {
+    const double n = NORMAL_DRAWS;
+    double sum = 0, sum2 = 0, sum3 = 0, sum4 = 0, pair = 0;
+    size_t positive = 0, beyond2 = 0, beyond3 = 0, bad = 0;
+    for (size_t i = 0; i < NORMAL_DRAWS; i++) {
+        double x = z[i];
+        if (!(fabs(x) <= 6.7637058)) bad++; /* NaN fails too */
+        sum += x;
+        sum2 += x * x;
+        sum3 += x * x * x;
+        sum4 += x * x * x * x;
+        positive += x > 0;
+        beyond2 += fabs(x) > 2;
+        beyond3 += fabs(x) > 3;
+        if (i % 2 == 0) pair += x * z[i + 1];
+    }
+    CHECK_MSG(bad == 0, "%zu draws are NaN, infinite or beyond sqrt(66 ln 2)", bad);
+    double mean = sum / n, var = sum2 / n - mean * mean;
+    CHECK_MSG(fabs(mean) < 5 / sqrt(n), "mean %g", mean);
+    CHECK_MSG(fabs(var - 1) < 5 * sqrt(2 / n), "variance %g", var);
+    CHECK_MSG(fabs(sum3 / n) < 5 * sqrt(15 / n), "third moment %g", sum3 / n);
+    CHECK_MSG(fabs(sum4 / n - 3) < 5 * sqrt(96 / n), "fourth moment %g", sum4 / n);
+    CHECK_MSG(fabs(positive / n - 0.5) < 5 * 0.5 / sqrt(n), "%zu positive", positive);
+    const double p2 = 0.0455002638963584, p3 = 0.00269979606326019; /* P(|z| > 2), P(|z| > 3) */
+    CHECK_MSG(fabs(beyond2 / n - p2) < 5 * sqrt(p2 * (1 - p2) / n), "%zu beyond 2", beyond2);
+    CHECK_MSG(fabs(beyond3 / n - p3) < 5 * sqrt(p3 * (1 - p3) / n), "%zu beyond 3", beyond3);
+    CHECK_MSG(fabs(pair / (n / 2)) < 5 / sqrt(n / 2), "pair correlation %g", pair / (n / 2));
+}
+
+static void test_normal_stream(void) {
+    const uint64_t seed = 0x5eed2024u;
+    float *z = test_alloc_floats(NORMAL_DRAWS);
+    cumlp__philox_fill(seed, 1, NORMAL_DRAWS, z);
+    check_normal_stream(seed, z);
+    check_normal_statistics(z);
+    free(z);
 }
 
 static void test_activation_values(void) {
@@ -175,6 +281,8 @@ static void test_initialization(void) {
 
 int main(void) {
     RUN(test_philox_known_answers);
+    RUN(test_box_muller_known_values);
+    RUN(test_normal_stream);
     RUN(test_activation_values);
     RUN(test_derivatives);
     RUN(test_optimizer_rules);

@@ -120,16 +120,20 @@ typedef struct cumlp_backend_ops {
     cumlp_status (*optimizer_step)(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
                                    void *param, const void *grad, void *state1, void *state2);
 
-    /* Fills out[0..count) with fp32 draws of the distribution: uniform on (0, 1] or standard
-     * normal (Box-Muller on pairs), from Philox4x32-10 keyed by the seed, element i being element
-     * i of the one stream that cuRAND's Philox generator makes for that seed (offset 0). */
+    /* Fills out[0..count) with fp32 draws of the distribution, from Philox4x32-10 keyed by the
+     * seed, the 32-bit words of the one stream that cuRAND's Philox generator makes for that seed
+     * (offset 0): uniform on (0, 1], element i from word i by cuRAND's transform, or standard
+     * normal, elements 2p and 2p + 1 from words 2p and 2p + 1 by cumlp_box_muller
+     * (kernels/philox.h, in double, rounded once). Bit-identical on every backend, but for normal
+     * draws on a device whose log, sin and cos round differently from the host's: at most about
+     * one draw in 10^8 is then 1 ulp off (src/backends/rng.h). */
     cumlp_status (*random)(cumlp_context *ctx, int distribution, uint64_t seed, size_t count,
                            void *out);
 
     /* x[i] = (float)fma((double)x[i], scale, shift) for i < count: turns the raw draws into a
      * layer's initial values, rounded to fp32 the same way on every backend (the reference
-     * backend stores the rounded value), so one seed gives bit-identical uniform weights
-     * everywhere (normal draws on the device may differ in the last bits: device log/sin/cos). */
+     * backend stores the rounded value), so one seed gives bit-identical weights everywhere
+     * (but for the rare normal draw `random` leaves 1 ulp off on a device). */
     cumlp_status (*scale_shift)(cumlp_context *ctx, void *x, size_t count, double scale,
                                 double shift);
 

@@ -520,15 +520,15 @@ static cumlp_status cuda_optimizer_step(cumlp_context *ctx, const cumlp_step_par
 
 /* ---- random numbers, helpers --------------------------------------------------------------- */
 
-/* count draws of the stream starting at element `first` into out (count even for normals). */
-static cumlp_status generate(cumlp_context *ctx, int normal, uint64_t seed, size_t first,
-                             size_t count, float *out) {
+/* count elements of the stream from element `first` into out: its 32-bit words as they are, or
+ * cuRAND's uniform floats of them (the generator offset counts words either way). */
+static cumlp_status generate(cumlp_context *ctx, int words, uint64_t seed, size_t first,
+                             size_t count, void *out) {
     curandGenerator_t rng = state_of(ctx)->rng;
     curandStatus_t rst = curandSetPseudoRandomGeneratorSeed(rng, (unsigned long long)seed);
     if (rst == CURAND_STATUS_SUCCESS) rst = curandSetGeneratorOffset(rng, first);
     if (rst == CURAND_STATUS_SUCCESS)
-        rst = normal ? curandGenerateNormal(rng, out, count, 0.0f, 1.0f)
-                     : curandGenerateUniform(rng, out, count);
+        rst = words ? curandGenerate(rng, out, count) : curandGenerateUniform(rng, out, count);
     return cumlp__curand_status(ctx, rst, "random");
 }
 
@@ -536,27 +536,21 @@ static cumlp_status cuda_random(cumlp_context *ctx, int distribution, uint64_t s
                                 void *out) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
-    int normal = distribution == CUMLP_DIST_NORMAL;
-    float *o = out;
     RANGE_PUSH("cumlp:random");
-    if (!normal) {
-        st = generate(ctx, 0, seed, 0, count, o);
-    } else if ((uintptr_t)o % (2 * sizeof(float)) != 0) {
-        /* cuRAND writes normals in pairs to 8-byte aligned memory: go through scratch. */
-        void *ws = NULL;
-        size_t even = (count + 1) / 2 * 2;
-        st = workspace(ctx, even * sizeof(float), &ws);
-        if (st == CUMLP_SUCCESS) st = generate(ctx, 1, seed, 0, even, ws);
-        if (st == CUMLP_SUCCESS) st = cuda_copy(ctx, o, ws, count);
+    if (distribution != CUMLP_DIST_NORMAL) {
+        st = generate(ctx, 0, seed, 0, count, out);
     } else {
-        /* Pairs straight into out; an odd last element from the pair that starts there (the
-         * generator offset counts elements of the one stream). */
-        size_t even = count / 2 * 2;
-        if (even > 0) st = generate(ctx, 1, seed, 0, even, o);
-        void *ws = NULL;
-        if (st == CUMLP_SUCCESS && even < count) st = workspace(ctx, 2 * sizeof(float), &ws);
-        if (st == CUMLP_SUCCESS && even < count) st = generate(ctx, 1, seed, even, 2, ws);
-        if (st == CUMLP_SUCCESS && even < count) st = cuda_copy(ctx, o + even, ws, 1);
+        /* Not cuRAND's normals (its device transform uses fast sin and cos): the words, count of
+         * them into out and the partner of an odd last one into scratch, then cumlp's own
+         * transform in place, the one the host applies (kernels/philox.h). */
+        int odd = count % 2 == 1;
+        void *tail = NULL;
+        st = generate(ctx, 1, seed, 0, count, out);
+        if (st == CUMLP_SUCCESS && odd) st = workspace(ctx, sizeof(uint32_t), &tail);
+        if (st == CUMLP_SUCCESS && odd) st = generate(ctx, 1, seed, count, 1, tail);
+        if (st == CUMLP_SUCCESS)
+            st = launch_error(ctx, cumlp__cuda_box_muller(state_of(ctx)->stream, out, count, tail),
+                              "random");
     }
     RANGE_POP();
     return st;

@@ -170,6 +170,19 @@ inline float __double2float_rn(double x) {
     return static_cast<float>(x);
 }
 
+/* The bits of a float as an unsigned int and back (a NaN's payload kept, as on the GPU). */
+inline unsigned int __float_as_uint(float x) {
+    unsigned int u;
+    std::memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+inline float __uint_as_float(unsigned int u) {
+    float x;
+    std::memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 using std::isfinite;
 
 #endif /* CUMLP_CUDASIM_DEVICE_H */
