@@ -339,10 +339,12 @@ bool check_side(const char *name, const void *p, std::size_t bytes, bool device,
     return check_host("cudaMemcpyAsync", name, p, bytes, out);
 }
 
-/* Queues the checked copy. A pageable source is read now: the runtime "will return once the
- * pageable buffer has been copied to the staging memory" (CUDA runtime API, "API synchronization
- * behavior"); a pinned or device source is read when the copy runs. Into pageable memory the call
- * returns "only once the copy has completed" (same page): it runs what the copy needs. */
+/* Queues the checked copy as the asynchronous copies behave ("API synchronization behavior", CUDA
+ * runtime API): into pageable memory "the function will return only once the copy has completed"
+ * (so the call runs what the copy needs); "if pageable memory must first be staged to pinned
+ * memory, the driver may synchronize with the stream and stage the copy", so a pageable source is
+ * read at the call (the stream synchronization, a "may", is not modelled: nothing may rely on it);
+ * a pinned or device source is read when the copy runs. */
 cudaError_t queue_copy(stream_state *s, span dst, span src, bool src_device, bool dst_device) {
     std::shared_ptr<std::vector<char>> staged;
     if (!src_device && !src.allocation) {
