@@ -20,12 +20,14 @@ extern "C" {
 #include "backends/rng.h"
 }
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -698,6 +700,33 @@ static void test_error_names(void) {
     CHECK_ERR(cudaPeekAtLastError(), cudaSuccess);
 }
 
+/* Threads share the shim (one lock); each has its own last error, as in the runtime. */
+static void test_threads(void) {
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 4; t++)
+        threads.emplace_back([&wrong, t]() {
+            cudaStream_t s = nullptr;
+            void *d = nullptr;
+            unsigned char out[64];
+            for (int i = 0; i < 50; i++) {
+                bool ok =
+                    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess &&
+                    cudaMalloc(&d, sizeof out) == cudaSuccess &&
+                    cudaMemsetAsync(d, t, sizeof out, s) == cudaSuccess &&
+                    cudaMemcpyAsync(out, d, sizeof out, cudaMemcpyDeviceToHost, s) == cudaSuccess &&
+                    out[0] == t && out[63] == t && cudaFree(d) == cudaSuccess &&
+                    cudaStreamDestroy(s) == cudaSuccess;
+                if (t == 0) cudaSetDevice(-1); /* an error in this thread only */
+                ok = ok && cudaGetLastError() == (t == 0 ? cudaErrorInvalidDevice : cudaSuccess);
+                wrong += !ok;
+            }
+        });
+    for (std::thread &t : threads)
+        t.join();
+    CHECK_MSG(wrong == 0, "%d rounds went wrong", wrong.load());
+}
+
 /* Device memory never freed is reported at exit (in a child process, which exits with it). */
 static void test_leak_reported_at_exit(void) {
     int fds[2];
@@ -744,5 +773,6 @@ int main(void) {
     RUN(test_device_count);
     RUN(test_memory_info);
     RUN(test_error_names);
+    RUN(test_threads);
     return harness_finish();
 }
