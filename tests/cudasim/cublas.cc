@@ -72,7 +72,7 @@ struct matrix {
     }
 };
 
-/* The operand's elements rounded to TF32, the padding between columns included (not read). */
+/* The operand rounded to TF32, with the padding between its columns (which CBLAS skips). */
 std::vector<float> rounded_copy(const matrix &m) {
     const float *src = static_cast<const float *>(m.p);
     std::vector<float> out(src, src + m.bytes() / sizeof(float));
