@@ -1,0 +1,260 @@
+/*
+ * cublas.cc - the cuBLAS calls cumlp makes, on the CPU (see cudasim.h): a handle holds its stream
+ * and math mode; cublasGemmEx checks its arguments as cuBLAS does, checks the matrices against the
+ * device memory registry, and queues the product on the handle's stream, where CBLAS computes it
+ * (from inputs rounded to TF32 when the call allows TF32).
+ */
+#include "cudasim.h"
+#include "host.h"
+
+#include <cublas_v2.h>
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <vector>
+
+struct cublasContext {
+    cudaStream_t stream;
+    cublasMath_t mode;
+};
+
+namespace {
+
+using cudasim::report;
+
+struct handle_registry {
+    std::set<cublasHandle_t> live;
+    ~handle_registry() {
+        if (!live.empty()) report("%zu cuBLAS handles never destroyed", live.size());
+        for (cublasHandle_t h : live)
+            delete h;
+    }
+};
+
+handle_registry &handles() {
+    static handle_registry r;
+    return r;
+}
+
+/* The start of every call: a fault already on the device (or one injected now) makes it fail as
+ * a failed kernel launch does. */
+cublasStatus_t begin(cublasHandle_t handle, const char *what) {
+    cudaError_t err = cudasim::begin_call();
+    if (err == cudaErrorNoDevice) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (err != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
+    if (handles().live.count(handle)) return CUBLAS_STATUS_SUCCESS;
+    report("%s: handle %p is not a live cuBLAS handle (never created, or destroyed)", what,
+           (void *)handle);
+    return CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+/* cvt.rna.tf32.f32, the tensor cores' conversion: 10 mantissa bits, round to nearest, ties away
+ * from zero (half an ulp added to the magnitude, then truncated); NaN and Inf are kept. */
+float to_tf32(float x) {
+    if (!std::isfinite(x)) return x;
+    std::uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    bits = (bits + 0x1000u) & ~0x1fffu;
+    std::memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+/* One operand of the product: rows x cols stored column-major with leading dimension ld. */
+struct matrix {
+    const void *p;
+    int rows, cols, ld;
+    std::size_t bytes() const {
+        return cols == 0 || rows == 0 ? 0 : ((std::size_t)ld * (cols - 1) + rows) * sizeof(float);
+    }
+};
+
+/* The operand rounded to TF32, with the padding between its columns (which CBLAS skips). */
+std::vector<float> rounded_copy(const matrix &m) {
+    const float *src = static_cast<const float *>(m.p);
+    std::vector<float> out(src, src + m.bytes() / sizeof(float));
+    for (float &x : out)
+        x = to_tf32(x);
+    return out;
+}
+
+bool is_transpose(cublasOperation_t op) {
+    return op == CUBLAS_OP_T || op == CUBLAS_OP_C; /* real data: C is T */
+}
+
+/* cuBLAS's own checks of cublasGemmEx's arguments. */
+cublasStatus_t check_gemm_args(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                               const void *alpha, const void *beta, int lda, int ldb, int ldc) {
+    bool ops = (ta == CUBLAS_OP_N || is_transpose(ta)) && (tb == CUBLAS_OP_N || is_transpose(tb));
+    int a_rows = ta == CUBLAS_OP_N ? m : k, b_rows = tb == CUBLAS_OP_N ? k : n;
+    bool dims = m >= 0 && n >= 0 && k >= 0;
+    bool lds = lda >= std::max(1, a_rows) && ldb >= std::max(1, b_rows) && ldc >= std::max(1, m);
+    return ops && dims && lds && alpha && beta ? CUBLAS_STATUS_SUCCESS
+                                               : CUBLAS_STATUS_INVALID_VALUE;
+}
+
+/* fp32 data with fp32 compute, which may down-convert to TF32: what cumlp uses. */
+cublasStatus_t check_gemm_types(cudaDataType a, cudaDataType b, cudaDataType c,
+                                cublasComputeType_t compute) {
+    bool fp32 = a == CUDA_R_32F && b == CUDA_R_32F && c == CUDA_R_32F;
+    bool supported = compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_FAST_TF32;
+    return fp32 && supported ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_SUPPORTED;
+}
+
+/* Whether the inputs go through TF32: CUBLAS_COMPUTE_32F_FAST_TF32 "allows down-converting inputs
+ * to TF32", and CUBLAS_TF32_TENSOR_OP_MATH "allow[s] accelerating single precision routines using
+ * TF32 tensor cores" (cublas_api.h), which cuBLAS does for CUBLAS_COMPUTE_32F. */
+bool uses_tf32(cublasComputeType_t compute, cublasMath_t mode) {
+    return compute == CUBLAS_COMPUTE_32F_FAST_TF32 || (mode & 0xf) == CUBLAS_TF32_TENSOR_OP_MATH;
+}
+
+struct gemm {
+    bool ta, tb, tf32;
+    int m, n, k;
+    float alpha, beta;
+    matrix a, b;
+    float *c;
+    int ldc;
+};
+
+/* C = alpha op(A) op(B) + beta C by CBLAS. With beta == 0, cuBLAS does not read C (it may hold
+ * NaN); the BLAS standard says so too ("C need not be set on input"), but C is zeroed first so
+ * that this holds whichever BLAS is linked. */
+void compute(const gemm &g) {
+    bool round = g.tf32 && g.k > 0;
+    std::vector<float> a = round ? rounded_copy(g.a) : std::vector<float>();
+    std::vector<float> b = round ? rounded_copy(g.b) : std::vector<float>();
+    const float *pa = round ? a.data() : static_cast<const float *>(g.a.p);
+    const float *pb = round ? b.data() : static_cast<const float *>(g.b.p);
+    if (g.beta == 0.0f)
+        for (int j = 0; j < g.n; j++)
+            std::memset(g.c + (std::size_t)j * g.ldc, 0, (std::size_t)g.m * sizeof(float));
+    cblas_sgemm(CblasColMajor, g.ta ? CblasTrans : CblasNoTrans, g.tb ? CblasTrans : CblasNoTrans,
+                g.m, g.n, g.k, g.alpha, pa, g.a.ld, pb, g.b.ld, g.beta, g.c, g.ldc);
+}
+
+/* Queues the checked product. An operand that is not device memory is reported now; cuBLAS does
+ * not check pointers, so the call succeeds and the kernel faults when it runs, as on a GPU. */
+cublasStatus_t queue_gemm(cudaStream_t stream, const gemm &g) {
+    static const char *const names[3] = {"A", "B", "C"};
+    const matrix operands[3] = {g.a, g.b, {g.c, g.m, g.n, g.ldc}};
+    cudasim::span spans[3]{};
+    bool ok = true;
+    for (int i = g.k > 0 ? 0 : 2; i < 3; i++) /* k == 0 reads neither A nor B */
+        if (!cudasim::check_device("cublasGemmEx", names[i], operands[i].p, operands[i].bytes(),
+                                   &spans[i]))
+            ok = false;
+    cudaError_t err = cudasim::enqueue_op(stream, "cublasGemmEx", [g, spans, ok]() {
+        if (!ok) return cudaErrorIllegalAddress; /* reported at the call */
+        for (int i = 0; i < 3; i++)
+            if (!cudasim::still_live("cublasGemmEx", names[i], spans[i]))
+                return cudaErrorIllegalAddress;
+        compute(g);
+        return cudaSuccess;
+    });
+    return err == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
+}
+
+} // namespace
+
+cublasStatus_t cublasCreate(cublasHandle_t *handle) {
+    auto lock = cudasim::hold();
+    if (cudasim::begin_call() != cudaSuccess) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!handle) return CUBLAS_STATUS_INVALID_VALUE;
+    *handle = new cublasContext{nullptr, CUBLAS_DEFAULT_MATH};
+    handles().live.insert(*handle);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* "the release of those resources by calling cublasDestroy() will implicitly call
+ * cudaDeviceSynchronize()" (cuBLAS, cublasCreate). Released even after a fault. */
+cublasStatus_t cublasDestroy(cublasHandle_t handle) {
+    auto lock = cudasim::hold();
+    cublasStatus_t st = begin(handle, "cublasDestroy");
+    if (st == CUBLAS_STATUS_SUCCESS && cudasim::synchronize_all() != cudaSuccess)
+        st = CUBLAS_STATUS_EXECUTION_FAILED;
+    if (handles().live.erase(handle)) delete handle;
+    return st;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+    auto lock = cudasim::hold();
+    cublasStatus_t st = begin(handle, "cublasSetStream");
+    if (st == CUBLAS_STATUS_SUCCESS && !cudasim::is_stream(stream, "cublasSetStream"))
+        st = CUBLAS_STATUS_INVALID_VALUE;
+    if (st == CUBLAS_STATUS_SUCCESS) handle->stream = stream;
+    return st;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
+    auto lock = cudasim::hold();
+    cublasStatus_t st = begin(handle, "cublasSetMathMode");
+    unsigned base = (unsigned)mode & ~(unsigned)CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION;
+    if (st == CUBLAS_STATUS_SUCCESS && base > CUBLAS_FP32_EMULATED_BF16X9_MATH &&
+        base != CUBLAS_FP64_EMULATED_FIXEDPOINT_MATH)
+        st = CUBLAS_STATUS_INVALID_VALUE;
+    if (st == CUBLAS_STATUS_SUCCESS) handle->mode = mode;
+    return st;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
+                            cublasOperation_t transb, int m, int n, int k, const void *alpha,
+                            const void *A, cudaDataType Atype, int lda, const void *B,
+                            cudaDataType Btype, int ldb, const void *beta, void *C,
+                            cudaDataType Ctype, int ldc, cublasComputeType_t computeType,
+                            cublasGemmAlgo_t algo) {
+    (void)algo; /* every algorithm computes the same product here */
+    auto lock = cudasim::hold();
+    cublasStatus_t st = begin(handle, "cublasGemmEx");
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = check_gemm_args(transa, transb, m, n, k, alpha, beta, lda, ldb, ldc);
+    if (st == CUBLAS_STATUS_SUCCESS) st = check_gemm_types(Atype, Btype, Ctype, computeType);
+    if (st != CUBLAS_STATUS_SUCCESS || m == 0 || n == 0) return st;
+    gemm g{};
+    g.ta = is_transpose(transa);
+    g.tb = is_transpose(transb);
+    g.tf32 = uses_tf32(computeType, handle->mode);
+    g.m = m, g.n = n, g.k = k;
+    g.alpha = *static_cast<const float *>(alpha); /* host pointer mode: read at the call */
+    g.beta = *static_cast<const float *>(beta);
+    g.a = {A, g.ta ? k : m, g.ta ? m : k, lda};
+    g.b = {B, g.tb ? n : k, g.tb ? k : n, ldb};
+    g.c = static_cast<float *>(C);
+    g.ldc = ldc;
+    return queue_gemm(handle->stream, g);
+}
+
+/* The statuses with the real library's strings. */
+#define CUDASIM_CUBLAS_STATUSES(X)                                                                 \
+    X(CUBLAS_STATUS_SUCCESS, "success")                                                            \
+    X(CUBLAS_STATUS_NOT_INITIALIZED, "the library was not initialized")                            \
+    X(CUBLAS_STATUS_ALLOC_FAILED, "the resource allocation failed")                                \
+    X(CUBLAS_STATUS_INVALID_VALUE, "an invalid numeric value was used as an argument")             \
+    X(CUBLAS_STATUS_ARCH_MISMATCH, "an absent device architectural feature is required")           \
+    X(CUBLAS_STATUS_MAPPING_ERROR, "an access to GPU memory space failed")                         \
+    X(CUBLAS_STATUS_EXECUTION_FAILED, "the GPU program failed to execute")                         \
+    X(CUBLAS_STATUS_INTERNAL_ERROR, "an internal operation failed")                                \
+    X(CUBLAS_STATUS_NOT_SUPPORTED, "the functionality requested is not supported")                 \
+    X(CUBLAS_STATUS_LICENSE_ERROR, "error detected trying to check the license")
+
+static const char *status_text(cublasStatus_t status, bool name) {
+    switch (status) {
+#define CUDASIM_STATUS_CASE(s, text)                                                               \
+    case s:                                                                                        \
+        return name ? #s : text;
+        CUDASIM_CUBLAS_STATUSES(CUDASIM_STATUS_CASE)
+#undef CUDASIM_STATUS_CASE
+    }
+    return name ? "CUBLAS_STATUS_UNKNOWN" : "unknown error";
+}
+
+const char *cublasGetStatusName(cublasStatus_t status) {
+    return status_text(status, true);
+}
+
+const char *cublasGetStatusString(cublasStatus_t status) {
+    return status_text(status, false);
+}

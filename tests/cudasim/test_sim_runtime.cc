@@ -1,0 +1,778 @@
+/* ctest-labels: unit */
+/*
+ * The simulator's host half (runtime.cc, cublas.cc, curand.cc): each host-side bug cumlp could
+ * make is planted here and must be caught (reported as "cudasim: ..." and failed as on a GPU):
+ * a host pointer given as device memory, a copy of the wrong kind or past an allocation's end,
+ * a use after free, a double free, a missing wait between streams, a pinned staging buffer
+ * rewritten too early. The rest checks what cumlp relies on: event timing rules, fault injection,
+ * GEMM against a naive loop (TF32 rounding included), cuRAND against cumlp's host Philox, the
+ * device count, and the report of device memory never freed at exit.
+ */
+#include "cudasim.h"
+#include "cudasim_control.h"
+#include "harness.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <curand.h>
+
+extern "C" {
+#include "backends/rng.h"
+}
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#define CHECK_ERR(expr, expected)                                                                  \
+    do {                                                                                           \
+        cudaError_t check_err_ = (expr);                                                           \
+        CHECK_MSG(check_err_ == (expected), "got %s, expected %s", cudaGetErrorName(check_err_),   \
+                  cudaGetErrorName(expected));                                                     \
+    } while (0)
+
+#define CHECK_CUDA(expr) CHECK_ERR(expr, cudaSuccess)
+
+#define CHECK_BLAS(expr, expected)                                                                 \
+    do {                                                                                           \
+        cublasStatus_t check_blas_ = (expr);                                                       \
+        CHECK_MSG(check_blas_ == (expected), "got %s", cublasGetStatusName(check_blas_));          \
+    } while (0)
+
+#define CHECK_RAND(expr, expected)                                                                 \
+    do {                                                                                           \
+        curandStatus_t check_rand_ = (expr);                                                       \
+        CHECK_MSG(check_rand_ == (expected), "got cuRAND status %d", (int)check_rand_);            \
+    } while (0)
+
+/* Checks that `body` makes the simulator report exactly `n` faults. */
+#define CHECK_REPORTS(n, body)                                                                     \
+    do {                                                                                           \
+        int check_before_ = cudasim_error_count();                                                 \
+        body;                                                                                      \
+        CHECK_MSG(cudasim_error_count() - check_before_ == (n), "%d reports, expected %d",         \
+                  cudasim_error_count() - check_before_, (n));                                     \
+    } while (0)
+
+static const size_t kBytes = 64 * sizeof(float);
+
+static float *device_floats(size_t n) {
+    void *p = nullptr;
+    CHECK_CUDA(cudaMalloc(&p, n * sizeof(float)));
+    return static_cast<float *>(p);
+}
+
+static float *pinned_floats(size_t n) {
+    void *p = nullptr;
+    CHECK_CUDA(cudaHostAlloc(&p, n * sizeof(float), cudaHostAllocDefault));
+    return static_cast<float *>(p);
+}
+
+static cudaStream_t new_stream(void) {
+    cudaStream_t s = nullptr;
+    CHECK_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    return s;
+}
+
+/* Into pageable memory the copy is synchronous: no stream synchronization needed. */
+static std::vector<float> download(const float *d, size_t n, cudaStream_t s) {
+    std::vector<float> out(n);
+    CHECK_CUDA(cudaMemcpyAsync(out.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost, s));
+    return out;
+}
+
+static void upload(float *d, const std::vector<float> &h, cudaStream_t s) {
+    CHECK_CUDA(cudaMemcpyAsync(d, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice, s));
+}
+
+static std::vector<float> iota(size_t n, float first) {
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = first + (float)i;
+    return v;
+}
+
+/* ---- planted bugs: pointers ------------------------------------------------------------------ */
+
+static void gemm_1x1(cublasHandle_t h, const float *A, const float *B, float *C) {
+    const float one = 1.0f, zero = 0.0f;
+    CHECK_BLAS(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, A, CUDA_R_32F, 1, B,
+                            CUDA_R_32F, 1, &zero, C, CUDA_R_32F, 1, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT),
+               CUBLAS_STATUS_SUCCESS);
+}
+
+static void test_host_pointer_as_device_memory(void) {
+    float host[64] = {0}, other[64] = {0};
+    float *d = device_floats(64);
+    cudaStream_t s = new_stream();
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemcpyAsync(other, host, kBytes, cudaMemcpyHostToDevice, s),
+                               cudaErrorInvalidValue));
+    CHECK_ERR(cudaGetLastError(), cudaErrorInvalidValue);
+    CHECK_ERR(cudaGetLastError(), cudaSuccess);
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemsetAsync(host, 0, kBytes, s), cudaErrorInvalidValue));
+    cudaGetLastError();
+    /* cuBLAS does not check pointers: the call succeeds, the product faults when it runs. */
+    cublasHandle_t h = nullptr;
+    CHECK_BLAS(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    CHECK_BLAS(cublasSetStream(h, s), CUBLAS_STATUS_SUCCESS);
+    CHECK_REPORTS(1, gemm_1x1(h, d, host, d + 1));
+    CHECK_ERR(cudaStreamSynchronize(s), cudaErrorIllegalAddress);
+    void *p = nullptr;
+    CHECK_ERR(cudaMalloc(&p, 4), cudaErrorIllegalAddress); /* sticky */
+    cudasim_reset();
+    CHECK_BLAS(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFree(d));
+}
+
+static void test_copy_of_wrong_kind(void) {
+    std::vector<float> host(64, 1.0f);
+    float *d = device_floats(64), *e = device_floats(64);
+    cudaStream_t s = new_stream();
+    /* Arguments swapped: the device pointer given as the host destination. */
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemcpyAsync(d, host.data(), kBytes, cudaMemcpyDeviceToHost, s),
+                               cudaErrorInvalidValue));
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemcpyAsync(e, d, kBytes, cudaMemcpyHostToDevice, s),
+                               cudaErrorInvalidValue));
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemcpyAsync(e, host.data(), kBytes, cudaMemcpyDeviceToDevice, s),
+                               cudaErrorInvalidValue));
+    CHECK_REPORTS(0, CHECK_ERR(cudaMemcpyAsync(e, d, kBytes, (cudaMemcpyKind)7, s),
+                               cudaErrorInvalidMemcpyDirection));
+    cudaGetLastError();
+    /* cudaMemcpyDefault infers the kinds. */
+    CHECK_CUDA(cudaMemcpyAsync(d, host.data(), kBytes, cudaMemcpyDefault, s));
+    CHECK(download(d, 64, s) == host);
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFree(d));
+    CHECK_CUDA(cudaFree(e));
+}
+
+static void test_copy_past_the_end(void) {
+    unsigned char host[128] = {0};
+    void *d = nullptr;
+    CHECK_CUDA(cudaMalloc(&d, 100));
+    cudaStream_t s = new_stream();
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemcpyAsync(d, host, 104, cudaMemcpyHostToDevice, s),
+                               cudaErrorInvalidValue));
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemcpyAsync(host, (char *)d + 48, 64, cudaMemcpyDeviceToHost, s),
+                               cudaErrorInvalidValue));
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemsetAsync(d, 0, 101, s), cudaErrorInvalidValue));
+    float *pinned = pinned_floats(16);
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemcpyAsync(d, pinned, 68, cudaMemcpyHostToDevice, s),
+                               cudaErrorInvalidValue));
+    cudaGetLastError();
+    CHECK_REPORTS(0, CHECK_CUDA(cudaMemcpyAsync(d, host, 100, cudaMemcpyHostToDevice, s)));
+    CHECK_CUDA(cudaStreamSynchronize(s));
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFreeHost(pinned));
+    CHECK_CUDA(cudaFree(d));
+}
+
+/* The buffer is freed between the enqueue and the synchronization: the operation faults when it
+ * runs (a new allocation of the same size in between does not hide it). */
+static void test_use_after_free(void) {
+    cudaStream_t s = new_stream();
+    float *d = device_floats(64);
+    CHECK_CUDA(cudaMemsetAsync(d, 0, kBytes, s));
+    CHECK_CUDA(cudaFree(d));
+    float *again = device_floats(64);
+    CHECK_REPORTS(1, CHECK_ERR(cudaStreamSynchronize(s), cudaErrorIllegalAddress));
+    void *p = nullptr;
+    CHECK_ERR(cudaMalloc(&p, 4), cudaErrorIllegalAddress);
+    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress);
+    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress); /* sticky: not cleared */
+    cudasim_reset();
+    /* A pinned source freed before the copy read it. */
+    float *pinned = pinned_floats(64);
+    CHECK_CUDA(cudaMemcpyAsync(again, pinned, kBytes, cudaMemcpyHostToDevice, s));
+    CHECK_CUDA(cudaFreeHost(pinned));
+    CHECK_REPORTS(1, CHECK_ERR(cudaStreamSynchronize(s), cudaErrorIllegalAddress));
+    cudasim_reset();
+    CHECK_CUDA(cudaFree(again));
+    CHECK_CUDA(cudaStreamDestroy(s));
+}
+
+static void test_double_free(void) {
+    float *d = device_floats(64), *pinned = pinned_floats(64);
+    int local = 0;
+    CHECK_CUDA(cudaFree(d));
+    CHECK_REPORTS(1, CHECK_ERR(cudaFree(d), cudaErrorInvalidValue));
+    d = device_floats(64);
+    CHECK_REPORTS(1, CHECK_ERR(cudaFree(d + 1), cudaErrorInvalidValue));
+    CHECK_REPORTS(1, CHECK_ERR(cudaFree(&local), cudaErrorInvalidValue));
+    CHECK_REPORTS(1, CHECK_ERR(cudaFree(pinned), cudaErrorInvalidValue));
+    CHECK_REPORTS(1, CHECK_ERR(cudaFreeHost(d), cudaErrorInvalidValue));
+    CHECK_REPORTS(0, CHECK_CUDA(cudaFree(nullptr)));
+    CHECK_CUDA(cudaFreeHost(pinned));
+    CHECK_REPORTS(1, CHECK_ERR(cudaFreeHost(pinned), cudaErrorInvalidValue));
+    CHECK_CUDA(cudaFree(d));
+    cudaGetLastError();
+}
+
+/* ---- planted bugs: ordering ------------------------------------------------------------------ */
+
+/* A pinned upload on stream b, read on stream a. Without the event wait, a reads what was there
+ * before (whatever the schedule: a's synchronization does not need b's work); with it, the data. */
+static void test_missing_stream_wait(void) {
+    const size_t n = 256;
+    float *pinned = pinned_floats(n), *src = device_floats(n), *dst = device_floats(n);
+    std::vector<float> data = iota(n, 1.0f);
+    std::memcpy(pinned, data.data(), n * sizeof(float));
+    cudaStream_t a = new_stream(), b = new_stream();
+    cudaEvent_t copied = nullptr;
+    CHECK_CUDA(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));
+    for (int wait = 0; wait < 2; wait++) {
+        CHECK_CUDA(cudaMemsetAsync(src, 0, n * sizeof(float), a));
+        CHECK_CUDA(cudaStreamSynchronize(a));
+        CHECK_CUDA(cudaMemcpyAsync(src, pinned, n * sizeof(float), cudaMemcpyHostToDevice, b));
+        CHECK_CUDA(cudaEventRecord(copied, b));
+        if (wait) CHECK_CUDA(cudaStreamWaitEvent(a, copied, 0));
+        CHECK_CUDA(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, a));
+        std::vector<float> out = download(dst, n, a);
+        CHECK_MSG(wait ? out == data : out == std::vector<float>(n, 0.0f),
+                  "%s the wait, out[0] = %g", wait ? "with" : "without", out[0]);
+        CHECK_CUDA(cudaStreamSynchronize(b));
+    }
+    CHECK_CUDA(cudaEventDestroy(copied));
+    CHECK_CUDA(cudaStreamDestroy(a));
+    CHECK_CUDA(cudaStreamDestroy(b));
+    CHECK_CUDA(cudaFreeHost(pinned));
+    CHECK_CUDA(cudaFree(src));
+    CHECK_CUDA(cudaFree(dst));
+}
+
+/* cudaDeviceSynchronize runs two independent streams in the schedule's order, not the host's:
+ * "forward" runs the latest issued first, "reverse" the earliest. */
+static void test_device_synchronize_follows_the_schedule(void) {
+    const size_t n = 64;
+    float *pinned = pinned_floats(n), *src = device_floats(n), *dst = device_floats(n);
+    std::vector<float> data = iota(n, 1.0f);
+    std::memcpy(pinned, data.data(), n * sizeof(float));
+    cudaStream_t a = new_stream(), b = new_stream();
+    CHECK_CUDA(cudaMemsetAsync(src, 0, n * sizeof(float), a));
+    CHECK_CUDA(cudaStreamSynchronize(a));
+    CHECK_CUDA(cudaMemcpyAsync(src, pinned, n * sizeof(float), cudaMemcpyHostToDevice, b));
+    CHECK_CUDA(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, a));
+    CHECK_CUDA(cudaDeviceSynchronize());
+    std::vector<float> out = download(dst, n, a);
+    if (cudasim::schedule() == cudasim::order::forward) CHECK(out == std::vector<float>(n, 0.0f));
+    if (cudasim::schedule() == cudasim::order::reverse) CHECK(out == data);
+    CHECK_CUDA(cudaStreamDestroy(a));
+    CHECK_CUDA(cudaStreamDestroy(b));
+    CHECK_CUDA(cudaFreeHost(pinned));
+    CHECK_CUDA(cudaFree(src));
+    CHECK_CUDA(cudaFree(dst));
+}
+
+/* cumlp's upload: chunks through two pinned halves, each rewritten only after the event recorded
+ * behind its previous copy has completed. Without that wait, the copies (which read pinned memory
+ * when they run) see the half's latest contents. */
+static std::vector<float> staged_upload(const std::vector<float> &src, bool wait) {
+    const size_t chunk = 64, n = src.size();
+    float *stage = pinned_floats(2 * chunk), *dst = device_floats(n);
+    cudaStream_t s = new_stream();
+    cudaEvent_t free_half[2];
+    for (cudaEvent_t &e : free_half)
+        CHECK_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    for (size_t off = 0, c = 0; off < n; off += chunk, c++) {
+        float *h = stage + (c % 2) * chunk;
+        size_t count = std::min(chunk, n - off);
+        if (wait) CHECK_CUDA(cudaEventSynchronize(free_half[c % 2]));
+        std::memcpy(h, src.data() + off, count * sizeof(float));
+        CHECK_CUDA(cudaMemcpyAsync(dst + off, h, count * sizeof(float), cudaMemcpyHostToDevice, s));
+        CHECK_CUDA(cudaEventRecord(free_half[c % 2], s));
+    }
+    std::vector<float> out = download(dst, n, s);
+    for (cudaEvent_t e : free_half)
+        CHECK_CUDA(cudaEventDestroy(e));
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFreeHost(stage));
+    CHECK_CUDA(cudaFree(dst));
+    return out;
+}
+
+static void test_staging_pipeline(void) {
+    std::vector<float> src = iota(5 * 64 + 7, 0.5f);
+    CHECK(staged_upload(src, true) == src);
+    CHECK(staged_upload(src, false) != src);
+    /* A pageable source is read at the call: rewriting it afterwards changes nothing. */
+    cudaStream_t s = new_stream();
+    float *d = device_floats(64);
+    std::vector<float> host = iota(64, 1.0f), before = host;
+    upload(d, host, s);
+    host.assign(64, -1.0f);
+    CHECK(download(d, 64, s) == before);
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFree(d));
+}
+
+/* ---- events and streams ---------------------------------------------------------------------- */
+
+static void test_event_rules(void) {
+    cudaStream_t s = new_stream();
+    float *d = device_floats(64);
+    cudaEvent_t start, stop, untimed, never;
+    CHECK_CUDA(cudaEventCreate(&start));
+    CHECK_CUDA(cudaEventCreate(&stop));
+    CHECK_CUDA(cudaEventCreateWithFlags(&untimed, cudaEventDisableTiming));
+    CHECK_CUDA(cudaEventCreate(&never));
+    CHECK_CUDA(cudaEventRecord(start, s));
+    CHECK_CUDA(cudaMemsetAsync(d, 0, kBytes, s));
+    CHECK_CUDA(cudaEventRecord(stop, s));
+    CHECK_CUDA(cudaEventRecord(untimed, s));
+    CHECK_CUDA(cudaMemsetAsync(d, 1, kBytes, s));
+    float ms = -1;
+    CHECK_ERR(cudaEventElapsedTime(&ms, start, stop), cudaErrorNotReady); /* nothing ran */
+    CHECK_ERR(cudaGetLastError(), cudaSuccess);                           /* not an error */
+    CHECK_CUDA(cudaEventSynchronize(stop));
+    CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    CHECK(ms >= 0);
+    CHECK_ERR(cudaEventElapsedTime(&ms, start, never), cudaErrorInvalidResourceHandle);
+    CHECK_CUDA(cudaEventSynchronize(untimed));
+    CHECK_ERR(cudaEventElapsedTime(&ms, start, untimed), cudaErrorInvalidResourceHandle);
+    CHECK_CUDA(cudaEventQuery(never)); /* never recorded: complete */
+    CHECK_CUDA(cudaEventSynchronize(never));
+    /* The event synchronizations ran only up to the records: the last memset is still queued. */
+    CHECK_ERR(cudaStreamQuery(s), cudaErrorNotReady);
+    CHECK_CUDA(cudaStreamQuery(s));
+    cudaGetLastError();
+    for (cudaEvent_t e : {start, stop, untimed, never})
+        CHECK_CUDA(cudaEventDestroy(e));
+    CHECK_REPORTS(1, CHECK_ERR(cudaEventRecord(start, s), cudaErrorInvalidResourceHandle));
+    cudaGetLastError();
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFree(d));
+}
+
+/* A stream destroyed with work queued: the work stays and runs when needed; the handle is dead. */
+static void test_destroyed_stream(void) {
+    cudaStream_t s = new_stream();
+    unsigned char *d = nullptr;
+    CHECK_CUDA(cudaMalloc((void **)&d, 16));
+    CHECK_CUDA(cudaMemsetAsync(d, 7, 16, s));
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemsetAsync(d, 0, 16, s), cudaErrorInvalidResourceHandle));
+    cudaGetLastError();
+    CHECK_CUDA(cudaDeviceSynchronize());
+    unsigned char out[16];
+    CHECK_CUDA(cudaMemcpyAsync(out, d, 16, cudaMemcpyDeviceToHost, nullptr));
+    CHECK(out[0] == 7 && out[15] == 7);
+    CHECK_CUDA(cudaFree(d));
+}
+
+/* ---- fault injection ------------------------------------------------------------------------- */
+
+static void test_failed_allocation(void) {
+    void *p1 = nullptr, *p2 = (void *)1, *p3 = nullptr;
+    cudasim_fail_allocation(2);
+    CHECK_CUDA(cudaMalloc(&p1, 16));
+    CHECK_ERR(cudaMalloc(&p2, 16), cudaErrorMemoryAllocation);
+    CHECK(p2 == nullptr);
+    CHECK_ERR(cudaGetLastError(), cudaErrorMemoryAllocation);
+    CHECK_CUDA(cudaMalloc(&p3, 16));
+    CHECK_CUDA(cudaFree(p1));
+    CHECK_CUDA(cudaFree(p3));
+}
+
+struct libraries {
+    cudaStream_t s = nullptr;
+    cublasHandle_t blas = nullptr;
+    curandGenerator_t rng = nullptr;
+    float *d = nullptr;
+};
+
+static libraries open_libraries(void) {
+    libraries l;
+    l.s = new_stream();
+    l.d = device_floats(64);
+    CHECK_BLAS(cublasCreate(&l.blas), CUBLAS_STATUS_SUCCESS);
+    CHECK_BLAS(cublasSetStream(l.blas, l.s), CUBLAS_STATUS_SUCCESS);
+    CHECK_RAND(curandCreateGenerator(&l.rng, CURAND_RNG_PSEUDO_PHILOX4_32_10),
+               CURAND_STATUS_SUCCESS);
+    CHECK_RAND(curandSetStream(l.rng, l.s), CURAND_STATUS_SUCCESS);
+    CHECK_RAND(curandSetGeneratorOrdering(l.rng, CURAND_ORDERING_PSEUDO_LEGACY),
+               CURAND_STATUS_SUCCESS);
+    return l;
+}
+
+static void close_libraries(libraries &l) {
+    CHECK_RAND(curandDestroyGenerator(l.rng), CURAND_STATUS_SUCCESS);
+    CHECK_BLAS(cublasDestroy(l.blas), CUBLAS_STATUS_SUCCESS);
+    CHECK_CUDA(cudaStreamDestroy(l.s));
+    CHECK_CUDA(cudaFree(l.d));
+}
+
+static cublasStatus_t small_gemm(const libraries &l) {
+    const float one = 1.0f;
+    return cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, l.d, CUDA_R_32F, 2,
+                        l.d + 4, CUDA_R_32F, 2, &one, l.d + 8, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
+                        CUBLAS_GEMM_DEFAULT);
+}
+
+static void test_injected_sticky_error(void) {
+    libraries l = open_libraries();
+    void *p = nullptr;
+    cudasim_inject_sticky_error(2);
+    CHECK_CUDA(cudaMemsetAsync(l.d, 0, kBytes, l.s));
+    CHECK_ERR(cudaStreamSynchronize(l.s), cudaErrorIllegalAddress);
+    CHECK_ERR(cudaMalloc(&p, 16), cudaErrorIllegalAddress);
+    CHECK_ERR(cudaMemsetAsync(l.d, 0, kBytes, l.s), cudaErrorIllegalAddress);
+    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress);
+    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress);
+    CHECK_ERR(cudaPeekAtLastError(), cudaErrorIllegalAddress);
+    CHECK_BLAS(small_gemm(l), CUBLAS_STATUS_EXECUTION_FAILED);
+    CHECK_BLAS(cublasSetStream(l.blas, l.s), CUBLAS_STATUS_EXECUTION_FAILED);
+    CHECK_RAND(curandGenerateUniform(l.rng, l.d, 4), CURAND_STATUS_PREEXISTING_FAILURE);
+    CHECK_RAND(curandSetPseudoRandomGeneratorSeed(l.rng, 1), CURAND_STATUS_PREEXISTING_FAILURE);
+    cudasim_reset();
+    CHECK_CUDA(cudaMalloc(&p, 16));
+    CHECK_BLAS(small_gemm(l), CUBLAS_STATUS_SUCCESS);
+    CHECK_RAND(curandGenerateUniform(l.rng, l.d, 4), CURAND_STATUS_SUCCESS);
+    CHECK_CUDA(cudaStreamSynchronize(l.s));
+    /* Injected at a library call; the memory is still released by a failing free. */
+    cudasim_inject_sticky_error(1);
+    CHECK_RAND(curandGenerateUniform(l.rng, l.d, 4), CURAND_STATUS_LAUNCH_FAILURE);
+    CHECK_ERR(cudaPeekAtLastError(), cudaErrorIllegalAddress);
+    CHECK_ERR(cudaFree(p), cudaErrorIllegalAddress);
+    cudasim_reset();
+    cudasim_inject_sticky_error(1);
+    CHECK_BLAS(small_gemm(l), CUBLAS_STATUS_EXECUTION_FAILED);
+    cudasim_reset();
+    CHECK_ERR(cudaFree(p), cudaErrorInvalidValue); /* freed above */
+    cudasim_reset();
+    close_libraries(l);
+}
+
+/* ---- cuBLAS ---------------------------------------------------------------------------------- */
+
+struct gemm_case {
+    bool ta, tb;
+    int m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+};
+
+/* C = alpha op(A) op(B) + beta C in double, column-major. */
+static std::vector<float> naive_gemm(const gemm_case &g, const std::vector<float> &A,
+                                     const std::vector<float> &B, std::vector<float> C) {
+    for (int j = 0; j < g.n; j++)
+        for (int i = 0; i < g.m; i++) {
+            double sum = 0;
+            for (int p = 0; p < g.k; p++)
+                sum += (double)A[g.ta ? p + (size_t)i * g.lda : i + (size_t)p * g.lda] *
+                       B[g.tb ? j + (size_t)p * g.ldb : p + (size_t)j * g.ldb];
+            float &c = C[i + (size_t)j * g.ldc];
+            c = (float)(g.alpha * sum + (g.beta == 0 ? 0.0 : g.beta * (double)c));
+        }
+    return C;
+}
+
+static std::vector<float> device_gemm(const libraries &l, const gemm_case &g,
+                                      const std::vector<float> &A, const std::vector<float> &B,
+                                      const std::vector<float> &C, cublasComputeType_t compute) {
+    float *a = device_floats(A.size()), *b = device_floats(B.size()), *c = device_floats(C.size());
+    upload(a, A, l.s);
+    upload(b, B, l.s);
+    upload(c, C, l.s);
+    CHECK_BLAS(cublasGemmEx(l.blas, g.ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                            g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k, &g.alpha, a,
+                            CUDA_R_32F, g.lda, b, CUDA_R_32F, g.ldb, &g.beta, c, CUDA_R_32F, g.ldc,
+                            compute, CUBLAS_GEMM_DEFAULT),
+               CUBLAS_STATUS_SUCCESS);
+    std::vector<float> out = download(c, C.size(), l.s);
+    CHECK_CUDA(cudaFree(a));
+    CHECK_CUDA(cudaFree(b));
+    CHECK_CUDA(cudaFree(c));
+    return out;
+}
+
+static std::vector<float> pseudo_random(size_t n, unsigned seed) {
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        v[i] = (float)(seed >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
+    }
+    return v;
+}
+
+/* Every transpose case, with padded leading dimensions; beta 0 over a NaN C (padding included:
+ * it must come back untouched). */
+static void test_gemm_against_naive_loop(void) {
+    libraries l = open_libraries();
+    for (int t = 0; t < 8; t++) {
+        gemm_case g{(t & 1) != 0, (t & 2) != 0, 5, 4, 3, 0, 0, 7, 1.5f, t < 4 ? 0.0f : 0.5f};
+        g.lda = (g.ta ? g.k : g.m) + 2;
+        g.ldb = (g.tb ? g.n : g.k) + 1;
+        std::vector<float> A = pseudo_random((size_t)g.lda * (g.ta ? g.m : g.k), 1 + t);
+        std::vector<float> B = pseudo_random((size_t)g.ldb * (g.tb ? g.k : g.n), 9 + t);
+        std::vector<float> C = g.beta == 0 ? std::vector<float>((size_t)g.ldc * g.n, NAN)
+                                           : pseudo_random((size_t)g.ldc * g.n, 17 + t);
+        std::vector<float> want = naive_gemm(g, A, B, C);
+        std::vector<float> got = device_gemm(l, g, A, B, C, CUBLAS_COMPUTE_32F);
+        for (size_t i = 0; i < got.size(); i++) {
+            bool padding = (int)(i % g.ldc) >= g.m;
+            bool same = padding ? std::memcmp(&got[i], &C[i], sizeof(float)) == 0
+                                : std::fabs(got[i] - want[i]) <= 1e-6f * (1 + std::fabs(want[i]));
+            CHECK_MSG(same, "case %d, element %zu: %g, expected %g", t, i, got[i],
+                      padding ? C[i] : want[i]);
+        }
+    }
+    close_libraries(l);
+}
+
+/* A column of values times 1: the TF32 rounding of each (round to nearest, ties away from zero)
+ * shows in the product; fp32 compute keeps them exact. */
+static void test_gemm_tf32_rounding(void) {
+    const float e = std::ldexp(1.0f, -12);
+    const std::vector<float> A = {1 + e, 1 + 2 * e, -(1 + 2 * e), 1 + 3 * e, 3.0f, INFINITY, NAN};
+    const std::vector<float> tf32 = {1.0f, 1 + 4 * e, -(1 + 4 * e), 1 + 4 * e, 3.0f, INFINITY, NAN};
+    gemm_case g{false, false, (int)A.size(), 1, 1, (int)A.size(), 1, (int)A.size(), 1.0f, 0.0f};
+    libraries l = open_libraries();
+    auto same = [](const std::vector<float> &x, const std::vector<float> &y) {
+        for (size_t i = 0; i < x.size(); i++)
+            if (!(x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i])))) return false;
+        return true;
+    };
+    std::vector<float> C(A.size(), 0.0f), one = {1.0f};
+    CHECK(same(device_gemm(l, g, A, one, C, CUBLAS_COMPUTE_32F), A));
+    CHECK(same(device_gemm(l, g, A, one, C, CUBLAS_COMPUTE_32F_FAST_TF32), tf32));
+    CHECK_BLAS(cublasSetMathMode(l.blas, CUBLAS_TF32_TENSOR_OP_MATH), CUBLAS_STATUS_SUCCESS);
+    CHECK(same(device_gemm(l, g, A, one, C, CUBLAS_COMPUTE_32F), tf32));
+    close_libraries(l);
+}
+
+static void test_gemm_argument_checks(void) {
+    libraries l = open_libraries();
+    const float one = 1.0f;
+    float *d = l.d;
+    CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 4, 2, 2, &one, d, CUDA_R_32F, 3, d,
+                            CUDA_R_32F, 2, &one, d, CUDA_R_32F, 4, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT),
+               CUBLAS_STATUS_INVALID_VALUE); /* lda < m */
+    CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, -1, 2, 2, &one, d, CUDA_R_32F, 1, d,
+                            CUDA_R_32F, 2, &one, d, CUDA_R_32F, 1, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT),
+               CUBLAS_STATUS_INVALID_VALUE);
+    CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, d, CUDA_R_16F, 2, d,
+                            CUDA_R_16F, 2, &one, d, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT),
+               CUBLAS_STATUS_NOT_SUPPORTED);
+    /* C past the end of its allocation: reported at the call, a fault when it runs. */
+    CHECK_REPORTS(1,
+                  CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 1, &one, d,
+                                          CUDA_R_32F, 8, d, CUDA_R_32F, 1, &one, d + 8, CUDA_R_32F,
+                                          8, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                             CUBLAS_STATUS_SUCCESS));
+    CHECK_ERR(cudaStreamSynchronize(l.s), cudaErrorIllegalAddress);
+    cudasim_reset();
+    CHECK_REPORTS(
+        1, CHECK_BLAS(cublasSetStream((cublasHandle_t)&one, l.s), CUBLAS_STATUS_NOT_INITIALIZED));
+    close_libraries(l);
+}
+
+/* ---- cuRAND ---------------------------------------------------------------------------------- */
+
+static bool equals_host_draws(const std::vector<float> &got, uint64_t seed, int normal,
+                              size_t first) {
+    for (size_t i = 0; i < got.size(); i++) {
+        float want = cumlp__philox_draw(seed, normal, first + i);
+        if (std::memcmp(&got[i], &want, sizeof want) != 0) return false;
+    }
+    return true;
+}
+
+static std::vector<float> draws(const libraries &l, int normal, size_t count,
+                                curandStatus_t expected = CURAND_STATUS_SUCCESS) {
+    CHECK_RAND(normal ? curandGenerateNormal(l.rng, l.d, count, 0.0f, 1.0f)
+                      : curandGenerateUniform(l.rng, l.d, count),
+               expected);
+    return download(l.d, count, l.s);
+}
+
+static void test_curand_matches_host_philox(void) {
+    libraries l = open_libraries();
+    const uint64_t seed = 0x123456789abcdefull;
+    CHECK_RAND(curandSetPseudoRandomGeneratorSeed(l.rng, seed), CURAND_STATUS_SUCCESS);
+    CHECK(equals_host_draws(draws(l, 0, 10), seed, 0, 0));
+    CHECK(equals_host_draws(draws(l, 0, 7), seed, 0, 10)); /* goes on where the last call ended */
+    CHECK_RAND(curandSetGeneratorOffset(l.rng, 6), CURAND_STATUS_SUCCESS);
+    CHECK(equals_host_draws(draws(l, 0, 9), seed, 0, 6));
+    CHECK_RAND(curandSetGeneratorOffset(l.rng, 0), CURAND_STATUS_SUCCESS);
+    CHECK(equals_host_draws(draws(l, 1, 12), seed, 1, 0));
+    CHECK_RAND(curandSetGeneratorOffset(l.rng, 4), CURAND_STATUS_SUCCESS);
+    CHECK(equals_host_draws(draws(l, 1, 6), seed, 1, 4));
+    CHECK_RAND(curandGenerateNormal(l.rng, l.d, 5, 0.0f, 1.0f), CURAND_STATUS_LENGTH_NOT_MULTIPLE);
+    curandGenerator_t other = nullptr;
+    CHECK_RAND(curandCreateGenerator(&other, CURAND_RNG_PSEUDO_XORWOW), CURAND_STATUS_TYPE_ERROR);
+    close_libraries(l);
+}
+
+/* Outputs the library does not check: the fill faults when it runs. */
+static void test_curand_bad_outputs(void) {
+    libraries l = open_libraries();
+    std::vector<float> host(8);
+    CHECK_REPORTS(1,
+                  CHECK_RAND(curandGenerateUniform(l.rng, host.data(), 8), CURAND_STATUS_SUCCESS));
+    CHECK_ERR(cudaStreamSynchronize(l.s), cudaErrorIllegalAddress);
+    cudasim_reset();
+    CHECK_REPORTS(
+        1, CHECK_RAND(curandGenerateNormal(l.rng, l.d + 1, 4, 0.0f, 1.0f), CURAND_STATUS_SUCCESS));
+    CHECK_ERR(cudaStreamSynchronize(l.s), cudaErrorMisalignedAddress);
+    cudasim_reset();
+    close_libraries(l);
+}
+
+/* ---- devices, memory, errors ----------------------------------------------------------------- */
+
+static void test_device_count(void) {
+    int n = -1, device = -1;
+    setenv("CUDASIM_DEVICES", "0", 1);
+    CHECK_ERR(cudaGetDeviceCount(&n), cudaErrorNoDevice);
+    CHECK(n == 0);
+    void *p = nullptr;
+    CHECK_ERR(cudaMalloc(&p, 4), cudaErrorNoDevice);
+    cublasHandle_t h = nullptr;
+    CHECK_BLAS(cublasCreate(&h), CUBLAS_STATUS_NOT_INITIALIZED);
+    curandGenerator_t g = nullptr;
+    CHECK_RAND(curandCreateGenerator(&g, CURAND_RNG_PSEUDO_PHILOX4_32_10),
+               CURAND_STATUS_INITIALIZATION_FAILED);
+    setenv("CUDASIM_DEVICES", "2", 1);
+    cudaGetLastError();
+    CHECK_CUDA(cudaGetDeviceCount(&n));
+    CHECK(n == 2);
+    CHECK_ERR(cudaSetDevice(2), cudaErrorInvalidDevice);
+    CHECK_CUDA(cudaSetDevice(1));
+    cudaStream_t s = new_stream();
+    CHECK_CUDA(cudaStreamGetDevice(s, &device));
+    CHECK(device == 1);
+    cudaDeviceProp prop;
+    CHECK_CUDA(cudaGetDeviceProperties(&prop, 1));
+    CHECK(prop.major == 9 && prop.warpSize == 32 && std::strstr(prop.name, "cudasim"));
+    CHECK_CUDA(cudaSetDevice(0));
+    float *d = device_floats(4);
+    /* Work on another device's stream fails, as a kernel launch there would. */
+    CHECK_REPORTS(1, CHECK_ERR(cudaMemsetAsync(d, 0, 16, s), cudaErrorInvalidResourceHandle));
+    cudaGetLastError();
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFree(d));
+    unsetenv("CUDASIM_DEVICES");
+    CHECK_CUDA(cudaGetDeviceCount(&n));
+    CHECK(n == 1);
+    CHECK_CUDA(cudaGetDevice(&device));
+    CHECK(device == 0);
+}
+
+static void test_memory_info(void) {
+    size_t free0 = 0, total = 0, free1 = 0, free2 = 0;
+    CHECK_CUDA(cudaMemGetInfo(&free0, &total));
+    CHECK(total == (size_t)16384 << 20 && free0 <= total);
+    void *p = nullptr;
+    CHECK_CUDA(cudaMalloc(&p, 1000));
+    CHECK_CUDA(cudaMemGetInfo(&free1, &total));
+    CHECK(free0 - free1 == 1024); /* rounded to the 256-byte alignment */
+    CHECK_CUDA(cudaFree(p));
+    CHECK_CUDA(cudaMemGetInfo(&free2, &total));
+    CHECK(free2 == free0);
+    setenv("CUDASIM_MEMORY_MB", "1", 1);
+    CHECK_ERR(cudaMalloc(&p, 2 << 20), cudaErrorMemoryAllocation);
+    unsetenv("CUDASIM_MEMORY_MB");
+    cudaGetLastError();
+}
+
+static void test_error_names(void) {
+    CHECK(std::strcmp(cudaGetErrorName(cudaErrorIllegalAddress), "cudaErrorIllegalAddress") == 0);
+    CHECK(std::strcmp(cudaGetErrorString(cudaErrorIllegalAddress),
+                      "an illegal memory access was encountered") == 0);
+    CHECK(std::strcmp(cudaGetErrorName((cudaError_t)12345), "unrecognized error code") == 0);
+    CHECK(std::strcmp(cublasGetStatusName(CUBLAS_STATUS_EXECUTION_FAILED),
+                      "CUBLAS_STATUS_EXECUTION_FAILED") == 0);
+    CHECK(std::strlen(cublasGetStatusString(CUBLAS_STATUS_NOT_SUPPORTED)) > 0);
+    CHECK_ERR(cudaSetDevice(-1), cudaErrorInvalidDevice);
+    CHECK_ERR(cudaPeekAtLastError(), cudaErrorInvalidDevice);
+    CHECK_ERR(cudaGetLastError(), cudaErrorInvalidDevice);
+    CHECK_ERR(cudaPeekAtLastError(), cudaSuccess);
+}
+
+/* Threads share the shim (one lock); each has its own last error, as in the runtime. */
+static void test_threads(void) {
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 4; t++)
+        threads.emplace_back([&wrong, t]() {
+            cudaStream_t s = nullptr;
+            void *d = nullptr;
+            unsigned char out[64];
+            for (int i = 0; i < 50; i++) {
+                bool ok =
+                    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess &&
+                    cudaMalloc(&d, sizeof out) == cudaSuccess &&
+                    cudaMemsetAsync(d, t, sizeof out, s) == cudaSuccess &&
+                    cudaMemcpyAsync(out, d, sizeof out, cudaMemcpyDeviceToHost, s) == cudaSuccess &&
+                    out[0] == t && out[63] == t && cudaFree(d) == cudaSuccess &&
+                    cudaStreamDestroy(s) == cudaSuccess;
+                if (t == 0) cudaSetDevice(-1); /* an error in this thread only */
+                ok = ok && cudaGetLastError() == (t == 0 ? cudaErrorInvalidDevice : cudaSuccess);
+                wrong += !ok;
+            }
+        });
+    for (std::thread &t : threads)
+        t.join();
+    CHECK_MSG(wrong == 0, "%d rounds went wrong", wrong.load());
+}
+
+/* Device memory never freed is reported at exit (in a child process, which exits with it). */
+static void test_leak_reported_at_exit(void) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        dup2(fds[1], 2);
+        void *p = nullptr;
+        cudaMalloc(&p, 100);
+        std::exit(0);
+    }
+    close(fds[1]);
+    std::string text;
+    char buf[256];
+    for (ssize_t got; (got = read(fds[0], buf, sizeof buf)) > 0;)
+        text.append(buf, (size_t)got);
+    close(fds[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    CHECK_MSG(text.find("cudasim: 1 device allocations (100 bytes) never freed") !=
+                  std::string::npos,
+              "the child said: %s", text.c_str());
+}
+
+int main(void) {
+    RUN(test_leak_reported_at_exit); /* first: the child forks before any other work */
+    RUN(test_host_pointer_as_device_memory);
+    RUN(test_copy_of_wrong_kind);
+    RUN(test_copy_past_the_end);
+    RUN(test_use_after_free);
+    RUN(test_double_free);
+    RUN(test_missing_stream_wait);
+    RUN(test_device_synchronize_follows_the_schedule);
+    RUN(test_staging_pipeline);
+    RUN(test_event_rules);
+    RUN(test_destroyed_stream);
+    RUN(test_failed_allocation);
+    RUN(test_injected_sticky_error);
+    RUN(test_gemm_against_naive_loop);
+    RUN(test_gemm_tf32_rounding);
+    RUN(test_gemm_argument_checks);
+    RUN(test_curand_matches_host_philox);
+    RUN(test_curand_bad_outputs);
+    RUN(test_device_count);
+    RUN(test_memory_info);
+    RUN(test_error_names);
+    RUN(test_threads);
+    return harness_finish();
+}
