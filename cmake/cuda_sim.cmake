@@ -46,10 +46,20 @@ target_compile_options(cumlp_objects PRIVATE
   "$<$<COMPILE_LANGUAGE:CXX>:-Wall;-Wextra;-Wpedantic;-Wshadow>")
 target_include_directories(cumlp_objects PRIVATE ${CUMLP_CBLAS_INCLUDE_DIR})
 
-# A test build: nothing to install, and none of the parts that do not touch the cuda backend.
-set(CMAKE_SKIP_INSTALL_RULES ON)
+# A test build: `cmake --install` refuses it, and it leaves out the parts that do not touch the
+# cuda backend.
+install(CODE "message(FATAL_ERROR \"a -DCUMLP_CUDA_SIM=ON build is a test build: not installed\")")
 set(CUMLP_FORTRAN OFF)
 set(CUMLP_FUZZ OFF)
+
+# NVTX is header-only: its ranges run here as they would on a GPU machine without a profiler.
+if(CUMLP_NVTX)
+  find_path(CUMLP_NVTX3_INCLUDE_DIR nvtx3/nvToolsExt.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  if(CUMLP_NVTX3_INCLUDE_DIR)
+    target_compile_definitions(cumlp_objects PRIVATE CUMLP_USE_NVTX)
+    list(APPEND CUMLP_LINK_LIBS ${CMAKE_DL_LIBS})
+  endif()
+endif()
 
 find_package(Threads REQUIRED)
 list(APPEND CUMLP_LINK_LIBS stdc++ Threads::Threads ${CUMLP_SIM_ALIGNMENT})

@@ -36,9 +36,9 @@ inline unsigned blocks_for(size_t quads) {
     return (unsigned)(blocks > kMaxBlocks ? kMaxBlocks : blocks);
 }
 
-/* Blocks for one warp per column. */
+/* Blocks for one warp per column: 32 threads a column, kThreads / 32 columns a block. */
 inline unsigned column_blocks(int cols) {
-    return blocks_for(((size_t)cols + 7) / 8 * 32);
+    return blocks_for((size_t)cols * 32);
 }
 
 /* The launch's error as the launchers return it (cuda_kernels.h). */

@@ -33,13 +33,17 @@ static void test_staged_copies(void) {
     for (int s = 0; s < COUNT(sizes); s++) {
         size_t n = sizes[s];
         float *h = test_alloc_floats(n), *back = test_alloc_floats(n);
+        float *original = test_alloc_floats(n);
         test_fill_uniform(&rng, h, n, -10, 10);
+        memcpy(original, h, n * sizeof *h);
         void *a = NULL, *b = NULL;
         CHECK_OK(gpu->ops->alloc(gpu, n, &a));
         CHECK_OK(gpu->ops->alloc(gpu, n, &b));
         CHECK_OK(gpu->ops->upload(gpu, a, h, n));
         memset(h, 0, n * sizeof *h); /* upload has returned: the host array is free */
         CHECK_OK(gpu->ops->download(gpu, a, back, n));
+        CHECK_MSG(memcmp(back, original, n * sizeof *h) == 0,
+                  "upload and download of %zu floats: the data came back changed", n);
         CHECK_OK(gpu->ops->fill(gpu, b, n, NAN));
         CHECK_OK(gpu->ops->copy(gpu, b, a, n));
         CHECK_OK(gpu->ops->download(gpu, b, h, n));
@@ -60,6 +64,7 @@ static void test_staged_copies(void) {
         gpu->ops->free(gpu, b);
         free(h);
         free(back);
+        free(original);
     }
 }
 
@@ -140,11 +145,50 @@ static void test_ranges(void) {
     ops->free(gpu, x);
 }
 
+/* The device timer measures queued work between two marks; a stop without a start is an error of
+ * the caller, not a device fault. */
+static void test_timer(void) {
+    double ms = -1;
+    CHECK_STATUS(gpu->ops->timer_stop(gpu, &ms), CUMLP_ERROR_INTERNAL);
+    CHECK(cumlp_context_synchronize(gpu) == CUMLP_SUCCESS); /* the context is not poisoned */
+    CHECK_OK(gpu->ops->timer_start(gpu));
+    void *x = NULL;
+    CHECK_OK(gpu->ops->alloc(gpu, 1000, &x));
+    CHECK_OK(gpu->ops->fill(gpu, x, 1000, 1.0f));
+    CHECK_OK(gpu->ops->timer_stop(gpu, &ms));
+    CHECK(ms >= 0);
+    CHECK_STATUS(gpu->ops->timer_stop(gpu, &ms), CUMLP_ERROR_INTERNAL); /* one stop per start */
+    gpu->ops->free(gpu, x);
+}
+
 static void test_describe(void) {
     char buf[512];
     CHECK_OK(cumlp_context_describe(gpu, buf, sizeof buf));
     CHECK(strstr(buf, "compute capability") != NULL);
     printf("     %s\n", buf);
+}
+
+/* Freeing pinned memory waits for the copies still queued from it (cudaFreeHost would otherwise
+ * free memory an overlapped upload has yet to read: the CUDA simulator reports it). */
+static void test_host_free_waits_for_copies(void) {
+    const size_t n = 4099;
+    float *pinned = NULL;
+    void *dst = NULL, *scratch = NULL;
+    CHECK_OK(gpu->ops->host_alloc(gpu, n * sizeof(float), (void **)&pinned));
+    CHECK_OK(gpu->ops->alloc(gpu, n, &dst));
+    if (!pinned || !dst) return;
+    keep_stream_busy(&scratch); /* the copy waits for this work */
+    for (size_t i = 0; i < n; i++)
+        pinned[i] = (float)i;
+    CHECK_OK(gpu->ops->upload_async(gpu, 0, dst, pinned, n));
+    gpu->ops->host_free(gpu, pinned); /* no upload_host_wait before it */
+    CHECK_OK(gpu->ops->upload_join(gpu, 0));
+    float *back = test_alloc_floats(n);
+    CHECK_OK(gpu->ops->download(gpu, dst, back, n));
+    CHECK(back[0] == 0.0f && back[n - 1] == (float)(n - 1));
+    free(back);
+    gpu->ops->free(gpu, dst);
+    gpu->ops->free(gpu, scratch);
 }
 
 /* Softmax and the cross-entropy loss give each column one warp: ceil(cols / 8) blocks of 256
@@ -193,6 +237,8 @@ int main(void) {
     RUN(test_staged_copies);
     RUN(test_overlapped_upload);
     RUN(test_ranges);
+    RUN(test_host_free_waits_for_copies);
+    RUN(test_timer);
     RUN(test_column_kernels_launch_a_warp_per_column);
     CHECK_OK(cumlp_context_synchronize(gpu));
     cumlp_context_destroy(gpu);

@@ -49,6 +49,7 @@ typedef struct cuda_state {
     cudaStream_t copy_stream; /* overlapped batch uploads */
     cudaEvent_t main_ready, slot_done[2];
     cudaEvent_t timer_begin, timer_end; /* timing events of timer_start/stop */
+    int timer_started;                  /* timer_begin is recorded and not yet read */
     char name[256];
     int cc_major, cc_minor;
     size_t total_memory;
@@ -64,6 +65,13 @@ static cuda_state *state_of(const cumlp_context *ctx) {
 /* A launcher's int result (a cudaError_t). */
 static cumlp_status launch_error(cumlp_context *ctx, int err, const char *what) {
     return cumlp__cuda_status(ctx, (cudaError_t)err, what);
+}
+
+/* Makes the context's device current, ignoring errors: for the frees and the shutdown, which
+ * must release what they can even after a device fault. */
+static void make_current(const cuda_state *s) {
+    int current = -1;
+    if (cudaGetDevice(&current) == cudaSuccess && current != s->device) cudaSetDevice(s->device);
 }
 
 /* Every op starts here: a poisoned context fails at once; otherwise its device is made current
@@ -216,8 +224,7 @@ static cumlp_status cuda_init(cumlp_context *ctx, const cumlp_context_options *o
 static void cuda_shutdown(cumlp_context *ctx) {
     cuda_state *s = state_of(ctx);
     if (!s) return;
-    int current = -1;
-    if (cudaGetDevice(&current) == cudaSuccess && current != s->device) cudaSetDevice(s->device);
+    make_current(s);
     release(s);
     ctx->backend_state = NULL;
 }
@@ -241,14 +248,20 @@ static cumlp_status cuda_timer_start(cumlp_context *ctx) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     cuda_state *s = state_of(ctx);
-    return cumlp__cuda_status(ctx, cudaEventRecord(s->timer_begin, s->stream),
-                              "recording a timer event");
+    st = cumlp__cuda_status(ctx, cudaEventRecord(s->timer_begin, s->stream),
+                            "recording a timer event");
+    s->timer_started = st == CUMLP_SUCCESS;
+    return st;
 }
 
 static cumlp_status cuda_timer_stop(cumlp_context *ctx, double *elapsed_ms) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     cuda_state *s = state_of(ctx);
+    if (!s->timer_started)
+        return cumlp__error(ctx, CUMLP_ERROR_INTERNAL,
+                            "cuda backend: timer_stop without timer_start");
+    s->timer_started = 0;
     float ms = 0;
     cudaError_t err = cudaEventRecord(s->timer_end, s->stream);
     if (err == cudaSuccess) err = cudaEventSynchronize(s->timer_end);
@@ -318,8 +331,7 @@ static cumlp_status cuda_alloc(cumlp_context *ctx, size_t count, void **buffer) 
 static void cuda_free(cumlp_context *ctx, void *buffer) {
     if (!buffer) return;
     cuda_state *s = state_of(ctx);
-    int current = -1;
-    if (cudaGetDevice(&current) == cudaSuccess && current != s->device) cudaSetDevice(s->device);
+    make_current(s);
     cudaStreamSynchronize(s->stream);
     cudaStreamSynchronize(s->copy_stream);
     cumlp__memtrack_remove(&ctx->memory, buffer);
@@ -618,9 +630,13 @@ static cumlp_status cuda_host_alloc(cumlp_context *ctx, size_t bytes, void **ptr
     return st;
 }
 
+/* Waits for the copy stream first, as cuda_free does for device memory: an overlapped upload may
+ * still be queued to read this memory, and the caller need not have waited for its slot. */
 static void cuda_host_free(cumlp_context *ctx, void *ptr) {
-    (void)ctx;
     if (!ptr) return;
+    cuda_state *s = state_of(ctx);
+    make_current(s);
+    cudaStreamSynchronize(s->copy_stream);
     cudaFreeHost(ptr);
     cudaGetLastError();
 }

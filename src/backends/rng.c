@@ -20,6 +20,12 @@ static float draw_in_block(const uint32_t words[4], int normal, size_t j) {
     return j % 2 == 0 ? first : second;
 }
 
+uint32_t cumlp__philox_word(uint64_t seed, size_t i) {
+    uint32_t words[4];
+    block(seed, (uint64_t)i / 4, words);
+    return words[i % 4];
+}
+
 float cumlp__philox_draw(uint64_t seed, int normal, size_t i) {
     uint32_t words[4];
     block(seed, (uint64_t)i / 4, words);

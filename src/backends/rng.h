@@ -20,6 +20,9 @@
  * in 10^8, 1 ulp off (kernels/philox.h), which the cuda tests allow for and count. */
 float cumlp__philox_draw(uint64_t seed, int normal, size_t i);
 
+/* 32-bit word i of the Philox stream for `seed`, as cuRAND's curandGenerate gives it. */
+uint32_t cumlp__philox_word(uint64_t seed, size_t i);
+
 /* Fills out[0..count) with cumlp__philox_draw(seed, normal, i). */
 void cumlp__philox_fill(uint64_t seed, int normal, size_t count, float *out);
 

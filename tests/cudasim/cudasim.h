@@ -58,6 +58,10 @@ cudaError_t set_last_error(cudaError_t err);
  * to its end. */
 bool is_device_range(const void *p, std::size_t bytes);
 
+/* After a kernel: whether the guard bytes after every device allocation are untouched; reports an
+ * out-of-bounds write by `kernel` (and restores the guard) when not. */
+bool check_guards(const char *kernel);
+
 /* ---- kernels (device.cc) -----------------------------------------------------------------------
  */
 

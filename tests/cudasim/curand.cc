@@ -54,29 +54,22 @@ curandStatus_t begin(curandGenerator_t g, const char *what) {
     return CURAND_STATUS_NOT_INITIALIZED;
 }
 
-/* Queues count draws from the generator's position into out. The output is checked now; the
- * library does not check it, so a bad one faults when the kernel runs, as on a GPU. Normals are
- * written in pairs (float2): an output not 8-byte aligned faults the same way. */
-curandStatus_t generate(curandGenerator_t g, float *out, size_t count, int normal, float mean,
-                        float stddev) {
-    const char *what = normal ? "curandGenerateNormal" : "curandGenerateUniform";
+/* Queues count elements of the generator's stream from its position into out: `fill` writes
+ * element i of the stream into slot j. The output is checked now; the library does not check it,
+ * so a bad one faults when the kernel runs, as on a GPU. */
+template <class T, class Fill>
+curandStatus_t generate(curandGenerator_t g, const char *what, T *out, size_t count, Fill fill) {
     if (g->ordering != CURAND_ORDERING_PSEUDO_LEGACY)
         report("%s: only the legacy ordering is simulated (cumlp's host draws reproduce it)", what);
     cudasim::span span{};
-    bool ok = cudasim::check_device(what, "outputPtr", out, count * sizeof(float), &span);
-    cudaError_t fault = ok ? cudaSuccess : cudaErrorIllegalAddress;
-    if (ok && normal && (std::uintptr_t)out % 8 != 0) {
-        report("%s: outputPtr %p is not 8-byte aligned (normals are stored in pairs)", what,
-               (void *)out);
-        fault = cudaErrorMisalignedAddress;
-    }
+    bool ok = cudasim::check_device(what, "outputPtr", out, count * sizeof(T), &span);
     std::uint64_t seed = g->seed, first = g->offset;
     g->offset += count; /* the next call goes on where this one ends */
     cudaError_t err = cudasim::enqueue_op(g->stream, what, [=]() {
-        if (fault != cudaSuccess) return fault; /* reported at the call */
+        if (!ok) return cudaErrorIllegalAddress; /* reported at the call */
         if (!cudasim::still_live(what, "outputPtr", span)) return cudaErrorIllegalAddress;
         for (size_t i = 0; i < count; i++)
-            out[i] = mean + stddev * cumlp__philox_draw(seed, normal, first + i);
+            out[i] = fill(seed, first + i);
         return cudaSuccess;
     });
     return err == cudaSuccess ? CURAND_STATUS_SUCCESS : CURAND_STATUS_LAUNCH_FAILURE;
@@ -143,16 +136,15 @@ curandStatus_t curandGenerateUniform(curandGenerator_t generator, float *outputP
     auto lock = cudasim::hold();
     curandStatus_t st = begin(generator, "curandGenerateUniform");
     if (st != CURAND_STATUS_SUCCESS || num == 0) return st;
-    return generate(generator, outputPtr, num, 0, 0.0f, 1.0f);
+    return generate(generator, "curandGenerateUniform", outputPtr, num,
+                    [](std::uint64_t seed, size_t i) { return cumlp__philox_draw(seed, 0, i); });
 }
 
-/* Box-Muller makes normals in pairs: cuRAND wants an even count (CURAND_STATUS_LENGTH_NOT_MULTIPLE,
- * curand.h). */
-curandStatus_t curandGenerateNormal(curandGenerator_t generator, float *outputPtr, size_t n,
-                                    float mean, float stddev) {
+/* The stream's 32-bit words as they are (cumlp makes its normals from them). */
+curandStatus_t curandGenerate(curandGenerator_t generator, unsigned int *outputPtr, size_t num) {
     auto lock = cudasim::hold();
-    curandStatus_t st = begin(generator, "curandGenerateNormal");
-    if (st == CURAND_STATUS_SUCCESS && n % 2 != 0) st = CURAND_STATUS_LENGTH_NOT_MULTIPLE;
-    if (st != CURAND_STATUS_SUCCESS || n == 0) return st;
-    return generate(generator, outputPtr, n, 1, mean, stddev);
+    curandStatus_t st = begin(generator, "curandGenerate");
+    if (st != CURAND_STATUS_SUCCESS || num == 0) return st;
+    return generate(generator, "curandGenerate", outputPtr, num,
+                    [](std::uint64_t seed, size_t i) { return cumlp__philox_word(seed, i); });
 }

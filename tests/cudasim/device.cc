@@ -10,7 +10,7 @@
  * else is a fault of the kernel: reported, and the launch fails.
  */
 #include "cudasim_control.h"
-#include "cudasim_device.h"
+#include "include/cudasim_device.h"
 
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -38,6 +38,7 @@
 #endif
 #endif
 #ifdef CUDASIM_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -158,6 +159,7 @@ struct sim_thread {
     state st = state::runnable;
     std::source_location site; /* of the collective it waits at */
     shuffle_request shuffle{};
+    bool abandoned = false; /* left suspended by a faulted block: its stack holds dead frames */
 };
 
 /* One block's threads and the scheduler's own context. Reused from block to block. */
@@ -422,6 +424,11 @@ void start_threads(block_runner &r, uint3 block_idx, dim3 block, dim3 grid) {
     for (int i = 0; i < r.count; i++) {
         sim_thread &t = r.threads[i];
         if (!t.stack) t.stack = new_stack();
+#ifdef CUDASIM_ASAN
+        /* The frames a faulted block left never returned: their red zones are still poisoned. */
+        if (t.abandoned) ASAN_UNPOISON_MEMORY_REGION(t.stack, kStackBytes);
+#endif
+        t.abandoned = false;
         t.linear = i;
         t.st = state::runnable;
         t.fake_stack = nullptr;
@@ -447,7 +454,11 @@ bool run_block(block_runner &r, uint3 block_idx, dim3 block, dim3 grid) {
             ran = true;
         }
         if (all_done) return true;
-        if (!ran && !resolve_collectives(r)) return false;
+        if (!ran && !resolve_collectives(r)) {
+            for (int i = 0; i < r.count; i++)
+                r.threads[i].abandoned = r.threads[i].st != state::finished;
+            return false;
+        }
     }
 }
 

@@ -46,6 +46,11 @@ struct allocation {
     bool pinned; /* cudaHostAlloc: host memory the device reads when a copy runs */
 };
 
+/* Device allocations are followed by guard bytes, checked after every kernel (check_guards): an
+ * out-of-bounds write lands in them, in the sanitizer build and without it. */
+constexpr std::size_t kGuardBytes = 64;
+constexpr unsigned char kGuardByte = 0xa5;
+
 struct queued_op {
     std::uint64_t seq; /* order of issue, over all streams */
     const char *what;
@@ -146,9 +151,16 @@ std::size_t room(const found &f, const void *p) {
     return f.base + f.a.size - (std::uintptr_t)p;
 }
 
+/* The block behind an allocation: the bytes asked for, then (device memory) the guard. */
+std::size_t block_bytes(std::size_t bytes, bool pinned) {
+    return rounded(bytes + (pinned ? 0 : kGuardBytes));
+}
+
 void *add_allocation(std::size_t bytes, bool pinned) {
-    void *p = std::aligned_alloc(256, rounded(bytes));
+    std::size_t block = block_bytes(bytes, pinned);
+    void *p = std::aligned_alloc(256, block);
     if (!p) return nullptr;
+    if (!pinned) std::memset((char *)p + bytes, kGuardByte, block - bytes);
     std::lock_guard<std::mutex> guard(sim().registry_mutex);
     sim().allocations[(std::uintptr_t)p] = {bytes, sim().next_allocation++, pinned};
     if (!pinned) sim().device_bytes += rounded(bytes);
@@ -489,6 +501,26 @@ bool is_device_range(const void *p, std::size_t bytes) {
     return f.ok && !f.a.pinned && room(f, p) >= bytes;
 }
 
+bool check_guards(const char *kernel) {
+    std::lock_guard<std::mutex> guard(sim().registry_mutex);
+    bool intact = true;
+    for (const auto &[base, a] : sim().allocations) {
+        if (a.pinned) continue;
+        unsigned char *p = (unsigned char *)base;
+        std::size_t end = block_bytes(a.size, false);
+        for (std::size_t k = a.size; k < end; k++) {
+            if (p[k] == kGuardByte) continue;
+            report("kernel %s wrote past the end of the device allocation at %p (%zu bytes): "
+                   "byte %zu",
+                   kernel, (void *)p, a.size, k);
+            std::memset(p + a.size, kGuardByte, end - a.size);
+            intact = false;
+            break;
+        }
+    }
+    return intact;
+}
+
 bool check_device(const char *what, const char *name, const void *p, std::size_t bytes, span *out) {
     found f = locate(p);
     if (!f.ok || f.a.pinned) {
@@ -666,7 +698,7 @@ cudaError_t cudaMalloc(void **ptr, size_t size) {
     if (size == 0) return cudaSuccess;
     void *p = add_allocation(size, false);
     FAIL_IF(!p, cudaErrorMemoryAllocation);
-    std::memset(p, 0xff, rounded(size));
+    std::memset(p, 0xff, size);
     *ptr = p;
     return cudaSuccess;
 }

@@ -97,11 +97,15 @@ template <class... P> class launcher {
         std::size_t shared = shared_;
         auto indices = std::index_sequence_for<P...>{};
         /* The pointers are checked when the launch is queued and again when it runs: memory
-         * freed in between is a use after free. */
-        check_arguments(name, params, indices);
+         * freed in between is a use after free. After the kernel, the guards behind every
+         * allocation show an out-of-bounds write. */
+        bool valid = check_arguments(name, params, indices);
         enqueue(stream_, name, [=]() -> cudaError_t {
-            if (!check_arguments(name, params, indices)) return cudaErrorIllegalAddress;
-            return run_grid(name, grid, block, shared, [&] { std::apply(kernel, params); });
+            if (!valid || !check_arguments(name, params, indices)) return cudaErrorIllegalAddress;
+            cudaError_t err =
+                run_grid(name, grid, block, shared, [&] { std::apply(kernel, params); });
+            if (err == cudaSuccess && !check_guards(name)) err = cudaErrorIllegalAddress;
+            return err;
         });
     }
 
@@ -128,7 +132,9 @@ launcher<P...> launch(const char *name, void (*kernel)(P...), dim3 grid, dim3 bl
 #define blockIdx  (::cudasim::current_indices().block_idx)
 #define blockDim  (::cudasim::current_indices().block_dim)
 #define gridDim   (::cudasim::current_indices().grid_dim)
-#define warpSize  32
+
+/* A variable, not a macro, so that host code's cudaDeviceProp::warpSize is left alone. */
+constexpr int warpSize = 32;
 
 #define CUMLP_LAUNCH(kernel, grid, block, shared_bytes, stream)                                    \
     ::cudasim::launch(#kernel, kernel, grid, block, shared_bytes, stream)
