@@ -26,17 +26,8 @@ namespace {
 
 using cudasim::report;
 
-struct handle_registry {
-    std::set<cublasHandle_t> live;
-    ~handle_registry() {
-        if (!live.empty()) report("%zu cuBLAS handles never destroyed", live.size());
-        for (cublasHandle_t h : live)
-            delete h;
-    }
-};
-
-handle_registry &handles() {
-    static handle_registry r;
+cudasim::live_handles<cublasHandle_t> &handles() {
+    static cudasim::live_handles<cublasHandle_t> r{"cuBLAS handles", {}};
     return r;
 }
 

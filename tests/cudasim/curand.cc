@@ -26,17 +26,8 @@ namespace {
 
 using cudasim::report;
 
-struct generator_registry {
-    std::set<curandGenerator_t> live;
-    ~generator_registry() {
-        if (!live.empty()) report("%zu cuRAND generators never destroyed", live.size());
-        for (curandGenerator_t g : live)
-            delete g;
-    }
-};
-
-generator_registry &generators() {
-    static generator_registry r;
+cudasim::live_handles<curandGenerator_t> &generators() {
+    static cudasim::live_handles<curandGenerator_t> r{"cuRAND generators", {}};
     return r;
 }
 

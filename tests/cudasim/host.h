@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <set>
 
 namespace cudasim {
 
@@ -53,6 +54,18 @@ bool is_stream(cudaStream_t stream, const char *what);
 
 /* Runs every queued operation, as cudaDeviceSynchronize does; the sticky error if one faults. */
 cudaError_t synchronize_all();
+
+/* The live handles of a library (cuBLAS handles, cuRAND generators): the ones still live at exit
+ * are reported as never destroyed, then freed. */
+template <class Handle> struct live_handles {
+    const char *what; /* "cuBLAS handles" */
+    std::set<Handle> live;
+    ~live_handles() {
+        if (!live.empty()) report("%zu %s never destroyed", live.size(), what);
+        for (Handle h : live)
+            delete h;
+    }
+};
 
 } // namespace cudasim
 
