@@ -18,6 +18,10 @@
 
 #include <math.h>
 
+/* The most state arenas an optimizer keeps (centered RMSprop with momentum: the squares' average,
+ * the momentum buffer and the gradients' average). */
+#define CUMLP_OPTIMIZER_MAX_STATES 3
+
 #if defined(__CUDACC__)
 #define CUMLP_HD __host__ __device__ __forceinline__
 #else

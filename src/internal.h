@@ -70,9 +70,14 @@ struct cumlp_optimizer {
     cumlp_network *net;
     cumlp_optimizer_options options;
     int64_t steps;
-    void *state1; /* velocity (momentum, Nesterov) or first moment (Adam); NULL for SGD */
-    void *state2; /* second moment (Adam) */
+    /* The state arenas, of the parameters' shape: state[k] where bit k of
+     * cumlp__optimizer_state_slots(&options) is set, else NULL. */
+    void *state[CUMLP_OPTIMIZER_MAX_STATES];
 };
+
+/* Which state arenas an optimizer keeps: bit k set for state[k], which checkpoints name
+ * "optimizer.state<k + 1>." (see cumlp.h, "Checkpoints"). */
+unsigned cumlp__optimizer_state_slots(const cumlp_optimizer_options *o);
 
 /* Error helpers: set the message (ctx may be NULL: the per-thread slot) and return status. */
 cumlp_status cumlp__error(const cumlp_context *ctx, cumlp_status status, const char *fmt, ...)

@@ -45,15 +45,22 @@ static cumlp_status check_options(const cumlp_context *ctx, const char *func,
     return CUMLP_SUCCESS;
 }
 
-static int state_arrays(int type) {
-    return type == CUMLP_OPT_ADAM ? 2 : type == CUMLP_OPT_SGD ? 0 : 1;
+unsigned cumlp__optimizer_state_slots(const cumlp_optimizer_options *o) {
+    switch (o->type) {
+    case CUMLP_OPT_SGD:
+        return 0;
+    case CUMLP_OPT_ADAM:
+        return 3;
+    default:
+        return 1;
+    }
 }
 
 void cumlp_optimizer_destroy(cumlp_optimizer *opt) {
     if (!opt) return;
     cumlp_context *ctx = opt->net->ctx;
-    ctx->ops->free(ctx, opt->state1);
-    ctx->ops->free(ctx, opt->state2);
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+        ctx->ops->free(ctx, opt->state[k]);
     free(opt);
 }
 
@@ -73,10 +80,11 @@ cumlp_status cumlp_optimizer_create(cumlp_network *net, const cumlp_optimizer_op
     CUMLP_FAIL_IF(!opt, ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
     opt->net = net;
     opt->options = *o;
-    void **states[2] = {&opt->state1, &opt->state2};
-    for (int i = 0; i < state_arrays(o->type) && st == CUMLP_SUCCESS; i++) {
-        st = ctx->ops->alloc(ctx, net->num_params, states[i]);
-        if (st == CUMLP_SUCCESS) st = ctx->ops->fill(ctx, *states[i], net->num_params, 0.0f);
+    unsigned slots = cumlp__optimizer_state_slots(o);
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES && st == CUMLP_SUCCESS; k++) {
+        if (!(slots & (1u << k))) continue;
+        st = ctx->ops->alloc(ctx, net->num_params, &opt->state[k]);
+        if (st == CUMLP_SUCCESS) st = ctx->ops->fill(ctx, opt->state[k], net->num_params, 0.0f);
     }
     if (st != CUMLP_SUCCESS) {
         cumlp_optimizer_destroy(opt);
@@ -106,10 +114,11 @@ int64_t cumlp_optimizer_step_count(const cumlp_optimizer *opt) {
 static cumlp_status step_range(cumlp_optimizer *opt, const cumlp_step_params *p, size_t begin,
                                size_t end) {
     cumlp_context *ctx = opt->net->ctx;
-    void *s1 = opt->state1 ? cumlp__at(ctx, opt->state1, begin) : NULL;
-    void *s2 = opt->state2 ? cumlp__at(ctx, opt->state2, begin) : NULL;
+    void *s[CUMLP_OPTIMIZER_MAX_STATES];
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+        s[k] = opt->state[k] ? cumlp__at(ctx, opt->state[k], begin) : NULL;
     return ctx->ops->optimizer_step(ctx, p, end - begin, cumlp__at(ctx, opt->net->params, begin),
-                                    cumlp__at(ctx, opt->net->grads, begin), s1, s2);
+                                    cumlp__at(ctx, opt->net->grads, begin), s);
 }
 
 /* One pass over the arena when nothing is frozen; otherwise one per maximal run of unfrozen

@@ -760,10 +760,20 @@ static cumlp_step_params step_params(const optimizer_case *c, int step) {
  * updates, run by the reference on |w|, |g|, |s| with the learning rate negated, so that every
  * term adds (w + lr g, mu v + lr g, b1 m + (1 - b1) g, ...). */
 typedef struct optimizer_arrays {
-    twin w, s1, s2;
-    void *terms[3]; /* reference buffers for w, s1, s2 */
-    int uses1, uses2;
+    twin w, s[CUMLP_OPTIMIZER_MAX_STATES];
+    void *terms[1 + CUMLP_OPTIMIZER_MAX_STATES]; /* reference buffers for w, then each s */
+    unsigned slots;                              /* the state arrays the rule uses */
 } optimizer_arrays;
+
+/* The state arrays of one side (side 0: the dut, 1: the reference, 2: the terms), NULL where the
+ * rule keeps none. */
+static void state_pointers(const optimizer_arrays *o, int side,
+                           void *out[CUMLP_OPTIMIZER_MAX_STATES]) {
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
+        void *arrays[3] = {o->s[k].dut, o->s[k].ref, o->terms[1 + k]};
+        out[k] = (o->slots >> k) & 1u ? arrays[side] : NULL;
+    }
+}
 
 static void optimizer_step_both(const optimizer_case *c, optimizer_arrays *o, int step) {
     twin g = twin_random(o->w.n, -1, 1);
@@ -771,12 +781,14 @@ static void optimizer_step_both(const optimizer_case *c, optimizer_arrays *o, in
     cumlp_step_params p = step_params(c, step), q = p;
     q.learning_rate = -p.learning_rate;
     size_t n = o->w.n;
-    CHECK_OK(dut->ops->optimizer_step(dut, &p, n, o->w.dut, g.dut, o->uses1 ? o->s1.dut : NULL,
-                                      o->uses2 ? o->s2.dut : NULL));
-    CHECK_OK(ref->ops->optimizer_step(ref, &p, n, o->w.ref, g.ref, o->uses1 ? o->s1.ref : NULL,
-                                      o->uses2 ? o->s2.ref : NULL));
-    CHECK_OK(ref->ops->optimizer_step(ref, &q, n, o->terms[0], abs_g, o->uses1 ? o->terms[1] : NULL,
-                                      o->uses2 ? o->terms[2] : NULL));
+    void *s_dut[CUMLP_OPTIMIZER_MAX_STATES], *s_ref[CUMLP_OPTIMIZER_MAX_STATES],
+        *s_terms[CUMLP_OPTIMIZER_MAX_STATES];
+    state_pointers(o, 0, s_dut);
+    state_pointers(o, 1, s_ref);
+    state_pointers(o, 2, s_terms);
+    CHECK_OK(dut->ops->optimizer_step(dut, &p, n, o->w.dut, g.dut, s_dut));
+    CHECK_OK(ref->ops->optimizer_step(ref, &p, n, o->w.ref, g.ref, s_ref));
+    CHECK_OK(ref->ops->optimizer_step(ref, &q, n, o->terms[0], abs_g, s_terms));
     ref->ops->free(ref, abs_g);
     twin_free(g);
 }
@@ -790,22 +802,30 @@ static void judge_optimizer_array(const char *what, twin t, const void *terms_bu
 static void optimizer_run(const optimizer_case *c) {
     begin_case("optimizer_step type=%d count=%zu wd=%g steps=%d beta1=%g beta2=%.10g", c->type,
                c->count, c->weight_decay, c->steps, c->beta1, c->beta2);
-    optimizer_arrays o = {twin_random(c->count, -1, 1),   twin_random(c->count, -0.1, 0.1),
-                          twin_random(c->count, 0, 0.01), {NULL, NULL, NULL},
-                          c->type != CUMLP_OPT_SGD,       c->type == CUMLP_OPT_ADAM};
+    cumlp_optimizer_options oo;
+    cumlp_optimizer_defaults(&oo);
+    oo.type = c->type;
+    optimizer_arrays o = {twin_random(c->count, -1, 1), {{0}}, {NULL}, 0};
+    o.slots = cumlp__optimizer_state_slots(&oo);
     o.terms[0] = ref_abs(o.w);
-    o.terms[1] = ref_abs(o.s1);
-    o.terms[2] = ref_abs(o.s2);
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
+        /* momentum-like states may be negative, averages of squares are not */
+        o.s[k] = k == 0 ? twin_random(c->count, -0.1, 0.1) : twin_random(c->count, 0, 0.01);
+        o.terms[1 + k] = ref_abs(o.s[k]);
+    }
     for (int step = 1; step <= c->steps; step++)
         optimizer_step_both(c, &o, step);
     judge_optimizer_array("w", o.w, o.terms[0]);
-    if (o.uses1) judge_optimizer_array("state1", o.s1, o.terms[1]);
-    if (o.uses2) judge_optimizer_array("state2", o.s2, o.terms[2]);
-    for (int i = 0; i < 3; i++)
-        ref->ops->free(ref, o.terms[i]);
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
+        char what[32];
+        snprintf(what, sizeof what, "state%d", k + 1);
+        if ((o.slots >> k) & 1u) judge_optimizer_array(what, o.s[k], o.terms[1 + k]);
+    }
     twin_free(o.w);
-    twin_free(o.s1);
-    twin_free(o.s2);
+    for (int k = 0; k <= CUMLP_OPTIMIZER_MAX_STATES; k++)
+        ref->ops->free(ref, o.terms[k]);
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+        twin_free(o.s[k]);
 }
 
 static const size_t optimizer_counts[] = {1, 3, 4, 7, 1000, 1001, 4099, 65537, 65539};

@@ -89,40 +89,56 @@ static void test_derivatives(void) {
 /* The hyper-parameters of one step, with 1 - beta in double as the backends pass them. */
 static cumlp_update_params_d params(double lr, double mu, double wd, double beta1, double beta2,
                                     double eps, int t) {
-    cumlp_update_params_d q = {
-        lr, mu, wd, beta1, 1 - beta1, beta2, 1 - beta2, eps, 1 - pow(beta1, t), 1 - pow(beta2, t)};
+    cumlp_update_params_d q = {.learning_rate = lr,
+                               .momentum = mu,
+                               .weight_decay = wd,
+                               .beta1 = beta1,
+                               .one_minus_beta1 = 1 - beta1,
+                               .beta2 = beta2,
+                               .one_minus_beta2 = 1 - beta2,
+                               .epsilon = eps,
+                               .bias_correction1 = 1 - pow(beta1, t),
+                               .bias_correction2 = 1 - pow(beta2, t)};
     return q;
 }
 
 /* The optimizer rules of cumlp.h, one step by hand. */
 static void test_optimizer_rules(void) {
-    double w = 1.0, v = 0.5, m = 0, s = 0;
+    double w = 1.0, s[CUMLP_OPTIMIZER_MAX_STATES] = {0.5, 0, 0};
     cumlp_update_params_d q = params(0.1, 0, 0.01, 0, 0, 0, 1);
-    cumlp_optimizer_update_d(CUMLP_OPT_SGD, &q, &w, 2.0, &v, &s);
+    cumlp_optimizer_update_d(CUMLP_OPT_SGD, &q, &w, 2.0, s);
     CHECK_NEAR(w, 1.0 - 0.1 * (2.0 + 0.01 * 1.0), 1e-15);
+    CHECK(s[0] == 0.5); /* SGD keeps no state */
     w = 1.0;
-    v = 0.5;
     q = params(0.1, 0.9, 0, 0, 0, 0, 1);
-    cumlp_optimizer_update_d(CUMLP_OPT_MOMENTUM, &q, &w, 2.0, &v, &s);
-    CHECK_NEAR(v, 0.9 * 0.5 - 0.1 * 2.0, 1e-15);
+    cumlp_optimizer_update_d(CUMLP_OPT_MOMENTUM, &q, &w, 2.0, s);
+    CHECK_NEAR(s[0], 0.9 * 0.5 - 0.1 * 2.0, 1e-15);
     CHECK_NEAR(w, 1.0 + 0.25, 1e-15);
     w = 1.0;
-    v = 0.5;
-    cumlp_optimizer_update_d(CUMLP_OPT_NESTEROV, &q, &w, 2.0, &v, &s);
-    CHECK_NEAR(v, 0.25, 1e-15);
+    s[0] = 0.5;
+    cumlp_optimizer_update_d(CUMLP_OPT_NESTEROV, &q, &w, 2.0, s);
+    CHECK_NEAR(s[0], 0.25, 1e-15);
     CHECK_NEAR(w, 1.0 + 0.9 * 0.25 - 0.1 * 2.0, 1e-15);
     w = 1.0;
+    s[0] = 0;
     /* Adam's first step moves every weight by about lr, whatever the gradient's size. */
     q = params(0.01, 0, 0, 0.9, 0.999, 1e-8, 1);
-    cumlp_optimizer_update_d(CUMLP_OPT_ADAM, &q, &w, 123.0, &m, &s);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAM, &q, &w, 123.0, s);
     CHECK_NEAR(w, 1.0 - 0.01, 1e-9);
-    CHECK_NEAR(m, 0.1 * 123.0, 1e-12);
-    CHECK_NEAR(s, 0.001 * 123.0 * 123.0, 1e-9);
+    CHECK_NEAR(s[0], 0.1 * 123.0, 1e-12);
+    CHECK_NEAR(s[1], 0.001 * 123.0 * 123.0, 1e-9);
     /* In fp32 the second moment's factor is 1 - beta2 rounded once, not 1.0f - 0.999f. */
-    float wf = 1.0f, mf = 0, sf = 0;
-    cumlp_update_params_f qf = {0.01f, 0, 0, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.1f, 0.001f};
-    cumlp_optimizer_update_f(CUMLP_OPT_ADAM, &qf, &wf, 3.0f, &mf, &sf);
-    CHECK_NEAR(sf, 0.001 * 9.0, 1e-9);
+    float wf = 1.0f, sf[CUMLP_OPTIMIZER_MAX_STATES] = {0, 0, 0};
+    cumlp_update_params_f qf = {.learning_rate = 0.01f,
+                                .beta1 = 0.9f,
+                                .one_minus_beta1 = 0.1f,
+                                .beta2 = 0.999f,
+                                .one_minus_beta2 = 0.001f,
+                                .epsilon = 1e-8f,
+                                .bias_correction1 = 0.1f,
+                                .bias_correction2 = 0.001f};
+    cumlp_optimizer_update_f(CUMLP_OPT_ADAM, &qf, &wf, 3.0f, sf);
+    CHECK_NEAR(sf[1], 0.001 * 9.0, 1e-9);
 }
 
 /* Mean and standard deviation of one layer's initial weights for each scheme. */

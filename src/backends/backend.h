@@ -115,10 +115,13 @@ typedef struct cumlp_backend_ops {
                                         int cols, const void *G, const void *Z, const void *A,
                                         void *delta, void *db, double db_scale);
 
-    /* One optimizer update over count parameters: param, grad and up to two state arrays
-     * (velocity for momentum/Nesterov; first and second moments for Adam; NULL when unused). */
+    /* One optimizer update over count parameters: param, grad and the state arrays
+     * state[0 .. CUMLP_OPTIMIZER_MAX_STATES), each count elements at the same offset as param,
+     * NULL where the rule keeps no such state (see cumlp__optimizer_state_slots in internal.h).
+     * Element i of every array is updated from element i alone. */
     cumlp_status (*optimizer_step)(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
-                                   void *param, const void *grad, void *state1, void *state2);
+                                   void *param, const void *grad,
+                                   void *const state[CUMLP_OPTIMIZER_MAX_STATES]);
 
     /* Fills out[0..count) with fp32 draws of the distribution: uniform on (0, 1] or standard
      * normal (Box-Muller on pairs), from Philox4x32-10 keyed by the seed, element i being element

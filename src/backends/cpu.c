@@ -478,40 +478,45 @@ static cumlp_status cpu_loss_delta(cumlp_context *ctx, int loss, int activation,
 
 /* ---- optimizer ----------------------------------------------------------------------------- */
 
-/* One update loop over n elements with a constant rule; absent state arrays are replaced by a
- * local that the compiler removes. */
+/* One update loop over n elements with a constant rule; absent state arrays (NULL constants after
+ * inlining) are replaced by locals that the compiler removes. */
 CPU_INLINE void update_loop(int type, const cumlp_update_params_f *q, size_t n, float *w,
-                            const float *g, float *s1, float *s2) {
+                            const float *g, float *s0, float *s1, float *s2) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        float unused1 = 0, unused2 = 0;
-        cumlp_optimizer_update_f(type, q, &w[i], g[i], s1 ? &s1[i] : &unused1,
-                                 s2 ? &s2[i] : &unused2);
+        float s[CUMLP_OPTIMIZER_MAX_STATES] = {s0 ? s0[i] : 0.0f, s1 ? s1[i] : 0.0f,
+                                               s2 ? s2[i] : 0.0f};
+        cumlp_optimizer_update_f(type, q, &w[i], g[i], s);
+        if (s0) s0[i] = s[0];
+        if (s1) s1[i] = s[1];
+        if (s2) s2[i] = s[2];
     }
 }
 
+/* The loop of each rule, with the state arrays it uses (s[k] + begin, or NULL). */
 static void update_chunk(int type, const cumlp_update_params_f *q, size_t n, float *w,
-                         const float *g, float *s1, float *s2) {
+                         const float *g, float *const s[CUMLP_OPTIMIZER_MAX_STATES]) {
     switch (type) {
     case CUMLP_OPT_MOMENTUM:
-        update_loop(CUMLP_OPT_MOMENTUM, q, n, w, g, s1, NULL);
+        update_loop(CUMLP_OPT_MOMENTUM, q, n, w, g, s[0], NULL, NULL);
         break;
     case CUMLP_OPT_NESTEROV:
-        update_loop(CUMLP_OPT_NESTEROV, q, n, w, g, s1, NULL);
+        update_loop(CUMLP_OPT_NESTEROV, q, n, w, g, s[0], NULL, NULL);
         break;
     case CUMLP_OPT_ADAM:
-        update_loop(CUMLP_OPT_ADAM, q, n, w, g, s1, s2);
+        update_loop(CUMLP_OPT_ADAM, q, n, w, g, s[0], s[1], NULL);
         break;
     default:
-        update_loop(CUMLP_OPT_SGD, q, n, w, g, NULL, NULL);
+        update_loop(CUMLP_OPT_SGD, q, n, w, g, NULL, NULL, NULL);
         break;
     }
 }
 
 static cumlp_status cpu_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
-                                       void *param, const void *grad, void *state1, void *state2) {
+                                       void *param, const void *grad,
+                                       void *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
     const cumlp_update_params_f q = cumlp__update_params_f(p);
-    float *w = param, *s1 = state1, *s2 = state2;
+    float *w = param;
     const float *g = grad;
     int threads = count >= PARALLEL_MIN_ELEMENTS ? threads_of(ctx) : 1;
 #pragma omp parallel num_threads(threads)
@@ -520,8 +525,10 @@ static cumlp_status cpu_optimizer_step(cumlp_context *ctx, const cumlp_step_para
         size_t t = (size_t)omp_get_thread_num(), n = (size_t)omp_get_num_threads();
         size_t begin = count / n * t + (t < count % n ? t : count % n);
         size_t len = count / n + (t < count % n ? 1 : 0);
-        update_chunk(p->type, &q, len, w + begin, g + begin, s1 ? s1 + begin : NULL,
-                     s2 ? s2 + begin : NULL);
+        float *s[CUMLP_OPTIMIZER_MAX_STATES];
+        for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+            s[k] = state[k] ? (float *)state[k] + begin : NULL;
+        update_chunk(p->type, &q, len, w + begin, g + begin, s);
     }
     return CUMLP_SUCCESS;
 }

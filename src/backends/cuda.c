@@ -506,14 +506,16 @@ static cumlp_status cuda_activation_backward(cumlp_context *ctx, int activation,
 }
 
 static cumlp_status cuda_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p,
-                                        size_t count, void *param, const void *grad, void *state1,
-                                        void *state2) {
+                                        size_t count, void *param, const void *grad,
+                                        void *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     RANGE_PUSH("cumlp:optimizer_step");
     const cumlp_update_params_f q = cumlp__update_params_f(p);
-    int err = cumlp__cuda_optimizer_step(state_of(ctx)->stream, p->type, &q, count, param, grad,
-                                         state1, state2);
+    float *s[CUMLP_OPTIMIZER_MAX_STATES];
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+        s[k] = state[k];
+    int err = cumlp__cuda_optimizer_step(state_of(ctx)->stream, p->type, &q, count, param, grad, s);
     RANGE_POP();
     return launch_error(ctx, err, "optimizer_step");
 }

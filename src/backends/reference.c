@@ -241,15 +241,20 @@ static cumlp_status ref_activation_backward(cumlp_context *ctx, int activation, 
 /* ---- optimizer, random numbers, helpers ---------------------------------------------------- */
 
 static cumlp_status ref_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
-                                       void *param, const void *grad, void *state1, void *state2) {
+                                       void *param, const void *grad,
+                                       void *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
     (void)ctx;
-    real *w = param, *s1 = state1, *s2 = state2;
+    real *w = param;
     const real *g = grad;
     const cumlp_update_params_d q = cumlp__update_params_d(p);
-    real unused1 = 0, unused2 = 0;
-    for (size_t i = 0; i < count; i++)
-        cumlp_optimizer_update_d(p->type, &q, &w[i], g[i], s1 ? &s1[i] : &unused1,
-                                 s2 ? &s2[i] : &unused2);
+    for (size_t i = 0; i < count; i++) {
+        real s[CUMLP_OPTIMIZER_MAX_STATES];
+        for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+            s[k] = state[k] ? ((real *)state[k])[i] : 0;
+        cumlp_optimizer_update_d(p->type, &q, &w[i], g[i], s);
+        for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+            if (state[k]) ((real *)state[k])[i] = s[k];
+    }
     return CUMLP_SUCCESS;
 }
 
