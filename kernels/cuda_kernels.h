@@ -51,6 +51,13 @@ int cumlp__cuda_optimizer_step(void *stream, int type, const cumlp_update_params
 /* *flag (device int) = 1 if some x[i] is NaN or Inf, else 0. */
 int cumlp__cuda_find_non_finite(void *stream, const float *x, size_t count, int *flag);
 
+/* *sum (a device double) = sum of x[i]^2 in double: partial sums of a fixed grid (a function of
+ * count only), then one block adds them in a fixed order. workspace holds
+ * cumlp__cuda_sum_squares_workspace(count) bytes. */
+size_t cumlp__cuda_sum_squares_workspace(size_t count);
+int cumlp__cuda_sum_squares(void *stream, const float *x, size_t count, double *sum,
+                            void *workspace);
+
 #ifdef __cplusplus
 }
 #endif

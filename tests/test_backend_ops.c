@@ -955,7 +955,7 @@ static void check_finite_run(const flat_case *c) {
         if (b >= 0) host[at] = bad[b];
         CHECK_OK(dut->ops->upload(dut, view, host, c->count));
         int finite = -1;
-        CHECK_OK(dut->ops->check_finite(dut, view, c->count, &finite));
+        CHECK_OK(dut->ops->check_finite(dut, view, c->count, &finite, NULL));
         char what[64];
         snprintf(what, sizeof what, "%g at %zu", b >= 0 ? (double)bad[b] : 0.0, at);
         judge(b < 0 ? "finite data" : what, finite == (b < 0) ? 0 : INFINITY);
@@ -969,6 +969,50 @@ static void row_check_finite(void) {
     for (int i = 0; i < COUNT(flat_cases); i++)
         check_finite_run(&flat_cases[i]);
 }
+
+/* check_finite's sum of squares (the gradient norm): against the reference's plain double loop
+ * on finite data, and not finite, with all_finite 0, after one NaN, +Inf or -Inf. */
+static void sum_squares_run(const flat_case *c) {
+    if (left_out(c->large)) return;
+    begin_case("sum_squares count=%zu offset=%zu", c->count, c->offset);
+    static const float bad[] = {NAN, INFINITY, -INFINITY};
+    float *host = test_alloc_floats(c->count);
+    test_fill_uniform(&rng, host, c->count, -1e3, 1e3);
+    void *view = NULL, *buffer = dut_view(c, &view), *expected = NULL;
+    CHECK_OK(ref->ops->alloc(ref, c->count, &expected));
+    for (int b = -1; b < COUNT(bad); b++) {
+        size_t at = (size_t)test_rng_below(&rng, (int64_t)c->count);
+        float saved = host[at];
+        if (b >= 0) host[at] = bad[b];
+        CHECK_OK(dut->ops->upload(dut, view, host, c->count));
+        CHECK_OK(ref->ops->upload(ref, expected, host, c->count));
+        int finite = -1, ref_finite = -1;
+        double sum = NAN, ref_sum = NAN;
+        CHECK_OK(dut->ops->check_finite(dut, view, c->count, &finite, &sum));
+        CHECK_OK(ref->ops->check_finite(ref, expected, c->count, &ref_finite, &ref_sum));
+        if (b < 0) {
+            judge("all_finite", finite == 1 && ref_finite == 1 ? 0 : INFINITY);
+            judge("sum", value_ratio(sum, ref_sum, ref_sum));
+        } else {
+            char what[64];
+            snprintf(what, sizeof what, "%g at %zu", (double)bad[b], at);
+            judge(what, finite == 0 && !isfinite(sum) ? 0 : INFINITY);
+        }
+        host[at] = saved;
+    }
+    dut->ops->free(dut, buffer);
+    ref->ops->free(ref, expected);
+    free(host);
+}
+
+static void row_sum_squares(void) {
+    for (int i = 0; i < COUNT(flat_cases); i++)
+        sum_squares_run(&flat_cases[i]);
+}
+
+/* The squares of floats are exact in double; their sum in any order is within count 2^-53 of
+ * the exact sum (relative: the terms are positive), 1.1e-10 for the largest case. */
+static const bound sum_squares_bound = {1e-9, 0};
 
 /* ---- memory: upload, download, fill, copy ---------------------------------------------------- */
 
@@ -1216,6 +1260,7 @@ static const row rows[] = {
     {"random normal", row_random_normal, BY_NORMAL_DRAWS, NULL},
     {"scale_shift", row_scale_shift, BY_BITS, NULL},
     {"check_finite", row_check_finite, BY_BITS, NULL},
+    {"check_finite sum_squares", row_sum_squares, BY_ELEMENTWISE_PRECISION, &sum_squares_bound},
     {"memory", row_memory, BY_BITS, NULL},
     {"initial parameters uniform", row_initial_uniform, BY_BITS, NULL},
     {"initial parameters normal", row_initial_normal, BY_NORMAL_PARAMETERS, NULL},

@@ -136,8 +136,13 @@ typedef struct cumlp_backend_ops {
     cumlp_status (*scale_shift)(cumlp_context *ctx, void *x, size_t count, double scale,
                                 double shift);
 
-    /* *all_finite = 1 if no element of x[0..count) is NaN or Inf, else 0 (waits). */
-    cumlp_status (*check_finite)(cumlp_context *ctx, const void *x, size_t count, int *all_finite);
+    /* *all_finite = 1 if no element of x[0..count) is NaN or Inf, else 0 (waits). With
+     * sum_squares != NULL, the same pass also gives *sum_squares = sum of x[i]^2, accumulated in
+     * double in an order that depends only on count (and the cpu backend's thread count), so
+     * that the gradient norm of a step is the same from run to run; it is not finite exactly when
+     * some x[i] is not (fp32 squares summed in double cannot overflow). */
+    cumlp_status (*check_finite)(cumlp_context *ctx, const void *x, size_t count, int *all_finite,
+                                 double *sum_squares);
 
     /* ---- Optional operations, in groups that are all present or all NULL. Call them through the
      * front end below (cumlp__upload_async, ...), which falls back when a group is NULL. ----

@@ -552,8 +552,39 @@ static cumlp_status cpu_scale_shift(cumlp_context *ctx, void *x, size_t count, d
     return CUMLP_SUCCESS;
 }
 
+/* The sum of squares of x[0..count), in double: each thread sums a contiguous range (vectorized),
+ * and the partials are added in thread order. */
+static cumlp_status sum_squares(cumlp_context *ctx, const float *x, size_t count, double *out) {
+    int team = count >= PARALLEL_MIN_ELEMENTS ? threads_of(ctx) : 1, used = 1;
+    double *partials = NULL;
+    cumlp_status st = scratch(ctx, (size_t)team, &partials);
+    if (st != CUMLP_SUCCESS) return st;
+#pragma omp parallel num_threads(team)
+    {
+        size_t t = (size_t)omp_get_thread_num(), n = (size_t)omp_get_num_threads();
+        size_t begin = count / n * t + (t < count % n ? t : count % n);
+        size_t end = begin + count / n + (t < count % n ? 1 : 0);
+        double sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (size_t i = begin; i < end; i++)
+            sum += (double)x[i] * (double)x[i];
+        partials[t] = sum;
+        if (t == 0) used = (int)n;
+    }
+    double total = 0;
+    for (int t = 0; t < used; t++)
+        total += partials[t];
+    *out = total;
+    return CUMLP_SUCCESS;
+}
+
 static cumlp_status cpu_check_finite(cumlp_context *ctx, const void *x, size_t count,
-                                     int *all_finite) {
+                                     int *all_finite, double *sum_squares_out) {
+    if (sum_squares_out) {
+        cumlp_status st = sum_squares(ctx, x, count, sum_squares_out);
+        if (st == CUMLP_SUCCESS) *all_finite = isfinite(*sum_squares_out) != 0;
+        return st;
+    }
     const float *v = x;
     int bad = 0;
     /* x - x is 0 for every finite x and NaN for NaN and +-Inf; this form vectorizes. */

@@ -277,15 +277,16 @@ static cumlp_status ref_scale_shift(cumlp_context *ctx, void *x, size_t count, d
 }
 
 static cumlp_status ref_check_finite(cumlp_context *ctx, const void *x, size_t count,
-                                     int *all_finite) {
+                                     int *all_finite, double *sum_squares) {
     (void)ctx;
     const real *v = x;
+    double sum = 0;
     *all_finite = 1;
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(v[i])) {
-            *all_finite = 0;
-            break;
-        }
+    for (size_t i = 0; i < count; i++) {
+        *all_finite &= isfinite(v[i]) != 0;
+        sum += v[i] * v[i];
+    }
+    if (sum_squares) *sum_squares = sum;
     return CUMLP_SUCCESS;
 }
 
