@@ -132,7 +132,13 @@ module cumlp
   integer(c_int), parameter :: CUMLP_OPT_MOMENTUM = 1
   integer(c_int), parameter :: CUMLP_OPT_NESTEROV = 2
   integer(c_int), parameter :: CUMLP_OPT_ADAM = 3
-  integer(c_int), parameter :: CUMLP_OPTIMIZER_COUNT = 4
+  integer(c_int), parameter :: CUMLP_OPT_ADAMW = 4
+  integer(c_int), parameter :: CUMLP_OPT_ADAMAX = 5
+  integer(c_int), parameter :: CUMLP_OPT_NADAM = 6
+  integer(c_int), parameter :: CUMLP_OPT_RMSPROP = 7
+  integer(c_int), parameter :: CUMLP_OPT_ADAGRAD = 8
+  integer(c_int), parameter :: CUMLP_OPT_ADADELTA = 9
+  integer(c_int), parameter :: CUMLP_OPTIMIZER_COUNT = 10
   ! flags of the checkpoint load functions
   integer(c_int), parameter :: CUMLP_CHECKPOINT_ALLOW_NON_FINITE = 1
   ! cumlp_scaling
@@ -172,14 +178,22 @@ module cumlp
     integer(c_int64_t) :: seed           ! C uint64_t; default 42
   end type cumlp_network_options
 
+  ! cumlp_optimizer_defaults gives the defaults below; cumlp_optimizer_defaults_for(type, options)
+  ! gives PyTorch's defaults of a type (see cumlp.h).
   type, bind(C) :: cumlp_optimizer_options
     integer(c_int) :: type               ! a CUMLP_OPT_*; default CUMLP_OPT_SGD
     real(c_double) :: learning_rate      ! default 0.01
-    real(c_double) :: momentum           ! default 0.9
-    real(c_double) :: weight_decay       ! default 0
+    real(c_double) :: momentum           ! MOMENTUM, NESTEROV, RMSPROP; default 0.9
+    real(c_double) :: weight_decay       ! L2 (ADAMW: decoupled); default 0
     real(c_double) :: beta1              ! default 0.9
     real(c_double) :: beta2              ! default 0.999
     real(c_double) :: epsilon            ! default 1e-8
+    real(c_double) :: alpha              ! RMSPROP; default 0.99
+    real(c_double) :: rho                ! ADADELTA; default 0.9
+    integer(c_int) :: centered           ! RMSPROP: 0 (default) or 1
+    real(c_double) :: lr_decay           ! ADAGRAD; default 0
+    real(c_double) :: initial_accumulator_value ! ADAGRAD; default 0
+    real(c_double) :: momentum_decay     ! NADAM; default 4e-3
   end type cumlp_optimizer_options
 
   ! The structs of the dataset and training-loop API.
@@ -673,7 +687,7 @@ module cumlp
       integer(c_int) :: cumlp_network_get_gradients_f64
     end function
 
-    ! ---- optimizers: SGD, momentum, Nesterov, Adam ----------------------------------------------
+    ! ---- optimizers: SGD, momentum, Nesterov, the Adam family, RMSprop, Adagrad, Adadelta --------
     function cumlp_c_optimizer_name(type) bind(C, name="cumlp_optimizer_name")
       import :: c_int, c_ptr
       integer(c_int), value :: type
@@ -692,6 +706,14 @@ module cumlp
       import :: c_int, cumlp_optimizer_options
       type(cumlp_optimizer_options), intent(out) :: options
       integer(c_int) :: cumlp_optimizer_defaults
+    end function
+
+    function cumlp_optimizer_defaults_for(type, options) &
+        bind(C, name="cumlp_optimizer_defaults_for")
+      import :: c_int, cumlp_optimizer_options
+      integer(c_int), value :: type
+      type(cumlp_optimizer_options), intent(out) :: options
+      integer(c_int) :: cumlp_optimizer_defaults_for
     end function
 
     function cumlp_optimizer_create(net, options, opt) bind(C, name="cumlp_optimizer_create")

@@ -508,13 +508,38 @@ CUMLP_API cumlp_status cumlp_network_get_gradients_f64(const cumlp_network *net,
                                                        int64_t count);
 
 /* ---------------------------------------------------------------------------------------------
- * Optimizers. Updates use the gradients left by cumlp_loss_backward. With g the gradient plus
- * weight_decay * w (L2 decay on every unfrozen parameter, biases included, as PyTorch does):
+ * Optimizers. Updates use the gradients left by cumlp_loss_backward, elementwise over the
+ * unfrozen parameters. With g the gradient plus weight_decay * w (L2 decay on every unfrozen
+ * parameter, biases included, as PyTorch does; not for ADAMW), t the step (from 1) and the
+ * hyper-parameters of cumlp_optimizer_options (lr, mu = momentum, b1 = beta1, b2 = beta2,
+ * eps = epsilon, and alpha, rho, ... by their names), each rule is PyTorch's torch.optim rule of
+ * the same name and defaults (with cumlp_optimizer_defaults_for; see the NADAM note):
  *   SGD:       w <- w - lr g
- *   MOMENTUM:  v <- mu v - lr g;            w <- w + v            (Polyak)
- *   NESTEROV:  v <- mu v - lr g;            w <- w + mu v - lr g  (Sutskever's form)
+ *   MOMENTUM:  v <- mu v - lr g;             w <- w + v            (Polyak)
+ *   NESTEROV:  v <- mu v - lr g;             w <- w + mu v - lr g  (Sutskever's form)
+ *              (torch.optim.SGD's momentum and nesterov=True, for a constant lr)
  *   ADAM:      m <- b1 m + (1-b1) g;  s <- b2 s + (1-b2) g^2;
- *              w <- w - lr (m / (1-b1^t)) / (sqrt(s / (1-b2^t)) + eps)
+ *              w <- w - lr (m / (1-b1^t)) / (sqrt(s / (1-b2^t)) + eps)       (Kingma & Ba)
+ *   ADAMW:     w <- (1 - lr weight_decay) w  (decoupled decay, Loshchilov & Hutter), then ADAM's
+ *              step with g the plain gradient
+ *   ADAMAX:    m <- b1 m + (1-b1) g;  u <- max(b2 u, |g| + eps);
+ *              w <- w - (lr / (1-b1^t)) m / u                              (Kingma & Ba, sec. 7)
+ *   NADAM:     mu_t = b1 (1 - 0.5 0.96^(t momentum_decay)), P_t = mu_1 ... mu_t;
+ *              m, s as ADAM;  d = sqrt(s / (1-b2^t)) + eps;
+ *              w <- w - lr (1-mu_t) / (1-P_t) g / d - lr mu_(t+1) / (1 - P_t mu_(t+1)) m / d
+ *              (Dozat; as torch.optim.NAdam from PyTorch 2.0 on, whose fix of the second
+ *              correction, P_t mu_(t+1), 1.13 and earlier lack: they use P_t mu_t mu_(t+1))
+ *   RMSPROP:   s <- alpha s + (1-alpha) g^2;  d = sqrt(s) + eps, or with centered = 1
+ *              a <- alpha a + (1-alpha) g,  d = sqrt(max(s - a^2, 0)) + eps;
+ *              mu = 0: w <- w - lr g / d;  mu > 0: b <- mu b + g / d,  w <- w - lr b
+ *   ADAGRAD:   s <- s + g^2 (s starting at initial_accumulator_value);
+ *              w <- w - lr / (1 + (t-1) lr_decay) g / (sqrt(s) + eps)
+ *   ADADELTA:  s <- rho s + (1-rho) g^2;  d <- sqrt(u + eps) / sqrt(s + eps) g;
+ *              u <- rho u + (1-rho) d^2;  w <- w - lr d                       (Zeiler)
+ * The state (v, m, s, u, a, b) lives in arenas of the parameters' shape, zeroed when the
+ * optimizer is created (ADAGRAD's s at initial_accumulator_value). The per-step factors (the
+ * bias corrections, NADAM's mu products, ADAGRAD's decayed rate) are computed on the host in
+ * double. Frozen parameters and their state are left unchanged by every rule.
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct cumlp_optimizer cumlp_optimizer;
@@ -523,7 +548,13 @@ typedef struct cumlp_optimizer cumlp_optimizer;
     X(SGD, 0, "sgd")                                                                               \
     X(MOMENTUM, 1, "momentum")                                                                     \
     X(NESTEROV, 2, "nesterov")                                                                     \
-    X(ADAM, 3, "adam")
+    X(ADAM, 3, "adam")                                                                             \
+    X(ADAMW, 4, "adamw")                                                                           \
+    X(ADAMAX, 5, "adamax")                                                                         \
+    X(NADAM, 6, "nadam")                                                                           \
+    X(RMSPROP, 7, "rmsprop")                                                                       \
+    X(ADAGRAD, 8, "adagrad")                                                                       \
+    X(ADADELTA, 9, "adadelta")
 
 typedef enum cumlp_optimizer_type {
 #define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_OPT_##id = value,
@@ -537,22 +568,44 @@ CUMLP_API const char *cumlp_optimizer_name(int type);
 /** Parses the name of an optimizer type into *type (see "Named values" above). */
 CUMLP_API cumlp_status cumlp_optimizer_from_name(const char *name, int *type);
 
+/*
+ * The defaults below are cumlp_optimizer_defaults's; cumlp_optimizer_defaults_for(type, ...)
+ * gives PyTorch's defaults of that type instead where they differ: learning_rate 1e-3 (ADAM,
+ * ADAMW), 2e-3 (ADAMAX, NADAM), 1.0 (ADADELTA); weight_decay 1e-2 (ADAMW); momentum 0 (RMSPROP);
+ * epsilon 1e-10 (ADAGRAD), 1e-6 (ADADELTA). Note that RMSPROP reads `momentum`, whose default
+ * here is MOMENTUM's 0.9: set it to 0, or start from cumlp_optimizer_defaults_for.
+ */
 typedef struct cumlp_optimizer_options {
     int type;             /**< a cumlp_optimizer_type; default CUMLP_OPT_SGD */
     double learning_rate; /**< default 0.01; must be finite and >= 0 */
-    double momentum;      /**< mu for MOMENTUM and NESTEROV, in [0, 1); default 0.9 */
-    double weight_decay;  /**< L2 coefficient, >= 0; default 0 */
-    double beta1;         /**< Adam, in [0, 1); default 0.9 */
-    double beta2;         /**< Adam, in [0, 1); default 0.999 */
-    double epsilon;       /**< Adam, > 0; default 1e-8 */
+    double momentum;      /**< mu for MOMENTUM, NESTEROV and RMSPROP, in [0, 1); default 0.9 */
+    double weight_decay;  /**< L2 coefficient (ADAMW: decoupled decay), >= 0; default 0 */
+    double beta1;         /**< ADAM, ADAMW, ADAMAX, NADAM: in [0, 1); default 0.9 */
+    double beta2;         /**< ADAM, ADAMW, ADAMAX, NADAM: in [0, 1); default 0.999 */
+    double epsilon;       /**< every rule that divides: > 0; default 1e-8 */
+    /* Appended after cumlp 0.1.0 (the names are PyTorch's): */
+    double alpha;    /**< RMSPROP's smoothing constant, in [0, 1); default 0.99 */
+    double rho;      /**< ADADELTA's decay of its averages, in [0, 1); default 0.9 */
+    int centered;    /**< RMSPROP: 1 normalizes by the gradients' variance; default 0 */
+    double lr_decay; /**< ADAGRAD's learning-rate decay, >= 0; default 0 */
+    double initial_accumulator_value; /**< ADAGRAD's starting sum of squares, >= 0; default 0 */
+    double momentum_decay;            /**< NADAM's momentum decay psi, >= 0; default 4e-3 */
 } cumlp_optimizer_options;
 
-/** Fills *options with the defaults listed in cumlp_optimizer_options. */
+/** Fills *options with the defaults listed in cumlp_optimizer_options (type SGD). */
 CUMLP_API cumlp_status cumlp_optimizer_defaults(cumlp_optimizer_options *options);
 
 /**
- * Creates an optimizer for net, with state (velocity, moments) of the network's shape, zeroed.
- * options may be NULL for the defaults. The network must outlive the optimizer.
+ * Fills *options with the defaults for an optimizer of `type`: cumlp_optimizer_defaults's values
+ * with the type set and PyTorch's defaults of that type where they differ (listed above).
+ */
+CUMLP_API cumlp_status cumlp_optimizer_defaults_for(int type, cumlp_optimizer_options *options);
+
+/**
+ * Creates an optimizer for net, with the state its rule keeps (velocity, moments, averages) in
+ * arenas of the network's shape, zeroed (ADAGRAD's at initial_accumulator_value). options may be
+ * NULL for the defaults. Options out of range (NaN included) or an unknown type are
+ * CUMLP_ERROR_INVALID_VALUE. The network must outlive the optimizer.
  */
 CUMLP_API cumlp_status cumlp_optimizer_create(cumlp_network *net,
                                               const cumlp_optimizer_options *options,
@@ -617,9 +670,12 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  *   "<2k>.bias"    F32 [n_out]        layer k's b
  * cumlp's W is n_out x n_in column-major (W[j + i n_out] links input i to unit j); the file
  * stores it row-major as [n_out, n_in] (element [j][i] at j n_in + i), so writing and reading
- * transpose. Optimizer state uses the same layouts under "optimizer.state1.<2k>.weight",
- * "optimizer.state1.<2k>.bias" (velocity, or Adam's first moment) and "optimizer.state2.<...>"
- * (Adam's second moment); SGD has none.
+ * transpose. Optimizer state uses the same layouts under "optimizer.state<i>.<2k>.weight" and
+ * "optimizer.state<i>.<2k>.bias" for each state arena i the rule keeps: state1 is the velocity
+ * (MOMENTUM, NESTEROV), the first moment m (ADAM, ADAMW, ADAMAX, NADAM), the squares' average s
+ * (RMSPROP, ADADELTA) or sum s (ADAGRAD); state2 is the second moment s (ADAM, ADAMW, NADAM), the
+ * infinity norm u (ADAMAX), the updates' average u (ADADELTA) or RMSPROP's momentum buffer b
+ * (only with momentum > 0); state3 is centered RMSPROP's gradient average a. SGD has none.
  * "__metadata__" (string to string) holds: "format" = "cumlp", "format_version" = "1",
  * "num_layers", "widths" ("784,128,10"), "activations" ("relu,softmax": the names of
  * CUMLP_ACTIVATION_LIST), "loss" (a name of CUMLP_LOSS_LIST: mse, ce, bce; files written by cumlp
@@ -627,8 +683,11 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * sigmoid_binary_cross_entropy, which are read too), "leaky_relu_slope", "payload_crc32"
  * (CRC-32/ISO-HDLC of all bytes after the header, 8 lowercase hex digits), and with an optimizer:
  * "optimizer" (a name of CUMLP_OPTIMIZER_LIST), "learning_rate", "momentum", "weight_decay",
- * "beta1", "beta2", "epsilon" (decimal in C syntax whatever the process's LC_NUMERIC locale,
- * round-trip exact) and "step_count". Frozen flags are not stored.
+ * "beta1", "beta2", "epsilon", "alpha", "rho", "centered", "lr_decay",
+ * "initial_accumulator_value", "momentum_decay" (decimal in C syntax whatever the process's
+ * LC_NUMERIC locale, round-trip exact), "step_count", and for NADAM "mu_product" (its P_t), so
+ * that training resumes bit for bit. Files written before an option existed lack its key and read
+ * as its default. Frozen flags are not stored.
  *
  * Parameters travel as fp32 on every backend, so a checkpoint written on one backend loads on any
  * other with bit-identical parameters, and save -> load -> save gives the same bytes.
@@ -679,8 +738,10 @@ CUMLP_API cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *pat
  * Loads the file's parameters into an existing network with the same widths, activations and
  * loss (else CUMLP_ERROR_SHAPE_MISMATCH). With opt != NULL (an optimizer of net) and optimizer
  * state in the file, the optimizer types must agree (else CUMLP_ERROR_SHAPE_MISMATCH) and opt's
- * state and step count are restored (its hyper-parameters stay as the caller set them); when the
- * file holds no optimizer state, opt is left as it is. On any failure net and opt are untouched.
+ * state and step count are restored (its hyper-parameters stay as the caller set them); the state
+ * arenas must agree too (RMSPROP's momentum and centered options decide which it keeps, else
+ * CUMLP_ERROR_SHAPE_MISMATCH). When the file holds no optimizer state, opt is left as it is. On
+ * any failure net and opt are untouched.
  */
 CUMLP_API cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_optimizer *opt,
                                                   const char *path, int flags);

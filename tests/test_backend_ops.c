@@ -735,25 +735,39 @@ static void row_loss_delta(void) {
 /* ---- optimizer_step -------------------------------------------------------------------------- */
 
 typedef struct optimizer_case {
-    int type;
+    cumlp_optimizer_options o;
     size_t count;
-    double weight_decay;
     int steps; /* each with a new gradient */
-    double beta1, beta2;
 } optimizer_case;
 
-static cumlp_step_params step_params(const optimizer_case *c, int step) {
-    int adam = c->type == CUMLP_OPT_ADAM;
-    cumlp_step_params p = {.type = c->type,
-                           .learning_rate = 0.03,
-                           .momentum = 0.9,
-                           .weight_decay = c->weight_decay,
-                           .beta1 = c->beta1,
-                           .beta2 = c->beta2,
-                           .epsilon = 1e-8,
-                           .bias_correction1 = adam ? 1 - pow(c->beta1, step) : 1,
-                           .bias_correction2 = adam ? 1 - pow(c->beta2, step) : 1};
-    return p;
+/* A case of rule `type` with hyper-parameters exact in fp32 (so that only the arithmetic's
+ * rounding differs from the reference), weight decay wd, over count elements. */
+static optimizer_case optimizer_case_of(int type, size_t count, double wd, int steps) {
+    optimizer_case c = {.count = count, .steps = steps};
+    cumlp_optimizer_defaults_for(type, &c.o);
+    c.o.learning_rate = 0.03;
+    c.o.weight_decay = wd;
+    c.o.beta1 = 0.875;
+    c.o.beta2 = 1.0 - 0x1p-10;
+    c.o.alpha = 1.0 - 0x1p-7;
+    c.o.rho = 0.875;
+    c.o.epsilon = 0x1p-20;
+    c.o.lr_decay = 0.125;
+    c.o.momentum_decay = 0x1p-8;
+    return c;
+}
+
+/* The initial values of state array k: signed for a velocity or first moment, in [0.01, 0.02)
+ * for an average of squares (which must stay >= 0, and above a centered RMSprop's squared
+ * gradient average), small and signed for that average. */
+static twin optimizer_state_start(int type, int k, size_t count) {
+    int velocity_first = type == CUMLP_OPT_MOMENTUM || type == CUMLP_OPT_NESTEROV ||
+                         type == CUMLP_OPT_ADAM || type == CUMLP_OPT_ADAMW ||
+                         type == CUMLP_OPT_ADAMAX || type == CUMLP_OPT_NADAM;
+    if (k == 0)
+        return velocity_first ? twin_random(count, -0.1, 0.1) : twin_random(count, 0.01, 0.02);
+    if (k == 1) return twin_random(count, 0, 0.01);
+    return twin_random(count, -0.05, 0.05);
 }
 
 /* The parameters and the state an optimizer updates, and the magnitude of their terms: the same
@@ -775,10 +789,14 @@ static void state_pointers(const optimizer_arrays *o, int side,
     }
 }
 
-static void optimizer_step_both(const optimizer_case *c, optimizer_arrays *o, int step) {
+/* Step `step` (from 1) on both backends, and of the terms; *mu_product is NAdam's P_(step-1). */
+static void optimizer_step_both(const optimizer_case *c, optimizer_arrays *o, int step,
+                                double *mu_product) {
     twin g = twin_random(o->w.n, -1, 1);
     void *abs_g = ref_abs(g);
-    cumlp_step_params p = step_params(c, step), q = p;
+    cumlp_step_params p, q;
+    cumlp__optimizer_step_params(&c->o, step, *mu_product, &p, mu_product);
+    q = p;
     q.learning_rate = -p.learning_rate;
     size_t n = o->w.n;
     void *s_dut[CUMLP_OPTIMIZER_MAX_STATES], *s_ref[CUMLP_OPTIMIZER_MAX_STATES],
@@ -800,21 +818,21 @@ static void judge_optimizer_array(const char *what, twin t, const void *terms_bu
 }
 
 static void optimizer_run(const optimizer_case *c) {
-    begin_case("optimizer_step type=%d count=%zu wd=%g steps=%d beta1=%g beta2=%.10g", c->type,
-               c->count, c->weight_decay, c->steps, c->beta1, c->beta2);
-    cumlp_optimizer_options oo;
-    cumlp_optimizer_defaults(&oo);
-    oo.type = c->type;
+    const cumlp_optimizer_options *oo = &c->o;
+    begin_case("optimizer_step %s count=%zu wd=%g steps=%d beta1=%g beta2=%.10g momentum=%g "
+               "centered=%d",
+               cumlp_optimizer_name(oo->type), c->count, oo->weight_decay, c->steps, oo->beta1,
+               oo->beta2, oo->momentum, oo->centered);
     optimizer_arrays o = {twin_random(c->count, -1, 1), {{0}}, {NULL}, 0};
-    o.slots = cumlp__optimizer_state_slots(&oo);
+    o.slots = cumlp__optimizer_state_slots(oo);
     o.terms[0] = ref_abs(o.w);
     for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
-        /* momentum-like states may be negative, averages of squares are not */
-        o.s[k] = k == 0 ? twin_random(c->count, -0.1, 0.1) : twin_random(c->count, 0, 0.01);
+        o.s[k] = optimizer_state_start(oo->type, k, c->count);
         o.terms[1 + k] = ref_abs(o.s[k]);
     }
+    double mu_product = 1.0;
     for (int step = 1; step <= c->steps; step++)
-        optimizer_step_both(c, &o, step);
+        optimizer_step_both(c, &o, step, &mu_product);
     judge_optimizer_array("w", o.w, o.terms[0]);
     for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
         char what[32];
@@ -830,30 +848,47 @@ static void optimizer_run(const optimizer_case *c) {
 
 static const size_t optimizer_counts[] = {1, 3, 4, 7, 1000, 1001, 4099, 65537, 65539};
 
-/* Every rule with and without weight decay, for one step and for three; betas exact in fp32. */
+/* Every rule with and without weight decay, for one step and for three, hyper-parameters exact in
+ * fp32; RMSprop in its four variants (momentum on or off, centered or not). */
 static void row_optimizer_step(void) {
-    for (int type = CUMLP_OPT_SGD; type <= CUMLP_OPT_ADAM; type++) {
+    for (int type = 0; type < CUMLP_OPTIMIZER_COUNT; type++) {
         for (int i = 0; i < COUNT(optimizer_counts); i++) {
-            optimizer_case c = {type,  optimizer_counts[i], i & 1 ? 1e-3 : 0, i & 2 ? 3 : 1,
-                                0.875, 1.0 - 0x1p-10};
+            optimizer_case c =
+                optimizer_case_of(type, optimizer_counts[i], i & 1 ? 1e-3 : 0, i & 2 ? 3 : 1);
+            if (type == CUMLP_OPT_RMSPROP) { /* each variant with and without decay */
+                int variant = i / 2 % 4;
+                c.o.momentum = variant & 1 ? 0.875 : 0.0;
+                c.o.centered = variant >> 1;
+            }
             optimizer_run(&c);
         }
     }
 }
 
-/* Adam's defaults, beta1 = 0.9 and beta2 = 0.999, are not floats: the shared fp32 rule's rounded
- * betas bound its agreement with the double reference (DESIGN.md: Adam-like rules amplify the
- * rounding), hence the row's own bound. */
-static const bound adam_default_betas_bound = {2e-5, 0};
+/* The defaults (beta1 0.9, beta2 0.999, RMSprop's alpha 0.99, Adadelta's rho 0.9) are not floats:
+ * the shared fp32 rule's rounded factors bound its agreement with the double reference
+ * (DESIGN.md: Adam-like rules amplify the rounding), hence the row's own bound. */
+static const bound default_factors_bound = {2e-5, 0};
 
-static void row_adam_default_betas(void) {
-    static const optimizer_case cases[] = {
-        {CUMLP_OPT_ADAM, 4099, 0, 1, 0.9, 0.999},
-        {CUMLP_OPT_ADAM, 4099, 1e-3, 3, 0.9, 0.999},
-        {CUMLP_OPT_ADAM, 65539, 1e-3, 3, 0.9, 0.999},
-    };
-    for (int i = 0; i < COUNT(cases); i++)
-        optimizer_run(&cases[i]);
+static void row_default_factors(void) {
+    static const int types[] = {CUMLP_OPT_ADAM,    CUMLP_OPT_ADAMW,   CUMLP_OPT_ADAMAX,
+                                CUMLP_OPT_NADAM,   CUMLP_OPT_RMSPROP, CUMLP_OPT_ADAGRAD,
+                                CUMLP_OPT_ADADELTA};
+    static const struct {
+        size_t count;
+        double wd;
+        int steps;
+    } sizes[] = {{4099, 0, 1}, {4099, 1e-3, 3}, {65539, 1e-3, 3}};
+    for (int t = 0; t < COUNT(types); t++) {
+        for (int i = 0; i < COUNT(sizes); i++) {
+            optimizer_case c = {.count = sizes[i].count, .steps = sizes[i].steps};
+            cumlp_optimizer_defaults_for(types[t], &c.o);
+            c.o.weight_decay = sizes[i].wd;
+            c.o.centered = i == 2;
+            c.o.momentum = types[t] == CUMLP_OPT_RMSPROP && i > 0 ? 0.9 : c.o.momentum;
+            optimizer_run(&c);
+        }
+    }
 }
 
 /* ---- random, scale_shift, check_finite ------------------------------------------------------- */
@@ -1254,8 +1289,8 @@ static const row rows[] = {
     {"activation_backward", row_activation_backward, BY_ELEMENTWISE_PRECISION, NULL},
     {"loss_delta", row_loss_delta, BY_ELEMENTWISE_PRECISION, NULL},
     {"optimizer_step", row_optimizer_step, BY_ELEMENTWISE_PRECISION, NULL},
-    {"optimizer_step adam 0.9/0.999", row_adam_default_betas, BY_ELEMENTWISE_PRECISION,
-     &adam_default_betas_bound},
+    {"optimizer_step default factors", row_default_factors, BY_ELEMENTWISE_PRECISION,
+     &default_factors_bound},
     {"random uniform", row_random_uniform, BY_BITS, NULL},
     {"random normal", row_random_normal, BY_NORMAL_DRAWS, NULL},
     {"scale_shift", row_scale_shift, BY_BITS, NULL},

@@ -91,7 +91,8 @@ static cumlp_update_params_d params(double lr, double mu, double wd, double beta
                                     double eps, int t) {
     cumlp_update_params_d q = {.learning_rate = lr,
                                .momentum = mu,
-                               .weight_decay = wd,
+                               .l2_decay = wd,
+                               .decay_factor = 1,
                                .beta1 = beta1,
                                .one_minus_beta1 = 1 - beta1,
                                .beta2 = beta2,
@@ -139,6 +140,67 @@ static void test_optimizer_rules(void) {
                                 .bias_correction2 = 0.001f};
     cumlp_optimizer_update_f(CUMLP_OPT_ADAM, &qf, &wf, 3.0f, sf);
     CHECK_NEAR(sf[1], 0.001 * 9.0, 1e-9);
+}
+
+/* The rules added after Adam, one or two steps by hand from their formulas in cumlp.h. */
+static void test_more_optimizer_rules(void) {
+    const double g = -3.0, eps = 1e-8;
+    double w = 2.0, s[CUMLP_OPTIMIZER_MAX_STATES] = {0, 0, 0};
+    /* AdamW: the decay multiplies w, and the gradient carries none of it. */
+    cumlp_update_params_d q = params(0.01, 0, 0, 0.9, 0.999, eps, 1);
+    q.decay_factor = 1 - 0.01 * 0.5;
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAMW, &q, &w, g, s);
+    CHECK_NEAR(w, 2.0 * (1 - 0.005) + 0.01 * 3.0 / (3.0 + eps), 1e-15);
+    /* AdaMax: u = max(b2 u, |g| + eps); the step is lr / (1 - b1^t) m / u. */
+    w = 2.0;
+    s[0] = s[1] = 0;
+    q = params(0.002, 0, 0, 0.9, 0.999, eps, 1);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAMAX, &q, &w, g, s);
+    CHECK_NEAR(s[1], 3.0 + eps, 1e-15);
+    CHECK_NEAR(w, 2.0 + 0.002 / 0.1 * (0.3 / (3.0 + eps)), 1e-15);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAMAX, &q, &w, 0.5, s); /* u keeps 0.999 (3 + eps) */
+    CHECK_NEAR(s[1], 0.999 * (3.0 + eps), 1e-15);
+    /* NAdam: the gradient and the moment with the coefficients the host gives. */
+    w = 2.0;
+    s[0] = s[1] = 0;
+    q = params(0.002, 0, 0, 0.9, 0.999, eps, 1);
+    q.nadam_grad_coef = 0.25;
+    q.nadam_avg_coef = 0.125;
+    cumlp_optimizer_update_d(CUMLP_OPT_NADAM, &q, &w, g, s);
+    double d = sqrt(0.001 * 9.0 / 0.001) + eps;
+    CHECK_NEAR(w, 2.0 - 0.25 * g / d - 0.125 * (0.1 * g) / d, 1e-15);
+    /* RMSprop, plain: lr g / (sqrt((1 - alpha) g^2) + eps). */
+    w = 2.0;
+    s[0] = s[1] = s[2] = 0;
+    q = params(0.01, 0, 0, 0, 0.99, eps, 1);
+    cumlp_optimizer_update_d(CUMLP_OPT_RMSPROP, &q, &w, g, s);
+    CHECK_NEAR(w, 2.0 - 0.01 * g / (sqrt(0.01 * 9.0) + eps), 1e-15);
+    CHECK(s[1] == 0 && s[2] == 0);
+    /* centered, with momentum: the variance alpha (1 - alpha) g^2, the buffer g / d. */
+    w = 2.0;
+    s[0] = s[1] = s[2] = 0;
+    q = params(0.01, 0.5, 0, 0, 0.99, eps, 1);
+    q.centered = 1;
+    cumlp_optimizer_update_d(CUMLP_OPT_RMSPROP, &q, &w, g, s);
+    d = sqrt(0.99 * 0.01 * 9.0) + eps;
+    CHECK_NEAR(s[2], 0.01 * g, 1e-15);
+    CHECK_NEAR(s[1], g / d, 1e-12);
+    CHECK_NEAR(w, 2.0 - 0.01 * g / d, 1e-13);
+    /* Adagrad from an initial accumulator of 0.5. */
+    w = 2.0;
+    s[0] = 0.5;
+    q = params(0.1, 0, 0, 0, 0, 1e-10, 1);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAGRAD, &q, &w, g, s);
+    CHECK_NEAR(s[0], 9.5, 1e-15);
+    CHECK_NEAR(w, 2.0 - 0.1 * g / (sqrt(9.5) + 1e-10), 1e-15);
+    /* Adadelta: the first update is sqrt(eps) / sqrt((1 - rho) g^2 + eps) g. */
+    w = 2.0;
+    s[0] = s[1] = 0;
+    q = params(1.0, 0, 0, 0, 0.9, 1e-6, 1);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADADELTA, &q, &w, g, s);
+    double delta = sqrt(1e-6) / sqrt(0.1 * 9.0 + 1e-6) * g;
+    CHECK_NEAR(w, 2.0 - delta, 1e-15);
+    CHECK_NEAR(s[1], 0.1 * delta * delta, 1e-18);
 }
 
 /* Mean and standard deviation of one layer's initial weights for each scheme. */
@@ -194,6 +256,7 @@ int main(void) {
     RUN(test_activation_values);
     RUN(test_derivatives);
     RUN(test_optimizer_rules);
+    RUN(test_more_optimizer_rules);
     RUN(test_initialization);
     return harness_finish();
 }

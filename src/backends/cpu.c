@@ -493,23 +493,50 @@ CPU_INLINE void update_loop(int type, const cumlp_update_params_f *q, size_t n, 
     }
 }
 
-/* The loop of each rule, with the state arrays it uses (s[k] + begin, or NULL). */
+/* The loop of each rule, with the state arrays it uses (s[k] + begin, or NULL) as constants. */
 static void update_chunk(int type, const cumlp_update_params_f *q, size_t n, float *w,
                          const float *g, float *const s[CUMLP_OPTIMIZER_MAX_STATES]) {
+#define LOOP(rule, s0, s1, s2) update_loop(rule, q, n, w, g, s0, s1, s2)
     switch (type) {
     case CUMLP_OPT_MOMENTUM:
-        update_loop(CUMLP_OPT_MOMENTUM, q, n, w, g, s[0], NULL, NULL);
+        LOOP(CUMLP_OPT_MOMENTUM, s[0], NULL, NULL);
         break;
     case CUMLP_OPT_NESTEROV:
-        update_loop(CUMLP_OPT_NESTEROV, q, n, w, g, s[0], NULL, NULL);
+        LOOP(CUMLP_OPT_NESTEROV, s[0], NULL, NULL);
         break;
     case CUMLP_OPT_ADAM:
-        update_loop(CUMLP_OPT_ADAM, q, n, w, g, s[0], s[1], NULL);
+        LOOP(CUMLP_OPT_ADAM, s[0], s[1], NULL);
+        break;
+    case CUMLP_OPT_ADAMW:
+        LOOP(CUMLP_OPT_ADAMW, s[0], s[1], NULL);
+        break;
+    case CUMLP_OPT_ADAMAX:
+        LOOP(CUMLP_OPT_ADAMAX, s[0], s[1], NULL);
+        break;
+    case CUMLP_OPT_NADAM:
+        LOOP(CUMLP_OPT_NADAM, s[0], s[1], NULL);
+        break;
+    case CUMLP_OPT_RMSPROP: /* the momentum buffer and the gradients' average are optional */
+        if (s[1] && s[2])
+            LOOP(CUMLP_OPT_RMSPROP, s[0], s[1], s[2]);
+        else if (s[1])
+            LOOP(CUMLP_OPT_RMSPROP, s[0], s[1], NULL);
+        else if (s[2])
+            LOOP(CUMLP_OPT_RMSPROP, s[0], NULL, s[2]);
+        else
+            LOOP(CUMLP_OPT_RMSPROP, s[0], NULL, NULL);
+        break;
+    case CUMLP_OPT_ADAGRAD:
+        LOOP(CUMLP_OPT_ADAGRAD, s[0], NULL, NULL);
+        break;
+    case CUMLP_OPT_ADADELTA:
+        LOOP(CUMLP_OPT_ADADELTA, s[0], s[1], NULL);
         break;
     default:
-        update_loop(CUMLP_OPT_SGD, q, n, w, g, NULL, NULL, NULL);
+        LOOP(CUMLP_OPT_SGD, NULL, NULL, NULL);
         break;
     }
+#undef LOOP
 }
 
 static cumlp_status cpu_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p, size_t count,

@@ -171,6 +171,7 @@ typedef struct decoded {
     int has_optimizer;
     cumlp_optimizer_options opt_options;
     int64_t steps;
+    double mu_product; /* NAdam's */
     size_t num_params;
     float *params;                             /* flat order: W1 b1 W2 b2 ..., W column-major */
     float *states[CUMLP_OPTIMIZER_MAX_STATES]; /* same order; NULL where the file has none */
@@ -284,7 +285,14 @@ static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_opt
         sb_meta_double(b, "beta1", o->beta1);
         sb_meta_double(b, "beta2", o->beta2);
         sb_meta_double(b, "epsilon", o->epsilon);
+        sb_meta_double(b, "alpha", o->alpha);
+        sb_meta_double(b, "rho", o->rho);
+        sb_append(b, ",\"centered\":\"%d\"", o->centered);
+        sb_meta_double(b, "lr_decay", o->lr_decay);
+        sb_meta_double(b, "initial_accumulator_value", o->initial_accumulator_value);
+        sb_meta_double(b, "momentum_decay", o->momentum_decay);
         sb_append(b, ",\"step_count\":\"%lld\"", (long long)opt->steps);
+        if (o->type == CUMLP_OPT_NADAM) sb_meta_double(b, "mu_product", opt->nadam_mu_product);
     }
     sb_append(b, ",\"payload_crc32\":\"%08lx\"}", (unsigned long)crc);
 }
@@ -624,10 +632,41 @@ static cumlp_status parse_architecture(const reader *r, const cumlp_json *meta, 
 }
 
 static cumlp_status check_optimizer_options(const reader *r, const cumlp_optimizer_options *o) {
-    int ok = o->learning_rate >= 0 && o->momentum >= 0 && o->momentum < 1 && o->weight_decay >= 0 &&
-             o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1 && o->epsilon > 0;
-    return ok ? CUMLP_SUCCESS
-              : bad(r, CUMLP_ERROR_FORMAT, "optimizer hyper-parameters out of range");
+    char why[160];
+    const char *problem = cumlp__optimizer_options_problem(o, why, sizeof why);
+    return problem ? bad(r, CUMLP_ERROR_FORMAT, "optimizer hyper-parameters: %s", problem)
+                   : CUMLP_SUCCESS;
+}
+
+/* The options added after cumlp 0.1.0: files written before lack them and read as the defaults
+ * (which those files' optimizers had in effect). */
+static cumlp_status parse_later_options(const reader *r, const cumlp_json *meta,
+                                        cumlp_optimizer_options *o) {
+    const char *keys[] = {"alpha", "rho", "lr_decay", "initial_accumulator_value",
+                          "momentum_decay"};
+    double *values[] = {&o->alpha, &o->rho, &o->lr_decay, &o->initial_accumulator_value,
+                        &o->momentum_decay};
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int i = 0; i < COUNT_OF(keys) && st == CUMLP_SUCCESS; i++)
+        if (cumlp__json_get(meta, keys[i])) st = meta_double(r, meta, keys[i], values[i]);
+    const cumlp_json *centered = cumlp__json_get(meta, "centered");
+    int64_t flag = 0;
+    if (st == CUMLP_SUCCESS && centered) {
+        if (!parse_count(centered->text, strlen(centered->text), 1, &flag))
+            st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"centered\" is \"%.40s\", not 0 or 1",
+                     centered->text);
+        o->centered = (int)flag;
+    }
+    return st;
+}
+
+/* NAdam's product of its momentum coefficients so far, which resuming needs. */
+static cumlp_status parse_mu_product(const reader *r, const cumlp_json *meta, decoded *d) {
+    cumlp_status st = meta_double(r, meta, "mu_product", &d->mu_product);
+    if (st == CUMLP_SUCCESS && !(d->mu_product >= 0 && d->mu_product <= 1))
+        st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"mu_product\" %g is not in [0, 1]",
+                 d->mu_product);
+    return st;
 }
 
 static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, decoded *d) {
@@ -644,7 +683,10 @@ static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, dec
     cumlp_status st = CUMLP_SUCCESS;
     for (int i = 0; i < COUNT_OF(keys) && st == CUMLP_SUCCESS; i++)
         st = meta_double(r, meta, keys[i], values[i]);
+    if (st == CUMLP_SUCCESS) st = parse_later_options(r, meta, o);
     if (st == CUMLP_SUCCESS) st = check_optimizer_options(r, o);
+    d->mu_product = 1.0;
+    if (st == CUMLP_SUCCESS && o->type == CUMLP_OPT_NADAM) st = parse_mu_product(r, meta, d);
     const char *s = NULL;
     if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "step_count", &s);
     if (st == CUMLP_SUCCESS && !parse_count(s, strlen(s), INT64_MAX, &d->steps))
@@ -1087,7 +1129,10 @@ static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_netw
         for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES && st == CUMLP_SUCCESS; k++)
             if (d->states[k])
                 st = ctx->ops->upload(ctx, opt->state[k], d->states[k], d->num_params);
-        if (st == CUMLP_SUCCESS) opt->steps = d->steps;
+        if (st == CUMLP_SUCCESS) {
+            opt->steps = d->steps;
+            opt->nadam_mu_product = d->mu_product;
+        }
     }
     if (st != CUMLP_SUCCESS) {
         cumlp_optimizer_destroy(opt);
@@ -1166,7 +1211,10 @@ static cumlp_status fill_existing(cumlp_network *net, cumlp_optimizer *opt, cons
     if (st == CUMLP_SUCCESS) st = ctx->ops->synchronize(ctx);
     for (int i = 0; i < MAX_PARTS; i++)
         ctx->ops->free(ctx, staged[i]);
-    if (st == CUMLP_SUCCESS && opt && d->has_optimizer) opt->steps = d->steps;
+    if (st == CUMLP_SUCCESS && opt && d->has_optimizer) {
+        opt->steps = d->steps;
+        opt->nadam_mu_product = d->mu_product;
+    }
     return st;
 }
 

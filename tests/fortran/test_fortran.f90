@@ -245,6 +245,8 @@ contains
         CUMLP_INIT_UNIFORM, CUMLP_INIT_XAVIER_NORMAL, CUMLP_INIT_XAVIER_UNIFORM, &
         CUMLP_INIT_HE_NORMAL, CUMLP_INIT_HE_UNIFORM, CUMLP_INIT_COUNT, CUMLP_BIAS_ZERO, &
         CUMLP_BIAS_DRAWN, CUMLP_OPT_SGD, CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM, &
+        CUMLP_OPT_ADAMW, CUMLP_OPT_ADAMAX, CUMLP_OPT_NADAM, CUMLP_OPT_RMSPROP, CUMLP_OPT_ADAGRAD, &
+        CUMLP_OPT_ADADELTA, &
         CUMLP_OPTIMIZER_COUNT, CUMLP_CHECKPOINT_ALLOW_NON_FINITE, CUMLP_SCALE_MINMAX, &
         CUMLP_SCALE_STANDARDIZE, CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, &
         CUMLP_LR_COSINE, CUMLP_SCHEDULE_COUNT, CUMLP_STOP_EPOCHS, CUMLP_STOP_TARGET_LOSS, &
@@ -493,9 +495,13 @@ contains
         [character(16) :: "normal", "uniform", "xavier_normal", "xavier_uniform", "he_normal", &
         "he_uniform"])
     call check_named_set("optimizer", &
-        [CUMLP_OPT_SGD, CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM], &
-        CUMLP_OPTIMIZER_COUNT, [character(8) :: "sgd", "momentum", "nesterov", "adam"], &
-        [character(12) :: "sgd", "momentum", "nesterov", "adam"])
+        [CUMLP_OPT_SGD, CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM, CUMLP_OPT_ADAMW, &
+         CUMLP_OPT_ADAMAX, CUMLP_OPT_NADAM, CUMLP_OPT_RMSPROP, CUMLP_OPT_ADAGRAD, &
+         CUMLP_OPT_ADADELTA], &
+        CUMLP_OPTIMIZER_COUNT, [character(8) :: "sgd", "momentum", "nesterov", "adam", "adamw", &
+        "adamax", "nadam", "rmsprop", "adagrad", "adadelta"], &
+        [character(12) :: "sgd", "momentum", "nesterov", "adam", "adamw", "adamax", "nadam", &
+        "rmsprop", "adagrad", "adadelta"])
     call check_named_set("schedule", &
         [CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, CUMLP_LR_COSINE], &
         CUMLP_SCHEDULE_COUNT, [character(8) :: "constant", "step", "exp", "cosine"], &
@@ -556,7 +562,9 @@ contains
          c_loc(no%leaky_relu_slope), c_loc(no%seed)])
     call compare_layout(2_c_int, "cumlp_optimizer_options", c_sizeof(oo), c_loc(oo), &
         [c_loc(oo%type), c_loc(oo%learning_rate), c_loc(oo%momentum), c_loc(oo%weight_decay), &
-         c_loc(oo%beta1), c_loc(oo%beta2), c_loc(oo%epsilon)])
+         c_loc(oo%beta1), c_loc(oo%beta2), c_loc(oo%epsilon), c_loc(oo%alpha), c_loc(oo%rho), &
+         c_loc(oo%centered), c_loc(oo%lr_decay), c_loc(oo%initial_accumulator_value), &
+         c_loc(oo%momentum_decay)])
     call compare_layout(3_c_int, "cumlp_csv_options", c_sizeof(cv), c_loc(cv), &
         [c_loc(cv%has_header), c_loc(cv%label_column), c_loc(cv%num_classes), &
          c_loc(cv%delimiter)])
@@ -598,7 +606,19 @@ contains
     call check_ok(cumlp_optimizer_defaults(oo), "optimizer defaults", c_null_ptr)
     call check(oo%type == CUMLP_OPT_SGD .and. oo%learning_rate == 0.01d0 .and. &
         oo%momentum == 0.9d0 .and. oo%weight_decay == 0d0 .and. oo%beta1 == 0.9d0 .and. &
-        oo%beta2 == 0.999d0 .and. oo%epsilon == 1d-8, "optimizer defaults' values")
+        oo%beta2 == 0.999d0 .and. oo%epsilon == 1d-8 .and. oo%alpha == 0.99d0 .and. &
+        oo%rho == 0.9d0 .and. oo%centered == 0 .and. oo%lr_decay == 0d0 .and. &
+        oo%initial_accumulator_value == 0d0 .and. oo%momentum_decay == 4d-3, &
+        "optimizer defaults' values")
+    call check_ok(cumlp_optimizer_defaults_for(CUMLP_OPT_ADAMW, oo), "adamw defaults", c_null_ptr)
+    call check(oo%type == CUMLP_OPT_ADAMW .and. oo%learning_rate == 1d-3 .and. &
+        oo%weight_decay == 1d-2, "adamw defaults' values")
+    call check_ok(cumlp_optimizer_defaults_for(CUMLP_OPT_RMSPROP, oo), "rmsprop defaults", &
+        c_null_ptr)
+    call check(oo%type == CUMLP_OPT_RMSPROP .and. oo%momentum == 0d0 .and. oo%alpha == 0.99d0, &
+        "rmsprop defaults' values")
+    call check(cumlp_optimizer_defaults_for(CUMLP_OPTIMIZER_COUNT, oo) == &
+        CUMLP_ERROR_INVALID_VALUE, "defaults for an unknown type")
     cv%has_header = 7
     call check_ok(cumlp_csv_defaults(cv), "csv defaults", c_null_ptr)
     call check(cv%has_header == 0 .and. cv%label_column == -1 .and. cv%num_classes == 0 .and. &
