@@ -92,7 +92,8 @@ module cumlp
   integer(c_int), parameter :: CUMLP_ERROR_CHECKSUM = 11
   integer(c_int), parameter :: CUMLP_ERROR_NON_FINITE = 12
   integer(c_int), parameter :: CUMLP_ERROR_INTERNAL = 13
-  integer(c_int), parameter :: CUMLP_STATUS_COUNT = 14
+  integer(c_int), parameter :: CUMLP_STEP_SKIPPED = 14   ! not an error: see cumlp.h
+  integer(c_int), parameter :: CUMLP_STATUS_COUNT = 15
   ! cumlp_backend
   integer(c_int), parameter :: CUMLP_BACKEND_AUTO = 0
   integer(c_int), parameter :: CUMLP_BACKEND_REFERENCE = 1
@@ -194,6 +195,9 @@ module cumlp
     real(c_double) :: lr_decay           ! ADAGRAD; default 0
     real(c_double) :: initial_accumulator_value ! ADAGRAD; default 0
     real(c_double) :: momentum_decay     ! NADAM; default 4e-3
+    real(c_double) :: clip_norm          ! > 0: clip the gradients' global L2 norm; 0 (default) off
+    real(c_double) :: clip_value         ! > 0: clamp each gradient; 0 (default) off
+    integer(c_int) :: non_finite_error   ! 0 (default): skip a NaN/Inf step; 1: an error
   end type cumlp_optimizer_options
 
   ! The structs of the dataset and training-loop API.
@@ -218,6 +222,9 @@ module cumlp
     real(c_double) :: validation_accuracy    ! likewise; -1 for regression
     real(c_double) :: validation_mse         ! likewise
     real(c_double) :: seconds                ! since cumlp_fit started
+    integer(c_int64_t) :: skipped_steps      ! steps skipped by this cumlp_fit call (NaN or Inf)
+    real(c_double) :: gradient_norm          ! the last step's global gradient norm
+    real(c_double) :: mean_gradient_norm     ! its mean over this epoch's steps so far
   end type cumlp_fit_progress
 
   type, bind(C) :: cumlp_fit_options
@@ -237,6 +244,7 @@ module cumlp
                                          ! c_null_funptr (default) for none
     type(c_ptr) :: user_data             ! passed to the callback (c_loc of your state)
     integer(c_int64_t) :: callback_every ! also call it every this many batches; 0: epochs only
+    integer(c_int) :: max_consecutive_skips ! stop after this many skipped steps in a row; 10
   end type cumlp_fit_options
 
   type, bind(C) :: cumlp_fit_result
@@ -251,6 +259,7 @@ module cumlp
     integer(c_int) :: best_epoch         ! from 0; -1 without validation
     real(c_double) :: best_validation_loss
     real(c_double) :: seconds            ! wall time of the call
+    integer(c_int64_t) :: skipped_steps  ! steps skipped (NaN or Inf)
   end type cumlp_fit_result
 
   type, bind(C) :: cumlp_eval_result
@@ -747,6 +756,18 @@ module cumlp
       import :: c_ptr, c_int64_t
       type(c_ptr), value :: opt
       integer(c_int64_t) :: cumlp_optimizer_step_count
+    end function
+
+    function cumlp_optimizer_skipped_steps(opt) bind(C, name="cumlp_optimizer_skipped_steps")
+      import :: c_ptr, c_int64_t
+      type(c_ptr), value :: opt
+      integer(c_int64_t) :: cumlp_optimizer_skipped_steps
+    end function
+
+    function cumlp_optimizer_gradient_norm(opt) bind(C, name="cumlp_optimizer_gradient_norm")
+      import :: c_ptr, c_double
+      type(c_ptr), value :: opt
+      real(c_double) :: cumlp_optimizer_gradient_norm
     end function
 
     function cumlp_optimizer_step(opt) bind(C, name="cumlp_optimizer_step")

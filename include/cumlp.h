@@ -6,7 +6,10 @@
  *  - Every function that can fail returns a cumlp_status. CUMLP_SUCCESS is 0. On failure the
  *    context keeps a one-line human message with the reason: cumlp_last_error(ctx). Functions
  *    that have no context yet (cumlp_context_create) leave their message in a per-thread slot
- *    that cumlp_last_error(NULL) returns.
+ *    that cumlp_last_error(NULL) returns. One status is not a failure: CUMLP_STEP_SKIPPED, from
+ *    the training steps, says that a step met NaN or Inf and was not taken, leaving everything
+ *    as it was (see cumlp_optimizer_step); it is not CUMLP_SUCCESS, so code that stops on
+ *    anything else stops there, as it did when such a step was an error.
  *  - The library never prints, never calls exit() or abort(), and leaves nothing allocated and
  *    no caller-visible object changed when a call fails.
  *  - Handles are opaque. Each has a create and a destroy; destroy accepts NULL.
@@ -116,7 +119,11 @@ CUMLP_API const char *cumlp_version_string(void);
     /** NaN or Inf found in data, parameters or the loss */                                        \
     X(ERROR_NON_FINITE, 12, "CUMLP_ERROR_NON_FINITE")                                              \
     /** a bug in cumlp: please report it */                                                        \
-    X(ERROR_INTERNAL, 13, "CUMLP_ERROR_INTERNAL")
+    X(ERROR_INTERNAL, 13, "CUMLP_ERROR_INTERNAL")                                                  \
+    /** not an error: a training step met NaN or Inf in its loss or gradients and was skipped,     \
+     * parameters and optimizer state unchanged (cumlp_optimizer_step)                             \
+     */                                                                                            \
+    X(STEP_SKIPPED, 14, "CUMLP_STEP_SKIPPED")
 
 typedef enum cumlp_status {
 #define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_##id = value,
@@ -590,6 +597,11 @@ typedef struct cumlp_optimizer_options {
     double lr_decay; /**< ADAGRAD's learning-rate decay, >= 0; default 0 */
     double initial_accumulator_value; /**< ADAGRAD's starting sum of squares, >= 0; default 0 */
     double momentum_decay;            /**< NADAM's momentum decay psi, >= 0; default 4e-3 */
+    double clip_norm;     /**< > 0: scale the gradients to a global L2 norm of at most this (see
+                               cumlp_optimizer_step); 0 (default): off */
+    double clip_value;    /**< > 0: clamp each gradient to [-clip_value, clip_value]; 0 off */
+    int non_finite_error; /**< 0 (default): a step that meets NaN or Inf is skipped
+                               (CUMLP_STEP_SKIPPED); 1: it fails with CUMLP_ERROR_NON_FINITE */
 } cumlp_optimizer_options;
 
 /** Fills *options with the defaults listed in cumlp_optimizer_options (type SGD). */
@@ -619,17 +631,41 @@ CUMLP_API cumlp_status cumlp_optimizer_set_learning_rate(cumlp_optimizer *opt,
                                                          double learning_rate);
 /** The current learning rate, or -1 for NULL. */
 CUMLP_API double cumlp_optimizer_learning_rate(const cumlp_optimizer *opt);
-/** Number of steps taken so far, or -1 for NULL. */
+/** Number of steps taken so far, or -1 for NULL. Skipped steps are not counted. */
 CUMLP_API int64_t cumlp_optimizer_step_count(const cumlp_optimizer *opt);
+/** Number of steps skipped so far (CUMLP_STEP_SKIPPED), or -1 for NULL. */
+CUMLP_API int64_t cumlp_optimizer_skipped_steps(const cumlp_optimizer *opt);
+/**
+ * The global L2 norm of the gradients that the last step (taken or skipped) saw, before clipping:
+ * NaN or Inf when they held NaN or Inf (or the step was skipped for its loss before they were
+ * looked at); -1 before the first step or for NULL.
+ */
+CUMLP_API double cumlp_optimizer_gradient_norm(const cumlp_optimizer *opt);
 
-/** Applies one update to the network's unfrozen parameters from its current gradients. */
+/**
+ * Applies one update to the network's unfrozen parameters from its current gradients.
+ *
+ * First one pass over the whole gradient arena (frozen parameters included: they have gradients
+ * too) gives its global L2 norm, ||g|| = sqrt(sum of g_i^2), summed in double in an order fixed
+ * by the arena's size (and the cpu backend's thread count), so that it is the same from run to
+ * run. If it is NaN or Inf (a gradient is), no update is made: parameters, optimizer state, step
+ * count and bias corrections stay bit for bit as they were, and the call returns
+ * CUMLP_STEP_SKIPPED (counted by cumlp_optimizer_skipped_steps), or CUMLP_ERROR_NON_FINITE with
+ * options.non_finite_error = 1. Otherwise each gradient g is, before the rule uses it:
+ *   clip_norm > 0:   g <- g min(1, clip_norm / (||g|| + 1e-6))   (torch.nn.utils.clip_grad_norm_
+ *                    over all the parameters)
+ *   clip_value > 0:  g <- min(max(g, -clip_value), clip_value)  (clip_grad_value_), after that
+ * (so both bounds hold when both are set), then weight decay and the rule apply. The gradient
+ * arena itself is left as it was.
+ */
 CUMLP_API cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt);
 
 /**
  * One whole training step on a batch: cumlp_loss_backward, then cumlp_optimizer_step. The
  * optimizer must belong to net. loss may be NULL (see cumlp_loss_backward). If the loss is not
- * finite, no step is taken and CUMLP_ERROR_NON_FINITE is returned; with loss NULL the loss is
- * not computed, so this check is not made.
+ * finite (computed only when loss is not NULL), no step is taken and the call returns as
+ * cumlp_optimizer_step does for non-finite gradients: CUMLP_STEP_SKIPPED, or
+ * CUMLP_ERROR_NON_FINITE with options.non_finite_error = 1; *loss then holds the loss.
  */
 CUMLP_API cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt,
                                         const cumlp_tensor *X, const cumlp_tensor *T, double *loss);
@@ -684,8 +720,9 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * (CRC-32/ISO-HDLC of all bytes after the header, 8 lowercase hex digits), and with an optimizer:
  * "optimizer" (a name of CUMLP_OPTIMIZER_LIST), "learning_rate", "momentum", "weight_decay",
  * "beta1", "beta2", "epsilon", "alpha", "rho", "centered", "lr_decay",
- * "initial_accumulator_value", "momentum_decay" (decimal in C syntax whatever the process's
- * LC_NUMERIC locale, round-trip exact), "step_count", and for NADAM "mu_product" (its P_t), so
+ * "initial_accumulator_value", "momentum_decay", "clip_norm", "clip_value", "non_finite_error"
+ * (decimal in C syntax whatever the process's LC_NUMERIC locale, round-trip exact),
+ * "step_count", and for NADAM "mu_product" (its P_t), so
  * that training resumes bit for bit. Files written before an option existed lack its key and read
  * as its default. Frozen flags are not stored.
  *
@@ -994,6 +1031,10 @@ typedef struct cumlp_fit_progress {
     double validation_accuracy; /**< likewise; -1 for regression or without validation */
     double validation_mse;      /**< likewise; mean squared error per output value */
     double seconds;             /**< since cumlp_fit started */
+    int64_t skipped_steps;      /**< steps skipped by this cumlp_fit call (NaN or Inf) */
+    double gradient_norm;       /**< the last step's global gradient norm, before clipping
+                                     (cumlp_optimizer_gradient_norm) */
+    double mean_gradient_norm;  /**< its mean over this epoch's steps taken so far */
 } cumlp_fit_progress;
 
 /** A callback returns 0 to go on and nonzero to stop training (after the current batch). */
@@ -1017,6 +1058,8 @@ typedef struct cumlp_fit_options {
     cumlp_fit_callback callback; /**< called after every epoch; NULL (default) for none */
     void *user_data;             /**< passed to the callback */
     int64_t callback_every;      /**< also call it every this many batches; 0 (default): epochs */
+    int max_consecutive_skips;   /**< stop with CUMLP_ERROR_NON_FINITE after this many skipped
+                                      steps in a row, >= 0; default 10; 0: never */
 } cumlp_fit_options;
 
 typedef struct cumlp_fit_result {
@@ -1031,6 +1074,7 @@ typedef struct cumlp_fit_result {
     int best_epoch;              /**< epoch of the lowest validation loss; -1 without validation */
     double best_validation_loss; /**< -1 without validation */
     double seconds;              /**< wall time of the call */
+    int64_t skipped_steps;       /**< steps skipped (NaN or Inf in the loss or gradients) */
 } cumlp_fit_result;
 
 /** Fills *options with the defaults listed in cumlp_fit_options. */
@@ -1048,9 +1092,14 @@ CUMLP_API cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *opt
  * every epoch. The datasets' features must match the network's input width and their targets its
  * output width. options may be NULL for the defaults; result may be NULL. Training changes the
  * network and the optimizer (including its learning rate, left at the last epoch's value) even
- * when it fails: if a batch's loss is NaN or Inf, training stops with CUMLP_ERROR_NON_FINITE and
- * the parameters of the last finite step, and result->stop_reason is CUMLP_STOP_ERROR. Bad
- * arguments or options (checked before training starts) change nothing, result included.
+ * when it fails. A step whose loss or gradients hold NaN or Inf is skipped (see
+ * cumlp_optimizer_step; its batch counts in no score) and counted in skipped_steps; training
+ * stops with CUMLP_ERROR_NON_FINITE at max_consecutive_skips skipped steps in a row, or at the
+ * first one when the optimizer's non_finite_error is set. It then ends with the parameters of the
+ * last finite step, or with restore_best those of the best validation epoch so far, and
+ * result->stop_reason is CUMLP_STOP_ERROR. The message of a failed step names its epoch and
+ * batch ("epoch 3, batch 17 of 40: ..."). Bad arguments or options (checked before training
+ * starts) change nothing, result included.
  */
 CUMLP_API cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt,
                                  const cumlp_dataset *train, const cumlp_dataset *validation,

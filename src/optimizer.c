@@ -25,6 +25,9 @@ cumlp_status cumlp_optimizer_defaults(cumlp_optimizer_options *options) {
     options->lr_decay = 0.0;
     options->initial_accumulator_value = 0.0;
     options->momentum_decay = 4e-3;
+    options->clip_norm = 0.0;
+    options->clip_value = 0.0;
+    options->non_finite_error = 0;
     return CUMLP_SUCCESS;
 }
 
@@ -95,6 +98,11 @@ const char *cumlp__optimizer_options_problem(const cumlp_optimizer_options *o, c
                  o->initial_accumulator_value);
     else if (!finite_nonnegative(o->momentum_decay))
         snprintf(buf, size, "momentum_decay %g must be finite and >= 0", o->momentum_decay);
+    else if (!finite_nonnegative(o->clip_norm) || !finite_nonnegative(o->clip_value))
+        snprintf(buf, size, "clip_norm %g and clip_value %g must be finite and >= 0 (0: off)",
+                 o->clip_norm, o->clip_value);
+    else if (o->non_finite_error != 0 && o->non_finite_error != 1)
+        snprintf(buf, size, "non_finite_error %d must be 0 or 1", o->non_finite_error);
     else
         return NULL;
     return buf;
@@ -174,6 +182,7 @@ cumlp_status cumlp_optimizer_create(cumlp_network *net, const cumlp_optimizer_op
     opt->net = net;
     opt->options = *o;
     opt->nadam_mu_product = 1.0;
+    opt->gradient_norm = -1.0;
     cumlp_status st = create_state(opt);
     if (st != CUMLP_SUCCESS) {
         cumlp_optimizer_destroy(opt);
@@ -199,6 +208,14 @@ int64_t cumlp_optimizer_step_count(const cumlp_optimizer *opt) {
     return opt ? opt->steps : -1;
 }
 
+int64_t cumlp_optimizer_skipped_steps(const cumlp_optimizer *opt) {
+    return opt ? opt->skipped_steps : -1;
+}
+
+double cumlp_optimizer_gradient_norm(const cumlp_optimizer *opt) {
+    return opt ? opt->gradient_norm : -1.0;
+}
+
 /* ---- one step ------------------------------------------------------------------------------ */
 
 /* NAdam's momentum coefficient of step t (Dozat's schedule, as torch.optim.NAdam has it). */
@@ -211,8 +228,16 @@ static int adam_family(int type) {
            type == CUMLP_OPT_NADAM;
 }
 
-void cumlp__optimizer_step_params(const cumlp_optimizer_options *o, int64_t t, double mu_product,
-                                  cumlp_step_params *p, double *next_mu_product) {
+/* clip_grad_norm_'s factor: 1 (exactly) unless the norm exceeds clip_norm. */
+static double clip_factor(const cumlp_optimizer_options *o, double gradient_norm) {
+    if (o->clip_norm <= 0) return 1.0;
+    double factor = o->clip_norm / (gradient_norm + 1e-6);
+    return factor < 1.0 ? factor : 1.0;
+}
+
+void cumlp__optimizer_step_params(const cumlp_optimizer_options *o, int64_t t, double gradient_norm,
+                                  double mu_product, cumlp_step_params *p,
+                                  double *next_mu_product) {
     memset(p, 0, sizeof *p);
     p->type = o->type;
     p->learning_rate = o->learning_rate;
@@ -228,6 +253,8 @@ void cumlp__optimizer_step_params(const cumlp_optimizer_options *o, int64_t t, d
     p->centered = o->centered;
     p->bias_correction1 = adam_family(o->type) ? 1.0 - pow(o->beta1, (double)t) : 1.0;
     p->bias_correction2 = adam_family(o->type) ? 1.0 - pow(o->beta2, (double)t) : 1.0;
+    p->grad_scale = clip_factor(o, gradient_norm);
+    p->clip_value = o->clip_value;
     *next_mu_product = mu_product;
     if (o->type == CUMLP_OPT_NADAM) {
         double mu = nadam_mu(o, t), mu_next = nadam_mu(o, t + 1);
@@ -274,22 +301,46 @@ static cumlp_status step_unfrozen(cumlp_optimizer *opt, const cumlp_step_params 
     return st;
 }
 
-cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
-    CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
+/* A step that met NaN or Inf (`why`) and is not taken: skipped, or an error if so asked. */
+static cumlp_status not_taken(cumlp_optimizer *opt, const char *func, const char *why) {
+    cumlp_context *ctx = opt->net->ctx;
+    if (opt->options.non_finite_error)
+        return cumlp__fail(ctx, CUMLP_ERROR_NON_FINITE, func,
+                           "%s: no step taken (non_finite_error is set)", why);
+    opt->skipped_steps++;
+    return cumlp__fail(ctx, CUMLP_STEP_SKIPPED, func,
+                       "%s: step skipped, parameters and optimizer state unchanged", why);
+}
+
+/* The gradients' norm and finiteness, then the update of every unfrozen parameter. */
+static cumlp_status step(cumlp_optimizer *opt, const char *func) {
     cumlp_context *ctx = opt->net->ctx;
     if (ctx->sticky) return ctx->sticky;
+    int finite = 0;
+    double sum_squares = 0;
+    cumlp_status st =
+        ctx->ops->check_finite(ctx, opt->net->grads, opt->net->num_params, &finite, &sum_squares);
+    if (st != CUMLP_SUCCESS) return st;
+    opt->gradient_norm = sqrt(sum_squares);
+    if (!finite) return not_taken(opt, func, "the gradients hold NaN or Inf");
     int64_t t = opt->steps + 1;
     cumlp_step_params p;
     double mu_product;
-    cumlp__optimizer_step_params(&opt->options, t, opt->nadam_mu_product, &p, &mu_product);
+    cumlp__optimizer_step_params(&opt->options, t, opt->gradient_norm, opt->nadam_mu_product, &p,
+                                 &mu_product);
     cumlp__range_push(ctx, "cumlp:optimizer");
-    cumlp_status st = step_unfrozen(opt, &p);
+    st = step_unfrozen(opt, &p);
     cumlp__range_pop(ctx);
     if (st == CUMLP_SUCCESS) {
         opt->steps = t;
         opt->nadam_mu_product = mu_product;
     }
     return st;
+}
+
+cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
+    CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
+    return step(opt, __func__);
 }
 
 cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
@@ -299,6 +350,12 @@ cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cu
     CUMLP_FAIL_IF(opt->net != net, net->ctx, CUMLP_ERROR_INVALID_VALUE,
                   "the optimizer was created for another network");
     cumlp_status st = cumlp_loss_backward(net, X, T, loss);
+    if (st == CUMLP_ERROR_NON_FINITE) { /* the only cause: the loss (X and T were checked) */
+        char why[64];
+        snprintf(why, sizeof why, "the loss is %g", loss ? *loss : NAN);
+        opt->gradient_norm = NAN;
+        return not_taken(opt, __func__, why);
+    }
     if (st != CUMLP_SUCCESS) return st;
-    return cumlp_optimizer_step(opt);
+    return step(opt, __func__);
 }

@@ -737,7 +737,8 @@ static void row_loss_delta(void) {
 typedef struct optimizer_case {
     cumlp_optimizer_options o;
     size_t count;
-    int steps; /* each with a new gradient */
+    int steps;            /* each with a new gradient */
+    double gradient_norm; /* what the front end would have found: sets clip_norm's factor */
 } optimizer_case;
 
 /* A case of rule `type` with hyper-parameters exact in fp32 (so that only the arithmetic's
@@ -795,7 +796,7 @@ static void optimizer_step_both(const optimizer_case *c, optimizer_arrays *o, in
     twin g = twin_random(o->w.n, -1, 1);
     void *abs_g = ref_abs(g);
     cumlp_step_params p, q;
-    cumlp__optimizer_step_params(&c->o, step, *mu_product, &p, mu_product);
+    cumlp__optimizer_step_params(&c->o, step, c->gradient_norm, *mu_product, &p, mu_product);
     q = p;
     q.learning_rate = -p.learning_rate;
     size_t n = o->w.n;
@@ -820,9 +821,9 @@ static void judge_optimizer_array(const char *what, twin t, const void *terms_bu
 static void optimizer_run(const optimizer_case *c) {
     const cumlp_optimizer_options *oo = &c->o;
     begin_case("optimizer_step %s count=%zu wd=%g steps=%d beta1=%g beta2=%.10g momentum=%g "
-               "centered=%d",
+               "centered=%d clip=%g/%g",
                cumlp_optimizer_name(oo->type), c->count, oo->weight_decay, c->steps, oo->beta1,
-               oo->beta2, oo->momentum, oo->centered);
+               oo->beta2, oo->momentum, oo->centered, oo->clip_norm, oo->clip_value);
     optimizer_arrays o = {twin_random(c->count, -1, 1), {{0}}, {NULL}, 0};
     o.slots = cumlp__optimizer_state_slots(oo);
     o.terms[0] = ref_abs(o.w);
@@ -849,7 +850,8 @@ static void optimizer_run(const optimizer_case *c) {
 static const size_t optimizer_counts[] = {1, 3, 4, 7, 1000, 1001, 4099, 65537, 65539};
 
 /* Every rule with and without weight decay, for one step and for three, hyper-parameters exact in
- * fp32; RMSprop in its four variants (momentum on or off, centered or not). */
+ * fp32; RMSprop in its four variants (momentum on or off, centered or not); clipping by norm (a
+ * third of the gradient) and by value on two sizes. */
 static void row_optimizer_step(void) {
     for (int type = 0; type < CUMLP_OPTIMIZER_COUNT; type++) {
         for (int i = 0; i < COUNT(optimizer_counts); i++) {
@@ -859,6 +861,11 @@ static void row_optimizer_step(void) {
                 int variant = i / 2 % 4;
                 c.o.momentum = variant & 1 ? 0.875 : 0.0;
                 c.o.centered = variant >> 1;
+            }
+            if (i == 5 || i == 8) {
+                c.o.clip_norm = 1.0;
+                c.o.clip_value = 0.25;
+                c.gradient_norm = 3.0;
             }
             optimizer_run(&c);
         }

@@ -99,7 +99,8 @@ static cumlp_update_params_d params(double lr, double mu, double wd, double beta
                                .one_minus_beta2 = 1 - beta2,
                                .epsilon = eps,
                                .bias_correction1 = 1 - pow(beta1, t),
-                               .bias_correction2 = 1 - pow(beta2, t)};
+                               .bias_correction2 = 1 - pow(beta2, t),
+                               .grad_scale = 1};
     return q;
 }
 
@@ -137,7 +138,8 @@ static void test_optimizer_rules(void) {
                                 .one_minus_beta2 = 0.001f,
                                 .epsilon = 1e-8f,
                                 .bias_correction1 = 0.1f,
-                                .bias_correction2 = 0.001f};
+                                .bias_correction2 = 0.001f,
+                                .grad_scale = 1.0f};
     cumlp_optimizer_update_f(CUMLP_OPT_ADAM, &qf, &wf, 3.0f, sf);
     CHECK_NEAR(sf[1], 0.001 * 9.0, 1e-9);
 }

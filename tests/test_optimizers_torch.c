@@ -64,9 +64,9 @@ static cumlp_optimizer_options *add_case(const char *what, int type) {
     return &c->o;
 }
 
-/* Every rule at PyTorch's defaults (the lead's list: AdamW 1e-2 decay, Adamax and NAdam 2e-3,
- * RMSprop 1e-2 / 0.99 / 1e-8, Adagrad 1e-2 / 1e-10, Adadelta 1.0 / 0.9 / 1e-6), and the options
- * each rule has besides: L2 decay, momentum, centered, lr_decay, an initial accumulator. */
+/* Every rule at PyTorch's defaults (AdamW 1e-2 decay, Adamax and NAdam 2e-3, RMSprop 1e-2 / 0.99
+ * / 1e-8, Adagrad 1e-2 / 1e-10, Adadelta 1.0 / 0.9 / 1e-6), the options each rule has besides (L2
+ * decay, momentum, centered, lr_decay, an initial accumulator), and clipping. */
 static void make_cases(void) {
     add_case("sgd", CUMLP_OPT_SGD)->learning_rate = 0.1;
     cumlp_optimizer_options *o = add_case("sgd wd", CUMLP_OPT_SGD);
@@ -100,6 +100,15 @@ static void make_cases(void) {
     o->weight_decay = 1e-2;
     add_case("adadelta", CUMLP_OPT_ADADELTA);
     add_case("adadelta wd", CUMLP_OPT_ADADELTA)->weight_decay = 1e-2;
+    /* clip_grad_norm_ (the gradients' norm is about 3.5 here) and clip_grad_value_ */
+    add_case("adam clip_norm 1", CUMLP_OPT_ADAM)->clip_norm = 1.0;
+    o = add_case("momentum clip_value 0.01", CUMLP_OPT_MOMENTUM);
+    o->learning_rate = 0.05;
+    o->clip_value = 0.01;
+    o = add_case("sgd clip_norm 2 clip_value 0.05", CUMLP_OPT_SGD);
+    o->learning_rate = 0.1;
+    o->clip_norm = 2.0;
+    o->clip_value = 0.05;
 }
 
 /* Parameters uniform in [-1, 1); gradients of random sign and magnitudes from 1e-4 to 1 (log-
@@ -123,10 +132,11 @@ static void write_case_json(FILE *f, const torch_case *c) {
             "{\"optimizer\": \"%s\", \"learning_rate\": %.17g, \"momentum\": %.17g, "
             "\"weight_decay\": %.17g, \"beta1\": %.17g, \"beta2\": %.17g, \"epsilon\": %.17g, "
             "\"alpha\": %.17g, \"rho\": %.17g, \"centered\": %d, \"lr_decay\": %.17g, "
-            "\"initial_accumulator_value\": %.17g, \"momentum_decay\": %.17g}",
+            "\"initial_accumulator_value\": %.17g, \"momentum_decay\": %.17g, "
+            "\"clip_norm\": %.17g, \"clip_value\": %.17g}",
             cumlp_optimizer_name(o->type), o->learning_rate, o->momentum, o->weight_decay, o->beta1,
             o->beta2, o->epsilon, o->alpha, o->rho, o->centered, o->lr_decay,
-            o->initial_accumulator_value, o->momentum_decay);
+            o->initial_accumulator_value, o->momentum_decay, o->clip_norm, o->clip_value);
 }
 
 static int run_command(const char *cmd) {

@@ -40,6 +40,8 @@ typedef struct cumlp_step_params {
     double bias_correction2;  /* 1 - beta2^t (the Adam family), else 1 */
     double nadam_grad_factor; /* NADAM: (1 - mu_t) / (1 - P_t), P_t = mu_1 ... mu_t */
     double nadam_avg_factor;  /* NADAM: mu_(t+1) / (1 - P_t mu_(t+1)) */
+    double grad_scale;        /* the gradient's factor: min(1, clip_norm / (norm + 1e-6)), else 1 */
+    double clip_value;        /* > 0: the scaled gradient is clamped to +-clip_value; 0: not */
 } cumlp_step_params;
 
 /* The step's hyper-parameters as the shared update rule (kernels/cumlp_math.inc) takes them:
@@ -60,6 +62,8 @@ static inline cumlp_update_params_d cumlp__update_params_d(const cumlp_step_para
         .bias_correction2 = p->bias_correction2,
         .nadam_grad_coef = p->learning_rate * p->nadam_grad_factor,
         .nadam_avg_coef = p->learning_rate * p->nadam_avg_factor,
+        .grad_scale = p->grad_scale,
+        .clip_value = p->clip_value,
         .centered = p->centered,
     };
     return q;

@@ -204,6 +204,7 @@ int cli_exit_code(cumlp_status status) {
     case CUMLP_SUCCESS:
         return EXIT_OK;
     case CUMLP_ERROR_NON_FINITE:
+    case CUMLP_STEP_SKIPPED:
         return EXIT_NUMERICAL;
     case CUMLP_ERROR_INVALID_VALUE:
     case CUMLP_ERROR_NOT_SUPPORTED:

@@ -145,6 +145,7 @@ static int optimizer_options(const char *command, const cli_args *a, cumlp_optim
     o->beta1 = a->beta1;
     o->beta2 = a->beta2;
     o->epsilon = a->eps;
+    o->non_finite_error = 1; /* a NaN or Inf step ends the run (exit status 3) */
     return 1;
 }
 

@@ -291,6 +291,9 @@ static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_opt
         sb_meta_double(b, "lr_decay", o->lr_decay);
         sb_meta_double(b, "initial_accumulator_value", o->initial_accumulator_value);
         sb_meta_double(b, "momentum_decay", o->momentum_decay);
+        sb_meta_double(b, "clip_norm", o->clip_norm);
+        sb_meta_double(b, "clip_value", o->clip_value);
+        sb_append(b, ",\"non_finite_error\":\"%d\"", o->non_finite_error);
         sb_append(b, ",\"step_count\":\"%lld\"", (long long)opt->steps);
         if (o->type == CUMLP_OPT_NADAM) sb_meta_double(b, "mu_product", opt->nadam_mu_product);
     }
@@ -642,20 +645,23 @@ static cumlp_status check_optimizer_options(const reader *r, const cumlp_optimiz
  * (which those files' optimizers had in effect). */
 static cumlp_status parse_later_options(const reader *r, const cumlp_json *meta,
                                         cumlp_optimizer_options *o) {
-    const char *keys[] = {"alpha", "rho", "lr_decay", "initial_accumulator_value",
-                          "momentum_decay"};
-    double *values[] = {&o->alpha, &o->rho, &o->lr_decay, &o->initial_accumulator_value,
-                        &o->momentum_decay};
+    const char *keys[] = {"alpha",          "rho",       "lr_decay",  "initial_accumulator_value",
+                          "momentum_decay", "clip_norm", "clip_value"};
+    double *values[] = {
+        &o->alpha,          &o->rho,       &o->lr_decay,  &o->initial_accumulator_value,
+        &o->momentum_decay, &o->clip_norm, &o->clip_value};
     cumlp_status st = CUMLP_SUCCESS;
     for (int i = 0; i < COUNT_OF(keys) && st == CUMLP_SUCCESS; i++)
         if (cumlp__json_get(meta, keys[i])) st = meta_double(r, meta, keys[i], values[i]);
-    const cumlp_json *centered = cumlp__json_get(meta, "centered");
-    int64_t flag = 0;
-    if (st == CUMLP_SUCCESS && centered) {
-        if (!parse_count(centered->text, strlen(centered->text), 1, &flag))
-            st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"centered\" is \"%.40s\", not 0 or 1",
-                     centered->text);
-        o->centered = (int)flag;
+    const char *flags[] = {"centered", "non_finite_error"};
+    int *flag_values[] = {&o->centered, &o->non_finite_error};
+    for (int i = 0; i < COUNT_OF(flags) && st == CUMLP_SUCCESS; i++) {
+        const cumlp_json *v = cumlp__json_get(meta, flags[i]);
+        int64_t flag = 0;
+        if (v && !parse_count(v->text, strlen(v->text), 1, &flag))
+            st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"%s\" is \"%.40s\", not 0 or 1", flags[i],
+                     v->text);
+        if (v) *flag_values[i] = (int)flag;
     }
     return st;
 }

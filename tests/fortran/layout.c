@@ -37,7 +37,10 @@ int64_t cumlp_test_c_layout(int s, int field) {
                                         F(cumlp_optimizer_options, centered),
                                         F(cumlp_optimizer_options, lr_decay),
                                         F(cumlp_optimizer_options, initial_accumulator_value),
-                                        F(cumlp_optimizer_options, momentum_decay)};
+                                        F(cumlp_optimizer_options, momentum_decay),
+                                        F(cumlp_optimizer_options, clip_norm),
+                                        F(cumlp_optimizer_options, clip_value),
+                                        F(cumlp_optimizer_options, non_finite_error)};
     static const int64_t csv[] = {sizeof(cumlp_csv_options), F(cumlp_csv_options, has_header),
                                   F(cumlp_csv_options, label_column),
                                   F(cumlp_csv_options, num_classes),
@@ -54,16 +57,27 @@ int64_t cumlp_test_c_layout(int s, int field) {
                                        F(cumlp_fit_progress, validation_loss),
                                        F(cumlp_fit_progress, validation_accuracy),
                                        F(cumlp_fit_progress, validation_mse),
-                                       F(cumlp_fit_progress, seconds)};
-    static const int64_t fit[] = {
-        sizeof(cumlp_fit_options),          F(cumlp_fit_options, epochs),
-        F(cumlp_fit_options, batch_size),   F(cumlp_fit_options, shuffle),
-        F(cumlp_fit_options, seed),         F(cumlp_fit_options, schedule),
-        F(cumlp_fit_options, lr_gamma),     F(cumlp_fit_options, lr_step_epochs),
-        F(cumlp_fit_options, lr_min),       F(cumlp_fit_options, target_loss),
-        F(cumlp_fit_options, patience),     F(cumlp_fit_options, min_delta),
-        F(cumlp_fit_options, restore_best), F(cumlp_fit_options, callback),
-        F(cumlp_fit_options, user_data),    F(cumlp_fit_options, callback_every)};
+                                       F(cumlp_fit_progress, seconds),
+                                       F(cumlp_fit_progress, skipped_steps),
+                                       F(cumlp_fit_progress, gradient_norm),
+                                       F(cumlp_fit_progress, mean_gradient_norm)};
+    static const int64_t fit[] = {sizeof(cumlp_fit_options),
+                                  F(cumlp_fit_options, epochs),
+                                  F(cumlp_fit_options, batch_size),
+                                  F(cumlp_fit_options, shuffle),
+                                  F(cumlp_fit_options, seed),
+                                  F(cumlp_fit_options, schedule),
+                                  F(cumlp_fit_options, lr_gamma),
+                                  F(cumlp_fit_options, lr_step_epochs),
+                                  F(cumlp_fit_options, lr_min),
+                                  F(cumlp_fit_options, target_loss),
+                                  F(cumlp_fit_options, patience),
+                                  F(cumlp_fit_options, min_delta),
+                                  F(cumlp_fit_options, restore_best),
+                                  F(cumlp_fit_options, callback),
+                                  F(cumlp_fit_options, user_data),
+                                  F(cumlp_fit_options, callback_every),
+                                  F(cumlp_fit_options, max_consecutive_skips)};
     static const int64_t result[] = {sizeof(cumlp_fit_result),
                                      F(cumlp_fit_result, epochs_run),
                                      F(cumlp_fit_result, stop_reason),
@@ -75,7 +89,8 @@ int64_t cumlp_test_c_layout(int s, int field) {
                                      F(cumlp_fit_result, validation_mse),
                                      F(cumlp_fit_result, best_epoch),
                                      F(cumlp_fit_result, best_validation_loss),
-                                     F(cumlp_fit_result, seconds)};
+                                     F(cumlp_fit_result, seconds),
+                                     F(cumlp_fit_result, skipped_steps)};
     static const int64_t eval[] = {sizeof(cumlp_eval_result), F(cumlp_eval_result, loss),
                                    F(cumlp_eval_result, accuracy), F(cumlp_eval_result, mse)};
     static const struct {
@@ -117,6 +132,7 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_ERROR_CHECKSUM,
                                      CUMLP_ERROR_NON_FINITE,
                                      CUMLP_ERROR_INTERNAL,
+                                     CUMLP_STEP_SKIPPED,
                                      CUMLP_STATUS_COUNT,
                                      CUMLP_BACKEND_AUTO,
                                      CUMLP_BACKEND_REFERENCE,

@@ -236,7 +236,8 @@ contains
         CUMLP_ERROR_ALLOC_FAILED, CUMLP_ERROR_NOT_SUPPORTED, CUMLP_ERROR_NO_DEVICE, &
         CUMLP_ERROR_DEVICE, CUMLP_ERROR_IO, CUMLP_ERROR_FORMAT, CUMLP_ERROR_TRUNCATED, &
         CUMLP_ERROR_SIZE_LIMIT, CUMLP_ERROR_SHAPE_MISMATCH, CUMLP_ERROR_CHECKSUM, &
-        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STATUS_COUNT, CUMLP_BACKEND_AUTO, &
+        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STEP_SKIPPED, CUMLP_STATUS_COUNT, &
+        CUMLP_BACKEND_AUTO, &
         CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA, CUMLP_BACKEND_COUNT, &
         CUMLP_MATH_STRICT_FP32, CUMLP_MATH_TF32, CUMLP_ACT_IDENTITY, CUMLP_ACT_SIGMOID, &
         CUMLP_ACT_TANH, CUMLP_ACT_RELU, CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU, CUMLP_ACT_SOFTMAX, &
@@ -449,11 +450,12 @@ contains
         CUMLP_ERROR_ALLOC_FAILED, CUMLP_ERROR_NOT_SUPPORTED, CUMLP_ERROR_NO_DEVICE, &
         CUMLP_ERROR_DEVICE, CUMLP_ERROR_IO, CUMLP_ERROR_FORMAT, CUMLP_ERROR_TRUNCATED, &
         CUMLP_ERROR_SIZE_LIMIT, CUMLP_ERROR_SHAPE_MISMATCH, CUMLP_ERROR_CHECKSUM, &
-        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL]
+        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STEP_SKIPPED]
     character(20), parameter :: status_ids(*) = [character(20) :: "SUCCESS", &
         "ERROR_INVALID_VALUE", "ERROR_ALLOC_FAILED", "ERROR_NOT_SUPPORTED", "ERROR_NO_DEVICE", &
         "ERROR_DEVICE", "ERROR_IO", "ERROR_FORMAT", "ERROR_TRUNCATED", "ERROR_SIZE_LIMIT", &
-        "ERROR_SHAPE_MISMATCH", "ERROR_CHECKSUM", "ERROR_NON_FINITE", "ERROR_INTERNAL"]
+        "ERROR_SHAPE_MISMATCH", "ERROR_CHECKSUM", "ERROR_NON_FINITE", "ERROR_INTERNAL", &
+        "STEP_SKIPPED"]
     character(28), parameter :: parsers(*) = [character(28) :: "cumlp_backend_from_name", &
         "cumlp_activation_from_name", "cumlp_loss_from_name", "cumlp_init_from_name", &
         "cumlp_optimizer_from_name", "cumlp_schedule_from_name", "cumlp_c_backend_from_name", &
@@ -564,7 +566,8 @@ contains
         [c_loc(oo%type), c_loc(oo%learning_rate), c_loc(oo%momentum), c_loc(oo%weight_decay), &
          c_loc(oo%beta1), c_loc(oo%beta2), c_loc(oo%epsilon), c_loc(oo%alpha), c_loc(oo%rho), &
          c_loc(oo%centered), c_loc(oo%lr_decay), c_loc(oo%initial_accumulator_value), &
-         c_loc(oo%momentum_decay)])
+         c_loc(oo%momentum_decay), c_loc(oo%clip_norm), c_loc(oo%clip_value), &
+         c_loc(oo%non_finite_error)])
     call compare_layout(3_c_int, "cumlp_csv_options", c_sizeof(cv), c_loc(cv), &
         [c_loc(cv%has_header), c_loc(cv%label_column), c_loc(cv%num_classes), &
          c_loc(cv%delimiter)])
@@ -572,18 +575,19 @@ contains
         [c_loc(fp%epoch), c_loc(fp%end_of_epoch), c_loc(fp%batch), &
          c_loc(fp%batches_per_epoch), c_loc(fp%steps), c_loc(fp%learning_rate), &
          c_loc(fp%train_loss), c_loc(fp%train_accuracy), c_loc(fp%validation_loss), &
-         c_loc(fp%validation_accuracy), c_loc(fp%validation_mse), c_loc(fp%seconds)])
+         c_loc(fp%validation_accuracy), c_loc(fp%validation_mse), c_loc(fp%seconds), &
+         c_loc(fp%skipped_steps), c_loc(fp%gradient_norm), c_loc(fp%mean_gradient_norm)])
     call compare_layout(5_c_int, "cumlp_fit_options", c_sizeof(fo), c_loc(fo), &
         [c_loc(fo%epochs), c_loc(fo%batch_size), c_loc(fo%shuffle), c_loc(fo%seed), &
          c_loc(fo%schedule), c_loc(fo%lr_gamma), c_loc(fo%lr_step_epochs), c_loc(fo%lr_min), &
          c_loc(fo%target_loss), c_loc(fo%patience), c_loc(fo%min_delta), &
          c_loc(fo%restore_best), c_loc(fo%callback), c_loc(fo%user_data), &
-         c_loc(fo%callback_every)])
+         c_loc(fo%callback_every), c_loc(fo%max_consecutive_skips)])
     call compare_layout(6_c_int, "cumlp_fit_result", c_sizeof(fr), c_loc(fr), &
         [c_loc(fr%epochs_run), c_loc(fr%stop_reason), c_loc(fr%steps), c_loc(fr%train_loss), &
          c_loc(fr%train_accuracy), c_loc(fr%validation_loss), c_loc(fr%validation_accuracy), &
          c_loc(fr%validation_mse), c_loc(fr%best_epoch), c_loc(fr%best_validation_loss), &
-         c_loc(fr%seconds)])
+         c_loc(fr%seconds), c_loc(fr%skipped_steps)])
     call compare_layout(7_c_int, "cumlp_eval_result", c_sizeof(er), c_loc(er), &
         [c_loc(er%loss), c_loc(er%accuracy), c_loc(er%mse)])
   end subroutine
