@@ -38,8 +38,8 @@
     X(bias_correction1) /* 1 - beta1^t */                                                          \
     X(bias_correction2) /* 1 - beta2^t */                                                          \
     X(nadam_grad_coef)  /* NADAM: lr (1 - mu_t) / (1 - P_t) */                                     \
-    X(nadam_avg_coef)   /* NADAM: lr mu_(t+1) / (1 - P_t mu_(t+1)) */                            \
-    X(grad_scale)       /* clip_norm's factor of the gradient, else 1 */                          \
+    X(nadam_avg_coef)   /* NADAM: lr mu_(t+1) / (1 - P_t mu_(t+1)) */                              \
+    X(grad_scale)       /* clip_norm's factor of the gradient, else 1 */                           \
     X(clip_value)       /* > 0: the gradient is clamped to [-clip_value, clip_value] */
 
 #if defined(__CUDACC__)
