@@ -150,7 +150,10 @@ module cumlp
   integer(c_int), parameter :: CUMLP_LR_STEP = 1
   integer(c_int), parameter :: CUMLP_LR_EXPONENTIAL = 2
   integer(c_int), parameter :: CUMLP_LR_COSINE = 3
-  integer(c_int), parameter :: CUMLP_SCHEDULE_COUNT = 4
+  integer(c_int), parameter :: CUMLP_LR_MULTISTEP = 4
+  integer(c_int), parameter :: CUMLP_LR_LINEAR = 5
+  integer(c_int), parameter :: CUMLP_LR_POLY = 6
+  integer(c_int), parameter :: CUMLP_SCHEDULE_COUNT = 7
   ! cumlp_stop_reason
   integer(c_int), parameter :: CUMLP_STOP_EPOCHS = 0
   integer(c_int), parameter :: CUMLP_STOP_TARGET_LOSS = 1
@@ -245,6 +248,11 @@ module cumlp
     type(c_ptr) :: user_data             ! passed to the callback (c_loc of your state)
     integer(c_int64_t) :: callback_every ! also call it every this many batches; 0: epochs only
     integer(c_int) :: max_consecutive_skips ! stop after this many skipped steps in a row; 10
+    integer(c_int) :: warmup_epochs      ! linear warm-up epochs; default 0
+    type(c_ptr) :: milestones            ! MULTISTEP: c_loc of an integer(c_int), target array of
+                                         ! strictly increasing epochs; default c_null_ptr
+    integer(c_int) :: num_milestones     ! its size; default 0
+    real(c_double) :: lr_power           ! POLY's power, > 0; default 1
   end type cumlp_fit_options
 
   type, bind(C) :: cumlp_fit_result

@@ -982,12 +982,19 @@ CUMLP_API cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_data
  * Training loop. cumlp_fit trains a network on a dataset in mini-batches with an optimizer. On
  * backends with a device the next batch is gathered into pinned host memory and copied while the
  * current one trains. The learning-rate schedule sets the optimizer's rate at the start of every
- * epoch, from the rate the optimizer had when cumlp_fit was called (base):
+ * epoch, from the rate the optimizer had when cumlp_fit was called (base), for every optimizer:
  *   CONSTANT:    base
  *   STEP:        base * gamma^floor(epoch / step_epochs)
  *   EXPONENTIAL: base * gamma^epoch
  *   COSINE:      min + (base - min) (1 + cos(pi epoch / epochs)) / 2
- * (epoch counted from 0). Accuracy is the fraction of samples whose largest output is at their
+ *   MULTISTEP:   base * gamma^(the number of milestones <= epoch)       (PyTorch's MultiStepLR)
+ *   LINEAR:      min + (base - min) (1 - epoch / epochs)
+ *   POLY:        min + (base - min) (1 - epoch / epochs)^power      (PyTorch's PolynomialLR)
+ * (epoch counted from 0, epochs = options->epochs, gamma = lr_gamma, min = lr_min, power =
+ * lr_power). A linear warm-up combines with any of them: during the first warmup_epochs epochs the
+ * rate is multiplied by (epoch + 1) / (warmup_epochs + 1), as PyTorch's
+ * ChainedScheduler([LinearLR(start_factor=1/(warmup_epochs+1), total_iters=warmup_epochs), ...])
+ * does. Accuracy is the fraction of samples whose largest output is at their
  * class; for regression it is reported as -1 and the mean squared error per output is reported.
  * ------------------------------------------------------------------------------------------- */
 
@@ -995,7 +1002,10 @@ CUMLP_API cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_data
     X(CONSTANT, 0, "constant")                                                                     \
     X(STEP, 1, "step")                                                                             \
     X(EXPONENTIAL, 2, "exp")                                                                       \
-    X(COSINE, 3, "cosine")
+    X(COSINE, 3, "cosine")                                                                         \
+    X(MULTISTEP, 4, "multistep")                                                                   \
+    X(LINEAR, 5, "linear")                                                                         \
+    X(POLY, 6, "poly")
 
 typedef enum cumlp_lr_schedule {
 #define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_LR_##id = value,
@@ -1046,9 +1056,9 @@ typedef struct cumlp_fit_options {
     int shuffle;        /**< 1 (default): a new order of the samples every epoch */
     uint64_t seed;      /**< seed of the shuffles; default 1 */
     int schedule;       /**< a cumlp_lr_schedule; default CUMLP_LR_CONSTANT */
-    double lr_gamma;    /**< factor of STEP and EXPONENTIAL, in (0, 1]; default 0.1 */
+    double lr_gamma;    /**< factor of STEP, EXPONENTIAL, MULTISTEP, in (0, 1]; default 0.1 */
     int lr_step_epochs; /**< period of STEP, >= 1; default 10 */
-    double lr_min;      /**< floor of COSINE, >= 0; default 0 */
+    double lr_min;      /**< floor of COSINE, LINEAR and POLY, >= 0; default 0 */
     double target_loss; /**< stop when an epoch's training loss < this; default 0 (off) */
     int patience;       /**< stop after this many epochs without a validation loss
                              better than the best by more than min_delta; 0 (default) off */
@@ -1060,6 +1070,11 @@ typedef struct cumlp_fit_options {
     int64_t callback_every;      /**< also call it every this many batches; 0 (default): epochs */
     int max_consecutive_skips;   /**< stop with CUMLP_ERROR_NON_FINITE after this many skipped
                                       steps in a row, >= 0; default 10; 0: never */
+    int warmup_epochs;           /**< linear warm-up epochs, >= 0; default 0 (none) */
+    const int *milestones;       /**< MULTISTEP's epochs, strictly increasing, >= 0; the caller's
+                                      array, read by cumlp_fit; default NULL */
+    int num_milestones;          /**< entries of milestones, >= 1 for MULTISTEP; default 0 */
+    double lr_power;             /**< POLY's power, > 0; default 1 */
 } cumlp_fit_options;
 
 typedef struct cumlp_fit_result {

@@ -37,7 +37,20 @@ cumlp_status cumlp_fit_defaults(cumlp_fit_options *options) {
     options->user_data = NULL;
     options->callback_every = 0;
     options->max_consecutive_skips = 10;
+    options->warmup_epochs = 0;
+    options->milestones = NULL;
+    options->num_milestones = 0;
+    options->lr_power = 1.0;
     return CUMLP_SUCCESS;
+}
+
+/* Whether the milestones (if any) are strictly increasing epochs >= 0; MULTISTEP needs one. */
+static int milestones_valid(const cumlp_fit_options *o) {
+    if (o->num_milestones < 0 || (o->num_milestones > 0 && !o->milestones)) return 0;
+    if (o->schedule == CUMLP_LR_MULTISTEP && o->num_milestones == 0) return 0;
+    for (int i = 0; i < o->num_milestones; i++)
+        if (o->milestones[i] < 0 || (i > 0 && o->milestones[i] <= o->milestones[i - 1])) return 0;
+    return 1;
 }
 
 static cumlp_status check_options(const cumlp_context *ctx, const char *func,
@@ -65,21 +78,45 @@ static cumlp_status check_options(const cumlp_context *ctx, const char *func,
         bad = "callback_every must be >= 0";
     else if (o->max_consecutive_skips < 0)
         bad = "max_consecutive_skips must be >= 0";
+    else if (o->warmup_epochs < 0)
+        bad = "warmup_epochs must be >= 0";
+    else if (!milestones_valid(o))
+        bad = "milestones must be num_milestones strictly increasing epochs >= 0 (at least one "
+              "for multistep)";
+    else if (!(o->lr_power > 0) || !isfinite(o->lr_power))
+        bad = "lr_power must be finite and > 0";
     if (bad) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s", bad);
     return CUMLP_SUCCESS;
 }
 
-static double schedule_rate(const cumlp_fit_options *o, double base, int epoch) {
+/* The schedule's rate of `epoch`, before the warm-up. */
+static double scheduled_rate(const cumlp_fit_options *o, double base, int epoch) {
+    double progress = (double)epoch / o->epochs; /* in [0, 1) for the epochs of a run */
+    int passed = 0;
     switch (o->schedule) {
     case CUMLP_LR_STEP:
         return base * pow(o->lr_gamma, (double)(epoch / o->lr_step_epochs));
     case CUMLP_LR_EXPONENTIAL:
         return base * pow(o->lr_gamma, (double)epoch);
     case CUMLP_LR_COSINE:
-        return o->lr_min + (base - o->lr_min) * 0.5 * (1.0 + cos(PI * epoch / o->epochs));
+        return o->lr_min + (base - o->lr_min) * 0.5 * (1.0 + cos(PI * progress));
+    case CUMLP_LR_MULTISTEP:
+        while (passed < o->num_milestones && o->milestones[passed] <= epoch)
+            passed++;
+        return base * pow(o->lr_gamma, (double)passed);
+    case CUMLP_LR_LINEAR:
+        return o->lr_min + (base - o->lr_min) * fmax(0.0, 1.0 - progress);
+    case CUMLP_LR_POLY:
+        return o->lr_min + (base - o->lr_min) * pow(fmax(0.0, 1.0 - progress), o->lr_power);
     default:
         return base;
     }
+}
+
+static double schedule_rate(const cumlp_fit_options *o, double base, int epoch) {
+    double rate = scheduled_rate(o, base, epoch);
+    if (epoch < o->warmup_epochs) rate *= (double)(epoch + 1) / (o->warmup_epochs + 1.0);
+    return rate;
 }
 
 cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *options, double base_rate,

@@ -90,6 +90,68 @@ static void test_schedules(void) {
     CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
 }
 
+/* MULTISTEP, LINEAR, POLY and the warm-up, against their formulas in cumlp.h. */
+static void test_later_schedules(void) {
+    cumlp_fit_options o;
+    CHECK_OK(cumlp_fit_defaults(&o));
+    CHECK(o.warmup_epochs == 0 && o.milestones == NULL && o.num_milestones == 0 &&
+          o.lr_power == 1.0);
+    double rate;
+    const int milestones[] = {2, 5, 6};
+    o.epochs = 10;
+    o.schedule = CUMLP_LR_MULTISTEP;
+    o.lr_gamma = 0.5;
+    o.milestones = milestones;
+    o.num_milestones = 3;
+    const double multistep[8] = {1, 1, 0.5, 0.5, 0.5, 0.25, 0.125, 0.125};
+    for (int e = 0; e < 8; e++) {
+        CHECK_OK(cumlp_schedule_learning_rate(&o, 1.0, e, &rate));
+        CHECK_NEAR(rate, multistep[e], 1e-15);
+    }
+    o.schedule = CUMLP_LR_LINEAR;
+    o.lr_min = 0.1;
+    CHECK_OK(cumlp_schedule_learning_rate(&o, 1.1, 0, &rate));
+    CHECK_NEAR(rate, 1.1, 1e-15);
+    CHECK_OK(cumlp_schedule_learning_rate(&o, 1.1, 4, &rate));
+    CHECK_NEAR(rate, 0.1 + 1.0 * 0.6, 1e-15);
+    CHECK_OK(cumlp_schedule_learning_rate(&o, 1.1, 12, &rate)); /* past the end: the floor */
+    CHECK_NEAR(rate, 0.1, 1e-15);
+    o.schedule = CUMLP_LR_POLY;
+    o.lr_power = 2.0;
+    CHECK_OK(cumlp_schedule_learning_rate(&o, 1.1, 4, &rate));
+    CHECK_NEAR(rate, 0.1 + 1.0 * 0.36, 1e-15);
+    /* warm-up over 3 epochs of POLY: 1/4, 2/4, 3/4 of the schedule's rate, then the schedule */
+    o.warmup_epochs = 3;
+    const double factor[5] = {0.25, 0.5, 0.75, 1, 1};
+    for (int e = 0; e < 5; e++) {
+        CHECK_OK(cumlp_schedule_learning_rate(&o, 1.1, e, &rate));
+        double schedule = 0.1 + 1.0 * pow(1 - e / 10.0, 2);
+        CHECK_NEAR(rate, factor[e] * schedule, 1e-15);
+    }
+    /* bad milestones, warm-up and power */
+    const int unsorted[] = {3, 3}, negative[] = {-1, 2};
+    o.schedule = CUMLP_LR_MULTISTEP;
+    o.milestones = unsorted;
+    o.num_milestones = 2;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(strstr(cumlp_last_error(NULL), "milestones") != NULL);
+    o.milestones = negative;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    o.milestones = NULL;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    o.num_milestones = 0; /* multistep needs one */
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    o.schedule = CUMLP_LR_CONSTANT;
+    CHECK_OK(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate));
+    o.warmup_epochs = -1;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    o.warmup_epochs = 0;
+    o.lr_power = NAN;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    o.lr_power = 0;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+}
+
 /* The callback records the learning rate of every epoch. */
 typedef struct recorder {
     int epochs_seen, batch_calls;
@@ -134,6 +196,18 @@ static void test_schedule_applied(void) {
     CHECK(res.steps == 5 * 4 && cumlp_optimizer_step_count(m.opt) == 20);
     CHECK(r.batch_calls == 0); /* callback_every 0: epochs only */
     CHECK(res.validation_loss == -1 && res.best_epoch == -1);
+    /* a warm-up of 2 epochs with MULTISTEP, applied by cumlp_fit from the rate it starts with */
+    const int milestones[] = {3};
+    o.schedule = CUMLP_LR_MULTISTEP;
+    o.milestones = milestones;
+    o.num_milestones = 1;
+    o.warmup_epochs = 2;
+    r.epochs_seen = 0;
+    CHECK_OK(cumlp_optimizer_set_learning_rate(m.opt, 0.3));
+    CHECK_OK(cumlp_fit(m.net, m.opt, ds, NULL, &o, &res));
+    const double warm[5] = {0.1, 0.2, 0.3, 0.15, 0.15};
+    for (int e = 0; e < 5; e++)
+        CHECK_NEAR(r.rates[e], warm[e], 1e-15);
     cumlp_dataset_destroy(ds);
     free_model(&m);
 }
@@ -470,6 +544,7 @@ static void run_all(void) {
 
 int main(void) {
     RUN(test_schedules);
+    RUN(test_later_schedules);
     run_all();
     if (cumlp_backend_is_built(CUMLP_BACKEND_CPU)) {
         printf("-- cpu backend\n");

@@ -77,7 +77,11 @@ int64_t cumlp_test_c_layout(int s, int field) {
                                   F(cumlp_fit_options, callback),
                                   F(cumlp_fit_options, user_data),
                                   F(cumlp_fit_options, callback_every),
-                                  F(cumlp_fit_options, max_consecutive_skips)};
+                                  F(cumlp_fit_options, max_consecutive_skips),
+                                  F(cumlp_fit_options, warmup_epochs),
+                                  F(cumlp_fit_options, milestones),
+                                  F(cumlp_fit_options, num_milestones),
+                                  F(cumlp_fit_options, lr_power)};
     static const int64_t result[] = {sizeof(cumlp_fit_result),
                                      F(cumlp_fit_result, epochs_run),
                                      F(cumlp_fit_result, stop_reason),
@@ -180,6 +184,9 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_LR_STEP,
                                      CUMLP_LR_EXPONENTIAL,
                                      CUMLP_LR_COSINE,
+                                     CUMLP_LR_MULTISTEP,
+                                     CUMLP_LR_LINEAR,
+                                     CUMLP_LR_POLY,
                                      CUMLP_SCHEDULE_COUNT,
                                      CUMLP_STOP_EPOCHS,
                                      CUMLP_STOP_TARGET_LOSS,

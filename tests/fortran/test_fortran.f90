@@ -250,7 +250,8 @@ contains
         CUMLP_OPT_ADADELTA, &
         CUMLP_OPTIMIZER_COUNT, CUMLP_CHECKPOINT_ALLOW_NON_FINITE, CUMLP_SCALE_MINMAX, &
         CUMLP_SCALE_STANDARDIZE, CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, &
-        CUMLP_LR_COSINE, CUMLP_SCHEDULE_COUNT, CUMLP_STOP_EPOCHS, CUMLP_STOP_TARGET_LOSS, &
+        CUMLP_LR_COSINE, CUMLP_LR_MULTISTEP, CUMLP_LR_LINEAR, CUMLP_LR_POLY, &
+        CUMLP_SCHEDULE_COUNT, CUMLP_STOP_EPOCHS, CUMLP_STOP_TARGET_LOSS, &
         CUMLP_STOP_PATIENCE, CUMLP_STOP_CALLBACK, CUMLP_STOP_ERROR, CUMLP_DATASET_MAX_ELEMENTS]
     integer(c_int) :: i
     do i = 1, size(values)
@@ -505,9 +506,12 @@ contains
         [character(12) :: "sgd", "momentum", "nesterov", "adam", "adamw", "adamax", "nadam", &
         "rmsprop", "adagrad", "adadelta"])
     call check_named_set("schedule", &
-        [CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, CUMLP_LR_COSINE], &
-        CUMLP_SCHEDULE_COUNT, [character(8) :: "constant", "step", "exp", "cosine"], &
-        [character(12) :: "constant", "step", "exponential", "cosine"])
+        [CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, CUMLP_LR_COSINE, &
+         CUMLP_LR_MULTISTEP, CUMLP_LR_LINEAR, CUMLP_LR_POLY], &
+        CUMLP_SCHEDULE_COUNT, [character(9) :: "constant", "step", "exp", "cosine", "multistep", &
+        "linear", "poly"], &
+        [character(12) :: "constant", "step", "exponential", "cosine", "multistep", "linear", &
+        "poly"])
 
     ! Trailing blanks are trimmed; an unknown name leaves the value as it was, here too in a
     ! variable of this procedure that the caller reads right after the call.
@@ -582,7 +586,8 @@ contains
          c_loc(fo%schedule), c_loc(fo%lr_gamma), c_loc(fo%lr_step_epochs), c_loc(fo%lr_min), &
          c_loc(fo%target_loss), c_loc(fo%patience), c_loc(fo%min_delta), &
          c_loc(fo%restore_best), c_loc(fo%callback), c_loc(fo%user_data), &
-         c_loc(fo%callback_every), c_loc(fo%max_consecutive_skips)])
+         c_loc(fo%callback_every), c_loc(fo%max_consecutive_skips), c_loc(fo%warmup_epochs), &
+         c_loc(fo%milestones), c_loc(fo%num_milestones), c_loc(fo%lr_power)])
     call compare_layout(6_c_int, "cumlp_fit_result", c_sizeof(fr), c_loc(fr), &
         [c_loc(fr%epochs_run), c_loc(fr%stop_reason), c_loc(fr%steps), c_loc(fr%train_loss), &
          c_loc(fr%train_accuracy), c_loc(fr%validation_loss), c_loc(fr%validation_accuracy), &
@@ -1383,6 +1388,7 @@ contains
   subroutine test_schedule()
     type(cumlp_fit_options) :: fo
     real(c_double) :: rate
+    integer(c_int), target :: milestones(2) = [2, 4]
     integer(c_int) :: status
     real(c_double), parameter :: pi = acos(-1d0)
 
@@ -1416,6 +1422,26 @@ contains
     fo%lr_gamma = 0.5d0
     call check_fails(cumlp_schedule_learning_rate(fo, 0.1d0, -1_c_int, rate), &
         CUMLP_ERROR_INVALID_VALUE, c_null_ptr, c_null_ptr, "schedule of epoch -1", "epoch")
+    ! MULTISTEP's milestones: a Fortran array passed by c_loc; with a warm-up of 1 epoch
+    fo%schedule = CUMLP_LR_MULTISTEP
+    fo%milestones = c_loc(milestones)
+    fo%num_milestones = 2
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 3_c_int, rate)
+    call check_near(rate, 0.05d0, 1d-17, "multistep schedule, epoch 3")
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 4_c_int, rate)
+    call check_near(rate, 0.025d0, 1d-17, "multistep schedule, epoch 4")
+    fo%warmup_epochs = 1
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 0_c_int, rate)
+    call check_near(rate, 0.05d0, 1d-17, "warm-up, epoch 0")
+    fo%schedule = CUMLP_LR_POLY
+    fo%lr_power = 2
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 5_c_int, rate)
+    call check_near(rate, 0.01d0 + 0.09d0 * 0.25d0, 1d-17, "poly schedule, epoch 5")
+    milestones(2) = 1
+    fo%schedule = CUMLP_LR_MULTISTEP
+    call check_fails(cumlp_schedule_learning_rate(fo, 0.1d0, 3_c_int, rate), &
+        CUMLP_ERROR_INVALID_VALUE, c_null_ptr, c_null_ptr, "unsorted milestones", "milestones")
+    milestones(2) = 4
   end subroutine
 
   ! An easy separable problem as CSV text with a header line: x1 in [2, 8] and x2 in [100, 300]
