@@ -1110,8 +1110,10 @@ CUMLP_API cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *opt
  * when it fails. A step whose loss or gradients hold NaN or Inf is skipped (see
  * cumlp_optimizer_step; its batch counts in no score) and counted in skipped_steps; training
  * stops with CUMLP_ERROR_NON_FINITE at max_consecutive_skips skipped steps in a row, or at the
- * first one when the optimizer's non_finite_error is set. It then ends with the parameters of the
- * last finite step, or with restore_best those of the best validation epoch so far, and
+ * first one when the optimizer's non_finite_error is set. It then ends with the parameters as the
+ * last step taken left them (finite gradients may still overflow them, as a huge learning rate
+ * does: the step after that is the one skipped), or with restore_best those of the best
+ * validation epoch so far, and
  * result->stop_reason is CUMLP_STOP_ERROR. The message of a failed step names its epoch and
  * batch ("epoch 3, batch 17 of 40: ..."). Bad arguments or options (checked before training
  * starts) change nothing, result included.

@@ -113,6 +113,7 @@ program test_fortran
   call test_worked_example(CUMLP_BACKEND_CPU, 1d-6)
   call test_worked_example(CUMLP_BACKEND_CUDA, 1d-6)   ! skipped without a GPU
   call test_xor_and_checkpoints()
+  call test_every_optimizer()
   call test_errors()
   call test_csv()
   call test_fann()
@@ -776,6 +777,60 @@ contains
 
   ! XOR on the reference backend: a 2-4-1 tanh/sigmoid network with momentum, to 100%; then a
   ! gradient check and checkpoints of the trained network.
+  ! Every optimizer from cumlp_optimizer_defaults_for (clipping on for half of them) lowers XOR's
+  ! loss and reports its gradient norm; a NaN input skips the step (CUMLP_STEP_SKIPPED), counted.
+  subroutine test_every_optimizer()
+    use, intrinsic :: ieee_arithmetic, only: ieee_value, ieee_quiet_nan
+    real(c_float) :: xs(2, 4) = reshape([0, 0, 0, 1, 1, 0, 1, 1], [2, 4])
+    real(c_float), parameter :: ts(1, 4) = reshape([0, 1, 1, 0], [1, 4])
+    type(c_ptr) :: ctx, net, opt, x, t
+    type(cumlp_network_options) :: no
+    type(cumlp_optimizer_options) :: oo
+    real(c_double) :: first, loss
+    integer(c_int) :: type, status
+    integer :: i
+    character(:), allocatable :: tag
+
+    ctx = new_context(CUMLP_BACKEND_REFERENCE)
+    status = cumlp_network_defaults(no)
+    call check_ok(cumlp_tensor_create(ctx, 2_c_int64_t, 4_c_int64_t, x), "optimizers: x", ctx)
+    call check_ok(cumlp_tensor_create(ctx, 1_c_int64_t, 4_c_int64_t, t), "optimizers: t", ctx)
+    call check_ok(cumlp_tensor_upload(x, xs, 8_c_int64_t), "optimizers: upload x", ctx)
+    call check_ok(cumlp_tensor_upload(t, ts, 4_c_int64_t), "optimizers: upload t", ctx)
+    do type = 0, CUMLP_OPTIMIZER_COUNT - 1
+      tag = "optimizer " // cumlp_optimizer_name(type) // ": "
+      no%seed = 11
+      call check_ok(cumlp_network_create(ctx, 2_c_int, [2_c_int64_t, 4_c_int64_t, 1_c_int64_t], &
+          [CUMLP_ACT_TANH, CUMLP_ACT_SIGMOID], no, net), tag // "network", ctx)
+      call check_ok(cumlp_optimizer_defaults_for(type, oo), tag // "defaults", ctx)
+      call check(oo%type == type, tag // "type")
+      if (mod(type, 2) == 0) oo%clip_norm = 1d0
+      call check_ok(cumlp_optimizer_create(net, oo, opt), tag // "create", ctx)
+      call check(cumlp_optimizer_gradient_norm(opt) == -1d0, tag // "no norm before a step")
+      call check_ok(cumlp_train_step(net, opt, x, t, first), tag // "first step", ctx)
+      call check(cumlp_optimizer_gradient_norm(opt) > 0, tag // "gradient norm")
+      do i = 2, 200
+        status = cumlp_train_step(net, opt, x, t, loss)
+        if (status /= CUMLP_SUCCESS) exit
+      end do
+      call check_ok(status, tag // "200 steps", ctx)
+      call check(loss < first, tag // "the loss falls")
+      xs(1, 1) = ieee_value(xs(1, 1), ieee_quiet_nan)
+      call check_ok(cumlp_tensor_upload(x, xs, 8_c_int64_t), tag // "upload NaN", ctx)
+      call check(cumlp_train_step(net, opt, x, t, loss) == CUMLP_STEP_SKIPPED, &
+          tag // "NaN: step skipped")
+      call check(cumlp_optimizer_skipped_steps(opt) == 1 .and. &
+          cumlp_optimizer_step_count(opt) == 200, tag // "skipped, not counted as a step")
+      xs(1, 1) = 0
+      call check_ok(cumlp_tensor_upload(x, xs, 8_c_int64_t), tag // "upload", ctx)
+      call cumlp_optimizer_destroy(opt)
+      call cumlp_network_destroy(net)
+    end do
+    call cumlp_tensor_destroy(x)
+    call cumlp_tensor_destroy(t)
+    call cumlp_context_destroy(ctx)
+  end subroutine
+
   subroutine test_xor_and_checkpoints()
     real(c_float), parameter :: xs(2, 4) = reshape([0, 0, 0, 1, 1, 0, 1, 1], [2, 4])
     real(c_float), parameter :: ts(1, 4) = reshape([0, 1, 1, 0], [1, 4])
