@@ -656,7 +656,8 @@ CUMLP_API double cumlp_optimizer_gradient_norm(const cumlp_optimizer *opt);
  *                    over all the parameters)
  *   clip_value > 0:  g <- min(max(g, -clip_value), clip_value)  (clip_grad_value_), after that
  * (so both bounds hold when both are set), then weight decay and the rule apply. The gradient
- * arena itself is left as it was.
+ * arena itself is left as it was. The norm is read back to the host, so on the cuda backend the
+ * call waits for the device.
  */
 CUMLP_API cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt);
 

@@ -350,7 +350,7 @@ cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cu
     CUMLP_FAIL_IF(opt->net != net, net->ctx, CUMLP_ERROR_INVALID_VALUE,
                   "the optimizer was created for another network");
     cumlp_status st = cumlp_loss_backward(net, X, T, loss);
-    if (st == CUMLP_ERROR_NON_FINITE) { /* the only cause: the loss (X and T were checked) */
+    if (st == CUMLP_ERROR_NON_FINITE) { /* cumlp_loss_backward's one cause of it: the loss */
         char why[64];
         snprintf(why, sizeof why, "the loss is %g", loss ? *loss : NAN);
         opt->gradient_norm = NAN;
