@@ -40,7 +40,7 @@
     X(nadam_grad_coef)  /* NADAM: lr (1 - mu_t) / (1 - P_t) */                                     \
     X(nadam_avg_coef)   /* NADAM: lr mu_(t+1) / (1 - P_t mu_(t+1)) */                              \
     X(grad_scale)       /* clip_norm's factor of the gradient, else 1 */                           \
-    X(clip_value)       /* > 0: the gradient is clamped to [-clip_value, clip_value] */
+    X(clip_value)       /* the gradient is clamped to [-clip_value, clip_value]; +inf: off */
 
 #if defined(__CUDACC__)
 #define CUMLP_HD __host__ __device__ __forceinline__

@@ -23,14 +23,8 @@ __global__ void optimizer_kernel(int type, cumlp_update_params_f params, size_t 
         load4(g, base, n, vec, gv);
         for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
             if (st.s[k]) load4(st.s[k], base, n, vec, s[k]);
-        for (int e = 0; e < 4; e++) {
-            float se[CUMLP_OPTIMIZER_MAX_STATES];
-            for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
-                se[k] = s[k][e];
-            cumlp_optimizer_update_f(type, &params, &wv[e], gv[e], se);
-            for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
-                s[k][e] = se[k];
-        }
+        for (int e = 0; e < 4; e++) /* absent arenas: zeros, written but never stored */
+            cumlp_optimizer_update_f(type, &params, &wv[e], gv[e], &s[0][e], &s[1][e], &s[2][e]);
         store4(w, base, n, vec, wv);
         for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
             if (st.s[k]) store4(st.s[k], base, n, vec, s[k]);

@@ -63,7 +63,7 @@ static inline cumlp_update_params_d cumlp__update_params_d(const cumlp_step_para
         .nadam_grad_coef = p->learning_rate * p->nadam_grad_factor,
         .nadam_avg_coef = p->learning_rate * p->nadam_avg_factor,
         .grad_scale = p->grad_scale,
-        .clip_value = p->clip_value,
+        .clip_value = p->clip_value > 0 ? p->clip_value : (double)INFINITY,
         .centered = p->centered,
     };
     return q;

@@ -478,62 +478,62 @@ static cumlp_status cpu_loss_delta(cumlp_context *ctx, int loss, int activation,
 
 /* ---- optimizer ----------------------------------------------------------------------------- */
 
-/* One update loop over n elements with a constant rule; absent state arrays (NULL constants after
- * inlining) are replaced by locals that the compiler removes. */
-CPU_INLINE void update_loop(int type, const cumlp_update_params_f *q, size_t n, float *w,
-                            const float *g, float *s0, float *s1, float *s2) {
+/* One update loop over n elements with a constant rule. `uses` (a constant after inlining) says
+ * which state arrays the rule keeps (bit k: s[k]); the others are a local zero per element, so
+ * that neither their loads nor any test of them stays in the vectorized loop. */
+CPU_INLINE void update_loop(int type, unsigned uses, const cumlp_update_params_f *q, size_t n,
+                            float *w, const float *g, float *const s[CUMLP_OPTIMIZER_MAX_STATES]) {
+    float *s0 = s[0], *s1 = s[1], *s2 = s[2];
+    const cumlp_update_params_f p = *q; /* a local: no store to w or s can change it */
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        float s[CUMLP_OPTIMIZER_MAX_STATES] = {s0 ? s0[i] : 0.0f, s1 ? s1[i] : 0.0f,
-                                               s2 ? s2[i] : 0.0f};
-        cumlp_optimizer_update_f(type, q, &w[i], g[i], s);
-        if (s0) s0[i] = s[0];
-        if (s1) s1[i] = s[1];
-        if (s2) s2[i] = s[2];
+        float z0 = 0, z1 = 0, z2 = 0;
+        cumlp_optimizer_update_f(type, &p, &w[i], g[i], uses & 1u ? &s0[i] : &z0,
+                                 uses & 2u ? &s1[i] : &z1, uses & 4u ? &s2[i] : &z2);
     }
 }
 
-/* The loop of each rule, with the state arrays it uses (s[k] + begin, or NULL) as constants. */
+/* The loop of each rule, with the state arrays it uses (s[k] + begin, or NULL). */
 static void update_chunk(int type, const cumlp_update_params_f *q, size_t n, float *w,
                          const float *g, float *const s[CUMLP_OPTIMIZER_MAX_STATES]) {
-#define LOOP(rule, s0, s1, s2) update_loop(rule, q, n, w, g, s0, s1, s2)
+#define LOOP(rule, uses) update_loop(rule, uses, q, n, w, g, s)
     switch (type) {
     case CUMLP_OPT_MOMENTUM:
-        LOOP(CUMLP_OPT_MOMENTUM, s[0], NULL, NULL);
+        LOOP(CUMLP_OPT_MOMENTUM, 1u);
         break;
     case CUMLP_OPT_NESTEROV:
-        LOOP(CUMLP_OPT_NESTEROV, s[0], NULL, NULL);
+        LOOP(CUMLP_OPT_NESTEROV, 1u);
         break;
     case CUMLP_OPT_ADAM:
-        LOOP(CUMLP_OPT_ADAM, s[0], s[1], NULL);
+        LOOP(CUMLP_OPT_ADAM, 3u);
         break;
     case CUMLP_OPT_ADAMW:
-        LOOP(CUMLP_OPT_ADAMW, s[0], s[1], NULL);
+        LOOP(CUMLP_OPT_ADAMW, 3u);
         break;
     case CUMLP_OPT_ADAMAX:
-        LOOP(CUMLP_OPT_ADAMAX, s[0], s[1], NULL);
+        LOOP(CUMLP_OPT_ADAMAX, 3u);
         break;
     case CUMLP_OPT_NADAM:
-        LOOP(CUMLP_OPT_NADAM, s[0], s[1], NULL);
+        LOOP(CUMLP_OPT_NADAM, 3u);
         break;
     case CUMLP_OPT_RMSPROP: /* the momentum buffer and the gradients' average are optional */
         if (s[1] && s[2])
-            LOOP(CUMLP_OPT_RMSPROP, s[0], s[1], s[2]);
+            LOOP(CUMLP_OPT_RMSPROP, 7u);
         else if (s[1])
-            LOOP(CUMLP_OPT_RMSPROP, s[0], s[1], NULL);
+            LOOP(CUMLP_OPT_RMSPROP, 3u);
         else if (s[2])
-            LOOP(CUMLP_OPT_RMSPROP, s[0], NULL, s[2]);
+            LOOP(CUMLP_OPT_RMSPROP, 5u);
         else
-            LOOP(CUMLP_OPT_RMSPROP, s[0], NULL, NULL);
+            LOOP(CUMLP_OPT_RMSPROP, 1u);
         break;
     case CUMLP_OPT_ADAGRAD:
-        LOOP(CUMLP_OPT_ADAGRAD, s[0], NULL, NULL);
+        LOOP(CUMLP_OPT_ADAGRAD, 1u);
         break;
     case CUMLP_OPT_ADADELTA:
-        LOOP(CUMLP_OPT_ADADELTA, s[0], s[1], NULL);
+        LOOP(CUMLP_OPT_ADADELTA, 3u);
         break;
     default:
-        LOOP(CUMLP_OPT_SGD, NULL, NULL, NULL);
+        LOOP(CUMLP_OPT_SGD, 0u);
         break;
     }
 #undef LOOP

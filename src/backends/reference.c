@@ -247,13 +247,11 @@ static cumlp_status ref_optimizer_step(cumlp_context *ctx, const cumlp_step_para
     real *w = param;
     const real *g = grad;
     const cumlp_update_params_d q = cumlp__update_params_d(p);
+    real *s0 = state[0], *s1 = state[1], *s2 = state[2];
     for (size_t i = 0; i < count; i++) {
-        real s[CUMLP_OPTIMIZER_MAX_STATES];
-        for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
-            s[k] = state[k] ? ((real *)state[k])[i] : 0;
-        cumlp_optimizer_update_d(p->type, &q, &w[i], g[i], s);
-        for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
-            if (state[k]) ((real *)state[k])[i] = s[k];
+        real z0 = 0, z1 = 0, z2 = 0; /* in place of the arenas the rule does not keep */
+        cumlp_optimizer_update_d(p->type, &q, &w[i], g[i], s0 ? &s0[i] : &z0, s1 ? &s1[i] : &z1,
+                                 s2 ? &s2[i] : &z2);
     }
     return CUMLP_SUCCESS;
 }
