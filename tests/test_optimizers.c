@@ -32,6 +32,8 @@ static cumlp_context *context_threads(int threads) {
     cumlp_context *ctx = test_context_try(&o, why, sizeof why);
     if (!ctx && backend == CUMLP_BACKEND_CUDA && test_gpu_required())
         CHECK_MSG(0, "%s (CUMLP_TEST_REQUIRE_GPU=1)", why);
+    else if (!ctx)
+        printf("     skipped: %s\n", why);
     return ctx;
 }
 

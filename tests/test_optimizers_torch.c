@@ -15,7 +15,7 @@
  *    a difference of near-equal values, and the fp32 rounding of the state is amplified far past
  *    1e-5 (DESIGN.md, "Numerics"). cumlp's fp32 rule rounds in another order than PyTorch's (and
  *    nvcc fuses multiply-adds), so its error is of the same size, not the same value: measured on
- *    the cpu backend it is 0.5 to 2.9 times e32, and FP32_FACTOR = 8 leaves room for that spread.
+ *    the cpu backend it is 0.3 to 2.9 times e32, and FP32_FACTOR = 8 leaves room for that spread.
  *    A wrong formula shows at the 1e-3 level and above.
  * Skipped (77) when no python3 with torch is found (tried: $CUMLP_PYTHON, /usr/bin/python3,
  * python3 on the PATH); a cuda backend without a device is skipped (a failure under
