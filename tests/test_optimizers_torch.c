@@ -25,11 +25,11 @@
 #include "harness.h"
 #include "internal.h"
 #include "test_checkpoint_util.h"
+#include "test_torch_util.h"
 #include "testutil.h"
 
 #include <math.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #ifndef CUMLP_OPTIMIZERS_TORCH_SCRIPT
 #define CUMLP_OPTIMIZERS_TORCH_SCRIPT "tests/optimizers_torch.py"
@@ -139,26 +139,6 @@ static void write_case_json(FILE *f, const torch_case *c) {
             o->initial_accumulator_value, o->momentum_decay, o->clip_norm, o->clip_value);
 }
 
-static int run_command(const char *cmd) {
-    int status = system(cmd);
-    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static const char *find_python_with_torch(void) {
-    static char chosen[1024];
-    const char *candidates[] = {getenv("CUMLP_PYTHON"), "/usr/bin/python3", "python3"};
-    for (int i = 0; i < 3; i++) {
-        if (!candidates[i] || !candidates[i][0]) continue;
-        char cmd[1200];
-        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", candidates[i]);
-        if (run_command(cmd) == 0) {
-            snprintf(chosen, sizeof chosen, "%s", candidates[i]);
-            return chosen;
-        }
-    }
-    return NULL;
-}
-
 /* Writes the inputs, runs the script, reads its results into torch64 and torch32. */
 static int run_torch(const char *python) {
     char *spec = ckpt_temp_path("optimizers_torch.json");
@@ -182,7 +162,7 @@ static int run_torch(const char *python) {
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s'", python, CUMLP_OPTIMIZERS_TORCH_SCRIPT, spec,
              out_path);
-    int rc = ok ? run_command(cmd) : -1;
+    int rc = ok ? torch_run_command(cmd) : -1;
     size_t size = 0;
     double *out = rc == 0 ? (double *)(void *)ckpt_read_file(out_path, &size) : NULL;
     ok = out && size == 2 * (size_t)num_cases * n * sizeof(double);
@@ -265,7 +245,7 @@ static void test_backend(void) {
 }
 
 int main(void) {
-    const char *python = find_python_with_torch();
+    const char *python = torch_find_python();
     if (!python) harness_skip("no python3 with torch (set CUMLP_PYTHON)");
     printf("python: %s, script: %s\n", python, CUMLP_OPTIMIZERS_TORCH_SCRIPT);
     fflush(stdout);
