@@ -43,6 +43,7 @@ typedef struct bench_options {
     int steps, warmup, threads;
     const char *json_path, *commit;
     const char *init_dir; /* NULL, or where each network's initial checkpoint is written */
+    int optimizer;        /* a cumlp_optimizer_type; -1: momentum 0.9, rate 0.01 (the default) */
 } bench_options;
 
 typedef struct step_stats {
@@ -132,7 +133,9 @@ static void usage(FILE *out) {
         "  --commit HASH            recorded in the JSON\n"
         "  --save-init DIR          write each network's initial parameters to DIR/<config>.\n"
         "                           safetensors (pytorch_bench.py --init-dir starts from them)\n"
-        "Optimizer: SGD with momentum 0.9, learning rate 0.01.\n");
+        "  --optimizer O            sgd, momentum, nesterov, adam, adamw, adamax, nadam, rmsprop,\n"
+        "                           adagrad or adadelta at PyTorch's defaults (default: SGD\n"
+        "                           with momentum 0.9, learning rate 0.01, as pytorch_bench.py)\n");
 }
 
 static int parse_layers(const char *text, bench_config *c) {
@@ -204,6 +207,8 @@ static int apply_option(bench_options *o, const char *name, const char *value) {
         o->commit = value;
     else if (strcmp(name, "--save-init") == 0)
         o->init_dir = value;
+    else if (strcmp(name, "--optimizer") == 0)
+        return parse_name(name, cumlp_optimizer_from_name, value, &o->optimizer);
     else {
         fprintf(stderr, "cumlp-bench: unknown option %s\n", name);
         return -1;
@@ -221,6 +226,7 @@ static int parse_args(int argc, char **argv, bench_options *o) {
     o->backend = "all";
     o->steps = 0; /* automatic */
     o->warmup = 5;
+    o->optimizer = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -380,7 +386,17 @@ static cumlp_status make_batch(bench_run *r, const bench_config *c) {
     return st;
 }
 
-static cumlp_status run_setup(bench_run *r, const bench_config *c, int threads) {
+/* The benchmark's optimizer: momentum 0.9 at rate 0.01 (what pytorch_bench.py runs), or the one
+ * --optimizer names at PyTorch's defaults. */
+static void bench_optimizer(int type, cumlp_optimizer_options *oo) {
+    cumlp_optimizer_defaults_for(type < 0 ? CUMLP_OPT_MOMENTUM : type, oo);
+    if (type < 0) {
+        oo->momentum = 0.9;
+        oo->learning_rate = 0.01;
+    }
+}
+
+static cumlp_status run_setup(bench_run *r, const bench_config *c, int threads, int optimizer) {
     cumlp_context_options co;
     cumlp_context_defaults(&co);
     co.backend = c->backend;
@@ -397,10 +413,7 @@ static cumlp_status run_setup(bench_run *r, const bench_config *c, int threads) 
     no.init = CUMLP_INIT_HE_UNIFORM;
     st = cumlp_network_create(r->ctx, c->num_layers, c->widths, acts, &no, &r->net);
     cumlp_optimizer_options oo;
-    cumlp_optimizer_defaults(&oo);
-    oo.type = CUMLP_OPT_MOMENTUM;
-    oo.momentum = 0.9;
-    oo.learning_rate = 0.01;
+    bench_optimizer(optimizer, &oo);
     if (st == CUMLP_SUCCESS) st = cumlp_optimizer_create(r->net, &oo, &r->opt);
     if (st == CUMLP_SUCCESS) st = make_batch(r, c);
     return st;
@@ -523,7 +536,7 @@ static cumlp_status run_config(const bench_config *c, const bench_options *o, be
     bench_run r;
     memset(&r, 0, sizeof r);
     memset(res, 0, sizeof *res);
-    cumlp_status st = run_setup(&r, c, o->threads);
+    cumlp_status st = run_setup(&r, c, o->threads, o->optimizer);
     if (st == CUMLP_SUCCESS && o->init_dir) st = save_initial(&r, c, o->init_dir);
     res->steps = o->steps;
     if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, &res->steps, &res->step);
@@ -594,9 +607,12 @@ static void json_context(FILE *f, const bench_options *o, const char *date, cons
     json_key_string(f, "date", date);
     json_key_string(f, "host", host);
     json_key_string(f, "commit", o->commit ? o->commit : "");
-    json_key_string(f, "optimizer", "sgd-momentum-0.9");
+    cumlp_optimizer_options oo;
+    bench_optimizer(o->optimizer, &oo);
+    json_key_string(f, "optimizer",
+                    o->optimizer < 0 ? "sgd-momentum-0.9" : cumlp_optimizer_name(o->optimizer));
     json_key_string(f, "init", "cumlp-he-uniform");
-    fprintf(f, "\"learning_rate\": 0.01, \"warmup\": %d, ", o->warmup);
+    fprintf(f, "\"learning_rate\": %.9g, \"warmup\": %d, ", oo.learning_rate, o->warmup);
 }
 
 static void json_config(FILE *f, const bench_config *c) {

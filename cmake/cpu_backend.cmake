@@ -92,6 +92,12 @@ target_include_directories(cumlp_objects PRIVATE ${CUMLP_CBLAS_INCLUDE_DIR})
 separate_arguments(CUMLP_OPENMP_FLAGS NATIVE_COMMAND "${OpenMP_C_FLAGS}")
 # Only src/backends/cpu.c has OpenMP pragmas; the flag is harmless for the other sources.
 target_compile_options(cumlp_objects PRIVATE "$<$<COMPILE_LANGUAGE:C>:${CUMLP_OPENMP_FLAGS}>")
+# sqrtf that may set errno is a call the optimizers' loops (Adam, RMSprop, ...) cannot vectorize;
+# cumlp never reads errno after the math library, and the results are the same.
+if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
+  set_property(SOURCE ${PROJECT_SOURCE_DIR}/src/backends/cpu.c APPEND PROPERTY COMPILE_OPTIONS
+    -fno-math-errno)
+endif()
 set(CUMLP_HAVE_CPU_BACKEND ON)
 
 # Plain library paths (not imported targets) so that the exported cumlp_static needs nothing from

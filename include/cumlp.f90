@@ -92,7 +92,8 @@ module cumlp
   integer(c_int), parameter :: CUMLP_ERROR_CHECKSUM = 11
   integer(c_int), parameter :: CUMLP_ERROR_NON_FINITE = 12
   integer(c_int), parameter :: CUMLP_ERROR_INTERNAL = 13
-  integer(c_int), parameter :: CUMLP_STATUS_COUNT = 14
+  integer(c_int), parameter :: CUMLP_STEP_SKIPPED = 14   ! not an error: see cumlp.h
+  integer(c_int), parameter :: CUMLP_STATUS_COUNT = 15
   ! cumlp_backend
   integer(c_int), parameter :: CUMLP_BACKEND_AUTO = 0
   integer(c_int), parameter :: CUMLP_BACKEND_REFERENCE = 1
@@ -132,7 +133,13 @@ module cumlp
   integer(c_int), parameter :: CUMLP_OPT_MOMENTUM = 1
   integer(c_int), parameter :: CUMLP_OPT_NESTEROV = 2
   integer(c_int), parameter :: CUMLP_OPT_ADAM = 3
-  integer(c_int), parameter :: CUMLP_OPTIMIZER_COUNT = 4
+  integer(c_int), parameter :: CUMLP_OPT_ADAMW = 4
+  integer(c_int), parameter :: CUMLP_OPT_ADAMAX = 5
+  integer(c_int), parameter :: CUMLP_OPT_NADAM = 6
+  integer(c_int), parameter :: CUMLP_OPT_RMSPROP = 7
+  integer(c_int), parameter :: CUMLP_OPT_ADAGRAD = 8
+  integer(c_int), parameter :: CUMLP_OPT_ADADELTA = 9
+  integer(c_int), parameter :: CUMLP_OPTIMIZER_COUNT = 10
   ! flags of the checkpoint load functions
   integer(c_int), parameter :: CUMLP_CHECKPOINT_ALLOW_NON_FINITE = 1
   ! cumlp_scaling
@@ -143,7 +150,10 @@ module cumlp
   integer(c_int), parameter :: CUMLP_LR_STEP = 1
   integer(c_int), parameter :: CUMLP_LR_EXPONENTIAL = 2
   integer(c_int), parameter :: CUMLP_LR_COSINE = 3
-  integer(c_int), parameter :: CUMLP_SCHEDULE_COUNT = 4
+  integer(c_int), parameter :: CUMLP_LR_MULTISTEP = 4
+  integer(c_int), parameter :: CUMLP_LR_LINEAR = 5
+  integer(c_int), parameter :: CUMLP_LR_POLY = 6
+  integer(c_int), parameter :: CUMLP_SCHEDULE_COUNT = 7
   ! cumlp_stop_reason
   integer(c_int), parameter :: CUMLP_STOP_EPOCHS = 0
   integer(c_int), parameter :: CUMLP_STOP_TARGET_LOSS = 1
@@ -172,14 +182,25 @@ module cumlp
     integer(c_int64_t) :: seed           ! C uint64_t; default 42
   end type cumlp_network_options
 
+  ! cumlp_optimizer_defaults gives the defaults below; cumlp_optimizer_defaults_for(type, options)
+  ! gives PyTorch's defaults of a type (see cumlp.h).
   type, bind(C) :: cumlp_optimizer_options
     integer(c_int) :: type               ! a CUMLP_OPT_*; default CUMLP_OPT_SGD
     real(c_double) :: learning_rate      ! default 0.01
-    real(c_double) :: momentum           ! default 0.9
-    real(c_double) :: weight_decay       ! default 0
+    real(c_double) :: momentum           ! MOMENTUM, NESTEROV, RMSPROP; default 0.9
+    real(c_double) :: weight_decay       ! L2 (ADAMW: decoupled); default 0
     real(c_double) :: beta1              ! default 0.9
     real(c_double) :: beta2              ! default 0.999
     real(c_double) :: epsilon            ! default 1e-8
+    real(c_double) :: alpha              ! RMSPROP; default 0.99
+    real(c_double) :: rho                ! ADADELTA; default 0.9
+    integer(c_int) :: centered           ! RMSPROP: 0 (default) or 1
+    real(c_double) :: lr_decay           ! ADAGRAD; default 0
+    real(c_double) :: initial_accumulator_value ! ADAGRAD; default 0
+    real(c_double) :: momentum_decay     ! NADAM; default 4e-3
+    real(c_double) :: clip_norm          ! > 0: clip the gradients' global L2 norm; 0 (default) off
+    real(c_double) :: clip_value         ! > 0: clamp each gradient; 0 (default) off
+    integer(c_int) :: non_finite_error   ! 0 (default): skip a NaN/Inf step; 1: an error
   end type cumlp_optimizer_options
 
   ! The structs of the dataset and training-loop API.
@@ -204,6 +225,9 @@ module cumlp
     real(c_double) :: validation_accuracy    ! likewise; -1 for regression
     real(c_double) :: validation_mse         ! likewise
     real(c_double) :: seconds                ! since cumlp_fit started
+    integer(c_int64_t) :: skipped_steps      ! steps skipped by this cumlp_fit call (NaN or Inf)
+    real(c_double) :: gradient_norm          ! the last step's global gradient norm
+    real(c_double) :: mean_gradient_norm     ! its mean over this epoch's steps so far
   end type cumlp_fit_progress
 
   type, bind(C) :: cumlp_fit_options
@@ -223,6 +247,12 @@ module cumlp
                                          ! c_null_funptr (default) for none
     type(c_ptr) :: user_data             ! passed to the callback (c_loc of your state)
     integer(c_int64_t) :: callback_every ! also call it every this many batches; 0: epochs only
+    integer(c_int) :: max_consecutive_skips ! stop after this many skipped steps in a row; 10
+    integer(c_int) :: warmup_epochs      ! linear warm-up epochs; default 0
+    type(c_ptr) :: milestones            ! MULTISTEP: c_loc of an integer(c_int), target array of
+                                         ! strictly increasing epochs; default c_null_ptr
+    integer(c_int) :: num_milestones     ! its size; default 0
+    real(c_double) :: lr_power           ! POLY's power, > 0; default 1
   end type cumlp_fit_options
 
   type, bind(C) :: cumlp_fit_result
@@ -237,6 +267,7 @@ module cumlp
     integer(c_int) :: best_epoch         ! from 0; -1 without validation
     real(c_double) :: best_validation_loss
     real(c_double) :: seconds            ! wall time of the call
+    integer(c_int64_t) :: skipped_steps  ! steps skipped (NaN or Inf)
   end type cumlp_fit_result
 
   type, bind(C) :: cumlp_eval_result
@@ -673,7 +704,7 @@ module cumlp
       integer(c_int) :: cumlp_network_get_gradients_f64
     end function
 
-    ! ---- optimizers: SGD, momentum, Nesterov, Adam ----------------------------------------------
+    ! ---- optimizers: SGD, momentum, Nesterov, the Adam family, RMSprop, Adagrad, Adadelta --------
     function cumlp_c_optimizer_name(type) bind(C, name="cumlp_optimizer_name")
       import :: c_int, c_ptr
       integer(c_int), value :: type
@@ -692,6 +723,14 @@ module cumlp
       import :: c_int, cumlp_optimizer_options
       type(cumlp_optimizer_options), intent(out) :: options
       integer(c_int) :: cumlp_optimizer_defaults
+    end function
+
+    function cumlp_optimizer_defaults_for(type, options) &
+        bind(C, name="cumlp_optimizer_defaults_for")
+      import :: c_int, cumlp_optimizer_options
+      integer(c_int), value :: type
+      type(cumlp_optimizer_options), intent(out) :: options
+      integer(c_int) :: cumlp_optimizer_defaults_for
     end function
 
     function cumlp_optimizer_create(net, options, opt) bind(C, name="cumlp_optimizer_create")
@@ -725,6 +764,18 @@ module cumlp
       import :: c_ptr, c_int64_t
       type(c_ptr), value :: opt
       integer(c_int64_t) :: cumlp_optimizer_step_count
+    end function
+
+    function cumlp_optimizer_skipped_steps(opt) bind(C, name="cumlp_optimizer_skipped_steps")
+      import :: c_ptr, c_int64_t
+      type(c_ptr), value :: opt
+      integer(c_int64_t) :: cumlp_optimizer_skipped_steps
+    end function
+
+    function cumlp_optimizer_gradient_norm(opt) bind(C, name="cumlp_optimizer_gradient_norm")
+      import :: c_ptr, c_double
+      type(c_ptr), value :: opt
+      real(c_double) :: cumlp_optimizer_gradient_norm
     end function
 
     function cumlp_optimizer_step(opt) bind(C, name="cumlp_optimizer_step")

@@ -6,7 +6,10 @@
  *  - Every function that can fail returns a cumlp_status. CUMLP_SUCCESS is 0. On failure the
  *    context keeps a one-line human message with the reason: cumlp_last_error(ctx). Functions
  *    that have no context yet (cumlp_context_create) leave their message in a per-thread slot
- *    that cumlp_last_error(NULL) returns.
+ *    that cumlp_last_error(NULL) returns. One status is not a failure: CUMLP_STEP_SKIPPED, from
+ *    the training steps, says that a step met NaN or Inf and was not taken, leaving everything
+ *    as it was (see cumlp_optimizer_step); it is not CUMLP_SUCCESS, so code that stops on
+ *    anything else stops there, as it did when such a step was an error.
  *  - The library never prints, never calls exit() or abort(), and leaves nothing allocated and
  *    no caller-visible object changed when a call fails.
  *  - Handles are opaque. Each has a create and a destroy; destroy accepts NULL.
@@ -116,7 +119,11 @@ CUMLP_API const char *cumlp_version_string(void);
     /** NaN or Inf found in data, parameters or the loss */                                        \
     X(ERROR_NON_FINITE, 12, "CUMLP_ERROR_NON_FINITE")                                              \
     /** a bug in cumlp: please report it */                                                        \
-    X(ERROR_INTERNAL, 13, "CUMLP_ERROR_INTERNAL")
+    X(ERROR_INTERNAL, 13, "CUMLP_ERROR_INTERNAL")                                                  \
+    /** not an error: a training step met NaN or Inf in its loss or gradients and was skipped,     \
+     * parameters and optimizer state unchanged (cumlp_optimizer_step)                             \
+     */                                                                                            \
+    X(STEP_SKIPPED, 14, "CUMLP_STEP_SKIPPED")
 
 typedef enum cumlp_status {
 #define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_##id = value,
@@ -511,13 +518,38 @@ CUMLP_API cumlp_status cumlp_network_get_gradients_f64(const cumlp_network *net,
                                                        int64_t count);
 
 /* ---------------------------------------------------------------------------------------------
- * Optimizers. Updates use the gradients left by cumlp_loss_backward. With g the gradient plus
- * weight_decay * w (L2 decay on every unfrozen parameter, biases included, as PyTorch does):
+ * Optimizers. Updates use the gradients left by cumlp_loss_backward, elementwise over the
+ * unfrozen parameters. With g the gradient plus weight_decay * w (L2 decay on every unfrozen
+ * parameter, biases included, as PyTorch does; not for ADAMW), t the step (from 1) and the
+ * hyper-parameters of cumlp_optimizer_options (lr, mu = momentum, b1 = beta1, b2 = beta2,
+ * eps = epsilon, and alpha, rho, ... by their names), each rule is PyTorch's torch.optim rule of
+ * the same name and defaults (with cumlp_optimizer_defaults_for; see the NADAM note):
  *   SGD:       w <- w - lr g
- *   MOMENTUM:  v <- mu v - lr g;            w <- w + v            (Polyak)
- *   NESTEROV:  v <- mu v - lr g;            w <- w + mu v - lr g  (Sutskever's form)
+ *   MOMENTUM:  v <- mu v - lr g;             w <- w + v            (Polyak)
+ *   NESTEROV:  v <- mu v - lr g;             w <- w + mu v - lr g  (Sutskever's form)
+ *              (torch.optim.SGD's momentum and nesterov=True, for a constant lr)
  *   ADAM:      m <- b1 m + (1-b1) g;  s <- b2 s + (1-b2) g^2;
- *              w <- w - lr (m / (1-b1^t)) / (sqrt(s / (1-b2^t)) + eps)
+ *              w <- w - lr (m / (1-b1^t)) / (sqrt(s / (1-b2^t)) + eps)       (Kingma & Ba)
+ *   ADAMW:     w <- (1 - lr weight_decay) w  (decoupled decay, Loshchilov & Hutter), then ADAM's
+ *              step with g the plain gradient
+ *   ADAMAX:    m <- b1 m + (1-b1) g;  u <- max(b2 u, |g| + eps);
+ *              w <- w - (lr / (1-b1^t)) m / u                              (Kingma & Ba, sec. 7)
+ *   NADAM:     mu_t = b1 (1 - 0.5 0.96^(t momentum_decay)), P_t = mu_1 ... mu_t;
+ *              m, s as ADAM;  d = sqrt(s / (1-b2^t)) + eps;
+ *              w <- w - lr (1-mu_t) / (1-P_t) g / d - lr mu_(t+1) / (1 - P_t mu_(t+1)) m / d
+ *              (Dozat; as torch.optim.NAdam from PyTorch 2.0 on, whose fix of the second
+ *              correction, P_t mu_(t+1), 1.13 and earlier lack: they use P_t mu_t mu_(t+1))
+ *   RMSPROP:   s <- alpha s + (1-alpha) g^2;  d = sqrt(s) + eps, or with centered = 1
+ *              a <- alpha a + (1-alpha) g,  d = sqrt(max(s - a^2, 0)) + eps;
+ *              mu = 0: w <- w - lr g / d;  mu > 0: b <- mu b + g / d,  w <- w - lr b
+ *   ADAGRAD:   s <- s + g^2 (s starting at initial_accumulator_value);
+ *              w <- w - lr / (1 + (t-1) lr_decay) g / (sqrt(s) + eps)
+ *   ADADELTA:  s <- rho s + (1-rho) g^2;  d <- sqrt(u + eps) / sqrt(s + eps) g;
+ *              u <- rho u + (1-rho) d^2;  w <- w - lr d                       (Zeiler)
+ * The state (v, m, s, u, a, b) lives in arenas of the parameters' shape, zeroed when the
+ * optimizer is created (ADAGRAD's s at initial_accumulator_value). The per-step factors (the
+ * bias corrections, NADAM's mu products, ADAGRAD's decayed rate) are computed on the host in
+ * double. Frozen parameters and their state are left unchanged by every rule.
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct cumlp_optimizer cumlp_optimizer;
@@ -526,7 +558,13 @@ typedef struct cumlp_optimizer cumlp_optimizer;
     X(SGD, 0, "sgd")                                                                               \
     X(MOMENTUM, 1, "momentum")                                                                     \
     X(NESTEROV, 2, "nesterov")                                                                     \
-    X(ADAM, 3, "adam")
+    X(ADAM, 3, "adam")                                                                             \
+    X(ADAMW, 4, "adamw")                                                                           \
+    X(ADAMAX, 5, "adamax")                                                                         \
+    X(NADAM, 6, "nadam")                                                                           \
+    X(RMSPROP, 7, "rmsprop")                                                                       \
+    X(ADAGRAD, 8, "adagrad")                                                                       \
+    X(ADADELTA, 9, "adadelta")
 
 typedef enum cumlp_optimizer_type {
 #define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_OPT_##id = value,
@@ -540,22 +578,49 @@ CUMLP_API const char *cumlp_optimizer_name(int type);
 /** Parses the name of an optimizer type into *type (see "Named values" above). */
 CUMLP_API cumlp_status cumlp_optimizer_from_name(const char *name, int *type);
 
+/*
+ * The defaults below are cumlp_optimizer_defaults's; cumlp_optimizer_defaults_for(type, ...)
+ * gives PyTorch's defaults of that type instead where they differ: learning_rate 1e-3 (ADAM,
+ * ADAMW), 2e-3 (ADAMAX, NADAM), 1.0 (ADADELTA); weight_decay 1e-2 (ADAMW); momentum 0 (RMSPROP);
+ * epsilon 1e-10 (ADAGRAD), 1e-6 (ADADELTA). Note that RMSPROP reads `momentum`, whose default
+ * here is MOMENTUM's 0.9: set it to 0, or start from cumlp_optimizer_defaults_for.
+ */
 typedef struct cumlp_optimizer_options {
     int type;             /**< a cumlp_optimizer_type; default CUMLP_OPT_SGD */
     double learning_rate; /**< default 0.01; must be finite and >= 0 */
-    double momentum;      /**< mu for MOMENTUM and NESTEROV, in [0, 1); default 0.9 */
-    double weight_decay;  /**< L2 coefficient, >= 0; default 0 */
-    double beta1;         /**< Adam, in [0, 1); default 0.9 */
-    double beta2;         /**< Adam, in [0, 1); default 0.999 */
-    double epsilon;       /**< Adam, > 0; default 1e-8 */
+    double momentum;      /**< mu for MOMENTUM, NESTEROV and RMSPROP, in [0, 1); default 0.9 */
+    double weight_decay;  /**< L2 coefficient (ADAMW: decoupled decay), >= 0; default 0 */
+    double beta1;         /**< ADAM, ADAMW, ADAMAX, NADAM: in [0, 1); default 0.9 */
+    double beta2;         /**< ADAM, ADAMW, ADAMAX, NADAM: in [0, 1); default 0.999 */
+    double epsilon;       /**< every rule that divides: > 0; default 1e-8 */
+    /* Appended after cumlp 0.1.0 (the names are PyTorch's): */
+    double alpha;    /**< RMSPROP's smoothing constant, in [0, 1); default 0.99 */
+    double rho;      /**< ADADELTA's decay of its averages, in [0, 1); default 0.9 */
+    int centered;    /**< RMSPROP: 1 normalizes by the gradients' variance; default 0 */
+    double lr_decay; /**< ADAGRAD's learning-rate decay, >= 0; default 0 */
+    double initial_accumulator_value; /**< ADAGRAD's starting sum of squares, >= 0; default 0 */
+    double momentum_decay;            /**< NADAM's momentum decay psi, >= 0; default 4e-3 */
+    double clip_norm;     /**< > 0: scale the gradients to a global L2 norm of at most this (see
+                               cumlp_optimizer_step); 0 (default): off */
+    double clip_value;    /**< > 0: clamp each gradient to [-clip_value, clip_value]; 0 off */
+    int non_finite_error; /**< 0 (default): a step that meets NaN or Inf is skipped
+                               (CUMLP_STEP_SKIPPED); 1: it fails with CUMLP_ERROR_NON_FINITE */
 } cumlp_optimizer_options;
 
-/** Fills *options with the defaults listed in cumlp_optimizer_options. */
+/** Fills *options with the defaults listed in cumlp_optimizer_options (type SGD). */
 CUMLP_API cumlp_status cumlp_optimizer_defaults(cumlp_optimizer_options *options);
 
 /**
- * Creates an optimizer for net, with state (velocity, moments) of the network's shape, zeroed.
- * options may be NULL for the defaults. The network must outlive the optimizer.
+ * Fills *options with the defaults for an optimizer of `type`: cumlp_optimizer_defaults's values
+ * with the type set and PyTorch's defaults of that type where they differ (listed above).
+ */
+CUMLP_API cumlp_status cumlp_optimizer_defaults_for(int type, cumlp_optimizer_options *options);
+
+/**
+ * Creates an optimizer for net, with the state its rule keeps (velocity, moments, averages) in
+ * arenas of the network's shape, zeroed (ADAGRAD's at initial_accumulator_value). options may be
+ * NULL for the defaults. Options out of range (NaN included) or an unknown type are
+ * CUMLP_ERROR_INVALID_VALUE. The network must outlive the optimizer.
  */
 CUMLP_API cumlp_status cumlp_optimizer_create(cumlp_network *net,
                                               const cumlp_optimizer_options *options,
@@ -569,17 +634,42 @@ CUMLP_API cumlp_status cumlp_optimizer_set_learning_rate(cumlp_optimizer *opt,
                                                          double learning_rate);
 /** The current learning rate, or -1 for NULL. */
 CUMLP_API double cumlp_optimizer_learning_rate(const cumlp_optimizer *opt);
-/** Number of steps taken so far, or -1 for NULL. */
+/** Number of steps taken so far, or -1 for NULL. Skipped steps are not counted. */
 CUMLP_API int64_t cumlp_optimizer_step_count(const cumlp_optimizer *opt);
+/** Number of steps skipped so far (CUMLP_STEP_SKIPPED), or -1 for NULL. */
+CUMLP_API int64_t cumlp_optimizer_skipped_steps(const cumlp_optimizer *opt);
+/**
+ * The global L2 norm of the gradients that the last step (taken or skipped) saw, before clipping:
+ * NaN or Inf when they held NaN or Inf (or the step was skipped for its loss before they were
+ * looked at); -1 before the first step or for NULL.
+ */
+CUMLP_API double cumlp_optimizer_gradient_norm(const cumlp_optimizer *opt);
 
-/** Applies one update to the network's unfrozen parameters from its current gradients. */
+/**
+ * Applies one update to the network's unfrozen parameters from its current gradients.
+ *
+ * First one pass over the whole gradient arena (frozen parameters included: they have gradients
+ * too) gives its global L2 norm, ||g|| = sqrt(sum of g_i^2), summed in double in an order fixed
+ * by the arena's size (and the cpu backend's thread count), so that it is the same from run to
+ * run. If it is NaN or Inf (a gradient is), no update is made: parameters, optimizer state, step
+ * count and bias corrections stay bit for bit as they were, and the call returns
+ * CUMLP_STEP_SKIPPED (counted by cumlp_optimizer_skipped_steps), or CUMLP_ERROR_NON_FINITE with
+ * options.non_finite_error = 1. Otherwise each gradient g is, before the rule uses it:
+ *   clip_norm > 0:   g <- g min(1, clip_norm / (||g|| + 1e-6))   (torch.nn.utils.clip_grad_norm_
+ *                    over all the parameters)
+ *   clip_value > 0:  g <- min(max(g, -clip_value), clip_value)  (clip_grad_value_), after that
+ * (so both bounds hold when both are set), then weight decay and the rule apply. The gradient
+ * arena itself is left as it was. The norm is read back to the host, so on the cuda backend the
+ * call waits for the device.
+ */
 CUMLP_API cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt);
 
 /**
  * One whole training step on a batch: cumlp_loss_backward, then cumlp_optimizer_step. The
  * optimizer must belong to net. loss may be NULL (see cumlp_loss_backward). If the loss is not
- * finite, no step is taken and CUMLP_ERROR_NON_FINITE is returned; with loss NULL the loss is
- * not computed, so this check is not made.
+ * finite (computed only when loss is not NULL), no step is taken and the call returns as
+ * cumlp_optimizer_step does for non-finite gradients: CUMLP_STEP_SKIPPED, or
+ * CUMLP_ERROR_NON_FINITE with options.non_finite_error = 1; *loss then holds the loss.
  */
 CUMLP_API cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt,
                                         const cumlp_tensor *X, const cumlp_tensor *T, double *loss);
@@ -620,9 +710,12 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  *   "<2k>.bias"    F32 [n_out]        layer k's b
  * cumlp's W is n_out x n_in column-major (W[j + i n_out] links input i to unit j); the file
  * stores it row-major as [n_out, n_in] (element [j][i] at j n_in + i), so writing and reading
- * transpose. Optimizer state uses the same layouts under "optimizer.state1.<2k>.weight",
- * "optimizer.state1.<2k>.bias" (velocity, or Adam's first moment) and "optimizer.state2.<...>"
- * (Adam's second moment); SGD has none.
+ * transpose. Optimizer state uses the same layouts under "optimizer.state<i>.<2k>.weight" and
+ * "optimizer.state<i>.<2k>.bias" for each state arena i the rule keeps: state1 is the velocity
+ * (MOMENTUM, NESTEROV), the first moment m (ADAM, ADAMW, ADAMAX, NADAM), the squares' average s
+ * (RMSPROP, ADADELTA) or sum s (ADAGRAD); state2 is the second moment s (ADAM, ADAMW, NADAM), the
+ * infinity norm u (ADAMAX), the updates' average u (ADADELTA) or RMSPROP's momentum buffer b
+ * (only with momentum > 0); state3 is centered RMSPROP's gradient average a. SGD has none.
  * "__metadata__" (string to string) holds: "format" = "cumlp", "format_version" = "1",
  * "num_layers", "widths" ("784,128,10"), "activations" ("relu,softmax": the names of
  * CUMLP_ACTIVATION_LIST), "loss" (a name of CUMLP_LOSS_LIST: mse, ce, bce; files written by cumlp
@@ -630,8 +723,12 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * sigmoid_binary_cross_entropy, which are read too), "leaky_relu_slope", "payload_crc32"
  * (CRC-32/ISO-HDLC of all bytes after the header, 8 lowercase hex digits), and with an optimizer:
  * "optimizer" (a name of CUMLP_OPTIMIZER_LIST), "learning_rate", "momentum", "weight_decay",
- * "beta1", "beta2", "epsilon" (decimal in C syntax whatever the process's LC_NUMERIC locale,
- * round-trip exact) and "step_count". Frozen flags are not stored.
+ * "beta1", "beta2", "epsilon", "alpha", "rho", "centered", "lr_decay",
+ * "initial_accumulator_value", "momentum_decay", "clip_norm", "clip_value", "non_finite_error"
+ * (decimal in C syntax whatever the process's LC_NUMERIC locale, round-trip exact),
+ * "step_count", and for NADAM "mu_product" (its P_t), so
+ * that training resumes bit for bit. Files written before an option existed lack its key and read
+ * as its default. Frozen flags are not stored.
  *
  * Parameters travel as fp32 on every backend, so a checkpoint written on one backend loads on any
  * other with bit-identical parameters, and save -> load -> save gives the same bytes.
@@ -682,8 +779,10 @@ CUMLP_API cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *pat
  * Loads the file's parameters into an existing network with the same widths, activations and
  * loss (else CUMLP_ERROR_SHAPE_MISMATCH). With opt != NULL (an optimizer of net) and optimizer
  * state in the file, the optimizer types must agree (else CUMLP_ERROR_SHAPE_MISMATCH) and opt's
- * state and step count are restored (its hyper-parameters stay as the caller set them); when the
- * file holds no optimizer state, opt is left as it is. On any failure net and opt are untouched.
+ * state and step count are restored (its hyper-parameters stay as the caller set them); the state
+ * arenas must agree too (RMSPROP's momentum and centered options decide which it keeps, else
+ * CUMLP_ERROR_SHAPE_MISMATCH). When the file holds no optimizer state, opt is left as it is. On
+ * any failure net and opt are untouched.
  */
 CUMLP_API cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_optimizer *opt,
                                                   const char *path, int flags);
@@ -887,12 +986,19 @@ CUMLP_API cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_data
  * Training loop. cumlp_fit trains a network on a dataset in mini-batches with an optimizer. On
  * backends with a device the next batch is gathered into pinned host memory and copied while the
  * current one trains. The learning-rate schedule sets the optimizer's rate at the start of every
- * epoch, from the rate the optimizer had when cumlp_fit was called (base):
+ * epoch, from the rate the optimizer had when cumlp_fit was called (base), for every optimizer:
  *   CONSTANT:    base
  *   STEP:        base * gamma^floor(epoch / step_epochs)
  *   EXPONENTIAL: base * gamma^epoch
  *   COSINE:      min + (base - min) (1 + cos(pi epoch / epochs)) / 2
- * (epoch counted from 0). Accuracy is the fraction of samples whose largest output is at their
+ *   MULTISTEP:   base * gamma^(the number of milestones <= epoch)       (PyTorch's MultiStepLR)
+ *   LINEAR:      min + (base - min) (1 - epoch / epochs)
+ *   POLY:        min + (base - min) (1 - epoch / epochs)^power      (PyTorch's PolynomialLR)
+ * (epoch counted from 0, epochs = options->epochs, gamma = lr_gamma, min = lr_min, power =
+ * lr_power). A linear warm-up combines with any of them: during the first warmup_epochs epochs the
+ * rate is multiplied by (epoch + 1) / (warmup_epochs + 1), as PyTorch's
+ * ChainedScheduler([LinearLR(start_factor=1/(warmup_epochs+1), total_iters=warmup_epochs), ...])
+ * does. Accuracy is the fraction of samples whose largest output is at their
  * class; for regression it is reported as -1 and the mean squared error per output is reported.
  * ------------------------------------------------------------------------------------------- */
 
@@ -900,7 +1006,10 @@ CUMLP_API cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_data
     X(CONSTANT, 0, "constant")                                                                     \
     X(STEP, 1, "step")                                                                             \
     X(EXPONENTIAL, 2, "exp")                                                                       \
-    X(COSINE, 3, "cosine")
+    X(COSINE, 3, "cosine")                                                                         \
+    X(MULTISTEP, 4, "multistep")                                                                   \
+    X(LINEAR, 5, "linear")                                                                         \
+    X(POLY, 6, "poly")
 
 typedef enum cumlp_lr_schedule {
 #define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_LR_##id = value,
@@ -936,6 +1045,10 @@ typedef struct cumlp_fit_progress {
     double validation_accuracy; /**< likewise; -1 for regression or without validation */
     double validation_mse;      /**< likewise; mean squared error per output value */
     double seconds;             /**< since cumlp_fit started */
+    int64_t skipped_steps;      /**< steps skipped by this cumlp_fit call (NaN or Inf) */
+    double gradient_norm;       /**< the last step's global gradient norm, before clipping
+                                     (cumlp_optimizer_gradient_norm) */
+    double mean_gradient_norm;  /**< its mean over this epoch's steps taken so far */
 } cumlp_fit_progress;
 
 /** A callback returns 0 to go on and nonzero to stop training (after the current batch). */
@@ -947,9 +1060,9 @@ typedef struct cumlp_fit_options {
     int shuffle;        /**< 1 (default): a new order of the samples every epoch */
     uint64_t seed;      /**< seed of the shuffles; default 1 */
     int schedule;       /**< a cumlp_lr_schedule; default CUMLP_LR_CONSTANT */
-    double lr_gamma;    /**< factor of STEP and EXPONENTIAL, in (0, 1]; default 0.1 */
+    double lr_gamma;    /**< factor of STEP, EXPONENTIAL, MULTISTEP, in (0, 1]; default 0.1 */
     int lr_step_epochs; /**< period of STEP, >= 1; default 10 */
-    double lr_min;      /**< floor of COSINE, >= 0; default 0 */
+    double lr_min;      /**< floor of COSINE, LINEAR and POLY, >= 0; default 0 */
     double target_loss; /**< stop when an epoch's training loss < this; default 0 (off) */
     int patience;       /**< stop after this many epochs without a validation loss
                              better than the best by more than min_delta; 0 (default) off */
@@ -959,6 +1072,13 @@ typedef struct cumlp_fit_options {
     cumlp_fit_callback callback; /**< called after every epoch; NULL (default) for none */
     void *user_data;             /**< passed to the callback */
     int64_t callback_every;      /**< also call it every this many batches; 0 (default): epochs */
+    int max_consecutive_skips;   /**< stop with CUMLP_ERROR_NON_FINITE after this many skipped
+                                      steps in a row, >= 0; default 10; 0: never */
+    int warmup_epochs;           /**< linear warm-up epochs, >= 0; default 0 (none) */
+    const int *milestones;       /**< MULTISTEP's epochs, strictly increasing, >= 0; the caller's
+                                      array, read by cumlp_fit; default NULL */
+    int num_milestones;          /**< entries of milestones, >= 1 for MULTISTEP; default 0 */
+    double lr_power;             /**< POLY's power, > 0; default 1 */
 } cumlp_fit_options;
 
 typedef struct cumlp_fit_result {
@@ -973,6 +1093,7 @@ typedef struct cumlp_fit_result {
     int best_epoch;              /**< epoch of the lowest validation loss; -1 without validation */
     double best_validation_loss; /**< -1 without validation */
     double seconds;              /**< wall time of the call */
+    int64_t skipped_steps;       /**< steps skipped (NaN or Inf in the loss or gradients) */
 } cumlp_fit_result;
 
 /** Fills *options with the defaults listed in cumlp_fit_options. */
@@ -990,9 +1111,16 @@ CUMLP_API cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *opt
  * every epoch. The datasets' features must match the network's input width and their targets its
  * output width. options may be NULL for the defaults; result may be NULL. Training changes the
  * network and the optimizer (including its learning rate, left at the last epoch's value) even
- * when it fails: if a batch's loss is NaN or Inf, training stops with CUMLP_ERROR_NON_FINITE and
- * the parameters of the last finite step, and result->stop_reason is CUMLP_STOP_ERROR. Bad
- * arguments or options (checked before training starts) change nothing, result included.
+ * when it fails. A step whose loss or gradients hold NaN or Inf is skipped (see
+ * cumlp_optimizer_step; its batch counts in no score) and counted in skipped_steps; training
+ * stops with CUMLP_ERROR_NON_FINITE at max_consecutive_skips skipped steps in a row, or at the
+ * first one when the optimizer's non_finite_error is set. It then ends with the parameters as the
+ * last step taken left them (finite gradients may still overflow them, as a huge learning rate
+ * does: the step after that is the one skipped), or with restore_best those of the best
+ * validation epoch so far, and
+ * result->stop_reason is CUMLP_STOP_ERROR. The message of a failed step names its epoch and
+ * batch ("epoch 3, batch 17 of 40: ..."). Bad arguments or options (checked before training
+ * starts) change nothing, result included.
  */
 CUMLP_API cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt,
                                  const cumlp_dataset *train, const cumlp_dataset *validation,

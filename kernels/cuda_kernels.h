@@ -50,13 +50,20 @@ int cumlp__cuda_activation_backward(void *stream, int activation, float slope, i
                                     const float *g, const float *z, const float *a, float *delta,
                                     float *db, double db_scale, void *workspace);
 
-/* One optimizer update over count parameters (state1/state2 may be NULL when unused). */
+/* One optimizer update over count parameters with the rule's state arrays (NULL where unused). */
 int cumlp__cuda_optimizer_step(void *stream, int type, const cumlp_update_params_f *params,
-                               size_t count, float *param, const float *grad, float *state1,
-                               float *state2);
+                               size_t count, float *param, const float *grad,
+                               float *const state[CUMLP_OPTIMIZER_MAX_STATES]);
 
 /* *flag (device int) = 1 if some x[i] is NaN or Inf, else 0. */
 int cumlp__cuda_find_non_finite(void *stream, const float *x, size_t count, int *flag);
+
+/* *sum (a device double) = sum of x[i]^2 in double: partial sums of a fixed grid (a function of
+ * count only), then one block adds them in a fixed order. workspace holds
+ * cumlp__cuda_sum_squares_workspace(count) bytes. */
+size_t cumlp__cuda_sum_squares_workspace(size_t count);
+int cumlp__cuda_sum_squares(void *stream, const float *x, size_t count, double *sum,
+                            void *workspace);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,30 @@
 
 #include <math.h>
 
+/* The most state arenas an optimizer keeps (centered RMSprop with momentum: the squares' average,
+ * the momentum buffer and the gradients' average). */
+#define CUMLP_OPTIMIZER_MAX_STATES 3
+
+/* The real-valued hyper-parameters of one optimizer step, listed once: the fields of
+ * cumlp_update_params_d and _f (cumlp_math.inc), which src/backends/backend.h fills from the
+ * host's double-precision step parameters field by field. */
+#define CUMLP_UPDATE_PARAMS_FIELDS(X)                                                              \
+    X(learning_rate)   /* this step's rate (ADAGRAD's decayed by lr_decay) */                      \
+    X(momentum)        /* MOMENTUM, NESTEROV, RMSPROP */                                           \
+    X(l2_decay)        /* added to the gradient times w: weight_decay, but 0 for ADAMW */          \
+    X(decay_factor)    /* ADAMW's decoupled 1 - lr weight_decay, else 1 */                         \
+    X(beta1)           /* the first moment's decay */                                              \
+    X(one_minus_beta1) /* 1 - beta1, rounded once from double */                                   \
+    X(beta2)           /* the squares' decay: beta2, RMSPROP's alpha, ADADELTA's rho */            \
+    X(one_minus_beta2) /* 1 - that, rounded once from double */                                    \
+    X(epsilon)                                                                                     \
+    X(bias_correction1) /* 1 - beta1^t */                                                          \
+    X(bias_correction2) /* 1 - beta2^t */                                                          \
+    X(nadam_grad_coef)  /* NADAM: lr (1 - mu_t) / (1 - P_t) */                                     \
+    X(nadam_avg_coef)   /* NADAM: lr mu_(t+1) / (1 - P_t mu_(t+1)) */                              \
+    X(grad_scale)       /* clip_norm's factor of the gradient, else 1 */                           \
+    X(clip_value)       /* the gradient is clamped to [-clip_value, clip_value]; +inf: off */
+
 #if defined(__CUDACC__)
 #define CUMLP_HD __host__ __device__ __forceinline__
 #else

@@ -1,6 +1,7 @@
 /*
  * loss_reduce.cu - the cuda backend's reductions: the output layer's loss and delta, the hidden
- * layers' delta * f'(z), and the bias gradients (row sums of delta).
+ * layers' delta * f'(z), the bias gradients (row sums of delta), and the sum of squares of an
+ * arena (the gradient norm).
  *
  * Reductions are deterministic: no atomics, a fixed tiling that depends only on the shape, partial
  * sums in double, then a second pass that adds the partials in a fixed order.
@@ -136,6 +137,25 @@ __global__ void sum_doubles_kernel(const double *in, size_t n, double *out) {
     if (threadIdx.x == 0) *out = s[0];
 }
 
+/* partials[block] = sum over the block's grid-stride quads of x^2, in double. */
+__global__ void sum_squares_kernel(const float *x, size_t n, bool vec, double *partials) {
+    __shared__ double s[kThreads];
+    double acc = 0;
+    for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
+        float v[4];
+        load4(x, q * 4, n, vec, v); /* the tail's missing elements load as 0 */
+        for (int k = 0; k < 4; k++)
+            acc += (double)v[k] * (double)v[k];
+    }
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int half = kThreads / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) partials[blockIdx.x] = s[0];
+}
+
 dim3 delta_grid(int rows, int cols) {
     return dim3((unsigned)(((int64_t)rows + kTileRows - 1) / kTileRows),
                 (unsigned)cumlp__cuda_reduction_chunks(rows, cols));
@@ -227,4 +247,20 @@ extern "C" int cumlp__cuda_activation_backward(void *stream, int activation, flo
     p.delta = delta;
     p.row_partials = db ? (double *)workspace : NULL;
     return run_delta((cudaStream_t)stream, p, db, db_scale);
+}
+
+extern "C" size_t cumlp__cuda_sum_squares_workspace(size_t count) {
+    return (size_t)blocks_for((count + 3) / 4) * sizeof(double);
+}
+
+extern "C" int cumlp__cuda_sum_squares(void *stream, const float *x, size_t count, double *sum,
+                                       void *workspace) {
+    cudaStream_t s = (cudaStream_t)stream;
+    unsigned blocks = blocks_for((count + 3) / 4);
+    double *partials = (double *)workspace;
+    CUMLP_LAUNCH(sum_squares_kernel, blocks, kThreads, 0, s)(x, count, aligned16(x), partials);
+    int err = launched();
+    if (err) return err;
+    CUMLP_LAUNCH(sum_doubles_kernel, 1, kThreads, 0, s)(partials, blocks, sum);
+    return launched();
 }

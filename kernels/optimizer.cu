@@ -9,20 +9,25 @@
 
 namespace {
 
+/* The state arrays by value (a kernel argument), NULL where the rule keeps none. */
+struct StateArrays {
+    float *s[CUMLP_OPTIMIZER_MAX_STATES];
+};
+
 __global__ void optimizer_kernel(int type, cumlp_update_params_f params, size_t n, float *w,
-                                 const float *g, float *s1, float *s2, bool vec) {
+                                 const float *g, StateArrays st, bool vec) {
     for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
         size_t base = q * 4;
-        float wv[4], gv[4], m[4] = {0, 0, 0, 0}, v[4] = {0, 0, 0, 0};
+        float wv[4], gv[4], s[CUMLP_OPTIMIZER_MAX_STATES][4] = {};
         load4(w, base, n, vec, wv);
         load4(g, base, n, vec, gv);
-        if (s1) load4(s1, base, n, vec, m);
-        if (s2) load4(s2, base, n, vec, v);
-        for (int k = 0; k < 4; k++)
-            cumlp_optimizer_update_f(type, &params, &wv[k], gv[k], &m[k], &v[k]);
+        for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+            if (st.s[k]) load4(st.s[k], base, n, vec, s[k]);
+        for (int e = 0; e < 4; e++) /* absent arenas: zeros, written but never stored */
+            cumlp_optimizer_update_f(type, &params, &wv[e], gv[e], &s[0][e], &s[1][e], &s[2][e]);
         store4(w, base, n, vec, wv);
-        if (s1) store4(s1, base, n, vec, m);
-        if (s2) store4(s2, base, n, vec, v);
+        for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+            if (st.s[k]) store4(st.s[k], base, n, vec, s[k]);
     }
 }
 
@@ -30,11 +35,15 @@ __global__ void optimizer_kernel(int type, cumlp_update_params_f params, size_t 
 
 extern "C" int cumlp__cuda_optimizer_step(void *stream, int type,
                                           const cumlp_update_params_f *params, size_t count,
-                                          float *param, const float *grad, float *state1,
-                                          float *state2) {
-    bool vec = aligned16(param) && aligned16(grad) && (!state1 || aligned16(state1)) &&
-               (!state2 || aligned16(state2));
+                                          float *param, const float *grad,
+                                          float *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
+    StateArrays st;
+    bool vec = aligned16(param) && aligned16(grad);
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
+        st.s[k] = state[k];
+        vec = vec && (!state[k] || aligned16(state[k]));
+    }
     CUMLP_LAUNCH(optimizer_kernel, blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream)
-    (type, *params, count, param, grad, state1, state2, vec);
+    (type, *params, count, param, grad, st, vec);
     return launched();
 }

@@ -2,6 +2,7 @@
 #include "data/data_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,7 +36,21 @@ cumlp_status cumlp_fit_defaults(cumlp_fit_options *options) {
     options->callback = NULL;
     options->user_data = NULL;
     options->callback_every = 0;
+    options->max_consecutive_skips = 10;
+    options->warmup_epochs = 0;
+    options->milestones = NULL;
+    options->num_milestones = 0;
+    options->lr_power = 1.0;
     return CUMLP_SUCCESS;
+}
+
+/* Whether the milestones (if any) are strictly increasing epochs >= 0; MULTISTEP needs one. */
+static int milestones_valid(const cumlp_fit_options *o) {
+    if (o->num_milestones < 0 || (o->num_milestones > 0 && !o->milestones)) return 0;
+    if (o->schedule == CUMLP_LR_MULTISTEP && o->num_milestones == 0) return 0;
+    for (int i = 0; i < o->num_milestones; i++)
+        if (o->milestones[i] < 0 || (i > 0 && o->milestones[i] <= o->milestones[i - 1])) return 0;
+    return 1;
 }
 
 static cumlp_status check_options(const cumlp_context *ctx, const char *func,
@@ -61,21 +76,47 @@ static cumlp_status check_options(const cumlp_context *ctx, const char *func,
         bad = "min_delta must be finite and >= 0";
     else if (o->callback_every < 0)
         bad = "callback_every must be >= 0";
+    else if (o->max_consecutive_skips < 0)
+        bad = "max_consecutive_skips must be >= 0";
+    else if (o->warmup_epochs < 0)
+        bad = "warmup_epochs must be >= 0";
+    else if (!milestones_valid(o))
+        bad = "milestones must be num_milestones strictly increasing epochs >= 0 (at least one "
+              "for multistep)";
+    else if (!(o->lr_power > 0) || !isfinite(o->lr_power))
+        bad = "lr_power must be finite and > 0";
     if (bad) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s", bad);
     return CUMLP_SUCCESS;
 }
 
-static double schedule_rate(const cumlp_fit_options *o, double base, int epoch) {
+/* The schedule's rate of `epoch`, before the warm-up. */
+static double scheduled_rate(const cumlp_fit_options *o, double base, int epoch) {
+    double progress = (double)epoch / o->epochs; /* in [0, 1) for the epochs of a run */
+    int passed = 0;
     switch (o->schedule) {
     case CUMLP_LR_STEP:
         return base * pow(o->lr_gamma, (double)(epoch / o->lr_step_epochs));
     case CUMLP_LR_EXPONENTIAL:
         return base * pow(o->lr_gamma, (double)epoch);
     case CUMLP_LR_COSINE:
-        return o->lr_min + (base - o->lr_min) * 0.5 * (1.0 + cos(PI * epoch / o->epochs));
+        return o->lr_min + (base - o->lr_min) * 0.5 * (1.0 + cos(PI * progress));
+    case CUMLP_LR_MULTISTEP:
+        while (passed < o->num_milestones && o->milestones[passed] <= epoch)
+            passed++;
+        return base * pow(o->lr_gamma, (double)passed);
+    case CUMLP_LR_LINEAR:
+        return o->lr_min + (base - o->lr_min) * fmax(0.0, 1.0 - progress);
+    case CUMLP_LR_POLY:
+        return o->lr_min + (base - o->lr_min) * pow(fmax(0.0, 1.0 - progress), o->lr_power);
     default:
         return base;
     }
+}
+
+static double schedule_rate(const cumlp_fit_options *o, double base, int epoch) {
+    double rate = scheduled_rate(o, base, epoch);
+    if (epoch < o->warmup_epochs) rate *= (double)(epoch + 1) / (o->warmup_epochs + 1.0);
+    return rate;
 }
 
 cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *options, double base_rate,
@@ -270,6 +311,8 @@ typedef struct fit_state {
     double start;
     cumlp_fit_progress progress;
     score epoch_score;
+    int skips_in_a_row;
+    double epoch_norm_sum; /* of the gradient norms of this epoch's steps taken */
 } fit_state;
 
 static cumlp_status host_buffers(fit_state *f) {
@@ -356,21 +399,37 @@ static int call_back(fit_state *f) {
     return f->o->callback(&f->progress, f->o->user_data) != 0;
 }
 
-/* Trains on slot s holding batch k; reads the loss (and outputs for classification). */
-static cumlp_status train_batch(fit_state *f, int64_t k, int s) {
+/* Counts a skipped step; CUMLP_ERROR_NON_FINITE after max_consecutive_skips in a row (the
+ * message, the skipped step's, is completed by step_failed). */
+static cumlp_status count_skip(fit_state *f) {
+    f->progress.skipped_steps++;
+    int limit = f->o->max_consecutive_skips;
+    return ++f->skips_in_a_row < limit || limit == 0 ? CUMLP_SUCCESS : CUMLP_ERROR_NON_FINITE;
+}
+
+/* Trains on slot s holding batch k; reads the loss (and outputs for classification). *taken is
+ * 1 when the step was taken, 0 when it was skipped. */
+static cumlp_status train_batch(fit_state *f, int64_t k, int s, int *taken) {
     int64_t cols = batch_cols(f, k);
     batch_tensors v;
     cumlp_status st = batch_views(&f->dev[s], cols, &v);
     if (st != CUMLP_SUCCESS) return st;
     double loss = 0;
     st = cumlp_train_step(f->net, f->opt, v.x, v.t, &loss);
-    if (st == CUMLP_SUCCESS && f->train->num_classes > 0) {
+    f->progress.gradient_norm = cumlp_optimizer_gradient_norm(f->opt);
+    *taken = st == CUMLP_SUCCESS;
+    if (st == CUMLP_STEP_SKIPPED) st = count_skip(f);
+    if (*taken) {
+        f->skips_in_a_row = 0;
+        f->epoch_norm_sum += f->progress.gradient_norm;
+    }
+    if (*taken && f->train->num_classes > 0) {
         st = download_outputs(f->net, cols, f->out);
         const float *targets = f->host[s] + f->train->n_features * cols;
         if (st == CUMLP_SUCCESS)
             score_outputs(&f->epoch_score, f->out, targets, f->train->n_outputs, cols, 1);
     }
-    if (st == CUMLP_SUCCESS) {
+    if (st == CUMLP_SUCCESS && *taken) {
         f->epoch_score.loss_sum += loss * (double)cols;
         f->epoch_score.samples += cols;
     }
@@ -378,8 +437,21 @@ static cumlp_status train_batch(fit_state *f, int64_t k, int s) {
     return st;
 }
 
+/* A failed step's message, with its epoch and batch in front. */
+static cumlp_status step_failed(fit_state *f, cumlp_status st, int64_t k, const char *func) {
+    char why[CUMLP_MESSAGE_SIZE], limit[96] = "";
+    snprintf(why, sizeof why, "%s", cumlp_last_error(f->ctx));
+    if (f->skips_in_a_row > 0 && st == CUMLP_ERROR_NON_FINITE)
+        snprintf(
+            limit, sizeof limit,
+            "%d steps in a row skipped (max_consecutive_skips), the last: ", f->skips_in_a_row);
+    return cumlp__fail(f->ctx, st, func, "epoch %d of %d, batch %lld of %lld: %s%s",
+                       f->progress.epoch + 1, f->o->epochs, (long long)k + 1, (long long)f->batches,
+                       limit, why);
+}
+
 /* One epoch; *stop is set when the callback asks to stop. */
-static cumlp_status run_epoch(fit_state *f, int epoch, int *stop) {
+static cumlp_status run_epoch(fit_state *f, int epoch, int *stop, const char *func) {
     const cumlp_fit_options *o = f->o;
     double rate = schedule_rate(o, f->base_rate, epoch);
     cumlp_status st = cumlp_optimizer_set_learning_rate(f->opt, rate);
@@ -391,7 +463,9 @@ static cumlp_status run_epoch(fit_state *f, int epoch, int *stop) {
         for (int64_t i = 0; i < f->train->n_samples; i++)
             f->order[i] = i;
     memset(&f->epoch_score, 0, sizeof f->epoch_score);
+    f->epoch_norm_sum = 0;
     cumlp_fit_progress *p = &f->progress;
+    int64_t taken_before = p->steps;
     p->epoch = epoch;
     p->end_of_epoch = 0;
     p->learning_rate = rate;
@@ -402,10 +476,16 @@ static cumlp_status run_epoch(fit_state *f, int epoch, int *stop) {
         st = cumlp__upload_join(f->ctx, s);
         /* the next batch is copied while this one trains */
         if (st == CUMLP_SUCCESS && k + 1 < f->batches) st = stage_batch(f, k + 1, 1 - s);
-        if (st == CUMLP_SUCCESS) st = train_batch(f, k, s);
+        int taken = 0;
+        if (st == CUMLP_SUCCESS) {
+            st = train_batch(f, k, s, &taken);
+            if (st != CUMLP_SUCCESS) st = step_failed(f, st, k, func);
+        }
         if (st != CUMLP_SUCCESS) break;
         p->batch = k + 1;
-        p->steps++;
+        p->steps += taken;
+        p->mean_gradient_norm =
+            p->steps > taken_before ? f->epoch_norm_sum / (double)(p->steps - taken_before) : -1;
         if (o->callback_every > 0 && (k + 1) % o->callback_every == 0 && k + 1 < f->batches &&
             call_back(f)) {
             *stop = 1;
@@ -435,14 +515,15 @@ static cumlp_status validate(fit_state *f, cumlp_fit_result *r, int epoch, int *
     return st;
 }
 
-static cumlp_status fit_loop(fit_state *f, cumlp_fit_result *r) {
+static cumlp_status fit_loop(fit_state *f, cumlp_fit_result *r, const char *func) {
     int since_best = 0;
     cumlp_status st = CUMLP_SUCCESS;
     for (int epoch = 0; epoch < f->o->epochs; epoch++) {
         int stop = 0;
         r->epochs_run = epoch + 1;
-        st = run_epoch(f, epoch, &stop);
+        st = run_epoch(f, epoch, &stop, func);
         r->steps = f->progress.steps;
+        r->skipped_steps = f->progress.skipped_steps;
         r->train_loss = f->progress.train_loss;
         r->train_accuracy = f->progress.train_accuracy;
         if (st != CUMLP_SUCCESS) break;
@@ -467,8 +548,13 @@ static cumlp_status fit_loop(fit_state *f, cumlp_fit_result *r) {
         }
     }
     if (st != CUMLP_SUCCESS) r->stop_reason = CUMLP_STOP_ERROR;
-    if (st == CUMLP_SUCCESS && f->best && r->best_epoch >= 0)
-        st = cumlp_network_set_parameters(f->net, f->best, (int64_t)f->net->num_params);
+    /* After NaN or Inf the best epoch's parameters are still the best ones to end with. */
+    int restore = st == CUMLP_SUCCESS || st == CUMLP_ERROR_NON_FINITE;
+    if (restore && f->best && r->best_epoch >= 0) {
+        cumlp_status restored =
+            cumlp_network_set_parameters(f->net, f->best, (int64_t)f->net->num_params);
+        if (restored != CUMLP_SUCCESS) st = restored;
+    }
     return st;
 }
 
@@ -521,8 +607,9 @@ cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dat
     result_init(r);
     st = fit_setup(&f, __func__);
     f.progress.batches_per_epoch = f.batches;
+    f.progress.gradient_norm = f.progress.mean_gradient_norm = -1;
     if (st == CUMLP_SUCCESS)
-        st = fit_loop(&f, r);
+        st = fit_loop(&f, r, __func__);
     else
         r->stop_reason = CUMLP_STOP_ERROR;
     fit_release(&f);

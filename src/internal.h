@@ -70,9 +70,27 @@ struct cumlp_optimizer {
     cumlp_network *net;
     cumlp_optimizer_options options;
     int64_t steps;
-    void *state1; /* velocity (momentum, Nesterov) or first moment (Adam); NULL for SGD */
-    void *state2; /* second moment (Adam) */
+    double nadam_mu_product; /* NAdam's P_t = mu_1 ... mu_t over the steps taken; 1 at first */
+    int64_t skipped_steps;   /* CUMLP_STEP_SKIPPED so far */
+    double gradient_norm;    /* of the last step's gradients; -1 before the first */
+    /* The state arenas, of the parameters' shape: state[k] where bit k of
+     * cumlp__optimizer_state_slots(&options) is set, else NULL. */
+    void *state[CUMLP_OPTIMIZER_MAX_STATES];
 };
+
+/* Which state arenas an optimizer keeps: bit k set for state[k], which checkpoints name
+ * "optimizer.state<k + 1>." (see cumlp.h, "Checkpoints"). */
+unsigned cumlp__optimizer_state_slots(const cumlp_optimizer_options *o);
+
+/* NULL if the options are valid; else a message naming the first bad one, written into buf. */
+const char *cumlp__optimizer_options_problem(const cumlp_optimizer_options *o, char *buf,
+                                             size_t size);
+
+/* The hyper-parameters of step t (from 1) with options o, whose gradients have the global L2 norm
+ * gradient_norm (for clip_norm), mu_product being NAdam's P_(t-1) (1 before the first step);
+ * *next_mu_product receives P_t. */
+void cumlp__optimizer_step_params(const cumlp_optimizer_options *o, int64_t t, double gradient_norm,
+                                  double mu_product, cumlp_step_params *p, double *next_mu_product);
 
 /* Error helpers: set the message (ctx may be NULL: the per-thread slot) and return status. */
 cumlp_status cumlp__error(const cumlp_context *ctx, cumlp_status status, const char *fmt, ...)

@@ -1,9 +1,13 @@
-/* optimizer.c - SGD, momentum, Nesterov and Adam over the parameter arena. */
+/* optimizer.c - the optimizers of cumlp.h (SGD, momentum, Nesterov, the Adam family, RMSprop,
+ * Adagrad, Adadelta) over the parameter arena: options, state arenas and the per-step factors. */
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- options ------------------------------------------------------------------------------- */
 
 cumlp_status cumlp_optimizer_defaults(cumlp_optimizer_options *options) {
     CUMLP_FAIL_IF(!options, NULL, CUMLP_ERROR_INVALID_VALUE, "options is NULL");
@@ -15,6 +19,49 @@ cumlp_status cumlp_optimizer_defaults(cumlp_optimizer_options *options) {
     options->beta1 = 0.9;
     options->beta2 = 0.999;
     options->epsilon = 1e-8;
+    options->alpha = 0.99;
+    options->rho = 0.9;
+    options->centered = 0;
+    options->lr_decay = 0.0;
+    options->initial_accumulator_value = 0.0;
+    options->momentum_decay = 4e-3;
+    options->clip_norm = 0.0;
+    options->clip_value = 0.0;
+    options->non_finite_error = 0;
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp_optimizer_defaults_for(int type, cumlp_optimizer_options *options) {
+    CUMLP_FAIL_IF(!options, NULL, CUMLP_ERROR_INVALID_VALUE, "options is NULL");
+    CUMLP_FAIL_IF(type < 0 || type >= CUMLP_OPTIMIZER_COUNT, NULL, CUMLP_ERROR_INVALID_VALUE,
+                  "unknown optimizer type %d", type);
+    cumlp_optimizer_defaults(options);
+    options->type = type;
+    switch (type) { /* torch.optim's defaults where they differ from the above */
+    case CUMLP_OPT_ADAM:
+        options->learning_rate = 1e-3;
+        break;
+    case CUMLP_OPT_ADAMW:
+        options->learning_rate = 1e-3;
+        options->weight_decay = 1e-2;
+        break;
+    case CUMLP_OPT_ADAMAX:
+    case CUMLP_OPT_NADAM:
+        options->learning_rate = 2e-3;
+        break;
+    case CUMLP_OPT_RMSPROP:
+        options->momentum = 0.0;
+        break;
+    case CUMLP_OPT_ADAGRAD:
+        options->epsilon = 1e-10;
+        break;
+    case CUMLP_OPT_ADADELTA:
+        options->learning_rate = 1.0;
+        options->epsilon = 1e-6;
+        break;
+    default:
+        break;
+    }
     return CUMLP_SUCCESS;
 }
 
@@ -22,39 +69,99 @@ static int in_unit_interval(double x) {
     return x >= 0 && x < 1;
 }
 
-static cumlp_status check_options(const cumlp_context *ctx, const char *func,
-                                  const cumlp_optimizer_options *o) {
-    if (o->type < 0 || o->type >= CUMLP_OPTIMIZER_COUNT)
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "unknown optimizer type %d",
-                           o->type);
-    if (!isfinite(o->learning_rate) || o->learning_rate < 0)
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
-                           "learning_rate %g must be finite and >= 0", o->learning_rate);
-    if (!in_unit_interval(o->momentum))
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "momentum %g must be in [0, 1)",
-                           o->momentum);
-    if (!isfinite(o->weight_decay) || o->weight_decay < 0)
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
-                           "weight_decay %g must be finite and >= 0", o->weight_decay);
-    if (!in_unit_interval(o->beta1) || !in_unit_interval(o->beta2))
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
-                           "beta1 %g and beta2 %g must be in [0, 1)", o->beta1, o->beta2);
-    if (!isfinite(o->epsilon) || o->epsilon <= 0)
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "epsilon %g must be > 0",
-                           o->epsilon);
-    return CUMLP_SUCCESS;
+static int finite_nonnegative(double x) {
+    return isfinite(x) && x >= 0;
 }
 
-static int state_arrays(int type) {
-    return type == CUMLP_OPT_ADAM ? 2 : type == CUMLP_OPT_SGD ? 0 : 1;
+const char *cumlp__optimizer_options_problem(const cumlp_optimizer_options *o, char *buf,
+                                             size_t size) {
+    if (o->type < 0 || o->type >= CUMLP_OPTIMIZER_COUNT)
+        snprintf(buf, size, "unknown optimizer type %d", o->type);
+    else if (!finite_nonnegative(o->learning_rate))
+        snprintf(buf, size, "learning_rate %g must be finite and >= 0", o->learning_rate);
+    else if (!in_unit_interval(o->momentum))
+        snprintf(buf, size, "momentum %g must be in [0, 1)", o->momentum);
+    else if (!finite_nonnegative(o->weight_decay))
+        snprintf(buf, size, "weight_decay %g must be finite and >= 0", o->weight_decay);
+    else if (!in_unit_interval(o->beta1) || !in_unit_interval(o->beta2))
+        snprintf(buf, size, "beta1 %g and beta2 %g must be in [0, 1)", o->beta1, o->beta2);
+    else if (!isfinite(o->epsilon) || o->epsilon <= 0)
+        snprintf(buf, size, "epsilon %g must be finite and > 0", o->epsilon);
+    else if (!in_unit_interval(o->alpha) || !in_unit_interval(o->rho))
+        snprintf(buf, size, "alpha %g and rho %g must be in [0, 1)", o->alpha, o->rho);
+    else if (o->centered != 0 && o->centered != 1)
+        snprintf(buf, size, "centered %d must be 0 or 1", o->centered);
+    else if (!finite_nonnegative(o->lr_decay))
+        snprintf(buf, size, "lr_decay %g must be finite and >= 0", o->lr_decay);
+    else if (!finite_nonnegative(o->initial_accumulator_value))
+        snprintf(buf, size, "initial_accumulator_value %g must be finite and >= 0",
+                 o->initial_accumulator_value);
+    else if (!finite_nonnegative(o->momentum_decay))
+        snprintf(buf, size, "momentum_decay %g must be finite and >= 0", o->momentum_decay);
+    else if (!finite_nonnegative(o->clip_norm) || !finite_nonnegative(o->clip_value))
+        snprintf(buf, size, "clip_norm %g and clip_value %g must be finite and >= 0 (0: off)",
+                 o->clip_norm, o->clip_value);
+    else if (o->non_finite_error != 0 && o->non_finite_error != 1)
+        snprintf(buf, size, "non_finite_error %d must be 0 or 1", o->non_finite_error);
+    else
+        return NULL;
+    return buf;
 }
+
+unsigned cumlp__optimizer_state_slots(const cumlp_optimizer_options *o) {
+    switch (o->type) {
+    case CUMLP_OPT_SGD:
+        return 0;
+    case CUMLP_OPT_MOMENTUM:
+    case CUMLP_OPT_NESTEROV:
+    case CUMLP_OPT_ADAGRAD:
+        return 1;
+    case CUMLP_OPT_RMSPROP: /* the squares' average, the momentum buffer, the gradients' average */
+        return 1u | (o->momentum > 0 ? 2u : 0u) | (o->centered ? 4u : 0u);
+    default:
+        return 3; /* the Adam family and Adadelta: two averages */
+    }
+}
+
+/* ---- creation ------------------------------------------------------------------------------ */
 
 void cumlp_optimizer_destroy(cumlp_optimizer *opt) {
     if (!opt) return;
     cumlp_context *ctx = opt->net->ctx;
-    ctx->ops->free(ctx, opt->state1);
-    ctx->ops->free(ctx, opt->state2);
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+        ctx->ops->free(ctx, opt->state[k]);
     free(opt);
+}
+
+/* buffer[0..count) = value, exact in the reference backend's doubles (fill takes a float). */
+static cumlp_status fill_value(cumlp_context *ctx, void *buffer, size_t count, double value) {
+    if ((double)(float)value == value) return ctx->ops->fill(ctx, buffer, count, (float)value);
+    enum { CHUNK = 4096 };
+    double chunk[CHUNK];
+    for (size_t i = 0; i < CHUNK; i++)
+        chunk[i] = value;
+    cumlp_status st = CUMLP_SUCCESS;
+    for (size_t done = 0; done < count && st == CUMLP_SUCCESS; done += CHUNK) {
+        size_t n = count - done < CHUNK ? count - done : CHUNK;
+        st = cumlp__upload_f64(ctx, cumlp__at(ctx, buffer, done), chunk, n);
+    }
+    return st;
+}
+
+/* The state arenas of the options' rule, with their starting values. */
+static cumlp_status create_state(cumlp_optimizer *opt) {
+    cumlp_context *ctx = opt->net->ctx;
+    size_t n = opt->net->num_params;
+    unsigned slots = cumlp__optimizer_state_slots(&opt->options);
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES && st == CUMLP_SUCCESS; k++) {
+        if (!(slots & (1u << k))) continue;
+        double start =
+            opt->options.type == CUMLP_OPT_ADAGRAD ? opt->options.initial_accumulator_value : 0.0;
+        st = ctx->ops->alloc(ctx, n, &opt->state[k]);
+        if (st == CUMLP_SUCCESS) st = fill_value(ctx, opt->state[k], n, start);
+    }
+    return st;
 }
 
 cumlp_status cumlp_optimizer_create(cumlp_network *net, const cumlp_optimizer_options *options,
@@ -67,17 +174,16 @@ cumlp_status cumlp_optimizer_create(cumlp_network *net, const cumlp_optimizer_op
     cumlp_optimizer_options defaults;
     cumlp_optimizer_defaults(&defaults);
     const cumlp_optimizer_options *o = options ? options : &defaults;
-    cumlp_status st = check_options(ctx, __func__, o);
-    if (st != CUMLP_SUCCESS) return st;
+    char why[160];
+    const char *problem = cumlp__optimizer_options_problem(o, why, sizeof why);
+    CUMLP_FAIL_IF(problem, ctx, CUMLP_ERROR_INVALID_VALUE, "%s", problem);
     cumlp_optimizer *opt = calloc(1, sizeof *opt);
     CUMLP_FAIL_IF(!opt, ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
     opt->net = net;
     opt->options = *o;
-    void **states[2] = {&opt->state1, &opt->state2};
-    for (int i = 0; i < state_arrays(o->type) && st == CUMLP_SUCCESS; i++) {
-        st = ctx->ops->alloc(ctx, net->num_params, states[i]);
-        if (st == CUMLP_SUCCESS) st = ctx->ops->fill(ctx, *states[i], net->num_params, 0.0f);
-    }
+    opt->nadam_mu_product = 1.0;
+    opt->gradient_norm = -1.0;
+    cumlp_status st = create_state(opt);
     if (st != CUMLP_SUCCESS) {
         cumlp_optimizer_destroy(opt);
         return st;
@@ -102,14 +208,71 @@ int64_t cumlp_optimizer_step_count(const cumlp_optimizer *opt) {
     return opt ? opt->steps : -1;
 }
 
+int64_t cumlp_optimizer_skipped_steps(const cumlp_optimizer *opt) {
+    return opt ? opt->skipped_steps : -1;
+}
+
+double cumlp_optimizer_gradient_norm(const cumlp_optimizer *opt) {
+    return opt ? opt->gradient_norm : -1.0;
+}
+
+/* ---- one step ------------------------------------------------------------------------------ */
+
+/* NAdam's momentum coefficient of step t (Dozat's schedule, as torch.optim.NAdam has it). */
+static double nadam_mu(const cumlp_optimizer_options *o, int64_t t) {
+    return o->beta1 * (1.0 - 0.5 * pow(0.96, (double)t * o->momentum_decay));
+}
+
+static int adam_family(int type) {
+    return type == CUMLP_OPT_ADAM || type == CUMLP_OPT_ADAMW || type == CUMLP_OPT_ADAMAX ||
+           type == CUMLP_OPT_NADAM;
+}
+
+/* clip_grad_norm_'s factor: 1 (exactly) unless the norm exceeds clip_norm. */
+static double clip_factor(const cumlp_optimizer_options *o, double gradient_norm) {
+    if (o->clip_norm <= 0) return 1.0;
+    double factor = o->clip_norm / (gradient_norm + 1e-6);
+    return factor < 1.0 ? factor : 1.0;
+}
+
+void cumlp__optimizer_step_params(const cumlp_optimizer_options *o, int64_t t, double gradient_norm,
+                                  double mu_product, cumlp_step_params *p,
+                                  double *next_mu_product) {
+    memset(p, 0, sizeof *p);
+    p->type = o->type;
+    p->learning_rate = o->learning_rate;
+    if (o->type == CUMLP_OPT_ADAGRAD)
+        p->learning_rate = o->learning_rate / (1.0 + (double)(t - 1) * o->lr_decay);
+    p->momentum = o->momentum;
+    p->weight_decay = o->weight_decay;
+    p->beta1 = o->beta1;
+    p->beta2 = o->type == CUMLP_OPT_RMSPROP    ? o->alpha
+               : o->type == CUMLP_OPT_ADADELTA ? o->rho
+                                               : o->beta2;
+    p->epsilon = o->epsilon;
+    p->centered = o->centered;
+    p->bias_correction1 = adam_family(o->type) ? 1.0 - pow(o->beta1, (double)t) : 1.0;
+    p->bias_correction2 = adam_family(o->type) ? 1.0 - pow(o->beta2, (double)t) : 1.0;
+    p->grad_scale = clip_factor(o, gradient_norm);
+    p->clip_value = o->clip_value;
+    *next_mu_product = mu_product;
+    if (o->type == CUMLP_OPT_NADAM) {
+        double mu = nadam_mu(o, t), mu_next = nadam_mu(o, t + 1);
+        *next_mu_product = mu_product * mu;
+        p->nadam_grad_factor = (1.0 - mu) / (1.0 - *next_mu_product);
+        p->nadam_avg_factor = mu_next / (1.0 - *next_mu_product * mu_next);
+    }
+}
+
 /* Applies the update to arena elements [begin, end). */
 static cumlp_status step_range(cumlp_optimizer *opt, const cumlp_step_params *p, size_t begin,
                                size_t end) {
     cumlp_context *ctx = opt->net->ctx;
-    void *s1 = opt->state1 ? cumlp__at(ctx, opt->state1, begin) : NULL;
-    void *s2 = opt->state2 ? cumlp__at(ctx, opt->state2, begin) : NULL;
+    void *s[CUMLP_OPTIMIZER_MAX_STATES];
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+        s[k] = opt->state[k] ? cumlp__at(ctx, opt->state[k], begin) : NULL;
     return ctx->ops->optimizer_step(ctx, p, end - begin, cumlp__at(ctx, opt->net->params, begin),
-                                    cumlp__at(ctx, opt->net->grads, begin), s1, s2);
+                                    cumlp__at(ctx, opt->net->grads, begin), s);
 }
 
 /* One pass over the arena when nothing is frozen; otherwise one per maximal run of unfrozen
@@ -138,28 +301,46 @@ static cumlp_status step_unfrozen(cumlp_optimizer *opt, const cumlp_step_params 
     return st;
 }
 
-cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
-    CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
+/* A step that met NaN or Inf (`why`) and is not taken: skipped, or an error if so asked. */
+static cumlp_status not_taken(cumlp_optimizer *opt, const char *func, const char *why) {
+    cumlp_context *ctx = opt->net->ctx;
+    if (opt->options.non_finite_error)
+        return cumlp__fail(ctx, CUMLP_ERROR_NON_FINITE, func,
+                           "%s: no step taken (non_finite_error is set)", why);
+    opt->skipped_steps++;
+    return cumlp__fail(ctx, CUMLP_STEP_SKIPPED, func,
+                       "%s: step skipped, parameters and optimizer state unchanged", why);
+}
+
+/* The gradients' norm and finiteness, then the update of every unfrozen parameter. */
+static cumlp_status step(cumlp_optimizer *opt, const char *func) {
     cumlp_context *ctx = opt->net->ctx;
     if (ctx->sticky) return ctx->sticky;
-    const cumlp_optimizer_options *o = &opt->options;
+    int finite = 0;
+    double sum_squares = 0;
+    cumlp_status st =
+        ctx->ops->check_finite(ctx, opt->net->grads, opt->net->num_params, &finite, &sum_squares);
+    if (st != CUMLP_SUCCESS) return st;
+    opt->gradient_norm = sqrt(sum_squares);
+    if (!finite) return not_taken(opt, func, "the gradients hold NaN or Inf");
     int64_t t = opt->steps + 1;
-    cumlp_step_params p = {
-        .type = o->type,
-        .learning_rate = o->learning_rate,
-        .momentum = o->momentum,
-        .weight_decay = o->weight_decay,
-        .beta1 = o->beta1,
-        .beta2 = o->beta2,
-        .epsilon = o->epsilon,
-        .bias_correction1 = o->type == CUMLP_OPT_ADAM ? 1.0 - pow(o->beta1, (double)t) : 1.0,
-        .bias_correction2 = o->type == CUMLP_OPT_ADAM ? 1.0 - pow(o->beta2, (double)t) : 1.0,
-    };
+    cumlp_step_params p;
+    double mu_product;
+    cumlp__optimizer_step_params(&opt->options, t, opt->gradient_norm, opt->nadam_mu_product, &p,
+                                 &mu_product);
     cumlp__range_push(ctx, "cumlp:optimizer");
-    cumlp_status st = step_unfrozen(opt, &p);
+    st = step_unfrozen(opt, &p);
     cumlp__range_pop(ctx);
-    if (st == CUMLP_SUCCESS) opt->steps = t;
+    if (st == CUMLP_SUCCESS) {
+        opt->steps = t;
+        opt->nadam_mu_product = mu_product;
+    }
     return st;
+}
+
+cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
+    CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
+    return step(opt, __func__);
 }
 
 cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
@@ -169,6 +350,12 @@ cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cu
     CUMLP_FAIL_IF(opt->net != net, net->ctx, CUMLP_ERROR_INVALID_VALUE,
                   "the optimizer was created for another network");
     cumlp_status st = cumlp_loss_backward(net, X, T, loss);
+    if (st == CUMLP_ERROR_NON_FINITE) { /* cumlp_loss_backward's one cause of it: the loss */
+        char why[64];
+        snprintf(why, sizeof why, "the loss is %g", loss ? *loss : NAN);
+        opt->gradient_norm = NAN;
+        return not_taken(opt, __func__, why);
+    }
     if (st != CUMLP_SUCCESS) return st;
-    return cumlp_optimizer_step(opt);
+    return step(opt, __func__);
 }

@@ -1,5 +1,6 @@
 # extra_tests.cmake - tests beyond the tests/test_*.c glob (included by tests/CMakeLists.txt):
-#  - the PyTorch interoperability check of checkpoints (test_checkpoint_interop, label data);
+#  - the PyTorch interoperability check of checkpoints (test_checkpoint_interop, label data) and
+#    the comparison of every optimizer with torch.optim (test_optimizers_torch);
 #  - libFuzzer targets for the checkpoint, IDX, CSV and FANN readers (label fuzz), each run for
 #    a short fixed time from a seed corpus that the fuzz_corpus test writes.
 # Fuzzers need clang with -fsanitize=fuzzer. With another C compiler (gcc) a clang found on the
@@ -10,6 +11,11 @@
 if(TARGET test_checkpoint_interop)
   target_compile_definitions(test_checkpoint_interop PRIVATE
     CUMLP_INTEROP_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/interop_torch.py")
+endif()
+# Every optimizer against torch.optim (test_optimizers_torch, labels data and gpu).
+if(TARGET test_optimizers_torch)
+  target_compile_definitions(test_optimizers_torch PRIVATE
+    CUMLP_OPTIMIZERS_TORCH_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/optimizers_torch.py")
 endif()
 
 # ---- libFuzzer targets ----------------------------------------------------------------------------

@@ -286,14 +286,26 @@ static void test_parameters_and_batches(void) {
     CHECK(cumlp_optimizer_step_count(opt2) == 0);
     CHECK_STATUS(cumlp_optimizer_step(NULL), CUMLP_ERROR_INVALID_VALUE);
 
-    /* NaN in the data: the loss is not finite and no step is taken. */
+    /* NaN in the data: the loss is not finite and no step is taken: skipped, or with
+     * non_finite_error an error. */
     xs[4] = NAN;
     CHECK_OK(cumlp_tensor_upload(x, xs, 15));
     CHECK_OK(cumlp_network_get_parameters(net2, p, n));
-    CHECK_STATUS(cumlp_train_step(net2, opt2, x, t, &loss), CUMLP_ERROR_NON_FINITE);
+    CHECK_STATUS(cumlp_train_step(net2, opt2, x, t, &loss), CUMLP_STEP_SKIPPED);
+    CHECK(strstr(cumlp_last_error(ctx), "cumlp_train_step: the loss is nan: step skipped"));
+    CHECK(isnan(loss) && isnan(cumlp_optimizer_gradient_norm(opt2)));
     CHECK_OK(cumlp_network_get_parameters(net2, q, n));
     CHECK(memcmp(p, q, sizeof(float) * (size_t)n) == 0);
-    CHECK(cumlp_optimizer_step_count(opt2) == 0);
+    CHECK(cumlp_optimizer_step_count(opt2) == 0 && cumlp_optimizer_skipped_steps(opt2) == 1);
+    cumlp_optimizer *strict = NULL;
+    cumlp_optimizer_defaults(&oo);
+    oo.non_finite_error = 1;
+    CHECK_OK(cumlp_optimizer_create(net2, &oo, &strict));
+    CHECK_STATUS(cumlp_train_step(net2, strict, x, t, &loss), CUMLP_ERROR_NON_FINITE);
+    CHECK(strstr(cumlp_last_error(ctx), "no step taken"));
+    CHECK(cumlp_optimizer_step_count(strict) == 0 && cumlp_optimizer_skipped_steps(strict) == 0);
+    cumlp_optimizer_destroy(strict);
+    CHECK(cumlp_optimizer_skipped_steps(NULL) == -1 && cumlp_optimizer_gradient_norm(NULL) == -1);
 
     double errs[4];
     CHECK_INVALID(ctx, cumlp_gradient_check(net, x, t, 0, errs, 3));

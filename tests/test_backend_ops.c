@@ -765,48 +765,79 @@ static void row_loss_delta(void) {
 /* ---- optimizer_step -------------------------------------------------------------------------- */
 
 typedef struct optimizer_case {
-    int type;
+    cumlp_optimizer_options o;
     size_t count;
-    double weight_decay;
-    int steps; /* each with a new gradient */
-    double beta1, beta2;
+    int steps;            /* each with a new gradient */
+    double gradient_norm; /* what the front end would have found: sets clip_norm's factor */
 } optimizer_case;
 
-static cumlp_step_params step_params(const optimizer_case *c, int step) {
-    int adam = c->type == CUMLP_OPT_ADAM;
-    cumlp_step_params p = {.type = c->type,
-                           .learning_rate = 0.03,
-                           .momentum = 0.9,
-                           .weight_decay = c->weight_decay,
-                           .beta1 = c->beta1,
-                           .beta2 = c->beta2,
-                           .epsilon = 1e-8,
-                           .bias_correction1 = adam ? 1 - pow(c->beta1, step) : 1,
-                           .bias_correction2 = adam ? 1 - pow(c->beta2, step) : 1};
-    return p;
+/* A case of rule `type` with hyper-parameters exact in fp32 (so that only the arithmetic's
+ * rounding differs from the reference), weight decay wd, over count elements. */
+static optimizer_case optimizer_case_of(int type, size_t count, double wd, int steps) {
+    optimizer_case c = {.count = count, .steps = steps};
+    cumlp_optimizer_defaults_for(type, &c.o);
+    c.o.learning_rate = 0.03;
+    c.o.weight_decay = wd;
+    c.o.beta1 = 0.875;
+    c.o.beta2 = 1.0 - 0x1p-10;
+    c.o.alpha = 1.0 - 0x1p-7;
+    c.o.rho = 0.875;
+    c.o.epsilon = 0x1p-20;
+    c.o.lr_decay = 0.125;
+    c.o.momentum_decay = 0x1p-8;
+    return c;
+}
+
+/* The initial values of state array k: signed for a velocity or first moment, in [0.01, 0.02)
+ * for an average of squares (which must stay >= 0, and above a centered RMSprop's squared
+ * gradient average), small and signed for that average. */
+static twin optimizer_state_start(int type, int k, size_t count) {
+    int velocity_first = type == CUMLP_OPT_MOMENTUM || type == CUMLP_OPT_NESTEROV ||
+                         type == CUMLP_OPT_ADAM || type == CUMLP_OPT_ADAMW ||
+                         type == CUMLP_OPT_ADAMAX || type == CUMLP_OPT_NADAM;
+    if (k == 0)
+        return velocity_first ? twin_random(count, -0.1, 0.1) : twin_random(count, 0.01, 0.02);
+    if (k == 1) return twin_random(count, 0, 0.01);
+    return twin_random(count, -0.05, 0.05);
 }
 
 /* The parameters and the state an optimizer updates, and the magnitude of their terms: the same
  * updates, run by the reference on |w|, |g|, |s| with the learning rate negated, so that every
  * term adds (w + lr g, mu v + lr g, b1 m + (1 - b1) g, ...). */
 typedef struct optimizer_arrays {
-    twin w, s1, s2;
-    void *terms[3]; /* reference buffers for w, s1, s2 */
-    int uses1, uses2;
+    twin w, s[CUMLP_OPTIMIZER_MAX_STATES];
+    void *terms[1 + CUMLP_OPTIMIZER_MAX_STATES]; /* reference buffers for w, then each s */
+    unsigned slots;                              /* the state arrays the rule uses */
 } optimizer_arrays;
 
-static void optimizer_step_both(const optimizer_case *c, optimizer_arrays *o, int step) {
+/* The state arrays of one side (side 0: the dut, 1: the reference, 2: the terms), NULL where the
+ * rule keeps none. */
+static void state_pointers(const optimizer_arrays *o, int side,
+                           void *out[CUMLP_OPTIMIZER_MAX_STATES]) {
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
+        void *arrays[3] = {o->s[k].dut, o->s[k].ref, o->terms[1 + k]};
+        out[k] = (o->slots >> k) & 1u ? arrays[side] : NULL;
+    }
+}
+
+/* Step `step` (from 1) on both backends, and of the terms; *mu_product is NAdam's P_(step-1). */
+static void optimizer_step_both(const optimizer_case *c, optimizer_arrays *o, int step,
+                                double *mu_product) {
     twin g = twin_random(o->w.n, -1, 1);
     void *abs_g = ref_abs(g);
-    cumlp_step_params p = step_params(c, step), q = p;
+    cumlp_step_params p, q;
+    cumlp__optimizer_step_params(&c->o, step, c->gradient_norm, *mu_product, &p, mu_product);
+    q = p;
     q.learning_rate = -p.learning_rate;
     size_t n = o->w.n;
-    CHECK_OK(dut->ops->optimizer_step(dut, &p, n, o->w.dut, g.dut, o->uses1 ? o->s1.dut : NULL,
-                                      o->uses2 ? o->s2.dut : NULL));
-    CHECK_OK(ref->ops->optimizer_step(ref, &p, n, o->w.ref, g.ref, o->uses1 ? o->s1.ref : NULL,
-                                      o->uses2 ? o->s2.ref : NULL));
-    CHECK_OK(ref->ops->optimizer_step(ref, &q, n, o->terms[0], abs_g, o->uses1 ? o->terms[1] : NULL,
-                                      o->uses2 ? o->terms[2] : NULL));
+    void *s_dut[CUMLP_OPTIMIZER_MAX_STATES], *s_ref[CUMLP_OPTIMIZER_MAX_STATES],
+        *s_terms[CUMLP_OPTIMIZER_MAX_STATES];
+    state_pointers(o, 0, s_dut);
+    state_pointers(o, 1, s_ref);
+    state_pointers(o, 2, s_terms);
+    CHECK_OK(dut->ops->optimizer_step(dut, &p, n, o->w.dut, g.dut, s_dut));
+    CHECK_OK(ref->ops->optimizer_step(ref, &p, n, o->w.ref, g.ref, s_ref));
+    CHECK_OK(ref->ops->optimizer_step(ref, &q, n, o->terms[0], abs_g, s_terms));
     ref->ops->free(ref, abs_g);
     twin_free(g);
 }
@@ -818,52 +849,83 @@ static void judge_optimizer_array(const char *what, twin t, const void *terms_bu
 }
 
 static void optimizer_run(const optimizer_case *c) {
-    begin_case("optimizer_step type=%d count=%zu wd=%g steps=%d beta1=%g beta2=%.10g", c->type,
-               c->count, c->weight_decay, c->steps, c->beta1, c->beta2);
-    optimizer_arrays o = {twin_random(c->count, -1, 1),   twin_random(c->count, -0.1, 0.1),
-                          twin_random(c->count, 0, 0.01), {NULL, NULL, NULL},
-                          c->type != CUMLP_OPT_SGD,       c->type == CUMLP_OPT_ADAM};
+    const cumlp_optimizer_options *oo = &c->o;
+    begin_case("optimizer_step %s count=%zu wd=%g steps=%d beta1=%g beta2=%.10g momentum=%g "
+               "centered=%d clip=%g/%g",
+               cumlp_optimizer_name(oo->type), c->count, oo->weight_decay, c->steps, oo->beta1,
+               oo->beta2, oo->momentum, oo->centered, oo->clip_norm, oo->clip_value);
+    optimizer_arrays o = {twin_random(c->count, -1, 1), {{0}}, {NULL}, 0};
+    o.slots = cumlp__optimizer_state_slots(oo);
     o.terms[0] = ref_abs(o.w);
-    o.terms[1] = ref_abs(o.s1);
-    o.terms[2] = ref_abs(o.s2);
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
+        o.s[k] = optimizer_state_start(oo->type, k, c->count);
+        o.terms[1 + k] = ref_abs(o.s[k]);
+    }
+    double mu_product = 1.0;
     for (int step = 1; step <= c->steps; step++)
-        optimizer_step_both(c, &o, step);
+        optimizer_step_both(c, &o, step, &mu_product);
     judge_optimizer_array("w", o.w, o.terms[0]);
-    if (o.uses1) judge_optimizer_array("state1", o.s1, o.terms[1]);
-    if (o.uses2) judge_optimizer_array("state2", o.s2, o.terms[2]);
-    for (int i = 0; i < 3; i++)
-        ref->ops->free(ref, o.terms[i]);
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
+        char what[32];
+        snprintf(what, sizeof what, "state%d", k + 1);
+        if ((o.slots >> k) & 1u) judge_optimizer_array(what, o.s[k], o.terms[1 + k]);
+    }
     twin_free(o.w);
-    twin_free(o.s1);
-    twin_free(o.s2);
+    for (int k = 0; k <= CUMLP_OPTIMIZER_MAX_STATES; k++)
+        ref->ops->free(ref, o.terms[k]);
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+        twin_free(o.s[k]);
 }
 
 static const size_t optimizer_counts[] = {1, 3, 4, 7, 1000, 1001, 4099, 65537, 65539};
 
-/* Every rule with and without weight decay, for one step and for three; betas exact in fp32. */
+/* Every rule with and without weight decay, for one step and for three, hyper-parameters exact in
+ * fp32; RMSprop in its four variants (momentum on or off, centered or not); clipping by norm (a
+ * third of the gradient) and by value on two sizes. */
 static void row_optimizer_step(void) {
-    for (int type = CUMLP_OPT_SGD; type <= CUMLP_OPT_ADAM; type++) {
+    for (int type = 0; type < CUMLP_OPTIMIZER_COUNT; type++) {
         for (int i = 0; i < COUNT(optimizer_counts); i++) {
-            optimizer_case c = {type,  optimizer_counts[i], i & 1 ? 1e-3 : 0, i & 2 ? 3 : 1,
-                                0.875, 1.0 - 0x1p-10};
+            optimizer_case c =
+                optimizer_case_of(type, optimizer_counts[i], i & 1 ? 1e-3 : 0, i & 2 ? 3 : 1);
+            if (type == CUMLP_OPT_RMSPROP) { /* each variant with and without decay */
+                int variant = i / 2 % 4;
+                c.o.momentum = variant & 1 ? 0.875 : 0.0;
+                c.o.centered = variant >> 1;
+            }
+            if (i == 5 || i == 8) {
+                c.o.clip_norm = 1.0;
+                c.o.clip_value = 0.25;
+                c.gradient_norm = 3.0;
+            }
             optimizer_run(&c);
         }
     }
 }
 
-/* Adam's defaults, beta1 = 0.9 and beta2 = 0.999, are not floats: the shared fp32 rule's rounded
- * betas bound its agreement with the double reference (DESIGN.md: Adam-like rules amplify the
- * rounding), hence the row's own bound. */
-static const bound adam_default_betas_bound = {2e-5, 0};
+/* The defaults (beta1 0.9, beta2 0.999, RMSprop's alpha 0.99, Adadelta's rho 0.9) are not floats:
+ * the shared fp32 rule's rounded factors bound its agreement with the double reference
+ * (DESIGN.md: Adam-like rules amplify the rounding), hence the row's own bound. */
+static const bound default_factors_bound = {2e-5, 0};
 
-static void row_adam_default_betas(void) {
-    static const optimizer_case cases[] = {
-        {CUMLP_OPT_ADAM, 4099, 0, 1, 0.9, 0.999},
-        {CUMLP_OPT_ADAM, 4099, 1e-3, 3, 0.9, 0.999},
-        {CUMLP_OPT_ADAM, 65539, 1e-3, 3, 0.9, 0.999},
-    };
-    for (int i = 0; i < COUNT(cases); i++)
-        optimizer_run(&cases[i]);
+static void row_default_factors(void) {
+    static const int types[] = {CUMLP_OPT_ADAM,    CUMLP_OPT_ADAMW,   CUMLP_OPT_ADAMAX,
+                                CUMLP_OPT_NADAM,   CUMLP_OPT_RMSPROP, CUMLP_OPT_ADAGRAD,
+                                CUMLP_OPT_ADADELTA};
+    static const struct {
+        size_t count;
+        double wd;
+        int steps;
+    } sizes[] = {{4099, 0, 1}, {4099, 1e-3, 3}, {65539, 1e-3, 3}};
+    for (int t = 0; t < COUNT(types); t++) {
+        for (int i = 0; i < COUNT(sizes); i++) {
+            optimizer_case c = {.count = sizes[i].count, .steps = sizes[i].steps};
+            cumlp_optimizer_defaults_for(types[t], &c.o);
+            c.o.weight_decay = sizes[i].wd;
+            c.o.centered = i == 2;
+            c.o.momentum = types[t] == CUMLP_OPT_RMSPROP && i > 0 ? 0.9 : c.o.momentum;
+            optimizer_run(&c);
+        }
+    }
 }
 
 /* ---- random, scale_shift, check_finite ------------------------------------------------------- */
@@ -966,7 +1028,7 @@ static void check_finite_run(const flat_case *c) {
         if (b >= 0) host[at] = bad[b];
         CHECK_OK(dut->ops->upload(dut, view, host, c->count));
         int finite = -1;
-        CHECK_OK(dut->ops->check_finite(dut, view, c->count, &finite));
+        CHECK_OK(dut->ops->check_finite(dut, view, c->count, &finite, NULL));
         char what[64];
         snprintf(what, sizeof what, "%g at %zu", b >= 0 ? (double)bad[b] : 0.0, at);
         judge(b < 0 ? "finite data" : what, finite == (b < 0) ? 0 : INFINITY);
@@ -980,6 +1042,50 @@ static void row_check_finite(void) {
     for (int i = 0; i < COUNT(flat_cases); i++)
         check_finite_run(&flat_cases[i]);
 }
+
+/* check_finite's sum of squares (the gradient norm): against the reference's plain double loop
+ * on finite data, and not finite, with all_finite 0, after one NaN, +Inf or -Inf. */
+static void sum_squares_run(const flat_case *c) {
+    if (left_out(c->large)) return;
+    begin_case("sum_squares count=%zu offset=%zu", c->count, c->offset);
+    static const float bad[] = {NAN, INFINITY, -INFINITY};
+    float *host = test_alloc_floats(c->count);
+    test_fill_uniform(&rng, host, c->count, -1e3, 1e3);
+    void *view = NULL, *buffer = dut_view(c, &view), *expected = NULL;
+    CHECK_OK(ref->ops->alloc(ref, c->count, &expected));
+    for (int b = -1; b < COUNT(bad); b++) {
+        size_t at = (size_t)test_rng_below(&rng, (int64_t)c->count);
+        float saved = host[at];
+        if (b >= 0) host[at] = bad[b];
+        CHECK_OK(dut->ops->upload(dut, view, host, c->count));
+        CHECK_OK(ref->ops->upload(ref, expected, host, c->count));
+        int finite = -1, ref_finite = -1;
+        double sum = NAN, ref_sum = NAN;
+        CHECK_OK(dut->ops->check_finite(dut, view, c->count, &finite, &sum));
+        CHECK_OK(ref->ops->check_finite(ref, expected, c->count, &ref_finite, &ref_sum));
+        if (b < 0) {
+            judge("all_finite", finite == 1 && ref_finite == 1 ? 0 : INFINITY);
+            judge("sum", value_ratio(sum, ref_sum, ref_sum));
+        } else {
+            char what[64];
+            snprintf(what, sizeof what, "%g at %zu", (double)bad[b], at);
+            judge(what, finite == 0 && !isfinite(sum) ? 0 : INFINITY);
+        }
+        host[at] = saved;
+    }
+    dut->ops->free(dut, buffer);
+    ref->ops->free(ref, expected);
+    free(host);
+}
+
+static void row_sum_squares(void) {
+    for (int i = 0; i < COUNT(flat_cases); i++)
+        sum_squares_run(&flat_cases[i]);
+}
+
+/* The squares of floats are exact in double; their sum in any order is within count 2^-53 of
+ * the exact sum (relative: the terms are positive), 1.1e-10 for the largest case. */
+static const bound sum_squares_bound = {1e-9, 0};
 
 /* ---- memory: upload, download, fill, copy ---------------------------------------------------- */
 
@@ -1224,12 +1330,13 @@ static const row rows[] = {
     {"activation_backward", row_activation_backward, BY_ELEMENTWISE_PRECISION, NULL},
     {"loss_delta", row_loss_delta, BY_ELEMENTWISE_PRECISION, NULL},
     {"optimizer_step", row_optimizer_step, BY_ELEMENTWISE_PRECISION, NULL},
-    {"optimizer_step adam 0.9/0.999", row_adam_default_betas, BY_ELEMENTWISE_PRECISION,
-     &adam_default_betas_bound},
+    {"optimizer_step default factors", row_default_factors, BY_ELEMENTWISE_PRECISION,
+     &default_factors_bound},
     {"random uniform", row_random_uniform, BY_BITS, NULL},
     {"random normal", row_random_normal, BY_NORMAL_DRAWS, NULL},
     {"scale_shift", row_scale_shift, BY_BITS, NULL},
     {"check_finite", row_check_finite, BY_BITS, NULL},
+    {"check_finite sum_squares", row_sum_squares, BY_ELEMENTWISE_PRECISION, &sum_squares_bound},
     {"memory", row_memory, BY_BITS, NULL},
     {"initial parameters uniform", row_initial_uniform, BY_BITS, NULL},
     {"initial parameters normal", row_initial_normal, BY_NORMAL_PARAMETERS, NULL},

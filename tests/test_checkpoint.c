@@ -1,7 +1,8 @@
 /* ctest-labels: unit cuda */
 /* test_checkpoint.c - saving and loading checkpoints: round trips, layout, backends, resume. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memmem */
 #include "harness.h"
+#include "internal.h"
 #include "test_checkpoint_util.h"
 
 #include <dirent.h>
@@ -259,6 +260,189 @@ static void test_resume_matches_uninterrupted(void) {
     free(path);
 }
 
+/* Every rule with its options, for the bit-exact resume. */
+static cumlp_optimizer_options resume_options(int i) {
+    static const int types[] = {CUMLP_OPT_SGD,     CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV,
+                                CUMLP_OPT_ADAM,    CUMLP_OPT_ADAMW,    CUMLP_OPT_ADAMAX,
+                                CUMLP_OPT_NADAM,   CUMLP_OPT_RMSPROP,  CUMLP_OPT_RMSPROP,
+                                CUMLP_OPT_ADAGRAD, CUMLP_OPT_ADADELTA};
+    cumlp_optimizer_options o;
+    cumlp_optimizer_defaults_for(types[i], &o);
+    o.weight_decay = 1e-3;
+    o.learning_rate *= 5;
+    if (i == 8) { /* the RMSprop that keeps all three state arenas */
+        o.centered = 1;
+        o.momentum = 0.5;
+        o.clip_norm = 0.5;
+    }
+    if (types[i] == CUMLP_OPT_ADAGRAD) {
+        o.lr_decay = 0.3;
+        o.initial_accumulator_value = 0.1;
+        o.clip_value = 0.05;
+    }
+    if (types[i] == CUMLP_OPT_NADAM) o.momentum_decay = 0.3; /* mu_t changes from step to step */
+    return o;
+}
+#define RESUME_CASES 11
+
+/* The values a checkpoint stores: parameters and state rounded to fp32 (nothing changes on the
+ * fp32 backends). */
+static void round_to_file_precision(cumlp_optimizer *opt) {
+    cumlp_network *net = opt->net;
+    cumlp_context *ctx = net->ctx;
+    float *host = test_alloc_floats(net->num_params);
+    for (int k = -1; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
+        void *arena = k < 0 ? net->params : opt->state[k];
+        if (!arena) continue;
+        CHECK_OK(ctx->ops->download(ctx, arena, host, net->num_params));
+        CHECK_OK(ctx->ops->upload(ctx, arena, host, net->num_params));
+    }
+    free(host);
+}
+
+static double *parameters_f64(const cumlp_network *net) {
+    int64_t n = cumlp_network_num_parameters(net);
+    double *p = malloc((size_t)n * sizeof *p);
+    if (!p || cumlp_network_get_parameters_f64(net, p, n) != CUMLP_SUCCESS) abort();
+    return p;
+}
+
+/* 4 steps, save, 5 more on other data, against 4 steps, the file's rounding, 5 more: the same
+ * bits, through cumlp_checkpoint_load and cumlp_checkpoint_load_into. */
+static void resume_run(cumlp_context *ctx, const cumlp_optimizer_options *o, const char *path) {
+    cumlp_network *net = ckpt_small_network(ctx, 21), *net3 = ckpt_small_network(ctx, 5);
+    cumlp_optimizer *opt = NULL, *opt3 = NULL;
+    CHECK_OK(cumlp_optimizer_create(net, o, &opt));
+    CHECK_OK(cumlp_optimizer_create(net3, o, &opt3));
+    ckpt_train(net, opt, 4, 4);
+    CHECK_OK(cumlp_checkpoint_save(net, opt, path));
+    round_to_file_precision(opt);
+    ckpt_train(net, opt, 5, 5);
+    cumlp_network *net2 = NULL;
+    cumlp_optimizer *opt2 = NULL;
+    CHECK_OK(cumlp_checkpoint_load(ctx, path, 0, &net2, &opt2));
+    CHECK_OK(cumlp_checkpoint_load_into(net3, opt3, path, 0));
+    if (net2 && opt2) {
+        CHECK(cumlp_optimizer_step_count(opt2) == 4 && cumlp_optimizer_step_count(opt3) == 4);
+        CHECK(memcmp(&opt2->options, o, sizeof *o) == 0);
+        ckpt_train(net2, opt2, 5, 5);
+        ckpt_train(net3, opt3, 5, 5);
+        size_t n = (size_t)cumlp_network_num_parameters(net);
+        double *want = parameters_f64(net), *got = parameters_f64(net2),
+               *got3 = parameters_f64(net3);
+        CHECK_MSG(memcmp(got, want, n * sizeof *want) == 0, "%s on %s: load",
+                  cumlp_optimizer_name(o->type), cumlp_backend_name(cumlp_context_backend(ctx)));
+        CHECK_MSG(memcmp(got3, want, n * sizeof *want) == 0, "%s on %s: load_into",
+                  cumlp_optimizer_name(o->type), cumlp_backend_name(cumlp_context_backend(ctx)));
+        free(want);
+        free(got);
+        free(got3);
+    }
+    cumlp_optimizer_destroy(opt2);
+    cumlp_network_destroy(net2);
+    cumlp_optimizer_destroy(opt3);
+    cumlp_network_destroy(net3);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+}
+
+/* Every optimizer resumes bit for bit (issue: train N+M steps in one go, or N then M with a save
+ * and load between): on the cpu backend exactly; on the reference backend, whose double
+ * parameters and state the fp32 file rounds, against the uninterrupted run with that rounding. */
+static void test_resume_is_bit_exact(void) {
+    char *path = ckpt_temp_path("resume_exact.safetensors");
+    static const int backends[] = {CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU};
+    for (int b = 0; b < 2; b++) {
+        if (!cumlp_backend_is_built(backends[b])) continue;
+        cumlp_context *ctx = test_context_or_skip(backends[b]);
+        for (int i = 0; i < RESUME_CASES; i++) {
+            cumlp_optimizer_options o = resume_options(i);
+            resume_run(ctx, &o, path);
+        }
+        cumlp_context_destroy(ctx);
+    }
+    remove(path);
+    free(path);
+}
+
+/* A file written before the options after epsilon existed (their metadata blanked out with
+ * spaces, which keeps the header valid JSON of the same length) reads with their defaults. */
+static void test_reads_files_without_new_options(void) {
+    char *path = ckpt_temp_path("old_options.safetensors");
+    cumlp_network *net = ckpt_small_network(ref_ctx, 3);
+    cumlp_optimizer *opt = ckpt_optimizer(net, CUMLP_OPT_ADAM);
+    ckpt_train(net, opt, 2, 3);
+    CHECK_OK(cumlp_checkpoint_save(net, opt, path));
+    size_t size = 0;
+    unsigned char *data = ckpt_read_file(path, &size);
+    const char *keys[] = {
+        "alpha",          "rho",       "centered",   "lr_decay",        "initial_accumulator_value",
+        "momentum_decay", "clip_norm", "clip_value", "non_finite_error"};
+    size_t header = data ? (size_t)u64_at(data) : 0;
+    for (size_t k = 0; data && k < sizeof keys / sizeof *keys; k++) {
+        char key[64];
+        snprintf(key, sizeof key, ",\"%s\":\"", keys[k]);
+        char *at = memmem(data + 8, header, key, strlen(key));
+        CHECK_MSG(at != NULL, "no %s", keys[k]);
+        char *end = at ? memchr(at + strlen(key), '"', header) : NULL;
+        if (end) memset(at, ' ', (size_t)(end + 1 - at));
+    }
+    cumlp_network *net2 = NULL;
+    cumlp_optimizer *opt2 = NULL;
+    CHECK_OK(cumlp_checkpoint_load_memory(ref_ctx, data, size, 0, &net2, &opt2));
+    cumlp_optimizer_options want;
+    cumlp_optimizer_defaults(&want);
+    want.type = CUMLP_OPT_ADAM;
+    want.learning_rate = 0.05;
+    want.weight_decay = 1e-3;
+    CHECK(opt2 && memcmp(&opt2->options, &want, sizeof want) == 0);
+    CHECK(opt2 && cumlp_optimizer_step_count(opt2) == 2);
+    free(data);
+    cumlp_optimizer_destroy(opt2);
+    cumlp_network_destroy(net2);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    remove(path);
+    free(path);
+}
+
+static int same_parameters(const cumlp_network *net, const float *want);
+
+/* load_into: an RMSprop optimizer whose momentum or centered option keeps other state arenas than
+ * the file's is a SHAPE_MISMATCH, and nothing changes. */
+static void test_load_into_state_arrays_must_agree(void) {
+    char *path = ckpt_temp_path("rmsprop.safetensors");
+    cumlp_network *net = ckpt_small_network(ref_ctx, 3);
+    cumlp_optimizer_options o;
+    cumlp_optimizer_defaults_for(CUMLP_OPT_RMSPROP, &o);
+    o.centered = 1;
+    cumlp_optimizer *opt = NULL;
+    CHECK_OK(cumlp_optimizer_create(net, &o, &opt));
+    ckpt_train(net, opt, 2, 3);
+    CHECK_OK(cumlp_checkpoint_save(net, opt, path));
+    size_t size = 0;
+    unsigned char *data = ckpt_read_file(path, &size);
+    CHECK(data && memmem(data, size, "optimizer.state3.0.weight", 25) &&
+          !memmem(data, size, "optimizer.state2.", 17));
+    free(data);
+    cumlp_network *other = ckpt_small_network(ref_ctx, 4);
+    float *before = ckpt_parameters(other);
+    o.centered = 0;
+    o.momentum = 0.5;
+    cumlp_optimizer *plain = NULL;
+    CHECK_OK(cumlp_optimizer_create(other, &o, &plain));
+    CHECK_STATUS(cumlp_checkpoint_load_into(other, plain, path, 0), CUMLP_ERROR_SHAPE_MISMATCH);
+    CHECK(strstr(cumlp_last_error(ref_ctx), "state arrays") != NULL);
+    CHECK(same_parameters(other, before) && cumlp_optimizer_step_count(plain) == 0);
+    free(before);
+    cumlp_optimizer_destroy(plain);
+    cumlp_network_destroy(other);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    remove(path);
+    free(path);
+}
+
 static int same_parameters(const cumlp_network *net, const float *want) {
     float *got = ckpt_parameters(net);
     int same = memcmp(got, want, (size_t)cumlp_network_num_parameters(net) * sizeof(float)) == 0;
@@ -438,6 +622,9 @@ int main(void) {
     RUN(test_weight_layout_is_pytorch_row_major);
     RUN(test_cross_backend_bit_identical);
     RUN(test_resume_matches_uninterrupted);
+    RUN(test_resume_is_bit_exact);
+    RUN(test_reads_files_without_new_options);
+    RUN(test_load_into_state_arrays_must_agree);
     RUN(test_load_into_mismatch_leaves_network);
     RUN(test_non_finite_rejected_unless_allowed);
     RUN(test_argument_errors);

@@ -56,12 +56,12 @@ static unsigned char *make_image(const char *header, const unsigned char *payloa
 #define META_HEAD "{\"__metadata__\":{\"format\":\"cumlp\",\"format_version\":\"1\","
 #define ARCH      "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"identity\","
 /* "squared_error": the spelling of cumlp 0.1.0 checkpoints, which the reader still accepts. */
-#define LOSS      "\"loss\":\"squared_error\",\"leaky_relu_slope\":\"0.01\","
-#define CRC       "\"payload_crc32\":\"@CRC@\"}"
-#define META      META_HEAD ARCH LOSS CRC
-#define WEIGHT    ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}"
-#define BIAS      ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}"
-#define GOOD      META WEIGHT BIAS "}"
+#define LOSS   "\"loss\":\"squared_error\",\"leaky_relu_slope\":\"0.01\","
+#define CRC    "\"payload_crc32\":\"@CRC@\"}"
+#define META   META_HEAD ARCH LOSS CRC
+#define WEIGHT ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}"
+#define BIAS   ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}"
+#define GOOD   META WEIGHT BIAS "}"
 #define SGD                                                                                        \
     "\"optimizer\":\"sgd\",\"learning_rate\":\"0.01\",\"momentum\":\"0.9\","                       \
     "\"weight_decay\":\"0\",\"beta1\":\"0.9\",\"beta2\":\"0.999\",\"epsilon\":\"1e-08\","
@@ -254,6 +254,39 @@ static void test_crafted_headers(void) {
         cumlp_status st = load_header(cases[i].header, cases[i].npayload);
         CHECK_MSG(st == cases[i].expected, "%s: got %s (%s)", cases[i].what,
                   cumlp_status_string(st), cumlp_last_error(ctx));
+    }
+}
+
+/* The options added after cumlp 0.1.0 (optional keys) are checked as the others are, and NAdam's
+ * mu_product is required: each bad one is a FORMAT error whose message names it. */
+static void test_later_option_metadata(void) {
+#define NADAM                                                                                      \
+    "\"optimizer\":\"nadam\",\"learning_rate\":\"0.01\",\"momentum\":\"0.9\","                     \
+    "\"weight_decay\":\"0\",\"beta1\":\"0.9\",\"beta2\":\"0.999\",\"epsilon\":\"1e-08\","
+    static const struct {
+        const char *header, *named;
+    } bad[] = {
+        {META_HEAD ARCH LOSS SGD "\"centered\":\"2\",\"step_count\":\"0\"," CRC WEIGHT BIAS "}",
+         "centered"},
+        {META_HEAD ARCH LOSS SGD "\"alpha\":\"1\",\"step_count\":\"0\"," CRC WEIGHT BIAS "}",
+         "alpha"},
+        {META_HEAD ARCH LOSS SGD "\"rho\":\"nan\",\"step_count\":\"0\"," CRC WEIGHT BIAS "}",
+         "rho"},
+        {META_HEAD ARCH LOSS SGD "\"clip_norm\":\"-1\",\"step_count\":\"0\"," CRC WEIGHT BIAS "}",
+         "clip_norm"},
+        {META_HEAD ARCH LOSS SGD "\"non_finite_error\":\"01\",\"step_count\":\"0\"," CRC WEIGHT BIAS
+                                 "}",
+         "non_finite_error"},
+        {META_HEAD ARCH LOSS NADAM "\"step_count\":\"3\"," CRC WEIGHT BIAS "}", "mu_product"},
+        {META_HEAD ARCH LOSS NADAM "\"step_count\":\"3\",\"mu_product\":\"1.5\"," CRC WEIGHT BIAS
+                                   "}",
+         "mu_product"},
+    };
+#undef NADAM
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cumlp_status st = load_header(bad[i].header, 12);
+        CHECK_MSG(st == CUMLP_ERROR_FORMAT && strstr(cumlp_last_error(ctx), bad[i].named),
+                  "%s: got %s (%s)", bad[i].named, cumlp_status_string(st), cumlp_last_error(ctx));
     }
 }
 
@@ -517,6 +550,7 @@ int main(void) {
     make_payload();
     RUN(test_template_loads);
     RUN(test_crafted_headers);
+    RUN(test_later_option_metadata);
     RUN(test_largest_step_count);
     RUN(test_many_layers_few_tensors);
     RUN(test_non_finite_payload);

@@ -6,8 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "harness.h"
 #include "test_checkpoint_util.h"
-
-#include <sys/wait.h>
+#include "test_torch_util.h"
 
 #ifndef CUMLP_INTEROP_SCRIPT
 #define CUMLP_INTEROP_SCRIPT "tests/interop_torch.py"
@@ -17,26 +16,6 @@
 
 static cumlp_context *ctx;
 static const char *python;
-
-static int run_command(const char *cmd) {
-    int status = system(cmd);
-    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static const char *find_python_with_torch(void) {
-    static char chosen[1024];
-    const char *candidates[] = {getenv("CUMLP_PYTHON"), "/usr/bin/python3", "python3"};
-    for (int i = 0; i < 3; i++) {
-        if (!candidates[i] || !candidates[i][0]) continue;
-        char cmd[1200];
-        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", candidates[i]);
-        if (run_command(cmd) == 0) {
-            snprintf(chosen, sizeof chosen, "%s", candidates[i]);
-            return chosen;
-        }
-    }
-    return NULL;
-}
 
 /* Trains the network briefly, writes checkpoint, inputs and outputs, runs the script. */
 static int check_with_torch(cumlp_network *net, const char *tag) {
@@ -77,7 +56,7 @@ static int check_with_torch(cumlp_network *net, const char *tag) {
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s' '%s'", python, CUMLP_INTEROP_SCRIPT, ckpt, xs,
              ys);
-    int rc = run_command(cmd);
+    int rc = torch_run_command(cmd);
     remove(ckpt);
     remove(xs);
     remove(ys);
@@ -116,7 +95,7 @@ static void test_regression_network_matches_torch(void) {
 }
 
 int main(void) {
-    python = find_python_with_torch();
+    python = torch_find_python();
     if (!python) harness_skip("no python3 with torch (set CUMLP_PYTHON)");
     printf("python: %s, script: %s\n", python, CUMLP_INTEROP_SCRIPT);
     fflush(stdout);

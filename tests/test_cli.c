@@ -164,6 +164,7 @@ static void test_train_eval_predict(void) {
     CHECK(contains(out_path, "done: 40 epochs"));
     CHECK(count_lines(log) == 41); /* header + one line per epoch */
     CHECK(contains(log, "epoch,learning_rate,train_loss"));
+    CHECK(contains(log, ",gradient_norm,skipped_steps\n"));
     CHECK(contains(plot, "<svg") && contains(plot, "polyline") && contains(plot, "</svg>"));
     char scale[800];
     snprintf(scale, sizeof scale, "%s.scale", model);
@@ -280,13 +281,82 @@ static void test_numerical_failure(void) {
             fprintf(f, "%d,%d\n", i, 3 * i);
         fclose(f);
     }
+    char saved[700];
+    tmp(saved, sizeof saved, "nan.safetensors");
+    remove(saved);
     snprintf(args, sizeof args,
              "train --data '%s' --task regress --layers 1,1 --optimizer sgd --lr 1e30 "
-             "--epochs 50 --batch 1 --backend reference --quiet",
-             reg);
+             "--epochs 50 --batch 1 --backend reference --quiet --save '%s'",
+             reg, saved);
     CHECK(run(args) == 3);
     check_one_line_error("train");
+    /* where it happened, and what to try */
+    CHECK_MSG(contains(err_path, "epoch 1 of 50, batch ") && contains(err_path, "--lr") &&
+                  contains(err_path, "--clip-norm"),
+              "stderr: %s", slurp(err_path));
+    /* the model is saved anyway, with finite parameters (the run overflowed them: the initial
+     * ones), and loads */
+    snprintf(args, sizeof args, "eval --model '%s' --data '%s' --task regress", saved, reg);
+    CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+    /* with --skip-non-finite the steps are skipped until 10 in a row stop the run */
+    snprintf(args, sizeof args,
+             "train --data '%s' --task regress --layers 1,1 --optimizer sgd --lr 1e30 "
+             "--epochs 50 --batch 1 --backend reference --quiet --skip-non-finite",
+             reg);
+    CHECK(run(args) == 3);
+    CHECK_MSG(contains(err_path, "10 steps in a row skipped"), "stderr: %s", slurp(err_path));
     remove(reg);
+    remove(saved);
+}
+
+/* Every optimizer, schedule and option of `cumlp train` runs, and bad values are usage errors
+ * (exit 1) whose message names them. */
+static void test_optimizer_options(void) {
+    static const char *const optimizers[] = {"sgd",     "momentum", "nesterov", "adam",
+                                             "adamw",   "adamax",   "nadam",    "rmsprop",
+                                             "adagrad", "adadelta"};
+    static const char *const extras[] = {
+        "",
+        "--momentum 0.5 --clip-value 1",
+        "--weight-decay 1e-3 --schedule multistep --milestones 1,2",
+        "--beta1 0.8 --beta2 0.99 --eps 1e-7 --schedule linear --lr-min 1e-4",
+        "--weight-decay 0.05 --schedule poly --power 2",
+        "--clip-norm 1 --warmup-epochs 2",
+        "--momentum-decay 0.01 --schedule cosine",
+        "--alpha 0.9 --centered --momentum 0.5",
+        "--lr-decay 0.01 --initial-accumulator 0.1",
+        "--rho 0.95 --skip-non-finite",
+    };
+    char args[4096];
+    for (int i = 0; i < 10; i++) {
+        snprintf(args, sizeof args,
+                 "train --data '%s' --csv-header --layers 2,8,3 --epochs 3 --batch 16 "
+                 "--backend reference --quiet --optimizer %s %s",
+                 csv, optimizers[i], extras[i]);
+        CHECK_MSG(run(args) == 0, "%s: stderr: %s", args, slurp(err_path));
+    }
+    static const struct {
+        const char *options, *named;
+    } bad[] = {
+        {"--optimizer lbfgs", "adadelta"},
+        {"--optimizer rmsprop --alpha 1", "alpha"},
+        {"--optimizer adadelta --rho -1", "rho"},
+        {"--lr-decay nan", "lr-decay"},
+        {"--clip-norm -1", "clip_norm"},
+        {"--schedule multistep", "milestones"},
+        {"--schedule multistep --milestones 3,2", "milestones"},
+        {"--milestones x", "milestones"},
+        {"--power 0 --schedule poly", "lr_power"},
+        {"--warmup-epochs -2", "warmup_epochs"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(args, sizeof args,
+                 "train --data '%s' --csv-header --layers 2,8,3 --epochs 1 --backend reference "
+                 "--quiet %s",
+                 csv, bad[i].options);
+        CHECK_MSG(run(args) == 1 && contains(err_path, bad[i].named), "%s: stderr: %s",
+                  bad[i].options, slurp(err_path));
+    }
 }
 
 static void test_gradcheck_and_info(void) {
@@ -361,6 +431,14 @@ static void test_bench(void) {
     CHECK(run("bench --act softmax") == 1);
     CHECK(run("bench --steps many") == 1);
     CHECK(run("bench --backend abacus") == 1);
+    /* --optimizer: every rule at PyTorch's defaults, recorded in the JSON */
+    snprintf(args, sizeof args,
+             "bench --layers 4,3,2 --batch 4 --steps 1 --warmup 0 --backend reference "
+             "--optimizer adadelta --json '%s'",
+             json);
+    CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+    CHECK(contains(json, "\"optimizer\": \"adadelta\"") && contains(json, "\"learning_rate\": 1,"));
+    CHECK(run("bench --optimizer lbfgs") == 1 && contains(err_path, "adadelta"));
     CHECK(run("bench --save-init /nonexistent/dir --layers 4,2 --steps 1 --backend reference") ==
           2);
     CHECK(contains(err_path, "nonexistent"));
@@ -392,6 +470,7 @@ int main(int argc, char **argv) {
     RUN(test_log_write_error);
     RUN(test_test_set_classes);
     RUN(test_numerical_failure);
+    RUN(test_optimizer_options);
     RUN(test_gradcheck_and_info);
     RUN(test_bench);
     RUN(test_cuda_backend_commands);

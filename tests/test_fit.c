@@ -92,6 +92,68 @@ static void test_schedules(void) {
     CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
 }
 
+/* MULTISTEP, LINEAR, POLY and the warm-up, against their formulas in cumlp.h. */
+static void test_later_schedules(void) {
+    cumlp_fit_options o;
+    CHECK_OK(cumlp_fit_defaults(&o));
+    CHECK(o.warmup_epochs == 0 && o.milestones == NULL && o.num_milestones == 0 &&
+          o.lr_power == 1.0);
+    double rate;
+    const int milestones[] = {2, 5, 6};
+    o.epochs = 10;
+    o.schedule = CUMLP_LR_MULTISTEP;
+    o.lr_gamma = 0.5;
+    o.milestones = milestones;
+    o.num_milestones = 3;
+    const double multistep[8] = {1, 1, 0.5, 0.5, 0.5, 0.25, 0.125, 0.125};
+    for (int e = 0; e < 8; e++) {
+        CHECK_OK(cumlp_schedule_learning_rate(&o, 1.0, e, &rate));
+        CHECK_NEAR(rate, multistep[e], 1e-15);
+    }
+    o.schedule = CUMLP_LR_LINEAR;
+    o.lr_min = 0.1;
+    CHECK_OK(cumlp_schedule_learning_rate(&o, 1.1, 0, &rate));
+    CHECK_NEAR(rate, 1.1, 1e-15);
+    CHECK_OK(cumlp_schedule_learning_rate(&o, 1.1, 4, &rate));
+    CHECK_NEAR(rate, 0.1 + 1.0 * 0.6, 1e-15);
+    CHECK_OK(cumlp_schedule_learning_rate(&o, 1.1, 12, &rate)); /* past the end: the floor */
+    CHECK_NEAR(rate, 0.1, 1e-15);
+    o.schedule = CUMLP_LR_POLY;
+    o.lr_power = 2.0;
+    CHECK_OK(cumlp_schedule_learning_rate(&o, 1.1, 4, &rate));
+    CHECK_NEAR(rate, 0.1 + 1.0 * 0.36, 1e-15);
+    /* warm-up over 3 epochs of POLY: 1/4, 2/4, 3/4 of the schedule's rate, then the schedule */
+    o.warmup_epochs = 3;
+    const double factor[5] = {0.25, 0.5, 0.75, 1, 1};
+    for (int e = 0; e < 5; e++) {
+        CHECK_OK(cumlp_schedule_learning_rate(&o, 1.1, e, &rate));
+        double schedule = 0.1 + 1.0 * pow(1 - e / 10.0, 2);
+        CHECK_NEAR(rate, factor[e] * schedule, 1e-15);
+    }
+    /* bad milestones, warm-up and power */
+    const int unsorted[] = {3, 3}, negative[] = {-1, 2};
+    o.schedule = CUMLP_LR_MULTISTEP;
+    o.milestones = unsorted;
+    o.num_milestones = 2;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(strstr(cumlp_last_error(NULL), "milestones") != NULL);
+    o.milestones = negative;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    o.milestones = NULL;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    o.num_milestones = 0; /* multistep needs one */
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    o.schedule = CUMLP_LR_CONSTANT;
+    CHECK_OK(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate));
+    o.warmup_epochs = -1;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    o.warmup_epochs = 0;
+    o.lr_power = NAN;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+    o.lr_power = 0;
+    CHECK_STATUS(cumlp_schedule_learning_rate(&o, 1.0, 0, &rate), CUMLP_ERROR_INVALID_VALUE);
+}
+
 /* The callback records the learning rate of every epoch. */
 typedef struct recorder {
     int epochs_seen, batch_calls;
@@ -136,6 +198,18 @@ static void test_schedule_applied(void) {
     CHECK(res.steps == 5 * 4 && cumlp_optimizer_step_count(m.opt) == 20);
     CHECK(r.batch_calls == 0); /* callback_every 0: epochs only */
     CHECK(res.validation_loss == -1 && res.best_epoch == -1);
+    /* a warm-up of 2 epochs with MULTISTEP, applied by cumlp_fit from the rate it starts with */
+    const int milestones[] = {3};
+    o.schedule = CUMLP_LR_MULTISTEP;
+    o.milestones = milestones;
+    o.num_milestones = 1;
+    o.warmup_epochs = 2;
+    r.epochs_seen = 0;
+    CHECK_OK(cumlp_optimizer_set_learning_rate(m.opt, 0.3));
+    CHECK_OK(cumlp_fit(m.net, m.opt, ds, NULL, &o, &res));
+    const double warm[5] = {0.1, 0.2, 0.3, 0.15, 0.15};
+    for (int e = 0; e < 5; e++)
+        CHECK_NEAR(r.rates[e], warm[e], 1e-15);
     cumlp_dataset_destroy(ds);
     free_model(&m);
 }
@@ -327,6 +401,92 @@ static void test_non_finite_loss(void) {
     cumlp_context_destroy(ctx);
 }
 
+/* A sample with a NaN feature: its batch's step is skipped every epoch and counted; the other
+ * batches train as usual; the progress reports the skips and the gradient norms. */
+static int progress_checks(const cumlp_fit_progress *p, void *user) {
+    int *bad = user;
+    if (p->end_of_epoch && (p->skipped_steps != p->epoch + 1 || !(p->gradient_norm > 0) ||
+                            !(p->mean_gradient_norm > 0) || p->steps != 9 * (p->epoch + 1)))
+        ++*bad;
+    return 0;
+}
+
+static void test_skipped_steps_counted(void) {
+    model m = make_model(CUMLP_OPT_ADAM, 0.01);
+    cumlp_dataset *ds = blobs(100, 12);
+    cumlp_dataset_features(ds)[2 * 37] = NAN; /* sample 37: in batch 3 of 10 (no shuffle) */
+    cumlp_fit_options o;
+    cumlp_fit_defaults(&o);
+    o.epochs = 4;
+    o.batch_size = 10;
+    o.shuffle = 0;
+    int bad = 0;
+    o.callback = progress_checks;
+    o.user_data = &bad;
+    cumlp_fit_result res;
+    CHECK_OK(cumlp_fit(m.net, m.opt, ds, NULL, &o, &res));
+    CHECK(bad == 0);
+    CHECK(res.skipped_steps == 4 && res.steps == 36 && cumlp_optimizer_step_count(m.opt) == 36);
+    CHECK(cumlp_optimizer_skipped_steps(m.opt) == 4);
+    CHECK(isfinite(res.train_loss) && res.train_accuracy > 0.8);
+    /* every batch bad: 3 skipped in a row stop it, with the epoch and batch in the message */
+    for (int i = 0; i < 100; i++)
+        cumlp_dataset_features(ds)[2 * i + 1] = INFINITY;
+    o.max_consecutive_skips = 3;
+    o.callback = NULL;
+    CHECK_STATUS(cumlp_fit(m.net, m.opt, ds, NULL, &o, &res), CUMLP_ERROR_NON_FINITE);
+    CHECK(res.stop_reason == CUMLP_STOP_ERROR && res.skipped_steps == 3 && res.steps == 0);
+    CHECK_MSG(strstr(cumlp_last_error(m.ctx), "cumlp_fit: epoch 1 of 4, batch 3 of 10: 3 steps in "
+                                              "a row skipped"),
+              "%s", cumlp_last_error(m.ctx));
+    cumlp_dataset_destroy(ds);
+    free_model(&m);
+}
+
+/* At the end of epoch 2 (of 3), puts a NaN into the last batch's samples. */
+static int poison_after_two(const cumlp_fit_progress *p, void *user) {
+    if (p->end_of_epoch && p->epoch == 1) cumlp_dataset_features(user)[2 * 95] = NAN;
+    return 0;
+}
+
+/* With the optimizer's non_finite_error the first NaN stops training, and restore_best ends with
+ * the best validation epoch's parameters (what `cumlp train` saves). */
+static void test_non_finite_error_restores_best(void) {
+    model m = make_model(CUMLP_OPT_SGD, 0.1);
+    cumlp_optimizer_options oo;
+    cumlp_optimizer_defaults(&oo);
+    oo.learning_rate = 0.1;
+    oo.non_finite_error = 1;
+    cumlp_optimizer *strict = NULL;
+    CHECK_OK(cumlp_optimizer_create(m.net, &oo, &strict));
+    cumlp_dataset *train = blobs(100, 13), *val = blobs(50, 14);
+    cumlp_fit_options o;
+    cumlp_fit_defaults(&o);
+    o.epochs = 3;
+    o.batch_size = 10;
+    o.restore_best = 1;
+    cumlp_fit_result res;
+    CHECK_OK(cumlp_fit(m.net, strict, train, val, &o, &res));
+    cumlp_dataset_features(train)[5] = NAN;
+    o.shuffle = 0;
+    CHECK_STATUS(cumlp_fit(m.net, strict, train, val, &o, &res), CUMLP_ERROR_NON_FINITE);
+    CHECK(res.stop_reason == CUMLP_STOP_ERROR && res.best_epoch == -1 && res.steps == 0);
+    CHECK(strstr(cumlp_last_error(m.ctx), "epoch 1 of 3, batch 1 of 10") != NULL);
+    /* NaN in the last epoch's last batch: epochs 1 and 2 validated, the best restored */
+    cumlp_dataset_features(train)[5] = 1.0f;
+    o.callback = poison_after_two;
+    o.user_data = train;
+    CHECK_STATUS(cumlp_fit(m.net, strict, train, val, &o, &res), CUMLP_ERROR_NON_FINITE);
+    CHECK(res.best_epoch >= 0 && res.best_epoch <= 1 && res.steps == 29);
+    cumlp_eval_result e;
+    CHECK_OK(cumlp_evaluate(m.net, val, 0, &e));
+    CHECK_NEAR(e.loss, res.best_validation_loss, 1e-6);
+    cumlp_optimizer_destroy(strict);
+    cumlp_dataset_destroy(train);
+    cumlp_dataset_destroy(val);
+    free_model(&m);
+}
+
 static void test_bad_arguments(void) {
     model m = make_model(CUMLP_OPT_SGD, 0.1);
     model other = make_model(CUMLP_OPT_SGD, 0.1);
@@ -348,6 +508,9 @@ static void test_bad_arguments(void) {
     CHECK_STATUS(cumlp_fit(m.net, m.opt, ds, NULL, &o, NULL), CUMLP_ERROR_INVALID_VALUE);
     cumlp_fit_defaults(&o);
     o.patience = -1;
+    CHECK_STATUS(cumlp_fit(m.net, m.opt, ds, NULL, &o, NULL), CUMLP_ERROR_INVALID_VALUE);
+    cumlp_fit_defaults(&o);
+    o.max_consecutive_skips = -1;
     CHECK_STATUS(cumlp_fit(m.net, m.opt, ds, NULL, &o, NULL), CUMLP_ERROR_INVALID_VALUE);
     CHECK(cumlp_optimizer_step_count(m.opt) == 0); /* nothing trained */
     cumlp_eval_result e;
@@ -376,11 +539,14 @@ static void run_all(void) {
     RUN(test_restore_best);
     RUN(test_callback_stops);
     RUN(test_non_finite_loss);
+    RUN(test_skipped_steps_counted);
+    RUN(test_non_finite_error_restores_best);
     RUN(test_bad_arguments);
 }
 
 int main(void) {
     RUN(test_schedules);
+    RUN(test_later_schedules);
     run_all();
     if (cumlp_backend_is_built(CUMLP_BACKEND_CPU)) {
         printf("-- cpu backend\n");

@@ -195,40 +195,123 @@ static void test_derivatives(void) {
 /* The hyper-parameters of one step, with 1 - beta in double as the backends pass them. */
 static cumlp_update_params_d params(double lr, double mu, double wd, double beta1, double beta2,
                                     double eps, int t) {
-    cumlp_update_params_d q = {
-        lr, mu, wd, beta1, 1 - beta1, beta2, 1 - beta2, eps, 1 - pow(beta1, t), 1 - pow(beta2, t)};
+    cumlp_update_params_d q = {.learning_rate = lr,
+                               .momentum = mu,
+                               .l2_decay = wd,
+                               .decay_factor = 1,
+                               .beta1 = beta1,
+                               .one_minus_beta1 = 1 - beta1,
+                               .beta2 = beta2,
+                               .one_minus_beta2 = 1 - beta2,
+                               .epsilon = eps,
+                               .bias_correction1 = 1 - pow(beta1, t),
+                               .bias_correction2 = 1 - pow(beta2, t),
+                               .grad_scale = 1,
+                               .clip_value = INFINITY};
     return q;
 }
 
 /* The optimizer rules of cumlp.h, one step by hand. */
 static void test_optimizer_rules(void) {
-    double w = 1.0, v = 0.5, m = 0, s = 0;
+    double w = 1.0, s[CUMLP_OPTIMIZER_MAX_STATES] = {0.5, 0, 0};
     cumlp_update_params_d q = params(0.1, 0, 0.01, 0, 0, 0, 1);
-    cumlp_optimizer_update_d(CUMLP_OPT_SGD, &q, &w, 2.0, &v, &s);
+    cumlp_optimizer_update_d(CUMLP_OPT_SGD, &q, &w, 2.0, &s[0], &s[1], &s[2]);
     CHECK_NEAR(w, 1.0 - 0.1 * (2.0 + 0.01 * 1.0), 1e-15);
+    CHECK(s[0] == 0.5); /* SGD keeps no state */
     w = 1.0;
-    v = 0.5;
     q = params(0.1, 0.9, 0, 0, 0, 0, 1);
-    cumlp_optimizer_update_d(CUMLP_OPT_MOMENTUM, &q, &w, 2.0, &v, &s);
-    CHECK_NEAR(v, 0.9 * 0.5 - 0.1 * 2.0, 1e-15);
+    cumlp_optimizer_update_d(CUMLP_OPT_MOMENTUM, &q, &w, 2.0, &s[0], &s[1], &s[2]);
+    CHECK_NEAR(s[0], 0.9 * 0.5 - 0.1 * 2.0, 1e-15);
     CHECK_NEAR(w, 1.0 + 0.25, 1e-15);
     w = 1.0;
-    v = 0.5;
-    cumlp_optimizer_update_d(CUMLP_OPT_NESTEROV, &q, &w, 2.0, &v, &s);
-    CHECK_NEAR(v, 0.25, 1e-15);
+    s[0] = 0.5;
+    cumlp_optimizer_update_d(CUMLP_OPT_NESTEROV, &q, &w, 2.0, &s[0], &s[1], &s[2]);
+    CHECK_NEAR(s[0], 0.25, 1e-15);
     CHECK_NEAR(w, 1.0 + 0.9 * 0.25 - 0.1 * 2.0, 1e-15);
     w = 1.0;
+    s[0] = 0;
     /* Adam's first step moves every weight by about lr, whatever the gradient's size. */
     q = params(0.01, 0, 0, 0.9, 0.999, 1e-8, 1);
-    cumlp_optimizer_update_d(CUMLP_OPT_ADAM, &q, &w, 123.0, &m, &s);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAM, &q, &w, 123.0, &s[0], &s[1], &s[2]);
     CHECK_NEAR(w, 1.0 - 0.01, 1e-9);
-    CHECK_NEAR(m, 0.1 * 123.0, 1e-12);
-    CHECK_NEAR(s, 0.001 * 123.0 * 123.0, 1e-9);
+    CHECK_NEAR(s[0], 0.1 * 123.0, 1e-12);
+    CHECK_NEAR(s[1], 0.001 * 123.0 * 123.0, 1e-9);
     /* In fp32 the second moment's factor is 1 - beta2 rounded once, not 1.0f - 0.999f. */
-    float wf = 1.0f, mf = 0, sf = 0;
-    cumlp_update_params_f qf = {0.01f, 0, 0, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.1f, 0.001f};
-    cumlp_optimizer_update_f(CUMLP_OPT_ADAM, &qf, &wf, 3.0f, &mf, &sf);
-    CHECK_NEAR(sf, 0.001 * 9.0, 1e-9);
+    float wf = 1.0f, sf[CUMLP_OPTIMIZER_MAX_STATES] = {0, 0, 0};
+    cumlp_update_params_f qf = {.learning_rate = 0.01f,
+                                .beta1 = 0.9f,
+                                .one_minus_beta1 = 0.1f,
+                                .beta2 = 0.999f,
+                                .one_minus_beta2 = 0.001f,
+                                .epsilon = 1e-8f,
+                                .bias_correction1 = 0.1f,
+                                .bias_correction2 = 0.001f,
+                                .grad_scale = 1.0f,
+                                .clip_value = INFINITY};
+    cumlp_optimizer_update_f(CUMLP_OPT_ADAM, &qf, &wf, 3.0f, &sf[0], &sf[1], &sf[2]);
+    CHECK_NEAR(sf[1], 0.001 * 9.0, 1e-9);
+}
+
+/* The rules added after Adam, one or two steps by hand from their formulas in cumlp.h. */
+static void test_more_optimizer_rules(void) {
+    const double g = -3.0, eps = 1e-8;
+    double w = 2.0, s[CUMLP_OPTIMIZER_MAX_STATES] = {0, 0, 0};
+    /* AdamW: the decay multiplies w, and the gradient carries none of it. */
+    cumlp_update_params_d q = params(0.01, 0, 0, 0.9, 0.999, eps, 1);
+    q.decay_factor = 1 - 0.01 * 0.5;
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAMW, &q, &w, g, &s[0], &s[1], &s[2]);
+    CHECK_NEAR(w, 2.0 * (1 - 0.005) + 0.01 * 3.0 / (3.0 + eps), 1e-15);
+    /* AdaMax: u = max(b2 u, |g| + eps); the step is lr / (1 - b1^t) m / u. */
+    w = 2.0;
+    s[0] = s[1] = 0;
+    q = params(0.002, 0, 0, 0.9, 0.999, eps, 1);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAMAX, &q, &w, g, &s[0], &s[1], &s[2]);
+    CHECK_NEAR(s[1], 3.0 + eps, 1e-15);
+    CHECK_NEAR(w, 2.0 + 0.002 / 0.1 * (0.3 / (3.0 + eps)), 1e-15);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAMAX, &q, &w, 0.5, &s[0], &s[1],
+                             &s[2]); /* u keeps 0.999 (3 + eps) */
+    CHECK_NEAR(s[1], 0.999 * (3.0 + eps), 1e-15);
+    /* NAdam: the gradient and the moment with the coefficients the host gives. */
+    w = 2.0;
+    s[0] = s[1] = 0;
+    q = params(0.002, 0, 0, 0.9, 0.999, eps, 1);
+    q.nadam_grad_coef = 0.25;
+    q.nadam_avg_coef = 0.125;
+    cumlp_optimizer_update_d(CUMLP_OPT_NADAM, &q, &w, g, &s[0], &s[1], &s[2]);
+    double d = sqrt(0.001 * 9.0 / 0.001) + eps;
+    CHECK_NEAR(w, 2.0 - 0.25 * g / d - 0.125 * (0.1 * g) / d, 1e-15);
+    /* RMSprop, plain: lr g / (sqrt((1 - alpha) g^2) + eps). */
+    w = 2.0;
+    s[0] = s[1] = s[2] = 0;
+    q = params(0.01, 0, 0, 0, 0.99, eps, 1);
+    cumlp_optimizer_update_d(CUMLP_OPT_RMSPROP, &q, &w, g, &s[0], &s[1], &s[2]);
+    CHECK_NEAR(w, 2.0 - 0.01 * g / (sqrt(0.01 * 9.0) + eps), 1e-15);
+    CHECK_NEAR(s[0], 0.01 * 9.0, 1e-15); /* s[1], s[2] stand for arenas it does not keep */
+    /* centered, with momentum: the variance alpha (1 - alpha) g^2, the buffer g / d. */
+    w = 2.0;
+    s[0] = s[1] = s[2] = 0;
+    q = params(0.01, 0.5, 0, 0, 0.99, eps, 1);
+    q.centered = 1;
+    cumlp_optimizer_update_d(CUMLP_OPT_RMSPROP, &q, &w, g, &s[0], &s[1], &s[2]);
+    d = sqrt(0.99 * 0.01 * 9.0) + eps;
+    CHECK_NEAR(s[2], 0.01 * g, 1e-15);
+    CHECK_NEAR(s[1], g / d, 1e-12);
+    CHECK_NEAR(w, 2.0 - 0.01 * g / d, 1e-13);
+    /* Adagrad from an initial accumulator of 0.5. */
+    w = 2.0;
+    s[0] = 0.5;
+    q = params(0.1, 0, 0, 0, 0, 1e-10, 1);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADAGRAD, &q, &w, g, &s[0], &s[1], &s[2]);
+    CHECK_NEAR(s[0], 9.5, 1e-15);
+    CHECK_NEAR(w, 2.0 - 0.1 * g / (sqrt(9.5) + 1e-10), 1e-15);
+    /* Adadelta: the first update is sqrt(eps) / sqrt((1 - rho) g^2 + eps) g. */
+    w = 2.0;
+    s[0] = s[1] = 0;
+    q = params(1.0, 0, 0, 0, 0.9, 1e-6, 1);
+    cumlp_optimizer_update_d(CUMLP_OPT_ADADELTA, &q, &w, g, &s[0], &s[1], &s[2]);
+    double delta = sqrt(1e-6) / sqrt(0.1 * 9.0 + 1e-6) * g;
+    CHECK_NEAR(w, 2.0 - delta, 1e-15);
+    CHECK_NEAR(s[1], 0.1 * delta * delta, 1e-18);
 }
 
 /* Mean and standard deviation of one layer's initial weights for each scheme. */
@@ -286,6 +369,7 @@ int main(void) {
     RUN(test_activation_values);
     RUN(test_derivatives);
     RUN(test_optimizer_rules);
+    RUN(test_more_optimizer_rules);
     RUN(test_initialization);
     return harness_finish();
 }

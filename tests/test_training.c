@@ -163,10 +163,14 @@ static void test_reproducible(void) {
     }
 }
 
-/* Every optimizer (with weight decay too) lowers the loss of a small regression. */
+/* Every optimizer (with weight decay too, decoupled for AdamW) lowers the loss of a small
+ * regression. */
 static void test_optimizers_learn(void) {
-    const int types[] = {CUMLP_OPT_SGD, CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM};
-    const double rates[] = {0.1, 0.05, 0.05, 0.01};
+    const int types[] = {CUMLP_OPT_SGD,     CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV,
+                         CUMLP_OPT_ADAM,    CUMLP_OPT_ADAMW,    CUMLP_OPT_ADAMAX,
+                         CUMLP_OPT_NADAM,   CUMLP_OPT_RMSPROP,  CUMLP_OPT_ADAGRAD,
+                         CUMLP_OPT_ADADELTA};
+    const double rates[] = {0.1, 0.05, 0.05, 0.01, 0.01, 0.01, 0.01, 0.005, 0.1, 1.0};
     test_rng rng = {5};
     float x[3 * 16], y[2 * 16];
     test_fill_uniform(&rng, x, 48, -1, 1);
@@ -176,13 +180,12 @@ static void test_optimizers_learn(void) {
     }
     const int64_t widths[] = {3, 8, 2};
     const int acts[] = {CUMLP_ACT_TANH, CUMLP_ACT_IDENTITY};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < (int)(sizeof types / sizeof *types); i++) {
         for (int decay = 0; decay < 2; decay++) {
             cumlp_context *ctx = test_context_or_skip(CUMLP_BACKEND_REFERENCE);
             cumlp_network *net = test_network(ctx, 2, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 8);
             cumlp_optimizer_options o;
-            cumlp_optimizer_defaults(&o);
-            o.type = types[i];
+            cumlp_optimizer_defaults_for(types[i], &o);
             o.learning_rate = rates[i];
             o.weight_decay = decay ? 1e-3 : 0;
             cumlp_optimizer *opt = NULL;

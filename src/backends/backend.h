@@ -23,33 +23,60 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Optimizer hyper-parameters of one step, with the bias corrections already computed. */
+/* The hyper-parameters of one optimizer step, computed on the host in double (src/optimizer.c,
+ * cumlp__optimizer_step_params): what the options give, with the per-step factors (the bias
+ * corrections, NAdam's mu products, Adagrad's decayed rate) already worked out. One struct, so
+ * that a later CUDA-graph path can keep it in device memory. */
 typedef struct cumlp_step_params {
-    int type; /* cumlp_optimizer_type */
-    double learning_rate;
+    int type;             /* cumlp_optimizer_type */
+    double learning_rate; /* this step's rate: ADAGRAD's is decayed by lr_decay */
     double momentum;
     double weight_decay;
-    double beta1, beta2, epsilon;
-    double bias_correction1; /* 1 - beta1^t (Adam), else 1 */
-    double bias_correction2; /* 1 - beta2^t (Adam), else 1 */
+    double beta1;
+    double beta2; /* also RMSPROP's alpha and ADADELTA's rho: the squares' decay */
+    double epsilon;
+    int centered;             /* RMSPROP */
+    double bias_correction1;  /* 1 - beta1^t (the Adam family), else 1 */
+    double bias_correction2;  /* 1 - beta2^t (the Adam family), else 1 */
+    double nadam_grad_factor; /* NADAM: (1 - mu_t) / (1 - P_t), P_t = mu_1 ... mu_t */
+    double nadam_avg_factor;  /* NADAM: mu_(t+1) / (1 - P_t mu_(t+1)) */
+    double grad_scale;        /* the gradient's factor: min(1, clip_norm / (norm + 1e-6)), else 1 */
+    double clip_value;        /* > 0: the scaled gradient is clamped to +-clip_value; 0: not */
 } cumlp_step_params;
 
-/* The step's hyper-parameters as the shared update rule (kernels/cumlp_math.inc) takes them, with
- * 1 - beta computed in double and rounded once. */
+/* The step's hyper-parameters as the shared update rule (kernels/cumlp_math.inc) takes them:
+ * every product and 1 - beta computed in double, so that the fp32 rule gets each rounded once. */
 static inline cumlp_update_params_d cumlp__update_params_d(const cumlp_step_params *p) {
-    cumlp_update_params_d q = {p->learning_rate,    p->momentum,        p->weight_decay, p->beta1,
-                               1.0 - p->beta1,      p->beta2,           1.0 - p->beta2,  p->epsilon,
-                               p->bias_correction1, p->bias_correction2};
+    int decoupled = p->type == CUMLP_OPT_ADAMW;
+    cumlp_update_params_d q = {
+        .learning_rate = p->learning_rate,
+        .momentum = p->momentum,
+        .l2_decay = decoupled ? 0.0 : p->weight_decay,
+        .decay_factor = decoupled ? 1.0 - p->learning_rate * p->weight_decay : 1.0,
+        .beta1 = p->beta1,
+        .one_minus_beta1 = 1.0 - p->beta1,
+        .beta2 = p->beta2,
+        .one_minus_beta2 = 1.0 - p->beta2,
+        .epsilon = p->epsilon,
+        .bias_correction1 = p->bias_correction1,
+        .bias_correction2 = p->bias_correction2,
+        .nadam_grad_coef = p->learning_rate * p->nadam_grad_factor,
+        .nadam_avg_coef = p->learning_rate * p->nadam_avg_factor,
+        .grad_scale = p->grad_scale,
+        .clip_value = p->clip_value > 0 ? p->clip_value : (double)INFINITY,
+        .centered = p->centered,
+    };
     return q;
 }
 
 static inline cumlp_update_params_f cumlp__update_params_f(const cumlp_step_params *p) {
-    cumlp_update_params_f q = {(float)p->learning_rate,    (float)p->momentum,
-                               (float)p->weight_decay,     (float)p->beta1,
-                               (float)(1.0 - p->beta1),    (float)p->beta2,
-                               (float)(1.0 - p->beta2),    (float)p->epsilon,
-                               (float)p->bias_correction1, (float)p->bias_correction2};
-    return q;
+    const cumlp_update_params_d d = cumlp__update_params_d(p);
+    cumlp_update_params_f f;
+#define CUMLP_ROUND_FIELD_(name) f.name = (float)d.name;
+    CUMLP_UPDATE_PARAMS_FIELDS(CUMLP_ROUND_FIELD_)
+#undef CUMLP_ROUND_FIELD_
+    f.centered = d.centered;
+    return f;
 }
 
 /* Distribution for the initial parameters (one generator call over the whole arena). */
@@ -115,10 +142,13 @@ typedef struct cumlp_backend_ops {
                                         int cols, const void *G, const void *Z, const void *A,
                                         void *delta, void *db, double db_scale);
 
-    /* One optimizer update over count parameters: param, grad and up to two state arrays
-     * (velocity for momentum/Nesterov; first and second moments for Adam; NULL when unused). */
+    /* One optimizer update over count parameters: param, grad and the state arrays
+     * state[0 .. CUMLP_OPTIMIZER_MAX_STATES), each count elements at the same offset as param,
+     * NULL where the rule keeps no such state (see cumlp__optimizer_state_slots in internal.h).
+     * Element i of every array is updated from element i alone. */
     cumlp_status (*optimizer_step)(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
-                                   void *param, const void *grad, void *state1, void *state2);
+                                   void *param, const void *grad,
+                                   void *const state[CUMLP_OPTIMIZER_MAX_STATES]);
 
     /* Fills out[0..count) with fp32 draws of the distribution, from Philox4x32-10 keyed by the
      * seed, the 32-bit words of the one stream that cuRAND's Philox generator makes for that seed
@@ -137,8 +167,13 @@ typedef struct cumlp_backend_ops {
     cumlp_status (*scale_shift)(cumlp_context *ctx, void *x, size_t count, double scale,
                                 double shift);
 
-    /* *all_finite = 1 if no element of x[0..count) is NaN or Inf, else 0 (waits). */
-    cumlp_status (*check_finite)(cumlp_context *ctx, const void *x, size_t count, int *all_finite);
+    /* *all_finite = 1 if no element of x[0..count) is NaN or Inf, else 0 (waits). With
+     * sum_squares != NULL, the same pass also gives *sum_squares = sum of x[i]^2, accumulated in
+     * double in an order that depends only on count (and the cpu backend's thread count), so
+     * that the gradient norm of a step is the same from run to run; it is not finite exactly when
+     * some x[i] is not (fp32 squares summed in double cannot overflow). */
+    cumlp_status (*check_finite)(cumlp_context *ctx, const void *x, size_t count, int *all_finite,
+                                 double *sum_squares);
 
     /* ---- Optional operations, in groups that are all present or all NULL. Call them through the
      * front end below (cumlp__upload_async, ...), which falls back when a group is NULL. ----

@@ -478,40 +478,72 @@ static cumlp_status cpu_loss_delta(cumlp_context *ctx, int loss, int activation,
 
 /* ---- optimizer ----------------------------------------------------------------------------- */
 
-/* One update loop over n elements with a constant rule; absent state arrays are replaced by a
- * local that the compiler removes. */
-CPU_INLINE void update_loop(int type, const cumlp_update_params_f *q, size_t n, float *w,
-                            const float *g, float *s1, float *s2) {
+/* One update loop over n elements with a constant rule. `uses` (a constant after inlining) says
+ * which state arrays the rule keeps (bit k: s[k]); the others are a local zero per element, so
+ * that neither their loads nor any test of them stays in the vectorized loop. */
+CPU_INLINE void update_loop(int type, unsigned uses, const cumlp_update_params_f *q, size_t n,
+                            float *w, const float *g, float *const s[CUMLP_OPTIMIZER_MAX_STATES]) {
+    float *s0 = s[0], *s1 = s[1], *s2 = s[2];
+    const cumlp_update_params_f p = *q; /* a local: no store to w or s can change it */
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        float unused1 = 0, unused2 = 0;
-        cumlp_optimizer_update_f(type, q, &w[i], g[i], s1 ? &s1[i] : &unused1,
-                                 s2 ? &s2[i] : &unused2);
+        float z0 = 0, z1 = 0, z2 = 0;
+        cumlp_optimizer_update_f(type, &p, &w[i], g[i], uses & 1u ? &s0[i] : &z0,
+                                 uses & 2u ? &s1[i] : &z1, uses & 4u ? &s2[i] : &z2);
     }
 }
 
+/* The loop of each rule, with the state arrays it uses (s[k] + begin, or NULL). */
 static void update_chunk(int type, const cumlp_update_params_f *q, size_t n, float *w,
-                         const float *g, float *s1, float *s2) {
+                         const float *g, float *const s[CUMLP_OPTIMIZER_MAX_STATES]) {
+#define LOOP(rule, uses) update_loop(rule, uses, q, n, w, g, s)
     switch (type) {
     case CUMLP_OPT_MOMENTUM:
-        update_loop(CUMLP_OPT_MOMENTUM, q, n, w, g, s1, NULL);
+        LOOP(CUMLP_OPT_MOMENTUM, 1u);
         break;
     case CUMLP_OPT_NESTEROV:
-        update_loop(CUMLP_OPT_NESTEROV, q, n, w, g, s1, NULL);
+        LOOP(CUMLP_OPT_NESTEROV, 1u);
         break;
     case CUMLP_OPT_ADAM:
-        update_loop(CUMLP_OPT_ADAM, q, n, w, g, s1, s2);
+        LOOP(CUMLP_OPT_ADAM, 3u);
+        break;
+    case CUMLP_OPT_ADAMW:
+        LOOP(CUMLP_OPT_ADAMW, 3u);
+        break;
+    case CUMLP_OPT_ADAMAX:
+        LOOP(CUMLP_OPT_ADAMAX, 3u);
+        break;
+    case CUMLP_OPT_NADAM:
+        LOOP(CUMLP_OPT_NADAM, 3u);
+        break;
+    case CUMLP_OPT_RMSPROP: /* the momentum buffer and the gradients' average are optional */
+        if (s[1] && s[2])
+            LOOP(CUMLP_OPT_RMSPROP, 7u);
+        else if (s[1])
+            LOOP(CUMLP_OPT_RMSPROP, 3u);
+        else if (s[2])
+            LOOP(CUMLP_OPT_RMSPROP, 5u);
+        else
+            LOOP(CUMLP_OPT_RMSPROP, 1u);
+        break;
+    case CUMLP_OPT_ADAGRAD:
+        LOOP(CUMLP_OPT_ADAGRAD, 1u);
+        break;
+    case CUMLP_OPT_ADADELTA:
+        LOOP(CUMLP_OPT_ADADELTA, 3u);
         break;
     default:
-        update_loop(CUMLP_OPT_SGD, q, n, w, g, NULL, NULL);
+        LOOP(CUMLP_OPT_SGD, 0u);
         break;
     }
+#undef LOOP
 }
 
 static cumlp_status cpu_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
-                                       void *param, const void *grad, void *state1, void *state2) {
+                                       void *param, const void *grad,
+                                       void *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
     const cumlp_update_params_f q = cumlp__update_params_f(p);
-    float *w = param, *s1 = state1, *s2 = state2;
+    float *w = param;
     const float *g = grad;
     int threads = count >= PARALLEL_MIN_ELEMENTS ? threads_of(ctx) : 1;
 #pragma omp parallel num_threads(threads)
@@ -520,8 +552,10 @@ static cumlp_status cpu_optimizer_step(cumlp_context *ctx, const cumlp_step_para
         size_t t = (size_t)omp_get_thread_num(), n = (size_t)omp_get_num_threads();
         size_t begin = count / n * t + (t < count % n ? t : count % n);
         size_t len = count / n + (t < count % n ? 1 : 0);
-        update_chunk(p->type, &q, len, w + begin, g + begin, s1 ? s1 + begin : NULL,
-                     s2 ? s2 + begin : NULL);
+        float *s[CUMLP_OPTIMIZER_MAX_STATES];
+        for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+            s[k] = state[k] ? (float *)state[k] + begin : NULL;
+        update_chunk(p->type, &q, len, w + begin, g + begin, s);
     }
     return CUMLP_SUCCESS;
 }
@@ -545,8 +579,39 @@ static cumlp_status cpu_scale_shift(cumlp_context *ctx, void *x, size_t count, d
     return CUMLP_SUCCESS;
 }
 
+/* The sum of squares of x[0..count), in double: each thread sums a contiguous range (vectorized),
+ * and the partials are added in thread order. */
+static cumlp_status sum_squares(cumlp_context *ctx, const float *x, size_t count, double *out) {
+    int team = count >= PARALLEL_MIN_ELEMENTS ? threads_of(ctx) : 1, used = 1;
+    double *partials = NULL;
+    cumlp_status st = scratch(ctx, (size_t)team, &partials);
+    if (st != CUMLP_SUCCESS) return st;
+#pragma omp parallel num_threads(team)
+    {
+        size_t t = (size_t)omp_get_thread_num(), n = (size_t)omp_get_num_threads();
+        size_t begin = count / n * t + (t < count % n ? t : count % n);
+        size_t end = begin + count / n + (t < count % n ? 1 : 0);
+        double sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (size_t i = begin; i < end; i++)
+            sum += (double)x[i] * (double)x[i];
+        partials[t] = sum;
+        if (t == 0) used = (int)n;
+    }
+    double total = 0;
+    for (int t = 0; t < used; t++)
+        total += partials[t];
+    *out = total;
+    return CUMLP_SUCCESS;
+}
+
 static cumlp_status cpu_check_finite(cumlp_context *ctx, const void *x, size_t count,
-                                     int *all_finite) {
+                                     int *all_finite, double *sum_squares_out) {
+    if (sum_squares_out) {
+        cumlp_status st = sum_squares(ctx, x, count, sum_squares_out);
+        if (st == CUMLP_SUCCESS) *all_finite = isfinite(*sum_squares_out) != 0;
+        return st;
+    }
     const float *v = x;
     int bad = 0;
     /* x - x is 0 for every finite x and NaN for NaN and +-Inf; this form vectorizes. */

@@ -17,6 +17,7 @@
 #include <cuda_runtime_api.h>
 #include <curand.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -518,14 +519,16 @@ static cumlp_status cuda_activation_backward(cumlp_context *ctx, int activation,
 }
 
 static cumlp_status cuda_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p,
-                                        size_t count, void *param, const void *grad, void *state1,
-                                        void *state2) {
+                                        size_t count, void *param, const void *grad,
+                                        void *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     RANGE_PUSH("cumlp:optimizer_step");
     const cumlp_update_params_f q = cumlp__update_params_f(p);
-    int err = cumlp__cuda_optimizer_step(state_of(ctx)->stream, p->type, &q, count, param, grad,
-                                         state1, state2);
+    float *s[CUMLP_OPTIMIZER_MAX_STATES];
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+        s[k] = state[k];
+    int err = cumlp__cuda_optimizer_step(state_of(ctx)->stream, p->type, &q, count, param, grad, s);
     RANGE_POP();
     return launch_error(ctx, err, "optimizer_step");
 }
@@ -576,10 +579,36 @@ static cumlp_status cuda_scale_shift(cumlp_context *ctx, void *x, size_t count, 
                         "scale_shift");
 }
 
+/* The sum of squares of x[0..count) in double, read back (waits). */
+static cumlp_status sum_squares(cumlp_context *ctx, const void *x, size_t count, double *out) {
+    cuda_state *s = state_of(ctx);
+    size_t partials = cumlp__cuda_sum_squares_workspace(count);
+    void *ws = NULL;
+    cumlp_status st = workspace(ctx, partials + sizeof(double), &ws);
+    if (st != CUMLP_SUCCESS) return st;
+    double *device_sum = (double *)((char *)ws + partials);
+    st = launch_error(ctx, cumlp__cuda_sum_squares(s->stream, x, count, device_sum, ws),
+                      "check_finite");
+    if (st != CUMLP_SUCCESS) return st;
+    cudaError_t err = cudaMemcpyAsync(s->host_scalars, device_sum, sizeof(double),
+                                      cudaMemcpyDeviceToHost, s->stream);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(s->stream);
+    if (err == cudaSuccess) memcpy(out, s->host_scalars, sizeof(double));
+    return cumlp__cuda_status(ctx, err, "reading the sum of squares");
+}
+
 static cumlp_status cuda_check_finite(cumlp_context *ctx, const void *x, size_t count,
-                                      int *all_finite) {
+                                      int *all_finite, double *sum_squares_out) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
+    if (sum_squares_out) {
+        RANGE_PUSH("cumlp:sum_squares");
+        st = sum_squares(ctx, x, count, sum_squares_out);
+        RANGE_POP();
+        /* fp32 squares summed in double overflow never: the sum is finite iff every x[i] is */
+        if (st == CUMLP_SUCCESS) *all_finite = isfinite(*sum_squares_out) != 0;
+        return st;
+    }
     cuda_state *s = state_of(ctx);
     void *ws = NULL;
     st = workspace(ctx, sizeof(int), &ws);

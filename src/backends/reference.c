@@ -241,15 +241,18 @@ static cumlp_status ref_activation_backward(cumlp_context *ctx, int activation, 
 /* ---- optimizer, random numbers, helpers ---------------------------------------------------- */
 
 static cumlp_status ref_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
-                                       void *param, const void *grad, void *state1, void *state2) {
+                                       void *param, const void *grad,
+                                       void *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
     (void)ctx;
-    real *w = param, *s1 = state1, *s2 = state2;
+    real *w = param;
     const real *g = grad;
     const cumlp_update_params_d q = cumlp__update_params_d(p);
-    real unused1 = 0, unused2 = 0;
-    for (size_t i = 0; i < count; i++)
-        cumlp_optimizer_update_d(p->type, &q, &w[i], g[i], s1 ? &s1[i] : &unused1,
-                                 s2 ? &s2[i] : &unused2);
+    real *s0 = state[0], *s1 = state[1], *s2 = state[2];
+    for (size_t i = 0; i < count; i++) {
+        real z0 = 0, z1 = 0, z2 = 0; /* in place of the arenas the rule does not keep */
+        cumlp_optimizer_update_d(p->type, &q, &w[i], g[i], s0 ? &s0[i] : &z0, s1 ? &s1[i] : &z1,
+                                 s2 ? &s2[i] : &z2);
+    }
     return CUMLP_SUCCESS;
 }
 
@@ -272,15 +275,16 @@ static cumlp_status ref_scale_shift(cumlp_context *ctx, void *x, size_t count, d
 }
 
 static cumlp_status ref_check_finite(cumlp_context *ctx, const void *x, size_t count,
-                                     int *all_finite) {
+                                     int *all_finite, double *sum_squares) {
     (void)ctx;
     const real *v = x;
+    double sum = 0;
     *all_finite = 1;
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(v[i])) {
-            *all_finite = 0;
-            break;
-        }
+    for (size_t i = 0; i < count; i++) {
+        *all_finite &= isfinite(v[i]) != 0;
+        sum += v[i] * v[i];
+    }
+    if (sum_squares) *sum_squares = sum;
     return CUMLP_SUCCESS;
 }
 

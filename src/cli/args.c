@@ -19,11 +19,11 @@ void cli_args_defaults(cli_args *a) {
     a->act = "relu";
     a->optimizer = "adam";
     a->schedule = "constant";
-    a->lr = NAN; /* per-optimizer default */
-    a->momentum = 0.9;
-    a->beta1 = 0.9;
-    a->beta2 = 0.999;
-    a->eps = 1e-8;
+    /* per-optimizer defaults (cumlp_optimizer_defaults_for) unless given */
+    a->lr = a->momentum = a->weight_decay = a->beta1 = a->beta2 = a->eps = NAN;
+    a->alpha = a->rho = a->lr_decay = a->initial_accumulator = a->momentum_decay = NAN;
+    a->clip_norm = a->clip_value = 0; /* off */
+    a->power = 1.0;
     a->gamma = 0.1;
     a->step_epochs = 10;
     a->epochs = 10;
@@ -70,6 +70,18 @@ static const opt_spec specs[] = {
     OPT("beta1", OPT_DOUBLE, beta1),
     OPT("beta2", OPT_DOUBLE, beta2),
     OPT("eps", OPT_DOUBLE, eps),
+    OPT("alpha", OPT_DOUBLE, alpha),
+    OPT("rho", OPT_DOUBLE, rho),
+    OPT("centered", OPT_FLAG, centered),
+    OPT("lr-decay", OPT_DOUBLE, lr_decay),
+    OPT("initial-accumulator", OPT_DOUBLE, initial_accumulator),
+    OPT("momentum-decay", OPT_DOUBLE, momentum_decay),
+    OPT("clip-norm", OPT_DOUBLE, clip_norm),
+    OPT("clip-value", OPT_DOUBLE, clip_value),
+    OPT("skip-non-finite", OPT_FLAG, skip_non_finite),
+    OPT("warmup-epochs", OPT_INT, warmup_epochs),
+    OPT("milestones", OPT_STRING, milestones),
+    OPT("power", OPT_DOUBLE, power),
     OPT("schedule", OPT_STRING, schedule),
     OPT("gamma", OPT_DOUBLE, gamma),
     OPT("step-epochs", OPT_INT, step_epochs),
@@ -204,6 +216,7 @@ int cli_exit_code(cumlp_status status) {
     case CUMLP_SUCCESS:
         return EXIT_OK;
     case CUMLP_ERROR_NON_FINITE:
+    case CUMLP_STEP_SKIPPED:
         return EXIT_NUMERICAL;
     case CUMLP_ERROR_INVALID_VALUE:
     case CUMLP_ERROR_NOT_SUPPORTED:

@@ -24,10 +24,11 @@ typedef struct cli_args {
     double val_split;
     /* network */
     const char *layers, *act, *out_act, *loss, *init;
-    /* optimizer and schedule */
-    const char *optimizer, *schedule;
+    /* optimizer and schedule (an optimizer's hyper-parameter left NaN takes its default) */
+    const char *optimizer, *schedule, *milestones;
     double lr, momentum, weight_decay, beta1, beta2, eps, gamma, lr_min, target_loss, min_delta;
-    int step_epochs, patience, restore_best;
+    double alpha, rho, lr_decay, initial_accumulator, momentum_decay, clip_norm, clip_value, power;
+    int step_epochs, patience, restore_best, centered, skip_non_finite, warmup_epochs;
     /* run */
     int epochs, threads, tf32, quiet, progress;
     int64_t batch;

@@ -34,15 +34,36 @@ static void train_help(void) {
         "  --loss L               ce (softmax cross-entropy), bce (sigmoid binary\n"
         "                         cross-entropy) or mse (default: from the output activation)\n"
         "  --init I               he (default for relu-like), he-normal, xavier (default\n"
-        "                         otherwise), xavier-normal, normal, uniform\n"
-        "optimizer:\n"
-        "  --optimizer O          sgd, momentum, nesterov or adam (default)\n"
-        "  --lr X                 learning rate (default 0.001 for adam, else 0.01)\n"
-        "  --momentum X --weight-decay X --beta1 X --beta2 X --eps X\n"
-        "  --schedule S           constant (default), step, exp or cosine\n"
-        "  --gamma X              factor of step and exp (default 0.1)\n"
+        "                         otherwise), xavier-normal, normal, uniform\n");
+    /* one string per part: ISO C guarantees string literals of 4095 characters only */
+    printf(
+        "optimizer (the defaults are PyTorch's for the optimizer chosen):\n"
+        "  --optimizer O          sgd, momentum, nesterov, adam (default), adamw, adamax, nadam,\n"
+        "                         rmsprop, adagrad or adadelta\n"
+        "  --lr X                 learning rate (default 0.001 adam, adamw; 0.002 adamax, nadam;\n"
+        "                         1.0 adadelta; else 0.01)\n"
+        "  --weight-decay X       L2 decay (adamw: decoupled; default 0.01 there, else 0)\n"
+        "  --momentum X           momentum, nesterov (default 0.9), rmsprop (default 0)\n"
+        "  --beta1 X --beta2 X    the adam family's averages (default 0.9, 0.999)\n"
+        "  --eps X                (default 1e-8; adagrad 1e-10, adadelta 1e-6)\n"
+        "  --alpha X              rmsprop's smoothing (default 0.99); --centered: rmsprop divides\n"
+        "                         by the gradients' standard deviation\n"
+        "  --rho X                adadelta's decay (default 0.9)\n"
+        "  --lr-decay X --initial-accumulator X   adagrad's (default 0, 0)\n"
+        "  --momentum-decay X     nadam's (default 0.004)\n"
+        "  --clip-norm X          scale the gradients to a global L2 norm of at most X\n"
+        "  --clip-value X         clamp each gradient to [-X, X]\n"
+        "  --skip-non-finite      skip a step whose loss or gradients are NaN or Inf (at most\n"
+        "                         10 in a row) instead of stopping the run\n"
+        "schedule (of the learning rate, per epoch):\n"
+        "  --schedule S           constant (default), step, exp, cosine, multistep, linear, poly\n"
+        "  --gamma X              factor of step, exp and multistep (default 0.1)\n"
         "  --step-epochs N        period of step (default 10)\n"
-        "  --lr-min X             floor of cosine (default 0)\n"
+        "  --milestones N,N,...   the epochs (from 0) where multistep multiplies by gamma\n"
+        "  --lr-min X             floor of cosine, linear and poly (default 0)\n"
+        "  --power X              poly's power (default 1)\n"
+        "  --warmup-epochs N      linear warm-up over the first N epochs, with any schedule\n");
+    printf(
         "training:\n"
         "  --epochs N (default 10) --batch N (default 128) --seed N (default 42)\n"
         "  --target-loss X        stop when an epoch's training loss falls below X\n"
@@ -54,19 +75,23 @@ static void train_help(void) {
         "  --tf32                 TF32 tensor-core GEMMs on the GPU\n"
         "output:\n"
         "  --save FILE            write the model (safetensors) and FILE.scale (the scaling)\n"
-        "  --log FILE             per-epoch CSV: epoch,lr,train_loss,train_acc,val_loss,...\n"
+        "  --log FILE             per-epoch CSV: epoch,lr,train_loss,train_acc,val_loss,...,\n"
+        "                         gradient_norm (the epoch's mean),skipped_steps\n"
         "  --plot FILE            SVG of the training and validation curves\n"
         "  --progress             a progress bar even when stderr is not a terminal\n"
         "  --quiet                only the final summary\n\n"
-        "exit status: 0 success, 1 usage error, 2 data or file error, 3 NaN/Inf loss\n");
+        "exit status: 0 success, 1 usage error, 2 data or file error, 3 NaN/Inf loss or gradients\n"
+        "(--save then holds the best validation epoch's parameters with --restore-best, else the\n"
+        "last finite ones)\n");
 }
 
 static const char *train_options =
     "data labels format task classes csv-header label-column limit val-split test-data "
     "test-labels scale scale-per-feature layers act out-act loss init optimizer lr momentum "
-    "weight-decay beta1 beta2 eps schedule gamma step-epochs lr-min epochs batch seed "
-    "target-loss patience min-delta restore-best backend threads tf32 save log plot progress "
-    "quiet";
+    "weight-decay beta1 beta2 eps alpha rho centered lr-decay initial-accumulator momentum-decay "
+    "clip-norm clip-value skip-non-finite schedule gamma step-epochs milestones lr-min power "
+    "warmup-epochs epochs batch seed target-loss patience min-delta restore-best backend threads "
+    "tf32 save log plot progress quiet";
 
 /* ---- network description -------------------------------------------------------------------- */
 
@@ -135,16 +160,32 @@ int cli_describe_network(const char *command, const cli_args *a, int64_t in, int
     return 1;
 }
 
+/* *field = value when the option was given (not NaN); else the optimizer's default stays. */
+static void given(double *field, double value) {
+    if (!isnan(value)) *field = value;
+}
+
 static int optimizer_options(const char *command, const cli_args *a, cumlp_optimizer_options *o) {
-    cumlp_optimizer_defaults(o);
-    if (!cli_parse_name(command, "optimizer", cumlp_optimizer_from_name, a->optimizer, &o->type))
+    int type = 0;
+    if (!cli_parse_name(command, "optimizer", cumlp_optimizer_from_name, a->optimizer, &type))
         return 0;
-    o->learning_rate = !isnan(a->lr) ? a->lr : o->type == CUMLP_OPT_ADAM ? 0.001 : 0.01;
-    o->momentum = a->momentum;
-    o->weight_decay = a->weight_decay;
-    o->beta1 = a->beta1;
-    o->beta2 = a->beta2;
-    o->epsilon = a->eps;
+    cumlp_optimizer_defaults_for(type, o);
+    given(&o->learning_rate, a->lr);
+    given(&o->momentum, a->momentum);
+    given(&o->weight_decay, a->weight_decay);
+    given(&o->beta1, a->beta1);
+    given(&o->beta2, a->beta2);
+    given(&o->epsilon, a->eps);
+    given(&o->alpha, a->alpha);
+    given(&o->rho, a->rho);
+    given(&o->lr_decay, a->lr_decay);
+    given(&o->initial_accumulator_value, a->initial_accumulator);
+    given(&o->momentum_decay, a->momentum_decay);
+    o->centered = a->centered;
+    o->clip_norm = a->clip_norm;
+    o->clip_value = a->clip_value;
+    /* by default a NaN or Inf step ends the run (exit status 3, the model saved) */
+    o->non_finite_error = !a->skip_non_finite;
     return 1;
 }
 
@@ -159,7 +200,31 @@ typedef struct reporter {
     int log_failed; /* a write to the log failed (reported when training ends) */
     cli_history history;
     int history_failed;
+    /* With --save: the parameters of the last epoch that ended with finite ones (0: the initial
+     * ones), what --save writes if a step leaves NaN or Inf in the network's; two buffers, the
+     * newest in snapshot. */
+    cumlp_network *net;
+    float *snapshot, *spare;
+    int snapshot_epoch; /* -1: none */
 } reporter;
+
+static int all_finite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+/* Keeps the network's parameters as the snapshot of `epoch` when they are all finite. */
+static void take_snapshot(reporter *r, int epoch) {
+    int64_t n = cumlp_network_num_parameters(r->net);
+    if (!r->spare || cumlp_network_get_parameters(r->net, r->spare, n) != CUMLP_SUCCESS ||
+        !all_finite(r->spare, n))
+        return;
+    float *newest = r->spare;
+    r->spare = r->snapshot;
+    r->snapshot = newest;
+    r->snapshot_epoch = epoch;
+}
 
 static void format_time(double s, char *buf, size_t size) {
     long t = s > 0 && s < 1e7 ? (long)(s + 0.5) : 0;
@@ -195,6 +260,8 @@ static void print_epoch(const cli_args *a, const cumlp_fit_progress *p) {
         else
             printf("  val_mse %.4g", p->validation_mse);
     }
+    if (p->mean_gradient_norm >= 0) printf("  |g| %.3g", p->mean_gradient_norm);
+    if (p->skipped_steps > 0) printf("  skipped %lld", (long long)p->skipped_steps);
     printf("  %.1fs\n", p->seconds);
     fflush(stdout);
 }
@@ -214,10 +281,12 @@ static int on_progress(const cumlp_fit_progress *p, void *user) {
         r->bar_drawn = 0;
     }
     if (!r->a->quiet) print_epoch(r->a, p);
+    take_snapshot(r, p->epoch + 1);
     /* One line per epoch, flushed, so that the log can be watched while training runs. */
-    if (r->log && (fprintf(r->log, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f\n", p->epoch + 1,
-                           p->learning_rate, p->train_loss, p->train_accuracy, p->validation_loss,
-                           p->validation_accuracy, p->validation_mse, p->seconds) < 0 ||
+    if (r->log && (fprintf(r->log, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f,%.9g,%lld\n",
+                           p->epoch + 1, p->learning_rate, p->train_loss, p->train_accuracy,
+                           p->validation_loss, p->validation_accuracy, p->validation_mse,
+                           p->seconds, p->mean_gradient_norm, (long long)p->skipped_steps) < 0 ||
                    fflush(r->log) != 0))
         r->log_failed = 1;
     if (!cli_history_add(&r->history, p->train_loss, p->validation_loss, p->train_accuracy,
@@ -235,10 +304,13 @@ typedef struct train_run {
     cumlp_network *net;
     cumlp_optimizer *opt;
     reporter rep;
+    int milestones[64];
 } train_run;
 
 static void run_free(train_run *t) {
     if (t->rep.log) fclose(t->rep.log);
+    free(t->rep.snapshot);
+    free(t->rep.spare);
     cli_history_free(&t->rep.history);
     cumlp_optimizer_destroy(t->opt);
     cumlp_network_destroy(t->net);
@@ -297,10 +369,31 @@ static int build_model(const char *cmd, const cli_args *a, train_run *t) {
     return EXIT_OK;
 }
 
+/* --milestones 30,60,90 into t->milestones; the library checks their order. */
+static int parse_milestones(const char *cmd, const char *text, train_run *t, int *count) {
+    *count = 0;
+    for (const char *p = text; p && *p;) {
+        char *end;
+        long m = strtol(p, &end, 10);
+        if (end == p || m < 0 || m > 1000000000L || *count == 64 || (*end && *end != ',')) {
+            fprintf(stderr, "cumlp %s: --milestones wants epochs like 30,60,90 (at most 64)\n",
+                    cmd);
+            return 0;
+        }
+        t->milestones[(*count)++] = (int)m;
+        p = *end ? end + 1 : end;
+    }
+    return 1;
+}
+
 static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_fit_options *fo) {
     cumlp_fit_defaults(fo);
     if (!cli_parse_name(cmd, "schedule", cumlp_schedule_from_name, a->schedule, &fo->schedule))
         return EXIT_USAGE;
+    if (!parse_milestones(cmd, a->milestones, t, &fo->num_milestones)) return EXIT_USAGE;
+    fo->milestones = fo->num_milestones ? t->milestones : NULL;
+    fo->warmup_epochs = a->warmup_epochs;
+    fo->lr_power = a->power;
     fo->epochs = a->epochs;
     fo->batch_size = a->batch;
     fo->seed = a->seed;
@@ -315,6 +408,14 @@ static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_f
     fo->user_data = &t->rep;
     t->rep.a = a;
     t->rep.bar = !a->quiet && (a->progress > 0 || isatty(STDERR_FILENO));
+    t->rep.net = t->net;
+    t->rep.snapshot_epoch = -1;
+    if (a->save) { /* a failed allocation only leaves no snapshot */
+        size_t n = (size_t)cumlp_network_num_parameters(t->net);
+        t->rep.snapshot = malloc(n * sizeof(float));
+        t->rep.spare = t->rep.snapshot ? malloc(n * sizeof(float)) : NULL;
+        take_snapshot(&t->rep, 0);
+    }
     int64_t n = cumlp_dataset_num_samples(t->train);
     int64_t batches = (n + (a->batch > 0 ? a->batch : 1) - 1) / (a->batch > 0 ? a->batch : 1);
     fo->callback_every = t->rep.bar ? (batches > 100 ? batches / 100 : 1) : 0;
@@ -325,7 +426,8 @@ static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_f
             return EXIT_DATA;
         }
         if (fprintf(t->rep.log, "epoch,learning_rate,train_loss,train_accuracy,validation_loss,"
-                                "validation_accuracy,validation_mse,seconds\n") < 0)
+                                "validation_accuracy,validation_mse,seconds,gradient_norm,"
+                                "skipped_steps\n") < 0)
             t->rep.log_failed = 1;
     }
     return EXIT_OK;
@@ -348,32 +450,92 @@ static const char *stop_name(int reason) {
     return reason >= 0 && reason <= CUMLP_STOP_ERROR ? names[reason] : "unknown";
 }
 
+/* Writes --save (the model and its scaling, with the optimizer when with_optimizer), if asked;
+ * `what` says which parameters. */
+static int save_model(const char *cmd, const cli_args *a, train_run *t, int with_optimizer,
+                      const char *what) {
+    if (!a->save) return EXIT_OK;
+    cumlp_status st = cumlp_checkpoint_save(t->net, with_optimizer ? t->opt : NULL, a->save);
+    if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+    char path[4096];
+    cli_scaler_path(a->save, path, sizeof path);
+    if (t->scaler && cli_save_scaler(cmd, t->scaler, path) != EXIT_OK) return EXIT_DATA;
+    if (!t->scaler) remove(path); /* a stale scaling must not apply to this model */
+    if (!a->quiet) printf("saved %s%s\n", a->save, what);
+    return EXIT_OK;
+}
+
+/* The plot (--plot) and the end of the log (--log). */
+static int write_history(const char *cmd, const cli_args *a, train_run *t) {
+    if (a->plot && (t->rep.history_failed || cli_write_svg(&t->rep.history, a->plot) != 0)) {
+        fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, a->plot);
+        return EXIT_DATA;
+    }
+    return close_log(cmd, a, &t->rep);
+}
+
+/* The finite parameters to save after a NaN or Inf step, put into the network, and what they
+ * are: the network's own when finite (cumlp_fit left the best validation epoch's with
+ * --restore-best, else those before the failing step, which was not taken; a step before it may
+ * have overflowed them), else the last snapshot. NULL when there is none. */
+static const char *finite_parameters(const cli_args *a, train_run *t, const cumlp_fit_result *r,
+                                     char *what, size_t size) {
+    reporter *rep = &t->rep;
+    int64_t n = cumlp_network_num_parameters(t->net);
+    if (rep->spare && cumlp_network_get_parameters(t->net, rep->spare, n) == CUMLP_SUCCESS &&
+        all_finite(rep->spare, n)) {
+        if (r->best_epoch >= 0 && a->restore_best)
+            snprintf(what, size, "the parameters of the best validation epoch, %d",
+                     r->best_epoch + 1);
+        else
+            snprintf(what, size, "the last finite parameters, before the failing step");
+        return what;
+    }
+    if (rep->snapshot_epoch < 0 ||
+        cumlp_network_set_parameters(t->net, rep->snapshot, n) != CUMLP_SUCCESS)
+        return NULL;
+    if (rep->snapshot_epoch == 0)
+        snprintf(what, size, "the initial parameters (epoch 1 left NaN or Inf in them)");
+    else
+        snprintf(what, size, "the parameters at the end of epoch %d (a later step overflowed)",
+                 rep->snapshot_epoch);
+    return what;
+}
+
+/* A NaN or Inf step ended the run: --save still writes finite parameters (without the optimizer
+ * state, which a diverged run should not resume from), the log and plot so far are written;
+ * exit status 3 and one line saying where and what to try. */
+static int non_finite_end(const char *cmd, const cli_args *a, train_run *t,
+                          const cumlp_fit_result *r) {
+    char why[600], what[128], saved[160];
+    snprintf(why, sizeof why, "%s", cumlp_last_error(t->ctx));
+    int rc = EXIT_OK;
+    if (a->save) {
+        const char *which = finite_parameters(a, t, r, what, sizeof what);
+        snprintf(saved, sizeof saved, ": %s, without optimizer state", which ? which : "");
+        if (which) rc = save_model(cmd, a, t, 0, saved);
+        if (!which) fprintf(stderr, "cumlp %s: no finite parameters to save\n", cmd);
+    }
+    int history = write_history(cmd, a, t);
+    fprintf(stderr, "cumlp %s: %s; try a lower --lr (it was %g) or --clip-norm (1, say)\n", cmd,
+            why, cumlp_optimizer_learning_rate(t->opt));
+    return rc != EXIT_OK ? rc : history != EXIT_OK ? history : EXIT_NUMERICAL;
+}
+
 /* Saves the model, evaluates on the test set, writes the plot. */
 static int finish(const char *cmd, const cli_args *a, train_run *t) {
-    cumlp_status st = CUMLP_SUCCESS;
-    if (a->save) {
-        st = cumlp_checkpoint_save(t->net, t->opt, a->save);
-        if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
-        char path[4096];
-        cli_scaler_path(a->save, path, sizeof path);
-        if (t->scaler && cli_save_scaler(cmd, t->scaler, path) != EXIT_OK) return EXIT_DATA;
-        if (!t->scaler) remove(path); /* a stale scaling must not apply to this model */
-        if (!a->quiet) printf("saved %s\n", a->save);
-    }
+    int rc = save_model(cmd, a, t, 1, "");
+    if (rc != EXIT_OK) return rc;
     if (t->test) {
         cumlp_eval_result e;
-        st = cumlp_evaluate(t->net, t->test, a->batch, &e);
+        cumlp_status st = cumlp_evaluate(t->net, t->test, a->batch, &e);
         if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
         if (e.accuracy >= 0)
             printf("test accuracy %.4f  loss %.4f\n", e.accuracy, e.loss);
         else
             printf("test mse %.6g  loss %.6g\n", e.mse, e.loss);
     }
-    if (a->plot && (t->rep.history_failed || cli_write_svg(&t->rep.history, a->plot) != 0)) {
-        fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, a->plot);
-        return EXIT_DATA;
-    }
-    return close_log(cmd, a, &t->rep);
+    return write_history(cmd, a, t);
 }
 
 static int train_with(const char *cmd, const cli_args *a, train_run *t) {
@@ -391,12 +553,15 @@ static int train_with(const char *cmd, const cli_args *a, train_run *t) {
     cumlp_fit_result r;
     cumlp_status st = cumlp_fit(t->net, t->opt, t->train, t->val, &fo, &r);
     if (t->rep.bar_drawn) fprintf(stderr, "\n");
+    if (st == CUMLP_ERROR_NON_FINITE) return non_finite_end(cmd, a, t, &r);
     if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
     printf("done: %d epochs (%s), %.1fs, train loss %.4f", r.epochs_run, stop_name(r.stop_reason),
            r.seconds, r.train_loss);
     if (r.train_accuracy >= 0) printf(", train accuracy %.4f", r.train_accuracy);
     if (r.best_epoch >= 0)
         printf(", best validation loss %.4f at epoch %d", r.best_validation_loss, r.best_epoch + 1);
+    if (r.skipped_steps > 0)
+        printf(", %lld steps skipped (NaN or Inf)", (long long)r.skipped_steps);
     printf("\n");
     return finish(cmd, a, t);
 }

@@ -44,17 +44,38 @@
 #define HEADER_VALUE_SLACK  64
 #define MAX_LAYERS          ((int64_t)1 << 20)
 #define MEMORY_NAME         "<memory>"
-#define STATE_PREFIX_1      "optimizer.state1."
-#define STATE_PREFIX_2      "optimizer.state2."
+#define STATE_PREFIX        "optimizer.state"
 #define METADATA_KEY        "__metadata__"
 #define FLOAT_BYTES         4
-#define MAX_STATE_ARRAYS    2
+#define MAX_PARTS           (1 + CUMLP_OPTIMIZER_MAX_STATES)
 #define KNOWN_FLAGS         CUMLP_CHECKPOINT_ALLOW_NON_FINITE
 
 #define COUNT_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static int state_arrays(int optimizer_type) {
-    return optimizer_type == CUMLP_OPT_ADAM ? 2 : optimizer_type == CUMLP_OPT_SGD ? 0 : 1;
+/* A file's tensors come in parts: part 0 the parameters, part k >= 1 the optimizer's state arena
+ * state[k - 1], named "optimizer.state<k>.<2l>.weight" and so on. A file holds the parts of a mask
+ * (bit k for part k; bit 0 always), in increasing order. */
+static unsigned parts_of(const cumlp_optimizer_options *o) {
+    return 1u | (o ? cumlp__optimizer_state_slots(o) << 1 : 0u);
+}
+
+static int has_part(unsigned parts, int part) {
+    return (parts >> part) & 1u;
+}
+
+static int part_count(unsigned parts) {
+    int n = 0;
+    for (int part = 0; part < MAX_PARTS; part++)
+        n += has_part(parts, part);
+    return n;
+}
+
+/* The tensor name prefix of a part. */
+static const char *part_prefix(int part) {
+    static const char *const prefixes[MAX_PARTS] = {"", STATE_PREFIX "1.", STATE_PREFIX "2.",
+                                                    STATE_PREFIX "3."};
+    _Static_assert(MAX_PARTS == 4, "one prefix per part");
+    return prefixes[part];
 }
 
 /* ---- CRC-32 (ISO-HDLC: reflected polynomial 0xEDB88320, as zlib.crc32) ---------------------- */
@@ -150,22 +171,23 @@ typedef struct decoded {
     int has_optimizer;
     cumlp_optimizer_options opt_options;
     int64_t steps;
+    double mu_product; /* NAdam's */
     size_t num_params;
-    float *params;                   /* flat order: W1 b1 W2 b2 ..., W column-major */
-    float *states[MAX_STATE_ARRAYS]; /* same order; NULL when the optimizer has fewer */
+    float *params;                             /* flat order: W1 b1 W2 b2 ..., W column-major */
+    float *states[CUMLP_OPTIMIZER_MAX_STATES]; /* same order; NULL where the file has none */
 } decoded;
 
 static void decoded_free(decoded *d) {
     free(d->widths);
     free(d->activations);
     free(d->params);
-    for (int i = 0; i < MAX_STATE_ARRAYS; i++)
+    for (int i = 0; i < CUMLP_OPTIMIZER_MAX_STATES; i++)
         free(d->states[i]);
     memset(d, 0, sizeof *d);
 }
 
-static int decoded_state_arrays(const decoded *d) {
-    return d->has_optimizer ? state_arrays(d->opt_options.type) : 0;
+static unsigned decoded_parts(const decoded *d) {
+    return parts_of(d->has_optimizer ? &d->opt_options : NULL);
 }
 
 /* Whether a loss accepts an output activation, and softmax only at the output: the rules of
@@ -263,19 +285,25 @@ static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_opt
         sb_meta_double(b, "beta1", o->beta1);
         sb_meta_double(b, "beta2", o->beta2);
         sb_meta_double(b, "epsilon", o->epsilon);
+        sb_meta_double(b, "alpha", o->alpha);
+        sb_meta_double(b, "rho", o->rho);
+        sb_append(b, ",\"centered\":\"%d\"", o->centered);
+        sb_meta_double(b, "lr_decay", o->lr_decay);
+        sb_meta_double(b, "initial_accumulator_value", o->initial_accumulator_value);
+        sb_meta_double(b, "momentum_decay", o->momentum_decay);
+        sb_meta_double(b, "clip_norm", o->clip_norm);
+        sb_meta_double(b, "clip_value", o->clip_value);
+        sb_append(b, ",\"non_finite_error\":\"%d\"", o->non_finite_error);
         sb_append(b, ",\"step_count\":\"%lld\"", (long long)opt->steps);
+        if (o->type == CUMLP_OPT_NADAM) sb_meta_double(b, "mu_product", opt->nadam_mu_product);
     }
     sb_append(b, ",\"payload_crc32\":\"%08lx\"}", (unsigned long)crc);
 }
 
-/* Tensor names in file order: part 0 the parameters, parts 1, 2 the optimizer state arrays. */
-static const char *part_prefix(int part) {
-    return part == 0 ? "" : part == 1 ? STATE_PREFIX_1 : STATE_PREFIX_2;
-}
-
-static void append_tensor_entries(strbuf *b, const cumlp_network *net, int parts) {
+static void append_tensor_entries(strbuf *b, const cumlp_network *net, unsigned parts) {
     uint64_t offset = 0;
-    for (int part = 0; part < parts; part++) {
+    for (int part = 0; part < MAX_PARTS; part++) {
+        if (!has_part(parts, part)) continue;
         for (int l = 0; l < net->num_layers; l++) {
             const cumlp_layer *L = &net->layers[l];
             uint64_t wbytes = (uint64_t)(L->fan_out * L->fan_in) * FLOAT_BYTES;
@@ -297,7 +325,7 @@ static void append_tensor_entries(strbuf *b, const cumlp_network *net, int parts
 }
 
 /* The header JSON, padded with spaces so that 8 + length is a multiple of 8. */
-static int build_header(const cumlp_network *net, const cumlp_optimizer *opt, int parts,
+static int build_header(const cumlp_network *net, const cumlp_optimizer *opt, unsigned parts,
                         uint32_t crc, strbuf *b) {
     sb_append(b, "{");
     append_metadata(b, net, opt, crc);
@@ -327,12 +355,12 @@ static unsigned char *encode_arena(const cumlp_network *net, const float *arena,
 
 /* Downloads the parameters and optimizer state and encodes them into *payload. */
 static cumlp_status build_payload(const char *func, const cumlp_network *net,
-                                  const cumlp_optimizer *opt, int parts, unsigned char **payload,
-                                  size_t *payload_size) {
+                                  const cumlp_optimizer *opt, unsigned parts,
+                                  unsigned char **payload, size_t *payload_size) {
     cumlp_context *ctx = net->ctx;
     size_t n = net->num_params;
     *payload = NULL;
-    *payload_size = n * FLOAT_BYTES * (size_t)parts;
+    *payload_size = n * FLOAT_BYTES * (size_t)part_count(parts);
     float *host = malloc(n * sizeof *host);
     unsigned char *buf = malloc(*payload_size);
     if (!host || !buf) {
@@ -341,12 +369,11 @@ static cumlp_status build_payload(const char *func, const cumlp_network *net,
         return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory (%zu bytes)",
                            *payload_size);
     }
-    const void *arenas[1 + MAX_STATE_ARRAYS] = {net->params, opt ? opt->state1 : NULL,
-                                                opt ? opt->state2 : NULL};
     unsigned char *dst = buf;
     cumlp_status st = CUMLP_SUCCESS;
-    for (int part = 0; part < parts && st == CUMLP_SUCCESS; part++) {
-        st = ctx->ops->download(ctx, arenas[part], host, n);
+    for (int part = 0; part < MAX_PARTS && st == CUMLP_SUCCESS; part++) {
+        if (!has_part(parts, part)) continue;
+        st = ctx->ops->download(ctx, part ? opt->state[part - 1] : net->params, host, n);
         if (st == CUMLP_SUCCESS) dst = encode_arena(net, host, dst);
     }
     free(host);
@@ -478,7 +505,7 @@ cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimiz
     CUMLP_FAIL_IF(opt && opt->net != net, ctx, CUMLP_ERROR_INVALID_VALUE,
                   "the optimizer was created for another network");
     if (ctx->sticky) return ctx->sticky;
-    int parts = 1 + (opt ? state_arrays(opt->options.type) : 0);
+    unsigned parts = parts_of(opt ? &opt->options : NULL);
     unsigned char *payload;
     size_t payload_size;
     cumlp_status st = build_payload(__func__, net, opt, parts, &payload, &payload_size);
@@ -608,10 +635,44 @@ static cumlp_status parse_architecture(const reader *r, const cumlp_json *meta, 
 }
 
 static cumlp_status check_optimizer_options(const reader *r, const cumlp_optimizer_options *o) {
-    int ok = o->learning_rate >= 0 && o->momentum >= 0 && o->momentum < 1 && o->weight_decay >= 0 &&
-             o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1 && o->epsilon > 0;
-    return ok ? CUMLP_SUCCESS
-              : bad(r, CUMLP_ERROR_FORMAT, "optimizer hyper-parameters out of range");
+    char why[160];
+    const char *problem = cumlp__optimizer_options_problem(o, why, sizeof why);
+    return problem ? bad(r, CUMLP_ERROR_FORMAT, "optimizer hyper-parameters: %s", problem)
+                   : CUMLP_SUCCESS;
+}
+
+/* The options added after cumlp 0.1.0: files written before lack them and read as the defaults
+ * (which those files' optimizers had in effect). */
+static cumlp_status parse_later_options(const reader *r, const cumlp_json *meta,
+                                        cumlp_optimizer_options *o) {
+    const char *keys[] = {"alpha",          "rho",       "lr_decay",  "initial_accumulator_value",
+                          "momentum_decay", "clip_norm", "clip_value"};
+    double *values[] = {
+        &o->alpha,          &o->rho,       &o->lr_decay,  &o->initial_accumulator_value,
+        &o->momentum_decay, &o->clip_norm, &o->clip_value};
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int i = 0; i < COUNT_OF(keys) && st == CUMLP_SUCCESS; i++)
+        if (cumlp__json_get(meta, keys[i])) st = meta_double(r, meta, keys[i], values[i]);
+    const char *flags[] = {"centered", "non_finite_error"};
+    int *flag_values[] = {&o->centered, &o->non_finite_error};
+    for (int i = 0; i < COUNT_OF(flags) && st == CUMLP_SUCCESS; i++) {
+        const cumlp_json *v = cumlp__json_get(meta, flags[i]);
+        int64_t flag = 0;
+        if (v && !parse_count(v->text, strlen(v->text), 1, &flag))
+            st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"%s\" is \"%.40s\", not 0 or 1", flags[i],
+                     v->text);
+        if (v) *flag_values[i] = (int)flag;
+    }
+    return st;
+}
+
+/* NAdam's product of its momentum coefficients so far, which resuming needs. */
+static cumlp_status parse_mu_product(const reader *r, const cumlp_json *meta, decoded *d) {
+    cumlp_status st = meta_double(r, meta, "mu_product", &d->mu_product);
+    if (st == CUMLP_SUCCESS && !(d->mu_product >= 0 && d->mu_product <= 1))
+        st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"mu_product\" %g is not in [0, 1]",
+                 d->mu_product);
+    return st;
 }
 
 static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, decoded *d) {
@@ -628,7 +689,10 @@ static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, dec
     cumlp_status st = CUMLP_SUCCESS;
     for (int i = 0; i < COUNT_OF(keys) && st == CUMLP_SUCCESS; i++)
         st = meta_double(r, meta, keys[i], values[i]);
+    if (st == CUMLP_SUCCESS) st = parse_later_options(r, meta, o);
     if (st == CUMLP_SUCCESS) st = check_optimizer_options(r, o);
+    d->mu_product = 1.0;
+    if (st == CUMLP_SUCCESS && o->type == CUMLP_OPT_NADAM) st = parse_mu_product(r, meta, d);
     const char *s = NULL;
     if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "step_count", &s);
     if (st == CUMLP_SUCCESS && !parse_count(s, strlen(s), INT64_MAX, &d->steps))
@@ -681,13 +745,13 @@ typedef struct expected_tensor {
 } expected_tensor;
 
 /* Index of a tensor name in the expected list, or -1 if the file may not hold it. */
-static int tensor_index(const char *name, const decoded *d, int parts) {
+static int tensor_index(const char *name, const decoded *d, unsigned parts) {
     int part = 0;
-    size_t prefix = strlen(STATE_PREFIX_1);
-    if (strncmp(name, STATE_PREFIX_1, prefix) == 0) part = 1;
-    if (strncmp(name, STATE_PREFIX_2, prefix) == 0) part = 2;
-    if (part >= parts) return -1;
-    const char *s = name + (part ? prefix : 0);
+    for (int k = 1; k < MAX_PARTS; k++) {
+        if (strncmp(name, part_prefix(k), strlen(part_prefix(k))) == 0) part = k;
+    }
+    if (!has_part(parts, part)) return -1;
+    const char *s = name + strlen(part_prefix(part));
     const char *dot = strchr(s, '.');
     int64_t index;
     if (!dot || !parse_count(s, (size_t)(dot - s), 2 * (int64_t)d->num_layers, &index) ||
@@ -695,7 +759,8 @@ static int tensor_index(const char *name, const decoded *d, int parts) {
         return -1;
     int is_bias = strcmp(dot, ".bias") == 0;
     if (!is_bias && strcmp(dot, ".weight") != 0) return -1;
-    return (part * d->num_layers + (int)(index / 2)) * 2 + is_bias;
+    int position = part_count(parts & ((1u << part) - 1u)); /* the parts before it */
+    return (position * d->num_layers + (int)(index / 2)) * 2 + is_bias;
 }
 
 /* Reads a JSON integer that is a size or offset: FORMAT if it is not a non-negative integer,
@@ -776,12 +841,15 @@ static cumlp_status check_entry(const reader *r, const char *name, const cumlp_j
 }
 
 /* The expected tensors of the architecture, with their sizes; the total must fit the limits. */
-static cumlp_status expect_tensors(const reader *r, decoded *d, int parts, expected_tensor **out,
-                                   size_t *count) {
-    *count = (size_t)d->num_layers * 2 * (size_t)parts;
+static cumlp_status expect_tensors(const reader *r, decoded *d, unsigned parts,
+                                   expected_tensor **out, size_t *count) {
+    int part_of_position[MAX_PARTS], positions = 0;
+    for (int part = 0; part < MAX_PARTS; part++)
+        if (has_part(parts, part)) part_of_position[positions++] = part;
+    *count = (size_t)d->num_layers * 2 * (size_t)positions;
     expected_tensor *list = calloc(*count, sizeof *list);
     if (!list) return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func, "out of host memory");
-    int64_t params = 0, limit = INT64_MAX / (FLOAT_BYTES * (1 + MAX_STATE_ARRAYS));
+    int64_t params = 0, limit = INT64_MAX / (FLOAT_BYTES * MAX_PARTS);
     for (int l = 0; l < d->num_layers; l++) {
         int64_t layer;
         if (!cumlp__mul_size(d->widths[l + 1], d->widths[l] + 1, limit, &layer) ||
@@ -795,7 +863,7 @@ static cumlp_status expect_tensors(const reader *r, decoded *d, int parts, expec
         expected_tensor *t = &list[i];
         t->is_bias = (int)(i % 2);
         t->layer = (int)((i / 2) % (size_t)d->num_layers);
-        t->part = (int)(i / 2 / (size_t)d->num_layers);
+        t->part = part_of_position[i / 2 / (size_t)d->num_layers];
         t->rows = d->widths[t->layer + 1];
         t->cols = t->is_bias ? 1 : d->widths[t->layer];
         t->bytes = (uint64_t)(t->rows * t->cols) * FLOAT_BYTES;
@@ -840,7 +908,7 @@ static cumlp_status check_tiling(const reader *r, expected_tensor *list, size_t 
 
 /* Matches every header entry to an expected tensor and checks it. */
 static cumlp_status match_tensors(const reader *r, const cumlp_json *header, const decoded *d,
-                                  int parts, expected_tensor *list, size_t count) {
+                                  unsigned parts, expected_tensor *list, size_t count) {
     for (size_t i = 0; i < header->count; i++) {
         const char *name = header->keys[i];
         if (strcmp(name, METADATA_KEY) == 0) continue;
@@ -881,9 +949,12 @@ static int decode_tensor(const reader *r, const expected_tensor *t, float *dst) 
 /* Fills d->params and d->states from the payload. The tensors of a part in list order are the
  * flat order W1 b1 W2 b2 ..., so each goes right after the previous one. */
 static cumlp_status decode_payload(const reader *r, decoded *d, const expected_tensor *list,
-                                   size_t count, int parts) {
-    float **arenas[1 + MAX_STATE_ARRAYS] = {&d->params, &d->states[0], &d->states[1]};
-    for (int part = 0; part < parts; part++) {
+                                   size_t count, unsigned parts) {
+    float **arenas[MAX_PARTS] = {&d->params};
+    for (int k = 1; k < MAX_PARTS; k++)
+        arenas[k] = &d->states[k - 1];
+    for (int part = 0; part < MAX_PARTS; part++) {
+        if (!has_part(parts, part)) continue;
         *arenas[part] = malloc(d->num_params * sizeof(float));
         if (!*arenas[part])
             return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func,
@@ -956,9 +1027,9 @@ static cumlp_status decode(reader *r, const unsigned char *data, size_t size, de
     uint32_t crc = 0;
     cumlp_status st = read_header(r, data, size, &header);
     if (st == CUMLP_SUCCESS) st = parse_metadata(r, header, d, &crc);
-    int parts = 1 + decoded_state_arrays(d);
+    unsigned parts = decoded_parts(d);
     /* Before allocating per expected tensor: a small file must not declare 2^20 layers. */
-    size_t needed = (size_t)d->num_layers * 2 * (size_t)parts;
+    size_t needed = (size_t)d->num_layers * 2 * (size_t)part_count(parts);
     if (st == CUMLP_SUCCESS && header->count - 1 < needed)
         st = bad(r, CUMLP_ERROR_FORMAT, "the header lists %zu tensors, the architecture needs %zu",
                  header->count - 1, needed);
@@ -1061,10 +1132,13 @@ static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_netw
     if (st == CUMLP_SUCCESS) st = ctx->ops->upload(ctx, net->params, d->params, d->num_params);
     if (st == CUMLP_SUCCESS && opt_out && d->has_optimizer) {
         st = cumlp_optimizer_create(net, &d->opt_options, &opt);
-        void *states[MAX_STATE_ARRAYS] = {opt ? opt->state1 : NULL, opt ? opt->state2 : NULL};
-        for (int i = 0; i < decoded_state_arrays(d) && st == CUMLP_SUCCESS; i++)
-            st = ctx->ops->upload(ctx, states[i], d->states[i], d->num_params);
-        if (st == CUMLP_SUCCESS) opt->steps = d->steps;
+        for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES && st == CUMLP_SUCCESS; k++)
+            if (d->states[k])
+                st = ctx->ops->upload(ctx, opt->state[k], d->states[k], d->num_params);
+        if (st == CUMLP_SUCCESS) {
+            opt->steps = d->steps;
+            opt->nadam_mu_product = d->mu_product;
+        }
     }
     if (st != CUMLP_SUCCESS) {
         cumlp_optimizer_destroy(opt);
@@ -1127,20 +1201,26 @@ static int same_architecture(const cumlp_network *net, const decoded *d) {
 /* Stages everything on the device first, then copies into net and opt. */
 static cumlp_status fill_existing(cumlp_network *net, cumlp_optimizer *opt, const decoded *d) {
     cumlp_context *ctx = net->ctx;
-    int states = opt && d->has_optimizer ? decoded_state_arrays(d) : 0;
-    void *staged[1 + MAX_STATE_ARRAYS] = {NULL, NULL, NULL};
-    const float *host[1 + MAX_STATE_ARRAYS] = {d->params, d->states[0], d->states[1]};
-    void *targets[1 + MAX_STATE_ARRAYS] = {net->params, opt ? opt->state1 : NULL,
-                                           opt ? opt->state2 : NULL};
+    unsigned parts = opt ? decoded_parts(d) : 1u;
+    void *staged[MAX_PARTS] = {NULL};
+    const float *host[MAX_PARTS] = {d->params};
+    void *targets[MAX_PARTS] = {net->params};
+    for (int k = 1; k < MAX_PARTS; k++) {
+        host[k] = d->states[k - 1];
+        targets[k] = opt ? opt->state[k - 1] : NULL;
+    }
     cumlp_status st = CUMLP_SUCCESS;
-    for (int i = 0; i <= states && st == CUMLP_SUCCESS; i++)
-        st = stage(ctx, host[i], d->num_params, &staged[i]);
-    for (int i = 0; i <= states && st == CUMLP_SUCCESS; i++)
-        st = ctx->ops->copy(ctx, targets[i], staged[i], d->num_params);
+    for (int i = 0; i < MAX_PARTS && st == CUMLP_SUCCESS; i++)
+        if (has_part(parts, i)) st = stage(ctx, host[i], d->num_params, &staged[i]);
+    for (int i = 0; i < MAX_PARTS && st == CUMLP_SUCCESS; i++)
+        if (has_part(parts, i)) st = ctx->ops->copy(ctx, targets[i], staged[i], d->num_params);
     if (st == CUMLP_SUCCESS) st = ctx->ops->synchronize(ctx);
-    for (int i = 0; i <= states; i++)
+    for (int i = 0; i < MAX_PARTS; i++)
         ctx->ops->free(ctx, staged[i]);
-    if (st == CUMLP_SUCCESS && opt && d->has_optimizer) opt->steps = d->steps;
+    if (st == CUMLP_SUCCESS && opt && d->has_optimizer) {
+        opt->steps = d->steps;
+        opt->nadam_mu_product = d->mu_product;
+    }
     return st;
 }
 
@@ -1164,6 +1244,13 @@ cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_optimizer *opt
         st = bad(&r, CUMLP_ERROR_SHAPE_MISMATCH,
                  "the checkpoint holds %s state, the optimizer is %s",
                  cumlp_optimizer_name(d.opt_options.type), cumlp_optimizer_name(opt->options.type));
+    } else if (opt && d.has_optimizer &&
+               cumlp__optimizer_state_slots(&opt->options) !=
+                   cumlp__optimizer_state_slots(&d.opt_options)) {
+        st = bad(&r, CUMLP_ERROR_SHAPE_MISMATCH,
+                 "the checkpoint's %s state arrays differ from the optimizer's (its momentum or "
+                 "centered option differs)",
+                 cumlp_optimizer_name(d.opt_options.type));
     } else {
         st = fill_existing(net, opt, &d);
     }

@@ -113,6 +113,7 @@ program test_fortran
   call test_worked_example(CUMLP_BACKEND_CPU, 1d-6)
   call test_worked_example(CUMLP_BACKEND_CUDA, 1d-6)   ! skipped without a GPU
   call test_xor_and_checkpoints()
+  call test_every_optimizer()
   call test_errors()
   call test_csv()
   call test_fann()
@@ -236,7 +237,8 @@ contains
         CUMLP_ERROR_ALLOC_FAILED, CUMLP_ERROR_NOT_SUPPORTED, CUMLP_ERROR_NO_DEVICE, &
         CUMLP_ERROR_DEVICE, CUMLP_ERROR_IO, CUMLP_ERROR_FORMAT, CUMLP_ERROR_TRUNCATED, &
         CUMLP_ERROR_SIZE_LIMIT, CUMLP_ERROR_SHAPE_MISMATCH, CUMLP_ERROR_CHECKSUM, &
-        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STATUS_COUNT, CUMLP_BACKEND_AUTO, &
+        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STEP_SKIPPED, CUMLP_STATUS_COUNT, &
+        CUMLP_BACKEND_AUTO, &
         CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA, CUMLP_BACKEND_COUNT, &
         CUMLP_MATH_STRICT_FP32, CUMLP_MATH_TF32, CUMLP_ACT_IDENTITY, CUMLP_ACT_SIGMOID, &
         CUMLP_ACT_TANH, CUMLP_ACT_RELU, CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU, CUMLP_ACT_SOFTMAX, &
@@ -245,9 +247,12 @@ contains
         CUMLP_INIT_UNIFORM, CUMLP_INIT_XAVIER_NORMAL, CUMLP_INIT_XAVIER_UNIFORM, &
         CUMLP_INIT_HE_NORMAL, CUMLP_INIT_HE_UNIFORM, CUMLP_INIT_COUNT, CUMLP_BIAS_ZERO, &
         CUMLP_BIAS_DRAWN, CUMLP_OPT_SGD, CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM, &
+        CUMLP_OPT_ADAMW, CUMLP_OPT_ADAMAX, CUMLP_OPT_NADAM, CUMLP_OPT_RMSPROP, CUMLP_OPT_ADAGRAD, &
+        CUMLP_OPT_ADADELTA, &
         CUMLP_OPTIMIZER_COUNT, CUMLP_CHECKPOINT_ALLOW_NON_FINITE, CUMLP_SCALE_MINMAX, &
         CUMLP_SCALE_STANDARDIZE, CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, &
-        CUMLP_LR_COSINE, CUMLP_SCHEDULE_COUNT, CUMLP_STOP_EPOCHS, CUMLP_STOP_TARGET_LOSS, &
+        CUMLP_LR_COSINE, CUMLP_LR_MULTISTEP, CUMLP_LR_LINEAR, CUMLP_LR_POLY, &
+        CUMLP_SCHEDULE_COUNT, CUMLP_STOP_EPOCHS, CUMLP_STOP_TARGET_LOSS, &
         CUMLP_STOP_PATIENCE, CUMLP_STOP_CALLBACK, CUMLP_STOP_ERROR, CUMLP_DATASET_MAX_ELEMENTS]
     integer(c_int) :: i
     do i = 1, size(values)
@@ -447,11 +452,12 @@ contains
         CUMLP_ERROR_ALLOC_FAILED, CUMLP_ERROR_NOT_SUPPORTED, CUMLP_ERROR_NO_DEVICE, &
         CUMLP_ERROR_DEVICE, CUMLP_ERROR_IO, CUMLP_ERROR_FORMAT, CUMLP_ERROR_TRUNCATED, &
         CUMLP_ERROR_SIZE_LIMIT, CUMLP_ERROR_SHAPE_MISMATCH, CUMLP_ERROR_CHECKSUM, &
-        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL]
+        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STEP_SKIPPED]
     character(20), parameter :: status_ids(*) = [character(20) :: "SUCCESS", &
         "ERROR_INVALID_VALUE", "ERROR_ALLOC_FAILED", "ERROR_NOT_SUPPORTED", "ERROR_NO_DEVICE", &
         "ERROR_DEVICE", "ERROR_IO", "ERROR_FORMAT", "ERROR_TRUNCATED", "ERROR_SIZE_LIMIT", &
-        "ERROR_SHAPE_MISMATCH", "ERROR_CHECKSUM", "ERROR_NON_FINITE", "ERROR_INTERNAL"]
+        "ERROR_SHAPE_MISMATCH", "ERROR_CHECKSUM", "ERROR_NON_FINITE", "ERROR_INTERNAL", &
+        "STEP_SKIPPED"]
     character(28), parameter :: parsers(*) = [character(28) :: "cumlp_backend_from_name", &
         "cumlp_activation_from_name", "cumlp_loss_from_name", "cumlp_init_from_name", &
         "cumlp_optimizer_from_name", "cumlp_schedule_from_name", "cumlp_c_backend_from_name", &
@@ -493,13 +499,20 @@ contains
         [character(16) :: "normal", "uniform", "xavier_normal", "xavier_uniform", "he_normal", &
         "he_uniform"])
     call check_named_set("optimizer", &
-        [CUMLP_OPT_SGD, CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM], &
-        CUMLP_OPTIMIZER_COUNT, [character(8) :: "sgd", "momentum", "nesterov", "adam"], &
-        [character(12) :: "sgd", "momentum", "nesterov", "adam"])
+        [CUMLP_OPT_SGD, CUMLP_OPT_MOMENTUM, CUMLP_OPT_NESTEROV, CUMLP_OPT_ADAM, CUMLP_OPT_ADAMW, &
+         CUMLP_OPT_ADAMAX, CUMLP_OPT_NADAM, CUMLP_OPT_RMSPROP, CUMLP_OPT_ADAGRAD, &
+         CUMLP_OPT_ADADELTA], &
+        CUMLP_OPTIMIZER_COUNT, [character(8) :: "sgd", "momentum", "nesterov", "adam", "adamw", &
+        "adamax", "nadam", "rmsprop", "adagrad", "adadelta"], &
+        [character(12) :: "sgd", "momentum", "nesterov", "adam", "adamw", "adamax", "nadam", &
+        "rmsprop", "adagrad", "adadelta"])
     call check_named_set("schedule", &
-        [CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, CUMLP_LR_COSINE], &
-        CUMLP_SCHEDULE_COUNT, [character(8) :: "constant", "step", "exp", "cosine"], &
-        [character(12) :: "constant", "step", "exponential", "cosine"])
+        [CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, CUMLP_LR_COSINE, &
+         CUMLP_LR_MULTISTEP, CUMLP_LR_LINEAR, CUMLP_LR_POLY], &
+        CUMLP_SCHEDULE_COUNT, [character(9) :: "constant", "step", "exp", "cosine", "multistep", &
+        "linear", "poly"], &
+        [character(12) :: "constant", "step", "exponential", "cosine", "multistep", "linear", &
+        "poly"])
 
     ! Trailing blanks are trimmed; an unknown name leaves the value as it was, here too in a
     ! variable of this procedure that the caller reads right after the call.
@@ -556,7 +569,10 @@ contains
          c_loc(no%leaky_relu_slope), c_loc(no%seed)])
     call compare_layout(2_c_int, "cumlp_optimizer_options", c_sizeof(oo), c_loc(oo), &
         [c_loc(oo%type), c_loc(oo%learning_rate), c_loc(oo%momentum), c_loc(oo%weight_decay), &
-         c_loc(oo%beta1), c_loc(oo%beta2), c_loc(oo%epsilon)])
+         c_loc(oo%beta1), c_loc(oo%beta2), c_loc(oo%epsilon), c_loc(oo%alpha), c_loc(oo%rho), &
+         c_loc(oo%centered), c_loc(oo%lr_decay), c_loc(oo%initial_accumulator_value), &
+         c_loc(oo%momentum_decay), c_loc(oo%clip_norm), c_loc(oo%clip_value), &
+         c_loc(oo%non_finite_error)])
     call compare_layout(3_c_int, "cumlp_csv_options", c_sizeof(cv), c_loc(cv), &
         [c_loc(cv%has_header), c_loc(cv%label_column), c_loc(cv%num_classes), &
          c_loc(cv%delimiter)])
@@ -564,18 +580,20 @@ contains
         [c_loc(fp%epoch), c_loc(fp%end_of_epoch), c_loc(fp%batch), &
          c_loc(fp%batches_per_epoch), c_loc(fp%steps), c_loc(fp%learning_rate), &
          c_loc(fp%train_loss), c_loc(fp%train_accuracy), c_loc(fp%validation_loss), &
-         c_loc(fp%validation_accuracy), c_loc(fp%validation_mse), c_loc(fp%seconds)])
+         c_loc(fp%validation_accuracy), c_loc(fp%validation_mse), c_loc(fp%seconds), &
+         c_loc(fp%skipped_steps), c_loc(fp%gradient_norm), c_loc(fp%mean_gradient_norm)])
     call compare_layout(5_c_int, "cumlp_fit_options", c_sizeof(fo), c_loc(fo), &
         [c_loc(fo%epochs), c_loc(fo%batch_size), c_loc(fo%shuffle), c_loc(fo%seed), &
          c_loc(fo%schedule), c_loc(fo%lr_gamma), c_loc(fo%lr_step_epochs), c_loc(fo%lr_min), &
          c_loc(fo%target_loss), c_loc(fo%patience), c_loc(fo%min_delta), &
          c_loc(fo%restore_best), c_loc(fo%callback), c_loc(fo%user_data), &
-         c_loc(fo%callback_every)])
+         c_loc(fo%callback_every), c_loc(fo%max_consecutive_skips), c_loc(fo%warmup_epochs), &
+         c_loc(fo%milestones), c_loc(fo%num_milestones), c_loc(fo%lr_power)])
     call compare_layout(6_c_int, "cumlp_fit_result", c_sizeof(fr), c_loc(fr), &
         [c_loc(fr%epochs_run), c_loc(fr%stop_reason), c_loc(fr%steps), c_loc(fr%train_loss), &
          c_loc(fr%train_accuracy), c_loc(fr%validation_loss), c_loc(fr%validation_accuracy), &
          c_loc(fr%validation_mse), c_loc(fr%best_epoch), c_loc(fr%best_validation_loss), &
-         c_loc(fr%seconds)])
+         c_loc(fr%seconds), c_loc(fr%skipped_steps)])
     call compare_layout(7_c_int, "cumlp_eval_result", c_sizeof(er), c_loc(er), &
         [c_loc(er%loss), c_loc(er%accuracy), c_loc(er%mse)])
   end subroutine
@@ -598,7 +616,19 @@ contains
     call check_ok(cumlp_optimizer_defaults(oo), "optimizer defaults", c_null_ptr)
     call check(oo%type == CUMLP_OPT_SGD .and. oo%learning_rate == 0.01d0 .and. &
         oo%momentum == 0.9d0 .and. oo%weight_decay == 0d0 .and. oo%beta1 == 0.9d0 .and. &
-        oo%beta2 == 0.999d0 .and. oo%epsilon == 1d-8, "optimizer defaults' values")
+        oo%beta2 == 0.999d0 .and. oo%epsilon == 1d-8 .and. oo%alpha == 0.99d0 .and. &
+        oo%rho == 0.9d0 .and. oo%centered == 0 .and. oo%lr_decay == 0d0 .and. &
+        oo%initial_accumulator_value == 0d0 .and. oo%momentum_decay == 4d-3, &
+        "optimizer defaults' values")
+    call check_ok(cumlp_optimizer_defaults_for(CUMLP_OPT_ADAMW, oo), "adamw defaults", c_null_ptr)
+    call check(oo%type == CUMLP_OPT_ADAMW .and. oo%learning_rate == 1d-3 .and. &
+        oo%weight_decay == 1d-2, "adamw defaults' values")
+    call check_ok(cumlp_optimizer_defaults_for(CUMLP_OPT_RMSPROP, oo), "rmsprop defaults", &
+        c_null_ptr)
+    call check(oo%type == CUMLP_OPT_RMSPROP .and. oo%momentum == 0d0 .and. oo%alpha == 0.99d0, &
+        "rmsprop defaults' values")
+    call check(cumlp_optimizer_defaults_for(CUMLP_OPTIMIZER_COUNT, oo) == &
+        CUMLP_ERROR_INVALID_VALUE, "defaults for an unknown type")
     cv%has_header = 7
     call check_ok(cumlp_csv_defaults(cv), "csv defaults", c_null_ptr)
     call check(cv%has_header == 0 .and. cv%label_column == -1 .and. cv%num_classes == 0 .and. &
@@ -747,6 +777,60 @@ contains
 
   ! XOR on the reference backend: a 2-4-1 tanh/sigmoid network with momentum, to 100%; then a
   ! gradient check and checkpoints of the trained network.
+  ! Every optimizer from cumlp_optimizer_defaults_for (clipping on for half of them) lowers XOR's
+  ! loss and reports its gradient norm; a NaN input skips the step (CUMLP_STEP_SKIPPED), counted.
+  subroutine test_every_optimizer()
+    use, intrinsic :: ieee_arithmetic, only: ieee_value, ieee_quiet_nan
+    real(c_float) :: xs(2, 4) = reshape([0, 0, 0, 1, 1, 0, 1, 1], [2, 4])
+    real(c_float), parameter :: ts(1, 4) = reshape([0, 1, 1, 0], [1, 4])
+    type(c_ptr) :: ctx, net, opt, x, t
+    type(cumlp_network_options) :: no
+    type(cumlp_optimizer_options) :: oo
+    real(c_double) :: first, loss
+    integer(c_int) :: type, status
+    integer :: i
+    character(:), allocatable :: tag
+
+    ctx = new_context(CUMLP_BACKEND_REFERENCE)
+    status = cumlp_network_defaults(no)
+    call check_ok(cumlp_tensor_create(ctx, 2_c_int64_t, 4_c_int64_t, x), "optimizers: x", ctx)
+    call check_ok(cumlp_tensor_create(ctx, 1_c_int64_t, 4_c_int64_t, t), "optimizers: t", ctx)
+    call check_ok(cumlp_tensor_upload(x, xs, 8_c_int64_t), "optimizers: upload x", ctx)
+    call check_ok(cumlp_tensor_upload(t, ts, 4_c_int64_t), "optimizers: upload t", ctx)
+    do type = 0, CUMLP_OPTIMIZER_COUNT - 1
+      tag = "optimizer " // cumlp_optimizer_name(type) // ": "
+      no%seed = 11
+      call check_ok(cumlp_network_create(ctx, 2_c_int, [2_c_int64_t, 4_c_int64_t, 1_c_int64_t], &
+          [CUMLP_ACT_TANH, CUMLP_ACT_SIGMOID], no, net), tag // "network", ctx)
+      call check_ok(cumlp_optimizer_defaults_for(type, oo), tag // "defaults", ctx)
+      call check(oo%type == type, tag // "type")
+      if (mod(type, 2) == 0) oo%clip_norm = 1d0
+      call check_ok(cumlp_optimizer_create(net, oo, opt), tag // "create", ctx)
+      call check(cumlp_optimizer_gradient_norm(opt) == -1d0, tag // "no norm before a step")
+      call check_ok(cumlp_train_step(net, opt, x, t, first), tag // "first step", ctx)
+      call check(cumlp_optimizer_gradient_norm(opt) > 0, tag // "gradient norm")
+      do i = 2, 200
+        status = cumlp_train_step(net, opt, x, t, loss)
+        if (status /= CUMLP_SUCCESS) exit
+      end do
+      call check_ok(status, tag // "200 steps", ctx)
+      call check(loss < first, tag // "the loss falls")
+      xs(1, 1) = ieee_value(xs(1, 1), ieee_quiet_nan)
+      call check_ok(cumlp_tensor_upload(x, xs, 8_c_int64_t), tag // "upload NaN", ctx)
+      call check(cumlp_train_step(net, opt, x, t, loss) == CUMLP_STEP_SKIPPED, &
+          tag // "NaN: step skipped")
+      call check(cumlp_optimizer_skipped_steps(opt) == 1 .and. &
+          cumlp_optimizer_step_count(opt) == 200, tag // "skipped, not counted as a step")
+      xs(1, 1) = 0
+      call check_ok(cumlp_tensor_upload(x, xs, 8_c_int64_t), tag // "upload", ctx)
+      call cumlp_optimizer_destroy(opt)
+      call cumlp_network_destroy(net)
+    end do
+    call cumlp_tensor_destroy(x)
+    call cumlp_tensor_destroy(t)
+    call cumlp_context_destroy(ctx)
+  end subroutine
+
   subroutine test_xor_and_checkpoints()
     real(c_float), parameter :: xs(2, 4) = reshape([0, 0, 0, 1, 1, 0, 1, 1], [2, 4])
     real(c_float), parameter :: ts(1, 4) = reshape([0, 1, 1, 0], [1, 4])
@@ -1359,6 +1443,7 @@ contains
   subroutine test_schedule()
     type(cumlp_fit_options) :: fo
     real(c_double) :: rate
+    integer(c_int), target :: milestones(2) = [2, 4]
     integer(c_int) :: status
     real(c_double), parameter :: pi = acos(-1d0)
 
@@ -1392,6 +1477,26 @@ contains
     fo%lr_gamma = 0.5d0
     call check_fails(cumlp_schedule_learning_rate(fo, 0.1d0, -1_c_int, rate), &
         CUMLP_ERROR_INVALID_VALUE, c_null_ptr, c_null_ptr, "schedule of epoch -1", "epoch")
+    ! MULTISTEP's milestones: a Fortran array passed by c_loc; with a warm-up of 1 epoch
+    fo%schedule = CUMLP_LR_MULTISTEP
+    fo%milestones = c_loc(milestones)
+    fo%num_milestones = 2
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 3_c_int, rate)
+    call check_near(rate, 0.05d0, 1d-17, "multistep schedule, epoch 3")
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 4_c_int, rate)
+    call check_near(rate, 0.025d0, 1d-17, "multistep schedule, epoch 4")
+    fo%warmup_epochs = 1
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 0_c_int, rate)
+    call check_near(rate, 0.05d0, 1d-17, "warm-up, epoch 0")
+    fo%schedule = CUMLP_LR_POLY
+    fo%lr_power = 2
+    status = cumlp_schedule_learning_rate(fo, 0.1d0, 5_c_int, rate)
+    call check_near(rate, 0.01d0 + 0.09d0 * 0.25d0, 1d-17, "poly schedule, epoch 5")
+    milestones(2) = 1
+    fo%schedule = CUMLP_LR_MULTISTEP
+    call check_fails(cumlp_schedule_learning_rate(fo, 0.1d0, 3_c_int, rate), &
+        CUMLP_ERROR_INVALID_VALUE, c_null_ptr, c_null_ptr, "unsorted milestones", "milestones")
+    milestones(2) = 4
   end subroutine
 
   ! An easy separable problem as CSV text with a header line: x1 in [2, 8] and x2 in [100, 300]
