@@ -39,6 +39,9 @@ struct cumlp_tensor {
     int owns_data; /* 1 if destroy frees data */
 };
 
+/* A network's communicator for data-parallel training (src/dist/comm.c); NULL without one. */
+typedef struct cumlp_dist cumlp_dist;
+
 /* One layer's views into the arenas and its work buffers. */
 typedef struct cumlp_layer {
     int64_t fan_in, fan_out; /* n_(l-1), n_l */
@@ -64,6 +67,7 @@ struct cumlp_network {
     /* Widest of n_1 .. n_L. The input width n_0 is left out on purpose: no delta is passed down
      * to the input, so no gradient buffer ever holds n_0 rows. */
     int64_t max_width;
+    cumlp_dist *dist; /* data parallelism (src/dist/), or NULL */
 };
 
 struct cumlp_optimizer {
@@ -143,6 +147,7 @@ int cumlp__loss_value(const char *text, size_t length);
 int cumlp__init_value(const char *text, size_t length);
 int cumlp__optimizer_value(const char *text, size_t length);
 int cumlp__schedule_value(const char *text, size_t length);
+int cumlp__transport_value(const char *text, size_t length);
 
 /* Whether an activation's derivative needs Z (else it is computed from A alone). */
 int cumlp__activation_needs_z(int activation);
@@ -154,5 +159,22 @@ cumlp_status cumlp__network_reserve(cumlp_network *net, int64_t cols);
 
 /* Forward pass keeping every layer's Z/A in the work buffers; the output is layers[L-1].a. */
 cumlp_status cumlp__forward_train(cumlp_network *net, const cumlp_tensor *X);
+
+/* cumlp_loss_backward's checks of X and T, in the name of the public function func. */
+cumlp_status cumlp__check_loss_batch(const cumlp_network *net, const cumlp_tensor *X,
+                                     const cumlp_tensor *T, const char *func);
+
+/* The forward pass, loss and backward pass of a checked batch on this rank alone, the gradients
+ * being the sum over its columns divided by `count` (its own columns, or a global batch's in
+ * data-parallel training). *loss_sum, the sum of the per-sample losses, unless loss_sum is NULL. */
+cumlp_status cumlp__loss_backward_local(cumlp_network *net, const cumlp_tensor *X,
+                                        const cumlp_tensor *T, double count, double *loss_sum);
+
+/* cumlp_optimizer_step's body (the norm and NaN check, then the update), in the name of func. */
+cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func);
+
+/* A step not taken because of NaN or Inf (`why`): CUMLP_STEP_SKIPPED (counted), or
+ * CUMLP_ERROR_NON_FINITE with the optimizer's non_finite_error. */
+cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, const char *why);
 
 #endif /* CUMLP_INTERNAL_H */

@@ -1,5 +1,6 @@
 /* optimizer.c - the optimizers of cumlp.h (SGD, momentum, Nesterov, the Adam family, RMSprop,
  * Adagrad, Adadelta) over the parameter arena: options, state arenas and the per-step factors. */
+#include "dist/dist.h"
 #include "internal.h"
 
 #include <math.h>
@@ -301,8 +302,7 @@ static cumlp_status step_unfrozen(cumlp_optimizer *opt, const cumlp_step_params 
     return st;
 }
 
-/* A step that met NaN or Inf (`why`) and is not taken: skipped, or an error if so asked. */
-static cumlp_status not_taken(cumlp_optimizer *opt, const char *func, const char *why) {
+cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, const char *why) {
     cumlp_context *ctx = opt->net->ctx;
     if (opt->options.non_finite_error)
         return cumlp__fail(ctx, CUMLP_ERROR_NON_FINITE, func,
@@ -313,7 +313,7 @@ static cumlp_status not_taken(cumlp_optimizer *opt, const char *func, const char
 }
 
 /* The gradients' norm and finiteness, then the update of every unfrozen parameter. */
-static cumlp_status step(cumlp_optimizer *opt, const char *func) {
+cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func) {
     cumlp_context *ctx = opt->net->ctx;
     if (ctx->sticky) return ctx->sticky;
     int finite = 0;
@@ -322,7 +322,7 @@ static cumlp_status step(cumlp_optimizer *opt, const char *func) {
         ctx->ops->check_finite(ctx, opt->net->grads, opt->net->num_params, &finite, &sum_squares);
     if (st != CUMLP_SUCCESS) return st;
     opt->gradient_norm = sqrt(sum_squares);
-    if (!finite) return not_taken(opt, func, "the gradients hold NaN or Inf");
+    if (!finite) return cumlp__optimizer_not_taken(opt, func, "the gradients hold NaN or Inf");
     int64_t t = opt->steps + 1;
     cumlp_step_params p;
     double mu_product;
@@ -340,22 +340,33 @@ static cumlp_status step(cumlp_optimizer *opt, const char *func) {
 
 cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
     CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
-    return step(opt, __func__);
+    return cumlp__optimizer_take_step(opt, __func__);
+}
+
+/* cumlp_train_step's own checks of net and opt. */
+static cumlp_status check_step_args(const cumlp_network *net, const cumlp_optimizer *opt,
+                                    const char *func) {
+    if (!net || !opt)
+        return cumlp__fail(net ? net->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, func, "%s is NULL",
+                           net ? "opt" : "net");
+    if (opt->net != net)
+        return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the optimizer was created for another network");
+    return CUMLP_SUCCESS;
 }
 
 cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                               const cumlp_tensor *T, double *loss) {
-    CUMLP_FAIL_IF(!net || !opt, net ? net->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s is NULL",
-                  net ? "opt" : "net");
-    CUMLP_FAIL_IF(opt->net != net, net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                  "the optimizer was created for another network");
-    cumlp_status st = cumlp_loss_backward(net, X, T, loss);
+    cumlp_status st = check_step_args(net, opt, __func__);
+    if (net && net->dist) return cumlp__dist_train_step(net, opt, X, T, st, 0, loss, __func__);
+    if (st != CUMLP_SUCCESS) return st;
+    st = cumlp_loss_backward(net, X, T, loss);
     if (st == CUMLP_ERROR_NON_FINITE) { /* cumlp_loss_backward's one cause of it: the loss */
         char why[64];
         snprintf(why, sizeof why, "the loss is %g", loss ? *loss : NAN);
         opt->gradient_norm = NAN;
-        return not_taken(opt, __func__, why);
+        return cumlp__optimizer_not_taken(opt, __func__, why);
     }
     if (st != CUMLP_SUCCESS) return st;
-    return step(opt, __func__);
+    return cumlp__optimizer_take_step(opt, __func__);
 }

@@ -28,6 +28,7 @@ static const listed optimizers[] = {CUMLP_OPTIMIZER_LIST(LISTED)};
 static const listed schedules[] = {CUMLP_SCHEDULE_LIST(LISTED)};
 static const listed backends[] = {CUMLP_BACKEND_LIST(LISTED)};
 static const listed statuses[] = {CUMLP_STATUS_LIST(LISTED)};
+static const listed transports[] = {CUMLP_TRANSPORT_LIST(LISTED)};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -95,6 +96,8 @@ static void test_every_set_round_trips(void) {
               cumlp_schedule_from_name);
     check_set("backend", backends, COUNT(backends), CUMLP_BACKEND_COUNT, cumlp_backend_name,
               cumlp_backend_from_name);
+    check_set("transport", transports, COUNT(transports), CUMLP_TRANSPORT_COUNT,
+              cumlp_transport_name, cumlp_transport_from_name);
 }
 
 /* The spellings users type and files store, pinned: changing one breaks scripts and models. */
@@ -108,6 +111,7 @@ static void test_pinned_spellings(void) {
     CHECK(strcmp(cumlp_optimizer_name(CUMLP_OPT_NESTEROV), "nesterov") == 0);
     CHECK(strcmp(cumlp_schedule_name(CUMLP_LR_EXPONENTIAL), "exp") == 0);
     CHECK(strcmp(cumlp_backend_name(CUMLP_BACKEND_REFERENCE), "reference") == 0);
+    CHECK(strcmp(cumlp_transport_name(CUMLP_TRANSPORT_MPI_DEVICE), "mpi-device") == 0);
     /* Checkpoints written by cumlp 0.1.0 spell the losses by their identifiers. */
     int loss = -1;
     CHECK_OK(cumlp_loss_from_name("sigmoid_binary_cross_entropy", &loss));

@@ -137,6 +137,7 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_ERROR_NON_FINITE,
                                      CUMLP_ERROR_INTERNAL,
                                      CUMLP_STEP_SKIPPED,
+                                     CUMLP_ERROR_COMMUNICATION,
                                      CUMLP_STATUS_COUNT,
                                      CUMLP_BACKEND_AUTO,
                                      CUMLP_BACKEND_REFERENCE,
@@ -193,7 +194,13 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_STOP_PATIENCE,
                                      CUMLP_STOP_CALLBACK,
                                      CUMLP_STOP_ERROR,
-                                     CUMLP_DATASET_MAX_ELEMENTS};
+                                     CUMLP_DATASET_MAX_ELEMENTS,
+                                     CUMLP_TRANSPORT_AUTO,
+                                     CUMLP_TRANSPORT_MPI,
+                                     CUMLP_TRANSPORT_MPI_HOST,
+                                     CUMLP_TRANSPORT_MPI_DEVICE,
+                                     CUMLP_TRANSPORT_NCCL,
+                                     CUMLP_TRANSPORT_COUNT};
     if (i < 1 || (size_t)i > sizeof values / sizeof *values) return -1;
     return values[i - 1];
 }

@@ -1,0 +1,61 @@
+# mpi.cmake - data-parallel training over MPI (src/dist/), and NCCL on the cuda backend.
+#
+# Included by the top CMakeLists.txt after the backends. CUMLP_MPI selects it:
+#   AUTO  build it when FindMPI finds MPI for C (Debian: libopenmpi-dev)
+#   ON    build it or fail
+#   OFF   leave it out: src/dist/comm.c compiles to stubs whose calls return
+#         CUMLP_ERROR_NOT_SUPPORTED, include/cumlp_mpi.h is not installed, and the mpi tests are
+#         not registered; everything else builds and tests as before.
+# The installed CMake package finds MPI for its consumers (find_dependency(MPI), top
+# CMakeLists.txt); pkg-config users get the MPI libraries in Libs.private.
+
+set(CUMLP_MPI "AUTO" CACHE STRING "Build data-parallel training over MPI: AUTO (if MPI is found), ON, OFF")
+set_property(CACHE CUMLP_MPI PROPERTY STRINGS AUTO ON OFF)
+
+set(CUMLP_HAVE_MPI OFF)
+set(CUMLP_HAVE_NCCL OFF)
+if(NOT CUMLP_MPI MATCHES "^(AUTO|ON|OFF)$")
+  message(FATAL_ERROR "CUMLP_MPI must be AUTO, ON or OFF, not '${CUMLP_MPI}'")
+endif()
+if(CUMLP_MPI STREQUAL "OFF")
+  return()
+endif()
+
+find_package(MPI COMPONENTS C QUIET)
+if(NOT MPI_C_FOUND)
+  if(CUMLP_MPI STREQUAL "ON")
+    message(FATAL_ERROR "CUMLP_MPI=ON but no MPI for C was found (Debian: libopenmpi-dev)")
+  endif()
+  message(STATUS "cumlp: data-parallel training left out: no MPI found")
+  return()
+endif()
+set(CUMLP_HAVE_MPI ON)
+
+target_compile_definitions(cumlp_objects PRIVATE CUMLP_HAVE_MPI)
+target_link_libraries(cumlp_objects PRIVATE MPI::MPI_C)
+# The C++ of the simulator includes mpi.h too: not the MPI C++ bindings, which need their own
+# library.
+target_compile_definitions(cumlp_objects PRIVATE OMPI_SKIP_MPICXX MPICH_SKIP_MPICXX)
+list(APPEND CUMLP_LINK_LIBS MPI::MPI_C)
+foreach(lib ${MPI_C_LIBRARIES})
+  get_filename_component(dir "${lib}" DIRECTORY)
+  get_filename_component(name "${lib}" NAME_WE)
+  string(REGEX REPLACE "^lib" "" name "${name}")
+  string(APPEND CUMLP_PC_LIBS_PRIVATE " -L${dir} -l${name}")
+endforeach()
+install(FILES ${PROJECT_SOURCE_DIR}/include/cumlp_mpi.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+# MPI's launcher, for the tests (tests/mpi/tests.cmake) and the benchmark: Open MPI refuses to run
+# as root and to start more ranks than cores unless told (CI runs as root on 2 cores).
+execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE mpiexec_version
+  ERROR_QUIET RESULT_VARIABLE mpiexec_failed)
+set(CUMLP_MPIEXEC_FLAGS ${MPIEXEC_PREFLAGS})
+if(NOT mpiexec_failed AND mpiexec_version MATCHES "Open MPI|OpenRTE")
+  list(APPEND CUMLP_MPIEXEC_FLAGS --oversubscribe)
+  execute_process(COMMAND id -u OUTPUT_VARIABLE uid OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  if(uid STREQUAL "0")
+    list(APPEND CUMLP_MPIEXEC_FLAGS --allow-run-as-root)
+  endif()
+endif()
+
+message(STATUS "cumlp: data-parallel training with MPI ${MPI_C_VERSION} (${MPIEXEC_EXECUTABLE})")
