@@ -55,6 +55,9 @@ bool is_stream(cudaStream_t stream, const char *what);
 /* Runs every queued operation, as cudaDeviceSynchronize does; the sticky error if one faults. */
 cudaError_t synchronize_all();
 
+/* The calling thread's current device (cudaSetDevice), without a runtime call's checks. */
+int current_device_id();
+
 /* The live handles of a library (cuBLAS handles, cuRAND generators): the ones still live at exit
  * are reported as never destroyed, then freed. */
 template <class Handle> struct live_handles {

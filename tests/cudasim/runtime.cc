@@ -566,6 +566,10 @@ bool is_stream(cudaStream_t stream, const char *what) {
     return find_stream(stream, what) != nullptr;
 }
 
+int current_device_id() {
+    return current_device;
+}
+
 cudaError_t synchronize_all() {
     auto lock = hold();
     needs all;
