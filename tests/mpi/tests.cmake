@@ -1,0 +1,69 @@
+# tests.cmake - data-parallel training under mpirun (label mpi; included by tests/CMakeLists.txt).
+# test_mpi runs with 2 and 3 ranks (3: uneven shards) per backend and transport: the reference and
+# cpu backends over MPI, and in the simulator build (-DCUMLP_CUDA_SIM=ON) the cuda backend over MPI
+# through host memory, over MPI on device pointers and over NCCL. Without MPI (CUMLP_MPI=OFF, or
+# none found) test_mpi is registered once, and skips (exit 77).
+set(mpi_dir ${CMAKE_CURRENT_SOURCE_DIR}/mpi)
+add_executable(test_mpi ${mpi_dir}/test_mpi.c)
+target_link_libraries(test_mpi PRIVATE cumlp_testutil)
+target_compile_options(test_mpi PRIVATE ${CUMLP_WARNINGS})
+if(NOT CUMLP_HAVE_MPI)
+  add_test(NAME test_mpi COMMAND test_mpi)
+  set_tests_properties(test_mpi PROPERTIES SKIP_RETURN_CODE 77 LABELS mpi)
+  return()
+endif()
+target_compile_definitions(test_mpi PRIVATE CUMLP_TEST_HAVE_MPI)
+if(CUMLP_CUDA_SIM)
+  target_compile_definitions(test_mpi PRIVATE CUMLP_TEST_CUDA_SIM)
+  target_include_directories(test_mpi PRIVATE ${PROJECT_SOURCE_DIR}/tests/cudasim)
+endif()
+
+# OpenMPI's leaks of its own (MPI_Init's, never freed by design) are suppressed under LeakSanitizer:
+# only those in libmpi, libopen-pal, libopen-rte and what they load, never cumlp's.
+set(CUMLP_MPI_TEST_ENV "CUMLP_TEST_TMPDIR=${CMAKE_CURRENT_BINARY_DIR}"
+  "LSAN_OPTIONS=suppressions=${mpi_dir}/lsan.supp:print_suppressions=0"
+  # Open MPI in containers: no cross-memory attach between ranks (ptrace is often denied)
+  "OMPI_MCA_btl_vader_single_copy_mechanism=none")
+
+# Registers `name`: `ranks` processes of the command in ARGN under MPI's launcher.
+function(cumlp_add_mpi_test name ranks)
+  add_test(NAME ${name} COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ranks}
+    ${CUMLP_MPIEXEC_FLAGS} ${ARGN})
+  set(labels mpi)
+  set(env ${CUMLP_MPI_TEST_ENV})
+  if(CUMLP_CUDA_SIM)
+    list(APPEND labels gpu)
+    list(APPEND env "CUDASIM_SCHEDULE=forward")
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" ENVIRONMENT "${env}"
+    SKIP_RETURN_CODE 77 PROCESSORS ${ranks} TIMEOUT 180)
+  if(CUMLP_CUDA_SIM)
+    # whatever the simulator reports is a bug, as in every other cumlp test
+    set_tests_properties(${name} PROPERTIES FAIL_REGULAR_EXPRESSION "cudasim: ")
+  endif()
+endfunction()
+
+set(cumlp_mpi_runs)
+if(CUMLP_CUDA_SIM)
+  foreach(transport mpi-host mpi-device nccl)
+    list(APPEND cumlp_mpi_runs "cuda ${transport}")
+  endforeach()
+else()
+  list(APPEND cumlp_mpi_runs "reference mpi")
+  if(CUMLP_HAVE_CPU_BACKEND)
+    list(APPEND cumlp_mpi_runs "cpu mpi")
+  endif()
+  if(CUMLP_HAVE_CUDA_BACKEND) # on a GPU machine (skipped without one)
+    list(APPEND cumlp_mpi_runs "cuda mpi")
+    if(CUMLP_HAVE_NCCL)
+      list(APPEND cumlp_mpi_runs "cuda nccl")
+    endif()
+  endif()
+endif()
+foreach(run ${cumlp_mpi_runs})
+  string(REPLACE " " ";" args "${run}")
+  string(REPLACE " " "_" suffix "${run}")
+  foreach(ranks 2 3)
+    cumlp_add_mpi_test(test_mpi_${ranks}_${suffix} ${ranks} $<TARGET_FILE:test_mpi> ${args})
+  endforeach()
+endforeach()
