@@ -73,6 +73,9 @@ static void train_help(void) {
         "  --backend B            auto (default), cuda, cpu or reference\n"
         "  --threads N            cpu backend threads (default: all cores)\n"
         "  --tf32                 TF32 tensor-core GEMMs on the GPU\n"
+        "  --transport T          under mpirun (data-parallel: --batch is the global batch,\n"
+        "                         rank 0 prints and writes the files): auto (default), mpi,\n"
+        "                         mpi-host, mpi-device or nccl\n"
         "output:\n"
         "  --save FILE            write the model (safetensors) and FILE.scale (the scaling)\n"
         "  --log FILE             per-epoch CSV: epoch,lr,train_loss,train_acc,val_loss,...,\n"
@@ -91,7 +94,7 @@ static const char *train_options =
     "weight-decay beta1 beta2 eps alpha rho centered lr-decay initial-accumulator momentum-decay "
     "clip-norm clip-value skip-non-finite schedule gamma step-epochs milestones lr-min power "
     "warmup-epochs epochs batch seed target-loss patience min-delta restore-best backend threads "
-    "tf32 save log plot progress quiet";
+    "tf32 transport save log plot progress quiet";
 
 /* ---- network description -------------------------------------------------------------------- */
 
@@ -517,19 +520,21 @@ static int non_finite_end(const char *cmd, const cli_args *a, train_run *t,
         if (!which) fprintf(stderr, "cumlp %s: no finite parameters to save\n", cmd);
     }
     int history = write_history(cmd, a, t);
-    fprintf(stderr, "cumlp %s: %s; try a lower --lr (it was %g) or --clip-norm (1, say)\n", cmd,
-            why, cumlp_optimizer_learning_rate(t->opt));
+    if (cli_dist_rank() == 0)
+        fprintf(stderr, "cumlp %s: %s; try a lower --lr (it was %g) or --clip-norm (1, say)\n", cmd,
+                why, cumlp_optimizer_learning_rate(t->opt));
     return rc != EXIT_OK ? rc : history != EXIT_OK ? history : EXIT_NUMERICAL;
 }
 
 /* Saves the model, evaluates on the test set, writes the plot. */
 static int finish(const char *cmd, const cli_args *a, train_run *t) {
-    int rc = save_model(cmd, a, t, 1, "");
+    int rc =
+        cli_dist_agree(save_model(cmd, a, t, 1, "")); /* rank 0 saves; the test is collective */
     if (rc != EXIT_OK) return rc;
     if (t->test) {
         cumlp_eval_result e;
         cumlp_status st = cumlp_evaluate(t->net, t->test, a->batch, &e);
-        if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+        if (st != CUMLP_SUCCESS) return cli_dist_fail(cmd, st, cumlp_last_error(t->ctx));
         if (e.accuracy >= 0)
             printf("test accuracy %.4f  loss %.4f\n", e.accuracy, e.loss);
         else
@@ -542,8 +547,10 @@ static int train_with(const char *cmd, const cli_args *a, train_run *t) {
     int rc = cli_context(cmd, a, &t->ctx);
     if (rc == EXIT_OK) rc = prepare_data(cmd, a, t);
     if (rc == EXIT_OK) rc = build_model(cmd, a, t);
+    rc = cli_dist_attach(cmd, a, rc, t->net); /* under mpirun: every rank got here, then join */
     cumlp_fit_options fo;
     if (rc == EXIT_OK) rc = fit_options(cmd, a, t, &fo);
+    rc = cli_dist_agree(rc);
     if (rc != EXIT_OK) return rc;
     if (!a->quiet)
         printf("training on %lld samples (%lld validation) with the %s backend\n",
@@ -554,7 +561,7 @@ static int train_with(const char *cmd, const cli_args *a, train_run *t) {
     cumlp_status st = cumlp_fit(t->net, t->opt, t->train, t->val, &fo, &r);
     if (t->rep.bar_drawn) fprintf(stderr, "\n");
     if (st == CUMLP_ERROR_NON_FINITE) return non_finite_end(cmd, a, t, &r);
-    if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+    if (st != CUMLP_SUCCESS) return cli_dist_fail(cmd, st, cumlp_last_error(t->ctx));
     printf("done: %d epochs (%s), %.1fs, train loss %.4f", r.epochs_run, stop_name(r.stop_reason),
            r.seconds, r.train_loss);
     if (r.train_accuracy >= 0) printf(", train accuracy %.4f", r.train_accuracy);
@@ -566,26 +573,41 @@ static int train_with(const char *cmd, const cli_args *a, train_run *t) {
     return finish(cmd, a, t);
 }
 
+/* The command line into a, with the checks that need no data. */
+static int check_args(const char *cmd, int argc, char **argv, cli_args *a) {
+    if (!cli_parse(argc, argv, 2, cmd, train_options, a)) return EXIT_USAGE;
+    if (a->epochs < 1 || a->batch < 1) {
+        fprintf(stderr, "cumlp %s: --epochs and --batch must be >= 1\n", cmd);
+        return EXIT_USAGE;
+    }
+    if (!(a->val_split >= 0 && a->val_split < 1)) {
+        fprintf(stderr, "cumlp %s: --val-split must be in [0, 1) (0: no validation)\n", cmd);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
 int cli_train(int argc, char **argv) {
     const char *cmd = "train";
     if (cli_wants_help(argc, argv, 2)) {
         train_help();
         return EXIT_OK;
     }
+    /* Under mpirun every rank runs all of this; the ranks agree at each step that one of them
+     * may fail alone (src/cli/dist.c). */
+    int rc = cli_dist_begin(cmd);
+    if (rc != EXIT_OK) return rc;
     cli_args a;
     cli_args_defaults(&a);
-    if (!cli_parse(argc, argv, 2, cmd, train_options, &a)) return EXIT_USAGE;
-    if (a.epochs < 1 || a.batch < 1) {
-        fprintf(stderr, "cumlp %s: --epochs and --batch must be >= 1\n", cmd);
-        return EXIT_USAGE;
+    rc = cli_dist_agree(check_args(cmd, argc, argv, &a));
+    if (rc == EXIT_OK) {
+        cli_dist_rank0_outputs(&a);
+        train_run t;
+        memset(&t, 0, sizeof t);
+        rc = train_with(cmd, &a, &t);
+        run_free(&t);
     }
-    if (!(a.val_split >= 0 && a.val_split < 1)) {
-        fprintf(stderr, "cumlp %s: --val-split must be in [0, 1) (0: no validation)\n", cmd);
-        return EXIT_USAGE;
-    }
-    train_run t;
-    memset(&t, 0, sizeof t);
-    int rc = train_with(cmd, &a, &t);
-    run_free(&t);
+    rc = cli_dist_agree(rc);
+    cli_dist_end();
     return rc;
 }

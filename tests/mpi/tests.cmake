@@ -12,18 +12,24 @@ if(NOT CUMLP_HAVE_MPI)
   set_tests_properties(test_mpi PROPERTIES SKIP_RETURN_CODE 77 LABELS mpi)
   return()
 endif()
+if(NOT TARGET cumlp_cli)
+  message(FATAL_ERROR "tests/mpi: the cumlp command is not built")
+endif()
 target_compile_definitions(test_mpi PRIVATE CUMLP_TEST_HAVE_MPI)
 if(CUMLP_CUDA_SIM)
   target_compile_definitions(test_mpi PRIVATE CUMLP_TEST_CUDA_SIM)
   target_include_directories(test_mpi PRIVATE ${PROJECT_SOURCE_DIR}/tests/cudasim)
 endif()
 
-# OpenMPI's leaks of its own (MPI_Init's, never freed by design) are suppressed under LeakSanitizer:
-# only those in libmpi, libopen-pal, libopen-rte and what they load, never cumlp's.
+# Open MPI's leaks of its own (from MPI_Init, never freed by design) are suppressed under
+# LeakSanitizer: only stacks through libmpi, libopen-pal, libopen-rte and what they load
+# (tests/mpi/lsan.supp), never cumlp's. Its libraries have no frame pointers: the slow unwinder
+# finds those frames (ASAN_OPTIONS is scripts/test.sh's, with fast_unwind_on_malloc=0 appended).
 set(CUMLP_MPI_TEST_ENV "CUMLP_TEST_TMPDIR=${CMAKE_CURRENT_BINARY_DIR}"
   "LSAN_OPTIONS=suppressions=${mpi_dir}/lsan.supp:print_suppressions=0"
   # Open MPI in containers: no cross-memory attach between ranks (ptrace is often denied)
   "OMPI_MCA_btl_vader_single_copy_mechanism=none")
+set(CUMLP_MPI_TEST_ENV_MODIFICATION "ASAN_OPTIONS=string_append::fast_unwind_on_malloc=0")
 
 # Registers `name`: `ranks` processes of the command in ARGN under MPI's launcher.
 function(cumlp_add_mpi_test name ranks)
@@ -36,6 +42,7 @@ function(cumlp_add_mpi_test name ranks)
     list(APPEND env "CUDASIM_SCHEDULE=forward")
   endif()
   set_tests_properties(${name} PROPERTIES LABELS "${labels}" ENVIRONMENT "${env}"
+    ENVIRONMENT_MODIFICATION "${CUMLP_MPI_TEST_ENV_MODIFICATION}"
     SKIP_RETURN_CODE 77 PROCESSORS ${ranks} TIMEOUT 180)
   if(CUMLP_CUDA_SIM)
     # whatever the simulator reports is a bug, as in every other cumlp test
@@ -60,6 +67,31 @@ else()
     endif()
   endif()
 endif()
+# `cumlp train` under mpirun: test_mpi_cli starts mpirun itself (2 and 3 ranks, and two programs
+# for a bad file and options that differ on one rank).
+add_executable(test_mpi_cli ${mpi_dir}/test_mpi_cli.c)
+target_link_libraries(test_mpi_cli PRIVATE cumlp_testutil)
+target_compile_options(test_mpi_cli PRIVATE ${CUMLP_WARNINGS})
+list(JOIN CUMLP_MPIEXEC_FLAGS " " mpiexec_flags)
+target_compile_definitions(test_mpi_cli PRIVATE
+  CUMLP_TEST_MPIEXEC="${MPIEXEC_EXECUTABLE} ${mpiexec_flags}"
+  CUMLP_TEST_MPIEXEC_NP="${MPIEXEC_NUMPROC_FLAG}" CUMLP_TEST_CLI="$<TARGET_FILE:cumlp_cli>")
+set(cli_run "cpu mpi")
+if(CUMLP_CUDA_SIM)
+  set(cli_run "cuda nccl")
+elseif(NOT CUMLP_HAVE_CPU_BACKEND)
+  set(cli_run "reference mpi")
+endif()
+string(REPLACE " " ";" cli_args "${cli_run}")
+add_test(NAME test_mpi_cli COMMAND test_mpi_cli ${cli_args})
+set(cli_labels mpi)
+if(CUMLP_CUDA_SIM)
+  list(APPEND cli_labels gpu)
+endif()
+set_tests_properties(test_mpi_cli PROPERTIES LABELS "${cli_labels}" SKIP_RETURN_CODE 77
+  ENVIRONMENT "${CUMLP_MPI_TEST_ENV}" ENVIRONMENT_MODIFICATION "${CUMLP_MPI_TEST_ENV_MODIFICATION}"
+  PROCESSORS 3 TIMEOUT 300)
+
 foreach(run ${cumlp_mpi_runs})
   string(REPLACE " " ";" args "${run}")
   string(REPLACE " " "_" suffix "${run}")
