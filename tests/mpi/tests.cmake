@@ -92,6 +92,24 @@ set_tests_properties(test_mpi_cli PROPERTIES LABELS "${cli_labels}" SKIP_RETURN_
   ENVIRONMENT "${CUMLP_MPI_TEST_ENV}" ENVIRONMENT_MODIFICATION "${CUMLP_MPI_TEST_ENV_MODIFICATION}"
   PROCESSORS 3 TIMEOUT 300)
 
+# The Fortran example (tests/fortran/test_fortran_mpi.f90), where gfortran and MPI's Fortran
+# module are found.
+if(CUMLP_HAVE_FORTRAN)
+  find_package(MPI COMPONENTS Fortran QUIET)
+  if(MPI_Fortran_FOUND AND MPI_Fortran_HAVE_F90_MODULE)
+    add_executable(test_fortran_mpi ${PROJECT_SOURCE_DIR}/tests/fortran/test_fortran_mpi.f90)
+    set_target_properties(test_fortran_mpi PROPERTIES LINKER_LANGUAGE Fortran)
+    target_link_libraries(test_fortran_mpi PRIVATE cumlp_fortran MPI::MPI_Fortran)
+    # exact comparisons on purpose (bit-identical replicas), as test_fortran's
+    target_compile_options(test_fortran_mpi PRIVATE ${CUMLP_FORTRAN_TEST_OPTIONS})
+    foreach(ranks 2 3)
+      cumlp_add_mpi_test(test_fortran_mpi_${ranks} ${ranks} $<TARGET_FILE:test_fortran_mpi>)
+    endforeach()
+  else()
+    message(STATUS "cumlp: test_fortran_mpi left out: no MPI Fortran module (use mpi) found")
+  endif()
+endif()
+
 foreach(run ${cumlp_mpi_runs})
   string(REPLACE " " ";" args "${run}")
   string(REPLACE " " "_" suffix "${run}")
