@@ -541,7 +541,11 @@ int main(int argc, char **argv) {
 #endif
         ctx = test_context_try(&o, why, sizeof why);
     if (!ctx) {
+        int required = backend == CUMLP_BACKEND_CUDA && test_gpu_required() &&
+                       transport != CUMLP_TRANSPORT_NCCL; /* NCCL may lack a GPU per rank */
+        if (required) fprintf(stderr, "test_mpi: %s, but CUMLP_TEST_REQUIRE_GPU=1\n", why);
         MPI_Finalize();
+        if (required) return 1;
         harness_skip(why);
     }
     printf("%d ranks, the %s backend, transport %s\n", ranks, argv[1], argv[2]);
