@@ -231,6 +231,48 @@ static void test_steps_match_one_process(void) {
     cumlp_network_destroy(net);
 }
 
+/* The network's gradients in double. */
+static double *gradients(const cumlp_network *net) {
+    int64_t n = cumlp_network_num_parameters(net);
+    double *g = malloc((size_t)n * sizeof *g);
+    CHECK_OK(cumlp_network_get_gradients_f64(net, g, n));
+    return g;
+}
+
+/* cumlp_loss_backward alone: every rank holds the global batch's mean gradient and loss. */
+static void test_loss_backward_gives_global_gradients(void) {
+    cumlp_network *net = make_net(8, N_HIDDEN);
+    join(net);
+    float x[N_IN * GLOBAL], y[N_OUT * GLOBAL];
+    global_batch(0, x, y);
+    int64_t first = (int64_t)GLOBAL * rank / ranks, end = (int64_t)GLOBAL * (rank + 1) / ranks;
+    cumlp_tensor *X = test_tensor_from(ctx, x + first * N_IN, N_IN, end - first);
+    cumlp_tensor *Y = test_tensor_from(ctx, y + first * N_OUT, N_OUT, end - first);
+    double loss = 0;
+    CHECK_OK(cumlp_loss_backward(net, X, Y, &loss));
+    double *got = gradients(net);
+    if (rank == 0) {
+        cumlp_network *one = make_net(8, N_HIDDEN);
+        cumlp_tensor *X1 = test_tensor_from(ctx, x, N_IN, GLOBAL);
+        cumlp_tensor *Y1 = test_tensor_from(ctx, y, N_OUT, GLOBAL);
+        double one_loss = 0;
+        CHECK_OK(cumlp_loss_backward(one, X1, Y1, &one_loss));
+        CHECK_NEAR(loss, one_loss, 1e-5 * one_loss);
+        double *want = gradients(one);
+        check_close(net, got, want, "gradients");
+        free(want);
+        cumlp_tensor_destroy(X1);
+        cumlp_tensor_destroy(Y1);
+        cumlp_network_destroy(one);
+    }
+    /* without the loss, and destroyed right after: NCCL's all-reduce is still queued */
+    CHECK_OK(cumlp_loss_backward(net, X, Y, NULL));
+    cumlp_network_destroy(net);
+    free(got);
+    cumlp_tensor_destroy(X);
+    cumlp_tensor_destroy(Y);
+}
+
 /* ---- cumlp_fit and cumlp_evaluate against one process ------------------------------------------
  */
 
@@ -551,6 +593,7 @@ int main(int argc, char **argv) {
     printf("%d ranks, the %s backend, transport %s\n", ranks, argv[1], argv[2]);
     RUN(test_join);
     RUN(test_join_errors);
+    RUN(test_loss_backward_gives_global_gradients);
     RUN(test_steps_match_one_process);
     RUN(test_fit_matches_one_process);
     RUN(test_callback_stops_every_rank);

@@ -52,7 +52,9 @@ static int train(const char *launcher, const char *tag, const char *args) {
     file(err, sizeof err, tag);
     strcat(err, ".err");
     command(train_cmd, sizeof train_cmd, "data.csv", args);
-    snprintf(cmd, sizeof cmd, "%s %s >'%s' 2>'%s'", launcher, train_cmd, out, err);
+    /* a hang (a rank left waiting) fails the check in two minutes */
+    snprintf(cmd, sizeof cmd, "timeout -k 10 120 %s %s >'%s' 2>'%s'", launcher, train_cmd, out,
+             err);
     int status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
