@@ -1190,12 +1190,15 @@ CUMLP_API cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds
  *    shuffle is the same on every rank; each global batch of options->batch_size samples (c
  *    columns) is split into shards, rank r of P taking its columns [r c / P, (r + 1) c / P) (a
  *    shard may be empty when c < P). The ranks first check that they hold the same datasets,
- *    parameters and options (else CUMLP_ERROR_INVALID_VALUE naming what differs). Losses,
- *    accuracies and the validation scores in the progress and the result are global; the callback
- *    runs on every rank (print on one), and training stops after a callback that asks for it on
- *    any rank.
+ *    parameters and options (a hash of each, one pass over the data; else
+ *    CUMLP_ERROR_INVALID_VALUE naming what differs). Losses, accuracies and the validation scores
+ *    in the progress and the result are global; the callback runs on every rank (print on one),
+ *    and training stops after a callback that asks for it on any rank.
  *  - cumlp_evaluate: each rank scores its shard of the dataset (the same on every rank), and the
  *    result, on every rank, is the whole dataset's.
+ * A training step communicates one all-reduce of the gradient arena and three agreements (small
+ * MPI_Allreduce calls; one more with NCCL), one fewer in cumlp_fit, which knows the global
+ * batch's size.
  * The sums over the ranks are MPI's (MPI_Allreduce) or NCCL's (ncclAllReduce); their order is the
  * library's, the same on every rank (both leave the same result on every rank). So P ranks train
  * the replicas of one process training on the same global batches, up to rounding (the order of
