@@ -425,6 +425,7 @@ cumlp_status cumlp_network_set_comm_f(cumlp_network *net, MPI_Fint comm, int tra
 cumlp_status cumlp_mpi_agree(MPI_Comm comm, cumlp_status status, cumlp_context *ctx) {
     cumlp_status st = check_mpi_running(ctx, __func__);
     if (st != CUMLP_SUCCESS) return st;
+    CUMLP_FAIL_IF(comm == MPI_COMM_NULL, ctx, CUMLP_ERROR_INVALID_VALUE, "comm is MPI_COMM_NULL");
     party p = {comm, 0, 0, MPI_DATATYPE_NULL, MPI_OP_NULL};
     int err = MPI_Comm_rank(comm, &p.rank);
     if (err == MPI_SUCCESS) err = MPI_Comm_size(comm, &p.ranks);
