@@ -31,7 +31,8 @@ set(CUMLP_MPI_TEST_ENV "CUMLP_TEST_TMPDIR=${CMAKE_CURRENT_BINARY_DIR}"
   "OMPI_MCA_btl_vader_single_copy_mechanism=none")
 set(CUMLP_MPI_TEST_ENV_MODIFICATION "ASAN_OPTIONS=string_append::fast_unwind_on_malloc=0")
 
-# Registers `name`: `ranks` processes of the command in ARGN under MPI's launcher.
+# Registers `name`: `ranks` processes of the command in ARGN under MPI's launcher (in the simulator
+# build with the schedule CUMLP_MPI_SIM_SCHEDULE, forward unless set).
 function(cumlp_add_mpi_test name ranks)
   add_test(NAME ${name} COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ranks}
     ${CUMLP_MPIEXEC_FLAGS} ${ARGN})
@@ -39,7 +40,10 @@ function(cumlp_add_mpi_test name ranks)
   set(env ${CUMLP_MPI_TEST_ENV})
   if(CUMLP_CUDA_SIM)
     list(APPEND labels gpu)
-    list(APPEND env "CUDASIM_SCHEDULE=forward")
+    if(NOT CUMLP_MPI_SIM_SCHEDULE)
+      set(CUMLP_MPI_SIM_SCHEDULE forward)
+    endif()
+    list(APPEND env "CUDASIM_SCHEDULE=${CUMLP_MPI_SIM_SCHEDULE}")
   endif()
   set_tests_properties(${name} PROPERTIES LABELS "${labels}" ENVIRONMENT "${env}"
     ENVIRONMENT_MODIFICATION "${CUMLP_MPI_TEST_ENV_MODIFICATION}"
@@ -117,3 +121,8 @@ foreach(run ${cumlp_mpi_runs})
     cumlp_add_mpi_test(test_mpi_${ranks}_${suffix} ${ranks} $<TARGET_FILE:test_mpi> ${args})
   endforeach()
 endforeach()
+# NCCL's collectives among streams run in a shuffled order too (as cumlp's other simulator tests).
+if(CUMLP_CUDA_SIM)
+  set(CUMLP_MPI_SIM_SCHEDULE ${CUMLP_SIM_SHUFFLE})
+  cumlp_add_mpi_test(test_mpi_3_cuda_nccl_shuffled 3 $<TARGET_FILE:test_mpi> cuda nccl)
+endif()
