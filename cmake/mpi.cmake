@@ -53,13 +53,14 @@ foreach(lib ${MPI_C_LIBRARIES})
 endforeach()
 install(FILES ${PROJECT_SOURCE_DIR}/include/cumlp_mpi.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
-# MPI's launcher, for the tests (tests/mpi/tests.cmake) and the benchmark: Open MPI refuses to run
-# as root and to start more ranks than cores unless told (CI runs as root on 2 cores).
+# MPI's launcher, for the tests (tests/mpi/tests.cmake): Open MPI refuses to run as root and to
+# start more ranks than cores unless told (CI runs as root on 2 cores), and binds each rank to a
+# core, which two tests running at once would share while other cores idle.
 execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE mpiexec_version
   ERROR_QUIET RESULT_VARIABLE mpiexec_failed)
 set(CUMLP_MPIEXEC_FLAGS ${MPIEXEC_PREFLAGS})
 if(NOT mpiexec_failed AND mpiexec_version MATCHES "Open MPI|OpenRTE")
-  list(APPEND CUMLP_MPIEXEC_FLAGS --oversubscribe)
+  list(APPEND CUMLP_MPIEXEC_FLAGS --oversubscribe --bind-to none)
   execute_process(COMMAND id -u OUTPUT_VARIABLE uid OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
   if(uid STREQUAL "0")
     list(APPEND CUMLP_MPIEXEC_FLAGS --allow-run-as-root)
