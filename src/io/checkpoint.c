@@ -16,6 +16,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include "atomic_file.h"
 #include "internal.h"
 #include "json.h"
 #include "numeric.h"
@@ -358,118 +359,6 @@ static cumlp_status build_payload(const char *func, const cumlp_network *net,
     return CUMLP_SUCCESS;
 }
 
-/* ---- crash-safe file replacement ----------------------------------------------------------- */
-
-static int write_all(int fd, const void *data, size_t size) {
-    const unsigned char *p = data;
-    while (size > 0) {
-        size_t chunk = size < ((size_t)1 << 30) ? size : ((size_t)1 << 30);
-        ssize_t n = write(fd, p, chunk);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return 0;
-        p += n;
-        size -= (size_t)n;
-    }
-    return 1;
-}
-
-/* Splits path into a newly allocated directory ("." when there is none) and its last part. */
-static char *directory_of(const char *path, const char **base) {
-    const char *slash = strrchr(path, '/');
-    *base = slash ? slash + 1 : path;
-    size_t n = slash ? (size_t)(slash - path) : 1;
-    if (slash && n == 0) n = 1; /* "/name": the root directory */
-    char *dir = malloc(n + 1);
-    if (!dir) return NULL;
-    memcpy(dir, slash ? path : ".", n);
-    dir[n] = '\0';
-    return dir;
-}
-
-/* fsync of the directory makes the rename durable. Some file systems cannot sync a directory
- * (EINVAL); that is not an error of the save. */
-static int sync_directory(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return 0;
-    int ok = fsync(fd) == 0 || errno == EINVAL;
-    close(fd);
-    return ok;
-}
-
-/* The process's umask without changing it (umask() sets it, racing with other threads): the
- * "Umask:" line of /proc/self/status (Linux 4.7+), else the common 022. */
-static mode_t current_umask(void) {
-    mode_t mask = 022;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return mask;
-    char line[256];
-    unsigned value;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "Umask: %o", &value) == 1) {
-            mask = (mode_t)(value & 0777);
-            break;
-        }
-    }
-    fclose(f);
-    return mask;
-}
-
-/* New files get the mode of the file they replace, or what open(path, O_CREAT, 0666) would give
- * (mkstemp makes them 0600 whatever the umask). */
-static mode_t target_mode(const char *path) {
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) return sb.st_mode & 07777;
-    return 0666 & ~current_umask();
-}
-
-typedef struct chunk {
-    const void *data;
-    size_t size;
-} chunk;
-
-/* Writes the chunks to a temporary file beside path, syncs it, and renames it over path. */
-static cumlp_status replace_file(const cumlp_context *ctx, const char *func, const char *path,
-                                 const chunk *chunks, int num_chunks) {
-    const char *base;
-    char *dir = directory_of(path, &base);
-    char *tmp = dir ? malloc(strlen(dir) + strlen(base) + 16) : NULL;
-    if (!tmp) {
-        free(dir);
-        return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
-    }
-    if (base[0] == '\0') {
-        free(dir);
-        free(tmp);
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s: the path names a directory",
-                           path);
-    }
-    sprintf(tmp, "%s/.%s.XXXXXX", dir, base);
-    const char *failed_step = NULL;
-    int fd = mkstemp(tmp);
-    if (fd < 0) failed_step = "cannot create a temporary file in its directory";
-    if (!failed_step && fchmod(fd, target_mode(path)) != 0) failed_step = "cannot set the mode";
-    for (int i = 0; i < num_chunks && !failed_step; i++) {
-        if (!write_all(fd, chunks[i].data, chunks[i].size)) failed_step = "cannot write";
-    }
-    if (!failed_step && fsync(fd) != 0) failed_step = "cannot sync";
-    if (fd >= 0 && close(fd) != 0 && !failed_step) failed_step = "cannot close";
-    if (!failed_step && rename(tmp, path) != 0) failed_step = "cannot rename the temporary file";
-    int saved_errno = errno;
-    if (failed_step && fd >= 0) unlink(tmp);
-    cumlp_status st = CUMLP_SUCCESS;
-    if (failed_step) {
-        st = cumlp__fail(ctx, CUMLP_ERROR_IO, func, "%s: %s (%s); the old file is unchanged", path,
-                         failed_step, strerror(saved_errno));
-    } else if (!sync_directory(dir)) {
-        st = cumlp__fail(ctx, CUMLP_ERROR_IO, func,
-                         "%s: the file was replaced but its directory %s cannot be synced (%s)",
-                         path, dir, strerror(errno));
-    }
-    free(tmp);
-    free(dir);
-    return st;
-}
-
 cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimizer *opt,
                                    const char *path) {
     CUMLP_FAIL_IF(!net, NULL, CUMLP_ERROR_INVALID_VALUE, "net is NULL");
@@ -489,8 +378,9 @@ cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimiz
     } else {
         unsigned char length[8];
         put_u64_le(length, header.length);
-        chunk chunks[3] = {{length, 8}, {header.data, header.length}, {payload, payload_size}};
-        st = replace_file(ctx, __func__, path, chunks, 3);
+        cumlp__chunk chunks[3] = {
+            {length, 8}, {header.data, header.length}, {payload, payload_size}};
+        st = cumlp__replace_file(ctx, __func__, path, chunks, 3);
     }
     free(header.data);
     free(payload);
