@@ -640,7 +640,10 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * flushed and fsync()ed, renamed over the target, and the directory is fsync()ed. At every
  * moment the target is either the old file or the complete new one; a failed save leaves the old
  * file and no temporary file behind. A replaced file keeps its permission bits; a new one gets
- * 0666 less the process's umask, as open() would give it.
+ * 0666 less the process's umask, as open() would give it. A symbolic link is followed: the file it
+ * points to is replaced (or created) and the link stays. An existing target that is not a regular
+ * file (a FIFO, a device such as /dev/null, a directory, a socket), at the path or at the end of
+ * its links, is never replaced: the save fails with CUMLP_ERROR_IO and leaves it as it was.
  *
  * Reading checks everything before it changes anything: that the path is a regular file (a FIFO, a
  * device or a directory is CUMLP_ERROR_IO at once, never a blocking read), header size (at most

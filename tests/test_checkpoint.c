@@ -427,6 +427,64 @@ static void test_failed_save_keeps_old_file(void) {
     free(path);
 }
 
+/* A save never replaces what is not a regular file: a FIFO (or a device, or a directory) at the
+ * path, or at the end of a symbolic link, is refused with CUMLP_ERROR_IO and left as it was (as
+ * root, `--save /dev/null` used to rename a regular file over the device node). A symbolic link is
+ * followed: its target is replaced (created, for a dangling link) and the link stays a link. */
+static void test_save_refuses_special_files_and_follows_links(void) {
+    cumlp_network *net = ckpt_small_network(ref_ctx, 41);
+    char *fifo = ckpt_temp_path("special.fifo");
+    remove(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK_STATUS(cumlp_checkpoint_save(net, NULL, fifo), CUMLP_ERROR_IO);
+    CHECK_MSG(strstr(cumlp_last_error(ref_ctx), fifo) && strstr(cumlp_last_error(ref_ctx), "FIFO"),
+              "%s", cumlp_last_error(ref_ctx));
+    struct stat sb;
+    CHECK(lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
+    CHECK(count_temporaries(fifo) == 0);
+
+    char *link_to_fifo = ckpt_temp_path("link_to_fifo.safetensors");
+    remove(link_to_fifo);
+    CHECK(symlink(fifo, link_to_fifo) == 0);
+    CHECK_STATUS(cumlp_checkpoint_save(net, NULL, link_to_fifo), CUMLP_ERROR_IO);
+    CHECK(lstat(link_to_fifo, &sb) == 0 && S_ISLNK(sb.st_mode));
+    CHECK(lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
+
+    /* a link to a regular file: the file gets the new contents, the link stays */
+    char *target = ckpt_temp_path("link_target.safetensors");
+    char *link = ckpt_temp_path("link.safetensors");
+    remove(link);
+    CHECK(ckpt_write_file(target, "old", 3));
+    const char *slash = strrchr(target, '/');
+    CHECK(symlink(slash + 1, link) == 0); /* relative to the link's directory */
+    CHECK_OK(cumlp_checkpoint_save(net, NULL, link));
+    CHECK(lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode));
+    cumlp_network *back = NULL;
+    CHECK_OK(cumlp_checkpoint_load(ref_ctx, target, 0, &back, NULL));
+    cumlp_network_destroy(back);
+    CHECK(count_temporaries(target) == 0 && count_temporaries(link) == 0);
+
+    /* a dangling link: its target is created */
+    remove(target);
+    CHECK_OK(cumlp_checkpoint_save(net, NULL, link));
+    CHECK(lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode));
+    CHECK(stat(target, &sb) == 0 && S_ISREG(sb.st_mode));
+
+    /* a loop of links is an error, not a hang */
+    char *loop = ckpt_temp_path("loop.safetensors");
+    remove(loop);
+    CHECK(symlink(strrchr(loop, '/') + 1, loop) == 0);
+    CHECK_STATUS(cumlp_checkpoint_save(net, NULL, loop), CUMLP_ERROR_IO);
+    CHECK(lstat(loop, &sb) == 0 && S_ISLNK(sb.st_mode));
+
+    char *paths[] = {fifo, link_to_fifo, target, link, loop};
+    for (int i = 0; i < 5; i++) {
+        remove(paths[i]);
+        free(paths[i]);
+    }
+    cumlp_network_destroy(net);
+}
+
 int main(void) {
     cumlp_context_options o;
     cumlp_context_defaults(&o);
@@ -442,6 +500,7 @@ int main(void) {
     RUN(test_non_finite_rejected_unless_allowed);
     RUN(test_argument_errors);
     RUN(test_failed_save_keeps_old_file);
+    RUN(test_save_refuses_special_files_and_follows_links);
     cumlp_context_destroy(ref_ctx);
     return harness_finish();
 }

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L /* open, fstat, fcntl, read */
 
 #include "data_internal.h"
+#include "io/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -384,16 +385,6 @@ cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_dataset *ds) {
 
 /* ---- files --------------------------------------------------------------------------------- */
 
-/* What a path that is not a regular file is, for messages. */
-static const char *file_kind(mode_t mode) {
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    if (S_ISSOCK(mode)) return "a socket";
-    return "not a regular file";
-}
-
 /* Opens a regular file for reading. O_NONBLOCK keeps open() from waiting for a FIFO's writer (or
  * a device); anything but a regular file is refused, and then blocking reads are restored. */
 static cumlp_status open_regular(cumlp_context *ctx, const char *path, int *fd_out) {
@@ -407,7 +398,7 @@ static cumlp_status open_regular(cumlp_context *ctx, const char *path, int *fd_o
         st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot stat: %s", path, strerror(errno));
     else if (!S_ISREG(sb.st_mode))
         st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: is %s, not a regular file", path,
-                          file_kind(sb.st_mode));
+                          cumlp__file_kind(sb.st_mode));
     else if ((flags = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1)
         st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot set blocking reads: %s", path,
                           strerror(errno));

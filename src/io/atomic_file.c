@@ -15,19 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int write_all(int fd, const void *data, size_t size) {
-    const unsigned char *p = data;
-    while (size > 0) {
-        size_t chunk = size < ((size_t)1 << 30) ? size : ((size_t)1 << 30);
-        ssize_t n = write(fd, p, chunk);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return 0;
-        p += n;
-        size -= (size_t)n;
-    }
-    return 1;
-}
-
 /* Splits path into a newly allocated directory ("." when there is none) and its last part. */
 static char *directory_of(const char *path, const char **base) {
     const char *slash = strrchr(path, '/');
@@ -77,44 +64,209 @@ static mode_t target_mode(const char *path) {
     return 0666 & ~current_umask();
 }
 
-cumlp_status cumlp__replace_file(const cumlp_context *ctx, const char *func, const char *path,
-                                 const cumlp__chunk *chunks, int num_chunks) {
+/* What a file that is not a regular file is, for messages. */
+const char *cumlp__file_kind(unsigned mode) {
+    mode_t m = (mode_t)mode;
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+           : S_ISLNK(m)  ? "a symbolic link"
+                         : "not a regular file";
+}
+
+/* Links followed before giving up, as the kernel's MAXSYMLINKS. */
+#define MAX_LINKS 40
+
+/* The file that path names, symbolic links followed (a dangling link names the file it would
+ * create), as a new string; NULL with errno set on failure (ELOOP for a loop). */
+static char *resolve_links(const char *path) {
+    char *p = strdup(path);
+    for (int links = 0; p; links++) {
+        struct stat sb;
+        if (lstat(p, &sb) != 0) {
+            if (errno == ENOENT) return p; /* a new file */
+            break;
+        }
+        if (!S_ISLNK(sb.st_mode)) return p;
+        if (links == MAX_LINKS) {
+            errno = ELOOP;
+            break;
+        }
+        size_t cap = sb.st_size > 0 ? (size_t)sb.st_size + 1 : 4096;
+        char *to = malloc(cap);
+        ssize_t n = to ? readlink(p, to, cap) : -1;
+        if (n < 0 || (size_t)n >= cap) {
+            if (n >= 0) errno = ENAMETOOLONG; /* the link changed under us */
+            free(to);
+            break;
+        }
+        to[n] = '\0';
+        const char *slash = strrchr(p, '/');
+        char *next = to;
+        if (to[0] != '/' && slash) { /* relative to the link's directory */
+            size_t dir_len = (size_t)(slash - p) + 1;
+            next = malloc(dir_len + (size_t)n + 1);
+            if (next) {
+                memcpy(next, p, dir_len);
+                memcpy(next + dir_len, to, (size_t)n + 1);
+            }
+            free(to);
+        }
+        free(p);
+        p = next;
+    }
+    int saved = errno;
+    free(p);
+    errno = saved;
+    return NULL;
+}
+
+struct cumlp__atomic_file {
+    const cumlp_context *ctx;
+    const char *func;
+    char *path;   /* as the caller named it, for messages */
+    char *target; /* the file it names, links followed */
+    char *dir;    /* the target's directory */
+    char *tmp;    /* the temporary file beside the target */
+    FILE *stream;
+};
+
+static void atomic_free(cumlp__atomic_file *f) {
+    free(f->path);
+    free(f->target);
+    free(f->dir);
+    free(f->tmp);
+    free(f);
+}
+
+/* CUMLP_ERROR_IO naming the file when an existing target (at the end of its links) is not a
+ * regular file; such a target is never replaced. */
+static cumlp_status check_target(const cumlp__atomic_file *f) {
+    struct stat sb;
+    if (stat(f->target, &sb) != 0 || S_ISREG(sb.st_mode)) return CUMLP_SUCCESS;
+    if (strcmp(f->path, f->target) == 0)
+        return cumlp__fail(f->ctx, CUMLP_ERROR_IO, f->func,
+                           "%s is %s, not a regular file: refused (it is left as it is)", f->path,
+                           cumlp__file_kind(sb.st_mode));
+    return cumlp__fail(f->ctx, CUMLP_ERROR_IO, f->func,
+                       "%s links to %s, which is %s, not a regular file: refused (it is left as "
+                       "it is)",
+                       f->path, f->target, cumlp__file_kind(sb.st_mode));
+}
+
+cumlp_status cumlp__atomic_open(const cumlp_context *ctx, const char *func, const char *path,
+                                cumlp__atomic_file **out) {
+    *out = NULL;
+    cumlp__atomic_file *f = calloc(1, sizeof *f);
+    if (!f) return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
+    f->ctx = ctx;
+    f->func = func;
+    f->path = strdup(path);
+    if (!f->path) {
+        atomic_free(f);
+        return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
+    }
+    f->target = resolve_links(path);
+    if (!f->target) {
+        int saved = errno;
+        atomic_free(f);
+        return cumlp__fail(ctx, saved == ENOMEM ? CUMLP_ERROR_ALLOC_FAILED : CUMLP_ERROR_IO, func,
+                           "%s: cannot follow the path (%s); nothing was written", path,
+                           strerror(saved));
+    }
     const char *base;
-    char *dir = directory_of(path, &base);
-    char *tmp = dir ? malloc(strlen(dir) + strlen(base) + 16) : NULL;
-    if (!tmp) {
-        free(dir);
+    f->dir = directory_of(f->target, &base);
+    f->tmp = f->dir ? malloc(strlen(f->dir) + strlen(base) + 16) : NULL;
+    if (!f->tmp) {
+        atomic_free(f);
         return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
     }
     if (base[0] == '\0') {
-        free(dir);
-        free(tmp);
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s: the path names a directory",
-                           path);
+        atomic_free(f);
+        return cumlp__fail(ctx, CUMLP_ERROR_IO, func, "%s: the path names a directory", path);
     }
-    sprintf(tmp, "%s/.%s.XXXXXX", dir, base);
+    cumlp_status st = check_target(f);
+    if (st != CUMLP_SUCCESS) {
+        atomic_free(f);
+        return st;
+    }
+    sprintf(f->tmp, "%s/.%s.XXXXXX", f->dir, base);
     const char *failed_step = NULL;
-    int fd = mkstemp(tmp);
+    int fd = mkstemp(f->tmp);
     if (fd < 0) failed_step = "cannot create a temporary file in its directory";
-    if (!failed_step && fchmod(fd, target_mode(path)) != 0) failed_step = "cannot set the mode";
-    for (int i = 0; i < num_chunks && !failed_step; i++) {
-        if (!write_all(fd, chunks[i].data, chunks[i].size)) failed_step = "cannot write";
+    if (!failed_step && fchmod(fd, target_mode(f->target)) != 0)
+        failed_step = "cannot set the mode";
+    if (!failed_step && !(f->stream = fdopen(fd, "wb"))) failed_step = "cannot open a stream";
+    if (failed_step) {
+        int saved = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(f->tmp);
+        }
+        st = cumlp__fail(ctx, CUMLP_ERROR_IO, func, "%s: %s (%s); nothing was written", path,
+                         failed_step, strerror(saved));
+        atomic_free(f);
+        return st;
     }
-    if (!failed_step && fsync(fd) != 0) failed_step = "cannot sync";
-    if (fd >= 0 && close(fd) != 0 && !failed_step) failed_step = "cannot close";
-    if (!failed_step && rename(tmp, path) != 0) failed_step = "cannot rename the temporary file";
-    int saved_errno = errno;
-    if (failed_step && fd >= 0) unlink(tmp);
+    *out = f;
+    return CUMLP_SUCCESS;
+}
+
+FILE *cumlp__atomic_stream(cumlp__atomic_file *f) {
+    return f->stream;
+}
+
+void cumlp__atomic_discard(cumlp__atomic_file *f) {
+    if (!f) return;
+    fclose(f->stream);
+    unlink(f->tmp);
+    atomic_free(f);
+}
+
+cumlp_status cumlp__atomic_commit(cumlp__atomic_file *f) {
+    const char *failed_step = NULL;
+    int saved_errno = 0;
+    if (fflush(f->stream) != 0 || ferror(f->stream)) {
+        failed_step = "cannot write";
+        saved_errno = ferror(f->stream) && errno == 0 ? EIO : errno;
+    }
+    if (!failed_step && fsync(fileno(f->stream)) != 0) failed_step = "cannot sync";
+    if (fclose(f->stream) != 0 && !failed_step) failed_step = "cannot close";
+    if (!failed_step) {
+        /* once more just before the rename: a special file may have appeared meanwhile */
+        cumlp_status st = check_target(f);
+        if (st != CUMLP_SUCCESS) {
+            unlink(f->tmp);
+            atomic_free(f);
+            return st;
+        }
+    }
+    if (!failed_step && rename(f->tmp, f->target) != 0)
+        failed_step = "cannot rename the temporary file";
+    if (failed_step && saved_errno == 0) saved_errno = errno;
+    if (failed_step) unlink(f->tmp);
     cumlp_status st = CUMLP_SUCCESS;
     if (failed_step) {
-        st = cumlp__fail(ctx, CUMLP_ERROR_IO, func, "%s: %s (%s); the old file is unchanged", path,
-                         failed_step, strerror(saved_errno));
-    } else if (!sync_directory(dir)) {
-        st = cumlp__fail(ctx, CUMLP_ERROR_IO, func,
+        st = cumlp__fail(f->ctx, CUMLP_ERROR_IO, f->func, "%s: %s (%s); the old file is unchanged",
+                         f->path, failed_step, strerror(saved_errno));
+    } else if (!sync_directory(f->dir)) {
+        st = cumlp__fail(f->ctx, CUMLP_ERROR_IO, f->func,
                          "%s: the file was replaced but its directory %s cannot be synced (%s)",
-                         path, dir, strerror(errno));
+                         f->path, f->dir, strerror(errno));
     }
-    free(tmp);
-    free(dir);
+    atomic_free(f);
     return st;
+}
+
+cumlp_status cumlp__replace_file(const cumlp_context *ctx, const char *func, const char *path,
+                                 const cumlp__chunk *chunks, int num_chunks) {
+    cumlp__atomic_file *f;
+    cumlp_status st = cumlp__atomic_open(ctx, func, path, &f);
+    if (st != CUMLP_SUCCESS) return st;
+    for (int i = 0; i < num_chunks; i++)
+        if (chunks[i].size > 0 && fwrite(chunks[i].data, 1, chunks[i].size, f->stream) == 0)
+            break; /* the stream's error flag makes the commit fail */
+    return cumlp__atomic_commit(f);
 }

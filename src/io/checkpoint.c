@@ -880,11 +880,7 @@ static cumlp_status read_file(const reader *r, const char *path, unsigned char *
     if (fstat(fd, &sb) != 0) {
         st = bad(r, CUMLP_ERROR_IO, "cannot stat: %s", strerror(errno));
     } else if (!S_ISREG(sb.st_mode)) {
-        st = bad(r, CUMLP_ERROR_IO, "not a regular file (%s)",
-                 S_ISFIFO(sb.st_mode)                         ? "a FIFO"
-                 : S_ISDIR(sb.st_mode)                        ? "a directory"
-                 : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device"
-                                                              : "a socket or other special file");
+        st = bad(r, CUMLP_ERROR_IO, "not a regular file (%s)", cumlp__file_kind(sb.st_mode));
     } else if ((flags = fcntl(fd, F_GETFL)) == -1 ||
                fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
         st = bad(r, CUMLP_ERROR_IO, "cannot set blocking reads: %s", strerror(errno));
