@@ -9,10 +9,12 @@
 
 #include "cumlp.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,12 +24,20 @@ static void tmp(char *buf, size_t size, const char *name) {
     snprintf(buf, size, "%s/test_cli_%s", dir, name);
 }
 
-/* Runs `cumlp <args>` with stdout and stderr in files; returns its exit status. */
-static int run(const char *args) {
+/* Runs `<prefix> cumlp <args>` with stdout and stderr in files (stdout in `out` when it is not
+ * NULL); returns its exit status. The prefix is shell text run before it, such as a ulimit; every
+ * run ends within 60 s (a hang, say on a FIFO, fails the test instead of blocking it). */
+static int run_with(const char *prefix, const char *args, const char *out) {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", exe, args, out_path, err_path);
+    snprintf(cmd, sizeof cmd, "%s timeout 60 '%s' %s >'%s' 2>'%s'", prefix, exe, args,
+             out ? out : out_path, err_path);
     int status = system(cmd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Runs `cumlp <args>` with stdout and stderr in files; returns its exit status. */
+static int run(const char *args) {
+    return run_with("", args, NULL);
 }
 
 static char *slurp(const char *path) {
@@ -231,11 +241,11 @@ static void test_cuda_backend_commands(void) {
     remove(pred);
 }
 
-/* A log that cannot be written (a full disk: /dev/full) fails the run after training, with the
- * model still saved. */
-static void test_log_write_error(void) {
+/* A log at a path that is not a regular file (/dev/full, a device) is refused before training,
+ * naming it, and nothing is saved; it used to fail after training. */
+static void test_log_to_a_device_is_refused(void) {
     if (access("/dev/full", W_OK) != 0) {
-        printf("  (no /dev/full here: log write error not tested)\n");
+        printf("  (no /dev/full here: not tested)\n");
         return;
     }
     char args[4096];
@@ -246,8 +256,8 @@ static void test_log_write_error(void) {
              csv, model);
     CHECK(run(args) == 2);
     check_one_line_error("train");
-    CHECK(contains(err_path, "/dev/full"));
-    CHECK(access(model, R_OK) == 0);
+    CHECK(contains(err_path, "/dev/full") && contains(err_path, "not a regular file"));
+    CHECK(access(model, F_OK) != 0);
 }
 
 /* A test file that lacks the training set's largest class still gets its one-hot targets over
@@ -368,6 +378,118 @@ static void test_bench(void) {
     remove(init);
 }
 
+/* Names in the directory of path that start with ".<base>." (temporary files of crash-safe
+ * writes). */
+static int count_temporaries(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char d[700], prefix[512];
+    snprintf(d, sizeof d, "%.*s", (int)(slash - path), path);
+    snprintf(prefix, sizeof prefix, ".%s.", slash + 1);
+    DIR *dp = opendir(d);
+    int count = 0;
+    for (struct dirent *e; dp && (e = readdir(dp)) != NULL;)
+        count += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    if (dp) closedir(dp);
+    return count;
+}
+
+static int is_fifo(const char *path) {
+    struct stat sb;
+    return lstat(path, &sb) == 0 && S_ISFIFO(sb.st_mode);
+}
+
+static int is_link(const char *path) {
+    struct stat sb;
+    return lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode);
+}
+
+/* Every file the command writes (model, log, plot, predictions, bench JSON) is written to a
+ * temporary file and renamed: a FIFO (or device) at the path is refused with exit status 2 and
+ * left as it was (as root, `--save /dev/null` used to replace the device node; opening a FIFO for
+ * the log blocked), a symbolic link is followed and its target replaced, a write that fails
+ * halfway leaves the old file and no temporary file, and standard output is named as such. */
+static void test_output_files_are_crash_safe(void) {
+    char args[4096], fifo[700], pred[700], target[700], link[700], json[700];
+    tmp(fifo, sizeof fifo, "out.fifo");
+    tmp(pred, sizeof pred, "safe_pred.csv");
+    tmp(target, sizeof target, "safe_target.csv");
+    tmp(link, sizeof link, "safe_link.csv");
+    tmp(json, sizeof json, "safe_bench.json");
+    remove(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    snprintf(args, sizeof args,
+             "train --data '%s' --csv-header --layers 2,4,3 --epochs 1 --backend reference "
+             "--quiet --save '%s'",
+             csv, model);
+    CHECK_MSG(run(args) == 0, "%s", slurp(err_path));
+    const char *train = "train --data '%s' --csv-header --layers 2,4,3 --epochs 1 --backend "
+                        "reference --quiet %s '%s'";
+    const char *outputs[] = {"--save", "--log", "--plot"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, train, csv, outputs[i], fifo);
+        CHECK_MSG(run(args) == 2, "%s to a FIFO", outputs[i]);
+        CHECK_MSG(contains(err_path, fifo) && contains(err_path, "FIFO"), "%s: %s", outputs[i],
+                  slurp(err_path));
+        CHECK_MSG(!contains(out_path, "done:"), "%s: refused after training", outputs[i]);
+        CHECK(is_fifo(fifo) && count_temporaries(fifo) == 0);
+    }
+    snprintf(args, sizeof args, "predict --model '%s' --data '%s' --csv-header --out '%s'", model,
+             csv, fifo);
+    CHECK(run(args) == 2);
+    CHECK(contains(err_path, fifo) && is_fifo(fifo));
+    snprintf(args, sizeof args,
+             "bench --layers 4,3,2 --batch 4 --steps 1 --warmup 0 --backend reference --json '%s'",
+             fifo);
+    CHECK(run(args) == 2);
+    CHECK_MSG(contains(err_path, fifo) && is_fifo(fifo), "%s", slurp(err_path));
+
+    /* a link: its target gets the predictions, the link stays */
+    FILE *f = fopen(target, "w");
+    if (f) {
+        fputs("old\n", f);
+        fclose(f);
+    }
+    remove(link);
+    CHECK(symlink(target, link) == 0);
+    snprintf(args, sizeof args, "predict --model '%s' --data '%s' --csv-header --out '%s'", model,
+             csv, link);
+    CHECK_MSG(run(args) == 0, "%s", slurp(err_path));
+    CHECK(is_link(link) && count_lines(target) == 151 && count_temporaries(target) == 0);
+
+    /* a write that fails halfway (file size limit of 512 bytes) leaves the old predictions */
+    f = fopen(pred, "w");
+    if (f) {
+        fputs("old\n", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "predict --model '%s' --data '%s' --csv-header --out '%s'", model,
+             csv, pred);
+    CHECK(run_with("trap '' XFSZ; ulimit -f 1;", args, NULL) == 2);
+    CHECK_MSG(contains(err_path, pred), "%s", slurp(err_path));
+    CHECK(contains(pred, "old") && count_lines(pred) == 1 && count_temporaries(pred) == 0);
+    /* ... and so does bench --json, with a message (it failed silently) */
+    snprintf(args, sizeof args,
+             "bench --layers 4,3,2 --batch 4 --steps 1 --warmup 0 --backend reference --json '%s'",
+             json);
+    remove(json);
+    CHECK(run_with("trap '' XFSZ; ulimit -f 1;", args, NULL) == 2);
+    CHECK_MSG(contains(err_path, json), "%s", slurp(err_path));
+    CHECK(access(json, F_OK) != 0 && count_temporaries(json) == 0);
+
+    /* standard output that cannot be written is named as such */
+    if (access("/dev/full", W_OK) == 0) {
+        snprintf(args, sizeof args, "predict --model '%s' --data '%s' --csv-header", model, csv);
+        CHECK(run_with("", args, "/dev/full") == 2);
+        CHECK_MSG(contains(err_path, "standard output") && !contains(err_path, "(null)"), "%s",
+                  slurp(err_path));
+    }
+    remove(fifo);
+    remove(pred);
+    remove(target);
+    remove(link);
+    remove(json);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     char self[1024];
@@ -389,7 +511,8 @@ int main(int argc, char **argv) {
     RUN(test_usage_errors);
     RUN(test_data_errors);
     RUN(test_train_eval_predict);
-    RUN(test_log_write_error);
+    RUN(test_log_to_a_device_is_refused);
+    RUN(test_output_files_are_crash_safe);
     RUN(test_test_set_classes);
     RUN(test_numerical_failure);
     RUN(test_gradcheck_and_info);

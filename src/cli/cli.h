@@ -5,6 +5,7 @@
 #include "cumlp.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit codes of every subcommand. */
 enum {
@@ -69,6 +70,27 @@ int cli_context(const char *command, const cli_args *a, cumlp_context **ctx);
 int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, int test,
                   cumlp_dataset **ds);
 
+/* A file the command writes: crash-safely (a temporary file renamed over the target when it is
+ * closed; a FIFO or device at the path is refused and left as it is; a symbolic link is followed),
+ * or standard output for a NULL path or "-". */
+typedef struct cli_output {
+    const char *name; /* the path, or "standard output", for messages */
+    FILE *f;          /* where to write; NULL once closed */
+    struct cumlp__atomic_file *file;
+} cli_output;
+
+/* Opens path for writing; on failure prints why (naming the file) and returns EXIT_DATA. */
+int cli_output_open(const char *command, const char *path, cli_output *out);
+/* Puts what was written in place (or flushes standard output); on failure prints why, naming the
+ * file, leaves the old file and returns EXIT_DATA. */
+int cli_output_close(const char *command, cli_output *out);
+/* Drops what was written (the target stays as it was). Accepts an output never opened. */
+void cli_output_discard(cli_output *out);
+/* Whether path can be written (its directory exists and takes a new file, and what is at the
+ * path is a regular file or nothing), by opening and discarding it: prints why not and returns
+ * EXIT_DATA; before a long run, so that it does not fail at the end. */
+int cli_output_check(const char *command, const char *path);
+
 /* The scaler file that goes with a model file: "<model>.scale". */
 void cli_scaler_path(const char *model, char *buf, size_t size);
 /* Writes and reads a scaler as text (one "offset scale" pair per line after a count line). */
@@ -103,7 +125,8 @@ typedef struct cli_history {
 int cli_history_add(cli_history *h, double train_loss, double val_loss, double train_acc,
                     double val_acc);
 void cli_history_free(cli_history *h);
-/* Writes the training and validation curves as an SVG file; returns 0 on success. */
-int cli_write_svg(const cli_history *h, const char *path);
+/* Writes the training and validation curves as an SVG file; on failure prints why and returns
+ * EXIT_DATA. */
+int cli_write_svg(const char *command, const cli_history *h, const char *path);
 
 #endif

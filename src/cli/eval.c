@@ -111,11 +111,10 @@ int cli_eval(int argc, char **argv) {
 
 static int write_predictions(const char *cmd, const char *path, const float *out, int64_t n_out,
                              int64_t n, int classify) {
-    FILE *f = path && strcmp(path, "-") != 0 ? fopen(path, "w") : stdout;
-    if (!f) {
-        fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, path);
-        return EXIT_DATA;
-    }
+    cli_output dest;
+    int rc = cli_output_open(cmd, path, &dest);
+    if (rc != EXIT_OK) return rc;
+    FILE *f = dest.f;
     if (classify) fprintf(f, "class,");
     for (int64_t k = 0; k < n_out; k++)
         fprintf(f, "out%lld%s", (long long)k, k + 1 < n_out ? "," : "\n");
@@ -130,12 +129,7 @@ static int write_predictions(const char *cmd, const char *path, const float *out
         for (int64_t k = 0; k < n_out; k++)
             fprintf(f, "%.7g%s", o[k], k + 1 < n_out ? "," : "\n");
     }
-    int ok = f == stdout ? fflush(f) == 0 : fclose(f) == 0;
-    if (!ok) {
-        fprintf(stderr, "cumlp %s: error writing %s\n", cmd, path);
-        return EXIT_DATA;
-    }
-    return EXIT_OK;
+    return cli_output_close(cmd, &dest);
 }
 
 int cli_predict(int argc, char **argv) {

@@ -154,9 +154,10 @@ typedef struct reporter {
     const cli_args *a;
     int bar; /* draw a progress bar on stderr */
     int bar_drawn;
-    double last_draw; /* seconds into training of the last redraw */
-    FILE *log;
-    int log_failed; /* a write to the log failed (reported when training ends) */
+    double last_draw;   /* seconds into training of the last redraw */
+    FILE *log;          /* log_out's stream while it is open */
+    cli_output log_out; /* --log, written to a temporary file and put in place at the end */
+    int log_failed;     /* a write to the log failed (reported when training ends) */
     cli_history history;
     int history_failed;
 } reporter;
@@ -238,7 +239,8 @@ typedef struct train_run {
 } train_run;
 
 static void run_free(train_run *t) {
-    if (t->rep.log) fclose(t->rep.log);
+    /* a run that failed still leaves its log so far (a NaN epoch, say) */
+    if (t->rep.log) cli_output_close("train", &t->rep.log_out);
     cli_history_free(&t->rep.history);
     cumlp_optimizer_destroy(t->opt);
     cumlp_network_destroy(t->net);
@@ -319,11 +321,9 @@ static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_f
     int64_t batches = (n + (a->batch > 0 ? a->batch : 1) - 1) / (a->batch > 0 ? a->batch : 1);
     fo->callback_every = t->rep.bar ? (batches > 100 ? batches / 100 : 1) : 0;
     if (a->log) {
-        t->rep.log = fopen(a->log, "w");
-        if (!t->rep.log) {
-            fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, a->log);
-            return EXIT_DATA;
-        }
+        int rc = cli_output_open(cmd, a->log, &t->rep.log_out);
+        if (rc != EXIT_OK) return rc;
+        t->rep.log = t->rep.log_out.f;
         if (fprintf(t->rep.log, "epoch,learning_rate,train_loss,train_accuracy,validation_loss,"
                                 "validation_accuracy,validation_mse,seconds\n") < 0)
             t->rep.log_failed = 1;
@@ -334,10 +334,10 @@ static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_f
 /* Closes the CSV log; a failed write or close (disk full, say) is an error of the run. */
 static int close_log(const char *cmd, const cli_args *a, reporter *r) {
     if (!r->log) return EXIT_OK;
-    int failed = r->log_failed | (fclose(r->log) != 0);
     r->log = NULL;
-    if (!failed) return EXIT_OK;
-    fprintf(stderr, "cumlp %s: cannot write %s (the log is incomplete)\n", cmd, a->log);
+    if (!r->log_failed) return cli_output_close(cmd, &r->log_out);
+    cli_output_discard(&r->log_out);
+    fprintf(stderr, "cumlp %s: cannot write %s (the old file is unchanged)\n", cmd, a->log);
     return EXIT_DATA;
 }
 
@@ -369,10 +369,11 @@ static int finish(const char *cmd, const cli_args *a, train_run *t) {
         else
             printf("test mse %.6g  loss %.6g\n", e.mse, e.loss);
     }
-    if (a->plot && (t->rep.history_failed || cli_write_svg(&t->rep.history, a->plot) != 0)) {
-        fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, a->plot);
+    if (a->plot && t->rep.history_failed) {
+        fprintf(stderr, "cumlp %s: out of memory for the history of %s\n", cmd, a->plot);
         return EXIT_DATA;
     }
+    if (a->plot && cli_write_svg(cmd, &t->rep.history, a->plot) != EXIT_OK) return EXIT_DATA;
     return close_log(cmd, a, &t->rep);
 }
 
@@ -380,6 +381,9 @@ static int train_with(const char *cmd, const cli_args *a, train_run *t) {
     int rc = cli_context(cmd, a, &t->ctx);
     if (rc == EXIT_OK) rc = prepare_data(cmd, a, t);
     if (rc == EXIT_OK) rc = build_model(cmd, a, t);
+    /* the files written after training can be written: found out now, not after the run */
+    if (rc == EXIT_OK && a->save) rc = cli_output_check(cmd, a->save);
+    if (rc == EXIT_OK && a->plot) rc = cli_output_check(cmd, a->plot);
     cumlp_fit_options fo;
     if (rc == EXIT_OK) rc = fit_options(cmd, a, t, &fo);
     if (rc != EXIT_OK) return rc;

@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "atomic_file.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,11 +1,11 @@
 /*
- * atomic_file.h - crash-safe replacement of files, shared by everything cumlp writes (internal;
- * not installed).
+ * atomic_file.h - crash-safe replacement of files, shared by everything cumlp writes: the
+ * library's checkpoints and the `cumlp` command's outputs (internal; not installed).
  */
 #ifndef CUMLP_IO_ATOMIC_FILE_H
 #define CUMLP_IO_ATOMIC_FILE_H
 
-#include "internal.h"
+#include "cumlp.h"
 
 #include <stddef.h>
 #include <stdio.h>
