@@ -28,7 +28,7 @@ static void tmp(char *buf, size_t size, const char *name) {
  * NULL); returns its exit status. The prefix is shell text run before it, such as a ulimit; every
  * run ends within 60 s (a hang, say on a FIFO, fails the test instead of blocking it). */
 static int run_with(const char *prefix, const char *args, const char *out) {
-    char cmd[8192];
+    char cmd[16384];
     snprintf(cmd, sizeof cmd, "%s timeout 60 '%s' %s >'%s' 2>'%s'", prefix, exe, args,
              out ? out : out_path, err_path);
     int status = system(cmd);
@@ -281,6 +281,174 @@ static void test_test_set_classes(void) {
     remove(test_csv);
 }
 
+static void write_bytes(const char *path, const void *bytes, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(bytes, 1, n, f);
+    fclose(f);
+}
+
+/* The files of test_exit_codes_of_every_error_class, named @name@ in its command lines. */
+static const char *const ex_names[] = {"ragged", "neg",   "big",    "frac",  "nan",
+                                       "img",    "lab",   "nofile", "model", "notmodel",
+                                       "reg",    "nodir", "blobs"};
+enum { EX_FILES = sizeof ex_names / sizeof ex_names[0] };
+static char ex_paths[EX_FILES][700];
+
+/* The command line with every @name@ replaced by the quoted path of that file. */
+static void expand(const char *template, char *out, size_t size) {
+    size_t n = 0;
+    for (const char *p = template; *p && n + 1 < size;) {
+        const char *end = *p == '@' ? strchr(p + 1, '@') : NULL;
+        int k = -1;
+        for (int i = 0; end && i < EX_FILES; i++)
+            if (strlen(ex_names[i]) == (size_t)(end - p - 1) &&
+                strncmp(ex_names[i], p + 1, (size_t)(end - p - 1)) == 0)
+                k = i;
+        if (k < 0) {
+            out[n++] = *p++;
+            continue;
+        }
+        n += (size_t)snprintf(out + n, size - n, "'%s'", ex_paths[k]);
+        p = end + 1;
+    }
+    out[n < size ? n : size - 1] = '\0';
+}
+
+/* The exit status is README's contract (0 success, 1 usage error, 2 data or file error, 3
+ * numerical failure) for every error class through every subcommand that meets it, each with a
+ * message on stderr. A label of -1 exited 1, one of 70000 2; a NaN cell 3; a non-integer label 1;
+ * a model file holding NaN 3. */
+static void test_exit_codes_of_every_error_class(void) {
+    for (int i = 0; i < EX_FILES; i++) {
+        char name[64];
+        /* the text files end in .csv, the format cumlp guesses from the name */
+        int text = i <= 4 || i == 7 || i == 10;
+        snprintf(name, sizeof name, "ex_%s%s", ex_names[i], text ? ".csv" : "");
+        tmp(ex_paths[i], sizeof ex_paths[i], name);
+    }
+    snprintf(ex_paths[12], sizeof ex_paths[12], "%s", csv);
+    snprintf(ex_paths[11] + strlen(ex_paths[11]), 100, "/x"); /* in a missing directory */
+    write_bytes(ex_paths[0], "1,2,0\n3,4\n", 10);
+    write_bytes(ex_paths[1], "1,2,0\n3,4,-1\n", 13);
+    write_bytes(ex_paths[2], "1,2,0\n3,4,70000\n", 16);
+    write_bytes(ex_paths[3], "1,2,0\n3,4,1.5\n", 14);
+    write_bytes(ex_paths[4], "1,2,0\n3,nan,1\n", 14);
+    /* IDX images announcing 4 items of 2 x 1 bytes but holding 3 bytes; 4 labels */
+    const unsigned char img[] = {0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 1, 1, 2, 3};
+    const unsigned char lab[] = {0, 0, 8, 1, 0, 0, 0, 4, 0, 1, 0, 1};
+    write_bytes(ex_paths[5], img, sizeof img);
+    write_bytes(ex_paths[6], lab, sizeof lab);
+    remove(ex_paths[7]);
+    write_bytes(ex_paths[9], "not a checkpoint\n", 17);
+    write_bytes(ex_paths[10], "0,0\n1,1e30\n2,3e30\n3,-1e30\n", 26);
+    char args[8192];
+    expand("train --data @blobs@ --csv-header --layers 2,4,3 --epochs 1 --backend reference "
+           "--quiet --save @model@",
+           args, sizeof args);
+    CHECK_MSG(run(args) == 0, "%s", slurp(err_path));
+    /* a checkpoint holding NaN: the model file is bad, not the arithmetic */
+    char nan_model[700];
+    tmp(nan_model, sizeof nan_model, "ex_nan_model");
+    {
+        cumlp_context *ctx = NULL;
+        cumlp_context_options co;
+        cumlp_context_defaults(&co);
+        co.backend = CUMLP_BACKEND_REFERENCE;
+        cumlp_network *net = NULL;
+        CHECK_OK(cumlp_context_create(&ctx, &co));
+        CHECK_OK(cumlp_checkpoint_load(ctx, ex_paths[8], 0, &net, NULL));
+        float w[8] = {NAN, 0, 0, 0, 0, 0, 0, 0};
+        if (net) CHECK_OK(cumlp_network_set_layer(net, 0, w, NULL));
+        if (net) CHECK_OK(cumlp_checkpoint_save(net, NULL, nan_model));
+        cumlp_network_destroy(net);
+        cumlp_context_destroy(ctx);
+    }
+
+    static const struct {
+        const char *args;
+        int expected;
+    } rows[] = {
+        /* usage errors: an unknown option, a bad number, a missing required option */
+        {"train --bogus", 1},
+        {"eval --bogus", 1},
+        {"predict --bogus", 1},
+        {"gradcheck --bogus", 1},
+        {"bench --bogus 1", 1},
+        {"info --bogus", 1},
+        {"train --data @blobs@ --epochs x", 1},
+        {"eval --model @model@ --data @blobs@ --batch x", 1},
+        {"predict --model @model@ --data @blobs@ --batch x", 1},
+        {"gradcheck --batch x", 1},
+        {"bench --steps x", 1},
+        {"train", 1},
+        {"eval --data @blobs@", 1},
+        {"predict --data @blobs@", 1},
+        /* data errors: a missing file, a ragged CSV, bad labels, NaN, a truncated IDX */
+        {"train --data @nofile@", 2},
+        {"eval --model @model@ --data @nofile@", 2},
+        {"predict --model @model@ --data @nofile@", 2},
+        {"gradcheck --data @nofile@", 2},
+        {"train --data @ragged@", 2},
+        {"eval --model @model@ --data @ragged@", 2},
+        {"predict --model @model@ --data @ragged@", 2},
+        {"gradcheck --data @ragged@", 2},
+        {"train --data @neg@", 2},
+        {"eval --model @model@ --data @neg@", 2},
+        {"gradcheck --data @neg@", 2},
+        {"train --data @big@", 2},
+        {"eval --model @model@ --data @big@", 2},
+        {"gradcheck --data @big@", 2},
+        {"train --data @frac@", 2},
+        {"eval --model @model@ --data @frac@", 2},
+        {"gradcheck --data @frac@", 2},
+        {"train --data @nan@", 2},
+        {"eval --model @model@ --data @nan@", 2},
+        {"predict --model @model@ --data @nan@", 2},
+        {"gradcheck --data @nan@", 2},
+        {"train --data @img@ --labels @lab@", 2},
+        {"eval --model @model@ --data @img@ --labels @lab@", 2},
+        {"predict --model @model@ --data @img@ --labels @lab@", 2},
+        {"gradcheck --data @img@ --labels @lab@", 2},
+        /* file errors: a model that is missing, not a checkpoint or holds NaN; an output that
+         * cannot be written */
+        {"eval --model @nofile@ --data @blobs@", 2},
+        {"predict --model @nofile@ --data @blobs@", 2},
+        {"eval --model @notmodel@ --data @blobs@", 2},
+        {"predict --model @notmodel@ --data @blobs@", 2},
+        {"eval --model @nanmodel@ --data @blobs@", 2},
+        {"predict --model @nanmodel@ --data @blobs@", 2},
+        {"train --data @blobs@ --csv-header --epochs 1 --save @nodir@", 2},
+        {"predict --model @model@ --data @blobs@ --csv-header --out @nodir@", 2},
+        {"bench --layers 4,2 --steps 1 --warmup 0 --backend reference --json @nodir@", 2},
+        {"bench --layers 4,2 --steps 1 --warmup 0 --backend reference --save-init @nodir@", 2},
+        /* numerical failures */
+        {"train --data @reg@ --task regress --layers 1,1 --optimizer sgd --lr 1e30 --batch 1 "
+         "--backend reference --quiet",
+         3},
+        {"gradcheck --backend reference --tol 1e-300", 3},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char line[4096];
+        snprintf(line, sizeof line, "%s", rows[i].args);
+        char *at = strstr(line, "@nanmodel@");
+        if (at) {
+            char rest[4096];
+            snprintf(rest, sizeof rest, "%s", at + strlen("@nanmodel@"));
+            snprintf(at, sizeof line - (size_t)(at - line), "'%s'%s", nan_model, rest);
+        }
+        expand(line, args, sizeof args);
+        int rc = run(args);
+        CHECK_MSG(rc == rows[i].expected, "cumlp %s: exit status %d, expected %d; stderr: %s",
+                  rows[i].args, rc, rows[i].expected, slurp(err_path));
+        const char *err = slurp(err_path);
+        CHECK_MSG(err && strlen(err) > 0, "cumlp %s: no message", rows[i].args);
+    }
+    for (int i = 0; i < EX_FILES - 1; i++)
+        remove(ex_paths[i]);
+    remove(nan_model);
+}
+
 static void test_numerical_failure(void) {
     char reg[700], args[4096];
     tmp(reg, sizeof reg, "reg.csv");
@@ -515,6 +683,7 @@ int main(int argc, char **argv) {
     RUN(test_output_files_are_crash_safe);
     RUN(test_test_set_classes);
     RUN(test_numerical_failure);
+    RUN(test_exit_codes_of_every_error_class);
     RUN(test_gradcheck_and_info);
     RUN(test_bench);
     RUN(test_cuda_backend_commands);

@@ -219,6 +219,11 @@ int cli_fail(const char *command, cumlp_status status, const char *message) {
     return cli_exit_code(status);
 }
 
+int cli_fail_data(const char *command, const char *message) {
+    fprintf(stderr, "cumlp %s: %s\n", command, message && *message ? message : "failed");
+    return EXIT_DATA;
+}
+
 int cli_parse_name(const char *command, const char *option, cli_name_parser parse,
                    const char *value, int *out) {
     if (parse(value, out) == CUMLP_SUCCESS) return 1;

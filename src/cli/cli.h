@@ -51,6 +51,11 @@ int cli_wants_help(int argc, char **argv, int first);
 /* Prints "cumlp <command>: <message>" on stderr and returns the exit code for status. */
 int cli_fail(const char *command, cumlp_status status, const char *message);
 
+/* Prints "cumlp <command>: <message>" and returns EXIT_DATA: for failures to read a data or model
+ * file, whatever the library's status (a label out of range is INVALID_VALUE and a NaN cell
+ * NON_FINITE there, but both are data errors of the command). */
+int cli_fail_data(const char *command, const char *message);
+
 /* The exit code a status maps to. */
 int cli_exit_code(cumlp_status status);
 

@@ -70,13 +70,13 @@ int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, in
         return EXIT_USAGE;
     }
     cumlp_status st = read_dataset(ctx, a, format, path, labels, classify, ds);
-    if (st != CUMLP_SUCCESS) return cli_fail(command, st, cumlp_last_error(ctx));
+    if (st != CUMLP_SUCCESS) return cli_fail_data(command, cumlp_last_error(ctx));
     if (a->limit > 0 && a->limit < cumlp_dataset_num_samples(*ds)) {
         cumlp_dataset *part;
         st = cumlp_dataset_subset(*ds, 0, a->limit, &part);
         cumlp_dataset_destroy(*ds);
         *ds = part;
-        if (st != CUMLP_SUCCESS) return cli_fail(command, st, cumlp_last_error(ctx));
+        if (st != CUMLP_SUCCESS) return cli_fail_data(command, cumlp_last_error(ctx));
     }
     return EXIT_OK;
 }

@@ -63,7 +63,7 @@ static int load_model_and_data(const char *cmd, cli_args *a, model_run *m) {
     int rc = cli_context(cmd, a, &m->ctx);
     if (rc != EXIT_OK) return rc;
     cumlp_status st = cumlp_checkpoint_load(m->ctx, a->model, 0, &m->net, NULL);
-    if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(m->ctx));
+    if (st != CUMLP_SUCCESS) return cli_fail_data(cmd, cumlp_last_error(m->ctx));
     int64_t out = cumlp_network_width(m->net, cumlp_network_num_layers(m->net));
     /* class labels in the data are one-hot over the model's outputs */
     if (a->classes == 0 && strcmp(a->task, "classify") == 0 && out > 1) a->classes = (int)out;
@@ -74,7 +74,7 @@ static int load_model_and_data(const char *cmd, cli_args *a, model_run *m) {
     if (rc == EXIT_OK) rc = cli_load_scaler(cmd, m->ctx, path, &m->scaler);
     if (rc == EXIT_OK && m->scaler) {
         st = cumlp_scaler_apply(m->scaler, m->ds);
-        if (st != CUMLP_SUCCESS) rc = cli_fail(cmd, CUMLP_ERROR_FORMAT, cumlp_last_error(m->ctx));
+        if (st != CUMLP_SUCCESS) rc = cli_fail_data(cmd, cumlp_last_error(m->ctx));
     }
     return rc;
 }

@@ -280,7 +280,7 @@ static int prepare_data(const char *cmd, const cli_args *a, train_run *t) {
     if (st == CUMLP_SUCCESS) st = cumlp_scaler_apply(t->scaler, t->train);
     if (st == CUMLP_SUCCESS && t->val) st = cumlp_scaler_apply(t->scaler, t->val);
     if (st == CUMLP_SUCCESS && t->test) st = cumlp_scaler_apply(t->scaler, t->test);
-    if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+    if (st != CUMLP_SUCCESS) return cli_fail_data(cmd, cumlp_last_error(t->ctx));
     return EXIT_OK;
 }
 
