@@ -401,8 +401,9 @@ CUMLP_API cumlp_status cumlp_network_defaults(cumlp_network_options *options);
  * Creates a network of num_layers layers (hidden layers plus the output layer) in ctx.
  * widths has num_layers + 1 entries: the input width, then each layer's width.
  * activations has num_layers entries (cumlp_activation values). Softmax is allowed only on the
- * output layer and only with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, which requires it; sigmoid BCE
- * requires a sigmoid output layer. options may be NULL for the defaults. Parameters are
+ * output layer, only with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, which requires it, and only over at
+ * least 2 outputs (over one it is 1 whatever its input); sigmoid BCE requires a sigmoid output
+ * layer. options may be NULL for the defaults. Parameters are
  * initialized from options->seed: the same seed gives the same weights on every backend, bit for
  * bit. The uniform schemes use cuRAND's uniform transform of Philox4x32-10; the normal schemes
  * cumlp's own Box-Muller transform of it, in double and rounded once (not what cuRAND's normal
@@ -896,7 +897,10 @@ CUMLP_API cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_data
  *   EXPONENTIAL: base * gamma^epoch
  *   COSINE:      min + (base - min) (1 + cos(pi epoch / epochs)) / 2
  * (epoch counted from 0). Accuracy is the fraction of samples whose largest output is at their
- * class; for regression it is reported as -1 and the mean squared error per output is reported.
+ * class; for a network with one output and CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY (a binary
+ * classifier, whatever the dataset's class count) the fraction whose output is on the same side
+ * of 0.5 as the target; otherwise (regression) it is reported as -1. The mean squared error per
+ * output is reported too.
  * ------------------------------------------------------------------------------------------- */
 
 #define CUMLP_SCHEDULE_LIST(X)                                                                     \

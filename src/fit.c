@@ -106,20 +106,33 @@ static cumlp_status check_dataset(const cumlp_network *net, const cumlp_dataset 
     return CUMLP_SUCCESS;
 }
 
+/* How a pass counts right answers: not at all (regression), by the largest output (classes, one-hot
+ * targets), or by the side of 0.5 (one sigmoid output with binary cross-entropy: a binary
+ * classifier, whatever the dataset's class count). */
+typedef enum accuracy_kind { NO_ACCURACY, LARGEST_OUTPUT, BINARY_OUTPUT } accuracy_kind;
+
+static accuracy_kind accuracy_of(const cumlp_network *net, const cumlp_dataset *ds) {
+    if (ds->n_outputs == 1 && net->loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY)
+        return BINARY_OUTPUT;
+    return ds->num_classes > 0 ? LARGEST_OUTPUT : NO_ACCURACY;
+}
+
 /* Running totals of a pass over samples. */
 typedef struct score {
     double loss_sum; /* sum over samples of the per-sample loss */
-    int64_t correct; /* classification: samples whose largest output is at their class */
+    int64_t correct; /* samples classified right (see accuracy_kind) */
     double sq_sum;   /* sum over samples and outputs of (output - target)^2 */
     int64_t samples;
 } score;
 
 /* Adds cols columns of outputs (n_out x cols) against their targets to s. */
 static void score_outputs(score *s, const float *out, const float *target, int64_t n_out,
-                          int64_t cols, int classify) {
+                          int64_t cols, accuracy_kind kind) {
     for (int64_t j = 0; j < cols; j++) {
         const float *o = out + j * n_out, *t = target + j * n_out;
-        if (classify && cumlp__argmax(o, n_out) == cumlp__argmax(t, n_out)) s->correct++;
+        if (kind == LARGEST_OUTPUT && cumlp__argmax(o, n_out) == cumlp__argmax(t, n_out))
+            s->correct++;
+        if (kind == BINARY_OUTPUT && (o[0] >= 0.5f) == (t[0] >= 0.5f)) s->correct++;
         for (int64_t k = 0; k < n_out; k++) {
             double d = (double)o[k] - (double)t[k];
             s->sq_sum += d * d;
@@ -194,7 +207,7 @@ static cumlp_status eval_batch(cumlp_network *net, const cumlp_dataset *ds, batc
         s->loss_sum += loss * (double)cols;
         s->samples += cols;
         score_outputs(s, out, ds->y + first * ds->n_outputs, ds->n_outputs, cols,
-                      ds->num_classes > 0);
+                      accuracy_of(net, ds));
     }
     batch_destroy(&v);
     return st;
@@ -218,7 +231,8 @@ cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t
     free(out);
     if (st != CUMLP_SUCCESS) return st;
     result->loss = s.loss_sum / (double)s.samples;
-    result->accuracy = ds->num_classes > 0 ? (double)s.correct / (double)s.samples : -1.0;
+    result->accuracy =
+        accuracy_of(net, ds) != NO_ACCURACY ? (double)s.correct / (double)s.samples : -1.0;
     result->mse = s.sq_sum / ((double)s.samples * (double)ds->n_outputs);
     return CUMLP_SUCCESS;
 }
@@ -345,8 +359,9 @@ static void fill_progress_scores(fit_state *f) {
     cumlp_fit_progress *p = &f->progress;
     const score *s = &f->epoch_score;
     p->train_loss = s->samples ? s->loss_sum / (double)s->samples : 0.0;
-    p->train_accuracy =
-        f->train->num_classes > 0 && s->samples ? (double)s->correct / (double)s->samples : -1.0;
+    p->train_accuracy = accuracy_of(f->net, f->train) != NO_ACCURACY && s->samples
+                            ? (double)s->correct / (double)s->samples
+                            : -1.0;
     p->seconds = now_seconds() - f->start;
 }
 
@@ -364,11 +379,12 @@ static cumlp_status train_batch(fit_state *f, int64_t k, int s) {
     if (st != CUMLP_SUCCESS) return st;
     double loss = 0;
     st = cumlp_train_step(f->net, f->opt, v.x, v.t, &loss);
-    if (st == CUMLP_SUCCESS && f->train->num_classes > 0) {
+    accuracy_kind kind = accuracy_of(f->net, f->train);
+    if (st == CUMLP_SUCCESS && kind != NO_ACCURACY) {
         st = download_outputs(f->net, cols, f->out);
         const float *targets = f->host[s] + f->train->n_features * cols;
         if (st == CUMLP_SUCCESS)
-            score_outputs(&f->epoch_score, f->out, targets, f->train->n_outputs, cols, 1);
+            score_outputs(&f->epoch_score, f->out, targets, f->train->n_outputs, cols, kind);
     }
     if (st == CUMLP_SUCCESS) {
         f->epoch_score.loss_sum += loss * (double)cols;

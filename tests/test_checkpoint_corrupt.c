@@ -56,12 +56,12 @@ static unsigned char *make_image(const char *header, const unsigned char *payloa
 #define META_HEAD "{\"__metadata__\":{\"format\":\"cumlp\",\"format_version\":\"1\","
 #define ARCH      "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"identity\","
 /* "squared_error": the spelling of cumlp 0.1.0 checkpoints, which the reader still accepts. */
-#define LOSS      "\"loss\":\"squared_error\",\"leaky_relu_slope\":\"0.01\","
-#define CRC       "\"payload_crc32\":\"@CRC@\"}"
-#define META      META_HEAD ARCH LOSS CRC
-#define WEIGHT    ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}"
-#define BIAS      ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}"
-#define GOOD      META WEIGHT BIAS "}"
+#define LOSS   "\"loss\":\"squared_error\",\"leaky_relu_slope\":\"0.01\","
+#define CRC    "\"payload_crc32\":\"@CRC@\"}"
+#define META   META_HEAD ARCH LOSS CRC
+#define WEIGHT ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}"
+#define BIAS   ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}"
+#define GOOD   META WEIGHT BIAS "}"
 #define SGD                                                                                        \
     "\"optimizer\":\"sgd\",\"learning_rate\":\"0.01\",\"momentum\":\"0.9\","                       \
     "\"weight_decay\":\"0\",\"beta1\":\"0.9\",\"beta2\":\"0.999\",\"epsilon\":\"1e-08\","
@@ -163,6 +163,10 @@ static const bad_case cases[] = {
      META_HEAD
      "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"softmax\"," LOSS CRC WEIGHT BIAS
      "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"softmax over one output",
+     META_HEAD "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"softmax\","
+               "\"loss\":\"ce\",\"leaky_relu_slope\":\"0.01\"," CRC WEIGHT BIAS "}",
      12, CUMLP_ERROR_FORMAT},
     {"slope out of range",
      META_HEAD ARCH "\"loss\":\"squared_error\",\"leaky_relu_slope\":\"1.5\"," CRC WEIGHT BIAS "}",

@@ -449,6 +449,70 @@ static void test_exit_codes_of_every_error_class(void) {
     remove(nan_model);
 }
 
+/* Output layers and losses that cannot work together are refused before training (a 1-wide
+ * softmax trained nothing and reported loss 0, exit 0), and a binary classifier with one sigmoid
+ * output reports its accuracy, in training and from its file. */
+static void test_output_layer_and_loss_fit(void) {
+    char args[4096], fann[700], reg[700], bin[700], bin_model[700];
+    tmp(fann, sizeof fann, "fit3.data");
+    tmp(reg, sizeof reg, "fit_reg.csv");
+    tmp(bin, sizeof bin, "fit_bin.csv");
+    tmp(bin_model, sizeof bin_model, "fit_bin.safetensors");
+    FILE *f = fopen(fann, "w");
+    if (f) {
+        fprintf(f, "4 2 3\n");
+        for (int i = 0; i < 4; i++)
+            fprintf(f, "%d %d\n%d 0.5 %d\n", i, i % 2, i * 2, 7 - i);
+        fclose(f);
+    }
+    f = fopen(reg, "w");
+    for (int i = 0; f && i < 20; i++)
+        fprintf(f, "%d,%d,%d\n", i, i % 3, 5 * i);
+    if (f) fclose(f);
+    f = fopen(bin, "w");
+    for (int i = 0; f && i < 60; i++)
+        fprintf(f, "%g,%g,%d\n", (i % 2) * 2.0 - 1 + (i % 7) * 0.05, (i % 5) * 0.1, i % 2);
+    if (f) fclose(f);
+    const char *quick = "--epochs 1 --backend reference --quiet";
+    snprintf(args, sizeof args,
+             "train --data '%s' --csv-header --task regress --out-act softmax %s", csv, quick);
+    CHECK(run(args) == 1);
+    check_one_line_error("train");
+    CHECK_MSG(contains(err_path, "at least 2 outputs"), "%s", slurp(err_path));
+    snprintf(args, sizeof args, "train --data '%s' --task regress --out-act softmax --loss ce %s",
+             fann, quick);
+    CHECK(run(args) == 1);
+    check_one_line_error("train");
+    CHECK_MSG(contains(err_path, "classif"), "%s", slurp(err_path));
+    snprintf(args, sizeof args, "train --data '%s' --task regress --out-act sigmoid --loss bce %s",
+             reg, quick);
+    CHECK(run(args) == 1);
+    check_one_line_error("train");
+    CHECK_MSG(contains(err_path, "[0, 1]"), "%s", slurp(err_path));
+    /* one sigmoid output: binary cross-entropy by default, and an accuracy */
+    snprintf(args, sizeof args,
+             "train --data '%s' --layers 2,4,1 --epochs 30 --lr 0.05 --backend reference "
+             "--save '%s'",
+             bin, bin_model);
+    CHECK_MSG(run(args) == 0, "%s", slurp(err_path));
+    CHECK_MSG(contains(out_path, "train accuracy"), "%s", slurp(out_path));
+    snprintf(args, sizeof args, "eval --model '%s' --data '%s' --backend reference", bin_model,
+             bin);
+    CHECK_MSG(run(args) == 0, "%s", slurp(err_path));
+    const char *text = slurp(out_path);
+    const char *acc = text ? strstr(text, "accuracy ") : NULL;
+    CHECK_MSG(acc && atof(acc + 9) > 0.9, "%s", text ? text : "");
+    snprintf(args, sizeof args,
+             "train --data '%s' --task regress --out-act sigmoid --loss bce --layers 2,4,1 %s", bin,
+             quick);
+    CHECK_MSG(run(args) == 0, "%s", slurp(err_path));
+    CHECK_MSG(contains(out_path, "train accuracy"), "%s", slurp(out_path));
+    remove(fann);
+    remove(reg);
+    remove(bin);
+    remove(bin_model);
+}
+
 static void test_numerical_failure(void) {
     char reg[700], args[4096];
     tmp(reg, sizeof reg, "reg.csv");
@@ -683,6 +747,7 @@ int main(int argc, char **argv) {
     RUN(test_output_files_are_crash_safe);
     RUN(test_test_set_classes);
     RUN(test_numerical_failure);
+    RUN(test_output_layer_and_loss_fit);
     RUN(test_exit_codes_of_every_error_class);
     RUN(test_gradcheck_and_info);
     RUN(test_bench);

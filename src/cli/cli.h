@@ -71,9 +71,11 @@ int cli_parse_name(const char *command, const char *option, cli_name_parser pars
  * exit code (else EXIT_OK). */
 int cli_context(const char *command, const cli_args *a, cumlp_context **ctx);
 
-/* Loads --data/--labels (or, with test = 1, --test-data/--test-labels) as the options say. */
+/* Loads --data/--labels (or, with test = 1, --test-data/--test-labels) as the options say, for a
+ * network of model_outputs outputs (0: not known yet): classes default to the output width, and
+ * one output that classifies (a binary classifier) takes one 0/1 target per sample. */
 int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, int test,
-                  cumlp_dataset **ds);
+                  int64_t model_outputs, cumlp_dataset **ds);
 
 /* A file the command writes: crash-safely (a temporary file renamed over the target when it is
  * closed; a FIFO or device at the path is refused and left as it is; a symbolic link is followed),

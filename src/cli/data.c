@@ -19,22 +19,61 @@ static const char *data_format(const cli_args *a, const char *path, const char *
     return NULL;
 }
 
+/* Reads the file; classes: 0 for regression targets, -1 for classes counted from the labels, or
+ * the class count. (IDX labels are always classes.) */
 static cumlp_status read_dataset(cumlp_context *ctx, const cli_args *a, const char *format,
-                                 const char *path, const char *labels, int classify,
+                                 const char *path, const char *labels, int classes,
                                  cumlp_dataset **ds) {
     if (strcmp(format, "idx") == 0)
-        return cumlp_dataset_read_idx(ctx, path, labels, a->classes, ds);
-    if (strcmp(format, "fann") == 0) return cumlp_dataset_read_fann(ctx, path, classify, ds);
+        return cumlp_dataset_read_idx(ctx, path, labels, classes > 0 ? classes : 0, ds);
+    if (strcmp(format, "fann") == 0) return cumlp_dataset_read_fann(ctx, path, classes != 0, ds);
     cumlp_csv_options o;
     cumlp_csv_defaults(&o);
     o.has_header = a->csv_header;
     o.label_column = a->label_column;
-    o.num_classes = classify ? (a->classes > 0 ? a->classes : -1) : 0;
+    o.num_classes = classes;
     return cumlp_dataset_read_csv(ctx, path, &o, ds);
 }
 
+/* The data of a binary classifier (one sigmoid output): one target per sample, 0 or 1. Text files
+ * were read as regression targets, which must be 0 or 1; IDX labels (one-hot over at most 2
+ * classes) become the second class's column. */
+static int binary_targets(const char *command, const char *path, cumlp_dataset **ds) {
+    int64_t n = cumlp_dataset_num_samples(*ds), n_out = cumlp_dataset_num_outputs(*ds);
+    int classes = cumlp_dataset_num_classes(*ds);
+    if (classes > 2 || (classes == 0 && n_out != 1)) {
+        fprintf(stderr,
+                "cumlp %s: %s has %lld %s, but a classifier with one output takes 2 classes\n",
+                command, path, (long long)(classes ? classes : n_out),
+                classes ? "classes" : "targets per sample");
+        return EXIT_DATA;
+    }
+    const float *y = cumlp_dataset_targets(*ds);
+    for (int64_t i = 0; classes == 0 && i < n; i++)
+        if (y[i] != 0 && y[i] != 1) {
+            fprintf(stderr,
+                    "cumlp %s: %s: sample %lld has label %g, but a classifier with one output "
+                    "takes labels 0 and 1\n",
+                    command, path, (long long)i + 1, y[i]);
+            return EXIT_DATA;
+        }
+    if (classes == 0) return EXIT_OK;
+    int64_t nf = cumlp_dataset_num_features(*ds);
+    cumlp_dataset *one = NULL;
+    if (cumlp_dataset_create(NULL, nf, 1, n, 0, &one) != CUMLP_SUCCESS)
+        return cli_fail_data(command, cumlp_last_error(NULL));
+    memcpy(cumlp_dataset_features(one), cumlp_dataset_features(*ds),
+           (size_t)(nf * n) * sizeof(float));
+    float *t = cumlp_dataset_targets(one);
+    for (int64_t i = 0; i < n; i++)
+        t[i] = cumlp_dataset_label(*ds, i) == 1 ? 1.0f : 0.0f;
+    cumlp_dataset_destroy(*ds);
+    *ds = one;
+    return EXIT_OK;
+}
+
 int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, int test,
-                  cumlp_dataset **ds) {
+                  int64_t model_outputs, cumlp_dataset **ds) {
     const char *path = test ? a->test_data : a->data;
     const char *labels = test ? a->test_labels : a->labels;
     const char *option = test ? "--test-data" : "--data";
@@ -69,8 +108,19 @@ int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, in
         fprintf(stderr, "cumlp %s: --task must be classify or regress\n", command);
         return EXIT_USAGE;
     }
-    cumlp_status st = read_dataset(ctx, a, format, path, labels, classify, ds);
+    /* classes: as --classes says, else as many as the model has outputs, else from the labels */
+    int binary = classify && model_outputs == 1;
+    int classes = !classify || binary ? 0
+                  : a->classes > 0    ? a->classes
+                  : model_outputs > 1 ? (int)model_outputs
+                                      : -1;
+    if (binary && strcmp(format, "idx") == 0) classes = a->classes;
+    cumlp_status st = read_dataset(ctx, a, format, path, labels, classes, ds);
     if (st != CUMLP_SUCCESS) return cli_fail_data(command, cumlp_last_error(ctx));
+    if (binary) {
+        int rc = binary_targets(command, path, ds);
+        if (rc != EXIT_OK) return rc;
+    }
     if (a->limit > 0 && a->limit < cumlp_dataset_num_samples(*ds)) {
         cumlp_dataset *part;
         st = cumlp_dataset_subset(*ds, 0, a->limit, &part);

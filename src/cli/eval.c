@@ -65,9 +65,7 @@ static int load_model_and_data(const char *cmd, cli_args *a, model_run *m) {
     cumlp_status st = cumlp_checkpoint_load(m->ctx, a->model, 0, &m->net, NULL);
     if (st != CUMLP_SUCCESS) return cli_fail_data(cmd, cumlp_last_error(m->ctx));
     int64_t out = cumlp_network_width(m->net, cumlp_network_num_layers(m->net));
-    /* class labels in the data are one-hot over the model's outputs */
-    if (a->classes == 0 && strcmp(a->task, "classify") == 0 && out > 1) a->classes = (int)out;
-    rc = cli_load_data(cmd, m->ctx, a, 0, &m->ds);
+    rc = cli_load_data(cmd, m->ctx, a, 0, out, &m->ds);
     if (rc == EXIT_OK) rc = check_fit(cmd, m);
     char path[4096];
     cli_scaler_path(a->model, path, sizeof path);
@@ -240,7 +238,7 @@ static void check_free(check_run *c) {
 
 static int gradcheck_batch(const char *cmd, cli_args *a, check_run *c, net_spec *n) {
     if (a->data) {
-        int rc = cli_load_data(cmd, c->ctx, a, 0, &c->ds);
+        int rc = cli_load_data(cmd, c->ctx, a, 0, 0, &c->ds);
         if (rc != EXIT_OK) return rc;
         if (!cli_describe_network(cmd, a, cumlp_dataset_num_features(c->ds),
                                   cumlp_dataset_num_outputs(c->ds),

@@ -113,7 +113,10 @@ int cli_describe_network(const char *command, const cli_args *a, int64_t in, int
         return 0;
     }
     int hidden, output, loss, init;
-    const char *out_act = a->out_act ? a->out_act : classify && out > 1 ? "softmax" : "identity";
+    const char *out_act = a->out_act  ? a->out_act
+                          : !classify ? "identity"
+                          : out > 1   ? "softmax"
+                                      : "sigmoid";
     if (!parse_hidden_activation(command, a->act, &hidden) ||
         !cli_parse_name(command, "out-act", cumlp_activation_from_name, out_act, &output))
         return 0;
@@ -122,6 +125,21 @@ int cli_describe_network(const char *command, const cli_args *a, int64_t in, int
                             : output == CUMLP_ACT_SIGMOID && classify ? "bce"
                                                                       : "mse";
     if (!cli_parse_name(command, "loss", cumlp_loss_from_name, loss_name, &loss)) return 0;
+    if (output == CUMLP_ACT_SOFTMAX && out < 2) {
+        fprintf(stderr,
+                "cumlp %s: --out-act softmax needs at least 2 outputs, the network has %lld: over "
+                "one output it is 1 whatever the input (one output takes sigmoid with --loss "
+                "bce, or identity with mse)\n",
+                command, (long long)out);
+        return 0;
+    }
+    if (loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY && !classify) {
+        fprintf(stderr,
+                "cumlp %s: --loss ce (softmax cross-entropy) needs classification targets "
+                "(--task classify); regression takes --loss mse\n",
+                command);
+        return 0;
+    }
     int relu_like =
         hidden == CUMLP_ACT_RELU || hidden == CUMLP_ACT_LEAKY_RELU || hidden == CUMLP_ACT_GELU;
     const char *init_name = a->init ? a->init : relu_like ? "he" : "xavier";
@@ -252,15 +270,23 @@ static void run_free(train_run *t) {
     cumlp_context_destroy(t->ctx);
 }
 
+/* The output width --layers asks for (0 without --layers). */
+static int64_t layers_output_width(const char *layers) {
+    const char *last = layers ? strrchr(layers, ',') : NULL;
+    return last ? strtoll(last + 1, NULL, 10) : 0;
+}
+
 /* Loads the data, splits off validation, scales. */
 static int prepare_data(const char *cmd, const cli_args *a, train_run *t) {
-    int rc = cli_load_data(cmd, t->ctx, a, 0, &t->all);
+    /* one output that classifies (--layers ...,1): a binary classifier with 0/1 targets */
+    int64_t outputs = layers_output_width(a->layers) == 1 ? 1 : 0;
+    int rc = cli_load_data(cmd, t->ctx, a, 0, outputs, &t->all);
     if (rc == EXIT_OK && a->test_data) {
         /* the test set's one-hot targets take the training set's classes, even when the test
          * file happens to lack the largest class */
         cli_args test_args = *a;
         if (test_args.classes == 0) test_args.classes = cumlp_dataset_num_classes(t->all);
-        rc = cli_load_data(cmd, t->ctx, &test_args, 1, &t->test);
+        rc = cli_load_data(cmd, t->ctx, &test_args, 1, outputs, &t->test);
     }
     if (rc != EXIT_OK) return rc;
     t->train = t->all;
@@ -284,13 +310,32 @@ static int prepare_data(const char *cmd, const cli_args *a, train_run *t) {
     return EXIT_OK;
 }
 
+/* Binary cross-entropy takes targets in [0, 1] (0/1 labels or probabilities): anything else has no
+ * minimum to learn. */
+static int targets_fit_bce(const char *cmd, cumlp_dataset *ds) {
+    const float *y = cumlp_dataset_targets(ds);
+    int64_t n = cumlp_dataset_num_outputs(ds) * cumlp_dataset_num_samples(ds);
+    for (int64_t i = 0; ds && i < n; i++)
+        if (!(y[i] >= 0 && y[i] <= 1)) {
+            fprintf(stderr,
+                    "cumlp %s: --loss bce needs targets in [0, 1], but sample %lld has %g (for "
+                    "regression use --loss mse)\n",
+                    cmd, (long long)(i / cumlp_dataset_num_outputs(ds)) + 1, y[i]);
+            return 0;
+        }
+    return 1;
+}
+
 static int build_model(const char *cmd, const cli_args *a, train_run *t) {
     net_spec n;
     cumlp_optimizer_options oo;
     if (!cli_describe_network(cmd, a, cumlp_dataset_num_features(t->train),
-                              cumlp_dataset_num_outputs(t->train),
-                              cumlp_dataset_num_classes(t->train) > 0, &n) ||
+                              cumlp_dataset_num_outputs(t->train), strcmp(a->task, "classify") == 0,
+                              &n) ||
         !optimizer_options(cmd, a, &oo))
+        return EXIT_USAGE;
+    if (n.options.loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY &&
+        (!targets_fit_bce(cmd, t->train) || (t->val && !targets_fit_bce(cmd, t->val))))
         return EXIT_USAGE;
     cumlp_status st =
         cumlp_network_create(t->ctx, n.num_layers, n.widths, n.acts, &n.options, &t->net);

@@ -176,6 +176,7 @@ static int architecture_is_valid(const decoded *d) {
         if (d->activations[l] == CUMLP_ACT_SOFTMAX) return 0;
     }
     int out = d->activations[d->num_layers - 1];
+    if (out == CUMLP_ACT_SOFTMAX && d->widths[d->num_layers] < 2) return 0;
     switch (d->loss) {
     case CUMLP_LOSS_SQUARED_ERROR:
         return out != CUMLP_ACT_SOFTMAX;
@@ -493,7 +494,8 @@ static cumlp_status parse_architecture(const reader *r, const cumlp_json *meta, 
         st = bad(r, CUMLP_ERROR_FORMAT, "leaky_relu_slope %g is not in [0, 1)", d->slope);
     if (st == CUMLP_SUCCESS && !architecture_is_valid(d))
         st = bad(r, CUMLP_ERROR_FORMAT,
-                 "the loss does not accept the output activation, or softmax is not last");
+                 "the loss does not accept the output activation, or softmax is not last or "
+                 "has fewer than 2 outputs");
     return st;
 }
 
