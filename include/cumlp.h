@@ -624,15 +624,25 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * transpose. Optimizer state uses the same layouts under "optimizer.state1.<2k>.weight",
  * "optimizer.state1.<2k>.bias" (velocity, or Adam's first moment) and "optimizer.state2.<...>"
  * (Adam's second moment); SGD has none.
- * "__metadata__" (string to string) holds: "format" = "cumlp", "format_version" = "1",
+ * "__metadata__" (string to string) holds: "format" = "cumlp", "format_version" = "2",
  * "num_layers", "widths" ("784,128,10"), "activations" ("relu,softmax": the names of
  * CUMLP_ACTIVATION_LIST), "loss" (a name of CUMLP_LOSS_LIST: mse, ce, bce; files written by cumlp
  * 0.1.0 before the names were unified say squared_error, softmax_cross_entropy and
- * sigmoid_binary_cross_entropy, which are read too), "leaky_relu_slope", "payload_crc32"
- * (CRC-32/ISO-HDLC of all bytes after the header, 8 lowercase hex digits), and with an optimizer:
+ * sigmoid_binary_cross_entropy, which are read too), "leaky_relu_slope", "crc32" (CRC-32/ISO-HDLC,
+ * as zlib.crc32, of the whole file: the length field, the header and the tensors, with the 8
+ * lowercase hex digits of this value written as "00000000"; the header holds the text
+ * "crc32":" exactly once), and with an optimizer:
  * "optimizer" (a name of CUMLP_OPTIMIZER_LIST), "learning_rate", "momentum", "weight_decay",
  * "beta1", "beta2", "epsilon" (decimal in C syntax whatever the process's LC_NUMERIC locale,
  * round-trip exact) and "step_count". Frozen flags are not stored.
+ *
+ * The header lists the tensors in the order above, and their data follows in that order, each
+ * tensor's data_offsets beginning where the previous one's end.
+ *
+ * Files of format_version "1" (cumlp 0.1) are read too: their checksum, "payload_crc32", covers
+ * only the bytes after the header, so a change to their header that leaves it valid (an activation
+ * renamed, say) cannot be detected; the order above catches swapped names or offsets there.
+ * Readers of version 1 refuse version 2 files.
  *
  * Parameters travel as fp32 on every backend, so a checkpoint written on one backend loads on any
  * other with bit-identical parameters, and save -> load -> save gives the same bytes.
@@ -652,14 +662,15 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * value per 6 header bytes (so a header of tiny values cannot make the parser allocate many times
  * its size; every header cumlp writes uses more), overflow-checked sizes, contiguous in-file
  * offsets covering the exact file size, dtype "F32", every tensor's shape against the architecture,
- * duplicate, missing and unknown tensors, the payload checksum, and NaN/Inf parameters (unless
- * CUMLP_CHECKPOINT_ALLOW_NON_FINITE). Errors: CUMLP_ERROR_IO (open/read/write/sync),
- * CUMLP_ERROR_FORMAT (bad JSON, bad metadata, unknown, duplicate or missing tensor, offsets not
- * contiguous), CUMLP_ERROR_TRUNCATED (file shorter than announced), CUMLP_ERROR_SIZE_LIMIT (header
- * or size too large, too many JSON values in the header, overflow, trailing bytes),
- * CUMLP_ERROR_SHAPE_MISMATCH (a dtype other than F32, shapes that disagree with the architecture
- * or, for load_into, an architecture or optimizer type that differs from the caller's),
- * CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the message names the file and the problem.
+ * duplicate, missing, unknown and out-of-order tensors, the checksum, and NaN/Inf parameters
+ * (unless CUMLP_CHECKPOINT_ALLOW_NON_FINITE). Errors: CUMLP_ERROR_IO (open/read/write/sync),
+ * CUMLP_ERROR_FORMAT (bad JSON, bad metadata, unknown, duplicate, missing or out-of-order tensor,
+ * offsets not contiguous in header order), CUMLP_ERROR_TRUNCATED (file shorter than announced),
+ * CUMLP_ERROR_SIZE_LIMIT (header or size too large, too many JSON values in the header, overflow,
+ * trailing bytes), CUMLP_ERROR_SHAPE_MISMATCH (a dtype other than F32, shapes that disagree with
+ * the architecture or, for load_into, an architecture or optimizer type that differs from the
+ * caller's), CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the message names the file and the
+ * problem.
  * ------------------------------------------------------------------------------------------- */
 
 /** Flag for the load functions: accept NaN and Inf parameters and optimizer state. */

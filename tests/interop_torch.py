@@ -31,9 +31,14 @@ def read_safetensors(path):
     header = json.loads(data[8:8 + header_len].decode("utf-8"))
     payload = data[8 + header_len:]
     meta = header.pop("__metadata__")
-    crc = "%08x" % (zlib.crc32(payload) & 0xFFFFFFFF)
-    if crc != meta["payload_crc32"]:
-        raise SystemExit("payload CRC-32 %s, header says %s" % (crc, meta["payload_crc32"]))
+    if meta["format_version"] == "1":  # the checksum covers the payload only
+        crc, want = zlib.crc32(payload), meta["payload_crc32"]
+    else:  # the whole file, with the checksum's own 8 digits as zeros
+        key = b'"crc32":"'
+        at = data.index(key, 8, 8 + header_len) + len(key)
+        crc, want = zlib.crc32(data[:at] + b"00000000" + data[at + 8:]), meta["crc32"]
+    if "%08x" % (crc & 0xFFFFFFFF) != want:
+        raise SystemExit("CRC-32 %08x, header says %s" % (crc & 0xFFFFFFFF, want))
     tensors = {}
     for name, entry in header.items():
         assert entry["dtype"] == "F32", name

@@ -31,8 +31,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FORMAT_NAME    "cumlp"
-#define FORMAT_VERSION "1"
+#define FORMAT_NAME "cumlp"
+/* Version 2: "crc32" covers the whole file; version 1 files ("payload_crc32", the payload only) are
+ * still read. */
+#define FORMAT_VERSION "2"
+#define CRC_KEY        "\"crc32\":\""
 /* 16 MiB hold the header of a network of about 20000 layers with Adam state (about 800 bytes
  * per layer), or 80000 without optimizer state. */
 #define MAX_HEADER_BYTES ((uint64_t)16 << 20)
@@ -60,7 +63,9 @@ static int state_arrays(int optimizer_type) {
 
 /* ---- CRC-32 (ISO-HDLC: reflected polynomial 0xEDB88320, as zlib.crc32) ---------------------- */
 
-static uint32_t crc32_of(const unsigned char *data, size_t size) {
+/* The CRC-32 of crc's data followed by size bytes at data (zlib.crc32(data, crc)); crc = 0 starts
+ * a new one. */
+static uint32_t crc32_update(uint32_t crc, const unsigned char *data, size_t size) {
     uint32_t table[256];
     for (uint32_t n = 0; n < 256; n++) {
         uint32_t c = n;
@@ -68,7 +73,7 @@ static uint32_t crc32_of(const unsigned char *data, size_t size) {
             c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
         table[n] = c;
     }
-    uint32_t crc = 0xFFFFFFFFu;
+    crc ^= 0xFFFFFFFFu;
     for (size_t i = 0; i < size; i++)
         crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
     return crc ^ 0xFFFFFFFFu;
@@ -242,8 +247,10 @@ static void sb_meta_double(strbuf *b, const char *key, double value) {
     sb_append(b, ",\"%s\":\"%s\"", key, num);
 }
 
+/* The metadata; "crc32" is written as 8 zeros at *crc_at, to be filled in once the file is
+ * known. */
 static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_optimizer *opt,
-                            uint32_t crc) {
+                            size_t *crc_at) {
     sb_append(b,
               "\"" METADATA_KEY "\":{\"format\":\"" FORMAT_NAME
               "\",\"format_version\":\"" FORMAT_VERSION "\",\"num_layers\":\"%d\"",
@@ -267,7 +274,9 @@ static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_opt
         sb_meta_double(b, "epsilon", o->epsilon);
         sb_append(b, ",\"step_count\":\"%lld\"", (long long)opt->steps);
     }
-    sb_append(b, ",\"payload_crc32\":\"%08lx\"}", (unsigned long)crc);
+    sb_append(b, "," CRC_KEY);
+    *crc_at = b->length;
+    sb_append(b, "00000000\"}");
 }
 
 /* Tensor names in file order: part 0 the parameters, parts 1, 2 the optimizer state arrays. */
@@ -300,9 +309,9 @@ static void append_tensor_entries(strbuf *b, const cumlp_network *net, int parts
 
 /* The header JSON, padded with spaces so that 8 + length is a multiple of 8. */
 static int build_header(const cumlp_network *net, const cumlp_optimizer *opt, int parts,
-                        uint32_t crc, strbuf *b) {
+                        size_t *crc_at, strbuf *b) {
     sb_append(b, "{");
-    append_metadata(b, net, opt, crc);
+    append_metadata(b, net, opt, crc_at);
     append_tensor_entries(b, net, parts);
     sb_append(b, "}");
     while (!b->failed && b->length % 8 != 0)
@@ -374,11 +383,19 @@ cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimiz
     cumlp_status st = build_payload(__func__, net, opt, parts, &payload, &payload_size);
     if (st != CUMLP_SUCCESS) return st;
     strbuf header = {0};
-    if (!build_header(net, opt, parts, crc32_of(payload, payload_size), &header)) {
+    size_t crc_at = 0;
+    if (!build_header(net, opt, parts, &crc_at, &header)) {
         st = cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, __func__, "out of host memory");
     } else {
         unsigned char length[8];
         put_u64_le(length, header.length);
+        /* the whole file, with the CRC's own digits as zeros */
+        uint32_t crc = crc32_update(0, length, 8);
+        crc = crc32_update(crc, (const unsigned char *)header.data, header.length);
+        crc = crc32_update(crc, payload, payload_size);
+        char digits[9];
+        snprintf(digits, sizeof digits, "%08lx", (unsigned long)crc);
+        memcpy(header.data + crc_at, digits, 8);
         cumlp__chunk chunks[3] = {
             {length, 8}, {header.data, header.length}, {payload, payload_size}};
         st = cumlp__replace_file(ctx, __func__, path, chunks, 3);
@@ -399,6 +416,9 @@ typedef struct reader {
     int flags;
     const unsigned char *payload;
     size_t payload_size;
+    const unsigned char *file; /* the whole file */
+    size_t file_size;
+    int version; /* the file's format_version */
 } reader;
 
 static cumlp_status bad(const reader *r, cumlp_status status, const char *fmt, ...)
@@ -528,19 +548,40 @@ static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, dec
     return st;
 }
 
+/* The checksum the metadata announces: "crc32" (version 2) or "payload_crc32" (version 1). */
 static cumlp_status parse_crc(const reader *r, const cumlp_json *meta, uint32_t *crc) {
-    const char *s = NULL;
-    cumlp_status st = meta_string(r, meta, "payload_crc32", &s);
+    const char *key = r->version == 1 ? "payload_crc32" : "crc32", *s = NULL;
+    cumlp_status st = meta_string(r, meta, key, &s);
     if (st != CUMLP_SUCCESS) return st;
     if (strlen(s) != 8 || strspn(s, "0123456789abcdef") != 8)
-        return bad(r, CUMLP_ERROR_FORMAT, "metadata \"payload_crc32\" must be 8 hex digits");
+        return bad(r, CUMLP_ERROR_FORMAT, "metadata \"%s\" must be 8 hex digits", key);
     *crc = (uint32_t)strtoul(s, NULL, 16);
     return CUMLP_SUCCESS;
 }
 
+/* The CRC-32 a file's checksum covers: version 2 the whole file, with the 8 digits that follow
+ * the header's one "crc32":" as zeros; version 1 the payload. */
+static cumlp_status actual_crc(const reader *r, uint32_t *crc) {
+    if (r->version == 1) {
+        *crc = crc32_update(0, r->payload, r->payload_size);
+        return CUMLP_SUCCESS;
+    }
+    const unsigned char *header = r->file + 8, *at = NULL;
+    size_t header_size = (size_t)(r->payload - header), key = strlen(CRC_KEY);
+    for (size_t i = 0; i + key + 8 <= header_size; i++) {
+        if (memcmp(header + i, CRC_KEY, key) != 0) continue;
+        if (at) return bad(r, CUMLP_ERROR_FORMAT, "the header holds " CRC_KEY " twice");
+        at = header + i + key;
+    }
+    if (!at) return bad(r, CUMLP_ERROR_FORMAT, "the header does not hold " CRC_KEY "<8 digits>");
+    *crc = crc32_update(0, r->file, (size_t)(at - r->file));
+    *crc = crc32_update(*crc, (const unsigned char *)"00000000", 8);
+    *crc = crc32_update(*crc, at + 8, r->file_size - (size_t)(at + 8 - r->file));
+    return CUMLP_SUCCESS;
+}
+
 /* Checks the metadata object: string values only (safetensors), format name and version. */
-static cumlp_status parse_metadata(const reader *r, const cumlp_json *header, decoded *d,
-                                   uint32_t *crc) {
+static cumlp_status parse_metadata(reader *r, const cumlp_json *header, decoded *d, uint32_t *crc) {
     const cumlp_json *meta = cumlp__json_get(header, METADATA_KEY);
     if (!meta || meta->type != CUMLP_JSON_OBJECT)
         return bad(r, CUMLP_ERROR_FORMAT, "no \"" METADATA_KEY "\" object in the header");
@@ -553,8 +594,9 @@ static cumlp_status parse_metadata(const reader *r, const cumlp_json *header, de
     if (st == CUMLP_SUCCESS && strcmp(s, FORMAT_NAME) != 0)
         st = bad(r, CUMLP_ERROR_FORMAT, "format \"%.40s\" is not \"" FORMAT_NAME "\"", s);
     if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "format_version", &s);
-    if (st == CUMLP_SUCCESS && strcmp(s, FORMAT_VERSION) != 0)
+    if (st == CUMLP_SUCCESS && strcmp(s, FORMAT_VERSION) != 0 && strcmp(s, "1") != 0)
         st = bad(r, CUMLP_ERROR_FORMAT, "format version \"%.40s\" is not supported", s);
+    if (st == CUMLP_SUCCESS) r->version = s[0] - '0';
     if (st == CUMLP_SUCCESS) st = parse_architecture(r, meta, d);
     if (st == CUMLP_SUCCESS) st = parse_optimizer(r, meta, d);
     if (st == CUMLP_SUCCESS) st = parse_crc(r, meta, crc);
@@ -697,42 +739,34 @@ static cumlp_status expect_tensors(const reader *r, decoded *d, int parts, expec
     return CUMLP_SUCCESS;
 }
 
-static int compare_begin(const void *a, const void *b) {
-    const expected_tensor *x = *(expected_tensor *const *)a, *y = *(expected_tensor *const *)b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin;
+/* The name of an expected tensor, such as "optimizer.state1.2.bias", in buf. */
+static const char *expected_name(const expected_tensor *t, char *buf, size_t size) {
+    snprintf(buf, size, "%s%d.%s", part_prefix(t->part), 2 * t->layer,
+             t->is_bias ? "bias" : "weight");
+    return buf;
 }
 
-/* The tensors must tile the payload: sorted by offset, each starts where the last ended, and
- * the last ends exactly at the end of the file. */
-static cumlp_status check_tiling(const reader *r, expected_tensor *list, size_t count) {
-    expected_tensor **sorted = malloc(count * sizeof *sorted);
-    if (!sorted)
-        return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func, "out of host memory");
-    for (size_t i = 0; i < count; i++)
-        sorted[i] = &list[i];
-    qsort(sorted, count, sizeof *sorted, compare_begin);
-    uint64_t cursor = 0;
+/* The tensors' data ends exactly at the end of the file. */
+static cumlp_status check_end(const reader *r, uint64_t cursor) {
     cumlp_status st = CUMLP_SUCCESS;
-    for (size_t i = 0; i < count && st == CUMLP_SUCCESS; i++) {
-        if (sorted[i]->begin != cursor)
-            st = bad(r, CUMLP_ERROR_FORMAT,
-                     "tensor data is not contiguous: a tensor starts at byte %llu, expected %llu",
-                     (unsigned long long)sorted[i]->begin, (unsigned long long)cursor);
-        cursor = sorted[i]->end;
-    }
-    free(sorted);
-    if (st == CUMLP_SUCCESS && cursor > r->payload_size)
+    if (cursor > r->payload_size)
         st = bad(r, CUMLP_ERROR_TRUNCATED, "the file ends %llu bytes before its tensor data does",
                  (unsigned long long)(cursor - r->payload_size));
-    if (st == CUMLP_SUCCESS && cursor < r->payload_size)
+    if (cursor < r->payload_size)
         st = bad(r, CUMLP_ERROR_SIZE_LIMIT, "%llu bytes follow the tensor data",
                  (unsigned long long)(r->payload_size - cursor));
     return st;
 }
 
-/* Matches every header entry to an expected tensor and checks it. */
+/* Matches every header entry to an expected tensor and checks it. The tensors must be in header
+ * order: the header lists them in the order cumlp writes them (the expected list's), and each one's
+ * data starts where the previous one's ended, so that neither two names nor two offsets can be
+ * swapped unnoticed (a version 1 file's checksum does not cover its header). */
 static cumlp_status match_tensors(const reader *r, const cumlp_json *header, const decoded *d,
                                   int parts, expected_tensor *list, size_t count) {
+    size_t position = 0; /* of the next tensor in the expected order */
+    uint64_t cursor = 0; /* where its data must start */
+    char expected[96];
     for (size_t i = 0; i < header->count; i++) {
         const char *name = header->keys[i];
         if (strcmp(name, METADATA_KEY) == 0) continue;
@@ -740,16 +774,28 @@ static cumlp_status match_tensors(const reader *r, const cumlp_json *header, con
         if (index < 0) return bad(r, CUMLP_ERROR_FORMAT, "unknown tensor \"%.64s\"", name);
         expected_tensor *t = &list[index];
         if (t->entry) return bad(r, CUMLP_ERROR_FORMAT, "duplicate tensor \"%.64s\"", name);
+        if ((size_t)index < position)
+            return bad(r, CUMLP_ERROR_FORMAT,
+                       "tensor \"%.64s\" is out of order: the header lists %s before it", name,
+                       expected_name(&list[position - 1], expected, sizeof expected));
+        if ((size_t)index > position)
+            return bad(r, CUMLP_ERROR_FORMAT, "missing tensor %s (the header lists \"%.64s\")",
+                       expected_name(&list[position], expected, sizeof expected), name);
         t->entry = &header->items[i];
         cumlp_status st = check_entry(r, name, t->entry, t);
         if (st != CUMLP_SUCCESS) return st;
+        if (t->begin != cursor)
+            return bad(r, CUMLP_ERROR_FORMAT,
+                       "tensor \"%.64s\": its data starts at byte %llu, not at %llu where the "
+                       "tensor before it in the header ends",
+                       name, (unsigned long long)t->begin, (unsigned long long)cursor);
+        cursor = t->end;
+        position++;
     }
-    for (size_t i = 0; i < count; i++) {
-        if (!list[i].entry)
-            return bad(r, CUMLP_ERROR_FORMAT, "missing tensor %s%d.%s", part_prefix(list[i].part),
-                       2 * list[i].layer, list[i].is_bias ? "bias" : "weight");
-    }
-    return check_tiling(r, list, count);
+    if (position < count)
+        return bad(r, CUMLP_ERROR_FORMAT, "missing tensor %s",
+                   expected_name(&list[position], expected, sizeof expected));
+    return check_end(r, cursor);
 }
 
 /* ---- payload decoding ---------------------------------------------------------------------- */
@@ -842,6 +888,8 @@ static cumlp_status read_header(reader *r, const unsigned char *data, size_t siz
 /* Checks everything and decodes a checkpoint image into *d (freed on failure). */
 static cumlp_status decode(reader *r, const unsigned char *data, size_t size, decoded *d) {
     memset(d, 0, sizeof *d);
+    r->file = data;
+    r->file_size = size;
     cumlp_json *header = NULL;
     expected_tensor *list = NULL;
     size_t count = 0;
@@ -856,12 +904,11 @@ static cumlp_status decode(reader *r, const unsigned char *data, size_t size, de
                  header->count - 1, needed);
     if (st == CUMLP_SUCCESS) st = expect_tensors(r, d, parts, &list, &count);
     if (st == CUMLP_SUCCESS) st = match_tensors(r, header, d, parts, list, count);
-    if (st == CUMLP_SUCCESS) {
-        uint32_t actual = crc32_of(r->payload, r->payload_size);
-        if (actual != crc)
-            st = bad(r, CUMLP_ERROR_CHECKSUM, "payload CRC-32 is %08lx, the header says %08lx",
-                     (unsigned long)actual, (unsigned long)crc);
-    }
+    uint32_t actual = 0;
+    if (st == CUMLP_SUCCESS) st = actual_crc(r, &actual);
+    if (st == CUMLP_SUCCESS && actual != crc)
+        st = bad(r, CUMLP_ERROR_CHECKSUM, "the %s's CRC-32 is %08lx, the header says %08lx",
+                 r->version == 1 ? "payload" : "file", (unsigned long)actual, (unsigned long)crc);
     if (st == CUMLP_SUCCESS) st = decode_payload(r, d, list, count, parts);
     free(list);
     cumlp__json_free(header);
@@ -971,7 +1018,7 @@ static cumlp_status load_common(cumlp_context *ctx, const char *func, const char
     if (!ctx) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "ctx is NULL");
     if (!net) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     if (ctx->sticky) return ctx->sticky;
-    reader r = {ctx, func, path ? path : MEMORY_NAME, flags, NULL, 0};
+    reader r = {.ctx = ctx, .func = func, .name = path ? path : MEMORY_NAME, .flags = flags};
     decoded d;
     cumlp_status st = decode_source(&r, path, data, size, &d);
     if (st != CUMLP_SUCCESS) return st;
@@ -1040,7 +1087,7 @@ cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_optimizer *opt
     CUMLP_FAIL_IF(opt && opt->net != net, ctx, CUMLP_ERROR_INVALID_VALUE,
                   "the optimizer was created for another network");
     if (ctx->sticky) return ctx->sticky;
-    reader r = {ctx, __func__, path, flags, NULL, 0};
+    reader r = {.ctx = ctx, .func = __func__, .name = path, .flags = flags};
     decoded d;
     cumlp_status st = decode_source(&r, path, NULL, 0, &d);
     if (st != CUMLP_SUCCESS) return st;
