@@ -64,9 +64,9 @@ CUMLP_API const char *cumlp_version_string(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Named values. Each set of named values (statuses, backends, activations, losses, init schemes,
- * optimizers, learning-rate schedules) is listed once, as an X-macro CUMLP_<SET>_LIST(X) with one
- * entry X(IDENTIFIER, value, "name") per value. The enum, the count CUMLP_<SET>_COUNT, and the
- * library's name function and parser are all generated from that list; values run from 0 to
+ * optimizers, learning-rate schedules, tasks) is listed once, as an X-macro CUMLP_<SET>_LIST(X)
+ * with one entry X(IDENTIFIER, value, "name") per value. The enum, the count CUMLP_<SET>_COUNT, and
+ * the library's name function and parser are all generated from that list; values run from 0 to
  * COUNT - 1 without gaps, and are stable across releases (new values are only appended). A program
  * may expand a list too, for example into a table of its own:
  *
@@ -710,6 +710,87 @@ CUMLP_API cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_opti
 CUMLP_API cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const void *data,
                                                     size_t size, int flags, cumlp_network **net,
                                                     cumlp_optimizer **opt);
+
+/*
+ * One file is the whole model: beside the network, a checkpoint may record what is needed to use
+ * it on new data, so that nothing else has to travel with it:
+ *  - the scaling of its inputs (a cumlp_scaler), as two more tensors after all others:
+ *      "scaler.offset"  F32 [n_in]   "scaler.scale"  F32 [n_in]
+ *    (a sample x goes into the network as (x - offset) * scale);
+ *  - what its outputs mean (a cumlp_model_info), as metadata: "task" (a name of CUMLP_TASK_LIST),
+ *    "num_classes" and "label_column" (decimal integers).
+ * Every tensor cumlp adds to the network's own ("optimizer.state...", "scaler....") has a name
+ * that does not start with a digit, so in PyTorch
+ *     {k: v for k, v in tensors.items() if k[:1].isdigit()}
+ * is the state dict that nn.Sequential(...).load_state_dict(..., strict=True) takes.
+ */
+
+/* The scaler handle (cumlp_scaler, with the datasets below). */
+struct cumlp_scaler;
+
+#define CUMLP_TASK_LIST(X)                                                                         \
+    /** not recorded (cumlp_checkpoint_save, or a file of cumlp 0.1) */                            \
+    X(UNKNOWN, 0, "unknown")                                                                       \
+    /** classes: labels 0 .. num_classes - 1, as one-hot targets over the outputs, or as one 0/1   \
+     * target when the network has one output (a binary classifier) */                             \
+    X(CLASSIFY, 1, "classify")                                                                     \
+    /** regression: the targets are the values as they were read */                                \
+    X(REGRESS, 2, "regress")
+
+typedef enum cumlp_task {
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_TASK_##id = value,
+    CUMLP_TASK_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
+} cumlp_task;
+enum { CUMLP_TASK_COUNT = 0 CUMLP_TASK_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** The name of a task (see "Named values" above), or "unknown". */
+CUMLP_API const char *cumlp_task_name(int task);
+/** Parses the name of a task into *task (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_task_from_name(const char *name, int *task);
+
+/** How a network's targets were made from its data. */
+typedef struct cumlp_model_info {
+    int task;         /**< a cumlp_task; default CUMLP_TASK_UNKNOWN (nothing is recorded) */
+    int num_classes;  /**< CLASSIFY: the class count, the network's output width (2 for one
+                           output); else 0 (default) */
+    int label_column; /**< the CSV column (from 0) the targets were read from; -1 (default): the
+                           last (cumlp_csv_options.label_column) */
+} cumlp_model_info;
+
+/** Fills *info with the defaults listed in cumlp_model_info. */
+CUMLP_API cumlp_status cumlp_model_info_defaults(cumlp_model_info *info);
+
+/**
+ * cumlp_checkpoint_save, recording also the scaling of the network's inputs (scaler, NULL for
+ * none; its feature count must be the network's input width) and what its outputs mean (info,
+ * NULL or task CUMLP_TASK_UNKNOWN for nothing; num_classes must fit the output width as
+ * cumlp_model_info says, label_column be >= -1). Bad arguments are CUMLP_ERROR_INVALID_VALUE.
+ */
+CUMLP_API cumlp_status cumlp_checkpoint_save_with(const cumlp_network *net,
+                                                  const cumlp_optimizer *opt,
+                                                  const struct cumlp_scaler *scaler,
+                                                  const cumlp_model_info *info, const char *path);
+
+/**
+ * cumlp_checkpoint_load, reading also what cumlp_checkpoint_save_with recorded: with scaler not
+ * NULL, *scaler receives a new scaler (of ctx) with the file's scaling, or NULL when the file has
+ * none; with info not NULL, *info receives the file's model info (the defaults, task
+ * CUMLP_TASK_UNKNOWN, when it records none). The scaling must have one finite offset and one
+ * finite, nonzero scale per input, and the model info fit the network (else CUMLP_ERROR_FORMAT).
+ * On failure *net, *opt and *scaler are NULL, *info is unchanged and nothing leaks.
+ */
+CUMLP_API cumlp_status cumlp_checkpoint_load_with(cumlp_context *ctx, const char *path, int flags,
+                                                  cumlp_network **net, cumlp_optimizer **opt,
+                                                  struct cumlp_scaler **scaler,
+                                                  cumlp_model_info *info);
+
+/** cumlp_checkpoint_load_with from a checkpoint in memory, as cumlp_checkpoint_load_memory. */
+CUMLP_API cumlp_status cumlp_checkpoint_load_memory_with(cumlp_context *ctx, const void *data,
+                                                         size_t size, int flags,
+                                                         cumlp_network **net, cumlp_optimizer **opt,
+                                                         struct cumlp_scaler **scaler,
+                                                         cumlp_model_info *info);
 
 /* ---------------------------------------------------------------------------------------------
  * Datasets (host memory). A dataset holds n_samples samples: features, an n_features x n_samples

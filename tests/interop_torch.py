@@ -4,7 +4,9 @@
 usage: interop_torch.py CHECKPOINT INPUTS OUTPUTS
 
 CHECKPOINT is a cumlp safetensors file; INPUTS and OUTPUTS are raw little-endian float32 arrays,
-one sample per row ([batch, n_in] and [batch, n_out]), the latter written by cumlp_forward. The
+one sample per row ([batch, n_in] and [batch, n_out]), the latter written by cumlp_forward from the
+inputs scaled as the checkpoint's "scaler.offset" and "scaler.scale" say, when it has them. The
+weights are the tensors whose names start with a digit (cumlp.h's documented filter). The
 safetensors header is parsed here with struct and json only (the safetensors package, when
 installed, is used as a second reader). Exits 0 on a match to 1e-5, 1 on a mismatch, 77 when
 torch is missing.
@@ -82,7 +84,7 @@ def main():
         raise SystemExit(__doc__)
     meta, tensors = read_safetensors(sys.argv[1])
     model, widths = build_model(meta)
-    weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+    weights = {k: v for k, v in tensors.items() if k[:1].isdigit()}
     model.load_state_dict(weights, strict=True)  # names and shapes must match exactly
     try:
         from safetensors.torch import load_file
@@ -93,6 +95,9 @@ def main():
     except ImportError:
         pass
     x = read_matrix(sys.argv[2], widths[0])
+    if "scaler.offset" in tensors:
+        x = (x - tensors["scaler.offset"]) * tensors["scaler.scale"]
+        print("inputs scaled by the checkpoint's scaler.offset and scaler.scale")
     want = read_matrix(sys.argv[3], widths[-1]).double()
     with torch.no_grad():
         got = model.double()(x.double())

@@ -64,6 +64,16 @@ static unsigned char *make_image(const char *header, const unsigned char *payloa
 #define WEIGHT ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}"
 #define BIAS   ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}"
 #define GOOD   META WEIGHT BIAS "}"
+/* the inputs' scaling (2 inputs) after the weight and bias */
+#define SCALER_OFFSET                                                                              \
+    ",\"scaler.offset\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}"
+#define SCALER_SCALE ",\"scaler.scale\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[20,28]}"
+#define SCALER_SCALE_FIRST                                                                         \
+    ",\"scaler.scale\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}"
+#define SCALER_OFFSET_SECOND                                                                       \
+    ",\"scaler.offset\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[20,28]}"
+#define TASK(task, classes, column)                                                                \
+    "\"task\":\"" task "\",\"num_classes\":\"" classes "\",\"label_column\":\"" column "\","
 /* the tensors listed bias first, their data in that order */
 #define BIAS_FIRST    ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"
 #define WEIGHT_SECOND ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[4,12]}"
@@ -71,7 +81,7 @@ static unsigned char *make_image(const char *header, const unsigned char *payloa
     "\"optimizer\":\"sgd\",\"learning_rate\":\"0.01\",\"momentum\":\"0.9\","                       \
     "\"weight_decay\":\"0\",\"beta1\":\"0.9\",\"beta2\":\"0.999\",\"epsilon\":\"1e-08\","
 
-static unsigned char payload[16];
+static unsigned char payload[32]; /* W, b, then a scaling whose scales are 0 */
 
 static void make_payload(void) {
     float values[4] = {0.5f, -1.25f, 2.0f, 3.0f};
@@ -103,6 +113,35 @@ static cumlp_status load_header(const char *header, size_t npayload) {
     cumlp_status st = load_image(image, size);
     free(image);
     return st;
+}
+
+/* A template with the scaling and the model info is valid too (scales 2 and 0.5). */
+static void test_template_with_extras_loads(void) {
+    unsigned char with[28];
+    memcpy(with, payload, 20);
+    const float scales[2] = {2.0f, 0.5f};
+    for (int k = 0; k < 2; k++) {
+        uint32_t bits;
+        memcpy(&bits, &scales[k], 4);
+        for (int i = 0; i < 4; i++)
+            with[20 + 4 * k + i] = (unsigned char)(bits >> (8 * i));
+    }
+    size_t size;
+    unsigned char *image = make_image(META_HEAD ARCH LOSS TASK("regress", "0", "3")
+                                          CRC WEIGHT BIAS SCALER_OFFSET SCALER_SCALE "}",
+                                      with, 28, -1, &size);
+    cumlp_network *net = NULL;
+    cumlp_scaler *scaler = NULL;
+    cumlp_model_info info;
+    CHECK_OK(cumlp_model_info_defaults(&info));
+    CHECK_OK(cumlp_checkpoint_load_memory_with(ctx, image, size, 0, &net, NULL, &scaler, &info));
+    float offsets[2] = {0, 0}, got[2] = {0, 0};
+    if (scaler) CHECK_OK(cumlp_scaler_get(scaler, offsets, got, 2));
+    CHECK(got[0] == 2.0f && got[1] == 0.5f && offsets[0] == 3.0f);
+    CHECK(info.task == CUMLP_TASK_REGRESS && info.label_column == 3);
+    cumlp_scaler_destroy(scaler);
+    cumlp_network_destroy(net);
+    free(image);
 }
 
 /* The hand-made template is a valid checkpoint with the values it was given. */
@@ -243,6 +282,25 @@ static const bad_case cases[] = {
      META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[4,12]},"
           "\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
      12, CUMLP_ERROR_FORMAT},
+    {"scaling without its scales", META WEIGHT BIAS SCALER_OFFSET "}", 20, CUMLP_ERROR_FORMAT},
+    {"scaling in the wrong order", META WEIGHT BIAS SCALER_SCALE_FIRST SCALER_OFFSET_SECOND "}", 28,
+     CUMLP_ERROR_FORMAT},
+    {"scaling of the wrong shape",
+     META WEIGHT BIAS
+     ",\"scaler.offset\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}" SCALER_SCALE
+     "}",
+     24, CUMLP_ERROR_SHAPE_MISMATCH},
+    {"zero scale", META WEIGHT BIAS SCALER_OFFSET SCALER_SCALE "}", 28, CUMLP_ERROR_FORMAT},
+    {"unknown task", META_HEAD ARCH LOSS TASK("sort", "0", "-1") CRC WEIGHT BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"regression with classes", META_HEAD ARCH LOSS TASK("regress", "2", "-1") CRC WEIGHT BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"classes that do not fit", META_HEAD ARCH LOSS TASK("classify", "3", "-1") CRC WEIGHT BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"label column below -1", META_HEAD ARCH LOSS TASK("regress", "0", "-2") CRC WEIGHT BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"task without classes", META_HEAD ARCH LOSS "\"task\":\"regress\"," CRC WEIGHT BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
     {"trailing bytes", GOOD, 16, CUMLP_ERROR_SIZE_LIMIT},
     {"payload short", GOOD, 11, CUMLP_ERROR_TRUNCATED},
     {"step_count beyond int64",
@@ -635,6 +693,7 @@ int main(void) {
     if (cumlp_context_create(&ctx, &o) != CUMLP_SUCCESS) return 1;
     make_payload();
     RUN(test_template_loads);
+    RUN(test_template_with_extras_loads);
     RUN(test_crafted_headers);
     RUN(test_largest_step_count);
     RUN(test_many_layers_few_tensors);

@@ -4,7 +4,8 @@
  * File layout (see "Checkpoints" in cumlp.h): u64 little-endian header length N, N bytes of JSON
  * (padded with spaces so the payload starts at a multiple of 8), then the tensors back to back:
  *   "<2k>.weight" [n_out, n_in], "<2k>.bias" [n_out] for each layer k, then the optimizer state
- *   "optimizer.state1.<2k>.weight" ... and "optimizer.state2.<2k>.weight" ... in the same order.
+ *   "optimizer.state1.<2k>.weight" ... and "optimizer.state2.<2k>.weight" ... in the same order,
+ *   then the inputs' scaling "scaler.offset" [n_in], "scaler.scale" [n_in] when it was saved.
  * The names are nn.Sequential indices (Linear at 0, 2, 4, ...) so PyTorch loads them directly.
  *
  * Weight layout: cumlp's W is n_out x n_in column-major: W[j + i * n_out] connects input i to
@@ -50,6 +51,7 @@
 #define MEMORY_NAME         "<memory>"
 #define STATE_PREFIX_1      "optimizer.state1."
 #define STATE_PREFIX_2      "optimizer.state2."
+#define SCALING_TENSORS     2 /* scaler.offset, scaler.scale */
 #define METADATA_KEY        "__metadata__"
 #define FLOAT_BYTES         4
 #define MAX_STATE_ARRAYS    2
@@ -159,6 +161,8 @@ typedef struct decoded {
     size_t num_params;
     float *params;                   /* flat order: W1 b1 W2 b2 ..., W column-major */
     float *states[MAX_STATE_ARRAYS]; /* same order; NULL when the optimizer has fewer */
+    cumlp_model_info info;
+    float *scaling[SCALING_TENSORS]; /* offsets and scales of the inputs; NULL without */
 } decoded;
 
 static void decoded_free(decoded *d) {
@@ -167,7 +171,39 @@ static void decoded_free(decoded *d) {
     free(d->params);
     for (int i = 0; i < MAX_STATE_ARRAYS; i++)
         free(d->states[i]);
+    for (int i = 0; i < SCALING_TENSORS; i++)
+        free(d->scaling[i]);
     memset(d, 0, sizeof *d);
+}
+
+/* ---- what a checkpoint records beside the network ------------------------------------------ */
+
+static const char *const scaling_names[SCALING_TENSORS] = {"scaler.offset", "scaler.scale"};
+
+cumlp_status cumlp_model_info_defaults(cumlp_model_info *info) {
+    CUMLP_FAIL_IF(!info, NULL, CUMLP_ERROR_INVALID_VALUE, "info is NULL");
+    info->task = CUMLP_TASK_UNKNOWN;
+    info->num_classes = 0;
+    info->label_column = -1;
+    return CUMLP_SUCCESS;
+}
+
+/* What is wrong with a model info for a network of n_out outputs, or NULL. */
+static const char *model_info_problem(const cumlp_model_info *info, int64_t n_out, char *why,
+                                      size_t size) {
+    int want = info->task != CUMLP_TASK_CLASSIFY ? 0 : n_out == 1 ? 2 : (int)n_out;
+    if (info->task < 0 || info->task >= CUMLP_TASK_COUNT)
+        snprintf(why, size, "task %d is not a cumlp_task", info->task);
+    else if (info->num_classes != want)
+        snprintf(why, size,
+                 "num_classes %d does not fit the %s task of a network of %lld outputs "
+                 "(it must be %d)",
+                 info->num_classes, cumlp_task_name(info->task), (long long)n_out, want);
+    else if (info->label_column < -1)
+        snprintf(why, size, "label_column %d is below -1", info->label_column);
+    else
+        return NULL;
+    return why;
 }
 
 static int decoded_state_arrays(const decoded *d) {
@@ -247,10 +283,22 @@ static void sb_meta_double(strbuf *b, const char *key, double value) {
     sb_append(b, ",\"%s\":\"%s\"", key, num);
 }
 
+/* What cumlp_checkpoint_save_with records beside the network; either may be NULL. */
+typedef struct extras {
+    const cumlp_scaler *scaler;
+    const cumlp_model_info *info;
+} extras;
+
+static void append_model_info(strbuf *b, const cumlp_model_info *info) {
+    if (!info || info->task == CUMLP_TASK_UNKNOWN) return;
+    sb_append(b, ",\"task\":\"%s\",\"num_classes\":\"%d\",\"label_column\":\"%d\"",
+              cumlp_task_name(info->task), info->num_classes, info->label_column);
+}
+
 /* The metadata; "crc32" is written as 8 zeros at *crc_at, to be filled in once the file is
  * known. */
 static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_optimizer *opt,
-                            size_t *crc_at) {
+                            const extras *x, size_t *crc_at) {
     sb_append(b,
               "\"" METADATA_KEY "\":{\"format\":\"" FORMAT_NAME
               "\",\"format_version\":\"" FORMAT_VERSION "\",\"num_layers\":\"%d\"",
@@ -263,6 +311,7 @@ static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_opt
         sb_append(b, "%s%s", l ? "," : "", cumlp_activation_name(net->layers[l].activation));
     sb_append(b, "\",\"loss\":\"%s\"", cumlp_loss_name(net->loss));
     sb_meta_double(b, "leaky_relu_slope", net->leaky_slope);
+    append_model_info(b, x->info);
     if (opt) {
         const cumlp_optimizer_options *o = &opt->options;
         sb_append(b, ",\"optimizer\":\"%s\"", cumlp_optimizer_name(o->type));
@@ -307,12 +356,23 @@ static void append_tensor_entries(strbuf *b, const cumlp_network *net, int parts
     }
 }
 
-/* The header JSON, padded with spaces so that 8 + length is a multiple of 8. */
+/* The scaling's tensors, after the others' offset bytes. */
+static void append_scaling_entries(strbuf *b, int64_t n_in, uint64_t offset) {
+    uint64_t bytes = (uint64_t)n_in * FLOAT_BYTES;
+    for (int k = 0; k < SCALING_TENSORS; k++, offset += bytes)
+        sb_append(b, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld],\"data_offsets\":[%llu,%llu]}",
+                  scaling_names[k], (long long)n_in, (unsigned long long)offset,
+                  (unsigned long long)(offset + bytes));
+}
+
+/* The header JSON, padded with spaces so that 8 + length is a multiple of 8; payload_size is the
+ * network's and optimizer's bytes, which the scaling follows. */
 static int build_header(const cumlp_network *net, const cumlp_optimizer *opt, int parts,
-                        size_t *crc_at, strbuf *b) {
+                        const extras *x, size_t payload_size, size_t *crc_at, strbuf *b) {
     sb_append(b, "{");
-    append_metadata(b, net, opt, crc_at);
+    append_metadata(b, net, opt, x, crc_at);
     append_tensor_entries(b, net, parts);
+    if (x->scaler) append_scaling_entries(b, net->layers[0].fan_in, payload_size);
     sb_append(b, "}");
     while (!b->failed && b->length % 8 != 0)
         sb_append(b, " ");
@@ -369,23 +429,61 @@ static cumlp_status build_payload(const char *func, const cumlp_network *net,
     return CUMLP_SUCCESS;
 }
 
-cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimizer *opt,
-                                   const char *path) {
-    CUMLP_FAIL_IF(!net, NULL, CUMLP_ERROR_INVALID_VALUE, "net is NULL");
+/* The scaling's offsets and scales in file layout (little-endian fp32), in *bytes. */
+static cumlp_status encode_scaling(const char *func, const cumlp_network *net,
+                                   const cumlp_scaler *scaler, unsigned char **bytes,
+                                   size_t *size) {
+    *bytes = NULL;
+    *size = 0;
+    if (!scaler) return CUMLP_SUCCESS;
+    int64_t n = net->layers[0].fan_in;
+    float *values = malloc((size_t)n * SCALING_TENSORS * sizeof *values);
+    *bytes = malloc((size_t)n * SCALING_TENSORS * FLOAT_BYTES);
+    if (!values || !*bytes) {
+        free(values);
+        free(*bytes);
+        *bytes = NULL;
+        return cumlp__fail(net->ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
+    }
+    cumlp_scaler_get(scaler, values, values + n, n);
+    for (int64_t i = 0; i < n * SCALING_TENSORS; i++)
+        put_f32_le(*bytes + i * FLOAT_BYTES, values[i]);
+    free(values);
+    *size = (size_t)n * SCALING_TENSORS * FLOAT_BYTES;
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status save_common(const char *func, const cumlp_network *net,
+                                const cumlp_optimizer *opt, const extras *x, const char *path) {
+    if (!net) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     cumlp_context *ctx = net->ctx;
-    CUMLP_FAIL_IF(!path || !path[0], ctx, CUMLP_ERROR_INVALID_VALUE, "path is NULL or empty");
-    CUMLP_FAIL_IF(opt && opt->net != net, ctx, CUMLP_ERROR_INVALID_VALUE,
-                  "the optimizer was created for another network");
+    if (!path || !path[0])
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "path is NULL or empty");
+    if (opt && opt->net != net)
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the optimizer was created for another network");
+    int64_t n_in = net->layers[0].fan_in, n_out = net->layers[net->num_layers - 1].fan_out;
+    if (x->scaler && cumlp_scaler_num_features(x->scaler) != n_in)
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the scaler has %lld features but the network takes %lld inputs",
+                           (long long)cumlp_scaler_num_features(x->scaler), (long long)n_in);
+    char why[160];
+    if (x->info && model_info_problem(x->info, n_out, why, sizeof why))
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "info: %s", why);
     if (ctx->sticky) return ctx->sticky;
     int parts = 1 + (opt ? state_arrays(opt->options.type) : 0);
-    unsigned char *payload;
-    size_t payload_size;
-    cumlp_status st = build_payload(__func__, net, opt, parts, &payload, &payload_size);
-    if (st != CUMLP_SUCCESS) return st;
+    unsigned char *payload, *scaling = NULL;
+    size_t payload_size, scaling_size = 0;
+    cumlp_status st = build_payload(func, net, opt, parts, &payload, &payload_size);
+    if (st == CUMLP_SUCCESS) st = encode_scaling(func, net, x->scaler, &scaling, &scaling_size);
+    if (st != CUMLP_SUCCESS) {
+        free(payload);
+        return st;
+    }
     strbuf header = {0};
     size_t crc_at = 0;
-    if (!build_header(net, opt, parts, &crc_at, &header)) {
-        st = cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, __func__, "out of host memory");
+    if (!build_header(net, opt, parts, x, payload_size, &crc_at, &header)) {
+        st = cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
     } else {
         unsigned char length[8];
         put_u64_le(length, header.length);
@@ -393,16 +491,33 @@ cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimiz
         uint32_t crc = crc32_update(0, length, 8);
         crc = crc32_update(crc, (const unsigned char *)header.data, header.length);
         crc = crc32_update(crc, payload, payload_size);
+        crc = crc32_update(crc, scaling, scaling_size);
         char digits[9];
         snprintf(digits, sizeof digits, "%08lx", (unsigned long)crc);
         memcpy(header.data + crc_at, digits, 8);
-        cumlp__chunk chunks[3] = {
-            {length, 8}, {header.data, header.length}, {payload, payload_size}};
-        st = cumlp__replace_file(ctx, __func__, path, chunks, 3);
+        cumlp__chunk chunks[4] = {{length, 8},
+                                  {header.data, header.length},
+                                  {payload, payload_size},
+                                  {scaling, scaling_size}};
+        st = cumlp__replace_file(ctx, func, path, chunks, 4);
     }
     free(header.data);
     free(payload);
+    free(scaling);
     return st;
+}
+
+cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimizer *opt,
+                                   const char *path) {
+    extras none = {NULL, NULL};
+    return save_common(__func__, net, opt, &none, path);
+}
+
+cumlp_status cumlp_checkpoint_save_with(const cumlp_network *net, const cumlp_optimizer *opt,
+                                        const cumlp_scaler *scaler, const cumlp_model_info *info,
+                                        const char *path) {
+    extras x = {scaler, info};
+    return save_common(__func__, net, opt, &x, path);
 }
 
 /* ===========================================================================================
@@ -519,6 +634,40 @@ static cumlp_status parse_architecture(const reader *r, const cumlp_json *meta, 
     return st;
 }
 
+/* A decimal integer in [-1, INT32_MAX]. */
+static int parse_column(const char *s, int *out) {
+    int64_t v = 0;
+    if (strcmp(s, "-1") == 0)
+        v = -1;
+    else if (!parse_count(s, strlen(s), INT32_MAX, &v))
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+/* "task", "num_classes", "label_column": all three or none (the defaults). */
+static cumlp_status parse_model_info(const reader *r, const cumlp_json *meta, decoded *d) {
+    cumlp_model_info_defaults(&d->info);
+    const cumlp_json *task = cumlp__json_get(meta, "task");
+    if (!task) return CUMLP_SUCCESS;
+    cumlp_model_info *info = &d->info;
+    info->task = cumlp__task_value(task->text, strlen(task->text));
+    if (info->task < 0) return bad(r, CUMLP_ERROR_FORMAT, "unknown task \"%.40s\"", task->text);
+    const char *s = NULL;
+    int64_t classes = 0;
+    cumlp_status st = meta_string(r, meta, "num_classes", &s);
+    if (st == CUMLP_SUCCESS && !parse_count(s, strlen(s), INT32_MAX, &classes))
+        st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"num_classes\" is \"%.40s\"", s);
+    info->num_classes = (int)classes;
+    if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "label_column", &s);
+    if (st == CUMLP_SUCCESS && !parse_column(s, &info->label_column))
+        st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"label_column\" is \"%.40s\"", s);
+    char why[160];
+    if (st == CUMLP_SUCCESS && model_info_problem(info, d->widths[d->num_layers], why, sizeof why))
+        st = bad(r, CUMLP_ERROR_FORMAT, "%s", why);
+    return st;
+}
+
 static cumlp_status check_optimizer_options(const reader *r, const cumlp_optimizer_options *o) {
     int ok = o->learning_rate >= 0 && o->momentum >= 0 && o->momentum < 1 && o->weight_decay >= 0 &&
              o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1 && o->epsilon > 0;
@@ -598,6 +747,7 @@ static cumlp_status parse_metadata(reader *r, const cumlp_json *header, decoded 
         st = bad(r, CUMLP_ERROR_FORMAT, "format version \"%.40s\" is not supported", s);
     if (st == CUMLP_SUCCESS) r->version = s[0] - '0';
     if (st == CUMLP_SUCCESS) st = parse_architecture(r, meta, d);
+    if (st == CUMLP_SUCCESS) st = parse_model_info(r, meta, d);
     if (st == CUMLP_SUCCESS) st = parse_optimizer(r, meta, d);
     if (st == CUMLP_SUCCESS) st = parse_crc(r, meta, crc);
     return st;
@@ -739,11 +889,33 @@ static cumlp_status expect_tensors(const reader *r, decoded *d, int parts, expec
     return CUMLP_SUCCESS;
 }
 
-/* The name of an expected tensor, such as "optimizer.state1.2.bias", in buf. */
-static const char *expected_name(const expected_tensor *t, char *buf, size_t size) {
+/* The name of the tensor at position i of the expected order (the list, then the scaling), such
+ * as "optimizer.state1.2.bias", in buf. */
+static const char *expected_name(const expected_tensor *list, size_t count, size_t i, char *buf,
+                                 size_t size) {
+    if (i >= count) return scaling_names[i - count];
+    const expected_tensor *t = &list[i];
     snprintf(buf, size, "%s%d.%s", part_prefix(t->part), 2 * t->layer,
              t->is_bias ? "bias" : "weight");
     return buf;
+}
+
+/* The scaling's tensors as the architecture expects them: [n_in] each. */
+static void expect_scaling(const decoded *d, expected_tensor scaling[SCALING_TENSORS]) {
+    for (int k = 0; k < SCALING_TENSORS; k++) {
+        memset(&scaling[k], 0, sizeof scaling[k]);
+        scaling[k].is_bias = 1; /* one dimension */
+        scaling[k].rows = d->widths[0];
+        scaling[k].cols = 1;
+        scaling[k].bytes = (uint64_t)d->widths[0] * FLOAT_BYTES;
+    }
+}
+
+/* 0 for "scaler.offset", 1 for "scaler.scale", else -1. */
+static int scaling_index(const char *name) {
+    for (int k = 0; k < SCALING_TENSORS; k++)
+        if (strcmp(name, scaling_names[k]) == 0) return k;
+    return -1;
 }
 
 /* The tensors' data ends exactly at the end of the file. */
@@ -758,29 +930,32 @@ static cumlp_status check_end(const reader *r, uint64_t cursor) {
     return st;
 }
 
-/* Matches every header entry to an expected tensor and checks it. The tensors must be in header
- * order: the header lists them in the order cumlp writes them (the expected list's), and each one's
- * data starts where the previous one's ended, so that neither two names nor two offsets can be
- * swapped unnoticed (a version 1 file's checksum does not cover its header). */
+/* Matches every header entry to an expected tensor (of the list, or the optional scaling after
+ * it) and checks it. The tensors must be in header order: the header lists them in the order cumlp
+ * writes them, and each one's data starts where the previous one's ended, so that neither two
+ * names nor two offsets can be swapped unnoticed (a version 1 file's checksum does not cover its
+ * header). */
 static cumlp_status match_tensors(const reader *r, const cumlp_json *header, const decoded *d,
-                                  int parts, expected_tensor *list, size_t count) {
+                                  int parts, expected_tensor *list, size_t count,
+                                  expected_tensor scaling[SCALING_TENSORS]) {
     size_t position = 0; /* of the next tensor in the expected order */
     uint64_t cursor = 0; /* where its data must start */
     char expected[96];
     for (size_t i = 0; i < header->count; i++) {
         const char *name = header->keys[i];
         if (strcmp(name, METADATA_KEY) == 0) continue;
-        int index = tensor_index(name, d, parts);
+        int extra = scaling_index(name);
+        int index = extra >= 0 ? (int)count + extra : tensor_index(name, d, parts);
         if (index < 0) return bad(r, CUMLP_ERROR_FORMAT, "unknown tensor \"%.64s\"", name);
-        expected_tensor *t = &list[index];
+        expected_tensor *t = extra >= 0 ? &scaling[extra] : &list[index];
         if (t->entry) return bad(r, CUMLP_ERROR_FORMAT, "duplicate tensor \"%.64s\"", name);
         if ((size_t)index < position)
             return bad(r, CUMLP_ERROR_FORMAT,
                        "tensor \"%.64s\" is out of order: the header lists %s before it", name,
-                       expected_name(&list[position - 1], expected, sizeof expected));
+                       expected_name(list, count, position - 1, expected, sizeof expected));
         if ((size_t)index > position)
             return bad(r, CUMLP_ERROR_FORMAT, "missing tensor %s (the header lists \"%.64s\")",
-                       expected_name(&list[position], expected, sizeof expected), name);
+                       expected_name(list, count, position, expected, sizeof expected), name);
         t->entry = &header->items[i];
         cumlp_status st = check_entry(r, name, t->entry, t);
         if (st != CUMLP_SUCCESS) return st;
@@ -792,9 +967,10 @@ static cumlp_status match_tensors(const reader *r, const cumlp_json *header, con
         cursor = t->end;
         position++;
     }
-    if (position < count)
+    /* the scaling is optional, but both of its tensors or neither */
+    if (position < count || position == count + 1)
         return bad(r, CUMLP_ERROR_FORMAT, "missing tensor %s",
-                   expected_name(&list[position], expected, sizeof expected));
+                   expected_name(list, count, position, expected, sizeof expected));
     return check_end(r, cursor);
 }
 
@@ -836,6 +1012,28 @@ static cumlp_status decode_payload(const reader *r, decoded *d, const expected_t
         if (!finite && !(r->flags & CUMLP_CHECKPOINT_ALLOW_NON_FINITE))
             return bad(r, CUMLP_ERROR_NON_FINITE, "tensor %s%d.%s holds NaN or Inf",
                        part_prefix(t->part), 2 * t->layer, t->is_bias ? "bias" : "weight");
+    }
+    return CUMLP_SUCCESS;
+}
+
+/* Fills d->scaling from the payload when the file has it: finite offsets, finite nonzero scales. */
+static cumlp_status decode_scaling(const reader *r, decoded *d,
+                                   const expected_tensor scaling[SCALING_TENSORS]) {
+    if (!scaling[0].entry) return CUMLP_SUCCESS;
+    int64_t n = d->widths[0];
+    for (int k = 0; k < SCALING_TENSORS; k++) {
+        d->scaling[k] = malloc((size_t)n * sizeof(float));
+        if (!d->scaling[k])
+            return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func, "out of host memory");
+        for (int64_t i = 0; i < n; i++) {
+            float v = get_f32_le(r->payload + scaling[k].begin + (size_t)i * FLOAT_BYTES);
+            if (!isfinite(v) || (k == 1 && v == 0))
+                return bad(r, CUMLP_ERROR_FORMAT,
+                           "tensor %s: element %lld is %g (offsets must be finite, scales finite "
+                           "and nonzero)",
+                           scaling_names[k], (long long)i, v);
+            d->scaling[k][i] = v;
+        }
     }
     return CUMLP_SUCCESS;
 }
@@ -891,7 +1089,7 @@ static cumlp_status decode(reader *r, const unsigned char *data, size_t size, de
     r->file = data;
     r->file_size = size;
     cumlp_json *header = NULL;
-    expected_tensor *list = NULL;
+    expected_tensor *list = NULL, scaling[SCALING_TENSORS];
     size_t count = 0;
     uint32_t crc = 0;
     cumlp_status st = read_header(r, data, size, &header);
@@ -903,13 +1101,15 @@ static cumlp_status decode(reader *r, const unsigned char *data, size_t size, de
         st = bad(r, CUMLP_ERROR_FORMAT, "the header lists %zu tensors, the architecture needs %zu",
                  header->count - 1, needed);
     if (st == CUMLP_SUCCESS) st = expect_tensors(r, d, parts, &list, &count);
-    if (st == CUMLP_SUCCESS) st = match_tensors(r, header, d, parts, list, count);
+    if (st == CUMLP_SUCCESS) expect_scaling(d, scaling);
+    if (st == CUMLP_SUCCESS) st = match_tensors(r, header, d, parts, list, count, scaling);
     uint32_t actual = 0;
     if (st == CUMLP_SUCCESS) st = actual_crc(r, &actual);
     if (st == CUMLP_SUCCESS && actual != crc)
         st = bad(r, CUMLP_ERROR_CHECKSUM, "the %s's CRC-32 is %08lx, the header says %08lx",
                  r->version == 1 ? "payload" : "file", (unsigned long)actual, (unsigned long)crc);
     if (st == CUMLP_SUCCESS) st = decode_payload(r, d, list, count, parts);
+    if (st == CUMLP_SUCCESS) st = decode_scaling(r, d, scaling);
     free(list);
     cumlp__json_free(header);
     if (st != CUMLP_SUCCESS) decoded_free(d);
@@ -984,8 +1184,17 @@ static cumlp_status stage(cumlp_context *ctx, const float *host, size_t count, v
     return st;
 }
 
+/* What a load returns beside the network: each may be NULL (not wanted). */
+typedef struct load_outputs {
+    cumlp_optimizer **opt;
+    cumlp_scaler **scaler;
+    cumlp_model_info *info;
+} load_outputs;
+
 static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_network **net_out,
-                                cumlp_optimizer **opt_out) {
+                                const load_outputs *out) {
+    cumlp_optimizer **opt_out = out->opt;
+    cumlp_scaler *scaler = NULL;
     cumlp_network_options o;
     cumlp_network_defaults(&o);
     o.loss = d->loss;
@@ -1001,6 +1210,8 @@ static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_netw
             st = ctx->ops->upload(ctx, states[i], d->states[i], d->num_params);
         if (st == CUMLP_SUCCESS) opt->steps = d->steps;
     }
+    if (st == CUMLP_SUCCESS && out->scaler && d->scaling[0])
+        st = cumlp_scaler_create(ctx, d->widths[0], d->scaling[0], d->scaling[1], &scaler);
     if (st != CUMLP_SUCCESS) {
         cumlp_optimizer_destroy(opt);
         cumlp_network_destroy(net);
@@ -1008,13 +1219,15 @@ static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_netw
     }
     *net_out = net;
     if (opt_out) *opt_out = opt;
+    if (out->scaler) *out->scaler = scaler;
+    if (out->info) *out->info = d->info;
     return CUMLP_SUCCESS;
 }
 
 static cumlp_status load_common(cumlp_context *ctx, const char *func, const char *path,
                                 const void *data, size_t size, int flags, cumlp_network **net,
-                                cumlp_optimizer **opt) {
-    /* The public entry points have already set *net and *opt to NULL. */
+                                const load_outputs *out) {
+    /* The public entry points have already set *net, *opt and *scaler to NULL. */
     if (!ctx) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "ctx is NULL");
     if (!net) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     if (ctx->sticky) return ctx->sticky;
@@ -1022,27 +1235,56 @@ static cumlp_status load_common(cumlp_context *ctx, const char *func, const char
     decoded d;
     cumlp_status st = decode_source(&r, path, data, size, &d);
     if (st != CUMLP_SUCCESS) return st;
-    st = create_from(ctx, &d, net, opt);
+    st = create_from(ctx, &d, net, out);
     decoded_free(&d);
     return st;
 }
 
+static cumlp_status load_path(cumlp_context *ctx, const char *func, const char *path, int flags,
+                              cumlp_network **net, const load_outputs *out) {
+    if (net) *net = NULL;
+    if (out->opt) *out->opt = NULL;
+    if (out->scaler) *out->scaler = NULL;
+    if (ctx && !path) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "path is NULL");
+    return load_common(ctx, func, path, NULL, 0, flags, net, out);
+}
+
+static cumlp_status load_memory(cumlp_context *ctx, const char *func, const void *data, size_t size,
+                                int flags, cumlp_network **net, const load_outputs *out) {
+    if (net) *net = NULL;
+    if (out->opt) *out->opt = NULL;
+    if (out->scaler) *out->scaler = NULL;
+    if (ctx && !data && size == 0 && net)
+        return cumlp__fail(ctx, CUMLP_ERROR_TRUNCATED, func, MEMORY_NAME ": the buffer is empty");
+    if (ctx && !data) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "data is NULL");
+    return load_common(ctx, func, NULL, data, size, flags, net, out);
+}
+
 cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *path, int flags,
                                    cumlp_network **net, cumlp_optimizer **opt) {
-    if (net) *net = NULL;
-    if (opt) *opt = NULL;
-    CUMLP_FAIL_IF(ctx && !path, ctx, CUMLP_ERROR_INVALID_VALUE, "path is NULL");
-    return load_common(ctx, __func__, path, NULL, 0, flags, net, opt);
+    load_outputs out = {opt, NULL, NULL};
+    return load_path(ctx, __func__, path, flags, net, &out);
+}
+
+cumlp_status cumlp_checkpoint_load_with(cumlp_context *ctx, const char *path, int flags,
+                                        cumlp_network **net, cumlp_optimizer **opt,
+                                        cumlp_scaler **scaler, cumlp_model_info *info) {
+    load_outputs out = {opt, scaler, info};
+    return load_path(ctx, __func__, path, flags, net, &out);
 }
 
 cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const void *data, size_t size,
                                           int flags, cumlp_network **net, cumlp_optimizer **opt) {
-    if (net) *net = NULL;
-    if (opt) *opt = NULL;
-    CUMLP_FAIL_IF(ctx && !data && size == 0 && net, ctx, CUMLP_ERROR_TRUNCATED,
-                  MEMORY_NAME ": the buffer is empty");
-    CUMLP_FAIL_IF(ctx && !data, ctx, CUMLP_ERROR_INVALID_VALUE, "data is NULL");
-    return load_common(ctx, __func__, NULL, data, size, flags, net, opt);
+    load_outputs out = {opt, NULL, NULL};
+    return load_memory(ctx, __func__, data, size, flags, net, &out);
+}
+
+cumlp_status cumlp_checkpoint_load_memory_with(cumlp_context *ctx, const void *data, size_t size,
+                                               int flags, cumlp_network **net,
+                                               cumlp_optimizer **opt, cumlp_scaler **scaler,
+                                               cumlp_model_info *info) {
+    load_outputs out = {opt, scaler, info};
+    return load_memory(ctx, __func__, data, size, flags, net, &out);
 }
 
 /* Whether an existing network has the file's architecture. */
