@@ -98,10 +98,16 @@ void cli_output_discard(cli_output *out);
  * EXIT_DATA; before a long run, so that it does not fail at the end. */
 int cli_output_check(const char *command, const char *path);
 
-/* The scaler file that goes with a model file: "<model>.scale". */
+/* What the model file records about its data: --task, the classes (the output width, 2 for one
+ * output) and --label-column. */
+cumlp_model_info cli_model_info(const cli_args *a, const cumlp_network *net);
+
+/* The scaler file that cumlp 0.1 kept beside a model file: "<model>.scale". */
 void cli_scaler_path(const char *model, char *buf, size_t size);
-/* Writes and reads a scaler as text (one "offset scale" pair per line after a count line). */
-int cli_save_scaler(const char *command, const cumlp_scaler *s, const char *path);
+/* Removes a <--save>.scale left by cumlp 0.1: the model file holds its scaling now. */
+void cli_remove_stale_scaler(const char *command, const cli_args *a);
+/* Reads such a scaler file (a count line, then one "offset scale" pair per line) with a note;
+ * *s is NULL when there is none. */
 int cli_load_scaler(const char *command, cumlp_context *ctx, const char *path, cumlp_scaler **s);
 
 /* A network description from the options and the data's shape. */

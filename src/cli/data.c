@@ -135,32 +135,32 @@ void cli_scaler_path(const char *model, char *buf, size_t size) {
     snprintf(buf, size, "%s.scale", model);
 }
 
-int cli_save_scaler(const char *command, const cumlp_scaler *s, const char *path) {
-    int64_t n = cumlp_scaler_num_features(s);
-    float *offsets = malloc((size_t)n * sizeof *offsets),
-          *scales = malloc((size_t)n * sizeof *scales);
-    FILE *f = offsets && scales ? fopen(path, "w") : NULL;
-    int ok = f != NULL;
-    if (ok) {
-        cumlp_scaler_get(s, offsets, scales, n);
-        fprintf(f, "cumlp-scaler 1 %lld\n", (long long)n);
-        for (int64_t i = 0; i < n; i++)
-            fprintf(f, "%.9g %.9g\n", offsets[i], scales[i]);
-        ok = fclose(f) == 0;
-    }
-    free(offsets);
-    free(scales);
-    if (!ok) {
-        fprintf(stderr, "cumlp %s: cannot write %s\n", command, path);
-        return EXIT_DATA;
-    }
-    return EXIT_OK;
+cumlp_model_info cli_model_info(const cli_args *a, const cumlp_network *net) {
+    cumlp_model_info info;
+    cumlp_model_info_defaults(&info);
+    int64_t out = cumlp_network_width(net, cumlp_network_num_layers(net));
+    int classify = strcmp(a->task, "classify") == 0;
+    info.task = classify ? CUMLP_TASK_CLASSIFY : CUMLP_TASK_REGRESS;
+    info.num_classes = !classify ? 0 : out == 1 ? 2 : (int)out;
+    info.label_column = a->label_column;
+    return info;
+}
+
+void cli_remove_stale_scaler(const char *command, const cli_args *a) {
+    char path[4096];
+    cli_scaler_path(a->save, path, sizeof path);
+    if (remove(path) == 0 && !a->quiet)
+        printf("cumlp %s: removed %s: the scaling is inside %s now\n", command, path, a->save);
 }
 
 int cli_load_scaler(const char *command, cumlp_context *ctx, const char *path, cumlp_scaler **s) {
     *s = NULL;
     FILE *f = fopen(path, "r");
     if (!f) return EXIT_OK; /* no scaler saved with this model */
+    fprintf(stderr,
+            "cumlp %s: note: scaling the data as %s says (a model of cumlp 0.1; one saved by "
+            "cumlp train now holds its scaling)\n",
+            command, path);
     long long n = 0;
     int ok = fscanf(f, "cumlp-scaler 1 %lld", &n) == 1 && n >= 1 && n <= 2147483647LL;
     float *offsets = ok ? malloc((size_t)n * sizeof *offsets) : NULL;

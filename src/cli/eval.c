@@ -11,13 +11,15 @@ static const char *model_data_options =
     "batch";
 
 static void model_data_help(void) {
-    printf("  --model FILE           a model saved by cumlp train --save (its FILE.scale, if\n"
-           "                         present, scales the data as in training)\n"
+    printf("  --model FILE           a model saved by cumlp train --save: it holds its scaling,\n"
+           "                         task and label column (of a model of cumlp 0.1, FILE.scale\n"
+           "                         beside it scales the data)\n"
            "  --data FILE            IDX images (with --labels), .csv, or FANN .data\n"
            "  --labels FILE          IDX labels file\n"
            "  --format F             auto (default), idx, csv or fann\n"
-           "  --task T               classify (default) or regress\n"
-           "  --csv-header --label-column N --classes N --limit N   as for cumlp train\n"
+           "  --task T               classify or regress (default: the model's, else classify)\n"
+           "  --label-column N       CSV column of the target (default: the model's)\n"
+           "  --csv-header --classes N --limit N   as for cumlp train\n"
            "  --backend B            auto (default), cuda, cpu or reference\n"
            "  --threads N --tf32     as for cumlp train\n"
            "  --batch N              samples per batch (default 128)\n");
@@ -51,6 +53,24 @@ static int check_fit(const char *cmd, const model_run *m) {
     return EXIT_DATA;
 }
 
+/* The task and label column the model records, unless the options say otherwise (a --task that
+ * contradicts the model is an error); without a record, classify as cumlp train's default. */
+static int apply_model_info(const char *cmd, const cumlp_model_info *info, cli_args *a) {
+    if (info->task == CUMLP_TASK_UNKNOWN) {
+        if (!a->task) a->task = "classify";
+        return EXIT_OK;
+    }
+    const char *task = cumlp_task_name(info->task);
+    if (a->task && strcmp(a->task, task) != 0) {
+        fprintf(stderr, "cumlp %s: --task %s, but the model was trained with --task %s\n", cmd,
+                a->task, task);
+        return EXIT_USAGE;
+    }
+    a->task = task;
+    if (a->label_column == -1) a->label_column = info->label_column;
+    return EXIT_OK;
+}
+
 static int load_model_and_data(const char *cmd, cli_args *a, model_run *m) {
     if (!a->model) {
         fprintf(stderr, "cumlp %s: --model is required\n", cmd);
@@ -62,14 +82,19 @@ static int load_model_and_data(const char *cmd, cli_args *a, model_run *m) {
     }
     int rc = cli_context(cmd, a, &m->ctx);
     if (rc != EXIT_OK) return rc;
-    cumlp_status st = cumlp_checkpoint_load(m->ctx, a->model, 0, &m->net, NULL);
+    cumlp_model_info info;
+    cumlp_status st =
+        cumlp_checkpoint_load_with(m->ctx, a->model, 0, &m->net, NULL, &m->scaler, &info);
     if (st != CUMLP_SUCCESS) return cli_fail_data(cmd, cumlp_last_error(m->ctx));
+    rc = apply_model_info(cmd, &info, a);
     int64_t out = cumlp_network_width(m->net, cumlp_network_num_layers(m->net));
-    rc = cli_load_data(cmd, m->ctx, a, 0, out, &m->ds);
+    if (rc == EXIT_OK) rc = cli_load_data(cmd, m->ctx, a, 0, out, &m->ds);
     if (rc == EXIT_OK) rc = check_fit(cmd, m);
+    /* a model of cumlp 0.1 (no model info) may have its scaling beside it */
     char path[4096];
     cli_scaler_path(a->model, path, sizeof path);
-    if (rc == EXIT_OK) rc = cli_load_scaler(cmd, m->ctx, path, &m->scaler);
+    if (rc == EXIT_OK && info.task == CUMLP_TASK_UNKNOWN)
+        rc = cli_load_scaler(cmd, m->ctx, path, &m->scaler);
     if (rc == EXIT_OK && m->scaler) {
         st = cumlp_scaler_apply(m->scaler, m->ds);
         if (st != CUMLP_SUCCESS) rc = cli_fail_data(cmd, cumlp_last_error(m->ctx));
@@ -89,6 +114,7 @@ int cli_eval(int argc, char **argv) {
     }
     cli_args a;
     cli_args_defaults(&a);
+    a.task = NULL; /* the model's */
     if (!cli_parse(argc, argv, 2, cmd, model_data_options, &a)) return EXIT_USAGE;
     model_run m;
     memset(&m, 0, sizeof m);
@@ -144,6 +170,7 @@ int cli_predict(int argc, char **argv) {
     }
     cli_args a;
     cli_args_defaults(&a);
+    a.task = NULL; /* the model's */
     char allowed[512];
     snprintf(allowed, sizeof allowed, "%s out", model_data_options);
     if (!cli_parse(argc, argv, 2, cmd, allowed, &a)) return EXIT_USAGE;

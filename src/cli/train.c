@@ -53,7 +53,8 @@ static void train_help(void) {
         "  --threads N            cpu backend threads (default: all cores)\n"
         "  --tf32                 TF32 tensor-core GEMMs on the GPU\n"
         "output:\n"
-        "  --save FILE            write the model (safetensors) and FILE.scale (the scaling)\n"
+        "  --save FILE            write the model (safetensors) with its scaling, task and label\n"
+        "                         column: eval and predict need nothing else\n"
         "  --log FILE             per-epoch CSV: epoch,lr,train_loss,train_acc,val_loss,...\n"
         "  --plot FILE            SVG of the training and validation curves\n"
         "  --progress             a progress bar even when stderr is not a terminal\n"
@@ -397,12 +398,11 @@ static const char *stop_name(int reason) {
 static int finish(const char *cmd, const cli_args *a, train_run *t) {
     cumlp_status st = CUMLP_SUCCESS;
     if (a->save) {
-        st = cumlp_checkpoint_save(t->net, t->opt, a->save);
+        /* the model file holds its scaling and what its outputs mean: nothing else travels */
+        cumlp_model_info info = cli_model_info(a, t->net);
+        st = cumlp_checkpoint_save_with(t->net, t->opt, t->scaler, &info, a->save);
         if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
-        char path[4096];
-        cli_scaler_path(a->save, path, sizeof path);
-        if (t->scaler && cli_save_scaler(cmd, t->scaler, path) != EXIT_OK) return EXIT_DATA;
-        if (!t->scaler) remove(path); /* a stale scaling must not apply to this model */
+        cli_remove_stale_scaler(cmd, a);
         if (!a->quiet) printf("saved %s\n", a->save);
     }
     if (t->test) {
