@@ -867,21 +867,29 @@ CUMLP_API cumlp_status cumlp_dataset_set_labels(cumlp_dataset *ds, const int32_t
  * memory than the data it claims). Feature values are stored as they are (0..255 for MNIST
  * images: scale them with a cumlp_scaler). num_classes > 0 fixes the class count (labels must be
  * below it); 0 takes the largest label + 1 (at most 65536 classes; a larger label is
- * CUMLP_ERROR_SIZE_LIMIT). Targets become one-hot.
+ * CUMLP_ERROR_SIZE_LIMIT). Targets become one-hot. labels_path may be NULL for images without
+ * labels (for cumlp_predict): each sample then gets one target, 0, and num_classes must be 0.
  */
 CUMLP_API cumlp_status cumlp_dataset_read_idx(cumlp_context *ctx, const char *images_path,
                                               const char *labels_path, int num_classes,
                                               cumlp_dataset **ds);
 
-/** cumlp_dataset_read_idx from two buffers in memory (either may hold gzip data). */
+/** cumlp_dataset_read_idx from two buffers in memory (either may hold gzip data; labels may be
+ * NULL, as labels_path). */
 CUMLP_API cumlp_status cumlp_dataset_read_idx_memory(cumlp_context *ctx, const void *images,
                                                      size_t images_size, const void *labels,
                                                      size_t labels_size, int num_classes,
                                                      cumlp_dataset **ds);
 
+/** cumlp_csv_options.label_column for data without targets: every column is a feature. */
+#define CUMLP_CSV_NO_TARGET (-2)
+
 typedef struct cumlp_csv_options {
     int has_header;   /**< 1: the first line is a header and is skipped; default 0 */
-    int label_column; /**< 0-based column of the target; -1 (default) the last column */
+    int label_column; /**< 0-based column of the target; -1 (default) the last column;
+                           CUMLP_CSV_NO_TARGET: none, every column is a feature and each
+                           sample gets one target, 0 (for cumlp_predict; num_classes must be
+                           0) */
     int num_classes;  /**< 0 (default): regression, the target value is kept as is; > 0: the
                            column holds integer classes in [0, num_classes), made one-hot;
                            -1: classes, counted as the largest label + 1 (at most
@@ -896,9 +904,9 @@ CUMLP_API cumlp_status cumlp_csv_defaults(cumlp_csv_options *options);
 
 /**
  * Reads a numeric CSV file: one sample per line, every line with the same number of fields
- * (at least 2), numbers in C syntax ("1", "-2.5e-3"); spaces around fields, blank lines and a
- * final line without a newline are accepted, "\r\n" line ends too. One column is the target; the
- * others are the features, in order. options may be NULL for the defaults.
+ * (at least 2, or 1 without a target), numbers in C syntax ("1", "-2.5e-3"); spaces around fields,
+ * blank lines and a final line without a newline are accepted, "\r\n" line ends too. One column is
+ * the target; the others are the features, in order. options may be NULL for the defaults.
  */
 CUMLP_API cumlp_status cumlp_dataset_read_csv(cumlp_context *ctx, const char *path,
                                               const cumlp_csv_options *options, cumlp_dataset **ds);
@@ -1112,7 +1120,9 @@ CUMLP_API cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *d
 
 /**
  * Runs the dataset's features through net in batches of batch_size (0 selects 256) and writes
- * the outputs into out, n_outputs x n_samples column-major (count must equal that size).
+ * the network's outputs into out, n_outputs x n_samples column-major (count must equal that
+ * size, n_outputs the network's output width). The dataset's targets are not used: any number of
+ * them will do (a dataset read without targets has one per sample).
  */
 CUMLP_API cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds,
                                      int64_t batch_size, float *out, int64_t count);

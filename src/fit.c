@@ -178,8 +178,9 @@ static cumlp_status batch_views(batch_tensors *b, int64_t cols, batch_tensors *v
     return st;
 }
 
+/* The arguments of evaluate and predict; predict reads the features only (targets: 0). */
 static cumlp_status check_net_ds(const cumlp_network *net, const cumlp_dataset *ds,
-                                 int64_t *batch_size, const char *func) {
+                                 int64_t *batch_size, const char *func, int targets) {
     if (!net) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     if (!ds) return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func, "ds is NULL");
     if (*batch_size < 0 || *batch_size > CUMLP_MAX_DIM)
@@ -188,7 +189,11 @@ static cumlp_status check_net_ds(const cumlp_network *net, const cumlp_dataset *
     if (*batch_size == 0) *batch_size = DEFAULT_EVAL_BATCH;
     if (*batch_size > ds->n_samples) *batch_size = ds->n_samples;
     if (net->ctx->sticky) return net->ctx->sticky;
-    return check_dataset(net, ds, func, "the dataset");
+    if (!targets && ds->n_features != cumlp_network_width(net, 0))
+        return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the dataset has %lld features but the network takes %lld",
+                           (long long)ds->n_features, (long long)cumlp_network_width(net, 0));
+    return targets ? check_dataset(net, ds, func, "the dataset") : CUMLP_SUCCESS;
 }
 
 /* One evaluated batch of cols samples starting at `first`. */
@@ -215,7 +220,7 @@ static cumlp_status eval_batch(cumlp_network *net, const cumlp_dataset *ds, batc
 
 cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
                             cumlp_eval_result *result) {
-    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__);
+    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__, 1);
     if (st != CUMLP_SUCCESS) return st;
     CUMLP_FAIL_IF(!result, net->ctx, CUMLP_ERROR_INVALID_VALUE, "result is NULL");
     batch_tensors b;
@@ -239,14 +244,15 @@ cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t
 
 cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
                            float *out, int64_t count) {
-    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__);
+    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__, 0);
     if (st != CUMLP_SUCCESS) return st;
     CUMLP_FAIL_IF(!out, net->ctx, CUMLP_ERROR_INVALID_VALUE, "out is NULL");
-    CUMLP_FAIL_IF(count != ds->n_outputs * ds->n_samples, net->ctx, CUMLP_ERROR_INVALID_VALUE,
+    int64_t n_out = cumlp_network_width(net, net->num_layers);
+    CUMLP_FAIL_IF(count != n_out * ds->n_samples, net->ctx, CUMLP_ERROR_INVALID_VALUE,
                   "count is %lld but the outputs take %lld x %lld", (long long)count,
-                  (long long)ds->n_outputs, (long long)ds->n_samples);
-    batch_tensors b;
-    st = batch_create(net->ctx, ds->n_features, ds->n_outputs, batch_size, &b);
+                  (long long)n_out, (long long)ds->n_samples);
+    batch_tensors b; /* t holds the outputs */
+    st = batch_create(net->ctx, ds->n_features, n_out, batch_size, &b);
     for (int64_t first = 0; st == CUMLP_SUCCESS && first < ds->n_samples; first += batch_size) {
         int64_t cols = ds->n_samples - first < batch_size ? ds->n_samples - first : batch_size;
         batch_tensors v;
@@ -254,8 +260,7 @@ cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds, int64_t 
         if (st == CUMLP_SUCCESS)
             st = cumlp_tensor_upload(v.x, ds->x + first * ds->n_features, ds->n_features * cols);
         if (st == CUMLP_SUCCESS) st = cumlp_forward(net, v.x, v.t);
-        if (st == CUMLP_SUCCESS)
-            st = cumlp_tensor_download(v.t, out + first * ds->n_outputs, ds->n_outputs * cols);
+        if (st == CUMLP_SUCCESS) st = cumlp_tensor_download(v.t, out + first * n_out, n_out * cols);
         batch_destroy(&v);
     }
     batch_destroy(&b);

@@ -455,6 +455,50 @@ static void test_csv_bad_files(void) {
 
 /* ---- FANN ----------------------------------------------------------------------------------- */
 
+/* Data without targets, for cumlp_predict: a CSV with CUMLP_CSV_NO_TARGET (every column a
+ * feature, even a single one) and IDX images without labels; each sample gets one target, 0. */
+static void test_without_targets(void) {
+    cumlp_csv_options o;
+    cumlp_csv_defaults(&o);
+    o.label_column = CUMLP_CSV_NO_TARGET;
+    cumlp_dataset *ds = NULL;
+    const char *text = "1,2,3\n4,5,6\n";
+    CHECK_OK(cumlp_dataset_read_csv_memory(NULL, text, strlen(text), &o, &ds));
+    CHECK(cumlp_dataset_num_features(ds) == 3 && cumlp_dataset_num_outputs(ds) == 1 &&
+          cumlp_dataset_num_samples(ds) == 2 && cumlp_dataset_num_classes(ds) == 0);
+    if (ds) {
+        CHECK(cumlp_dataset_features(ds)[5] == 6.0f);
+        CHECK(cumlp_dataset_targets(ds)[0] == 0.0f && cumlp_dataset_targets(ds)[1] == 0.0f);
+    }
+    cumlp_dataset_destroy(ds);
+    CHECK_OK(cumlp_dataset_read_csv_memory(NULL, "7\n8\n", 4, &o, &ds));
+    CHECK(cumlp_dataset_num_features(ds) == 1 && cumlp_dataset_num_samples(ds) == 2);
+    cumlp_dataset_destroy(ds);
+    o.num_classes = -1; /* classes without a target column */
+    CHECK_STATUS(cumlp_dataset_read_csv_memory(NULL, text, strlen(text), &o, &ds),
+                 CUMLP_ERROR_INVALID_VALUE);
+    o.num_classes = 0;
+    o.label_column = -3;
+    CHECK_STATUS(cumlp_dataset_read_csv_memory(NULL, text, strlen(text), &o, &ds),
+                 CUMLP_ERROR_INVALID_VALUE);
+
+    unsigned char img[16 + 5 * 6];
+    size_t ni = make_images(img, 5, 2, 3);
+    CHECK_OK(cumlp_dataset_read_idx_memory(NULL, img, ni, NULL, 0, 0, &ds));
+    CHECK(cumlp_dataset_num_features(ds) == 6 && cumlp_dataset_num_outputs(ds) == 1 &&
+          cumlp_dataset_num_samples(ds) == 5 && cumlp_dataset_num_classes(ds) == 0);
+    cumlp_dataset_destroy(ds);
+    CHECK_STATUS(cumlp_dataset_read_idx_memory(NULL, img, ni, NULL, 0, 3, &ds),
+                 CUMLP_ERROR_INVALID_VALUE);
+    char path[512];
+    tmp_path(path, sizeof path, "images_only.idx");
+    CHECK(write_gzip(path, img, ni));
+    CHECK_OK(cumlp_dataset_read_idx(NULL, path, NULL, 0, &ds));
+    CHECK(cumlp_dataset_num_samples(ds) == 5);
+    cumlp_dataset_destroy(ds);
+    remove(path);
+}
+
 static void test_fann(void) {
     const char *text = "3 2 1\n0 0\n0\n0 1\n1\n1 0\n1\n";
     cumlp_dataset *ds = NULL;
@@ -827,6 +871,7 @@ int main(void) {
     RUN(test_csv_regression_file);
     RUN(test_csv_blank_delimiters);
     RUN(test_csv_bad_files);
+    RUN(test_without_targets);
     RUN(test_fann);
     RUN(test_fann_bad_files);
     RUN(test_context_messages);

@@ -405,6 +405,17 @@ static void test_binary_classifier_accuracy(void) {
     CHECK_OK(cumlp_evaluate(net, ds, 0, &e));
     float out[N];
     CHECK_OK(cumlp_predict(net, ds, 0, out, N));
+    /* predict reads the features only: a dataset of other targets gives the same outputs */
+    cumlp_dataset *features = NULL;
+    CHECK_OK(cumlp_dataset_create(NULL, 2, 3, N, 0, &features));
+    if (features) {
+        memcpy(cumlp_dataset_features(features), x, sizeof(float) * 2 * N);
+        float again[N];
+        CHECK_OK(cumlp_predict(net, features, 0, again, N));
+        CHECK(memcmp(out, again, sizeof out) == 0);
+        CHECK_STATUS(cumlp_predict(net, features, 0, again, 3 * N), CUMLP_ERROR_INVALID_VALUE);
+    }
+    cumlp_dataset_destroy(features);
     int correct = 0;
     for (int i = 0; i < N; i++)
         correct += (out[i] >= 0.5f) == (y[i] >= 0.5f);

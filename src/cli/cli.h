@@ -98,6 +98,12 @@ void cli_output_discard(cli_output *out);
  * EXIT_DATA; before a long run, so that it does not fail at the end. */
 int cli_output_check(const char *command, const char *path);
 
+/* Loads --data (and --labels, which IDX data may lack) for predict: the features of a model of
+ * `inputs` inputs, with or without the targets (a CSV file as wide as the model's input is
+ * features only); the targets are read as they are and not used. */
+int cli_load_features(const char *command, cumlp_context *ctx, const cli_args *a, int64_t inputs,
+                      cumlp_dataset **ds);
+
 /* What the model file records about its data: --task, the classes (the output width, 2 for one
  * output) and --label-column. */
 cumlp_model_info cli_model_info(const cli_args *a, const cumlp_network *net);

@@ -1,38 +1,154 @@
 /* data.c - loading datasets and scalers for the `cumlp` command. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* The format named by --format, or guessed from the file names. */
+/* Whether a regular file starts as IDX data does: gzip's magic (cumlp reads gzip for IDX only),
+ * or IDX's (0, 0, an element type, 1 to 8 dimensions). */
+static int looks_like_idx(const char *path) {
+    struct stat sb;
+    unsigned char b[4];
+    FILE *f = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? fopen(path, "rb") : NULL;
+    size_t n = f ? fread(b, 1, sizeof b, f) : 0;
+    if (f) fclose(f);
+    if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b) return 1;
+    int type = b[2] == 0x08 || b[2] == 0x09 || (b[2] >= 0x0B && b[2] <= 0x0E);
+    return n == 4 && b[0] == 0 && b[1] == 0 && type && b[3] >= 1 && b[3] <= 8;
+}
+
+/* The format named by --format, or guessed from the file names, or from the data's first bytes
+ * (IDX images without labels). */
 static const char *data_format(const cli_args *a, const char *path, const char *labels) {
     if (strcmp(a->format, "auto") != 0) return a->format;
     if (labels) return "idx";
     if (ends_with(path, ".csv")) return "csv";
     if (ends_with(path, ".data") || ends_with(path, ".fann")) return "fann";
+    if (looks_like_idx(path)) return "idx";
     return NULL;
 }
 
 /* Reads the file; classes: 0 for regression targets, -1 for classes counted from the labels, or
- * the class count. (IDX labels are always classes.) */
+ * the class count (IDX labels are always classes); label_column as cumlp_csv_options has it. */
 static cumlp_status read_dataset(cumlp_context *ctx, const cli_args *a, const char *format,
                                  const char *path, const char *labels, int classes,
-                                 cumlp_dataset **ds) {
+                                 int label_column, cumlp_dataset **ds) {
     if (strcmp(format, "idx") == 0)
         return cumlp_dataset_read_idx(ctx, path, labels, classes > 0 ? classes : 0, ds);
     if (strcmp(format, "fann") == 0) return cumlp_dataset_read_fann(ctx, path, classes != 0, ds);
     cumlp_csv_options o;
     cumlp_csv_defaults(&o);
     o.has_header = a->csv_header;
-    o.label_column = a->label_column;
+    o.label_column = label_column;
     o.num_classes = classes;
     return cumlp_dataset_read_csv(ctx, path, &o, ds);
+}
+
+/* The fields of the first data line of a CSV file (after the header line with has_header), or -1
+ * when it cannot be read here (the reader then says why). Fields are split at commas, as
+ * cumlp_csv_options' default delimiter. */
+static int64_t csv_width(const char *path, int has_header) {
+    struct stat sb;
+    FILE *f = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? fopen(path, "r") : NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    int64_t fields = -1;
+    for (int64_t n = 1; f && fields < 0 && getline(&line, &cap, f) >= 0; n++) {
+        if ((n == 1 && has_header) || strspn(line, " \t\r\n\v\f") == strlen(line)) continue;
+        fields = 1;
+        for (const char *p = line; *p; p++)
+            fields += *p == ',';
+    }
+    free(line);
+    if (f) fclose(f);
+    return fields;
+}
+
+/* Checks the data options and finds the format; IDX data needs labels unless labels_optional. */
+static int data_source(const char *command, const cli_args *a, int test, int labels_optional,
+                       const char **format_out) {
+    const char *path = test ? a->test_data : a->data;
+    const char *labels = test ? a->test_labels : a->labels;
+    const char *option = test ? "--test-data" : "--data";
+    if (!path) {
+        fprintf(stderr, "cumlp %s: %s is required\n", command, option);
+        return EXIT_USAGE;
+    }
+    if (a->limit < 0 || a->classes < 0) {
+        fprintf(stderr,
+                "cumlp %s: --limit and --classes must be >= 0 (0: all samples, classes "
+                "from the labels)\n",
+                command);
+        return EXIT_USAGE;
+    }
+    const char *format = data_format(a, path, labels);
+    if (!format ||
+        (strcmp(format, "idx") != 0 && strcmp(format, "csv") != 0 && strcmp(format, "fann") != 0)) {
+        struct stat sb;
+        if (!format && stat(path, &sb) != 0) { /* say that it is missing, not its format */
+            fprintf(stderr, "cumlp %s: %s: cannot open: %s\n", command, path, strerror(errno));
+            return EXIT_DATA;
+        }
+        fprintf(stderr,
+                "cumlp %s: cannot tell the format of %s: give --format idx|csv|fann (idx also "
+                "needs --labels)\n",
+                command, path);
+        return EXIT_USAGE;
+    }
+    if (strcmp(format, "idx") == 0 && !labels && !labels_optional) {
+        fprintf(stderr, "cumlp %s: IDX data needs %s\n", command,
+                test ? "--test-labels" : "--labels");
+        return EXIT_USAGE;
+    }
+    if (a->task && strcmp(a->task, "classify") != 0 && strcmp(a->task, "regress") != 0) {
+        fprintf(stderr, "cumlp %s: --task must be classify or regress\n", command);
+        return EXIT_USAGE;
+    }
+    *format_out = format;
+    return EXIT_OK;
+}
+
+/* --limit: the first samples only. */
+static int apply_limit(const char *command, cumlp_context *ctx, const cli_args *a,
+                       cumlp_dataset **ds) {
+    if (a->limit <= 0 || a->limit >= cumlp_dataset_num_samples(*ds)) return EXIT_OK;
+    cumlp_dataset *part;
+    cumlp_status st = cumlp_dataset_subset(*ds, 0, a->limit, &part);
+    cumlp_dataset_destroy(*ds);
+    *ds = part;
+    if (st != CUMLP_SUCCESS) return cli_fail_data(command, cumlp_last_error(ctx));
+    return EXIT_OK;
+}
+
+int cli_load_features(const char *command, cumlp_context *ctx, const cli_args *a, int64_t inputs,
+                      cumlp_dataset **ds) {
+    *ds = NULL;
+    const char *format = NULL;
+    int rc = data_source(command, a, 0, 1, &format);
+    if (rc != EXIT_OK) return rc;
+    /* a CSV file as wide as the model's input holds features only */
+    int label_column = a->label_column;
+    int64_t width = strcmp(format, "csv") == 0 ? csv_width(a->data, a->csv_header) : -1;
+    if (width == inputs) label_column = CUMLP_CSV_NO_TARGET;
+    if (width >= 0 && width != inputs && width != inputs + 1) {
+        fprintf(stderr,
+                "cumlp %s: %s: the rows have %lld fields, but the model takes %lld features: "
+                "give them alone, or with the target\n",
+                command, a->data, (long long)width, (long long)inputs);
+        return EXIT_DATA;
+    }
+    /* the targets, if any, are not used: read as they are, labels unchecked */
+    cumlp_status st = read_dataset(ctx, a, format, a->data, a->labels, 0, label_column, ds);
+    if (st != CUMLP_SUCCESS) return cli_fail_data(command, cumlp_last_error(ctx));
+    return apply_limit(command, ctx, a, ds);
 }
 
 /* The data of a binary classifier (one sigmoid output): one target per sample, 0 or 1. Text files
@@ -76,38 +192,11 @@ int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, in
                   int64_t model_outputs, cumlp_dataset **ds) {
     const char *path = test ? a->test_data : a->data;
     const char *labels = test ? a->test_labels : a->labels;
-    const char *option = test ? "--test-data" : "--data";
     *ds = NULL;
-    if (!path) {
-        fprintf(stderr, "cumlp %s: %s is required\n", command, option);
-        return EXIT_USAGE;
-    }
-    if (a->limit < 0 || a->classes < 0) {
-        fprintf(stderr,
-                "cumlp %s: --limit and --classes must be >= 0 (0: all samples, classes "
-                "from the labels)\n",
-                command);
-        return EXIT_USAGE;
-    }
-    const char *format = data_format(a, path, labels);
-    if (!format ||
-        (strcmp(format, "idx") != 0 && strcmp(format, "csv") != 0 && strcmp(format, "fann") != 0)) {
-        fprintf(stderr,
-                "cumlp %s: cannot tell the format of %s: give --format idx|csv|fann (idx also "
-                "needs --labels)\n",
-                command, path);
-        return EXIT_USAGE;
-    }
-    if (strcmp(format, "idx") == 0 && !labels) {
-        fprintf(stderr, "cumlp %s: IDX data needs %s\n", command,
-                test ? "--test-labels" : "--labels");
-        return EXIT_USAGE;
-    }
+    const char *format = NULL;
+    int rc = data_source(command, a, test, 0, &format);
+    if (rc != EXIT_OK) return rc;
     int classify = strcmp(a->task, "classify") == 0;
-    if (!classify && strcmp(a->task, "regress") != 0) {
-        fprintf(stderr, "cumlp %s: --task must be classify or regress\n", command);
-        return EXIT_USAGE;
-    }
     /* classes: as --classes says, else as many as the model has outputs, else from the labels */
     int binary = classify && model_outputs == 1;
     int classes = !classify || binary ? 0
@@ -115,20 +204,10 @@ int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, in
                   : model_outputs > 1 ? (int)model_outputs
                                       : -1;
     if (binary && strcmp(format, "idx") == 0) classes = a->classes;
-    cumlp_status st = read_dataset(ctx, a, format, path, labels, classes, ds);
+    cumlp_status st = read_dataset(ctx, a, format, path, labels, classes, a->label_column, ds);
     if (st != CUMLP_SUCCESS) return cli_fail_data(command, cumlp_last_error(ctx));
-    if (binary) {
-        int rc = binary_targets(command, path, ds);
-        if (rc != EXIT_OK) return rc;
-    }
-    if (a->limit > 0 && a->limit < cumlp_dataset_num_samples(*ds)) {
-        cumlp_dataset *part;
-        st = cumlp_dataset_subset(*ds, 0, a->limit, &part);
-        cumlp_dataset_destroy(*ds);
-        *ds = part;
-        if (st != CUMLP_SUCCESS) return cli_fail_data(command, cumlp_last_error(ctx));
-    }
-    return EXIT_OK;
+    if (binary) rc = binary_targets(command, path, ds);
+    return rc == EXIT_OK ? apply_limit(command, ctx, a, ds) : rc;
 }
 
 void cli_scaler_path(const char *model, char *buf, size_t size) {

@@ -40,10 +40,12 @@ static void model_free(model_run *m) {
     cumlp_context_destroy(m->ctx);
 }
 
-static int check_fit(const char *cmd, const model_run *m) {
+/* The data fits the model: its features, and its targets unless only features are wanted. */
+static int check_fit(const char *cmd, const model_run *m, int features_only) {
     int64_t in = cumlp_network_width(m->net, 0);
     int64_t out = cumlp_network_width(m->net, cumlp_network_num_layers(m->net));
-    if (cumlp_dataset_num_features(m->ds) == in && cumlp_dataset_num_outputs(m->ds) == out)
+    if (cumlp_dataset_num_features(m->ds) == in &&
+        (features_only || cumlp_dataset_num_outputs(m->ds) == out))
         return EXIT_OK;
     fprintf(stderr,
             "cumlp %s: the data has %lld features and %lld outputs but the model takes %lld and "
@@ -71,7 +73,8 @@ static int apply_model_info(const char *cmd, const cumlp_model_info *info, cli_a
     return EXIT_OK;
 }
 
-static int load_model_and_data(const char *cmd, cli_args *a, model_run *m) {
+/* The model and its data: for eval with targets, for predict (features_only) with or without. */
+static int load_model_and_data(const char *cmd, cli_args *a, model_run *m, int features_only) {
     if (!a->model) {
         fprintf(stderr, "cumlp %s: --model is required\n", cmd);
         return EXIT_USAGE;
@@ -87,9 +90,11 @@ static int load_model_and_data(const char *cmd, cli_args *a, model_run *m) {
         cumlp_checkpoint_load_with(m->ctx, a->model, 0, &m->net, NULL, &m->scaler, &info);
     if (st != CUMLP_SUCCESS) return cli_fail_data(cmd, cumlp_last_error(m->ctx));
     rc = apply_model_info(cmd, &info, a);
+    int64_t in = cumlp_network_width(m->net, 0);
     int64_t out = cumlp_network_width(m->net, cumlp_network_num_layers(m->net));
-    if (rc == EXIT_OK) rc = cli_load_data(cmd, m->ctx, a, 0, out, &m->ds);
-    if (rc == EXIT_OK) rc = check_fit(cmd, m);
+    if (rc == EXIT_OK && features_only) rc = cli_load_features(cmd, m->ctx, a, in, &m->ds);
+    if (rc == EXIT_OK && !features_only) rc = cli_load_data(cmd, m->ctx, a, 0, out, &m->ds);
+    if (rc == EXIT_OK) rc = check_fit(cmd, m, features_only);
     /* a model of cumlp 0.1 (no model info) may have its scaling beside it */
     char path[4096];
     cli_scaler_path(a->model, path, sizeof path);
@@ -118,7 +123,7 @@ int cli_eval(int argc, char **argv) {
     if (!cli_parse(argc, argv, 2, cmd, model_data_options, &a)) return EXIT_USAGE;
     model_run m;
     memset(&m, 0, sizeof m);
-    int rc = load_model_and_data(cmd, &a, &m);
+    int rc = load_model_and_data(cmd, &a, &m, 0);
     cumlp_eval_result e;
     if (rc == EXIT_OK) {
         cumlp_status st = cumlp_evaluate(m.net, m.ds, a.batch, &e);
@@ -144,8 +149,8 @@ static int write_predictions(const char *cmd, const char *path, const float *out
         fprintf(f, "out%lld%s", (long long)k, k + 1 < n_out ? "," : "\n");
     for (int64_t i = 0; i < n; i++) {
         const float *o = out + i * n_out;
-        if (classify) {
-            int64_t best = 0;
+        if (classify) { /* the largest output, or one output's side of 0.5 */
+            int64_t best = n_out == 1 && o[0] >= 0.5f;
             for (int64_t k = 1; k < n_out; k++)
                 if (o[k] > o[best]) best = k;
             fprintf(f, "%lld,", (long long)best);
@@ -159,10 +164,11 @@ static int write_predictions(const char *cmd, const char *path, const float *out
 int cli_predict(int argc, char **argv) {
     const char *cmd = "predict";
     if (cli_wants_help(argc, argv, 2)) {
-        printf("usage: cumlp predict --model FILE --data FILE [--labels FILE] [--out FILE]\n"
+        printf("usage: cumlp predict --model FILE --data FILE [--out FILE]\n"
                "Writes the model's outputs for every sample as CSV: a header line, then one line\n"
-               "per sample: the predicted class (classification) and the outputs. The data is\n"
-               "read as for cumlp eval (its targets are not used).\n\n");
+               "per sample: the predicted class (classification) and the outputs. The data may\n"
+               "lack the targets: a CSV file as wide as the model's input is features only, IDX\n"
+               "images need no --labels; targets that are there are not used.\n\n");
         model_data_help();
         printf("  --out FILE             the CSV file (default: standard output)\n"
                "\nexit status: 0 success, 1 usage error, 2 data or file error\n");
@@ -176,10 +182,11 @@ int cli_predict(int argc, char **argv) {
     if (!cli_parse(argc, argv, 2, cmd, allowed, &a)) return EXIT_USAGE;
     model_run m;
     memset(&m, 0, sizeof m);
-    int rc = load_model_and_data(cmd, &a, &m);
+    int rc = load_model_and_data(cmd, &a, &m, 1);
     float *out = NULL;
+    int64_t n_out = m.net ? cumlp_network_width(m.net, cumlp_network_num_layers(m.net)) : 0;
     if (rc == EXIT_OK) {
-        int64_t count = cumlp_dataset_num_outputs(m.ds) * cumlp_dataset_num_samples(m.ds);
+        int64_t count = n_out * cumlp_dataset_num_samples(m.ds);
         out = malloc((size_t)count * sizeof *out);
         cumlp_status st =
             out ? cumlp_predict(m.net, m.ds, a.batch, out, count) : CUMLP_ERROR_ALLOC_FAILED;
@@ -187,9 +194,8 @@ int cli_predict(int argc, char **argv) {
             rc = cli_fail(cmd, st, out ? cumlp_last_error(m.ctx) : "out of memory");
     }
     if (rc == EXIT_OK)
-        rc =
-            write_predictions(cmd, a.out, out, cumlp_dataset_num_outputs(m.ds),
-                              cumlp_dataset_num_samples(m.ds), cumlp_dataset_num_classes(m.ds) > 0);
+        rc = write_predictions(cmd, a.out, out, n_out, cumlp_dataset_num_samples(m.ds),
+                               strcmp(a.task, "classify") == 0);
     free(out);
     model_free(&m);
     return rc;

@@ -263,7 +263,7 @@ static cumlp_status fill_dataset(cumlp_context *ctx, const idx_file *img, const 
                                 v, img->data_offset + (size_t)i * img->elem_size);
         ds->x[i] = fv;
     }
-    for (int64_t i = 0; i < lab->count; i++) {
+    for (int64_t i = 0; lab && i < lab->count; i++) {
         int64_t label = (int64_t)element(lab, i);
         ds->y[i * ds->n_outputs + label] = 1.0f;
     }
@@ -272,17 +272,19 @@ static cumlp_status fill_dataset(cumlp_context *ctx, const idx_file *img, const 
 
 static cumlp_status read_pair(cumlp_context *ctx, const char *func, idx_file *img, idx_file *lab,
                               int num_classes, cumlp_dataset **out) {
+    /* without labels (lab NULL): one target per sample, 0 */
     cumlp_status st = parse_header(ctx, img);
-    if (st == CUMLP_SUCCESS) st = parse_header(ctx, lab);
+    if (st == CUMLP_SUCCESS && lab) st = parse_header(ctx, lab);
     int classes = 0;
-    if (st == CUMLP_SUCCESS) st = check_labels(ctx, lab, num_classes, &classes);
-    if (st == CUMLP_SUCCESS && img->count != lab->count)
+    if (st == CUMLP_SUCCESS && lab) st = check_labels(ctx, lab, num_classes, &classes);
+    if (st == CUMLP_SUCCESS && lab && img->count != lab->count)
         st = cumlp__error(ctx, CUMLP_ERROR_SIZE_LIMIT,
                           "%s holds %lld items but %s holds %lld labels", img->name,
                           (long long)img->count, lab->name, (long long)lab->count);
     cumlp_dataset *ds = NULL;
     if (st == CUMLP_SUCCESS)
-        st = cumlp__dataset_new(ctx, func, img->per_item, classes, img->count, classes, &ds);
+        st = cumlp__dataset_new(ctx, func, img->per_item, lab ? classes : 1, img->count, classes,
+                                &ds);
     if (st == CUMLP_SUCCESS) st = fill_dataset(ctx, img, lab, ds);
     if (st != CUMLP_SUCCESS) {
         cumlp_dataset_destroy(ds);
@@ -312,8 +314,9 @@ static cumlp_status read_buffers(cumlp_context *ctx, const char *func, const cha
     idx_file img, lab;
     unsigned char *img_owned = NULL, *lab_owned = NULL;
     cumlp_status st = open_bytes(ctx, img_name, images, images_size, &img, &img_owned);
-    if (st == CUMLP_SUCCESS) st = open_bytes(ctx, lab_name, labels, labels_size, &lab, &lab_owned);
-    if (st == CUMLP_SUCCESS) st = read_pair(ctx, func, &img, &lab, num_classes, ds);
+    if (st == CUMLP_SUCCESS && labels)
+        st = open_bytes(ctx, lab_name, labels, labels_size, &lab, &lab_owned);
+    if (st == CUMLP_SUCCESS) st = read_pair(ctx, func, &img, labels ? &lab : NULL, num_classes, ds);
     free(img_owned);
     free(lab_owned);
     return st;
@@ -323,9 +326,10 @@ static cumlp_status check_args(cumlp_context *ctx, const char *func, const void 
                                int num_classes, cumlp_dataset **ds) {
     if (!ds) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "ds is NULL");
     *ds = NULL;
-    if (!a || !b)
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s is NULL",
-                           a ? "the labels" : "the images");
+    if (!a) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "the images are NULL");
+    if (!b && num_classes != 0)
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "num_classes is %d but there are no labels", num_classes);
     if (num_classes < 0 || num_classes > CUMLP_MAX_INFERRED_CLASSES)
         return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
                            "num_classes %d is outside [0, %d]", num_classes,
@@ -350,7 +354,8 @@ cumlp_status cumlp_dataset_read_idx(cumlp_context *ctx, const char *images_path,
     char *images = NULL, *labels = NULL;
     size_t images_size = 0, labels_size = 0;
     st = cumlp__read_file(ctx, images_path, &images, &images_size);
-    if (st == CUMLP_SUCCESS) st = cumlp__read_file(ctx, labels_path, &labels, &labels_size);
+    if (st == CUMLP_SUCCESS && labels_path)
+        st = cumlp__read_file(ctx, labels_path, &labels, &labels_size);
     if (st == CUMLP_SUCCESS)
         st = read_buffers(ctx, __func__, images_path, images, images_size, labels_path, labels,
                           labels_size, num_classes, ds);
