@@ -143,6 +143,8 @@ module cumlp
   integer(c_int), parameter :: CUMLP_TASK_CLASSIFY = 1
   integer(c_int), parameter :: CUMLP_TASK_REGRESS = 2
   integer(c_int), parameter :: CUMLP_TASK_COUNT = 3
+  ! cumlp_csv_options%label_column for data without targets
+  integer(c_int), parameter :: CUMLP_CSV_NO_TARGET = -2
   ! cumlp_scaling
   integer(c_int), parameter :: CUMLP_SCALE_MINMAX = 0
   integer(c_int), parameter :: CUMLP_SCALE_STANDARDIZE = 1

@@ -163,7 +163,8 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_TASK_UNKNOWN,
                                      CUMLP_TASK_CLASSIFY,
                                      CUMLP_TASK_REGRESS,
-                                     CUMLP_TASK_COUNT};
+                                     CUMLP_TASK_COUNT,
+                                     CUMLP_CSV_NO_TARGET};
     if (i < 1 || (size_t)i > sizeof values / sizeof *values) return -1;
     return values[i - 1];
 }
