@@ -864,10 +864,13 @@ CUMLP_API cumlp_status cumlp_dataset_set_labels(cumlp_dataset *ds, const int32_t
  * the sample count and whose other dimensions give n_features, and a labels file (one dimension,
  * integer type) with the same count. Either file may be gzip-compressed (detected by its magic
  * bytes; inflating stops at the size the IDX header announces, so a gzip bomb costs no more
- * memory than the data it claims). Feature values are stored as they are (0..255 for MNIST
- * images: scale them with a cumlp_scaler). num_classes > 0 fixes the class count (labels must be
- * below it); 0 takes the largest label + 1 (at most 65536 classes; a larger label is
- * CUMLP_ERROR_SIZE_LIMIT). Targets become one-hot. labels_path may be NULL for images without
+ * memory than the data it claims, and a header announcing more than deflate's 1032:1 can hold in
+ * the compressed bytes is CUMLP_ERROR_TRUNCATED before anything is allocated). The files are read
+ * and inflated in chunks straight into the dataset: reading takes the dataset's memory and a few
+ * 64 KiB buffers, never the whole file or its inflated copy. Feature values are stored as they are
+ * (0..255 for MNIST images: scale them with a cumlp_scaler). num_classes > 0 fixes the class count
+ * (labels must be below it); 0 takes the largest label + 1 (at most 65536 classes; a larger label
+ * is CUMLP_ERROR_SIZE_LIMIT). Targets become one-hot. labels_path may be NULL for images without
  * labels (for cumlp_predict): each sample then gets one target, 0, and num_classes must be 0.
  */
 CUMLP_API cumlp_status cumlp_dataset_read_idx(cumlp_context *ctx, const char *images_path,
@@ -945,6 +948,16 @@ CUMLP_API cumlp_status cumlp_dataset_subset(const cumlp_dataset *ds, int64_t fir
 CUMLP_API cumlp_status cumlp_dataset_split(const cumlp_dataset *ds, double validation_fraction,
                                            uint64_t seed, cumlp_dataset **train,
                                            cumlp_dataset **validation);
+
+/**
+ * cumlp_dataset_split without a second copy of the data: the validation samples move out of ds
+ * into a new dataset *validation, and ds keeps the training samples (its memory shrinks to them).
+ * The two sets, and their order, are those cumlp_dataset_split gives (*validation its
+ * *validation, ds its *train), with the same conditions on validation_fraction. On failure ds is
+ * unchanged and *validation is NULL.
+ */
+CUMLP_API cumlp_status cumlp_dataset_split_off(cumlp_dataset *ds, double validation_fraction,
+                                               uint64_t seed, cumlp_dataset **validation);
 
 /*
  * Feature scaling. A scaler maps each feature x to (x - offset) * scale. Fit it on the training

@@ -4,6 +4,7 @@
  * on a small CSV dataset the test writes. Runs the cumlp executable of the same build tree
  * (../src/cli/cumlp next to this test); skipped when it is not built. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* wait4 */
 #include "harness.h"
 #include "testutil.h"
 
@@ -14,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <zlib.h>
 #include <unistd.h>
 
 static char exe[1100], dir[512], out_path[700], err_path[700];
@@ -683,6 +686,89 @@ static void test_predict_without_targets(void) {
     remove(idx_model);
 }
 
+/* Peak memory of `cumlp <args>` (kB), run without a shell so that it is the command's own. */
+static long peak_kb(const char *args_text) {
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", args_text);
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = exe;
+    for (char *tok = strtok(copy, " "); tok && argc < 63; tok = strtok(NULL, " "))
+        argv[argc++] = tok;
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *o = freopen(out_path, "w", stdout), *e = freopen(err_path, "w", stderr);
+        (void)o;
+        (void)e;
+        execv(exe, argv);
+        _exit(127);
+    }
+    int status = 0;
+    struct rusage ru;
+    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        return -1;
+    return ru.ru_maxrss;
+}
+
+/* Memory: the training data is held once; the validation split used to copy all of it (572 MB
+ * peak on Fashion-MNIST for 188 MB of data). Splitting off 10% for validation may raise the
+ * command's peak by about those 10%, not by the whole data set. (What the command takes beside
+ * its data depends on the libraries it loads, the CUDA ones above all, so the peak is compared
+ * with the same run without the split; test_data_readers measures the reading itself.) */
+static void test_memory_holds_data_once(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    printf("  (AddressSanitizer build: peak memory is not the program's own)\n");
+    return;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    printf("  (AddressSanitizer build: peak memory is not the program's own)\n");
+    return;
+#endif
+#endif
+    enum { N = 30000, SIDE = 28 };
+    char img[700], lab[700], args[4096];
+    tmp(img, sizeof img, "mem_images.idx.gz");
+    tmp(lab, sizeof lab, "mem_labels.idx");
+    size_t n_img = 16 + (size_t)N * SIDE * SIDE;
+    unsigned char *bytes = malloc(n_img);
+    if (!bytes) return;
+    const unsigned char head[16] = {0, 0, 8, 3,    0, 0, N >> 8, N & 255,
+                                    0, 0, 0, SIDE, 0, 0, 0,      SIDE};
+    memcpy(bytes, head, 16);
+    for (size_t i = 16; i < n_img; i++)
+        bytes[i] = (unsigned char)((i * 2654435761u) >> 24);
+    gzFile g = gzopen(img, "wb1");
+    if (g) {
+        gzwrite(g, bytes, (unsigned)n_img);
+        gzclose(g);
+    }
+    for (size_t i = 0; i < N; i++)
+        bytes[8 + i] = (unsigned char)(i % 10);
+    const unsigned char lab_head[8] = {0, 0, 8, 1, 0, 0, N >> 8, N & 255};
+    memcpy(bytes, lab_head, 8);
+    write_bytes(lab, bytes, 8 + N);
+    free(bytes);
+    long peak[2];
+    for (int split = 0; split < 2; split++) {
+        snprintf(args, sizeof args,
+                 "train --data %s --labels %s --val-split %s --scale minmax --layers 784,10 "
+                 "--epochs 1 --batch 256 --backend reference --quiet",
+                 img, lab, split ? "0.1" : "0");
+        peak[split] = peak_kb(args);
+        CHECK_MSG(peak[split] > 0, "%s", slurp(err_path));
+    }
+    double data_mb = (double)N * (SIDE * SIDE + 10) * sizeof(float) / 1048576.0;
+    double more_mb = (double)(peak[1] - peak[0]) / 1024.0;
+    printf("  peak %.1f MB, %.1f MB more with --val-split 0.1, for %.1f MB of data\n",
+           peak[1] / 1024.0, more_mb, data_mb);
+    CHECK_MSG(more_mb <= 0.25 * data_mb + 8,
+              "--val-split 0.1 took %.1f MB more for %.1f MB of data", more_mb, data_mb);
+    remove(img);
+    remove(lab);
+}
+
 static void test_numerical_failure(void) {
     char reg[700], args[4096];
     tmp(reg, sizeof reg, "reg.csv");
@@ -919,6 +1005,7 @@ int main(int argc, char **argv) {
     RUN(test_numerical_failure);
     RUN(test_model_is_one_file);
     RUN(test_predict_without_targets);
+    RUN(test_memory_holds_data_once);
     RUN(test_output_layer_and_loss_fit);
     RUN(test_exit_codes_of_every_error_class);
     RUN(test_gradcheck_and_info);

@@ -292,8 +292,8 @@ static int prepare_data(const char *cmd, const cli_args *a, train_run *t) {
     if (rc != EXIT_OK) return rc;
     t->train = t->all;
     cumlp_status st = CUMLP_SUCCESS;
-    if (a->val_split > 0)
-        st = cumlp_dataset_split(t->all, a->val_split, a->seed, &t->train, &t->val);
+    if (a->val_split > 0) /* in place: the data is held once */
+        st = cumlp_dataset_split_off(t->all, a->val_split, a->seed, &t->val);
     if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
     if (strcmp(a->scale, "none") == 0) return EXIT_OK;
     int method = strcmp(a->scale, "minmax") == 0     ? CUMLP_SCALE_MINMAX
