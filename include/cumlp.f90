@@ -1024,6 +1024,17 @@ module cumlp
       integer(c_int) :: cumlp_dataset_split
     end function
 
+    ! ds keeps the training samples: its features and targets arrays change (take new views).
+    function cumlp_dataset_split_off(ds, validation_fraction, seed, validation) &
+        bind(C, name="cumlp_dataset_split_off")
+      import :: c_int, c_ptr, c_double, c_int64_t
+      type(c_ptr), value :: ds
+      real(c_double), value :: validation_fraction
+      integer(c_int64_t), value :: seed
+      type(c_ptr), intent(out) :: validation
+      integer(c_int) :: cumlp_dataset_split_off
+    end function
+
     ! ---- feature scaling: x -> (x - offset) * scale -------------------------------------------
     ! method: a CUMLP_SCALE_*; per_feature: 1 per feature, 0 one pair for all features.
     function cumlp_scaler_fit(train, method, per_feature, scaler) bind(C, name="cumlp_scaler_fit")

@@ -1318,6 +1318,21 @@ contains
     call check_fails(cumlp_dataset_split(ds, 1d0, 3_c_int64_t, tr, va), &
         CUMLP_ERROR_INVALID_VALUE, va, ctx, "split fraction 1")
 
+    ! Split off in place: the same sets as split, the training samples left in ds.
+    call check_ok(cumlp_dataset_split(ds, 0.2d0, 3_c_int64_t, tr, va), "split again", ctx)
+    call check_ok(cumlp_dataset_split_off(ds, 0.2d0, 3_c_int64_t, sub), "split off", ctx)
+    call check(all(dims(ds) == [24, 2, 3, 3]), "split off: 24 samples kept")
+    call check(all(dims(sub) == [6, 2, 3, 3]), "split off: 6 split off")
+    xs => cumlp_dataset_features(ds)
+    xtr => cumlp_dataset_features(tr)
+    xva => cumlp_dataset_features(va)
+    call check(all(xs == xtr), "split off: the training samples of split")
+    xs => cumlp_dataset_features(sub)
+    call check(all(xs == xva), "split off: the validation samples of split")
+    call cumlp_dataset_destroy(tr)
+    call cumlp_dataset_destroy(va)
+    call cumlp_dataset_destroy(sub)
+
     call cumlp_dataset_destroy(twin)
     call cumlp_dataset_destroy(ds)
     call cumlp_context_destroy(ctx)
