@@ -769,6 +769,78 @@ static void test_memory_holds_data_once(void) {
     remove(lab);
 }
 
+/* Friction removed: a CSV header is detected (a first line without a number), with a note; a bad
+ * number on a first line that is not a header suggests --csv-header; --save is checked before
+ * training; --scale defaults to minmax for IDX images (and stays none for other data). */
+static void test_friction(void) {
+    char args[4096], mixed[700], saved[700], img[700], lab[700];
+    tmp(mixed, sizeof mixed, "mixed_header.csv");
+    tmp(saved, sizeof saved, "friction.safetensors");
+    tmp(img, sizeof img, "friction_images.idx");
+    tmp(lab, sizeof lab, "friction_labels.idx");
+    /* blobs.csv starts with "x,y,class": no --csv-header needed, with a note */
+    snprintf(args, sizeof args,
+             "train --data '%s' --layers 2,8,3 --epochs 2 --backend reference --quiet --save '%s'",
+             csv, saved);
+    CHECK_MSG(run(args) == 0, "%s", slurp(err_path));
+    CHECK_MSG(contains(err_path, "note") && contains(err_path, "header"), "%s", slurp(err_path));
+    snprintf(args, sizeof args, "eval --model '%s' --data '%s' --backend reference", saved, csv);
+    CHECK_MSG(run(args) == 0, "%s", slurp(err_path));
+    CHECK(contains(out_path, "samples 150"));
+    snprintf(args, sizeof args, "predict --model '%s' --data '%s' --backend reference", saved, csv);
+    CHECK_MSG(run(args) == 0 && count_lines(out_path) == 151, "%s", slurp(err_path));
+    /* a first line with a number in it is data: its bad field suggests --csv-header */
+    write_bytes(mixed, "x,2,class\n1,2,0\n3,4,1\n", 22);
+    snprintf(args, sizeof args, "train --data '%s' --epochs 1 --backend reference --quiet", mixed);
+    CHECK(run(args) == 2);
+    check_one_line_error("train");
+    CHECK_MSG(contains(err_path, "--csv-header"), "%s", slurp(err_path));
+    /* --save into a directory that does not exist: refused before training */
+    snprintf(args, sizeof args,
+             "train --data '%s' --csv-header --epochs 1 --backend reference "
+             "--save '%s/no_such_dir/m'",
+             csv, dir);
+    CHECK(run(args) == 2);
+    check_one_line_error("train");
+    CHECK_MSG(contains(err_path, "no_such_dir") && !contains(out_path, "done:"), "%s",
+              slurp(err_path));
+    /* IDX images: minmax scaling unless told otherwise */
+    const unsigned char images[] = {0, 0, 8, 3, 0, 0,   0,   4, 0, 0,   0,  2,
+                                    0, 0, 0, 1, 0, 200, 100, 0, 0, 250, 50, 10};
+    const unsigned char labels[] = {0, 0, 8, 1, 0, 0, 0, 4, 0, 1, 0, 1};
+    write_bytes(img, images, sizeof images);
+    write_bytes(lab, labels, sizeof labels);
+    cumlp_context *ctx = NULL;
+    cumlp_context_options co;
+    cumlp_context_defaults(&co);
+    co.backend = CUMLP_BACKEND_REFERENCE;
+    CHECK_OK(cumlp_context_create(&ctx, &co));
+    for (int none = 0; none < 2; none++) {
+        snprintf(args, sizeof args,
+                 "train --data '%s' --labels '%s' --layers 2,3,2 --epochs 1 --backend reference "
+                 "--quiet --save '%s'%s",
+                 img, lab, saved, none ? " --scale none" : "");
+        CHECK_MSG(run(args) == 0, "%s", slurp(err_path));
+        cumlp_network *net = NULL;
+        cumlp_scaler *scaler = NULL;
+        CHECK_OK(cumlp_checkpoint_load_with(ctx, saved, 0, &net, NULL, &scaler, NULL));
+        float offsets[2] = {-1, -1}, scales[2] = {-1, -1};
+        if (scaler) CHECK_OK(cumlp_scaler_get(scaler, offsets, scales, 2));
+        if (none)
+            CHECK_MSG(!scaler, "--scale none scaled the images");
+        else
+            CHECK_MSG(scaler && offsets[0] == 0 && scales[0] == 1.0f / 250,
+                      "IDX images without --scale: offset %g, scale %g", offsets[0], scales[0]);
+        cumlp_scaler_destroy(scaler);
+        cumlp_network_destroy(net);
+    }
+    cumlp_context_destroy(ctx);
+    remove(mixed);
+    remove(saved);
+    remove(img);
+    remove(lab);
+}
+
 static void test_numerical_failure(void) {
     char reg[700], args[4096];
     tmp(reg, sizeof reg, "reg.csv");
@@ -1006,6 +1078,7 @@ int main(int argc, char **argv) {
     RUN(test_model_is_one_file);
     RUN(test_predict_without_targets);
     RUN(test_memory_holds_data_once);
+    RUN(test_friction);
     RUN(test_output_layer_and_loss_fit);
     RUN(test_exit_codes_of_every_error_class);
     RUN(test_gradcheck_and_info);

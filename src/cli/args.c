@@ -13,7 +13,7 @@ void cli_args_defaults(cli_args *a) {
     memset(a, 0, sizeof *a);
     a->format = "auto";
     a->task = "classify";
-    a->scale = "none";
+    a->scale = NULL; /* minmax for IDX images, else none */
     a->label_column = -1;
     a->classes = 0;
     a->act = "relu";

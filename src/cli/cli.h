@@ -98,6 +98,9 @@ void cli_output_discard(cli_output *out);
  * EXIT_DATA; before a long run, so that it does not fail at the end. */
 int cli_output_check(const char *command, const char *path);
 
+/* Whether --data is IDX (named so, with --labels, or by its first bytes). */
+int cli_data_is_idx(const cli_args *a);
+
 /* Loads --data (and --labels, which IDX data may lack) for predict: the features of a model of
  * `inputs` inputs, with or without the targets (a CSV file as wide as the model's input is
  * features only); the targets are read as they are and not used. */

@@ -36,40 +36,94 @@ static const char *data_format(const cli_args *a, const char *path, const char *
     return NULL;
 }
 
-/* Reads the file; classes: 0 for regression targets, -1 for classes counted from the labels, or
- * the class count (IDX labels are always classes); label_column as cumlp_csv_options has it. */
-static cumlp_status read_dataset(cumlp_context *ctx, const cli_args *a, const char *format,
-                                 const char *path, const char *labels, int classes,
-                                 int label_column, cumlp_dataset **ds) {
-    if (strcmp(format, "idx") == 0)
-        return cumlp_dataset_read_idx(ctx, path, labels, classes > 0 ? classes : 0, ds);
-    if (strcmp(format, "fann") == 0) return cumlp_dataset_read_fann(ctx, path, classes != 0, ds);
-    cumlp_csv_options o;
-    cumlp_csv_defaults(&o);
-    o.has_header = a->csv_header;
-    o.label_column = label_column;
-    o.num_classes = classes;
-    return cumlp_dataset_read_csv(ctx, path, &o, ds);
+/* What the first lines of a CSV file say about its layout. Fields are split at commas, as
+ * cumlp_csv_options' default delimiter. */
+typedef struct csv_peek {
+    int header;    /* line 1 is a header: --csv-header, or it holds no number at all */
+    int detected;  /* ... found so here (no --csv-header) */
+    int mixed;     /* line 1, not a header, has fields that are not numbers */
+    int64_t width; /* fields of the first data line; -1 when the file cannot be read here */
+} csv_peek;
+
+/* Counts the comma-separated fields of a line and those that are numbers (C syntax). */
+static int64_t count_fields(const char *line, int64_t *numbers) {
+    int64_t fields = 0;
+    *numbers = 0;
+    for (const char *p = line;; p++) {
+        const char *end = p + strcspn(p, ",\n");
+        char *stop;
+        strtod(p, &stop);
+        while (stop < end && strchr(" \t\r\v\f", *stop))
+            stop++;
+        fields++;
+        *numbers += stop == end && end > p && strspn(p, " \t\r\v\f") < (size_t)(end - p);
+        p = end;
+        if (*p != ',') break;
+    }
+    return fields;
 }
 
-/* The fields of the first data line of a CSV file (after the header line with has_header), or -1
- * when it cannot be read here (the reader then says why). Fields are split at commas, as
- * cumlp_csv_options' default delimiter. */
-static int64_t csv_width(const char *path, int has_header) {
+/* Reads the first lines of path (a regular file; otherwise width is -1 and the reader reports
+ * it): whether line 1 is a header (given, or detected as a line without any number) and the
+ * width of the first data line. */
+static void peek_csv(const char *path, int has_header, csv_peek *p) {
+    memset(p, 0, sizeof *p);
+    p->width = -1;
+    p->header = has_header;
     struct stat sb;
     FILE *f = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? fopen(path, "r") : NULL;
     char *line = NULL;
     size_t cap = 0;
-    int64_t fields = -1;
-    for (int64_t n = 1; f && fields < 0 && getline(&line, &cap, f) >= 0; n++) {
-        if ((n == 1 && has_header) || strspn(line, " \t\r\n\v\f") == strlen(line)) continue;
-        fields = 1;
-        for (const char *p = line; *p; p++)
-            fields += *p == ',';
+    for (int64_t n = 1; f && p->width < 0 && getline(&line, &cap, f) >= 0; n++) {
+        int64_t numbers = 0, fields = count_fields(line, &numbers);
+        int blank = strspn(line, " \t\r\n\v\f") == strlen(line);
+        if (n == 1 && !blank && !has_header) {
+            p->detected = p->header = numbers == 0;
+            p->mixed = numbers > 0 && numbers < fields;
+        }
+        if ((n == 1 && p->header) || blank) continue;
+        p->width = fields;
     }
     free(line);
     if (f) fclose(f);
-    return fields;
+}
+
+/* Reads the file; classes: 0 for regression targets, -1 for classes counted from the labels, or
+ * the class count (IDX labels are always classes); label_column as cumlp_csv_options has it. A
+ * CSV header is detected (with a note); a bad number on a first line that could be one suggests
+ * --csv-header. */
+static int read_dataset(const char *command, cumlp_context *ctx, const cli_args *a,
+                        const char *format, const char *path, const char *labels, int classes,
+                        int label_column, cumlp_dataset **ds) {
+    cumlp_status st;
+    csv_peek peek = {0, 0, 0, -1};
+    if (strcmp(format, "idx") == 0) {
+        st = cumlp_dataset_read_idx(ctx, path, labels, classes > 0 ? classes : 0, ds);
+    } else if (strcmp(format, "fann") == 0) {
+        st = cumlp_dataset_read_fann(ctx, path, classes != 0, ds);
+    } else {
+        peek_csv(path, a->csv_header, &peek);
+        if (peek.detected)
+            fprintf(stderr, "cumlp %s: note: line 1 of %s holds no number: read as a header\n",
+                    command, path);
+        cumlp_csv_options o;
+        cumlp_csv_defaults(&o);
+        o.has_header = peek.header;
+        o.label_column = label_column;
+        o.num_classes = classes;
+        st = cumlp_dataset_read_csv(ctx, path, &o, ds);
+    }
+    if (st == CUMLP_SUCCESS) return EXIT_OK;
+    if (st != CUMLP_ERROR_FORMAT || !peek.mixed)
+        return cli_fail_data(command, cumlp_last_error(ctx));
+    fprintf(stderr, "cumlp %s: %s (if line 1 is a header, give --csv-header)\n", command,
+            cumlp_last_error(ctx));
+    return EXIT_DATA;
+}
+
+int cli_data_is_idx(const cli_args *a) {
+    const char *format = a->data ? data_format(a, a->data, a->labels) : NULL;
+    return format && strcmp(format, "idx") == 0;
 }
 
 /* Checks the data options and finds the format; IDX data needs labels unless labels_optional. */
@@ -136,7 +190,9 @@ int cli_load_features(const char *command, cumlp_context *ctx, const cli_args *a
     if (rc != EXIT_OK) return rc;
     /* a CSV file as wide as the model's input holds features only */
     int label_column = a->label_column;
-    int64_t width = strcmp(format, "csv") == 0 ? csv_width(a->data, a->csv_header) : -1;
+    csv_peek peek = {0, 0, 0, -1};
+    if (strcmp(format, "csv") == 0) peek_csv(a->data, a->csv_header, &peek);
+    int64_t width = peek.width;
     if (width == inputs) label_column = CUMLP_CSV_NO_TARGET;
     if (width >= 0 && width != inputs && width != inputs + 1) {
         fprintf(stderr,
@@ -146,9 +202,8 @@ int cli_load_features(const char *command, cumlp_context *ctx, const cli_args *a
         return EXIT_DATA;
     }
     /* the targets, if any, are not used: read as they are, labels unchecked */
-    cumlp_status st = read_dataset(ctx, a, format, a->data, a->labels, 0, label_column, ds);
-    if (st != CUMLP_SUCCESS) return cli_fail_data(command, cumlp_last_error(ctx));
-    return apply_limit(command, ctx, a, ds);
+    rc = read_dataset(command, ctx, a, format, a->data, a->labels, 0, label_column, ds);
+    return rc == EXIT_OK ? apply_limit(command, ctx, a, ds) : rc;
 }
 
 /* The data of a binary classifier (one sigmoid output): one target per sample, 0 or 1. Text files
@@ -204,9 +259,8 @@ int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, in
                   : model_outputs > 1 ? (int)model_outputs
                                       : -1;
     if (binary && strcmp(format, "idx") == 0) classes = a->classes;
-    cumlp_status st = read_dataset(ctx, a, format, path, labels, classes, a->label_column, ds);
-    if (st != CUMLP_SUCCESS) return cli_fail_data(command, cumlp_last_error(ctx));
-    if (binary) rc = binary_targets(command, path, ds);
+    rc = read_dataset(command, ctx, a, format, path, labels, classes, a->label_column, ds);
+    if (rc == EXIT_OK && binary) rc = binary_targets(command, path, ds);
     return rc == EXIT_OK ? apply_limit(command, ctx, a, ds) : rc;
 }
 

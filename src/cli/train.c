@@ -17,14 +17,16 @@ static void train_help(void) {
         "  --format F             auto (default), idx, csv or fann\n"
         "  --task T               classify (default: one-hot targets) or regress\n"
         "  --classes N            class count (default: the largest label + 1)\n"
-        "  --csv-header           the CSV file's first line is a header\n"
+        "  --csv-header           the CSV file's first line is a header (one without any\n"
+        "                         number is taken for one anyway, with a note)\n"
         "  --label-column N       CSV column of the target, from 0 (default: the last)\n"
         "  --limit N              use only the first N samples of each file\n"
         "  --val-split F          hold out this fraction for validation (default 0: none)\n"
         "  --test-data FILE       evaluate on this set after training (--test-labels for IDX)\n"
         "  --test-labels FILE\n"
-        "  --scale S              none (default), minmax (to [0,1]) or standard; statistics\n"
-        "                         come from the training split only\n"
+        "  --scale S              none, minmax (to [0,1]) or standard (default: minmax for\n"
+        "                         IDX images, else none); statistics come from the training\n"
+        "                         split only\n"
         "  --scale-per-feature    one min/max or mean/sd per feature (default: one overall)\n"
         "network:\n"
         "  --layers N,N,...       widths from input to output (default IN,128,OUT)\n"
@@ -295,10 +297,11 @@ static int prepare_data(const char *cmd, const cli_args *a, train_run *t) {
     if (a->val_split > 0) /* in place: the data is held once */
         st = cumlp_dataset_split_off(t->all, a->val_split, a->seed, &t->val);
     if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
-    if (strcmp(a->scale, "none") == 0) return EXIT_OK;
-    int method = strcmp(a->scale, "minmax") == 0     ? CUMLP_SCALE_MINMAX
-                 : strcmp(a->scale, "standard") == 0 ? CUMLP_SCALE_STANDARDIZE
-                                                     : -1;
+    const char *scale = a->scale ? a->scale : cli_data_is_idx(a) ? "minmax" : "none";
+    if (strcmp(scale, "none") == 0) return EXIT_OK;
+    int method = strcmp(scale, "minmax") == 0     ? CUMLP_SCALE_MINMAX
+                 : strcmp(scale, "standard") == 0 ? CUMLP_SCALE_STANDARDIZE
+                                                  : -1;
     if (method < 0) {
         fprintf(stderr, "cumlp %s: --scale must be none, minmax or standard\n", cmd);
         return EXIT_USAGE;
