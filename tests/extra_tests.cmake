@@ -17,9 +17,13 @@ endif()
 # ---- the installed package: pkg-config from a fresh prefix, relocated -----------------------------
 # The simulator build cannot be installed.
 if(NOT CUMLP_CUDA_SIM)
+  set(cumlp_program_flags "")
+  if(CUMLP_SANITIZE)
+    string(JOIN " " cumlp_program_flags ${CUMLP_SANITIZE_FLAGS})
+  endif()
   add_test(NAME test_install_pkgconfig
     COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/install_pkgconfig.sh ${PROJECT_BINARY_DIR}
-            ${CMAKE_C_COMPILER})
+            ${CMAKE_C_COMPILER} "${cumlp_program_flags}")
   set_tests_properties(test_install_pkgconfig PROPERTIES LABELS unit SKIP_RETURN_CODE 77
     ENVIRONMENT "TMPDIR=${CMAKE_CURRENT_BINARY_DIR}")
 endif()
