@@ -114,7 +114,7 @@ cumlp_model_info cli_model_info(const cli_args *a, const cumlp_network *net);
 /* The scaler file that cumlp 0.1 kept beside a model file: "<model>.scale". */
 void cli_scaler_path(const char *model, char *buf, size_t size);
 /* Removes a <--save>.scale left by cumlp 0.1: the model file holds its scaling now. */
-void cli_remove_stale_scaler(const char *command, const cli_args *a);
+void cli_remove_stale_scaler(const cli_args *a);
 /* Reads such a scaler file (a count line, then one "offset scale" pair per line) with a note;
  * *s is NULL when there is none. */
 int cli_load_scaler(const char *command, cumlp_context *ctx, const char *path, cumlp_scaler **s);

@@ -21,8 +21,9 @@ static int looks_like_idx(const char *path) {
     size_t n = f ? fread(b, 1, sizeof b, f) : 0;
     if (f) fclose(f);
     if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b) return 1;
+    if (n < 4) return 0;
     int type = b[2] == 0x08 || b[2] == 0x09 || (b[2] >= 0x0B && b[2] <= 0x0E);
-    return n == 4 && b[0] == 0 && b[1] == 0 && type && b[3] >= 1 && b[3] <= 8;
+    return b[0] == 0 && b[1] == 0 && type && b[3] >= 1 && b[3] <= 8;
 }
 
 /* The format named by --format, or guessed from the file names, or from the data's first bytes
@@ -279,11 +280,12 @@ cumlp_model_info cli_model_info(const cli_args *a, const cumlp_network *net) {
     return info;
 }
 
-void cli_remove_stale_scaler(const char *command, const cli_args *a) {
+void cli_remove_stale_scaler(const cli_args *a) {
     char path[4096];
     cli_scaler_path(a->save, path, sizeof path);
     if (remove(path) == 0 && !a->quiet)
-        printf("cumlp %s: removed %s: the scaling is inside %s now\n", command, path, a->save);
+        printf("removed %s (cumlp 0.1's scaling file: the scaling is inside %s now)\n", path,
+               a->save);
 }
 
 int cli_load_scaler(const char *command, cumlp_context *ctx, const char *path, cumlp_scaler **s) {

@@ -98,7 +98,7 @@ static int load_model_and_data(const char *cmd, cli_args *a, model_run *m, int f
     /* a model of cumlp 0.1 (no model info) may have its scaling beside it */
     char path[4096];
     cli_scaler_path(a->model, path, sizeof path);
-    if (rc == EXIT_OK && info.task == CUMLP_TASK_UNKNOWN)
+    if (rc == EXIT_OK && !m->scaler && info.task == CUMLP_TASK_UNKNOWN)
         rc = cli_load_scaler(cmd, m->ctx, path, &m->scaler);
     if (rc == EXIT_OK && m->scaler) {
         st = cumlp_scaler_apply(m->scaler, m->ds);

@@ -405,7 +405,7 @@ static int finish(const char *cmd, const cli_args *a, train_run *t) {
         cumlp_model_info info = cli_model_info(a, t->net);
         st = cumlp_checkpoint_save_with(t->net, t->opt, t->scaler, &info, a->save);
         if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
-        cli_remove_stale_scaler(cmd, a);
+        cli_remove_stale_scaler(a);
         if (!a->quiet) printf("saved %s\n", a->save);
     }
     if (t->test) {
