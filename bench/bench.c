@@ -11,6 +11,7 @@
 
 #include "cumlp.h"
 #include "internal.h"
+#include "io/atomic_file.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -651,11 +652,13 @@ static void json_result(FILE *f, const bench_config *c, const bench_result *r) {
 
 static int write_json(const bench_options *o, const bench_config *c, const bench_result *r,
                       const int *ok, int n) {
-    FILE *f = fopen(o->json_path, "w");
-    if (!f) {
-        fprintf(stderr, "cumlp-bench: cannot write %s\n", o->json_path);
+    /* written crash-safely, as the `cumlp` command writes every file */
+    cumlp__atomic_file *file;
+    if (cumlp__atomic_open(NULL, NULL, o->json_path, &file) != CUMLP_SUCCESS) {
+        fprintf(stderr, "cumlp-bench: %s\n", cumlp_last_error(NULL));
         return -1;
     }
+    FILE *f = cumlp__atomic_stream(file);
     char date[32], host[128] = "unknown";
     time_t t = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
@@ -671,7 +674,9 @@ static int write_json(const bench_options *o, const bench_config *c, const bench
         json_result(f, &c[i], &r[i]);
     }
     fputs("\n]\n", f);
-    return fclose(f) == 0 ? 0 : -1;
+    if (cumlp__atomic_commit(file) == CUMLP_SUCCESS) return 0;
+    fprintf(stderr, "cumlp-bench: %s\n", cumlp_last_error(NULL));
+    return -1;
 }
 
 /* ---- entry point -------------------------------------------------------------------------------

@@ -22,13 +22,15 @@
 !  - Functions returning const char* are wrapped so that they return a Fortran
 !    character(:), allocatable (cumlp_version_string, cumlp_status_string, cumlp_last_error,
 !    cumlp_backend_name, cumlp_activation_name, cumlp_loss_name, cumlp_init_name,
-!    cumlp_optimizer_name, cumlp_schedule_name); cumlp_describe returns cumlp_context_describe's
-!    text the same way. The name parsers cumlp_backend_from_name, cumlp_activation_from_name,
-!    cumlp_loss_from_name, cumlp_init_from_name, cumlp_optimizer_from_name and
-!    cumlp_schedule_from_name take the name as a Fortran character(*), trailing blanks ignored
+!    cumlp_optimizer_name, cumlp_schedule_name, cumlp_task_name); cumlp_describe returns
+!    cumlp_context_describe's text the same way. The name parsers cumlp_backend_from_name,
+!    cumlp_activation_from_name, cumlp_loss_from_name, cumlp_init_from_name,
+!    cumlp_optimizer_from_name, cumlp_schedule_from_name and cumlp_task_from_name take the name
+!    as a Fortran character(*), trailing blanks ignored
 !    (they pass cumlp_cstr(name)).
 !  - Named values. cumlp.h lists each set of named values once, as an X-macro (CUMLP_<SET>_LIST:
-!    statuses, backends, activations, losses, init schemes, optimizers, schedules), and derives
+!    statuses, backends, activations, losses, init schemes, optimizers, schedules, tasks), and
+!    derives
 !    the enum and the count CUMLP_<SET>_COUNT from it. Fortran cannot expand C macros: the
 !    integer constants below, counts included, are a copy of those lists, in the same order.
 !    tests/fortran/test_fortran.f90 checks the copy against the library: every constant against
@@ -38,7 +40,8 @@
 !    memory (the CSV and FANN *_memory readers) is a character string with its length, no
 !    c_null_char: cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), options, ds).
 !  - Where C accepts NULL for an output or input array (the loss of a training step, the weights
-!    or biases of get/set_layer, the optimizer of checkpoint_load, the statistics of scaler_get,
+!    or biases of get/set_layer, the optimizer of checkpoint_load, the optimizer, scaler and model
+!    info of checkpoint_load_with, the statistics of scaler_get,
 !    the result of cumlp_fit), the Fortran argument is OPTIONAL: leave it out for NULL.
 !    cumlp_dataset_features(ds) and cumlp_dataset_targets(ds) return the dataset's own memory as
 !    a 2-D array pointer. These few procedures are thin Fortran wrappers; all others are direct
@@ -142,6 +145,13 @@ module cumlp
   integer(c_int), parameter :: CUMLP_OPTIMIZER_COUNT = 10
   ! flags of the checkpoint load functions
   integer(c_int), parameter :: CUMLP_CHECKPOINT_ALLOW_NON_FINITE = 1
+  ! cumlp_task
+  integer(c_int), parameter :: CUMLP_TASK_UNKNOWN = 0
+  integer(c_int), parameter :: CUMLP_TASK_CLASSIFY = 1
+  integer(c_int), parameter :: CUMLP_TASK_REGRESS = 2
+  integer(c_int), parameter :: CUMLP_TASK_COUNT = 3
+  ! cumlp_csv_options%label_column for data without targets
+  integer(c_int), parameter :: CUMLP_CSV_NO_TARGET = -2
   ! cumlp_scaling
   integer(c_int), parameter :: CUMLP_SCALE_MINMAX = 0
   integer(c_int), parameter :: CUMLP_SCALE_STANDARDIZE = 1
@@ -269,6 +279,12 @@ module cumlp
     real(c_double) :: seconds            ! wall time of the call
     integer(c_int64_t) :: skipped_steps  ! steps skipped (NaN or Inf)
   end type cumlp_fit_result
+
+  type, bind(C) :: cumlp_model_info
+    integer(c_int) :: task         ! a CUMLP_TASK_*; default CUMLP_TASK_UNKNOWN (nothing recorded)
+    integer(c_int) :: num_classes  ! CLASSIFY: the output width (2 for one output); else 0
+    integer(c_int) :: label_column ! the CSV column (from 0) of the targets; default -1, the last
+  end type cumlp_model_info
 
   type, bind(C) :: cumlp_eval_result
     real(c_double) :: loss               ! mean loss per sample
@@ -846,6 +862,47 @@ module cumlp
       integer(c_int) :: cumlp_c_checkpoint_load_memory
     end function
 
+    function cumlp_model_info_defaults(info) bind(C, name="cumlp_model_info_defaults")
+      import :: c_int, cumlp_model_info
+      type(cumlp_model_info), intent(out) :: info
+      integer(c_int) :: cumlp_model_info_defaults
+    end function
+
+    ! opt and scaler may be c_null_ptr (none); info is a filled cumlp_model_info (task
+    ! CUMLP_TASK_UNKNOWN records nothing).
+    function cumlp_checkpoint_save_with(net, opt, scaler, info, path) &
+        bind(C, name="cumlp_checkpoint_save_with")
+      import :: c_int, c_ptr, c_char, cumlp_model_info
+      type(c_ptr), value :: net, opt, scaler
+      type(cumlp_model_info), intent(in) :: info
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int) :: cumlp_checkpoint_save_with
+    end function
+
+    ! opt, scaler and info may be NULL: wrapped by cumlp_checkpoint_load_with below (OPTIONAL).
+    function cumlp_c_checkpoint_load_with(ctx, path, flags, net, opt, scaler, info) &
+        bind(C, name="cumlp_checkpoint_load_with")
+      import :: c_int, c_ptr, c_char
+      type(c_ptr), value :: ctx
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int), value :: flags
+      type(c_ptr), intent(out) :: net
+      type(c_ptr), value :: opt, scaler, info
+      integer(c_int) :: cumlp_c_checkpoint_load_with
+    end function
+
+    ! opt, scaler and info may be NULL: wrapped by cumlp_checkpoint_load_memory_with below.
+    function cumlp_c_checkpoint_load_memory_with(ctx, data, size, flags, net, opt, scaler, info) &
+        bind(C, name="cumlp_checkpoint_load_memory_with")
+      import :: c_int, c_ptr, c_size_t
+      type(c_ptr), value :: ctx, data
+      integer(c_size_t), value :: size
+      integer(c_int), value :: flags
+      type(c_ptr), intent(out) :: net
+      type(c_ptr), value :: opt, scaler, info
+      integer(c_int) :: cumlp_c_checkpoint_load_memory_with
+    end function
+
     ! ---- datasets (host memory): n_features x n_samples features, n_outputs x n_samples targets -
     ! Samples and classes are numbered from 0, as in C. ctx may be c_null_ptr (messages then go to
     ! cumlp_last_error(c_null_ptr)); it must outlive the dataset.
@@ -1018,6 +1075,17 @@ module cumlp
       integer(c_int) :: cumlp_dataset_split
     end function
 
+    ! ds keeps the training samples: its features and targets arrays change (take new views).
+    function cumlp_dataset_split_off(ds, validation_fraction, seed, validation) &
+        bind(C, name="cumlp_dataset_split_off")
+      import :: c_int, c_ptr, c_double, c_int64_t
+      type(c_ptr), value :: ds
+      real(c_double), value :: validation_fraction
+      integer(c_int64_t), value :: seed
+      type(c_ptr), intent(out) :: validation
+      integer(c_int) :: cumlp_dataset_split_off
+    end function
+
     ! ---- feature scaling: x -> (x - offset) * scale -------------------------------------------
     ! method: a CUMLP_SCALE_*; per_feature: 1 per feature, 0 one pair for all features.
     function cumlp_scaler_fit(train, method, per_feature, scaler) bind(C, name="cumlp_scaler_fit")
@@ -1077,6 +1145,20 @@ module cumlp
       character(kind=c_char), intent(in) :: name(*)
       integer(c_int), intent(inout) :: schedule
       integer(c_int) :: cumlp_c_schedule_from_name
+    end function
+
+    function cumlp_c_task_name(task) bind(C, name="cumlp_task_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: task
+      type(c_ptr) :: cumlp_c_task_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); task is left unchanged when the name is unknown.
+    function cumlp_c_task_from_name(name, task) bind(C, name="cumlp_task_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: task
+      integer(c_int) :: cumlp_c_task_from_name
     end function
 
     function cumlp_fit_defaults(options) bind(C, name="cumlp_fit_defaults")
@@ -1213,6 +1295,12 @@ contains
     s = c_string_to_fortran(cumlp_c_schedule_name(schedule))
   end function
 
+  function cumlp_task_name(task) result(s)
+    integer(c_int), intent(in) :: task
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_task_name(task))
+  end function
+
   ! cumlp_context_describe's one line ("" if the call fails).
   function cumlp_describe(ctx) result(s)
     type(c_ptr), intent(in) :: ctx
@@ -1271,6 +1359,13 @@ contains
     integer(c_int), intent(inout) :: schedule
     integer(c_int) :: status
     status = cumlp_c_schedule_from_name(cumlp_cstr(name), schedule)
+  end function
+
+  function cumlp_task_from_name(name, task) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: task
+    integer(c_int) :: status
+    status = cumlp_c_task_from_name(cumlp_cstr(name), task)
   end function
 
   ! ---- wrappers for the arguments C lets be NULL (leave the OPTIONAL argument out) -------------
@@ -1376,6 +1471,47 @@ contains
     o = c_null_ptr
     if (present(opt)) o = c_loc(opt)
     status = cumlp_c_checkpoint_load_memory(ctx, data, size, flags, net, o)
+  end function
+
+  ! With opt, scaler and info present they receive the file's optimizer (or c_null_ptr), its
+  ! inputs' scaling (or c_null_ptr) and its model info (task CUMLP_TASK_UNKNOWN when it records
+  ! none); each left out is not read.
+  function cumlp_checkpoint_load_with(ctx, path, flags, net, opt, scaler, info) result(status)
+    type(c_ptr), intent(in) :: ctx
+    character(kind=c_char), intent(in) :: path(*)
+    integer(c_int), intent(in) :: flags
+    type(c_ptr), intent(out) :: net
+    type(c_ptr), intent(out), optional, target :: opt, scaler
+    type(cumlp_model_info), intent(inout), optional, target :: info
+    integer(c_int) :: status
+    type(c_ptr) :: o, s, i
+    o = c_null_ptr
+    s = c_null_ptr
+    i = c_null_ptr
+    if (present(opt)) o = c_loc(opt)
+    if (present(scaler)) s = c_loc(scaler)
+    if (present(info)) i = c_loc(info)
+    status = cumlp_c_checkpoint_load_with(ctx, path, flags, net, o, s, i)
+  end function
+
+  ! data: c_loc of the first of size bytes holding a checkpoint. The rest as above.
+  function cumlp_checkpoint_load_memory_with(ctx, data, size, flags, net, opt, scaler, info) &
+      result(status)
+    type(c_ptr), intent(in) :: ctx, data
+    integer(c_size_t), intent(in) :: size
+    integer(c_int), intent(in) :: flags
+    type(c_ptr), intent(out) :: net
+    type(c_ptr), intent(out), optional, target :: opt, scaler
+    type(cumlp_model_info), intent(inout), optional, target :: info
+    integer(c_int) :: status
+    type(c_ptr) :: o, s, i
+    o = c_null_ptr
+    s = c_null_ptr
+    i = c_null_ptr
+    if (present(opt)) o = c_loc(opt)
+    if (present(scaler)) s = c_loc(scaler)
+    if (present(info)) i = c_loc(info)
+    status = cumlp_c_checkpoint_load_memory_with(ctx, data, size, flags, net, o, s, i)
   end function
 
   ! ---- datasets, scalers and fit: array views and the arguments C lets be NULL ----------------

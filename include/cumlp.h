@@ -67,9 +67,9 @@ CUMLP_API const char *cumlp_version_string(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Named values. Each set of named values (statuses, backends, activations, losses, init schemes,
- * optimizers, learning-rate schedules) is listed once, as an X-macro CUMLP_<SET>_LIST(X) with one
- * entry X(IDENTIFIER, value, "name") per value. The enum, the count CUMLP_<SET>_COUNT, and the
- * library's name function and parser are all generated from that list; values run from 0 to
+ * optimizers, learning-rate schedules, tasks) is listed once, as an X-macro CUMLP_<SET>_LIST(X)
+ * with one entry X(IDENTIFIER, value, "name") per value. The enum, the count CUMLP_<SET>_COUNT, and
+ * the library's name function and parser are all generated from that list; values run from 0 to
  * COUNT - 1 without gaps, and are stable across releases (new values are only appended). A program
  * may expand a list too, for example into a table of its own:
  *
@@ -408,8 +408,9 @@ CUMLP_API cumlp_status cumlp_network_defaults(cumlp_network_options *options);
  * Creates a network of num_layers layers (hidden layers plus the output layer) in ctx.
  * widths has num_layers + 1 entries: the input width, then each layer's width.
  * activations has num_layers entries (cumlp_activation values). Softmax is allowed only on the
- * output layer and only with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, which requires it; sigmoid BCE
- * requires a sigmoid output layer. options may be NULL for the defaults. Parameters are
+ * output layer, only with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, which requires it, and only over at
+ * least 2 outputs (over one it is 1 whatever its input); sigmoid BCE requires a sigmoid output
+ * layer. options may be NULL for the defaults. Parameters are
  * initialized from options->seed: the same seed gives the same weights on every backend, bit for
  * bit. The uniform schemes use cuRAND's uniform transform of Philox4x32-10; the normal schemes
  * cumlp's own Box-Muller transform of it, in double and rounded once (not what cuRAND's normal
@@ -716,12 +717,14 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * (RMSPROP, ADADELTA) or sum s (ADAGRAD); state2 is the second moment s (ADAM, ADAMW, NADAM), the
  * infinity norm u (ADAMAX), the updates' average u (ADADELTA) or RMSPROP's momentum buffer b
  * (only with momentum > 0); state3 is centered RMSPROP's gradient average a. SGD has none.
- * "__metadata__" (string to string) holds: "format" = "cumlp", "format_version" = "1",
+ * "__metadata__" (string to string) holds: "format" = "cumlp", "format_version" = "2",
  * "num_layers", "widths" ("784,128,10"), "activations" ("relu,softmax": the names of
  * CUMLP_ACTIVATION_LIST), "loss" (a name of CUMLP_LOSS_LIST: mse, ce, bce; files written by cumlp
  * 0.1.0 before the names were unified say squared_error, softmax_cross_entropy and
- * sigmoid_binary_cross_entropy, which are read too), "leaky_relu_slope", "payload_crc32"
- * (CRC-32/ISO-HDLC of all bytes after the header, 8 lowercase hex digits), and with an optimizer:
+ * sigmoid_binary_cross_entropy, which are read too), "leaky_relu_slope", "crc32" (CRC-32/ISO-HDLC,
+ * as zlib.crc32, of the whole file: the length field, the header and the tensors, with the 8
+ * lowercase hex digits of this value written as "00000000"; the header holds the text
+ * "crc32":" exactly once), and with an optimizer:
  * "optimizer" (a name of CUMLP_OPTIMIZER_LIST), "learning_rate", "momentum", "weight_decay",
  * "beta1", "beta2", "epsilon", "alpha", "rho", "centered", "lr_decay",
  * "initial_accumulator_value", "momentum_decay", "clip_norm", "clip_value", "non_finite_error"
@@ -730,6 +733,14 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * that training resumes bit for bit. Files written before an option existed lack its key and read
  * as its default. Frozen flags are not stored.
  *
+ * The header lists the tensors in the order above, and their data follows in that order, each
+ * tensor's data_offsets beginning where the previous one's end.
+ *
+ * Files of format_version "1" (cumlp 0.1) are read too: their checksum, "payload_crc32", covers
+ * only the bytes after the header, so a change to their header that leaves it valid (an activation
+ * renamed, say) cannot be detected; the order above catches swapped names or offsets there.
+ * Readers of version 1 refuse version 2 files.
+ *
  * Parameters travel as fp32 on every backend, so a checkpoint written on one backend loads on any
  * other with bit-identical parameters, and save -> load -> save gives the same bytes.
  *
@@ -737,7 +748,10 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * flushed and fsync()ed, renamed over the target, and the directory is fsync()ed. At every
  * moment the target is either the old file or the complete new one; a failed save leaves the old
  * file and no temporary file behind. A replaced file keeps its permission bits; a new one gets
- * 0666 less the process's umask, as open() would give it.
+ * 0666 less the process's umask, as open() would give it. A symbolic link is followed: the file it
+ * points to is replaced (or created) and the link stays. An existing target that is not a regular
+ * file (a FIFO, a device such as /dev/null, a directory, a socket), at the path or at the end of
+ * its links, is never replaced: the save fails with CUMLP_ERROR_IO and leaves it as it was.
  *
  * Reading checks everything before it changes anything: that the path is a regular file (a FIFO, a
  * device or a directory is CUMLP_ERROR_IO at once, never a blocking read), header size (at most
@@ -745,14 +759,15 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * value per 6 header bytes (so a header of tiny values cannot make the parser allocate many times
  * its size; every header cumlp writes uses more), overflow-checked sizes, contiguous in-file
  * offsets covering the exact file size, dtype "F32", every tensor's shape against the architecture,
- * duplicate, missing and unknown tensors, the payload checksum, and NaN/Inf parameters (unless
- * CUMLP_CHECKPOINT_ALLOW_NON_FINITE). Errors: CUMLP_ERROR_IO (open/read/write/sync),
- * CUMLP_ERROR_FORMAT (bad JSON, bad metadata, unknown, duplicate or missing tensor, offsets not
- * contiguous), CUMLP_ERROR_TRUNCATED (file shorter than announced), CUMLP_ERROR_SIZE_LIMIT (header
- * or size too large, too many JSON values in the header, overflow, trailing bytes),
- * CUMLP_ERROR_SHAPE_MISMATCH (a dtype other than F32, shapes that disagree with the architecture
- * or, for load_into, an architecture or optimizer type that differs from the caller's),
- * CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the message names the file and the problem.
+ * duplicate, missing, unknown and out-of-order tensors, the checksum, and NaN/Inf parameters
+ * (unless CUMLP_CHECKPOINT_ALLOW_NON_FINITE). Errors: CUMLP_ERROR_IO (open/read/write/sync),
+ * CUMLP_ERROR_FORMAT (bad JSON, bad metadata, unknown, duplicate, missing or out-of-order tensor,
+ * offsets not contiguous in header order), CUMLP_ERROR_TRUNCATED (file shorter than announced),
+ * CUMLP_ERROR_SIZE_LIMIT (header or size too large, too many JSON values in the header, overflow,
+ * trailing bytes), CUMLP_ERROR_SHAPE_MISMATCH (a dtype other than F32, shapes that disagree with
+ * the architecture or, for load_into, an architecture or optimizer type that differs from the
+ * caller's), CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the message names the file and the
+ * problem.
  * ------------------------------------------------------------------------------------------- */
 
 /** Flag for the load functions: accept NaN and Inf parameters and optimizer state. */
@@ -794,6 +809,87 @@ CUMLP_API cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_opti
 CUMLP_API cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const void *data,
                                                     size_t size, int flags, cumlp_network **net,
                                                     cumlp_optimizer **opt);
+
+/*
+ * One file is the whole model: beside the network, a checkpoint may record what is needed to use
+ * it on new data, so that nothing else has to travel with it:
+ *  - the scaling of its inputs (a cumlp_scaler), as two more tensors after all others:
+ *      "scaler.offset"  F32 [n_in]   "scaler.scale"  F32 [n_in]
+ *    (a sample x goes into the network as (x - offset) * scale);
+ *  - what its outputs mean (a cumlp_model_info), as metadata: "task" (a name of CUMLP_TASK_LIST),
+ *    "num_classes" and "label_column" (decimal integers).
+ * Every tensor cumlp adds to the network's own ("optimizer.state...", "scaler....") has a name
+ * that does not start with a digit, so in PyTorch
+ *     {k: v for k, v in tensors.items() if k[:1].isdigit()}
+ * is the state dict that nn.Sequential(...).load_state_dict(..., strict=True) takes.
+ */
+
+/* The scaler handle (cumlp_scaler, with the datasets below). */
+struct cumlp_scaler;
+
+#define CUMLP_TASK_LIST(X)                                                                         \
+    /** not recorded (cumlp_checkpoint_save, or a file of cumlp 0.1) */                            \
+    X(UNKNOWN, 0, "unknown")                                                                       \
+    /** classes: labels 0 .. num_classes - 1, as one-hot targets over the outputs, or as one 0/1   \
+     * target when the network has one output (a binary classifier) */                             \
+    X(CLASSIFY, 1, "classify")                                                                     \
+    /** regression: the targets are the values as they were read */                                \
+    X(REGRESS, 2, "regress")
+
+typedef enum cumlp_task {
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_TASK_##id = value,
+    CUMLP_TASK_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
+} cumlp_task;
+enum { CUMLP_TASK_COUNT = 0 CUMLP_TASK_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** The name of a task (see "Named values" above), or "unknown". */
+CUMLP_API const char *cumlp_task_name(int task);
+/** Parses the name of a task into *task (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_task_from_name(const char *name, int *task);
+
+/** How a network's targets were made from its data. */
+typedef struct cumlp_model_info {
+    int task;         /**< a cumlp_task; default CUMLP_TASK_UNKNOWN (nothing is recorded) */
+    int num_classes;  /**< CLASSIFY: the class count, the network's output width (2 for one
+                           output); else 0 (default) */
+    int label_column; /**< the CSV column (from 0) the targets were read from; -1 (default): the
+                           last (cumlp_csv_options.label_column) */
+} cumlp_model_info;
+
+/** Fills *info with the defaults listed in cumlp_model_info. */
+CUMLP_API cumlp_status cumlp_model_info_defaults(cumlp_model_info *info);
+
+/**
+ * cumlp_checkpoint_save, recording also the scaling of the network's inputs (scaler, NULL for
+ * none; its feature count must be the network's input width) and what its outputs mean (info,
+ * NULL or task CUMLP_TASK_UNKNOWN for nothing; num_classes must fit the output width as
+ * cumlp_model_info says, label_column be >= -1). Bad arguments are CUMLP_ERROR_INVALID_VALUE.
+ */
+CUMLP_API cumlp_status cumlp_checkpoint_save_with(const cumlp_network *net,
+                                                  const cumlp_optimizer *opt,
+                                                  const struct cumlp_scaler *scaler,
+                                                  const cumlp_model_info *info, const char *path);
+
+/**
+ * cumlp_checkpoint_load, reading also what cumlp_checkpoint_save_with recorded: with scaler not
+ * NULL, *scaler receives a new scaler (of ctx) with the file's scaling, or NULL when the file has
+ * none; with info not NULL, *info receives the file's model info (the defaults, task
+ * CUMLP_TASK_UNKNOWN, when it records none). The scaling must have one finite offset and one
+ * finite, nonzero scale per input, and the model info fit the network (else CUMLP_ERROR_FORMAT).
+ * On failure *net, *opt and *scaler are NULL, *info is unchanged and nothing leaks.
+ */
+CUMLP_API cumlp_status cumlp_checkpoint_load_with(cumlp_context *ctx, const char *path, int flags,
+                                                  cumlp_network **net, cumlp_optimizer **opt,
+                                                  struct cumlp_scaler **scaler,
+                                                  cumlp_model_info *info);
+
+/** cumlp_checkpoint_load_with from a checkpoint in memory, as cumlp_checkpoint_load_memory. */
+CUMLP_API cumlp_status cumlp_checkpoint_load_memory_with(cumlp_context *ctx, const void *data,
+                                                         size_t size, int flags,
+                                                         cumlp_network **net, cumlp_optimizer **opt,
+                                                         struct cumlp_scaler **scaler,
+                                                         cumlp_model_info *info);
 
 /* ---------------------------------------------------------------------------------------------
  * Datasets (host memory). A dataset holds n_samples samples: features, an n_features x n_samples
@@ -867,24 +963,35 @@ CUMLP_API cumlp_status cumlp_dataset_set_labels(cumlp_dataset *ds, const int32_t
  * the sample count and whose other dimensions give n_features, and a labels file (one dimension,
  * integer type) with the same count. Either file may be gzip-compressed (detected by its magic
  * bytes; inflating stops at the size the IDX header announces, so a gzip bomb costs no more
- * memory than the data it claims). Feature values are stored as they are (0..255 for MNIST
- * images: scale them with a cumlp_scaler). num_classes > 0 fixes the class count (labels must be
- * below it); 0 takes the largest label + 1 (at most 65536 classes; a larger label is
- * CUMLP_ERROR_SIZE_LIMIT). Targets become one-hot.
+ * memory than the data it claims, and a header announcing more than deflate's 1032:1 can hold in
+ * the compressed bytes is CUMLP_ERROR_TRUNCATED before anything is allocated). The files are read
+ * and inflated in chunks straight into the dataset: reading takes the dataset's memory and a few
+ * 64 KiB buffers, never the whole file or its inflated copy. Feature values are stored as they are
+ * (0..255 for MNIST images: scale them with a cumlp_scaler). num_classes > 0 fixes the class count
+ * (labels must be below it); 0 takes the largest label + 1 (at most 65536 classes; a larger label
+ * is CUMLP_ERROR_SIZE_LIMIT). Targets become one-hot. labels_path may be NULL for images without
+ * labels (for cumlp_predict): each sample then gets one target, 0, and num_classes must be 0.
  */
 CUMLP_API cumlp_status cumlp_dataset_read_idx(cumlp_context *ctx, const char *images_path,
                                               const char *labels_path, int num_classes,
                                               cumlp_dataset **ds);
 
-/** cumlp_dataset_read_idx from two buffers in memory (either may hold gzip data). */
+/** cumlp_dataset_read_idx from two buffers in memory (either may hold gzip data; labels may be
+ * NULL, as labels_path). */
 CUMLP_API cumlp_status cumlp_dataset_read_idx_memory(cumlp_context *ctx, const void *images,
                                                      size_t images_size, const void *labels,
                                                      size_t labels_size, int num_classes,
                                                      cumlp_dataset **ds);
 
+/** cumlp_csv_options.label_column for data without targets: every column is a feature. */
+#define CUMLP_CSV_NO_TARGET (-2)
+
 typedef struct cumlp_csv_options {
     int has_header;   /**< 1: the first line is a header and is skipped; default 0 */
-    int label_column; /**< 0-based column of the target; -1 (default) the last column */
+    int label_column; /**< 0-based column of the target; -1 (default) the last column;
+                           CUMLP_CSV_NO_TARGET: none, every column is a feature and each
+                           sample gets one target, 0 (for cumlp_predict; num_classes must be
+                           0) */
     int num_classes;  /**< 0 (default): regression, the target value is kept as is; > 0: the
                            column holds integer classes in [0, num_classes), made one-hot;
                            -1: classes, counted as the largest label + 1 (at most
@@ -899,9 +1006,9 @@ CUMLP_API cumlp_status cumlp_csv_defaults(cumlp_csv_options *options);
 
 /**
  * Reads a numeric CSV file: one sample per line, every line with the same number of fields
- * (at least 2), numbers in C syntax ("1", "-2.5e-3"); spaces around fields, blank lines and a
- * final line without a newline are accepted, "\r\n" line ends too. One column is the target; the
- * others are the features, in order. options may be NULL for the defaults.
+ * (at least 2, or 1 without a target), numbers in C syntax ("1", "-2.5e-3"); spaces around fields,
+ * blank lines and a final line without a newline are accepted, "\r\n" line ends too. One column is
+ * the target; the others are the features, in order. options may be NULL for the defaults.
  */
 CUMLP_API cumlp_status cumlp_dataset_read_csv(cumlp_context *ctx, const char *path,
                                               const cumlp_csv_options *options, cumlp_dataset **ds);
@@ -940,6 +1047,16 @@ CUMLP_API cumlp_status cumlp_dataset_subset(const cumlp_dataset *ds, int64_t fir
 CUMLP_API cumlp_status cumlp_dataset_split(const cumlp_dataset *ds, double validation_fraction,
                                            uint64_t seed, cumlp_dataset **train,
                                            cumlp_dataset **validation);
+
+/**
+ * cumlp_dataset_split without a second copy of the data: the validation samples move out of ds
+ * into a new dataset *validation, and ds keeps the training samples (its memory shrinks to them).
+ * The two sets, and their order, are those cumlp_dataset_split gives (*validation its
+ * *validation, ds its *train), with the same conditions on validation_fraction. On failure ds is
+ * unchanged and *validation is NULL.
+ */
+CUMLP_API cumlp_status cumlp_dataset_split_off(cumlp_dataset *ds, double validation_fraction,
+                                               uint64_t seed, cumlp_dataset **validation);
 
 /*
  * Feature scaling. A scaler maps each feature x to (x - offset) * scale. Fit it on the training
@@ -999,7 +1116,10 @@ CUMLP_API cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_data
  * rate is multiplied by (epoch + 1) / (warmup_epochs + 1), as PyTorch's
  * ChainedScheduler([LinearLR(start_factor=1/(warmup_epochs+1), total_iters=warmup_epochs), ...])
  * does. Accuracy is the fraction of samples whose largest output is at their
- * class; for regression it is reported as -1 and the mean squared error per output is reported.
+ * class; for a network with one output and CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY (a binary
+ * classifier, whatever the dataset's class count) the fraction whose output is on the same side
+ * of 0.5 as the target; otherwise (regression) it is reported as -1. The mean squared error per
+ * output is reported too.
  * ------------------------------------------------------------------------------------------- */
 
 #define CUMLP_SCHEDULE_LIST(X)                                                                     \
@@ -1141,7 +1261,9 @@ CUMLP_API cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *d
 
 /**
  * Runs the dataset's features through net in batches of batch_size (0 selects 256) and writes
- * the outputs into out, n_outputs x n_samples column-major (count must equal that size).
+ * the network's outputs into out, n_outputs x n_samples column-major (count must equal that
+ * size, n_outputs the network's output width). The dataset's targets are not used: any number of
+ * them will do (a dataset read without targets has one per sample).
  */
 CUMLP_API cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds,
                                      int64_t batch_size, float *out, int64_t count);

@@ -143,6 +143,7 @@ int cumlp__loss_value(const char *text, size_t length);
 int cumlp__init_value(const char *text, size_t length);
 int cumlp__optimizer_value(const char *text, size_t length);
 int cumlp__schedule_value(const char *text, size_t length);
+int cumlp__task_value(const char *text, size_t length);
 
 /* Whether an activation's derivative needs Z (else it is computed from A alone). */
 int cumlp__activation_needs_z(int activation);

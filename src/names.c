@@ -93,6 +93,7 @@ NAME_SET(loss, "loss", CUMLP_LOSS_LIST, CUMLP_LOSS_COUNT);
 NAME_SET(init, "init scheme", CUMLP_INIT_LIST, CUMLP_INIT_COUNT);
 NAME_SET(optimizer, "optimizer", CUMLP_OPTIMIZER_LIST, CUMLP_OPTIMIZER_COUNT);
 NAME_SET(schedule, "learning-rate schedule", CUMLP_SCHEDULE_LIST, CUMLP_SCHEDULE_COUNT);
+NAME_SET(task, "task", CUMLP_TASK_LIST, CUMLP_TASK_COUNT);
 
 const char *cumlp_status_string(cumlp_status status) {
     int value = (int)status;
@@ -118,3 +119,4 @@ NAME_FUNCTIONS(loss)
 NAME_FUNCTIONS(init)
 NAME_FUNCTIONS(optimizer)
 NAME_FUNCTIONS(schedule)
+NAME_FUNCTIONS(task)

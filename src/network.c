@@ -83,6 +83,11 @@ static cumlp_status check_layers(const cumlp_context *ctx, const char *func, int
         total += layer_params;
     }
     int out = activations[num_layers - 1];
+    if (out == CUMLP_ACT_SOFTMAX && widths[num_layers] < 2)
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "a softmax output layer needs at least 2 outputs: over one output it is "
+                           "1 whatever its input (one output takes sigmoid with binary "
+                           "cross-entropy)");
     int ok = (loss == CUMLP_LOSS_SQUARED_ERROR && out != CUMLP_ACT_SOFTMAX) ||
              (loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY && out == CUMLP_ACT_SOFTMAX) ||
              (loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY && out == CUMLP_ACT_SIGMOID);

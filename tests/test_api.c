@@ -170,6 +170,11 @@ static void test_network_descriptions(void) {
     CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, bad_act, &o, &net));
     const int hidden_softmax[] = {CUMLP_ACT_SOFTMAX, CUMLP_ACT_SOFTMAX};
     CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, hidden_softmax, &o, &net));
+    /* A softmax over one output is 1 whatever its input: nothing would ever be learnt. */
+    const int64_t one_output[] = {3, 4, 1};
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, one_output, acts, &o, &net));
+    CHECK_MSG(strstr(cumlp_last_error(ctx), "at least 2 outputs") != NULL, "%s",
+              cumlp_last_error(ctx));
     /* Output activations the loss does not accept. */
     const int relu_out[] = {CUMLP_ACT_RELU, CUMLP_ACT_RELU};
     CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, relu_out, &o, &net));

@@ -13,7 +13,7 @@ void cli_args_defaults(cli_args *a) {
     memset(a, 0, sizeof *a);
     a->format = "auto";
     a->task = "classify";
-    a->scale = "none";
+    a->scale = NULL; /* minmax for IDX images, else none */
     a->label_column = -1;
     a->classes = 0;
     a->act = "relu";
@@ -230,6 +230,11 @@ int cli_exit_code(cumlp_status status) {
 int cli_fail(const char *command, cumlp_status status, const char *message) {
     fprintf(stderr, "cumlp %s: %s\n", command, message && *message ? message : "failed");
     return cli_exit_code(status);
+}
+
+int cli_fail_data(const char *command, const char *message) {
+    fprintf(stderr, "cumlp %s: %s\n", command, message && *message ? message : "failed");
+    return EXIT_DATA;
 }
 
 int cli_parse_name(const char *command, const char *option, cli_name_parser parse,

@@ -97,6 +97,9 @@ int64_t cumlp_test_c_layout(int s, int field) {
                                      F(cumlp_fit_result, skipped_steps)};
     static const int64_t eval[] = {sizeof(cumlp_eval_result), F(cumlp_eval_result, loss),
                                    F(cumlp_eval_result, accuracy), F(cumlp_eval_result, mse)};
+    static const int64_t info[] = {sizeof(cumlp_model_info), F(cumlp_model_info, task),
+                                   F(cumlp_model_info, num_classes),
+                                   F(cumlp_model_info, label_column)};
     static const struct {
         const int64_t *v;
         size_t n;
@@ -107,7 +110,8 @@ int64_t cumlp_test_c_layout(int s, int field) {
                   {progress, sizeof progress / sizeof *progress},
                   {fit, sizeof fit / sizeof *fit},
                   {result, sizeof result / sizeof *result},
-                  {eval, sizeof eval / sizeof *eval}};
+                  {eval, sizeof eval / sizeof *eval},
+                  {info, sizeof info / sizeof *info}};
     if (s < 0 || s >= (int)(sizeof tables / sizeof *tables)) return -1;
     if (field < 0 || (size_t)field >= tables[s].n) return -1;
     return tables[s].v[field];
@@ -193,7 +197,12 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_STOP_PATIENCE,
                                      CUMLP_STOP_CALLBACK,
                                      CUMLP_STOP_ERROR,
-                                     CUMLP_DATASET_MAX_ELEMENTS};
+                                     CUMLP_DATASET_MAX_ELEMENTS,
+                                     CUMLP_TASK_UNKNOWN,
+                                     CUMLP_TASK_CLASSIFY,
+                                     CUMLP_TASK_REGRESS,
+                                     CUMLP_TASK_COUNT,
+                                     CUMLP_CSV_NO_TARGET};
     if (i < 1 || (size_t)i > sizeof values / sizeof *values) return -1;
     return values[i - 1];
 }

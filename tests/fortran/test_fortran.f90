@@ -253,7 +253,9 @@ contains
         CUMLP_SCALE_STANDARDIZE, CUMLP_LR_CONSTANT, CUMLP_LR_STEP, CUMLP_LR_EXPONENTIAL, &
         CUMLP_LR_COSINE, CUMLP_LR_MULTISTEP, CUMLP_LR_LINEAR, CUMLP_LR_POLY, &
         CUMLP_SCHEDULE_COUNT, CUMLP_STOP_EPOCHS, CUMLP_STOP_TARGET_LOSS, &
-        CUMLP_STOP_PATIENCE, CUMLP_STOP_CALLBACK, CUMLP_STOP_ERROR, CUMLP_DATASET_MAX_ELEMENTS]
+        CUMLP_STOP_PATIENCE, CUMLP_STOP_CALLBACK, CUMLP_STOP_ERROR, CUMLP_DATASET_MAX_ELEMENTS, &
+        CUMLP_TASK_UNKNOWN, CUMLP_TASK_CLASSIFY, CUMLP_TASK_REGRESS, CUMLP_TASK_COUNT, &
+        CUMLP_CSV_NO_TARGET]
     integer(c_int) :: i
     do i = 1, size(values)
       if (values(i) /= cumlp_test_c_constant(i)) then
@@ -307,6 +309,8 @@ contains
       s = cumlp_optimizer_name(value)
     case ("schedule")
       s = cumlp_schedule_name(value)
+    case ("task")
+      s = cumlp_task_name(value)
     case default
       error stop "name_of: no such set"
     end select
@@ -330,6 +334,8 @@ contains
       status = cumlp_optimizer_from_name(name, value)
     case ("schedule")
       status = cumlp_schedule_from_name(name, value)
+    case ("task")
+      status = cumlp_task_from_name(name, value)
     case default
       error stop "parse: no such set"
     end select
@@ -393,7 +399,7 @@ contains
 
   ! Whether parser i (1 .. 6 the wrappers cumlp_<set>_from_name, 7 .. 12 the raw interfaces
   ! cumlp_c_<set>_from_name, sets in the order backend, activation, loss, init, optimizer,
-  ! schedule, as test_named_values lists them) returns CUMLP_ERROR_INVALID_VALUE for an unknown
+  ! schedule, as test_named_values lists them; 13 and 14 the task's wrapper and raw interface) returns CUMLP_ERROR_INVALID_VALUE for an unknown
   ! name and keeps the value stored just before the call. With INTENT(OUT) it would not: gfortran
   ! -O3 drops that store (an unoptimized build keeps it, and cannot see the difference). The store
   ! is in every branch (one before the select is kept), and the value differs from parser to
@@ -438,6 +444,12 @@ contains
     case (12)
       value = 100 + i
       status = cumlp_c_schedule_from_name("?" // c_null_char, value)
+    case (13)
+      value = 100 + i
+      status = cumlp_task_from_name("?", value)
+    case (14)
+      value = 100 + i
+      status = cumlp_c_task_from_name("?" // c_null_char, value)
     case default
       error stop "parser_keeps_value: no such parser"
     end select
@@ -462,7 +474,8 @@ contains
         "cumlp_activation_from_name", "cumlp_loss_from_name", "cumlp_init_from_name", &
         "cumlp_optimizer_from_name", "cumlp_schedule_from_name", "cumlp_c_backend_from_name", &
         "cumlp_c_activation_from_name", "cumlp_c_loss_from_name", "cumlp_c_init_from_name", &
-        "cumlp_c_optimizer_from_name", "cumlp_c_schedule_from_name"]
+        "cumlp_c_optimizer_from_name", "cumlp_c_schedule_from_name", "cumlp_task_from_name", &
+        "cumlp_c_task_from_name"]
     integer(c_int) :: status, value
     integer :: i
 
@@ -513,6 +526,9 @@ contains
         "linear", "poly"], &
         [character(12) :: "constant", "step", "exponential", "cosine", "multistep", "linear", &
         "poly"])
+    call check_named_set("task", [CUMLP_TASK_UNKNOWN, CUMLP_TASK_CLASSIFY, CUMLP_TASK_REGRESS], &
+        CUMLP_TASK_COUNT, [character(8) :: "unknown", "classify", "regress"], &
+        [character(8) :: "unknown", "classify", "regress"])
 
     ! Trailing blanks are trimmed; an unknown name leaves the value as it was, here too in a
     ! variable of this procedure that the caller reads right after the call.
@@ -561,6 +577,7 @@ contains
     type(cumlp_fit_options), target :: fo
     type(cumlp_fit_result), target :: fr
     type(cumlp_eval_result), target :: er
+    type(cumlp_model_info), target :: mi
     call compare_layout(0_c_int, "cumlp_context_options", c_sizeof(co), c_loc(co), &
         [c_loc(co%backend), c_loc(co%device), c_loc(co%stream), c_loc(co%math_mode), &
          c_loc(co%num_threads)])
@@ -596,6 +613,8 @@ contains
          c_loc(fr%seconds), c_loc(fr%skipped_steps)])
     call compare_layout(7_c_int, "cumlp_eval_result", c_sizeof(er), c_loc(er), &
         [c_loc(er%loss), c_loc(er%accuracy), c_loc(er%mse)])
+    call compare_layout(8_c_int, "cumlp_model_info", c_sizeof(mi), c_loc(mi), &
+        [c_loc(mi%task), c_loc(mi%num_classes), c_loc(mi%label_column)])
   end subroutine
 
   ! The defaults the manual lists, read through the Fortran types: a second check of the layout.
@@ -605,6 +624,10 @@ contains
     type(cumlp_optimizer_options) :: oo
     type(cumlp_csv_options) :: cv
     type(cumlp_fit_options) :: fo
+    type(cumlp_model_info) :: mi
+    call check_ok(cumlp_model_info_defaults(mi), "model info defaults", c_null_ptr)
+    call check(mi%task == CUMLP_TASK_UNKNOWN .and. mi%num_classes == 0 .and. &
+        mi%label_column == -1, "model info defaults' values")
     call check_ok(cumlp_context_defaults(co), "context defaults", c_null_ptr)
     call check(co%backend == CUMLP_BACKEND_AUTO .and. co%device == 0 .and. &
         .not. c_associated(co%stream) .and. co%math_mode == CUMLP_MATH_STRICT_FP32 .and. &
@@ -834,8 +857,10 @@ contains
   subroutine test_xor_and_checkpoints()
     real(c_float), parameter :: xs(2, 4) = reshape([0, 0, 0, 1, 1, 0, 1, 1], [2, 4])
     real(c_float), parameter :: ts(1, 4) = reshape([0, 1, 1, 0], [1, 4])
-    type(c_ptr) :: ctx, net, opt, x, t, y, net2, opt2
+    type(c_ptr) :: ctx, net, opt, x, t, y, net2, opt2, scaler
     type(cumlp_network_options) :: no
+    type(cumlp_model_info) :: info
+    real(c_float) :: offsets(2), scales(2)
     type(cumlp_optimizer_options) :: oo
     real(c_float) :: out(1, 4), p(17), p2(17)
     real(c_double) :: first, loss, errs(4)
@@ -917,6 +942,41 @@ contains
     call check_ok(cumlp_network_get_parameters(net2, p2, 17_c_int64_t), "get parameters 4", ctx)
     call check(all(p2 == p), "checkpoint load memory: parameters")
     call cumlp_optimizer_destroy(opt2)
+    call cumlp_network_destroy(net2)
+    ! With the inputs' scaling and the model info: they come back as they were saved.
+    call check_ok(cumlp_scaler_create(ctx, 2_c_int64_t, [0.5_c_float, -1.0_c_float], &
+        [2.0_c_float, 0.25_c_float], scaler), "scaler create", ctx)
+    status = cumlp_model_info_defaults(info)
+    info%task = CUMLP_TASK_CLASSIFY
+    info%num_classes = 2
+    call check_ok(cumlp_checkpoint_save_with(net, c_null_ptr, scaler, info, cumlp_cstr(path)), &
+        "checkpoint save with", ctx)
+    call cumlp_scaler_destroy(scaler)
+    status = cumlp_model_info_defaults(info)
+    call check_ok(cumlp_checkpoint_load_with(ctx, cumlp_cstr(path), 0_c_int, net2, opt2, scaler, &
+        info), "checkpoint load with", ctx)
+    call check(.not. c_associated(opt2), "checkpoint load with: no optimizer saved")
+    call check(info%task == CUMLP_TASK_CLASSIFY .and. info%num_classes == 2 .and. &
+        info%label_column == -1, "checkpoint load with: model info")
+    call check_ok(cumlp_scaler_get(scaler, offsets, scales, 2_c_int64_t), "scaler get", ctx)
+    call check(all(offsets == [0.5_c_float, -1.0_c_float]) .and. &
+        all(scales == [2.0_c_float, 0.25_c_float]), "checkpoint load with: scaling")
+    call cumlp_scaler_destroy(scaler)
+    call cumlp_network_destroy(net2)
+    call check_ok(cumlp_checkpoint_load_with(ctx, cumlp_cstr(path), 0_c_int, net2), &
+        "checkpoint load with, nothing else", ctx)
+    call cumlp_network_destroy(net2)
+    open (newunit=unit, file=path, access="stream", form="unformatted", status="old", &
+        action="read")
+    inquire (unit=unit, size=nbytes)
+    deallocate(bytes)
+    allocate(bytes(nbytes))
+    read (unit) bytes
+    close (unit)
+    call check_ok(cumlp_checkpoint_load_memory_with(ctx, c_loc(bytes), int(nbytes, c_size_t), &
+        0_c_int, net2, scaler=scaler), "checkpoint load memory with", ctx)
+    call check(c_associated(scaler), "checkpoint load memory with: scaler")
+    call cumlp_scaler_destroy(scaler)
     call cumlp_network_destroy(net2)
     ! A damaged copy (one payload byte changed) fails its checksum.
     bytes(nbytes) = not(bytes(nbytes))
@@ -1341,6 +1401,21 @@ contains
     va = c_loc(sentinel)
     call check_fails(cumlp_dataset_split(ds, 1d0, 3_c_int64_t, tr, va), &
         CUMLP_ERROR_INVALID_VALUE, va, ctx, "split fraction 1")
+
+    ! Split off in place: the same sets as split, the training samples left in ds.
+    call check_ok(cumlp_dataset_split(ds, 0.2d0, 3_c_int64_t, tr, va), "split again", ctx)
+    call check_ok(cumlp_dataset_split_off(ds, 0.2d0, 3_c_int64_t, sub), "split off", ctx)
+    call check(all(dims(ds) == [24, 2, 3, 3]), "split off: 24 samples kept")
+    call check(all(dims(sub) == [6, 2, 3, 3]), "split off: 6 split off")
+    xs => cumlp_dataset_features(ds)
+    xtr => cumlp_dataset_features(tr)
+    xva => cumlp_dataset_features(va)
+    call check(all(xs == xtr), "split off: the training samples of split")
+    xs => cumlp_dataset_features(sub)
+    call check(all(xs == xva), "split off: the validation samples of split")
+    call cumlp_dataset_destroy(tr)
+    call cumlp_dataset_destroy(va)
+    call cumlp_dataset_destroy(sub)
 
     call cumlp_dataset_destroy(twin)
     call cumlp_dataset_destroy(ds)
