@@ -247,7 +247,7 @@ int cli_context(const char *command, const cli_args *a, cumlp_context **ctx) {
     cumlp_context_defaults(&o);
     o.backend = backend;
     o.num_threads = a->threads;
-    o.math_mode = a->tf32 ? CUMLP_MATH_TF32 : CUMLP_MATH_STRICT_FP32;
+    o.precision = a->tf32 ? CUMLP_PRECISION_TF32 : CUMLP_PRECISION_FP32;
     cumlp_status st = cumlp_context_create(ctx, &o);
     if (st != CUMLP_SUCCESS) return cli_fail(command, st, cumlp_last_error(NULL));
     return EXIT_OK;
