@@ -55,6 +55,7 @@ typedef struct bench_result {
     step_stats step;
     double gemm_ms; /* the step's GEMMs timed alone, median */
     int steps;      /* timed steps */
+    int skipped;    /* of them, skipped by fp16's loss scaler (an overflow: no optimizer pass) */
     double flops;   /* 6 B sum(n_in n_out) */
     double peak_rss_mb;
     double peak_context_mb; /* the most the context held at once (device memory on cuda) */
@@ -445,20 +446,34 @@ static int auto_steps(double warmup_ms_per_step) {
 }
 
 /* Warm-up, then `*steps_io` timed steps (chosen by auto_steps when it is 0). */
-static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_stats *out) {
+/* One training step; a step skipped by fp16's loss scaler (an overflow, which the warm-up steps
+ * usually absorb) counts as done, in *skipped. */
+static cumlp_status train_step(bench_run *r, int *skipped) {
+    cumlp_status st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
+    if (st != CUMLP_STEP_SKIPPED) return st;
+    ++*skipped;
+    return CUMLP_SUCCESS;
+}
+
+/* Warm-up, then `*steps_io` timed steps (chosen by auto_steps when it is 0), *skipped of which
+ * the loss scaler skipped. */
+static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_stats *out,
+                               int *skipped) {
     cumlp_status st = CUMLP_SUCCESS;
+    int warmup_skipped = 0;
     if (warmup < 1 && *steps_io == 0) warmup = 1; /* the automatic count needs one step's time */
     double warmup_start = now_ms();
     for (int i = 0; i < warmup && st == CUMLP_SUCCESS; i++)
-        st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
+        st = train_step(r, &warmup_skipped);
     if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(r->ctx);
     if (*steps_io == 0) *steps_io = auto_steps((now_ms() - warmup_start) / warmup);
     int steps = *steps_io;
     double *ms = malloc((size_t)steps * sizeof *ms);
     if (!ms) return CUMLP_ERROR_ALLOC_FAILED;
+    *skipped = 0;
     for (int i = 0; i < steps && st == CUMLP_SUCCESS; i++) {
         st = cumlp__timer_start(r->ctx); /* CUDA events on the GPU, else the host clock */
-        if (st == CUMLP_SUCCESS) st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
+        if (st == CUMLP_SUCCESS) st = train_step(r, skipped);
         if (st == CUMLP_SUCCESS) st = cumlp__timer_stop(r->ctx, &ms[i]);
     }
     if (st == CUMLP_SUCCESS) *out = summarize(ms, steps);
@@ -586,7 +601,7 @@ static cumlp_status run_config(const bench_config *c, const bench_options *o, be
     cumlp_status st = run_setup(&r, c, o->threads, o->optimizer);
     if (st == CUMLP_SUCCESS && o->init_dir) st = save_initial(&r, c, o->init_dir);
     res->steps = o->steps;
-    if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, &res->steps, &res->step);
+    if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, &res->steps, &res->step, &res->skipped);
     /* The training step's peak, before the GEMM timing below allocates its own buffers. */
     int64_t peak_bytes = 0;
     if (st == CUMLP_SUCCESS) st = cumlp_context_memory(r.ctx, NULL, &peak_bytes);
@@ -631,6 +646,9 @@ static void print_row(const bench_config *c, const bench_result *r) {
            r->step.median, spread, c->batch / (r->step.median * 1e-3), tflops(r, r->step.median),
            r->gemm_ms, tflops(r, r->gemm_ms), r->step.median / r->gemm_ms, r->peak_rss_mb,
            r->peak_context_mb);
+    if (r->skipped)
+        printf("        (%d of the %d timed steps skipped by the loss scaler: no optimizer pass)\n",
+               r->skipped, r->steps);
     fflush(stdout);
 }
 
@@ -689,10 +707,10 @@ static void json_result(FILE *f, const bench_config *c, const bench_result *r) {
             "\"p10\": %.6f, "
             "\"p90\": %.6f, \"max\": %.6f}, \"samples_per_s\": %.3f, \"flops_per_step\": %.0f, "
             "\"tflops\": %.6f, \"gemm_ms\": %.6f, \"gemm_tflops\": %.6f, "
-            "\"step_to_gemm_ratio\": %.4f, ",
+            "\"step_to_gemm_ratio\": %.4f, \"skipped_steps\": %d, ",
             r->steps, r->threads, r->step.median, r->step.min, r->step.p10, r->step.p90,
             r->step.max, c->batch / (r->step.median * 1e-3), r->flops, tflops(r, r->step.median),
-            r->gemm_ms, tflops(r, r->gemm_ms), r->step.median / r->gemm_ms);
+            r->gemm_ms, tflops(r, r->gemm_ms), r->step.median / r->gemm_ms, r->skipped);
     if (r->peak_rss_mb >= 0)
         fprintf(f, "\"peak_host_rss_mb\": %.1f, ", r->peak_rss_mb);
     else
