@@ -283,6 +283,44 @@ static void test_gradients_unscaled(void) {
     cumlp_context_destroy(ctx);
 }
 
+/* The parameters after one SGD step (rate 0.5) in `precision` from the common start, minus the
+ * start, into delta. */
+static void sgd_step(int precision, float *delta, int64_t n) {
+    cumlp_context *ctx = context(precision);
+    cumlp_network *net = network(ctx);
+    set_scale(net, 0x1p14, 2000);
+    cumlp_optimizer_options o;
+    cumlp_optimizer_defaults(&o);
+    o.learning_rate = 0.5;
+    cumlp_optimizer *opt = NULL;
+    CHECK_OK(cumlp_optimizer_create(net, &o, &opt));
+    float *before = test_alloc_floats((size_t)n);
+    CHECK_OK(cumlp_network_get_parameters(net, before, n));
+    batch b = make_batch(ctx);
+    CHECK_OK(cumlp_train_step(net, opt, b.x, b.y, NULL));
+    CHECK_OK(cumlp_network_get_parameters(net, delta, n));
+    for (int64_t i = 0; i < n; i++)
+        delta[i] -= before[i];
+    free(before);
+    free_batch(b);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    cumlp_context_destroy(ctx);
+}
+
+/* The step divides the loss scale out: an SGD step in FP16 (scale 2^14) moves the parameters as
+ * one in FP32 does, to fp16's precision (a rule like Adam's would not show it: it divides any
+ * scale of the gradient out by itself). */
+static void test_step_unscaled(void) {
+    enum { P = N_HID * (N_IN + 1) + N_OUT * (N_HID + 1) };
+    static float d32[P], d16[P];
+    sgd_step(CUMLP_PRECISION_FP32, d32, P);
+    sgd_step(CUMLP_PRECISION_FP16, d16, P);
+    double e = relative_l2(d16, d32, P);
+    printf("an SGD step in fp16 against fp32: relative L2 %.2e\n", e);
+    CHECK_MSG(e < 2e-3, "%g", e);
+}
+
 /* Y = the network's outputs for the test batch. */
 static void outputs(cumlp_network *net, float *y) {
     cumlp_context *ctx = cumlp_network_context(net);
@@ -395,6 +433,7 @@ static void test_checkpoint_resumes_fp16(void) {
 
     cumlp_network *net2 = network(ctx);
     cumlp_optimizer *opt2 = adam(net2, 0);
+    CHECK_OK(cumlp_train_step(net2, opt2, b.x, b.y, NULL)); /* its own 16-bit weights first */
     CHECK_OK(cumlp_checkpoint_load_into(net2, opt2, path, 0));
     cumlp_loss_scaler loaded = scaler_of(net2);
     CHECK(memcmp(&loaded, &saved, sizeof saved) == 0);
@@ -467,6 +506,7 @@ int main(void) {
     RUN(test_overflow_skips_bit_for_bit);
     RUN(test_growth_and_settings);
     RUN(test_gradients_unscaled);
+    RUN(test_step_unscaled);
     RUN(test_weight_copy_follows_parameters);
     RUN(test_network_follows_precision);
     RUN(test_checkpoint_resumes_fp16);
