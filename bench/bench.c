@@ -498,13 +498,6 @@ static void gemm_buffers_free(cumlp_context *ctx, gemm_buffers *g) {
         ctx->ops->free(ctx, all[i]);
 }
 
-/* The format of the work buffers under a precision, as network.c stores them. */
-static int storage_of(int precision) {
-    return precision == CUMLP_PRECISION_BF16   ? CUMLP_STORAGE_BF16
-           : precision == CUMLP_PRECISION_FP16 ? CUMLP_STORAGE_FP16
-                                               : CUMLP_STORAGE_NATIVE;
-}
-
 /* count values in [-0.5, 0.5] (no denormals, no NaN) into a new buffer of format `storage`. */
 static cumlp_status random_buffer(cumlp_context *ctx, int storage, size_t count, uint64_t seed,
                                   void **out) {
@@ -532,7 +525,7 @@ static cumlp_status gemm_buffers_alloc(cumlp_context *ctx, const bench_config *c
         if (a * (size_t)c->batch > acts) acts = a * (size_t)c->batch;
     }
     memset(g, 0, sizeof *g);
-    g->storage = storage_of(c->precision);
+    g->storage = cumlp__precision_storage(c->precision);
     void **all[6] = {&g->w, &g->dw, &g->in, &g->out, &g->delta, &g->below};
     size_t sizes[6] = {weights, weights, acts, acts, acts, acts};
     int storages[6] = {g->storage,           CUMLP_STORAGE_NATIVE, g->storage,

@@ -146,6 +146,13 @@ static inline void *cumlp__at(const cumlp_context *ctx, const void *buffer, size
     return (char *)buffer + offset * ctx->ops->elem_size;
 }
 
+/* The format a precision stores the work buffers in (backend.h): bf16 or fp16, else native. */
+static inline int cumlp__precision_storage(int precision) {
+    return precision == CUMLP_PRECISION_BF16   ? CUMLP_STORAGE_BF16
+           : precision == CUMLP_PRECISION_FP16 ? CUMLP_STORAGE_FP16
+                                               : CUMLP_STORAGE_NATIVE;
+}
+
 /* Element `offset` of a buffer in format `storage` (kernels/cumlp_storage.h). */
 static inline void *cumlp__at_storage(const cumlp_context *ctx, const void *buffer, int storage,
                                       size_t offset) {

@@ -395,18 +395,6 @@ cumlp_status cumlp_network_freeze(cumlp_network *net, int layer, int freeze_weig
 
 /* ---- work buffers and the precision's formats ----------------------------------------------- */
 
-/* The format of the work buffers, x16 and params16 under a precision. */
-static int storage_of(int precision) {
-    switch (precision) {
-    case CUMLP_PRECISION_BF16:
-        return CUMLP_STORAGE_BF16;
-    case CUMLP_PRECISION_FP16:
-        return CUMLP_STORAGE_FP16;
-    default:
-        return CUMLP_STORAGE_NATIVE;
-    }
-}
-
 /* The format of layer l's Z and A: the output layer's stay native (the loss, the softmax and the
  * predictions read them in fp32), the hidden layers' are in the network's format. */
 static int layer_storage(const cumlp_network *net, int l) {
@@ -422,7 +410,7 @@ static cumlp_status alloc_storage(cumlp_context *ctx, int storage, size_t count,
  * makes them anew) and the weight copy, which BF16 and FP16 make here. */
 static cumlp_status follow_precision(cumlp_network *net) {
     cumlp_context *ctx = net->ctx;
-    int storage = storage_of(ctx->precision);
+    int storage = cumlp__precision_storage(ctx->precision);
     if (storage != net->storage) {
         free_work_buffers(net);
         ctx->ops->free(ctx, net->params16);
@@ -569,7 +557,7 @@ cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, cumlp_tens
                   "X and Y share memory (the same tensor or overlapping views)");
     int last = net->num_layers - 1;
     /* One layer in a native precision needs no work buffer: its output is Y. */
-    if (last > 0 || storage_of(net->ctx->precision) != CUMLP_STORAGE_NATIVE)
+    if (last > 0 || cumlp__precision_storage(net->ctx->precision) != CUMLP_STORAGE_NATIVE)
         st = cumlp__network_reserve(net, X->cols);
     else
         st = follow_precision(net);

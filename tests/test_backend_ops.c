@@ -98,13 +98,6 @@ static const config configs[] = {
     {"cuda fp16", CUMLP_BACKEND_CUDA, CUMLP_PRECISION_FP16, FP16, FP16, 1, 2, CUDA_LARGE_CASES},
 };
 
-/* The format in which a configuration's dut holds the work buffers (backend.h). */
-static int config_storage(const config *c) {
-    return c->precision == CUMLP_PRECISION_BF16   ? CUMLP_STORAGE_BF16
-           : c->precision == CUMLP_PRECISION_FP16 ? CUMLP_STORAGE_FP16
-                                                  : CUMLP_STORAGE_NATIVE;
-}
-
 typedef enum judged_by {
     BY_GEMM_PRECISION,        /* the bound of the configuration's GEMM precision */
     BY_ELEMENTWISE_PRECISION, /* of the precision of its other ops */
@@ -147,7 +140,7 @@ static tolerance row_tolerance(const row *r, const config *c) {
     case BY_BITS:
         break;
     case BY_BITS_16:
-        t.runs = config_storage(c) != CUMLP_STORAGE_NATIVE;
+        t.runs = cumlp__precision_storage(c->precision) != CUMLP_STORAGE_NATIVE;
         break;
     case BY_NORMAL_DRAWS:
         t.ulps = c->normal_draw_ulps;
@@ -168,7 +161,7 @@ static tolerance row_tolerance(const row *r, const config *c) {
 
 static cumlp_context *dut, *ref; /* the backend under test and the reference */
 static const config *cfg;
-static int work; /* config_storage(cfg): the format of the dut's work buffers (backend.h) */
+static int work; /* the format of the dut's work buffers (backend.h) in cfg's precision */
 static tolerance tol;
 static struct {
     int cases, large_left_out, known_bugs;
@@ -1663,7 +1656,7 @@ int main(void) {
     int built = 0, ran = 0;
     for (int i = 0; i < COUNT(configs); i++) {
         cfg = &configs[i];
-        work = config_storage(cfg);
+        work = cumlp__precision_storage(cfg->precision);
         if (filtered_out()) continue;
         if (!cumlp_backend_is_built(cfg->backend) && !gpu_required()) continue;
         built++;
