@@ -21,16 +21,16 @@
 !    (C's "NULL for the defaults" is not offered: pass a filled struct.)
 !  - Functions returning const char* are wrapped so that they return a Fortran
 !    character(:), allocatable (cumlp_version_string, cumlp_status_string, cumlp_last_error,
-!    cumlp_backend_name, cumlp_activation_name, cumlp_loss_name, cumlp_init_name,
-!    cumlp_optimizer_name, cumlp_schedule_name, cumlp_task_name); cumlp_describe returns
-!    cumlp_context_describe's text the same way. The name parsers cumlp_backend_from_name,
-!    cumlp_activation_from_name, cumlp_loss_from_name, cumlp_init_from_name,
-!    cumlp_optimizer_from_name, cumlp_schedule_from_name and cumlp_task_from_name take the name
-!    as a Fortran character(*), trailing blanks ignored
-!    (they pass cumlp_cstr(name)).
+!    cumlp_backend_name, cumlp_precision_name, cumlp_activation_name, cumlp_loss_name,
+!    cumlp_init_name, cumlp_optimizer_name, cumlp_schedule_name, cumlp_task_name); cumlp_describe
+!    returns cumlp_context_describe's text the same way. The name parsers cumlp_backend_from_name,
+!    cumlp_precision_from_name, cumlp_activation_from_name, cumlp_loss_from_name,
+!    cumlp_init_from_name, cumlp_optimizer_from_name, cumlp_schedule_from_name and
+!    cumlp_task_from_name take the name as a Fortran character(*), trailing blanks ignored (they
+!    pass cumlp_cstr(name)).
 !  - Named values. cumlp.h lists each set of named values once, as an X-macro (CUMLP_<SET>_LIST:
-!    statuses, backends, activations, losses, init schemes, optimizers, schedules, tasks), and
-!    derives
+!    statuses, backends, precisions, activations, losses, init schemes, optimizers, schedules,
+!    tasks), and derives
 !    the enum and the count CUMLP_<SET>_COUNT from it. Fortran cannot expand C macros: the
 !    integer constants below, counts included, are a copy of those lists, in the same order.
 !    tests/fortran/test_fortran.f90 checks the copy against the library: every constant against
@@ -103,7 +103,13 @@ module cumlp
   integer(c_int), parameter :: CUMLP_BACKEND_CPU = 2
   integer(c_int), parameter :: CUMLP_BACKEND_CUDA = 3
   integer(c_int), parameter :: CUMLP_BACKEND_COUNT = 4
-  ! cumlp_math_mode
+  ! cumlp_precision
+  integer(c_int), parameter :: CUMLP_PRECISION_FP32 = 0
+  integer(c_int), parameter :: CUMLP_PRECISION_TF32 = 1
+  integer(c_int), parameter :: CUMLP_PRECISION_BF16 = 2
+  integer(c_int), parameter :: CUMLP_PRECISION_FP16 = 3
+  integer(c_int), parameter :: CUMLP_PRECISION_COUNT = 4
+  ! cumlp 0.1.0's names of CUMLP_PRECISION_FP32 and CUMLP_PRECISION_TF32
   integer(c_int), parameter :: CUMLP_MATH_STRICT_FP32 = 0
   integer(c_int), parameter :: CUMLP_MATH_TF32 = 1
   ! cumlp_activation
@@ -179,7 +185,8 @@ module cumlp
     integer(c_int) :: backend      ! a CUMLP_BACKEND_*; default CUMLP_BACKEND_AUTO
     integer(c_int) :: device       ! CUDA device ordinal; default 0
     type(c_ptr) :: stream          ! a cudaStream_t, or c_null_ptr for the context's own
-    integer(c_int) :: math_mode    ! a CUMLP_MATH_*; default CUMLP_MATH_STRICT_FP32
+    integer(c_int) :: precision    ! a CUMLP_PRECISION_*; default CUMLP_PRECISION_FP32 (math_mode
+                                   ! in cumlp 0.1.0)
     integer(c_int) :: num_threads  ! cpu backend threads; 0 (default) means all cores
   end type cumlp_context_options
 
@@ -292,6 +299,16 @@ module cumlp
     real(c_double) :: mse                ! mean over samples and outputs of (output - target)^2
   end type cumlp_eval_result
 
+  ! FP16's loss scaler, settings and state (cumlp.h, "Loss scaling").
+  type, bind(C) :: cumlp_loss_scaler
+    real(c_double) :: scale              ! default 65536 (2^16)
+    real(c_double) :: growth_factor      ! default 2
+    real(c_double) :: backoff_factor     ! default 0.5
+    integer(c_int64_t) :: growth_interval ! default 2000; 0: never grows
+    integer(c_int64_t) :: clean_steps    ! state: steps taken since the last overflow or growth
+    integer(c_int64_t) :: overflows      ! state: steps skipped for an overflow
+  end type cumlp_loss_scaler
+
   ! The interface of a cumlp_fit callback (C's cumlp_fit_callback). Write it as a module or
   ! external procedure with bind(C) (an internal procedure cannot be bind(C)), for example
   !   integer(c_int) function on_progress(progress, user_data) bind(C)
@@ -382,6 +399,36 @@ module cumlp
       integer(c_int) :: cumlp_context_synchronize
     end function
 
+    function cumlp_context_set_precision(ctx, precision) &
+        bind(C, name="cumlp_context_set_precision")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int), value :: precision
+      integer(c_int) :: cumlp_context_set_precision
+    end function
+
+    function cumlp_context_precision(ctx) bind(C, name="cumlp_context_precision")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int) :: cumlp_context_precision
+    end function
+
+    function cumlp_c_precision_name(precision) bind(C, name="cumlp_precision_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: precision
+      type(c_ptr) :: cumlp_c_precision_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); precision is left unchanged when the name is unknown.
+    function cumlp_c_precision_from_name(name, precision) &
+        bind(C, name="cumlp_precision_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: precision
+      integer(c_int) :: cumlp_c_precision_from_name
+    end function
+
+    ! cumlp 0.1.0's name of cumlp_context_set_precision.
     function cumlp_context_set_math_mode(ctx, math_mode) &
         bind(C, name="cumlp_context_set_math_mode")
       import :: c_int, c_ptr
@@ -718,6 +765,28 @@ module cumlp
       real(c_double), intent(out) :: host(*)
       integer(c_int64_t), value :: count
       integer(c_int) :: cumlp_network_get_gradients_f64
+    end function
+
+    function cumlp_loss_scaler_defaults(scaler) bind(C, name="cumlp_loss_scaler_defaults")
+      import :: c_int, cumlp_loss_scaler
+      type(cumlp_loss_scaler), intent(out) :: scaler
+      integer(c_int) :: cumlp_loss_scaler_defaults
+    end function
+
+    function cumlp_network_get_loss_scaler(net, scaler) &
+        bind(C, name="cumlp_network_get_loss_scaler")
+      import :: c_int, c_ptr, cumlp_loss_scaler
+      type(c_ptr), value :: net
+      type(cumlp_loss_scaler), intent(out) :: scaler
+      integer(c_int) :: cumlp_network_get_loss_scaler
+    end function
+
+    function cumlp_network_set_loss_scaler(net, scaler) &
+        bind(C, name="cumlp_network_set_loss_scaler")
+      import :: c_int, c_ptr, cumlp_loss_scaler
+      type(c_ptr), value :: net
+      type(cumlp_loss_scaler), intent(in) :: scaler
+      integer(c_int) :: cumlp_network_set_loss_scaler
     end function
 
     ! ---- optimizers: SGD, momentum, Nesterov, the Adam family, RMSprop, Adagrad, Adadelta --------
@@ -1265,6 +1334,12 @@ contains
     s = c_string_to_fortran(cumlp_c_backend_name(backend))
   end function
 
+  function cumlp_precision_name(precision) result(s)
+    integer(c_int), intent(in) :: precision
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_precision_name(precision))
+  end function
+
   function cumlp_activation_name(activation) result(s)
     integer(c_int), intent(in) :: activation
     character(:), allocatable :: s
@@ -1324,6 +1399,13 @@ contains
     integer(c_int), intent(inout) :: backend
     integer(c_int) :: status
     status = cumlp_c_backend_from_name(cumlp_cstr(name), backend)
+  end function
+
+  function cumlp_precision_from_name(name, precision) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: precision
+    integer(c_int) :: status
+    status = cumlp_c_precision_from_name(cumlp_cstr(name), precision)
   end function
 
   function cumlp_activation_from_name(name, activation) result(status)

@@ -66,12 +66,12 @@ CUMLP_API int cumlp_version_number(void);
 CUMLP_API const char *cumlp_version_string(void);
 
 /* ---------------------------------------------------------------------------------------------
- * Named values. Each set of named values (statuses, backends, activations, losses, init schemes,
- * optimizers, learning-rate schedules, tasks) is listed once, as an X-macro CUMLP_<SET>_LIST(X)
- * with one entry X(IDENTIFIER, value, "name") per value. The enum, the count CUMLP_<SET>_COUNT, and
- * the library's name function and parser are all generated from that list; values run from 0 to
- * COUNT - 1 without gaps, and are stable across releases (new values are only appended). A program
- * may expand a list too, for example into a table of its own:
+ * Named values. Each set of named values (statuses, backends, precisions, activations, losses,
+ * init schemes, optimizers, learning-rate schedules, tasks) is listed once, as an X-macro
+ * CUMLP_<SET>_LIST(X) with one entry X(IDENTIFIER, value, "name") per value. The enum, the count
+ * CUMLP_<SET>_COUNT, and the library's name function and parser are all generated from that list;
+ * values run from 0 to COUNT - 1 without gaps, and are stable across releases (new values are only
+ * appended). A program may expand a list too, for example into a table of its own:
  *
  *   #define ROW(id, value, name) {value, name},
  *   static const struct { int value; const char *name; } rows[] = {CUMLP_LOSS_LIST(ROW)};
@@ -149,7 +149,7 @@ typedef struct cumlp_context cumlp_context;
     X(REFERENCE, 1, "reference")                                                                   \
     /** BLAS GEMMs and OpenMP loops in fp32 */                                                     \
     X(CPU, 2, "cpu")                                                                               \
-    /** cuBLAS GEMMs and fused CUDA kernels in fp32 (or TF32) */                                   \
+    /** cuBLAS GEMMs and fused CUDA kernels in every precision: fp32, TF32, bf16, fp16 */          \
     X(CUDA, 3, "cuda")
 
 typedef enum cumlp_backend {
@@ -159,17 +159,58 @@ typedef enum cumlp_backend {
 } cumlp_backend;
 enum { CUMLP_BACKEND_COUNT = 0 CUMLP_BACKEND_LIST(CUMLP_COUNT_ENTRY_) };
 
-typedef enum cumlp_math_mode {
-    CUMLP_MATH_STRICT_FP32 = 0, /**< full fp32 GEMMs (the default) */
-    CUMLP_MATH_TF32 = 1         /**< TF32 tensor-core GEMMs on the GPU (rel. error ~5e-3) */
-} cumlp_math_mode;
+/*
+ * Precision: what the GEMMs compute in and what the network's activations are stored in. It is
+ * a property of the context, set at creation (options.precision) and changeable between calls
+ * (cumlp_context_set_precision). In every precision the parameters (the master weights), the
+ * gradient arena, the reductions (bias gradients, the loss, the gradient norm) and the optimizer
+ * state are fp32, and so are the tensors the caller sees (inputs, targets, outputs): the
+ * precision changes only what happens inside a forward and a backward pass.
+ *
+ * BF16 and FP16 (cuda backend only; the cpu and reference backends refuse them with
+ * CUMLP_ERROR_NOT_SUPPORTED): the GEMMs read 16-bit operands (a 16-bit copy of the weights that
+ * every optimizer step refreshes in the same pass, the hidden layers' activations, the deltas
+ * passed down, the input batch rounded once per pass) and accumulate in fp32 on the tensor cores.
+ * The output layer's pre-activation and activation stay fp32, so the loss, the softmax and the
+ * predictions are computed and returned in fp32 from logits rounded once. The elementwise math
+ * is the same fp32 formulas as in FP32, on values read from 16-bit storage; every value stored
+ * in 16 bits is rounded to nearest even. Expect about 3 significant digits in BF16 (8-bit
+ * mantissa) and 4 in FP16 (11 bits), per element of a layer's result. FP16's range ends at 65504:
+ * its gradients are computed from a scaled loss (see cumlp_loss_scaler), which BF16, with fp32's
+ * exponent range, does not need. Checkpoints hold the fp32 master weights in every precision.
+ */
+#define CUMLP_PRECISION_LIST(X)                                                                    \
+    /** fp32 storage and strict fp32 GEMMs (no tensor-core down-conversion): the default */        \
+    X(FP32, 0, "fp32")                                                                             \
+    /** fp32 storage; on the GPU the GEMMs round their inputs to TF32 (10-bit mantissa) on the     \
+     * tensor cores, rel. error ~5e-3; the cpu and reference backends run their fp32 (double)      \
+     * GEMMs                                                                                       \
+     */                                                                                            \
+    X(TF32, 1, "tf32")                                                                             \
+    /** bf16 GEMM inputs and hidden activations, fp32 accumulation (cuda only) */                  \
+    X(BF16, 2, "bf16")                                                                             \
+    /** fp16 GEMM inputs and hidden activations, fp32 accumulation, loss scaling (cuda only) */    \
+    X(FP16, 3, "fp16")
+
+typedef enum cumlp_precision {
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_PRECISION_##id = value,
+    CUMLP_PRECISION_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
+} cumlp_precision;
+enum { CUMLP_PRECISION_COUNT = 0 CUMLP_PRECISION_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** cumlp 0.1.0's names of the precisions FP32 and TF32 ("math modes"), kept for its programs. */
+typedef cumlp_precision cumlp_math_mode;
+#define CUMLP_MATH_STRICT_FP32 CUMLP_PRECISION_FP32
+#define CUMLP_MATH_TF32        CUMLP_PRECISION_TF32
 
 typedef struct cumlp_context_options {
     int backend;     /**< a cumlp_backend; default CUMLP_BACKEND_AUTO */
     int device;      /**< CUDA device ordinal for the cuda backend; default 0 */
     void *stream;    /**< a cudaStream_t of `device` to run on (it must outlive the context), or
                           NULL for a non-blocking stream the context creates */
-    int math_mode;   /**< a cumlp_math_mode; default CUMLP_MATH_STRICT_FP32 */
+    int precision;   /**< a cumlp_precision; default CUMLP_PRECISION_FP32 (this field was
+                          math_mode in cumlp 0.1.0; the layout is unchanged) */
     int num_threads; /**< threads for the cpu backend; 0 (default) means all cores */
 } cumlp_context_options;
 
@@ -178,8 +219,10 @@ CUMLP_API cumlp_status cumlp_context_defaults(cumlp_context_options *options);
 
 /**
  * Creates a context. options may be NULL for the defaults. Asking for a backend that this build
- * does not contain returns CUMLP_ERROR_NOT_SUPPORTED; asking for cuda without a usable GPU returns
- * CUMLP_ERROR_NO_DEVICE. AUTO never fails for lack of a GPU: it falls back to cpu, then reference.
+ * does not contain, or for a precision the backend does not run (BF16 or FP16 on cpu or
+ * reference), returns CUMLP_ERROR_NOT_SUPPORTED; asking for cuda without a usable GPU returns
+ * CUMLP_ERROR_NO_DEVICE. AUTO never fails for lack of a GPU: it falls back to cpu, then reference
+ * (so with BF16 or FP16 and no usable GPU it fails, naming why it passed over each backend).
  * On failure *ctx is set to NULL and cumlp_last_error(NULL) says why.
  */
 CUMLP_API cumlp_status cumlp_context_create(cumlp_context **ctx,
@@ -214,7 +257,24 @@ CUMLP_API int cumlp_backend_is_built(int backend);
 /** Waits until all work queued on the context's stream is done and reports its errors. */
 CUMLP_API cumlp_status cumlp_context_synchronize(cumlp_context *ctx);
 
-/** Sets the GEMM math mode (a cumlp_math_mode) for later calls. */
+/**
+ * Sets the precision (a cumlp_precision) of later calls: CUMLP_ERROR_NOT_SUPPORTED (precision
+ * unchanged) for BF16 or FP16 on a backend other than cuda. Networks of the context follow at their
+ * next forward pass, which then reallocates their work buffers (and with BF16 or FP16 makes the
+ * 16-bit copy of their weights): change it between training runs, not between the calls of one
+ * step (cumlp_loss_backward and cumlp_optimizer_step).
+ */
+CUMLP_API cumlp_status cumlp_context_set_precision(cumlp_context *ctx, int precision);
+
+/** The context's precision (a cumlp_precision), or -1 when ctx is NULL. */
+CUMLP_API int cumlp_context_precision(const cumlp_context *ctx);
+
+/** The name of a precision ("fp32", "tf32", "bf16", "fp16"), or "unknown". */
+CUMLP_API const char *cumlp_precision_name(int precision);
+/** Parses the name of a precision into *precision (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_precision_from_name(const char *name, int *precision);
+
+/** cumlp 0.1.0's name of cumlp_context_set_precision, kept for its programs. */
 CUMLP_API cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_mode);
 
 /**
@@ -496,9 +556,11 @@ CUMLP_API cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, 
 /**
  * Forward pass, loss and backward pass on a batch: X (n_0 x B), targets T (n_L x B; one-hot
  * columns for classification). Leaves dE/dparameters, averaged over the batch, in the network's
- * gradient arena (read it with cumlp_network_get_gradients). If loss is not NULL, *loss receives
- * the batch mean of the per-sample loss E (this waits for the device); with NULL it is not
- * computed. Returns CUMLP_ERROR_NON_FINITE (gradients left as computed) if the loss is NaN/Inf.
+ * gradient arena (read it with cumlp_network_get_gradients; in FP16 precision the arena holds
+ * them times the loss scale, see cumlp_loss_scaler, which the readers divide out). If loss is not
+ * NULL, *loss receives the batch mean of the per-sample loss E (this waits for the device); with
+ * NULL it is not computed. Returns CUMLP_ERROR_NON_FINITE (gradients left as computed) if the loss
+ * is NaN/Inf.
  */
 CUMLP_API cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X,
                                            const cumlp_tensor *T, double *loss);
@@ -517,6 +579,51 @@ CUMLP_API cumlp_status cumlp_network_get_gradients(const cumlp_network *net, flo
 /** Double-precision variant of cumlp_network_get_gradients. */
 CUMLP_API cumlp_status cumlp_network_get_gradients_f64(const cumlp_network *net, double *host,
                                                        int64_t count);
+
+/*
+ * Loss scaling (FP16 precision). fp16 keeps 5 exponent bits: a gradient below about 6e-8 flushes to
+ * 0 in the 16-bit deltas a backward pass stores, and one above 65504 overflows. So in FP16 each
+ * network multiplies the loss gradient of its output layer by a scale s, its gradient arena holds
+ * s times the gradients (summed in fp32, where s costs no range), and cumlp_optimizer_step divides
+ * them by s (with clipping, in the gradients' one factor) before the rule uses them. The scale is
+ * dynamic, as PyTorch's torch.amp.GradScaler: a step whose scaled gradients hold NaN or Inf is an
+ * overflow, skipped (CUMLP_STEP_SKIPPED, parameters and optimizer state bit for bit unchanged,
+ * counted by cumlp_optimizer_skipped_steps; never CUMLP_ERROR_NON_FINITE, whatever the optimizer's
+ * non_finite_error says, since a scaler expects them), and s is multiplied by backoff_factor; after
+ * growth_interval steps taken in a row s is multiplied by growth_factor. Growth stops short of
+ * fp32's largest value and backoff at fp32's smallest normal, 2^-126. A non-finite loss is not an
+ * overflow of the scale (the forward pass does not use it): it follows non_finite_error and leaves
+ * the scaler as it was (when cumlp_train_step is given no loss pointer, the loss is not computed,
+ * and a forward pass past fp16's range shows as an overflow of the gradients). In the other
+ * precisions the scaler is kept but neither applied nor updated. Checkpoints with optimizer state
+ * hold the scaler too (keys "loss_scale", ...), so that FP16 training resumes bit for bit.
+ */
+typedef struct cumlp_loss_scaler {
+    double scale;            /**< s, in [2^-126, FLT_MAX] (the kernels take it in fp32); default
+                                  65536 (2^16). A power of two keeps the scaled gradients exact
+                                  multiples of the plain ones */
+    double growth_factor;    /**< finite and >= 1; default 2 */
+    double backoff_factor;   /**< in (0, 1]; default 0.5 */
+    int64_t growth_interval; /**< >= 0; default 2000; 0: the scale never grows */
+    int64_t clean_steps;     /**< state: steps taken in a row since the last overflow or growth
+                                  (growth at growth_interval resets it), >= 0; default 0 */
+    int64_t overflows;       /**< state: steps skipped for an overflow so far, >= 0; default 0 */
+} cumlp_loss_scaler;
+
+/** Fills *scaler with the defaults listed in cumlp_loss_scaler. */
+CUMLP_API cumlp_status cumlp_loss_scaler_defaults(cumlp_loss_scaler *scaler);
+
+/** The network's loss scaler (its settings and state) into *scaler. */
+CUMLP_API cumlp_status cumlp_network_get_loss_scaler(const cumlp_network *net,
+                                                     cumlp_loss_scaler *scaler);
+
+/**
+ * Replaces the network's loss scaler, settings and state (a value out of range, NaN included, is
+ * CUMLP_ERROR_INVALID_VALUE and changes nothing). A new network has cumlp_loss_scaler_defaults's.
+ * The gradients already in the arena keep the scale they were computed with.
+ */
+CUMLP_API cumlp_status cumlp_network_set_loss_scaler(cumlp_network *net,
+                                                     const cumlp_loss_scaler *scaler);
 
 /* ---------------------------------------------------------------------------------------------
  * Optimizers. Updates use the gradients left by cumlp_loss_backward, elementwise over the
@@ -652,10 +759,12 @@ CUMLP_API double cumlp_optimizer_gradient_norm(const cumlp_optimizer *opt);
  * First one pass over the whole gradient arena (frozen parameters included: they have gradients
  * too) gives its global L2 norm, ||g|| = sqrt(sum of g_i^2), summed in double in an order fixed
  * by the arena's size (and the cpu backend's thread count), so that it is the same from run to
- * run. If it is NaN or Inf (a gradient is), no update is made: parameters, optimizer state, step
- * count and bias corrections stay bit for bit as they were, and the call returns
- * CUMLP_STEP_SKIPPED (counted by cumlp_optimizer_skipped_steps), or CUMLP_ERROR_NON_FINITE with
- * options.non_finite_error = 1. Otherwise each gradient g is, before the rule uses it:
+ * run (in FP16 precision the arena's norm divided by the loss scale: the gradients' own). If it
+ * is NaN or Inf (a gradient is), no update is made: parameters, optimizer state, step count and
+ * bias corrections stay bit for bit as they were, and the call returns CUMLP_STEP_SKIPPED
+ * (counted by cumlp_optimizer_skipped_steps), or CUMLP_ERROR_NON_FINITE with
+ * options.non_finite_error = 1 (but for an overflow of FP16's loss scale, which is always a skip:
+ * see cumlp_loss_scaler). Otherwise each gradient g is, before the rule uses it:
  *   clip_norm > 0:   g <- g min(1, clip_norm / (||g|| + 1e-6))   (torch.nn.utils.clip_grad_norm_
  *                    over all the parameters)
  *   clip_value > 0:  g <- min(max(g, -clip_value), clip_value)  (clip_grad_value_), after that
@@ -729,8 +838,10 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * "beta1", "beta2", "epsilon", "alpha", "rho", "centered", "lr_decay",
  * "initial_accumulator_value", "momentum_decay", "clip_norm", "clip_value", "non_finite_error"
  * (decimal in C syntax whatever the process's LC_NUMERIC locale, round-trip exact),
- * "step_count", and for NADAM "mu_product" (its P_t), so
- * that training resumes bit for bit. Files written before an option existed lack its key and read
+ * "step_count", for NADAM "mu_product" (its P_t), and the network's loss scaler (FP16; see
+ * cumlp_loss_scaler) as "loss_scale", "loss_scale_growth_factor", "loss_scale_backoff_factor",
+ * "loss_scale_growth_interval", "loss_scale_clean_steps" and "loss_scale_overflows", so that
+ * training resumes bit for bit. Files written before an option existed lack its key and read
  * as its default. Frozen flags are not stored.
  *
  * The header lists the tensors in the order above, and their data follows in that order, each
@@ -741,8 +852,10 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * renamed, say) cannot be detected; the order above catches swapped names or offsets there.
  * Readers of version 1 refuse version 2 files.
  *
- * Parameters travel as fp32 on every backend, so a checkpoint written on one backend loads on any
- * other with bit-identical parameters, and save -> load -> save gives the same bytes.
+ * Parameters travel as fp32 on every backend and in every precision (the master weights: a model
+ * trained in BF16 or FP16 loads on the cpu and reference backends), so a checkpoint written on one
+ * backend loads on any other with bit-identical parameters, and save -> load -> save gives the
+ * same bytes.
  *
  * Writing is crash-safe: the file is written to a temporary file in the target's directory,
  * flushed and fsync()ed, renamed over the target, and the directory is fsync()ed. At every
@@ -783,7 +896,8 @@ CUMLP_API cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cum
 /**
  * Creates a network in ctx with the file's architecture and parameters. With opt != NULL: if the
  * file holds optimizer state, *opt receives a new optimizer of the new network with the file's
- * type, hyper-parameters, step count and state; otherwise *opt = NULL. flags: 0 or
+ * type, hyper-parameters, step count and state (and the network the file's loss scaler, if it
+ * has one); otherwise *opt = NULL. flags: 0 or
  * CUMLP_CHECKPOINT_ALLOW_NON_FINITE. On failure *net (and *opt) are NULL and nothing leaks.
  * The new network's options other than loss and leaky slope (init, seed) are the defaults.
  */
@@ -794,7 +908,8 @@ CUMLP_API cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *pat
  * Loads the file's parameters into an existing network with the same widths, activations and
  * loss (else CUMLP_ERROR_SHAPE_MISMATCH). With opt != NULL (an optimizer of net) and optimizer
  * state in the file, the optimizer types must agree (else CUMLP_ERROR_SHAPE_MISMATCH) and opt's
- * state and step count are restored (its hyper-parameters stay as the caller set them); the state
+ * state and step count are restored, with the network's loss scaler when the file has one (its
+ * hyper-parameters stay as the caller set them); the state
  * arenas must agree too (RMSPROP's momentum and centered options decide which it keeps, else
  * CUMLP_ERROR_SHAPE_MISMATCH). When the file holds no optimizer state, opt is left as it is. On
  * any failure net and opt are untouched.

@@ -136,6 +136,24 @@ static void test_usage_errors(void) {
     snprintf(args, sizeof args, "train --data '%s' --csv-header --act softmax", csv);
     CHECK(run(args) == 1);
     CHECK(contains(err_path, "output layer only"));
+    /* --precision: the names of the list; bf16 and fp16 only on cuda; --tf32 is tf32 */
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --precision fp8", csv);
+    CHECK(run(args) == 1);
+    check_one_line_error("train");
+    CHECK(contains(err_path, "'fp8'") && contains(err_path, "bf16"));
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --backend cpu --precision bf16",
+             csv);
+    CHECK(run(args) == 1);
+    check_one_line_error("train");
+    CHECK(contains(err_path, "bf16") && contains(err_path, "cuda"));
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --tf32 --precision fp16", csv);
+    CHECK(run(args) == 1);
+    check_one_line_error("train");
+    snprintf(args, sizeof args,
+             "eval --model '%s' --data '%s' --csv-header --backend reference --precision fp16",
+             model, csv);
+    CHECK(run(args) == 1);
+    check_one_line_error("eval");
 }
 
 static void test_data_errors(void) {
@@ -242,6 +260,32 @@ static void test_cuda_backend_commands(void) {
     CHECK_MSG(run("bench --layers 6,5,3 --batch 8 --steps 2 --warmup 1 --backend cuda") == 0,
               "stderr: %s", slurp(err_path));
     CHECK(contains(out_path, "custom  cuda"));
+    /* bf16 and fp16: trained, the fp32 master weights saved, evaluated in fp32 on the reference
+     * backend as well as in the training precision on cuda */
+    const char *sixteen[] = {"bf16", "fp16"};
+    for (int p = 0; p < 2; p++) {
+        snprintf(args, sizeof args,
+                 "train --data '%s' --csv-header --layers 2,8,3 --epochs 40 --batch 16 --lr 0.03 "
+                 "--scale standard --val-split 0.2 --backend cuda --precision %s --save '%s' "
+                 "--seed 3 --quiet",
+                 csv, sixteen[p], model);
+        CHECK_MSG(run(args) == 0, "%s: stderr: %s", sixteen[p], slurp(err_path));
+        const char *evals[2] = {"--backend reference", "--backend cuda --precision"};
+        for (int e = 0; e < 2; e++) {
+            snprintf(args, sizeof args, "eval --model '%s' --data '%s' --csv-header %s%s%s", model,
+                     csv, evals[e], e ? " " : "", e ? sixteen[p] : "");
+            CHECK_MSG(run(args) == 0, "stderr: %s", slurp(err_path));
+            const char *text = slurp(out_path);
+            const char *acc = text ? strstr(text, "accuracy ") : NULL;
+            CHECK_MSG(acc && atof(acc + 9) > 0.95, "%s: %s", sixteen[p], text ? text : "");
+        }
+    }
+    CHECK_MSG(run("bench --layers 6,5,3 --batch 8 --steps 2 --warmup 1 --backend cuda "
+                  "--precision bf16,fp16") == 0,
+              "stderr: %s", slurp(err_path));
+    CHECK(contains(out_path, "custom  cuda      bf16") &&
+          contains(out_path, "custom  cuda      fp16"));
+    CHECK(run("gradcheck --backend cuda --precision bf16") == 0);
     remove(pred);
 }
 
@@ -937,6 +981,9 @@ static void test_gradcheck_and_info(void) {
     CHECK(run("gradcheck --backend reference --tol 1e-300") == 3);
     CHECK(run("info") == 0);
     CHECK(contains(out_path, "reference"));
+    CHECK(contains(out_path, "precisions: fp32 tf32\n")); /* the reference backend's */
+    if (cumlp_backend_is_built(CUMLP_BACKEND_CUDA) && !contains(out_path, "unavailable"))
+        CHECK(contains(out_path, "precisions: fp32 tf32 bf16 fp16"));
 }
 
 /* The initial parameters `cumlp bench --save-init` writes are the ones a network of the same
@@ -1001,6 +1048,8 @@ static void test_bench(void) {
     CHECK(run("bench --act softmax") == 1);
     CHECK(run("bench --steps many") == 1);
     CHECK(run("bench --backend abacus") == 1);
+    CHECK(run("bench --precision fp8") == 1 && contains(err_path, "bf16"));
+    CHECK(run("bench --math fp32") == 1); /* --precision replaced it */
     /* --optimizer: every rule at PyTorch's defaults, recorded in the JSON */
     snprintf(args, sizeof args,
              "bench --layers 4,3,2 --batch 4 --steps 1 --warmup 0 --backend reference "

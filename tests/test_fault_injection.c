@@ -5,7 +5,8 @@
  * context, a network, an optimizer and a training step make is failed in turn, and each failure
  * must come back as CUMLP_ERROR_ALLOC_FAILED with nothing changed and nothing leaked (the simulator
  * reports device memory never freed, ASan host memory); and a device fault at every call in turn
- * must come back as CUMLP_ERROR_DEVICE, sticky, with the objects still destroyable.
+ * must come back as CUMLP_ERROR_DEVICE, sticky, with the objects still destroyable. Both in FP32
+ * and in FP16 (the 16-bit weight copy, input copy and work buffers: BF16 makes the same ones).
  */
 #include "harness.h"
 #include "testutil.h"
@@ -36,12 +37,15 @@ static void session_destroy(session *s) {
     memset(s, 0, sizeof *s);
 }
 
+static int precision; /* of the sessions */
+
 /* Everything a training program does once, stopping at the first failure, whose status it
  * returns. */
 static cumlp_status session_run(session *s) {
     cumlp_context_options co;
     cumlp_context_defaults(&co);
     co.backend = CUMLP_BACKEND_CUDA;
+    co.precision = precision;
     cumlp_status st = cumlp_context_create(&s->ctx, &co);
     const int64_t widths[] = {IN, 17, OUT};
     const int acts[] = {CUMLP_ACT_RELU, CUMLP_ACT_SOFTMAX};
@@ -131,8 +135,13 @@ static void test_every_sticky_fault(void) {
 int main(void) {
 #ifdef CUMLP_TEST_CUDA_SIM
     cumlp_context_destroy(test_context_or_skip(CUMLP_BACKEND_CUDA));
-    RUN(test_every_allocation_failure);
-    RUN(test_every_sticky_fault);
+    const int precisions[] = {CUMLP_PRECISION_FP32, CUMLP_PRECISION_FP16};
+    for (int p = 0; p < 2; p++) {
+        precision = precisions[p];
+        printf("precision %s:\n", cumlp_precision_name(precision));
+        RUN(test_every_allocation_failure);
+        RUN(test_every_sticky_fault);
+    }
     return harness_finish();
 #else
     harness_skip("fault injection needs the CUDA simulator (-DCUMLP_CUDA_SIM=ON)");

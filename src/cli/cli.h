@@ -34,7 +34,7 @@ typedef struct cli_args {
     int epochs, threads, tf32, quiet, progress;
     int64_t batch;
     uint64_t seed;
-    const char *backend, *save, *log, *plot, *model, *out;
+    const char *backend, *precision, *save, *log, *plot, *model, *out;
     double tol, step;
 } cli_args;
 
@@ -68,8 +68,8 @@ typedef cumlp_status (*cli_name_parser)(const char *name, int *value);
 int cli_parse_name(const char *command, const char *option, cli_name_parser parse,
                    const char *value, int *out);
 
-/* Creates the context for --backend / --threads / --tf32; on failure prints and returns the
- * exit code (else EXIT_OK). */
+/* Creates the context for --backend / --threads / --precision (--tf32 is --precision tf32); on
+ * failure prints and returns the exit code (else EXIT_OK). */
 int cli_context(const char *command, const cli_args *a, cumlp_context **ctx);
 
 /* Loads --data/--labels (or, with test = 1, --test-data/--test-labels) as the options say, for a

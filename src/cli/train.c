@@ -74,7 +74,10 @@ static void train_help(void) {
         "  --restore-best         end with the parameters of the best validation epoch\n"
         "  --backend B            auto (default), cuda, cpu or reference\n"
         "  --threads N            cpu backend threads (default: all cores)\n"
-        "  --tf32                 TF32 tensor-core GEMMs on the GPU\n"
+        "  --precision P          fp32 (default), tf32, bf16 or fp16: what the GEMMs read\n"
+        "                         and the hidden activations are stored in (bf16 and fp16:\n"
+        "                         cuda only, fp32 accumulation and fp32 master weights; fp16\n"
+        "                         with dynamic loss scaling); --tf32 is --precision tf32\n"
         "output:\n"
         "  --save FILE            write the model (safetensors) with its scaling, task and label\n"
         "                         column: eval and predict need nothing else\n"
@@ -94,7 +97,7 @@ static const char *train_options =
     "weight-decay beta1 beta2 eps alpha rho centered lr-decay initial-accumulator momentum-decay "
     "clip-norm clip-value skip-non-finite schedule gamma step-epochs milestones lr-min power "
     "warmup-epochs epochs batch seed target-loss patience min-delta restore-best backend threads "
-    "tf32 save log plot progress quiet";
+    "precision tf32 save log plot progress quiet";
 
 /* ---- network description -------------------------------------------------------------------- */
 

@@ -180,6 +180,8 @@ typedef struct decoded {
     cumlp_optimizer_options opt_options;
     int64_t steps;
     double mu_product; /* NAdam's */
+    int has_scaler;    /* the network's loss scaler (FP16), with the optimizer's state */
+    cumlp_loss_scaler scaler;
     size_t num_params;
     float *params;                             /* flat order: W1 b1 W2 b2 ..., W column-major */
     float *states[CUMLP_OPTIMIZER_MAX_STATES]; /* same order; NULL where the file has none */
@@ -319,6 +321,17 @@ static void append_model_info(strbuf *b, const cumlp_model_info *info) {
 
 /* The metadata; "crc32" is written as 8 zeros at *crc_at, to be filled in once the file is
  * known. */
+
+/* The network's loss scaler, training state like the optimizer's (FP16 resumes bit for bit). */
+static void append_scaler(strbuf *b, const cumlp_loss_scaler *s) {
+    sb_meta_double(b, "loss_scale", s->scale);
+    sb_meta_double(b, "loss_scale_growth_factor", s->growth_factor);
+    sb_meta_double(b, "loss_scale_backoff_factor", s->backoff_factor);
+    sb_append(b, ",\"loss_scale_growth_interval\":\"%lld\"", (long long)s->growth_interval);
+    sb_append(b, ",\"loss_scale_clean_steps\":\"%lld\"", (long long)s->clean_steps);
+    sb_append(b, ",\"loss_scale_overflows\":\"%lld\"", (long long)s->overflows);
+}
+
 static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_optimizer *opt,
                             const extras *x, size_t *crc_at) {
     sb_append(b,
@@ -354,6 +367,7 @@ static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_opt
         sb_append(b, ",\"non_finite_error\":\"%d\"", o->non_finite_error);
         sb_append(b, ",\"step_count\":\"%lld\"", (long long)opt->steps);
         if (o->type == CUMLP_OPT_NADAM) sb_meta_double(b, "mu_product", opt->nadam_mu_product);
+        append_scaler(b, &net->scaler);
     }
     sb_append(b, "," CRC_KEY);
     *crc_at = b->length;
@@ -736,6 +750,34 @@ static cumlp_status parse_mu_product(const reader *r, const cumlp_json *meta, de
     return st;
 }
 
+/* The loss scaler saved with the optimizer's state; files written before cumlp had one lack the
+ * keys, and the network keeps its own. */
+static cumlp_status parse_scaler(const reader *r, const cumlp_json *meta, decoded *d) {
+    if (!cumlp__json_get(meta, "loss_scale")) return CUMLP_SUCCESS;
+    cumlp_loss_scaler *s = &d->scaler;
+    cumlp_loss_scaler_defaults(s);
+    const char *doubles[] = {"loss_scale", "loss_scale_growth_factor", "loss_scale_backoff_factor"};
+    double *double_values[] = {&s->scale, &s->growth_factor, &s->backoff_factor};
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int i = 0; i < COUNT_OF(doubles) && st == CUMLP_SUCCESS; i++)
+        st = meta_double(r, meta, doubles[i], double_values[i]);
+    const char *counts[] = {"loss_scale_growth_interval", "loss_scale_clean_steps",
+                            "loss_scale_overflows"};
+    int64_t *count_values[] = {&s->growth_interval, &s->clean_steps, &s->overflows};
+    for (int i = 0; i < COUNT_OF(counts) && st == CUMLP_SUCCESS; i++) {
+        const char *text = NULL;
+        st = meta_string(r, meta, counts[i], &text);
+        if (st == CUMLP_SUCCESS && !parse_count(text, strlen(text), INT64_MAX, count_values[i]))
+            st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"%s\" is \"%.40s\"", counts[i], text);
+    }
+    char why[160];
+    const char *problem =
+        st == CUMLP_SUCCESS ? cumlp__loss_scaler_problem(s, why, sizeof why) : NULL;
+    if (problem) st = bad(r, CUMLP_ERROR_FORMAT, "loss scaler: %s", problem);
+    d->has_scaler = st == CUMLP_SUCCESS;
+    return st;
+}
+
 static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, decoded *d) {
     const cumlp_json *type = cumlp__json_get(meta, "optimizer");
     if (!type) return CUMLP_SUCCESS;
@@ -758,6 +800,7 @@ static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, dec
     if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "step_count", &s);
     if (st == CUMLP_SUCCESS && !parse_count(s, strlen(s), INT64_MAX, &d->steps))
         st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"step_count\" is \"%.40s\"", s);
+    if (st == CUMLP_SUCCESS) st = parse_scaler(r, meta, d);
     return st;
 }
 
@@ -1274,6 +1317,8 @@ static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_netw
     cumlp_optimizer *opt = NULL;
     cumlp_status st = cumlp_network_create(ctx, d->num_layers, d->widths, d->activations, &o, &net);
     if (st == CUMLP_SUCCESS) st = ctx->ops->upload(ctx, net->params, d->params, d->num_params);
+    if (st == CUMLP_SUCCESS) cumlp__network_parameters_changed(net);
+    if (st == CUMLP_SUCCESS && opt_out && d->has_scaler) net->scaler = d->scaler;
     if (st == CUMLP_SUCCESS && opt_out && d->has_optimizer) {
         st = cumlp_optimizer_create(net, &d->opt_options, &opt);
         for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES && st == CUMLP_SUCCESS; k++)
@@ -1392,11 +1437,13 @@ static cumlp_status fill_existing(cumlp_network *net, cumlp_optimizer *opt, cons
     for (int i = 0; i < MAX_PARTS && st == CUMLP_SUCCESS; i++)
         if (has_part(parts, i)) st = ctx->ops->copy(ctx, targets[i], staged[i], d->num_params);
     if (st == CUMLP_SUCCESS) st = ctx->ops->synchronize(ctx);
+    cumlp__network_parameters_changed(net);
     for (int i = 0; i < MAX_PARTS; i++)
         ctx->ops->free(ctx, staged[i]);
     if (st == CUMLP_SUCCESS && opt && d->has_optimizer) {
         opt->steps = d->steps;
         opt->nadam_mu_product = d->mu_product;
+        if (d->has_scaler) net->scaler = d->scaler;
     }
     return st;
 }

@@ -6,7 +6,8 @@
  *               is the stand-in header the kernels compile against)
  *   runtime.cc  the CUDA runtime calls cumlp makes: device memory as tracked host allocations,
  *               streams and events with deferred, reordered execution, errors, fault injection
- *   cublas.cc   cuBLAS's GEMM through CBLAS (TF32 rounding of the inputs when asked for)
+ *   cublas.cc   cuBLAS's GEMM through CBLAS (TF32 rounding of the inputs when asked for; bf16 and
+ *               fp16 inputs widened, an fp32 sum, a 16-bit result rounded to nearest even)
  *   curand.cc   cuRAND's Philox4x32-10 through cumlp's host generator
  *
  * The host glue of the cuda backend (src/backends/cuda.c) is compiled unchanged against the real

@@ -5,8 +5,8 @@
  * a host pointer given as device memory, a copy of the wrong kind or past an allocation's end,
  * a use after free, a double free, a missing wait between streams, a pinned staging buffer
  * rewritten too early. The rest checks what cumlp relies on: event timing rules, fault injection,
- * GEMM against a naive loop (TF32 rounding included), cuRAND against cumlp's host Philox, the
- * device count, and the report of device memory never freed at exit.
+ * GEMM against a naive loop (TF32 rounding and the 16-bit formats included), cuRAND against cumlp's
+ * host Philox, the device count, and the report of device memory never freed at exit.
  */
 #include "cudasim.h"
 #include "cudasim_control.h"
@@ -548,6 +548,88 @@ static void test_gemm_tf32_rounding(void) {
     close_libraries(l);
 }
 
+/* A 16-bit GEMM as the tensor cores compute it (cumlp's BF16 and FP16): 16-bit A and B widened
+ * exactly, products and sums in fp32, a 16-bit C rounded once to nearest even (ties to the even
+ * neighbour, overflow to Inf) and its padding left as it was; an fp32 C keeps the exact sums. The
+ * operands are raw bits, so this owes nothing to cuda_bf16.h and cuda_fp16.h. Row i of C sums row
+ * i of A (2 columns) times B = (1, 1). */
+static void test_gemm_16bit(void) {
+    struct format {
+        cudaDataType type;
+        uint16_t one, a1[4]; /* A's second column; its first is 1, 1, 1, a3 */
+        uint16_t a3;
+        uint16_t want16[4]; /* C in the format: 1 + a1 rounded, with beta 0 */
+        float want32[4];    /* C in fp32 */
+        uint16_t beta_row2; /* row 2 with beta = 0.5 over C = 1: 2 + 0.5 */
+    };
+    /* bf16: 1 + 2^-8 is a tie (to 1.0), 1 + 3 2^-8 one too (to 1 + 2^-6, the even neighbour).
+     * fp16: 1 + 2^-11 and 1 + 3 2^-11 likewise, and 60000 + 60000 overflows. */
+    const format formats[] = {
+        {CUDA_R_16BF,
+         0x3f80,
+         {0x3b80, 0x3c40, 0x3f80, 0x3f80},
+         0x3f80,
+         {0x3f80, 0x3f82, 0x4000, 0x4000},
+         {1.00390625f, 1.01171875f, 2.0f, 2.0f},
+         0x4020},
+        {CUDA_R_16F,
+         0x3c00,
+         {0x1000, 0x1600, 0x3c00, 0x7b53},
+         0x7b53,
+         {0x3c00, 0x3c02, 0x4000, 0x7c00},
+         {1.00048828125f, 1.00146484375f, 2.0f, 120000.0f},
+         0x4100},
+    };
+    libraries l = open_libraries();
+    const float one = 1.0f, zero = 0.0f, point_five = 0.5f;
+    void *a = nullptr, *b = nullptr, *c = nullptr;
+    CHECK_CUDA(cudaMalloc(&a, 8 * sizeof(uint16_t)));
+    CHECK_CUDA(cudaMalloc(&b, 2 * sizeof(uint16_t)));
+    CHECK_CUDA(cudaMalloc(&c, 6 * sizeof(float)));
+    for (const format &f : formats) {
+        const uint16_t A[8] = {f.one, f.one, f.one, f.a3, f.a1[0], f.a1[1], f.a1[2], f.a1[3]};
+        const uint16_t B[2] = {f.one, f.one};
+        CHECK_CUDA(cudaMemcpyAsync(a, A, sizeof A, cudaMemcpyHostToDevice, l.s));
+        CHECK_CUDA(cudaMemcpyAsync(b, B, sizeof B, cudaMemcpyHostToDevice, l.s));
+        /* 16-bit C with ldc 6: rows 4 and 5 are padding, holding a NaN with a payload. */
+        uint16_t C[6] = {0, 0, 0, f.one, 0x7fc1, 0x7fc1}, got[6];
+        CHECK_CUDA(cudaMemcpyAsync(c, C, sizeof C, cudaMemcpyHostToDevice, l.s));
+        CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 4, 1, 2, &one, a, f.type, 4, b,
+                                f.type, 2, &zero, c, f.type, 6, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT),
+                   CUBLAS_STATUS_SUCCESS);
+        CHECK_CUDA(cudaMemcpyAsync(got, c, sizeof got, cudaMemcpyDeviceToHost, l.s));
+        for (int i = 0; i < 4; i++)
+            CHECK_MSG(got[i] == f.want16[i], "type %d, row %d: %04x, expected %04x", (int)f.type, i,
+                      got[i], f.want16[i]);
+        CHECK(got[4] == 0x7fc1 && got[5] == 0x7fc1);
+        /* beta reads the 16-bit C: row 2 is 2 + 0.5 * 1 */
+        const uint16_t ones[4] = {f.one, f.one, f.one, f.one};
+        CHECK_CUDA(cudaMemcpyAsync(c, ones, sizeof ones, cudaMemcpyHostToDevice, l.s));
+        CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 4, 1, 2, &one, a, f.type, 4, b,
+                                f.type, 2, &point_five, c, f.type, 4, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT),
+                   CUBLAS_STATUS_SUCCESS);
+        CHECK_CUDA(cudaMemcpyAsync(got, c, 4 * sizeof(uint16_t), cudaMemcpyDeviceToHost, l.s));
+        CHECK_MSG(got[2] == f.beta_row2, "type %d: %04x, expected %04x", (int)f.type, got[2],
+                  f.beta_row2);
+        /* fp32 C: the exact sums */
+        CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 4, 1, 2, &one, a, f.type, 4, b,
+                                f.type, 2, &zero, c, CUDA_R_32F, 4, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT),
+                   CUBLAS_STATUS_SUCCESS);
+        float sums[4];
+        CHECK_CUDA(cudaMemcpyAsync(sums, c, sizeof sums, cudaMemcpyDeviceToHost, l.s));
+        for (int i = 0; i < 4; i++)
+            CHECK_MSG(sums[i] == f.want32[i], "type %d, row %d: %.9g, expected %.9g", (int)f.type,
+                      i, sums[i], f.want32[i]);
+    }
+    CHECK_CUDA(cudaFree(a));
+    CHECK_CUDA(cudaFree(b));
+    CHECK_CUDA(cudaFree(c));
+    close_libraries(l);
+}
+
 static void test_gemm_argument_checks(void) {
     libraries l = open_libraries();
     const float one = 1.0f;
@@ -560,10 +642,21 @@ static void test_gemm_argument_checks(void) {
                             CUDA_R_32F, 2, &one, d, CUDA_R_32F, 1, CUBLAS_COMPUTE_32F,
                             CUBLAS_GEMM_DEFAULT),
                CUBLAS_STATUS_INVALID_VALUE);
-    CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, d, CUDA_R_16F, 2, d,
-                            CUDA_R_16F, 2, &one, d, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
-                            CUBLAS_GEMM_DEFAULT),
-               CUBLAS_STATUS_NOT_SUPPORTED);
+    /* Type combinations outside cuBLAS's table (and cumlp's use): mixed 16-bit A and B, a C of
+     * the other 16-bit format, fp32 A with a 16-bit C, 16-bit inputs with a TF32 compute type. */
+    const struct {
+        cudaDataType a, b, c;
+        cublasComputeType_t compute;
+    } unsupported[] = {
+        {CUDA_R_16F, CUDA_R_16BF, CUDA_R_32F, CUBLAS_COMPUTE_32F},
+        {CUDA_R_16F, CUDA_R_16F, CUDA_R_16BF, CUBLAS_COMPUTE_32F},
+        {CUDA_R_32F, CUDA_R_32F, CUDA_R_16F, CUBLAS_COMPUTE_32F},
+        {CUDA_R_16BF, CUDA_R_16BF, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32},
+    };
+    for (const auto &u : unsupported)
+        CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, d, u.a, 2, d, u.b,
+                                2, &one, d, u.c, 2, u.compute, CUBLAS_GEMM_DEFAULT),
+                   CUBLAS_STATUS_NOT_SUPPORTED);
     /* C past the end of its allocation: reported at the call, a fault when it runs. */
     CHECK_REPORTS(1,
                   CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 1, &one, d,
@@ -775,6 +868,7 @@ int main(void) {
     RUN(test_injected_sticky_error);
     RUN(test_gemm_against_naive_loop);
     RUN(test_gemm_tf32_rounding);
+    RUN(test_gemm_16bit);
     RUN(test_gemm_argument_checks);
     RUN(test_curand_matches_host_philox);
     RUN(test_curand_bad_outputs);

@@ -109,6 +109,7 @@ program test_fortran
   call test_named_values()
   call test_layouts()
   call test_defaults()
+  call test_precision_and_loss_scaler()
   call test_worked_example(CUMLP_BACKEND_REFERENCE, 5d-10)
   call test_worked_example(CUMLP_BACKEND_CPU, 1d-6)
   call test_worked_example(CUMLP_BACKEND_CUDA, 1d-6)   ! skipped without a GPU
@@ -240,6 +241,8 @@ contains
         CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STEP_SKIPPED, CUMLP_STATUS_COUNT, &
         CUMLP_BACKEND_AUTO, &
         CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA, CUMLP_BACKEND_COUNT, &
+        CUMLP_PRECISION_FP32, CUMLP_PRECISION_TF32, CUMLP_PRECISION_BF16, CUMLP_PRECISION_FP16, &
+        CUMLP_PRECISION_COUNT, &
         CUMLP_MATH_STRICT_FP32, CUMLP_MATH_TF32, CUMLP_ACT_IDENTITY, CUMLP_ACT_SIGMOID, &
         CUMLP_ACT_TANH, CUMLP_ACT_RELU, CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU, CUMLP_ACT_SOFTMAX, &
         CUMLP_ACTIVATION_COUNT, CUMLP_LOSS_SQUARED_ERROR, CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, &
@@ -299,6 +302,8 @@ contains
     select case (set)
     case ("backend")
       s = cumlp_backend_name(value)
+    case ("precision")
+      s = cumlp_precision_name(value)
     case ("activation")
       s = cumlp_activation_name(value)
     case ("loss")
@@ -324,6 +329,8 @@ contains
     select case (set)
     case ("backend")
       status = cumlp_backend_from_name(name, value)
+    case ("precision")
+      status = cumlp_precision_from_name(name, value)
     case ("activation")
       status = cumlp_activation_from_name(name, value)
     case ("loss")
@@ -397,9 +404,10 @@ contains
         what // ": message '" // msg // "' lacks 'no-such-name' or '" // list // "'")
   end subroutine
 
-  ! Whether parser i (1 .. 6 the wrappers cumlp_<set>_from_name, 7 .. 12 the raw interfaces
+  ! Whether parser i (1 .. 7 the wrappers cumlp_<set>_from_name, 8 .. 14 the raw interfaces
   ! cumlp_c_<set>_from_name, sets in the order backend, activation, loss, init, optimizer,
-  ! schedule, as test_named_values lists them; 13 and 14 the task's wrapper and raw interface) returns CUMLP_ERROR_INVALID_VALUE for an unknown
+  ! schedule, precision, as test_named_values lists them; 15 and 16 the task's wrapper and raw
+  ! interface) returns CUMLP_ERROR_INVALID_VALUE for an unknown
   ! name and keeps the value stored just before the call. With INTENT(OUT) it would not: gfortran
   ! -O3 drops that store (an unoptimized build keeps it, and cannot see the difference). The store
   ! is in every branch (one before the select is kept), and the value differs from parser to
@@ -428,26 +436,32 @@ contains
       status = cumlp_schedule_from_name("?", value)
     case (7)
       value = 100 + i
-      status = cumlp_c_backend_from_name("?" // c_null_char, value)
+      status = cumlp_precision_from_name("?", value)
     case (8)
       value = 100 + i
-      status = cumlp_c_activation_from_name("?" // c_null_char, value)
+      status = cumlp_c_backend_from_name("?" // c_null_char, value)
     case (9)
       value = 100 + i
-      status = cumlp_c_loss_from_name("?" // c_null_char, value)
+      status = cumlp_c_activation_from_name("?" // c_null_char, value)
     case (10)
       value = 100 + i
-      status = cumlp_c_init_from_name("?" // c_null_char, value)
+      status = cumlp_c_loss_from_name("?" // c_null_char, value)
     case (11)
       value = 100 + i
-      status = cumlp_c_optimizer_from_name("?" // c_null_char, value)
+      status = cumlp_c_init_from_name("?" // c_null_char, value)
     case (12)
       value = 100 + i
-      status = cumlp_c_schedule_from_name("?" // c_null_char, value)
+      status = cumlp_c_optimizer_from_name("?" // c_null_char, value)
     case (13)
       value = 100 + i
-      status = cumlp_task_from_name("?", value)
+      status = cumlp_c_schedule_from_name("?" // c_null_char, value)
     case (14)
+      value = 100 + i
+      status = cumlp_c_precision_from_name("?" // c_null_char, value)
+    case (15)
+      value = 100 + i
+      status = cumlp_task_from_name("?", value)
+    case (16)
       value = 100 + i
       status = cumlp_c_task_from_name("?" // c_null_char, value)
     case default
@@ -472,10 +486,10 @@ contains
         "STEP_SKIPPED"]
     character(28), parameter :: parsers(*) = [character(28) :: "cumlp_backend_from_name", &
         "cumlp_activation_from_name", "cumlp_loss_from_name", "cumlp_init_from_name", &
-        "cumlp_optimizer_from_name", "cumlp_schedule_from_name", "cumlp_c_backend_from_name", &
-        "cumlp_c_activation_from_name", "cumlp_c_loss_from_name", "cumlp_c_init_from_name", &
-        "cumlp_c_optimizer_from_name", "cumlp_c_schedule_from_name", "cumlp_task_from_name", &
-        "cumlp_c_task_from_name"]
+        "cumlp_optimizer_from_name", "cumlp_schedule_from_name", "cumlp_precision_from_name", &
+        "cumlp_c_backend_from_name", "cumlp_c_activation_from_name", "cumlp_c_loss_from_name", &
+        "cumlp_c_init_from_name", "cumlp_c_optimizer_from_name", "cumlp_c_schedule_from_name", &
+        "cumlp_c_precision_from_name", "cumlp_task_from_name", "cumlp_c_task_from_name"]
     integer(c_int) :: status, value
     integer :: i
 
@@ -494,6 +508,10 @@ contains
         [CUMLP_BACKEND_AUTO, CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA], &
         CUMLP_BACKEND_COUNT, [character(9) :: "auto", "reference", "cpu", "cuda"], &
         [character(12) :: "auto", "reference", "cpu", "cuda"])
+    call check_named_set("precision", &
+        [CUMLP_PRECISION_FP32, CUMLP_PRECISION_TF32, CUMLP_PRECISION_BF16, CUMLP_PRECISION_FP16], &
+        CUMLP_PRECISION_COUNT, [character(4) :: "fp32", "tf32", "bf16", "fp16"], &
+        [character(4) :: "fp32", "tf32", "bf16", "fp16"])
     call check_named_set("activation", &
         [CUMLP_ACT_IDENTITY, CUMLP_ACT_SIGMOID, CUMLP_ACT_TANH, CUMLP_ACT_RELU, &
         CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU, CUMLP_ACT_SOFTMAX], CUMLP_ACTIVATION_COUNT, &
@@ -578,8 +596,9 @@ contains
     type(cumlp_fit_result), target :: fr
     type(cumlp_eval_result), target :: er
     type(cumlp_model_info), target :: mi
+    type(cumlp_loss_scaler), target :: ls
     call compare_layout(0_c_int, "cumlp_context_options", c_sizeof(co), c_loc(co), &
-        [c_loc(co%backend), c_loc(co%device), c_loc(co%stream), c_loc(co%math_mode), &
+        [c_loc(co%backend), c_loc(co%device), c_loc(co%stream), c_loc(co%precision), &
          c_loc(co%num_threads)])
     call compare_layout(1_c_int, "cumlp_network_options", c_sizeof(no), c_loc(no), &
         [c_loc(no%loss), c_loc(no%init), c_loc(no%init_scale), c_loc(no%bias_init), &
@@ -615,6 +634,9 @@ contains
         [c_loc(er%loss), c_loc(er%accuracy), c_loc(er%mse)])
     call compare_layout(8_c_int, "cumlp_model_info", c_sizeof(mi), c_loc(mi), &
         [c_loc(mi%task), c_loc(mi%num_classes), c_loc(mi%label_column)])
+    call compare_layout(9_c_int, "cumlp_loss_scaler", c_sizeof(ls), c_loc(ls), &
+        [c_loc(ls%scale), c_loc(ls%growth_factor), c_loc(ls%backoff_factor), &
+         c_loc(ls%growth_interval), c_loc(ls%clean_steps), c_loc(ls%overflows)])
   end subroutine
 
   ! The defaults the manual lists, read through the Fortran types: a second check of the layout.
@@ -630,7 +652,7 @@ contains
         mi%label_column == -1, "model info defaults' values")
     call check_ok(cumlp_context_defaults(co), "context defaults", c_null_ptr)
     call check(co%backend == CUMLP_BACKEND_AUTO .and. co%device == 0 .and. &
-        .not. c_associated(co%stream) .and. co%math_mode == CUMLP_MATH_STRICT_FP32 .and. &
+        .not. c_associated(co%stream) .and. co%precision == CUMLP_PRECISION_FP32 .and. &
         co%num_threads == 0, "context defaults' values")
     call check_ok(cumlp_network_defaults(no), "network defaults", c_null_ptr)
     call check(no%loss == CUMLP_LOSS_SQUARED_ERROR .and. no%init == CUMLP_INIT_XAVIER_UNIFORM &
@@ -665,6 +687,43 @@ contains
         fo%patience == 0 .and. fo%min_delta == 0d0 .and. fo%restore_best == 0 .and. &
         .not. c_associated(fo%callback) .and. .not. c_associated(fo%user_data) .and. &
         fo%callback_every == 0, "fit defaults' values")
+  end subroutine
+
+  ! Precisions (bf16 and fp16 only on cuda: the reference backend refuses them and keeps its own)
+  ! and the loss scaler's defaults, set and read back through the bind(C) type.
+  subroutine test_precision_and_loss_scaler()
+    type(c_ptr) :: ctx, net
+    type(cumlp_network_options) :: no
+    type(cumlp_loss_scaler) :: ls, back
+    integer(c_int) :: status
+    ctx = new_context(CUMLP_BACKEND_REFERENCE)
+    call check(cumlp_context_precision(ctx) == CUMLP_PRECISION_FP32, "precision: fp32 at first")
+    call check_ok(cumlp_context_set_precision(ctx, CUMLP_PRECISION_TF32), "precision tf32", ctx)
+    call check(cumlp_context_set_precision(ctx, CUMLP_PRECISION_BF16) == &
+        CUMLP_ERROR_NOT_SUPPORTED, "precision bf16 on the reference backend: not supported")
+    call check(index(cumlp_last_error(ctx), "bf16") > 0, "precision bf16: the message names it")
+    call check(cumlp_context_precision(ctx) == CUMLP_PRECISION_TF32, "precision: still tf32")
+    call check_ok(cumlp_loss_scaler_defaults(ls), "loss scaler defaults", c_null_ptr)
+    call check(ls%scale == 65536d0 .and. ls%growth_factor == 2d0 .and. &
+        ls%backoff_factor == 0.5d0 .and. ls%growth_interval == 2000_c_int64_t .and. &
+        ls%clean_steps == 0_c_int64_t .and. ls%overflows == 0_c_int64_t, &
+        "loss scaler defaults' values")
+    status = cumlp_network_defaults(no)
+    call check_ok(cumlp_network_create(ctx, 1_c_int, [2_c_int64_t, 1_c_int64_t], &
+        [CUMLP_ACT_SIGMOID], no, net), "network for the loss scaler", ctx)
+    ls%scale = 1024d0
+    ls%growth_interval = 7_c_int64_t
+    ls%overflows = 3_c_int64_t
+    call check_ok(cumlp_network_set_loss_scaler(net, ls), "set the loss scaler", ctx)
+    call check_ok(cumlp_network_get_loss_scaler(net, back), "get the loss scaler", ctx)
+    call check(back%scale == 1024d0 .and. back%growth_interval == 7_c_int64_t .and. &
+        back%overflows == 3_c_int64_t .and. back%backoff_factor == 0.5d0, &
+        "the loss scaler read back")
+    ls%backoff_factor = 2d0
+    call check(cumlp_network_set_loss_scaler(net, ls) == CUMLP_ERROR_INVALID_VALUE, &
+        "backoff_factor 2: CUMLP_ERROR_INVALID_VALUE")
+    call cumlp_network_destroy(net)
+    call cumlp_context_destroy(ctx)
   end subroutine
 
   function new_context(backend) result(ctx)
