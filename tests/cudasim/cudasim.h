@@ -30,7 +30,9 @@ namespace cudasim {
  * the streams whose next operation may run (runtime.cc). */
 enum class order { forward, reverse, shuffle };
 order schedule();
-/* A number in [0, n) from the schedule's generator (the shuffle's seed; 0 when not shuffling). */
+/* A number in [0, n) from the schedule's generator (0 when not shuffling): the calling host
+ * thread's own, seeded with the shuffle's seed, so that a thread's draws do not depend on how the
+ * host threads interleave. */
 std::size_t schedule_pick(std::size_t n);
 
 /* ---- reports ------------------------------------------------------------------------------------

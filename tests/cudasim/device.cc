@@ -49,11 +49,11 @@ namespace {
 
 struct schedule_state {
     order kind = order::forward;
-    std::mt19937_64 rng{0};
+    unsigned long long seed = 1;
 };
 
-schedule_state &the_schedule() {
-    static schedule_state state = [] {
+const schedule_state &the_schedule() {
+    static const schedule_state state = [] {
         schedule_state s;
         const char *env = std::getenv("CUDASIM_SCHEDULE");
         std::string text = env ? env : "forward";
@@ -61,10 +61,8 @@ schedule_state &the_schedule() {
             s.kind = order::reverse;
         } else if (text.rfind("shuffle", 0) == 0) {
             s.kind = order::shuffle;
-            unsigned long long seed = 1;
             if (text.size() > 8 && text[7] == ':')
-                seed = std::strtoull(text.c_str() + 8, nullptr, 10);
-            s.rng.seed(seed);
+                s.seed = std::strtoull(text.c_str() + 8, nullptr, 10);
         } else if (text != "forward") {
             std::fprintf(stderr,
                          "cudasim: CUDASIM_SCHEDULE=%s is not forward, reverse or "
@@ -76,12 +74,21 @@ schedule_state &the_schedule() {
     return state;
 }
 
+/* The shuffle's generator: one per host thread, each seeded with the schedule's seed, so that
+ * what a thread draws depends only on what that thread runs, not on how the host threads
+ * interleave. (Work queued by one thread and run by another's synchronization draws from the
+ * thread that runs it.) */
+std::mt19937_64 &generator() {
+    thread_local std::mt19937_64 rng{the_schedule().seed};
+    return rng;
+}
+
 /* 0 .. n-1 in the schedule's order. */
 std::vector<std::size_t> ordered(std::size_t n) {
     std::vector<std::size_t> v(n);
     std::iota(v.begin(), v.end(), 0);
     if (schedule() == order::reverse) std::reverse(v.begin(), v.end());
-    if (schedule() == order::shuffle) std::shuffle(v.begin(), v.end(), the_schedule().rng);
+    if (schedule() == order::shuffle) std::shuffle(v.begin(), v.end(), generator());
     return v;
 }
 
@@ -97,8 +104,9 @@ std::vector<std::size_t> ordered(std::size_t n) {
  * the x87 control word on the current stack and its stack pointer in *save_sp, then loads those
  * from load_sp and returns on that stack. */
 extern "C" void cudasim_switch_stack(void **save_sp, void *load_sp);
+/* .pushsection/.popsection: the compiler's idea of the current section survives the asm. */
 asm(R"(
-    .text
+    .pushsection .text
     .globl cudasim_switch_stack
     .type cudasim_switch_stack, @function
 cudasim_switch_stack:
@@ -124,8 +132,9 @@ cudasim_switch_stack:
     popq %rbp
     ret
     .size cudasim_switch_stack, .-cudasim_switch_stack
-    .section .note.GNU-stack, "", @progbits
-    .text
+    .popsection
+    .pushsection .note.GNU-stack, "", @progbits
+    .popsection
 )");
 #endif
 
@@ -140,6 +149,9 @@ struct fiber_context {
 
 constexpr std::size_t kStackBytes = 256 * 1024; /* kernels are shallow; sanitizers widen frames */
 constexpr int kMaxThreads = 1024;               /* per block, as on the GPU */
+#ifdef CUDASIM_ASAN
+constexpr std::size_t kStackTopBytes = 4096; /* the frames below which every kernel runs */
+#endif
 
 enum class state { runnable, at_barrier, at_shuffle, finished };
 
@@ -208,7 +220,7 @@ void fiber_switch(fiber_context &save, fiber_context &load) {
 #endif
 }
 
-void thread_entry();
+void thread_entry() noexcept;
 
 /* Makes the fiber start at thread_entry on its stack when it is switched to. */
 void fiber_start(fiber_context &c, char *stack) {
@@ -261,8 +273,10 @@ void switch_to_scheduler(block_runner &r, sim_thread &t) {
 }
 
 /* Where a new fiber starts: it takes no arguments (its thread is the one the scheduler switched
- * to), runs the kernel's body and goes back to the scheduler for good. */
-void thread_entry() {
+ * to), runs the kernel's body and goes back to the scheduler for good. noexcept: there is no frame
+ * to unwind into above it (its return address is null), so an exception that escapes a kernel
+ * ends the process here (std::terminate) instead of unwinding off the fiber's stack. */
+void thread_entry() noexcept {
     block_runner &r = *runner;
     sim_thread &t = *r.running;
 #ifdef CUDASIM_ASAN
@@ -425,8 +439,13 @@ void start_threads(block_runner &r, uint3 block_idx, dim3 block, dim3 grid) {
         sim_thread &t = r.threads[i];
         if (!t.stack) t.stack = new_stack();
 #ifdef CUDASIM_ASAN
-        /* The frames a faulted block left never returned: their red zones are still poisoned. */
-        if (t.abandoned) ASAN_UNPOISON_MEMORY_REGION(t.stack, kStackBytes);
+        /* The frames a faulted block left never returned: their red zones are still poisoned.
+         * Nor do thread_entry's and switch_to_scheduler's frames at the top of every finished
+         * thread's stack, where fiber_start writes the new thread's first frame. */
+        if (t.abandoned)
+            ASAN_UNPOISON_MEMORY_REGION(t.stack, kStackBytes);
+        else
+            ASAN_UNPOISON_MEMORY_REGION(t.stack + kStackBytes - kStackTopBytes, kStackTopBytes);
 #endif
         t.abandoned = false;
         t.linear = i;
@@ -479,7 +498,7 @@ order schedule() {
 
 std::size_t schedule_pick(std::size_t n) {
     if (n == 0 || schedule() != order::shuffle) return 0;
-    return (std::size_t)(the_schedule().rng() % n);
+    return (std::size_t)(generator()() % n);
 }
 
 const thread_indices &current_indices() {
@@ -529,8 +548,14 @@ static void record_launch(const char *kernel, std::size_t blocks) {
 cudaError_t run_grid(const char *kernel, dim3 grid, dim3 block, std::size_t shared_bytes,
                      const std::function<void()> &body) {
     (void)shared_bytes; /* cumlp's kernels use static shared memory only */
+    if (runner) {
+        /* The threads of the running grid are suspended on this host thread's one block_runner,
+         * which a second grid would reuse under them: a synchronization from device code. */
+        std::fprintf(stderr, "cudasim: kernel %s launched while kernel %s runs on this thread\n",
+                     kernel, runner->kernel);
+        std::abort();
+    }
     block_runner &r = the_runner();
-    block_runner *outer = runner;
     runner = &r;
     r.body = &body;
     r.kernel = kernel;
@@ -543,15 +568,17 @@ cudaError_t run_grid(const char *kernel, dim3 grid, dim3 block, std::size_t shar
         result = cudaErrorLaunchFailure;
         break;
     }
-    runner = outer;
+    runner = nullptr;
     return result;
 }
 
 bool check_configuration(const char *kernel, dim3 grid, dim3 block, std::size_t shared_bytes) {
     std::size_t threads = (std::size_t)block.x * block.y * block.z;
-    bool ok = grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.y <= 65535 && grid.z <= 65535 &&
-              threads >= 1 && threads <= (std::size_t)kMaxThreads && block.z <= 64 &&
-              shared_bytes <= 48 * 1024;
+    /* The limits of cudaDeviceProp::maxGridSize (2^31 - 1, 65535, 65535), maxThreadsPerBlock,
+     * maxThreadsDim[2] and sharedMemPerBlock (runtime.cc's fill_properties). */
+    bool ok = grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.x <= 0x7fffffffu &&
+              grid.y <= 65535 && grid.z <= 65535 && threads >= 1 &&
+              threads <= (std::size_t)kMaxThreads && block.z <= 64 && shared_bytes <= 48 * 1024;
     if (ok) return true;
     report("kernel %s: a launch of (%u,%u,%u) blocks of (%u,%u,%u) threads, %zu bytes of shared "
            "memory: not a valid configuration",

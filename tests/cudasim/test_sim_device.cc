@@ -335,6 +335,9 @@ static void test_bad_configuration_is_a_launch_error() {
     CHECK(cudaGetLastError() == cudaSuccess);            /* not sticky */
     CUMLP_LAUNCH(fill_kernel, 0, 64, 0, 0)(out.ptr, 64); /* no blocks */
     CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
+    /* past maxGridSize[0], 2^31 - 1 (the reviewer's case: it was queued, to run 2^31 blocks) */
+    CUMLP_LAUNCH(fill_kernel, dim3(0x80000000u), 64, 0, 0)(out.ptr, 64);
+    CHECK(cudaGetLastError() == cudaErrorInvalidConfiguration);
     CHECK(cudaStreamSynchronize(0) == cudaSuccess);
 }
 
