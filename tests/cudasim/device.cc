@@ -312,25 +312,38 @@ void set_fault(block_runner &r, const std::string &what) {
     if (r.fault.empty()) r.fault = what;
 }
 
-/* The lane a shuffle reads, or -1 when it reads its own value (outside its segment). */
+/* The lane a shuffle reads: shfl.sync's source lane (PTX ISA, "shfl.sync", Semantics), with the
+ * operand c that sm_30_intrinsics.hpp passes: ((32 - width) << 8) | 0x1f, or (32 - width) << 8
+ * for __shfl_up_sync. Only the low 5 bits of srcLane, delta and laneMask count. A lane out of
+ * range reads its own value: up and down do not cross their segment of `width` lanes, and an xor
+ * may read an earlier segment but not a later one ("each group of width consecutive threads are
+ * able to access elements from earlier groups of threads", CUDA C++ Programming Guide, "Warp
+ * Shuffle Functions"). */
 int source_lane(const shuffle_request &q, int lane) {
-    int segment = lane / q.width * q.width, src = lane;
+    const int b = q.arg & 31, segmask = (32 - q.width) & 31;
+    const int clamp = q.kind == shuffle_kind::up ? 0 : 31;
+    const int min_lane = lane & segmask, max_lane = min_lane | (clamp & ~segmask);
+    int j = lane;
+    bool in_range = true;
     switch (q.kind) {
     case shuffle_kind::index:
-        src = segment + (q.arg % q.width + q.width) % q.width;
+        j = min_lane | (b & ~segmask);
+        in_range = j <= max_lane;
         break;
     case shuffle_kind::up:
-        src = lane - q.arg;
+        j = lane - b;
+        in_range = j >= max_lane;
         break;
     case shuffle_kind::down:
-        src = lane + q.arg;
+        j = lane + b;
+        in_range = j <= max_lane;
         break;
     case shuffle_kind::xor_:
-        src = lane ^ q.arg;
+        j = lane ^ b;
+        in_range = j <= max_lane;
         break;
     }
-    if (src < segment || src >= segment + q.width) return -1;
-    return src;
+    return in_range ? j : lane;
 }
 
 /* Resolves the shuffle that warp w's lanes wait at, if all the lanes its mask names are there.
@@ -343,11 +356,6 @@ bool resolve_warp(block_runner &r, int w) {
     if (!lead) return false;
     const shuffle_request &q = lead->shuffle;
     std::string at = where(lead->site);
-    if (q.width < 1 || q.width > 32 || (q.width & (q.width - 1)) != 0) {
-        set_fault(r, "a shuffle at " + at + " with width " + std::to_string(q.width) +
-                         " (a power of 2 up to 32)");
-        return false;
-    }
     for (int l = 0; l < 32; l++) {
         if (!(q.mask >> l & 1u)) continue;
         if (l >= lanes) {
@@ -377,13 +385,21 @@ bool resolve_warp(block_runner &r, int w) {
                              " but is not in its mask");
             return false;
         }
+        /* width must be a power of 2 no greater than warpSize, else the results are undefined
+         * (CUDA C++ Programming Guide, "Warp Shuffle Functions"). */
+        int width = t.shuffle.width;
+        if (width < 1 || width > 32 || (width & (width - 1)) != 0) {
+            set_fault(r, thread_name(t) + " shuffles at " + at + " with width " +
+                             std::to_string(width) + " (a power of 2 up to 32)");
+            return false;
+        }
         int src = source_lane(t.shuffle, l);
-        if (src >= 0 && !(q.mask >> src & 1u)) {
+        if (!(q.mask >> src & 1u)) {
             set_fault(r, thread_name(t) + " reads lane " + std::to_string(src) +
                              " in the shuffle at " + at + ", which is not in the mask");
             return false;
         }
-        t.shuffle.result = src < 0 ? t.shuffle.bits : r.threads[first + src].shuffle.bits;
+        t.shuffle.result = r.threads[first + src].shuffle.bits;
     }
     for (int l = 0; l < lanes; l++)
         if (r.threads[first + l].st == state::at_shuffle) r.threads[first + l].st = state::runnable;

@@ -3,9 +3,9 @@
  * before shared memory is read, a barrier under divergence or after a thread returned, a full-mask
  * shuffle in a partial warp or one a lane never reaches, a deadlock, an out-of-bounds write, a
  * misaligned float4, a host pointer handed to a kernel, a bad launch configuration; and it runs
- * correct kernels (barriers, every shuffle kind) right. Compiled as cumlp's kernels are: C++
- * against tests/cudasim/include/cuda_runtime.h. Faults that end the process (AddressSanitizer,
- * UBSan's alignment check) are provoked in a child process.
+ * correct kernels (barriers, every shuffle kind, segments narrower than a warp) right. Compiled as
+ * cumlp's kernels are: C++ against tests/cudasim/include/cuda_runtime.h. Faults that end the
+ * process (AddressSanitizer, UBSan's alignment check) are provoked in a child process.
  */
 #include <cuda_runtime.h>
 
@@ -207,6 +207,60 @@ static void test_shuffles_compute_right() {
     }
 }
 
+/* Segments narrower than the warp, and arguments past 31 (only their low 5 bits count). */
+constexpr int kShuffleCases = 7;
+
+__global__ void shuffle_segments(int *out) {
+    int v = 100 + (int)threadIdx.x, *o = out + threadIdx.x * kShuffleCases;
+    o[0] = __shfl_xor_sync(0xffffffffu, v, 16, 16); /* the upper half reads the lower */
+    o[1] = __shfl_xor_sync(0xffffffffu, v, 12, 8);  /* earlier segments only */
+    o[2] = __shfl_xor_sync(0xffffffffu, v, 33);     /* 33: lane ^ 1 */
+    o[3] = __shfl_up_sync(0xffffffffu, v, 3, 8);
+    o[4] = __shfl_down_sync(0xffffffffu, v, 33, 16); /* 33: lane + 1 */
+    o[5] = __shfl_sync(0xffffffffu, v, 35, 16);      /* 35: lane 3 of the segment */
+    o[6] = __shfl_sync(0xffffffffu, v, -1, 8);       /* -1: the segment's last lane */
+}
+
+/* The CUDA C++ Programming Guide's rules ("Warp Shuffle Functions"), written out per kind: a lane
+ * out of range reads its own value. */
+static int guide_shuffle(int c, int lane) {
+    auto xor_rule = [lane](int mask, int width) {
+        int src = lane ^ (mask & 31);
+        return src / width <= lane / width ? src : lane; /* earlier groups, never later ones */
+    };
+    int segment8 = lane / 8 * 8, segment16 = lane / 16 * 16;
+    switch (c) {
+    case 0:
+        return xor_rule(16, 16);
+    case 1:
+        return xor_rule(12, 8);
+    case 2:
+        return xor_rule(33, 32);
+    case 3:
+        return lane - 3 >= segment8 ? lane - 3 : lane;
+    case 4:
+        return lane + 1 < segment16 + 16 ? lane + 1 : lane;
+    case 5:
+        return segment16 + 3;
+    default:
+        return segment8 + 7;
+    }
+}
+
+static void test_shuffle_segments_follow_the_guide() {
+    device_buffer<int> out(32 * kShuffleCases);
+    CUMLP_LAUNCH(shuffle_segments, 1, 32, 0, 0)(out.ptr);
+    std::vector<int> o = out.download();
+    for (int lane = 0; lane < 32; lane++)
+        for (int c = 0; c < kShuffleCases; c++) {
+            int want = 100 + guide_shuffle(c, lane), got = o[lane * kShuffleCases + c];
+            CHECK(got == want);
+            if (got != want)
+                std::fprintf(stderr, "     case %d lane %d: %d, want %d\n", c, lane, got, want);
+        }
+    CHECK(o[20 * kShuffleCases] == 104); /* the reviewer's case: lane 20 reads lane 4 */
+}
+
 static void test_partial_warp_shuffle_is_caught() {
     const int n = 48; /* the second warp has 16 threads; the full mask names 32 lanes */
     device_buffer<double> din(n), dout(n);
@@ -347,6 +401,7 @@ int main() {
     RUN(test_barrier_under_divergence_is_caught);
     RUN(test_barrier_not_reached_is_caught);
     RUN(test_shuffles_compute_right);
+    RUN(test_shuffle_segments_follow_the_guide);
     RUN(test_partial_warp_shuffle_is_caught);
     RUN(test_shuffle_not_reached_is_caught);
     RUN(test_collectives_in_sequence_run);
