@@ -60,6 +60,10 @@ cudaError_t set_last_error(cudaError_t err);
  * to its end. */
 bool is_device_range(const void *p, std::size_t bytes);
 
+/* The id of the live device allocation (cudaMalloc) that p points into, 0 if none: an
+ * allocation's id is never reused, its address may be. */
+std::uint64_t device_allocation(const void *p);
+
 /* After a kernel: whether the guard bytes after every device allocation are untouched; reports an
  * out-of-bounds write by `kernel` (and restores the guard) when not. */
 bool check_guards(const char *kernel);

@@ -603,9 +603,18 @@ bool check_configuration(const char *kernel, dim3 grid, dim3 block, std::size_t 
     return false;
 }
 
-bool check_pointer_argument(const char *kernel, int index, const void *p) {
-    if (!p || is_device_range(p, 1)) return true;
-    report("kernel %s: argument %d (%p) is not device memory", kernel, index, p);
+bool argument_check::pointer(int index, bool inside, const void *p) {
+    std::uint64_t id = p ? device_allocation(p) : 0;
+    const char *in = inside ? ", a member of it," : "";
+    if (!running_) {
+        ids_.push_back(id);
+        if (!p || id) return true;
+        report("kernel %s: argument %d%s (%p) is not device memory", kernel_, index, in, p);
+        return false;
+    }
+    if (next_ < ids_.size() && ids_[next_++] == id) return true;
+    report("kernel %s: argument %d%s (%p) was freed before the kernel ran (use after free%s)",
+           kernel_, index, in, p, id ? ", its address allocated again" : "");
     return false;
 }
 

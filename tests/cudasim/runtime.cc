@@ -501,6 +501,11 @@ bool is_device_range(const void *p, std::size_t bytes) {
     return f.ok && !f.a.pinned && room(f, p) >= bytes;
 }
 
+std::uint64_t device_allocation(const void *p) {
+    found f = locate(p);
+    return f.ok && !f.a.pinned ? f.a.id : 0;
+}
+
 bool check_guards(const char *kernel) {
     std::lock_guard<std::mutex> guard(sim().registry_mutex);
     bool intact = true;

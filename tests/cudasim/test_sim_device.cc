@@ -381,6 +381,70 @@ static void test_host_pointer_argument_is_caught() {
     CHECK(host[0] == 0.0f); /* the kernel did not run on host memory */
 }
 
+/* Pointers inside a struct argument (as loss_reduce.cu's DeltaArgs), in an array member (as
+ * optimizer.cu's StateArrays) and in a nested struct are checked as the arguments themselves. */
+struct outputs {
+    float *first[2];
+};
+
+struct struct_args {
+    int n;
+    outputs out;
+    const float *in;
+};
+
+__global__ void copy_through_struct(struct_args a) {
+    int i = (int)threadIdx.x;
+    if (i >= a.n) return;
+    a.out.first[0][i] = a.in[i];
+    if (a.out.first[1]) a.out.first[1][i] = 2.0f * a.in[i];
+}
+
+static void test_host_pointer_in_struct_argument_is_caught() {
+    device_buffer<float> in(32), out(32), twice(32);
+    in.upload(std::vector<float>(32, 1.5f));
+    CUMLP_LAUNCH(copy_through_struct, 1, 32, 0, 0)(struct_args{32, {{out.ptr, twice.ptr}}, in.ptr});
+    CHECK(out.download() == std::vector<float>(32, 1.5f));
+    CHECK(twice.download() == std::vector<float>(32, 3.0f));
+    CHECK(cudasim_error_count() == 0);
+    std::vector<float> host(32, 0.0f);
+    for (int k = 0; k < 3; k++) { /* the member, the array element, the nested member */
+        struct_args a{32, {{out.ptr, nullptr}}, in.ptr};
+        if (k == 0) a.in = host.data();
+        if (k == 1) a.out.first[1] = host.data();
+        if (k == 2) a.out.first[0] = host.data();
+        CUMLP_LAUNCH(copy_through_struct, 1, 32, 0, 0)(a);
+        expect_fault(cudaErrorIllegalAddress);
+        CHECK(host[0] == 0.0f); /* the kernel did not run on host memory */
+    }
+}
+
+__global__ void write_one(float *p) {
+    if (threadIdx.x == 0) p[0] = 7.0f;
+}
+
+/* A kernel's argument freed before the kernel ran: a use after free, also when a new allocation
+ * of the same size has taken the address (the reviewer's case, which the check by address alone
+ * missed). */
+static void test_argument_freed_before_the_kernel_ran_is_caught() {
+    cudaStream_t s = nullptr;
+    CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess);
+    for (int realloc = 0; realloc < 2; realloc++) {
+        void *a = nullptr, *b = nullptr;
+        CHECK(cudaMalloc(&a, 1024) == cudaSuccess);
+        CUMLP_LAUNCH(write_one, 1, 32, 0, s)(static_cast<float *>(a));
+        CHECK(cudaFree(a) == cudaSuccess);
+        if (realloc) CHECK(cudaMalloc(&b, 1024) == cudaSuccess);
+        cudaError_t err = cudaStreamSynchronize(s);
+        CHECK(err == cudaErrorIllegalAddress);
+        CHECK(cudasim_error_count() == 1);
+        if (realloc) std::printf("     the address was %sreused\n", a == b ? "" : "not ");
+        cudasim_reset();
+        cudaFree(b);
+    }
+    CHECK(cudaStreamDestroy(s) == cudaSuccess);
+}
+
 static void test_bad_configuration_is_a_launch_error() {
     device_buffer<float> out(64);
     cudaGetLastError();
@@ -409,6 +473,8 @@ int main() {
     RUN(test_out_of_bounds_write_is_caught);
     RUN(test_misaligned_float4_is_caught);
     RUN(test_host_pointer_argument_is_caught);
+    RUN(test_host_pointer_in_struct_argument_is_caught);
+    RUN(test_argument_freed_before_the_kernel_ran_is_caught);
     RUN(test_bad_configuration_is_a_launch_error);
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
