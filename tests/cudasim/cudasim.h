@@ -27,9 +27,15 @@ namespace cudasim {
  * CUDASIM_SCHEDULE chooses the order in which the simulator runs what the real hardware runs in an
  * undefined order: "forward" (default), "reverse", or "shuffle" / "shuffle:SEED" (a seeded
  * shuffle). It orders the threads of a block between two collectives, the blocks of a grid, and
- * the streams whose next operation may run (runtime.cc). */
+ * the streams whose next operation may run (runtime.cc). Those three run queued work as late as
+ * they can (at the synchronization that needs it), which catches work used too early. "eager"
+ * runs each operation as soon as it is queued, as an idle GPU does, which catches the opposite:
+ * the host writing memory that queued work reads after queuing it (threads and blocks run in
+ * forward order). */
 enum class order { forward, reverse, shuffle };
 order schedule();
+/* Whether the schedule is "eager" (schedule() is then order::forward). */
+bool eager();
 /* A number in [0, n) from the schedule's generator (0 when not shuffling): the calling host
  * thread's own, seeded with the shuffle's seed, so that a thread's draws do not depend on how the
  * host threads interleave. */
@@ -48,8 +54,9 @@ void report(const char *fmt, ...)
  */
 
 /* Queues op on stream (0 is the legacy default stream). op runs later, when a synchronization
- * point needs it; its result, if not cudaSuccess, becomes the sticky error of the device (a fault
- * in a kernel: every later call returns it). `what` names the operation in reports. */
+ * point needs it (at once in the eager schedule); its result, if not cudaSuccess, becomes the
+ * sticky error of the device (a fault in a kernel: every later call returns it). `what` names the
+ * operation in reports. */
 void enqueue(cudaStream_t stream, const char *what, std::function<cudaError_t()> op);
 
 /* Records err as the error cudaGetLastError / cudaPeekAtLastError return (not sticky) and returns

@@ -49,6 +49,7 @@ namespace {
 
 struct schedule_state {
     order kind = order::forward;
+    bool eager = false;
     unsigned long long seed = 1;
 };
 
@@ -59,13 +60,15 @@ const schedule_state &the_schedule() {
         std::string text = env ? env : "forward";
         if (text == "reverse") {
             s.kind = order::reverse;
+        } else if (text == "eager") {
+            s.eager = true;
         } else if (text.rfind("shuffle", 0) == 0) {
             s.kind = order::shuffle;
             if (text.size() > 8 && text[7] == ':')
                 s.seed = std::strtoull(text.c_str() + 8, nullptr, 10);
         } else if (text != "forward") {
             std::fprintf(stderr,
-                         "cudasim: CUDASIM_SCHEDULE=%s is not forward, reverse or "
+                         "cudasim: CUDASIM_SCHEDULE=%s is not forward, reverse, eager or "
                          "shuffle[:SEED]; running forward\n",
                          text.c_str());
         }
@@ -510,6 +513,10 @@ uint3 block_index(std::size_t linear, dim3 grid) {
 
 order schedule() {
     return the_schedule().kind;
+}
+
+bool eager() {
+    return the_schedule().eager;
 }
 
 std::size_t schedule_pick(std::size_t n) {

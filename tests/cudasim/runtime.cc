@@ -10,7 +10,10 @@
  * then only what that point needs: cudaStreamSynchronize(s) runs s's queue, a wait on an event
  * also runs what the event's record needs, cudaDeviceSynchronize runs everything. Where several
  * streams could go next, the schedule (cudasim::schedule) picks, not the order of issue. So a
- * missing wait between two streams shows up as wrong results instead of working by luck.
+ * missing wait between two streams shows up as wrong results instead of working by luck. The
+ * eager schedule (cudasim::eager) runs each operation when it is queued instead, so that a host
+ * write into memory a queued copy reads, made after queuing it, comes too late, as it may on a
+ * GPU that has already run the copy.
  *
  * Stream 0 (and cudaStreamLegacy, cudaStreamPerThread) is one ordinary stream here: the implicit
  * synchronization of the legacy default stream with blocking streams is not modelled (cumlp uses
@@ -247,11 +250,16 @@ bool is_pending(std::uint64_t seq) {
     return sim().pending.count(seq) != 0;
 }
 
+cudaError_t drain(std::map<stream_state *, std::uint64_t> need);
+
+/* Queues an operation; the eager schedule runs it at once (with what it waits for, which has run
+ * already), as an idle GPU would. A fault becomes the sticky error either way. */
 std::uint64_t push(stream_state *s, const char *what, std::function<cudaError_t()> run,
                    std::uint64_t awaits = 0) {
     std::uint64_t seq = sim().next_seq++;
     s->queue.push_back({seq, what, std::move(run), awaits});
     sim().pending[seq] = s;
+    if (eager()) drain({{s, seq}});
     return seq;
 }
 
@@ -329,6 +337,14 @@ cudaError_t drain(needs need) {
         cudaError_t err = o.run();
         if (err != cudaSuccess) return make_sticky(err);
     }
+    /* add_awaited closed `need` over the waits, and a wait only names an earlier record: pick
+     * can stop with needed work left only if that broke. */
+    for (const auto &[s, upto] : need)
+        if (!s->queue.empty() && s->queue.front().seq <= upto) {
+            std::fprintf(stderr, "cudasim: %s (operation %llu) was needed but left unrun\n",
+                         s->queue.front().what, (unsigned long long)s->queue.front().seq);
+            std::abort();
+        }
     sweep_destroyed_streams();
     return cudaSuccess;
 }

@@ -425,7 +425,7 @@ __global__ void write_one(float *p) {
 
 /* A kernel's argument freed before the kernel ran: a use after free, also when a new allocation
  * of the same size has taken the address (the reviewer's case, which the check by address alone
- * missed). */
+ * missed). The eager schedule has run the kernel before the free: no fault there. */
 static void test_argument_freed_before_the_kernel_ran_is_caught() {
     cudaStream_t s = nullptr;
     CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess);
@@ -436,8 +436,8 @@ static void test_argument_freed_before_the_kernel_ran_is_caught() {
         CHECK(cudaFree(a) == cudaSuccess);
         if (realloc) CHECK(cudaMalloc(&b, 1024) == cudaSuccess);
         cudaError_t err = cudaStreamSynchronize(s);
-        CHECK(err == cudaErrorIllegalAddress);
-        CHECK(cudasim_error_count() == 1);
+        CHECK(err == (cudasim::eager() ? cudaSuccess : cudaErrorIllegalAddress));
+        CHECK(cudasim_error_count() == (cudasim::eager() ? 0 : 1));
         if (realloc) std::printf("     the address was %sreused\n", a == b ? "" : "not ");
         cudasim_reset();
         cudaFree(b);
