@@ -1,11 +1,13 @@
 /*
  * test_sim_device.cc - the CUDA simulator catches the kernel bugs it exists for: a missing barrier
  * before shared memory is read, a barrier under divergence or after a thread returned, a full-mask
- * shuffle in a partial warp or one a lane never reaches, a deadlock, an out-of-bounds write, a
- * misaligned float4, a host pointer handed to a kernel, a bad launch configuration; and it runs
- * correct kernels (barriers, every shuffle kind, segments narrower than a warp) right. Compiled as
- * cumlp's kernels are: C++ against tests/cudasim/include/cuda_runtime.h. Faults that end the
- * process (AddressSanitizer, UBSan's alignment check) are provoked in a child process.
+ * shuffle in a partial warp or one a lane never reaches, a deadlock, an out-of-bounds write or
+ * read, host code touching device memory, a misaligned float4, a host pointer handed to a kernel
+ * (or inside a struct argument), an argument freed before the kernel ran, a bad launch
+ * configuration; and it runs correct kernels (barriers, every shuffle kind, segments narrower
+ * than a warp) right. Compiled as cumlp's kernels are: C++ against
+ * tests/cudasim/include/cuda_runtime.h. Faults that end the process (AddressSanitizer, UBSan's
+ * alignment check, a SIGSEGV) are provoked in a child process.
  */
 #include <cuda_runtime.h>
 
@@ -14,11 +16,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
 
 /* ---- a minimal harness (tests/harness.h is C: its macros use C's conventions) --------------- */
 
@@ -363,6 +374,86 @@ static void test_out_of_bounds_write_is_caught() {
           err.find("AddressSanitizer") != std::string::npos);
 }
 
+__global__ void read_from(const float *in, int first, float *out) {
+    out[threadIdx.x] = in[first + (int)threadIdx.x];
+}
+
+__global__ void write_at(float *out, int first) {
+    out[first + (int)threadIdx.x] = 1.0f;
+}
+
+/* An access past the slack (an allocation's size rounded to 256 bytes) hits the guard page after
+ * it: the process dies, the simulator's handler having named the allocation (ASan then gives its
+ * own report). 256 floats leave no slack: the first float past them faults. */
+static void test_access_past_the_guard_is_caught() {
+    for (int write = 0; write < 2; write++) {
+        std::string err = in_child([write] {
+            float *p = nullptr, *out = nullptr;
+            if (cudaMalloc((void **)&p, 256 * sizeof(float)) != cudaSuccess ||
+                cudaMalloc((void **)&out, 32 * sizeof(float)) != cudaSuccess)
+                return true;
+            if (write)
+                CUMLP_LAUNCH(write_at, 1, 32, 0, 0)(p, 250);
+            else
+                CUMLP_LAUNCH(read_from, 1, 32, 0, 0)(p, 250, out);
+            return cudaStreamSynchronize(0) == cudaSuccess;
+        });
+        CHECK(err.find("cudasim: an access past the end of the device allocation at") !=
+              std::string::npos);
+        CHECK(err.find("(1024 bytes): address") != std::string::npos);
+        if (err.find("past the end") == std::string::npos)
+            std::fprintf(stderr, "     the child said: %s\n", err.c_str());
+    }
+}
+
+/* A read in the slack (the reviewer's case: 10 floats, read from float 10 on): NaN without ASan
+ * (the slack's pattern), ASan's report with it (the slack is poisoned). */
+static void test_read_in_the_slack_shows() {
+#ifdef TEST_ASAN
+    std::string err = in_child([] {
+        float *p = nullptr, *out = nullptr;
+        if (cudaMalloc((void **)&p, 10 * sizeof(float)) != cudaSuccess ||
+            cudaMalloc((void **)&out, 32 * sizeof(float)) != cudaSuccess)
+            return true;
+        CUMLP_LAUNCH(read_from, 1, 32, 0, 0)(p, 10, out);
+        return cudaStreamSynchronize(0) == cudaSuccess;
+    });
+    CHECK(err.find("AddressSanitizer") != std::string::npos);
+#else
+    device_buffer<float> in(10), out(32);
+    in.upload(std::vector<float>(10, 1.0f));
+    CUMLP_LAUNCH(read_from, 1, 32, 0, 0)(in.ptr, 10, out.ptr);
+    int nan = 0;
+    for (float x : out.download())
+        nan += std::isnan(x);
+    CHECK(nan == 32);
+#endif
+}
+
+/* Host code that dereferences a device pointer dies as on a GPU; the simulator's handler names
+ * the address and the allocation (in the ASan build ASan's report follows). */
+static void test_host_touching_device_memory_is_caught() {
+    for (int write = 0; write < 2; write++) {
+        std::string err = in_child([write] {
+            float *d = nullptr;
+            if (cudaMalloc((void **)&d, 4 * sizeof(float)) != cudaSuccess ||
+                cudaMemsetAsync(d, 0, 4 * sizeof(float), 0) != cudaSuccess ||
+                cudaStreamSynchronize(0) != cudaSuccess)
+                return true;
+            volatile float *v = d;
+            if (write)
+                v[1] = 1.0f;
+            else
+                (void)v[0];
+            return true;
+        });
+        CHECK(err.find("cudasim: host code touched device memory at") != std::string::npos);
+        CHECK(err.find("16 bytes") != std::string::npos);
+        if (err.find("touched") == std::string::npos)
+            std::fprintf(stderr, "     the child said: %s\n", err.c_str());
+    }
+}
+
 /* The kernels are compiled with UBSan's alignment check in every simulator build. */
 static void test_misaligned_float4_is_caught() {
     std::string err = in_child([] {
@@ -471,6 +562,9 @@ int main() {
     RUN(test_collectives_in_sequence_run);
     RUN(test_deadlock_is_caught);
     RUN(test_out_of_bounds_write_is_caught);
+    RUN(test_access_past_the_guard_is_caught);
+    RUN(test_read_in_the_slack_shows);
+    RUN(test_host_touching_device_memory_is_caught);
     RUN(test_misaligned_float4_is_caught);
     RUN(test_host_pointer_argument_is_caught);
     RUN(test_host_pointer_in_struct_argument_is_caught);
