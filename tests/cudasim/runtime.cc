@@ -119,7 +119,7 @@ struct state {
     std::map<std::uint64_t, stream_state *> pending; /* seq -> stream, every queued operation */
     int device_open = 0; /* drains running: device memory is accessible while > 0 */
     cudaError_t sticky = cudaSuccess;
-    int fail_allocation = 0, inject_sticky = 0;
+    int fail_allocation = 0, fail_host_allocation = 0, inject_sticky = 0;
     ~state();
 };
 
@@ -847,6 +847,11 @@ void cudasim_fail_allocation(int nth) {
     sim().fail_allocation = nth;
 }
 
+void cudasim_fail_host_allocation(int nth) {
+    auto lock = hold();
+    sim().fail_host_allocation = nth;
+}
+
 void cudasim_inject_sticky_error(int nth) {
     auto lock = hold();
     sim().inject_sticky = nth;
@@ -855,7 +860,7 @@ void cudasim_inject_sticky_error(int nth) {
 void cudasim_reset(void) {
     auto lock = hold();
     sim().sticky = cudaSuccess;
-    sim().fail_allocation = sim().inject_sticky = 0;
+    sim().fail_allocation = sim().fail_host_allocation = sim().inject_sticky = 0;
     last_error = cudaSuccess;
     report_count = 0;
 }
@@ -971,6 +976,9 @@ cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags) {
     START_CALL();
     const unsigned known = cudaHostAllocPortable | cudaHostAllocMapped | cudaHostAllocWriteCombined;
     FAIL_IF(!ptr || (flags & ~known), cudaErrorInvalidValue);
+    *ptr = nullptr;
+    bool injected = sim().fail_host_allocation > 0 && --sim().fail_host_allocation == 0;
+    FAIL_IF(injected, cudaErrorMemoryAllocation);
     *ptr = size ? add_allocation(size, true) : nullptr;
     FAIL_IF(size && !*ptr, cudaErrorMemoryAllocation);
     return cudaSuccess;

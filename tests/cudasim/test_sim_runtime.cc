@@ -399,6 +399,16 @@ static void test_failed_allocation(void) {
     CHECK_CUDA(cudaMalloc(&p3, 16));
     CHECK_CUDA(cudaFree(p1));
     CHECK_CUDA(cudaFree(p3));
+    /* Pinned memory fails on its own count; device allocations go on. */
+    void *h1 = (void *)1, *h2 = nullptr;
+    cudasim_fail_host_allocation(1);
+    CHECK_CUDA(cudaMalloc(&p1, 16));
+    CHECK_ERR(cudaHostAlloc(&h1, 16, cudaHostAllocDefault), cudaErrorMemoryAllocation);
+    CHECK(h1 == nullptr);
+    CHECK_ERR(cudaGetLastError(), cudaErrorMemoryAllocation);
+    CHECK_CUDA(cudaHostAlloc(&h2, 16, cudaHostAllocDefault));
+    CHECK_CUDA(cudaFreeHost(h2));
+    CHECK_CUDA(cudaFree(p1));
 }
 
 struct libraries {
