@@ -1010,6 +1010,12 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaM
     FAIL_IF(!check_side("dst", dst, count, dst_device, &d) ||
                 !check_side("src", src, count, src_device, &r),
             cudaErrorInvalidValue);
+    /* "The memory areas may not overlap" (cudaMemcpyAsync): a memmove here, undefined there. */
+    auto from = static_cast<const char *>(src), to = static_cast<const char *>(dst);
+    if (to < from + count && from < to + count) {
+        report("cudaMemcpyAsync: dst %p and src %p overlap (%zu bytes each)", dst, src, count);
+        return returned(cudaErrorInvalidValue);
+    }
     return returned(queue_copy(s, d, r, src_device, dst_device));
 }
 

@@ -3,10 +3,11 @@
  * The simulator's host half (runtime.cc, cublas.cc, curand.cc): each host-side bug cumlp could
  * make is planted here and must be caught (reported as "cudasim: ..." and failed as on a GPU):
  * a host pointer given as device memory, a copy of the wrong kind or past an allocation's end,
- * a use after free, a double free, a missing wait between streams, a pinned staging buffer
- * rewritten too early. The rest checks what cumlp relies on: event timing rules, fault injection,
- * GEMM against a naive loop (TF32 rounding included), cuRAND against cumlp's host Philox, the
- * device count, and the report of device memory never freed at exit.
+ * an overlapping copy, a use after free, a double free, a missing wait between streams, a pinned
+ * staging buffer rewritten too early (or, in the eager schedule, too late). The rest checks what
+ * cumlp relies on: event timing rules, fault injection, GEMM against a naive loop (TF32 rounding
+ * included), cuRAND against cumlp's host Philox, the device count, and the report of device memory
+ * never freed at exit.
  */
 #include "cudasim.h"
 #include "cudasim_control.h"
@@ -175,6 +176,40 @@ static void test_copy_past_the_end(void) {
     cudaGetLastError();
     CHECK_REPORTS(0, CHECK_CUDA(cudaMemcpyAsync(d, host, 100, cudaMemcpyHostToDevice, s)));
     CHECK_CUDA(cudaStreamSynchronize(s));
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFreeHost(pinned));
+    CHECK_CUDA(cudaFree(d));
+}
+
+/* "The memory areas may not overlap" (cudaMemcpyAsync): the reviewer's case, a copy one float
+ * up within one allocation. */
+static void test_overlapping_copy(void) {
+    float *d = device_floats(64);
+    cudaStream_t s = new_stream();
+    CHECK_REPORTS(
+        1, CHECK_ERR(cudaMemcpyAsync(d + 1, d, 32 * sizeof(float), cudaMemcpyDeviceToDevice, s),
+                     cudaErrorInvalidValue));
+    CHECK_REPORTS(
+        1, CHECK_ERR(cudaMemcpyAsync(d, d, 4, cudaMemcpyDeviceToDevice, s), cudaErrorInvalidValue));
+    cudaGetLastError();
+    CHECK_REPORTS(
+        0, CHECK_CUDA(cudaMemcpyAsync(d + 32, d, 32 * sizeof(float), cudaMemcpyDeviceToDevice, s)));
+    CHECK_CUDA(cudaStreamSynchronize(s));
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFree(d));
+}
+
+/* A pinned buffer rewritten by the host after the copy out of it was queued (the reviewer's case):
+ * the lazy schedules run the copy late, so it sees the late write; the eager one has run it, so
+ * it does not, as a GPU that was idle would not. */
+static void test_host_write_after_queuing_a_copy(void) {
+    float *pinned = pinned_floats(1), *d = device_floats(1), out = 0;
+    cudaStream_t s = new_stream();
+    *pinned = 1.0f;
+    CHECK_CUDA(cudaMemcpyAsync(d, pinned, sizeof(float), cudaMemcpyHostToDevice, s));
+    *pinned = 2.0f; /* the bug: the copy may have run already */
+    CHECK_CUDA(cudaMemcpyAsync(&out, d, sizeof(float), cudaMemcpyDeviceToHost, s));
+    CHECK(out == (eager ? 1.0f : 2.0f));
     CHECK_CUDA(cudaStreamDestroy(s));
     CHECK_CUDA(cudaFreeHost(pinned));
     CHECK_CUDA(cudaFree(d));
@@ -793,11 +828,13 @@ int main(void) {
     RUN(test_host_pointer_as_device_memory);
     RUN(test_copy_of_wrong_kind);
     RUN(test_copy_past_the_end);
+    RUN(test_overlapping_copy);
     RUN(test_use_after_free);
     RUN(test_double_free);
     RUN(test_missing_stream_wait);
     RUN(test_device_synchronize_follows_the_schedule);
     RUN(test_staging_pipeline);
+    RUN(test_host_write_after_queuing_a_copy);
     RUN(test_event_rules);
     RUN(test_destroyed_stream);
     RUN(test_failed_allocation);
