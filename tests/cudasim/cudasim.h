@@ -4,8 +4,9 @@
  *
  *   device.cc   runs kernels: every CUDA thread a fiber, collectives checked (cuda_runtime.h here
  *               is the stand-in header the kernels compile against)
- *   runtime.cc  the CUDA runtime calls cumlp makes: device memory as tracked host allocations,
- *               streams and events with deferred, reordered execution, errors, fault injection
+ *   runtime.cc  the CUDA runtime calls cumlp makes: device memory as tracked mappings that host
+ *               code cannot touch, streams and events with deferred, reordered (or eager)
+ *               execution, errors, fault injection
  *   cublas.cc   cuBLAS's GEMM through CBLAS (TF32 rounding of the inputs when asked for)
  *   curand.cc   cuRAND's Philox4x32-10 through cumlp's host generator
  *
@@ -71,8 +72,9 @@ bool is_device_range(const void *p, std::size_t bytes);
  * allocation's id is never reused, its address may be. */
 std::uint64_t device_allocation(const void *p);
 
-/* After a kernel: whether the guard bytes after every device allocation are untouched; reports an
- * out-of-bounds write by `kernel` (and restores the guard) when not. */
+/* After a kernel: whether the slack after every device allocation (up to its 256-byte rounding,
+ * where the guard page begins) is untouched; reports an out-of-bounds write by `kernel` (and
+ * restores the slack) when not. */
 bool check_guards(const char *kernel);
 
 /* ---- kernels (device.cc) -----------------------------------------------------------------------

@@ -8,7 +8,14 @@
  * waits at another one), a shuffle whose mask names a lane that does not exist (a partial warp) or
  * that does not reach the same shuffle, is reported as a fault of the kernel, which then fails
  * with cudaErrorLaunchFailure. Collectives are told apart by their place in the source
- * (std::source_location), so threads that wait at different ones have diverged.
+ * (std::source_location), so threads that wait at different ones have diverged (but one in a
+ * helper called from two divergent branches is one place: that divergence is not seen).
+ *
+ * A launch's pointers, its arguments and the pointers inside struct arguments (members, array
+ * elements, nested structs), must be NULL or device memory: a host pointer is reported when the
+ * launch is queued, and memory freed before the kernel runs (even when a new allocation has taken
+ * its address) when it runs. A pointer the kernel reaches otherwise (read from memory, computed)
+ * is not checked.
  */
 #ifndef CUMLP_CUDASIM_DEVICE_H
 #define CUMLP_CUDASIM_DEVICE_H
