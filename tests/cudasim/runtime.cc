@@ -297,10 +297,12 @@ class device_access {
  * or the default action: the process dies). It runs on an alternate stack, so that a fiber's stack
  * overflow can be handed on too. */
 struct sigaction previous_segv;
+std::atomic<bool> registry_gone{false}; /* the state is destroyed (at exit): nothing to look up */
 
 /* The allocation whose pages hold `address`, if the registry can be had (the lock is tried: the
  * fault may have interrupted a thread that holds it). */
 bool owner_of(std::uintptr_t address, std::uintptr_t *base, allocation *a) {
+    if (registry_gone) return false;
     std::unique_lock<std::mutex> lock(sim().registry_mutex, std::try_to_lock);
     for (int tries = 0; !lock.owns_lock() && tries < 1000; tries++) {
         sched_yield();
@@ -682,6 +684,7 @@ const char *error_text(cudaError_t err, bool name) {
 }
 
 state::~state() {
+    registry_gone = true;
     std::size_t device = 0, bytes = 0, pinned = 0;
     for (const auto &entry : allocations) {
         if (entry.second.pinned) {
