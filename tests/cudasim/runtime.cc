@@ -1069,7 +1069,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 }
 
 /* Nothing runs by itself here: polling runs the stream's work, but answers cudaErrorNotReady the
- * first time, so that a caller that polls once and goes on is still caught. */
+ * first time, so that a caller that polls once and goes on is still caught. (In the eager
+ * schedule the work has run when it was queued: the stream is idle.) */
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
     START_CALL();
     stream_state *s = find_stream(stream, "cudaStreamQuery");
