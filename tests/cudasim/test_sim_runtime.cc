@@ -3,10 +3,11 @@
  * The simulator's host half (runtime.cc, cublas.cc, curand.cc): each host-side bug cumlp could
  * make is planted here and must be caught (reported as "cudasim: ..." and failed as on a GPU):
  * a host pointer given as device memory, a copy of the wrong kind or past an allocation's end,
- * a use after free, a double free, a missing wait between streams, a pinned staging buffer
- * rewritten too early. The rest checks what cumlp relies on: event timing rules, fault injection,
- * GEMM against a naive loop (TF32 rounding and the 16-bit formats included), cuRAND against cumlp's
- * host Philox, the device count, and the report of device memory never freed at exit.
+ * an overlapping copy, a use after free, a double free, a missing wait between streams, a pinned
+ * staging buffer rewritten too early (or, in the eager schedule, too late). The rest checks what
+ * cumlp relies on: event timing rules, fault injection, GEMM against a naive loop (TF32 rounding
+ * and the 16-bit formats included), cuRAND against cumlp's host Philox, the device count, and the
+ * report of device memory never freed at exit.
  */
 #include "cudasim.h"
 #include "cudasim_control.h"
@@ -62,6 +63,10 @@ extern "C" {
     } while (0)
 
 static const size_t kBytes = 64 * sizeof(float);
+
+/* The eager schedule runs each operation when it is queued: the bugs that need queued work to run
+ * late (a free, a missing wait) go unseen in it, as on an idle GPU, and others show instead. */
+static const bool eager = cudasim::eager();
 
 static float *device_floats(size_t n) {
     void *p = nullptr;
@@ -176,25 +181,63 @@ static void test_copy_past_the_end(void) {
     CHECK_CUDA(cudaFree(d));
 }
 
+/* "The memory areas may not overlap" (cudaMemcpyAsync): the reviewer's case, a copy one float
+ * up within one allocation. */
+static void test_overlapping_copy(void) {
+    float *d = device_floats(64);
+    cudaStream_t s = new_stream();
+    CHECK_REPORTS(
+        1, CHECK_ERR(cudaMemcpyAsync(d + 1, d, 32 * sizeof(float), cudaMemcpyDeviceToDevice, s),
+                     cudaErrorInvalidValue));
+    CHECK_REPORTS(
+        1, CHECK_ERR(cudaMemcpyAsync(d, d, 4, cudaMemcpyDeviceToDevice, s), cudaErrorInvalidValue));
+    cudaGetLastError();
+    CHECK_REPORTS(
+        0, CHECK_CUDA(cudaMemcpyAsync(d + 32, d, 32 * sizeof(float), cudaMemcpyDeviceToDevice, s)));
+    CHECK_CUDA(cudaStreamSynchronize(s));
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFree(d));
+}
+
+/* A pinned buffer rewritten by the host after the copy out of it was queued (the reviewer's case):
+ * the lazy schedules run the copy late, so it sees the late write; the eager one has run it, so
+ * it does not, as a GPU that was idle would not. */
+static void test_host_write_after_queuing_a_copy(void) {
+    float *pinned = pinned_floats(1), *d = device_floats(1), out = 0;
+    cudaStream_t s = new_stream();
+    *pinned = 1.0f;
+    CHECK_CUDA(cudaMemcpyAsync(d, pinned, sizeof(float), cudaMemcpyHostToDevice, s));
+    *pinned = 2.0f; /* the bug: the copy may have run already */
+    CHECK_CUDA(cudaMemcpyAsync(&out, d, sizeof(float), cudaMemcpyDeviceToHost, s));
+    CHECK(out == (eager ? 1.0f : 2.0f));
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFreeHost(pinned));
+    CHECK_CUDA(cudaFree(d));
+}
+
 /* The buffer is freed between the enqueue and the synchronization: the operation faults when it
- * runs (a new allocation of the same size in between does not hide it). */
+ * runs (a new allocation of the same size in between does not hide it). In the eager schedule it
+ * ran before the free. */
 static void test_use_after_free(void) {
     cudaStream_t s = new_stream();
     float *d = device_floats(64);
     CHECK_CUDA(cudaMemsetAsync(d, 0, kBytes, s));
     CHECK_CUDA(cudaFree(d));
     float *again = device_floats(64);
-    CHECK_REPORTS(1, CHECK_ERR(cudaStreamSynchronize(s), cudaErrorIllegalAddress));
+    const cudaError_t late = eager ? cudaSuccess : cudaErrorIllegalAddress;
+    CHECK_REPORTS(eager ? 0 : 1, CHECK_ERR(cudaStreamSynchronize(s), late));
     void *p = nullptr;
-    CHECK_ERR(cudaMalloc(&p, 4), cudaErrorIllegalAddress);
-    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress);
-    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress); /* sticky: not cleared */
+    if (!eager) {
+        CHECK_ERR(cudaMalloc(&p, 4), cudaErrorIllegalAddress);
+        CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress);
+        CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress); /* sticky: not cleared */
+    }
     cudasim_reset();
     /* A pinned source freed before the copy read it. */
     float *pinned = pinned_floats(64);
     CHECK_CUDA(cudaMemcpyAsync(again, pinned, kBytes, cudaMemcpyHostToDevice, s));
     CHECK_CUDA(cudaFreeHost(pinned));
-    CHECK_REPORTS(1, CHECK_ERR(cudaStreamSynchronize(s), cudaErrorIllegalAddress));
+    CHECK_REPORTS(eager ? 0 : 1, CHECK_ERR(cudaStreamSynchronize(s), late));
     cudasim_reset();
     CHECK_CUDA(cudaFree(again));
     CHECK_CUDA(cudaStreamDestroy(s));
@@ -220,7 +263,8 @@ static void test_double_free(void) {
 /* ---- planted bugs: ordering ------------------------------------------------------------------ */
 
 /* A pinned upload on stream b, read on stream a. Without the event wait, a reads what was there
- * before (whatever the schedule: a's synchronization does not need b's work); with it, the data. */
+ * before (whatever the lazy schedule: a's synchronization does not need b's work); with it, the
+ * data. The eager schedule ran b's copy first: the data either way. */
 static void test_missing_stream_wait(void) {
     const size_t n = 256;
     float *pinned = pinned_floats(n), *src = device_floats(n), *dst = device_floats(n);
@@ -237,7 +281,7 @@ static void test_missing_stream_wait(void) {
         if (wait) CHECK_CUDA(cudaStreamWaitEvent(a, copied, 0));
         CHECK_CUDA(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, a));
         std::vector<float> out = download(dst, n, a);
-        CHECK_MSG(wait ? out == data : out == std::vector<float>(n, 0.0f),
+        CHECK_MSG(wait || eager ? out == data : out == std::vector<float>(n, 0.0f),
                   "%s the wait, out[0] = %g", wait ? "with" : "without", out[0]);
         CHECK_CUDA(cudaStreamSynchronize(b));
     }
@@ -250,7 +294,7 @@ static void test_missing_stream_wait(void) {
 }
 
 /* cudaDeviceSynchronize runs two independent streams in the schedule's order, not the host's:
- * "forward" runs the latest issued first, "reverse" the earliest. */
+ * "forward" runs the latest issued first, "reverse" the earliest; "eager" ran each when issued. */
 static void test_device_synchronize_follows_the_schedule(void) {
     const size_t n = 64;
     float *pinned = pinned_floats(n), *src = device_floats(n), *dst = device_floats(n);
@@ -263,7 +307,10 @@ static void test_device_synchronize_follows_the_schedule(void) {
     CHECK_CUDA(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, a));
     CHECK_CUDA(cudaDeviceSynchronize());
     std::vector<float> out = download(dst, n, a);
-    if (cudasim::schedule() == cudasim::order::forward) CHECK(out == std::vector<float>(n, 0.0f));
+    if (eager)
+        CHECK(out == data);
+    else if (cudasim::schedule() == cudasim::order::forward)
+        CHECK(out == std::vector<float>(n, 0.0f));
     if (cudasim::schedule() == cudasim::order::reverse) CHECK(out == data);
     CHECK_CUDA(cudaStreamDestroy(a));
     CHECK_CUDA(cudaStreamDestroy(b));
@@ -274,8 +321,11 @@ static void test_device_synchronize_follows_the_schedule(void) {
 
 /* cumlp's upload: chunks through two pinned halves, each rewritten only after the event recorded
  * behind its previous copy has completed. Without that wait, the copies (which read pinned memory
- * when they run) see the half's latest contents. */
-static std::vector<float> staged_upload(const std::vector<float> &src, bool wait) {
+ * when they run) see the half's latest contents (not in the eager schedule, where each has run
+ * before the half is rewritten). `late`: the half is filled after the copy out of it is queued,
+ * which only the eager schedule shows (the copy has read the half's old contents). */
+static std::vector<float> staged_upload(const std::vector<float> &src, bool wait,
+                                        bool late = false) {
     const size_t chunk = 64, n = src.size();
     float *stage = pinned_floats(2 * chunk), *dst = device_floats(n);
     cudaStream_t s = new_stream();
@@ -286,8 +336,9 @@ static std::vector<float> staged_upload(const std::vector<float> &src, bool wait
         float *h = stage + (c % 2) * chunk;
         size_t count = std::min(chunk, n - off);
         if (wait) CHECK_CUDA(cudaEventSynchronize(free_half[c % 2]));
-        std::memcpy(h, src.data() + off, count * sizeof(float));
+        if (!late) std::memcpy(h, src.data() + off, count * sizeof(float));
         CHECK_CUDA(cudaMemcpyAsync(dst + off, h, count * sizeof(float), cudaMemcpyHostToDevice, s));
+        if (late) std::memcpy(h, src.data() + off, count * sizeof(float));
         CHECK_CUDA(cudaEventRecord(free_half[c % 2], s));
     }
     std::vector<float> out = download(dst, n, s);
@@ -302,7 +353,8 @@ static std::vector<float> staged_upload(const std::vector<float> &src, bool wait
 static void test_staging_pipeline(void) {
     std::vector<float> src = iota(5 * 64 + 7, 0.5f);
     CHECK(staged_upload(src, true) == src);
-    CHECK(staged_upload(src, false) != src);
+    CHECK(eager ? staged_upload(src, false) == src : staged_upload(src, false) != src);
+    CHECK(eager ? staged_upload(src, true, true) != src : staged_upload(src, true, true) == src);
     /* A pageable source is read at the call: rewriting it afterwards changes nothing. */
     cudaStream_t s = new_stream();
     float *d = device_floats(64);
@@ -330,8 +382,10 @@ static void test_event_rules(void) {
     CHECK_CUDA(cudaEventRecord(untimed, s));
     CHECK_CUDA(cudaMemsetAsync(d, 1, kBytes, s));
     float ms = -1;
-    CHECK_ERR(cudaEventElapsedTime(&ms, start, stop), cudaErrorNotReady); /* nothing ran */
-    CHECK_ERR(cudaGetLastError(), cudaSuccess);                           /* not an error */
+    if (!eager) {
+        CHECK_ERR(cudaEventElapsedTime(&ms, start, stop), cudaErrorNotReady); /* nothing ran */
+        CHECK_ERR(cudaGetLastError(), cudaSuccess);                           /* not an error */
+    }
     CHECK_CUDA(cudaEventSynchronize(stop));
     CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
     CHECK(ms >= 0);
@@ -341,7 +395,7 @@ static void test_event_rules(void) {
     CHECK_CUDA(cudaEventQuery(never)); /* never recorded: complete */
     CHECK_CUDA(cudaEventSynchronize(never));
     /* The event synchronizations ran only up to the records: the last memset is still queued. */
-    CHECK_ERR(cudaStreamQuery(s), cudaErrorNotReady);
+    if (!eager) CHECK_ERR(cudaStreamQuery(s), cudaErrorNotReady);
     CHECK_CUDA(cudaStreamQuery(s));
     cudaGetLastError();
     for (cudaEvent_t e : {start, stop, untimed, never})
@@ -380,6 +434,16 @@ static void test_failed_allocation(void) {
     CHECK_CUDA(cudaMalloc(&p3, 16));
     CHECK_CUDA(cudaFree(p1));
     CHECK_CUDA(cudaFree(p3));
+    /* Pinned memory fails on its own count; device allocations go on. */
+    void *h1 = (void *)1, *h2 = nullptr;
+    cudasim_fail_host_allocation(1);
+    CHECK_CUDA(cudaMalloc(&p1, 16));
+    CHECK_ERR(cudaHostAlloc(&h1, 16, cudaHostAllocDefault), cudaErrorMemoryAllocation);
+    CHECK(h1 == nullptr);
+    CHECK_ERR(cudaGetLastError(), cudaErrorMemoryAllocation);
+    CHECK_CUDA(cudaHostAlloc(&h2, 16, cudaHostAllocDefault));
+    CHECK_CUDA(cudaFreeHost(h2));
+    CHECK_CUDA(cudaFree(p1));
 }
 
 struct libraries {
@@ -857,11 +921,13 @@ int main(void) {
     RUN(test_host_pointer_as_device_memory);
     RUN(test_copy_of_wrong_kind);
     RUN(test_copy_past_the_end);
+    RUN(test_overlapping_copy);
     RUN(test_use_after_free);
     RUN(test_double_free);
     RUN(test_missing_stream_wait);
     RUN(test_device_synchronize_follows_the_schedule);
     RUN(test_staging_pipeline);
+    RUN(test_host_write_after_queuing_a_copy);
     RUN(test_event_rules);
     RUN(test_destroyed_stream);
     RUN(test_failed_allocation);
