@@ -11,6 +11,7 @@
 
 #include "cumlp.h"
 #include "internal.h"
+#include "io/atomic_file.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@
 #define MAX_LAYERS  64
 #define MAX_CONFIGS 32
 
-/* One network, batch, backend and math mode to time. */
+/* One network, batch, backend and precision to time. */
 typedef struct bench_config {
     char name[16]; /* suite name (S, M, L) or "custom" */
     int num_layers;
@@ -32,14 +33,15 @@ typedef struct bench_config {
     int loss;
     int batch;
     int backend;
-    int math_mode;
+    int precision; /* a cumlp_precision */
 } bench_config;
 
 typedef struct bench_options {
     bench_config custom;
-    const char *suite;   /* NULL: the custom configuration */
-    const char *backend; /* cpu, cuda, reference, all */
-    const char *math;    /* fp32, tf32, all (suite default: fp32, plus tf32 on cuda) */
+    const char *suite;     /* NULL: the custom configuration */
+    const char *backend;   /* cpu, cuda, reference, all */
+    const char *precision; /* a list of precisions, or all; NULL: fp32, and in the suite on cuda
+                              all four */
     int steps, warmup, threads;
     const char *json_path, *commit;
     const char *init_dir; /* NULL, or where each network's initial checkpoint is written */
@@ -54,6 +56,7 @@ typedef struct bench_result {
     step_stats step;
     double gemm_ms; /* the step's GEMMs timed alone, median */
     int steps;      /* timed steps */
+    int skipped;    /* of them, skipped by fp16's loss scaler (an overflow: no optimizer pass) */
     double flops;   /* 6 B sum(n_in n_out) */
     double peak_rss_mb;
     double peak_context_mb; /* the most the context held at once (device memory on cuda) */
@@ -126,7 +129,8 @@ static void usage(FILE *out) {
         "                           200) and untimed warm-up steps\n"
         "  --backend all            cpu, cuda, reference, a list such as cpu,cuda, or all\n"
         "                           (every backend built; reference only up to 2 GFLOP/step)\n"
-        "  --math fp32              fp32, tf32 or all (the suite adds tf32 on cuda)\n"
+        "  --precision fp32         fp32, tf32, bf16, fp16, a list such as fp32,bf16, or all\n"
+        "                           (the suite runs all four on cuda; bf16 and fp16 only there)\n"
         "  --threads 0              cpu threads (0: all cores)\n"
         "  --suite S|M|L|all        the standard suite instead of --layers/--act/--loss/--batch\n"
         "  --json FILE              write one JSON object per configuration\n"
@@ -197,8 +201,8 @@ static int apply_option(bench_options *o, const char *name, const char *value) {
         bad = parse_int(value, 0, &o->threads);
     else if (strcmp(name, "--backend") == 0)
         o->backend = value;
-    else if (strcmp(name, "--math") == 0)
-        o->math = value;
+    else if (strcmp(name, "--precision") == 0)
+        o->precision = value;
     else if (strcmp(name, "--suite") == 0)
         o->suite = value;
     else if (strcmp(name, "--json") == 0)
@@ -290,17 +294,35 @@ static int backend_list(const char *names, int *out) {
     return n;
 }
 
-/* Adds a configuration for each math mode that applies to the backend. */
-static void add_math_modes(const bench_options *o, bench_config base, bench_config *out, int *n) {
-    int want_fp32 = !o->math || strcmp(o->math, "fp32") == 0 || strcmp(o->math, "all") == 0;
-    int want_tf32 = (o->math && (strcmp(o->math, "tf32") == 0 || strcmp(o->math, "all") == 0)) ||
-                    (!o->math && o->suite && base.backend == CUMLP_BACKEND_CUDA);
-    if (want_fp32 && *n < MAX_CONFIGS) {
-        base.math_mode = CUMLP_MATH_STRICT_FP32;
-        out[(*n)++] = base;
+/* Parses --precision (a comma-separated list of names, or all) into a bit set of precisions;
+ * returns 0, or -1 with a message. */
+static int parse_precisions(const char *text, unsigned *set) {
+    *set = 0;
+    if (strcmp(text, "all") == 0) {
+        *set = (1u << CUMLP_PRECISION_COUNT) - 1;
+        return 0;
     }
-    if (want_tf32 && *n < MAX_CONFIGS) {
-        base.math_mode = CUMLP_MATH_TF32;
+    for (const char *p = text; *p;) {
+        size_t len = strcspn(p, ",");
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+        int precision = 0;
+        if (parse_name("--precision", cumlp_precision_from_name, name, &precision) != 0) return -1;
+        *set |= 1u << precision;
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+/* Adds a configuration for each precision asked for that the backend runs: bf16 and fp16 only on
+ * cuda, and tf32 only there too (the other backends' tf32 is their fp32). */
+static void add_precisions(const bench_options *o, unsigned set, bench_config base,
+                           bench_config *out, int *n) {
+    int cuda = base.backend == CUMLP_BACKEND_CUDA;
+    if (!o->precision) set = o->suite && cuda ? (1u << CUMLP_PRECISION_COUNT) - 1 : 1u;
+    for (int p = 0; p < CUMLP_PRECISION_COUNT && *n < MAX_CONFIGS; p++) {
+        if (!(set & 1u << p) || (p != CUMLP_PRECISION_FP32 && !cuda)) continue;
+        base.precision = p;
         out[(*n)++] = base;
     }
 }
@@ -313,10 +335,8 @@ static int build_configs(const bench_options *o, bench_config *out) {
         fprintf(stderr, "cumlp-bench: unknown backend %s\n", o->backend);
         return -1;
     }
-    if (o->math && strcmp(o->math, "fp32") && strcmp(o->math, "tf32") && strcmp(o->math, "all")) {
-        fprintf(stderr, "cumlp-bench: unknown math mode %s\n", o->math);
-        return -1;
-    }
+    unsigned precisions = 1u;
+    if (o->precision && parse_precisions(o->precision, &precisions) != 0) return -1;
     const char *names[3] = {"S", "M", "L"};
     int n = 0;
     for (int s = 0; s < (o->suite ? 3 : 1); s++) {
@@ -333,7 +353,7 @@ static int build_configs(const bench_options *o, bench_config *out) {
                 continue;
             if (all && backends[b] == CUMLP_BACKEND_REFERENCE && step_flops(&net) > 2e9) continue;
             net.backend = backends[b];
-            add_math_modes(o, net, out, &n);
+            add_precisions(o, precisions, net, out, &n);
         }
     }
     if (o->suite && strcmp(o->suite, "all") && strcmp(o->suite, "S") && strcmp(o->suite, "M") &&
@@ -400,7 +420,7 @@ static cumlp_status run_setup(bench_run *r, const bench_config *c, int threads, 
     cumlp_context_options co;
     cumlp_context_defaults(&co);
     co.backend = c->backend;
-    co.math_mode = c->math_mode;
+    co.precision = c->precision;
     co.num_threads = threads;
     cumlp_status st = cumlp_context_create(&r->ctx, &co);
     if (st != CUMLP_SUCCESS) return st;
@@ -427,20 +447,34 @@ static int auto_steps(double warmup_ms_per_step) {
 }
 
 /* Warm-up, then `*steps_io` timed steps (chosen by auto_steps when it is 0). */
-static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_stats *out) {
+/* One training step; a step skipped by fp16's loss scaler (an overflow, which the warm-up steps
+ * usually absorb) counts as done, in *skipped. */
+static cumlp_status train_step(bench_run *r, int *skipped) {
+    cumlp_status st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
+    if (st != CUMLP_STEP_SKIPPED) return st;
+    ++*skipped;
+    return CUMLP_SUCCESS;
+}
+
+/* Warm-up, then `*steps_io` timed steps (chosen by auto_steps when it is 0), *skipped of which
+ * the loss scaler skipped. */
+static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_stats *out,
+                               int *skipped) {
     cumlp_status st = CUMLP_SUCCESS;
+    int warmup_skipped = 0;
     if (warmup < 1 && *steps_io == 0) warmup = 1; /* the automatic count needs one step's time */
     double warmup_start = now_ms();
     for (int i = 0; i < warmup && st == CUMLP_SUCCESS; i++)
-        st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
+        st = train_step(r, &warmup_skipped);
     if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(r->ctx);
     if (*steps_io == 0) *steps_io = auto_steps((now_ms() - warmup_start) / warmup);
     int steps = *steps_io;
     double *ms = malloc((size_t)steps * sizeof *ms);
     if (!ms) return CUMLP_ERROR_ALLOC_FAILED;
+    *skipped = 0;
     for (int i = 0; i < steps && st == CUMLP_SUCCESS; i++) {
         st = cumlp__timer_start(r->ctx); /* CUDA events on the GPU, else the host clock */
-        if (st == CUMLP_SUCCESS) st = cumlp_train_step(r->net, r->opt, r->X, r->T, NULL);
+        if (st == CUMLP_SUCCESS) st = train_step(r, skipped);
         if (st == CUMLP_SUCCESS) st = cumlp__timer_stop(r->ctx, &ms[i]);
     }
     if (st == CUMLP_SUCCESS) *out = summarize(ms, steps);
@@ -451,15 +485,36 @@ static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_sta
 /* ---- the GEMMs alone ---------------------------------------------------------------------------
  */
 
-/* Buffers for the largest layer: W, dW, input and output activations and the delta below. */
+/* Buffers for the largest layer: W, dW, input and output activations, a delta and the delta
+ * below, in the formats the step's GEMMs use (network.c): in bf16 and fp16, W, the activations and
+ * the deltas in 16 bits, dW and the output layer's product in fp32 (out holds either). */
 typedef struct gemm_buffers {
-    void *w, *dw, *in, *out, *below;
+    void *w, *dw, *in, *out, *delta, *below;
+    int storage; /* of W, in, delta and below (and out but for the output layer) */
 } gemm_buffers;
 
 static void gemm_buffers_free(cumlp_context *ctx, gemm_buffers *g) {
-    void *all[5] = {g->w, g->dw, g->in, g->out, g->below};
-    for (int i = 0; i < 5; i++)
+    void *all[6] = {g->w, g->dw, g->in, g->out, g->delta, g->below};
+    for (int i = 0; i < 6; i++)
         ctx->ops->free(ctx, all[i]);
+}
+
+/* count values in [-0.5, 0.5] (no denormals, no NaN) into a new buffer of format `storage`. */
+static cumlp_status random_buffer(cumlp_context *ctx, int storage, size_t count, uint64_t seed,
+                                  void **out) {
+    void *native = NULL;
+    cumlp_status st = ctx->ops->alloc(ctx, count, &native);
+    if (st == CUMLP_SUCCESS) st = ctx->ops->random(ctx, CUMLP_DIST_UNIFORM, seed, count, native);
+    if (st == CUMLP_SUCCESS) st = ctx->ops->scale_shift(ctx, native, count, 1.0, -0.5);
+    if (st != CUMLP_SUCCESS || storage == CUMLP_STORAGE_NATIVE) {
+        *out = native;
+        return st;
+    }
+    st = ctx->ops->alloc(ctx, cumlp__storage_native_count(ctx, storage, count), out);
+    if (st == CUMLP_SUCCESS)
+        st = ctx->ops->convert(ctx, *out, storage, native, CUMLP_STORAGE_NATIVE, count);
+    ctx->ops->free(ctx, native);
+    return st;
 }
 
 static cumlp_status gemm_buffers_alloc(cumlp_context *ctx, const bench_config *c, gemm_buffers *g) {
@@ -471,33 +526,34 @@ static cumlp_status gemm_buffers_alloc(cumlp_context *ctx, const bench_config *c
         if (a * (size_t)c->batch > acts) acts = a * (size_t)c->batch;
     }
     memset(g, 0, sizeof *g);
-    void **all[5] = {&g->w, &g->dw, &g->in, &g->out, &g->below};
-    size_t sizes[5] = {weights, weights, acts, acts, acts};
+    g->storage = cumlp__precision_storage(c->precision);
+    void **all[6] = {&g->w, &g->dw, &g->in, &g->out, &g->delta, &g->below};
+    size_t sizes[6] = {weights, weights, acts, acts, acts, acts};
+    int storages[6] = {g->storage,           CUMLP_STORAGE_NATIVE, g->storage,
+                       CUMLP_STORAGE_NATIVE, g->storage,           g->storage};
     cumlp_status st = CUMLP_SUCCESS;
-    for (int i = 0; i < 5 && st == CUMLP_SUCCESS; i++) {
-        st = ctx->ops->alloc(ctx, sizes[i], all[i]);
-        /* Values in (0, 1] scaled to [-0.5, 0.5]: no denormals, no NaN. */
-        if (st == CUMLP_SUCCESS)
-            st = ctx->ops->random(ctx, CUMLP_DIST_UNIFORM, 1000u + (uint64_t)i, sizes[i], *all[i]);
-        if (st == CUMLP_SUCCESS) st = ctx->ops->scale_shift(ctx, *all[i], sizes[i], 1.0, -0.5);
-    }
+    for (int i = 0; i < 6 && st == CUMLP_SUCCESS; i++)
+        st = random_buffer(ctx, storages[i], sizes[i], 1000u + (uint64_t)i, all[i]);
     if (st != CUMLP_SUCCESS) gemm_buffers_free(ctx, g);
     return st;
 }
 
 /* The step's GEMMs once: per layer the forward product, dW, and the delta passed down (except
- * for the first layer), with the shapes and transposes network.c uses. */
+ * for the first layer), with the shapes, transposes and formats network.c uses. */
 static cumlp_status gemm_pass(cumlp_context *ctx, const bench_config *c, const gemm_buffers *g) {
     const cumlp_backend_ops *ops = ctx->ops;
-    int cols = c->batch;
+    int cols = c->batch, S = g->storage, native = CUMLP_STORAGE_NATIVE;
     cumlp_status st = CUMLP_SUCCESS;
     for (int l = 0; l < c->num_layers && st == CUMLP_SUCCESS; l++) {
         int m = (int)c->widths[l + 1], k = (int)c->widths[l];
-        st = ops->gemm(ctx, 0, 0, m, cols, k, 1.0, g->w, m, g->in, k, 0.0, g->out, m);
+        int out = l == c->num_layers - 1 ? native : S;
+        st = ops->gemm(ctx, 0, 0, m, cols, k, 1.0, g->w, m, g->in, k, 0.0, g->out, m, S, out);
         if (st == CUMLP_SUCCESS)
-            st = ops->gemm(ctx, 0, 1, m, k, cols, 1.0 / cols, g->out, m, g->in, k, 0.0, g->dw, m);
+            st = ops->gemm(ctx, 0, 1, m, k, cols, 1.0 / cols, g->delta, m, g->in, k, 0.0, g->dw, m,
+                           S, native);
         if (st == CUMLP_SUCCESS && l > 0)
-            st = ops->gemm(ctx, 1, 0, k, cols, m, 1.0, g->w, m, g->out, m, 0.0, g->below, k);
+            st =
+                ops->gemm(ctx, 1, 0, k, cols, m, 1.0, g->w, m, g->delta, m, 0.0, g->below, k, S, S);
     }
     return st;
 }
@@ -539,7 +595,7 @@ static cumlp_status run_config(const bench_config *c, const bench_options *o, be
     cumlp_status st = run_setup(&r, c, o->threads, o->optimizer);
     if (st == CUMLP_SUCCESS && o->init_dir) st = save_initial(&r, c, o->init_dir);
     res->steps = o->steps;
-    if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, &res->steps, &res->step);
+    if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, &res->steps, &res->step, &res->skipped);
     /* The training step's peak, before the GEMM timing below allocates its own buffers. */
     int64_t peak_bytes = 0;
     if (st == CUMLP_SUCCESS) st = cumlp_context_memory(r.ctx, NULL, &peak_bytes);
@@ -562,21 +618,31 @@ static cumlp_status run_config(const bench_config *c, const bench_options *o, be
 /* ---- output ------------------------------------------------------------------------------------
  */
 
+/* TFLOP/s of the step's FLOPs done in ms milliseconds. */
+static double tflops(const bench_result *r, double ms) {
+    return r->flops / (ms * 1e-3) / 1e12;
+}
+
+/* The step's rate and, beside it, the rate of the same GEMMs timed alone (GEMM TF/s): the ratio of
+ * the two is the share of the GEMMs' own rate the whole step keeps. */
 static void print_header(void) {
-    printf("%-7s %-9s %-4s %3s %10s %28s %11s %8s %9s %6s %8s %8s\n", "config", "backend", "math",
-           "thr", "ms/step", "[min p10 p90 max]", "samples/s", "TFLOP/s", "GEMM ms", "ratio",
-           "RSS MB", "mem MB");
+    printf("%-7s %-9s %-4s %3s %10s %28s %11s %8s %9s %9s %6s %8s %8s\n", "config", "backend",
+           "prec", "thr", "ms/step", "[min p10 p90 max]", "samples/s", "TFLOP/s", "GEMM ms",
+           "GEMM TF/s", "ratio", "RSS MB", "mem MB");
 }
 
 static void print_row(const bench_config *c, const bench_result *r) {
     char spread[64];
     snprintf(spread, sizeof spread, "[%.2f %.2f %.2f %.2f]", r->step.min, r->step.p10, r->step.p90,
              r->step.max);
-    printf("%-7s %-9s %-4s %3d %10.3f %28s %11.0f %8.3f %9.3f %6.2f %8.1f %8.1f\n", c->name,
-           cumlp_backend_name(c->backend), c->math_mode == CUMLP_MATH_TF32 ? "tf32" : "fp32",
-           r->threads, r->step.median, spread, c->batch / (r->step.median * 1e-3),
-           r->flops / (r->step.median * 1e-3) / 1e12, r->gemm_ms, r->step.median / r->gemm_ms,
-           r->peak_rss_mb, r->peak_context_mb);
+    printf("%-7s %-9s %-4s %3d %10.3f %28s %11.0f %8.3f %9.3f %9.3f %6.2f %8.1f %8.1f\n", c->name,
+           cumlp_backend_name(c->backend), cumlp_precision_name(c->precision), r->threads,
+           r->step.median, spread, c->batch / (r->step.median * 1e-3), tflops(r, r->step.median),
+           r->gemm_ms, tflops(r, r->gemm_ms), r->step.median / r->gemm_ms, r->peak_rss_mb,
+           r->peak_context_mb);
+    if (r->skipped)
+        printf("        (%d of the %d timed steps skipped by the loss scaler: no optimizer pass)\n",
+               r->skipped, r->steps);
     fflush(stdout);
 }
 
@@ -618,7 +684,7 @@ static void json_context(FILE *f, const bench_options *o, const char *date, cons
 static void json_config(FILE *f, const bench_config *c) {
     json_key_string(f, "config", c->name);
     json_key_string(f, "backend", cumlp_backend_name(c->backend));
-    json_key_string(f, "math", c->math_mode == CUMLP_MATH_TF32 ? "tf32" : "fp32");
+    json_key_string(f, "precision", cumlp_precision_name(c->precision));
     fputs("\"layers\": [", f);
     for (int l = 0; l <= c->num_layers; l++)
         fprintf(f, "%s%lld", l ? ", " : "", (long long)c->widths[l]);
@@ -634,10 +700,11 @@ static void json_result(FILE *f, const bench_config *c, const bench_result *r) {
             "\"steps\": %d, \"threads\": %d, \"ms_per_step\": {\"median\": %.6f, \"min\": %.6f, "
             "\"p10\": %.6f, "
             "\"p90\": %.6f, \"max\": %.6f}, \"samples_per_s\": %.3f, \"flops_per_step\": %.0f, "
-            "\"tflops\": %.6f, \"gemm_ms\": %.6f, \"step_to_gemm_ratio\": %.4f, ",
+            "\"tflops\": %.6f, \"gemm_ms\": %.6f, \"gemm_tflops\": %.6f, "
+            "\"step_to_gemm_ratio\": %.4f, \"skipped_steps\": %d, ",
             r->steps, r->threads, r->step.median, r->step.min, r->step.p10, r->step.p90,
-            r->step.max, c->batch / (r->step.median * 1e-3), r->flops,
-            r->flops / (r->step.median * 1e-3) / 1e12, r->gemm_ms, r->step.median / r->gemm_ms);
+            r->step.max, c->batch / (r->step.median * 1e-3), r->flops, tflops(r, r->step.median),
+            r->gemm_ms, tflops(r, r->gemm_ms), r->step.median / r->gemm_ms, r->skipped);
     if (r->peak_rss_mb >= 0)
         fprintf(f, "\"peak_host_rss_mb\": %.1f, ", r->peak_rss_mb);
     else
@@ -651,11 +718,13 @@ static void json_result(FILE *f, const bench_config *c, const bench_result *r) {
 
 static int write_json(const bench_options *o, const bench_config *c, const bench_result *r,
                       const int *ok, int n) {
-    FILE *f = fopen(o->json_path, "w");
-    if (!f) {
-        fprintf(stderr, "cumlp-bench: cannot write %s\n", o->json_path);
+    /* written crash-safely, as the `cumlp` command writes every file */
+    cumlp__atomic_file *file;
+    if (cumlp__atomic_open(NULL, NULL, o->json_path, &file) != CUMLP_SUCCESS) {
+        fprintf(stderr, "cumlp-bench: %s\n", cumlp_last_error(NULL));
         return -1;
     }
+    FILE *f = cumlp__atomic_stream(file);
     char date[32], host[128] = "unknown";
     time_t t = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
@@ -671,7 +740,9 @@ static int write_json(const bench_options *o, const bench_config *c, const bench
         json_result(f, &c[i], &r[i]);
     }
     fputs("\n]\n", f);
-    return fclose(f) == 0 ? 0 : -1;
+    if (cumlp__atomic_commit(file) == CUMLP_SUCCESS) return 0;
+    fprintf(stderr, "cumlp-bench: %s\n", cumlp_last_error(NULL));
+    return -1;
 }
 
 /* ---- entry point -------------------------------------------------------------------------------

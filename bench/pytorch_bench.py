@@ -7,6 +7,13 @@ after a warm-up. Variants: eager (per-parameter optimizer loop), foreach (multi-
 fused (fused optimizer, where this PyTorch has it) and, with a GPU, cuda-graph (the whole step
 captured once and replayed) and compile (torch.compile, PyTorch 2 and later).
 
+Precisions (--precision, as cumlp's): fp32, tf32 (allow_tf32) and, on a GPU, bf16 and fp16 as
+PyTorch's automatic mixed precision runs them: the step under torch.autocast (fp32 parameters and
+optimizer, 16-bit GEMM inputs; autocast runs the softmax cross-entropy in fp32), fp16 with a
+GradScaler (PyTorch's defaults: 2^16, growth 2 after 2000 steps, backoff 0.5, which cumlp's loss
+scaler copies). The GEMMs timed alone run in the precision's dtype. No cuda-graph variant in fp16:
+GradScaler's step reads its overflow flag on the host.
+
     python3 pytorch_bench.py --suite all --threads 2 --json out.json
 
 With --init-dir DIR (the folder cumlp-bench --save-init wrote), each network starts from cumlp's
@@ -15,6 +22,7 @@ without it, or where the file is missing, from PyTorch's default initialization.
 which ("init").
 """
 import argparse
+import contextlib
 import datetime
 import inspect
 import json
@@ -60,7 +68,9 @@ def parse_args():
                    help="timed steps (0: as many as fit in about 10 s, 10 to 200)")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="all", help="cpu, cuda or all (cuda when available)")
-    p.add_argument("--math", default=None, help="fp32, tf32 or all (suite: tf32 too on cuda)")
+    p.add_argument("--precision", default=None,
+                   help="fp32, tf32, bf16, fp16, a list such as fp32,bf16, or all (suite: all four "
+                        "on cuda; bf16 and fp16 only there)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     p.add_argument("--suite", default=None, help="S, M, L or all")
     p.add_argument("--variants", default="eager,foreach,fused,cuda-graph,compile")
@@ -71,8 +81,12 @@ def parse_args():
     return p.parse_args()
 
 
+PRECISIONS = ["fp32", "tf32", "bf16", "fp16"]
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def configs(args):
-    """(name, widths, batch, device, math) for every configuration to run."""
+    """(name, widths, batch, device, precision) for every configuration to run."""
     devices = ["cpu", "cuda"] if args.device == "all" else args.device.split(",")
     devices = [d for d in devices if d != "cuda" or torch.cuda.is_available()]
     if args.suite:
@@ -85,13 +99,17 @@ def configs(args):
         for device in devices:
             if args.suite and name == "L" and device != "cuda":
                 continue  # L is GPU only
-            if args.math in ("fp32", "tf32"):
-                maths = [args.math]
-            elif args.math == "all" or (args.suite and device == "cuda"):
-                maths = ["fp32", "tf32"] if device == "cuda" else ["fp32"]
+            if args.precision == "all" or (args.precision is None and args.suite):
+                wanted = PRECISIONS
             else:
-                maths = ["fp32"]
-            out += [(name, widths, batch, device, m) for m in maths]
+                wanted = (args.precision or "fp32").split(",")
+            for p in wanted:
+                if p not in PRECISIONS:
+                    sys.exit("pytorch_bench.py: --precision: unknown precision '%s' (%s)" %
+                             (p, ", ".join(PRECISIONS)))
+            if device != "cuda":
+                wanted = [p for p in wanted if p == "fp32"]  # as cumlp-bench: cpu runs fp32
+            out += [(name, widths, batch, device, p) for p in wanted]
     return out
 
 
@@ -181,8 +199,20 @@ def sync(device):
 class Step:
     """One training step for a variant; __call__ runs it."""
 
-    def __init__(self, variant, widths, act, loss, batch, device, init_state=None):
+    def __init__(self, variant, widths, act, loss, batch, device, precision, init_state=None):
         self.device = device
+        self.dtype = DTYPES.get(precision)  # None: no autocast
+        if precision == "fp16" and variant == "cuda-graph":
+            raise NotImplementedError("fp16's GradScaler reads its overflow flag on the host")
+        # A graph replays the casts it captured: autocast's cache of cast weights must be off.
+        self.autocast_cache = variant != "cuda-graph"
+        self.scaler = None
+        if precision == "fp16":
+            amp = getattr(torch, "amp", None)
+            if amp is not None and hasattr(amp, "GradScaler"):
+                self.scaler = amp.GradScaler("cuda")
+            else:
+                self.scaler = torch.cuda.amp.GradScaler()
         self.model = make_model(widths, act, device)
         if init_state is not None:
             self.model.load_state_dict(init_state, strict=True)
@@ -205,12 +235,28 @@ class Step:
         if variant == "cuda-graph":
             self._capture()
 
+    def _loss(self):
+        """The forward pass and the loss, under autocast in bf16 and fp16."""
+        context = contextlib.nullcontext()
+        if self.dtype is not None:
+            context = torch.autocast(device_type=self.device, dtype=self.dtype,
+                                     cache_enabled=self.autocast_cache)
+        with context:
+            out = self.forward(self.x)
+            return self.loss_fn(out, self.y) * self.scale
+
+    def _backward_step(self, loss):
+        if self.scaler is None:
+            loss.backward()
+            self.opt.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+
     def _eager(self):
         self.opt.zero_grad(set_to_none=self.graph is None)
-        out = self.forward(self.x)
-        loss = self.loss_fn(out, self.y) * self.scale
-        loss.backward()
-        self.opt.step()
+        self._backward_step(self._loss())
 
     def _capture(self):
         # Warm up on a side stream (as the CUDA-graph recipe requires), then capture one step.
@@ -227,10 +273,7 @@ class Step:
             self._eager_keep_grads()
 
     def _eager_keep_grads(self):
-        out = self.forward(self.x)
-        loss = self.loss_fn(out, self.y) * self.scale
-        loss.backward()
-        self.opt.step()
+        self._backward_step(self._loss())
 
     def __call__(self):
         if self.graph is not None:
@@ -263,14 +306,15 @@ def quantile(sorted_ms, q):
     return sorted_ms[lo] + (pos - lo) * (sorted_ms[hi] - sorted_ms[lo])
 
 
-def time_gemms(widths, batch, device, reps):
-    """The step's GEMMs alone (forward, dW and, except for the first layer, the delta below)."""
+def time_gemms(widths, batch, device, reps, dtype=None):
+    """The step's GEMMs alone (forward, dW and, except for the first layer, the delta below), in
+    dtype (bf16 or fp16: what autocast runs them in) or fp32."""
     gen = torch.Generator().manual_seed(1)
     mats = []
     for k, m in zip(widths[:-1], widths[1:]):
-        w = (torch.rand(m, k, generator=gen) - 0.5).to(device)
-        a = (torch.rand(batch, k, generator=gen) - 0.5).to(device)
-        d = (torch.rand(batch, m, generator=gen) - 0.5).to(device)
+        w = (torch.rand(m, k, generator=gen) - 0.5).to(device, dtype or torch.float32)
+        a = (torch.rand(batch, k, generator=gen) - 0.5).to(device, dtype or torch.float32)
+        d = (torch.rand(batch, m, generator=gen) - 0.5).to(device, dtype or torch.float32)
         mats.append((w, a, d))
 
     def one_pass():
@@ -299,28 +343,29 @@ def device_description(device):
 
 
 def run(args, cfg, variant, stamp):
-    name, widths, batch, device, math = cfg
+    name, widths, batch, device, precision = cfg
     if device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = math == "tf32"
-        torch.backends.cudnn.allow_tf32 = math == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
         torch.cuda.reset_peak_memory_stats()
         base_bytes = torch.cuda.memory_allocated()  # left by earlier runs; not this one's
     init_state, init = initial_parameters(args, name)
     step = Step(variant, widths, args.act if not args.suite else "relu",
-                args.loss if not args.suite else "ce", batch, device, init_state)
+                args.loss if not args.suite else "ce", batch, device, precision, init_state)
     ms, steps = time_steps(step, device, args.warmup, args.steps)
     # The training step's peak (tensors allocated), before the GEMM timing allocates its own.
     peak_device_mb = None
     if device == "cuda":
         peak_device_mb = (torch.cuda.max_memory_allocated() - base_bytes) / 2**20
-    gemm_ms = time_gemms(widths, batch, device, max(10, min(steps, 50)))
+    gemm_ms = time_gemms(widths, batch, device, max(10, min(steps, 50)), DTYPES.get(precision))
     flops = 6.0 * batch * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
     median = quantile(ms, 0.5)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {
         "tool": "pytorch", "variant": variant, "date": stamp, "host": socket.gethostname(),
         "commit": args.commit, "optimizer": "sgd-momentum-0.9", "learning_rate": LEARNING_RATE,
-        "warmup": args.warmup, "init": init, "config": name, "backend": device, "math": math, "layers": widths,
+        "warmup": args.warmup, "init": init, "config": name, "backend": device,
+        "precision": precision, "layers": widths,
         "activation": "relu" if args.suite else args.act,
         "loss": "ce" if args.suite else args.loss, "batch": batch,
         "device": device_description(device), "steps": steps,
@@ -329,6 +374,7 @@ def run(args, cfg, variant, stamp):
                         "p90": quantile(ms, 0.9), "max": ms[-1]},
         "samples_per_s": batch / (median * 1e-3), "flops_per_step": flops,
         "tflops": flops / (median * 1e-3) / 1e12, "gemm_ms": gemm_ms,
+        "gemm_tflops": flops / (gemm_ms * 1e-3) / 1e12,
         "step_to_gemm_ratio": median / gemm_ms, "peak_host_rss_mb": rss,
         "peak_device_mb": peak_device_mb,
     }
@@ -340,8 +386,9 @@ def main():
         torch.set_num_threads(args.threads)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     results = []
-    print("%-7s %-5s %-4s %3s %-10s %10s %11s %8s %9s %6s" % (
-        "config", "dev", "math", "thr", "variant", "ms/step", "samples/s", "TFLOP/s", "GEMM ms", "ratio"))
+    print("%-7s %-5s %-4s %3s %-10s %10s %11s %8s %9s %9s %6s" % (
+        "config", "dev", "prec", "thr", "variant", "ms/step", "samples/s", "TFLOP/s", "GEMM ms",
+        "GEMM TF/s", "ratio"))
     for cfg in configs(args):
         for variant in args.variants.split(","):
             if variant in ("cuda-graph", "compile") and cfg[3] != "cuda":
@@ -353,10 +400,10 @@ def main():
                                                              str(e).splitlines()[0][:80]))
                 continue
             results.append(r)
-            print("%-7s %-5s %-4s %3d %-10s %10.3f %11.0f %8.3f %9.3f %6.2f" % (
-                r["config"], r["backend"], r["math"], r["threads"], variant,
+            print("%-7s %-5s %-4s %3d %-10s %10.3f %11.0f %8.3f %9.3f %9.3f %6.2f" % (
+                r["config"], r["backend"], r["precision"], r["threads"], variant,
                 r["ms_per_step"]["median"], r["samples_per_s"], r["tflops"], r["gemm_ms"],
-                r["step_to_gemm_ratio"]), flush=True)
+                r["gemm_tflops"], r["step_to_gemm_ratio"]), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run_suite.sh - the standard benchmark suite (S, M, L) for cumlp and, when a Python with PyTorch
 # is found, for PyTorch; results go to bench/results/<date>-<GPU name or host>/ and the comparison
-# table is printed (and saved as comparison.txt).
+# table is printed (and saved as comparison.txt). On a GPU every network runs in each precision
+# (fp32, tf32, bf16, fp16), PyTorch's bf16 and fp16 under its autocast, eager and torch.compile.
 #
 #   bench/run_suite.sh [build-dir]        (default: build)
 # Environment: THREADS (CPU threads; default all cores), SUITE (S, M, L or all; default all),

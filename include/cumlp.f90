@@ -21,15 +21,16 @@
 !    (C's "NULL for the defaults" is not offered: pass a filled struct.)
 !  - Functions returning const char* are wrapped so that they return a Fortran
 !    character(:), allocatable (cumlp_version_string, cumlp_status_string, cumlp_last_error,
-!    cumlp_backend_name, cumlp_activation_name, cumlp_loss_name, cumlp_init_name,
-!    cumlp_optimizer_name, cumlp_schedule_name, cumlp_transport_name); cumlp_describe returns
-!    cumlp_context_describe's text the same way. The name parsers cumlp_backend_from_name,
-!    cumlp_activation_from_name, cumlp_loss_from_name, cumlp_init_from_name,
-!    cumlp_optimizer_from_name, cumlp_schedule_from_name and cumlp_transport_from_name take the
-!    name as a Fortran character(*), trailing blanks ignored (they pass cumlp_cstr(name)).
+!    cumlp_backend_name, cumlp_precision_name, cumlp_activation_name, cumlp_loss_name,
+!    cumlp_init_name, cumlp_optimizer_name, cumlp_schedule_name, cumlp_task_name,
+!    cumlp_transport_name); cumlp_describe returns cumlp_context_describe's text the same way. The
+!    name parsers cumlp_backend_from_name, cumlp_precision_from_name, cumlp_activation_from_name,
+!    cumlp_loss_from_name, cumlp_init_from_name, cumlp_optimizer_from_name,
+!    cumlp_schedule_from_name, cumlp_task_from_name and cumlp_transport_from_name take the name as
+!    a Fortran character(*), trailing blanks ignored (they pass cumlp_cstr(name)).
 !  - Named values. cumlp.h lists each set of named values once, as an X-macro (CUMLP_<SET>_LIST:
-!    statuses, backends, activations, losses, init schemes, optimizers, schedules, transports),
-!    and derives
+!    statuses, backends, precisions, activations, losses, init schemes, optimizers, schedules,
+!    tasks, transports), and derives
 !    the enum and the count CUMLP_<SET>_COUNT from it. Fortran cannot expand C macros: the
 !    integer constants below, counts included, are a copy of those lists, in the same order.
 !    tests/fortran/test_fortran.f90 checks the copy against the library: every constant against
@@ -39,7 +40,8 @@
 !    memory (the CSV and FANN *_memory readers) is a character string with its length, no
 !    c_null_char: cumlp_dataset_read_csv_memory(ctx, text, len(text, c_size_t), options, ds).
 !  - Where C accepts NULL for an output or input array (the loss of a training step, the weights
-!    or biases of get/set_layer, the optimizer of checkpoint_load, the statistics of scaler_get,
+!    or biases of get/set_layer, the optimizer of checkpoint_load, the optimizer, scaler and model
+!    info of checkpoint_load_with, the statistics of scaler_get,
 !    the result of cumlp_fit), the Fortran argument is OPTIONAL: leave it out for NULL.
 !    cumlp_dataset_features(ds) and cumlp_dataset_targets(ds) return the dataset's own memory as
 !    a 2-D array pointer. These few procedures are thin Fortran wrappers; all others are direct
@@ -106,7 +108,13 @@ module cumlp
   integer(c_int), parameter :: CUMLP_BACKEND_CPU = 2
   integer(c_int), parameter :: CUMLP_BACKEND_CUDA = 3
   integer(c_int), parameter :: CUMLP_BACKEND_COUNT = 4
-  ! cumlp_math_mode
+  ! cumlp_precision
+  integer(c_int), parameter :: CUMLP_PRECISION_FP32 = 0
+  integer(c_int), parameter :: CUMLP_PRECISION_TF32 = 1
+  integer(c_int), parameter :: CUMLP_PRECISION_BF16 = 2
+  integer(c_int), parameter :: CUMLP_PRECISION_FP16 = 3
+  integer(c_int), parameter :: CUMLP_PRECISION_COUNT = 4
+  ! cumlp 0.1.0's names of CUMLP_PRECISION_FP32 and CUMLP_PRECISION_TF32
   integer(c_int), parameter :: CUMLP_MATH_STRICT_FP32 = 0
   integer(c_int), parameter :: CUMLP_MATH_TF32 = 1
   ! cumlp_activation
@@ -148,6 +156,13 @@ module cumlp
   integer(c_int), parameter :: CUMLP_OPTIMIZER_COUNT = 10
   ! flags of the checkpoint load functions
   integer(c_int), parameter :: CUMLP_CHECKPOINT_ALLOW_NON_FINITE = 1
+  ! cumlp_task
+  integer(c_int), parameter :: CUMLP_TASK_UNKNOWN = 0
+  integer(c_int), parameter :: CUMLP_TASK_CLASSIFY = 1
+  integer(c_int), parameter :: CUMLP_TASK_REGRESS = 2
+  integer(c_int), parameter :: CUMLP_TASK_COUNT = 3
+  ! cumlp_csv_options%label_column for data without targets
+  integer(c_int), parameter :: CUMLP_CSV_NO_TARGET = -2
   ! cumlp_scaling
   integer(c_int), parameter :: CUMLP_SCALE_MINMAX = 0
   integer(c_int), parameter :: CUMLP_SCALE_STANDARDIZE = 1
@@ -182,7 +197,8 @@ module cumlp
     integer(c_int) :: backend      ! a CUMLP_BACKEND_*; default CUMLP_BACKEND_AUTO
     integer(c_int) :: device       ! CUDA device ordinal; default 0
     type(c_ptr) :: stream          ! a cudaStream_t, or c_null_ptr for the context's own
-    integer(c_int) :: math_mode    ! a CUMLP_MATH_*; default CUMLP_MATH_STRICT_FP32
+    integer(c_int) :: precision    ! a CUMLP_PRECISION_*; default CUMLP_PRECISION_FP32 (math_mode
+                                   ! in cumlp 0.1.0)
     integer(c_int) :: num_threads  ! cpu backend threads; 0 (default) means all cores
   end type cumlp_context_options
 
@@ -283,11 +299,27 @@ module cumlp
     integer(c_int64_t) :: skipped_steps  ! steps skipped (NaN or Inf)
   end type cumlp_fit_result
 
+  type, bind(C) :: cumlp_model_info
+    integer(c_int) :: task         ! a CUMLP_TASK_*; default CUMLP_TASK_UNKNOWN (nothing recorded)
+    integer(c_int) :: num_classes  ! CLASSIFY: the output width (2 for one output); else 0
+    integer(c_int) :: label_column ! the CSV column (from 0) of the targets; default -1, the last
+  end type cumlp_model_info
+
   type, bind(C) :: cumlp_eval_result
     real(c_double) :: loss               ! mean loss per sample
     real(c_double) :: accuracy           ! -1 for regression
     real(c_double) :: mse                ! mean over samples and outputs of (output - target)^2
   end type cumlp_eval_result
+
+  ! FP16's loss scaler, settings and state (cumlp.h, "Loss scaling").
+  type, bind(C) :: cumlp_loss_scaler
+    real(c_double) :: scale              ! default 65536 (2^16)
+    real(c_double) :: growth_factor      ! default 2
+    real(c_double) :: backoff_factor     ! default 0.5
+    integer(c_int64_t) :: growth_interval ! default 2000; 0: never grows
+    integer(c_int64_t) :: clean_steps    ! state: steps taken since the last overflow or growth
+    integer(c_int64_t) :: overflows      ! state: steps skipped for an overflow
+  end type cumlp_loss_scaler
 
   ! The interface of a cumlp_fit callback (C's cumlp_fit_callback). Write it as a module or
   ! external procedure with bind(C) (an internal procedure cannot be bind(C)), for example
@@ -379,6 +411,36 @@ module cumlp
       integer(c_int) :: cumlp_context_synchronize
     end function
 
+    function cumlp_context_set_precision(ctx, precision) &
+        bind(C, name="cumlp_context_set_precision")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int), value :: precision
+      integer(c_int) :: cumlp_context_set_precision
+    end function
+
+    function cumlp_context_precision(ctx) bind(C, name="cumlp_context_precision")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int) :: cumlp_context_precision
+    end function
+
+    function cumlp_c_precision_name(precision) bind(C, name="cumlp_precision_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: precision
+      type(c_ptr) :: cumlp_c_precision_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); precision is left unchanged when the name is unknown.
+    function cumlp_c_precision_from_name(name, precision) &
+        bind(C, name="cumlp_precision_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: precision
+      integer(c_int) :: cumlp_c_precision_from_name
+    end function
+
+    ! cumlp 0.1.0's name of cumlp_context_set_precision.
     function cumlp_context_set_math_mode(ctx, math_mode) &
         bind(C, name="cumlp_context_set_math_mode")
       import :: c_int, c_ptr
@@ -717,6 +779,28 @@ module cumlp
       integer(c_int) :: cumlp_network_get_gradients_f64
     end function
 
+    function cumlp_loss_scaler_defaults(scaler) bind(C, name="cumlp_loss_scaler_defaults")
+      import :: c_int, cumlp_loss_scaler
+      type(cumlp_loss_scaler), intent(out) :: scaler
+      integer(c_int) :: cumlp_loss_scaler_defaults
+    end function
+
+    function cumlp_network_get_loss_scaler(net, scaler) &
+        bind(C, name="cumlp_network_get_loss_scaler")
+      import :: c_int, c_ptr, cumlp_loss_scaler
+      type(c_ptr), value :: net
+      type(cumlp_loss_scaler), intent(out) :: scaler
+      integer(c_int) :: cumlp_network_get_loss_scaler
+    end function
+
+    function cumlp_network_set_loss_scaler(net, scaler) &
+        bind(C, name="cumlp_network_set_loss_scaler")
+      import :: c_int, c_ptr, cumlp_loss_scaler
+      type(c_ptr), value :: net
+      type(cumlp_loss_scaler), intent(in) :: scaler
+      integer(c_int) :: cumlp_network_set_loss_scaler
+    end function
+
     ! ---- optimizers: SGD, momentum, Nesterov, the Adam family, RMSprop, Adagrad, Adadelta --------
     function cumlp_c_optimizer_name(type) bind(C, name="cumlp_optimizer_name")
       import :: c_int, c_ptr
@@ -857,6 +941,47 @@ module cumlp
       type(c_ptr), intent(out) :: net
       type(c_ptr), value :: opt
       integer(c_int) :: cumlp_c_checkpoint_load_memory
+    end function
+
+    function cumlp_model_info_defaults(info) bind(C, name="cumlp_model_info_defaults")
+      import :: c_int, cumlp_model_info
+      type(cumlp_model_info), intent(out) :: info
+      integer(c_int) :: cumlp_model_info_defaults
+    end function
+
+    ! opt and scaler may be c_null_ptr (none); info is a filled cumlp_model_info (task
+    ! CUMLP_TASK_UNKNOWN records nothing).
+    function cumlp_checkpoint_save_with(net, opt, scaler, info, path) &
+        bind(C, name="cumlp_checkpoint_save_with")
+      import :: c_int, c_ptr, c_char, cumlp_model_info
+      type(c_ptr), value :: net, opt, scaler
+      type(cumlp_model_info), intent(in) :: info
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int) :: cumlp_checkpoint_save_with
+    end function
+
+    ! opt, scaler and info may be NULL: wrapped by cumlp_checkpoint_load_with below (OPTIONAL).
+    function cumlp_c_checkpoint_load_with(ctx, path, flags, net, opt, scaler, info) &
+        bind(C, name="cumlp_checkpoint_load_with")
+      import :: c_int, c_ptr, c_char
+      type(c_ptr), value :: ctx
+      character(kind=c_char), intent(in) :: path(*)
+      integer(c_int), value :: flags
+      type(c_ptr), intent(out) :: net
+      type(c_ptr), value :: opt, scaler, info
+      integer(c_int) :: cumlp_c_checkpoint_load_with
+    end function
+
+    ! opt, scaler and info may be NULL: wrapped by cumlp_checkpoint_load_memory_with below.
+    function cumlp_c_checkpoint_load_memory_with(ctx, data, size, flags, net, opt, scaler, info) &
+        bind(C, name="cumlp_checkpoint_load_memory_with")
+      import :: c_int, c_ptr, c_size_t
+      type(c_ptr), value :: ctx, data
+      integer(c_size_t), value :: size
+      integer(c_int), value :: flags
+      type(c_ptr), intent(out) :: net
+      type(c_ptr), value :: opt, scaler, info
+      integer(c_int) :: cumlp_c_checkpoint_load_memory_with
     end function
 
     ! ---- datasets (host memory): n_features x n_samples features, n_outputs x n_samples targets -
@@ -1031,6 +1156,17 @@ module cumlp
       integer(c_int) :: cumlp_dataset_split
     end function
 
+    ! ds keeps the training samples: its features and targets arrays change (take new views).
+    function cumlp_dataset_split_off(ds, validation_fraction, seed, validation) &
+        bind(C, name="cumlp_dataset_split_off")
+      import :: c_int, c_ptr, c_double, c_int64_t
+      type(c_ptr), value :: ds
+      real(c_double), value :: validation_fraction
+      integer(c_int64_t), value :: seed
+      type(c_ptr), intent(out) :: validation
+      integer(c_int) :: cumlp_dataset_split_off
+    end function
+
     ! ---- feature scaling: x -> (x - offset) * scale -------------------------------------------
     ! method: a CUMLP_SCALE_*; per_feature: 1 per feature, 0 one pair for all features.
     function cumlp_scaler_fit(train, method, per_feature, scaler) bind(C, name="cumlp_scaler_fit")
@@ -1090,6 +1226,20 @@ module cumlp
       character(kind=c_char), intent(in) :: name(*)
       integer(c_int), intent(inout) :: schedule
       integer(c_int) :: cumlp_c_schedule_from_name
+    end function
+
+    function cumlp_c_task_name(task) bind(C, name="cumlp_task_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: task
+      type(c_ptr) :: cumlp_c_task_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); task is left unchanged when the name is unknown.
+    function cumlp_c_task_from_name(name, task) bind(C, name="cumlp_task_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: task
+      integer(c_int) :: cumlp_c_task_from_name
     end function
 
     function cumlp_fit_defaults(options) bind(C, name="cumlp_fit_defaults")
@@ -1259,6 +1409,12 @@ contains
     s = c_string_to_fortran(cumlp_c_backend_name(backend))
   end function
 
+  function cumlp_precision_name(precision) result(s)
+    integer(c_int), intent(in) :: precision
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_precision_name(precision))
+  end function
+
   function cumlp_activation_name(activation) result(s)
     integer(c_int), intent(in) :: activation
     character(:), allocatable :: s
@@ -1287,6 +1443,12 @@ contains
     integer(c_int), intent(in) :: schedule
     character(:), allocatable :: s
     s = c_string_to_fortran(cumlp_c_schedule_name(schedule))
+  end function
+
+  function cumlp_task_name(task) result(s)
+    integer(c_int), intent(in) :: task
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_task_name(task))
   end function
 
   function cumlp_transport_name(transport) result(s)
@@ -1318,6 +1480,13 @@ contains
     integer(c_int), intent(inout) :: backend
     integer(c_int) :: status
     status = cumlp_c_backend_from_name(cumlp_cstr(name), backend)
+  end function
+
+  function cumlp_precision_from_name(name, precision) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: precision
+    integer(c_int) :: status
+    status = cumlp_c_precision_from_name(cumlp_cstr(name), precision)
   end function
 
   function cumlp_activation_from_name(name, activation) result(status)
@@ -1353,6 +1522,13 @@ contains
     integer(c_int), intent(inout) :: schedule
     integer(c_int) :: status
     status = cumlp_c_schedule_from_name(cumlp_cstr(name), schedule)
+  end function
+
+  function cumlp_task_from_name(name, task) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: task
+    integer(c_int) :: status
+    status = cumlp_c_task_from_name(cumlp_cstr(name), task)
   end function
 
   function cumlp_transport_from_name(name, transport) result(status)
@@ -1465,6 +1641,47 @@ contains
     o = c_null_ptr
     if (present(opt)) o = c_loc(opt)
     status = cumlp_c_checkpoint_load_memory(ctx, data, size, flags, net, o)
+  end function
+
+  ! With opt, scaler and info present they receive the file's optimizer (or c_null_ptr), its
+  ! inputs' scaling (or c_null_ptr) and its model info (task CUMLP_TASK_UNKNOWN when it records
+  ! none); each left out is not read.
+  function cumlp_checkpoint_load_with(ctx, path, flags, net, opt, scaler, info) result(status)
+    type(c_ptr), intent(in) :: ctx
+    character(kind=c_char), intent(in) :: path(*)
+    integer(c_int), intent(in) :: flags
+    type(c_ptr), intent(out) :: net
+    type(c_ptr), intent(out), optional, target :: opt, scaler
+    type(cumlp_model_info), intent(inout), optional, target :: info
+    integer(c_int) :: status
+    type(c_ptr) :: o, s, i
+    o = c_null_ptr
+    s = c_null_ptr
+    i = c_null_ptr
+    if (present(opt)) o = c_loc(opt)
+    if (present(scaler)) s = c_loc(scaler)
+    if (present(info)) i = c_loc(info)
+    status = cumlp_c_checkpoint_load_with(ctx, path, flags, net, o, s, i)
+  end function
+
+  ! data: c_loc of the first of size bytes holding a checkpoint. The rest as above.
+  function cumlp_checkpoint_load_memory_with(ctx, data, size, flags, net, opt, scaler, info) &
+      result(status)
+    type(c_ptr), intent(in) :: ctx, data
+    integer(c_size_t), intent(in) :: size
+    integer(c_int), intent(in) :: flags
+    type(c_ptr), intent(out) :: net
+    type(c_ptr), intent(out), optional, target :: opt, scaler
+    type(cumlp_model_info), intent(inout), optional, target :: info
+    integer(c_int) :: status
+    type(c_ptr) :: o, s, i
+    o = c_null_ptr
+    s = c_null_ptr
+    i = c_null_ptr
+    if (present(opt)) o = c_loc(opt)
+    if (present(scaler)) s = c_loc(scaler)
+    if (present(info)) i = c_loc(info)
+    status = cumlp_c_checkpoint_load_memory_with(ctx, data, size, flags, net, o, s, i)
   end function
 
   ! ---- datasets, scalers and fit: array views and the arguments C lets be NULL ----------------

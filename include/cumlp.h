@@ -66,12 +66,12 @@ CUMLP_API int cumlp_version_number(void);
 CUMLP_API const char *cumlp_version_string(void);
 
 /* ---------------------------------------------------------------------------------------------
- * Named values. Each set of named values (statuses, backends, activations, losses, init schemes,
- * optimizers, learning-rate schedules) is listed once, as an X-macro CUMLP_<SET>_LIST(X) with one
- * entry X(IDENTIFIER, value, "name") per value. The enum, the count CUMLP_<SET>_COUNT, and the
- * library's name function and parser are all generated from that list; values run from 0 to
- * COUNT - 1 without gaps, and are stable across releases (new values are only appended). A program
- * may expand a list too, for example into a table of its own:
+ * Named values. Each set of named values (statuses, backends, precisions, activations, losses,
+ * init schemes, optimizers, learning-rate schedules, tasks) is listed once, as an X-macro
+ * CUMLP_<SET>_LIST(X) with one entry X(IDENTIFIER, value, "name") per value. The enum, the count
+ * CUMLP_<SET>_COUNT, and the library's name function and parser are all generated from that list;
+ * values run from 0 to COUNT - 1 without gaps, and are stable across releases (new values are only
+ * appended). A program may expand a list too, for example into a table of its own:
  *
  *   #define ROW(id, value, name) {value, name},
  *   static const struct { int value; const char *name; } rows[] = {CUMLP_LOSS_LIST(ROW)};
@@ -151,7 +151,7 @@ typedef struct cumlp_context cumlp_context;
     X(REFERENCE, 1, "reference")                                                                   \
     /** BLAS GEMMs and OpenMP loops in fp32 */                                                     \
     X(CPU, 2, "cpu")                                                                               \
-    /** cuBLAS GEMMs and fused CUDA kernels in fp32 (or TF32) */                                   \
+    /** cuBLAS GEMMs and fused CUDA kernels in every precision: fp32, TF32, bf16, fp16 */          \
     X(CUDA, 3, "cuda")
 
 typedef enum cumlp_backend {
@@ -161,17 +161,58 @@ typedef enum cumlp_backend {
 } cumlp_backend;
 enum { CUMLP_BACKEND_COUNT = 0 CUMLP_BACKEND_LIST(CUMLP_COUNT_ENTRY_) };
 
-typedef enum cumlp_math_mode {
-    CUMLP_MATH_STRICT_FP32 = 0, /**< full fp32 GEMMs (the default) */
-    CUMLP_MATH_TF32 = 1         /**< TF32 tensor-core GEMMs on the GPU (rel. error ~5e-3) */
-} cumlp_math_mode;
+/*
+ * Precision: what the GEMMs compute in and what the network's activations are stored in. It is
+ * a property of the context, set at creation (options.precision) and changeable between calls
+ * (cumlp_context_set_precision). In every precision the parameters (the master weights), the
+ * gradient arena, the reductions (bias gradients, the loss, the gradient norm) and the optimizer
+ * state are fp32, and so are the tensors the caller sees (inputs, targets, outputs): the
+ * precision changes only what happens inside a forward and a backward pass.
+ *
+ * BF16 and FP16 (cuda backend only; the cpu and reference backends refuse them with
+ * CUMLP_ERROR_NOT_SUPPORTED): the GEMMs read 16-bit operands (a 16-bit copy of the weights that
+ * every optimizer step refreshes in the same pass, the hidden layers' activations, the deltas
+ * passed down, the input batch rounded once per pass) and accumulate in fp32 on the tensor cores.
+ * The output layer's pre-activation and activation stay fp32, so the loss, the softmax and the
+ * predictions are computed and returned in fp32 from logits rounded once. The elementwise math
+ * is the same fp32 formulas as in FP32, on values read from 16-bit storage; every value stored
+ * in 16 bits is rounded to nearest even. Expect about 3 significant digits in BF16 (8-bit
+ * mantissa) and 4 in FP16 (11 bits), per element of a layer's result. FP16's range ends at 65504:
+ * its gradients are computed from a scaled loss (see cumlp_loss_scaler), which BF16, with fp32's
+ * exponent range, does not need. Checkpoints hold the fp32 master weights in every precision.
+ */
+#define CUMLP_PRECISION_LIST(X)                                                                    \
+    /** fp32 storage and strict fp32 GEMMs (no tensor-core down-conversion): the default */        \
+    X(FP32, 0, "fp32")                                                                             \
+    /** fp32 storage; on the GPU the GEMMs round their inputs to TF32 (10-bit mantissa) on the     \
+     * tensor cores, rel. error ~5e-3; the cpu and reference backends run their fp32 (double)      \
+     * GEMMs                                                                                       \
+     */                                                                                            \
+    X(TF32, 1, "tf32")                                                                             \
+    /** bf16 GEMM inputs and hidden activations, fp32 accumulation (cuda only) */                  \
+    X(BF16, 2, "bf16")                                                                             \
+    /** fp16 GEMM inputs and hidden activations, fp32 accumulation, loss scaling (cuda only) */    \
+    X(FP16, 3, "fp16")
+
+typedef enum cumlp_precision {
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_PRECISION_##id = value,
+    CUMLP_PRECISION_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
+} cumlp_precision;
+enum { CUMLP_PRECISION_COUNT = 0 CUMLP_PRECISION_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** cumlp 0.1.0's names of the precisions FP32 and TF32 ("math modes"), kept for its programs. */
+typedef cumlp_precision cumlp_math_mode;
+#define CUMLP_MATH_STRICT_FP32 CUMLP_PRECISION_FP32
+#define CUMLP_MATH_TF32        CUMLP_PRECISION_TF32
 
 typedef struct cumlp_context_options {
     int backend;     /**< a cumlp_backend; default CUMLP_BACKEND_AUTO */
     int device;      /**< CUDA device ordinal for the cuda backend; default 0 */
     void *stream;    /**< a cudaStream_t of `device` to run on (it must outlive the context), or
                           NULL for a non-blocking stream the context creates */
-    int math_mode;   /**< a cumlp_math_mode; default CUMLP_MATH_STRICT_FP32 */
+    int precision;   /**< a cumlp_precision; default CUMLP_PRECISION_FP32 (this field was
+                          math_mode in cumlp 0.1.0; the layout is unchanged) */
     int num_threads; /**< threads for the cpu backend; 0 (default) means all cores */
 } cumlp_context_options;
 
@@ -180,8 +221,10 @@ CUMLP_API cumlp_status cumlp_context_defaults(cumlp_context_options *options);
 
 /**
  * Creates a context. options may be NULL for the defaults. Asking for a backend that this build
- * does not contain returns CUMLP_ERROR_NOT_SUPPORTED; asking for cuda without a usable GPU returns
- * CUMLP_ERROR_NO_DEVICE. AUTO never fails for lack of a GPU: it falls back to cpu, then reference.
+ * does not contain, or for a precision the backend does not run (BF16 or FP16 on cpu or
+ * reference), returns CUMLP_ERROR_NOT_SUPPORTED; asking for cuda without a usable GPU returns
+ * CUMLP_ERROR_NO_DEVICE. AUTO never fails for lack of a GPU: it falls back to cpu, then reference
+ * (so with BF16 or FP16 and no usable GPU it fails, naming why it passed over each backend).
  * On failure *ctx is set to NULL and cumlp_last_error(NULL) says why.
  */
 CUMLP_API cumlp_status cumlp_context_create(cumlp_context **ctx,
@@ -216,7 +259,24 @@ CUMLP_API int cumlp_backend_is_built(int backend);
 /** Waits until all work queued on the context's stream is done and reports its errors. */
 CUMLP_API cumlp_status cumlp_context_synchronize(cumlp_context *ctx);
 
-/** Sets the GEMM math mode (a cumlp_math_mode) for later calls. */
+/**
+ * Sets the precision (a cumlp_precision) of later calls: CUMLP_ERROR_NOT_SUPPORTED (precision
+ * unchanged) for BF16 or FP16 on a backend other than cuda. Networks of the context follow at their
+ * next forward pass, which then reallocates their work buffers (and with BF16 or FP16 makes the
+ * 16-bit copy of their weights): change it between training runs, not between the calls of one
+ * step (cumlp_loss_backward and cumlp_optimizer_step).
+ */
+CUMLP_API cumlp_status cumlp_context_set_precision(cumlp_context *ctx, int precision);
+
+/** The context's precision (a cumlp_precision), or -1 when ctx is NULL. */
+CUMLP_API int cumlp_context_precision(const cumlp_context *ctx);
+
+/** The name of a precision ("fp32", "tf32", "bf16", "fp16"), or "unknown". */
+CUMLP_API const char *cumlp_precision_name(int precision);
+/** Parses the name of a precision into *precision (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_precision_from_name(const char *name, int *precision);
+
+/** cumlp 0.1.0's name of cumlp_context_set_precision, kept for its programs. */
 CUMLP_API cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_mode);
 
 /**
@@ -410,8 +470,9 @@ CUMLP_API cumlp_status cumlp_network_defaults(cumlp_network_options *options);
  * Creates a network of num_layers layers (hidden layers plus the output layer) in ctx.
  * widths has num_layers + 1 entries: the input width, then each layer's width.
  * activations has num_layers entries (cumlp_activation values). Softmax is allowed only on the
- * output layer and only with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, which requires it; sigmoid BCE
- * requires a sigmoid output layer. options may be NULL for the defaults. Parameters are
+ * output layer, only with CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, which requires it, and only over at
+ * least 2 outputs (over one it is 1 whatever its input); sigmoid BCE requires a sigmoid output
+ * layer. options may be NULL for the defaults. Parameters are
  * initialized from options->seed: the same seed gives the same weights on every backend, bit for
  * bit. The uniform schemes use cuRAND's uniform transform of Philox4x32-10; the normal schemes
  * cumlp's own Box-Muller transform of it, in double and rounded once (not what cuRAND's normal
@@ -500,11 +561,12 @@ CUMLP_API cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, 
 /**
  * Forward pass, loss and backward pass on a batch: X (n_0 x B), targets T (n_L x B; one-hot
  * columns for classification). Leaves dE/dparameters, averaged over the batch, in the network's
- * gradient arena (read it with cumlp_network_get_gradients). If loss is not NULL, *loss receives
- * the batch mean of the per-sample loss E (this waits for the device); with NULL it is not
- * computed. Returns CUMLP_ERROR_NON_FINITE (gradients left as computed) if the loss is NaN/Inf.
- * With a communicator it is collective: X and T are this rank's shard, and the gradients and the
- * loss are the global batch's (see "Data-parallel training over MPI").
+ * gradient arena (read it with cumlp_network_get_gradients; in FP16 precision the arena holds
+ * them times the loss scale, see cumlp_loss_scaler, which the readers divide out). If loss is not
+ * NULL, *loss receives the batch mean of the per-sample loss E (this waits for the device); with
+ * NULL it is not computed. Returns CUMLP_ERROR_NON_FINITE (gradients left as computed) if the loss
+ * is NaN/Inf. With a communicator it is collective: X and T are this rank's shard, and the
+ * gradients and the loss are the global batch's (see "Data-parallel training over MPI").
  */
 CUMLP_API cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X,
                                            const cumlp_tensor *T, double *loss);
@@ -523,6 +585,51 @@ CUMLP_API cumlp_status cumlp_network_get_gradients(const cumlp_network *net, flo
 /** Double-precision variant of cumlp_network_get_gradients. */
 CUMLP_API cumlp_status cumlp_network_get_gradients_f64(const cumlp_network *net, double *host,
                                                        int64_t count);
+
+/*
+ * Loss scaling (FP16 precision). fp16 keeps 5 exponent bits: a gradient below about 6e-8 flushes to
+ * 0 in the 16-bit deltas a backward pass stores, and one above 65504 overflows. So in FP16 each
+ * network multiplies the loss gradient of its output layer by a scale s, its gradient arena holds
+ * s times the gradients (summed in fp32, where s costs no range), and cumlp_optimizer_step divides
+ * them by s (with clipping, in the gradients' one factor) before the rule uses them. The scale is
+ * dynamic, as PyTorch's torch.amp.GradScaler: a step whose scaled gradients hold NaN or Inf is an
+ * overflow, skipped (CUMLP_STEP_SKIPPED, parameters and optimizer state bit for bit unchanged,
+ * counted by cumlp_optimizer_skipped_steps; never CUMLP_ERROR_NON_FINITE, whatever the optimizer's
+ * non_finite_error says, since a scaler expects them), and s is multiplied by backoff_factor; after
+ * growth_interval steps taken in a row s is multiplied by growth_factor. Growth stops short of
+ * fp32's largest value and backoff at fp32's smallest normal, 2^-126. A non-finite loss is not an
+ * overflow of the scale (the forward pass does not use it): it follows non_finite_error and leaves
+ * the scaler as it was (when cumlp_train_step is given no loss pointer, the loss is not computed,
+ * and a forward pass past fp16's range shows as an overflow of the gradients). In the other
+ * precisions the scaler is kept but neither applied nor updated. Checkpoints with optimizer state
+ * hold the scaler too (keys "loss_scale", ...), so that FP16 training resumes bit for bit.
+ */
+typedef struct cumlp_loss_scaler {
+    double scale;            /**< s, in [2^-126, FLT_MAX] (the kernels take it in fp32); default
+                                  65536 (2^16). A power of two keeps the scaled gradients exact
+                                  multiples of the plain ones */
+    double growth_factor;    /**< finite and >= 1; default 2 */
+    double backoff_factor;   /**< in (0, 1]; default 0.5 */
+    int64_t growth_interval; /**< >= 0; default 2000; 0: the scale never grows */
+    int64_t clean_steps;     /**< state: steps taken in a row since the last overflow or growth
+                                  (growth at growth_interval resets it), >= 0; default 0 */
+    int64_t overflows;       /**< state: steps skipped for an overflow so far, >= 0; default 0 */
+} cumlp_loss_scaler;
+
+/** Fills *scaler with the defaults listed in cumlp_loss_scaler. */
+CUMLP_API cumlp_status cumlp_loss_scaler_defaults(cumlp_loss_scaler *scaler);
+
+/** The network's loss scaler (its settings and state) into *scaler. */
+CUMLP_API cumlp_status cumlp_network_get_loss_scaler(const cumlp_network *net,
+                                                     cumlp_loss_scaler *scaler);
+
+/**
+ * Replaces the network's loss scaler, settings and state (a value out of range, NaN included, is
+ * CUMLP_ERROR_INVALID_VALUE and changes nothing). A new network has cumlp_loss_scaler_defaults's.
+ * The gradients already in the arena keep the scale they were computed with.
+ */
+CUMLP_API cumlp_status cumlp_network_set_loss_scaler(cumlp_network *net,
+                                                     const cumlp_loss_scaler *scaler);
 
 /* ---------------------------------------------------------------------------------------------
  * Optimizers. Updates use the gradients left by cumlp_loss_backward, elementwise over the
@@ -658,10 +765,12 @@ CUMLP_API double cumlp_optimizer_gradient_norm(const cumlp_optimizer *opt);
  * First one pass over the whole gradient arena (frozen parameters included: they have gradients
  * too) gives its global L2 norm, ||g|| = sqrt(sum of g_i^2), summed in double in an order fixed
  * by the arena's size (and the cpu backend's thread count), so that it is the same from run to
- * run. If it is NaN or Inf (a gradient is), no update is made: parameters, optimizer state, step
- * count and bias corrections stay bit for bit as they were, and the call returns
- * CUMLP_STEP_SKIPPED (counted by cumlp_optimizer_skipped_steps), or CUMLP_ERROR_NON_FINITE with
- * options.non_finite_error = 1. Otherwise each gradient g is, before the rule uses it:
+ * run (in FP16 precision the arena's norm divided by the loss scale: the gradients' own). If it
+ * is NaN or Inf (a gradient is), no update is made: parameters, optimizer state, step count and
+ * bias corrections stay bit for bit as they were, and the call returns CUMLP_STEP_SKIPPED
+ * (counted by cumlp_optimizer_skipped_steps), or CUMLP_ERROR_NON_FINITE with
+ * options.non_finite_error = 1 (but for an overflow of FP16's loss scale, which is always a skip:
+ * see cumlp_loss_scaler). Otherwise each gradient g is, before the rule uses it:
  *   clip_norm > 0:   g <- g min(1, clip_norm / (||g|| + 1e-6))   (torch.nn.utils.clip_grad_norm_
  *                    over all the parameters)
  *   clip_value > 0:  g <- min(max(g, -clip_value), clip_value)  (clip_grad_value_), after that
@@ -725,28 +834,45 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * (RMSPROP, ADADELTA) or sum s (ADAGRAD); state2 is the second moment s (ADAM, ADAMW, NADAM), the
  * infinity norm u (ADAMAX), the updates' average u (ADADELTA) or RMSPROP's momentum buffer b
  * (only with momentum > 0); state3 is centered RMSPROP's gradient average a. SGD has none.
- * "__metadata__" (string to string) holds: "format" = "cumlp", "format_version" = "1",
+ * "__metadata__" (string to string) holds: "format" = "cumlp", "format_version" = "2",
  * "num_layers", "widths" ("784,128,10"), "activations" ("relu,softmax": the names of
  * CUMLP_ACTIVATION_LIST), "loss" (a name of CUMLP_LOSS_LIST: mse, ce, bce; files written by cumlp
  * 0.1.0 before the names were unified say squared_error, softmax_cross_entropy and
- * sigmoid_binary_cross_entropy, which are read too), "leaky_relu_slope", "payload_crc32"
- * (CRC-32/ISO-HDLC of all bytes after the header, 8 lowercase hex digits), and with an optimizer:
+ * sigmoid_binary_cross_entropy, which are read too), "leaky_relu_slope", "crc32" (CRC-32/ISO-HDLC,
+ * as zlib.crc32, of the whole file: the length field, the header and the tensors, with the 8
+ * lowercase hex digits of this value written as "00000000"; the header holds the text
+ * "crc32":" exactly once), and with an optimizer:
  * "optimizer" (a name of CUMLP_OPTIMIZER_LIST), "learning_rate", "momentum", "weight_decay",
  * "beta1", "beta2", "epsilon", "alpha", "rho", "centered", "lr_decay",
  * "initial_accumulator_value", "momentum_decay", "clip_norm", "clip_value", "non_finite_error"
  * (decimal in C syntax whatever the process's LC_NUMERIC locale, round-trip exact),
- * "step_count", and for NADAM "mu_product" (its P_t), so
- * that training resumes bit for bit. Files written before an option existed lack its key and read
+ * "step_count", for NADAM "mu_product" (its P_t), and the network's loss scaler (FP16; see
+ * cumlp_loss_scaler) as "loss_scale", "loss_scale_growth_factor", "loss_scale_backoff_factor",
+ * "loss_scale_growth_interval", "loss_scale_clean_steps" and "loss_scale_overflows", so that
+ * training resumes bit for bit. Files written before an option existed lack its key and read
  * as its default. Frozen flags are not stored.
  *
- * Parameters travel as fp32 on every backend, so a checkpoint written on one backend loads on any
- * other with bit-identical parameters, and save -> load -> save gives the same bytes.
+ * The header lists the tensors in the order above, and their data follows in that order, each
+ * tensor's data_offsets beginning where the previous one's end.
+ *
+ * Files of format_version "1" (cumlp 0.1) are read too: their checksum, "payload_crc32", covers
+ * only the bytes after the header, so a change to their header that leaves it valid (an activation
+ * renamed, say) cannot be detected; the order above catches swapped names or offsets there.
+ * Readers of version 1 refuse version 2 files.
+ *
+ * Parameters travel as fp32 on every backend and in every precision (the master weights: a model
+ * trained in BF16 or FP16 loads on the cpu and reference backends), so a checkpoint written on one
+ * backend loads on any other with bit-identical parameters, and save -> load -> save gives the
+ * same bytes.
  *
  * Writing is crash-safe: the file is written to a temporary file in the target's directory,
  * flushed and fsync()ed, renamed over the target, and the directory is fsync()ed. At every
  * moment the target is either the old file or the complete new one; a failed save leaves the old
  * file and no temporary file behind. A replaced file keeps its permission bits; a new one gets
- * 0666 less the process's umask, as open() would give it.
+ * 0666 less the process's umask, as open() would give it. A symbolic link is followed: the file it
+ * points to is replaced (or created) and the link stays. An existing target that is not a regular
+ * file (a FIFO, a device such as /dev/null, a directory, a socket), at the path or at the end of
+ * its links, is never replaced: the save fails with CUMLP_ERROR_IO and leaves it as it was.
  *
  * Reading checks everything before it changes anything: that the path is a regular file (a FIFO, a
  * device or a directory is CUMLP_ERROR_IO at once, never a blocking read), header size (at most
@@ -754,14 +880,15 @@ CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tens
  * value per 6 header bytes (so a header of tiny values cannot make the parser allocate many times
  * its size; every header cumlp writes uses more), overflow-checked sizes, contiguous in-file
  * offsets covering the exact file size, dtype "F32", every tensor's shape against the architecture,
- * duplicate, missing and unknown tensors, the payload checksum, and NaN/Inf parameters (unless
- * CUMLP_CHECKPOINT_ALLOW_NON_FINITE). Errors: CUMLP_ERROR_IO (open/read/write/sync),
- * CUMLP_ERROR_FORMAT (bad JSON, bad metadata, unknown, duplicate or missing tensor, offsets not
- * contiguous), CUMLP_ERROR_TRUNCATED (file shorter than announced), CUMLP_ERROR_SIZE_LIMIT (header
- * or size too large, too many JSON values in the header, overflow, trailing bytes),
- * CUMLP_ERROR_SHAPE_MISMATCH (a dtype other than F32, shapes that disagree with the architecture
- * or, for load_into, an architecture or optimizer type that differs from the caller's),
- * CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the message names the file and the problem.
+ * duplicate, missing, unknown and out-of-order tensors, the checksum, and NaN/Inf parameters
+ * (unless CUMLP_CHECKPOINT_ALLOW_NON_FINITE). Errors: CUMLP_ERROR_IO (open/read/write/sync),
+ * CUMLP_ERROR_FORMAT (bad JSON, bad metadata, unknown, duplicate, missing or out-of-order tensor,
+ * offsets not contiguous in header order), CUMLP_ERROR_TRUNCATED (file shorter than announced),
+ * CUMLP_ERROR_SIZE_LIMIT (header or size too large, too many JSON values in the header, overflow,
+ * trailing bytes), CUMLP_ERROR_SHAPE_MISMATCH (a dtype other than F32, shapes that disagree with
+ * the architecture or, for load_into, an architecture or optimizer type that differs from the
+ * caller's), CUMLP_ERROR_CHECKSUM, CUMLP_ERROR_NON_FINITE; the message names the file and the
+ * problem.
  * ------------------------------------------------------------------------------------------- */
 
 /** Flag for the load functions: accept NaN and Inf parameters and optimizer state. */
@@ -777,7 +904,8 @@ CUMLP_API cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cum
 /**
  * Creates a network in ctx with the file's architecture and parameters. With opt != NULL: if the
  * file holds optimizer state, *opt receives a new optimizer of the new network with the file's
- * type, hyper-parameters, step count and state; otherwise *opt = NULL. flags: 0 or
+ * type, hyper-parameters, step count and state (and the network the file's loss scaler, if it
+ * has one); otherwise *opt = NULL. flags: 0 or
  * CUMLP_CHECKPOINT_ALLOW_NON_FINITE. On failure *net (and *opt) are NULL and nothing leaks.
  * The new network's options other than loss and leaky slope (init, seed) are the defaults.
  */
@@ -788,7 +916,8 @@ CUMLP_API cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *pat
  * Loads the file's parameters into an existing network with the same widths, activations and
  * loss (else CUMLP_ERROR_SHAPE_MISMATCH). With opt != NULL (an optimizer of net) and optimizer
  * state in the file, the optimizer types must agree (else CUMLP_ERROR_SHAPE_MISMATCH) and opt's
- * state and step count are restored (its hyper-parameters stay as the caller set them); the state
+ * state and step count are restored, with the network's loss scaler when the file has one (its
+ * hyper-parameters stay as the caller set them); the state
  * arenas must agree too (RMSPROP's momentum and centered options decide which it keeps, else
  * CUMLP_ERROR_SHAPE_MISMATCH). When the file holds no optimizer state, opt is left as it is. On
  * any failure net and opt are untouched.
@@ -803,6 +932,87 @@ CUMLP_API cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_opti
 CUMLP_API cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const void *data,
                                                     size_t size, int flags, cumlp_network **net,
                                                     cumlp_optimizer **opt);
+
+/*
+ * One file is the whole model: beside the network, a checkpoint may record what is needed to use
+ * it on new data, so that nothing else has to travel with it:
+ *  - the scaling of its inputs (a cumlp_scaler), as two more tensors after all others:
+ *      "scaler.offset"  F32 [n_in]   "scaler.scale"  F32 [n_in]
+ *    (a sample x goes into the network as (x - offset) * scale);
+ *  - what its outputs mean (a cumlp_model_info), as metadata: "task" (a name of CUMLP_TASK_LIST),
+ *    "num_classes" and "label_column" (decimal integers).
+ * Every tensor cumlp adds to the network's own ("optimizer.state...", "scaler....") has a name
+ * that does not start with a digit, so in PyTorch
+ *     {k: v for k, v in tensors.items() if k[:1].isdigit()}
+ * is the state dict that nn.Sequential(...).load_state_dict(..., strict=True) takes.
+ */
+
+/* The scaler handle (cumlp_scaler, with the datasets below). */
+struct cumlp_scaler;
+
+#define CUMLP_TASK_LIST(X)                                                                         \
+    /** not recorded (cumlp_checkpoint_save, or a file of cumlp 0.1) */                            \
+    X(UNKNOWN, 0, "unknown")                                                                       \
+    /** classes: labels 0 .. num_classes - 1, as one-hot targets over the outputs, or as one 0/1   \
+     * target when the network has one output (a binary classifier) */                             \
+    X(CLASSIFY, 1, "classify")                                                                     \
+    /** regression: the targets are the values as they were read */                                \
+    X(REGRESS, 2, "regress")
+
+typedef enum cumlp_task {
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_TASK_##id = value,
+    CUMLP_TASK_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
+} cumlp_task;
+enum { CUMLP_TASK_COUNT = 0 CUMLP_TASK_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** The name of a task (see "Named values" above), or "unknown". */
+CUMLP_API const char *cumlp_task_name(int task);
+/** Parses the name of a task into *task (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_task_from_name(const char *name, int *task);
+
+/** How a network's targets were made from its data. */
+typedef struct cumlp_model_info {
+    int task;         /**< a cumlp_task; default CUMLP_TASK_UNKNOWN (nothing is recorded) */
+    int num_classes;  /**< CLASSIFY: the class count, the network's output width (2 for one
+                           output); else 0 (default) */
+    int label_column; /**< the CSV column (from 0) the targets were read from; -1 (default): the
+                           last (cumlp_csv_options.label_column) */
+} cumlp_model_info;
+
+/** Fills *info with the defaults listed in cumlp_model_info. */
+CUMLP_API cumlp_status cumlp_model_info_defaults(cumlp_model_info *info);
+
+/**
+ * cumlp_checkpoint_save, recording also the scaling of the network's inputs (scaler, NULL for
+ * none; its feature count must be the network's input width) and what its outputs mean (info,
+ * NULL or task CUMLP_TASK_UNKNOWN for nothing; num_classes must fit the output width as
+ * cumlp_model_info says, label_column be >= -1). Bad arguments are CUMLP_ERROR_INVALID_VALUE.
+ */
+CUMLP_API cumlp_status cumlp_checkpoint_save_with(const cumlp_network *net,
+                                                  const cumlp_optimizer *opt,
+                                                  const struct cumlp_scaler *scaler,
+                                                  const cumlp_model_info *info, const char *path);
+
+/**
+ * cumlp_checkpoint_load, reading also what cumlp_checkpoint_save_with recorded: with scaler not
+ * NULL, *scaler receives a new scaler (of ctx) with the file's scaling, or NULL when the file has
+ * none; with info not NULL, *info receives the file's model info (the defaults, task
+ * CUMLP_TASK_UNKNOWN, when it records none). The scaling must have one finite offset and one
+ * finite, nonzero scale per input, and the model info fit the network (else CUMLP_ERROR_FORMAT).
+ * On failure *net, *opt and *scaler are NULL, *info is unchanged and nothing leaks.
+ */
+CUMLP_API cumlp_status cumlp_checkpoint_load_with(cumlp_context *ctx, const char *path, int flags,
+                                                  cumlp_network **net, cumlp_optimizer **opt,
+                                                  struct cumlp_scaler **scaler,
+                                                  cumlp_model_info *info);
+
+/** cumlp_checkpoint_load_with from a checkpoint in memory, as cumlp_checkpoint_load_memory. */
+CUMLP_API cumlp_status cumlp_checkpoint_load_memory_with(cumlp_context *ctx, const void *data,
+                                                         size_t size, int flags,
+                                                         cumlp_network **net, cumlp_optimizer **opt,
+                                                         struct cumlp_scaler **scaler,
+                                                         cumlp_model_info *info);
 
 /* ---------------------------------------------------------------------------------------------
  * Datasets (host memory). A dataset holds n_samples samples: features, an n_features x n_samples
@@ -876,24 +1086,35 @@ CUMLP_API cumlp_status cumlp_dataset_set_labels(cumlp_dataset *ds, const int32_t
  * the sample count and whose other dimensions give n_features, and a labels file (one dimension,
  * integer type) with the same count. Either file may be gzip-compressed (detected by its magic
  * bytes; inflating stops at the size the IDX header announces, so a gzip bomb costs no more
- * memory than the data it claims). Feature values are stored as they are (0..255 for MNIST
- * images: scale them with a cumlp_scaler). num_classes > 0 fixes the class count (labels must be
- * below it); 0 takes the largest label + 1 (at most 65536 classes; a larger label is
- * CUMLP_ERROR_SIZE_LIMIT). Targets become one-hot.
+ * memory than the data it claims, and a header announcing more than deflate's 1032:1 can hold in
+ * the compressed bytes is CUMLP_ERROR_TRUNCATED before anything is allocated). The files are read
+ * and inflated in chunks straight into the dataset: reading takes the dataset's memory and a few
+ * 64 KiB buffers, never the whole file or its inflated copy. Feature values are stored as they are
+ * (0..255 for MNIST images: scale them with a cumlp_scaler). num_classes > 0 fixes the class count
+ * (labels must be below it); 0 takes the largest label + 1 (at most 65536 classes; a larger label
+ * is CUMLP_ERROR_SIZE_LIMIT). Targets become one-hot. labels_path may be NULL for images without
+ * labels (for cumlp_predict): each sample then gets one target, 0, and num_classes must be 0.
  */
 CUMLP_API cumlp_status cumlp_dataset_read_idx(cumlp_context *ctx, const char *images_path,
                                               const char *labels_path, int num_classes,
                                               cumlp_dataset **ds);
 
-/** cumlp_dataset_read_idx from two buffers in memory (either may hold gzip data). */
+/** cumlp_dataset_read_idx from two buffers in memory (either may hold gzip data; labels may be
+ * NULL, as labels_path). */
 CUMLP_API cumlp_status cumlp_dataset_read_idx_memory(cumlp_context *ctx, const void *images,
                                                      size_t images_size, const void *labels,
                                                      size_t labels_size, int num_classes,
                                                      cumlp_dataset **ds);
 
+/** cumlp_csv_options.label_column for data without targets: every column is a feature. */
+#define CUMLP_CSV_NO_TARGET (-2)
+
 typedef struct cumlp_csv_options {
     int has_header;   /**< 1: the first line is a header and is skipped; default 0 */
-    int label_column; /**< 0-based column of the target; -1 (default) the last column */
+    int label_column; /**< 0-based column of the target; -1 (default) the last column;
+                           CUMLP_CSV_NO_TARGET: none, every column is a feature and each
+                           sample gets one target, 0 (for cumlp_predict; num_classes must be
+                           0) */
     int num_classes;  /**< 0 (default): regression, the target value is kept as is; > 0: the
                            column holds integer classes in [0, num_classes), made one-hot;
                            -1: classes, counted as the largest label + 1 (at most
@@ -908,9 +1129,9 @@ CUMLP_API cumlp_status cumlp_csv_defaults(cumlp_csv_options *options);
 
 /**
  * Reads a numeric CSV file: one sample per line, every line with the same number of fields
- * (at least 2), numbers in C syntax ("1", "-2.5e-3"); spaces around fields, blank lines and a
- * final line without a newline are accepted, "\r\n" line ends too. One column is the target; the
- * others are the features, in order. options may be NULL for the defaults.
+ * (at least 2, or 1 without a target), numbers in C syntax ("1", "-2.5e-3"); spaces around fields,
+ * blank lines and a final line without a newline are accepted, "\r\n" line ends too. One column is
+ * the target; the others are the features, in order. options may be NULL for the defaults.
  */
 CUMLP_API cumlp_status cumlp_dataset_read_csv(cumlp_context *ctx, const char *path,
                                               const cumlp_csv_options *options, cumlp_dataset **ds);
@@ -949,6 +1170,16 @@ CUMLP_API cumlp_status cumlp_dataset_subset(const cumlp_dataset *ds, int64_t fir
 CUMLP_API cumlp_status cumlp_dataset_split(const cumlp_dataset *ds, double validation_fraction,
                                            uint64_t seed, cumlp_dataset **train,
                                            cumlp_dataset **validation);
+
+/**
+ * cumlp_dataset_split without a second copy of the data: the validation samples move out of ds
+ * into a new dataset *validation, and ds keeps the training samples (its memory shrinks to them).
+ * The two sets, and their order, are those cumlp_dataset_split gives (*validation its
+ * *validation, ds its *train), with the same conditions on validation_fraction. On failure ds is
+ * unchanged and *validation is NULL.
+ */
+CUMLP_API cumlp_status cumlp_dataset_split_off(cumlp_dataset *ds, double validation_fraction,
+                                               uint64_t seed, cumlp_dataset **validation);
 
 /*
  * Feature scaling. A scaler maps each feature x to (x - offset) * scale. Fit it on the training
@@ -1008,7 +1239,10 @@ CUMLP_API cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_data
  * rate is multiplied by (epoch + 1) / (warmup_epochs + 1), as PyTorch's
  * ChainedScheduler([LinearLR(start_factor=1/(warmup_epochs+1), total_iters=warmup_epochs), ...])
  * does. Accuracy is the fraction of samples whose largest output is at their
- * class; for regression it is reported as -1 and the mean squared error per output is reported.
+ * class; for a network with one output and CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY (a binary
+ * classifier, whatever the dataset's class count) the fraction whose output is on the same side
+ * of 0.5 as the target; otherwise (regression) it is reported as -1. The mean squared error per
+ * output is reported too.
  * ------------------------------------------------------------------------------------------- */
 
 #define CUMLP_SCHEDULE_LIST(X)                                                                     \
@@ -1153,7 +1387,9 @@ CUMLP_API cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *d
 
 /**
  * Runs the dataset's features through net in batches of batch_size (0 selects 256) and writes
- * the outputs into out, n_outputs x n_samples column-major (count must equal that size).
+ * the network's outputs into out, n_outputs x n_samples column-major (count must equal that
+ * size, n_outputs the network's output width). The dataset's targets are not used: any number of
+ * them will do (a dataset read without targets has one per sample).
  */
 CUMLP_API cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds,
                                      int64_t batch_size, float *out, int64_t count);

@@ -1,10 +1,11 @@
 /*
  * elementwise.cu - the cuda backend's elementwise kernels: fill, scale_shift, the Box-Muller
  * transform of normal draws, the forward pass's bias + activation (softmax one warp per column),
- * and the NaN/Inf scan.
+ * the NaN/Inf scan, and the conversions between fp32 and the 16-bit formats.
  *
  * Every formula comes from cumlp_math.h (the `_f` functions) or philox.h, __host__ __device__ under
- * nvcc, so the GPU evaluates the same expressions as the CPU backends.
+ * nvcc, so the GPU evaluates the same expressions as the CPU backends. The forward pass is a
+ * template on the storage type of P, Z and A (cuda_common.cuh); the bias is always fp32.
  */
 #include "cuda_common.cuh"
 #include "cuda_kernels.h"
@@ -44,10 +45,11 @@ __global__ void box_muller_kernel(float *x, size_t n, const uint32_t *tail) {
     }
 }
 
-/* Elementwise bias + activation (every activation but softmax). P may alias z or a. */
-__global__ void bias_activation_kernel(int activation, float slope, int rows, size_t n,
-                                       const float *P, const float *b, float *z, float *a,
-                                       bool vec) {
+/* Elementwise bias + activation (every activation but softmax). P may alias z or a. A is
+ * computed from the fp32 Z, before Z is rounded into z. */
+template <class T>
+__global__ void bias_activation_kernel(int activation, float slope, int rows, size_t n, const T *P,
+                                       const float *b, T *z, T *a, bool vec) {
     for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
         size_t base = q * 4;
         float v[4];
@@ -73,16 +75,20 @@ __global__ void non_finite_kernel(const float *x, size_t n, int *flag, bool vec)
     }
 }
 
-/* Element i of column `col` of Z = P + b: read back from z when it was stored there. */
-__device__ __forceinline__ float biased(const float *P, const float *b, const float *z, size_t col,
+/* Element i of column `col` of Z = P + b: read back from z when it was stored there (then
+ * rounded like the Z that the loss reads). */
+template <class T>
+__device__ __forceinline__ float biased(const T *P, const float *b, const T *z, size_t col,
                                         int64_t i) {
-    return z ? z[col + i] : P[col + i] + b[i];
+    return z ? to_float(z[col + i]) : to_float(P[col + i]) + b[i];
 }
 
 /* Softmax of each column of P + b. When a aliases P (z == NULL), each lane reads its elements of
- * P before the warp-wide reductions and writes them only after, so the in-place pass is safe. */
-__global__ void softmax_kernel(int rows, int cols, const float *P, const float *b, float *z,
-                               float *a) {
+ * P before the warp-wide reductions and writes them only after, so the in-place pass is safe. The
+ * maximum is a shift only: the exponentials and their sum read the same values, so a normalizes
+ * the Z that z holds even when the maximum saw Z before it was rounded. */
+template <class T>
+__global__ void softmax_kernel(int rows, int cols, const T *P, const float *b, T *z, T *a) {
     const int lane = threadIdx.x % 32;
     const int warps = blockDim.x / 32;
     for (int64_t j = (int64_t)blockIdx.x * warps + threadIdx.x / 32; j < cols;
@@ -90,8 +96,8 @@ __global__ void softmax_kernel(int rows, int cols, const float *P, const float *
         size_t col = (size_t)j * rows;
         float max = -INFINITY;
         for (int64_t i = lane; i < rows; i += 32) {
-            float v = P[col + i] + b[i];
-            if (z) z[col + i] = v;
+            float v = to_float(P[col + i]) + b[i];
+            if (z) z[col + i] = from_float<T>(v);
             max = fmaxf(max, v);
         }
         max = warp_max(max);
@@ -100,8 +106,27 @@ __global__ void softmax_kernel(int rows, int cols, const float *P, const float *
             sum += expf(biased(P, b, z, col, i) - max);
         sum = warp_sum(sum);
         for (int64_t i = lane; i < rows; i += 32)
-            a[col + i] = (float)((double)expf(biased(P, b, z, col, i) - max) / sum);
+            a[col + i] = from_float<T>((float)((double)expf(biased(P, b, z, col, i) - max) / sum));
     }
+}
+
+/* dst[i] = src[i] converted: rounded to nearest even into a 16-bit format, exact into fp32. */
+template <class D, class S>
+__global__ void convert_kernel(D *dst, const S *src, size_t n, bool vec) {
+    for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
+        float v[4];
+        load4(src, q * 4, n, vec, v);
+        store4(dst, q * 4, n, vec, v);
+    }
+}
+
+/* Launches convert_kernel<D, S> over typed pointers (through a pointer: a template argument
+ * list's comma would split the launch macro's arguments). */
+template <class D, class S> int launch_convert(cudaStream_t s, D *dst, const S *src, size_t n) {
+    void (*const convert)(D *, const S *, size_t, bool) = convert_kernel<D, S>;
+    bool vec = aligned_quad(dst) && aligned_quad(src);
+    CUMLP_LAUNCH(convert, blocks_for((n + 3) / 4), kThreads, 0, s)(dst, src, n, vec);
+    return launched();
 }
 
 } /* namespace */
@@ -110,14 +135,14 @@ __global__ void softmax_kernel(int rows, int cols, const float *P, const float *
 
 extern "C" int cumlp__cuda_fill(void *stream, float *dst, size_t count, float value) {
     CUMLP_LAUNCH(fill_kernel, blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream)
-    (dst, count, value, aligned16(dst));
+    (dst, count, value, aligned_quad(dst));
     return launched();
 }
 
 extern "C" int cumlp__cuda_scale_shift(void *stream, float *x, size_t count, double scale,
                                        double shift) {
     CUMLP_LAUNCH(scale_shift_kernel, blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream)
-    (x, count, scale, shift, aligned16(x));
+    (x, count, scale, shift, aligned_quad(x));
     return launched();
 }
 
@@ -127,19 +152,25 @@ extern "C" int cumlp__cuda_box_muller(void *stream, float *x, size_t count, cons
     return launched();
 }
 
-extern "C" int cumlp__cuda_bias_activation(void *stream, int activation, float slope, int rows,
-                                           int cols, const float *P, const float *b, float *z,
-                                           float *a) {
+extern "C" int cumlp__cuda_bias_activation(void *stream, int storage, int activation, float slope,
+                                           int rows, int cols, const void *P, const float *b,
+                                           void *z, void *a) {
     cudaStream_t s = (cudaStream_t)stream;
-    if (activation == CUMLP_ACT_SOFTMAX) {
-        CUMLP_LAUNCH(softmax_kernel, column_blocks(cols), kThreads, 0, s)(rows, cols, P, b, z, a);
+    return dispatch_storage(storage, [&](auto type) {
+        using T = decltype(type);
+        const T *p = static_cast<const T *>(P);
+        T *zt = static_cast<T *>(z), *at = static_cast<T *>(a);
+        if (activation == CUMLP_ACT_SOFTMAX) {
+            CUMLP_LAUNCH(softmax_kernel<T>, column_blocks(cols), kThreads, 0, s)
+            (rows, cols, p, b, zt, at);
+            return launched();
+        }
+        size_t n = (size_t)rows * cols;
+        bool vec = aligned_quad(p) && aligned_quad(at) && (!zt || aligned_quad(zt));
+        CUMLP_LAUNCH(bias_activation_kernel<T>, blocks_for((n + 3) / 4), kThreads, 0, s)
+        (activation, slope, rows, n, p, b, zt, at, vec);
         return launched();
-    }
-    size_t n = (size_t)rows * cols;
-    bool vec = aligned16(P) && aligned16(a) && (!z || aligned16(z));
-    CUMLP_LAUNCH(bias_activation_kernel, blocks_for((n + 3) / 4), kThreads, 0, s)
-    (activation, slope, rows, n, P, b, z, a, vec);
-    return launched();
+    });
 }
 
 extern "C" int cumlp__cuda_find_non_finite(void *stream, const float *x, size_t count, int *flag) {
@@ -147,6 +178,20 @@ extern "C" int cumlp__cuda_find_non_finite(void *stream, const float *x, size_t 
     int err = (int)cudaMemsetAsync(flag, 0, sizeof *flag, s);
     if (err) return err;
     CUMLP_LAUNCH(non_finite_kernel, blocks_for((count + 3) / 4), kThreads, 0, s)
-    (x, count, flag, aligned16(x));
+    (x, count, flag, aligned_quad(x));
     return launched();
+}
+
+extern "C" int cumlp__cuda_convert(void *stream, void *dst, int dst_storage, const void *src,
+                                   int src_storage, size_t count) {
+    cudaStream_t s = (cudaStream_t)stream;
+    if (src_storage == CUMLP_STORAGE_NATIVE)
+        return dispatch_storage(dst_storage, [&](auto type) {
+            using T = decltype(type);
+            return launch_convert(s, static_cast<T *>(dst), static_cast<const float *>(src), count);
+        });
+    return dispatch_storage(src_storage, [&](auto type) {
+        using T = decltype(type);
+        return launch_convert(s, static_cast<float *>(dst), static_cast<const T *>(src), count);
+    });
 }

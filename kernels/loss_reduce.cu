@@ -4,7 +4,9 @@
  * arena (the gradient norm).
  *
  * Reductions are deterministic: no atomics, a fixed tiling that depends only on the shape, partial
- * sums in double, then a second pass that adds the partials in a fixed order.
+ * sums in double, then a second pass that adds the partials in a fixed order. The delta pass is a
+ * template on the storage types of its inputs and of delta (cuda_common.cuh); the bias gradients
+ * and the loss sum the fp32 values it computes, before delta is rounded for storage.
  */
 #include "cuda_common.cuh"
 #include "cuda_kernels.h"
@@ -51,19 +53,23 @@ enum DeltaKind { kDeltaBackward = 0, kDeltaTimesDeriv = 1, kDeltaDiff = 2 };
 /* Which per-element loss term is summed (none for softmax CE: per column, see above). */
 enum LossTerm { kTermNone = 0, kTermSquared = 1, kTermBce = 2 };
 
-struct DeltaArgs {
+/* g, z and a in TIn (16-bit for the hidden layers' activation_backward, fp32 for loss_delta), the
+ * targets y in fp32, delta in TD. */
+template <class TIn, class TD> struct DeltaArgs {
     int kind, term, activation;
     float slope;
+    float scale; /* delta's factor: FP16's loss scale for the output layer, else 1 */
     int rows, cols;
-    const float *g, *z, *a, *y;
-    float *delta;
+    const TIn *g, *z, *a;
+    const float *y;
+    TD *delta;
     double *row_partials;  /* chunks x rows, or NULL for no bias gradient */
     double *loss_partials; /* one per block, or NULL */
 };
 
 /* Block (32, 8) covers rows [32 bx, 32 bx + 32) and columns by + 8 k (k >= 0) of chunk by:
  * consecutive lanes read consecutive rows of a column (coalesced). */
-__global__ void delta_kernel(DeltaArgs p) {
+template <class TIn, class TD> __global__ void delta_kernel(DeltaArgs<TIn, TD> p) {
     __shared__ double row_sum[kTileCols][kTileRows + 1];
     __shared__ double loss_sum[kTileCols * kTileRows];
     const int tx = threadIdx.x, ty = threadIdx.y;
@@ -73,21 +79,22 @@ __global__ void delta_kernel(DeltaArgs p) {
         for (int64_t j = (int64_t)blockIdx.y * kTileCols + ty; j < p.cols;
              j += (int64_t)gridDim.y * kTileCols) {
             size_t k = (size_t)j * p.rows + i;
-            float zv = p.z ? p.z[k] : 0.0f, av = p.a ? p.a[k] : 0.0f, d;
+            float zv = p.z ? to_float(p.z[k]) : 0.0f, av = p.a ? to_float(p.a[k]) : 0.0f, d;
             if (p.kind == kDeltaBackward) {
-                d = p.g[k] * cumlp_activate_deriv_f(p.activation, p.slope, zv, av);
+                d = to_float(p.g[k]) * cumlp_activate_deriv_f(p.activation, p.slope, zv, av);
             } else {
                 float yv = p.y[k], diff = av - yv;
                 d = p.kind == kDeltaTimesDeriv
                         ? diff * cumlp_activate_deriv_f(p.activation, p.slope, zv, av)
                         : diff;
+                d = d * p.scale; /* a power of two by default: exact, and no change for 1 */
                 /* The loss terms in double from the fp32 inputs, as the reference computes
                  * them: in fp32, softplus(z) - y z loses every digit of a confident prediction's
                  * term (z = 20, y = 1 gives 0 instead of 2e-9). */
                 if (p.term == kTermSquared) loss += cumlp_squared_error_term_d(av, yv);
                 if (p.term == kTermBce) loss += cumlp_bce_term_d(zv, yv);
             }
-            p.delta[k] = d;
+            p.delta[k] = from_float<TD>(d);
             acc += d;
         }
     }
@@ -162,9 +169,12 @@ dim3 delta_grid(int rows, int cols) {
 }
 
 /* Runs the delta pass, then the bias gradient's second pass when db != NULL. */
-int run_delta(cudaStream_t s, DeltaArgs p, float *db, double db_scale) {
+template <class TIn, class TD>
+int run_delta(cudaStream_t s, const DeltaArgs<TIn, TD> &p, float *db, double db_scale) {
     dim3 grid = delta_grid(p.rows, p.cols);
-    CUMLP_LAUNCH(delta_kernel, grid, dim3(kTileRows, kTileCols), 0, s)(p);
+    /* Through a pointer: the template arguments' comma would split the launch macro's. */
+    void (*const delta)(DeltaArgs<TIn, TD>) = delta_kernel<TIn, TD>;
+    CUMLP_LAUNCH(delta, grid, dim3(kTileRows, kTileCols), 0, s)(p);
     int err = launched();
     if (err || !db) return err;
     CUMLP_LAUNCH(finish_rows_kernel, blocks_for((size_t)p.rows), kThreads, 0, s)
@@ -191,28 +201,16 @@ extern "C" size_t cumlp__cuda_reduction_workspace(int rows, int cols) {
 
 extern "C" int cumlp__cuda_loss_delta(void *stream, int loss, int activation, float slope, int rows,
                                       int cols, const float *z, const float *a, const float *y,
-                                      float *delta, float *db, double db_scale, double *loss_sum,
-                                      void *workspace) {
+                                      void *delta, int delta_storage, float *db, double db_scale,
+                                      float delta_scale, double *loss_sum, void *workspace) {
     cudaStream_t s = (cudaStream_t)stream;
     dim3 grid = delta_grid(rows, cols);
     double *row_partials = (double *)workspace;
     double *loss_partials = row_partials + (size_t)rows * grid.y;
-    DeltaArgs p = {};
-    p.kind = loss == CUMLP_LOSS_SQUARED_ERROR ? kDeltaTimesDeriv : kDeltaDiff;
-    p.term = !loss_sum                                         ? kTermNone
-             : loss == CUMLP_LOSS_SQUARED_ERROR                ? kTermSquared
-             : loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY ? kTermBce
-                                                               : kTermNone;
-    p.activation = activation;
-    p.slope = slope;
-    p.rows = rows;
-    p.cols = cols;
-    p.z = z;
-    p.a = a;
-    p.y = y;
-    p.delta = delta;
-    p.row_partials = db ? row_partials : NULL;
-    p.loss_partials = p.term != kTermNone ? loss_partials : NULL;
+    int term = !loss_sum                                         ? kTermNone
+               : loss == CUMLP_LOSS_SQUARED_ERROR                ? kTermSquared
+               : loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY ? kTermBce
+                                                                 : kTermNone;
     if (loss_sum && loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY) {
         /* The per-column losses go after the reduction's partials. */
         double *column_loss = loss_partials + (size_t)grid.x * grid.y;
@@ -223,30 +221,51 @@ extern "C" int cumlp__cuda_loss_delta(void *stream, int loss, int activation, fl
         CUMLP_LAUNCH(sum_doubles_kernel, 1, kThreads, 0, s)(column_loss, (size_t)cols, loss_sum);
         if ((err = launched())) return err;
     }
-    int err = run_delta(s, p, db, db_scale);
-    if (err || p.term == kTermNone) return err;
+    int err = dispatch_storage(delta_storage, [&](auto type) {
+        using TD = decltype(type);
+        DeltaArgs<float, TD> p = {};
+        p.kind = loss == CUMLP_LOSS_SQUARED_ERROR ? kDeltaTimesDeriv : kDeltaDiff;
+        p.term = term;
+        p.activation = activation;
+        p.slope = slope;
+        p.scale = delta_scale;
+        p.rows = rows;
+        p.cols = cols;
+        p.z = z;
+        p.a = a;
+        p.y = y;
+        p.delta = static_cast<TD *>(delta);
+        p.row_partials = db ? row_partials : NULL;
+        p.loss_partials = term != kTermNone ? loss_partials : NULL;
+        return run_delta(s, p, db, db_scale);
+    });
+    if (err || term == kTermNone) return err;
     CUMLP_LAUNCH(sum_doubles_kernel, 1, kThreads, 0, s)
     (loss_partials, (size_t)grid.x * grid.y, loss_sum);
     return launched();
 }
 
-extern "C" int cumlp__cuda_activation_backward(void *stream, int activation, float slope, int rows,
-                                               int cols, const float *g, const float *z,
-                                               const float *a, float *delta, float *db,
+extern "C" int cumlp__cuda_activation_backward(void *stream, int storage, int activation,
+                                               float slope, int rows, int cols, const void *g,
+                                               const void *z, const void *a, void *delta, float *db,
                                                double db_scale, void *workspace) {
-    DeltaArgs p = {};
-    p.kind = kDeltaBackward;
-    p.term = kTermNone;
-    p.activation = activation;
-    p.slope = slope;
-    p.rows = rows;
-    p.cols = cols;
-    p.g = g;
-    p.z = z;
-    p.a = a;
-    p.delta = delta;
-    p.row_partials = db ? (double *)workspace : NULL;
-    return run_delta((cudaStream_t)stream, p, db, db_scale);
+    return dispatch_storage(storage, [&](auto type) {
+        using T = decltype(type);
+        DeltaArgs<T, T> p = {};
+        p.kind = kDeltaBackward;
+        p.term = kTermNone;
+        p.activation = activation;
+        p.slope = slope;
+        p.scale = 1.0f;
+        p.rows = rows;
+        p.cols = cols;
+        p.g = static_cast<const T *>(g);
+        p.z = static_cast<const T *>(z);
+        p.a = static_cast<const T *>(a);
+        p.delta = static_cast<T *>(delta);
+        p.row_partials = db ? (double *)workspace : NULL;
+        return run_delta((cudaStream_t)stream, p, db, db_scale);
+    });
 }
 
 extern "C" size_t cumlp__cuda_sum_squares_workspace(size_t count) {
@@ -258,7 +277,7 @@ extern "C" int cumlp__cuda_sum_squares(void *stream, const float *x, size_t coun
     cudaStream_t s = (cudaStream_t)stream;
     unsigned blocks = blocks_for((count + 3) / 4);
     double *partials = (double *)workspace;
-    CUMLP_LAUNCH(sum_squares_kernel, blocks, kThreads, 0, s)(x, count, aligned16(x), partials);
+    CUMLP_LAUNCH(sum_squares_kernel, blocks, kThreads, 0, s)(x, count, aligned_quad(x), partials);
     int err = launched();
     if (err) return err;
     CUMLP_LAUNCH(sum_doubles_kernel, 1, kThreads, 0, s)(partials, blocks, sum);

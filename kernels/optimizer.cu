@@ -1,6 +1,8 @@
 /*
  * optimizer.cu - the cuda backend's optimizer update: one launch over the whole parameter arena,
- * the update rule being the shared cumlp_optimizer_update_f of cumlp_math.h.
+ * the update rule being the shared cumlp_optimizer_update_f of cumlp_math.h. In BF16 and FP16 the
+ * same pass stores each updated parameter rounded into the 16-bit weight copy the GEMMs read, so
+ * that the copy costs no launch of its own.
  */
 #include "cuda_common.cuh"
 #include "cuda_kernels.h"
@@ -14,8 +16,11 @@ struct StateArrays {
     float *s[CUMLP_OPTIMIZER_MAX_STATES];
 };
 
+/* C: the element type of the weight copy w16 (NULL for none; float is the instantiation without
+ * one). */
+template <class C>
 __global__ void optimizer_kernel(int type, cumlp_update_params_f params, size_t n, float *w,
-                                 const float *g, StateArrays st, bool vec) {
+                                 const float *g, StateArrays st, C *w16, bool vec) {
     for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
         size_t base = q * 4;
         float wv[4], gv[4], s[CUMLP_OPTIMIZER_MAX_STATES][4] = {};
@@ -28,6 +33,7 @@ __global__ void optimizer_kernel(int type, cumlp_update_params_f params, size_t 
         store4(w, base, n, vec, wv);
         for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
             if (st.s[k]) store4(st.s[k], base, n, vec, s[k]);
+        if (w16) store4(w16, base, n, vec, wv);
     }
 }
 
@@ -36,14 +42,21 @@ __global__ void optimizer_kernel(int type, cumlp_update_params_f params, size_t 
 extern "C" int cumlp__cuda_optimizer_step(void *stream, int type,
                                           const cumlp_update_params_f *params, size_t count,
                                           float *param, const float *grad,
-                                          float *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
+                                          float *const state[CUMLP_OPTIMIZER_MAX_STATES],
+                                          void *param_copy, int copy_storage) {
     StateArrays st;
-    bool vec = aligned16(param) && aligned16(grad);
+    bool vec = aligned_quad(param) && aligned_quad(grad);
     for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
         st.s[k] = state[k];
-        vec = vec && (!state[k] || aligned16(state[k]));
+        vec = vec && (!state[k] || aligned_quad(state[k]));
     }
-    CUMLP_LAUNCH(optimizer_kernel, blocks_for((count + 3) / 4), kThreads, 0, (cudaStream_t)stream)
-    (type, *params, count, param, grad, st, vec);
-    return launched();
+    return dispatch_storage(param_copy ? copy_storage : CUMLP_STORAGE_NATIVE, [&](auto copy_type) {
+        using C = decltype(copy_type);
+        C *copy = static_cast<C *>(param_copy);
+        bool v = vec && (!copy || aligned_quad(copy));
+        CUMLP_LAUNCH(optimizer_kernel<C>, blocks_for((count + 3) / 4), kThreads, 0,
+                     (cudaStream_t)stream)
+        (type, *params, count, param, grad, st, copy, v);
+        return launched();
+    });
 }

@@ -40,7 +40,7 @@ cumlp_status cumlp_context_defaults(cumlp_context_options *options) {
     options->backend = CUMLP_BACKEND_AUTO;
     options->device = 0;
     options->stream = NULL;
-    options->math_mode = CUMLP_MATH_STRICT_FP32;
+    options->precision = CUMLP_PRECISION_FP32;
     options->num_threads = 0;
     return CUMLP_SUCCESS;
 }
@@ -48,9 +48,9 @@ cumlp_status cumlp_context_defaults(cumlp_context_options *options) {
 static cumlp_status check_options(const char *func, const cumlp_context_options *o) {
     if (o->backend < 0 || o->backend >= CUMLP_BACKEND_COUNT)
         return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "unknown backend %d", o->backend);
-    if (o->math_mode != CUMLP_MATH_STRICT_FP32 && o->math_mode != CUMLP_MATH_TF32)
-        return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "unknown math mode %d",
-                           o->math_mode);
+    if (o->precision < 0 || o->precision >= CUMLP_PRECISION_COUNT)
+        return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "unknown precision %d",
+                           o->precision);
     if (o->device < 0)
         return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "device ordinal %d is negative",
                            o->device);
@@ -64,6 +64,16 @@ static cumlp_status check_options(const char *func, const cumlp_context_options 
     return CUMLP_SUCCESS;
 }
 
+/* CUMLP_ERROR_NOT_SUPPORTED unless the backend runs the precision. */
+static cumlp_status check_precision(const cumlp_context *ctx, const char *func,
+                                    const cumlp_backend_ops *ops, int precision) {
+    if (ops->precisions & 1u << precision) return CUMLP_SUCCESS;
+    return cumlp__fail(ctx, CUMLP_ERROR_NOT_SUPPORTED, func,
+                       "the %s backend does not run precision %s (bf16 and fp16 need the cuda "
+                       "backend)",
+                       ops->name, cumlp_precision_name(precision));
+}
+
 /* Tries one backend; on success *ctx owns an initialized context. */
 static cumlp_status try_backend(const char *func, int backend, const cumlp_context_options *o,
                                 cumlp_context **out) {
@@ -75,11 +85,13 @@ static cumlp_status try_backend(const char *func, int backend, const cumlp_conte
                            cumlp_backend_name(backend));
     cumlp_status st = cumlp__check_backend_ops(ops);
     if (st != CUMLP_SUCCESS) return st;
+    st = check_precision(NULL, func, ops, o->precision);
+    if (st != CUMLP_SUCCESS) return st;
     cumlp_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return cumlp__fail(NULL, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
     ctx->backend = backend;
     ctx->ops = ops;
-    ctx->math_mode = o->math_mode;
+    ctx->precision = o->precision;
     st = ops->init(ctx, o);
     if (st != CUMLP_SUCCESS) {
         /* The backend wrote its reason into ctx->message; hand it to the thread slot. */
@@ -119,7 +131,8 @@ cumlp_status cumlp_context_create(cumlp_context **ctx, const cumlp_context_optio
     }
     CUMLP_FAIL_IF(o->stream, NULL, CUMLP_ERROR_NO_DEVICE,
                   "a CUDA stream was given but no usable GPU was found");
-    return st;
+    /* Every backend passed over (a precision only cuda runs, without a GPU): say why each was. */
+    return cumlp__fail(NULL, st, __func__, "no backend can run these options (%s)", note);
 }
 
 void cumlp_context_destroy(cumlp_context *ctx) {
@@ -139,12 +152,21 @@ cumlp_status cumlp_context_synchronize(cumlp_context *ctx) {
     return ctx->ops->synchronize(ctx);
 }
 
-cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_mode) {
+cumlp_status cumlp_context_set_precision(cumlp_context *ctx, int precision) {
     CUMLP_FAIL_IF(!ctx, NULL, CUMLP_ERROR_INVALID_VALUE, "ctx is NULL");
-    CUMLP_FAIL_IF(math_mode != CUMLP_MATH_STRICT_FP32 && math_mode != CUMLP_MATH_TF32, ctx,
-                  CUMLP_ERROR_INVALID_VALUE, "unknown math mode %d", math_mode);
-    ctx->math_mode = math_mode;
-    return CUMLP_SUCCESS;
+    CUMLP_FAIL_IF(precision < 0 || precision >= CUMLP_PRECISION_COUNT, ctx,
+                  CUMLP_ERROR_INVALID_VALUE, "unknown precision %d", precision);
+    cumlp_status st = check_precision(ctx, __func__, ctx->ops, precision);
+    if (st == CUMLP_SUCCESS) ctx->precision = precision;
+    return st;
+}
+
+int cumlp_context_precision(const cumlp_context *ctx) {
+    return ctx ? ctx->precision : -1;
+}
+
+cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_mode) {
+    return cumlp_context_set_precision(ctx, math_mode);
 }
 
 cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *buf, size_t buf_size) {

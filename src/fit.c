@@ -151,20 +151,33 @@ static cumlp_status check_dataset(const cumlp_network *net, const cumlp_dataset 
     return CUMLP_SUCCESS;
 }
 
+/* How a pass counts right answers: not at all (regression), by the largest output (classes, one-hot
+ * targets), or by the side of 0.5 (one sigmoid output with binary cross-entropy: a binary
+ * classifier, whatever the dataset's class count). */
+typedef enum accuracy_kind { NO_ACCURACY, LARGEST_OUTPUT, BINARY_OUTPUT } accuracy_kind;
+
+static accuracy_kind accuracy_of(const cumlp_network *net, const cumlp_dataset *ds) {
+    if (ds->n_outputs == 1 && net->loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY)
+        return BINARY_OUTPUT;
+    return ds->num_classes > 0 ? LARGEST_OUTPUT : NO_ACCURACY;
+}
+
 /* Running totals of a pass over samples. */
 typedef struct score {
     double loss_sum; /* sum over samples of the per-sample loss */
-    int64_t correct; /* classification: samples whose largest output is at their class */
+    int64_t correct; /* samples classified right (see accuracy_kind) */
     double sq_sum;   /* sum over samples and outputs of (output - target)^2 */
     int64_t samples;
 } score;
 
 /* Adds cols columns of outputs (n_out x cols) against their targets to s. */
 static void score_outputs(score *s, const float *out, const float *target, int64_t n_out,
-                          int64_t cols, int classify) {
+                          int64_t cols, accuracy_kind kind) {
     for (int64_t j = 0; j < cols; j++) {
         const float *o = out + j * n_out, *t = target + j * n_out;
-        if (classify && cumlp__argmax(o, n_out) == cumlp__argmax(t, n_out)) s->correct++;
+        if (kind == LARGEST_OUTPUT && cumlp__argmax(o, n_out) == cumlp__argmax(t, n_out))
+            s->correct++;
+        if (kind == BINARY_OUTPUT && (o[0] >= 0.5f) == (t[0] >= 0.5f)) s->correct++;
         for (int64_t k = 0; k < n_out; k++) {
             double d = (double)o[k] - (double)t[k];
             s->sq_sum += d * d;
@@ -210,8 +223,9 @@ static cumlp_status batch_views(batch_tensors *b, int64_t cols, batch_tensors *v
     return st;
 }
 
+/* The arguments of evaluate and predict; predict reads the features only (targets: 0). */
 static cumlp_status check_net_ds(const cumlp_network *net, const cumlp_dataset *ds,
-                                 int64_t *batch_size, const char *func) {
+                                 int64_t *batch_size, const char *func, int targets) {
     if (!net) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     if (!ds) return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func, "ds is NULL");
     if (*batch_size < 0 || *batch_size > CUMLP_MAX_DIM)
@@ -220,7 +234,11 @@ static cumlp_status check_net_ds(const cumlp_network *net, const cumlp_dataset *
     if (*batch_size == 0) *batch_size = DEFAULT_EVAL_BATCH;
     if (*batch_size > ds->n_samples) *batch_size = ds->n_samples;
     if (net->ctx->sticky) return net->ctx->sticky;
-    return check_dataset(net, ds, func, "the dataset");
+    if (!targets && ds->n_features != cumlp_network_width(net, 0))
+        return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the dataset has %lld features but the network takes %lld",
+                           (long long)ds->n_features, (long long)cumlp_network_width(net, 0));
+    return targets ? check_dataset(net, ds, func, "the dataset") : CUMLP_SUCCESS;
 }
 
 /* One evaluated batch of cols samples starting at `first`. */
@@ -239,7 +257,7 @@ static cumlp_status eval_batch(cumlp_network *net, const cumlp_dataset *ds, batc
         s->loss_sum += loss * (double)cols;
         s->samples += cols;
         score_outputs(s, out, ds->y + first * ds->n_outputs, ds->n_outputs, cols,
-                      ds->num_classes > 0);
+                      accuracy_of(net, ds));
     }
     batch_destroy(&v);
     return st;
@@ -290,7 +308,7 @@ static cumlp_status evaluate_shard(cumlp_network *net, const cumlp_dataset *ds, 
 
 cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
                             cumlp_eval_result *result) {
-    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__);
+    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__, 1);
     if (st == CUMLP_SUCCESS && !result)
         st = cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, __func__, "result is NULL");
     score s = {0, 0, 0, 0};
@@ -300,21 +318,23 @@ cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t
         st = score_samples(net, ds, 0, ds->n_samples, batch_size, &s, __func__);
     if (st != CUMLP_SUCCESS) return st;
     result->loss = s.loss_sum / (double)s.samples;
-    result->accuracy = ds->num_classes > 0 ? (double)s.correct / (double)s.samples : -1.0;
+    result->accuracy =
+        accuracy_of(net, ds) != NO_ACCURACY ? (double)s.correct / (double)s.samples : -1.0;
     result->mse = s.sq_sum / ((double)s.samples * (double)ds->n_outputs);
     return CUMLP_SUCCESS;
 }
 
 cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
                            float *out, int64_t count) {
-    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__);
+    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__, 0);
     if (st != CUMLP_SUCCESS) return st;
     CUMLP_FAIL_IF(!out, net->ctx, CUMLP_ERROR_INVALID_VALUE, "out is NULL");
-    CUMLP_FAIL_IF(count != ds->n_outputs * ds->n_samples, net->ctx, CUMLP_ERROR_INVALID_VALUE,
+    int64_t n_out = cumlp_network_width(net, net->num_layers);
+    CUMLP_FAIL_IF(count != n_out * ds->n_samples, net->ctx, CUMLP_ERROR_INVALID_VALUE,
                   "count is %lld but the outputs take %lld x %lld", (long long)count,
-                  (long long)ds->n_outputs, (long long)ds->n_samples);
-    batch_tensors b;
-    st = batch_create(net->ctx, ds->n_features, ds->n_outputs, batch_size, &b);
+                  (long long)n_out, (long long)ds->n_samples);
+    batch_tensors b; /* t holds the outputs */
+    st = batch_create(net->ctx, ds->n_features, n_out, batch_size, &b);
     for (int64_t first = 0; st == CUMLP_SUCCESS && first < ds->n_samples; first += batch_size) {
         int64_t cols = ds->n_samples - first < batch_size ? ds->n_samples - first : batch_size;
         batch_tensors v;
@@ -322,8 +342,7 @@ cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds, int64_t 
         if (st == CUMLP_SUCCESS)
             st = cumlp_tensor_upload(v.x, ds->x + first * ds->n_features, ds->n_features * cols);
         if (st == CUMLP_SUCCESS) st = cumlp_forward(net, v.x, v.t);
-        if (st == CUMLP_SUCCESS)
-            st = cumlp_tensor_download(v.t, out + first * ds->n_outputs, ds->n_outputs * cols);
+        if (st == CUMLP_SUCCESS) st = cumlp_tensor_download(v.t, out + first * n_out, n_out * cols);
         batch_destroy(&v);
     }
     batch_destroy(&b);
@@ -459,8 +478,9 @@ static cumlp_status fill_progress_scores(fit_state *f, int share, cumlp_status c
         correct = v.sums[0];
     }
     p->train_loss = s->samples ? s->loss_sum / (double)s->samples : 0.0;
-    p->train_accuracy =
-        f->train->num_classes > 0 && s->samples ? correct / (double)s->samples : -1.0;
+    p->train_accuracy = accuracy_of(f->net, f->train) != NO_ACCURACY && s->samples
+                            ? correct / (double)s->samples
+                            : -1.0;
     p->seconds = now_seconds() - f->start;
     return st;
 }
@@ -521,11 +541,12 @@ static cumlp_status train_batch(fit_state *f, int64_t k, int s, cumlp_status *ca
         f->epoch_norm_sum += f->progress.gradient_norm;
     }
     cumlp_status after = CUMLP_SUCCESS;
-    if (*taken && f->train->num_classes > 0 && cols > 0) {
+    accuracy_kind kind = accuracy_of(f->net, f->train);
+    if (*taken && kind != NO_ACCURACY && cols > 0) {
         after = download_outputs(f->net, cols, f->out);
         const float *targets = f->host[s] + f->train->n_features * cols;
         if (after == CUMLP_SUCCESS)
-            score_outputs(&f->epoch_score, f->out, targets, f->train->n_outputs, cols, 1);
+            score_outputs(&f->epoch_score, f->out, targets, f->train->n_outputs, cols, kind);
     }
     if (st == CUMLP_SUCCESS && after == CUMLP_SUCCESS && *taken) {
         /* the loss is the global batch's */

@@ -82,9 +82,8 @@ static cumlp_status copy_batch(gradcheck *g, const cumlp_tensor *src, cumlp_tens
     return transfer(g, src->ctx, src->data, (*dst)->data, (size_t)(src->rows * src->cols));
 }
 
-/* The network's own gradients of (X, T), widened to double. */
 /* The network's own gradients, left in its arena by the cumlp_loss_backward at the start of the
- * check, widened to double. */
+ * check, widened to double (and in FP16 divided by the loss scale the arena holds them with). */
 static cumlp_status read_analytic_gradients(gradcheck *g, const cumlp_network *net) {
     if (net->ctx->backend == CUMLP_BACKEND_REFERENCE) {
         memcpy(g->analytic, net->grads, net->num_params * sizeof(double));
@@ -92,7 +91,7 @@ static cumlp_status read_analytic_gradients(gradcheck *g, const cumlp_network *n
     }
     cumlp_status st = net->ctx->ops->download(net->ctx, net->grads, g->staging, net->num_params);
     for (size_t i = 0; st == CUMLP_SUCCESS && i < net->num_params; i++)
-        g->analytic[i] = g->staging[i];
+        g->analytic[i] = g->staging[i] / net->grads_scale;
     return st;
 }
 

@@ -21,7 +21,7 @@ struct cumlp_context {
     int backend; /* cumlp_backend, never AUTO */
     const cumlp_backend_ops *ops;
     void *backend_state; /* owned by the backend */
-    int math_mode;       /* cumlp_math_mode */
+    int precision;       /* cumlp_precision, one the backend runs (ops->precisions) */
     cumlp_status sticky; /* a device error that poisons the context, else CUMLP_SUCCESS */
     char message[CUMLP_MESSAGE_SIZE];
     /* Why AUTO did not pick an earlier backend ("" otherwise); cumlp_context_describe adds it. */
@@ -67,6 +67,19 @@ struct cumlp_network {
     /* Widest of n_1 .. n_L. The input width n_0 is left out on purpose: no delta is passed down
      * to the input, so no gradient buffer ever holds n_0 rows. */
     int64_t max_width;
+    /* Precision (cumlp.h; backend.h says which buffer holds which format). The work buffers but
+     * the output layer's, x16 and params16 are in format `storage`: NATIVE, or the 16-bit format
+     * of the BF16 or FP16 precision they were made for; cumlp__network_reserve follows the
+     * context's precision. */
+    int storage;
+    void *params16;     /* the 16-bit copy of the parameter arena; NULL when storage is NATIVE */
+    int params16_stale; /* the parameters changed outside an optimizer step since params16 was
+                           made: refreshed before the next forward pass */
+    void *x16;          /* the input batch in 16 bits, n_0 x capacity; NULL when NATIVE */
+    cumlp_loss_scaler scaler; /* FP16's loss scaler (its settings and state) */
+    double grads_scale; /* what the gradient arena holds beyond dE/dparameters: the loss scale the
+                           last backward pass ran with in FP16, else 1 */
+    int grads_scaled;   /* 1 when that pass ran under the loss scaler (FP16) */
     cumlp_dist *dist; /* data parallelism (src/dist/), or NULL */
 };
 
@@ -119,6 +132,11 @@ cumlp_status cumlp__fail(const cumlp_context *ctx, cumlp_status status, const ch
         if (cond) return cumlp__fail((ctx), (status), __func__, __VA_ARGS__);                      \
     } while (0)
 
+/* CUMLP_ERROR_INTERNAL, naming `op`, unless `storage` is CUMLP_STORAGE_NATIVE (0; callers may
+ * pass several formats or'ed): the ops of a backend without 16-bit formats check what the front
+ * end must never hand them (src/backends/optional_ops.c). */
+cumlp_status cumlp__require_native(cumlp_context *ctx, const char *op, int storage);
+
 /* Returns the sticky device error of ctx, or SUCCESS. */
 static inline cumlp_status cumlp__ctx_ok(const cumlp_context *ctx) {
     return ctx->sticky;
@@ -132,6 +150,28 @@ static inline void *cumlp__at(const cumlp_context *ctx, const void *buffer, size
     return (char *)buffer + offset * ctx->ops->elem_size;
 }
 
+/* The format a precision stores the work buffers in (backend.h): bf16 or fp16, else native. */
+static inline int cumlp__precision_storage(int precision) {
+    return precision == CUMLP_PRECISION_BF16   ? CUMLP_STORAGE_BF16
+           : precision == CUMLP_PRECISION_FP16 ? CUMLP_STORAGE_FP16
+                                               : CUMLP_STORAGE_NATIVE;
+}
+
+/* Element `offset` of a buffer in format `storage` (kernels/cumlp_storage.h). */
+static inline void *cumlp__at_storage(const cumlp_context *ctx, const void *buffer, int storage,
+                                      size_t offset) {
+    size_t bytes = storage == CUMLP_STORAGE_NATIVE ? ctx->ops->elem_size : CUMLP_STORAGE_16_BYTES;
+    return (char *)buffer + offset * bytes;
+}
+
+/* The native elements that hold count elements of format `storage`: what alloc is asked for. */
+static inline size_t cumlp__storage_native_count(const cumlp_context *ctx, int storage,
+                                                 size_t count) {
+    if (storage == CUMLP_STORAGE_NATIVE) return count;
+    size_t elem = ctx->ops->elem_size;
+    return (count * CUMLP_STORAGE_16_BYTES + elem - 1) / elem;
+}
+
 /* a * b into *out unless it overflows or exceeds limit; returns 1 on success. */
 int cumlp__mul_size(int64_t a, int64_t b, int64_t limit, int64_t *out);
 
@@ -142,11 +182,13 @@ cumlp_status cumlp__check_dim(const cumlp_context *ctx, const char *func, const 
 /* The value that text[0..length) names in a list of cumlp.h (its name, or its identifier in lower
  * case), or -1; for text that is not NUL-terminated, such as checkpoint metadata (src/names.c). */
 int cumlp__backend_value(const char *text, size_t length);
+int cumlp__precision_value(const char *text, size_t length);
 int cumlp__activation_value(const char *text, size_t length);
 int cumlp__loss_value(const char *text, size_t length);
 int cumlp__init_value(const char *text, size_t length);
 int cumlp__optimizer_value(const char *text, size_t length);
 int cumlp__schedule_value(const char *text, size_t length);
+int cumlp__task_value(const char *text, size_t length);
 int cumlp__transport_value(const char *text, size_t length);
 
 /* Whether an activation's derivative needs Z (else it is computed from A alone). */
@@ -154,8 +196,21 @@ int cumlp__activation_needs_z(int activation);
 /* Whether Z must be kept for the loss of the output layer. */
 int cumlp__loss_needs_z(int loss);
 
-/* Network work buffers for at least `cols` batch columns. */
+/* Network work buffers for at least `cols` batch columns, in the format of the context's
+ * precision, and in BF16 or FP16 an up-to-date 16-bit copy of the parameters. */
 cumlp_status cumlp__network_reserve(cumlp_network *net, int64_t cols);
+
+/* Says that the parameter arena was written other than by an optimizer step (a checkpoint load):
+ * the 16-bit copy, if any, is refreshed before the next forward pass. */
+void cumlp__network_parameters_changed(cumlp_network *net);
+
+/* NULL if the loss scaler's settings and state are valid; else a message naming the first bad
+ * value, written into buf. */
+const char *cumlp__loss_scaler_problem(const cumlp_loss_scaler *s, char *buf, size_t size);
+
+/* The loss scaler's reaction to a step on gradients computed under it: an overflow (finite = 0)
+ * backs the scale off, a step taken counts towards growth (cumlp.h, cumlp_loss_scaler). */
+void cumlp__loss_scaler_update(cumlp_loss_scaler *scaler, int finite);
 
 /* Forward pass keeping every layer's Z/A in the work buffers; the output is layers[L-1].a. */
 cumlp_status cumlp__forward_train(cumlp_network *net, const cumlp_tensor *X);
@@ -169,6 +224,10 @@ cumlp_status cumlp__check_loss_batch(const cumlp_network *net, const cumlp_tenso
  * data-parallel training). *loss_sum, the sum of the per-sample losses, unless loss_sum is NULL. */
 cumlp_status cumlp__loss_backward_local(cumlp_network *net, const cumlp_tensor *X,
                                         const cumlp_tensor *T, double count, double *loss_sum);
+
+/* Records the factor the next backward pass multiplies the gradients by (FP16's loss scale, else
+ * 1) in net->grads_scale and net->grads_scaled, which the optimizer step divides out. */
+void cumlp__set_grads_scale(cumlp_network *net);
 
 /* cumlp_optimizer_step's body (the norm and NaN check, then the update), in the name of func. */
 cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func);

@@ -88,11 +88,13 @@ static cumlp_status parse(const name_set *set, const char *func, const char *nam
 
 NAME_SET(status, "status", CUMLP_STATUS_LIST, CUMLP_STATUS_COUNT);
 NAME_SET(backend, "backend", CUMLP_BACKEND_LIST, CUMLP_BACKEND_COUNT);
+NAME_SET(precision, "precision", CUMLP_PRECISION_LIST, CUMLP_PRECISION_COUNT);
 NAME_SET(activation, "activation", CUMLP_ACTIVATION_LIST, CUMLP_ACTIVATION_COUNT);
 NAME_SET(loss, "loss", CUMLP_LOSS_LIST, CUMLP_LOSS_COUNT);
 NAME_SET(init, "init scheme", CUMLP_INIT_LIST, CUMLP_INIT_COUNT);
 NAME_SET(optimizer, "optimizer", CUMLP_OPTIMIZER_LIST, CUMLP_OPTIMIZER_COUNT);
 NAME_SET(schedule, "learning-rate schedule", CUMLP_SCHEDULE_LIST, CUMLP_SCHEDULE_COUNT);
+NAME_SET(task, "task", CUMLP_TASK_LIST, CUMLP_TASK_COUNT);
 NAME_SET(transport, "transport", CUMLP_TRANSPORT_LIST, CUMLP_TRANSPORT_COUNT);
 
 const char *cumlp_status_string(cumlp_status status) {
@@ -114,9 +116,11 @@ const char *cumlp_status_string(cumlp_status status) {
     }
 
 NAME_FUNCTIONS(backend)
+NAME_FUNCTIONS(precision)
 NAME_FUNCTIONS(activation)
 NAME_FUNCTIONS(loss)
 NAME_FUNCTIONS(init)
 NAME_FUNCTIONS(optimizer)
 NAME_FUNCTIONS(schedule)
+NAME_FUNCTIONS(task)
 NAME_FUNCTIONS(transport)

@@ -84,6 +84,11 @@ static cumlp_status check_layers(const cumlp_context *ctx, const char *func, int
         total += layer_params;
     }
     int out = activations[num_layers - 1];
+    if (out == CUMLP_ACT_SOFTMAX && widths[num_layers] < 2)
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "a softmax output layer needs at least 2 outputs: over one output it is "
+                           "1 whatever its input (one output takes sigmoid with binary "
+                           "cross-entropy)");
     int ok = (loss == CUMLP_LOSS_SQUARED_ERROR && out != CUMLP_ACT_SOFTMAX) ||
              (loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY && out == CUMLP_ACT_SOFTMAX) ||
              (loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY && out == CUMLP_ACT_SIGMOID);
@@ -155,7 +160,8 @@ static void free_work_buffers(cumlp_network *net) {
     }
     ctx->ops->free(ctx, net->grad_a);
     ctx->ops->free(ctx, net->grad_b);
-    net->grad_a = net->grad_b = NULL;
+    ctx->ops->free(ctx, net->x16);
+    net->grad_a = net->grad_b = net->x16 = NULL;
     net->capacity = 0;
 }
 
@@ -163,6 +169,7 @@ void cumlp_network_destroy(cumlp_network *net) {
     if (!net) return;
     cumlp__dist_leave(net);
     if (net->layers) free_work_buffers(net);
+    net->ctx->ops->free(net->ctx, net->params16);
     net->ctx->ops->free(net->ctx, net->params);
     net->ctx->ops->free(net->ctx, net->grads);
     free(net->layers);
@@ -202,6 +209,9 @@ cumlp_status cumlp_network_create(cumlp_context *ctx, int num_layers, const int6
     net->leaky_slope = o->leaky_relu_slope;
     net->layers = layers;
     net->num_params = (size_t)num_params;
+    net->storage = CUMLP_STORAGE_NATIVE;
+    cumlp_loss_scaler_defaults(&net->scaler);
+    net->grads_scale = 1.0;
     size_t offset = 0;
     for (int l = 0; l < num_layers; l++) {
         layers[l].fan_in = widths[l];
@@ -270,8 +280,27 @@ static cumlp_status transfer(cumlp_context *ctx, transfer_kind kind, void *buffe
     }
 }
 
+void cumlp__network_parameters_changed(cumlp_network *net) {
+    net->params16_stale = 1;
+}
+
+/* The arenas a whole-arena transfer reads or writes. */
+typedef enum arena_kind { PARAMETERS, GRADIENTS } arena_kind;
+
+/* Divides the count host values of a gradient download by the scale the arena holds them with
+ * (FP16's loss scale; a power of two by default, which makes this exact). */
+static void unscale(void *host, transfer_kind kind, size_t count, double scale) {
+    if (scale == 1.0) return;
+    for (size_t i = 0; i < count; i++) {
+        if (kind == TO_HOST_F32)
+            ((float *)host)[i] = (float)(((float *)host)[i] / scale);
+        else
+            ((double *)host)[i] /= scale;
+    }
+}
+
 /* A whole arena (parameters or gradients) to or from the host. */
-static cumlp_status arena_transfer(const cumlp_network *net, void *arena, transfer_kind kind,
+static cumlp_status arena_transfer(const cumlp_network *net, arena_kind arena, transfer_kind kind,
                                    void *host, int64_t count, const char *func) {
     if (!net) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     if (!host) return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func, "host is NULL");
@@ -280,36 +309,40 @@ static cumlp_status arena_transfer(const cumlp_network *net, void *arena, transf
                            "count is %lld but the network has %lld parameters", (long long)count,
                            (long long)net->num_params);
     if (net->ctx->sticky) return net->ctx->sticky;
-    return transfer(net->ctx, kind, arena, host, net->num_params);
+    cumlp_status st = transfer(net->ctx, kind, arena == PARAMETERS ? net->params : net->grads, host,
+                               net->num_params);
+    if (st == CUMLP_SUCCESS && arena == GRADIENTS)
+        unscale(host, kind, net->num_params, net->grads_scale);
+    if (st == CUMLP_SUCCESS && (kind == FROM_HOST_F32 || kind == FROM_HOST_F64))
+        cumlp__network_parameters_changed((cumlp_network *)net);
+    return st;
 }
 
 cumlp_status cumlp_network_get_parameters(const cumlp_network *net, float *host, int64_t count) {
-    return arena_transfer(net, net ? net->params : NULL, TO_HOST_F32, host, count, __func__);
+    return arena_transfer(net, PARAMETERS, TO_HOST_F32, host, count, __func__);
 }
 
 cumlp_status cumlp_network_set_parameters(cumlp_network *net, const float *host, int64_t count) {
-    return arena_transfer(net, net ? net->params : NULL, FROM_HOST_F32, (void *)host, count,
-                          __func__);
+    return arena_transfer(net, PARAMETERS, FROM_HOST_F32, (void *)host, count, __func__);
 }
 
 cumlp_status cumlp_network_get_parameters_f64(const cumlp_network *net, double *host,
                                               int64_t count) {
-    return arena_transfer(net, net ? net->params : NULL, TO_HOST_F64, host, count, __func__);
+    return arena_transfer(net, PARAMETERS, TO_HOST_F64, host, count, __func__);
 }
 
 cumlp_status cumlp_network_set_parameters_f64(cumlp_network *net, const double *host,
                                               int64_t count) {
-    return arena_transfer(net, net ? net->params : NULL, FROM_HOST_F64, (void *)host, count,
-                          __func__);
+    return arena_transfer(net, PARAMETERS, FROM_HOST_F64, (void *)host, count, __func__);
 }
 
 cumlp_status cumlp_network_get_gradients(const cumlp_network *net, float *host, int64_t count) {
-    return arena_transfer(net, net ? net->grads : NULL, TO_HOST_F32, host, count, __func__);
+    return arena_transfer(net, GRADIENTS, TO_HOST_F32, host, count, __func__);
 }
 
 cumlp_status cumlp_network_get_gradients_f64(const cumlp_network *net, double *host,
                                              int64_t count) {
-    return arena_transfer(net, net ? net->grads : NULL, TO_HOST_F64, host, count, __func__);
+    return arena_transfer(net, GRADIENTS, TO_HOST_F64, host, count, __func__);
 }
 
 static cumlp_status check_layer_index(const cumlp_network *net, int layer, const char *func) {
@@ -333,6 +366,8 @@ static cumlp_status layer_transfer(const cumlp_network *net, int layer, transfer
     if (st == CUMLP_SUCCESS && biases)
         st = transfer(ctx, kind, cumlp__at(ctx, net->params, L->bias_offset), biases,
                       (size_t)L->fan_out);
+    if (kind == FROM_HOST_F32 || kind == FROM_HOST_F64)
+        cumlp__network_parameters_changed((cumlp_network *)net);
     return st;
 }
 
@@ -365,25 +400,74 @@ cumlp_status cumlp_network_freeze(cumlp_network *net, int layer, int freeze_weig
     return CUMLP_SUCCESS;
 }
 
-/* ---- work buffers -------------------------------------------------------------------------- */
+/* ---- work buffers and the precision's formats ----------------------------------------------- */
 
-cumlp_status cumlp__network_reserve(cumlp_network *net, int64_t cols) {
-    if (cols <= net->capacity) return CUMLP_SUCCESS;
+/* The format of layer l's Z and A: the output layer's stay native (the loss, the softmax and the
+ * predictions read them in fp32), the hidden layers' are in the network's format. */
+static int layer_storage(const cumlp_network *net, int l) {
+    return l == net->num_layers - 1 ? CUMLP_STORAGE_NATIVE : net->storage;
+}
+
+/* count elements of format `storage`. */
+static cumlp_status alloc_storage(cumlp_context *ctx, int storage, size_t count, void **buffer) {
+    return ctx->ops->alloc(ctx, cumlp__storage_native_count(ctx, storage, count), buffer);
+}
+
+/* Follows the context's precision: a change of format drops the work buffers (the next reserve
+ * makes them anew) and the weight copy, which BF16 and FP16 make here. */
+static cumlp_status follow_precision(cumlp_network *net) {
     cumlp_context *ctx = net->ctx;
-    int64_t count;
-    if (!cumlp__mul_size(net->max_width, cols, MAX_ELEMENTS, &count))
-        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
-                            "a batch of %lld columns overflows the work buffers", (long long)cols);
-    free_work_buffers(net);
+    int storage = cumlp__precision_storage(ctx->precision);
+    if (storage != net->storage) {
+        free_work_buffers(net);
+        ctx->ops->free(ctx, net->params16);
+        net->params16 = NULL;
+        net->storage = storage;
+    }
+    if (storage == CUMLP_STORAGE_NATIVE || net->params16) return CUMLP_SUCCESS;
+    net->params16_stale = 1;
+    return alloc_storage(ctx, storage, net->num_params, &net->params16);
+}
+
+/* Makes the weight copy from the parameters when they changed outside an optimizer step. */
+static cumlp_status refresh_params16(cumlp_network *net) {
+    if (!net->params16 || !net->params16_stale) return CUMLP_SUCCESS;
+    cumlp_context *ctx = net->ctx;
+    cumlp_status st = ctx->ops->convert(ctx, net->params16, net->storage, net->params,
+                                        CUMLP_STORAGE_NATIVE, net->num_params);
+    if (st == CUMLP_SUCCESS) net->params16_stale = 0;
+    return st;
+}
+
+static cumlp_status alloc_work_buffers(cumlp_network *net, int64_t cols, size_t delta_count) {
+    cumlp_context *ctx = net->ctx;
     cumlp_status st = CUMLP_SUCCESS;
     for (int l = 0; l < net->num_layers && st == CUMLP_SUCCESS; l++) {
         size_t n = (size_t)(net->layers[l].fan_out * cols);
-        st = ctx->ops->alloc(ctx, n, &net->layers[l].a);
+        int storage = layer_storage(net, l);
+        st = alloc_storage(ctx, storage, n, &net->layers[l].a);
         if (st == CUMLP_SUCCESS && layer_keeps_z(net, l))
-            st = ctx->ops->alloc(ctx, n, &net->layers[l].z);
+            st = alloc_storage(ctx, storage, n, &net->layers[l].z);
     }
-    if (st == CUMLP_SUCCESS) st = ctx->ops->alloc(ctx, (size_t)count, &net->grad_a);
-    if (st == CUMLP_SUCCESS) st = ctx->ops->alloc(ctx, (size_t)count, &net->grad_b);
+    if (st == CUMLP_SUCCESS) st = alloc_storage(ctx, net->storage, delta_count, &net->grad_a);
+    if (st == CUMLP_SUCCESS) st = alloc_storage(ctx, net->storage, delta_count, &net->grad_b);
+    if (st == CUMLP_SUCCESS && net->storage != CUMLP_STORAGE_NATIVE)
+        st = alloc_storage(ctx, net->storage, (size_t)(net->layers[0].fan_in * cols), &net->x16);
+    return st;
+}
+
+cumlp_status cumlp__network_reserve(cumlp_network *net, int64_t cols) {
+    cumlp_status st = follow_precision(net);
+    if (st == CUMLP_SUCCESS) st = refresh_params16(net);
+    if (st != CUMLP_SUCCESS || cols <= net->capacity) return st;
+    cumlp_context *ctx = net->ctx;
+    int64_t count, input_count;
+    if (!cumlp__mul_size(net->max_width, cols, MAX_ELEMENTS, &count) ||
+        !cumlp__mul_size(net->layers[0].fan_in, cols, MAX_ELEMENTS, &input_count))
+        return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
+                            "a batch of %lld columns overflows the work buffers", (long long)cols);
+    free_work_buffers(net);
+    st = alloc_work_buffers(net, cols, (size_t)count);
     if (st != CUMLP_SUCCESS) {
         free_work_buffers(net);
         return st;
@@ -426,27 +510,46 @@ static int tensors_overlap(const cumlp_tensor *a, const cumlp_tensor *b) {
     return a_begin < b_end && b_begin < a_end;
 }
 
-/* Layer l: P = W A_prev into `p`, then the fused bias + activation into z_out / a_out. */
+/* Where the GEMMs read W: the 16-bit copy in BF16 and FP16, else the parameters. */
+static const void *weights_of(const cumlp_network *net, const cumlp_layer *L) {
+    if (net->storage == CUMLP_STORAGE_NATIVE)
+        return cumlp__at(net->ctx, net->params, L->weight_offset);
+    return cumlp__at_storage(net->ctx, net->params16, net->storage, L->weight_offset);
+}
+
+/* Layer l: P = W A_prev into `p`, then the fused bias + activation into z_out / a_out, which are
+ * in format out_storage (A_prev, like W, in the network's). */
 static cumlp_status layer_forward(cumlp_network *net, int l, const void *a_prev, int cols,
-                                  void *z_out, void *a_out) {
+                                  void *z_out, void *a_out, int out_storage) {
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *L = &net->layers[l];
     int m = (int)L->fan_out, k = (int)L->fan_in;
     void *p = z_out ? z_out : a_out;
-    cumlp_status st =
-        ctx->ops->gemm(ctx, 0, 0, m, cols, k, 1.0, cumlp__at(ctx, net->params, L->weight_offset), m,
-                       a_prev, k, 0.0, p, m);
+    cumlp_status st = ctx->ops->gemm(ctx, 0, 0, m, cols, k, 1.0, weights_of(net, L), m, a_prev, k,
+                                     0.0, p, m, net->storage, out_storage);
     if (st != CUMLP_SUCCESS) return st;
-    return ctx->ops->bias_activation(ctx, L->activation, net->leaky_slope, m, cols, p,
+    return ctx->ops->bias_activation(ctx, out_storage, L->activation, net->leaky_slope, m, cols, p,
                                      cumlp__at(ctx, net->params, L->bias_offset), z_out, a_out);
 }
 
+/* The first layer's input: X, or in BF16 and FP16 X rounded into x16 (after a reserve). */
+static cumlp_status layer_input(cumlp_network *net, const cumlp_tensor *X, const void **input) {
+    cumlp_context *ctx = net->ctx;
+    *input = X->data;
+    if (net->storage == CUMLP_STORAGE_NATIVE) return CUMLP_SUCCESS;
+    *input = net->x16;
+    return ctx->ops->convert(ctx, net->x16, net->storage, X->data, CUMLP_STORAGE_NATIVE,
+                             (size_t)(X->rows * X->cols));
+}
+
 cumlp_status cumlp__forward_train(cumlp_network *net, const cumlp_tensor *X) {
+    const void *a_prev = NULL;
     cumlp_status st = cumlp__network_reserve(net, X->cols);
-    const void *a_prev = X->data;
     cumlp__range_push(net->ctx, "cumlp:forward");
+    if (st == CUMLP_SUCCESS) st = layer_input(net, X, &a_prev);
     for (int l = 0; l < net->num_layers && st == CUMLP_SUCCESS; l++) {
-        st = layer_forward(net, l, a_prev, (int)X->cols, net->layers[l].z, net->layers[l].a);
+        st = layer_forward(net, l, a_prev, (int)X->cols, net->layers[l].z, net->layers[l].a,
+                           layer_storage(net, l));
         a_prev = net->layers[l].a;
     }
     cumlp__range_pop(net->ctx);
@@ -460,56 +563,74 @@ cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, cumlp_tens
     CUMLP_FAIL_IF(tensors_overlap(X, Y), net->ctx, CUMLP_ERROR_INVALID_VALUE,
                   "X and Y share memory (the same tensor or overlapping views)");
     int last = net->num_layers - 1;
-    if (last > 0) st = cumlp__network_reserve(net, X->cols);
-    const void *a_prev = X->data;
+    /* One layer in a native precision needs no work buffer: its output is Y. */
+    if (last > 0 || cumlp__precision_storage(net->ctx->precision) != CUMLP_STORAGE_NATIVE)
+        st = cumlp__network_reserve(net, X->cols);
+    else
+        st = follow_precision(net);
+    const void *a_prev = NULL;
     cumlp__range_push(net->ctx, "cumlp:forward");
+    if (st == CUMLP_SUCCESS) st = layer_input(net, X, &a_prev);
     for (int l = 0; l < last && st == CUMLP_SUCCESS; l++) {
-        st = layer_forward(net, l, a_prev, (int)X->cols, NULL, net->layers[l].a);
+        st = layer_forward(net, l, a_prev, (int)X->cols, NULL, net->layers[l].a,
+                           layer_storage(net, l));
         a_prev = net->layers[l].a;
     }
-    if (st == CUMLP_SUCCESS) st = layer_forward(net, last, a_prev, (int)X->cols, NULL, Y->data);
+    if (st == CUMLP_SUCCESS)
+        st = layer_forward(net, last, a_prev, (int)X->cols, NULL, Y->data, CUMLP_STORAGE_NATIVE);
     cumlp__range_pop(net->ctx);
     return st;
 }
 
-/* Output delta and loss; *loss_sum only when loss_sum != NULL. db may be NULL (loss only), else
- * it receives the bias gradient divided by `count`. */
+/* The factor of the output delta: FP16's loss scale, else 1. */
+static double delta_scale(const cumlp_network *net) {
+    return net->storage == CUMLP_STORAGE_FP16 ? net->scaler.scale : 1.0;
+}
+
+void cumlp__set_grads_scale(cumlp_network *net) {
+    net->grads_scale = delta_scale(net);
+    net->grads_scaled = net->storage == CUMLP_STORAGE_FP16;
+}
+
+/* Output delta (into grad_a, times delta_scale) and loss; *loss_sum only when loss_sum != NULL.
+ * db may be NULL (loss only), else it receives the bias gradient divided by `count`. */
 static cumlp_status output_delta(cumlp_network *net, const cumlp_tensor *T, int cols, void *db,
                                  double count, double *loss_sum) {
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *L = &net->layers[net->num_layers - 1];
     cumlp__range_push(ctx, "cumlp:loss");
-    cumlp_status st =
-        ctx->ops->loss_delta(ctx, net->loss, L->activation, net->leaky_slope, (int)L->fan_out, cols,
-                             L->z, L->a, T->data, net->grad_a, db, 1.0 / count, loss_sum);
+    cumlp_status st = ctx->ops->loss_delta(
+        ctx, net->loss, L->activation, net->leaky_slope, (int)L->fan_out, cols, L->z, L->a, T->data,
+        net->grad_a, net->storage, db, 1.0 / count, delta_scale(net), loss_sum);
     cumlp__range_pop(ctx);
     return st;
 }
 
-/* Backward from delta of the output layer (in grad_a) down to layer 0's dW; the gradients are
- * the sums over the columns divided by `count`. */
-static cumlp_status backward(cumlp_network *net, const cumlp_tensor *X, double count) {
+/* Backward from delta of the output layer (in grad_a) down to layer 0's dW; a_input is what the
+ * first layer read (X or x16). Every delta and G is in the network's format, dW and db native; the
+ * gradients are the sums over the columns divided by `count`. */
+static cumlp_status backward(cumlp_network *net, const void *a_input, int cols, double count) {
     cumlp_context *ctx = net->ctx;
-    int cols = (int)X->cols;
+    int S = net->storage;
     void *delta = net->grad_a, *below = net->grad_b;
     cumlp_status st = CUMLP_SUCCESS;
     cumlp__range_push(ctx, "cumlp:backward");
     for (int l = net->num_layers - 1; l >= 0 && st == CUMLP_SUCCESS; l--) {
         const cumlp_layer *L = &net->layers[l];
         int m = (int)L->fan_out, k = (int)L->fan_in;
-        const void *a_prev = l > 0 ? net->layers[l - 1].a : X->data;
+        const void *a_prev = l > 0 ? net->layers[l - 1].a : a_input;
         /* dW = delta A_prev^T / B */
         st = ctx->ops->gemm(ctx, 0, 1, m, k, cols, 1.0 / count, delta, m, a_prev, k, 0.0,
-                            cumlp__at(ctx, net->grads, L->weight_offset), m);
+                            cumlp__at(ctx, net->grads, L->weight_offset), m, S,
+                            CUMLP_STORAGE_NATIVE);
         if (st != CUMLP_SUCCESS || l == 0) break;
         /* G = W^T delta, then delta_below = G .* f'(.) with its bias gradient */
-        st = ctx->ops->gemm(ctx, 1, 0, k, cols, m, 1.0,
-                            cumlp__at(ctx, net->params, L->weight_offset), m, delta, m, 0.0, below,
-                            k);
+        st = ctx->ops->gemm(ctx, 1, 0, k, cols, m, 1.0, weights_of(net, L), m, delta, m, 0.0, below,
+                            k, S, S);
         const cumlp_layer *B = &net->layers[l - 1];
         if (st == CUMLP_SUCCESS)
             st = ctx->ops->activation_backward(
-                ctx, B->activation, net->leaky_slope, k, cols, below, B->z, B->a, below,
+                ctx, S, B->activation, net->leaky_slope, k, cols, below, B->z, B->a, below,
                 cumlp__at(ctx, net->grads, B->bias_offset), 1.0 / count);
         void *swap = delta;
         delta = below;
@@ -538,10 +659,14 @@ cumlp_status cumlp__loss_backward_local(cumlp_network *net, const cumlp_tensor *
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *out = &net->layers[net->num_layers - 1];
     cumlp_status st = cumlp__forward_train(net, X);
-    if (st == CUMLP_SUCCESS)
+    if (st == CUMLP_SUCCESS) {
+        cumlp__set_grads_scale(net);
         st = output_delta(net, T, (int)X->cols, cumlp__at(ctx, net->grads, out->bias_offset), count,
                           loss_sum);
-    if (st == CUMLP_SUCCESS) st = backward(net, X, count);
+    }
+    if (st == CUMLP_SUCCESS)
+        st = backward(net, net->storage == CUMLP_STORAGE_NATIVE ? X->data : net->x16, (int)X->cols,
+                      count);
     return st;
 }
 

@@ -265,15 +265,18 @@ void cumlp__optimizer_step_params(const cumlp_optimizer_options *o, int64_t t, d
     }
 }
 
-/* Applies the update to arena elements [begin, end). */
+/* Applies the update to arena elements [begin, end), and in BF16 and FP16 refreshes their 16-bit
+ * copy in the same pass. */
 static cumlp_status step_range(cumlp_optimizer *opt, const cumlp_step_params *p, size_t begin,
                                size_t end) {
-    cumlp_context *ctx = opt->net->ctx;
+    const cumlp_network *net = opt->net;
+    cumlp_context *ctx = net->ctx;
     void *s[CUMLP_OPTIMIZER_MAX_STATES];
     for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
         s[k] = opt->state[k] ? cumlp__at(ctx, opt->state[k], begin) : NULL;
-    return ctx->ops->optimizer_step(ctx, p, end - begin, cumlp__at(ctx, opt->net->params, begin),
-                                    cumlp__at(ctx, opt->net->grads, begin), s);
+    void *copy = net->params16 ? cumlp__at_storage(ctx, net->params16, net->storage, begin) : NULL;
+    return ctx->ops->optimizer_step(ctx, p, end - begin, cumlp__at(ctx, net->params, begin),
+                                    cumlp__at(ctx, net->grads, begin), s, copy, net->storage);
 }
 
 /* One pass over the arena when nothing is frozen; otherwise one per maximal run of unfrozen
@@ -312,28 +315,47 @@ cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, 
                        "%s: step skipped, parameters and optimizer state unchanged", why);
 }
 
-/* The gradients' norm and finiteness, then the update of every unfrozen parameter. */
+/* A step whose loss-scaled gradients (FP16) overflowed: always skipped, never an error (the
+ * scaler expects overflows), and the scale backs off. */
+static cumlp_status overflow(cumlp_optimizer *opt, const char *func) {
+    cumlp_loss_scaler *scaler = &opt->net->scaler;
+    double scale = scaler->scale;
+    cumlp__loss_scaler_update(scaler, 0);
+    opt->skipped_steps++;
+    return cumlp__fail(opt->net->ctx, CUMLP_STEP_SKIPPED, func,
+                       "the gradients, computed with loss scale %g, overflowed fp16: step skipped, "
+                       "parameters and optimizer state unchanged, loss scale now %g",
+                       scale, scaler->scale);
+}
+
+/* The gradients' norm and finiteness, then the update of every unfrozen parameter. The gradient
+ * arena holds the gradients times grads_scale (FP16's loss scale), which the norm and the
+ * gradients' factor divide out. */
 cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func) {
-    cumlp_context *ctx = opt->net->ctx;
+    cumlp_network *net = opt->net;
+    cumlp_context *ctx = net->ctx;
     if (ctx->sticky) return ctx->sticky;
     int finite = 0;
     double sum_squares = 0;
     cumlp_status st =
-        ctx->ops->check_finite(ctx, opt->net->grads, opt->net->num_params, &finite, &sum_squares);
+        ctx->ops->check_finite(ctx, net->grads, net->num_params, &finite, &sum_squares);
     if (st != CUMLP_SUCCESS) return st;
-    opt->gradient_norm = sqrt(sum_squares);
+    opt->gradient_norm = sqrt(sum_squares) / net->grads_scale;
+    if (!finite && net->grads_scaled) return overflow(opt, func);
     if (!finite) return cumlp__optimizer_not_taken(opt, func, "the gradients hold NaN or Inf");
     int64_t t = opt->steps + 1;
     cumlp_step_params p;
     double mu_product;
     cumlp__optimizer_step_params(&opt->options, t, opt->gradient_norm, opt->nadam_mu_product, &p,
                                  &mu_product);
+    p.grad_scale /= net->grads_scale;
     cumlp__range_push(ctx, "cumlp:optimizer");
     st = step_unfrozen(opt, &p);
     cumlp__range_pop(ctx);
     if (st == CUMLP_SUCCESS) {
         opt->steps = t;
         opt->nadam_mu_product = mu_product;
+        if (net->grads_scaled) cumlp__loss_scaler_update(&net->scaler, 1);
     }
     return st;
 }

@@ -1,6 +1,8 @@
 # extra_tests.cmake - tests beyond the tests/test_*.c glob (included by tests/CMakeLists.txt):
 #  - the PyTorch interoperability check of checkpoints (test_checkpoint_interop, label data) and
 #    the comparison of every optimizer with torch.optim (test_optimizers_torch);
+#  - the installed package found through pkg-config from a fresh, then moved, prefix
+#    (test_install_pkgconfig, tests/install_pkgconfig.sh);
 #  - libFuzzer targets for the checkpoint, IDX, CSV and FANN readers (label fuzz), each run for
 #    a short fixed time from a seed corpus that the fuzz_corpus test writes.
 # Fuzzers need clang with -fsanitize=fuzzer. With another C compiler (gcc) a clang found on the
@@ -16,6 +18,20 @@ endif()
 if(TARGET test_optimizers_torch)
   target_compile_definitions(test_optimizers_torch PRIVATE
     CUMLP_OPTIMIZERS_TORCH_SCRIPT="${CMAKE_CURRENT_SOURCE_DIR}/optimizers_torch.py")
+endif()
+
+# ---- the installed package: pkg-config from a fresh prefix, relocated -----------------------------
+# The simulator build cannot be installed.
+if(NOT CUMLP_CUDA_SIM)
+  set(cumlp_program_flags "")
+  if(CUMLP_SANITIZE)
+    string(JOIN " " cumlp_program_flags ${CUMLP_SANITIZE_FLAGS})
+  endif()
+  add_test(NAME test_install_pkgconfig
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/install_pkgconfig.sh ${PROJECT_BINARY_DIR}
+            ${CMAKE_C_COMPILER} "${cumlp_program_flags}")
+  set_tests_properties(test_install_pkgconfig PROPERTIES LABELS unit SKIP_RETURN_CODE 77
+    ENVIRONMENT "TMPDIR=${CMAKE_CURRENT_BINARY_DIR}")
 endif()
 
 # ---- libFuzzer targets ----------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 usage: interop_torch.py CHECKPOINT INPUTS OUTPUTS
 
 CHECKPOINT is a cumlp safetensors file; INPUTS and OUTPUTS are raw little-endian float32 arrays,
-one sample per row ([batch, n_in] and [batch, n_out]), the latter written by cumlp_forward. The
+one sample per row ([batch, n_in] and [batch, n_out]), the latter written by cumlp_forward from the
+inputs scaled as the checkpoint's "scaler.offset" and "scaler.scale" say, when it has them. The
+weights are the tensors whose names start with a digit (cumlp.h's documented filter). The
 safetensors header is parsed here with struct and json only (the safetensors package, when
 installed, is used as a second reader). Exits 0 on a match to 1e-5, 1 on a mismatch, 77 when
 torch is missing.
@@ -31,9 +33,14 @@ def read_safetensors(path):
     header = json.loads(data[8:8 + header_len].decode("utf-8"))
     payload = data[8 + header_len:]
     meta = header.pop("__metadata__")
-    crc = "%08x" % (zlib.crc32(payload) & 0xFFFFFFFF)
-    if crc != meta["payload_crc32"]:
-        raise SystemExit("payload CRC-32 %s, header says %s" % (crc, meta["payload_crc32"]))
+    if meta["format_version"] == "1":  # the checksum covers the payload only
+        crc, want = zlib.crc32(payload), meta["payload_crc32"]
+    else:  # the whole file, with the checksum's own 8 digits as zeros
+        key = b'"crc32":"'
+        at = data.index(key, 8, 8 + header_len) + len(key)
+        crc, want = zlib.crc32(data[:at] + b"00000000" + data[at + 8:]), meta["crc32"]
+    if "%08x" % (crc & 0xFFFFFFFF) != want:
+        raise SystemExit("CRC-32 %08x, header says %s" % (crc & 0xFFFFFFFF, want))
     tensors = {}
     for name, entry in header.items():
         assert entry["dtype"] == "F32", name
@@ -77,7 +84,7 @@ def main():
         raise SystemExit(__doc__)
     meta, tensors = read_safetensors(sys.argv[1])
     model, widths = build_model(meta)
-    weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+    weights = {k: v for k, v in tensors.items() if k[:1].isdigit()}
     model.load_state_dict(weights, strict=True)  # names and shapes must match exactly
     try:
         from safetensors.torch import load_file
@@ -88,6 +95,9 @@ def main():
     except ImportError:
         pass
     x = read_matrix(sys.argv[2], widths[0])
+    if "scaler.offset" in tensors:
+        x = (x - tensors["scaler.offset"]) * tensors["scaler.scale"]
+        print("inputs scaled by the checkpoint's scaler.offset and scaler.scale")
     want = read_matrix(sys.argv[3], widths[-1]).double()
     with torch.no_grad():
         got = model.double()(x.double())

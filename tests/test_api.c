@@ -48,8 +48,9 @@ static void test_contexts(void) {
     CHECK_STATUS(cumlp_context_create(&ctx, &o), CUMLP_ERROR_INVALID_VALUE);
     CHECK(ctx == NULL);
     cumlp_context_defaults(&o);
-    o.math_mode = 5;
+    o.precision = CUMLP_PRECISION_COUNT;
     CHECK_STATUS(cumlp_context_create(&ctx, &o), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(strstr(cumlp_last_error(NULL), "precision") != NULL);
     cumlp_context_defaults(&o);
     o.num_threads = -1;
     CHECK_STATUS(cumlp_context_create(&ctx, &o), CUMLP_ERROR_INVALID_VALUE);
@@ -92,6 +93,7 @@ static void test_contexts(void) {
     CHECK_OK(cumlp_context_synchronize(ctx));
     CHECK_STATUS(cumlp_context_set_math_mode(ctx, 9), CUMLP_ERROR_INVALID_VALUE);
     CHECK_OK(cumlp_context_set_math_mode(ctx, CUMLP_MATH_TF32));
+    CHECK(cumlp_context_precision(ctx) == CUMLP_PRECISION_TF32);
     cumlp_context_destroy(ctx);
     cumlp_context_destroy(NULL);
     CHECK(cumlp_context_backend(NULL) == -1);
@@ -170,6 +172,11 @@ static void test_network_descriptions(void) {
     CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, bad_act, &o, &net));
     const int hidden_softmax[] = {CUMLP_ACT_SOFTMAX, CUMLP_ACT_SOFTMAX};
     CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, hidden_softmax, &o, &net));
+    /* A softmax over one output is 1 whatever its input: nothing would ever be learnt. */
+    const int64_t one_output[] = {3, 4, 1};
+    CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, one_output, acts, &o, &net));
+    CHECK_MSG(strstr(cumlp_last_error(ctx), "at least 2 outputs") != NULL, "%s",
+              cumlp_last_error(ctx));
     /* Output activations the loss does not accept. */
     const int relu_out[] = {CUMLP_ACT_RELU, CUMLP_ACT_RELU};
     CHECK_INVALID(ctx, cumlp_network_create(ctx, 2, widths, relu_out, &o, &net));
@@ -542,6 +549,106 @@ static cumlp_status join_nothing(cumlp_context *ctx, int slot) {
     return CUMLP_SUCCESS;
 }
 
+/* Precisions: every backend runs fp32 and tf32 (the default fp32); bf16 and fp16 only cuda, and
+ * the others refuse them, at creation and when set, naming the precision and cuda. */
+static void test_precisions(void) {
+    CHECK(CUMLP_MATH_STRICT_FP32 == CUMLP_PRECISION_FP32 &&
+          CUMLP_MATH_TF32 == CUMLP_PRECISION_TF32);
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    CHECK(o.precision == CUMLP_PRECISION_FP32);
+    CHECK(cumlp_context_precision(NULL) == -1);
+    CHECK_STATUS(cumlp_context_set_precision(NULL, 0), CUMLP_ERROR_INVALID_VALUE);
+    const int backends[] = {CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA};
+    for (int b = 0; b < 3; b++) {
+        for (int p = 0; p < CUMLP_PRECISION_COUNT; p++) {
+            cumlp_context_defaults(&o);
+            o.backend = backends[b];
+            o.precision = p;
+            cumlp_context *ctx = NULL;
+            cumlp_status st = cumlp_context_create(&ctx, &o);
+            int runs = p <= CUMLP_PRECISION_TF32 || backends[b] == CUMLP_BACKEND_CUDA;
+            if (!cumlp_backend_is_built(backends[b]) || st == CUMLP_ERROR_NO_DEVICE) continue;
+            if (runs) {
+                CHECK_OK(st);
+                CHECK(cumlp_context_precision(ctx) == p);
+            } else {
+                CHECK_STATUS(st, CUMLP_ERROR_NOT_SUPPORTED);
+                const char *why = cumlp_last_error(NULL);
+                CHECK_MSG(strstr(why, cumlp_precision_name(p)) && strstr(why, "cuda"), "%s", why);
+            }
+            cumlp_context_destroy(ctx);
+        }
+    }
+    /* A refused precision leaves the context's as it was. */
+    cumlp_context *ref = ref_context();
+    CHECK_OK(cumlp_context_set_precision(ref, CUMLP_PRECISION_TF32));
+    CHECK_STATUS(cumlp_context_set_precision(ref, CUMLP_PRECISION_BF16), CUMLP_ERROR_NOT_SUPPORTED);
+    CHECK_STATUS(cumlp_context_set_precision(ref, -1), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(cumlp_context_precision(ref) == CUMLP_PRECISION_TF32);
+    cumlp_context_destroy(ref);
+    /* auto with a 16-bit precision: cuda, or a failure naming every backend passed over. */
+    cumlp_context_defaults(&o);
+    o.precision = CUMLP_PRECISION_FP16;
+    cumlp_context *ctx = NULL;
+    cumlp_status st = cumlp_context_create(&ctx, &o);
+    if (st == CUMLP_SUCCESS) {
+        CHECK(cumlp_context_backend(ctx) == CUMLP_BACKEND_CUDA);
+    } else {
+        CHECK_STATUS(st, CUMLP_ERROR_NOT_SUPPORTED);
+        const char *why = cumlp_last_error(NULL);
+        CHECK_MSG(strstr(why, "cuda backend passed over") && strstr(why, "reference"), "%s", why);
+    }
+    cumlp_context_destroy(ctx);
+}
+
+/* The loss scaler: PyTorch's GradScaler defaults, set and read back whole, and a value out of
+ * range refused with nothing changed. */
+static void test_loss_scaler_settings(void) {
+    cumlp_loss_scaler s;
+    CHECK_STATUS(cumlp_loss_scaler_defaults(NULL), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_OK(cumlp_loss_scaler_defaults(&s));
+    CHECK(s.scale == 65536 && s.growth_factor == 2 && s.backoff_factor == 0.5 &&
+          s.growth_interval == 2000 && s.clean_steps == 0 && s.overflows == 0);
+    cumlp_context *ctx = ref_context();
+    const int64_t widths[] = {3, 4, 2};
+    const int acts[] = {CUMLP_ACT_TANH, CUMLP_ACT_IDENTITY};
+    cumlp_network *net = test_network(ctx, 2, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 1);
+    cumlp_loss_scaler got;
+    CHECK_OK(cumlp_network_get_loss_scaler(net, &got));
+    CHECK(memcmp(&got, &s, sizeof s) == 0);
+    s.scale = 1024, s.growth_factor = 4, s.backoff_factor = 0.25, s.growth_interval = 7;
+    s.clean_steps = 3, s.overflows = 11;
+    CHECK_OK(cumlp_network_set_loss_scaler(net, &s));
+    CHECK_OK(cumlp_network_get_loss_scaler(net, &got));
+    CHECK(memcmp(&got, &s, sizeof s) == 0);
+    const cumlp_loss_scaler good = s;
+    struct {
+        const char *what;
+        double scale, growth, backoff;
+        int64_t interval, clean, overflows;
+    } bad[] = {
+        {"scale", NAN, 2, 0.5, 1, 0, 0},          {"scale", 0, 2, 0.5, 1, 0, 0},
+        {"scale", 0x1p-127, 2, 0.5, 1, 0, 0},     {"scale", INFINITY, 2, 0.5, 1, 0, 0},
+        {"growth_factor", 8, 0.5, 0.5, 1, 0, 0},  {"growth_factor", 8, NAN, 0.5, 1, 0, 0},
+        {"backoff_factor", 8, 2, 0, 1, 0, 0},     {"backoff_factor", 8, 2, 1.5, 1, 0, 0},
+        {"growth_interval", 8, 2, 0.5, -1, 0, 0}, {"clean_steps", 8, 2, 0.5, 1, -1, 0},
+        {"overflows", 8, 2, 0.5, 1, 0, -1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cumlp_loss_scaler b = {bad[i].scale,    bad[i].growth, bad[i].backoff,
+                               bad[i].interval, bad[i].clean,  bad[i].overflows};
+        CHECK_STATUS(cumlp_network_set_loss_scaler(net, &b), CUMLP_ERROR_INVALID_VALUE);
+        CHECK_MSG(strstr(cumlp_last_error(ctx), bad[i].what), "%s", cumlp_last_error(ctx));
+        CHECK_OK(cumlp_network_get_loss_scaler(net, &got));
+        CHECK(memcmp(&got, &good, sizeof good) == 0);
+    }
+    CHECK_STATUS(cumlp_network_set_loss_scaler(net, NULL), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_network_get_loss_scaler(NULL, &got), CUMLP_ERROR_INVALID_VALUE);
+    cumlp_network_destroy(net);
+    cumlp_context_destroy(ctx);
+}
+
 /* The backend contract is checked before a backend is used: a missing required op, or part of an
  * optional group, is an internal error naming the backend. */
 static void test_backend_contract(void) {
@@ -561,6 +668,10 @@ static void test_backend_contract(void) {
     broken = *ref;
     broken.upload_join = join_nothing; /* one of the five upload ops */
     CHECK_STATUS(cumlp__check_backend_ops(&broken), CUMLP_ERROR_INTERNAL);
+    broken = *ref; /* a 16-bit precision without convert, on a double-precision backend */
+    broken.precisions |= 1u << CUMLP_PRECISION_BF16;
+    CHECK_STATUS(cumlp__check_backend_ops(&broken), CUMLP_ERROR_INTERNAL);
+    CHECK(strstr(cumlp_last_error(NULL), "16-bit") != NULL);
 }
 
 /* The optional ops' fallbacks on the reference backend, which has none of the upload and timer
@@ -597,6 +708,8 @@ static void test_optional_op_fallbacks(void) {
 int main(void) {
     RUN(test_version_and_status);
     RUN(test_contexts);
+    RUN(test_precisions);
+    RUN(test_loss_scaler_settings);
     RUN(test_tensors);
     RUN(test_network_descriptions);
     RUN(test_parameters_and_batches);

@@ -4,17 +4,20 @@
  * tests/test-backend-ops.cpp: every op of backend.h, and whole networks, on every backend
  * configuration built, against the double-precision reference backend.
  *
- * A configuration (`configs`) is a backend and a math mode. A row (`rows`) is an op or a
+ * A configuration (`configs`) is a backend and a precision. A row (`rows`) is an op or a
  * whole-network check with its cases, held on each configuration to the bound row_tolerance()
  * gives it. A new backend or precision is a line in `configs` (and in `precision_bounds`); a new
  * op is a row with its case runner. Cases marked large (past the cuda reductions' chunk cap, or
  * over a million elements) run only where the configuration's large_cases says so.
  *
  * The same fp32 inputs go to both backends; every output is poisoned with NaN first (the
- * backend's fill), so an unwritten element fails, and NaN never passes. Values are judged by one
- * metric: |dut - ref| <= rel m + abs, where m is the magnitude of the element's terms (see each
- * runner), at least |ref| and at least 1e-3 of the output's largest |ref|. Bit-level rows (random
- * draws, scale_shift, initial parameters, memory ops) count units in the last place.
+ * backend's fill), so an unwritten element fails, and NaN never passes. In BF16 and FP16 the dut
+ * holds the buffers that backend.h puts in 16 bits (GEMM operands, the hidden layers' Z, A and
+ * deltas) in that format: an input is rounded into it and the reference gets the rounded values,
+ * so that each op is judged on its own arithmetic and the rounding of what it stores. Values are
+ * judged by one metric: |dut - ref| <= rel m + abs, where m is the magnitude of the element's terms
+ * (see each runner), at least |ref| and at least 1e-3 of the output's largest |ref|. Bit-level rows
+ * (random draws, scale_shift, initial parameters, memory ops) count units in the last place.
  *
  * Each configuration ends with one summary line: every row's case count and its worst error as a
  * fraction of its bound. A cuda configuration without a device prints "skipped: ..." and the
@@ -56,14 +59,16 @@ static const bound precision_bounds[PRECISION_COUNT] = {
      * the terms' magnitude |alpha||op(A)||op(B)| + |beta||C|, not a statistical one. (Truncated
      * inputs summed in fp32, emulated on the CPU, reach 0.43 of it at k = 1, 0.02 at k = 4096.) */
     [TF32] = {0x1p-8, 0},
-    /* 16-bit GEMM inputs, fp32 accumulation (DESIGN.md); no configuration computes in them yet. */
+    /* 16-bit GEMM inputs and stored results, fp32 accumulation (DESIGN.md). A stored result is
+     * off by half a unit of the format's last place, 2^-9 (bf16) or 2^-12 (fp16) of itself, a
+     * small part of these bounds. */
     [BF16] = {1.6e-2, 1e-3},
     [FP16] = {2e-3, 1e-4},
 };
 
 typedef struct config {
     const char *name;
-    int backend, math_mode;
+    int backend, precision;
     precision gemm, elementwise; /* what the GEMMs and the other ops compute in */
     /* Normal draws: the same Box-Muller in double everywhere, but a device's log, sin and cos may
      * round a draw to the float next to the host's, rarely (kernels/philox.h: at most about one
@@ -84,16 +89,21 @@ typedef struct config {
 #endif
 
 static const config configs[] = {
-    {"cpu fp32", CUMLP_BACKEND_CPU, CUMLP_MATH_STRICT_FP32, FP32, FP32, 0, 0, 1},
-    {"cuda fp32", CUMLP_BACKEND_CUDA, CUMLP_MATH_STRICT_FP32, FP32, FP32, 1, 2, CUDA_LARGE_CASES},
-    /* The math mode changes only the GEMMs. */
-    {"cuda tf32", CUMLP_BACKEND_CUDA, CUMLP_MATH_TF32, TF32, FP32, 1, 2, CUDA_LARGE_CASES},
+    {"cpu fp32", CUMLP_BACKEND_CPU, CUMLP_PRECISION_FP32, FP32, FP32, 0, 0, 1},
+    {"cuda fp32", CUMLP_BACKEND_CUDA, CUMLP_PRECISION_FP32, FP32, FP32, 1, 2, CUDA_LARGE_CASES},
+    /* TF32 changes only the GEMMs. */
+    {"cuda tf32", CUMLP_BACKEND_CUDA, CUMLP_PRECISION_TF32, TF32, FP32, 1, 2, CUDA_LARGE_CASES},
+    /* 16-bit operands and stored activations; the optimizer's rows stay fp32 (BY_MASTER). */
+    {"cuda bf16", CUMLP_BACKEND_CUDA, CUMLP_PRECISION_BF16, BF16, BF16, 1, 2, CUDA_LARGE_CASES},
+    {"cuda fp16", CUMLP_BACKEND_CUDA, CUMLP_PRECISION_FP16, FP16, FP16, 1, 2, CUDA_LARGE_CASES},
 };
 
 typedef enum judged_by {
     BY_GEMM_PRECISION,        /* the bound of the configuration's GEMM precision */
     BY_ELEMENTWISE_PRECISION, /* of the precision of its other ops */
+    BY_MASTER_PRECISION,      /* fp32's in every precision: the master weights, optimizer state */
     BY_BITS,                  /* bit-identical on every configuration */
+    BY_BITS_16,               /* bit-identical, on the configurations with 16-bit formats only */
     BY_NORMAL_DRAWS,          /* within the configuration's normal_draw_ulps and off rate */
     BY_NORMAL_PARAMETERS      /* normal draws through scale_shift (see row_tolerance) */
 } judged_by;
@@ -117,14 +127,20 @@ typedef struct tolerance {
 
 static tolerance row_tolerance(const row *r, const config *c) {
     tolerance t = {1, {0, 0}, 0, 0};
-    precision p = r->judged_by == BY_GEMM_PRECISION ? c->gemm : c->elementwise;
+    precision p = r->judged_by == BY_GEMM_PRECISION     ? c->gemm
+                  : r->judged_by == BY_MASTER_PRECISION ? FP32
+                                                        : c->elementwise;
     switch (r->judged_by) {
     case BY_GEMM_PRECISION:
     case BY_ELEMENTWISE_PRECISION:
+    case BY_MASTER_PRECISION:
         t.runs = !r->own_fp32 || p == FP32;
         t.value = r->own_fp32 ? *r->own_fp32 : precision_bounds[p];
         break;
     case BY_BITS:
+        break;
+    case BY_BITS_16:
+        t.runs = cumlp__precision_storage(c->precision) != CUMLP_STORAGE_NATIVE;
         break;
     case BY_NORMAL_DRAWS:
         t.ulps = c->normal_draw_ulps;
@@ -145,6 +161,7 @@ static tolerance row_tolerance(const row *r, const config *c) {
 
 static cumlp_context *dut, *ref; /* the backend under test and the reference */
 static const config *cfg;
+static int work; /* the format of the dut's work buffers (backend.h) in cfg's precision */
 static tolerance tol;
 static struct {
     int cases, large_left_out, known_bugs;
@@ -255,6 +272,33 @@ static double ulps_apart(float a, float b) {
     return fabs((double)ia - (double)ib);
 }
 
+/* x rounded to nearest even into a 16-bit format and widened back, by the definition (11 or 8
+ * significant bits, gradual underflow below the smallest normal, past the largest finite value
+ * Inf): an oracle of the rounding that owes nothing to CUDA's headers. NaN stays NaN. */
+static float round_to_storage(int storage, float x) {
+    if (isnan(x) || isinf(x)) return x;
+    int fp16 = storage == CUMLP_STORAGE_FP16;
+    int significant = fp16 ? 11 : 8, min_exponent = fp16 ? -14 : -126;
+    double largest = fp16 ? 65504.0 : 0x1.fep127, a = fabs((double)x);
+    int exponent = a == 0 ? min_exponent : ilogb(a);
+    if (exponent < min_exponent) exponent = min_exponent;
+    double quantum = ldexp(1.0, exponent - (significant - 1));
+    double rounded = nearbyint(a / quantum) * quantum; /* the default mode: ties to even */
+    if (rounded > largest) return copysignf(INFINITY, x);
+    return copysignf((float)rounded, x);
+}
+
+/* 0 if every got[i] is round_to_storage(work, x[i]) bit for bit (any NaN for NaN), else
+ * INFINITY. */
+static double rounding_ratio(const float *x, const float *got, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float want = round_to_storage(work, x[i]);
+        if (isnan(want) ? !isnan(got[i]) : memcmp(&want, &got[i], sizeof want) != 0)
+            return INFINITY;
+    }
+    return 0;
+}
+
 /* Worst ulps_apart over n floats as a fraction of the row's ulps (0 allowed: 0 or INFINITY). */
 static double bits_ratio(const float *d, const float *r, size_t n) {
     double worst = 0;
@@ -279,14 +323,49 @@ static double off_ratio(const float *d, const float *r, size_t n) {
 
 /* ---- buffers on both backends ---------------------------------------------------------------- */
 
+/* ---- the dut's buffers in any format ----------------------------------------------------------
+ */
+
+/* Writes n host floats into a dut buffer of format `storage` (through an fp32 scratch buffer and
+ * the convert op for a 16-bit one, which rounds them). */
+static void dut_put(int storage, void *buffer, const float *host, size_t n) {
+    if (storage == CUMLP_STORAGE_NATIVE) {
+        CHECK_OK(dut->ops->upload(dut, buffer, host, n));
+        return;
+    }
+    void *scratch = NULL;
+    CHECK_OK(dut->ops->alloc(dut, n, &scratch));
+    CHECK_OK(dut->ops->upload(dut, scratch, host, n));
+    CHECK_OK(dut->ops->convert(dut, buffer, storage, scratch, CUMLP_STORAGE_NATIVE, n));
+    dut->ops->free(dut, scratch);
+}
+
+/* Reads n elements of a dut buffer of format `storage` as floats. */
+static void dut_get(int storage, const void *buffer, float *host, size_t n) {
+    if (storage == CUMLP_STORAGE_NATIVE) {
+        CHECK_OK(dut->ops->download(dut, buffer, host, n));
+        return;
+    }
+    void *scratch = NULL;
+    CHECK_OK(dut->ops->alloc(dut, n, &scratch));
+    CHECK_OK(dut->ops->convert(dut, scratch, CUMLP_STORAGE_NATIVE, buffer, storage, n));
+    CHECK_OK(dut->ops->download(dut, scratch, host, n));
+    dut->ops->free(dut, scratch);
+}
+
+/* ---- buffers on both backends ---------------------------------------------------------------- */
+
+/* n elements on the dut, in format `storage`, and on the reference (doubles). */
 typedef struct twin {
     void *dut, *ref;
     size_t n;
+    int storage;
 } twin;
 
-static twin twin_new(size_t n) {
-    twin t = {NULL, NULL, n};
-    if (dut->ops->alloc(dut, n, &t.dut) != CUMLP_SUCCESS ||
+static twin twin_new_in(int storage, size_t n) {
+    twin t = {NULL, NULL, n, storage};
+    if (dut->ops->alloc(dut, cumlp__storage_native_count(dut, storage, n), &t.dut) !=
+            CUMLP_SUCCESS ||
         ref->ops->alloc(ref, n, &t.ref) != CUMLP_SUCCESS) {
         fprintf(stderr, "test: backend alloc of %zu elements failed\n", n);
         abort();
@@ -299,41 +378,70 @@ static void twin_free(twin t) {
     ref->ops->free(ref, t.ref);
 }
 
+/* The same values on both sides: in a 16-bit buffer, the dut rounds them, and the reference gets
+ * the rounded values. */
 static void twin_upload(twin t, const float *host) {
-    CHECK_OK(dut->ops->upload(dut, t.dut, host, t.n));
-    CHECK_OK(ref->ops->upload(ref, t.ref, host, t.n));
+    dut_put(t.storage, t.dut, host, t.n);
+    if (t.storage == CUMLP_STORAGE_NATIVE) {
+        CHECK_OK(ref->ops->upload(ref, t.ref, host, t.n));
+        return;
+    }
+    float *rounded = test_alloc_floats(t.n);
+    dut_get(t.storage, t.dut, rounded, t.n);
+    CHECK_OK(ref->ops->upload(ref, t.ref, rounded, t.n));
+    free(rounded);
 }
 
 static void twin_fill(twin t, float value) {
-    CHECK_OK(dut->ops->fill(dut, t.dut, t.n, value));
-    CHECK_OK(ref->ops->fill(ref, t.ref, t.n, value));
+    if (t.storage == CUMLP_STORAGE_NATIVE) {
+        CHECK_OK(dut->ops->fill(dut, t.dut, t.n, value));
+        CHECK_OK(ref->ops->fill(ref, t.ref, t.n, value));
+        return;
+    }
+    float *host = test_alloc_floats(t.n);
+    for (size_t i = 0; i < t.n; i++)
+        host[i] = value;
+    twin_upload(t, host);
+    free(host);
 }
 
 /* An output buffer, NaN until the op writes it. */
-static twin twin_poisoned(size_t n) {
-    twin t = twin_new(n);
+static twin twin_poisoned_in(int storage, size_t n) {
+    twin t = twin_new_in(storage, n);
     twin_fill(t, NAN);
     return t;
 }
 
-static twin twin_from(const float *host, size_t n) {
-    twin t = twin_new(n);
+static twin twin_poisoned(size_t n) {
+    return twin_poisoned_in(CUMLP_STORAGE_NATIVE, n);
+}
+
+static twin twin_from_in(int storage, const float *host, size_t n) {
+    twin t = twin_new_in(storage, n);
     twin_upload(t, host);
     return t;
 }
 
+static twin twin_from(const float *host, size_t n) {
+    return twin_from_in(CUMLP_STORAGE_NATIVE, host, n);
+}
+
 /* Uniform values in [lo, hi). */
-static twin twin_random(size_t n, double lo, double hi) {
+static twin twin_random_in(int storage, size_t n, double lo, double hi) {
     float *host = test_alloc_floats(n);
     test_fill_uniform(&rng, host, n, lo, hi);
-    twin t = twin_from(host, n);
+    twin t = twin_from_in(storage, host, n);
     free(host);
     return t;
 }
 
+static twin twin_random(size_t n, double lo, double hi) {
+    return twin_random_in(CUMLP_STORAGE_NATIVE, n, lo, hi);
+}
+
 static float *dut_floats(twin t) {
     float *host = test_alloc_floats(t.n);
-    CHECK_OK(dut->ops->download(dut, t.dut, host, t.n));
+    dut_get(t.storage, t.dut, host, t.n);
     return host;
 }
 
@@ -343,8 +451,9 @@ static float *ref_floats(twin t) {
     return host;
 }
 
-/* Gives the dut the reference's contents rounded to fp32, and the reference the same rounded
- * values, so that both sides of the next op see one input. */
+/* Gives the dut the reference's contents rounded to fp32 (and into its 16-bit format, if t has
+ * one), and the reference the same rounded values, so that both sides of the next op see one
+ * input. */
 static void twin_share_ref(twin t) {
     float *host = ref_floats(t);
     twin_upload(t, host);
@@ -419,7 +528,8 @@ typedef struct gemm_case {
 static void *gemm_terms(const gemm_case *c, twin A, twin B, twin C, int lda, int ldb, int ldc) {
     void *abs_a = ref_abs(A), *abs_b = ref_abs(B), *abs_c = ref_abs(C);
     CHECK_OK(ref->ops->gemm(ref, c->trans_a, c->trans_b, c->m, c->n, c->k, fabs(c->alpha), abs_a,
-                            lda, abs_b, ldb, fabs(c->beta), abs_c, ldc));
+                            lda, abs_b, ldb, fabs(c->beta), abs_c, ldc, CUMLP_STORAGE_NATIVE,
+                            CUMLP_STORAGE_NATIVE));
     ref->ops->free(ref, abs_a);
     ref->ops->free(ref, abs_b);
     return abs_c;
@@ -435,21 +545,26 @@ static double padding_ratio(const float *before, const float *after, int m, int 
     return 0;
 }
 
+/* A and B in the configuration's format; C too, but in BF16 and FP16 every other case takes an
+ * fp32 C (network.c's dW and output layer). */
 static void gemm_run(const gemm_case *c) {
-    begin_case("gemm %c%c m=%d n=%d k=%d alpha=%g beta=%g pad=%d", c->trans_a ? 'T' : 'N',
-               c->trans_b ? 'T' : 'N', c->m, c->n, c->k, c->alpha, c->beta, c->pad);
+    int c_storage = work != CUMLP_STORAGE_NATIVE && stats.cases % 2 ? CUMLP_STORAGE_NATIVE : work;
+    begin_case("gemm %c%c m=%d n=%d k=%d alpha=%g beta=%g pad=%d%s", c->trans_a ? 'T' : 'N',
+               c->trans_b ? 'T' : 'N', c->m, c->n, c->k, c->alpha, c->beta, c->pad,
+               c_storage != work ? " C fp32" : "");
     int lda = (c->trans_a ? c->k : c->m) + c->pad, ldb = (c->trans_b ? c->n : c->k) + c->pad;
     int ldc = c->m + c->pad;
-    twin A = twin_random((size_t)lda * (c->trans_a ? c->m : c->k), -1, 1);
-    twin B = twin_random((size_t)ldb * (c->trans_b ? c->k : c->n), -1, 1);
-    twin C = twin_random((size_t)ldc * c->n, -1, 1);
+    twin A = twin_random_in(work, (size_t)lda * (c->trans_a ? c->m : c->k), -1, 1);
+    twin B = twin_random_in(work, (size_t)ldb * (c->trans_b ? c->k : c->n), -1, 1);
+    twin C = twin_random_in(c_storage, (size_t)ldc * c->n, -1, 1);
     if (c->beta == 0) twin_fill(C, NAN);
     void *terms_buffer = gemm_terms(c, A, B, C, lda, ldb, ldc);
     float *before = dut_floats(C);
     CHECK_OK(dut->ops->gemm(dut, c->trans_a, c->trans_b, c->m, c->n, c->k, c->alpha, A.dut, lda,
-                            B.dut, ldb, c->beta, C.dut, ldc));
+                            B.dut, ldb, c->beta, C.dut, ldc, work, c_storage));
     CHECK_OK(ref->ops->gemm(ref, c->trans_a, c->trans_b, c->m, c->n, c->k, c->alpha, A.ref, lda,
-                            B.ref, ldb, c->beta, C.ref, ldc));
+                            B.ref, ldb, c->beta, C.ref, ldc, CUMLP_STORAGE_NATIVE,
+                            CUMLP_STORAGE_NATIVE));
     float *d = dut_floats(C), *r = ref_floats(C);
     double *terms = ref_doubles(terms_buffer, C.n);
     judge("C", block_ratio(d, r, terms, (size_t)c->m, (size_t)c->n, (size_t)ldc));
@@ -516,14 +631,14 @@ static void bias_activation_run(const bias_activation_case *c) {
     begin_case("bias_activation act=%d %dx%d%s", c->activation, c->rows, c->cols,
                aliasing_names[c->aliasing]);
     size_t n = (size_t)c->rows * c->cols;
-    twin P = twin_random(n, -3, 3), b = twin_random((size_t)c->rows, -1, 1);
-    twin Z = c->aliasing == SEPARATE_Z_AND_A ? twin_poisoned(n) : P;
-    twin A = c->aliasing == A_ALIASES_P ? P : twin_poisoned(n);
+    twin P = twin_random_in(work, n, -3, 3), b = twin_random((size_t)c->rows, -1, 1);
+    twin Z = c->aliasing == SEPARATE_Z_AND_A ? twin_poisoned_in(work, n) : P;
+    twin A = c->aliasing == A_ALIASES_P ? P : twin_poisoned_in(work, n);
     int with_z = c->aliasing == SEPARATE_Z_AND_A || c->aliasing == Z_ALIASES_P;
-    CHECK_OK(dut->ops->bias_activation(dut, c->activation, SLOPE, c->rows, c->cols, P.dut, b.dut,
-                                       with_z ? Z.dut : NULL, A.dut));
-    CHECK_OK(ref->ops->bias_activation(ref, c->activation, SLOPE, c->rows, c->cols, P.ref, b.ref,
-                                       with_z ? Z.ref : NULL, A.ref));
+    CHECK_OK(dut->ops->bias_activation(dut, work, c->activation, SLOPE, c->rows, c->cols, P.dut,
+                                       b.dut, with_z ? Z.dut : NULL, A.dut));
+    CHECK_OK(ref->ops->bias_activation(ref, CUMLP_STORAGE_NATIVE, c->activation, SLOPE, c->rows,
+                                       c->cols, P.ref, b.ref, with_z ? Z.ref : NULL, A.ref));
     /* Relative to A itself: GELU's Phi is 0.5 erfc(-z / sqrt 2), which does not cancel. */
     judge("A", twin_ratio(A, NULL));
     if (with_z) judge("Z", twin_ratio(Z, NULL));
@@ -555,17 +670,17 @@ static void row_bias_activation(void) {
 /* ---- activation_backward --------------------------------------------------------------------- */
 
 /* Z and A = f(Z) computed by the reference from P + b (random, or from p_host with b = 0), shared
- * with the dut rounded to fp32. */
-static void forward_pair(int activation, int rows, int cols, const float *p_host, twin *Z,
-                         twin *A) {
+ * with the dut rounded to fp32, in format `storage` on the dut (then each rounded on its own). */
+static void forward_pair(int storage, int activation, int rows, int cols, const float *p_host,
+                         twin *Z, twin *A) {
     size_t n = (size_t)rows * cols;
     twin P = p_host ? twin_from(p_host, n) : twin_random(n, -3, 3);
     twin b = twin_random((size_t)rows, -1, 1);
     if (p_host) twin_fill(b, 0);
-    *Z = twin_new(n);
-    *A = twin_new(n);
-    CHECK_OK(ref->ops->bias_activation(ref, activation, SLOPE, rows, cols, P.ref, b.ref, Z->ref,
-                                       A->ref));
+    *Z = twin_new_in(storage, n);
+    *A = twin_new_in(storage, n);
+    CHECK_OK(ref->ops->bias_activation(ref, CUMLP_STORAGE_NATIVE, activation, SLOPE, rows, cols,
+                                       P.ref, b.ref, Z->ref, A->ref));
     twin_share_ref(*Z);
     twin_share_ref(*A);
     twin_free(P);
@@ -613,9 +728,9 @@ static void backward_run(const backward_case *c) {
                c->variant & DELTA_ALIASES_G ? " delta aliases G" : "",
                c->variant & BOTH_Z_AND_A ? " with Z and A" : "");
     twin Z, A;
-    forward_pair(c->activation, c->rows, c->cols, NULL, &Z, &A);
-    twin G = twin_random(Z.n, -1, 1), db = twin_poisoned((size_t)c->rows);
-    twin delta = c->variant & DELTA_ALIASES_G ? G : twin_poisoned(Z.n);
+    forward_pair(work, c->activation, c->rows, c->cols, NULL, &Z, &A);
+    twin G = twin_random_in(work, Z.n, -1, 1), db = twin_poisoned((size_t)c->rows);
+    twin delta = c->variant & DELTA_ALIASES_G ? G : twin_poisoned_in(work, Z.n);
     /* Every f' here is O(1), but 1 - a^2 (tanh) and GELU's Phi + z phi cancel: an element is
      * judged on the size of its terms, |g|, as a GEMM is on |A||B|. */
     double *terms = abs_terms(G);
@@ -623,12 +738,12 @@ static void backward_run(const backward_case *c) {
     int needs_z = cumlp__activation_needs_z(c->activation), both = c->variant & BOTH_Z_AND_A;
     int with_z = needs_z || both, with_a = !needs_z || both;
     double db_scale = 1.0 / c->cols;
-    CHECK_OK(dut->ops->activation_backward(dut, c->activation, SLOPE, c->rows, c->cols, G.dut,
+    CHECK_OK(dut->ops->activation_backward(dut, work, c->activation, SLOPE, c->rows, c->cols, G.dut,
                                            with_z ? Z.dut : NULL, with_a ? A.dut : NULL, delta.dut,
                                            db.dut, db_scale));
-    CHECK_OK(ref->ops->activation_backward(ref, c->activation, SLOPE, c->rows, c->cols, G.ref,
-                                           with_z ? Z.ref : NULL, with_a ? A.ref : NULL, delta.ref,
-                                           db.ref, db_scale));
+    CHECK_OK(ref->ops->activation_backward(ref, CUMLP_STORAGE_NATIVE, c->activation, SLOPE, c->rows,
+                                           c->cols, G.ref, with_z ? Z.ref : NULL,
+                                           with_a ? A.ref : NULL, delta.ref, db.ref, db_scale));
     judge_delta_and_db(delta, terms, &db, c->rows, c->cols, db_scale);
     free(terms);
     if (!(c->variant & DELTA_ALIASES_G)) twin_free(delta);
@@ -656,7 +771,8 @@ static void row_activation_backward(void) {
 
 /* ---- loss_delta ------------------------------------------------------------------------------ */
 
-enum { DELTA_ALIASES_A = 1, NO_DB = 2, NO_LOSS_SUM = 4, CONFIDENT = 8 };
+/* SCALED: delta times 2^10, FP16's loss scale at work. */
+enum { DELTA_ALIASES_A = 1, NO_DB = 2, NO_LOSS_SUM = 4, CONFIDENT = 8, SCALED = 16 };
 
 typedef struct loss_case {
     int loss, activation, rows, cols, variant, large;
@@ -685,45 +801,51 @@ static void loss_inputs(const loss_case *c, twin *Z, twin *A, twin *Y) {
     } else {
         test_fill_uniform(&rng, y, n, 0, 1);
     }
-    forward_pair(c->activation, c->rows, c->cols, p, Z, A);
+    forward_pair(CUMLP_STORAGE_NATIVE, c->activation, c->rows, c->cols, p, Z, A);
     *Y = twin_from(y, n);
     free(p);
     free(y);
 }
 
-/* delta = (a - y) f' is judged on the size of its terms, |a| + |y| (f' is O(1)). */
-static double *loss_delta_terms(twin A, twin Y) {
+/* delta = scale (a - y) f' is judged on the size of its terms, scale (|a| + |y|) (f' is O(1)). */
+static double *loss_delta_terms(twin A, twin Y, double scale) {
     double *terms = abs_terms(A), *y = abs_terms(Y);
     for (size_t i = 0; i < A.n; i++)
-        terms[i] += y[i];
+        terms[i] = (terms[i] + y[i]) * scale;
     free(y);
     return terms;
 }
 
+/* Z, A and Y are fp32 in every configuration (the output layer's), delta is in the
+ * configuration's format: it may alias A only where that is fp32. */
 static void loss_run(const loss_case *c) {
     if (left_out(c->large)) return;
-    begin_case("loss_delta loss=%d act=%d %dx%d%s%s%s%s", c->loss, c->activation, c->rows, c->cols,
-               c->variant & DELTA_ALIASES_A ? " delta aliases A" : "",
-               c->variant & NO_DB ? " no db" : "", c->variant & NO_LOSS_SUM ? " no loss" : "",
-               c->variant & CONFIDENT ? " confident" : "");
+    int variant = work == CUMLP_STORAGE_NATIVE ? c->variant : c->variant & ~DELTA_ALIASES_A;
+    double delta_scale = variant & SCALED ? 1024 : 1;
+    begin_case("loss_delta loss=%d act=%d %dx%d%s%s%s%s%s", c->loss, c->activation, c->rows,
+               c->cols, variant & DELTA_ALIASES_A ? " delta aliases A" : "",
+               variant & NO_DB ? " no db" : "", variant & NO_LOSS_SUM ? " no loss" : "",
+               variant & CONFIDENT ? " confident" : "", variant & SCALED ? " scaled" : "");
     twin Z, A, Y;
     loss_inputs(c, &Z, &A, &Y);
-    twin delta = c->variant & DELTA_ALIASES_A ? A : twin_poisoned(A.n);
+    twin delta = variant & DELTA_ALIASES_A ? A : twin_poisoned_in(work, A.n);
     twin db = twin_poisoned((size_t)c->rows);
-    double *terms = loss_delta_terms(A, Y);
+    double *terms = loss_delta_terms(A, Y, delta_scale);
     int with_z = cumlp__loss_needs_z(c->loss) || cumlp__activation_needs_z(c->activation);
-    int with_db = !(c->variant & NO_DB), with_loss = !(c->variant & NO_LOSS_SUM);
+    int with_db = !(variant & NO_DB), with_loss = !(variant & NO_LOSS_SUM);
     double loss_dut = NAN, loss_ref = NAN, db_scale = 1.0 / c->cols;
     CHECK_OK(dut->ops->loss_delta(dut, c->loss, c->activation, SLOPE, c->rows, c->cols,
-                                  with_z ? Z.dut : NULL, A.dut, Y.dut, delta.dut,
-                                  with_db ? db.dut : NULL, db_scale, with_loss ? &loss_dut : NULL));
+                                  with_z ? Z.dut : NULL, A.dut, Y.dut, delta.dut, work,
+                                  with_db ? db.dut : NULL, db_scale, delta_scale,
+                                  with_loss ? &loss_dut : NULL));
     CHECK_OK(ref->ops->loss_delta(ref, c->loss, c->activation, SLOPE, c->rows, c->cols,
                                   with_z ? Z.ref : NULL, A.ref, Y.ref, delta.ref,
-                                  with_db ? db.ref : NULL, db_scale, with_loss ? &loss_ref : NULL));
+                                  CUMLP_STORAGE_NATIVE, with_db ? db.ref : NULL, db_scale,
+                                  delta_scale, with_loss ? &loss_ref : NULL));
     judge_delta_and_db(delta, terms, with_db ? &db : NULL, c->rows, c->cols, db_scale);
     if (with_loss) judge("loss", value_ratio(loss_dut, loss_ref, fabs(loss_ref)));
     free(terms);
-    if (!(c->variant & DELTA_ALIASES_A)) twin_free(delta);
+    if (!(variant & DELTA_ALIASES_A)) twin_free(delta);
     twin_free(Z);
     twin_free(A);
     twin_free(Y);
@@ -752,9 +874,14 @@ static void row_loss_delta(void) {
     };
     for (int p = 0; p < COUNT(pairs); p++) {
         for (int i = 0; i < COUNT(widths); i++) {
-            /* Every combination of delta aliasing A, db and loss_sum twice over. */
-            loss_case c = {
-                pairs[p][0], pairs[p][1], sweep_rows(i), sweep_cols(i, 2 * p + 3), i % 8, 0};
+            /* Every combination of delta aliasing A, db and loss_sum twice over; a third of the
+             * cases scaled. */
+            loss_case c = {pairs[p][0],
+                           pairs[p][1],
+                           sweep_rows(i),
+                           sweep_cols(i, 2 * p + 3),
+                           i % 8 | (i % 3 == 2 ? SCALED : 0),
+                           0};
             loss_run(&c);
         }
     }
@@ -808,6 +935,7 @@ typedef struct optimizer_arrays {
     twin w, s[CUMLP_OPTIMIZER_MAX_STATES];
     void *terms[1 + CUMLP_OPTIMIZER_MAX_STATES]; /* reference buffers for w, then each s */
     unsigned slots;                              /* the state arrays the rule uses */
+    void *copy; /* the dut's 16-bit weight copy in BF16 and FP16, else NULL */
 } optimizer_arrays;
 
 /* The state arrays of one side (side 0: the dut, 1: the reference, 2: the terms), NULL where the
@@ -835,9 +963,9 @@ static void optimizer_step_both(const optimizer_case *c, optimizer_arrays *o, in
     state_pointers(o, 0, s_dut);
     state_pointers(o, 1, s_ref);
     state_pointers(o, 2, s_terms);
-    CHECK_OK(dut->ops->optimizer_step(dut, &p, n, o->w.dut, g.dut, s_dut));
-    CHECK_OK(ref->ops->optimizer_step(ref, &p, n, o->w.ref, g.ref, s_ref));
-    CHECK_OK(ref->ops->optimizer_step(ref, &q, n, o->terms[0], abs_g, s_terms));
+    CHECK_OK(dut->ops->optimizer_step(dut, &p, n, o->w.dut, g.dut, s_dut, o->copy, work));
+    CHECK_OK(ref->ops->optimizer_step(ref, &p, n, o->w.ref, g.ref, s_ref, NULL, 0));
+    CHECK_OK(ref->ops->optimizer_step(ref, &q, n, o->terms[0], abs_g, s_terms, NULL, 0));
     ref->ops->free(ref, abs_g);
     twin_free(g);
 }
@@ -848,14 +976,28 @@ static void judge_optimizer_array(const char *what, twin t, const void *terms_bu
     free(terms);
 }
 
+/* The 16-bit weight copy the step refreshed: the dut's new w rounded, bit for bit. */
+static void judge_weight_copy(const optimizer_arrays *o) {
+    float *w = dut_floats(o->w), *copy = test_alloc_floats(o->w.n);
+    dut_get(work, o->copy, copy, o->w.n);
+    judge("the 16-bit copy of w", rounding_ratio(w, copy, o->w.n));
+    free(w);
+    free(copy);
+}
+
 static void optimizer_run(const optimizer_case *c) {
     const cumlp_optimizer_options *oo = &c->o;
     begin_case("optimizer_step %s count=%zu wd=%g steps=%d beta1=%g beta2=%.10g momentum=%g "
                "centered=%d clip=%g/%g",
                cumlp_optimizer_name(oo->type), c->count, oo->weight_decay, c->steps, oo->beta1,
                oo->beta2, oo->momentum, oo->centered, oo->clip_norm, oo->clip_value);
-    optimizer_arrays o = {twin_random(c->count, -1, 1), {{0}}, {NULL}, 0};
+    optimizer_arrays o = {twin_random(c->count, -1, 1), {{0}}, {NULL}, 0, NULL};
     o.slots = cumlp__optimizer_state_slots(oo);
+    if (work != CUMLP_STORAGE_NATIVE) { /* poisoned: every element must be written */
+        twin copy = twin_poisoned_in(work, c->count);
+        o.copy = copy.dut;
+        ref->ops->free(ref, copy.ref);
+    }
     o.terms[0] = ref_abs(o.w);
     for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
         o.s[k] = optimizer_state_start(oo->type, k, c->count);
@@ -870,6 +1012,8 @@ static void optimizer_run(const optimizer_case *c) {
         snprintf(what, sizeof what, "state%d", k + 1);
         if ((o.slots >> k) & 1u) judge_optimizer_array(what, o.s[k], o.terms[1 + k]);
     }
+    if (o.copy) judge_weight_copy(&o);
+    dut->ops->free(dut, o.copy);
     twin_free(o.w);
     for (int k = 0; k <= CUMLP_OPTIMIZER_MAX_STATES; k++)
         ref->ops->free(ref, o.terms[k]);
@@ -1086,6 +1230,77 @@ static void row_sum_squares(void) {
 /* The squares of floats are exact in double; their sum in any order is within count 2^-53 of
  * the exact sum (relative: the terms are positive), 1.1e-10 for the largest case. */
 static const bound sum_squares_bound = {1e-9, 0};
+
+/* ---- convert: fp32 <-> 16 bits --------------------------------------------------------------- */
+
+/* n values that probe the format's rounding: ordinary ones, every binade from below the smallest
+ * subnormal to past the largest finite value, exact ties between two neighbours (which must go to
+ * the even one), and the special values. */
+static void rounding_probes(float *x, size_t n) {
+    int fp16 = work == CUMLP_STORAGE_FP16;
+    int lowest = fp16 ? -27 : -136, highest = fp16 ? 17 : 127, significant = fp16 ? 11 : 8;
+    static const float specials[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1.0f, -1.0f};
+    for (size_t i = 0; i < n; i++) {
+        double sign = test_rng_below(&rng, 2) ? -1 : 1;
+        int exponent = lowest + (int)test_rng_below(&rng, highest - lowest + 1);
+        switch (i % 4) {
+        case 0:
+            x[i] = (float)test_rng_uniform(&rng, -3, 3);
+            break;
+        case 1: /* a random value of the binade */
+            x[i] = (float)(sign * ldexp(test_rng_uniform(&rng, 1, 2), exponent));
+            break;
+        case 2: { /* halfway between two values of the format (representable in fp32) */
+            int64_t m = (int64_t)1 << (significant - 1);
+            double mantissa = (double)(m + test_rng_below(&rng, m)) + 0.5;
+            x[i] = (float)(sign * ldexp(mantissa, exponent - (significant - 1)));
+            break;
+        }
+        default:
+            x[i] = specials[(i / 4) % COUNT(specials)];
+        }
+    }
+    if (n > 2) x[n - 1] = fp16 ? 65520.0f : 0x1.ffp127f;     /* the first tie that rounds to Inf */
+    if (n > 3) x[n - 2] = fp16 ? 65519.0f : 0x1.fefffep127f; /* the last that does not */
+}
+
+/* fp32 -> 16 bits -> fp32 over a view of a guarded 16-bit buffer: each value rounded to nearest
+ * even (round_to_storage), widened back exactly, and nothing written around the view. */
+static void convert_run(const flat_case *c) {
+    if (left_out(c->large)) return;
+    begin_case("convert count=%zu offset=%zu", c->count, c->offset);
+    size_t total = buffer_count(c);
+    float *x = test_alloc_floats(c->count), *all = test_alloc_floats(total);
+    rounding_probes(x, c->count);
+    void *source = NULL, *back = NULL, *buffer = NULL;
+    CHECK_OK(dut->ops->alloc(dut, c->count, &source));
+    CHECK_OK(dut->ops->alloc(dut, c->count, &back));
+    CHECK_OK(dut->ops->alloc(dut, cumlp__storage_native_count(dut, work, total), &buffer));
+    for (size_t i = 0; i < total; i++)
+        all[i] = NAN;
+    dut_put(work, buffer, all, total); /* the guards */
+    void *view = cumlp__at_storage(dut, buffer, work, c->offset);
+    CHECK_OK(dut->ops->upload(dut, source, x, c->count));
+    CHECK_OK(dut->ops->convert(dut, view, work, source, CUMLP_STORAGE_NATIVE, c->count));
+    CHECK_OK(dut->ops->fill(dut, back, c->count, 7.0f));
+    CHECK_OK(dut->ops->convert(dut, back, CUMLP_STORAGE_NATIVE, view, work, c->count));
+    float *got = test_alloc_floats(c->count);
+    CHECK_OK(dut->ops->download(dut, back, got, c->count));
+    judge("rounded values", rounding_ratio(x, got, c->count));
+    dut_get(work, buffer, all, total);
+    judge("the elements around the view", guard_ratio(c, all));
+    dut->ops->free(dut, source);
+    dut->ops->free(dut, back);
+    dut->ops->free(dut, buffer);
+    free(x);
+    free(all);
+    free(got);
+}
+
+static void row_convert(void) {
+    for (int i = 0; i < COUNT(flat_cases); i++)
+        convert_run(&flat_cases[i]);
+}
 
 /* ---- memory: upload, download, fill, copy ---------------------------------------------------- */
 
@@ -1329,15 +1544,16 @@ static const row rows[] = {
     {"bias_activation", row_bias_activation, BY_ELEMENTWISE_PRECISION, NULL},
     {"activation_backward", row_activation_backward, BY_ELEMENTWISE_PRECISION, NULL},
     {"loss_delta", row_loss_delta, BY_ELEMENTWISE_PRECISION, NULL},
-    {"optimizer_step", row_optimizer_step, BY_ELEMENTWISE_PRECISION, NULL},
-    {"optimizer_step default factors", row_default_factors, BY_ELEMENTWISE_PRECISION,
+    {"optimizer_step", row_optimizer_step, BY_MASTER_PRECISION, NULL},
+    {"optimizer_step default factors", row_default_factors, BY_MASTER_PRECISION,
      &default_factors_bound},
     {"random uniform", row_random_uniform, BY_BITS, NULL},
     {"random normal", row_random_normal, BY_NORMAL_DRAWS, NULL},
     {"scale_shift", row_scale_shift, BY_BITS, NULL},
     {"check_finite", row_check_finite, BY_BITS, NULL},
-    {"check_finite sum_squares", row_sum_squares, BY_ELEMENTWISE_PRECISION, &sum_squares_bound},
+    {"check_finite sum_squares", row_sum_squares, BY_MASTER_PRECISION, &sum_squares_bound},
     {"memory", row_memory, BY_BITS, NULL},
+    {"convert", row_convert, BY_BITS_16, NULL},
     {"initial parameters uniform", row_initial_uniform, BY_BITS, NULL},
     {"initial parameters normal", row_initial_normal, BY_NORMAL_PARAMETERS, NULL},
     {"trajectory", row_trajectory, BY_GEMM_PRECISION, &trajectory_bound},
@@ -1404,7 +1620,7 @@ static cumlp_context *configuration_context(void) {
     cumlp_context_options o;
     cumlp_context_defaults(&o);
     o.backend = cfg->backend;
-    o.math_mode = cfg->math_mode;
+    o.precision = cfg->precision;
     o.num_threads = CPU_THREADS;
     cumlp_context *ctx = test_context_try(&o, device_missing, sizeof device_missing);
     if (ctx) return ctx;
@@ -1440,6 +1656,7 @@ int main(void) {
     int built = 0, ran = 0;
     for (int i = 0; i < COUNT(configs); i++) {
         cfg = &configs[i];
+        work = cumlp__precision_storage(cfg->precision);
         if (filtered_out()) continue;
         if (!cumlp_backend_is_built(cfg->backend) && !gpu_required()) continue;
         built++;

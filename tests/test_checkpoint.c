@@ -366,7 +366,8 @@ static void test_resume_is_bit_exact(void) {
 }
 
 /* A file written before the options after epsilon existed (their metadata blanked out with
- * spaces, which keeps the header valid JSON of the same length) reads with their defaults. */
+ * spaces, which keeps the header valid JSON of the same length, and the checksum recomputed)
+ * reads with their defaults. */
 static void test_reads_files_without_new_options(void) {
     char *path = ckpt_temp_path("old_options.safetensors");
     cumlp_network *net = ckpt_small_network(ref_ctx, 3);
@@ -387,6 +388,7 @@ static void test_reads_files_without_new_options(void) {
         char *end = at ? memchr(at + strlen(key), '"', header) : NULL;
         if (end) memset(at, ' ', (size_t)(end + 1 - at));
     }
+    CHECK(data && ckpt_reseal(data, size)); /* the checksum covers the header */
     cumlp_network *net2 = NULL;
     cumlp_optimizer *opt2 = NULL;
     CHECK_OK(cumlp_checkpoint_load_memory(ref_ctx, data, size, 0, &net2, &opt2));
@@ -611,6 +613,157 @@ static void test_failed_save_keeps_old_file(void) {
     free(path);
 }
 
+/* A save never replaces what is not a regular file: a FIFO (or a device, or a directory) at the
+ * path, or at the end of a symbolic link, is refused with CUMLP_ERROR_IO and left as it was (as
+ * root, `--save /dev/null` used to rename a regular file over the device node). A symbolic link is
+ * followed: its target is replaced (created, for a dangling link) and the link stays a link. */
+static void test_save_refuses_special_files_and_follows_links(void) {
+    cumlp_network *net = ckpt_small_network(ref_ctx, 41);
+    char *fifo = ckpt_temp_path("special.fifo");
+    remove(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK_STATUS(cumlp_checkpoint_save(net, NULL, fifo), CUMLP_ERROR_IO);
+    CHECK_MSG(strstr(cumlp_last_error(ref_ctx), fifo) && strstr(cumlp_last_error(ref_ctx), "FIFO"),
+              "%s", cumlp_last_error(ref_ctx));
+    struct stat sb;
+    CHECK(lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
+    CHECK(count_temporaries(fifo) == 0);
+
+    char *link_to_fifo = ckpt_temp_path("link_to_fifo.safetensors");
+    remove(link_to_fifo);
+    CHECK(symlink(fifo, link_to_fifo) == 0);
+    CHECK_STATUS(cumlp_checkpoint_save(net, NULL, link_to_fifo), CUMLP_ERROR_IO);
+    CHECK(lstat(link_to_fifo, &sb) == 0 && S_ISLNK(sb.st_mode));
+    CHECK(lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
+
+    /* a link to a regular file: the file gets the new contents, the link stays */
+    char *target = ckpt_temp_path("link_target.safetensors");
+    char *link = ckpt_temp_path("link.safetensors");
+    remove(link);
+    CHECK(ckpt_write_file(target, "old", 3));
+    const char *slash = strrchr(target, '/');
+    CHECK(symlink(slash + 1, link) == 0); /* relative to the link's directory */
+    CHECK_OK(cumlp_checkpoint_save(net, NULL, link));
+    CHECK(lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode));
+    cumlp_network *back = NULL;
+    CHECK_OK(cumlp_checkpoint_load(ref_ctx, target, 0, &back, NULL));
+    cumlp_network_destroy(back);
+    CHECK(count_temporaries(target) == 0 && count_temporaries(link) == 0);
+
+    /* a dangling link: its target is created */
+    remove(target);
+    CHECK_OK(cumlp_checkpoint_save(net, NULL, link));
+    CHECK(lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode));
+    CHECK(stat(target, &sb) == 0 && S_ISREG(sb.st_mode));
+
+    /* a loop of links is an error, not a hang */
+    char *loop = ckpt_temp_path("loop.safetensors");
+    remove(loop);
+    CHECK(symlink(strrchr(loop, '/') + 1, loop) == 0);
+    CHECK_STATUS(cumlp_checkpoint_save(net, NULL, loop), CUMLP_ERROR_IO);
+    CHECK(lstat(loop, &sb) == 0 && S_ISLNK(sb.st_mode));
+
+    char *paths[] = {fifo, link_to_fifo, target, link, loop};
+    for (int i = 0; i < 5; i++) {
+        remove(paths[i]);
+        free(paths[i]);
+    }
+    cumlp_network_destroy(net);
+}
+
+/* One file is the whole model: the inputs' scaling and what the outputs mean travel inside the
+ * checkpoint (cumlp_checkpoint_save_with / load_with), bit for bit, and a file without them reads
+ * as "nothing recorded"; the plain functions and load_into still read such files. */
+static void test_model_info_and_scaling_round_trip(void) {
+    char *path = ckpt_temp_path("with.safetensors");
+    cumlp_network *net = ckpt_small_network(ref_ctx, 51); /* 5 -> 7 -> 4 -> 3 */
+    cumlp_optimizer *opt = ckpt_optimizer(net, CUMLP_OPT_ADAM);
+    const float offsets[5] = {0.5f, -1.25f, 3e-8f, 1e20f, 0.0f};
+    const float scales[5] = {2.0f, 0.1f, 1e-30f, -4.0f, 1.0f / 3.0f};
+    cumlp_scaler *scaler = NULL;
+    CHECK_OK(cumlp_scaler_create(ref_ctx, 5, offsets, scales, &scaler));
+    cumlp_model_info info;
+    CHECK_OK(cumlp_model_info_defaults(&info));
+    CHECK(info.task == CUMLP_TASK_UNKNOWN && info.num_classes == 0 && info.label_column == -1);
+    info.task = CUMLP_TASK_CLASSIFY;
+    info.num_classes = 3;
+    info.label_column = 0;
+    CHECK_OK(cumlp_checkpoint_save_with(net, opt, scaler, &info, path));
+
+    cumlp_network *back = NULL;
+    cumlp_optimizer *back_opt = NULL;
+    cumlp_scaler *back_scaler = NULL;
+    cumlp_model_info back_info;
+    CHECK_OK(cumlp_model_info_defaults(&back_info));
+    CHECK_OK(
+        cumlp_checkpoint_load_with(ref_ctx, path, 0, &back, &back_opt, &back_scaler, &back_info));
+    CHECK(back && back_opt && back_scaler);
+    CHECK(back_info.task == CUMLP_TASK_CLASSIFY && back_info.num_classes == 3 &&
+          back_info.label_column == 0);
+    float got_offsets[5], got_scales[5];
+    if (back_scaler) CHECK_OK(cumlp_scaler_get(back_scaler, got_offsets, got_scales, 5));
+    CHECK(memcmp(got_offsets, offsets, sizeof offsets) == 0);
+    CHECK(memcmp(got_scales, scales, sizeof scales) == 0);
+    /* save_with of what was loaded gives the same bytes */
+    char *again = ckpt_temp_path("with_again.safetensors");
+    CHECK_OK(cumlp_checkpoint_save_with(back, back_opt, back_scaler, &back_info, again));
+    size_t a_size = 0, b_size = 0;
+    unsigned char *a = ckpt_read_file(path, &a_size), *b = ckpt_read_file(again, &b_size);
+    CHECK(a && b && a_size == b_size && memcmp(a, b, a_size) == 0);
+    free(a);
+    free(b);
+    /* the plain readers take the file too */
+    cumlp_network *plain = NULL;
+    CHECK_OK(cumlp_checkpoint_load(ref_ctx, path, 0, &plain, NULL));
+    CHECK_OK(cumlp_checkpoint_load_into(plain, NULL, path, 0));
+    cumlp_network_destroy(plain);
+
+    /* a file saved without them: no scaler, task unknown */
+    CHECK_OK(cumlp_checkpoint_save(net, NULL, again));
+    cumlp_network *bare = NULL;
+    cumlp_scaler *none = (cumlp_scaler *)&none;
+    back_info.task = CUMLP_TASK_REGRESS;
+    CHECK_OK(cumlp_checkpoint_load_with(ref_ctx, again, 0, &bare, NULL, &none, &back_info));
+    CHECK(none == NULL && back_info.task == CUMLP_TASK_UNKNOWN && back_info.num_classes == 0);
+    cumlp_network_destroy(bare);
+
+    /* bad arguments change nothing on disk */
+    cumlp_scaler *narrow = NULL;
+    CHECK_OK(cumlp_scaler_create(ref_ctx, 4, offsets, scales, &narrow));
+    CHECK_STATUS(cumlp_checkpoint_save_with(net, NULL, narrow, NULL, again),
+                 CUMLP_ERROR_INVALID_VALUE);
+    info.num_classes = 4; /* the network has 3 outputs */
+    CHECK_STATUS(cumlp_checkpoint_save_with(net, NULL, NULL, &info, again),
+                 CUMLP_ERROR_INVALID_VALUE);
+    info.task = CUMLP_TASK_REGRESS;
+    info.num_classes = 0;
+    info.label_column = -2;
+    CHECK_STATUS(cumlp_checkpoint_save_with(net, NULL, NULL, &info, again),
+                 CUMLP_ERROR_INVALID_VALUE);
+    info.task = 7;
+    info.label_column = -1;
+    CHECK_STATUS(cumlp_checkpoint_save_with(net, NULL, NULL, &info, again),
+                 CUMLP_ERROR_INVALID_VALUE);
+    /* on a failed load the outputs are NULL and info is unchanged */
+    remove(again);
+    cumlp_scaler *failed = (cumlp_scaler *)&failed;
+    back_info.task = CUMLP_TASK_REGRESS;
+    CHECK_STATUS(cumlp_checkpoint_load_with(ref_ctx, again, 0, &bare, NULL, &failed, &back_info),
+                 CUMLP_ERROR_IO);
+    CHECK(bare == NULL && failed == NULL && back_info.task == CUMLP_TASK_REGRESS);
+
+    cumlp_scaler_destroy(narrow);
+    cumlp_scaler_destroy(back_scaler);
+    cumlp_optimizer_destroy(back_opt);
+    cumlp_network_destroy(back);
+    cumlp_scaler_destroy(scaler);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    remove(path);
+    free(path);
+    free(again);
+}
+
 int main(void) {
     cumlp_context_options o;
     cumlp_context_defaults(&o);
@@ -629,6 +782,8 @@ int main(void) {
     RUN(test_non_finite_rejected_unless_allowed);
     RUN(test_argument_errors);
     RUN(test_failed_save_keeps_old_file);
+    RUN(test_save_refuses_special_files_and_follows_links);
+    RUN(test_model_info_and_scaling_round_trip);
     cumlp_context_destroy(ref_ctx);
     return harness_finish();
 }

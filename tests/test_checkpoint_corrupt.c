@@ -53,6 +53,8 @@ static unsigned char *make_image(const char *header, const unsigned char *payloa
     return image;
 }
 
+/* The hand-made images are of format version 1 (their CRC covers the payload only), as cumlp 0.1
+ * wrote them: the reader still reads them. */
 #define META_HEAD "{\"__metadata__\":{\"format\":\"cumlp\",\"format_version\":\"1\","
 #define ARCH      "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"identity\","
 /* "squared_error": the spelling of cumlp 0.1.0 checkpoints, which the reader still accepts. */
@@ -62,11 +64,24 @@ static unsigned char *make_image(const char *header, const unsigned char *payloa
 #define WEIGHT ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}"
 #define BIAS   ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}"
 #define GOOD   META WEIGHT BIAS "}"
+/* the inputs' scaling (2 inputs) after the weight and bias */
+#define SCALER_OFFSET                                                                              \
+    ",\"scaler.offset\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}"
+#define SCALER_SCALE ",\"scaler.scale\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[20,28]}"
+#define SCALER_SCALE_FIRST                                                                         \
+    ",\"scaler.scale\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}"
+#define SCALER_OFFSET_SECOND                                                                       \
+    ",\"scaler.offset\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[20,28]}"
+#define TASK(task, classes, column)                                                                \
+    "\"task\":\"" task "\",\"num_classes\":\"" classes "\",\"label_column\":\"" column "\","
+/* the tensors listed bias first, their data in that order */
+#define BIAS_FIRST    ",\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"
+#define WEIGHT_SECOND ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[4,12]}"
 #define SGD                                                                                        \
     "\"optimizer\":\"sgd\",\"learning_rate\":\"0.01\",\"momentum\":\"0.9\","                       \
     "\"weight_decay\":\"0\",\"beta1\":\"0.9\",\"beta2\":\"0.999\",\"epsilon\":\"1e-08\","
 
-static unsigned char payload[16];
+static unsigned char payload[32]; /* W, b, then a scaling whose scales are 0 */
 
 static void make_payload(void) {
     float values[4] = {0.5f, -1.25f, 2.0f, 3.0f};
@@ -98,6 +113,35 @@ static cumlp_status load_header(const char *header, size_t npayload) {
     cumlp_status st = load_image(image, size);
     free(image);
     return st;
+}
+
+/* A template with the scaling and the model info is valid too (scales 2 and 0.5). */
+static void test_template_with_extras_loads(void) {
+    unsigned char with[28];
+    memcpy(with, payload, 20);
+    const float scales[2] = {2.0f, 0.5f};
+    for (int k = 0; k < 2; k++) {
+        uint32_t bits;
+        memcpy(&bits, &scales[k], 4);
+        for (int i = 0; i < 4; i++)
+            with[20 + 4 * k + i] = (unsigned char)(bits >> (8 * i));
+    }
+    size_t size;
+    unsigned char *image = make_image(META_HEAD ARCH LOSS TASK("regress", "0", "3")
+                                          CRC WEIGHT BIAS SCALER_OFFSET SCALER_SCALE "}",
+                                      with, 28, -1, &size);
+    cumlp_network *net = NULL;
+    cumlp_scaler *scaler = NULL;
+    cumlp_model_info info;
+    CHECK_OK(cumlp_model_info_defaults(&info));
+    CHECK_OK(cumlp_checkpoint_load_memory_with(ctx, image, size, 0, &net, NULL, &scaler, &info));
+    float offsets[2] = {0, 0}, got[2] = {0, 0};
+    if (scaler) CHECK_OK(cumlp_scaler_get(scaler, offsets, got, 2));
+    CHECK(got[0] == 2.0f && got[1] == 0.5f && offsets[0] == 3.0f);
+    CHECK(info.task == CUMLP_TASK_REGRESS && info.label_column == 3);
+    cumlp_scaler_destroy(scaler);
+    cumlp_network_destroy(net);
+    free(image);
 }
 
 /* The hand-made template is a valid checkpoint with the values it was given. */
@@ -135,6 +179,10 @@ static const bad_case cases[] = {
      "}",
      12, CUMLP_ERROR_FORMAT},
     {"wrong version",
+     "{\"__metadata__\":{\"format\":\"cumlp\",\"format_version\":\"3\"," ARCH LOSS CRC WEIGHT BIAS
+     "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"version 2 without crc32",
      "{\"__metadata__\":{\"format\":\"cumlp\",\"format_version\":\"2\"," ARCH LOSS CRC WEIGHT BIAS
      "}",
      12, CUMLP_ERROR_FORMAT},
@@ -163,6 +211,10 @@ static const bad_case cases[] = {
      META_HEAD
      "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"softmax\"," LOSS CRC WEIGHT BIAS
      "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"softmax over one output",
+     META_HEAD "\"num_layers\":\"1\",\"widths\":\"2,1\",\"activations\":\"softmax\","
+               "\"loss\":\"ce\",\"leaky_relu_slope\":\"0.01\"," CRC WEIGHT BIAS "}",
      12, CUMLP_ERROR_FORMAT},
     {"slope out of range",
      META_HEAD ARCH "\"loss\":\"squared_error\",\"leaky_relu_slope\":\"1.5\"," CRC WEIGHT BIAS "}",
@@ -225,6 +277,30 @@ static const bad_case cases[] = {
      META WEIGHT BIAS
      ",\"optimizer.state1.0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}",
      16, CUMLP_ERROR_FORMAT},
+    {"tensors out of header order", META BIAS_FIRST WEIGHT_SECOND "}", 12, CUMLP_ERROR_FORMAT},
+    {"data out of header order",
+     META ",\"0.weight\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[4,12]},"
+          "\"0.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+     12, CUMLP_ERROR_FORMAT},
+    {"scaling without its scales", META WEIGHT BIAS SCALER_OFFSET "}", 20, CUMLP_ERROR_FORMAT},
+    {"scaling in the wrong order", META WEIGHT BIAS SCALER_SCALE_FIRST SCALER_OFFSET_SECOND "}", 28,
+     CUMLP_ERROR_FORMAT},
+    {"scaling of the wrong shape",
+     META WEIGHT BIAS
+     ",\"scaler.offset\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}" SCALER_SCALE
+     "}",
+     24, CUMLP_ERROR_SHAPE_MISMATCH},
+    {"zero scale", META WEIGHT BIAS SCALER_OFFSET SCALER_SCALE "}", 28, CUMLP_ERROR_FORMAT},
+    {"unknown task", META_HEAD ARCH LOSS TASK("sort", "0", "-1") CRC WEIGHT BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
+    {"regression with classes", META_HEAD ARCH LOSS TASK("regress", "2", "-1") CRC WEIGHT BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"classes that do not fit", META_HEAD ARCH LOSS TASK("classify", "3", "-1") CRC WEIGHT BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"label column below -1", META_HEAD ARCH LOSS TASK("regress", "0", "-2") CRC WEIGHT BIAS "}",
+     12, CUMLP_ERROR_FORMAT},
+    {"task without classes", META_HEAD ARCH LOSS "\"task\":\"regress\"," CRC WEIGHT BIAS "}", 12,
+     CUMLP_ERROR_FORMAT},
     {"trailing bytes", GOOD, 16, CUMLP_ERROR_SIZE_LIMIT},
     {"payload short", GOOD, 11, CUMLP_ERROR_TRUNCATED},
     {"step_count beyond int64",
@@ -414,6 +490,107 @@ static void test_every_header_byte_flipped(void) {
     free(path);
 }
 
+/* The header of a file image as a string, and the offset of its payload. */
+static char *header_of(const unsigned char *image, size_t *payload_at) {
+    size_t n = 0;
+    for (int i = 0; i < 8; i++)
+        n |= (size_t)image[i] << (8 * i);
+    char *h = malloc(n + 1);
+    memcpy(h, image + 8, n);
+    h[n] = '\0';
+    *payload_at = 8 + n;
+    return h;
+}
+
+/* A file image from a header and the payload of another image (the length field recomputed);
+ * with restamp, the "crc32" of the format-2 header is recomputed over the new file, as a writer
+ * would, so that only the reader's other checks can catch a change. */
+static unsigned char *rebuild(const char *header, const unsigned char *old, size_t old_size,
+                              size_t payload_at, int restamp, size_t *size) {
+    size_t hlen = strlen(header), npayload = old_size - payload_at;
+    *size = 8 + hlen + npayload;
+    unsigned char *image = malloc(*size);
+    for (int i = 0; i < 8; i++)
+        image[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
+    memcpy(image + 8, header, hlen);
+    memcpy(image + 8 + hlen, old + payload_at, npayload);
+    char *digits = strstr((char *)image + 8, "\"crc32\":\"");
+    if (restamp && digits) {
+        digits += strlen("\"crc32\":\"");
+        memcpy(digits, "00000000", 8);
+        char crc[9];
+        snprintf(crc, sizeof crc, "%08lx", (unsigned long)crc32_bitwise(image, *size));
+        memcpy(digits, crc, 8);
+    }
+    return image;
+}
+
+/* Swaps two equal-length substrings of s (the first occurrences of a and b). */
+static int swap_text(char *s, const char *a, const char *b) {
+    char *pa = strstr(s, a), *pb = strstr(s, b);
+    size_t n = strlen(a);
+    if (!pa || !pb || strlen(b) != n) return 0;
+    char *t = malloc(n);
+    memcpy(t, pa, n);
+    memcpy(pa, pb, n);
+    memcpy(pb, t, n);
+    free(t);
+    return 1;
+}
+
+/* The header is covered by the checksum, and the tensors must be in header order (their data in
+ * the order the header lists them, the header in the order cumlp writes): two same-shape
+ * tensors' offsets swapped, or two tensors' names swapped, or an activation renamed, used to load
+ * silently with another meaning. */
+static void test_header_is_checked(void) {
+    int64_t widths[] = {8, 5, 5, 5, 2};
+    int acts[] = {CUMLP_ACT_TANH, CUMLP_ACT_RELU, CUMLP_ACT_TANH, CUMLP_ACT_IDENTITY};
+    cumlp_network *net = test_network(ctx, 4, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 9);
+    char *path = ckpt_temp_path("header.safetensors");
+    CHECK_OK(cumlp_checkpoint_save(net, NULL, path));
+    size_t size = 0, payload_at = 0, n = 0;
+    unsigned char *image = ckpt_read_file(path, &size);
+    char *h = header_of(image, &payload_at);
+    /* 2.weight and 4.weight are both [5, 5]: their data_offsets swapped */
+    char *swapped = malloc(strlen(h) + 1);
+    strcpy(swapped, h);
+    CHECK(swap_text(swapped, "[180,280]", "[300,400]"));
+    for (int restamp = 0; restamp < 2; restamp++) {
+        unsigned char *bad = rebuild(swapped, image, size, payload_at, restamp, &n);
+        /* the order is checked before the checksum */
+        CHECK_MSG(load_image(bad, n) == CUMLP_ERROR_FORMAT, "offsets swapped%s: %s",
+                  restamp ? ", checksum recomputed" : "", cumlp_last_error(ctx));
+        free(bad);
+    }
+    /* their names swapped instead */
+    strcpy(swapped, h);
+    CHECK(swap_text(swapped, "\"2.weight\"", "\"4.weight\""));
+    for (int restamp = 0; restamp < 2; restamp++) {
+        unsigned char *bad = rebuild(swapped, image, size, payload_at, restamp, &n);
+        CHECK_MSG(load_image(bad, n) == CUMLP_ERROR_FORMAT, "names swapped%s: %s",
+                  restamp ? ", checksum recomputed" : "", cumlp_last_error(ctx));
+        free(bad);
+    }
+    /* an activation renamed (tanh -> gelu: a valid architecture) */
+    strcpy(swapped, h);
+    char *act = strstr(swapped, "tanh,relu");
+    CHECK(act != NULL);
+    if (act) memcpy(act, "gelu", 4);
+    unsigned char *bad = rebuild(swapped, image, size, payload_at, 0, &n);
+    CHECK_STATUS(load_image(bad, n), CUMLP_ERROR_CHECKSUM);
+    free(bad);
+    /* the unchanged header, rebuilt, still loads */
+    bad = rebuild(h, image, size, payload_at, 1, &n);
+    CHECK_OK(load_image(bad, n));
+    free(bad);
+    free(swapped);
+    free(h);
+    free(image);
+    remove(path);
+    free(path);
+    cumlp_network_destroy(net);
+}
+
 /* Random damage: any status, never a crash or leak (the sanitizer build runs this). */
 static void test_random_damage(void) {
     size_t size;
@@ -549,6 +726,7 @@ int main(void) {
     if (cumlp_context_create(&ctx, &o) != CUMLP_SUCCESS) return 1;
     make_payload();
     RUN(test_template_loads);
+    RUN(test_template_with_extras_loads);
     RUN(test_crafted_headers);
     RUN(test_later_option_metadata);
     RUN(test_largest_step_count);
@@ -557,6 +735,7 @@ int main(void) {
     RUN(test_bad_length_field);
     RUN(test_truncated_at_every_offset);
     RUN(test_every_header_byte_flipped);
+    RUN(test_header_is_checked);
     RUN(test_random_damage);
     RUN(test_header_of_tiny_values);
     RUN(test_thousands_of_layers);

@@ -17,8 +17,10 @@
 static cumlp_context *ctx;
 static const char *python;
 
-/* Trains the network briefly, writes checkpoint, inputs and outputs, runs the script. */
-static int check_with_torch(cumlp_network *net, const char *tag) {
+/* Trains the network briefly, writes checkpoint, inputs and outputs, runs the script. With
+ * scaled, the checkpoint holds a scaling of the inputs and the model info too: the network saw
+ * the scaled inputs, the script gets them raw and scales them as the file says. */
+static int check_with_torch(cumlp_network *net, const char *tag, int scaled) {
     int64_t n_in = cumlp_network_width(net, 0);
     int64_t n_out = cumlp_network_width(net, cumlp_network_num_layers(net));
     cumlp_optimizer_options oo;
@@ -33,6 +35,24 @@ static int check_with_torch(cumlp_network *net, const char *tag) {
     float *Y = test_alloc_floats((size_t)(n_out * BATCH));
     test_fill_uniform(&rng, X, (size_t)(n_in * BATCH), -2, 2);
     test_fill_one_hot(&rng, T, n_out, BATCH);
+    float *raw = test_alloc_floats((size_t)(n_in * BATCH));
+    memcpy(raw, X, (size_t)(n_in * BATCH) * sizeof *X);
+    cumlp_scaler *scaler = NULL;
+    cumlp_model_info info;
+    cumlp_model_info_defaults(&info);
+    if (scaled) {
+        float *offsets = test_alloc_floats((size_t)n_in), *scales = test_alloc_floats((size_t)n_in);
+        for (int64_t f = 0; f < n_in; f++) {
+            offsets[f] = 0.25f * (float)f - 0.5f;
+            scales[f] = 1.5f - 0.125f * (float)f;
+        }
+        CHECK_OK(cumlp_scaler_create(ctx, n_in, offsets, scales, &scaler));
+        for (int64_t i = 0; i < n_in * BATCH; i++)
+            X[i] = (X[i] - offsets[i % n_in]) * scales[i % n_in];
+        info.task = CUMLP_TASK_REGRESS;
+        free(offsets);
+        free(scales);
+    }
     cumlp_tensor *tx = test_tensor_from(ctx, X, n_in, BATCH);
     cumlp_tensor *tt = test_tensor_from(ctx, T, n_out, BATCH);
     cumlp_tensor *ty = NULL;
@@ -49,9 +69,9 @@ static int check_with_torch(cumlp_network *net, const char *tag) {
     char *xs = ckpt_temp_path(name);
     snprintf(name, sizeof name, "interop_%s_y.f32", tag);
     char *ys = ckpt_temp_path(name);
-    CHECK_OK(cumlp_checkpoint_save(net, opt, ckpt));
+    CHECK_OK(cumlp_checkpoint_save_with(net, opt, scaler, &info, ckpt));
     /* Column-major n x B is row-major [B, n]: the layout the script reads. */
-    CHECK(ckpt_write_file(xs, X, (size_t)(n_in * BATCH) * sizeof(float)));
+    CHECK(ckpt_write_file(xs, raw, (size_t)(n_in * BATCH) * sizeof(float)));
     CHECK(ckpt_write_file(ys, Y, (size_t)(n_out * BATCH) * sizeof(float)));
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s' '%s'", python, CUMLP_INTEROP_SCRIPT, ckpt, xs,
@@ -67,8 +87,10 @@ static int check_with_torch(cumlp_network *net, const char *tag) {
     cumlp_tensor_destroy(tt);
     cumlp_tensor_destroy(ty);
     free(X);
+    free(raw);
     free(T);
     free(Y);
+    cumlp_scaler_destroy(scaler);
     cumlp_optimizer_destroy(opt);
     return rc;
 }
@@ -82,7 +104,7 @@ static void test_softmax_network_matches_torch(void) {
     o.leaky_relu_slope = 0.2;
     cumlp_network *net = NULL;
     CHECK_OK(cumlp_network_create(ctx, 4, widths, acts, &o, &net));
-    if (net) CHECK(check_with_torch(net, "softmax") == 0);
+    if (net) CHECK(check_with_torch(net, "softmax", 0) == 0);
     cumlp_network_destroy(net);
 }
 
@@ -90,7 +112,7 @@ static void test_regression_network_matches_torch(void) {
     int64_t widths[] = {6, 7, 5, 2};
     int acts[] = {CUMLP_ACT_RELU, CUMLP_ACT_SIGMOID, CUMLP_ACT_IDENTITY};
     cumlp_network *net = test_network(ctx, 3, widths, acts, CUMLP_LOSS_SQUARED_ERROR, 5);
-    CHECK(check_with_torch(net, "regression") == 0);
+    CHECK(check_with_torch(net, "regression", 1) == 0);
     cumlp_network_destroy(net);
 }
 

@@ -5,6 +5,7 @@
 #include "cumlp.h"
 #include "testutil.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,29 @@ static inline char *ckpt_temp_path(const char *name) {
     if (!path) abort();
     snprintf(path, n, "%s/ckpt_%ld_%s", dir, (long)getpid(), name);
     return path;
+}
+
+/* Recomputes a format-2 checkpoint's "crc32" after a test edited the file: CRC-32 (zlib's,
+ * computed bit by bit here, independent of the library) of the whole file with the checksum's own
+ * 8 digits as zeros. Returns 0 if the file has no such field. */
+static inline int ckpt_reseal(unsigned char *data, size_t size) {
+    static const char key[] = "\"crc32\":\"";
+    size_t keylen = sizeof key - 1;
+    unsigned char *digits = NULL;
+    for (size_t i = 8; i + keylen + 8 <= size && !digits; i++)
+        if (memcmp(data + i, key, keylen) == 0) digits = data + i + keylen;
+    if (!digits) return 0;
+    memset(digits, '0', 8);
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < size; i++) {
+        crc ^= data[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+    }
+    char text[9];
+    snprintf(text, sizeof text, "%08lx", (unsigned long)~crc);
+    memcpy(digits, text, 8);
+    return 1;
 }
 
 /* The whole file in a malloc'ed buffer (NULL if it cannot be read). */

@@ -1,7 +1,8 @@
 /* ctest-labels: gpu */
 /*
  * What only the cuda backend has (test_backend_ops checks its ops against the reference): host
- * <-> device copies through the pinned staging halves, overlapped uploads on the copy stream,
+ * <-> device copies through the pinned staging halves (and without them, when pinned memory
+ * fails), overlapped uploads on the copy stream, the scratch memory's growth under queued work,
  * NVTX range ops, and describe. Skipped without a GPU.
  */
 #include "harness.h"
@@ -68,6 +69,119 @@ static void test_staged_copies(void) {
     }
 }
 
+/* A context of its own: the staging halves and the scratch memory are made on first use and kept,
+ * so the shared one has them already. */
+static cumlp_context *fresh_context(void) {
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_CUDA;
+    cumlp_context *ctx = NULL;
+    CHECK_OK(cumlp_context_create(&ctx, &o));
+    return ctx;
+}
+
+/* When pinned memory cannot be had (cudaHostAlloc fails: the system will not page-lock more),
+ * upload and download copy directly and wait (cuda.c's copy_and_wait) and still move the data;
+ * host_alloc reports the failure. The CUDA simulator fails the pinned allocation on request. */
+static void test_copies_without_pinned_memory(void) {
+#ifdef CUMLP_TEST_CUDA_SIM
+    cumlp_context *ctx = fresh_context();
+    if (!ctx) return;
+    const size_t n = (1u << 19) + 7; /* more than one staging half */
+    float *h = test_alloc_floats(n), *back = test_alloc_floats(n);
+    test_fill_uniform(&rng, h, n, -10, 10);
+    void *d = NULL;
+    CHECK_OK(ctx->ops->alloc(ctx, n, &d));
+    cudasim_fail_host_allocation(1); /* the staging halves, allocated by this first upload */
+    CHECK_OK(ctx->ops->upload(ctx, d, h, n));
+    cudasim_fail_host_allocation(1); /* tried again by the download: fails again */
+    CHECK_OK(ctx->ops->download(ctx, d, back, n));
+    CHECK_MSG(memcmp(back, h, n * sizeof *h) == 0, "the direct copies changed the data");
+    CHECK_OK(ctx->ops->fill(ctx, d, n, 0.5f));
+    cudasim_fail_host_allocation(1);
+    CHECK_OK(ctx->ops->download(ctx, d, back, n));
+    CHECK(back[0] == 0.5f && back[n - 1] == 0.5f);
+    float *pinned = (float *)&n;
+    cudasim_fail_host_allocation(1);
+    CHECK_STATUS(ctx->ops->host_alloc(ctx, 100 * sizeof(float), (void **)&pinned),
+                 CUMLP_ERROR_ALLOC_FAILED);
+    CHECK(pinned == NULL);
+    CHECK(strstr(cumlp_last_error(ctx), "pinned host_alloc") != NULL);
+    /* Nothing is poisoned: the staging halves come now, and host_alloc works. */
+    CHECK_OK(ctx->ops->upload(ctx, d, h, n));
+    CHECK_OK(ctx->ops->download(ctx, d, back, n));
+    CHECK(memcmp(back, h, n * sizeof *h) == 0);
+    CHECK_OK(ctx->ops->host_alloc(ctx, 100 * sizeof(float), (void **)&pinned));
+    ctx->ops->host_free(ctx, pinned);
+    ctx->ops->free(ctx, d);
+    cumlp_context_destroy(ctx);
+    free(h);
+    free(back);
+#else
+    printf("     (pinned allocations fail on request in the CUDA simulator only)\n");
+#endif
+}
+
+/* Growing the device scratch (cuda.c's workspace) waits for the work queued on the old one: a
+ * loss_delta with a bias gradient and no loss read-back (so nothing waits) leaves kernels queued
+ * that write the scratch, and an activation_backward with more rows needs a larger one. Freeing
+ * the old scratch under them would be a use after free (the CUDA simulator reports it in its
+ * lazy schedules); the bias gradients must come out right. Squared error and identity: delta is
+ * a - y, and G; the values are exact in float. */
+static void test_scratch_growth_waits_for_queued_work(void) {
+    cumlp_context *ctx = fresh_context();
+    if (!ctx) return;
+    const int cols = 64, small = 8, large = 1000;
+    size_t n_small = (size_t)small * cols, n_large = (size_t)large * cols;
+    float *a = test_alloc_floats(n_small), *y = test_alloc_floats(n_small);
+    float *g = test_alloc_floats(n_large), *db = test_alloc_floats(large);
+    for (size_t i = 0; i < n_small; i++) {
+        a[i] = (float)(i % 7) * 0.25f;
+        y[i] = (float)(i % 5) * 0.125f;
+    }
+    for (size_t i = 0; i < n_large; i++)
+        g[i] = (float)((int)(i % 9) - 4) * 0.5f;
+    void *A = NULL, *Y = NULL, *D = NULL, *DB = NULL, *G = NULL, *GD = NULL, *GB = NULL;
+    CHECK_OK(ctx->ops->alloc(ctx, n_small, &A));
+    CHECK_OK(ctx->ops->alloc(ctx, n_small, &Y));
+    CHECK_OK(ctx->ops->alloc(ctx, n_small, &D));
+    CHECK_OK(ctx->ops->alloc(ctx, (size_t)small, &DB));
+    CHECK_OK(ctx->ops->alloc(ctx, n_large, &G));
+    CHECK_OK(ctx->ops->alloc(ctx, n_large, &GD));
+    CHECK_OK(ctx->ops->alloc(ctx, (size_t)large, &GB));
+    CHECK_OK(ctx->ops->upload(ctx, A, a, n_small));
+    CHECK_OK(ctx->ops->upload(ctx, Y, y, n_small));
+    CHECK_OK(ctx->ops->upload(ctx, G, g, n_large));
+    CHECK_OK(ctx->ops->loss_delta(ctx, CUMLP_LOSS_SQUARED_ERROR, CUMLP_ACT_IDENTITY, 0, small, cols,
+                                  A, A, Y, D, CUMLP_STORAGE_NATIVE, DB, 1.0, 1.0, NULL));
+    CHECK_OK(ctx->ops->activation_backward(ctx, CUMLP_STORAGE_NATIVE, CUMLP_ACT_IDENTITY, 0, large,
+                                           cols, G, G, NULL, GD, GB, 1.0));
+    CHECK_OK(ctx->ops->download(ctx, DB, db, (size_t)small));
+    for (int r = 0; r < small; r++) {
+        double want = 0;
+        for (int c = 0; c < cols; c++)
+            want += (double)a[r + (size_t)c * small] - (double)y[r + (size_t)c * small];
+        CHECK_MSG(db[r] == (float)want, "loss_delta's db[%d] = %g, want %g", r, db[r], want);
+    }
+    CHECK_OK(ctx->ops->download(ctx, GB, db, (size_t)large));
+    for (int r = 0; r < large; r++) {
+        double want = 0;
+        for (int c = 0; c < cols; c++)
+            want += g[r + (size_t)c * large];
+        CHECK_MSG(db[r] == (float)want, "activation_backward's db[%d] = %g, want %g", r, db[r],
+                  want);
+    }
+    void *bufs[] = {A, Y, D, DB, G, GD, GB};
+    for (int i = 0; i < COUNT(bufs); i++)
+        ctx->ops->free(ctx, bufs[i]);
+    CHECK_OK(cumlp_context_synchronize(ctx));
+    cumlp_context_destroy(ctx);
+    free(a);
+    free(y);
+    free(g);
+    free(db);
+}
+
 /* Queues about 10 ms of GEMMs on the context's stream, so that work queued after it is still
  * pending when a copy on another stream could already have run. */
 static void keep_stream_busy(void **scratch) {
@@ -82,7 +196,8 @@ static void keep_stream_busy(void **scratch) {
          *c = cumlp__at(gpu, b, (size_t)d * d);
     CHECK_OK(gpu->ops->fill(gpu, a, (size_t)2 * d * d, 1.0f / d));
     for (int i = 0; i < 24; i++)
-        CHECK_OK(gpu->ops->gemm(gpu, 0, 0, d, d, d, 1.0, a, d, b, d, 0.0, c, d));
+        CHECK_OK(gpu->ops->gemm(gpu, 0, 0, d, d, d, 1.0, a, d, b, d, 0.0, c, d,
+                                CUMLP_STORAGE_NATIVE, CUMLP_STORAGE_NATIVE));
 }
 
 /* upload_async must wait for the work already queued on the context's stream (a fill queued
@@ -208,15 +323,18 @@ static void test_column_kernels_launch_a_warp_per_column(void) {
         CHECK_OK(gpu->ops->fill(gpu, P, n, 0.5f));
         CHECK_OK(gpu->ops->fill(gpu, b, rows, 0.0f));
         CHECK_OK(gpu->ops->fill(gpu, Y, n, 0.1f));
-        CHECK_OK(gpu->ops->bias_activation(gpu, CUMLP_ACT_SOFTMAX, 0, rows, cols, P, b, P, A));
+        CHECK_OK(gpu->ops->bias_activation(gpu, CUMLP_STORAGE_NATIVE, CUMLP_ACT_SOFTMAX, 0, rows,
+                                           cols, P, b, P, A));
         double loss = 0;
         CHECK_OK(gpu->ops->loss_delta(gpu, CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, CUMLP_ACT_SOFTMAX, 0,
-                                      rows, cols, P, A, Y, D, NULL, 1.0, &loss));
+                                      rows, cols, P, A, Y, D, CUMLP_STORAGE_NATIVE, NULL, 1.0, 1.0,
+                                      &loss));
         unsigned long want = (unsigned long)((cols + 7) / 8);
         if (want > 8192) want = 8192;
-        CHECK_MSG(cudasim_last_launch_blocks("softmax_kernel") == want,
+        /* The simulator names a launch by its kernel argument as written: a template's too. */
+        CHECK_MSG(cudasim_last_launch_blocks("softmax_kernel<T>") == want,
                   "%d columns: softmax ran %lu blocks, want %lu", cols,
-                  cudasim_last_launch_blocks("softmax_kernel"), want);
+                  cudasim_last_launch_blocks("softmax_kernel<T>"), want);
         CHECK_MSG(cudasim_last_launch_blocks("cross_entropy_kernel") == want,
                   "%d columns: cross-entropy ran %lu blocks, want %lu", cols,
                   cudasim_last_launch_blocks("cross_entropy_kernel"), want);
@@ -235,6 +353,8 @@ int main(void) {
     gpu = test_context_or_skip(CUMLP_BACKEND_CUDA);
     RUN(test_describe);
     RUN(test_staged_copies);
+    RUN(test_copies_without_pinned_memory);
+    RUN(test_scratch_growth_waits_for_queued_work);
     RUN(test_overlapped_upload);
     RUN(test_ranges);
     RUN(test_host_free_waits_for_copies);

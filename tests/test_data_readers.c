@@ -7,6 +7,9 @@
 
 #include <errno.h>
 #include <float.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -455,6 +458,50 @@ static void test_csv_bad_files(void) {
 
 /* ---- FANN ----------------------------------------------------------------------------------- */
 
+/* Data without targets, for cumlp_predict: a CSV with CUMLP_CSV_NO_TARGET (every column a
+ * feature, even a single one) and IDX images without labels; each sample gets one target, 0. */
+static void test_without_targets(void) {
+    cumlp_csv_options o;
+    cumlp_csv_defaults(&o);
+    o.label_column = CUMLP_CSV_NO_TARGET;
+    cumlp_dataset *ds = NULL;
+    const char *text = "1,2,3\n4,5,6\n";
+    CHECK_OK(cumlp_dataset_read_csv_memory(NULL, text, strlen(text), &o, &ds));
+    CHECK(cumlp_dataset_num_features(ds) == 3 && cumlp_dataset_num_outputs(ds) == 1 &&
+          cumlp_dataset_num_samples(ds) == 2 && cumlp_dataset_num_classes(ds) == 0);
+    if (ds) {
+        CHECK(cumlp_dataset_features(ds)[5] == 6.0f);
+        CHECK(cumlp_dataset_targets(ds)[0] == 0.0f && cumlp_dataset_targets(ds)[1] == 0.0f);
+    }
+    cumlp_dataset_destroy(ds);
+    CHECK_OK(cumlp_dataset_read_csv_memory(NULL, "7\n8\n", 4, &o, &ds));
+    CHECK(cumlp_dataset_num_features(ds) == 1 && cumlp_dataset_num_samples(ds) == 2);
+    cumlp_dataset_destroy(ds);
+    o.num_classes = -1; /* classes without a target column */
+    CHECK_STATUS(cumlp_dataset_read_csv_memory(NULL, text, strlen(text), &o, &ds),
+                 CUMLP_ERROR_INVALID_VALUE);
+    o.num_classes = 0;
+    o.label_column = -3;
+    CHECK_STATUS(cumlp_dataset_read_csv_memory(NULL, text, strlen(text), &o, &ds),
+                 CUMLP_ERROR_INVALID_VALUE);
+
+    unsigned char img[16 + 5 * 6];
+    size_t ni = make_images(img, 5, 2, 3);
+    CHECK_OK(cumlp_dataset_read_idx_memory(NULL, img, ni, NULL, 0, 0, &ds));
+    CHECK(cumlp_dataset_num_features(ds) == 6 && cumlp_dataset_num_outputs(ds) == 1 &&
+          cumlp_dataset_num_samples(ds) == 5 && cumlp_dataset_num_classes(ds) == 0);
+    cumlp_dataset_destroy(ds);
+    CHECK_STATUS(cumlp_dataset_read_idx_memory(NULL, img, ni, NULL, 0, 3, &ds),
+                 CUMLP_ERROR_INVALID_VALUE);
+    char path[512];
+    tmp_path(path, sizeof path, "images_only.idx");
+    CHECK(write_gzip(path, img, ni));
+    CHECK_OK(cumlp_dataset_read_idx(NULL, path, NULL, 0, &ds));
+    CHECK(cumlp_dataset_num_samples(ds) == 5);
+    cumlp_dataset_destroy(ds);
+    remove(path);
+}
+
 static void test_fann(void) {
     const char *text = "3 2 1\n0 0\n0\n0 1\n1\n1 0\n1\n";
     cumlp_dataset *ds = NULL;
@@ -590,6 +637,129 @@ static void test_shuffle(void) {
     cumlp_dataset_destroy(a);
     cumlp_dataset_destroy(b);
     cumlp_dataset_destroy(c);
+}
+
+/* cumlp_dataset_split_off moves the validation samples out of the dataset itself, which keeps the
+ * training samples: the same two sets, in the same order, as cumlp_dataset_split gives, without a
+ * second copy of the data; a bad fraction changes nothing. */
+static void test_split_off_in_place(void) {
+    enum { N = 1001 };
+    cumlp_dataset *ds = numbered(N), *copy = numbered(N), *train = NULL, *val = NULL, *val2 = NULL;
+    if (!ds || !copy) return;
+    CHECK_OK(cumlp_dataset_split(copy, 0.3, 77, &train, &val));
+    CHECK_OK(cumlp_dataset_split_off(ds, 0.3, 77, &val2));
+    CHECK(cumlp_dataset_num_samples(ds) == cumlp_dataset_num_samples(train) &&
+          cumlp_dataset_num_samples(val2) == cumlp_dataset_num_samples(val));
+    if (train && val && val2 && cumlp_dataset_num_samples(ds) == cumlp_dataset_num_samples(train)) {
+        size_t nt = (size_t)cumlp_dataset_num_samples(train);
+        size_t nv = (size_t)cumlp_dataset_num_samples(val);
+        CHECK(memcmp(cumlp_dataset_features(ds), cumlp_dataset_features(train),
+                     nt * 2 * sizeof(float)) == 0);
+        CHECK(memcmp(cumlp_dataset_targets(ds), cumlp_dataset_targets(train),
+                     nt * 3 * sizeof(float)) == 0);
+        CHECK(memcmp(cumlp_dataset_features(val2), cumlp_dataset_features(val),
+                     nv * 2 * sizeof(float)) == 0);
+    }
+    cumlp_dataset *kept = val2;
+    val2 = (cumlp_dataset *)&val2;
+    CHECK_STATUS(cumlp_dataset_split_off(ds, 1.0, 77, &val2), CUMLP_ERROR_INVALID_VALUE);
+    CHECK(val2 == NULL && cumlp_dataset_num_samples(ds) == cumlp_dataset_num_samples(train));
+    CHECK_STATUS(cumlp_dataset_split_off(NULL, 0.5, 77, &val2), CUMLP_ERROR_INVALID_VALUE);
+    CHECK_STATUS(cumlp_dataset_split_off(ds, 0.5, 77, NULL), CUMLP_ERROR_INVALID_VALUE);
+    cumlp_dataset_destroy(kept);
+    cumlp_dataset_destroy(train);
+    cumlp_dataset_destroy(val);
+    cumlp_dataset_destroy(copy);
+    cumlp_dataset_destroy(ds);
+}
+
+/* The process's memory (kB) from /proc/self/status: "VmRSS" now, "VmHWM" its peak. */
+static long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && line[n] == ':') kb = atol(line + n + 1);
+    if (f) fclose(f);
+    return kb;
+}
+
+/* Resets the peak (Linux 4.0+) and returns the memory in use now, or -1. Freed memory that the
+ * allocator still holds is returned first, so that reusing it does not hide an allocation. */
+static long reset_peak(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    int ok = f && fputs("5", f) >= 0;
+    if (f) ok &= fclose(f) == 0;
+    return ok ? status_kb("VmRSS") : -1;
+}
+
+/* Memory: reading IDX data holds neither the file nor its inflated copy beside the dataset (it
+ * held the compressed file, the inflated bytes and the features at once), and splitting off a
+ * validation set copies only the validation samples. Measured as the growth of the process's
+ * peak; not under AddressSanitizer, whose allocator keeps freed memory. */
+static void test_memory_of_reading_and_splitting(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    printf("  (AddressSanitizer build: peak memory is not the library's own)\n");
+    return;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    printf("  (AddressSanitizer build: peak memory is not the library's own)\n");
+    return;
+#endif
+#endif
+    if (reset_peak() < 0) {
+        printf("  (no /proc/self/clear_refs: not measured)\n");
+        return;
+    }
+    enum { N = 20000, SIDE = 28 };
+    size_t n_img = 16 + (size_t)N * SIDE * SIDE;
+    unsigned char *img = malloc(n_img), lab[8 + N];
+    if (!img) return;
+    make_images(img, N, SIDE, SIDE);
+    for (size_t i = 16; i < n_img; i++) /* hard to compress */
+        img[i] = (unsigned char)((i * 2654435761u) >> 24);
+    unsigned char classes[N];
+    for (int i = 0; i < N; i++)
+        classes[i] = (unsigned char)(i % 10);
+    make_labels(lab, N, classes);
+    char gz[512], plain[512], lp[512];
+    tmp_path(gz, sizeof gz, "mem_images.gz");
+    tmp_path(plain, sizeof plain, "mem_images.idx");
+    tmp_path(lp, sizeof lp, "mem_labels.idx");
+    CHECK(write_gzip(gz, img, n_img) && write_file(plain, img, n_img));
+    CHECK(write_file(lp, lab, sizeof lab));
+    free(img);
+    double features_mb = (double)N * SIDE * SIDE * sizeof(float) / 1048576.0;
+    double targets_mb = (double)N * 10 * sizeof(float) / 1048576.0;
+    const char *paths[2] = {gz, plain};
+    for (int k = 0; k < 2; k++) {
+        cumlp_dataset *ds = NULL;
+        long before = reset_peak();
+        CHECK_OK(cumlp_dataset_read_idx(NULL, paths[k], lp, 0, &ds));
+        double grown = (double)(status_kb("VmHWM") - before) / 1024.0;
+        printf("  reading %s: %.1f MB for %.1f MB of features and %.1f MB of targets\n",
+               k ? "plain IDX" : "gzip IDX", grown, features_mb, targets_mb);
+        CHECK_MSG(grown <= 1.05 * (features_mb + targets_mb) + 2, "reading %s took %.1f MB",
+                  paths[k], grown);
+        if (k == 1) {
+            cumlp_dataset *val = NULL;
+            before = reset_peak();
+            CHECK_OK(cumlp_dataset_split_off(ds, 0.1, 3, &val));
+            grown = (double)(status_kb("VmHWM") - before) / 1024.0;
+            printf("  splitting off 10%%: %.1f MB\n", grown);
+            CHECK_MSG(grown <= 0.1 * 1.05 * (features_mb + targets_mb) + 2,
+                      "splitting off took %.1f MB", grown);
+            cumlp_dataset_destroy(val);
+        }
+        cumlp_dataset_destroy(ds);
+    }
+    remove(gz);
+    remove(plain);
+    remove(lp);
 }
 
 static void test_split_and_subset(void) {
@@ -827,12 +997,15 @@ int main(void) {
     RUN(test_csv_regression_file);
     RUN(test_csv_blank_delimiters);
     RUN(test_csv_bad_files);
+    RUN(test_without_targets);
     RUN(test_fann);
     RUN(test_fann_bad_files);
     RUN(test_context_messages);
     RUN(test_labels_and_create);
     RUN(test_shuffle);
     RUN(test_split_and_subset);
+    RUN(test_split_off_in_place);
+    RUN(test_memory_of_reading_and_splitting);
     RUN(test_scaling);
     RUN(test_fp32_rounded_once);
     RUN(test_scaling_tiny_spread);

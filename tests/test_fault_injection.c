@@ -4,8 +4,11 @@
  * only in a -DCUMLP_CUDA_SIM=ON build; elsewhere it is skipped): every device allocation a
  * context, a network, an optimizer and a training step make is failed in turn, and each failure
  * must come back as CUMLP_ERROR_ALLOC_FAILED with nothing changed and nothing leaked (the simulator
- * reports device memory never freed, ASan host memory); and a device fault at every call in turn
- * must come back as CUMLP_ERROR_DEVICE, sticky, with the objects still destroyable.
+ * reports device memory never freed, ASan host memory); every pinned allocation failed in turn
+ * must fail the context's creation the same way or leave the copies to go direct (the same loss);
+ * and a device fault at every call in turn must come back as CUMLP_ERROR_DEVICE, sticky, with the
+ * objects still destroyable. Both in FP32 and in FP16 (the 16-bit weight copy, input copy and work
+ * buffers: BF16 makes the same ones).
  */
 #include "harness.h"
 #include "testutil.h"
@@ -36,12 +39,15 @@ static void session_destroy(session *s) {
     memset(s, 0, sizeof *s);
 }
 
+static int precision; /* of the sessions */
+
 /* Everything a training program does once, stopping at the first failure, whose status it
- * returns. */
-static cumlp_status session_run(session *s) {
+ * returns; the last step's loss in *loss_out when not NULL. */
+static cumlp_status session_run(session *s, double *loss_out) {
     cumlp_context_options co;
     cumlp_context_defaults(&co);
     co.backend = CUMLP_BACKEND_CUDA;
+    co.precision = precision;
     cumlp_status st = cumlp_context_create(&s->ctx, &co);
     const int64_t widths[] = {IN, 17, OUT};
     const int acts[] = {CUMLP_ACT_RELU, CUMLP_ACT_SOFTMAX};
@@ -66,6 +72,7 @@ static cumlp_status session_run(session *s) {
     for (int step = 0; step < 2 && st == CUMLP_SUCCESS; step++)
         st = cumlp_train_step(s->net, s->opt, s->X, s->Y, &loss);
     if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(s->ctx);
+    if (loss_out) *loss_out = loss;
     return st;
 }
 
@@ -76,7 +83,7 @@ static void test_every_allocation_failure(void) {
         session s = {0};
         cudasim_reset();
         cudasim_fail_allocation(nth);
-        cumlp_status st = session_run(&s);
+        cumlp_status st = session_run(&s, NULL);
         int outputs_clean = 1;
         if (st != CUMLP_SUCCESS) {
             CHECK_MSG(st == CUMLP_ERROR_ALLOC_FAILED, "allocation %d: %s: %s", nth,
@@ -96,6 +103,40 @@ static void test_every_allocation_failure(void) {
               cudasim_error_count());
 }
 
+/* Fails the 1st, 2nd, ... pinned allocation (the context's own for the loss read-back, then the
+ * staging halves of the first upload): a failed context creation is CUMLP_ERROR_ALLOC_FAILED;
+ * without staging memory the copies go direct and wait (cuda.c's copy_and_wait), and the run
+ * gives the loss of a run without the failure, bit for bit. */
+static void test_every_pinned_allocation_failure(void) {
+    session s = {0};
+    double want = 0;
+    cudasim_reset();
+    CHECK_OK(session_run(&s, &want));
+    session_destroy(&s);
+    int failed = 0, fell_back = 0;
+    for (int nth = 1; nth <= 4; nth++) {
+        double loss = 0;
+        cudasim_reset();
+        cudasim_fail_host_allocation(nth);
+        cumlp_status st = session_run(&s, &loss);
+        if (st != CUMLP_SUCCESS) {
+            CHECK_MSG(st == CUMLP_ERROR_ALLOC_FAILED && !s.ctx, "pinned allocation %d: %s: %s", nth,
+                      cumlp_status_string(st), cumlp_last_error(NULL));
+            failed++;
+        } else {
+            CHECK_MSG(loss == want, "pinned allocation %d: loss %.17g, want %.17g", nth, loss,
+                      want);
+            fell_back += nth == 2;
+        }
+        session_destroy(&s);
+    }
+    cudasim_fail_host_allocation(0);
+    CHECK_MSG(failed == 1 && fell_back == 1, "%d failed creations, %d direct-copy runs", failed,
+              fell_back);
+    CHECK_MSG(cudasim_error_count() == 0, "the simulator reported %d faults",
+              cudasim_error_count());
+}
+
 /* A device fault at the 1st, 2nd, ... call: the run fails with a device error, and every later
  * call on the context fails the same way. */
 static void test_every_sticky_fault(void) {
@@ -104,7 +145,7 @@ static void test_every_sticky_fault(void) {
         session s = {0};
         cudasim_reset();
         cudasim_inject_sticky_error(nth);
-        cumlp_status st = session_run(&s);
+        cumlp_status st = session_run(&s, NULL);
         if (st == CUMLP_SUCCESS) {
             session_destroy(&s);
             cudasim_inject_sticky_error(0);
@@ -131,8 +172,14 @@ static void test_every_sticky_fault(void) {
 int main(void) {
 #ifdef CUMLP_TEST_CUDA_SIM
     cumlp_context_destroy(test_context_or_skip(CUMLP_BACKEND_CUDA));
-    RUN(test_every_allocation_failure);
-    RUN(test_every_sticky_fault);
+    const int precisions[] = {CUMLP_PRECISION_FP32, CUMLP_PRECISION_FP16};
+    for (int p = 0; p < 2; p++) {
+        precision = precisions[p];
+        printf("precision %s:\n", cumlp_precision_name(precision));
+        RUN(test_every_allocation_failure);
+        RUN(test_every_pinned_allocation_failure);
+        RUN(test_every_sticky_fault);
+    }
     return harness_finish();
 #else
     harness_skip("fault injection needs the CUDA simulator (-DCUMLP_CUDA_SIM=ON)");

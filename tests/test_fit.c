@@ -530,6 +530,66 @@ static void test_bad_arguments(void) {
     free_model(&other);
 }
 
+/* A binary classifier with one sigmoid output and binary cross-entropy reports its accuracy, the
+ * fraction of samples whose output is on their target's side of 0.5, on a dataset of 0/1 targets
+ * (a regression dataset: one output): it reported -1 and accuracy was lost. */
+static void test_binary_classifier_accuracy(void) {
+    enum { N = 200 };
+    cumlp_dataset *ds = NULL;
+    CHECK_OK(cumlp_dataset_create(NULL, 2, 1, N, 0, &ds));
+    if (!ds) return;
+    float *x = cumlp_dataset_features(ds), *y = cumlp_dataset_targets(ds);
+    test_rng r = {5};
+    for (int i = 0; i < N; i++) {
+        y[i] = (float)(i % 2);
+        x[2 * i] = (float)(y[i] * 2 - 1 + test_rng_uniform(&r, -0.5, 0.5));
+        x[2 * i + 1] = (float)test_rng_uniform(&r, -1, 1);
+    }
+    cumlp_context *ctx = test_context_or_skip(backend);
+    int64_t widths[] = {2, 4, 1};
+    int acts[] = {CUMLP_ACT_TANH, CUMLP_ACT_SIGMOID};
+    cumlp_network *net =
+        test_network(ctx, 2, widths, acts, CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY, 3);
+    cumlp_optimizer_options oo;
+    cumlp_optimizer_defaults(&oo);
+    oo.type = CUMLP_OPT_ADAM;
+    oo.learning_rate = 0.05;
+    cumlp_optimizer *opt = NULL;
+    CHECK_OK(cumlp_optimizer_create(net, &oo, &opt));
+    cumlp_fit_options fo;
+    cumlp_fit_defaults(&fo);
+    fo.epochs = 20;
+    cumlp_fit_result res;
+    CHECK_OK(cumlp_fit(net, opt, ds, ds, &fo, &res));
+    CHECK_MSG(res.train_accuracy > 0.9 && res.validation_accuracy > 0.9,
+              "train accuracy %g, validation accuracy %g", res.train_accuracy,
+              res.validation_accuracy);
+    cumlp_eval_result e;
+    CHECK_OK(cumlp_evaluate(net, ds, 0, &e));
+    float out[N];
+    CHECK_OK(cumlp_predict(net, ds, 0, out, N));
+    /* predict reads the features only: a dataset of other targets gives the same outputs */
+    cumlp_dataset *features = NULL;
+    CHECK_OK(cumlp_dataset_create(NULL, 2, 3, N, 0, &features));
+    if (features) {
+        memcpy(cumlp_dataset_features(features), x, sizeof(float) * 2 * N);
+        float again[N];
+        CHECK_OK(cumlp_predict(net, features, 0, again, N));
+        CHECK(memcmp(out, again, sizeof out) == 0);
+        CHECK_STATUS(cumlp_predict(net, features, 0, again, 3 * N), CUMLP_ERROR_INVALID_VALUE);
+    }
+    cumlp_dataset_destroy(features);
+    int correct = 0;
+    for (int i = 0; i < N; i++)
+        correct += (out[i] >= 0.5f) == (y[i] >= 0.5f);
+    CHECK_MSG(e.accuracy == (double)correct / N, "accuracy %g, %d of %d right", e.accuracy, correct,
+              N);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    cumlp_context_destroy(ctx);
+    cumlp_dataset_destroy(ds);
+}
+
 static void run_all(void) {
     RUN(test_schedule_applied);
     RUN(test_learns_and_evaluates);
@@ -542,6 +602,7 @@ static void run_all(void) {
     RUN(test_skipped_steps_counted);
     RUN(test_non_finite_error_restores_best);
     RUN(test_bad_arguments);
+    RUN(test_binary_classifier_accuracy);
 }
 
 int main(void) {

@@ -27,6 +27,8 @@ static const listed inits[] = {CUMLP_INIT_LIST(LISTED)};
 static const listed optimizers[] = {CUMLP_OPTIMIZER_LIST(LISTED)};
 static const listed schedules[] = {CUMLP_SCHEDULE_LIST(LISTED)};
 static const listed backends[] = {CUMLP_BACKEND_LIST(LISTED)};
+static const listed tasks[] = {CUMLP_TASK_LIST(LISTED)};
+static const listed precisions[] = {CUMLP_PRECISION_LIST(LISTED)};
 static const listed statuses[] = {CUMLP_STATUS_LIST(LISTED)};
 static const listed transports[] = {CUMLP_TRANSPORT_LIST(LISTED)};
 
@@ -96,6 +98,9 @@ static void test_every_set_round_trips(void) {
               cumlp_schedule_from_name);
     check_set("backend", backends, COUNT(backends), CUMLP_BACKEND_COUNT, cumlp_backend_name,
               cumlp_backend_from_name);
+    check_set("task", tasks, COUNT(tasks), CUMLP_TASK_COUNT, cumlp_task_name, cumlp_task_from_name);
+    check_set("precision", precisions, COUNT(precisions), CUMLP_PRECISION_COUNT,
+              cumlp_precision_name, cumlp_precision_from_name);
     check_set("transport", transports, COUNT(transports), CUMLP_TRANSPORT_COUNT,
               cumlp_transport_name, cumlp_transport_from_name);
 }
@@ -111,6 +116,10 @@ static void test_pinned_spellings(void) {
     CHECK(strcmp(cumlp_optimizer_name(CUMLP_OPT_NESTEROV), "nesterov") == 0);
     CHECK(strcmp(cumlp_schedule_name(CUMLP_LR_EXPONENTIAL), "exp") == 0);
     CHECK(strcmp(cumlp_backend_name(CUMLP_BACKEND_REFERENCE), "reference") == 0);
+    CHECK(strcmp(cumlp_task_name(CUMLP_TASK_CLASSIFY), "classify") == 0);
+    CHECK(strcmp(cumlp_task_name(CUMLP_TASK_REGRESS), "regress") == 0);
+    CHECK(strcmp(cumlp_precision_name(CUMLP_PRECISION_BF16), "bf16") == 0);
+    CHECK(strcmp(cumlp_precision_name(CUMLP_PRECISION_FP32), "fp32") == 0);
     CHECK(strcmp(cumlp_transport_name(CUMLP_TRANSPORT_MPI_DEVICE), "mpi-device") == 0);
     /* Checkpoints written by cumlp 0.1.0 spell the losses by their identifiers. */
     int loss = -1;
@@ -139,7 +148,9 @@ static void test_statuses(void) {
     CHECK(CUMLP_SUCCESS == 0 && CUMLP_ERROR_INVALID_VALUE == 1 && CUMLP_ERROR_INTERNAL == 13);
     CHECK(CUMLP_ACT_SOFTMAX == 6 && CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY == 2);
     CHECK(CUMLP_INIT_HE_UNIFORM == 5 && CUMLP_OPT_ADAM == 3 && CUMLP_LR_COSINE == 3);
-    CHECK(CUMLP_BACKEND_CUDA == 3);
+    CHECK(CUMLP_BACKEND_CUDA == 3 && CUMLP_TASK_REGRESS == 2);
+    /* cumlp 0.1.0's math modes are the first two precisions. */
+    CHECK(CUMLP_PRECISION_FP32 == 0 && CUMLP_PRECISION_TF32 == 1 && CUMLP_PRECISION_FP16 == 3);
 }
 
 int main(void) {

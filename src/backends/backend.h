@@ -7,8 +7,33 @@
  * and the front end addresses sub-ranges with cumlp__at(). All matrices are column-major and
  * contiguous unless a leading dimension is given.
  *
+ * Precision (cumlp.h, CUMLP_PRECISION_LIST). A backend lists the precisions it runs in
+ * `precisions`; the front end refuses the others (contexts, cumlp_context_set_precision). FP32 and
+ * TF32 change only how a native GEMM computes (the context's precision, read at every call). BF16
+ * and FP16 add buffers in a 16-bit storage format (kernels/cumlp_storage.h), which the ops below
+ * take as explicit `storage` arguments, so that no op depends on the context's precision but the
+ * GEMM's compute type:
+ *  - the front end owns the format of every buffer: in BF16 and FP16 a network keeps a 16-bit copy
+ *    of its parameter arena (same layout; the GEMMs read W there), its hidden layers' Z and A, its
+ *    deltas (grad_a, grad_b) and a 16-bit copy of the input batch (x16) in that format; the
+ *    parameter, gradient and optimizer state arenas, the output layer's Z and A and every
+ *    cumlp_tensor stay native. (src/network.c)
+ *  - a 16-bit buffer of count elements is allocated with `alloc` as ceil(count / 2) native
+ *    elements (only backends whose native element is fp32 run 16-bit formats; internal.h,
+ *    cumlp__storage_native_count), and addressed with cumlp__at_storage(); upload, download,
+ *    fill and copy are for native buffers only.
+ *  - conversions: `convert` (native <-> 16-bit, round to nearest even) makes x16 from the input,
+ *    refreshes the weight copy after the parameters change outside a step, and lets tests load and
+ *    read 16-bit buffers; `optimizer_step` refreshes the updated elements of the weight copy in its
+ *    own pass; the GEMMs and the fused passes read 16-bit operands, compute in fp32 and round what
+ *    they store into a 16-bit buffer once.
+ *  - reductions never read rounded values: a bias gradient sums the fp32 deltas the pass computed
+ *    (before they are rounded for storage), the loss comes from native buffers, and check_finite
+ *    reads the native gradient arena.
+ *
  * Conventions for every operation:
- *  - Inputs have been validated by the front end (shapes, NULLs, sizes >= 1, overflow).
+ *  - Inputs have been validated by the front end (shapes, NULLs, sizes >= 1, overflow, storage
+ *    formats the backend runs).
  *  - Operations may be asynchronous (queued on the context's stream); only download, the loss
  *    read-back and synchronize wait.
  *  - A failure returns a status after setting the context's message with cumlp__error().
@@ -19,6 +44,7 @@
 #include "cumlp.h"
 
 #include "cumlp_math.h"
+#include "cumlp_storage.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -40,7 +66,8 @@ typedef struct cumlp_step_params {
     double bias_correction2;  /* 1 - beta2^t (the Adam family), else 1 */
     double nadam_grad_factor; /* NADAM: (1 - mu_t) / (1 - P_t), P_t = mu_1 ... mu_t */
     double nadam_avg_factor;  /* NADAM: mu_(t+1) / (1 - P_t mu_(t+1)) */
-    double grad_scale;        /* the gradient's factor: min(1, clip_norm / (norm + 1e-6)), else 1 */
+    double grad_scale;        /* the gradient's factor: min(1, clip_norm / (norm + 1e-6)), else 1;
+                                 over the loss scale the arena holds (FP16) */
     double clip_value;        /* > 0: the scaled gradient is clamped to +-clip_value; 0: not */
 } cumlp_step_params;
 
@@ -87,7 +114,8 @@ typedef enum cumlp_distribution {
 
 typedef struct cumlp_backend_ops {
     const char *name;
-    size_t elem_size; /* bytes per stored element: sizeof(double) or sizeof(float) */
+    size_t elem_size;    /* bytes per stored element: sizeof(double) or sizeof(float) */
+    unsigned precisions; /* bit p set for each cumlp_precision p the backend runs */
 
     /* Set up ctx->backend_state from the options (device, stream, threads). On failure leave
      * nothing allocated. */
@@ -108,18 +136,22 @@ typedef struct cumlp_backend_ops {
     cumlp_status (*copy)(cumlp_context *ctx, void *dst, const void *src, size_t count);
 
     /* C = alpha op(A) op(B) + beta C, op(X) = X or X^T; C is m x n, op(A) m x k, op(B) k x n.
-     * With beta == 0 the old contents of C are not read (C may hold NaN). */
+     * With beta == 0 the old contents of C are not read (C may hold NaN). A and B are in format
+     * ab_storage, C in c_storage: native, native (computed as the context's precision says, FP32
+     * or TF32), or 16-bit A and B with fp32 accumulation into a 16-bit C of the same format or a
+     * native C. */
     cumlp_status (*gemm)(cumlp_context *ctx, int trans_a, int trans_b, int m, int n, int k,
                          double alpha, const void *A, int lda, const void *B, int ldb, double beta,
-                         void *C, int ldc);
+                         void *C, int ldc, int ab_storage, int c_storage);
 
     /* Forward elementwise pass of one layer, rows x cols:
      *   Z = P + b 1^T (written to z_out when z_out != NULL), A = f(Z) (written to a_out).
      * P is the GEMM result W A_prev. z_out may alias P (Z computed in place); a_out may alias P
      * only when z_out is NULL; z_out and a_out never alias each other. Softmax normalizes each
-     * column. */
-    cumlp_status (*bias_activation)(cumlp_context *ctx, int activation, double slope, int rows,
-                                    int cols, const void *P, const void *b, void *z_out,
+     * column. P, z_out and a_out are in format `storage`, b is native; A is computed from the
+     * fp32 Z, before Z is rounded for storage. */
+    cumlp_status (*bias_activation)(cumlp_context *ctx, int storage, int activation, double slope,
+                                    int rows, int cols, const void *P, const void *b, void *z_out,
                                     void *a_out);
 
     /* Output layer: per-sample loss and delta = dE/dZ for each column, rows x cols.
@@ -128,27 +160,42 @@ typedef struct cumlp_backend_ops {
      *   sigmoid BCE:   E = sum softplus(z) - y z,  delta = a - y
      * Z is the pre-activation, A the output. Z may be NULL only for squared error with an
      * activation whose derivative needs only A (the cross-entropy losses read Z for the loss).
-     * Also writes db = db_scale * (row sums of delta) (length rows) unless db is NULL. If
-     * loss_sum != NULL, stores the sum over the batch of E in *loss_sum (waiting for the device).
-     * delta may alias A (not Z or Y). */
+     * delta is scaled by delta_scale (the loss scale of FP16; 1 elsewhere, which changes no bit)
+     * and stored in format delta_storage; Z, A, Y and db are native. Also writes db = db_scale *
+     * (row sums of the fp32 delta) (length rows) unless db is NULL. If loss_sum != NULL, stores
+     * the sum over the batch of E (unscaled) in *loss_sum (waiting for the device). delta may
+     * alias A (not Z or Y) when it is native. */
     cumlp_status (*loss_delta)(cumlp_context *ctx, int loss, int activation, double slope, int rows,
                                int cols, const void *Z, const void *A, const void *Y, void *delta,
-                               void *db, double db_scale, double *loss_sum);
+                               int delta_storage, void *db, double db_scale, double delta_scale,
+                               double *loss_sum);
 
     /* Hidden layer backward elementwise pass, rows x cols:
      *   delta = G .* f'(Z)   (f' from Z or from A, whichever the activation needs; the other
-     *   may be NULL), and db = db_scale * (row sums of delta). delta may alias G. */
-    cumlp_status (*activation_backward)(cumlp_context *ctx, int activation, double slope, int rows,
-                                        int cols, const void *G, const void *Z, const void *A,
-                                        void *delta, void *db, double db_scale);
+     *   may be NULL), and db = db_scale * (row sums of the fp32 delta). G, Z, A and delta are in
+     *   format `storage`, db is native. delta may alias G. */
+    cumlp_status (*activation_backward)(cumlp_context *ctx, int storage, int activation,
+                                        double slope, int rows, int cols, const void *G,
+                                        const void *Z, const void *A, void *delta, void *db,
+                                        double db_scale);
 
     /* One optimizer update over count parameters: param, grad and the state arrays
      * state[0 .. CUMLP_OPTIMIZER_MAX_STATES), each count elements at the same offset as param,
      * NULL where the rule keeps no such state (see cumlp__optimizer_state_slots in internal.h).
-     * Element i of every array is updated from element i alone. */
+     * Element i of every array is updated from element i alone. With param_copy != NULL (the
+     * 16-bit weight copy at the same offset, format copy_storage), the same pass also stores each
+     * updated parameter rounded into it. */
     cumlp_status (*optimizer_step)(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
                                    void *param, const void *grad,
-                                   void *const state[CUMLP_OPTIMIZER_MAX_STATES]);
+                                   void *const state[CUMLP_OPTIMIZER_MAX_STATES], void *param_copy,
+                                   int copy_storage);
+
+    /* dst[i] = src[i] for i < count, from format src_storage to dst_storage, one native and one
+     * 16-bit: rounded to nearest even into 16 bits (NaN stays NaN, a value past the format's range
+     * becomes Inf), exact into native. Required exactly when `precisions` holds BF16 or FP16, else
+     * NULL. */
+    cumlp_status (*convert)(cumlp_context *ctx, void *dst, int dst_storage, const void *src,
+                            int src_storage, size_t count);
 
     /* Fills out[0..count) with fp32 draws of the distribution, from Philox4x32-10 keyed by the
      * seed, the 32-bit words of the one stream that cuRAND's Philox generator makes for that seed

@@ -161,7 +161,9 @@ static cumlp_status cpu_copy(cumlp_context *ctx, void *dst, const void *src, siz
 
 static cumlp_status cpu_gemm(cumlp_context *ctx, int trans_a, int trans_b, int m, int n, int k,
                              double alpha, const void *A, int lda, const void *B, int ldb,
-                             double beta, void *C, int ldc) {
+                             double beta, void *C, int ldc, int ab_storage, int c_storage) {
+    cumlp_status st = cumlp__require_native(ctx, "gemm", ab_storage | c_storage);
+    if (st != CUMLP_SUCCESS) return st;
     use_blas_threads(threads_of(ctx));
     /* OpenBLAS (like the reference BLAS) overwrites C without reading it when beta == 0. */
     cblas_sgemm(CblasColMajor, trans_a ? CblasTrans : CblasNoTrans,
@@ -272,9 +274,11 @@ static void activate_column(int activation, float slope, int rows, const float *
 #undef ACTIVATE
 }
 
-static cumlp_status cpu_bias_activation(cumlp_context *ctx, int activation, double slope, int rows,
-                                        int cols, const void *P, const void *b, void *z_out,
-                                        void *a_out) {
+static cumlp_status cpu_bias_activation(cumlp_context *ctx, int storage, int activation,
+                                        double slope, int rows, int cols, const void *P,
+                                        const void *b, void *z_out, void *a_out) {
+    cumlp_status st = cumlp__require_native(ctx, "bias_activation", storage);
+    if (st != CUMLP_SUCCESS) return st;
     const float *p = P, *bias = b;
     float *z = z_out, *a = a_out, s = (float)slope;
 #pragma omp parallel for schedule(static) num_threads(column_team(ctx, rows, cols))
@@ -321,12 +325,14 @@ static void backward_column(int activation, float slope, int rows, const float *
 #undef BACKWARD
 }
 
-static cumlp_status cpu_activation_backward(cumlp_context *ctx, int activation, double slope,
-                                            int rows, int cols, const void *G, const void *Z,
-                                            const void *A, void *delta, void *db, double db_scale) {
+static cumlp_status cpu_activation_backward(cumlp_context *ctx, int storage, int activation,
+                                            double slope, int rows, int cols, const void *G,
+                                            const void *Z, const void *A, void *delta, void *db,
+                                            double db_scale) {
     int team = column_team(ctx, rows, cols), used = 1;
     double *partials = NULL;
-    cumlp_status st = scratch(ctx, (size_t)team * rows, &partials);
+    cumlp_status st = cumlp__require_native(ctx, "activation_backward", storage);
+    if (st == CUMLP_SUCCESS) st = scratch(ctx, (size_t)team * rows, &partials);
     if (st != CUMLP_SUCCESS) return st;
     const float *g = G, *z = Z, *a = A;
     float *d = delta, s = (float)slope;
@@ -410,6 +416,7 @@ static void output_delta_column(int loss, int activation, float slope, int rows,
 typedef struct loss_pass {
     int loss, activation;
     float slope;
+    float delta_scale; /* FP16's loss scale: exact in fp32 (a power of two by default); 1 here */
     int rows, cols;
     const float *z, *a, *y;
     float *delta;
@@ -429,6 +436,12 @@ static void loss_delta_range(const loss_pass *lp, int t, int begin, int end) {
         if (lp->loss_totals) total += column_loss(lp->loss, rows, z, lp->a + col, lp->y + col);
         output_delta_column(lp->loss, lp->activation, lp->slope, rows, z, lp->a + col, lp->y + col,
                             lp->delta + col);
+        if (lp->delta_scale != 1.0f) {
+            float *d = lp->delta + col;
+#pragma omp simd
+            for (int i = 0; i < rows; i++)
+                d[i] *= lp->delta_scale;
+        }
         if (partial) {
             const float *d = lp->delta + col;
 #pragma omp simd
@@ -441,15 +454,18 @@ static void loss_delta_range(const loss_pass *lp, int t, int begin, int end) {
 
 static cumlp_status cpu_loss_delta(cumlp_context *ctx, int loss, int activation, double slope,
                                    int rows, int cols, const void *Z, const void *A, const void *Y,
-                                   void *delta, void *db, double db_scale, double *loss_sum) {
+                                   void *delta, int delta_storage, void *db, double db_scale,
+                                   double delta_scale, double *loss_sum) {
     int team = column_team(ctx, rows, cols), used = 1;
     double *space = NULL;
     /* team x rows partial bias sums, then team loss totals */
-    cumlp_status st = scratch(ctx, (size_t)team * rows + (size_t)team, &space);
+    cumlp_status st = cumlp__require_native(ctx, "loss_delta", delta_storage);
+    if (st == CUMLP_SUCCESS) st = scratch(ctx, (size_t)team * rows + (size_t)team, &space);
     if (st != CUMLP_SUCCESS) return st;
     loss_pass lp = {.loss = loss,
                     .activation = activation,
                     .slope = (float)slope,
+                    .delta_scale = (float)delta_scale,
                     .rows = rows,
                     .cols = cols,
                     .z = Z,
@@ -541,7 +557,11 @@ static void update_chunk(int type, const cumlp_update_params_f *q, size_t n, flo
 
 static cumlp_status cpu_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
                                        void *param, const void *grad,
-                                       void *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
+                                       void *const state[CUMLP_OPTIMIZER_MAX_STATES],
+                                       void *param_copy, int copy_storage) {
+    cumlp_status st = cumlp__require_native(ctx, "optimizer_step",
+                                            param_copy ? copy_storage : CUMLP_STORAGE_NATIVE);
+    if (st != CUMLP_SUCCESS) return st;
     const cumlp_update_params_f q = cumlp__update_params_f(p);
     float *w = param;
     const float *g = grad;
@@ -627,6 +647,7 @@ static cumlp_status cpu_check_finite(cumlp_context *ctx, const void *x, size_t c
 static const cumlp_backend_ops cpu_ops = {
     .name = "cpu",
     .elem_size = sizeof(float),
+    .precisions = 1u << CUMLP_PRECISION_FP32 | 1u << CUMLP_PRECISION_TF32,
     .init = cpu_init,
     .shutdown = cpu_shutdown,
     .describe = cpu_describe,

@@ -435,38 +435,59 @@ static cumlp_status cuda_copy(cumlp_context *ctx, void *dst, const void *src, si
 
 /* ---- GEMM ---------------------------------------------------------------------------------- */
 
+/* cuBLAS's name of a storage format. */
+static cudaDataType data_type(int storage) {
+    switch (storage) {
+    case CUMLP_STORAGE_BF16:
+        return CUDA_R_16BF;
+    case CUMLP_STORAGE_FP16:
+        return CUDA_R_16F;
+    default:
+        return CUDA_R_32F;
+    }
+}
+
+/* cublasGemmEx with fp32 compute: fp32 A, B and C (FP32 or TF32), or 16-bit A and B (both bf16 or
+ * both fp16) into a C of their format or fp32, the combinations cuBLAS lists for
+ * CUBLAS_COMPUTE_32F, run on the tensor cores with fp32 accumulation. */
 static cumlp_status cuda_gemm(cumlp_context *ctx, int trans_a, int trans_b, int m, int n, int k,
                               double alpha, const void *A, int lda, const void *B, int ldb,
-                              double beta, void *C, int ldc) {
+                              double beta, void *C, int ldc, int ab_storage, int c_storage) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     cuda_state *s = state_of(ctx);
-    /* Read the mode at every call: cumlp_context_set_math_mode may change it between calls.
-     * Strict: fp32 compute with the default math mode (no tensor-core down-conversion). */
-    int tf32 = ctx->math_mode == CUMLP_MATH_TF32;
+    /* Read the precision at every call: cumlp_context_set_precision may change it between calls.
+     * fp32 operands: fp32 compute with the default math mode (no tensor-core down-conversion), or
+     * TF32. 16-bit operands: fp32 compute, which uses the tensor cores; a 16-bit C must not make
+     * cuBLAS reduce split-K partial sums in 16 bits (DISALLOW_REDUCED_PRECISION_REDUCTION: "force
+     * any reductions to use the accumulator type and not output type", cublas_api.h). */
+    int tf32 = ab_storage == CUMLP_STORAGE_NATIVE && ctx->precision == CUMLP_PRECISION_TF32;
     cublasComputeType_t compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    cublasMath_t mode = tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+    if (c_storage != CUMLP_STORAGE_NATIVE)
+        mode = (cublasMath_t)(mode | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION);
     float a = (float)alpha, b = (float)beta;
     RANGE_PUSH("cumlp:gemm");
-    cublasStatus_t bst =
-        cublasSetMathMode(s->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    cublasStatus_t bst = cublasSetMathMode(s->blas, mode);
     if (bst == CUBLAS_STATUS_SUCCESS)
         bst = cublasGemmEx(s->blas, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                           trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &a, A, CUDA_R_32F, lda, B,
-                           CUDA_R_32F, ldb, &b, C, CUDA_R_32F, ldc, compute, CUBLAS_GEMM_DEFAULT);
+                           trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &a, A,
+                           data_type(ab_storage), lda, B, data_type(ab_storage), ldb, &b, C,
+                           data_type(c_storage), ldc, compute, CUBLAS_GEMM_DEFAULT);
     RANGE_POP();
     return cumlp__cublas_status(ctx, bst, "gemm");
 }
 
 /* ---- fused elementwise passes -------------------------------------------------------------- */
 
-static cumlp_status cuda_bias_activation(cumlp_context *ctx, int activation, double slope, int rows,
-                                         int cols, const void *P, const void *b, void *z_out,
-                                         void *a_out) {
+static cumlp_status cuda_bias_activation(cumlp_context *ctx, int storage, int activation,
+                                         double slope, int rows, int cols, const void *P,
+                                         const void *b, void *z_out, void *a_out) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     RANGE_PUSH("cumlp:bias_activation");
-    int err = cumlp__cuda_bias_activation(state_of(ctx)->stream, activation, (float)slope, rows,
-                                          cols, P, b, z_out, a_out);
+    int err = cumlp__cuda_bias_activation(state_of(ctx)->stream, storage, activation, (float)slope,
+                                          rows, cols, P, b, z_out, a_out);
     RANGE_POP();
     return launch_error(ctx, err, "bias_activation");
 }
@@ -483,7 +504,8 @@ static cumlp_status read_loss(cumlp_context *ctx, const double *device_sum, doub
 
 static cumlp_status cuda_loss_delta(cumlp_context *ctx, int loss, int activation, double slope,
                                     int rows, int cols, const void *Z, const void *A, const void *Y,
-                                    void *delta, void *db, double db_scale, double *loss_sum) {
+                                    void *delta, int delta_storage, void *db, double db_scale,
+                                    double delta_scale, double *loss_sum) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     /* Scratch: the reduction's partials, the per-column losses, then the loss sum. */
@@ -495,16 +517,17 @@ static cumlp_status cuda_loss_delta(cumlp_context *ctx, int loss, int activation
     double *device_sum = loss_sum ? (double *)((char *)ws + loss_at) : NULL;
     RANGE_PUSH("cumlp:loss_delta");
     int err = cumlp__cuda_loss_delta(state_of(ctx)->stream, loss, activation, (float)slope, rows,
-                                     cols, Z, A, Y, delta, db, db_scale, device_sum, ws);
+                                     cols, Z, A, Y, delta, delta_storage, db, db_scale,
+                                     (float)delta_scale, device_sum, ws);
     RANGE_POP();
     st = launch_error(ctx, err, "loss_delta");
     if (st == CUMLP_SUCCESS && loss_sum) st = read_loss(ctx, device_sum, loss_sum);
     return st;
 }
 
-static cumlp_status cuda_activation_backward(cumlp_context *ctx, int activation, double slope,
-                                             int rows, int cols, const void *G, const void *Z,
-                                             const void *A, void *delta, void *db,
+static cumlp_status cuda_activation_backward(cumlp_context *ctx, int storage, int activation,
+                                             double slope, int rows, int cols, const void *G,
+                                             const void *Z, const void *A, void *delta, void *db,
                                              double db_scale) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
@@ -512,15 +535,17 @@ static cumlp_status cuda_activation_backward(cumlp_context *ctx, int activation,
     st = workspace(ctx, cumlp__cuda_reduction_workspace(rows, cols), &ws);
     if (st != CUMLP_SUCCESS) return st;
     RANGE_PUSH("cumlp:activation_backward");
-    int err = cumlp__cuda_activation_backward(state_of(ctx)->stream, activation, (float)slope, rows,
-                                              cols, G, Z, A, delta, db, db_scale, ws);
+    int err =
+        cumlp__cuda_activation_backward(state_of(ctx)->stream, storage, activation, (float)slope,
+                                        rows, cols, G, Z, A, delta, db, db_scale, ws);
     RANGE_POP();
     return launch_error(ctx, err, "activation_backward");
 }
 
 static cumlp_status cuda_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p,
                                         size_t count, void *param, const void *grad,
-                                        void *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
+                                        void *const state[CUMLP_OPTIMIZER_MAX_STATES],
+                                        void *param_copy, int copy_storage) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     RANGE_PUSH("cumlp:optimizer_step");
@@ -528,9 +553,20 @@ static cumlp_status cuda_optimizer_step(cumlp_context *ctx, const cumlp_step_par
     float *s[CUMLP_OPTIMIZER_MAX_STATES];
     for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
         s[k] = state[k];
-    int err = cumlp__cuda_optimizer_step(state_of(ctx)->stream, p->type, &q, count, param, grad, s);
+    int err = cumlp__cuda_optimizer_step(state_of(ctx)->stream, p->type, &q, count, param, grad, s,
+                                         param_copy, copy_storage);
     RANGE_POP();
     return launch_error(ctx, err, "optimizer_step");
+}
+
+static cumlp_status cuda_convert(cumlp_context *ctx, void *dst, int dst_storage, const void *src,
+                                 int src_storage, size_t count) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    RANGE_PUSH("cumlp:convert");
+    int err = cumlp__cuda_convert(state_of(ctx)->stream, dst, dst_storage, src, src_storage, count);
+    RANGE_POP();
+    return launch_error(ctx, err, "convert");
 }
 
 /* ---- random numbers, helpers --------------------------------------------------------------- */
@@ -712,6 +748,8 @@ static cumlp_status cuda_upload_host_wait(cumlp_context *ctx, int slot) {
 static const cumlp_backend_ops cuda_ops = {
     .name = "cuda",
     .elem_size = sizeof(float),
+    .precisions = 1u << CUMLP_PRECISION_FP32 | 1u << CUMLP_PRECISION_TF32 |
+                  1u << CUMLP_PRECISION_BF16 | 1u << CUMLP_PRECISION_FP16,
     .init = cuda_init,
     .shutdown = cuda_shutdown,
     .describe = cuda_describe,
@@ -730,6 +768,7 @@ static const cumlp_backend_ops cuda_ops = {
     .random = cuda_random,
     .scale_shift = cuda_scale_shift,
     .check_finite = cuda_check_finite,
+    .convert = cuda_convert,
     .host_alloc = cuda_host_alloc,
     .host_free = cuda_host_free,
     .upload_async = cuda_upload_async,

@@ -108,6 +108,12 @@ cumlp_status cumlp__timer_stop(cumlp_context *ctx, double *elapsed_ms) {
 
 /* ---- the contract -------------------------------------------------------------------------- */
 
+cumlp_status cumlp__require_native(cumlp_context *ctx, const char *op, int storage) {
+    if (storage == CUMLP_STORAGE_NATIVE) return CUMLP_SUCCESS;
+    return cumlp__error(ctx, CUMLP_ERROR_INTERNAL, "%s backend: %s was handed a 16-bit buffer",
+                        ctx->ops->name, op);
+}
+
 #define REQUIRE(op)                                                                                \
     if (!ops->op)                                                                                  \
     return cumlp__error(NULL, CUMLP_ERROR_INTERNAL, "the %s backend lacks the operation %s",       \
@@ -145,5 +151,17 @@ cumlp_status cumlp__check_backend_ops(const cumlp_backend_ops *ops) {
     GROUP(PRESENT(upload_f64) + PRESENT(download_f64), 2);
     GROUP(PRESENT(range_push) + PRESENT(range_pop), 2);
     GROUP(PRESENT(timer_start) + PRESENT(timer_stop), 2);
+    const unsigned sixteen = 1u << CUMLP_PRECISION_BF16 | 1u << CUMLP_PRECISION_FP16;
+    if (!(ops->precisions & 1u << CUMLP_PRECISION_FP32))
+        return cumlp__error(NULL, CUMLP_ERROR_INTERNAL, "the %s backend does not run fp32",
+                            ops->name);
+    if ((ops->precisions & sixteen) != 0 && (!ops->convert || ops->elem_size != sizeof(float)))
+        return cumlp__error(NULL, CUMLP_ERROR_INTERNAL,
+                            "the %s backend runs a 16-bit precision without convert or with a "
+                            "native element that is not fp32",
+                            ops->name);
+    if ((ops->precisions & sixteen) == 0 && ops->convert)
+        return cumlp__error(NULL, CUMLP_ERROR_INTERNAL,
+                            "the %s backend has convert but runs no 16-bit precision", ops->name);
     return CUMLP_SUCCESS;
 }

@@ -113,8 +113,9 @@ static real op_at(const real *X, int ld, int trans, int i, int j) {
 
 static cumlp_status ref_gemm(cumlp_context *ctx, int trans_a, int trans_b, int m, int n, int k,
                              double alpha, const void *A, int lda, const void *B, int ldb,
-                             double beta, void *C, int ldc) {
-    (void)ctx;
+                             double beta, void *C, int ldc, int ab_storage, int c_storage) {
+    cumlp_status st = cumlp__require_native(ctx, "gemm", ab_storage | c_storage);
+    if (st != CUMLP_SUCCESS) return st;
     real *c = C;
     for (int j = 0; j < n; j++) {
         for (int i = 0; i < m; i++) {
@@ -142,10 +143,11 @@ static void softmax_column(const real *z, real *a, int rows) {
         a[i] = exp(z[i] - max) / sum;
 }
 
-static cumlp_status ref_bias_activation(cumlp_context *ctx, int activation, double slope, int rows,
-                                        int cols, const void *P, const void *b, void *z_out,
-                                        void *a_out) {
-    (void)ctx;
+static cumlp_status ref_bias_activation(cumlp_context *ctx, int storage, int activation,
+                                        double slope, int rows, int cols, const void *P,
+                                        const void *b, void *z_out, void *a_out) {
+    cumlp_status st = cumlp__require_native(ctx, "bias_activation", storage);
+    if (st != CUMLP_SUCCESS) return st;
     const real *p = P, *bias = b;
     real *zo = z_out, *ao = a_out;
     for (int j = 0; j < cols; j++) {
@@ -203,8 +205,10 @@ static void bias_gradient(const real *delta, int rows, int cols, real *db, doubl
 
 static cumlp_status ref_loss_delta(cumlp_context *ctx, int loss, int activation, double slope,
                                    int rows, int cols, const void *Z, const void *A, const void *Y,
-                                   void *delta, void *db, double db_scale, double *loss_sum) {
-    (void)ctx;
+                                   void *delta, int delta_storage, void *db, double db_scale,
+                                   double delta_scale, double *loss_sum) {
+    cumlp_status st = cumlp__require_native(ctx, "loss_delta", delta_storage);
+    if (st != CUMLP_SUCCESS) return st;
     const real *z = Z, *a = A, *y = Y;
     real *d = delta;
     real total = 0;
@@ -215,9 +219,10 @@ static cumlp_status ref_loss_delta(cumlp_context *ctx, int loss, int activation,
             size_t k = col + i;
             real diff = a[k] - y[k];
             /* softmax + CE and sigmoid + BCE: dE/dz = a - y; squared error: (a - y) f'(z) */
-            d[k] = loss == CUMLP_LOSS_SQUARED_ERROR
-                       ? diff * cumlp_activate_deriv_d(activation, slope, z ? z[k] : 0, a[k])
-                       : diff;
+            d[k] = delta_scale *
+                   (loss == CUMLP_LOSS_SQUARED_ERROR
+                        ? diff * cumlp_activate_deriv_d(activation, slope, z ? z[k] : 0, a[k])
+                        : diff);
         }
     }
     if (db) bias_gradient(d, rows, cols, db, db_scale);
@@ -225,10 +230,12 @@ static cumlp_status ref_loss_delta(cumlp_context *ctx, int loss, int activation,
     return CUMLP_SUCCESS;
 }
 
-static cumlp_status ref_activation_backward(cumlp_context *ctx, int activation, double slope,
-                                            int rows, int cols, const void *G, const void *Z,
-                                            const void *A, void *delta, void *db, double db_scale) {
-    (void)ctx;
+static cumlp_status ref_activation_backward(cumlp_context *ctx, int storage, int activation,
+                                            double slope, int rows, int cols, const void *G,
+                                            const void *Z, const void *A, void *delta, void *db,
+                                            double db_scale) {
+    cumlp_status st = cumlp__require_native(ctx, "activation_backward", storage);
+    if (st != CUMLP_SUCCESS) return st;
     const real *g = G, *z = Z, *a = A;
     real *d = delta;
     size_t n = (size_t)rows * cols;
@@ -242,8 +249,11 @@ static cumlp_status ref_activation_backward(cumlp_context *ctx, int activation, 
 
 static cumlp_status ref_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p, size_t count,
                                        void *param, const void *grad,
-                                       void *const state[CUMLP_OPTIMIZER_MAX_STATES]) {
-    (void)ctx;
+                                       void *const state[CUMLP_OPTIMIZER_MAX_STATES],
+                                       void *param_copy, int copy_storage) {
+    cumlp_status st = cumlp__require_native(ctx, "optimizer_step",
+                                            param_copy ? copy_storage : CUMLP_STORAGE_NATIVE);
+    if (st != CUMLP_SUCCESS) return st;
     real *w = param;
     const real *g = grad;
     const cumlp_update_params_d q = cumlp__update_params_d(p);
@@ -291,6 +301,7 @@ static cumlp_status ref_check_finite(cumlp_context *ctx, const void *x, size_t c
 static const cumlp_backend_ops reference_ops = {
     .name = "reference",
     .elem_size = sizeof(real),
+    .precisions = 1u << CUMLP_PRECISION_FP32 | 1u << CUMLP_PRECISION_TF32,
     .init = ref_init,
     .shutdown = ref_shutdown,
     .describe = ref_describe,

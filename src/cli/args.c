@@ -13,7 +13,7 @@ void cli_args_defaults(cli_args *a) {
     memset(a, 0, sizeof *a);
     a->format = "auto";
     a->task = "classify";
-    a->scale = "none";
+    a->scale = NULL; /* minmax for IDX images, else none */
     a->label_column = -1;
     a->classes = 0;
     a->act = "relu";
@@ -97,6 +97,7 @@ static const opt_spec specs[] = {
     OPT("backend", OPT_STRING, backend),
     OPT("transport", OPT_STRING, transport),
     OPT("threads", OPT_INT, threads),
+    OPT("precision", OPT_STRING, precision),
     OPT("tf32", OPT_FLAG, tf32),
     OPT("quiet", OPT_FLAG, quiet),
     OPT("progress", OPT_FLAG, progress),
@@ -234,6 +235,11 @@ int cli_fail(const char *command, cumlp_status status, const char *message) {
     return cli_exit_code(status);
 }
 
+int cli_fail_data(const char *command, const char *message) {
+    fprintf(stderr, "cumlp %s: %s\n", command, message && *message ? message : "failed");
+    return EXIT_DATA;
+}
+
 int cli_parse_name(const char *command, const char *option, cli_name_parser parse,
                    const char *value, int *out) {
     if (parse(value, out) == CUMLP_SUCCESS) return 1;
@@ -242,14 +248,22 @@ int cli_parse_name(const char *command, const char *option, cli_name_parser pars
 }
 
 int cli_context(const char *command, const cli_args *a, cumlp_context **ctx) {
-    int backend = 0;
+    int backend = 0, precision = a->tf32 ? CUMLP_PRECISION_TF32 : CUMLP_PRECISION_FP32;
     if (!cli_parse_name(command, "backend", cumlp_backend_from_name, a->backend, &backend))
         return EXIT_USAGE;
+    if (a->precision &&
+        !cli_parse_name(command, "precision", cumlp_precision_from_name, a->precision, &precision))
+        return EXIT_USAGE;
+    if (a->tf32 && precision != CUMLP_PRECISION_TF32) {
+        fprintf(stderr, "cumlp %s: --tf32 (--precision tf32) contradicts --precision %s\n", command,
+                a->precision);
+        return EXIT_USAGE;
+    }
     cumlp_context_options o;
     cumlp_context_defaults(&o);
     o.backend = backend;
     o.num_threads = a->threads;
-    o.math_mode = a->tf32 ? CUMLP_MATH_TF32 : CUMLP_MATH_STRICT_FP32;
+    o.precision = precision;
     cumlp_status st = cumlp_context_create(ctx, &o);
     if (st != CUMLP_SUCCESS) return cli_fail(command, st, cumlp_last_error(NULL));
     return EXIT_OK;

@@ -5,6 +5,7 @@
 #include "cumlp.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit codes of every subcommand. */
 enum {
@@ -33,7 +34,7 @@ typedef struct cli_args {
     int epochs, threads, tf32, quiet, progress;
     int64_t batch;
     uint64_t seed;
-    const char *backend, *save, *log, *plot, *model, *out;
+    const char *backend, *precision, *save, *log, *plot, *model, *out;
     const char *transport; /* train under mpirun: the gradients' transport (cumlp_transport) */
     double tol, step;
 } cli_args;
@@ -52,6 +53,11 @@ int cli_wants_help(int argc, char **argv, int first);
 /* Prints "cumlp <command>: <message>" on stderr and returns the exit code for status. */
 int cli_fail(const char *command, cumlp_status status, const char *message);
 
+/* Prints "cumlp <command>: <message>" and returns EXIT_DATA: for failures to read a data or model
+ * file, whatever the library's status (a label out of range is INVALID_VALUE and a NaN cell
+ * NON_FINITE there, but both are data errors of the command). */
+int cli_fail_data(const char *command, const char *message);
+
 /* The exit code a status maps to. */
 int cli_exit_code(cumlp_status status);
 
@@ -63,18 +69,56 @@ typedef cumlp_status (*cli_name_parser)(const char *name, int *value);
 int cli_parse_name(const char *command, const char *option, cli_name_parser parse,
                    const char *value, int *out);
 
-/* Creates the context for --backend / --threads / --tf32; on failure prints and returns the
- * exit code (else EXIT_OK). */
+/* Creates the context for --backend / --threads / --precision (--tf32 is --precision tf32); on
+ * failure prints and returns the exit code (else EXIT_OK). */
 int cli_context(const char *command, const cli_args *a, cumlp_context **ctx);
 
-/* Loads --data/--labels (or, with test = 1, --test-data/--test-labels) as the options say. */
+/* Loads --data/--labels (or, with test = 1, --test-data/--test-labels) as the options say, for a
+ * network of model_outputs outputs (0: not known yet): classes default to the output width, and
+ * one output that classifies (a binary classifier) takes one 0/1 target per sample. */
 int cli_load_data(const char *command, cumlp_context *ctx, const cli_args *a, int test,
-                  cumlp_dataset **ds);
+                  int64_t model_outputs, cumlp_dataset **ds);
 
-/* The scaler file that goes with a model file: "<model>.scale". */
+/* A file the command writes: crash-safely (a temporary file renamed over the target when it is
+ * closed; a FIFO or device at the path is refused and left as it is; a symbolic link is followed),
+ * or standard output for a NULL path or "-". */
+typedef struct cli_output {
+    const char *name; /* the path, or "standard output", for messages */
+    FILE *f;          /* where to write; NULL once closed */
+    struct cumlp__atomic_file *file;
+} cli_output;
+
+/* Opens path for writing; on failure prints why (naming the file) and returns EXIT_DATA. */
+int cli_output_open(const char *command, const char *path, cli_output *out);
+/* Puts what was written in place (or flushes standard output); on failure prints why, naming the
+ * file, leaves the old file and returns EXIT_DATA. */
+int cli_output_close(const char *command, cli_output *out);
+/* Drops what was written (the target stays as it was). Accepts an output never opened. */
+void cli_output_discard(cli_output *out);
+/* Whether path can be written (its directory exists and takes a new file, and what is at the
+ * path is a regular file or nothing), by opening and discarding it: prints why not and returns
+ * EXIT_DATA; before a long run, so that it does not fail at the end. */
+int cli_output_check(const char *command, const char *path);
+
+/* Whether --data is IDX (named so, with --labels, or by its first bytes). */
+int cli_data_is_idx(const cli_args *a);
+
+/* Loads --data (and --labels, which IDX data may lack) for predict: the features of a model of
+ * `inputs` inputs, with or without the targets (a CSV file as wide as the model's input is
+ * features only); the targets are read as they are and not used. */
+int cli_load_features(const char *command, cumlp_context *ctx, const cli_args *a, int64_t inputs,
+                      cumlp_dataset **ds);
+
+/* What the model file records about its data: --task, the classes (the output width, 2 for one
+ * output) and --label-column. */
+cumlp_model_info cli_model_info(const cli_args *a, const cumlp_network *net);
+
+/* The scaler file that cumlp 0.1 kept beside a model file: "<model>.scale". */
 void cli_scaler_path(const char *model, char *buf, size_t size);
-/* Writes and reads a scaler as text (one "offset scale" pair per line after a count line). */
-int cli_save_scaler(const char *command, const cumlp_scaler *s, const char *path);
+/* Removes a <--save>.scale left by cumlp 0.1: the model file holds its scaling now. */
+void cli_remove_stale_scaler(const cli_args *a);
+/* Reads such a scaler file (a count line, then one "offset scale" pair per line) with a note;
+ * *s is NULL when there is none. */
 int cli_load_scaler(const char *command, cumlp_context *ctx, const char *path, cumlp_scaler **s);
 
 /* A network description from the options and the data's shape. */
@@ -123,7 +167,8 @@ typedef struct cli_history {
 int cli_history_add(cli_history *h, double train_loss, double val_loss, double train_acc,
                     double val_acc);
 void cli_history_free(cli_history *h);
-/* Writes the training and validation curves as an SVG file; returns 0 on success. */
-int cli_write_svg(const cli_history *h, const char *path);
+/* Writes the training and validation curves as an SVG file; on failure prints why and returns
+ * EXIT_DATA. */
+int cli_write_svg(const char *command, const cli_history *h, const char *path);
 
 #endif

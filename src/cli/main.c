@@ -15,7 +15,7 @@ static void usage(FILE *f) {
                "  eval       loss and accuracy or MSE of a saved model on a dataset\n"
                "  predict    a saved model's outputs on a dataset, as CSV\n"
                "  gradcheck  compare backpropagation with finite differences\n"
-               "  info       version, backends built and the devices they see\n"
+               "  info       version, backends built, the devices they see, their precisions\n"
 #ifdef CUMLP_CLI_HAVE_BENCH
                "  bench      benchmarks\n"
 #endif
@@ -23,10 +23,19 @@ static void usage(FILE *f) {
                "failure\n");
 }
 
+/* The precisions a context's backend runs, as the names --precision takes. */
+static void print_precisions(cumlp_context *ctx) {
+    printf("%-10s precisions:", "");
+    for (int p = 0; p < CUMLP_PRECISION_COUNT; p++)
+        if (cumlp_context_set_precision(ctx, p) == CUMLP_SUCCESS)
+            printf(" %s", cumlp_precision_name(p));
+    printf("\n");
+}
+
 static int info(int argc, char **argv) {
     if (cli_wants_help(argc, argv, 2)) {
         printf("usage: cumlp info\nPrints the library version, the backends this build "
-               "contains and the device each one uses.\n");
+               "contains, the device each one uses and the precisions it runs.\n");
         return EXIT_OK;
     }
     if (argc > 2) {
@@ -52,6 +61,7 @@ static int info(int argc, char **argv) {
         }
         cumlp_context_describe(ctx, text, sizeof text);
         printf("%-10s %s\n", name, text);
+        print_precisions(ctx);
         cumlp_context_destroy(ctx);
     }
     cumlp_context *ctx;

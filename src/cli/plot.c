@@ -120,9 +120,11 @@ static void draw_panel(FILE *f, panel *p, const double *train, const double *val
     if (has_values(val, p->n)) curve(f, p, val, "#d62728");
 }
 
-int cli_write_svg(const cli_history *h, const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
+int cli_write_svg(const char *command, const cli_history *h, const char *path) {
+    cli_output out;
+    int rc = cli_output_open(command, path, &out);
+    if (rc != EXIT_OK) return rc;
+    FILE *f = out.f;
     int acc = has_values(h->train_acc, h->count) || has_values(h->val_acc, h->count);
     double width = acc ? 900 : 480;
     fprintf(f,
@@ -141,5 +143,5 @@ int cli_write_svg(const cli_history *h, const char *path) {
     legend(f, 70, 330, "#1f77b4", "training");
     legend(f, 190, 330, "#d62728", "validation");
     fprintf(f, "</svg>\n");
-    return fclose(f) == 0 ? 0 : -1;
+    return cli_output_close(command, &out);
 }

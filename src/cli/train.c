@@ -17,14 +17,16 @@ static void train_help(void) {
         "  --format F             auto (default), idx, csv or fann\n"
         "  --task T               classify (default: one-hot targets) or regress\n"
         "  --classes N            class count (default: the largest label + 1)\n"
-        "  --csv-header           the CSV file's first line is a header\n"
+        "  --csv-header           the CSV file's first line is a header (one without any\n"
+        "                         number is taken for one anyway, with a note)\n"
         "  --label-column N       CSV column of the target, from 0 (default: the last)\n"
         "  --limit N              use only the first N samples of each file\n"
         "  --val-split F          hold out this fraction for validation (default 0: none)\n"
         "  --test-data FILE       evaluate on this set after training (--test-labels for IDX)\n"
         "  --test-labels FILE\n"
-        "  --scale S              none (default), minmax (to [0,1]) or standard; statistics\n"
-        "                         come from the training split only\n"
+        "  --scale S              none, minmax (to [0,1]) or standard (default: minmax for\n"
+        "                         IDX images, else none); statistics come from the training\n"
+        "                         split only\n"
         "  --scale-per-feature    one min/max or mean/sd per feature (default: one overall)\n"
         "network:\n"
         "  --layers N,N,...       widths from input to output (default IN,128,OUT)\n"
@@ -72,12 +74,16 @@ static void train_help(void) {
         "  --restore-best         end with the parameters of the best validation epoch\n"
         "  --backend B            auto (default), cuda, cpu or reference\n"
         "  --threads N            cpu backend threads (default: all cores)\n"
-        "  --tf32                 TF32 tensor-core GEMMs on the GPU\n"
+        "  --precision P          fp32 (default), tf32, bf16 or fp16: what the GEMMs read\n"
+        "                         and the hidden activations are stored in (bf16 and fp16:\n"
+        "                         cuda only, fp32 accumulation and fp32 master weights; fp16\n"
+        "                         with dynamic loss scaling); --tf32 is --precision tf32\n"
         "  --transport T          under mpirun (data-parallel: --batch is the global batch,\n"
         "                         rank 0 prints and writes the files): auto (default), mpi,\n"
         "                         mpi-host, mpi-device or nccl\n"
         "output:\n"
-        "  --save FILE            write the model (safetensors) and FILE.scale (the scaling)\n"
+        "  --save FILE            write the model (safetensors) with its scaling, task and label\n"
+        "                         column: eval and predict need nothing else\n"
         "  --log FILE             per-epoch CSV: epoch,lr,train_loss,train_acc,val_loss,...,\n"
         "                         gradient_norm (the epoch's mean),skipped_steps\n"
         "  --plot FILE            SVG of the training and validation curves\n"
@@ -94,7 +100,7 @@ static const char *train_options =
     "weight-decay beta1 beta2 eps alpha rho centered lr-decay initial-accumulator momentum-decay "
     "clip-norm clip-value skip-non-finite schedule gamma step-epochs milestones lr-min power "
     "warmup-epochs epochs batch seed target-loss patience min-delta restore-best backend threads "
-    "tf32 transport save log plot progress quiet";
+    "precision tf32 transport save log plot progress quiet";
 
 /* ---- network description -------------------------------------------------------------------- */
 
@@ -141,7 +147,10 @@ int cli_describe_network(const char *command, const cli_args *a, int64_t in, int
         return 0;
     }
     int hidden, output, loss, init;
-    const char *out_act = a->out_act ? a->out_act : classify && out > 1 ? "softmax" : "identity";
+    const char *out_act = a->out_act  ? a->out_act
+                          : !classify ? "identity"
+                          : out > 1   ? "softmax"
+                                      : "sigmoid";
     if (!parse_hidden_activation(command, a->act, &hidden) ||
         !cli_parse_name(command, "out-act", cumlp_activation_from_name, out_act, &output))
         return 0;
@@ -150,6 +159,21 @@ int cli_describe_network(const char *command, const cli_args *a, int64_t in, int
                             : output == CUMLP_ACT_SIGMOID && classify ? "bce"
                                                                       : "mse";
     if (!cli_parse_name(command, "loss", cumlp_loss_from_name, loss_name, &loss)) return 0;
+    if (output == CUMLP_ACT_SOFTMAX && out < 2) {
+        fprintf(stderr,
+                "cumlp %s: --out-act softmax needs at least 2 outputs, the network has %lld: over "
+                "one output it is 1 whatever the input (one output takes sigmoid with --loss "
+                "bce, or identity with mse)\n",
+                command, (long long)out);
+        return 0;
+    }
+    if (loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY && !classify) {
+        fprintf(stderr,
+                "cumlp %s: --loss ce (softmax cross-entropy) needs classification targets "
+                "(--task classify); regression takes --loss mse\n",
+                command);
+        return 0;
+    }
     int relu_like =
         hidden == CUMLP_ACT_RELU || hidden == CUMLP_ACT_LEAKY_RELU || hidden == CUMLP_ACT_GELU;
     const char *init_name = a->init ? a->init : relu_like ? "he" : "xavier";
@@ -198,9 +222,10 @@ typedef struct reporter {
     const cli_args *a;
     int bar; /* draw a progress bar on stderr */
     int bar_drawn;
-    double last_draw; /* seconds into training of the last redraw */
-    FILE *log;
-    int log_failed; /* a write to the log failed (reported when training ends) */
+    double last_draw;   /* seconds into training of the last redraw */
+    FILE *log;          /* log_out's stream while it is open */
+    cli_output log_out; /* --log, written to a temporary file and put in place at the end */
+    int log_failed;     /* a write to the log failed (reported when training ends) */
     cli_history history;
     int history_failed;
     /* With --save: the parameters of the last epoch that ended with finite ones (0: the initial
@@ -311,7 +336,8 @@ typedef struct train_run {
 } train_run;
 
 static void run_free(train_run *t) {
-    if (t->rep.log) fclose(t->rep.log);
+    /* a run that failed still leaves its log so far (a NaN epoch, say) */
+    if (t->rep.log) cli_output_close("train", &t->rep.log_out);
     free(t->rep.snapshot);
     free(t->rep.spare);
     cli_history_free(&t->rep.history);
@@ -325,26 +351,35 @@ static void run_free(train_run *t) {
     cumlp_context_destroy(t->ctx);
 }
 
+/* The output width --layers asks for (0 without --layers). */
+static int64_t layers_output_width(const char *layers) {
+    const char *last = layers ? strrchr(layers, ',') : NULL;
+    return last ? strtoll(last + 1, NULL, 10) : 0;
+}
+
 /* Loads the data, splits off validation, scales. */
 static int prepare_data(const char *cmd, const cli_args *a, train_run *t) {
-    int rc = cli_load_data(cmd, t->ctx, a, 0, &t->all);
+    /* one output that classifies (--layers ...,1): a binary classifier with 0/1 targets */
+    int64_t outputs = layers_output_width(a->layers) == 1 ? 1 : 0;
+    int rc = cli_load_data(cmd, t->ctx, a, 0, outputs, &t->all);
     if (rc == EXIT_OK && a->test_data) {
         /* the test set's one-hot targets take the training set's classes, even when the test
          * file happens to lack the largest class */
         cli_args test_args = *a;
         if (test_args.classes == 0) test_args.classes = cumlp_dataset_num_classes(t->all);
-        rc = cli_load_data(cmd, t->ctx, &test_args, 1, &t->test);
+        rc = cli_load_data(cmd, t->ctx, &test_args, 1, outputs, &t->test);
     }
     if (rc != EXIT_OK) return rc;
     t->train = t->all;
     cumlp_status st = CUMLP_SUCCESS;
-    if (a->val_split > 0)
-        st = cumlp_dataset_split(t->all, a->val_split, a->seed, &t->train, &t->val);
+    if (a->val_split > 0) /* in place: the data is held once */
+        st = cumlp_dataset_split_off(t->all, a->val_split, a->seed, &t->val);
     if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
-    if (strcmp(a->scale, "none") == 0) return EXIT_OK;
-    int method = strcmp(a->scale, "minmax") == 0     ? CUMLP_SCALE_MINMAX
-                 : strcmp(a->scale, "standard") == 0 ? CUMLP_SCALE_STANDARDIZE
-                                                     : -1;
+    const char *scale = a->scale ? a->scale : cli_data_is_idx(a) ? "minmax" : "none";
+    if (strcmp(scale, "none") == 0) return EXIT_OK;
+    int method = strcmp(scale, "minmax") == 0     ? CUMLP_SCALE_MINMAX
+                 : strcmp(scale, "standard") == 0 ? CUMLP_SCALE_STANDARDIZE
+                                                  : -1;
     if (method < 0) {
         fprintf(stderr, "cumlp %s: --scale must be none, minmax or standard\n", cmd);
         return EXIT_USAGE;
@@ -353,17 +388,36 @@ static int prepare_data(const char *cmd, const cli_args *a, train_run *t) {
     if (st == CUMLP_SUCCESS) st = cumlp_scaler_apply(t->scaler, t->train);
     if (st == CUMLP_SUCCESS && t->val) st = cumlp_scaler_apply(t->scaler, t->val);
     if (st == CUMLP_SUCCESS && t->test) st = cumlp_scaler_apply(t->scaler, t->test);
-    if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+    if (st != CUMLP_SUCCESS) return cli_fail_data(cmd, cumlp_last_error(t->ctx));
     return EXIT_OK;
+}
+
+/* Binary cross-entropy takes targets in [0, 1] (0/1 labels or probabilities): anything else has no
+ * minimum to learn. */
+static int targets_fit_bce(const char *cmd, cumlp_dataset *ds) {
+    const float *y = cumlp_dataset_targets(ds);
+    int64_t n = cumlp_dataset_num_outputs(ds) * cumlp_dataset_num_samples(ds);
+    for (int64_t i = 0; ds && i < n; i++)
+        if (!(y[i] >= 0 && y[i] <= 1)) {
+            fprintf(stderr,
+                    "cumlp %s: --loss bce needs targets in [0, 1], but sample %lld has %g (for "
+                    "regression use --loss mse)\n",
+                    cmd, (long long)(i / cumlp_dataset_num_outputs(ds)) + 1, y[i]);
+            return 0;
+        }
+    return 1;
 }
 
 static int build_model(const char *cmd, const cli_args *a, train_run *t) {
     net_spec n;
     cumlp_optimizer_options oo;
     if (!cli_describe_network(cmd, a, cumlp_dataset_num_features(t->train),
-                              cumlp_dataset_num_outputs(t->train),
-                              cumlp_dataset_num_classes(t->train) > 0, &n) ||
+                              cumlp_dataset_num_outputs(t->train), strcmp(a->task, "classify") == 0,
+                              &n) ||
         !optimizer_options(cmd, a, &oo))
+        return EXIT_USAGE;
+    if (n.options.loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY &&
+        (!targets_fit_bce(cmd, t->train) || (t->val && !targets_fit_bce(cmd, t->val))))
         return EXIT_USAGE;
     cumlp_status st =
         cumlp_network_create(t->ctx, n.num_layers, n.widths, n.acts, &n.options, &t->net);
@@ -423,11 +477,9 @@ static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_f
     int64_t batches = (n + (a->batch > 0 ? a->batch : 1) - 1) / (a->batch > 0 ? a->batch : 1);
     fo->callback_every = t->rep.bar ? (batches > 100 ? batches / 100 : 1) : 0;
     if (a->log) {
-        t->rep.log = fopen(a->log, "w");
-        if (!t->rep.log) {
-            fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, a->log);
-            return EXIT_DATA;
-        }
+        int rc = cli_output_open(cmd, a->log, &t->rep.log_out);
+        if (rc != EXIT_OK) return rc;
+        t->rep.log = t->rep.log_out.f;
         if (fprintf(t->rep.log, "epoch,learning_rate,train_loss,train_accuracy,validation_loss,"
                                 "validation_accuracy,validation_mse,seconds,gradient_norm,"
                                 "skipped_steps\n") < 0)
@@ -439,10 +491,10 @@ static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_f
 /* Closes the CSV log; a failed write or close (disk full, say) is an error of the run. */
 static int close_log(const char *cmd, const cli_args *a, reporter *r) {
     if (!r->log) return EXIT_OK;
-    int failed = r->log_failed | (fclose(r->log) != 0);
     r->log = NULL;
-    if (!failed) return EXIT_OK;
-    fprintf(stderr, "cumlp %s: cannot write %s (the log is incomplete)\n", cmd, a->log);
+    if (!r->log_failed) return cli_output_close(cmd, &r->log_out);
+    cli_output_discard(&r->log_out);
+    fprintf(stderr, "cumlp %s: cannot write %s (the old file is unchanged)\n", cmd, a->log);
     return EXIT_DATA;
 }
 
@@ -453,27 +505,27 @@ static const char *stop_name(int reason) {
     return reason >= 0 && reason <= CUMLP_STOP_ERROR ? names[reason] : "unknown";
 }
 
-/* Writes --save (the model and its scaling, with the optimizer when with_optimizer), if asked;
- * `what` says which parameters. */
+/* Writes --save, if asked: the model with its scaling and what its outputs mean (nothing else
+ * travels with it), with the optimizer when with_optimizer; `what` says which parameters. */
 static int save_model(const char *cmd, const cli_args *a, train_run *t, int with_optimizer,
                       const char *what) {
     if (!a->save) return EXIT_OK;
-    cumlp_status st = cumlp_checkpoint_save(t->net, with_optimizer ? t->opt : NULL, a->save);
+    cumlp_model_info info = cli_model_info(a, t->net);
+    cumlp_status st = cumlp_checkpoint_save_with(t->net, with_optimizer ? t->opt : NULL, t->scaler,
+                                                 &info, a->save);
     if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
-    char path[4096];
-    cli_scaler_path(a->save, path, sizeof path);
-    if (t->scaler && cli_save_scaler(cmd, t->scaler, path) != EXIT_OK) return EXIT_DATA;
-    if (!t->scaler) remove(path); /* a stale scaling must not apply to this model */
+    cli_remove_stale_scaler(a);
     if (!a->quiet) printf("saved %s%s\n", a->save, what);
     return EXIT_OK;
 }
 
 /* The plot (--plot) and the end of the log (--log). */
 static int write_history(const char *cmd, const cli_args *a, train_run *t) {
-    if (a->plot && (t->rep.history_failed || cli_write_svg(&t->rep.history, a->plot) != 0)) {
-        fprintf(stderr, "cumlp %s: cannot write %s\n", cmd, a->plot);
+    if (a->plot && t->rep.history_failed) {
+        fprintf(stderr, "cumlp %s: out of memory for the history of %s\n", cmd, a->plot);
         return EXIT_DATA;
     }
+    if (a->plot && cli_write_svg(cmd, &t->rep.history, a->plot) != EXIT_OK) return EXIT_DATA;
     return close_log(cmd, a, &t->rep);
 }
 
@@ -547,6 +599,9 @@ static int train_with(const char *cmd, const cli_args *a, train_run *t) {
     int rc = cli_context(cmd, a, &t->ctx);
     if (rc == EXIT_OK) rc = prepare_data(cmd, a, t);
     if (rc == EXIT_OK) rc = build_model(cmd, a, t);
+    /* the files written after training can be written: found out now, not after the run */
+    if (rc == EXIT_OK && a->save) rc = cli_output_check(cmd, a->save);
+    if (rc == EXIT_OK && a->plot) rc = cli_output_check(cmd, a->plot);
     rc = cli_dist_attach(cmd, a, rc, t->net); /* under mpirun: every rank got here, then join */
     cumlp_fit_options fo;
     if (rc == EXIT_OK) rc = fit_options(cmd, a, t, &fo);

@@ -27,6 +27,16 @@ cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *func, int64_t n_
                                 int64_t n_outputs, int64_t n_samples, int num_classes,
                                 cumlp_dataset **out);
 
+/* cumlp__dataset_new with the features x (n_features x n_samples floats from malloc), which the
+ * dataset takes over; on failure x is freed. */
+cumlp_status cumlp__dataset_adopt(cumlp_context *ctx, const char *func, int64_t n_features,
+                                  int64_t n_outputs, int64_t n_samples, int num_classes, float *x,
+                                  cumlp_dataset **out);
+
+/* Opens a regular file for reading into *fd; a FIFO, a device or a directory is CUMLP_ERROR_IO at
+ * once (never a blocking open). */
+cumlp_status cumlp__open_regular(cumlp_context *ctx, const char *path, int *fd);
+
 /* Index of the largest of v[0..n) (the first on ties; NaN never wins). */
 int64_t cumlp__argmax(const float *v, int64_t n);
 

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L /* open, fstat, fcntl, read */
 
 #include "data_internal.h"
+#include "io/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,30 +16,35 @@
 
 /* ---- creation and accessors ---------------------------------------------------------------- */
 
-cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *func, int64_t n_features,
-                                int64_t n_outputs, int64_t n_samples, int num_classes,
-                                cumlp_dataset **out) {
+/* A dataset of the given shape whose features are x, or new zeroed ones when x is NULL. */
+static cumlp_status dataset_make(cumlp_context *ctx, const char *func, int64_t n_features,
+                                 int64_t n_outputs, int64_t n_samples, int num_classes, float *x,
+                                 cumlp_dataset **out) {
     *out = NULL;
     int64_t nx, ny;
+    cumlp_status st = CUMLP_SUCCESS;
     if (n_features < 1 || n_outputs < 1 || n_samples < 1)
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
-                           "a dataset needs at least 1 feature, output and sample (got %lld, "
-                           "%lld, %lld)",
-                           (long long)n_features, (long long)n_outputs, (long long)n_samples);
-    if (n_features > CUMLP_MAX_DIM || n_outputs > CUMLP_MAX_DIM || n_samples > CUMLP_MAX_DIM ||
-        !cumlp__mul_size(n_features, n_samples, CUMLP_DATASET_MAX_ELEMENTS, &nx) ||
-        !cumlp__mul_size(n_outputs, n_samples, CUMLP_DATASET_MAX_ELEMENTS, &ny))
-        return cumlp__fail(ctx, CUMLP_ERROR_SIZE_LIMIT, func,
-                           "%lld samples of %lld features and %lld outputs exceed the dataset "
-                           "size limit",
-                           (long long)n_samples, (long long)n_features, (long long)n_outputs);
-    if (num_classes < 0 || (num_classes > 0 && num_classes != n_outputs))
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
-                           "num_classes is %d; it must be 0 (regression) or equal n_outputs "
-                           "(%lld)",
-                           num_classes, (long long)n_outputs);
+        st = cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                         "a dataset needs at least 1 feature, output and sample (got %lld, %lld, "
+                         "%lld)",
+                         (long long)n_features, (long long)n_outputs, (long long)n_samples);
+    else if (n_features > CUMLP_MAX_DIM || n_outputs > CUMLP_MAX_DIM || n_samples > CUMLP_MAX_DIM ||
+             !cumlp__mul_size(n_features, n_samples, CUMLP_DATASET_MAX_ELEMENTS, &nx) ||
+             !cumlp__mul_size(n_outputs, n_samples, CUMLP_DATASET_MAX_ELEMENTS, &ny))
+        st = cumlp__fail(ctx, CUMLP_ERROR_SIZE_LIMIT, func,
+                         "%lld samples of %lld features and %lld outputs exceed the dataset size "
+                         "limit",
+                         (long long)n_samples, (long long)n_features, (long long)n_outputs);
+    else if (num_classes < 0 || (num_classes > 0 && num_classes != n_outputs))
+        st = cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                         "num_classes is %d; it must be 0 (regression) or equal n_outputs (%lld)",
+                         num_classes, (long long)n_outputs);
+    if (st != CUMLP_SUCCESS) {
+        free(x);
+        return st;
+    }
     cumlp_dataset *ds = calloc(1, sizeof *ds);
-    float *x = calloc((size_t)nx, sizeof *x);
+    if (!x) x = calloc((size_t)nx, sizeof *x);
     float *y = calloc((size_t)ny, sizeof *y);
     if (!ds || !x || !y) {
         free(ds);
@@ -56,6 +62,18 @@ cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *func, int64_t n_
     ds->y = y;
     *out = ds;
     return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp__dataset_new(cumlp_context *ctx, const char *func, int64_t n_features,
+                                int64_t n_outputs, int64_t n_samples, int num_classes,
+                                cumlp_dataset **out) {
+    return dataset_make(ctx, func, n_features, n_outputs, n_samples, num_classes, NULL, out);
+}
+
+cumlp_status cumlp__dataset_adopt(cumlp_context *ctx, const char *func, int64_t n_features,
+                                  int64_t n_outputs, int64_t n_samples, int num_classes, float *x,
+                                  cumlp_dataset **out) {
+    return dataset_make(ctx, func, n_features, n_outputs, n_samples, num_classes, x, out);
 }
 
 cumlp_status cumlp_dataset_create(cumlp_context *ctx, int64_t n_features, int64_t n_outputs,
@@ -238,6 +256,80 @@ cumlp_status cumlp_dataset_split(const cumlp_dataset *ds, double validation_frac
     return st;
 }
 
+/* Puts column order[j] of the rows x n column-major matrix m at column j, for every j, in place:
+ * each cycle of the permutation moves through tmp (one column); done marks the columns set. */
+static void permute_columns(float *m, int64_t rows, const int64_t *order, int64_t n,
+                            unsigned char *done, float *tmp) {
+    size_t bytes = (size_t)rows * sizeof *m;
+    memset(done, 0, (size_t)n);
+    for (int64_t start = 0; start < n; start++) {
+        if (done[start]) continue;
+        memcpy(tmp, m + start * rows, bytes);
+        for (int64_t j = start;;) {
+            done[j] = 1;
+            int64_t k = order[j];
+            if (k == start) {
+                memcpy(m + j * rows, tmp, bytes);
+                break;
+            }
+            memcpy(m + j * rows, m + k * rows, bytes);
+            j = k;
+        }
+    }
+}
+
+/* Reverses a[0..n). */
+static void reverse(int64_t *a, int64_t n) {
+    for (int64_t i = 0, j = n - 1; i < j; i++, j--) {
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+cumlp_status cumlp_dataset_split_off(cumlp_dataset *ds, double validation_fraction, uint64_t seed,
+                                     cumlp_dataset **validation) {
+    if (validation) *validation = NULL;
+    CUMLP_FAIL_IF(!ds || !validation, ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE,
+                  "a NULL argument");
+    double n_val = floor(validation_fraction * (double)ds->n_samples + 0.5);
+    CUMLP_FAIL_IF(!(validation_fraction > 0 && validation_fraction < 1) || n_val < 1 ||
+                      n_val > (double)(ds->n_samples - 1),
+                  ds->ctx, CUMLP_ERROR_INVALID_VALUE,
+                  "validation_fraction %g of %lld samples must leave at least one sample on each "
+                  "side",
+                  validation_fraction, (long long)ds->n_samples);
+    int64_t n = ds->n_samples, nv = (int64_t)n_val, nt = n - nv;
+    size_t widest = (size_t)(ds->n_features > ds->n_outputs ? ds->n_features : ds->n_outputs);
+    int64_t *order = malloc((size_t)n * sizeof *order);
+    unsigned char *done = malloc((size_t)n);
+    float *tmp = malloc(widest * sizeof *tmp);
+    cumlp_status st = order && done && tmp ? CUMLP_SUCCESS
+                                           : cumlp__fail(ds->ctx, CUMLP_ERROR_ALLOC_FAILED,
+                                                         __func__, "out of memory");
+    if (st == CUMLP_SUCCESS) {
+        cumlp__permutation(seed, n, order); /* as cumlp_dataset_split draws it */
+        st = gather(ds, __func__, order, nv, validation);
+    }
+    if (st == CUMLP_SUCCESS) {
+        /* rotated left by nv: the training samples first, in cumlp_dataset_split's order */
+        reverse(order, nv);
+        reverse(order + nv, nt);
+        reverse(order, n);
+        permute_columns(ds->x, ds->n_features, order, n, done, tmp);
+        permute_columns(ds->y, ds->n_outputs, order, n, done, tmp);
+        ds->n_samples = nt;
+        float *x = realloc(ds->x, (size_t)(ds->n_features * nt) * sizeof *x);
+        float *y = realloc(ds->y, (size_t)(ds->n_outputs * nt) * sizeof *y);
+        if (x) ds->x = x; /* a failed shrink keeps the larger block */
+        if (y) ds->y = y;
+    }
+    free(order);
+    free(done);
+    free(tmp);
+    return st;
+}
+
 /* ---- scaling ------------------------------------------------------------------------------- */
 
 struct cumlp_scaler {
@@ -384,19 +476,9 @@ cumlp_status cumlp_scaler_apply(const cumlp_scaler *scaler, cumlp_dataset *ds) {
 
 /* ---- files --------------------------------------------------------------------------------- */
 
-/* What a path that is not a regular file is, for messages. */
-static const char *file_kind(mode_t mode) {
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    if (S_ISSOCK(mode)) return "a socket";
-    return "not a regular file";
-}
-
 /* Opens a regular file for reading. O_NONBLOCK keeps open() from waiting for a FIFO's writer (or
  * a device); anything but a regular file is refused, and then blocking reads are restored. */
-static cumlp_status open_regular(cumlp_context *ctx, const char *path, int *fd_out) {
+cumlp_status cumlp__open_regular(cumlp_context *ctx, const char *path, int *fd_out) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -407,7 +489,7 @@ static cumlp_status open_regular(cumlp_context *ctx, const char *path, int *fd_o
         st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot stat: %s", path, strerror(errno));
     else if (!S_ISREG(sb.st_mode))
         st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: is %s, not a regular file", path,
-                          file_kind(sb.st_mode));
+                          cumlp__file_kind(sb.st_mode));
     else if ((flags = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1)
         st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot set blocking reads: %s", path,
                           strerror(errno));
@@ -423,7 +505,7 @@ cumlp_status cumlp__read_file(cumlp_context *ctx, const char *path, char **data,
     *data = NULL;
     *size = 0;
     int fd = -1;
-    cumlp_status st = open_regular(ctx, path, &fd);
+    cumlp_status st = cumlp__open_regular(ctx, path, &fd);
     if (st != CUMLP_SUCCESS) return st;
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);

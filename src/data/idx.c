@@ -1,32 +1,211 @@
-/* idx.c - the IDX reader (MNIST, Fashion-MNIST), plain or gzip-compressed. */
+/* idx.c - the IDX reader (MNIST, Fashion-MNIST), plain or gzip-compressed.
+ *
+ * The bytes are streamed: a file is read in chunks and, when it is gzip data, inflated chunk by
+ * chunk, and each element is converted to fp32 as it arrives. Neither the file nor its inflated
+ * form is ever held whole: reading the 47 MB of Fashion-MNIST's training images costs the 188 MB
+ * of their features and a few chunks. A plain source's size is checked against its header before
+ * anything is allocated; a gzip source's announced size is checked against the most its
+ * compressed bytes can inflate to (deflate's limit, 1032:1), so that a small file announcing a
+ * huge count allocates nothing, and inflating stops one byte past the size the header announces
+ * (a gzip bomb behind a small header fails at once). */
+#define _POSIX_C_SOURCE 200809L /* read, fstat */
+
 #include "data_internal.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
-/* Largest decompressed size accepted: the largest dataset stored as float64, plus a header. */
-#define MAX_DECOMPRESSED ((uint64_t)CUMLP_DATASET_MAX_ELEMENTS * 8u + 4096u)
-#define MAX_IDX_DIMS     8
+#define MAX_IDX_DIMS 8
+#define CHUNK        ((size_t)1 << 16) /* bytes read from a file, and decoded, at a time */
+#define MAX_INFLATE  1032u             /* deflate's largest ratio of output to input bytes */
 
-/* A parsed IDX header and where its data starts. */
-typedef struct idx_file {
+/* ---- sources: the decoded bytes of a buffer or a file, plain or gzip ----------------------- */
+
+typedef struct idx_source {
+    cumlp_context *ctx;
     const char *name;
-    const unsigned char *bytes;
-    size_t size;
+    int fd;                   /* -1: the raw bytes are a buffer in memory */
+    const unsigned char *raw; /* raw bytes not consumed yet: the buffer's, or a chunk of fd */
+    size_t raw_len;
+    unsigned char *chunk; /* fd's read buffer */
+    uint64_t raw_used;    /* raw bytes consumed before raw (compressed byte offsets) */
+    uint64_t raw_size;    /* the whole source's raw size */
+    int gzip, inflating;  /* gzip data; inflateInit2 done */
+    int stream_end;       /* inflate saw the end of the gzip stream */
+    z_stream zs;
+    uint64_t offset; /* decoded bytes delivered so far */
+} idx_source;
+
+/* Reads the next chunk of the file into raw (raw_len 0 at the end of the file). */
+static cumlp_status refill(idx_source *s) {
+    if (s->fd < 0 || s->raw_len > 0) return CUMLP_SUCCESS;
+    for (;;) {
+        ssize_t n = read(s->fd, s->chunk, CHUNK);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return cumlp__error(s->ctx, CUMLP_ERROR_IO, "%s: read error at byte %llu: %s", s->name,
+                                (unsigned long long)s->raw_used, strerror(errno));
+        s->raw = s->chunk;
+        s->raw_len = (size_t)n;
+        return CUMLP_SUCCESS;
+    }
+}
+
+static void consume_raw(idx_source *s, size_t n) {
+    s->raw += n;
+    s->raw_len -= n;
+    s->raw_used += n;
+}
+
+static cumlp_status source_start(idx_source *s) {
+    cumlp_status st = refill(s);
+    if (st != CUMLP_SUCCESS) return st;
+    s->gzip = s->raw_len >= 2 && s->raw[0] == 0x1f && s->raw[1] == 0x8b;
+    if (!s->gzip) return CUMLP_SUCCESS;
+    if (inflateInit2(&s->zs, 16 + MAX_WBITS) != Z_OK)
+        return cumlp__error(s->ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: cannot start zlib", s->name);
+    s->inflating = 1;
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status open_memory(idx_source *s, cumlp_context *ctx, const char *name,
+                                const void *data, size_t size) {
+    memset(s, 0, sizeof *s);
+    s->ctx = ctx;
+    s->name = name;
+    s->fd = -1;
+    s->raw = data;
+    s->raw_len = size;
+    s->raw_size = size;
+    return source_start(s);
+}
+
+static cumlp_status open_file(idx_source *s, cumlp_context *ctx, const char *path) {
+    memset(s, 0, sizeof *s);
+    s->ctx = ctx;
+    s->name = path;
+    s->fd = -1;
+    cumlp_status st = cumlp__open_regular(ctx, path, &s->fd);
+    struct stat sb;
+    if (st == CUMLP_SUCCESS && fstat(s->fd, &sb) != 0)
+        st = cumlp__error(ctx, CUMLP_ERROR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    if (st == CUMLP_SUCCESS) {
+        s->raw_size = (uint64_t)sb.st_size;
+        s->chunk = malloc(CHUNK);
+        if (!s->chunk) st = cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", path);
+    }
+    return st == CUMLP_SUCCESS ? source_start(s) : st;
+}
+
+static void source_close(idx_source *s) {
+    if (s->inflating) inflateEnd(&s->zs);
+    if (s->fd >= 0) close(s->fd);
+    free(s->chunk);
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+}
+
+/* Inflates into dst[0..n); *got < n only at the end of the gzip stream. */
+static cumlp_status inflate_into(idx_source *s, unsigned char *dst, size_t n, size_t *got) {
+    *got = 0;
+    while (*got < n && !s->stream_end) {
+        cumlp_status st = refill(s);
+        if (st != CUMLP_SUCCESS) return st;
+        size_t in = s->raw_len > UINT_MAX ? UINT_MAX : s->raw_len;
+        size_t out = n - *got > UINT_MAX ? UINT_MAX : n - *got;
+        s->zs.next_in = (unsigned char *)(uintptr_t)s->raw;
+        s->zs.avail_in = (uInt)in;
+        s->zs.next_out = dst + *got;
+        s->zs.avail_out = (uInt)out;
+        int rc = inflate(&s->zs, Z_NO_FLUSH);
+        consume_raw(s, in - s->zs.avail_in);
+        *got += out - s->zs.avail_out;
+        if (rc == Z_STREAM_END) s->stream_end = 1;
+        if (rc == Z_STREAM_END || rc == Z_OK) continue;
+        if (rc == Z_BUF_ERROR && s->raw_len == 0) {
+            st = refill(s); /* a file's next chunk, or the end of the data */
+            if (st == CUMLP_SUCCESS && s->raw_len > 0) continue;
+            return st != CUMLP_SUCCESS ? st
+                                       : cumlp__error(s->ctx, CUMLP_ERROR_TRUNCATED,
+                                                      "%s: the gzip stream ends early, at "
+                                                      "compressed byte %llu",
+                                                      s->name, (unsigned long long)s->raw_used);
+        }
+        return cumlp__error(s->ctx,
+                            rc == Z_MEM_ERROR ? CUMLP_ERROR_ALLOC_FAILED : CUMLP_ERROR_FORMAT,
+                            "%s: corrupt gzip data near compressed byte %llu (%s)", s->name,
+                            (unsigned long long)s->raw_used, s->zs.msg ? s->zs.msg : "zlib error");
+    }
+    return CUMLP_SUCCESS;
+}
+
+/* The next n decoded bytes into dst; *got < n only at the end of the data. */
+static cumlp_status source_read(idx_source *s, unsigned char *dst, size_t n, size_t *got) {
+    cumlp_status st = CUMLP_SUCCESS;
+    if (s->gzip) {
+        st = inflate_into(s, dst, n, got);
+    } else {
+        *got = 0;
+        while (st == CUMLP_SUCCESS && *got < n) {
+            st = refill(s);
+            if (st != CUMLP_SUCCESS || s->raw_len == 0) break;
+            size_t take = s->raw_len < n - *got ? s->raw_len : n - *got;
+            memcpy(dst + *got, s->raw, take);
+            consume_raw(s, take);
+            *got += take;
+        }
+    }
+    s->offset += *got;
+    return st;
+}
+
+/* After the announced bytes: nothing more may follow, neither data nor bytes after a gzip
+ * stream. */
+static cumlp_status source_finish(idx_source *s) {
+    unsigned char extra;
+    size_t got = 0;
+    if (!s->gzip) {
+        cumlp_status st = refill(s);
+        if (st != CUMLP_SUCCESS || s->raw_len == 0) return st;
+        return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
+                            "%s: %llu bytes of trailing data after the announced end, at byte %llu",
+                            s->name, (unsigned long long)(s->raw_size - s->raw_used),
+                            (unsigned long long)s->raw_used);
+    }
+    uint64_t announced = s->offset;
+    cumlp_status st = inflate_into(s, &extra, 1, &got); /* one byte tells that there is more */
+    if (st == CUMLP_SUCCESS && got > 0)
+        return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
+                            "%s: the gzip data inflates past the %llu bytes its IDX header "
+                            "announces (at compressed byte %llu)",
+                            s->name, (unsigned long long)announced,
+                            (unsigned long long)s->raw_used);
+    if (st == CUMLP_SUCCESS) st = refill(s);
+    if (st == CUMLP_SUCCESS && s->raw_len > 0)
+        return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
+                            "%s: %llu bytes of trailing data after the gzip stream, at byte %llu",
+                            s->name, (unsigned long long)(s->raw_size - s->raw_used),
+                            (unsigned long long)s->raw_used);
+    return st;
+}
+
+/* ---- headers and elements ------------------------------------------------------------------ */
+
+/* A parsed IDX header. */
+typedef struct idx_header {
     int type;         /* 0x08 ubyte, 0x09 byte, 0x0B int16, 0x0C int32, 0x0D float, 0x0E double */
     size_t elem_size; /* bytes per element */
     int ndims;
-    uint32_t dims[MAX_IDX_DIMS];
     size_t data_offset; /* byte offset of the first element */
     int64_t count;      /* dims[0] */
     int64_t per_item;   /* product of dims[1..] (1 for a labels file) */
-} idx_file;
-
-static int is_gzip(const unsigned char *b, size_t size) {
-    return size >= 2 && b[0] == 0x1f && b[1] == 0x8b;
-}
+} idx_header;
 
 static uint32_t be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
@@ -49,110 +228,9 @@ static size_t type_size(int type) {
     }
 }
 
-/* The total size that an IDX header at b[0..len) announces, with the limits parse_header applies:
- * 1 and *size when the header is complete and acceptable, 0 while it is incomplete, -1 when it
- * is malformed or over a limit (parse_header then reports why). */
-static int announced_size(const unsigned char *b, size_t len, uint64_t *size) {
-    if (len < 4) return 0;
-    if (b[0] != 0 || b[1] != 0 || type_size(b[2]) == 0 || b[3] < 1 || b[3] > MAX_IDX_DIMS)
-        return -1;
-    size_t data_offset = 4 + 4 * (size_t)b[3];
-    if (len < data_offset) return 0;
-    int64_t per_item = 1, elements;
-    for (int d = 1; d < b[3]; d++)
-        if (be32(b + 4 + 4 * d) == 0 ||
-            !cumlp__mul_size(per_item, be32(b + 4 + 4 * d), CUMLP_MAX_DIM, &per_item))
-            return -1;
-    if (be32(b + 4) == 0 ||
-        !cumlp__mul_size(be32(b + 4), per_item, CUMLP_DATASET_MAX_ELEMENTS, &elements))
-        return -1;
-    *size = (uint64_t)data_offset + (uint64_t)elements * type_size(b[2]);
-    return 1;
-}
-
-/* Inflates a whole gzip stream into a new buffer that grows as data arrives (never trusting a
- * size announced by the gzip trailer, so a small corrupt file cannot make a huge allocation). As
- * soon as the IDX header is out, inflating stops at the size it announces: a gzip bomb behind a
- * small header fails at once instead of filling memory. When the header is malformed, inflating
- * stops there too and the partial data is returned for parse_header to report. */
-static cumlp_status gunzip(cumlp_context *ctx, const char *name, const unsigned char *in,
-                           size_t in_size, unsigned char **out, size_t *out_size) {
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: cannot start zlib", name);
-    size_t cap = in_size * 4 + 1024, len = 0;
-    unsigned char *buf = malloc(cap);
-    cumlp_status st = buf ? CUMLP_SUCCESS
-                          : cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%s: out of memory", name);
-    size_t consumed = 0;
-    uint64_t limit = MAX_DECOMPRESSED; /* the announced size, once the header is known */
-    int header = 0;                    /* 1: limit is the header's size; -1: bad header */
-    int rc = Z_OK;
-    while (st == CUMLP_SUCCESS) {
-        if (header == 0) header = announced_size(buf, len, &limit);
-        if (header < 0) break;
-        if ((uint64_t)len > limit) {
-            st = cumlp__error(ctx, CUMLP_ERROR_FORMAT,
-                              "%s: the gzip data inflates past the %llu bytes its IDX header "
-                              "announces (at compressed byte %zu)",
-                              name, (unsigned long long)limit, consumed);
-            break;
-        }
-        if (rc == Z_STREAM_END) break;
-        if (len == cap) {
-            size_t want = cap * 2;
-            if (header > 0 && (uint64_t)want > limit + 1) want = (size_t)limit + 1;
-            unsigned char *bigger = cap < MAX_DECOMPRESSED ? realloc(buf, want) : NULL;
-            if (!bigger) {
-                st = cumlp__error(
-                    ctx, cap < MAX_DECOMPRESSED ? CUMLP_ERROR_ALLOC_FAILED : CUMLP_ERROR_SIZE_LIMIT,
-                    "%s: decompressed data exceeds %zu bytes", name, cap);
-                break;
-            }
-            buf = bigger;
-            cap = want;
-        }
-        size_t in_chunk = in_size - consumed > UINT_MAX ? UINT_MAX : in_size - consumed;
-        size_t out_chunk = cap - len > UINT_MAX ? UINT_MAX : cap - len;
-        /* one byte past the announced size is enough to tell that there is too much */
-        if (header > 0 && out_chunk > limit + 1 - len) out_chunk = (size_t)(limit + 1 - len);
-        zs.next_in = (unsigned char *)(uintptr_t)(in + consumed);
-        zs.avail_in = (uInt)in_chunk;
-        zs.next_out = buf + len;
-        zs.avail_out = (uInt)out_chunk;
-        rc = inflate(&zs, Z_NO_FLUSH);
-        consumed += in_chunk - zs.avail_in;
-        len += out_chunk - zs.avail_out;
-        if (rc == Z_STREAM_END) continue; /* the size is checked at the top */
-        if (rc == Z_BUF_ERROR && consumed == in_size)
-            st = cumlp__error(ctx, CUMLP_ERROR_TRUNCATED,
-                              "%s: the gzip stream ends early, at compressed byte %zu", name,
-                              consumed);
-        else if (rc != Z_OK && rc != Z_BUF_ERROR)
-            st =
-                cumlp__error(ctx, rc == Z_MEM_ERROR ? CUMLP_ERROR_ALLOC_FAILED : CUMLP_ERROR_FORMAT,
-                             "%s: corrupt gzip data near compressed byte %zu (%s)", name, consumed,
-                             zs.msg ? zs.msg : "zlib error");
-    }
-    inflateEnd(&zs);
-    if (st == CUMLP_SUCCESS && header >= 0 && consumed != in_size)
-        st = cumlp__error(ctx, CUMLP_ERROR_FORMAT,
-                          "%s: %zu bytes of trailing data after the gzip stream, at byte %zu", name,
-                          in_size - consumed, consumed);
-    if (st != CUMLP_SUCCESS) {
-        free(buf);
-        return st;
-    }
-    *out = buf;
-    *out_size = len;
-    return CUMLP_SUCCESS;
-}
-
-/* Element i of the data as a double (big-endian, per the type). */
-static double element(const idx_file *f, int64_t i) {
-    const unsigned char *p = f->bytes + f->data_offset + (size_t)i * f->elem_size;
-    switch (f->type) {
+/* An element of the given type at p (big-endian) as a double. */
+static double element(int type, const unsigned char *p) {
+    switch (type) {
     case 0x08:
         return p[0];
     case 0x09:
@@ -176,156 +254,183 @@ static double element(const idx_file *f, int64_t i) {
     }
 }
 
-static cumlp_status parse_header(cumlp_context *ctx, idx_file *f) {
-    const unsigned char *b = f->bytes;
-    if (f->size < 4)
-        return cumlp__error(ctx, CUMLP_ERROR_TRUNCATED,
-                            "%s: %zu bytes, too short for the 4-byte IDX magic", f->name, f->size);
+/* Reads and checks the header; a plain source's size must be exactly what it announces. */
+static cumlp_status read_header(idx_source *s, idx_header *h) {
+    unsigned char b[4 + 4 * MAX_IDX_DIMS];
+    size_t got;
+    cumlp_status st = source_read(s, b, 4, &got);
+    if (st != CUMLP_SUCCESS) return st;
+    if (got < 4)
+        return cumlp__error(s->ctx, CUMLP_ERROR_TRUNCATED,
+                            "%s: %zu bytes, too short for the 4-byte IDX magic", s->name, got);
     if (b[0] != 0 || b[1] != 0 || type_size(b[2]) == 0 || b[3] < 1 || b[3] > MAX_IDX_DIMS)
-        return cumlp__error(ctx, CUMLP_ERROR_FORMAT,
+        return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
                             "%s: bad IDX magic %02x %02x %02x %02x at byte 0 (expected 00 00, a "
                             "type 08/09/0B/0C/0D/0E and 1 to %d dimensions)",
-                            f->name, b[0], b[1], b[2], b[3], MAX_IDX_DIMS);
-    f->type = b[2];
-    f->elem_size = type_size(b[2]);
-    f->ndims = b[3];
-    f->data_offset = 4 + 4 * (size_t)f->ndims;
-    if (f->size < f->data_offset)
-        return cumlp__error(ctx, CUMLP_ERROR_TRUNCATED,
+                            s->name, b[0], b[1], b[2], b[3], MAX_IDX_DIMS);
+    h->type = b[2];
+    h->elem_size = type_size(b[2]);
+    h->ndims = b[3];
+    h->data_offset = 4 + 4 * (size_t)h->ndims;
+    st = source_read(s, b + 4, h->data_offset - 4, &got);
+    if (st != CUMLP_SUCCESS) return st;
+    if (got < h->data_offset - 4)
+        return cumlp__error(s->ctx, CUMLP_ERROR_TRUNCATED,
                             "%s: the header of %d dimensions needs %zu bytes but the file has %zu",
-                            f->name, f->ndims, f->data_offset, f->size);
+                            s->name, h->ndims, h->data_offset, 4 + got);
     int64_t per_item = 1;
-    for (int d = 0; d < f->ndims; d++) {
-        f->dims[d] = be32(b + 4 + 4 * d);
-        if (f->dims[d] == 0)
-            return cumlp__error(ctx, CUMLP_ERROR_FORMAT, "%s: dimension %d is 0 (byte %d)", f->name,
-                                d, 4 + 4 * d);
-        if (d > 0 && !cumlp__mul_size(per_item, f->dims[d], CUMLP_MAX_DIM, &per_item))
-            return cumlp__error(ctx, CUMLP_ERROR_SIZE_LIMIT,
-                                "%s: the item size overflows at dimension %d (byte %d)", f->name, d,
+    for (int d = 0; d < h->ndims; d++) {
+        uint32_t dim = be32(b + 4 + 4 * d);
+        if (dim == 0)
+            return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT, "%s: dimension %d is 0 (byte %d)",
+                                s->name, d, 4 + 4 * d);
+        if (d > 0 && !cumlp__mul_size(per_item, dim, CUMLP_MAX_DIM, &per_item))
+            return cumlp__error(s->ctx, CUMLP_ERROR_SIZE_LIMIT,
+                                "%s: the item size overflows at dimension %d (byte %d)", s->name, d,
                                 4 + 4 * d);
     }
-    f->count = f->dims[0];
-    f->per_item = per_item;
+    h->count = be32(b + 4);
+    h->per_item = per_item;
     int64_t elements;
-    if (!cumlp__mul_size(f->count, per_item, CUMLP_DATASET_MAX_ELEMENTS, &elements))
-        return cumlp__error(ctx, CUMLP_ERROR_SIZE_LIMIT,
-                            "%s: %lld items of %lld values exceed the dataset size limit", f->name,
-                            (long long)f->count, (long long)per_item);
-    uint64_t need = (uint64_t)f->data_offset + (uint64_t)elements * f->elem_size;
-    if ((uint64_t)f->size < need)
-        return cumlp__error(ctx, CUMLP_ERROR_TRUNCATED,
-                            "%s: the header announces %llu bytes but the data ends at byte %zu",
-                            f->name, (unsigned long long)need, f->size);
-    if ((uint64_t)f->size > need)
-        return cumlp__error(ctx, CUMLP_ERROR_FORMAT,
+    if (!cumlp__mul_size(h->count, per_item, CUMLP_DATASET_MAX_ELEMENTS, &elements))
+        return cumlp__error(s->ctx, CUMLP_ERROR_SIZE_LIMIT,
+                            "%s: %lld items of %lld values exceed the dataset size limit", s->name,
+                            (long long)h->count, (long long)per_item);
+    uint64_t need = (uint64_t)h->data_offset + (uint64_t)elements * h->elem_size;
+    if (!s->gzip && s->raw_size < need)
+        return cumlp__error(s->ctx, CUMLP_ERROR_TRUNCATED,
+                            "%s: the header announces %llu bytes but the data ends at byte %llu",
+                            s->name, (unsigned long long)need, (unsigned long long)s->raw_size);
+    if (!s->gzip && s->raw_size > need)
+        return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
                             "%s: %llu bytes of trailing data after the announced end, at byte %llu",
-                            f->name, (unsigned long long)((uint64_t)f->size - need),
+                            s->name, (unsigned long long)(s->raw_size - need),
                             (unsigned long long)need);
+    if (s->gzip && need / MAX_INFLATE > s->raw_size)
+        return cumlp__error(s->ctx, CUMLP_ERROR_TRUNCATED,
+                            "%s: the header announces %llu bytes, more than %llu bytes of gzip "
+                            "data can hold",
+                            s->name, (unsigned long long)need, (unsigned long long)s->raw_size);
+    return CUMLP_SUCCESS;
+}
+
+/* Reads the header's count x per_item elements as fp32 into *values (malloc'ed), chunk by chunk,
+ * then checks that nothing follows. */
+static cumlp_status read_values(idx_source *s, const idx_header *h, float **values) {
+    size_t total = (size_t)(h->count * h->per_item), done = 0;
+    float *v = malloc(total * sizeof *v);
+    unsigned char *buf = malloc(CHUNK);
+    cumlp_status st = v && buf ? CUMLP_SUCCESS
+                               : cumlp__error(s->ctx, CUMLP_ERROR_ALLOC_FAILED,
+                                              "%s: out of memory for %zu values", s->name, total);
+    size_t per_chunk = CHUNK / h->elem_size;
+    while (st == CUMLP_SUCCESS && done < total) {
+        size_t want = total - done < per_chunk ? total - done : per_chunk, got = 0;
+        st = source_read(s, buf, want * h->elem_size, &got);
+        if (st == CUMLP_SUCCESS && got < want * h->elem_size)
+            st = cumlp__error(s->ctx, CUMLP_ERROR_TRUNCATED,
+                              "%s: the header announces %llu bytes but the data ends at byte %llu",
+                              s->name,
+                              (unsigned long long)(h->data_offset + (uint64_t)total * h->elem_size),
+                              (unsigned long long)s->offset);
+        for (size_t i = 0; st == CUMLP_SUCCESS && i < want; i++) {
+            double x = element(h->type, buf + i * h->elem_size);
+            float fx = (float)x;
+            if (!isfinite(fx))
+                st = cumlp__error(s->ctx, CUMLP_ERROR_NON_FINITE,
+                                  "%s: value %g at byte %llu is not a finite fp32 number", s->name,
+                                  x,
+                                  (unsigned long long)(h->data_offset + (done + i) * h->elem_size));
+            v[done + i] = fx;
+        }
+        done += want;
+    }
+    free(buf);
+    if (st == CUMLP_SUCCESS) st = source_finish(s);
+    if (st != CUMLP_SUCCESS) {
+        free(v);
+        return st;
+    }
+    *values = v;
     return CUMLP_SUCCESS;
 }
 
 /* Checks the labels and finds the class count (num_classes, or the largest label + 1). */
-static cumlp_status check_labels(cumlp_context *ctx, const idx_file *lab, int num_classes,
-                                 int *classes) {
-    if (lab->ndims != 1)
-        return cumlp__error(ctx, CUMLP_ERROR_FORMAT,
-                            "%s: a labels file has 1 dimension, this one %d (byte 3)", lab->name,
-                            lab->ndims);
-    if (lab->type == 0x0D || lab->type == 0x0E)
-        return cumlp__error(ctx, CUMLP_ERROR_FORMAT,
-                            "%s: labels must have an integer type, not type %02x (byte 2)",
-                            lab->name, lab->type);
+static cumlp_status check_labels(idx_source *s, const idx_header *h, const float *labels,
+                                 int num_classes, int *classes) {
     int limit = num_classes > 0 ? num_classes : CUMLP_MAX_INFERRED_CLASSES;
     int largest = 0;
-    for (int64_t i = 0; i < lab->count; i++) {
-        double v = element(lab, i);
-        if (v < 0 || v >= limit)
+    for (int64_t i = 0; i < h->count; i++) {
+        float v = labels[i];
+        if (v < 0 || v >= (float)limit)
             return cumlp__error(
-                ctx, num_classes > 0 ? CUMLP_ERROR_INVALID_VALUE : CUMLP_ERROR_SIZE_LIMIT,
-                "%s: label %.0f at byte %zu is outside [0, %d)", lab->name, v,
-                lab->data_offset + (size_t)i * lab->elem_size, limit);
+                s->ctx, num_classes > 0 ? CUMLP_ERROR_INVALID_VALUE : CUMLP_ERROR_SIZE_LIMIT,
+                "%s: label %.0f at byte %zu is outside [0, %d)", s->name, v,
+                h->data_offset + (size_t)i * h->elem_size, limit);
         if ((int)v > largest) largest = (int)v;
     }
     *classes = num_classes > 0 ? num_classes : largest + 1;
     return CUMLP_SUCCESS;
 }
 
-static cumlp_status fill_dataset(cumlp_context *ctx, const idx_file *img, const idx_file *lab,
-                                 cumlp_dataset *ds) {
-    int64_t total = img->count * img->per_item;
-    for (int64_t i = 0; i < total; i++) {
-        double v = element(img, i);
-        float fv = (float)v;
-        if (!isfinite(fv))
-            return cumlp__error(ctx, CUMLP_ERROR_NON_FINITE,
-                                "%s: value %g at byte %zu is not a finite fp32 number", img->name,
-                                v, img->data_offset + (size_t)i * img->elem_size);
-        ds->x[i] = fv;
+/* Reads a labels file whole (it is small beside the images): its header must agree with the
+ * images' count. */
+static cumlp_status read_labels(idx_source *s, const idx_header *images, int num_classes,
+                                float **labels, int *classes) {
+    idx_header h;
+    cumlp_status st = read_header(s, &h);
+    if (st != CUMLP_SUCCESS) return st;
+    if (h.ndims != 1)
+        return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
+                            "%s: a labels file has 1 dimension, this one %d (byte 3)", s->name,
+                            h.ndims);
+    if (h.type == 0x0D || h.type == 0x0E)
+        return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
+                            "%s: labels must have an integer type, not type %02x (byte 2)", s->name,
+                            h.type);
+    st = read_values(s, &h, labels);
+    if (st == CUMLP_SUCCESS) st = check_labels(s, &h, *labels, num_classes, classes);
+    if (st == CUMLP_SUCCESS && h.count != images->count)
+        st =
+            cumlp__error(s->ctx, CUMLP_ERROR_SIZE_LIMIT, "%s holds %lld labels but the images %lld",
+                         s->name, (long long)h.count, (long long)images->count);
+    if (st != CUMLP_SUCCESS) {
+        free(*labels);
+        *labels = NULL;
     }
-    for (int64_t i = 0; i < lab->count; i++) {
-        int64_t label = (int64_t)element(lab, i);
-        ds->y[i * ds->n_outputs + label] = 1.0f;
-    }
-    return CUMLP_SUCCESS;
+    return st;
 }
 
-static cumlp_status read_pair(cumlp_context *ctx, const char *func, idx_file *img, idx_file *lab,
-                              int num_classes, cumlp_dataset **out) {
-    cumlp_status st = parse_header(ctx, img);
-    if (st == CUMLP_SUCCESS) st = parse_header(ctx, lab);
+/* Reads the images (and labels, when lab is not NULL) into a new dataset. Without labels each
+ * sample gets one target, 0. */
+static cumlp_status read_sources(cumlp_context *ctx, const char *func, idx_source *img,
+                                 idx_source *lab, int num_classes, cumlp_dataset **out) {
+    idx_header h;
+    float *labels = NULL, *features = NULL;
     int classes = 0;
-    if (st == CUMLP_SUCCESS) st = check_labels(ctx, lab, num_classes, &classes);
-    if (st == CUMLP_SUCCESS && img->count != lab->count)
-        st = cumlp__error(ctx, CUMLP_ERROR_SIZE_LIMIT,
-                          "%s holds %lld items but %s holds %lld labels", img->name,
-                          (long long)img->count, lab->name, (long long)lab->count);
+    cumlp_status st = read_header(img, &h);
+    if (st == CUMLP_SUCCESS && lab) st = read_labels(lab, &h, num_classes, &labels, &classes);
+    if (st == CUMLP_SUCCESS) st = read_values(img, &h, &features);
     cumlp_dataset *ds = NULL;
     if (st == CUMLP_SUCCESS)
-        st = cumlp__dataset_new(ctx, func, img->per_item, classes, img->count, classes, &ds);
-    if (st == CUMLP_SUCCESS) st = fill_dataset(ctx, img, lab, ds);
-    if (st != CUMLP_SUCCESS) {
-        cumlp_dataset_destroy(ds);
-        return st;
-    }
+        st = cumlp__dataset_adopt(ctx, func, h.per_item, lab ? classes : 1, h.count, classes,
+                                  features, &ds);
+    for (int64_t i = 0; st == CUMLP_SUCCESS && lab && i < h.count; i++)
+        ds->y[i * ds->n_outputs + (int64_t)labels[i]] = 1.0f;
+    free(labels);
+    if (st != CUMLP_SUCCESS) return st;
     *out = ds;
     return CUMLP_SUCCESS;
-}
-
-/* Sets f to the bytes, inflating gzip data into *owned (freed by the caller). */
-static cumlp_status open_bytes(cumlp_context *ctx, const char *name, const void *data, size_t size,
-                               idx_file *f, unsigned char **owned) {
-    memset(f, 0, sizeof *f);
-    f->name = name;
-    f->bytes = data;
-    f->size = size;
-    if (!is_gzip(data, size)) return CUMLP_SUCCESS;
-    cumlp_status st = gunzip(ctx, name, data, size, owned, &f->size);
-    f->bytes = *owned;
-    return st;
-}
-
-static cumlp_status read_buffers(cumlp_context *ctx, const char *func, const char *img_name,
-                                 const void *images, size_t images_size, const char *lab_name,
-                                 const void *labels, size_t labels_size, int num_classes,
-                                 cumlp_dataset **ds) {
-    idx_file img, lab;
-    unsigned char *img_owned = NULL, *lab_owned = NULL;
-    cumlp_status st = open_bytes(ctx, img_name, images, images_size, &img, &img_owned);
-    if (st == CUMLP_SUCCESS) st = open_bytes(ctx, lab_name, labels, labels_size, &lab, &lab_owned);
-    if (st == CUMLP_SUCCESS) st = read_pair(ctx, func, &img, &lab, num_classes, ds);
-    free(img_owned);
-    free(lab_owned);
-    return st;
 }
 
 static cumlp_status check_args(cumlp_context *ctx, const char *func, const void *a, const void *b,
                                int num_classes, cumlp_dataset **ds) {
     if (!ds) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "ds is NULL");
     *ds = NULL;
-    if (!a || !b)
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s is NULL",
-                           a ? "the labels" : "the images");
+    if (!a) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "the images are NULL");
+    if (!b && num_classes != 0)
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "num_classes is %d but there are no labels", num_classes);
     if (num_classes < 0 || num_classes > CUMLP_MAX_INFERRED_CLASSES)
         return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
                            "num_classes %d is outside [0, %d]", num_classes,
@@ -339,22 +444,31 @@ cumlp_status cumlp_dataset_read_idx_memory(cumlp_context *ctx, const void *image
                                            cumlp_dataset **ds) {
     cumlp_status st = check_args(ctx, __func__, images, labels, num_classes, ds);
     if (st != CUMLP_SUCCESS) return st;
-    return read_buffers(ctx, __func__, "<memory images>", images, images_size, "<memory labels>",
-                        labels, labels_size, num_classes, ds);
+    idx_source img, lab;
+    memset(&lab, 0, sizeof lab);
+    lab.fd = -1;
+    st = open_memory(&img, ctx, "<memory images>", images, images_size);
+    if (st == CUMLP_SUCCESS && labels)
+        st = open_memory(&lab, ctx, "<memory labels>", labels, labels_size);
+    if (st == CUMLP_SUCCESS)
+        st = read_sources(ctx, __func__, &img, labels ? &lab : NULL, num_classes, ds);
+    source_close(&img);
+    source_close(&lab);
+    return st;
 }
 
 cumlp_status cumlp_dataset_read_idx(cumlp_context *ctx, const char *images_path,
                                     const char *labels_path, int num_classes, cumlp_dataset **ds) {
     cumlp_status st = check_args(ctx, __func__, images_path, labels_path, num_classes, ds);
     if (st != CUMLP_SUCCESS) return st;
-    char *images = NULL, *labels = NULL;
-    size_t images_size = 0, labels_size = 0;
-    st = cumlp__read_file(ctx, images_path, &images, &images_size);
-    if (st == CUMLP_SUCCESS) st = cumlp__read_file(ctx, labels_path, &labels, &labels_size);
+    idx_source img, lab;
+    memset(&lab, 0, sizeof lab);
+    lab.fd = -1;
+    st = open_file(&img, ctx, images_path);
+    if (st == CUMLP_SUCCESS && labels_path) st = open_file(&lab, ctx, labels_path);
     if (st == CUMLP_SUCCESS)
-        st = read_buffers(ctx, __func__, images_path, images, images_size, labels_path, labels,
-                          labels_size, num_classes, ds);
-    free(images);
-    free(labels);
+        st = read_sources(ctx, __func__, &img, labels_path ? &lab : NULL, num_classes, ds);
+    source_close(&img);
+    source_close(&lab);
     return st;
 }

@@ -118,6 +118,12 @@ typedef struct csv_state {
     int64_t n_cols, n_rows;
 } csv_state;
 
+/* The column of the target, or -1 for none (CUMLP_CSV_NO_TARGET). */
+static int64_t target_column(const csv_state *s) {
+    if (s->o->label_column == CUMLP_CSV_NO_TARGET) return -1;
+    return s->o->label_column < 0 ? s->n_cols - 1 : s->o->label_column;
+}
+
 static const char *line_end(const char *p, const char *end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     return nl ? nl : end;
@@ -175,8 +181,9 @@ static cumlp_status csv_line(csv_state *s, const char *p, const char *eol, int64
                                 isprint((unsigned char)*p) ? *p : '?');
         p++;
     }
+    int no_target = s->o->label_column == CUMLP_CSV_NO_TARGET;
     if (s->n_cols == 0) {
-        if (field < 2)
+        if (field < 2 && !no_target)
             return cumlp__error(s->ctx, CUMLP_ERROR_FORMAT,
                                 "%s: line %lld has %lld field; a sample needs a feature and a "
                                 "target",
@@ -187,7 +194,7 @@ static cumlp_status csv_line(csv_state *s, const char *p, const char *eol, int64
                             "%s: line %lld has %lld fields but the first row has %lld", s->name,
                             (long long)line, (long long)field, (long long)s->n_cols);
     }
-    int64_t label = s->o->label_column < 0 ? s->n_cols - 1 : s->o->label_column;
+    int64_t label = target_column(s);
     if (s->o->num_classes != 0 && label < s->n_cols) {
         cumlp_status st = csv_check_class(s, line, s->values.v[s->values.len - field + label]);
         if (st != CUMLP_SUCCESS) return st;
@@ -214,7 +221,7 @@ static cumlp_status csv_parse(csv_state *s, const char *text, size_t size) {
 }
 
 static cumlp_status csv_build(csv_state *s, cumlp_dataset **out) {
-    int64_t label = s->o->label_column < 0 ? s->n_cols - 1 : s->o->label_column;
+    int64_t label = target_column(s);
     if (label >= s->n_cols)
         return cumlp__error(s->ctx, CUMLP_ERROR_INVALID_VALUE,
                             "%s: label_column %lld but the rows have %lld fields", s->name,
@@ -226,7 +233,8 @@ static cumlp_status csv_build(csv_state *s, cumlp_dataset **out) {
         int c = (int)s->values.v[r * s->n_cols + label];
         if (c + 1 > classes) classes = c + 1;
     }
-    cumlp_status st = cumlp__dataset_new(s->ctx, s->func, s->n_cols - 1, classify ? classes : 1,
+    int64_t n_features = label < 0 ? s->n_cols : s->n_cols - 1; /* every column, or all but one */
+    cumlp_status st = cumlp__dataset_new(s->ctx, s->func, n_features, classify ? classes : 1,
                                          s->n_rows, classify ? classes : 0, out);
     if (st != CUMLP_SUCCESS) return st;
     cumlp_dataset *ds = *out;
@@ -237,7 +245,7 @@ static cumlp_status csv_build(csv_state *s, cumlp_dataset **out) {
             if (c != label) x[f++] = row[c];
         if (classify)
             ds->y[r * ds->n_outputs + (int64_t)row[label]] = 1.0f;
-        else
+        else if (label >= 0)
             ds->y[r] = row[label];
     }
     return CUMLP_SUCCESS;
@@ -251,7 +259,8 @@ static cumlp_status csv_read(cumlp_context *ctx, const char *func, const char *n
     const cumlp_csv_options *o = options ? options : &defaults;
     if (o->delimiter <= 0 || o->delimiter > 127 || o->delimiter == '\n' || isdigit(o->delimiter) ||
         o->delimiter == '.' || o->delimiter == '-' || o->delimiter == '+' || o->num_classes < -1 ||
-        o->num_classes > CUMLP_MAX_INFERRED_CLASSES || o->label_column < -1)
+        o->num_classes > CUMLP_MAX_INFERRED_CLASSES ||
+        (o->label_column < -1 && !(o->label_column == CUMLP_CSV_NO_TARGET && o->num_classes == 0)))
         return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
                            "bad options (delimiter %d, label_column %d, num_classes %d)",
                            o->delimiter, o->label_column, o->num_classes);

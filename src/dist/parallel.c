@@ -63,8 +63,10 @@ static cumlp_status backward_and_reduce(cumlp_network *net, const cumlp_tensor *
     double loss_sum = 0;
     if (local == CUMLP_SUCCESS && cols > 0)
         local = cumlp__loss_backward_local(net, X, T, (double)global_cols, loss ? &loss_sum : NULL);
-    else if (local == CUMLP_SUCCESS) /* an empty shard adds nothing to the sum */
+    else if (local == CUMLP_SUCCESS) { /* an empty shard adds nothing to the sum */
+        cumlp__set_grads_scale(net);    /* what the other ranks' gradients are multiplied by */
         local = ctx->ops->fill(ctx, net->grads, net->num_params, 0.0f);
+    }
     cumlp_dist_values losses = {0};
     cumlp__dist_add_sum(&losses, loss_sum);
     cumlp_status st = cumlp__dist_agree(net, local, &losses, func);

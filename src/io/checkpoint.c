@@ -3,8 +3,9 @@
  *
  * File layout (see "Checkpoints" in cumlp.h): u64 little-endian header length N, N bytes of JSON
  * (padded with spaces so the payload starts at a multiple of 8), then the tensors back to back:
- *   "<2k>.weight" [n_out, n_in], "<2k>.bias" [n_out] for each layer k, then the optimizer state
- *   "optimizer.state1.<2k>.weight" ... and "optimizer.state2.<2k>.weight" ... in the same order.
+ *   "<2k>.weight" [n_out, n_in], "<2k>.bias" [n_out] for each layer k, then each state arena the
+ *   optimizer keeps, "optimizer.state<i>.<2k>.weight" ... in the same order, then the inputs'
+ *   scaling "scaler.offset" [n_in], "scaler.scale" [n_in] when it was saved.
  * The names are nn.Sequential indices (Linear at 0, 2, 4, ...) so PyTorch loads them directly.
  *
  * Weight layout: cumlp's W is n_out x n_in column-major: W[j + i * n_out] connects input i to
@@ -16,6 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include "atomic_file.h"
 #include "internal.h"
 #include "json.h"
 #include "numeric.h"
@@ -30,8 +32,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FORMAT_NAME    "cumlp"
-#define FORMAT_VERSION "1"
+#define FORMAT_NAME "cumlp"
+/* Version 2: "crc32" covers the whole file; version 1 files ("payload_crc32", the payload only) are
+ * still read. */
+#define FORMAT_VERSION "2"
+#define CRC_KEY        "\"crc32\":\""
 /* 16 MiB hold the header of a network of about 20000 layers with Adam state (about 800 bytes
  * per layer), or 80000 without optimizer state. */
 #define MAX_HEADER_BYTES ((uint64_t)16 << 20)
@@ -45,6 +50,7 @@
 #define MAX_LAYERS          ((int64_t)1 << 20)
 #define MEMORY_NAME         "<memory>"
 #define STATE_PREFIX        "optimizer.state"
+#define SCALING_TENSORS     2 /* scaler.offset, scaler.scale */
 #define METADATA_KEY        "__metadata__"
 #define FLOAT_BYTES         4
 #define MAX_PARTS           (1 + CUMLP_OPTIMIZER_MAX_STATES)
@@ -80,7 +86,9 @@ static const char *part_prefix(int part) {
 
 /* ---- CRC-32 (ISO-HDLC: reflected polynomial 0xEDB88320, as zlib.crc32) ---------------------- */
 
-static uint32_t crc32_of(const unsigned char *data, size_t size) {
+/* The CRC-32 of crc's data followed by size bytes at data (zlib.crc32(data, crc)); crc = 0 starts
+ * a new one. */
+static uint32_t crc32_update(uint32_t crc, const unsigned char *data, size_t size) {
     uint32_t table[256];
     for (uint32_t n = 0; n < 256; n++) {
         uint32_t c = n;
@@ -88,7 +96,7 @@ static uint32_t crc32_of(const unsigned char *data, size_t size) {
             c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
         table[n] = c;
     }
-    uint32_t crc = 0xFFFFFFFFu;
+    crc ^= 0xFFFFFFFFu;
     for (size_t i = 0; i < size; i++)
         crc = table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
     return crc ^ 0xFFFFFFFFu;
@@ -172,9 +180,13 @@ typedef struct decoded {
     cumlp_optimizer_options opt_options;
     int64_t steps;
     double mu_product; /* NAdam's */
+    int has_scaler;    /* the network's loss scaler (FP16), with the optimizer's state */
+    cumlp_loss_scaler scaler;
     size_t num_params;
     float *params;                             /* flat order: W1 b1 W2 b2 ..., W column-major */
     float *states[CUMLP_OPTIMIZER_MAX_STATES]; /* same order; NULL where the file has none */
+    cumlp_model_info info;
+    float *scaling[SCALING_TENSORS]; /* offsets and scales of the inputs; NULL without */
 } decoded;
 
 static void decoded_free(decoded *d) {
@@ -183,7 +195,39 @@ static void decoded_free(decoded *d) {
     free(d->params);
     for (int i = 0; i < CUMLP_OPTIMIZER_MAX_STATES; i++)
         free(d->states[i]);
+    for (int i = 0; i < SCALING_TENSORS; i++)
+        free(d->scaling[i]);
     memset(d, 0, sizeof *d);
+}
+
+/* ---- what a checkpoint records beside the network ------------------------------------------ */
+
+static const char *const scaling_names[SCALING_TENSORS] = {"scaler.offset", "scaler.scale"};
+
+cumlp_status cumlp_model_info_defaults(cumlp_model_info *info) {
+    CUMLP_FAIL_IF(!info, NULL, CUMLP_ERROR_INVALID_VALUE, "info is NULL");
+    info->task = CUMLP_TASK_UNKNOWN;
+    info->num_classes = 0;
+    info->label_column = -1;
+    return CUMLP_SUCCESS;
+}
+
+/* What is wrong with a model info for a network of n_out outputs, or NULL. */
+static const char *model_info_problem(const cumlp_model_info *info, int64_t n_out, char *why,
+                                      size_t size) {
+    int want = info->task != CUMLP_TASK_CLASSIFY ? 0 : n_out == 1 ? 2 : (int)n_out;
+    if (info->task < 0 || info->task >= CUMLP_TASK_COUNT)
+        snprintf(why, size, "task %d is not a cumlp_task", info->task);
+    else if (info->num_classes != want)
+        snprintf(why, size,
+                 "num_classes %d does not fit the %s task of a network of %lld outputs "
+                 "(it must be %d)",
+                 info->num_classes, cumlp_task_name(info->task), (long long)n_out, want);
+    else if (info->label_column < -1)
+        snprintf(why, size, "label_column %d is below -1", info->label_column);
+    else
+        return NULL;
+    return why;
 }
 
 static unsigned decoded_parts(const decoded *d) {
@@ -197,6 +241,7 @@ static int architecture_is_valid(const decoded *d) {
         if (d->activations[l] == CUMLP_ACT_SOFTMAX) return 0;
     }
     int out = d->activations[d->num_layers - 1];
+    if (out == CUMLP_ACT_SOFTMAX && d->widths[d->num_layers] < 2) return 0;
     switch (d->loss) {
     case CUMLP_LOSS_SQUARED_ERROR:
         return out != CUMLP_ACT_SOFTMAX;
@@ -262,8 +307,33 @@ static void sb_meta_double(strbuf *b, const char *key, double value) {
     sb_append(b, ",\"%s\":\"%s\"", key, num);
 }
 
+/* What cumlp_checkpoint_save_with records beside the network; either may be NULL. */
+typedef struct extras {
+    const cumlp_scaler *scaler;
+    const cumlp_model_info *info;
+} extras;
+
+static void append_model_info(strbuf *b, const cumlp_model_info *info) {
+    if (!info || info->task == CUMLP_TASK_UNKNOWN) return;
+    sb_append(b, ",\"task\":\"%s\",\"num_classes\":\"%d\",\"label_column\":\"%d\"",
+              cumlp_task_name(info->task), info->num_classes, info->label_column);
+}
+
+/* The metadata; "crc32" is written as 8 zeros at *crc_at, to be filled in once the file is
+ * known. */
+
+/* The network's loss scaler, training state like the optimizer's (FP16 resumes bit for bit). */
+static void append_scaler(strbuf *b, const cumlp_loss_scaler *s) {
+    sb_meta_double(b, "loss_scale", s->scale);
+    sb_meta_double(b, "loss_scale_growth_factor", s->growth_factor);
+    sb_meta_double(b, "loss_scale_backoff_factor", s->backoff_factor);
+    sb_append(b, ",\"loss_scale_growth_interval\":\"%lld\"", (long long)s->growth_interval);
+    sb_append(b, ",\"loss_scale_clean_steps\":\"%lld\"", (long long)s->clean_steps);
+    sb_append(b, ",\"loss_scale_overflows\":\"%lld\"", (long long)s->overflows);
+}
+
 static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_optimizer *opt,
-                            uint32_t crc) {
+                            const extras *x, size_t *crc_at) {
     sb_append(b,
               "\"" METADATA_KEY "\":{\"format\":\"" FORMAT_NAME
               "\",\"format_version\":\"" FORMAT_VERSION "\",\"num_layers\":\"%d\"",
@@ -276,6 +346,7 @@ static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_opt
         sb_append(b, "%s%s", l ? "," : "", cumlp_activation_name(net->layers[l].activation));
     sb_append(b, "\",\"loss\":\"%s\"", cumlp_loss_name(net->loss));
     sb_meta_double(b, "leaky_relu_slope", net->leaky_slope);
+    append_model_info(b, x->info);
     if (opt) {
         const cumlp_optimizer_options *o = &opt->options;
         sb_append(b, ",\"optimizer\":\"%s\"", cumlp_optimizer_name(o->type));
@@ -296,8 +367,11 @@ static void append_metadata(strbuf *b, const cumlp_network *net, const cumlp_opt
         sb_append(b, ",\"non_finite_error\":\"%d\"", o->non_finite_error);
         sb_append(b, ",\"step_count\":\"%lld\"", (long long)opt->steps);
         if (o->type == CUMLP_OPT_NADAM) sb_meta_double(b, "mu_product", opt->nadam_mu_product);
+        append_scaler(b, &net->scaler);
     }
-    sb_append(b, ",\"payload_crc32\":\"%08lx\"}", (unsigned long)crc);
+    sb_append(b, "," CRC_KEY);
+    *crc_at = b->length;
+    sb_append(b, "00000000\"}");
 }
 
 static void append_tensor_entries(strbuf *b, const cumlp_network *net, unsigned parts) {
@@ -324,12 +398,23 @@ static void append_tensor_entries(strbuf *b, const cumlp_network *net, unsigned 
     }
 }
 
-/* The header JSON, padded with spaces so that 8 + length is a multiple of 8. */
+/* The scaling's tensors, after the others' offset bytes. */
+static void append_scaling_entries(strbuf *b, int64_t n_in, uint64_t offset) {
+    uint64_t bytes = (uint64_t)n_in * FLOAT_BYTES;
+    for (int k = 0; k < SCALING_TENSORS; k++, offset += bytes)
+        sb_append(b, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld],\"data_offsets\":[%llu,%llu]}",
+                  scaling_names[k], (long long)n_in, (unsigned long long)offset,
+                  (unsigned long long)(offset + bytes));
+}
+
+/* The header JSON, padded with spaces so that 8 + length is a multiple of 8; payload_size is the
+ * network's and optimizer's bytes, which the scaling follows. */
 static int build_header(const cumlp_network *net, const cumlp_optimizer *opt, unsigned parts,
-                        uint32_t crc, strbuf *b) {
+                        const extras *x, size_t payload_size, size_t *crc_at, strbuf *b) {
     sb_append(b, "{");
-    append_metadata(b, net, opt, crc);
+    append_metadata(b, net, opt, x, crc_at);
     append_tensor_entries(b, net, parts);
+    if (x->scaler) append_scaling_entries(b, net->layers[0].fan_in, payload_size);
     sb_append(b, "}");
     while (!b->failed && b->length % 8 != 0)
         sb_append(b, " ");
@@ -385,143 +470,95 @@ static cumlp_status build_payload(const char *func, const cumlp_network *net,
     return CUMLP_SUCCESS;
 }
 
-/* ---- crash-safe file replacement ----------------------------------------------------------- */
-
-static int write_all(int fd, const void *data, size_t size) {
-    const unsigned char *p = data;
-    while (size > 0) {
-        size_t chunk = size < ((size_t)1 << 30) ? size : ((size_t)1 << 30);
-        ssize_t n = write(fd, p, chunk);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return 0;
-        p += n;
-        size -= (size_t)n;
+/* The scaling's offsets and scales in file layout (little-endian fp32), in *bytes. */
+static cumlp_status encode_scaling(const char *func, const cumlp_network *net,
+                                   const cumlp_scaler *scaler, unsigned char **bytes,
+                                   size_t *size) {
+    *bytes = NULL;
+    *size = 0;
+    if (!scaler) return CUMLP_SUCCESS;
+    int64_t n = net->layers[0].fan_in;
+    float *values = malloc((size_t)n * SCALING_TENSORS * sizeof *values);
+    *bytes = malloc((size_t)n * SCALING_TENSORS * FLOAT_BYTES);
+    if (!values || !*bytes) {
+        free(values);
+        free(*bytes);
+        *bytes = NULL;
+        return cumlp__fail(net->ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
     }
-    return 1;
+    cumlp_scaler_get(scaler, values, values + n, n);
+    for (int64_t i = 0; i < n * SCALING_TENSORS; i++)
+        put_f32_le(*bytes + i * FLOAT_BYTES, values[i]);
+    free(values);
+    *size = (size_t)n * SCALING_TENSORS * FLOAT_BYTES;
+    return CUMLP_SUCCESS;
 }
 
-/* Splits path into a newly allocated directory ("." when there is none) and its last part. */
-static char *directory_of(const char *path, const char **base) {
-    const char *slash = strrchr(path, '/');
-    *base = slash ? slash + 1 : path;
-    size_t n = slash ? (size_t)(slash - path) : 1;
-    if (slash && n == 0) n = 1; /* "/name": the root directory */
-    char *dir = malloc(n + 1);
-    if (!dir) return NULL;
-    memcpy(dir, slash ? path : ".", n);
-    dir[n] = '\0';
-    return dir;
-}
-
-/* fsync of the directory makes the rename durable. Some file systems cannot sync a directory
- * (EINVAL); that is not an error of the save. */
-static int sync_directory(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return 0;
-    int ok = fsync(fd) == 0 || errno == EINVAL;
-    close(fd);
-    return ok;
-}
-
-/* The process's umask without changing it (umask() sets it, racing with other threads): the
- * "Umask:" line of /proc/self/status (Linux 4.7+), else the common 022. */
-static mode_t current_umask(void) {
-    mode_t mask = 022;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return mask;
-    char line[256];
-    unsigned value;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "Umask: %o", &value) == 1) {
-            mask = (mode_t)(value & 0777);
-            break;
-        }
+static cumlp_status save_common(const char *func, const cumlp_network *net,
+                                const cumlp_optimizer *opt, const extras *x, const char *path) {
+    if (!net) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
+    cumlp_context *ctx = net->ctx;
+    if (!path || !path[0])
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "path is NULL or empty");
+    if (opt && opt->net != net)
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the optimizer was created for another network");
+    int64_t n_in = net->layers[0].fan_in, n_out = net->layers[net->num_layers - 1].fan_out;
+    if (x->scaler && cumlp_scaler_num_features(x->scaler) != n_in)
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the scaler has %lld features but the network takes %lld inputs",
+                           (long long)cumlp_scaler_num_features(x->scaler), (long long)n_in);
+    char why[160];
+    if (x->info && model_info_problem(x->info, n_out, why, sizeof why))
+        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "info: %s", why);
+    if (ctx->sticky) return ctx->sticky;
+    unsigned parts = parts_of(opt ? &opt->options : NULL);
+    unsigned char *payload, *scaling = NULL;
+    size_t payload_size, scaling_size = 0;
+    cumlp_status st = build_payload(func, net, opt, parts, &payload, &payload_size);
+    if (st == CUMLP_SUCCESS) st = encode_scaling(func, net, x->scaler, &scaling, &scaling_size);
+    if (st != CUMLP_SUCCESS) {
+        free(payload);
+        return st;
     }
-    fclose(f);
-    return mask;
-}
-
-/* New files get the mode of the file they replace, or what open(path, O_CREAT, 0666) would give
- * (mkstemp makes them 0600 whatever the umask). */
-static mode_t target_mode(const char *path) {
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) return sb.st_mode & 07777;
-    return 0666 & ~current_umask();
-}
-
-typedef struct chunk {
-    const void *data;
-    size_t size;
-} chunk;
-
-/* Writes the chunks to a temporary file beside path, syncs it, and renames it over path. */
-static cumlp_status replace_file(const cumlp_context *ctx, const char *func, const char *path,
-                                 const chunk *chunks, int num_chunks) {
-    const char *base;
-    char *dir = directory_of(path, &base);
-    char *tmp = dir ? malloc(strlen(dir) + strlen(base) + 16) : NULL;
-    if (!tmp) {
-        free(dir);
-        return cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
+    strbuf header = {0};
+    size_t crc_at = 0;
+    if (!build_header(net, opt, parts, x, payload_size, &crc_at, &header)) {
+        st = cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of host memory");
+    } else {
+        unsigned char length[8];
+        put_u64_le(length, header.length);
+        /* the whole file, with the CRC's own digits as zeros */
+        uint32_t crc = crc32_update(0, length, 8);
+        crc = crc32_update(crc, (const unsigned char *)header.data, header.length);
+        crc = crc32_update(crc, payload, payload_size);
+        crc = crc32_update(crc, scaling, scaling_size);
+        char digits[9];
+        snprintf(digits, sizeof digits, "%08lx", (unsigned long)crc);
+        memcpy(header.data + crc_at, digits, 8);
+        cumlp__chunk chunks[4] = {{length, 8},
+                                  {header.data, header.length},
+                                  {payload, payload_size},
+                                  {scaling, scaling_size}};
+        st = cumlp__replace_file(ctx, func, path, chunks, 4);
     }
-    if (base[0] == '\0') {
-        free(dir);
-        free(tmp);
-        return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "%s: the path names a directory",
-                           path);
-    }
-    sprintf(tmp, "%s/.%s.XXXXXX", dir, base);
-    const char *failed_step = NULL;
-    int fd = mkstemp(tmp);
-    if (fd < 0) failed_step = "cannot create a temporary file in its directory";
-    if (!failed_step && fchmod(fd, target_mode(path)) != 0) failed_step = "cannot set the mode";
-    for (int i = 0; i < num_chunks && !failed_step; i++) {
-        if (!write_all(fd, chunks[i].data, chunks[i].size)) failed_step = "cannot write";
-    }
-    if (!failed_step && fsync(fd) != 0) failed_step = "cannot sync";
-    if (fd >= 0 && close(fd) != 0 && !failed_step) failed_step = "cannot close";
-    if (!failed_step && rename(tmp, path) != 0) failed_step = "cannot rename the temporary file";
-    int saved_errno = errno;
-    if (failed_step && fd >= 0) unlink(tmp);
-    cumlp_status st = CUMLP_SUCCESS;
-    if (failed_step) {
-        st = cumlp__fail(ctx, CUMLP_ERROR_IO, func, "%s: %s (%s); the old file is unchanged", path,
-                         failed_step, strerror(saved_errno));
-    } else if (!sync_directory(dir)) {
-        st = cumlp__fail(ctx, CUMLP_ERROR_IO, func,
-                         "%s: the file was replaced but its directory %s cannot be synced (%s)",
-                         path, dir, strerror(errno));
-    }
-    free(tmp);
-    free(dir);
+    free(header.data);
+    free(payload);
+    free(scaling);
     return st;
 }
 
 cumlp_status cumlp_checkpoint_save(const cumlp_network *net, const cumlp_optimizer *opt,
                                    const char *path) {
-    CUMLP_FAIL_IF(!net, NULL, CUMLP_ERROR_INVALID_VALUE, "net is NULL");
-    cumlp_context *ctx = net->ctx;
-    CUMLP_FAIL_IF(!path || !path[0], ctx, CUMLP_ERROR_INVALID_VALUE, "path is NULL or empty");
-    CUMLP_FAIL_IF(opt && opt->net != net, ctx, CUMLP_ERROR_INVALID_VALUE,
-                  "the optimizer was created for another network");
-    if (ctx->sticky) return ctx->sticky;
-    unsigned parts = parts_of(opt ? &opt->options : NULL);
-    unsigned char *payload;
-    size_t payload_size;
-    cumlp_status st = build_payload(__func__, net, opt, parts, &payload, &payload_size);
-    if (st != CUMLP_SUCCESS) return st;
-    strbuf header = {0};
-    if (!build_header(net, opt, parts, crc32_of(payload, payload_size), &header)) {
-        st = cumlp__fail(ctx, CUMLP_ERROR_ALLOC_FAILED, __func__, "out of host memory");
-    } else {
-        unsigned char length[8];
-        put_u64_le(length, header.length);
-        chunk chunks[3] = {{length, 8}, {header.data, header.length}, {payload, payload_size}};
-        st = replace_file(ctx, __func__, path, chunks, 3);
-    }
-    free(header.data);
-    free(payload);
-    return st;
+    extras none = {NULL, NULL};
+    return save_common(__func__, net, opt, &none, path);
+}
+
+cumlp_status cumlp_checkpoint_save_with(const cumlp_network *net, const cumlp_optimizer *opt,
+                                        const cumlp_scaler *scaler, const cumlp_model_info *info,
+                                        const char *path) {
+    extras x = {scaler, info};
+    return save_common(__func__, net, opt, &x, path);
 }
 
 /* ===========================================================================================
@@ -535,6 +572,9 @@ typedef struct reader {
     int flags;
     const unsigned char *payload;
     size_t payload_size;
+    const unsigned char *file; /* the whole file */
+    size_t file_size;
+    int version; /* the file's format_version */
 } reader;
 
 static cumlp_status bad(const reader *r, cumlp_status status, const char *fmt, ...)
@@ -630,7 +670,42 @@ static cumlp_status parse_architecture(const reader *r, const cumlp_json *meta, 
         st = bad(r, CUMLP_ERROR_FORMAT, "leaky_relu_slope %g is not in [0, 1)", d->slope);
     if (st == CUMLP_SUCCESS && !architecture_is_valid(d))
         st = bad(r, CUMLP_ERROR_FORMAT,
-                 "the loss does not accept the output activation, or softmax is not last");
+                 "the loss does not accept the output activation, or softmax is not last or "
+                 "has fewer than 2 outputs");
+    return st;
+}
+
+/* A decimal integer in [-1, INT32_MAX]. */
+static int parse_column(const char *s, int *out) {
+    int64_t v = 0;
+    if (strcmp(s, "-1") == 0)
+        v = -1;
+    else if (!parse_count(s, strlen(s), INT32_MAX, &v))
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+/* "task", "num_classes", "label_column": all three or none (the defaults). */
+static cumlp_status parse_model_info(const reader *r, const cumlp_json *meta, decoded *d) {
+    cumlp_model_info_defaults(&d->info);
+    const cumlp_json *task = cumlp__json_get(meta, "task");
+    if (!task) return CUMLP_SUCCESS;
+    cumlp_model_info *info = &d->info;
+    info->task = cumlp__task_value(task->text, strlen(task->text));
+    if (info->task < 0) return bad(r, CUMLP_ERROR_FORMAT, "unknown task \"%.40s\"", task->text);
+    const char *s = NULL;
+    int64_t classes = 0;
+    cumlp_status st = meta_string(r, meta, "num_classes", &s);
+    if (st == CUMLP_SUCCESS && !parse_count(s, strlen(s), INT32_MAX, &classes))
+        st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"num_classes\" is \"%.40s\"", s);
+    info->num_classes = (int)classes;
+    if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "label_column", &s);
+    if (st == CUMLP_SUCCESS && !parse_column(s, &info->label_column))
+        st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"label_column\" is \"%.40s\"", s);
+    char why[160];
+    if (st == CUMLP_SUCCESS && model_info_problem(info, d->widths[d->num_layers], why, sizeof why))
+        st = bad(r, CUMLP_ERROR_FORMAT, "%s", why);
     return st;
 }
 
@@ -675,6 +750,34 @@ static cumlp_status parse_mu_product(const reader *r, const cumlp_json *meta, de
     return st;
 }
 
+/* The loss scaler saved with the optimizer's state; files written before cumlp had one lack the
+ * keys, and the network keeps its own. */
+static cumlp_status parse_scaler(const reader *r, const cumlp_json *meta, decoded *d) {
+    if (!cumlp__json_get(meta, "loss_scale")) return CUMLP_SUCCESS;
+    cumlp_loss_scaler *s = &d->scaler;
+    cumlp_loss_scaler_defaults(s);
+    const char *doubles[] = {"loss_scale", "loss_scale_growth_factor", "loss_scale_backoff_factor"};
+    double *double_values[] = {&s->scale, &s->growth_factor, &s->backoff_factor};
+    cumlp_status st = CUMLP_SUCCESS;
+    for (int i = 0; i < COUNT_OF(doubles) && st == CUMLP_SUCCESS; i++)
+        st = meta_double(r, meta, doubles[i], double_values[i]);
+    const char *counts[] = {"loss_scale_growth_interval", "loss_scale_clean_steps",
+                            "loss_scale_overflows"};
+    int64_t *count_values[] = {&s->growth_interval, &s->clean_steps, &s->overflows};
+    for (int i = 0; i < COUNT_OF(counts) && st == CUMLP_SUCCESS; i++) {
+        const char *text = NULL;
+        st = meta_string(r, meta, counts[i], &text);
+        if (st == CUMLP_SUCCESS && !parse_count(text, strlen(text), INT64_MAX, count_values[i]))
+            st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"%s\" is \"%.40s\"", counts[i], text);
+    }
+    char why[160];
+    const char *problem =
+        st == CUMLP_SUCCESS ? cumlp__loss_scaler_problem(s, why, sizeof why) : NULL;
+    if (problem) st = bad(r, CUMLP_ERROR_FORMAT, "loss scaler: %s", problem);
+    d->has_scaler = st == CUMLP_SUCCESS;
+    return st;
+}
+
 static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, decoded *d) {
     const cumlp_json *type = cumlp__json_get(meta, "optimizer");
     if (!type) return CUMLP_SUCCESS;
@@ -697,22 +800,44 @@ static cumlp_status parse_optimizer(const reader *r, const cumlp_json *meta, dec
     if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "step_count", &s);
     if (st == CUMLP_SUCCESS && !parse_count(s, strlen(s), INT64_MAX, &d->steps))
         st = bad(r, CUMLP_ERROR_FORMAT, "metadata \"step_count\" is \"%.40s\"", s);
+    if (st == CUMLP_SUCCESS) st = parse_scaler(r, meta, d);
     return st;
 }
 
+/* The checksum the metadata announces: "crc32" (version 2) or "payload_crc32" (version 1). */
 static cumlp_status parse_crc(const reader *r, const cumlp_json *meta, uint32_t *crc) {
-    const char *s = NULL;
-    cumlp_status st = meta_string(r, meta, "payload_crc32", &s);
+    const char *key = r->version == 1 ? "payload_crc32" : "crc32", *s = NULL;
+    cumlp_status st = meta_string(r, meta, key, &s);
     if (st != CUMLP_SUCCESS) return st;
     if (strlen(s) != 8 || strspn(s, "0123456789abcdef") != 8)
-        return bad(r, CUMLP_ERROR_FORMAT, "metadata \"payload_crc32\" must be 8 hex digits");
+        return bad(r, CUMLP_ERROR_FORMAT, "metadata \"%s\" must be 8 hex digits", key);
     *crc = (uint32_t)strtoul(s, NULL, 16);
     return CUMLP_SUCCESS;
 }
 
+/* The CRC-32 a file's checksum covers: version 2 the whole file, with the 8 digits that follow
+ * the header's one "crc32":" as zeros; version 1 the payload. */
+static cumlp_status actual_crc(const reader *r, uint32_t *crc) {
+    if (r->version == 1) {
+        *crc = crc32_update(0, r->payload, r->payload_size);
+        return CUMLP_SUCCESS;
+    }
+    const unsigned char *header = r->file + 8, *at = NULL;
+    size_t header_size = (size_t)(r->payload - header), key = strlen(CRC_KEY);
+    for (size_t i = 0; i + key + 8 <= header_size; i++) {
+        if (memcmp(header + i, CRC_KEY, key) != 0) continue;
+        if (at) return bad(r, CUMLP_ERROR_FORMAT, "the header holds " CRC_KEY " twice");
+        at = header + i + key;
+    }
+    if (!at) return bad(r, CUMLP_ERROR_FORMAT, "the header does not hold " CRC_KEY "<8 digits>");
+    *crc = crc32_update(0, r->file, (size_t)(at - r->file));
+    *crc = crc32_update(*crc, (const unsigned char *)"00000000", 8);
+    *crc = crc32_update(*crc, at + 8, r->file_size - (size_t)(at + 8 - r->file));
+    return CUMLP_SUCCESS;
+}
+
 /* Checks the metadata object: string values only (safetensors), format name and version. */
-static cumlp_status parse_metadata(const reader *r, const cumlp_json *header, decoded *d,
-                                   uint32_t *crc) {
+static cumlp_status parse_metadata(reader *r, const cumlp_json *header, decoded *d, uint32_t *crc) {
     const cumlp_json *meta = cumlp__json_get(header, METADATA_KEY);
     if (!meta || meta->type != CUMLP_JSON_OBJECT)
         return bad(r, CUMLP_ERROR_FORMAT, "no \"" METADATA_KEY "\" object in the header");
@@ -725,9 +850,11 @@ static cumlp_status parse_metadata(const reader *r, const cumlp_json *header, de
     if (st == CUMLP_SUCCESS && strcmp(s, FORMAT_NAME) != 0)
         st = bad(r, CUMLP_ERROR_FORMAT, "format \"%.40s\" is not \"" FORMAT_NAME "\"", s);
     if (st == CUMLP_SUCCESS) st = meta_string(r, meta, "format_version", &s);
-    if (st == CUMLP_SUCCESS && strcmp(s, FORMAT_VERSION) != 0)
+    if (st == CUMLP_SUCCESS && strcmp(s, FORMAT_VERSION) != 0 && strcmp(s, "1") != 0)
         st = bad(r, CUMLP_ERROR_FORMAT, "format version \"%.40s\" is not supported", s);
+    if (st == CUMLP_SUCCESS) r->version = s[0] - '0';
     if (st == CUMLP_SUCCESS) st = parse_architecture(r, meta, d);
+    if (st == CUMLP_SUCCESS) st = parse_model_info(r, meta, d);
     if (st == CUMLP_SUCCESS) st = parse_optimizer(r, meta, d);
     if (st == CUMLP_SUCCESS) st = parse_crc(r, meta, crc);
     return st;
@@ -873,59 +1000,89 @@ static cumlp_status expect_tensors(const reader *r, decoded *d, unsigned parts,
     return CUMLP_SUCCESS;
 }
 
-static int compare_begin(const void *a, const void *b) {
-    const expected_tensor *x = *(expected_tensor *const *)a, *y = *(expected_tensor *const *)b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin;
+/* The name of the tensor at position i of the expected order (the list, then the scaling), such
+ * as "optimizer.state1.2.bias", in buf. */
+static const char *expected_name(const expected_tensor *list, size_t count, size_t i, char *buf,
+                                 size_t size) {
+    if (i >= count) return scaling_names[i - count];
+    const expected_tensor *t = &list[i];
+    snprintf(buf, size, "%s%d.%s", part_prefix(t->part), 2 * t->layer,
+             t->is_bias ? "bias" : "weight");
+    return buf;
 }
 
-/* The tensors must tile the payload: sorted by offset, each starts where the last ended, and
- * the last ends exactly at the end of the file. */
-static cumlp_status check_tiling(const reader *r, expected_tensor *list, size_t count) {
-    expected_tensor **sorted = malloc(count * sizeof *sorted);
-    if (!sorted)
-        return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func, "out of host memory");
-    for (size_t i = 0; i < count; i++)
-        sorted[i] = &list[i];
-    qsort(sorted, count, sizeof *sorted, compare_begin);
-    uint64_t cursor = 0;
-    cumlp_status st = CUMLP_SUCCESS;
-    for (size_t i = 0; i < count && st == CUMLP_SUCCESS; i++) {
-        if (sorted[i]->begin != cursor)
-            st = bad(r, CUMLP_ERROR_FORMAT,
-                     "tensor data is not contiguous: a tensor starts at byte %llu, expected %llu",
-                     (unsigned long long)sorted[i]->begin, (unsigned long long)cursor);
-        cursor = sorted[i]->end;
+/* The scaling's tensors as the architecture expects them: [n_in] each. */
+static void expect_scaling(const decoded *d, expected_tensor scaling[SCALING_TENSORS]) {
+    for (int k = 0; k < SCALING_TENSORS; k++) {
+        memset(&scaling[k], 0, sizeof scaling[k]);
+        scaling[k].is_bias = 1; /* one dimension */
+        scaling[k].rows = d->widths[0];
+        scaling[k].cols = 1;
+        scaling[k].bytes = (uint64_t)d->widths[0] * FLOAT_BYTES;
     }
-    free(sorted);
-    if (st == CUMLP_SUCCESS && cursor > r->payload_size)
+}
+
+/* 0 for "scaler.offset", 1 for "scaler.scale", else -1. */
+static int scaling_index(const char *name) {
+    for (int k = 0; k < SCALING_TENSORS; k++)
+        if (strcmp(name, scaling_names[k]) == 0) return k;
+    return -1;
+}
+
+/* The tensors' data ends exactly at the end of the file. */
+static cumlp_status check_end(const reader *r, uint64_t cursor) {
+    cumlp_status st = CUMLP_SUCCESS;
+    if (cursor > r->payload_size)
         st = bad(r, CUMLP_ERROR_TRUNCATED, "the file ends %llu bytes before its tensor data does",
                  (unsigned long long)(cursor - r->payload_size));
-    if (st == CUMLP_SUCCESS && cursor < r->payload_size)
+    if (cursor < r->payload_size)
         st = bad(r, CUMLP_ERROR_SIZE_LIMIT, "%llu bytes follow the tensor data",
                  (unsigned long long)(r->payload_size - cursor));
     return st;
 }
 
-/* Matches every header entry to an expected tensor and checks it. */
+/* Matches every header entry to an expected tensor (of the list, or the optional scaling after
+ * it) and checks it. The tensors must be in header order: the header lists them in the order cumlp
+ * writes them, and each one's data starts where the previous one's ended, so that neither two
+ * names nor two offsets can be swapped unnoticed (a version 1 file's checksum does not cover its
+ * header). */
 static cumlp_status match_tensors(const reader *r, const cumlp_json *header, const decoded *d,
-                                  unsigned parts, expected_tensor *list, size_t count) {
+                                  unsigned parts, expected_tensor *list, size_t count,
+                                  expected_tensor scaling[SCALING_TENSORS]) {
+    size_t position = 0; /* of the next tensor in the expected order */
+    uint64_t cursor = 0; /* where its data must start */
+    char expected[96];
     for (size_t i = 0; i < header->count; i++) {
         const char *name = header->keys[i];
         if (strcmp(name, METADATA_KEY) == 0) continue;
-        int index = tensor_index(name, d, parts);
+        int extra = scaling_index(name);
+        int index = extra >= 0 ? (int)count + extra : tensor_index(name, d, parts);
         if (index < 0) return bad(r, CUMLP_ERROR_FORMAT, "unknown tensor \"%.64s\"", name);
-        expected_tensor *t = &list[index];
+        expected_tensor *t = extra >= 0 ? &scaling[extra] : &list[index];
         if (t->entry) return bad(r, CUMLP_ERROR_FORMAT, "duplicate tensor \"%.64s\"", name);
+        if ((size_t)index < position)
+            return bad(r, CUMLP_ERROR_FORMAT,
+                       "tensor \"%.64s\" is out of order: the header lists %s before it", name,
+                       expected_name(list, count, position - 1, expected, sizeof expected));
+        if ((size_t)index > position)
+            return bad(r, CUMLP_ERROR_FORMAT, "missing tensor %s (the header lists \"%.64s\")",
+                       expected_name(list, count, position, expected, sizeof expected), name);
         t->entry = &header->items[i];
         cumlp_status st = check_entry(r, name, t->entry, t);
         if (st != CUMLP_SUCCESS) return st;
+        if (t->begin != cursor)
+            return bad(r, CUMLP_ERROR_FORMAT,
+                       "tensor \"%.64s\": its data starts at byte %llu, not at %llu where the "
+                       "tensor before it in the header ends",
+                       name, (unsigned long long)t->begin, (unsigned long long)cursor);
+        cursor = t->end;
+        position++;
     }
-    for (size_t i = 0; i < count; i++) {
-        if (!list[i].entry)
-            return bad(r, CUMLP_ERROR_FORMAT, "missing tensor %s%d.%s", part_prefix(list[i].part),
-                       2 * list[i].layer, list[i].is_bias ? "bias" : "weight");
-    }
-    return check_tiling(r, list, count);
+    /* the scaling is optional, but both of its tensors or neither */
+    if (position < count || position == count + 1)
+        return bad(r, CUMLP_ERROR_FORMAT, "missing tensor %s",
+                   expected_name(list, count, position, expected, sizeof expected));
+    return check_end(r, cursor);
 }
 
 /* ---- payload decoding ---------------------------------------------------------------------- */
@@ -969,6 +1126,28 @@ static cumlp_status decode_payload(const reader *r, decoded *d, const expected_t
         if (!finite && !(r->flags & CUMLP_CHECKPOINT_ALLOW_NON_FINITE))
             return bad(r, CUMLP_ERROR_NON_FINITE, "tensor %s%d.%s holds NaN or Inf",
                        part_prefix(t->part), 2 * t->layer, t->is_bias ? "bias" : "weight");
+    }
+    return CUMLP_SUCCESS;
+}
+
+/* Fills d->scaling from the payload when the file has it: finite offsets, finite nonzero scales. */
+static cumlp_status decode_scaling(const reader *r, decoded *d,
+                                   const expected_tensor scaling[SCALING_TENSORS]) {
+    if (!scaling[0].entry) return CUMLP_SUCCESS;
+    int64_t n = d->widths[0];
+    for (int k = 0; k < SCALING_TENSORS; k++) {
+        d->scaling[k] = malloc((size_t)n * sizeof(float));
+        if (!d->scaling[k])
+            return cumlp__fail(r->ctx, CUMLP_ERROR_ALLOC_FAILED, r->func, "out of host memory");
+        for (int64_t i = 0; i < n; i++) {
+            float v = get_f32_le(r->payload + scaling[k].begin + (size_t)i * FLOAT_BYTES);
+            if (!isfinite(v) || (k == 1 && v == 0))
+                return bad(r, CUMLP_ERROR_FORMAT,
+                           "tensor %s: element %lld is %g (offsets must be finite, scales finite "
+                           "and nonzero)",
+                           scaling_names[k], (long long)i, v);
+            d->scaling[k][i] = v;
+        }
     }
     return CUMLP_SUCCESS;
 }
@@ -1021,8 +1200,10 @@ static cumlp_status read_header(reader *r, const unsigned char *data, size_t siz
 /* Checks everything and decodes a checkpoint image into *d (freed on failure). */
 static cumlp_status decode(reader *r, const unsigned char *data, size_t size, decoded *d) {
     memset(d, 0, sizeof *d);
+    r->file = data;
+    r->file_size = size;
     cumlp_json *header = NULL;
-    expected_tensor *list = NULL;
+    expected_tensor *list = NULL, scaling[SCALING_TENSORS];
     size_t count = 0;
     uint32_t crc = 0;
     cumlp_status st = read_header(r, data, size, &header);
@@ -1034,14 +1215,15 @@ static cumlp_status decode(reader *r, const unsigned char *data, size_t size, de
         st = bad(r, CUMLP_ERROR_FORMAT, "the header lists %zu tensors, the architecture needs %zu",
                  header->count - 1, needed);
     if (st == CUMLP_SUCCESS) st = expect_tensors(r, d, parts, &list, &count);
-    if (st == CUMLP_SUCCESS) st = match_tensors(r, header, d, parts, list, count);
-    if (st == CUMLP_SUCCESS) {
-        uint32_t actual = crc32_of(r->payload, r->payload_size);
-        if (actual != crc)
-            st = bad(r, CUMLP_ERROR_CHECKSUM, "payload CRC-32 is %08lx, the header says %08lx",
-                     (unsigned long)actual, (unsigned long)crc);
-    }
+    if (st == CUMLP_SUCCESS) expect_scaling(d, scaling);
+    if (st == CUMLP_SUCCESS) st = match_tensors(r, header, d, parts, list, count, scaling);
+    uint32_t actual = 0;
+    if (st == CUMLP_SUCCESS) st = actual_crc(r, &actual);
+    if (st == CUMLP_SUCCESS && actual != crc)
+        st = bad(r, CUMLP_ERROR_CHECKSUM, "the %s's CRC-32 is %08lx, the header says %08lx",
+                 r->version == 1 ? "payload" : "file", (unsigned long)actual, (unsigned long)crc);
     if (st == CUMLP_SUCCESS) st = decode_payload(r, d, list, count, parts);
+    if (st == CUMLP_SUCCESS) st = decode_scaling(r, d, scaling);
     free(list);
     cumlp__json_free(header);
     if (st != CUMLP_SUCCESS) decoded_free(d);
@@ -1061,11 +1243,7 @@ static cumlp_status read_file(const reader *r, const char *path, unsigned char *
     if (fstat(fd, &sb) != 0) {
         st = bad(r, CUMLP_ERROR_IO, "cannot stat: %s", strerror(errno));
     } else if (!S_ISREG(sb.st_mode)) {
-        st = bad(r, CUMLP_ERROR_IO, "not a regular file (%s)",
-                 S_ISFIFO(sb.st_mode)                         ? "a FIFO"
-                 : S_ISDIR(sb.st_mode)                        ? "a directory"
-                 : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device"
-                                                              : "a socket or other special file");
+        st = bad(r, CUMLP_ERROR_IO, "not a regular file (%s)", cumlp__file_kind(sb.st_mode));
     } else if ((flags = fcntl(fd, F_GETFL)) == -1 ||
                fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
         st = bad(r, CUMLP_ERROR_IO, "cannot set blocking reads: %s", strerror(errno));
@@ -1120,8 +1298,17 @@ static cumlp_status stage(cumlp_context *ctx, const float *host, size_t count, v
     return st;
 }
 
+/* What a load returns beside the network: each may be NULL (not wanted). */
+typedef struct load_outputs {
+    cumlp_optimizer **opt;
+    cumlp_scaler **scaler;
+    cumlp_model_info *info;
+} load_outputs;
+
 static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_network **net_out,
-                                cumlp_optimizer **opt_out) {
+                                const load_outputs *out) {
+    cumlp_optimizer **opt_out = out->opt;
+    cumlp_scaler *scaler = NULL;
     cumlp_network_options o;
     cumlp_network_defaults(&o);
     o.loss = d->loss;
@@ -1130,6 +1317,8 @@ static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_netw
     cumlp_optimizer *opt = NULL;
     cumlp_status st = cumlp_network_create(ctx, d->num_layers, d->widths, d->activations, &o, &net);
     if (st == CUMLP_SUCCESS) st = ctx->ops->upload(ctx, net->params, d->params, d->num_params);
+    if (st == CUMLP_SUCCESS) cumlp__network_parameters_changed(net);
+    if (st == CUMLP_SUCCESS && opt_out && d->has_scaler) net->scaler = d->scaler;
     if (st == CUMLP_SUCCESS && opt_out && d->has_optimizer) {
         st = cumlp_optimizer_create(net, &d->opt_options, &opt);
         for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES && st == CUMLP_SUCCESS; k++)
@@ -1140,6 +1329,8 @@ static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_netw
             opt->nadam_mu_product = d->mu_product;
         }
     }
+    if (st == CUMLP_SUCCESS && out->scaler && d->scaling[0])
+        st = cumlp_scaler_create(ctx, d->widths[0], d->scaling[0], d->scaling[1], &scaler);
     if (st != CUMLP_SUCCESS) {
         cumlp_optimizer_destroy(opt);
         cumlp_network_destroy(net);
@@ -1147,41 +1338,72 @@ static cumlp_status create_from(cumlp_context *ctx, const decoded *d, cumlp_netw
     }
     *net_out = net;
     if (opt_out) *opt_out = opt;
+    if (out->scaler) *out->scaler = scaler;
+    if (out->info) *out->info = d->info;
     return CUMLP_SUCCESS;
 }
 
 static cumlp_status load_common(cumlp_context *ctx, const char *func, const char *path,
                                 const void *data, size_t size, int flags, cumlp_network **net,
-                                cumlp_optimizer **opt) {
-    /* The public entry points have already set *net and *opt to NULL. */
+                                const load_outputs *out) {
+    /* The public entry points have already set *net, *opt and *scaler to NULL. */
     if (!ctx) return cumlp__fail(NULL, CUMLP_ERROR_INVALID_VALUE, func, "ctx is NULL");
     if (!net) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "net is NULL");
     if (ctx->sticky) return ctx->sticky;
-    reader r = {ctx, func, path ? path : MEMORY_NAME, flags, NULL, 0};
+    reader r = {.ctx = ctx, .func = func, .name = path ? path : MEMORY_NAME, .flags = flags};
     decoded d;
     cumlp_status st = decode_source(&r, path, data, size, &d);
     if (st != CUMLP_SUCCESS) return st;
-    st = create_from(ctx, &d, net, opt);
+    st = create_from(ctx, &d, net, out);
     decoded_free(&d);
     return st;
 }
 
+static cumlp_status load_path(cumlp_context *ctx, const char *func, const char *path, int flags,
+                              cumlp_network **net, const load_outputs *out) {
+    if (net) *net = NULL;
+    if (out->opt) *out->opt = NULL;
+    if (out->scaler) *out->scaler = NULL;
+    if (ctx && !path) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "path is NULL");
+    return load_common(ctx, func, path, NULL, 0, flags, net, out);
+}
+
+static cumlp_status load_memory(cumlp_context *ctx, const char *func, const void *data, size_t size,
+                                int flags, cumlp_network **net, const load_outputs *out) {
+    if (net) *net = NULL;
+    if (out->opt) *out->opt = NULL;
+    if (out->scaler) *out->scaler = NULL;
+    if (ctx && !data && size == 0 && net)
+        return cumlp__fail(ctx, CUMLP_ERROR_TRUNCATED, func, MEMORY_NAME ": the buffer is empty");
+    if (ctx && !data) return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func, "data is NULL");
+    return load_common(ctx, func, NULL, data, size, flags, net, out);
+}
+
 cumlp_status cumlp_checkpoint_load(cumlp_context *ctx, const char *path, int flags,
                                    cumlp_network **net, cumlp_optimizer **opt) {
-    if (net) *net = NULL;
-    if (opt) *opt = NULL;
-    CUMLP_FAIL_IF(ctx && !path, ctx, CUMLP_ERROR_INVALID_VALUE, "path is NULL");
-    return load_common(ctx, __func__, path, NULL, 0, flags, net, opt);
+    load_outputs out = {opt, NULL, NULL};
+    return load_path(ctx, __func__, path, flags, net, &out);
+}
+
+cumlp_status cumlp_checkpoint_load_with(cumlp_context *ctx, const char *path, int flags,
+                                        cumlp_network **net, cumlp_optimizer **opt,
+                                        cumlp_scaler **scaler, cumlp_model_info *info) {
+    load_outputs out = {opt, scaler, info};
+    return load_path(ctx, __func__, path, flags, net, &out);
 }
 
 cumlp_status cumlp_checkpoint_load_memory(cumlp_context *ctx, const void *data, size_t size,
                                           int flags, cumlp_network **net, cumlp_optimizer **opt) {
-    if (net) *net = NULL;
-    if (opt) *opt = NULL;
-    CUMLP_FAIL_IF(ctx && !data && size == 0 && net, ctx, CUMLP_ERROR_TRUNCATED,
-                  MEMORY_NAME ": the buffer is empty");
-    CUMLP_FAIL_IF(ctx && !data, ctx, CUMLP_ERROR_INVALID_VALUE, "data is NULL");
-    return load_common(ctx, __func__, NULL, data, size, flags, net, opt);
+    load_outputs out = {opt, NULL, NULL};
+    return load_memory(ctx, __func__, data, size, flags, net, &out);
+}
+
+cumlp_status cumlp_checkpoint_load_memory_with(cumlp_context *ctx, const void *data, size_t size,
+                                               int flags, cumlp_network **net,
+                                               cumlp_optimizer **opt, cumlp_scaler **scaler,
+                                               cumlp_model_info *info) {
+    load_outputs out = {opt, scaler, info};
+    return load_memory(ctx, __func__, data, size, flags, net, &out);
 }
 
 /* Whether an existing network has the file's architecture. */
@@ -1215,11 +1437,13 @@ static cumlp_status fill_existing(cumlp_network *net, cumlp_optimizer *opt, cons
     for (int i = 0; i < MAX_PARTS && st == CUMLP_SUCCESS; i++)
         if (has_part(parts, i)) st = ctx->ops->copy(ctx, targets[i], staged[i], d->num_params);
     if (st == CUMLP_SUCCESS) st = ctx->ops->synchronize(ctx);
+    cumlp__network_parameters_changed(net);
     for (int i = 0; i < MAX_PARTS; i++)
         ctx->ops->free(ctx, staged[i]);
     if (st == CUMLP_SUCCESS && opt && d->has_optimizer) {
         opt->steps = d->steps;
         opt->nadam_mu_product = d->mu_product;
+        if (d->has_scaler) net->scaler = d->scaler;
     }
     return st;
 }
@@ -1232,7 +1456,7 @@ cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_optimizer *opt
     CUMLP_FAIL_IF(opt && opt->net != net, ctx, CUMLP_ERROR_INVALID_VALUE,
                   "the optimizer was created for another network");
     if (ctx->sticky) return ctx->sticky;
-    reader r = {ctx, __func__, path, flags, NULL, 0};
+    reader r = {.ctx = ctx, .func = __func__, .name = path, .flags = flags};
     decoded d;
     cumlp_status st = decode_source(&r, path, NULL, 0, &d);
     if (st != CUMLP_SUCCESS) return st;

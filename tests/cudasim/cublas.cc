@@ -2,12 +2,19 @@
  * cublas.cc - the cuBLAS calls cumlp makes, on the CPU (see cudasim.h): a handle holds its stream
  * and math mode; cublasGemmEx checks its arguments as cuBLAS does, checks the matrices against the
  * device memory registry, and queues the product on the handle's stream, where CBLAS computes it
- * (from inputs rounded to TF32 when the call allows TF32).
+ * (from inputs rounded to TF32 when the call allows TF32). The 16-bit GEMMs of cumlp's BF16 and
+ * FP16 precisions (bf16 or fp16 A and B, C of their format or fp32, CUBLAS_COMPUTE_32F) are
+ * modelled as the tensor cores compute them: every product of two 16-bit values is exact in fp32
+ * (at most 11 x 11 significant bits), the sum is accumulated in fp32 (here by CBLAS's sgemm on the
+ * inputs widened exactly), and a 16-bit C is rounded once to nearest even from the fp32 result.
+ * The order of the fp32 summation is CBLAS's, not the tensor cores'.
  */
 #include "cudasim.h"
 #include "host.h"
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <cblas.h>
 
@@ -54,22 +61,52 @@ float to_tf32(float x) {
     return x;
 }
 
+/* Bytes of one element of the data types cumlp's GEMMs use. */
+std::size_t element_bytes(cudaDataType type) {
+    return type == CUDA_R_16BF || type == CUDA_R_16F ? 2 : sizeof(float);
+}
+
 /* One operand of the product: rows x cols stored column-major with leading dimension ld. */
 struct matrix {
     const void *p;
     int rows, cols, ld;
-    std::size_t bytes() const {
-        return cols == 0 || rows == 0 ? 0 : ((std::size_t)ld * (cols - 1) + rows) * sizeof(float);
+    cudaDataType type;
+    std::size_t elements() const {
+        return cols == 0 || rows == 0 ? 0 : (std::size_t)ld * (cols - 1) + rows;
     }
+    std::size_t bytes() const { return elements() * element_bytes(type); }
 };
 
-/* The operand rounded to TF32, with the padding between its columns (which CBLAS skips). */
-std::vector<float> rounded_copy(const matrix &m) {
-    const float *src = static_cast<const float *>(m.p);
-    std::vector<float> out(src, src + m.bytes() / sizeof(float));
-    for (float &x : out)
-        x = to_tf32(x);
+/* The operand widened to fp32 (exact for bf16 and fp16), and rounded to TF32 when tf32 is set,
+ * with the padding between its columns (which CBLAS skips). */
+std::vector<float> fp32_copy(const matrix &m, bool tf32) {
+    std::vector<float> out(m.elements());
+    for (std::size_t i = 0; i < out.size(); i++) {
+        if (m.type == CUDA_R_16BF)
+            out[i] = __bfloat162float(static_cast<const __nv_bfloat16 *>(m.p)[i]);
+        else if (m.type == CUDA_R_16F)
+            out[i] = __half2float(static_cast<const __half *>(m.p)[i]);
+        else
+            out[i] = static_cast<const float *>(m.p)[i];
+        if (tf32) out[i] = to_tf32(out[i]);
+    }
     return out;
+}
+
+/* Stores the rows x cols results among fp32 values (laid out as m) into the 16-bit operand m,
+ * rounded to nearest even as the GEMM's epilogue does (cuda_bf16.h's and cuda_fp16.h's host
+ * conversions, which round as the device's cvt.rn); the padding between columns is not written. */
+void store_rounded(const std::vector<float> &values, const matrix &m) {
+    for (int j = 0; j < m.cols; j++) {
+        for (int i = 0; i < m.rows; i++) {
+            std::size_t at = (std::size_t)j * m.ld + i;
+            if (m.type == CUDA_R_16BF)
+                static_cast<__nv_bfloat16 *>(const_cast<void *>(m.p))[at] =
+                    __float2bfloat16_rn(values[at]);
+            else
+                static_cast<__half *>(const_cast<void *>(m.p))[at] = __float2half_rn(values[at]);
+        }
+    }
 }
 
 bool is_transpose(cublasOperation_t op) {
@@ -87,12 +124,16 @@ cublasStatus_t check_gemm_args(cublasOperation_t ta, cublasOperation_t tb, int m
                                                : CUBLAS_STATUS_INVALID_VALUE;
 }
 
-/* fp32 data with fp32 compute, which may down-convert to TF32: what cumlp uses. */
+/* What cumlp uses of cublasGemmEx's table of types: fp32 data with fp32 compute, which may
+ * down-convert to TF32; and for CUBLAS_COMPUTE_32F, bf16 A and B into a bf16 or fp32 C, fp16 A
+ * and B into an fp16 or fp32 C (cuBLAS lists no 16-bit A and B with a _FAST_TF32 compute type). */
 cublasStatus_t check_gemm_types(cudaDataType a, cudaDataType b, cudaDataType c,
                                 cublasComputeType_t compute) {
-    bool fp32 = a == CUDA_R_32F && b == CUDA_R_32F && c == CUDA_R_32F;
-    bool supported = compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_FAST_TF32;
-    return fp32 && supported ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_SUPPORTED;
+    bool fp32 = a == CUDA_R_32F && b == CUDA_R_32F && c == CUDA_R_32F &&
+                (compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_FAST_TF32);
+    bool sixteen = (a == CUDA_R_16BF || a == CUDA_R_16F) && b == a && (c == a || c == CUDA_R_32F) &&
+                   compute == CUBLAS_COMPUTE_32F;
+    return fp32 || sixteen ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_SUPPORTED;
 }
 
 /* Whether the inputs go through TF32: CUBLAS_COMPUTE_32F_FAST_TF32 "allows down-converting inputs
@@ -106,32 +147,35 @@ struct gemm {
     bool ta, tb, tf32;
     int m, n, k;
     float alpha, beta;
-    matrix a, b;
-    float *c;
-    int ldc;
+    matrix a, b, c;
 };
 
-/* C = alpha op(A) op(B) + beta C by CBLAS. With beta == 0, cuBLAS does not read C (it may hold
- * NaN); the BLAS standard says so too ("C need not be set on input"), but C is zeroed first so
- * that this holds whichever BLAS is linked. */
+/* C = alpha op(A) op(B) + beta C by CBLAS, in fp32 from A and B widened (and TF32-rounded) when
+ * they are not fp32 already, into a 16-bit C through an fp32 copy. With beta == 0, cuBLAS does not
+ * read C (it may hold NaN); the BLAS standard says so too ("C need not be set on input"), but C is
+ * zeroed first so that this holds whichever BLAS is linked. */
 void compute(const gemm &g) {
-    bool round = g.tf32 && g.k > 0;
-    std::vector<float> a = round ? rounded_copy(g.a) : std::vector<float>();
-    std::vector<float> b = round ? rounded_copy(g.b) : std::vector<float>();
-    const float *pa = round ? a.data() : static_cast<const float *>(g.a.p);
-    const float *pb = round ? b.data() : static_cast<const float *>(g.b.p);
+    bool copy_ab = g.k > 0 && (g.tf32 || g.a.type != CUDA_R_32F);
+    bool copy_c = g.c.type != CUDA_R_32F;
+    std::vector<float> a = copy_ab ? fp32_copy(g.a, g.tf32) : std::vector<float>();
+    std::vector<float> b = copy_ab ? fp32_copy(g.b, g.tf32) : std::vector<float>();
+    std::vector<float> c = copy_c ? fp32_copy(g.c, false) : std::vector<float>();
+    const float *pa = copy_ab ? a.data() : static_cast<const float *>(g.a.p);
+    const float *pb = copy_ab ? b.data() : static_cast<const float *>(g.b.p);
+    float *pc = copy_c ? c.data() : static_cast<float *>(const_cast<void *>(g.c.p));
     if (g.beta == 0.0f)
         for (int j = 0; j < g.n; j++)
-            std::memset(g.c + (std::size_t)j * g.ldc, 0, (std::size_t)g.m * sizeof(float));
+            std::memset(pc + (std::size_t)j * g.c.ld, 0, (std::size_t)g.m * sizeof(float));
     cblas_sgemm(CblasColMajor, g.ta ? CblasTrans : CblasNoTrans, g.tb ? CblasTrans : CblasNoTrans,
-                g.m, g.n, g.k, g.alpha, pa, g.a.ld, pb, g.b.ld, g.beta, g.c, g.ldc);
+                g.m, g.n, g.k, g.alpha, pa, g.a.ld, pb, g.b.ld, g.beta, pc, g.c.ld);
+    if (copy_c) store_rounded(c, g.c);
 }
 
 /* Queues the checked product. An operand that is not device memory is reported now; cuBLAS does
  * not check pointers, so the call succeeds and the kernel faults when it runs, as on a GPU. */
 cublasStatus_t queue_gemm(cudaStream_t stream, const gemm &g) {
     static const char *const names[3] = {"A", "B", "C"};
-    const matrix operands[3] = {g.a, g.b, {g.c, g.m, g.n, g.ldc}};
+    const matrix operands[3] = {g.a, g.b, g.c};
     cudasim::span spans[3]{};
     bool ok = true;
     for (int i = g.k > 0 ? 0 : 2; i < 3; i++) /* k == 0 reads neither A nor B */
@@ -211,10 +255,9 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
     g.m = m, g.n = n, g.k = k;
     g.alpha = *static_cast<const float *>(alpha); /* host pointer mode: read at the call */
     g.beta = *static_cast<const float *>(beta);
-    g.a = {A, g.ta ? k : m, g.ta ? m : k, lda};
-    g.b = {B, g.tb ? n : k, g.tb ? k : n, ldb};
-    g.c = static_cast<float *>(C);
-    g.ldc = ldc;
+    g.a = {A, g.ta ? k : m, g.ta ? m : k, lda, Atype};
+    g.b = {B, g.tb ? n : k, g.tb ? k : n, ldb, Btype};
+    g.c = {C, m, n, ldc, Ctype};
     return queue_gemm(handle->stream, g);
 }
 

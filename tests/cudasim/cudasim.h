@@ -4,9 +4,11 @@
  *
  *   device.cc   runs kernels: every CUDA thread a fiber, collectives checked (cuda_runtime.h here
  *               is the stand-in header the kernels compile against)
- *   runtime.cc  the CUDA runtime calls cumlp makes: device memory as tracked host allocations,
- *               streams and events with deferred, reordered execution, errors, fault injection
- *   cublas.cc   cuBLAS's GEMM through CBLAS (TF32 rounding of the inputs when asked for)
+ *   runtime.cc  the CUDA runtime calls cumlp makes: device memory as tracked mappings that host
+ *               code cannot touch, streams and events with deferred, reordered (or eager)
+ *               execution, errors, fault injection
+ *   cublas.cc   cuBLAS's GEMM through CBLAS (TF32 rounding of the inputs when asked for; bf16 and
+ *               fp16 inputs widened, an fp32 sum, a 16-bit result rounded to nearest even)
  *   curand.cc   cuRAND's Philox4x32-10 through cumlp's host generator
  *   nccl.cc     NCCL's collectives between rank processes, carried over MPI (a build with MPI)
  *
@@ -28,10 +30,18 @@ namespace cudasim {
  * CUDASIM_SCHEDULE chooses the order in which the simulator runs what the real hardware runs in an
  * undefined order: "forward" (default), "reverse", or "shuffle" / "shuffle:SEED" (a seeded
  * shuffle). It orders the threads of a block between two collectives, the blocks of a grid, and
- * the streams whose next operation may run (runtime.cc). */
+ * the streams whose next operation may run (runtime.cc). Those three run queued work as late as
+ * they can (at the synchronization that needs it), which catches work used too early. "eager"
+ * runs each operation as soon as it is queued, as an idle GPU does, which catches the opposite:
+ * the host writing memory that queued work reads after queuing it (threads and blocks run in
+ * forward order). */
 enum class order { forward, reverse, shuffle };
 order schedule();
-/* A number in [0, n) from the schedule's generator (the shuffle's seed; 0 when not shuffling). */
+/* Whether the schedule is "eager" (schedule() is then order::forward). */
+bool eager();
+/* A number in [0, n) from the schedule's generator (0 when not shuffling): the calling host
+ * thread's own, seeded with the shuffle's seed, so that a thread's draws do not depend on how the
+ * host threads interleave. */
 std::size_t schedule_pick(std::size_t n);
 
 /* ---- reports ------------------------------------------------------------------------------------
@@ -47,8 +57,9 @@ void report(const char *fmt, ...)
  */
 
 /* Queues op on stream (0 is the legacy default stream). op runs later, when a synchronization
- * point needs it; its result, if not cudaSuccess, becomes the sticky error of the device (a fault
- * in a kernel: every later call returns it). `what` names the operation in reports. */
+ * point needs it (at once in the eager schedule); its result, if not cudaSuccess, becomes the
+ * sticky error of the device (a fault in a kernel: every later call returns it). `what` names the
+ * operation in reports. */
 void enqueue(cudaStream_t stream, const char *what, std::function<cudaError_t()> op);
 
 /* Records err as the error cudaGetLastError / cudaPeekAtLastError return (not sticky) and returns
@@ -59,8 +70,13 @@ cudaError_t set_last_error(cudaError_t err);
  * to its end. */
 bool is_device_range(const void *p, std::size_t bytes);
 
-/* After a kernel: whether the guard bytes after every device allocation are untouched; reports an
- * out-of-bounds write by `kernel` (and restores the guard) when not. */
+/* The id of the live device allocation (cudaMalloc) that p points into, 0 if none: an
+ * allocation's id is never reused, its address may be. */
+std::uint64_t device_allocation(const void *p);
+
+/* After a kernel: whether the slack after every device allocation (up to its 256-byte rounding,
+ * where the guard page begins) is untouched; reports an out-of-bounds write by `kernel` (and
+ * restores the slack) when not. */
 bool check_guards(const char *kernel);
 
 /* ---- kernels (device.cc) -----------------------------------------------------------------------

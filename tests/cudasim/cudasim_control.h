@@ -16,6 +16,10 @@ int cudasim_error_count(void);
  * cudaErrorMemoryAllocation; 0 turns it off. */
 void cudasim_fail_allocation(int nth);
 
+/* Makes the nth pinned host allocation from now (cudaHostAlloc, 1 = the next) fail with
+ * cudaErrorMemoryAllocation, as when the system will not page-lock more memory; 0 turns it off. */
+void cudasim_fail_host_allocation(int nth);
+
 /* Makes the nth runtime, cuBLAS or cuRAND call from now fail with a sticky device error
  * (cudaErrorIllegalAddress: every later call returns it until cudasim_reset); 0 turns it off. */
 void cudasim_inject_sticky_error(int nth);

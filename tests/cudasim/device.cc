@@ -49,25 +49,26 @@ namespace {
 
 struct schedule_state {
     order kind = order::forward;
-    std::mt19937_64 rng{0};
+    bool eager = false;
+    unsigned long long seed = 1;
 };
 
-schedule_state &the_schedule() {
-    static schedule_state state = [] {
+const schedule_state &the_schedule() {
+    static const schedule_state state = [] {
         schedule_state s;
         const char *env = std::getenv("CUDASIM_SCHEDULE");
         std::string text = env ? env : "forward";
         if (text == "reverse") {
             s.kind = order::reverse;
+        } else if (text == "eager") {
+            s.eager = true;
         } else if (text.rfind("shuffle", 0) == 0) {
             s.kind = order::shuffle;
-            unsigned long long seed = 1;
             if (text.size() > 8 && text[7] == ':')
-                seed = std::strtoull(text.c_str() + 8, nullptr, 10);
-            s.rng.seed(seed);
+                s.seed = std::strtoull(text.c_str() + 8, nullptr, 10);
         } else if (text != "forward") {
             std::fprintf(stderr,
-                         "cudasim: CUDASIM_SCHEDULE=%s is not forward, reverse or "
+                         "cudasim: CUDASIM_SCHEDULE=%s is not forward, reverse, eager or "
                          "shuffle[:SEED]; running forward\n",
                          text.c_str());
         }
@@ -76,12 +77,21 @@ schedule_state &the_schedule() {
     return state;
 }
 
+/* The shuffle's generator: one per host thread, each seeded with the schedule's seed, so that
+ * what a thread draws depends only on what that thread runs, not on how the host threads
+ * interleave. (Work queued by one thread and run by another's synchronization draws from the
+ * thread that runs it.) */
+std::mt19937_64 &generator() {
+    thread_local std::mt19937_64 rng{the_schedule().seed};
+    return rng;
+}
+
 /* 0 .. n-1 in the schedule's order. */
 std::vector<std::size_t> ordered(std::size_t n) {
     std::vector<std::size_t> v(n);
     std::iota(v.begin(), v.end(), 0);
     if (schedule() == order::reverse) std::reverse(v.begin(), v.end());
-    if (schedule() == order::shuffle) std::shuffle(v.begin(), v.end(), the_schedule().rng);
+    if (schedule() == order::shuffle) std::shuffle(v.begin(), v.end(), generator());
     return v;
 }
 
@@ -97,8 +107,9 @@ std::vector<std::size_t> ordered(std::size_t n) {
  * the x87 control word on the current stack and its stack pointer in *save_sp, then loads those
  * from load_sp and returns on that stack. */
 extern "C" void cudasim_switch_stack(void **save_sp, void *load_sp);
+/* .pushsection/.popsection: the compiler's idea of the current section survives the asm. */
 asm(R"(
-    .text
+    .pushsection .text
     .globl cudasim_switch_stack
     .type cudasim_switch_stack, @function
 cudasim_switch_stack:
@@ -124,8 +135,9 @@ cudasim_switch_stack:
     popq %rbp
     ret
     .size cudasim_switch_stack, .-cudasim_switch_stack
-    .section .note.GNU-stack, "", @progbits
-    .text
+    .popsection
+    .pushsection .note.GNU-stack, "", @progbits
+    .popsection
 )");
 #endif
 
@@ -140,6 +152,9 @@ struct fiber_context {
 
 constexpr std::size_t kStackBytes = 256 * 1024; /* kernels are shallow; sanitizers widen frames */
 constexpr int kMaxThreads = 1024;               /* per block, as on the GPU */
+#ifdef CUDASIM_ASAN
+constexpr std::size_t kStackTopBytes = 4096; /* the frames below which every kernel runs */
+#endif
 
 enum class state { runnable, at_barrier, at_shuffle, finished };
 
@@ -208,7 +223,7 @@ void fiber_switch(fiber_context &save, fiber_context &load) {
 #endif
 }
 
-void thread_entry();
+void thread_entry() noexcept;
 
 /* Makes the fiber start at thread_entry on its stack when it is switched to. */
 void fiber_start(fiber_context &c, char *stack) {
@@ -261,8 +276,10 @@ void switch_to_scheduler(block_runner &r, sim_thread &t) {
 }
 
 /* Where a new fiber starts: it takes no arguments (its thread is the one the scheduler switched
- * to), runs the kernel's body and goes back to the scheduler for good. */
-void thread_entry() {
+ * to), runs the kernel's body and goes back to the scheduler for good. noexcept: there is no frame
+ * to unwind into above it (its return address is null), so an exception that escapes a kernel
+ * ends the process here (std::terminate) instead of unwinding off the fiber's stack. */
+void thread_entry() noexcept {
     block_runner &r = *runner;
     sim_thread &t = *r.running;
 #ifdef CUDASIM_ASAN
@@ -298,25 +315,38 @@ void set_fault(block_runner &r, const std::string &what) {
     if (r.fault.empty()) r.fault = what;
 }
 
-/* The lane a shuffle reads, or -1 when it reads its own value (outside its segment). */
+/* The lane a shuffle reads: shfl.sync's source lane (PTX ISA, "shfl.sync", Semantics), with the
+ * operand c that sm_30_intrinsics.hpp passes: ((32 - width) << 8) | 0x1f, or (32 - width) << 8
+ * for __shfl_up_sync. Only the low 5 bits of srcLane, delta and laneMask count. A lane out of
+ * range reads its own value: up and down do not cross their segment of `width` lanes, and an xor
+ * may read an earlier segment but not a later one ("each group of width consecutive threads are
+ * able to access elements from earlier groups of threads", CUDA C++ Programming Guide, "Warp
+ * Shuffle Functions"). */
 int source_lane(const shuffle_request &q, int lane) {
-    int segment = lane / q.width * q.width, src = lane;
+    const int b = q.arg & 31, segmask = (32 - q.width) & 31;
+    const int clamp = q.kind == shuffle_kind::up ? 0 : 31;
+    const int min_lane = lane & segmask, max_lane = min_lane | (clamp & ~segmask);
+    int j = lane;
+    bool in_range = true;
     switch (q.kind) {
     case shuffle_kind::index:
-        src = segment + (q.arg % q.width + q.width) % q.width;
+        j = min_lane | (b & ~segmask);
+        in_range = j <= max_lane;
         break;
     case shuffle_kind::up:
-        src = lane - q.arg;
+        j = lane - b;
+        in_range = j >= max_lane;
         break;
     case shuffle_kind::down:
-        src = lane + q.arg;
+        j = lane + b;
+        in_range = j <= max_lane;
         break;
     case shuffle_kind::xor_:
-        src = lane ^ q.arg;
+        j = lane ^ b;
+        in_range = j <= max_lane;
         break;
     }
-    if (src < segment || src >= segment + q.width) return -1;
-    return src;
+    return in_range ? j : lane;
 }
 
 /* Resolves the shuffle that warp w's lanes wait at, if all the lanes its mask names are there.
@@ -329,11 +359,6 @@ bool resolve_warp(block_runner &r, int w) {
     if (!lead) return false;
     const shuffle_request &q = lead->shuffle;
     std::string at = where(lead->site);
-    if (q.width < 1 || q.width > 32 || (q.width & (q.width - 1)) != 0) {
-        set_fault(r, "a shuffle at " + at + " with width " + std::to_string(q.width) +
-                         " (a power of 2 up to 32)");
-        return false;
-    }
     for (int l = 0; l < 32; l++) {
         if (!(q.mask >> l & 1u)) continue;
         if (l >= lanes) {
@@ -363,13 +388,21 @@ bool resolve_warp(block_runner &r, int w) {
                              " but is not in its mask");
             return false;
         }
+        /* width must be a power of 2 no greater than warpSize, else the results are undefined
+         * (CUDA C++ Programming Guide, "Warp Shuffle Functions"). */
+        int width = t.shuffle.width;
+        if (width < 1 || width > 32 || (width & (width - 1)) != 0) {
+            set_fault(r, thread_name(t) + " shuffles at " + at + " with width " +
+                             std::to_string(width) + " (a power of 2 up to 32)");
+            return false;
+        }
         int src = source_lane(t.shuffle, l);
-        if (src >= 0 && !(q.mask >> src & 1u)) {
+        if (!(q.mask >> src & 1u)) {
             set_fault(r, thread_name(t) + " reads lane " + std::to_string(src) +
                              " in the shuffle at " + at + ", which is not in the mask");
             return false;
         }
-        t.shuffle.result = src < 0 ? t.shuffle.bits : r.threads[first + src].shuffle.bits;
+        t.shuffle.result = r.threads[first + src].shuffle.bits;
     }
     for (int l = 0; l < lanes; l++)
         if (r.threads[first + l].st == state::at_shuffle) r.threads[first + l].st = state::runnable;
@@ -425,8 +458,13 @@ void start_threads(block_runner &r, uint3 block_idx, dim3 block, dim3 grid) {
         sim_thread &t = r.threads[i];
         if (!t.stack) t.stack = new_stack();
 #ifdef CUDASIM_ASAN
-        /* The frames a faulted block left never returned: their red zones are still poisoned. */
-        if (t.abandoned) ASAN_UNPOISON_MEMORY_REGION(t.stack, kStackBytes);
+        /* The frames a faulted block left never returned: their red zones are still poisoned.
+         * Nor do thread_entry's and switch_to_scheduler's frames at the top of every finished
+         * thread's stack, where fiber_start writes the new thread's first frame. */
+        if (t.abandoned)
+            ASAN_UNPOISON_MEMORY_REGION(t.stack, kStackBytes);
+        else
+            ASAN_UNPOISON_MEMORY_REGION(t.stack + kStackBytes - kStackTopBytes, kStackTopBytes);
 #endif
         t.abandoned = false;
         t.linear = i;
@@ -477,9 +515,13 @@ order schedule() {
     return the_schedule().kind;
 }
 
+bool eager() {
+    return the_schedule().eager;
+}
+
 std::size_t schedule_pick(std::size_t n) {
     if (n == 0 || schedule() != order::shuffle) return 0;
-    return (std::size_t)(the_schedule().rng() % n);
+    return (std::size_t)(generator()() % n);
 }
 
 const thread_indices &current_indices() {
@@ -529,8 +571,14 @@ static void record_launch(const char *kernel, std::size_t blocks) {
 cudaError_t run_grid(const char *kernel, dim3 grid, dim3 block, std::size_t shared_bytes,
                      const std::function<void()> &body) {
     (void)shared_bytes; /* cumlp's kernels use static shared memory only */
+    if (runner) {
+        /* The threads of the running grid are suspended on this host thread's one block_runner,
+         * which a second grid would reuse under them: a synchronization from device code. */
+        std::fprintf(stderr, "cudasim: kernel %s launched while kernel %s runs on this thread\n",
+                     kernel, runner->kernel);
+        std::abort();
+    }
     block_runner &r = the_runner();
-    block_runner *outer = runner;
     runner = &r;
     r.body = &body;
     r.kernel = kernel;
@@ -543,15 +591,17 @@ cudaError_t run_grid(const char *kernel, dim3 grid, dim3 block, std::size_t shar
         result = cudaErrorLaunchFailure;
         break;
     }
-    runner = outer;
+    runner = nullptr;
     return result;
 }
 
 bool check_configuration(const char *kernel, dim3 grid, dim3 block, std::size_t shared_bytes) {
     std::size_t threads = (std::size_t)block.x * block.y * block.z;
-    bool ok = grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.y <= 65535 && grid.z <= 65535 &&
-              threads >= 1 && threads <= (std::size_t)kMaxThreads && block.z <= 64 &&
-              shared_bytes <= 48 * 1024;
+    /* The limits of cudaDeviceProp::maxGridSize (2^31 - 1, 65535, 65535), maxThreadsPerBlock,
+     * maxThreadsDim[2] and sharedMemPerBlock (runtime.cc's fill_properties). */
+    bool ok = grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.x <= 0x7fffffffu &&
+              grid.y <= 65535 && grid.z <= 65535 && threads >= 1 &&
+              threads <= (std::size_t)kMaxThreads && block.z <= 64 && shared_bytes <= 48 * 1024;
     if (ok) return true;
     report("kernel %s: a launch of (%u,%u,%u) blocks of (%u,%u,%u) threads, %zu bytes of shared "
            "memory: not a valid configuration",
@@ -560,9 +610,18 @@ bool check_configuration(const char *kernel, dim3 grid, dim3 block, std::size_t 
     return false;
 }
 
-bool check_pointer_argument(const char *kernel, int index, const void *p) {
-    if (!p || is_device_range(p, 1)) return true;
-    report("kernel %s: argument %d (%p) is not device memory", kernel, index, p);
+bool argument_check::pointer(int index, bool inside, const void *p) {
+    std::uint64_t id = p ? device_allocation(p) : 0;
+    const char *in = inside ? ", a member of it," : "";
+    if (!running_) {
+        ids_.push_back(id);
+        if (!p || id) return true;
+        report("kernel %s: argument %d%s (%p) is not device memory", kernel_, index, in, p);
+        return false;
+    }
+    if (next_ < ids_.size() && ids_[next_++] == id) return true;
+    report("kernel %s: argument %d%s (%p) was freed before the kernel ran (use after free%s)",
+           kernel_, index, in, p, id ? ", its address allocated again" : "");
     return false;
 }
 

@@ -4,13 +4,20 @@
  * Device memory is host memory recorded in a registry. Every pointer a call is given is checked
  * against it at the call, and again when the queued operation runs, so that a host pointer, a copy
  * of the wrong kind, a range past an allocation's end and a free before the work that uses the
- * memory ran are all reported ("cudasim: ...") and fail as on a GPU.
+ * memory ran are all reported ("cudasim: ...") and fail as on a GPU. Each device allocation is a
+ * mapping of its own that the host cannot touch (PROT_NONE) except while queued work runs, and
+ * that ends against an inaccessible guard page: host code that dereferences a device pointer, and
+ * an access past an allocation's end, fault as on a GPU (a SIGSEGV, which the handler below names
+ * before the process dies).
  *
  * Asynchronous work is queued per stream and runs only when a synchronization point needs it, and
  * then only what that point needs: cudaStreamSynchronize(s) runs s's queue, a wait on an event
  * also runs what the event's record needs, cudaDeviceSynchronize runs everything. Where several
  * streams could go next, the schedule (cudasim::schedule) picks, not the order of issue. So a
- * missing wait between two streams shows up as wrong results instead of working by luck.
+ * missing wait between two streams shows up as wrong results instead of working by luck. The
+ * eager schedule (cudasim::eager) runs each operation when it is queued instead, so that a host
+ * write into memory a queued copy reads, made after queuing it, comes too late, as it may on a
+ * GPU that has already run the copy.
  *
  * Stream 0 (and cudaStreamLegacy, cudaStreamPerThread) is one ordinary stream here: the implicit
  * synchronization of the legacy default stream with blocking streams is not modelled (cumlp uses
@@ -22,9 +29,14 @@
 
 #include <cuda_runtime_api.h>
 
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <climits>
 #include <cstdarg>
 #include <cstdio>
@@ -34,6 +46,21 @@
 #include <map>
 #include <memory>
 #include <vector>
+
+/* ASan, which must be told which bytes past an allocation's end are not to be touched. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CUDASIM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CUDASIM_ASAN 1
+#endif
+#endif
+#ifdef CUDASIM_ASAN
+#include <sanitizer/asan_interface.h>
+#define CUDASIM_NO_ASAN __attribute__((no_sanitize("address")))
+#else
+#define CUDASIM_NO_ASAN
+#endif
 
 namespace cudasim {
 namespace {
@@ -46,10 +73,17 @@ struct allocation {
     bool pinned; /* cudaHostAlloc: host memory the device reads when a copy runs */
 };
 
-/* Device allocations are followed by guard bytes, checked after every kernel (check_guards): an
- * out-of-bounds write lands in them, in the sanitizer build and without it. */
-constexpr std::size_t kGuardBytes = 64;
-constexpr unsigned char kGuardByte = 0xa5;
+/* A device allocation starts 256-byte aligned, as cudaMalloc's do, and its rounded size ends where
+ * an inaccessible guard page begins. The slack between the bytes asked for and the guard page
+ * holds this word, a NaN as a float and (twice) as a double, so that a read of it shows in the
+ * results; it is checked after every kernel (check_guards), so that a write into it is reported.
+ * In the ASan build the slack is poisoned: ASan reports a read or a write of it where it happens.
+ * Past the slack, the guard page faults. */
+constexpr std::uint32_t kSlackWord = 0xfff5a5a5u;
+
+unsigned char slack_byte(std::uintptr_t address) {
+    return (unsigned char)(kSlackWord >> (8 * (address % 4)));
+}
 
 struct queued_op {
     std::uint64_t seq; /* order of issue, over all streams */
@@ -83,8 +117,9 @@ struct state {
     stream_map streams;
     std::map<cudaEvent_t, std::shared_ptr<event_state>> events;
     std::map<std::uint64_t, stream_state *> pending; /* seq -> stream, every queued operation */
+    int device_open = 0; /* drains running: device memory is accessible while > 0 */
     cudaError_t sticky = cudaSuccess;
-    int fail_allocation = 0, inject_sticky = 0;
+    int fail_allocation = 0, fail_host_allocation = 0, inject_sticky = 0;
     ~state();
 };
 
@@ -151,20 +186,208 @@ std::size_t room(const found &f, const void *p) {
     return f.base + f.a.size - (std::uintptr_t)p;
 }
 
-/* The block behind an allocation: the bytes asked for, then (device memory) the guard. */
-std::size_t block_bytes(std::size_t bytes, bool pinned) {
-    return rounded(bytes + (pinned ? 0 : kGuardBytes));
+std::size_t page_bytes() {
+    static const std::size_t page = (std::size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+
+/* The pages of a device allocation of `size` bytes at `base`: its data pages, which end where
+ * the rounded size ends, and the guard page after them. */
+struct device_pages {
+    char *begin;      /* the first data page */
+    std::size_t data; /* the data pages' bytes; the guard page follows */
+    char *guard() const { return begin + data; }
+};
+
+device_pages pages_of(std::uintptr_t base, std::size_t size) {
+    std::size_t span = rounded(size), page = page_bytes();
+    std::size_t data = (span + page - 1) / page * page;
+    return {reinterpret_cast<char *>(base + span - data), data};
+}
+
+void install_fault_handler();
+void ensure_signal_stack();
+
+/* mprotect, which fails only when the process has run out of mappings (vm.max_map_count: every
+ * device allocation takes two or three), and then the simulator cannot go on. */
+void protect(void *p, std::size_t bytes, int prot) {
+    if (mprotect(p, bytes, prot) == 0) return;
+    std::fprintf(stderr, "cudasim: mprotect of the device memory at %p failed: %s\n", p,
+                 std::strerror(errno));
+    std::abort();
+}
+
+/* A new device allocation's memory: filled with 0xff bytes ("the memory is not cleared": a NaN
+ * as floats, so that a read of an element never written shows), the slack with kSlackWord. */
+void *map_device(std::size_t bytes) {
+    install_fault_handler();
+    std::size_t span = rounded(bytes), page = page_bytes();
+    std::size_t data = (span + page - 1) / page * page;
+    void *m = mmap(nullptr, data + page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return nullptr;
+    char *p = static_cast<char *>(m) + data - span;
+    std::memset(p, 0xff, bytes);
+    for (std::size_t k = bytes; k < span; k++)
+        p[k] = (char)slack_byte((std::uintptr_t)(p + k));
+#ifdef CUDASIM_ASAN
+    ASAN_POISON_MEMORY_REGION(p + bytes, span - bytes);
+#endif
+    protect(static_cast<char *>(m) + data, page, PROT_NONE);
+    if (!sim().device_open) protect(m, data, PROT_NONE);
+    return p;
+}
+
+void unmap_device(std::uintptr_t base, std::size_t size) {
+    device_pages pages = pages_of(base, size);
+#ifdef CUDASIM_ASAN
+    /* The shadow outlives the mapping: a later one at the same address must start clean. */
+    ASAN_UNPOISON_MEMORY_REGION(pages.begin, pages.data);
+#endif
+    munmap(pages.begin, pages.data + page_bytes());
 }
 
 void *add_allocation(std::size_t bytes, bool pinned) {
-    std::size_t block = block_bytes(bytes, pinned);
-    void *p = std::aligned_alloc(256, block);
+    void *p = pinned ? std::aligned_alloc(256, rounded(bytes)) : map_device(bytes);
     if (!p) return nullptr;
-    if (!pinned) std::memset((char *)p + bytes, kGuardByte, block - bytes);
     std::lock_guard<std::mutex> guard(sim().registry_mutex);
     sim().allocations[(std::uintptr_t)p] = {bytes, sim().next_allocation++, pinned};
     if (!pinned) sim().device_bytes += rounded(bytes);
     return p;
+}
+
+/* Makes device memory accessible to the host (while queued work runs) or not (otherwise), as a
+ * GPU's memory is not the host's; the guard pages stay inaccessible. Nested: the memory closes
+ * when the outermost user is done. Called under the shim's lock. */
+void open_device_memory(bool open) {
+    int before = sim().device_open;
+    sim().device_open += open ? 1 : -1;
+    if ((before == 0) != open) return; /* 0 -> 1 opens, 1 -> 0 closes */
+    if (open) ensure_signal_stack();   /* kernels run on this thread: a fiber may overflow */
+    std::lock_guard<std::mutex> guard(sim().registry_mutex);
+    for (const auto &[base, a] : sim().allocations) {
+        if (a.pinned) continue;
+        device_pages pages = pages_of(base, a.size);
+        protect(pages.begin, pages.data, open ? PROT_READ | PROT_WRITE : PROT_NONE);
+    }
+}
+
+/* Device memory accessible for as long as it lives, from its first open(). */
+class device_access {
+  public:
+    device_access() = default;
+    device_access(const device_access &) = delete;
+    device_access &operator=(const device_access &) = delete;
+    ~device_access() {
+        if (open_) open_device_memory(false);
+    }
+    void open() {
+        if (!open_) open_device_memory(true);
+        open_ = true;
+    }
+
+  private:
+    bool open_ = false;
+};
+
+/* ---- faults of host code ----------------------------------------------------------------------
+ * A SIGSEGV in a device allocation's pages is host code touching device memory (its data pages,
+ * inaccessible outside queued work) or an access past its end (its guard page). The handler says
+ * which, naming the allocation, then hands the signal to the handler it replaced (ASan's report,
+ * or the default action: the process dies). It runs on an alternate stack, so that a fiber's stack
+ * overflow can be handed on too. */
+struct sigaction previous_segv;
+std::atomic<bool> registry_gone{false}; /* the state is destroyed (at exit): nothing to look up */
+
+/* The allocation whose pages hold `address`, if the registry can be had (the lock is tried: the
+ * fault may have interrupted a thread that holds it). */
+bool owner_of(std::uintptr_t address, std::uintptr_t *base, allocation *a) {
+    if (registry_gone) return false;
+    std::unique_lock<std::mutex> lock(sim().registry_mutex, std::try_to_lock);
+    for (int tries = 0; !lock.owns_lock() && tries < 1000; tries++) {
+        sched_yield();
+        lock.try_lock();
+    }
+    if (!lock.owns_lock()) return false;
+    auto &all = sim().allocations;
+    auto next = all.upper_bound(address);
+    for (auto it : {next, next == all.begin() ? all.end() : std::prev(next)}) {
+        if (it == all.end() || it->second.pinned) continue;
+        device_pages pages = pages_of(it->first, it->second.size);
+        auto first = reinterpret_cast<std::uintptr_t>(pages.begin);
+        if (address >= first && address < first + pages.data + page_bytes()) {
+            *base = it->first;
+            *a = it->second;
+            return true;
+        }
+    }
+    return false;
+}
+
+void on_segv(int sig, siginfo_t *info, void *context) {
+    auto address = reinterpret_cast<std::uintptr_t>(info->si_addr);
+    std::uintptr_t base = 0;
+    allocation a{};
+    if (owner_of(address, &base, &a)) {
+        char text[400];
+        bool past = address >= reinterpret_cast<std::uintptr_t>(pages_of(base, a.size).guard());
+        int n = past ? std::snprintf(text, sizeof text,
+                                     "cudasim: an access past the end of the device allocation "
+                                     "at %p (%zu bytes): address %p, %zu bytes past its end\n",
+                                     (void *)base, a.size, (void *)address,
+                                     (std::size_t)(address - base - a.size))
+                     : std::snprintf(text, sizeof text,
+                                     "cudasim: host code touched device memory at %p (the device "
+                                     "allocation at %p, %zu bytes): only queued work, kernels and "
+                                     "copies, may access it\n",
+                                     (void *)address, (void *)base, a.size);
+        if (n > 0) (void)!write(2, text, std::min((std::size_t)n, sizeof text - 1));
+    }
+    if (previous_segv.sa_flags & SA_SIGINFO) {
+        previous_segv.sa_sigaction(sig, info, context);
+    } else if (previous_segv.sa_handler != SIG_DFL && previous_segv.sa_handler != SIG_IGN) {
+        previous_segv.sa_handler(sig);
+    } else {
+        /* The default action: returning re-runs the faulting access, which now kills. */
+        signal(SIGSEGV, SIG_DFL);
+    }
+}
+
+/* An alternate signal stack for the calling thread, unless it has one (ASan gives its threads
+ * one). */
+void ensure_signal_stack() {
+    struct alternate_stack {
+        bool checked = false;
+        std::vector<char> memory;
+        ~alternate_stack() {
+            if (memory.empty()) return;
+            stack_t off{};
+            off.ss_flags = SS_DISABLE;
+            sigaltstack(&off, nullptr);
+        }
+    };
+    thread_local alternate_stack mine;
+    stack_t current{};
+    if (mine.checked) return;
+    mine.checked = true;
+    if (sigaltstack(nullptr, &current) != 0 || !(current.ss_flags & SS_DISABLE)) return;
+    mine.memory.resize(std::max<std::size_t>(SIGSTKSZ, 64 * 1024));
+    stack_t st{};
+    st.ss_sp = mine.memory.data();
+    st.ss_size = mine.memory.size();
+    sigaltstack(&st, nullptr);
+}
+
+void install_fault_handler() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction sa {};
+        sa.sa_sigaction = on_segv;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, &previous_segv);
+    });
+    ensure_signal_stack();
 }
 
 /* What is wrong with freeing p with the call that frees pinned memory (or device memory), or
@@ -187,7 +410,10 @@ bool remove_allocation(const char *what, void *p, bool pinned) {
     std::lock_guard<std::mutex> guard(sim().registry_mutex);
     if (!pinned) sim().device_bytes -= rounded(f.a.size);
     sim().allocations.erase(f.base);
-    std::free(p);
+    if (pinned)
+        std::free(p);
+    else
+        unmap_device(f.base, f.a.size);
     return true;
 }
 
@@ -247,11 +473,16 @@ bool is_pending(std::uint64_t seq) {
     return sim().pending.count(seq) != 0;
 }
 
+cudaError_t drain(std::map<stream_state *, std::uint64_t> need);
+
+/* Queues an operation; the eager schedule runs it at once (with what it waits for, which has run
+ * already), as an idle GPU would. A fault becomes the sticky error either way. */
 std::uint64_t push(stream_state *s, const char *what, std::function<cudaError_t()> run,
                    std::uint64_t awaits = 0) {
     std::uint64_t seq = sim().next_seq++;
     s->queue.push_back({seq, what, std::move(run), awaits});
     sim().pending[seq] = s;
+    if (eager()) drain({{s, seq}});
     return seq;
 }
 
@@ -322,13 +553,23 @@ stream_state *pick(const needs &need) {
 /* Runs what `need` names, in an order the schedule picks; the sticky error if something faults. */
 cudaError_t drain(needs need) {
     add_awaited(need);
+    device_access access; /* opened when there is work to run */
     while (stream_state *s = pick(need)) {
+        access.open();
         queued_op o = std::move(s->queue.front());
         s->queue.pop_front();
         sim().pending.erase(o.seq);
         cudaError_t err = o.run();
         if (err != cudaSuccess) return make_sticky(err);
     }
+    /* add_awaited closed `need` over the waits, and a wait only names an earlier record: pick
+     * can stop with needed work left only if that broke. */
+    for (const auto &[s, upto] : need)
+        if (!s->queue.empty() && s->queue.front().seq <= upto) {
+            std::fprintf(stderr, "cudasim: %s (operation %llu) was needed but left unrun\n",
+                         s->queue.front().what, (unsigned long long)s->queue.front().seq);
+            std::abort();
+        }
     sweep_destroyed_streams();
     return cudaSuccess;
 }
@@ -443,6 +684,7 @@ const char *error_text(cudaError_t err, bool name) {
 }
 
 state::~state() {
+    registry_gone = true;
     std::size_t device = 0, bytes = 0, pinned = 0;
     for (const auto &entry : allocations) {
         if (entry.second.pinned) {
@@ -451,7 +693,10 @@ state::~state() {
             device++;
             bytes += entry.second.size;
         }
-        std::free((void *)entry.first);
+        if (entry.second.pinned)
+            std::free((void *)entry.first);
+        else
+            unmap_device(entry.first, entry.second.size);
     }
     std::size_t live_streams = 0;
     for (const auto &entry : streams)
@@ -501,21 +746,34 @@ bool is_device_range(const void *p, std::size_t bytes) {
     return f.ok && !f.a.pinned && room(f, p) >= bytes;
 }
 
+std::uint64_t device_allocation(const void *p) {
+    found f = locate(p);
+    return f.ok && !f.a.pinned ? f.a.id : 0;
+}
+
+/* The first byte of the allocation's slack that is not kSlackWord's, or 0; it restores them.
+ * Not instrumented: ASan has the slack poisoned. */
+CUDASIM_NO_ASAN std::size_t check_slack(std::uintptr_t base, std::size_t size) {
+    unsigned char *p = reinterpret_cast<unsigned char *>(base);
+    std::size_t span = rounded(size), bad = 0;
+    for (std::size_t k = size; k < span; k++)
+        if (p[k] != slack_byte(base + k)) {
+            bad = bad ? bad : k;
+            p[k] = slack_byte(base + k);
+        }
+    return bad;
+}
+
 bool check_guards(const char *kernel) {
     std::lock_guard<std::mutex> guard(sim().registry_mutex);
     bool intact = true;
     for (const auto &[base, a] : sim().allocations) {
         if (a.pinned) continue;
-        unsigned char *p = (unsigned char *)base;
-        std::size_t end = block_bytes(a.size, false);
-        for (std::size_t k = a.size; k < end; k++) {
-            if (p[k] == kGuardByte) continue;
+        if (std::size_t k = check_slack(base, a.size)) {
             report("kernel %s wrote past the end of the device allocation at %p (%zu bytes): "
                    "byte %zu",
-                   kernel, (void *)p, a.size, k);
-            std::memset(p + a.size, kGuardByte, end - a.size);
+                   kernel, (void *)base, a.size, k);
             intact = false;
-            break;
         }
     }
     return intact;
@@ -596,6 +854,11 @@ void cudasim_fail_allocation(int nth) {
     sim().fail_allocation = nth;
 }
 
+void cudasim_fail_host_allocation(int nth) {
+    auto lock = hold();
+    sim().fail_host_allocation = nth;
+}
+
 void cudasim_inject_sticky_error(int nth) {
     auto lock = hold();
     sim().inject_sticky = nth;
@@ -604,7 +867,7 @@ void cudasim_inject_sticky_error(int nth) {
 void cudasim_reset(void) {
     auto lock = hold();
     sim().sticky = cudaSuccess;
-    sim().fail_allocation = sim().inject_sticky = 0;
+    sim().fail_allocation = sim().fail_host_allocation = sim().inject_sticky = 0;
     last_error = cudaSuccess;
     report_count = 0;
 }
@@ -691,7 +954,7 @@ cudaError_t cudaDeviceSynchronize(void) {
 /* ---- memory ---------------------------------------------------------------------------------- */
 
 /* "The memory is not cleared": it is filled with 0xff bytes (NaN as floats), so that a read of an
- * element never written shows. A zero-byte request gives NULL, as the runtime does. */
+ * element never written shows (map_device). A zero-byte request gives NULL, as the runtime does. */
 cudaError_t cudaMalloc(void **ptr, size_t size) {
     START_CALL();
     FAIL_IF(!ptr, cudaErrorInvalidValue);
@@ -702,7 +965,6 @@ cudaError_t cudaMalloc(void **ptr, size_t size) {
     if (size == 0) return cudaSuccess;
     void *p = add_allocation(size, false);
     FAIL_IF(!p, cudaErrorMemoryAllocation);
-    std::memset(p, 0xff, size);
     *ptr = p;
     return cudaSuccess;
 }
@@ -721,6 +983,9 @@ cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags) {
     START_CALL();
     const unsigned known = cudaHostAllocPortable | cudaHostAllocMapped | cudaHostAllocWriteCombined;
     FAIL_IF(!ptr || (flags & ~known), cudaErrorInvalidValue);
+    *ptr = nullptr;
+    bool injected = sim().fail_host_allocation > 0 && --sim().fail_host_allocation == 0;
+    FAIL_IF(injected, cudaErrorMemoryAllocation);
     *ptr = size ? add_allocation(size, true) : nullptr;
     FAIL_IF(size && !*ptr, cudaErrorMemoryAllocation);
     return cudaSuccess;
@@ -752,6 +1017,12 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaM
     FAIL_IF(!check_side("dst", dst, count, dst_device, &d) ||
                 !check_side("src", src, count, src_device, &r),
             cudaErrorInvalidValue);
+    /* "The memory areas may not overlap" (cudaMemcpyAsync): a memmove here, undefined there. */
+    auto from = static_cast<const char *>(src), to = static_cast<const char *>(dst);
+    if (to < from + count && from < to + count) {
+        report("cudaMemcpyAsync: dst %p and src %p overlap (%zu bytes each)", dst, src, count);
+        return returned(cudaErrorInvalidValue);
+    }
     return returned(queue_copy(s, d, r, src_device, dst_device));
 }
 
@@ -802,7 +1073,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 }
 
 /* Nothing runs by itself here: polling runs the stream's work, but answers cudaErrorNotReady the
- * first time, so that a caller that polls once and goes on is still caught. */
+ * first time, so that a caller that polls once and goes on is still caught. (In the eager
+ * schedule the work has run when it was queued: the stream is idle.) */
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
     START_CALL();
     stream_state *s = find_stream(stream, "cudaStreamQuery");

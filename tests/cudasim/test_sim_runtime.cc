@@ -3,10 +3,11 @@
  * The simulator's host half (runtime.cc, cublas.cc, curand.cc): each host-side bug cumlp could
  * make is planted here and must be caught (reported as "cudasim: ..." and failed as on a GPU):
  * a host pointer given as device memory, a copy of the wrong kind or past an allocation's end,
- * a use after free, a double free, a missing wait between streams, a pinned staging buffer
- * rewritten too early. The rest checks what cumlp relies on: event timing rules, fault injection,
- * GEMM against a naive loop (TF32 rounding included), cuRAND against cumlp's host Philox, the
- * device count, and the report of device memory never freed at exit.
+ * an overlapping copy, a use after free, a double free, a missing wait between streams, a pinned
+ * staging buffer rewritten too early (or, in the eager schedule, too late). The rest checks what
+ * cumlp relies on: event timing rules, fault injection, GEMM against a naive loop (TF32 rounding
+ * and the 16-bit formats included), cuRAND against cumlp's host Philox, the device count, and the
+ * report of device memory never freed at exit.
  */
 #include "cudasim.h"
 #include "cudasim_control.h"
@@ -62,6 +63,10 @@ extern "C" {
     } while (0)
 
 static const size_t kBytes = 64 * sizeof(float);
+
+/* The eager schedule runs each operation when it is queued: the bugs that need queued work to run
+ * late (a free, a missing wait) go unseen in it, as on an idle GPU, and others show instead. */
+static const bool eager = cudasim::eager();
 
 static float *device_floats(size_t n) {
     void *p = nullptr;
@@ -176,25 +181,63 @@ static void test_copy_past_the_end(void) {
     CHECK_CUDA(cudaFree(d));
 }
 
+/* "The memory areas may not overlap" (cudaMemcpyAsync): the reviewer's case, a copy one float
+ * up within one allocation. */
+static void test_overlapping_copy(void) {
+    float *d = device_floats(64);
+    cudaStream_t s = new_stream();
+    CHECK_REPORTS(
+        1, CHECK_ERR(cudaMemcpyAsync(d + 1, d, 32 * sizeof(float), cudaMemcpyDeviceToDevice, s),
+                     cudaErrorInvalidValue));
+    CHECK_REPORTS(
+        1, CHECK_ERR(cudaMemcpyAsync(d, d, 4, cudaMemcpyDeviceToDevice, s), cudaErrorInvalidValue));
+    cudaGetLastError();
+    CHECK_REPORTS(
+        0, CHECK_CUDA(cudaMemcpyAsync(d + 32, d, 32 * sizeof(float), cudaMemcpyDeviceToDevice, s)));
+    CHECK_CUDA(cudaStreamSynchronize(s));
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFree(d));
+}
+
+/* A pinned buffer rewritten by the host after the copy out of it was queued (the reviewer's case):
+ * the lazy schedules run the copy late, so it sees the late write; the eager one has run it, so
+ * it does not, as a GPU that was idle would not. */
+static void test_host_write_after_queuing_a_copy(void) {
+    float *pinned = pinned_floats(1), *d = device_floats(1), out = 0;
+    cudaStream_t s = new_stream();
+    *pinned = 1.0f;
+    CHECK_CUDA(cudaMemcpyAsync(d, pinned, sizeof(float), cudaMemcpyHostToDevice, s));
+    *pinned = 2.0f; /* the bug: the copy may have run already */
+    CHECK_CUDA(cudaMemcpyAsync(&out, d, sizeof(float), cudaMemcpyDeviceToHost, s));
+    CHECK(out == (eager ? 1.0f : 2.0f));
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFreeHost(pinned));
+    CHECK_CUDA(cudaFree(d));
+}
+
 /* The buffer is freed between the enqueue and the synchronization: the operation faults when it
- * runs (a new allocation of the same size in between does not hide it). */
+ * runs (a new allocation of the same size in between does not hide it). In the eager schedule it
+ * ran before the free. */
 static void test_use_after_free(void) {
     cudaStream_t s = new_stream();
     float *d = device_floats(64);
     CHECK_CUDA(cudaMemsetAsync(d, 0, kBytes, s));
     CHECK_CUDA(cudaFree(d));
     float *again = device_floats(64);
-    CHECK_REPORTS(1, CHECK_ERR(cudaStreamSynchronize(s), cudaErrorIllegalAddress));
+    const cudaError_t late = eager ? cudaSuccess : cudaErrorIllegalAddress;
+    CHECK_REPORTS(eager ? 0 : 1, CHECK_ERR(cudaStreamSynchronize(s), late));
     void *p = nullptr;
-    CHECK_ERR(cudaMalloc(&p, 4), cudaErrorIllegalAddress);
-    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress);
-    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress); /* sticky: not cleared */
+    if (!eager) {
+        CHECK_ERR(cudaMalloc(&p, 4), cudaErrorIllegalAddress);
+        CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress);
+        CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress); /* sticky: not cleared */
+    }
     cudasim_reset();
     /* A pinned source freed before the copy read it. */
     float *pinned = pinned_floats(64);
     CHECK_CUDA(cudaMemcpyAsync(again, pinned, kBytes, cudaMemcpyHostToDevice, s));
     CHECK_CUDA(cudaFreeHost(pinned));
-    CHECK_REPORTS(1, CHECK_ERR(cudaStreamSynchronize(s), cudaErrorIllegalAddress));
+    CHECK_REPORTS(eager ? 0 : 1, CHECK_ERR(cudaStreamSynchronize(s), late));
     cudasim_reset();
     CHECK_CUDA(cudaFree(again));
     CHECK_CUDA(cudaStreamDestroy(s));
@@ -220,7 +263,8 @@ static void test_double_free(void) {
 /* ---- planted bugs: ordering ------------------------------------------------------------------ */
 
 /* A pinned upload on stream b, read on stream a. Without the event wait, a reads what was there
- * before (whatever the schedule: a's synchronization does not need b's work); with it, the data. */
+ * before (whatever the lazy schedule: a's synchronization does not need b's work); with it, the
+ * data. The eager schedule ran b's copy first: the data either way. */
 static void test_missing_stream_wait(void) {
     const size_t n = 256;
     float *pinned = pinned_floats(n), *src = device_floats(n), *dst = device_floats(n);
@@ -237,7 +281,7 @@ static void test_missing_stream_wait(void) {
         if (wait) CHECK_CUDA(cudaStreamWaitEvent(a, copied, 0));
         CHECK_CUDA(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, a));
         std::vector<float> out = download(dst, n, a);
-        CHECK_MSG(wait ? out == data : out == std::vector<float>(n, 0.0f),
+        CHECK_MSG(wait || eager ? out == data : out == std::vector<float>(n, 0.0f),
                   "%s the wait, out[0] = %g", wait ? "with" : "without", out[0]);
         CHECK_CUDA(cudaStreamSynchronize(b));
     }
@@ -250,7 +294,7 @@ static void test_missing_stream_wait(void) {
 }
 
 /* cudaDeviceSynchronize runs two independent streams in the schedule's order, not the host's:
- * "forward" runs the latest issued first, "reverse" the earliest. */
+ * "forward" runs the latest issued first, "reverse" the earliest; "eager" ran each when issued. */
 static void test_device_synchronize_follows_the_schedule(void) {
     const size_t n = 64;
     float *pinned = pinned_floats(n), *src = device_floats(n), *dst = device_floats(n);
@@ -263,7 +307,10 @@ static void test_device_synchronize_follows_the_schedule(void) {
     CHECK_CUDA(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, a));
     CHECK_CUDA(cudaDeviceSynchronize());
     std::vector<float> out = download(dst, n, a);
-    if (cudasim::schedule() == cudasim::order::forward) CHECK(out == std::vector<float>(n, 0.0f));
+    if (eager)
+        CHECK(out == data);
+    else if (cudasim::schedule() == cudasim::order::forward)
+        CHECK(out == std::vector<float>(n, 0.0f));
     if (cudasim::schedule() == cudasim::order::reverse) CHECK(out == data);
     CHECK_CUDA(cudaStreamDestroy(a));
     CHECK_CUDA(cudaStreamDestroy(b));
@@ -274,8 +321,11 @@ static void test_device_synchronize_follows_the_schedule(void) {
 
 /* cumlp's upload: chunks through two pinned halves, each rewritten only after the event recorded
  * behind its previous copy has completed. Without that wait, the copies (which read pinned memory
- * when they run) see the half's latest contents. */
-static std::vector<float> staged_upload(const std::vector<float> &src, bool wait) {
+ * when they run) see the half's latest contents (not in the eager schedule, where each has run
+ * before the half is rewritten). `late`: the half is filled after the copy out of it is queued,
+ * which only the eager schedule shows (the copy has read the half's old contents). */
+static std::vector<float> staged_upload(const std::vector<float> &src, bool wait,
+                                        bool late = false) {
     const size_t chunk = 64, n = src.size();
     float *stage = pinned_floats(2 * chunk), *dst = device_floats(n);
     cudaStream_t s = new_stream();
@@ -286,8 +336,9 @@ static std::vector<float> staged_upload(const std::vector<float> &src, bool wait
         float *h = stage + (c % 2) * chunk;
         size_t count = std::min(chunk, n - off);
         if (wait) CHECK_CUDA(cudaEventSynchronize(free_half[c % 2]));
-        std::memcpy(h, src.data() + off, count * sizeof(float));
+        if (!late) std::memcpy(h, src.data() + off, count * sizeof(float));
         CHECK_CUDA(cudaMemcpyAsync(dst + off, h, count * sizeof(float), cudaMemcpyHostToDevice, s));
+        if (late) std::memcpy(h, src.data() + off, count * sizeof(float));
         CHECK_CUDA(cudaEventRecord(free_half[c % 2], s));
     }
     std::vector<float> out = download(dst, n, s);
@@ -302,7 +353,8 @@ static std::vector<float> staged_upload(const std::vector<float> &src, bool wait
 static void test_staging_pipeline(void) {
     std::vector<float> src = iota(5 * 64 + 7, 0.5f);
     CHECK(staged_upload(src, true) == src);
-    CHECK(staged_upload(src, false) != src);
+    CHECK(eager ? staged_upload(src, false) == src : staged_upload(src, false) != src);
+    CHECK(eager ? staged_upload(src, true, true) != src : staged_upload(src, true, true) == src);
     /* A pageable source is read at the call: rewriting it afterwards changes nothing. */
     cudaStream_t s = new_stream();
     float *d = device_floats(64);
@@ -330,8 +382,10 @@ static void test_event_rules(void) {
     CHECK_CUDA(cudaEventRecord(untimed, s));
     CHECK_CUDA(cudaMemsetAsync(d, 1, kBytes, s));
     float ms = -1;
-    CHECK_ERR(cudaEventElapsedTime(&ms, start, stop), cudaErrorNotReady); /* nothing ran */
-    CHECK_ERR(cudaGetLastError(), cudaSuccess);                           /* not an error */
+    if (!eager) {
+        CHECK_ERR(cudaEventElapsedTime(&ms, start, stop), cudaErrorNotReady); /* nothing ran */
+        CHECK_ERR(cudaGetLastError(), cudaSuccess);                           /* not an error */
+    }
     CHECK_CUDA(cudaEventSynchronize(stop));
     CHECK_CUDA(cudaEventElapsedTime(&ms, start, stop));
     CHECK(ms >= 0);
@@ -341,7 +395,7 @@ static void test_event_rules(void) {
     CHECK_CUDA(cudaEventQuery(never)); /* never recorded: complete */
     CHECK_CUDA(cudaEventSynchronize(never));
     /* The event synchronizations ran only up to the records: the last memset is still queued. */
-    CHECK_ERR(cudaStreamQuery(s), cudaErrorNotReady);
+    if (!eager) CHECK_ERR(cudaStreamQuery(s), cudaErrorNotReady);
     CHECK_CUDA(cudaStreamQuery(s));
     cudaGetLastError();
     for (cudaEvent_t e : {start, stop, untimed, never})
@@ -380,6 +434,16 @@ static void test_failed_allocation(void) {
     CHECK_CUDA(cudaMalloc(&p3, 16));
     CHECK_CUDA(cudaFree(p1));
     CHECK_CUDA(cudaFree(p3));
+    /* Pinned memory fails on its own count; device allocations go on. */
+    void *h1 = (void *)1, *h2 = nullptr;
+    cudasim_fail_host_allocation(1);
+    CHECK_CUDA(cudaMalloc(&p1, 16));
+    CHECK_ERR(cudaHostAlloc(&h1, 16, cudaHostAllocDefault), cudaErrorMemoryAllocation);
+    CHECK(h1 == nullptr);
+    CHECK_ERR(cudaGetLastError(), cudaErrorMemoryAllocation);
+    CHECK_CUDA(cudaHostAlloc(&h2, 16, cudaHostAllocDefault));
+    CHECK_CUDA(cudaFreeHost(h2));
+    CHECK_CUDA(cudaFree(p1));
 }
 
 struct libraries {
@@ -548,6 +612,88 @@ static void test_gemm_tf32_rounding(void) {
     close_libraries(l);
 }
 
+/* A 16-bit GEMM as the tensor cores compute it (cumlp's BF16 and FP16): 16-bit A and B widened
+ * exactly, products and sums in fp32, a 16-bit C rounded once to nearest even (ties to the even
+ * neighbour, overflow to Inf) and its padding left as it was; an fp32 C keeps the exact sums. The
+ * operands are raw bits, so this owes nothing to cuda_bf16.h and cuda_fp16.h. Row i of C sums row
+ * i of A (2 columns) times B = (1, 1). */
+static void test_gemm_16bit(void) {
+    struct format {
+        cudaDataType type;
+        uint16_t one, a1[4]; /* A's second column; its first is 1, 1, 1, a3 */
+        uint16_t a3;
+        uint16_t want16[4]; /* C in the format: 1 + a1 rounded, with beta 0 */
+        float want32[4];    /* C in fp32 */
+        uint16_t beta_row2; /* row 2 with beta = 0.5 over C = 1: 2 + 0.5 */
+    };
+    /* bf16: 1 + 2^-8 is a tie (to 1.0), 1 + 3 2^-8 one too (to 1 + 2^-6, the even neighbour).
+     * fp16: 1 + 2^-11 and 1 + 3 2^-11 likewise, and 60000 + 60000 overflows. */
+    const format formats[] = {
+        {CUDA_R_16BF,
+         0x3f80,
+         {0x3b80, 0x3c40, 0x3f80, 0x3f80},
+         0x3f80,
+         {0x3f80, 0x3f82, 0x4000, 0x4000},
+         {1.00390625f, 1.01171875f, 2.0f, 2.0f},
+         0x4020},
+        {CUDA_R_16F,
+         0x3c00,
+         {0x1000, 0x1600, 0x3c00, 0x7b53},
+         0x7b53,
+         {0x3c00, 0x3c02, 0x4000, 0x7c00},
+         {1.00048828125f, 1.00146484375f, 2.0f, 120000.0f},
+         0x4100},
+    };
+    libraries l = open_libraries();
+    const float one = 1.0f, zero = 0.0f, point_five = 0.5f;
+    void *a = nullptr, *b = nullptr, *c = nullptr;
+    CHECK_CUDA(cudaMalloc(&a, 8 * sizeof(uint16_t)));
+    CHECK_CUDA(cudaMalloc(&b, 2 * sizeof(uint16_t)));
+    CHECK_CUDA(cudaMalloc(&c, 6 * sizeof(float)));
+    for (const format &f : formats) {
+        const uint16_t A[8] = {f.one, f.one, f.one, f.a3, f.a1[0], f.a1[1], f.a1[2], f.a1[3]};
+        const uint16_t B[2] = {f.one, f.one};
+        CHECK_CUDA(cudaMemcpyAsync(a, A, sizeof A, cudaMemcpyHostToDevice, l.s));
+        CHECK_CUDA(cudaMemcpyAsync(b, B, sizeof B, cudaMemcpyHostToDevice, l.s));
+        /* 16-bit C with ldc 6: rows 4 and 5 are padding, holding a NaN with a payload. */
+        uint16_t C[6] = {0, 0, 0, f.one, 0x7fc1, 0x7fc1}, got[6];
+        CHECK_CUDA(cudaMemcpyAsync(c, C, sizeof C, cudaMemcpyHostToDevice, l.s));
+        CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 4, 1, 2, &one, a, f.type, 4, b,
+                                f.type, 2, &zero, c, f.type, 6, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT),
+                   CUBLAS_STATUS_SUCCESS);
+        CHECK_CUDA(cudaMemcpyAsync(got, c, sizeof got, cudaMemcpyDeviceToHost, l.s));
+        for (int i = 0; i < 4; i++)
+            CHECK_MSG(got[i] == f.want16[i], "type %d, row %d: %04x, expected %04x", (int)f.type, i,
+                      got[i], f.want16[i]);
+        CHECK(got[4] == 0x7fc1 && got[5] == 0x7fc1);
+        /* beta reads the 16-bit C: row 2 is 2 + 0.5 * 1 */
+        const uint16_t ones[4] = {f.one, f.one, f.one, f.one};
+        CHECK_CUDA(cudaMemcpyAsync(c, ones, sizeof ones, cudaMemcpyHostToDevice, l.s));
+        CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 4, 1, 2, &one, a, f.type, 4, b,
+                                f.type, 2, &point_five, c, f.type, 4, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT),
+                   CUBLAS_STATUS_SUCCESS);
+        CHECK_CUDA(cudaMemcpyAsync(got, c, 4 * sizeof(uint16_t), cudaMemcpyDeviceToHost, l.s));
+        CHECK_MSG(got[2] == f.beta_row2, "type %d: %04x, expected %04x", (int)f.type, got[2],
+                  f.beta_row2);
+        /* fp32 C: the exact sums */
+        CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 4, 1, 2, &one, a, f.type, 4, b,
+                                f.type, 2, &zero, c, CUDA_R_32F, 4, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT),
+                   CUBLAS_STATUS_SUCCESS);
+        float sums[4];
+        CHECK_CUDA(cudaMemcpyAsync(sums, c, sizeof sums, cudaMemcpyDeviceToHost, l.s));
+        for (int i = 0; i < 4; i++)
+            CHECK_MSG(sums[i] == f.want32[i], "type %d, row %d: %.9g, expected %.9g", (int)f.type,
+                      i, sums[i], f.want32[i]);
+    }
+    CHECK_CUDA(cudaFree(a));
+    CHECK_CUDA(cudaFree(b));
+    CHECK_CUDA(cudaFree(c));
+    close_libraries(l);
+}
+
 static void test_gemm_argument_checks(void) {
     libraries l = open_libraries();
     const float one = 1.0f;
@@ -560,10 +706,21 @@ static void test_gemm_argument_checks(void) {
                             CUDA_R_32F, 2, &one, d, CUDA_R_32F, 1, CUBLAS_COMPUTE_32F,
                             CUBLAS_GEMM_DEFAULT),
                CUBLAS_STATUS_INVALID_VALUE);
-    CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, d, CUDA_R_16F, 2, d,
-                            CUDA_R_16F, 2, &one, d, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
-                            CUBLAS_GEMM_DEFAULT),
-               CUBLAS_STATUS_NOT_SUPPORTED);
+    /* Type combinations outside cuBLAS's table (and cumlp's use): mixed 16-bit A and B, a C of
+     * the other 16-bit format, fp32 A with a 16-bit C, 16-bit inputs with a TF32 compute type. */
+    const struct {
+        cudaDataType a, b, c;
+        cublasComputeType_t compute;
+    } unsupported[] = {
+        {CUDA_R_16F, CUDA_R_16BF, CUDA_R_32F, CUBLAS_COMPUTE_32F},
+        {CUDA_R_16F, CUDA_R_16F, CUDA_R_16BF, CUBLAS_COMPUTE_32F},
+        {CUDA_R_32F, CUDA_R_32F, CUDA_R_16F, CUBLAS_COMPUTE_32F},
+        {CUDA_R_16BF, CUDA_R_16BF, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32},
+    };
+    for (const auto &u : unsupported)
+        CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, d, u.a, 2, d, u.b,
+                                2, &one, d, u.c, 2, u.compute, CUBLAS_GEMM_DEFAULT),
+                   CUBLAS_STATUS_NOT_SUPPORTED);
     /* C past the end of its allocation: reported at the call, a fault when it runs. */
     CHECK_REPORTS(1,
                   CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 1, &one, d,
@@ -764,17 +921,20 @@ int main(void) {
     RUN(test_host_pointer_as_device_memory);
     RUN(test_copy_of_wrong_kind);
     RUN(test_copy_past_the_end);
+    RUN(test_overlapping_copy);
     RUN(test_use_after_free);
     RUN(test_double_free);
     RUN(test_missing_stream_wait);
     RUN(test_device_synchronize_follows_the_schedule);
     RUN(test_staging_pipeline);
+    RUN(test_host_write_after_queuing_a_copy);
     RUN(test_event_rules);
     RUN(test_destroyed_stream);
     RUN(test_failed_allocation);
     RUN(test_injected_sticky_error);
     RUN(test_gemm_against_naive_loop);
     RUN(test_gemm_tf32_rounding);
+    RUN(test_gemm_16bit);
     RUN(test_gemm_argument_checks);
     RUN(test_curand_matches_host_philox);
     RUN(test_curand_bad_outputs);

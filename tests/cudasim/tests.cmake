@@ -19,5 +19,5 @@ foreach(name test_sim_device test_sim_runtime)
   set_target_properties(${name} PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON)
   target_compile_options(${name} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
     ${CUMLP_SIM_ALIGNMENT})
-  cumlp_add_test(${name} "unit;gpu" "forward;${CUMLP_SIM_SHUFFLE}")
+  cumlp_add_test(${name} "unit;gpu" "${CUMLP_SIM_SCHEDULES}")
 endforeach()

@@ -18,7 +18,7 @@ int64_t cumlp_test_c_layout(int s, int field) {
     static const int64_t context[] = {
         sizeof(cumlp_context_options),       F(cumlp_context_options, backend),
         F(cumlp_context_options, device),    F(cumlp_context_options, stream),
-        F(cumlp_context_options, math_mode), F(cumlp_context_options, num_threads)};
+        F(cumlp_context_options, precision), F(cumlp_context_options, num_threads)};
     static const int64_t network[] = {
         sizeof(cumlp_network_options),       F(cumlp_network_options, loss),
         F(cumlp_network_options, init),      F(cumlp_network_options, init_scale),
@@ -97,6 +97,16 @@ int64_t cumlp_test_c_layout(int s, int field) {
                                      F(cumlp_fit_result, skipped_steps)};
     static const int64_t eval[] = {sizeof(cumlp_eval_result), F(cumlp_eval_result, loss),
                                    F(cumlp_eval_result, accuracy), F(cumlp_eval_result, mse)};
+    static const int64_t info[] = {sizeof(cumlp_model_info), F(cumlp_model_info, task),
+                                   F(cumlp_model_info, num_classes),
+                                   F(cumlp_model_info, label_column)};
+    static const int64_t scaler[] = {sizeof(cumlp_loss_scaler),
+                                     F(cumlp_loss_scaler, scale),
+                                     F(cumlp_loss_scaler, growth_factor),
+                                     F(cumlp_loss_scaler, backoff_factor),
+                                     F(cumlp_loss_scaler, growth_interval),
+                                     F(cumlp_loss_scaler, clean_steps),
+                                     F(cumlp_loss_scaler, overflows)};
     static const struct {
         const int64_t *v;
         size_t n;
@@ -107,7 +117,9 @@ int64_t cumlp_test_c_layout(int s, int field) {
                   {progress, sizeof progress / sizeof *progress},
                   {fit, sizeof fit / sizeof *fit},
                   {result, sizeof result / sizeof *result},
-                  {eval, sizeof eval / sizeof *eval}};
+                  {eval, sizeof eval / sizeof *eval},
+                  {info, sizeof info / sizeof *info},
+                  {scaler, sizeof scaler / sizeof *scaler}};
     if (s < 0 || s >= (int)(sizeof tables / sizeof *tables)) return -1;
     if (field < 0 || (size_t)field >= tables[s].n) return -1;
     return tables[s].v[field];
@@ -144,6 +156,11 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_BACKEND_CPU,
                                      CUMLP_BACKEND_CUDA,
                                      CUMLP_BACKEND_COUNT,
+                                     CUMLP_PRECISION_FP32,
+                                     CUMLP_PRECISION_TF32,
+                                     CUMLP_PRECISION_BF16,
+                                     CUMLP_PRECISION_FP16,
+                                     CUMLP_PRECISION_COUNT,
                                      CUMLP_MATH_STRICT_FP32,
                                      CUMLP_MATH_TF32,
                                      CUMLP_ACT_IDENTITY,
@@ -195,6 +212,11 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_STOP_CALLBACK,
                                      CUMLP_STOP_ERROR,
                                      CUMLP_DATASET_MAX_ELEMENTS,
+                                     CUMLP_TASK_UNKNOWN,
+                                     CUMLP_TASK_CLASSIFY,
+                                     CUMLP_TASK_REGRESS,
+                                     CUMLP_TASK_COUNT,
+                                     CUMLP_CSV_NO_TARGET,
                                      CUMLP_TRANSPORT_AUTO,
                                      CUMLP_TRANSPORT_MPI,
                                      CUMLP_TRANSPORT_MPI_HOST,

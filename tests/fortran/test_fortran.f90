@@ -109,6 +109,7 @@ program test_fortran
   call test_named_values()
   call test_layouts()
   call test_defaults()
+  call test_precision_and_loss_scaler()
   call test_worked_example(CUMLP_BACKEND_REFERENCE, 5d-10)
   call test_worked_example(CUMLP_BACKEND_CPU, 1d-6)
   call test_worked_example(CUMLP_BACKEND_CUDA, 1d-6)   ! skipped without a GPU
@@ -240,6 +241,8 @@ contains
         CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STEP_SKIPPED, &
         CUMLP_ERROR_COMMUNICATION, CUMLP_STATUS_COUNT, CUMLP_BACKEND_AUTO, &
         CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA, CUMLP_BACKEND_COUNT, &
+        CUMLP_PRECISION_FP32, CUMLP_PRECISION_TF32, CUMLP_PRECISION_BF16, CUMLP_PRECISION_FP16, &
+        CUMLP_PRECISION_COUNT, &
         CUMLP_MATH_STRICT_FP32, CUMLP_MATH_TF32, CUMLP_ACT_IDENTITY, CUMLP_ACT_SIGMOID, &
         CUMLP_ACT_TANH, CUMLP_ACT_RELU, CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU, CUMLP_ACT_SOFTMAX, &
         CUMLP_ACTIVATION_COUNT, CUMLP_LOSS_SQUARED_ERROR, CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, &
@@ -254,6 +257,8 @@ contains
         CUMLP_LR_COSINE, CUMLP_LR_MULTISTEP, CUMLP_LR_LINEAR, CUMLP_LR_POLY, &
         CUMLP_SCHEDULE_COUNT, CUMLP_STOP_EPOCHS, CUMLP_STOP_TARGET_LOSS, &
         CUMLP_STOP_PATIENCE, CUMLP_STOP_CALLBACK, CUMLP_STOP_ERROR, CUMLP_DATASET_MAX_ELEMENTS, &
+        CUMLP_TASK_UNKNOWN, CUMLP_TASK_CLASSIFY, CUMLP_TASK_REGRESS, CUMLP_TASK_COUNT, &
+        CUMLP_CSV_NO_TARGET, &
         CUMLP_TRANSPORT_AUTO, CUMLP_TRANSPORT_MPI, CUMLP_TRANSPORT_MPI_HOST, &
         CUMLP_TRANSPORT_MPI_DEVICE, CUMLP_TRANSPORT_NCCL, CUMLP_TRANSPORT_COUNT]
     integer(c_int) :: i
@@ -299,6 +304,8 @@ contains
     select case (set)
     case ("backend")
       s = cumlp_backend_name(value)
+    case ("precision")
+      s = cumlp_precision_name(value)
     case ("activation")
       s = cumlp_activation_name(value)
     case ("loss")
@@ -309,6 +316,8 @@ contains
       s = cumlp_optimizer_name(value)
     case ("schedule")
       s = cumlp_schedule_name(value)
+    case ("task")
+      s = cumlp_task_name(value)
     case ("transport")
       s = cumlp_transport_name(value)
     case default
@@ -324,6 +333,8 @@ contains
     select case (set)
     case ("backend")
       status = cumlp_backend_from_name(name, value)
+    case ("precision")
+      status = cumlp_precision_from_name(name, value)
     case ("activation")
       status = cumlp_activation_from_name(name, value)
     case ("loss")
@@ -334,6 +345,8 @@ contains
       status = cumlp_optimizer_from_name(name, value)
     case ("schedule")
       status = cumlp_schedule_from_name(name, value)
+    case ("task")
+      status = cumlp_task_from_name(name, value)
     case ("transport")
       status = cumlp_transport_from_name(name, value)
     case default
@@ -399,7 +412,8 @@ contains
 
   ! Whether parser i (1 .. 7 the wrappers cumlp_<set>_from_name, 8 .. 14 the raw interfaces
   ! cumlp_c_<set>_from_name, sets in the order backend, activation, loss, init, optimizer,
-  ! schedule, transport, as test_named_values lists them) returns CUMLP_ERROR_INVALID_VALUE for an unknown
+  ! schedule, precision, as test_named_values lists them; 15 and 16 the task's wrapper and raw
+  ! interface, 17 and 18 the transport's) returns CUMLP_ERROR_INVALID_VALUE for an unknown
   ! name and keeps the value stored just before the call. With INTENT(OUT) it would not: gfortran
   ! -O3 drops that store (an unoptimized build keeps it, and cannot see the difference). The store
   ! is in every branch (one before the select is kept), and the value differs from parser to
@@ -428,7 +442,7 @@ contains
       status = cumlp_schedule_from_name("?", value)
     case (7)
       value = 100 + i
-      status = cumlp_transport_from_name("?", value)
+      status = cumlp_precision_from_name("?", value)
     case (8)
       value = 100 + i
       status = cumlp_c_backend_from_name("?" // c_null_char, value)
@@ -448,6 +462,18 @@ contains
       value = 100 + i
       status = cumlp_c_schedule_from_name("?" // c_null_char, value)
     case (14)
+      value = 100 + i
+      status = cumlp_c_precision_from_name("?" // c_null_char, value)
+    case (15)
+      value = 100 + i
+      status = cumlp_task_from_name("?", value)
+    case (16)
+      value = 100 + i
+      status = cumlp_c_task_from_name("?" // c_null_char, value)
+    case (17)
+      value = 100 + i
+      status = cumlp_transport_from_name("?", value)
+    case (18)
       value = 100 + i
       status = cumlp_c_transport_from_name("?" // c_null_char, value)
     case default
@@ -473,10 +499,11 @@ contains
         "STEP_SKIPPED", "ERROR_COMMUNICATION"]
     character(28), parameter :: parsers(*) = [character(28) :: "cumlp_backend_from_name", &
         "cumlp_activation_from_name", "cumlp_loss_from_name", "cumlp_init_from_name", &
-        "cumlp_optimizer_from_name", "cumlp_schedule_from_name", "cumlp_transport_from_name", &
+        "cumlp_optimizer_from_name", "cumlp_schedule_from_name", "cumlp_precision_from_name", &
         "cumlp_c_backend_from_name", "cumlp_c_activation_from_name", "cumlp_c_loss_from_name", &
         "cumlp_c_init_from_name", "cumlp_c_optimizer_from_name", "cumlp_c_schedule_from_name", &
-        "cumlp_c_transport_from_name"]
+        "cumlp_c_precision_from_name", "cumlp_task_from_name", "cumlp_c_task_from_name", &
+        "cumlp_transport_from_name", "cumlp_c_transport_from_name"]
     integer(c_int) :: status, value
     integer :: i
 
@@ -495,6 +522,10 @@ contains
         [CUMLP_BACKEND_AUTO, CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA], &
         CUMLP_BACKEND_COUNT, [character(9) :: "auto", "reference", "cpu", "cuda"], &
         [character(12) :: "auto", "reference", "cpu", "cuda"])
+    call check_named_set("precision", &
+        [CUMLP_PRECISION_FP32, CUMLP_PRECISION_TF32, CUMLP_PRECISION_BF16, CUMLP_PRECISION_FP16], &
+        CUMLP_PRECISION_COUNT, [character(4) :: "fp32", "tf32", "bf16", "fp16"], &
+        [character(4) :: "fp32", "tf32", "bf16", "fp16"])
     call check_named_set("activation", &
         [CUMLP_ACT_IDENTITY, CUMLP_ACT_SIGMOID, CUMLP_ACT_TANH, CUMLP_ACT_RELU, &
         CUMLP_ACT_LEAKY_RELU, CUMLP_ACT_GELU, CUMLP_ACT_SOFTMAX], CUMLP_ACTIVATION_COUNT, &
@@ -527,6 +558,9 @@ contains
         "linear", "poly"], &
         [character(12) :: "constant", "step", "exponential", "cosine", "multistep", "linear", &
         "poly"])
+    call check_named_set("task", [CUMLP_TASK_UNKNOWN, CUMLP_TASK_CLASSIFY, CUMLP_TASK_REGRESS], &
+        CUMLP_TASK_COUNT, [character(8) :: "unknown", "classify", "regress"], &
+        [character(8) :: "unknown", "classify", "regress"])
     call check_named_set("transport", &
         [CUMLP_TRANSPORT_AUTO, CUMLP_TRANSPORT_MPI, CUMLP_TRANSPORT_MPI_HOST, &
          CUMLP_TRANSPORT_MPI_DEVICE, CUMLP_TRANSPORT_NCCL], CUMLP_TRANSPORT_COUNT, &
@@ -580,8 +614,10 @@ contains
     type(cumlp_fit_options), target :: fo
     type(cumlp_fit_result), target :: fr
     type(cumlp_eval_result), target :: er
+    type(cumlp_model_info), target :: mi
+    type(cumlp_loss_scaler), target :: ls
     call compare_layout(0_c_int, "cumlp_context_options", c_sizeof(co), c_loc(co), &
-        [c_loc(co%backend), c_loc(co%device), c_loc(co%stream), c_loc(co%math_mode), &
+        [c_loc(co%backend), c_loc(co%device), c_loc(co%stream), c_loc(co%precision), &
          c_loc(co%num_threads)])
     call compare_layout(1_c_int, "cumlp_network_options", c_sizeof(no), c_loc(no), &
         [c_loc(no%loss), c_loc(no%init), c_loc(no%init_scale), c_loc(no%bias_init), &
@@ -615,6 +651,11 @@ contains
          c_loc(fr%seconds), c_loc(fr%skipped_steps)])
     call compare_layout(7_c_int, "cumlp_eval_result", c_sizeof(er), c_loc(er), &
         [c_loc(er%loss), c_loc(er%accuracy), c_loc(er%mse)])
+    call compare_layout(8_c_int, "cumlp_model_info", c_sizeof(mi), c_loc(mi), &
+        [c_loc(mi%task), c_loc(mi%num_classes), c_loc(mi%label_column)])
+    call compare_layout(9_c_int, "cumlp_loss_scaler", c_sizeof(ls), c_loc(ls), &
+        [c_loc(ls%scale), c_loc(ls%growth_factor), c_loc(ls%backoff_factor), &
+         c_loc(ls%growth_interval), c_loc(ls%clean_steps), c_loc(ls%overflows)])
   end subroutine
 
   ! The defaults the manual lists, read through the Fortran types: a second check of the layout.
@@ -624,9 +665,13 @@ contains
     type(cumlp_optimizer_options) :: oo
     type(cumlp_csv_options) :: cv
     type(cumlp_fit_options) :: fo
+    type(cumlp_model_info) :: mi
+    call check_ok(cumlp_model_info_defaults(mi), "model info defaults", c_null_ptr)
+    call check(mi%task == CUMLP_TASK_UNKNOWN .and. mi%num_classes == 0 .and. &
+        mi%label_column == -1, "model info defaults' values")
     call check_ok(cumlp_context_defaults(co), "context defaults", c_null_ptr)
     call check(co%backend == CUMLP_BACKEND_AUTO .and. co%device == 0 .and. &
-        .not. c_associated(co%stream) .and. co%math_mode == CUMLP_MATH_STRICT_FP32 .and. &
+        .not. c_associated(co%stream) .and. co%precision == CUMLP_PRECISION_FP32 .and. &
         co%num_threads == 0, "context defaults' values")
     call check_ok(cumlp_network_defaults(no), "network defaults", c_null_ptr)
     call check(no%loss == CUMLP_LOSS_SQUARED_ERROR .and. no%init == CUMLP_INIT_XAVIER_UNIFORM &
@@ -661,6 +706,43 @@ contains
         fo%patience == 0 .and. fo%min_delta == 0d0 .and. fo%restore_best == 0 .and. &
         .not. c_associated(fo%callback) .and. .not. c_associated(fo%user_data) .and. &
         fo%callback_every == 0, "fit defaults' values")
+  end subroutine
+
+  ! Precisions (bf16 and fp16 only on cuda: the reference backend refuses them and keeps its own)
+  ! and the loss scaler's defaults, set and read back through the bind(C) type.
+  subroutine test_precision_and_loss_scaler()
+    type(c_ptr) :: ctx, net
+    type(cumlp_network_options) :: no
+    type(cumlp_loss_scaler) :: ls, back
+    integer(c_int) :: status
+    ctx = new_context(CUMLP_BACKEND_REFERENCE)
+    call check(cumlp_context_precision(ctx) == CUMLP_PRECISION_FP32, "precision: fp32 at first")
+    call check_ok(cumlp_context_set_precision(ctx, CUMLP_PRECISION_TF32), "precision tf32", ctx)
+    call check(cumlp_context_set_precision(ctx, CUMLP_PRECISION_BF16) == &
+        CUMLP_ERROR_NOT_SUPPORTED, "precision bf16 on the reference backend: not supported")
+    call check(index(cumlp_last_error(ctx), "bf16") > 0, "precision bf16: the message names it")
+    call check(cumlp_context_precision(ctx) == CUMLP_PRECISION_TF32, "precision: still tf32")
+    call check_ok(cumlp_loss_scaler_defaults(ls), "loss scaler defaults", c_null_ptr)
+    call check(ls%scale == 65536d0 .and. ls%growth_factor == 2d0 .and. &
+        ls%backoff_factor == 0.5d0 .and. ls%growth_interval == 2000_c_int64_t .and. &
+        ls%clean_steps == 0_c_int64_t .and. ls%overflows == 0_c_int64_t, &
+        "loss scaler defaults' values")
+    status = cumlp_network_defaults(no)
+    call check_ok(cumlp_network_create(ctx, 1_c_int, [2_c_int64_t, 1_c_int64_t], &
+        [CUMLP_ACT_SIGMOID], no, net), "network for the loss scaler", ctx)
+    ls%scale = 1024d0
+    ls%growth_interval = 7_c_int64_t
+    ls%overflows = 3_c_int64_t
+    call check_ok(cumlp_network_set_loss_scaler(net, ls), "set the loss scaler", ctx)
+    call check_ok(cumlp_network_get_loss_scaler(net, back), "get the loss scaler", ctx)
+    call check(back%scale == 1024d0 .and. back%growth_interval == 7_c_int64_t .and. &
+        back%overflows == 3_c_int64_t .and. back%backoff_factor == 0.5d0, &
+        "the loss scaler read back")
+    ls%backoff_factor = 2d0
+    call check(cumlp_network_set_loss_scaler(net, ls) == CUMLP_ERROR_INVALID_VALUE, &
+        "backoff_factor 2: CUMLP_ERROR_INVALID_VALUE")
+    call cumlp_network_destroy(net)
+    call cumlp_context_destroy(ctx)
   end subroutine
 
   function new_context(backend) result(ctx)
@@ -853,8 +935,10 @@ contains
   subroutine test_xor_and_checkpoints()
     real(c_float), parameter :: xs(2, 4) = reshape([0, 0, 0, 1, 1, 0, 1, 1], [2, 4])
     real(c_float), parameter :: ts(1, 4) = reshape([0, 1, 1, 0], [1, 4])
-    type(c_ptr) :: ctx, net, opt, x, t, y, net2, opt2
+    type(c_ptr) :: ctx, net, opt, x, t, y, net2, opt2, scaler
     type(cumlp_network_options) :: no
+    type(cumlp_model_info) :: info
+    real(c_float) :: offsets(2), scales(2)
     type(cumlp_optimizer_options) :: oo
     real(c_float) :: out(1, 4), p(17), p2(17)
     real(c_double) :: first, loss, errs(4)
@@ -936,6 +1020,41 @@ contains
     call check_ok(cumlp_network_get_parameters(net2, p2, 17_c_int64_t), "get parameters 4", ctx)
     call check(all(p2 == p), "checkpoint load memory: parameters")
     call cumlp_optimizer_destroy(opt2)
+    call cumlp_network_destroy(net2)
+    ! With the inputs' scaling and the model info: they come back as they were saved.
+    call check_ok(cumlp_scaler_create(ctx, 2_c_int64_t, [0.5_c_float, -1.0_c_float], &
+        [2.0_c_float, 0.25_c_float], scaler), "scaler create", ctx)
+    status = cumlp_model_info_defaults(info)
+    info%task = CUMLP_TASK_CLASSIFY
+    info%num_classes = 2
+    call check_ok(cumlp_checkpoint_save_with(net, c_null_ptr, scaler, info, cumlp_cstr(path)), &
+        "checkpoint save with", ctx)
+    call cumlp_scaler_destroy(scaler)
+    status = cumlp_model_info_defaults(info)
+    call check_ok(cumlp_checkpoint_load_with(ctx, cumlp_cstr(path), 0_c_int, net2, opt2, scaler, &
+        info), "checkpoint load with", ctx)
+    call check(.not. c_associated(opt2), "checkpoint load with: no optimizer saved")
+    call check(info%task == CUMLP_TASK_CLASSIFY .and. info%num_classes == 2 .and. &
+        info%label_column == -1, "checkpoint load with: model info")
+    call check_ok(cumlp_scaler_get(scaler, offsets, scales, 2_c_int64_t), "scaler get", ctx)
+    call check(all(offsets == [0.5_c_float, -1.0_c_float]) .and. &
+        all(scales == [2.0_c_float, 0.25_c_float]), "checkpoint load with: scaling")
+    call cumlp_scaler_destroy(scaler)
+    call cumlp_network_destroy(net2)
+    call check_ok(cumlp_checkpoint_load_with(ctx, cumlp_cstr(path), 0_c_int, net2), &
+        "checkpoint load with, nothing else", ctx)
+    call cumlp_network_destroy(net2)
+    open (newunit=unit, file=path, access="stream", form="unformatted", status="old", &
+        action="read")
+    inquire (unit=unit, size=nbytes)
+    deallocate(bytes)
+    allocate(bytes(nbytes))
+    read (unit) bytes
+    close (unit)
+    call check_ok(cumlp_checkpoint_load_memory_with(ctx, c_loc(bytes), int(nbytes, c_size_t), &
+        0_c_int, net2, scaler=scaler), "checkpoint load memory with", ctx)
+    call check(c_associated(scaler), "checkpoint load memory with: scaler")
+    call cumlp_scaler_destroy(scaler)
     call cumlp_network_destroy(net2)
     ! A damaged copy (one payload byte changed) fails its checksum.
     bytes(nbytes) = not(bytes(nbytes))
@@ -1360,6 +1479,21 @@ contains
     va = c_loc(sentinel)
     call check_fails(cumlp_dataset_split(ds, 1d0, 3_c_int64_t, tr, va), &
         CUMLP_ERROR_INVALID_VALUE, va, ctx, "split fraction 1")
+
+    ! Split off in place: the same sets as split, the training samples left in ds.
+    call check_ok(cumlp_dataset_split(ds, 0.2d0, 3_c_int64_t, tr, va), "split again", ctx)
+    call check_ok(cumlp_dataset_split_off(ds, 0.2d0, 3_c_int64_t, sub), "split off", ctx)
+    call check(all(dims(ds) == [24, 2, 3, 3]), "split off: 24 samples kept")
+    call check(all(dims(sub) == [6, 2, 3, 3]), "split off: 6 split off")
+    xs => cumlp_dataset_features(ds)
+    xtr => cumlp_dataset_features(tr)
+    xva => cumlp_dataset_features(va)
+    call check(all(xs == xtr), "split off: the training samples of split")
+    xs => cumlp_dataset_features(sub)
+    call check(all(xs == xva), "split off: the validation samples of split")
+    call cumlp_dataset_destroy(tr)
+    call cumlp_dataset_destroy(va)
+    call cumlp_dataset_destroy(sub)
 
     call cumlp_dataset_destroy(twin)
     call cumlp_dataset_destroy(ds)

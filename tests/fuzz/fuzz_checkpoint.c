@@ -22,9 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cumlp_context *ctx = reference_context();
     cumlp_network *net = NULL;
     cumlp_optimizer *opt = NULL;
-    cumlp_status st = cumlp_checkpoint_load_memory(ctx, data, size, 0, &net, &opt);
-    /* The contract: a network exactly on success, and never an optimizer without one. */
-    if ((st == CUMLP_SUCCESS) != (net != NULL) || (opt && !net)) abort();
+    cumlp_scaler *scaler = NULL;
+    cumlp_model_info info;
+    cumlp_model_info_defaults(&info);
+    cumlp_status st =
+        cumlp_checkpoint_load_memory_with(ctx, data, size, 0, &net, &opt, &scaler, &info);
+    /* The contract: a network exactly on success, and never an optimizer or scaler without one. */
+    if ((st == CUMLP_SUCCESS) != (net != NULL) || (opt && !net) || (scaler && !net)) abort();
+    cumlp_scaler_destroy(scaler);
     cumlp_optimizer_destroy(opt);
     cumlp_network_destroy(net);
     return 0;

@@ -67,9 +67,24 @@ static void checkpoint_seed(const char *dir, cumlp_context *ctx, const char *nam
         if (cumlp_optimizer_create(net, &oo, &opt) != CUMLP_SUCCESS)
             die(name, cumlp_last_error(ctx));
     }
+    /* with the inputs' scaling and the model info when there is an optimizer */
+    cumlp_scaler *scaler = NULL;
+    cumlp_model_info info;
+    cumlp_model_info_defaults(&info);
+    const float offsets[3] = {0.5f, -2.0f, 1e-3f}, scales[3] = {4.0f, 0.25f, -1.0f};
+    if (opt_type >= 0) {
+        if (cumlp_scaler_create(ctx, widths[0], offsets, scales, &scaler) != CUMLP_SUCCESS)
+            die(name, cumlp_last_error(ctx));
+        int classify = loss == CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY;
+        info.task = classify ? CUMLP_TASK_CLASSIFY : CUMLP_TASK_REGRESS;
+        info.num_classes = classify ? (int)widths[layers] : 0;
+        info.label_column = 1;
+    }
     char path[4096];
     snprintf(path, sizeof path, "%s/seeds/checkpoint/%s", dir, name);
-    if (cumlp_checkpoint_save(net, opt, path) != CUMLP_SUCCESS) die(name, cumlp_last_error(ctx));
+    if (cumlp_checkpoint_save_with(net, opt, scaler, &info, path) != CUMLP_SUCCESS)
+        die(name, cumlp_last_error(ctx));
+    cumlp_scaler_destroy(scaler);
     cumlp_optimizer_destroy(opt);
     cumlp_network_destroy(net);
 }

@@ -8,7 +8,10 @@
  * intrinsics cumlp's kernels use, and CUMLP_LAUNCH, which the kernels use in place of <<<>>>.
  *
  * __shared__ variables are thread_local statics: the blocks of a grid run one after the other on
- * the thread that synchronizes, so the fibers of one block see one copy.
+ * the thread that synchronizes, so the fibers of one block see one copy. That copy starts at zero
+ * once (a static's zero initialization, on the host thread's first launch) and is never reset
+ * between blocks or launches: a block reads what the block before it left. A GPU's shared memory
+ * is undefined at a block's start; a read of it before the block's first write is not seen here.
  */
 #ifndef CUMLP_CUDASIM_CUDA_RUNTIME_H
 #define CUMLP_CUDASIM_CUDA_RUNTIME_H

@@ -8,7 +8,14 @@
  * waits at another one), a shuffle whose mask names a lane that does not exist (a partial warp) or
  * that does not reach the same shuffle, is reported as a fault of the kernel, which then fails
  * with cudaErrorLaunchFailure. Collectives are told apart by their place in the source
- * (std::source_location), so threads that wait at different ones have diverged.
+ * (std::source_location), so threads that wait at different ones have diverged (but one in a
+ * helper called from two divergent branches is one place: that divergence is not seen).
+ *
+ * A launch's pointers, its arguments and the pointers inside struct arguments (members, array
+ * elements, nested structs), must be NULL or device memory: a host pointer is reported when the
+ * launch is queued, and memory freed before the kernel runs (even when a new allocation has taken
+ * its address) when it runs. A pointer the kernel reaches otherwise (read from memory, computed)
+ * is not checked.
  */
 #ifndef CUMLP_CUDASIM_DEVICE_H
 #define CUMLP_CUDASIM_DEVICE_H
@@ -22,6 +29,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace cudasim {
 
@@ -62,19 +70,148 @@ T shuffle_value(shuffle_kind kind, unsigned mask, T value, int arg, int width,
  * (cudaGetLastError) and returns false. */
 bool check_configuration(const char *kernel, dim3 grid, dim3 block, std::size_t shared_bytes);
 
-/* A kernel's pointer argument must be NULL or device memory; reports and returns false if not. */
-bool check_pointer_argument(const char *kernel, int index, const void *p);
+/* The pointers a launch passes, as arguments or inside them (the members of a struct argument, as
+ * loss_reduce.cu's DeltaArgs, and the elements of an array member, as optimizer.cu's
+ * StateArrays): each must be NULL or device memory. They are checked when the launch is queued,
+ * which records the allocation each points into, and again when the kernel runs, which must find
+ * the same allocations: one freed in between is a use after free even when a new allocation has
+ * taken its address (as copies, cuBLAS and cuRAND check, runtime.cc's still_live). */
+class argument_check {
+  public:
+    explicit argument_check(const char *kernel) : kernel_(kernel) {}
+    /* The check when the launch runs, against the allocations recorded when it was queued. */
+    argument_check when_run() const {
+        argument_check c = *this;
+        c.running_ = true;
+        return c;
+    }
+    /* Checks one pointer (`inside`: a member or element of argument `index`); reports and
+     * returns false if it is not NULL or device memory, or not in the allocation it was in. */
+    bool pointer(int index, bool inside, const void *p);
 
-template <class T> bool check_argument(const char *kernel, int index, const T &value) {
-    if constexpr (std::is_pointer_v<T>)
-        return check_pointer_argument(kernel, index, (const void *)value);
+  private:
+    const char *kernel_;
+    std::vector<std::uint64_t> ids_; /* the allocation of each pointer when queued, 0: NULL */
+    std::size_t next_ = 0;           /* when running: the next of ids_ to compare */
+    bool running_ = false;
+};
+
+/* Converts to any type (declared only: it is used unevaluated). */
+struct any_field {
+    template <class T> operator T() const;
+};
+
+/* Whether aggregate T can be initialized from sizeof...(I) braced initializers. A braced
+ * initializer initializes one member whole (no brace elision into an array member or a nested
+ * struct), so the most it takes is its number of members. */
+template <class T, std::size_t... I> constexpr bool takes_fields(std::index_sequence<I...>) {
+    return requires {
+        T{{((void)I, any_field{})}...};
+    };
+}
+
+constexpr std::size_t kMaxFields = 32; /* the structured bindings below */
+
+template <class T, std::size_t N = 0> constexpr std::size_t field_count() {
+    if constexpr (N <= kMaxFields && takes_fields<T>(std::make_index_sequence<N + 1>{}))
+        return field_count<T, N + 1>();
     else
+        return N;
+}
+
+template <class T> bool check_value(argument_check &c, int index, bool inside, const T &value);
+
+/* Every one is checked (and recorded), in order, also after one that fails. */
+template <class... F> bool check_values(argument_check &c, int index, const F &...fields) {
+    bool ok = true;
+    ((ok = check_value(c, index, true, fields) && ok), ...);
+    return ok;
+}
+
+/* The members of an aggregate argument, bound by a structured binding (a member that cannot be
+ * initialized from a braced any_field, a class with constructors, fails to compile here). */
+#define CUDASIM_FIELDS(n, ...)                                                                     \
+    else if constexpr (count == n) {                                                               \
+        const auto &[__VA_ARGS__] = value;                                                         \
+        return check_values(c, index, __VA_ARGS__);                                                \
+    }
+template <class T> bool check_fields(argument_check &c, int index, const T &value) {
+    constexpr std::size_t count = field_count<T>();
+    static_assert(count <= kMaxFields, "a struct kernel argument with more than 32 members");
+    // clang-format off
+    if constexpr (count == 0) return true;
+    CUDASIM_FIELDS(1, f0)
+    CUDASIM_FIELDS(2, f0, f1)
+    CUDASIM_FIELDS(3, f0, f1, f2)
+    CUDASIM_FIELDS(4, f0, f1, f2, f3)
+    CUDASIM_FIELDS(5, f0, f1, f2, f3, f4)
+    CUDASIM_FIELDS(6, f0, f1, f2, f3, f4, f5)
+    CUDASIM_FIELDS(7, f0, f1, f2, f3, f4, f5, f6)
+    CUDASIM_FIELDS(8, f0, f1, f2, f3, f4, f5, f6, f7)
+    CUDASIM_FIELDS(9, f0, f1, f2, f3, f4, f5, f6, f7, f8)
+    CUDASIM_FIELDS(10, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9)
+    CUDASIM_FIELDS(11, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10)
+    CUDASIM_FIELDS(12, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11)
+    CUDASIM_FIELDS(13, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12)
+    CUDASIM_FIELDS(14, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13)
+    CUDASIM_FIELDS(15, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14)
+    CUDASIM_FIELDS(16, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15)
+    CUDASIM_FIELDS(17, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15, f16)
+    CUDASIM_FIELDS(18, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17)
+    CUDASIM_FIELDS(19, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18)
+    CUDASIM_FIELDS(20, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19)
+    CUDASIM_FIELDS(21, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20)
+    CUDASIM_FIELDS(22, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21)
+    CUDASIM_FIELDS(23, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21, f22)
+    CUDASIM_FIELDS(24, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21, f22, f23)
+    CUDASIM_FIELDS(25, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21, f22, f23, f24)
+    CUDASIM_FIELDS(26, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21, f22, f23, f24, f25)
+    CUDASIM_FIELDS(27, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26)
+    CUDASIM_FIELDS(28, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27)
+    CUDASIM_FIELDS(29, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28)
+    CUDASIM_FIELDS(30, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29)
+    CUDASIM_FIELDS(31, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30)
+    CUDASIM_FIELDS(32, f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14, f15,
+                   f16, f17, f18, f19, f20, f21, f22, f23, f24, f25, f26, f27, f28, f29, f30, f31)
+    else return true;
+    // clang-format on
+}
+#undef CUDASIM_FIELDS
+
+template <class T> bool check_value(argument_check &c, int index, bool inside, const T &value) {
+    if constexpr (std::is_pointer_v<T> && !std::is_function_v<std::remove_pointer_t<T>>) {
+        return c.pointer(index, inside, (const void *)value);
+    } else if constexpr (std::is_array_v<T>) {
+        bool ok = true;
+        for (const auto &element : value)
+            ok = check_value(c, index, true, element) && ok;
+        return ok;
+    } else if constexpr (std::is_class_v<T> && std::is_aggregate_v<T>) {
+        return check_fields(c, index, value);
+    } else {
         return true;
+    }
 }
 
 template <class Tuple, std::size_t... I>
-bool check_arguments(const char *kernel, const Tuple &args, std::index_sequence<I...>) {
-    return (check_argument(kernel, (int)I, std::get<I>(args)) & ... & true);
+bool check_arguments(argument_check &c, const Tuple &args, std::index_sequence<I...>) {
+    bool ok = true;
+    ((ok = check_value(c, (int)I, false, std::get<I>(args)) && ok), ...);
+    return ok;
 }
 
 /* kernel<<<grid, block, shared_bytes, stream>>>(args...): converts the arguments to the kernel's
@@ -99,9 +236,12 @@ template <class... P> class launcher {
         /* The pointers are checked when the launch is queued and again when it runs: memory
          * freed in between is a use after free. After the kernel, the guards behind every
          * allocation show an out-of-bounds write. */
-        bool valid = check_arguments(name, params, indices);
+        argument_check queued(name);
+        bool valid = check_arguments(queued, params, indices);
         enqueue(stream_, name, [=]() -> cudaError_t {
-            if (!valid || !check_arguments(name, params, indices)) return cudaErrorIllegalAddress;
+            argument_check running = queued.when_run();
+            if (!valid || !check_arguments(running, params, indices))
+                return cudaErrorIllegalAddress;
             cudaError_t err =
                 run_grid(name, grid, block, shared, [&] { std::apply(kernel, params); });
             if (err == cudaSuccess && !check_guards(name)) err = cudaErrorIllegalAddress;
