@@ -80,7 +80,7 @@ struct cumlp_network {
     double grads_scale; /* what the gradient arena holds beyond dE/dparameters: the loss scale the
                            last backward pass ran with in FP16, else 1 */
     int grads_scaled;   /* 1 when that pass ran under the loss scaler (FP16) */
-    cumlp_dist *dist; /* data parallelism (src/dist/), or NULL */
+    cumlp_dist *dist;   /* data parallelism (src/dist/), or NULL */
 };
 
 struct cumlp_optimizer {

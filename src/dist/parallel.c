@@ -64,7 +64,7 @@ static cumlp_status backward_and_reduce(cumlp_network *net, const cumlp_tensor *
     if (local == CUMLP_SUCCESS && cols > 0)
         local = cumlp__loss_backward_local(net, X, T, (double)global_cols, loss ? &loss_sum : NULL);
     else if (local == CUMLP_SUCCESS) { /* an empty shard adds nothing to the sum */
-        cumlp__set_grads_scale(net);    /* what the other ranks' gradients are multiplied by */
+        cumlp__set_grads_scale(net);   /* what the other ranks' gradients are multiplied by */
         local = ctx->ops->fill(ctx, net->grads, net->num_params, 0.0f);
     }
     cumlp_dist_values losses = {0};
