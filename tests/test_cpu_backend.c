@@ -26,7 +26,8 @@ static cumlp_context *cpu_context(int threads) {
 
 static cumlp_context *cpu_ctx;
 
-/* Backend allocations are counted in whole 64-byte lines, and free returns them all. */
+/* Backend allocations are counted as the bytes asked for (as on every backend, though the block
+ * is rounded up to whole 64-byte lines), and free returns them all. */
 static void test_memory_accounting(void) {
     const size_t n = 70001;
     void *a = NULL, *b = NULL;
@@ -35,7 +36,7 @@ static void test_memory_accounting(void) {
     CHECK_OK(cpu_ctx->ops->alloc(cpu_ctx, n, &a));
     CHECK_OK(cpu_ctx->ops->alloc(cpu_ctx, n, &b));
     CHECK_OK(cumlp_context_memory(cpu_ctx, &after, NULL));
-    CHECK(after - before == 2 * 280064); /* 70001 floats in whole 64-byte lines */
+    CHECK(after - before == 2 * 70001 * (int64_t)sizeof(float));
     cpu_ctx->ops->free(cpu_ctx, a);
     cpu_ctx->ops->free(cpu_ctx, b);
     cpu_ctx->ops->free(cpu_ctx, NULL);

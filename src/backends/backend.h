@@ -281,6 +281,12 @@ void cumlp__range_pop(cumlp_context *ctx);
 cumlp_status cumlp__timer_start(cumlp_context *ctx);
 cumlp_status cumlp__timer_stop(cumlp_context *ctx, double *elapsed_ms);
 
+/* The alloc and free ops of the backends whose buffers are host memory (reference.c, cpu.c):
+ * count elements of elem_size bytes, 64-byte aligned, recorded in ctx->memory. */
+cumlp_status cumlp__host_buffer_alloc(cumlp_context *ctx, size_t count, size_t elem_size,
+                                      void **buffer);
+void cumlp__host_buffer_free(cumlp_context *ctx, void *buffer);
+
 /* CUMLP_ERROR_INTERNAL, with the message naming the op, if a required op is NULL or an optional
  * group is only partly there; checked before a backend is used. */
 cumlp_status cumlp__check_backend_ops(const cumlp_backend_ops *ops);

@@ -108,26 +108,7 @@ static cumlp_status scratch(cumlp_context *ctx, size_t count, double **out) {
 /* ---- memory -------------------------------------------------------------------------------- */
 
 static cumlp_status cpu_alloc(cumlp_context *ctx, size_t count, void **buffer) {
-    *buffer = NULL;
-    if (count > SIZE_MAX / sizeof(float) - 64)
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%zu elements overflow size_t", count);
-    /* 64-byte alignment: whole cache lines for BLAS panels and vector loops. */
-    size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
-    if (bytes == 0) bytes = 64;
-    *buffer = aligned_alloc(64, bytes);
-    if (*buffer && cumlp__memtrack_add(&ctx->memory, *buffer, bytes) != 0) {
-        free(*buffer);
-        *buffer = NULL;
-    }
-    if (!*buffer)
-        return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
-                            "out of host memory allocating %zu floats", count);
-    return CUMLP_SUCCESS;
-}
-
-static void cpu_free(cumlp_context *ctx, void *buffer) {
-    cumlp__memtrack_remove(&ctx->memory, buffer);
-    free(buffer);
+    return cumlp__host_buffer_alloc(ctx, count, sizeof(float), buffer);
 }
 
 static cumlp_status cpu_upload(cumlp_context *ctx, void *dst, const float *src, size_t count) {
@@ -653,7 +634,7 @@ static const cumlp_backend_ops cpu_ops = {
     .describe = cpu_describe,
     .synchronize = cpu_synchronize,
     .alloc = cpu_alloc,
-    .free = cpu_free,
+    .free = cumlp__host_buffer_free,
     .upload = cpu_upload,
     .download = cpu_download,
     .fill = cpu_fill,

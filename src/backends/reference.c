@@ -41,24 +41,36 @@ static cumlp_status ref_synchronize(cumlp_context *ctx) {
 
 /* ---- memory -------------------------------------------------------------------------------- */
 
-static cumlp_status ref_alloc(cumlp_context *ctx, size_t count, void **buffer) {
+/* The memory ops of the backends whose buffers are host memory (this one's doubles and the cpu
+ * backend's floats): 64-byte aligned (whole cache lines for BLAS panels and vector loops) and
+ * recorded in the context's memory table. */
+cumlp_status cumlp__host_buffer_alloc(cumlp_context *ctx, size_t count, size_t elem_size,
+                                      void **buffer) {
     *buffer = NULL;
-    if (count > SIZE_MAX / sizeof(real))
+    if (count > (SIZE_MAX - 63) / elem_size)
         return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "%zu elements overflow size_t", count);
-    *buffer = malloc(count * sizeof(real));
-    if (*buffer && cumlp__memtrack_add(&ctx->memory, *buffer, count * sizeof(real)) != 0) {
+    /* aligned_alloc wants a multiple of the alignment; the table records what was asked for. */
+    size_t bytes = (count * elem_size + 63) / 64 * 64;
+    if (bytes == 0) bytes = 64;
+    *buffer = aligned_alloc(64, bytes);
+    if (*buffer && cumlp__memtrack_add(&ctx->memory, *buffer, count * elem_size) != 0) {
         free(*buffer);
         *buffer = NULL;
     }
     if (!*buffer)
         return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED,
-                            "out of host memory allocating %zu doubles", count);
+                            "out of host memory allocating %zu elements of %zu bytes", count,
+                            elem_size);
     return CUMLP_SUCCESS;
 }
 
-static void ref_free(cumlp_context *ctx, void *buffer) {
+void cumlp__host_buffer_free(cumlp_context *ctx, void *buffer) {
     cumlp__memtrack_remove(&ctx->memory, buffer);
     free(buffer);
+}
+
+static cumlp_status ref_alloc(cumlp_context *ctx, size_t count, void **buffer) {
+    return cumlp__host_buffer_alloc(ctx, count, sizeof(real), buffer);
 }
 
 static cumlp_status ref_upload(cumlp_context *ctx, void *dst, const float *src, size_t count) {
@@ -307,7 +319,7 @@ static const cumlp_backend_ops reference_ops = {
     .describe = ref_describe,
     .synchronize = ref_synchronize,
     .alloc = ref_alloc,
-    .free = ref_free,
+    .free = cumlp__host_buffer_free,
     .upload = ref_upload,
     .download = ref_download,
     .fill = ref_fill,

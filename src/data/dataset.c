@@ -229,24 +229,34 @@ cumlp_status cumlp_dataset_subset(const cumlp_dataset *ds, int64_t first, int64_
     return st;
 }
 
+/* The samples a split gives the validation side: validation_fraction of them, rounded, leaving
+ * at least one on each side. */
+static cumlp_status validation_count(const cumlp_dataset *ds, const char *func,
+                                     double validation_fraction, int64_t *count) {
+    double n_val = floor(validation_fraction * (double)ds->n_samples + 0.5);
+    if (!(validation_fraction > 0 && validation_fraction < 1) || n_val < 1 ||
+        n_val > (double)(ds->n_samples - 1))
+        return cumlp__fail(ds->ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "validation_fraction %g of %lld samples must leave at least one sample "
+                           "on each side",
+                           validation_fraction, (long long)ds->n_samples);
+    *count = (int64_t)n_val;
+    return CUMLP_SUCCESS;
+}
+
 cumlp_status cumlp_dataset_split(const cumlp_dataset *ds, double validation_fraction, uint64_t seed,
                                  cumlp_dataset **train, cumlp_dataset **validation) {
     if (train) *train = NULL;
     if (validation) *validation = NULL;
     CUMLP_FAIL_IF(!ds || !train || !validation, ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE,
                   "a NULL argument");
-    double n_val = floor(validation_fraction * (double)ds->n_samples + 0.5);
-    CUMLP_FAIL_IF(!(validation_fraction > 0 && validation_fraction < 1) || n_val < 1 ||
-                      n_val > (double)(ds->n_samples - 1),
-                  ds->ctx, CUMLP_ERROR_INVALID_VALUE,
-                  "validation_fraction %g of %lld samples must leave at least one sample on each "
-                  "side",
-                  validation_fraction, (long long)ds->n_samples);
-    int64_t nv = (int64_t)n_val;
+    int64_t nv;
+    cumlp_status st = validation_count(ds, __func__, validation_fraction, &nv);
+    if (st != CUMLP_SUCCESS) return st;
     int64_t *perm = malloc((size_t)ds->n_samples * sizeof *perm);
     CUMLP_FAIL_IF(!perm, ds->ctx, CUMLP_ERROR_ALLOC_FAILED, "out of memory");
     cumlp__permutation(seed, ds->n_samples, perm);
-    cumlp_status st = gather(ds, __func__, perm, nv, validation);
+    st = gather(ds, __func__, perm, nv, validation);
     if (st == CUMLP_SUCCESS) st = gather(ds, __func__, perm + nv, ds->n_samples - nv, train);
     free(perm);
     if (st != CUMLP_SUCCESS) {
@@ -292,21 +302,17 @@ cumlp_status cumlp_dataset_split_off(cumlp_dataset *ds, double validation_fracti
     if (validation) *validation = NULL;
     CUMLP_FAIL_IF(!ds || !validation, ds ? ds->ctx : NULL, CUMLP_ERROR_INVALID_VALUE,
                   "a NULL argument");
-    double n_val = floor(validation_fraction * (double)ds->n_samples + 0.5);
-    CUMLP_FAIL_IF(!(validation_fraction > 0 && validation_fraction < 1) || n_val < 1 ||
-                      n_val > (double)(ds->n_samples - 1),
-                  ds->ctx, CUMLP_ERROR_INVALID_VALUE,
-                  "validation_fraction %g of %lld samples must leave at least one sample on each "
-                  "side",
-                  validation_fraction, (long long)ds->n_samples);
-    int64_t n = ds->n_samples, nv = (int64_t)n_val, nt = n - nv;
+    int64_t nv;
+    cumlp_status st = validation_count(ds, __func__, validation_fraction, &nv);
+    if (st != CUMLP_SUCCESS) return st;
+    int64_t n = ds->n_samples, nt = n - nv;
     size_t widest = (size_t)(ds->n_features > ds->n_outputs ? ds->n_features : ds->n_outputs);
     int64_t *order = malloc((size_t)n * sizeof *order);
     unsigned char *done = malloc((size_t)n);
     float *tmp = malloc(widest * sizeof *tmp);
-    cumlp_status st = order && done && tmp ? CUMLP_SUCCESS
-                                           : cumlp__fail(ds->ctx, CUMLP_ERROR_ALLOC_FAILED,
-                                                         __func__, "out of memory");
+    st = order && done && tmp
+             ? CUMLP_SUCCESS
+             : cumlp__fail(ds->ctx, CUMLP_ERROR_ALLOC_FAILED, __func__, "out of memory");
     if (st == CUMLP_SUCCESS) {
         cumlp__permutation(seed, n, order); /* as cumlp_dataset_split draws it */
         st = gather(ds, __func__, order, nv, validation);

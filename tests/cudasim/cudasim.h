@@ -24,6 +24,17 @@
 #include <cstdint>
 #include <functional>
 
+/* CUDASIM_ASAN: built with AddressSanitizer (GCC's and Clang's spellings), which the simulator
+ * must tell when a fiber switches stacks (device.cc) and which bytes past an allocation's end are
+ * not to be touched (runtime.cc). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CUDASIM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CUDASIM_ASAN 1
+#endif
+#endif
+
 namespace cudasim {
 
 /* ---- schedules (device.cc) ----------------------------------------------------------------------

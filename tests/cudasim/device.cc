@@ -30,13 +30,6 @@
 
 /* ASan must be told when the stack changes under it (a fiber switch), or it reports the other
  * stack's frames as errors. */
-#if defined(__SANITIZE_ADDRESS__)
-#define CUDASIM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CUDASIM_ASAN 1
-#endif
-#endif
 #ifdef CUDASIM_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>

@@ -48,13 +48,6 @@
 #include <vector>
 
 /* ASan, which must be told which bytes past an allocation's end are not to be touched. */
-#if defined(__SANITIZE_ADDRESS__)
-#define CUDASIM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CUDASIM_ASAN 1
-#endif
-#endif
 #ifdef CUDASIM_ASAN
 #include <sanitizer/asan_interface.h>
 #define CUDASIM_NO_ASAN __attribute__((no_sanitize("address")))
