@@ -233,6 +233,7 @@ cumlp_status cumlp_dataset_subset(const cumlp_dataset *ds, int64_t first, int64_
  * at least one on each side. */
 static cumlp_status validation_count(const cumlp_dataset *ds, const char *func,
                                      double validation_fraction, int64_t *count) {
+    *count = 0;
     double n_val = floor(validation_fraction * (double)ds->n_samples + 0.5);
     if (!(validation_fraction > 0 && validation_fraction < 1) || n_val < 1 ||
         n_val > (double)(ds->n_samples - 1))
