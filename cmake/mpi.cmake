@@ -51,6 +51,9 @@ foreach(lib ${MPI_C_LIBRARIES})
   string(REGEX REPLACE "^lib" "" name "${name}")
   string(APPEND CUMLP_PC_LIBS_PRIVATE " -L${dir} -l${name}")
 endforeach()
+if(CUMLP_HAVE_CUDA_SIM) # the simulator's CUDA-aware MPI: MPI calls on device buffers
+  target_sources(cumlp_objects PRIVATE ${PROJECT_SOURCE_DIR}/tests/cudasim/mpi.cc)
+endif()
 install(FILES ${PROJECT_SOURCE_DIR}/include/cumlp_mpi.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
 # MPI's launcher, for the tests (tests/mpi/tests.cmake): Open MPI refuses to run as root and to
