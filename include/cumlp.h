@@ -1496,8 +1496,9 @@ CUMLP_API int cumlp_network_rank(const cumlp_network *net);
 CUMLP_API int cumlp_network_transport(const cumlp_network *net);
 
 /**
- * Collective: copies rank 0's parameters to every rank, and with opt (an optimizer of net, or
- * NULL) rank 0's optimizer state, step count and NAdam product. For replicas that were changed on
+ * Collective: copies rank 0's parameters and loss scaler (settings and state) to every rank, and
+ * with opt (an optimizer of net, or NULL) rank 0's optimizer state, step count and NAdam product.
+ * For replicas that were changed on
  * some ranks only, such as a checkpoint loaded on rank 0. cumlp_network_set_comm broadcasts the
  * parameters itself. The optimizers' types and state arenas must agree on every rank (else
  * CUMLP_ERROR_INVALID_VALUE). Without a communicator it does nothing.

@@ -27,8 +27,8 @@ extern "C" {
  * the same architecture, backend and transport on every rank (else CUMLP_ERROR_INVALID_VALUE on
  * every rank). cumlp keeps a duplicate of comm (MPI_Comm_dup, with MPI_ERRORS_RETURN), so the
  * caller may free comm afterwards and cumlp's messages never mix with the caller's. Then rank 0's
- * parameters are copied to every rank, so that the replicas start bit-identical whatever seeds
- * created them.
+ * parameters and loss scaler are copied to every rank (cumlp_network_broadcast), so that the
+ * replicas start bit-identical whatever seeds created them.
  *
  * Transports: AUTO picks NCCL on the cuda backend when cumlp is built with it, else MPI. The MPI
  * transports are the same on the reference and cpu backends (host memory, MPI_Allreduce in place;

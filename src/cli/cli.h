@@ -145,6 +145,9 @@ int cli_dist_rank(void);
 void cli_dist_rank0_outputs(cli_args *a);
 /* Collective: every rank's exit code in, the lowest failed rank's out (EXIT_OK when none). */
 int cli_dist_agree(int rc);
+/* Collective: rank 0's value on every rank (value itself without MPI), for what must not depend on
+ * a rank's own terminal or options, such as how often cumlp_fit calls back. */
+int cli_dist_rank0_value(int value);
 /* Collective: agrees on rc, then the network joins MPI_COMM_WORLD with --transport. */
 int cli_dist_attach(const char *command, const cli_args *a, int rc, cumlp_network *net);
 /* cli_fail for a status every rank shares (a collective call's): rank 0 alone prints it. */

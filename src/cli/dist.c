@@ -77,9 +77,17 @@ int cli_dist_agree(int rc) {
 #endif
 }
 
+int cli_dist_rank0_value(int value) {
+#ifdef CUMLP_CLI_HAVE_MPI
+    if (mpi_running) MPI_Bcast(&value, 1, MPI_INT, 0, MPI_COMM_WORLD); /* cumlp_fit checks it */
+#endif
+    return value;
+}
+
 int cli_dist_attach(const char *command, const cli_args *a, int rc, cumlp_network *net) {
     int transport = CUMLP_TRANSPORT_AUTO;
-    if (rc == EXIT_OK && mpi_running &&
+    /* checked also without mpirun, where it does nothing: a misspelling is not passed over */
+    if (rc == EXIT_OK &&
         !cli_parse_name(command, "transport", cumlp_transport_from_name, a->transport, &transport))
         rc = EXIT_USAGE;
     rc = cli_dist_agree(rc);

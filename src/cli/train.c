@@ -475,7 +475,9 @@ static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_f
     }
     int64_t n = cumlp_dataset_num_samples(t->train);
     int64_t batches = (n + (a->batch > 0 ? a->batch : 1) - 1) / (a->batch > 0 ? a->batch : 1);
-    fo->callback_every = t->rep.bar ? (batches > 100 ? batches / 100 : 1) : 0;
+    /* every rank calls back as often as rank 0, the one that draws (cumlp_fit checks the options)
+     */
+    fo->callback_every = cli_dist_rank0_value(t->rep.bar) ? (batches > 100 ? batches / 100 : 1) : 0;
     if (a->log) {
         int rc = cli_output_open(cmd, a->log, &t->rep.log_out);
         if (rc != EXIT_OK) return rc;

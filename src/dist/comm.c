@@ -6,16 +6,19 @@
  */
 #include "dist/dist.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int cumlp__dist_add_sum(cumlp_dist_values *v, double value) {
+    assert(v->num_sums < CUMLP_DIST_MAX_VALUES);
     v->sums[v->num_sums] = value;
     return v->num_sums++;
 }
 
 int cumlp__dist_add_same(cumlp_dist_values *v, uint64_t value, const char *name) {
+    assert(v->num_same < CUMLP_DIST_MAX_VALUES);
     v->same[v->num_same] = value;
     v->same_names[v->num_same] = name;
     return v->num_same++;

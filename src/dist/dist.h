@@ -30,7 +30,7 @@ static inline void cumlp__shard(int64_t cols, int rank, int ranks, int64_t *firs
 
 /* What one agreement carries besides the statuses: values summed over the ranks, and values that
  * must be the same on every rank (a hash, a count), each with a name for the message. */
-#define CUMLP_DIST_MAX_VALUES 8
+#define CUMLP_DIST_MAX_VALUES 16
 typedef struct cumlp_dist_values {
     int num_sums, num_same;
     double sums[CUMLP_DIST_MAX_VALUES];

@@ -63,12 +63,17 @@ static cumlp_status backward_and_reduce(cumlp_network *net, const cumlp_tensor *
     double loss_sum = 0;
     if (local == CUMLP_SUCCESS && cols > 0)
         local = cumlp__loss_backward_local(net, X, T, (double)global_cols, loss ? &loss_sum : NULL);
-    else if (local == CUMLP_SUCCESS) { /* an empty shard adds nothing to the sum */
-        cumlp__set_grads_scale(net);   /* what the other ranks' gradients are multiplied by */
-        local = ctx->ops->fill(ctx, net->grads, net->num_params, 0.0f);
+    else if (local == CUMLP_SUCCESS) {          /* an empty shard adds nothing to the sum */
+        local = cumlp__network_reserve(net, 0); /* follows the context's precision, as a pass */
+        cumlp__set_grads_scale(net); /* what the other ranks' gradients are multiplied by */
+        if (local == CUMLP_SUCCESS) local = ctx->ops->fill(ctx, net->grads, net->num_params, 0.0f);
     }
     cumlp_dist_values losses = {0};
     cumlp__dist_add_sum(&losses, loss_sum);
+    const double scale[2] = {net->grads_scale, net->grads_scaled};
+    cumlp__dist_add_same(&losses, cumlp__dist_hash(CUMLP_DIST_HASH_START, scale, sizeof scale),
+                         "the loss scale (the precision, and the loss scaler that "
+                         "cumlp_network_broadcast copies from rank 0)");
     cumlp_status st = cumlp__dist_agree(net, local, &losses, func);
     if (st != CUMLP_SUCCESS) return st;
     *transport = cumlp__dist_allreduce_gradients(net, func);
@@ -152,17 +157,29 @@ cumlp_status cumlp_network_broadcast(cumlp_network *net, cumlp_optimizer *opt) {
     if (st != CUMLP_SUCCESS) return st;
     if (cumlp_network_transport(net) == CUMLP_TRANSPORT_NCCL)
         transport = ctx->ops->synchronize(ctx);
-    /* The host side of the optimizer travels as sums to which only rank 0 adds: exact. */
+    /* The host side of the optimizer and the loss scaler travel as sums to which only rank 0
+     * adds: exact. */
     int root = cumlp__dist_rank(net) == 0;
     cumlp_dist_values scalars = {0};
     int steps = cumlp__dist_add_sum(&scalars, with_state && root ? (double)opt->steps : 0.0);
     int product = cumlp__dist_add_sum(&scalars, with_state && root ? opt->nadam_mu_product : 0.0);
+    const cumlp_loss_scaler *s = &net->scaler;
+    const double scaler[6] = {s->scale,           s->growth_factor, s->backoff_factor,
+                              s->growth_interval, s->clean_steps,   s->overflows};
+    int first = scalars.num_sums;
+    for (int k = 0; k < 6; k++)
+        cumlp__dist_add_sum(&scalars, root ? scaler[k] : 0.0);
     st = agree_after_transport(net, transport, CUMLP_SUCCESS, &scalars, __func__);
-    if (st == CUMLP_SUCCESS && with_state) {
+    if (st != CUMLP_SUCCESS) return st;
+    if (with_state) {
         opt->steps = (int64_t)scalars.sums[steps];
         opt->nadam_mu_product = scalars.sums[product];
     }
-    return st;
+    const double *got = &scalars.sums[first];
+    net->scaler = (cumlp_loss_scaler){got[0],          got[1],          got[2],
+                                      (int64_t)got[3], (int64_t)got[4], (int64_t)got[5]};
+    cumlp__network_parameters_changed(net); /* the 16-bit weight copy is made anew */
+    return CUMLP_SUCCESS;
 }
 
 /* ---- cumlp_fit's agreement ------------------------------------------------------------------ */
@@ -252,5 +269,6 @@ cumlp_status cumlp__dist_fit_agree(cumlp_network *net, const cumlp_optimizer *op
     cumlp__dist_add_same(&v, ok ? dataset_hash(validation) : 0, "the validation set");
     cumlp__dist_add_same(&v, params,
                          "the parameters (cumlp_network_broadcast makes them rank 0's)");
+    cumlp__dist_add_same(&v, (uint64_t)net->ctx->precision, "the precision");
     return cumlp__dist_agree(net, local, &v, func);
 }

@@ -330,6 +330,58 @@ static void check_results(const cumlp_fit_result *got, const cumlp_fit_result *w
     CHECK_NEAR(got->validation_accuracy, want->validation_accuracy, 1.0 / 17 + 1e-12);
 }
 
+/* cumlp_fit in FP16 on one sample: its one column is the last rank's, every other shard is empty,
+ * and those ranks, which never ran a pass, must still divide out the loss scale that the last
+ * rank's gradients carry. The last rank ran a forward pass before joining, so it holds a 16-bit
+ * copy of its own weights, which the joining's broadcast of rank 0's parameters must replace; and
+ * rank 0's loss scaler is every rank's after joining. The all-reduce adds zeros to the last rank's
+ * gradients: the replicas end as one process. */
+static void test_fp16_fit_with_empty_shards(void) {
+    CHECK_OK(cumlp_context_set_precision(ctx, CUMLP_PRECISION_FP16));
+    const cumlp_loss_scaler scaler = {1024, 2, 0.5, 2000, 5, 0};
+    cumlp_network *net = make_net(30 + (uint64_t)rank, N_HIDDEN);
+    cumlp_dataset *train = dataset(1, 31);
+    if (rank == last) {
+        cumlp_tensor *X = test_tensor_from(ctx, cumlp_dataset_features(train), N_IN, 1);
+        cumlp_tensor *out = NULL;
+        CHECK_OK(cumlp_tensor_create(ctx, N_OUT, 1, &out));
+        CHECK_OK(cumlp_forward(net, X, out));
+        cumlp_tensor_destroy(X);
+        cumlp_tensor_destroy(out);
+    }
+    if (rank == 0) CHECK_OK(cumlp_network_set_loss_scaler(net, &scaler));
+    join(net);
+    cumlp_loss_scaler got;
+    CHECK_OK(cumlp_network_get_loss_scaler(net, &got));
+    CHECK(memcmp(&got, &scaler, sizeof got) == 0);
+    cumlp_optimizer *opt = make_opt(net);
+    cumlp_fit_options o;
+    cumlp_fit_defaults(&o);
+    o.epochs = 3;
+    o.batch_size = 4;
+    cumlp_fit_result r;
+    CHECK_OK(cumlp_fit(net, opt, train, NULL, &o, &r));
+    CHECK(r.steps == 3);
+    check_replicas(net, "after cumlp_fit in fp16");
+    if (rank == 0) {
+        cumlp_network *one = make_net(30, N_HIDDEN);
+        CHECK_OK(cumlp_network_set_loss_scaler(one, &scaler));
+        cumlp_optimizer *one_opt = make_opt(one);
+        cumlp_fit_result one_r;
+        CHECK_OK(cumlp_fit(one, one_opt, train, NULL, &o, &one_r));
+        double *mine = parameters(net), *want = parameters(one);
+        CHECK(memcmp(mine, want, (size_t)cumlp_network_num_parameters(net) * sizeof *mine) == 0);
+        free(mine);
+        free(want);
+        cumlp_optimizer_destroy(one_opt);
+        cumlp_network_destroy(one);
+    }
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    cumlp_dataset_destroy(train);
+    CHECK_OK(cumlp_context_set_precision(ctx, CUMLP_PRECISION_FP32));
+}
+
 static void test_fit_matches_one_process(void) {
     cumlp_dataset *train = dataset(33, 11), *val = dataset(17, 12);
     cumlp_network *net = make_net(9, N_HIDDEN);
@@ -601,6 +653,7 @@ int main(int argc, char **argv) {
     RUN(test_bad_batch_on_one_rank);
     RUN(test_nan_on_one_rank);
     RUN(test_fit_disagreements);
+    if (backend == CUMLP_BACKEND_CUDA) RUN(test_fp16_fit_with_empty_shards);
 #ifdef CUMLP_TEST_CUDA_SIM
     RUN(test_allocation_fails_on_one_rank);
     if (transport == CUMLP_TRANSPORT_NCCL) RUN(test_nccl_fails_on_one_rank);

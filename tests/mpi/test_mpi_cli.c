@@ -206,6 +206,15 @@ static void test_ranks_train_one_process_model(void) {
     }
 }
 
+/* --progress: rank 0 draws the bar, and every rank asks cumlp_fit for rank 0's callbacks (the ranks
+ * check that their fit options agree). */
+static void test_progress_under_mpirun(void) {
+    char mpirun[600];
+    launcher(mpirun, sizeof mpirun, 2);
+    CHECK_MSG(train(mpirun, "progress", "--progress") == 0, "%s", slurp("progress", ".err"));
+    CHECK_MSG(count(slurp("progress", ".err"), "epoch 1/3") >= 1, "%s", slurp("progress", ".err"));
+}
+
 /* Two ranks started as `first : <the shared command>` (MPI's multiple-program launch). */
 static void two_programs(char *buf, size_t size, const char *first) {
     char one[600];
@@ -242,6 +251,7 @@ int main(int argc, char **argv) {
     if (chdir(dir) != 0) return 2;
     write_data();
     RUN(test_ranks_train_one_process_model);
+    RUN(test_progress_under_mpirun);
     RUN(test_bad_file_on_one_rank);
     return harness_finish();
 }
