@@ -22,15 +22,15 @@
 !  - Functions returning const char* are wrapped so that they return a Fortran
 !    character(:), allocatable (cumlp_version_string, cumlp_status_string, cumlp_last_error,
 !    cumlp_backend_name, cumlp_precision_name, cumlp_activation_name, cumlp_loss_name,
-!    cumlp_init_name, cumlp_optimizer_name, cumlp_schedule_name, cumlp_task_name); cumlp_describe
-!    returns cumlp_context_describe's text the same way. The name parsers cumlp_backend_from_name,
-!    cumlp_precision_from_name, cumlp_activation_from_name, cumlp_loss_from_name,
-!    cumlp_init_from_name, cumlp_optimizer_from_name, cumlp_schedule_from_name and
-!    cumlp_task_from_name take the name as a Fortran character(*), trailing blanks ignored (they
-!    pass cumlp_cstr(name)).
+!    cumlp_init_name, cumlp_optimizer_name, cumlp_schedule_name, cumlp_task_name,
+!    cumlp_transport_name); cumlp_describe returns cumlp_context_describe's text the same way. The
+!    name parsers cumlp_backend_from_name, cumlp_precision_from_name, cumlp_activation_from_name,
+!    cumlp_loss_from_name, cumlp_init_from_name, cumlp_optimizer_from_name,
+!    cumlp_schedule_from_name, cumlp_task_from_name and cumlp_transport_from_name take the name as
+!    a Fortran character(*), trailing blanks ignored (they pass cumlp_cstr(name)).
 !  - Named values. cumlp.h lists each set of named values once, as an X-macro (CUMLP_<SET>_LIST:
 !    statuses, backends, precisions, activations, losses, init schemes, optimizers, schedules,
-!    tasks), and derives
+!    tasks, transports), and derives
 !    the enum and the count CUMLP_<SET>_COUNT from it. Fortran cannot expand C macros: the
 !    integer constants below, counts included, are a copy of those lists, in the same order.
 !    tests/fortran/test_fortran.f90 checks the copy against the library: every constant against
@@ -52,6 +52,10 @@
 !    options%callback = c_funloc(my_callback), options%user_data = c_loc(my_state).
 !  - Indices that C counts from 0 stay 0-based: layers, epochs, samples (cumlp_dataset_label,
 !    cumlp_dataset_subset) and classes (labels, cumlp_dataset_label's result).
+!  - Data-parallel training (cumlp.h, "Data-parallel training over MPI"): a communicator crosses as
+!    its Fortran handle, an integer(c_int) (MPI_Fint): the INTEGER of `use mpi`, or comm%MPI_VAL
+!    of `use mpi_f08`. cumlp_network_set_comm_f and cumlp_mpi_agree_f are cumlp_mpi.h's _f
+!    calls; they return CUMLP_ERROR_NOT_SUPPORTED from a cumlp built without MPI.
 !
 ! Data layout. cumlp stores a batch of B samples with n features as an n x B column-major matrix,
 ! one sample per column, and layer l's weights W as an n_l x n_(l-1) column-major matrix
@@ -96,7 +100,8 @@ module cumlp
   integer(c_int), parameter :: CUMLP_ERROR_NON_FINITE = 12
   integer(c_int), parameter :: CUMLP_ERROR_INTERNAL = 13
   integer(c_int), parameter :: CUMLP_STEP_SKIPPED = 14   ! not an error: see cumlp.h
-  integer(c_int), parameter :: CUMLP_STATUS_COUNT = 15
+  integer(c_int), parameter :: CUMLP_ERROR_COMMUNICATION = 15
+  integer(c_int), parameter :: CUMLP_STATUS_COUNT = 16
   ! cumlp_backend
   integer(c_int), parameter :: CUMLP_BACKEND_AUTO = 0
   integer(c_int), parameter :: CUMLP_BACKEND_REFERENCE = 1
@@ -178,6 +183,13 @@ module cumlp
   integer(c_int), parameter :: CUMLP_STOP_ERROR = 4
   ! CUMLP_DATASET_MAX_ELEMENTS
   integer(c_int64_t), parameter :: CUMLP_DATASET_MAX_ELEMENTS = 4294967296_c_int64_t
+  ! cumlp_transport (data-parallel training)
+  integer(c_int), parameter :: CUMLP_TRANSPORT_AUTO = 0
+  integer(c_int), parameter :: CUMLP_TRANSPORT_MPI = 1
+  integer(c_int), parameter :: CUMLP_TRANSPORT_MPI_HOST = 2
+  integer(c_int), parameter :: CUMLP_TRANSPORT_MPI_DEVICE = 3
+  integer(c_int), parameter :: CUMLP_TRANSPORT_NCCL = 4
+  integer(c_int), parameter :: CUMLP_TRANSPORT_COUNT = 5
 
   ! ---- option and result structs: field for field the C structs (bind(C) lays them out the same,
   ! padding included). Fill the options with their cumlp_*_defaults() call first. ----------------
@@ -1254,6 +1266,69 @@ module cumlp
       integer(c_int) :: cumlp_c_fit
     end function
 
+    ! ---- data-parallel training over MPI (and NCCL) -----------------------------------------
+    function cumlp_c_transport_name(transport) bind(C, name="cumlp_transport_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: transport
+      type(c_ptr) :: cumlp_c_transport_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); transport is left unchanged when the name is unknown.
+    function cumlp_c_transport_from_name(name, transport) &
+        bind(C, name="cumlp_transport_from_name")
+      import :: c_int, c_char
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: transport
+      integer(c_int) :: cumlp_c_transport_from_name
+    end function
+
+    function cumlp_transport_is_built(transport) bind(C, name="cumlp_transport_is_built")
+      import :: c_int
+      integer(c_int), value :: transport
+      integer(c_int) :: cumlp_transport_is_built
+    end function
+
+    ! comm: the communicator's Fortran handle (MPI_COMM_WORLD of `use mpi`); collective.
+    function cumlp_network_set_comm_f(net, comm, transport) bind(C, name="cumlp_network_set_comm_f")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net
+      integer(c_int), value :: comm, transport
+      integer(c_int) :: cumlp_network_set_comm_f
+    end function
+
+    ! Collective over comm: the status of the lowest rank that failed, on every rank.
+    function cumlp_mpi_agree_f(comm, status, ctx) bind(C, name="cumlp_mpi_agree_f")
+      import :: c_int, c_ptr
+      integer(c_int), value :: comm, status
+      type(c_ptr), value :: ctx
+      integer(c_int) :: cumlp_mpi_agree_f
+    end function
+
+    function cumlp_network_num_ranks(net) bind(C, name="cumlp_network_num_ranks")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net
+      integer(c_int) :: cumlp_network_num_ranks
+    end function
+
+    function cumlp_network_rank(net) bind(C, name="cumlp_network_rank")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net
+      integer(c_int) :: cumlp_network_rank
+    end function
+
+    function cumlp_network_transport(net) bind(C, name="cumlp_network_transport")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net
+      integer(c_int) :: cumlp_network_transport
+    end function
+
+    ! opt: an optimizer of net, or c_null_ptr for the parameters alone; collective.
+    function cumlp_network_broadcast(net, opt) bind(C, name="cumlp_network_broadcast")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net, opt
+      integer(c_int) :: cumlp_network_broadcast
+    end function
+
     ! batch_size 0 selects 256.
     function cumlp_evaluate(net, ds, batch_size, result) bind(C, name="cumlp_evaluate")
       import :: c_int, c_ptr, c_int64_t, cumlp_eval_result
@@ -1376,6 +1451,12 @@ contains
     s = c_string_to_fortran(cumlp_c_task_name(task))
   end function
 
+  function cumlp_transport_name(transport) result(s)
+    integer(c_int), intent(in) :: transport
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_transport_name(transport))
+  end function
+
   ! cumlp_context_describe's one line ("" if the call fails).
   function cumlp_describe(ctx) result(s)
     type(c_ptr), intent(in) :: ctx
@@ -1448,6 +1529,13 @@ contains
     integer(c_int), intent(inout) :: task
     integer(c_int) :: status
     status = cumlp_c_task_from_name(cumlp_cstr(name), task)
+  end function
+
+  function cumlp_transport_from_name(name, transport) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: transport
+    integer(c_int) :: status
+    status = cumlp_c_transport_from_name(cumlp_cstr(name), transport)
   end function
 
   ! ---- wrappers for the arguments C lets be NULL (leave the OPTIONAL argument out) -------------

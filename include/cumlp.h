@@ -123,7 +123,9 @@ CUMLP_API const char *cumlp_version_string(void);
     /** not an error: a training step met NaN or Inf in its loss or gradients and was skipped,     \
      * parameters and optimizer state unchanged (cumlp_optimizer_step)                             \
      */                                                                                            \
-    X(STEP_SKIPPED, 14, "CUMLP_STEP_SKIPPED")
+    X(STEP_SKIPPED, 14, "CUMLP_STEP_SKIPPED")                                                      \
+    /** an MPI or NCCL call failed (data-parallel training; see cumlp_network_set_comm) */         \
+    X(ERROR_COMMUNICATION, 15, "CUMLP_ERROR_COMMUNICATION")
 
 typedef enum cumlp_status {
 #define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_##id = value,
@@ -484,7 +486,10 @@ CUMLP_API cumlp_status cumlp_network_create(cumlp_context *ctx, int num_layers,
                                             const cumlp_network_options *options,
                                             cumlp_network **net);
 
-/** Destroys a network and its work buffers. Accepts NULL. */
+/**
+ * Destroys a network and its work buffers. Accepts NULL. With a communicator it is collective (it
+ * frees cumlp's duplicate of it; see "Data-parallel training over MPI").
+ */
 CUMLP_API void cumlp_network_destroy(cumlp_network *net);
 
 /** Number of layers (not counting the input), or -1 for NULL. */
@@ -560,7 +565,8 @@ CUMLP_API cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, 
  * them times the loss scale, see cumlp_loss_scaler, which the readers divide out). If loss is not
  * NULL, *loss receives the batch mean of the per-sample loss E (this waits for the device); with
  * NULL it is not computed. Returns CUMLP_ERROR_NON_FINITE (gradients left as computed) if the loss
- * is NaN/Inf.
+ * is NaN/Inf. With a communicator it is collective: X and T are this rank's shard, and the
+ * gradients and the loss are the global batch's (see "Data-parallel training over MPI").
  */
 CUMLP_API cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X,
                                            const cumlp_tensor *T, double *loss);
@@ -779,7 +785,8 @@ CUMLP_API cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt);
  * optimizer must belong to net. loss may be NULL (see cumlp_loss_backward). If the loss is not
  * finite (computed only when loss is not NULL), no step is taken and the call returns as
  * cumlp_optimizer_step does for non-finite gradients: CUMLP_STEP_SKIPPED, or
- * CUMLP_ERROR_NON_FINITE with options.non_finite_error = 1; *loss then holds the loss.
+ * CUMLP_ERROR_NON_FINITE with options.non_finite_error = 1; *loss then holds the loss. With a
+ * communicator it is collective, on every rank's shard (see "Data-parallel training over MPI").
  */
 CUMLP_API cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt,
                                         const cumlp_tensor *X, const cumlp_tensor *T, double *loss);
@@ -802,8 +809,9 @@ CUMLP_API cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt
  * (entries a thousand times smaller than the tensor's largest are judged on the tensor's scale,
  * and gradients under 1e-8, below what the differences resolve (~1e-12 absolute for a loss of
  * order 1), on an absolute scale).
- * Costs four loss evaluations per parameter: use small networks. Leaves the network's parameters
- * unchanged and its gradient arena holding the gradients of (X, T).
+ * Local to the rank on a network with a communicator: it checks this rank's own gradients of (X,
+ * T). Costs four loss evaluations per parameter: use small networks. Leaves the network's
+ * parameters unchanged and its gradient arena holding the gradients of (X, T).
  */
 CUMLP_API cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tensor *X,
                                             const cumlp_tensor *T, double step_size,
@@ -1355,7 +1363,9 @@ CUMLP_API cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *opt
  * validation epoch so far, and
  * result->stop_reason is CUMLP_STOP_ERROR. The message of a failed step names its epoch and
  * batch ("epoch 3, batch 17 of 40: ..."). Bad arguments or options (checked before training
- * starts) change nothing, result included.
+ * starts) change nothing, result included. With a communicator it is collective: every rank passes
+ * the same datasets and options and trains on its shard of each batch (see "Data-parallel training
+ * over MPI").
  */
 CUMLP_API cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt,
                                  const cumlp_dataset *train, const cumlp_dataset *validation,
@@ -1369,7 +1379,8 @@ typedef struct cumlp_eval_result {
 
 /**
  * Evaluates net on the whole dataset in batches of batch_size (0 selects 256): the mean loss,
- * the accuracy and the mean squared error, into *result.
+ * the accuracy and the mean squared error, into *result. With a communicator it is collective:
+ * each rank scores its shard of ds (the same on every rank) and every rank gets the whole result.
  */
 CUMLP_API cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds,
                                       int64_t batch_size, cumlp_eval_result *result);
@@ -1382,6 +1393,117 @@ CUMLP_API cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *d
  */
 CUMLP_API cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds,
                                      int64_t batch_size, float *out, int64_t count);
+
+/* ---------------------------------------------------------------------------------------------
+ * Data-parallel training over MPI, and NCCL on the cuda backend (when cumlp is built with MPI).
+ *
+ * Each process (rank) of an MPI communicator holds a replica of the network and trains on its
+ * shard of every global batch. A network joins a communicator with cumlp_network_set_comm, in
+ * include/cumlp_mpi.h (which includes mpi.h; this header does not). Fortran passes the integer
+ * handle of its communicator to cumlp_network_set_comm_f. cumlp never calls MPI_Init or
+ * MPI_Finalize: the program initializes MPI (cumlp calls MPI from the threads that call cumlp, so
+ * MPI_THREAD_FUNNELED suffices when that is the thread that initialized it) and destroys every
+ * network that has a communicator before MPI_Finalize.
+ *
+ * Collective calls: on a network with a communicator, every rank of it must make these calls, in
+ * the same order, on replicas of the same architecture, backend and transport:
+ *   cumlp_network_set_comm (and _f), cumlp_network_broadcast, cumlp_loss_backward,
+ *   cumlp_train_step, cumlp_fit, cumlp_evaluate, and cumlp_network_destroy (MPI_Comm_free).
+ * Every other call (cumlp_forward, cumlp_evaluate_loss, cumlp_predict, cumlp_optimizer_step, the
+ * parameter and gradient get/set calls, checkpoints, cumlp_gradient_check) is local to the rank.
+ *
+ * What the collective calls do:
+ *  - cumlp_loss_backward: X and T hold this rank's shard of the global batch, any number of
+ *    columns >= 1 (shards may differ in size). The ranks first agree on the global count B (the
+ *    sum of the shards' columns); each rank's backward pass scales the sum over its samples by
+ *    1 / B; one all-reduce over the whole gradient arena sums the ranks' arenas, so that every rank
+ *    holds the gradient averaged over the global batch, as one process would on the whole batch.
+ *    *loss is the global batch mean.
+ *  - cumlp_train_step: that, then cumlp_optimizer_step on gradients that are the same on every
+ *    rank, so that every rank makes the same NaN check, clipping and step (or skip), and the
+ *    replicas stay bit-identical.
+ *  - cumlp_fit: every rank passes the same whole training (and validation) set. Every epoch's
+ *    shuffle is the same on every rank; each global batch of options->batch_size samples (c
+ *    columns) is split into shards, rank r of P taking its columns [r c / P, (r + 1) c / P) (a
+ *    shard may be empty when c < P). The ranks first check that they hold the same datasets,
+ *    parameters and options (a hash of each, one pass over the data; else
+ *    CUMLP_ERROR_INVALID_VALUE naming what differs). Losses, accuracies and the validation scores
+ *    in the progress and the result are global; the callback runs on every rank (print on one),
+ *    and training stops after a callback that asks for it on any rank.
+ *  - cumlp_evaluate: each rank scores its shard of the dataset (the same on every rank), and the
+ *    result, on every rank, is the whole dataset's.
+ * A training step communicates one all-reduce of the gradient arena and three agreements (small
+ * MPI_Allreduce calls; one more with NCCL), one fewer in cumlp_fit, which knows the global
+ * batch's size.
+ * The sums over the ranks are MPI's (MPI_Allreduce) or NCCL's (ncclAllReduce); their order is the
+ * library's, the same on every rank (both leave the same result on every rank). So P ranks train
+ * the replicas of one process training on the same global batches, up to rounding (the order of
+ * the sums), and the replicas are bit-identical to each other.
+ *
+ * Errors: a collective call returns the same status on every rank. Before each phase that
+ * communicates, the ranks agree (one small MPI_Allreduce) on whether each of them got there
+ * without error; if one failed (a bad argument, an allocation, a device error), every rank returns
+ * the status of the lowest rank that failed, with cumlp_last_error saying "rank r of P: " and
+ * that rank's message, and no rank waits for another that has given up. A failed MPI or NCCL call
+ * is CUMLP_ERROR_COMMUNICATION with the library's message (cumlp's duplicate of the communicator
+ * has MPI_ERRORS_RETURN, so an MPI error in cumlp does not abort the job). When a rank fails after
+ * NCCL work was queued, every rank aborts the NCCL communicator (ncclCommAbort), and the network's
+ * later collective calls return CUMLP_ERROR_COMMUNICATION until it joins a communicator again.
+ * What cannot be agreed on: a NULL network (no communicator to reach the others through), a rank
+ * that crashes or never makes the call, and an MPI or NCCL failure that leaves the communicator
+ * unusable; MPI handles those (its error handler, the launcher's teardown). A local step that may
+ * fail on one rank (reading a data file) is agreed on with cumlp_mpi_agree before the collective
+ * calls that follow it.
+ * ------------------------------------------------------------------------------------------- */
+
+#define CUMLP_TRANSPORT_LIST(X)                                                                    \
+    /** NCCL on the cuda backend when cumlp is built with it, else MPI */                          \
+    X(AUTO, 0, "auto")                                                                             \
+    /** MPI_Allreduce on the arena; on the cuda backend on device pointers when the MPI library    \
+     * says it is CUDA-aware (MPIX_Query_cuda_support), else through host memory */                \
+    X(MPI, 1, "mpi")                                                                               \
+    /** MPI_Allreduce, through host memory on the cuda backend */                                  \
+    X(MPI_HOST, 2, "mpi-host")                                                                     \
+    /** MPI_Allreduce on device pointers: the caller vouches that MPI is CUDA-aware */             \
+    X(MPI_DEVICE, 3, "mpi-device")                                                                 \
+    /** ncclAllReduce on the context's stream (cuda backend), bootstrapped over MPI */             \
+    X(NCCL, 4, "nccl")
+
+typedef enum cumlp_transport {
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_TRANSPORT_##id = value,
+    CUMLP_TRANSPORT_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
+} cumlp_transport;
+enum { CUMLP_TRANSPORT_COUNT = 0 CUMLP_TRANSPORT_LIST(CUMLP_COUNT_ENTRY_) };
+
+/** The name of a transport (see "Named values" above), or "unknown". */
+CUMLP_API const char *cumlp_transport_name(int transport);
+/** Parses the name of a transport into *transport (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_transport_from_name(const char *name, int *transport);
+
+/**
+ * 1 if this build can use the transport (AUTO and the MPI ones: cumlp was built with MPI; NCCL:
+ * also with NCCL and the cuda backend), else 0. Without MPI, cumlp_network_set_comm_f and
+ * cumlp_mpi_agree_f return CUMLP_ERROR_NOT_SUPPORTED.
+ */
+CUMLP_API int cumlp_transport_is_built(int transport);
+
+/** The number of ranks the network's communicator has: 1 without one, -1 for NULL. */
+CUMLP_API int cumlp_network_num_ranks(const cumlp_network *net);
+/** This process's rank in the network's communicator: 0 without one, -1 for NULL. */
+CUMLP_API int cumlp_network_rank(const cumlp_network *net);
+/** The transport the network's gradients travel by (never AUTO), or -1 without a communicator. */
+CUMLP_API int cumlp_network_transport(const cumlp_network *net);
+
+/**
+ * Collective: copies rank 0's parameters and loss scaler (settings and state) to every rank, and
+ * with opt (an optimizer of net, or NULL) rank 0's optimizer state, step count and NAdam product.
+ * For replicas that were changed on
+ * some ranks only, such as a checkpoint loaded on rank 0. cumlp_network_set_comm broadcasts the
+ * parameters itself. The optimizers' types and state arenas must agree on every rank (else
+ * CUMLP_ERROR_INVALID_VALUE). Without a communicator it does nothing.
+ */
+CUMLP_API cumlp_status cumlp_network_broadcast(cumlp_network *net, cumlp_optimizer *opt);
 
 #ifdef __cplusplus
 }

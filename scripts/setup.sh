@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what cumlp needs on a Debian machine, if it is missing.
 #   scripts/setup.sh [test]   build tools, OpenBLAS, zlib, gfortran, clang (fuzzers), Fashion-MNIST,
-#                             PyTorch (interoperability test, benchmarks) and the locales (a
-#                             decimal-comma locale for the locale-independence test)
+#                             PyTorch (interoperability test, benchmarks), the locales (a
+#                             decimal-comma locale for the locale-independence test) and Open MPI
+#                             (data-parallel training and its tests under mpirun)
 #   scripts/setup.sh demo     build tools, OpenBLAS, zlib and the Fashion-MNIST data set
 #   scripts/setup.sh build    only what the build needs
 # The CUDA toolkit is not installed here: the cuda backend is built when one is found
@@ -16,7 +17,7 @@ case "${1:-test}" in
   build) ;;
   demo) packages+=(dataset-fashion-mnist) ;;
   test) packages+=(gfortran clang libclang-rt-14-dev dataset-fashion-mnist python3-torch python3-numpy
-             locales-all) ;;
+             locales-all libopenmpi-dev openmpi-bin) ;;
   *) echo "usage: $0 [build|demo|test]" >&2; exit 1 ;;
 esac
 

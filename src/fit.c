@@ -1,5 +1,9 @@
-/* fit.c - the training loop (cumlp_fit), whole-dataset evaluation and prediction. */
+/* fit.c - the training loop (cumlp_fit), whole-dataset evaluation and prediction. On a network
+ * with a communicator (data-parallel training, src/dist/), cumlp_fit trains each rank on its shard
+ * of every global batch and cumlp_evaluate scores each rank's shard of the dataset; the ranks agree
+ * at every step that communicates (see src/dist/dist.h). */
 #include "data/data_internal.h"
+#include "dist/dist.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -259,22 +263,59 @@ static cumlp_status eval_batch(cumlp_network *net, const cumlp_dataset *ds, batc
     return st;
 }
 
-cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
-                            cumlp_eval_result *result) {
-    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__, 1);
-    if (st != CUMLP_SUCCESS) return st;
-    CUMLP_FAIL_IF(!result, net->ctx, CUMLP_ERROR_INVALID_VALUE, "result is NULL");
+/* Scores samples [begin, end) of ds in batches of batch_size into *s. */
+static cumlp_status score_samples(cumlp_network *net, const cumlp_dataset *ds, int64_t begin,
+                                  int64_t end, int64_t batch_size, score *s, const char *func) {
     batch_tensors b;
     float *out = malloc((size_t)(ds->n_outputs * batch_size) * sizeof *out);
-    CUMLP_FAIL_IF(!out, net->ctx, CUMLP_ERROR_ALLOC_FAILED, "out of memory");
-    st = batch_create(net->ctx, ds->n_features, ds->n_outputs, batch_size, &b);
-    score s = {0, 0, 0, 0};
-    for (int64_t first = 0; st == CUMLP_SUCCESS && first < ds->n_samples; first += batch_size) {
-        int64_t cols = ds->n_samples - first < batch_size ? ds->n_samples - first : batch_size;
-        st = eval_batch(net, ds, &b, first, cols, out, &s);
+    if (!out) return cumlp__fail(net->ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of memory");
+    cumlp_status st = batch_create(net->ctx, ds->n_features, ds->n_outputs, batch_size, &b);
+    for (int64_t first = begin; st == CUMLP_SUCCESS && first < end; first += batch_size) {
+        int64_t cols = end - first < batch_size ? end - first : batch_size;
+        st = eval_batch(net, ds, &b, first, cols, out, s);
     }
     batch_destroy(&b);
     free(out);
+    return st;
+}
+
+/* cumlp_evaluate on a network with a communicator: this rank scores its shard, the ranks' scores
+ * are summed. `local`: the status of the call's checks. */
+static cumlp_status evaluate_shard(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
+                                   score *s, cumlp_status local, const char *func) {
+    int64_t first = 0, count = 0;
+    if (local == CUMLP_SUCCESS) {
+        cumlp__shard(ds->n_samples, cumlp__dist_rank(net), cumlp__dist_ranks(net), &first, &count);
+        if (count > 0) local = score_samples(net, ds, first, first + count, batch_size, s, func);
+    }
+    int ok = local == CUMLP_SUCCESS;
+    const int64_t shape[4] = {ok ? ds->n_samples : 0, ok ? ds->n_features : 0,
+                              ok ? ds->n_outputs : 0, ok ? ds->num_classes : 0};
+    cumlp_dist_values v = {0};
+    int loss = cumlp__dist_add_sum(&v, s->loss_sum);
+    int correct = cumlp__dist_add_sum(&v, (double)s->correct);
+    int sq = cumlp__dist_add_sum(&v, s->sq_sum);
+    int samples = cumlp__dist_add_sum(&v, (double)s->samples);
+    cumlp__dist_add_same(&v, cumlp__dist_hash(CUMLP_DIST_HASH_START, shape, sizeof shape),
+                         "the dataset's shape");
+    cumlp_status st = cumlp__dist_agree(net, local, &v, func);
+    s->loss_sum = v.sums[loss];
+    s->correct = (int64_t)v.sums[correct];
+    s->sq_sum = v.sums[sq];
+    s->samples = (int64_t)v.sums[samples];
+    return st;
+}
+
+cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t batch_size,
+                            cumlp_eval_result *result) {
+    cumlp_status st = check_net_ds(net, ds, &batch_size, __func__, 1);
+    if (st == CUMLP_SUCCESS && !result)
+        st = cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, __func__, "result is NULL");
+    score s = {0, 0, 0, 0};
+    if (net && net->dist)
+        st = evaluate_shard(net, ds, batch_size, &s, st, __func__);
+    else if (st == CUMLP_SUCCESS)
+        st = score_samples(net, ds, 0, ds->n_samples, batch_size, &s, __func__);
     if (st != CUMLP_SUCCESS) return st;
     result->loss = s.loss_sum / (double)s.samples;
     result->accuracy =
@@ -312,17 +353,20 @@ cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds, int64_t 
 
 /* Everything one cumlp_fit call owns. Batches are double-buffered in slots 0 and 1: host staging
  * memory (pinned where the backend can copy asynchronously) and device tensors per slot. On a
- * backend without overlapped uploads the front end copies at once (src/backends/optional_ops.c). */
+ * backend without overlapped uploads the front end copies at once (src/backends/optional_ops.c).
+ * With a communicator, the slots hold this rank's shard of each batch. */
 typedef struct fit_state {
     cumlp_network *net;
     cumlp_optimizer *opt;
     const cumlp_dataset *train, *val;
     const cumlp_fit_options *o;
     cumlp_context *ctx;
-    int64_t batch;   /* columns of a full batch */
-    int64_t batches; /* per epoch */
-    int64_t *order;  /* sample order of the current epoch */
-    float *host[2];  /* per slot: X (n_in x batch) then T (n_out x batch) */
+    int64_t batch;    /* columns of a full (global) batch */
+    int64_t batches;  /* per epoch */
+    int rank, ranks;  /* in the network's communicator: 0 and 1 without one */
+    int64_t capacity; /* columns of this rank's largest shard: the batch without a communicator */
+    int64_t *order;   /* sample order of the current epoch */
+    float *host[2];   /* per slot: X (n_in x capacity) then T (n_out x capacity) */
     batch_tensors dev[2];
     float *out;       /* the output layer's activations of one batch, for training accuracy */
     float *best;      /* parameters of the best validation epoch (restore_best) */
@@ -335,7 +379,7 @@ typedef struct fit_state {
 } fit_state;
 
 static cumlp_status host_buffers(fit_state *f) {
-    size_t floats = (size_t)((f->train->n_features + f->train->n_outputs) * f->batch);
+    size_t floats = (size_t)((f->train->n_features + f->train->n_outputs) * f->capacity);
     for (int s = 0; s < 2; s++) {
         cumlp_status st = cumlp__host_alloc(f->ctx, floats * sizeof(float), (void **)&f->host[s]);
         if (st != CUMLP_SUCCESS) return st;
@@ -360,14 +404,17 @@ static cumlp_status fit_setup(fit_state *f, const char *func) {
     const cumlp_dataset *t = f->train;
     f->batch = f->o->batch_size < t->n_samples ? f->o->batch_size : t->n_samples;
     f->batches = (t->n_samples + f->batch - 1) / f->batch;
+    f->rank = cumlp__dist_rank(f->net);
+    f->ranks = cumlp__dist_ranks(f->net);
+    f->capacity = (f->batch + f->ranks - 1) / f->ranks;
     f->order = malloc((size_t)t->n_samples * sizeof *f->order);
-    f->out = malloc((size_t)(t->n_outputs * f->batch) * sizeof *f->out);
+    f->out = malloc((size_t)(t->n_outputs * f->capacity) * sizeof *f->out);
     if (f->o->restore_best && f->val) f->best = malloc(f->net->num_params * sizeof *f->best);
     if (!f->order || !f->out || (f->o->restore_best && f->val && !f->best))
         return cumlp__fail(f->ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of memory");
     cumlp_status st = host_buffers(f);
     for (int s = 0; s < 2 && st == CUMLP_SUCCESS; s++)
-        st = batch_create(f->ctx, t->n_features, t->n_outputs, f->batch, &f->dev[s]);
+        st = batch_create(f->ctx, t->n_features, t->n_outputs, f->capacity, &f->dev[s]);
     return st;
 }
 
@@ -376,23 +423,35 @@ static int64_t batch_cols(const fit_state *f, int64_t k) {
     return left < f->batch ? left : f->batch;
 }
 
-/* Gathers batch k's samples (in this epoch's order) into the host staging memory of slot s. */
+/* This rank's shard of batch k: its first column in the batch and its columns (all of them
+ * without a communicator). */
+static int64_t shard_cols(const fit_state *f, int64_t k, int64_t *first) {
+    int64_t count;
+    cumlp__shard(batch_cols(f, k), f->rank, f->ranks, first, &count);
+    return count;
+}
+
+/* Gathers this rank's samples of batch k (in this epoch's order) into the host staging memory of
+ * slot s. */
 static void gather_batch(fit_state *f, int64_t k, int s) {
     const cumlp_dataset *t = f->train;
-    int64_t cols = batch_cols(f, k);
+    int64_t first;
+    int64_t cols = shard_cols(f, k, &first);
     float *x = f->host[s], *y = f->host[s] + t->n_features * cols;
     size_t nx = (size_t)t->n_features, ny = (size_t)t->n_outputs;
     for (int64_t j = 0; j < cols; j++) {
-        int64_t i = f->order[k * f->batch + j];
+        int64_t i = f->order[k * f->batch + first + j];
         memcpy(x + (size_t)j * nx, t->x + (size_t)i * nx, nx * sizeof(float));
         memcpy(y + (size_t)j * ny, t->y + (size_t)i * ny, ny * sizeof(float));
     }
 }
 
-/* Stages batch k into slot s: waits until the slot's staging memory is free, gathers the batch
- * there, and queues its copy to the slot's device tensors. */
+/* Stages batch k (this rank's shard of it) into slot s: waits until the slot's staging memory is
+ * free, gathers the shard there, and queues its copy to the slot's device tensors. */
 static cumlp_status stage_batch(fit_state *f, int64_t k, int s) {
-    int64_t cols = batch_cols(f, k);
+    int64_t first;
+    int64_t cols = shard_cols(f, k, &first);
+    if (cols == 0) return CUMLP_SUCCESS;
     size_t nx = (size_t)(f->train->n_features * cols), ny = (size_t)(f->train->n_outputs * cols);
     cumlp_status st = cumlp__upload_host_wait(f->ctx, s);
     if (st != CUMLP_SUCCESS) return st;
@@ -403,20 +462,43 @@ static cumlp_status stage_batch(fit_state *f, int64_t k, int s) {
     return st;
 }
 
-static void fill_progress_scores(fit_state *f) {
+/* The epoch's scores so far into the progress. With a communicator and `share`, the ranks sum
+ * their shards' correct counts (collective; the losses are the global batches' already), agreeing
+ * on the status `carry` of each rank's work since its last step. */
+static cumlp_status fill_progress_scores(fit_state *f, int share, cumlp_status carry,
+                                         const char *func) {
     cumlp_fit_progress *p = &f->progress;
     const score *s = &f->epoch_score;
+    double correct = (double)s->correct;
+    cumlp_status st = CUMLP_SUCCESS;
+    if (share && f->net->dist) {
+        cumlp_dist_values v = {0};
+        cumlp__dist_add_sum(&v, correct);
+        st = cumlp__dist_agree(f->net, carry, &v, func);
+        correct = v.sums[0];
+    }
     p->train_loss = s->samples ? s->loss_sum / (double)s->samples : 0.0;
     p->train_accuracy = accuracy_of(f->net, f->train) != NO_ACCURACY && s->samples
-                            ? (double)s->correct / (double)s->samples
+                            ? correct / (double)s->samples
                             : -1.0;
     p->seconds = now_seconds() - f->start;
+    return st;
 }
 
-static int call_back(fit_state *f) {
+/* Calls the callback; returns 1 to stop: when it asks on any rank, or *st fails (the agreement on
+ * `carry`, see fill_progress_scores). */
+static int call_back(fit_state *f, cumlp_status carry, cumlp_status *st, const char *func) {
     if (!f->o->callback) return 0;
-    fill_progress_scores(f);
-    return f->o->callback(&f->progress, f->o->user_data) != 0;
+    *st = fill_progress_scores(f, 1, carry, func);
+    if (*st != CUMLP_SUCCESS) return 1;
+    int stop = f->o->callback(&f->progress, f->o->user_data) != 0;
+    if (f->net->dist) {
+        cumlp_dist_values v = {0};
+        cumlp__dist_add_sum(&v, stop);
+        *st = cumlp__dist_agree(f->net, CUMLP_SUCCESS, &v, func);
+        stop = v.sums[0] > 0 || *st != CUMLP_SUCCESS;
+    }
+    return stop;
 }
 
 /* Counts a skipped step; CUMLP_ERROR_NON_FINITE after max_consecutive_skips in a row (the
@@ -427,15 +509,30 @@ static cumlp_status count_skip(fit_state *f) {
     return ++f->skips_in_a_row < limit || limit == 0 ? CUMLP_SUCCESS : CUMLP_ERROR_NON_FINITE;
 }
 
-/* Trains on slot s holding batch k; reads the loss (and outputs for classification). *taken is
- * 1 when the step was taken, 0 when it was skipped. */
-static cumlp_status train_batch(fit_state *f, int64_t k, int s, int *taken) {
-    int64_t cols = batch_cols(f, k);
-    batch_tensors v;
-    cumlp_status st = batch_views(&f->dev[s], cols, &v);
-    if (st != CUMLP_SUCCESS) return st;
+/* The training step on slot s holding batch k (this rank's shard of it, whose copy has status
+ * `local`): with a communicator the ranks' collective step, which every rank makes even when its
+ * shard is empty or its copy failed. */
+static cumlp_status step_batch(fit_state *f, int64_t k, batch_tensors *v, cumlp_status local,
+                               double *loss) {
+    if (!f->net->dist) return cumlp_train_step(f->net, f->opt, v->x, v->t, loss);
+    return cumlp__dist_train_step(f->net, f->opt, v->x, v->t, local, batch_cols(f, k), loss,
+                                  "cumlp_train_step");
+}
+
+/* Trains on slot s holding batch k; reads the loss (and outputs for classification). *taken is 1
+ * when the step was taken, 0 when it was skipped. *carry: in, the status of this rank's copy of
+ * the batch; out, with a communicator, that of its work after the step (reading the outputs),
+ * which the next agreement carries (without one such a failure is returned). */
+static cumlp_status train_batch(fit_state *f, int64_t k, int s, cumlp_status *carry, int *taken) {
+    int64_t first;
+    int64_t cols = shard_cols(f, k, &first);
+    batch_tensors v = {NULL, NULL};
+    cumlp_status st = *carry;
+    *carry = CUMLP_SUCCESS;
+    if (st == CUMLP_SUCCESS && cols > 0) st = batch_views(&f->dev[s], cols, &v);
+    if (st != CUMLP_SUCCESS && !f->net->dist) return st;
     double loss = 0;
-    st = cumlp_train_step(f->net, f->opt, v.x, v.t, &loss);
+    st = step_batch(f, k, &v, st, &loss);
     f->progress.gradient_norm = cumlp_optimizer_gradient_norm(f->opt);
     *taken = st == CUMLP_SUCCESS;
     if (st == CUMLP_STEP_SKIPPED) st = count_skip(f);
@@ -443,18 +540,24 @@ static cumlp_status train_batch(fit_state *f, int64_t k, int s, int *taken) {
         f->skips_in_a_row = 0;
         f->epoch_norm_sum += f->progress.gradient_norm;
     }
+    cumlp_status after = CUMLP_SUCCESS;
     accuracy_kind kind = accuracy_of(f->net, f->train);
-    if (*taken && kind != NO_ACCURACY) {
-        st = download_outputs(f->net, cols, f->out);
+    if (*taken && kind != NO_ACCURACY && cols > 0) {
+        after = download_outputs(f->net, cols, f->out);
         const float *targets = f->host[s] + f->train->n_features * cols;
-        if (st == CUMLP_SUCCESS)
+        if (after == CUMLP_SUCCESS)
             score_outputs(&f->epoch_score, f->out, targets, f->train->n_outputs, cols, kind);
     }
-    if (st == CUMLP_SUCCESS && *taken) {
-        f->epoch_score.loss_sum += loss * (double)cols;
-        f->epoch_score.samples += cols;
+    if (st == CUMLP_SUCCESS && after == CUMLP_SUCCESS && *taken) {
+        /* the loss is the global batch's */
+        f->epoch_score.loss_sum += loss * (double)batch_cols(f, k);
+        f->epoch_score.samples += batch_cols(f, k);
     }
     batch_destroy(&v);
+    if (after != CUMLP_SUCCESS && f->net->dist)
+        *carry = after;
+    else if (after != CUMLP_SUCCESS)
+        st = after;
     return st;
 }
 
@@ -491,30 +594,39 @@ static cumlp_status run_epoch(fit_state *f, int epoch, int *stop, const char *fu
     p->end_of_epoch = 0;
     p->learning_rate = rate;
     p->validation_loss = p->validation_accuracy = p->validation_mse = -1.0;
-    st = stage_batch(f, 0, 0);
-    for (int64_t k = 0; k < f->batches && st == CUMLP_SUCCESS; k++) {
+    /* A failed copy ends the epoch; with a communicator it is carried into the step's agreement,
+     * so that every rank ends it at the same batch. */
+    cumlp_status local = stage_batch(f, 0, 0);
+    for (int64_t k = 0; k < f->batches; k++) {
         int s = (int)(k % 2);
-        st = cumlp__upload_join(f->ctx, s);
+        if (local == CUMLP_SUCCESS) local = cumlp__upload_join(f->ctx, s);
         /* the next batch is copied while this one trains */
-        if (st == CUMLP_SUCCESS && k + 1 < f->batches) st = stage_batch(f, k + 1, 1 - s);
-        int taken = 0;
-        if (st == CUMLP_SUCCESS) {
-            st = train_batch(f, k, s, &taken);
-            if (st != CUMLP_SUCCESS) st = step_failed(f, st, k, func);
+        if (local == CUMLP_SUCCESS && k + 1 < f->batches) local = stage_batch(f, k + 1, 1 - s);
+        if (local != CUMLP_SUCCESS && !f->net->dist) {
+            st = local;
+            break;
         }
-        if (st != CUMLP_SUCCESS) break;
+        int taken = 0;
+        st = train_batch(f, k, s, &local, &taken);
+        if (st != CUMLP_SUCCESS) {
+            st = step_failed(f, st, k, func);
+            break;
+        }
         p->batch = k + 1;
         p->steps += taken;
         p->mean_gradient_norm =
             p->steps > taken_before ? f->epoch_norm_sum / (double)(p->steps - taken_before) : -1;
-        if (o->callback_every > 0 && (k + 1) % o->callback_every == 0 && k + 1 < f->batches &&
-            call_back(f)) {
-            *stop = 1;
+        int calls = o->callback && o->callback_every > 0 && (k + 1) % o->callback_every == 0 &&
+                    k + 1 < f->batches;
+        if (calls && call_back(f, local, &st, func)) {
+            *stop = st == CUMLP_SUCCESS;
             break;
         }
+        if (calls) local = CUMLP_SUCCESS; /* the callback's agreement carried it */
     }
-    fill_progress_scores(f);
-    return st;
+    /* After an error (the same on every rank) the ranks share nothing more. */
+    cumlp_status scores = fill_progress_scores(f, st == CUMLP_SUCCESS, local, func);
+    return st != CUMLP_SUCCESS ? st : scores;
 }
 
 static cumlp_status validate(fit_state *f, cumlp_fit_result *r, int epoch, int *since_best) {
@@ -555,7 +667,8 @@ static cumlp_status fit_loop(fit_state *f, cumlp_fit_result *r, const char *func
         if (f->val) st = validate(f, r, epoch, &since_best);
         if (st != CUMLP_SUCCESS) break;
         f->progress.end_of_epoch = 1;
-        if (call_back(f)) {
+        if (call_back(f, CUMLP_SUCCESS, &st, func)) {
+            if (st != CUMLP_SUCCESS) break;
             r->stop_reason = CUMLP_STOP_CALLBACK;
             break;
         }
@@ -606,12 +719,13 @@ static void result_init(cumlp_fit_result *r) {
 cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dataset *train,
                        const cumlp_dataset *validation, const cumlp_fit_options *options,
                        cumlp_fit_result *result) {
-    cumlp_status st = check_fit_args(__func__, net, opt, train, validation);
-    if (st != CUMLP_SUCCESS) return st;
     cumlp_fit_options defaults;
     cumlp_fit_defaults(&defaults);
     const cumlp_fit_options *o = options ? options : &defaults;
-    st = check_options(net->ctx, __func__, o);
+    cumlp_status st = check_fit_args(__func__, net, opt, train, validation);
+    if (st == CUMLP_SUCCESS) st = check_options(net->ctx, __func__, o);
+    /* with a communicator every rank agrees, on its checks and on what the ranks hold */
+    if (net && net->dist) st = cumlp__dist_fit_agree(net, opt, train, validation, o, st, __func__);
     if (st != CUMLP_SUCCESS) return st;
     fit_state f;
     memset(&f, 0, sizeof f);
@@ -627,6 +741,7 @@ cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dat
     cumlp_fit_result *r = result ? result : &local;
     result_init(r);
     st = fit_setup(&f, __func__);
+    if (net->dist) st = cumlp__dist_agree(net, st, NULL, __func__);
     f.progress.batches_per_epoch = f.batches;
     f.progress.gradient_norm = f.progress.mean_gradient_norm = -1;
     if (st == CUMLP_SUCCESS)

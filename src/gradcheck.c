@@ -193,8 +193,10 @@ cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tensor *X, con
     double h = step_size > 0 ? step_size : 1e-3;
 
     gradcheck g = {.func = __func__, .ctx = ctx};
-    /* Validates X and T and leaves the analytic gradients in the network's arena. */
-    cumlp_status st = cumlp_loss_backward(net, X, T, NULL);
+    /* Validates X and T and leaves the analytic gradients in the network's arena: this rank's
+     * own, never all-reduced (the check is local on a network with a communicator). */
+    cumlp_status st = cumlp__check_loss_batch(net, X, T, __func__);
+    if (st == CUMLP_SUCCESS) st = cumlp__loss_backward_local(net, X, T, (double)X->cols, NULL);
     if (st != CUMLP_SUCCESS) return st;
     size_t staging = net->num_params;
     if ((size_t)(X->rows * X->cols) > staging) staging = (size_t)(X->rows * X->cols);

@@ -39,6 +39,9 @@ struct cumlp_tensor {
     int owns_data; /* 1 if destroy frees data */
 };
 
+/* A network's communicator for data-parallel training (src/dist/comm.c); NULL without one. */
+typedef struct cumlp_dist cumlp_dist;
+
 /* One layer's views into the arenas and its work buffers. */
 typedef struct cumlp_layer {
     int64_t fan_in, fan_out; /* n_(l-1), n_l */
@@ -77,6 +80,7 @@ struct cumlp_network {
     double grads_scale; /* what the gradient arena holds beyond dE/dparameters: the loss scale the
                            last backward pass ran with in FP16, else 1 */
     int grads_scaled;   /* 1 when that pass ran under the loss scaler (FP16) */
+    cumlp_dist *dist;   /* data parallelism (src/dist/), or NULL */
 };
 
 struct cumlp_optimizer {
@@ -185,6 +189,7 @@ int cumlp__init_value(const char *text, size_t length);
 int cumlp__optimizer_value(const char *text, size_t length);
 int cumlp__schedule_value(const char *text, size_t length);
 int cumlp__task_value(const char *text, size_t length);
+int cumlp__transport_value(const char *text, size_t length);
 
 /* Whether an activation's derivative needs Z (else it is computed from A alone). */
 int cumlp__activation_needs_z(int activation);
@@ -209,5 +214,26 @@ void cumlp__loss_scaler_update(cumlp_loss_scaler *scaler, int finite);
 
 /* Forward pass keeping every layer's Z/A in the work buffers; the output is layers[L-1].a. */
 cumlp_status cumlp__forward_train(cumlp_network *net, const cumlp_tensor *X);
+
+/* cumlp_loss_backward's checks of X and T, in the name of the public function func. */
+cumlp_status cumlp__check_loss_batch(const cumlp_network *net, const cumlp_tensor *X,
+                                     const cumlp_tensor *T, const char *func);
+
+/* The forward pass, loss and backward pass of a checked batch on this rank alone, the gradients
+ * being the sum over its columns divided by `count` (its own columns, or a global batch's in
+ * data-parallel training). *loss_sum, the sum of the per-sample losses, unless loss_sum is NULL. */
+cumlp_status cumlp__loss_backward_local(cumlp_network *net, const cumlp_tensor *X,
+                                        const cumlp_tensor *T, double count, double *loss_sum);
+
+/* Records the factor the next backward pass multiplies the gradients by (FP16's loss scale, else
+ * 1) in net->grads_scale and net->grads_scaled, which the optimizer step divides out. */
+void cumlp__set_grads_scale(cumlp_network *net);
+
+/* cumlp_optimizer_step's body (the norm and NaN check, then the update), in the name of func. */
+cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func);
+
+/* A step not taken because of NaN or Inf (`why`): CUMLP_STEP_SKIPPED (counted), or
+ * CUMLP_ERROR_NON_FINITE with the optimizer's non_finite_error. */
+cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, const char *why);
 
 #endif /* CUMLP_INTERNAL_H */

@@ -95,6 +95,7 @@ NAME_SET(init, "init scheme", CUMLP_INIT_LIST, CUMLP_INIT_COUNT);
 NAME_SET(optimizer, "optimizer", CUMLP_OPTIMIZER_LIST, CUMLP_OPTIMIZER_COUNT);
 NAME_SET(schedule, "learning-rate schedule", CUMLP_SCHEDULE_LIST, CUMLP_SCHEDULE_COUNT);
 NAME_SET(task, "task", CUMLP_TASK_LIST, CUMLP_TASK_COUNT);
+NAME_SET(transport, "transport", CUMLP_TRANSPORT_LIST, CUMLP_TRANSPORT_COUNT);
 
 const char *cumlp_status_string(cumlp_status status) {
     int value = (int)status;
@@ -122,3 +123,4 @@ NAME_FUNCTIONS(init)
 NAME_FUNCTIONS(optimizer)
 NAME_FUNCTIONS(schedule)
 NAME_FUNCTIONS(task)
+NAME_FUNCTIONS(transport)

@@ -1,4 +1,5 @@
 /* network.c - the network: description, parameter arena, forward and backward passes. */
+#include "dist/dist.h"
 #include "internal.h"
 
 #include <math.h>
@@ -166,6 +167,7 @@ static void free_work_buffers(cumlp_network *net) {
 
 void cumlp_network_destroy(cumlp_network *net) {
     if (!net) return;
+    cumlp__dist_leave(net);
     if (net->layers) free_work_buffers(net);
     net->ctx->ops->free(net->ctx, net->params16);
     net->ctx->ops->free(net->ctx, net->params);
@@ -585,23 +587,29 @@ static double delta_scale(const cumlp_network *net) {
     return net->storage == CUMLP_STORAGE_FP16 ? net->scaler.scale : 1.0;
 }
 
+void cumlp__set_grads_scale(cumlp_network *net) {
+    net->grads_scale = delta_scale(net);
+    net->grads_scaled = net->storage == CUMLP_STORAGE_FP16;
+}
+
 /* Output delta (into grad_a, times delta_scale) and loss; *loss_sum only when loss_sum != NULL.
- * db may be NULL (loss only). */
+ * db may be NULL (loss only), else it receives the bias gradient divided by `count`. */
 static cumlp_status output_delta(cumlp_network *net, const cumlp_tensor *T, int cols, void *db,
-                                 double *loss_sum) {
+                                 double count, double *loss_sum) {
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *L = &net->layers[net->num_layers - 1];
     cumlp__range_push(ctx, "cumlp:loss");
     cumlp_status st = ctx->ops->loss_delta(
         ctx, net->loss, L->activation, net->leaky_slope, (int)L->fan_out, cols, L->z, L->a, T->data,
-        net->grad_a, net->storage, db, 1.0 / cols, delta_scale(net), loss_sum);
+        net->grad_a, net->storage, db, 1.0 / count, delta_scale(net), loss_sum);
     cumlp__range_pop(ctx);
     return st;
 }
 
 /* Backward from delta of the output layer (in grad_a) down to layer 0's dW; a_input is what the
- * first layer read (X or x16). Every delta and G is in the network's format, dW and db native. */
-static cumlp_status backward(cumlp_network *net, const void *a_input, int cols) {
+ * first layer read (X or x16). Every delta and G is in the network's format, dW and db native; the
+ * gradients are the sums over the columns divided by `count`. */
+static cumlp_status backward(cumlp_network *net, const void *a_input, int cols, double count) {
     cumlp_context *ctx = net->ctx;
     int S = net->storage;
     void *delta = net->grad_a, *below = net->grad_b;
@@ -612,7 +620,7 @@ static cumlp_status backward(cumlp_network *net, const void *a_input, int cols) 
         int m = (int)L->fan_out, k = (int)L->fan_in;
         const void *a_prev = l > 0 ? net->layers[l - 1].a : a_input;
         /* dW = delta A_prev^T / B */
-        st = ctx->ops->gemm(ctx, 0, 1, m, k, cols, 1.0 / cols, delta, m, a_prev, k, 0.0,
+        st = ctx->ops->gemm(ctx, 0, 1, m, k, cols, 1.0 / count, delta, m, a_prev, k, 0.0,
                             cumlp__at(ctx, net->grads, L->weight_offset), m, S,
                             CUMLP_STORAGE_NATIVE);
         if (st != CUMLP_SUCCESS || l == 0) break;
@@ -623,7 +631,7 @@ static cumlp_status backward(cumlp_network *net, const void *a_input, int cols) 
         if (st == CUMLP_SUCCESS)
             st = ctx->ops->activation_backward(
                 ctx, S, B->activation, net->leaky_slope, k, cols, below, B->z, B->a, below,
-                cumlp__at(ctx, net->grads, B->bias_offset), 1.0 / cols);
+                cumlp__at(ctx, net->grads, B->bias_offset), 1.0 / count);
         void *swap = delta;
         delta = below;
         below = swap;
@@ -640,23 +648,35 @@ static cumlp_status finish_loss(cumlp_network *net, double loss_sum, int64_t col
     return CUMLP_SUCCESS;
 }
 
-cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
-                                 double *loss) {
+cumlp_status cumlp__check_loss_batch(const cumlp_network *net, const cumlp_tensor *X,
+                                     const cumlp_tensor *T, const char *func) {
     int64_t out_rows = net ? net->layers[net->num_layers - 1].fan_out : 0;
-    cumlp_status st = check_batch(net, X, T, out_rows, __func__, "T");
-    if (st != CUMLP_SUCCESS) return st;
+    return check_batch(net, X, T, out_rows, func, "T");
+}
+
+cumlp_status cumlp__loss_backward_local(cumlp_network *net, const cumlp_tensor *X,
+                                        const cumlp_tensor *T, double count, double *loss_sum) {
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *out = &net->layers[net->num_layers - 1];
-    double loss_sum = 0;
-    st = cumlp__forward_train(net, X);
+    cumlp_status st = cumlp__forward_train(net, X);
     if (st == CUMLP_SUCCESS) {
-        net->grads_scale = delta_scale(net);
-        net->grads_scaled = net->storage == CUMLP_STORAGE_FP16;
-        st = output_delta(net, T, (int)X->cols, cumlp__at(ctx, net->grads, out->bias_offset),
-                          loss ? &loss_sum : NULL);
+        cumlp__set_grads_scale(net);
+        st = output_delta(net, T, (int)X->cols, cumlp__at(ctx, net->grads, out->bias_offset), count,
+                          loss_sum);
     }
     if (st == CUMLP_SUCCESS)
-        st = backward(net, net->storage == CUMLP_STORAGE_NATIVE ? X->data : net->x16, (int)X->cols);
+        st = backward(net, net->storage == CUMLP_STORAGE_NATIVE ? X->data : net->x16, (int)X->cols,
+                      count);
+    return st;
+}
+
+cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
+                                 double *loss) {
+    cumlp_status st = cumlp__check_loss_batch(net, X, T, __func__);
+    if (net && net->dist) return cumlp__dist_loss_backward(net, X, T, st, loss, __func__);
+    if (st != CUMLP_SUCCESS) return st;
+    double loss_sum = 0;
+    st = cumlp__loss_backward_local(net, X, T, (double)X->cols, loss ? &loss_sum : NULL);
     if (st == CUMLP_SUCCESS && loss) st = finish_loss(net, loss_sum, X->cols, loss, __func__);
     return st;
 }
@@ -669,7 +689,8 @@ cumlp_status cumlp_evaluate_loss(cumlp_network *net, const cumlp_tensor *X, cons
     CUMLP_FAIL_IF(!loss, net->ctx, CUMLP_ERROR_INVALID_VALUE, "loss is NULL");
     double loss_sum = 0;
     st = cumlp__forward_train(net, X);
-    if (st == CUMLP_SUCCESS) st = output_delta(net, T, (int)X->cols, NULL, &loss_sum);
+    if (st == CUMLP_SUCCESS)
+        st = output_delta(net, T, (int)X->cols, NULL, (double)X->cols, &loss_sum);
     if (st == CUMLP_SUCCESS) st = finish_loss(net, loss_sum, X->cols, loss, __func__);
     return st;
 }

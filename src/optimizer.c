@@ -1,5 +1,6 @@
 /* optimizer.c - the optimizers of cumlp.h (SGD, momentum, Nesterov, the Adam family, RMSprop,
  * Adagrad, Adadelta) over the parameter arena: options, state arenas and the per-step factors. */
+#include "dist/dist.h"
 #include "internal.h"
 
 #include <math.h>
@@ -304,8 +305,7 @@ static cumlp_status step_unfrozen(cumlp_optimizer *opt, const cumlp_step_params 
     return st;
 }
 
-/* A step that met NaN or Inf (`why`) and is not taken: skipped, or an error if so asked. */
-static cumlp_status not_taken(cumlp_optimizer *opt, const char *func, const char *why) {
+cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, const char *why) {
     cumlp_context *ctx = opt->net->ctx;
     if (opt->options.non_finite_error)
         return cumlp__fail(ctx, CUMLP_ERROR_NON_FINITE, func,
@@ -331,7 +331,7 @@ static cumlp_status overflow(cumlp_optimizer *opt, const char *func) {
 /* The gradients' norm and finiteness, then the update of every unfrozen parameter. The gradient
  * arena holds the gradients times grads_scale (FP16's loss scale), which the norm and the
  * gradients' factor divide out. */
-static cumlp_status step(cumlp_optimizer *opt, const char *func) {
+cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func) {
     cumlp_network *net = opt->net;
     cumlp_context *ctx = net->ctx;
     if (ctx->sticky) return ctx->sticky;
@@ -342,7 +342,7 @@ static cumlp_status step(cumlp_optimizer *opt, const char *func) {
     if (st != CUMLP_SUCCESS) return st;
     opt->gradient_norm = sqrt(sum_squares) / net->grads_scale;
     if (!finite && net->grads_scaled) return overflow(opt, func);
-    if (!finite) return not_taken(opt, func, "the gradients hold NaN or Inf");
+    if (!finite) return cumlp__optimizer_not_taken(opt, func, "the gradients hold NaN or Inf");
     int64_t t = opt->steps + 1;
     cumlp_step_params p;
     double mu_product;
@@ -362,22 +362,33 @@ static cumlp_status step(cumlp_optimizer *opt, const char *func) {
 
 cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
     CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
-    return step(opt, __func__);
+    return cumlp__optimizer_take_step(opt, __func__);
+}
+
+/* cumlp_train_step's own checks of net and opt. */
+static cumlp_status check_step_args(const cumlp_network *net, const cumlp_optimizer *opt,
+                                    const char *func) {
+    if (!net || !opt)
+        return cumlp__fail(net ? net->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, func, "%s is NULL",
+                           net ? "opt" : "net");
+    if (opt->net != net)
+        return cumlp__fail(net->ctx, CUMLP_ERROR_INVALID_VALUE, func,
+                           "the optimizer was created for another network");
+    return CUMLP_SUCCESS;
 }
 
 cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                               const cumlp_tensor *T, double *loss) {
-    CUMLP_FAIL_IF(!net || !opt, net ? net->ctx : NULL, CUMLP_ERROR_INVALID_VALUE, "%s is NULL",
-                  net ? "opt" : "net");
-    CUMLP_FAIL_IF(opt->net != net, net->ctx, CUMLP_ERROR_INVALID_VALUE,
-                  "the optimizer was created for another network");
-    cumlp_status st = cumlp_loss_backward(net, X, T, loss);
+    cumlp_status st = check_step_args(net, opt, __func__);
+    if (net && net->dist) return cumlp__dist_train_step(net, opt, X, T, st, 0, loss, __func__);
+    if (st != CUMLP_SUCCESS) return st;
+    st = cumlp_loss_backward(net, X, T, loss);
     if (st == CUMLP_ERROR_NON_FINITE) { /* cumlp_loss_backward's one cause of it: the loss */
         char why[64];
         snprintf(why, sizeof why, "the loss is %g", loss ? *loss : NAN);
         opt->gradient_norm = NAN;
-        return not_taken(opt, __func__, why);
+        return cumlp__optimizer_not_taken(opt, __func__, why);
     }
     if (st != CUMLP_SUCCESS) return st;
-    return step(opt, __func__);
+    return cumlp__optimizer_take_step(opt, __func__);
 }

@@ -114,6 +114,10 @@ static void test_usage_errors(void) {
     check_one_line_error("train");
     snprintf(args, sizeof args, "train --data '%s' --csv-header --backend gpu", csv);
     CHECK(run(args) == 1);
+    /* --transport is checked without mpirun too, where it does nothing */
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --epochs 1 --transport ncl", csv);
+    CHECK(run(args) == 1);
+    check_one_line_error("train");
     /* out-of-range numbers are usage errors, never silently replaced by a default */
     /* ... nor wrapped: strtoull would turn " -1" into 2^64 - 1 */
     const char *bad_values[] = {"--lr -0.5",     "--val-split -0.2", "--val-split 1", "--limit -5",

@@ -30,6 +30,7 @@ static const listed backends[] = {CUMLP_BACKEND_LIST(LISTED)};
 static const listed tasks[] = {CUMLP_TASK_LIST(LISTED)};
 static const listed precisions[] = {CUMLP_PRECISION_LIST(LISTED)};
 static const listed statuses[] = {CUMLP_STATUS_LIST(LISTED)};
+static const listed transports[] = {CUMLP_TRANSPORT_LIST(LISTED)};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -100,6 +101,8 @@ static void test_every_set_round_trips(void) {
     check_set("task", tasks, COUNT(tasks), CUMLP_TASK_COUNT, cumlp_task_name, cumlp_task_from_name);
     check_set("precision", precisions, COUNT(precisions), CUMLP_PRECISION_COUNT,
               cumlp_precision_name, cumlp_precision_from_name);
+    check_set("transport", transports, COUNT(transports), CUMLP_TRANSPORT_COUNT,
+              cumlp_transport_name, cumlp_transport_from_name);
 }
 
 /* The spellings users type and files store, pinned: changing one breaks scripts and models. */
@@ -117,6 +120,7 @@ static void test_pinned_spellings(void) {
     CHECK(strcmp(cumlp_task_name(CUMLP_TASK_REGRESS), "regress") == 0);
     CHECK(strcmp(cumlp_precision_name(CUMLP_PRECISION_BF16), "bf16") == 0);
     CHECK(strcmp(cumlp_precision_name(CUMLP_PRECISION_FP32), "fp32") == 0);
+    CHECK(strcmp(cumlp_transport_name(CUMLP_TRANSPORT_MPI_DEVICE), "mpi-device") == 0);
     /* Checkpoints written by cumlp 0.1.0 spell the losses by their identifiers. */
     int loss = -1;
     CHECK_OK(cumlp_loss_from_name("sigmoid_binary_cross_entropy", &loss));

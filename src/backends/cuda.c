@@ -783,3 +783,11 @@ static const cumlp_backend_ops cuda_ops = {
 const cumlp_backend_ops *cumlp__backend_cuda(void) {
     return &cuda_ops;
 }
+
+void *cumlp__cuda_stream(const cumlp_context *ctx) {
+    return state_of(ctx)->stream;
+}
+
+int cumlp__cuda_device(const cumlp_context *ctx) {
+    return state_of(ctx)->device;
+}

@@ -1,8 +1,9 @@
 /*
  * cuda_status.h - every status the cuda backend's libraries return, turned into a cumlp status and
  * message in one place: the CUDA runtime's cudaError_t (with the faults that poison a context),
- * and, through one generic checker, the libraries' own status types (cuBLAS and cuRAND today;
- * cuBLASLt and NCCL add an adapter here). Messages read "cuda backend: <what>: <reason>".
+ * and, through one generic checker, the libraries' own status types (cuBLAS, cuRAND and, with
+ * data-parallel training, NCCL; cuBLASLt adds an adapter here). Messages read
+ * "cuda backend: <what>: <reason>".
  */
 #ifndef CUMLP_CUDA_STATUS_H
 #define CUMLP_CUDA_STATUS_H
@@ -39,5 +40,26 @@ static inline cumlp_status cumlp__curand_status(cumlp_context *ctx, curandStatus
                                  st == CURAND_STATUS_ALLOCATION_FAILED,
                                  cumlp__curand_status_name(st), what);
 }
+
+#ifdef CUMLP_HAVE_NCCL
+#include <nccl.h>
+
+/* NCCL's failures: one with a CUDA fault behind it (ncclUnhandledCudaError, or a fault the runtime
+ * holds) through the generic checker, as the device's; the others (a system or remote error, an
+ * invalid argument or use) are CUMLP_ERROR_COMMUNICATION. NCCL has no out-of-memory status. */
+static inline cumlp_status cumlp__nccl_status(cumlp_context *ctx, ncclResult_t st,
+                                              const char *what) {
+    if (st == ncclSuccess) return CUMLP_SUCCESS;
+    if (st == ncclUnhandledCudaError || cudaPeekAtLastError() != cudaSuccess)
+        return cumlp__library_status(ctx, "NCCL", 1, 0, ncclGetErrorString(st), what);
+    return cumlp__error(ctx, CUMLP_ERROR_COMMUNICATION, "cuda backend: %s: NCCL failed: %s", what,
+                        ncclGetErrorString(st));
+}
+#endif
+
+/* The context's stream (a cudaStream_t) and device, for the NCCL transport (src/dist/nccl.c);
+ * defined in cuda.c. */
+void *cumlp__cuda_stream(const cumlp_context *ctx);
+int cumlp__cuda_device(const cumlp_context *ctx);
 
 #endif /* CUMLP_CUDA_STATUS_H */

@@ -30,6 +30,7 @@ void cli_args_defaults(cli_args *a) {
     a->batch = 128;
     a->seed = 42;
     a->backend = "auto";
+    a->transport = "auto";
     a->progress = -1; /* a bar when stderr is a terminal */
     a->tol = NAN;     /* per-backend default */
 }
@@ -94,6 +95,7 @@ static const opt_spec specs[] = {
     OPT("batch", OPT_INT64, batch),
     OPT("seed", OPT_U64, seed),
     OPT("backend", OPT_STRING, backend),
+    OPT("transport", OPT_STRING, transport),
     OPT("threads", OPT_INT, threads),
     OPT("precision", OPT_STRING, precision),
     OPT("tf32", OPT_FLAG, tf32),

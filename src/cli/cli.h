@@ -35,6 +35,7 @@ typedef struct cli_args {
     int64_t batch;
     uint64_t seed;
     const char *backend, *precision, *save, *log, *plot, *model, *out;
+    const char *transport; /* train under mpirun: the gradients' transport (cumlp_transport) */
     double tol, step;
 } cli_args;
 
@@ -132,6 +133,27 @@ typedef struct net_spec {
  * n_out, classify); prints and returns 0 when they do not fit. */
 int cli_describe_network(const char *command, const cli_args *a, int64_t n_in, int64_t n_out,
                          int classify, net_spec *n);
+
+/* ---- `cumlp train` under an MPI launcher (src/cli/dist.c); without one these do nothing. ---- */
+
+/* Initializes MPI when an MPI launcher started the process; prints and returns the exit code of
+ * a failure (else EXIT_OK). */
+int cli_dist_begin(const char *command);
+/* This process's rank in MPI_COMM_WORLD (0 without MPI). */
+int cli_dist_rank(void);
+/* On ranks other than 0: no output on stdout, no progress bar, no files (--save, --log, --plot). */
+void cli_dist_rank0_outputs(cli_args *a);
+/* Collective: every rank's exit code in, the lowest failed rank's out (EXIT_OK when none). */
+int cli_dist_agree(int rc);
+/* Collective: rank 0's value on every rank (value itself without MPI), for what must not depend on
+ * a rank's own terminal or options, such as how often cumlp_fit calls back. */
+int cli_dist_rank0_value(int value);
+/* Collective: agrees on rc, then the network joins MPI_COMM_WORLD with --transport. */
+int cli_dist_attach(const char *command, const cli_args *a, int rc, cumlp_network *net);
+/* cli_fail for a status every rank shares (a collective call's): rank 0 alone prints it. */
+int cli_dist_fail(const char *command, cumlp_status status, const char *message);
+/* MPI_Finalize, when cli_dist_begin initialized MPI. */
+void cli_dist_end(void);
 
 /* Subcommands. */
 int cli_train(int argc, char **argv);

@@ -78,6 +78,9 @@ static void train_help(void) {
         "                         and the hidden activations are stored in (bf16 and fp16:\n"
         "                         cuda only, fp32 accumulation and fp32 master weights; fp16\n"
         "                         with dynamic loss scaling); --tf32 is --precision tf32\n"
+        "  --transport T          under mpirun (data-parallel: --batch is the global batch,\n"
+        "                         rank 0 prints and writes the files): auto (default), mpi,\n"
+        "                         mpi-host, mpi-device or nccl\n"
         "output:\n"
         "  --save FILE            write the model (safetensors) with its scaling, task and label\n"
         "                         column: eval and predict need nothing else\n"
@@ -97,7 +100,7 @@ static const char *train_options =
     "weight-decay beta1 beta2 eps alpha rho centered lr-decay initial-accumulator momentum-decay "
     "clip-norm clip-value skip-non-finite schedule gamma step-epochs milestones lr-min power "
     "warmup-epochs epochs batch seed target-loss patience min-delta restore-best backend threads "
-    "precision tf32 save log plot progress quiet";
+    "precision tf32 transport save log plot progress quiet";
 
 /* ---- network description -------------------------------------------------------------------- */
 
@@ -472,7 +475,9 @@ static int fit_options(const char *cmd, const cli_args *a, train_run *t, cumlp_f
     }
     int64_t n = cumlp_dataset_num_samples(t->train);
     int64_t batches = (n + (a->batch > 0 ? a->batch : 1) - 1) / (a->batch > 0 ? a->batch : 1);
-    fo->callback_every = t->rep.bar ? (batches > 100 ? batches / 100 : 1) : 0;
+    /* every rank calls back as often as rank 0, the one that draws (cumlp_fit checks the options)
+     */
+    fo->callback_every = cli_dist_rank0_value(t->rep.bar) ? (batches > 100 ? batches / 100 : 1) : 0;
     if (a->log) {
         int rc = cli_output_open(cmd, a->log, &t->rep.log_out);
         if (rc != EXIT_OK) return rc;
@@ -569,19 +574,21 @@ static int non_finite_end(const char *cmd, const cli_args *a, train_run *t,
         if (!which) fprintf(stderr, "cumlp %s: no finite parameters to save\n", cmd);
     }
     int history = write_history(cmd, a, t);
-    fprintf(stderr, "cumlp %s: %s; try a lower --lr (it was %g) or --clip-norm (1, say)\n", cmd,
-            why, cumlp_optimizer_learning_rate(t->opt));
+    if (cli_dist_rank() == 0)
+        fprintf(stderr, "cumlp %s: %s; try a lower --lr (it was %g) or --clip-norm (1, say)\n", cmd,
+                why, cumlp_optimizer_learning_rate(t->opt));
     return rc != EXIT_OK ? rc : history != EXIT_OK ? history : EXIT_NUMERICAL;
 }
 
 /* Saves the model, evaluates on the test set, writes the plot. */
 static int finish(const char *cmd, const cli_args *a, train_run *t) {
-    int rc = save_model(cmd, a, t, 1, "");
+    int rc =
+        cli_dist_agree(save_model(cmd, a, t, 1, "")); /* rank 0 saves; the test is collective */
     if (rc != EXIT_OK) return rc;
     if (t->test) {
         cumlp_eval_result e;
         cumlp_status st = cumlp_evaluate(t->net, t->test, a->batch, &e);
-        if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+        if (st != CUMLP_SUCCESS) return cli_dist_fail(cmd, st, cumlp_last_error(t->ctx));
         if (e.accuracy >= 0)
             printf("test accuracy %.4f  loss %.4f\n", e.accuracy, e.loss);
         else
@@ -597,8 +604,10 @@ static int train_with(const char *cmd, const cli_args *a, train_run *t) {
     /* the files written after training can be written: found out now, not after the run */
     if (rc == EXIT_OK && a->save) rc = cli_output_check(cmd, a->save);
     if (rc == EXIT_OK && a->plot) rc = cli_output_check(cmd, a->plot);
+    rc = cli_dist_attach(cmd, a, rc, t->net); /* under mpirun: every rank got here, then join */
     cumlp_fit_options fo;
     if (rc == EXIT_OK) rc = fit_options(cmd, a, t, &fo);
+    rc = cli_dist_agree(rc);
     if (rc != EXIT_OK) return rc;
     if (!a->quiet)
         printf("training on %lld samples (%lld validation) with the %s backend\n",
@@ -609,7 +618,7 @@ static int train_with(const char *cmd, const cli_args *a, train_run *t) {
     cumlp_status st = cumlp_fit(t->net, t->opt, t->train, t->val, &fo, &r);
     if (t->rep.bar_drawn) fprintf(stderr, "\n");
     if (st == CUMLP_ERROR_NON_FINITE) return non_finite_end(cmd, a, t, &r);
-    if (st != CUMLP_SUCCESS) return cli_fail(cmd, st, cumlp_last_error(t->ctx));
+    if (st != CUMLP_SUCCESS) return cli_dist_fail(cmd, st, cumlp_last_error(t->ctx));
     printf("done: %d epochs (%s), %.1fs, train loss %.4f", r.epochs_run, stop_name(r.stop_reason),
            r.seconds, r.train_loss);
     if (r.train_accuracy >= 0) printf(", train accuracy %.4f", r.train_accuracy);
@@ -621,26 +630,41 @@ static int train_with(const char *cmd, const cli_args *a, train_run *t) {
     return finish(cmd, a, t);
 }
 
+/* The command line into a, with the checks that need no data. */
+static int check_args(const char *cmd, int argc, char **argv, cli_args *a) {
+    if (!cli_parse(argc, argv, 2, cmd, train_options, a)) return EXIT_USAGE;
+    if (a->epochs < 1 || a->batch < 1) {
+        fprintf(stderr, "cumlp %s: --epochs and --batch must be >= 1\n", cmd);
+        return EXIT_USAGE;
+    }
+    if (!(a->val_split >= 0 && a->val_split < 1)) {
+        fprintf(stderr, "cumlp %s: --val-split must be in [0, 1) (0: no validation)\n", cmd);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
 int cli_train(int argc, char **argv) {
     const char *cmd = "train";
     if (cli_wants_help(argc, argv, 2)) {
         train_help();
         return EXIT_OK;
     }
+    /* Under mpirun every rank runs all of this; the ranks agree at each step that one of them
+     * may fail alone (src/cli/dist.c). */
+    int rc = cli_dist_begin(cmd);
+    if (rc != EXIT_OK) return rc;
     cli_args a;
     cli_args_defaults(&a);
-    if (!cli_parse(argc, argv, 2, cmd, train_options, &a)) return EXIT_USAGE;
-    if (a.epochs < 1 || a.batch < 1) {
-        fprintf(stderr, "cumlp %s: --epochs and --batch must be >= 1\n", cmd);
-        return EXIT_USAGE;
+    rc = cli_dist_agree(check_args(cmd, argc, argv, &a));
+    if (rc == EXIT_OK) {
+        cli_dist_rank0_outputs(&a);
+        train_run t;
+        memset(&t, 0, sizeof t);
+        rc = train_with(cmd, &a, &t);
+        run_free(&t);
     }
-    if (!(a.val_split >= 0 && a.val_split < 1)) {
-        fprintf(stderr, "cumlp %s: --val-split must be in [0, 1) (0: no validation)\n", cmd);
-        return EXIT_USAGE;
-    }
-    train_run t;
-    memset(&t, 0, sizeof t);
-    int rc = train_with(cmd, &a, &t);
-    run_free(&t);
+    rc = cli_dist_agree(rc);
+    cli_dist_end();
     return rc;
 }

@@ -10,6 +10,7 @@
  *   cublas.cc   cuBLAS's GEMM through CBLAS (TF32 rounding of the inputs when asked for; bf16 and
  *               fp16 inputs widened, an fp32 sum, a 16-bit result rounded to nearest even)
  *   curand.cc   cuRAND's Philox4x32-10 through cumlp's host generator
+ *   nccl.cc     NCCL's collectives between rank processes, carried over MPI (a build with MPI)
  *
  * The host glue of the cuda backend (src/backends/cuda.c) is compiled unchanged against the real
  * CUDA headers; only the libraries behind them are these files.

@@ -28,6 +28,10 @@ void cudasim_inject_sticky_error(int nth);
  * e.g. "softmax_kernel") that ran, or 0 if none has run. */
 unsigned long cudasim_last_launch_blocks(const char *kernel);
 
+/* Makes the nth NCCL collective call from now (ncclAllReduce, ncclBroadcast; 1 = the next) fail
+ * at the call with ncclSystemError, on this rank alone; 0 turns it off. (A build with MPI.) */
+void cudasim_nccl_fail_collective(int nth);
+
 /* Clears the sticky error, the pending faults and the error count (not the allocations). */
 void cudasim_reset(void);
 

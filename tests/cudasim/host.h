@@ -1,5 +1,6 @@
 /*
- * host.h - what the host half of the simulator shares (runtime.cc with cublas.cc and curand.cc);
+ * host.h - what the host half of the simulator shares (runtime.cc with cublas.cc, curand.cc,
+ * nccl.cc and mpi.cc);
  * not part of the interface with device.cc, which is cudasim.h.
  */
 #ifndef CUMLP_CUDASIM_HOST_H
@@ -54,6 +55,22 @@ bool is_stream(cudaStream_t stream, const char *what);
 
 /* Runs every queued operation, as cudaDeviceSynchronize does; the sticky error if one faults. */
 cudaError_t synchronize_all();
+
+/* The calling thread's current device (cudaSetDevice), without a runtime call's checks. */
+int current_device_id();
+
+/* Host code may touch device memory while one lives, as queued work does: a CUDA-aware MPI call
+ * on device buffers (mpi.cc). Holds the lock meanwhile. */
+class device_memory_opened {
+  public:
+    device_memory_opened();
+    ~device_memory_opened();
+    device_memory_opened(const device_memory_opened &) = delete;
+    device_memory_opened &operator=(const device_memory_opened &) = delete;
+
+  private:
+    std::unique_lock<std::recursive_mutex> lock_; /* taken before the opening, freed after */
+};
 
 /* The live handles of a library (cuBLAS handles, cuRAND generators): the ones still live at exit
  * are reported as never destroyed, then freed. */

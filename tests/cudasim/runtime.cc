@@ -255,8 +255,8 @@ void *add_allocation(std::size_t bytes, bool pinned) {
 void open_device_memory(bool open) {
     int before = sim().device_open;
     sim().device_open += open ? 1 : -1;
-    if ((before == 0) != open) return; /* 0 -> 1 opens, 1 -> 0 closes */
-    if (open) ensure_signal_stack();   /* kernels run on this thread: a fiber may overflow */
+    if (before != (open ? 0 : 1)) return; /* 0 -> 1 opens, 1 -> 0 closes: nested, nothing */
+    if (open) ensure_signal_stack();      /* kernels run on this thread: a fiber may overflow */
     std::lock_guard<std::mutex> guard(sim().registry_mutex);
     for (const auto &[base, a] : sim().allocations) {
         if (a.pinned) continue;
@@ -815,6 +815,18 @@ void enqueue(cudaStream_t stream, const char *what, std::function<cudaError_t()>
 bool is_stream(cudaStream_t stream, const char *what) {
     auto lock = hold();
     return find_stream(stream, what) != nullptr;
+}
+
+int current_device_id() {
+    return current_device;
+}
+
+device_memory_opened::device_memory_opened() : lock_(hold()) {
+    open_device_memory(true);
+}
+
+device_memory_opened::~device_memory_opened() {
+    open_device_memory(false);
 }
 
 cudaError_t synchronize_all() {

@@ -12,6 +12,7 @@
 #include "cudasim.h"
 #include "cudasim_control.h"
 #include "harness.h"
+#include "host.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -240,6 +241,26 @@ static void test_use_after_free(void) {
     CHECK_REPORTS(eager ? 0 : 1, CHECK_ERR(cudaStreamSynchronize(s), late));
     cudasim_reset();
     CHECK_CUDA(cudaFree(again));
+    CHECK_CUDA(cudaStreamDestroy(s));
+}
+
+/* Device memory opened to host code twice over (mpi.cc's CUDA-aware MPI call inside a queued NCCL
+ * collective, nccl.cc) stays open until the outer opening ends: the inner one's end would make the
+ * host's next write a SIGSEGV. */
+static void test_nested_opening_of_device_memory(void) {
+    float *d = device_floats(64);
+    {
+        cudasim::device_memory_opened outer;
+        {
+            cudasim::device_memory_opened inner;
+            d[0] = 1.0f;
+        }
+        d[1] = 2.0f;
+    }
+    cudaStream_t s = new_stream();
+    std::vector<float> h = download(d, 2, s);
+    CHECK(h[0] == 1.0f && h[1] == 2.0f);
+    CHECK_CUDA(cudaFree(d));
     CHECK_CUDA(cudaStreamDestroy(s));
 }
 
@@ -923,6 +944,7 @@ int main(void) {
     RUN(test_copy_past_the_end);
     RUN(test_overlapping_copy);
     RUN(test_use_after_free);
+    RUN(test_nested_opening_of_device_memory);
     RUN(test_double_free);
     RUN(test_missing_stream_wait);
     RUN(test_device_synchronize_follows_the_schedule);

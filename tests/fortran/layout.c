@@ -149,6 +149,7 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_ERROR_NON_FINITE,
                                      CUMLP_ERROR_INTERNAL,
                                      CUMLP_STEP_SKIPPED,
+                                     CUMLP_ERROR_COMMUNICATION,
                                      CUMLP_STATUS_COUNT,
                                      CUMLP_BACKEND_AUTO,
                                      CUMLP_BACKEND_REFERENCE,
@@ -215,7 +216,13 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_TASK_CLASSIFY,
                                      CUMLP_TASK_REGRESS,
                                      CUMLP_TASK_COUNT,
-                                     CUMLP_CSV_NO_TARGET};
+                                     CUMLP_CSV_NO_TARGET,
+                                     CUMLP_TRANSPORT_AUTO,
+                                     CUMLP_TRANSPORT_MPI,
+                                     CUMLP_TRANSPORT_MPI_HOST,
+                                     CUMLP_TRANSPORT_MPI_DEVICE,
+                                     CUMLP_TRANSPORT_NCCL,
+                                     CUMLP_TRANSPORT_COUNT};
     if (i < 1 || (size_t)i > sizeof values / sizeof *values) return -1;
     return values[i - 1];
 }

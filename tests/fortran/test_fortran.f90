@@ -238,8 +238,8 @@ contains
         CUMLP_ERROR_ALLOC_FAILED, CUMLP_ERROR_NOT_SUPPORTED, CUMLP_ERROR_NO_DEVICE, &
         CUMLP_ERROR_DEVICE, CUMLP_ERROR_IO, CUMLP_ERROR_FORMAT, CUMLP_ERROR_TRUNCATED, &
         CUMLP_ERROR_SIZE_LIMIT, CUMLP_ERROR_SHAPE_MISMATCH, CUMLP_ERROR_CHECKSUM, &
-        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STEP_SKIPPED, CUMLP_STATUS_COUNT, &
-        CUMLP_BACKEND_AUTO, &
+        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STEP_SKIPPED, &
+        CUMLP_ERROR_COMMUNICATION, CUMLP_STATUS_COUNT, CUMLP_BACKEND_AUTO, &
         CUMLP_BACKEND_REFERENCE, CUMLP_BACKEND_CPU, CUMLP_BACKEND_CUDA, CUMLP_BACKEND_COUNT, &
         CUMLP_PRECISION_FP32, CUMLP_PRECISION_TF32, CUMLP_PRECISION_BF16, CUMLP_PRECISION_FP16, &
         CUMLP_PRECISION_COUNT, &
@@ -258,7 +258,9 @@ contains
         CUMLP_SCHEDULE_COUNT, CUMLP_STOP_EPOCHS, CUMLP_STOP_TARGET_LOSS, &
         CUMLP_STOP_PATIENCE, CUMLP_STOP_CALLBACK, CUMLP_STOP_ERROR, CUMLP_DATASET_MAX_ELEMENTS, &
         CUMLP_TASK_UNKNOWN, CUMLP_TASK_CLASSIFY, CUMLP_TASK_REGRESS, CUMLP_TASK_COUNT, &
-        CUMLP_CSV_NO_TARGET]
+        CUMLP_CSV_NO_TARGET, &
+        CUMLP_TRANSPORT_AUTO, CUMLP_TRANSPORT_MPI, CUMLP_TRANSPORT_MPI_HOST, &
+        CUMLP_TRANSPORT_MPI_DEVICE, CUMLP_TRANSPORT_NCCL, CUMLP_TRANSPORT_COUNT]
     integer(c_int) :: i
     do i = 1, size(values)
       if (values(i) /= cumlp_test_c_constant(i)) then
@@ -316,6 +318,8 @@ contains
       s = cumlp_schedule_name(value)
     case ("task")
       s = cumlp_task_name(value)
+    case ("transport")
+      s = cumlp_transport_name(value)
     case default
       error stop "name_of: no such set"
     end select
@@ -343,6 +347,8 @@ contains
       status = cumlp_schedule_from_name(name, value)
     case ("task")
       status = cumlp_task_from_name(name, value)
+    case ("transport")
+      status = cumlp_transport_from_name(name, value)
     case default
       error stop "parse: no such set"
     end select
@@ -407,7 +413,7 @@ contains
   ! Whether parser i (1 .. 7 the wrappers cumlp_<set>_from_name, 8 .. 14 the raw interfaces
   ! cumlp_c_<set>_from_name, sets in the order backend, activation, loss, init, optimizer,
   ! schedule, precision, as test_named_values lists them; 15 and 16 the task's wrapper and raw
-  ! interface) returns CUMLP_ERROR_INVALID_VALUE for an unknown
+  ! interface, 17 and 18 the transport's) returns CUMLP_ERROR_INVALID_VALUE for an unknown
   ! name and keeps the value stored just before the call. With INTENT(OUT) it would not: gfortran
   ! -O3 drops that store (an unoptimized build keeps it, and cannot see the difference). The store
   ! is in every branch (one before the select is kept), and the value differs from parser to
@@ -464,6 +470,12 @@ contains
     case (16)
       value = 100 + i
       status = cumlp_c_task_from_name("?" // c_null_char, value)
+    case (17)
+      value = 100 + i
+      status = cumlp_transport_from_name("?", value)
+    case (18)
+      value = 100 + i
+      status = cumlp_c_transport_from_name("?" // c_null_char, value)
     case default
       error stop "parser_keeps_value: no such parser"
     end select
@@ -478,18 +490,20 @@ contains
         CUMLP_ERROR_ALLOC_FAILED, CUMLP_ERROR_NOT_SUPPORTED, CUMLP_ERROR_NO_DEVICE, &
         CUMLP_ERROR_DEVICE, CUMLP_ERROR_IO, CUMLP_ERROR_FORMAT, CUMLP_ERROR_TRUNCATED, &
         CUMLP_ERROR_SIZE_LIMIT, CUMLP_ERROR_SHAPE_MISMATCH, CUMLP_ERROR_CHECKSUM, &
-        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STEP_SKIPPED]
+        CUMLP_ERROR_NON_FINITE, CUMLP_ERROR_INTERNAL, CUMLP_STEP_SKIPPED, &
+        CUMLP_ERROR_COMMUNICATION]
     character(20), parameter :: status_ids(*) = [character(20) :: "SUCCESS", &
         "ERROR_INVALID_VALUE", "ERROR_ALLOC_FAILED", "ERROR_NOT_SUPPORTED", "ERROR_NO_DEVICE", &
         "ERROR_DEVICE", "ERROR_IO", "ERROR_FORMAT", "ERROR_TRUNCATED", "ERROR_SIZE_LIMIT", &
         "ERROR_SHAPE_MISMATCH", "ERROR_CHECKSUM", "ERROR_NON_FINITE", "ERROR_INTERNAL", &
-        "STEP_SKIPPED"]
+        "STEP_SKIPPED", "ERROR_COMMUNICATION"]
     character(28), parameter :: parsers(*) = [character(28) :: "cumlp_backend_from_name", &
         "cumlp_activation_from_name", "cumlp_loss_from_name", "cumlp_init_from_name", &
         "cumlp_optimizer_from_name", "cumlp_schedule_from_name", "cumlp_precision_from_name", &
         "cumlp_c_backend_from_name", "cumlp_c_activation_from_name", "cumlp_c_loss_from_name", &
         "cumlp_c_init_from_name", "cumlp_c_optimizer_from_name", "cumlp_c_schedule_from_name", &
-        "cumlp_c_precision_from_name", "cumlp_task_from_name", "cumlp_c_task_from_name"]
+        "cumlp_c_precision_from_name", "cumlp_task_from_name", "cumlp_c_task_from_name", &
+        "cumlp_transport_from_name", "cumlp_c_transport_from_name"]
     integer(c_int) :: status, value
     integer :: i
 
@@ -547,6 +561,11 @@ contains
     call check_named_set("task", [CUMLP_TASK_UNKNOWN, CUMLP_TASK_CLASSIFY, CUMLP_TASK_REGRESS], &
         CUMLP_TASK_COUNT, [character(8) :: "unknown", "classify", "regress"], &
         [character(8) :: "unknown", "classify", "regress"])
+    call check_named_set("transport", &
+        [CUMLP_TRANSPORT_AUTO, CUMLP_TRANSPORT_MPI, CUMLP_TRANSPORT_MPI_HOST, &
+         CUMLP_TRANSPORT_MPI_DEVICE, CUMLP_TRANSPORT_NCCL], CUMLP_TRANSPORT_COUNT, &
+        [character(10) :: "auto", "mpi", "mpi-host", "mpi-device", "nccl"], &
+        [character(12) :: "auto", "mpi", "mpi_host", "mpi_device", "nccl"])
 
     ! Trailing blanks are trimmed; an unknown name leaves the value as it was, here too in a
     ! variable of this procedure that the caller reads right after the call.
