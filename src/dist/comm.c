@@ -6,19 +6,18 @@
  */
 #include "dist/dist.h"
 
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int cumlp__dist_add_sum(cumlp_dist_values *v, double value) {
-    assert(v->num_sums < CUMLP_DIST_MAX_VALUES);
+    if (v->num_sums == CUMLP_DIST_MAX_VALUES) return v->overflowed = 1, 0;
     v->sums[v->num_sums] = value;
     return v->num_sums++;
 }
 
 int cumlp__dist_add_same(cumlp_dist_values *v, uint64_t value, const char *name) {
-    assert(v->num_same < CUMLP_DIST_MAX_VALUES);
+    if (v->num_same == CUMLP_DIST_MAX_VALUES) return v->overflowed = 1, 0;
     v->same[v->num_same] = value;
     v->same_names[v->num_same] = name;
     return v->num_same++;
@@ -142,6 +141,9 @@ static cumlp_status spread_failure(const party *p, cumlp_context *ctx, int first
 
 static cumlp_status agree_in(const party *p, cumlp_context *ctx, cumlp_status local,
                              cumlp_dist_values *v, const char *func) {
+    if (v && v->overflowed && local == CUMLP_SUCCESS)
+        local = cumlp__fail(ctx, CUMLP_ERROR_INTERNAL, func, "more than %d values in one agreement",
+                            CUMLP_DIST_MAX_VALUES);
     agreement a;
     memset(&a, 0, sizeof a);
     a.first_failed = local != CUMLP_SUCCESS ? p->rank : p->ranks;

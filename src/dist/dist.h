@@ -33,12 +33,15 @@ static inline void cumlp__shard(int64_t cols, int rank, int ranks, int64_t *firs
 #define CUMLP_DIST_MAX_VALUES 16
 typedef struct cumlp_dist_values {
     int num_sums, num_same;
+    int overflowed; /* a value added past CUMLP_DIST_MAX_VALUES (not kept): the agreement fails */
     double sums[CUMLP_DIST_MAX_VALUES];
     uint64_t same[CUMLP_DIST_MAX_VALUES];
     const char *same_names[CUMLP_DIST_MAX_VALUES]; /* "the training set" */
 } cumlp_dist_values;
 
-/* Adds a value to sum, or one that must be the same on every rank; returns its index. */
+/* Adds a value to sum, or one that must be the same on every rank; returns its index. Past
+ * CUMLP_DIST_MAX_VALUES nothing is added and the agreement fails with CUMLP_ERROR_INTERNAL (on
+ * every rank: the ranks run the same code). */
 int cumlp__dist_add_sum(cumlp_dist_values *v, double value);
 int cumlp__dist_add_same(cumlp_dist_values *v, uint64_t value, const char *name);
 

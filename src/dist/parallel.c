@@ -164,10 +164,10 @@ cumlp_status cumlp_network_broadcast(cumlp_network *net, cumlp_optimizer *opt) {
     int steps = cumlp__dist_add_sum(&scalars, with_state && root ? (double)opt->steps : 0.0);
     int product = cumlp__dist_add_sum(&scalars, with_state && root ? opt->nadam_mu_product : 0.0);
     const cumlp_loss_scaler *s = &net->scaler;
-    const double scaler[6] = {s->scale,           s->growth_factor, s->backoff_factor,
-                              s->growth_interval, s->clean_steps,   s->overflows};
+    const double scaler[] = {s->scale,           s->growth_factor, s->backoff_factor,
+                             s->growth_interval, s->clean_steps,   s->overflows};
     int first = scalars.num_sums;
-    for (int k = 0; k < 6; k++)
+    for (size_t k = 0; k < sizeof scaler / sizeof *scaler; k++)
         cumlp__dist_add_sum(&scalars, root ? scaler[k] : 0.0);
     st = agree_after_transport(net, transport, CUMLP_SUCCESS, &scalars, __func__);
     if (st != CUMLP_SUCCESS) return st;
@@ -176,8 +176,12 @@ cumlp_status cumlp_network_broadcast(cumlp_network *net, cumlp_optimizer *opt) {
         opt->nadam_mu_product = scalars.sums[product];
     }
     const double *got = &scalars.sums[first];
-    net->scaler = (cumlp_loss_scaler){got[0],          got[1],          got[2],
-                                      (int64_t)got[3], (int64_t)got[4], (int64_t)got[5]};
+    net->scaler = (cumlp_loss_scaler){.scale = got[0],
+                                      .growth_factor = got[1],
+                                      .backoff_factor = got[2],
+                                      .growth_interval = (int64_t)got[3],
+                                      .clean_steps = (int64_t)got[4],
+                                      .overflows = (int64_t)got[5]};
     cumlp__network_parameters_changed(net); /* the 16-bit weight copy is made anew */
     return CUMLP_SUCCESS;
 }
