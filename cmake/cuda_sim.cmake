@@ -23,7 +23,7 @@ set(CUMLP_SIM_KERNELS
   ${PROJECT_SOURCE_DIR}/kernels/optimizer.cu)
 set(CUMLP_SIM_SOURCES
   ${CUMLP_SIM_DIR}/device.cc ${CUMLP_SIM_DIR}/runtime.cc ${CUMLP_SIM_DIR}/cublas.cc
-  ${CUMLP_SIM_DIR}/curand.cc)
+  ${CUMLP_SIM_DIR}/cublaslt.cc ${CUMLP_SIM_DIR}/curand.cc)
 
 target_sources(cumlp_objects PRIVATE
   ${PROJECT_SOURCE_DIR}/src/backends/cuda.c

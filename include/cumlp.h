@@ -66,12 +66,13 @@ CUMLP_API int cumlp_version_number(void);
 CUMLP_API const char *cumlp_version_string(void);
 
 /* ---------------------------------------------------------------------------------------------
- * Named values. Each set of named values (statuses, backends, precisions, activations, losses,
- * init schemes, optimizers, learning-rate schedules, tasks) is listed once, as an X-macro
- * CUMLP_<SET>_LIST(X) with one entry X(IDENTIFIER, value, "name") per value. The enum, the count
- * CUMLP_<SET>_COUNT, and the library's name function and parser are all generated from that list;
- * values run from 0 to COUNT - 1 without gaps, and are stable across releases (new values are only
- * appended). A program may expand a list too, for example into a table of its own:
+ * Named values. Each set of named values (statuses, backends, precisions, epilogue settings,
+ * activations, losses, init schemes, optimizers, learning-rate schedules, tasks, transports) is
+ * listed once, as an X-macro CUMLP_<SET>_LIST(X) with one entry X(IDENTIFIER, value, "name") per
+ * value. The enum, the count CUMLP_<SET>_COUNT, and the library's name function and parser are
+ * all generated from that list; values run from 0 to COUNT - 1 without gaps, and are stable across
+ * releases (new values are only appended). A program may expand a list too, for example into a
+ * table of its own:
  *
  *   #define ROW(id, value, name) {value, name},
  *   static const struct { int value; const char *name; } rows[] = {CUMLP_LOSS_LIST(ROW)};
@@ -278,6 +279,58 @@ CUMLP_API cumlp_status cumlp_precision_from_name(const char *name, int *precisio
 
 /** cumlp 0.1.0's name of cumlp_context_set_precision, kept for its programs. */
 CUMLP_API cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_mode);
+
+/* ---------------------------------------------------------------------------------------------
+ * GEMM epilogues. A layer's forward pass is a GEMM P = W A_prev followed by Z = P + b 1^T and
+ * A = f(Z), and the backward pass of a hidden layer a GEMM G = W^T delta followed by
+ * delta_below = G .* f'(Z) and the bias gradient (its row sums). The fused kernels do the second
+ * half of each in one pass of their own on every backend. On the cuda backend, cuBLASLt can do it
+ * in the GEMM's epilogue instead, saving that pass over the layer's activations: for ReLU
+ * (forward bias + ReLU keeping a bitmask of Z > 0, backward dReLU with the bias gradient) and
+ * GELU (forward bias + GELU keeping Z, backward dGELU with the bias gradient). The context's
+ * setting says which layers take the epilogues; sigmoid, tanh, leaky ReLU, identity and softmax
+ * layers always keep the fused kernels, and so does a layer whose case cuBLASLt has no algorithm
+ * for (a GELU layer whose width is not a multiple of 8, say): the result is then the fused path's.
+ * ------------------------------------------------------------------------------------------- */
+
+#define CUMLP_EPILOGUES_LIST(X)                                                                    \
+    /** the fused kernels for every layer: the default, and the only setting but on cuda */        \
+    X(OFF, 0, "off")                                                                               \
+    /** cuBLASLt epilogues for ReLU layers. The same math as the fused kernels but for NaN: the    \
+     * epilogue's max(z, 0) maps a NaN pre-activation to 0 (and its bitmask to "not positive"),    \
+     * where the fused kernels keep the NaN, so a NaN that reaches a ReLU layer's Z no longer      \
+     * reaches the loss (it still reaches the gradients of the layer that made it) */              \
+    X(RELU, 1, "relu")                                                                             \
+    /** as RELU, and cuBLASLt epilogues for GELU layers too. cuBLASLt's GELU is the tanh           \
+     * approximation 0.5 z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z^3))), not the exact z Phi(z)     \
+     * of the fused kernels and of every other backend: the two differ by up to about 5e-4 per     \
+     * element (and their derivatives by about 2e-3), so a GELU network trained with ALL follows   \
+     * a slightly different function from the same network on the cpu backend */                   \
+    X(ALL, 2, "all")
+
+typedef enum cumlp_epilogues {
+#define CUMLP_ENUM_ENTRY_(id, value, name) CUMLP_EPILOGUES_##id = value,
+    CUMLP_EPILOGUES_LIST(CUMLP_ENUM_ENTRY_)
+#undef CUMLP_ENUM_ENTRY_
+} cumlp_epilogues;
+enum { CUMLP_EPILOGUES_COUNT = 0 CUMLP_EPILOGUES_LIST(CUMLP_COUNT_ENTRY_) };
+
+/**
+ * Sets which layers take cuBLASLt's GEMM epilogues (a cumlp_epilogues) in later passes. A new
+ * context starts with OFF. Any value but OFF returns CUMLP_ERROR_NOT_SUPPORTED (setting unchanged)
+ * on a backend without epilogues (cpu, reference). Networks of the context follow at their next
+ * forward pass, which may then reallocate their work buffers (a ReLU layer's bitmask): change it
+ * between training runs, not between the calls of one step.
+ */
+CUMLP_API cumlp_status cumlp_context_set_epilogues(cumlp_context *ctx, int epilogues);
+
+/** The context's epilogue setting (a cumlp_epilogues), or -1 when ctx is NULL. */
+CUMLP_API int cumlp_context_epilogues(const cumlp_context *ctx);
+
+/** The name of an epilogue setting ("off", "relu", "all"), or "unknown". */
+CUMLP_API const char *cumlp_epilogues_name(int epilogues);
+/** Parses the name of an epilogue setting into *epilogues (see "Named values" above). */
+CUMLP_API cumlp_status cumlp_epilogues_from_name(const char *name, int *epilogues);
 
 /**
  * Writes a one-line description of the context's device into buf (for example the GPU's name and

@@ -165,6 +165,22 @@ int cumlp_context_precision(const cumlp_context *ctx) {
     return ctx ? ctx->precision : -1;
 }
 
+cumlp_status cumlp_context_set_epilogues(cumlp_context *ctx, int epilogues) {
+    CUMLP_FAIL_IF(!ctx, NULL, CUMLP_ERROR_INVALID_VALUE, "ctx is NULL");
+    CUMLP_FAIL_IF(epilogues < 0 || epilogues >= CUMLP_EPILOGUES_COUNT, ctx,
+                  CUMLP_ERROR_INVALID_VALUE, "unknown epilogue setting %d", epilogues);
+    CUMLP_FAIL_IF(epilogues != CUMLP_EPILOGUES_OFF && !ctx->ops->gemm_bias_activation, ctx,
+                  CUMLP_ERROR_NOT_SUPPORTED,
+                  "the %s backend has no GEMM epilogues (only \"off\"; they need the cuda backend)",
+                  ctx->ops->name);
+    ctx->epilogues = epilogues;
+    return CUMLP_SUCCESS;
+}
+
+int cumlp_context_epilogues(const cumlp_context *ctx) {
+    return ctx ? ctx->epilogues : -1;
+}
+
 cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_mode) {
     return cumlp_context_set_precision(ctx, math_mode);
 }

@@ -22,6 +22,7 @@ struct cumlp_context {
     const cumlp_backend_ops *ops;
     void *backend_state; /* owned by the backend */
     int precision;       /* cumlp_precision, one the backend runs (ops->precisions) */
+    int epilogues;       /* cumlp_epilogues: OFF unless the backend has the epilogue ops */
     cumlp_status sticky; /* a device error that poisons the context, else CUMLP_SUCCESS */
     char message[CUMLP_MESSAGE_SIZE];
     /* Why AUTO did not pick an earlier backend ("" otherwise); cumlp_context_describe adds it. */
@@ -51,6 +52,12 @@ typedef struct cumlp_layer {
     int frozen_weights, frozen_biases;
     void *z; /* pre-activation, n_l x capacity (NULL when f' needs only A) */
     void *a; /* activation, n_l x capacity */
+    /* A hidden ReLU layer under GEMM epilogues (cumlp.h): the bitmask of Z > 0 that the forward
+     * epilogue keeps for the backward one (backend.h), else NULL; mask_valid says whether the last
+     * forward pass wrote it (it falls back to the fused kernels where cuBLASLt has no algorithm).
+     */
+    void *relu_mask;
+    int mask_valid;
 } cumlp_layer;
 
 struct cumlp_network {
@@ -76,6 +83,7 @@ struct cumlp_network {
     int params16_stale; /* the parameters changed outside an optimizer step since params16 was
                            made: refreshed before the next forward pass */
     void *x16;          /* the input batch in 16 bits, n_0 x capacity; NULL when NATIVE */
+    int epilogues;      /* the context's epilogue setting the work buffers were made for */
     cumlp_loss_scaler scaler; /* FP16's loss scaler (its settings and state) */
     double grads_scale; /* what the gradient arena holds beyond dE/dparameters: the loss scale the
                            last backward pass ran with in FP16, else 1 */
@@ -183,6 +191,7 @@ cumlp_status cumlp__check_dim(const cumlp_context *ctx, const char *func, const 
  * case), or -1; for text that is not NUL-terminated, such as checkpoint metadata (src/names.c). */
 int cumlp__backend_value(const char *text, size_t length);
 int cumlp__precision_value(const char *text, size_t length);
+int cumlp__epilogues_value(const char *text, size_t length);
 int cumlp__activation_value(const char *text, size_t length);
 int cumlp__loss_value(const char *text, size_t length);
 int cumlp__init_value(const char *text, size_t length);

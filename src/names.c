@@ -89,6 +89,7 @@ static cumlp_status parse(const name_set *set, const char *func, const char *nam
 NAME_SET(status, "status", CUMLP_STATUS_LIST, CUMLP_STATUS_COUNT);
 NAME_SET(backend, "backend", CUMLP_BACKEND_LIST, CUMLP_BACKEND_COUNT);
 NAME_SET(precision, "precision", CUMLP_PRECISION_LIST, CUMLP_PRECISION_COUNT);
+NAME_SET(epilogues, "epilogue setting", CUMLP_EPILOGUES_LIST, CUMLP_EPILOGUES_COUNT);
 NAME_SET(activation, "activation", CUMLP_ACTIVATION_LIST, CUMLP_ACTIVATION_COUNT);
 NAME_SET(loss, "loss", CUMLP_LOSS_LIST, CUMLP_LOSS_COUNT);
 NAME_SET(init, "init scheme", CUMLP_INIT_LIST, CUMLP_INIT_COUNT);
@@ -117,6 +118,7 @@ const char *cumlp_status_string(cumlp_status status) {
 
 NAME_FUNCTIONS(backend)
 NAME_FUNCTIONS(precision)
+NAME_FUNCTIONS(epilogues)
 NAME_FUNCTIONS(activation)
 NAME_FUNCTIONS(loss)
 NAME_FUNCTIONS(init)

@@ -154,9 +154,12 @@ static cumlp_status init_parameters(cumlp_network *net, const cumlp_network_opti
 static void free_work_buffers(cumlp_network *net) {
     cumlp_context *ctx = net->ctx;
     for (int l = 0; l < net->num_layers; l++) {
-        ctx->ops->free(ctx, net->layers[l].z);
-        ctx->ops->free(ctx, net->layers[l].a);
-        net->layers[l].z = net->layers[l].a = NULL;
+        cumlp_layer *L = &net->layers[l];
+        ctx->ops->free(ctx, L->z);
+        ctx->ops->free(ctx, L->a);
+        ctx->ops->free(ctx, L->relu_mask);
+        L->z = L->a = L->relu_mask = NULL;
+        L->mask_valid = 0;
     }
     ctx->ops->free(ctx, net->grad_a);
     ctx->ops->free(ctx, net->grad_b);
@@ -413,10 +416,32 @@ static cumlp_status alloc_storage(cumlp_context *ctx, int storage, size_t count,
     return ctx->ops->alloc(ctx, cumlp__storage_native_count(ctx, storage, count), buffer);
 }
 
-/* Follows the context's precision: a change of format drops the work buffers (the next reserve
- * makes them anew) and the weight copy, which BF16 and FP16 make here. */
+/* Whether layer l runs the second halves of its passes in GEMM epilogues under the context's
+ * setting (cumlp.h, "GEMM epilogues"). */
+static int layer_epilogue(const cumlp_network *net, int l) {
+    const cumlp_context *ctx = net->ctx;
+    int activation = net->layers[l].activation;
+    if (!ctx->ops->gemm_bias_activation) return 0;
+    if (activation == CUMLP_ACT_RELU) return ctx->epilogues != CUMLP_EPILOGUES_OFF;
+    return activation == CUMLP_ACT_GELU && ctx->epilogues == CUMLP_EPILOGUES_ALL;
+}
+
+/* Whether layer l keeps a ReLU bitmask: a hidden ReLU layer under epilogues (the output layer's
+ * delta comes from the loss, which reads A). */
+static int layer_keeps_mask(const cumlp_network *net, int l) {
+    return l < net->num_layers - 1 && net->layers[l].activation == CUMLP_ACT_RELU &&
+           layer_epilogue(net, l);
+}
+
+/* Follows the context's precision and epilogue setting: a change of format or setting drops the
+ * work buffers (the next reserve makes them anew); a change of format drops the weight copy too,
+ * which BF16 and FP16 make here. */
 static cumlp_status follow_precision(cumlp_network *net) {
     cumlp_context *ctx = net->ctx;
+    if (ctx->epilogues != net->epilogues) {
+        free_work_buffers(net);
+        net->epilogues = ctx->epilogues;
+    }
     int storage = cumlp__precision_storage(ctx->precision);
     if (storage != net->storage) {
         free_work_buffers(net);
@@ -448,6 +473,10 @@ static cumlp_status alloc_work_buffers(cumlp_network *net, int64_t cols, size_t 
         st = alloc_storage(ctx, storage, n, &net->layers[l].a);
         if (st == CUMLP_SUCCESS && layer_keeps_z(net, l))
             st = alloc_storage(ctx, storage, n, &net->layers[l].z);
+        size_t mask_bytes = cumlp__relu_mask_bytes(net->layers[l].fan_out, cols);
+        if (st == CUMLP_SUCCESS && layer_keeps_mask(net, l))
+            st = ctx->ops->alloc(ctx, (mask_bytes + ctx->ops->elem_size - 1) / ctx->ops->elem_size,
+                                 &net->layers[l].relu_mask);
     }
     if (st == CUMLP_SUCCESS) st = alloc_storage(ctx, net->storage, delta_count, &net->grad_a);
     if (st == CUMLP_SUCCESS) st = alloc_storage(ctx, net->storage, delta_count, &net->grad_b);
@@ -517,12 +546,36 @@ static const void *weights_of(const cumlp_network *net, const cumlp_layer *L) {
     return cumlp__at_storage(net->ctx, net->params16, net->storage, L->weight_offset);
 }
 
+/* Layer l in one GEMM with the bias and activation in its epilogue, keeping for the backward pass
+ * (keep) GELU's Z in z_out or a hidden ReLU layer's bitmask. CUMLP_ERROR_NOT_SUPPORTED (nothing
+ * done) where cuBLASLt has no algorithm for it. */
+static cumlp_status layer_forward_epilogue(cumlp_network *net, int l, const void *a_prev, int cols,
+                                           void *z_out, void *a_out, int out_storage, int keep) {
+    cumlp_context *ctx = net->ctx;
+    cumlp_layer *L = &net->layers[l];
+    int relu = L->activation == CUMLP_ACT_RELU;
+    void *aux = !keep ? NULL : relu ? L->relu_mask : z_out;
+    cumlp_status st = ctx->ops->gemm_bias_activation(
+        ctx, net->storage, out_storage, L->activation, (int)L->fan_out, cols, (int)L->fan_in,
+        weights_of(net, L), a_prev, cumlp__at(ctx, net->params, L->bias_offset), aux, a_out);
+    L->mask_valid = st == CUMLP_SUCCESS && relu && aux;
+    return st;
+}
+
 /* Layer l: P = W A_prev into `p`, then the fused bias + activation into z_out / a_out, which are
- * in format out_storage (A_prev, like W, in the network's). */
+ * in format out_storage (A_prev, like W, in the network's); or all of it in a GEMM epilogue
+ * (keep: in a training pass, whose backward pass follows). */
 static cumlp_status layer_forward(cumlp_network *net, int l, const void *a_prev, int cols,
-                                  void *z_out, void *a_out, int out_storage) {
+                                  void *z_out, void *a_out, int out_storage, int keep) {
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *L = &net->layers[l];
+    net->layers[l].mask_valid = 0;
+    if (layer_epilogue(net, l)) {
+        cumlp_status st =
+            layer_forward_epilogue(net, l, a_prev, cols, z_out, a_out, out_storage, keep);
+        if (st != CUMLP_ERROR_NOT_SUPPORTED) return st;
+        cumlp__clear_error(ctx); /* the fused kernels compute the same */
+    }
     int m = (int)L->fan_out, k = (int)L->fan_in;
     void *p = z_out ? z_out : a_out;
     cumlp_status st = ctx->ops->gemm(ctx, 0, 0, m, cols, k, 1.0, weights_of(net, L), m, a_prev, k,
@@ -549,7 +602,7 @@ cumlp_status cumlp__forward_train(cumlp_network *net, const cumlp_tensor *X) {
     if (st == CUMLP_SUCCESS) st = layer_input(net, X, &a_prev);
     for (int l = 0; l < net->num_layers && st == CUMLP_SUCCESS; l++) {
         st = layer_forward(net, l, a_prev, (int)X->cols, net->layers[l].z, net->layers[l].a,
-                           layer_storage(net, l));
+                           layer_storage(net, l), 1);
         a_prev = net->layers[l].a;
     }
     cumlp__range_pop(net->ctx);
@@ -573,11 +626,11 @@ cumlp_status cumlp_forward(cumlp_network *net, const cumlp_tensor *X, cumlp_tens
     if (st == CUMLP_SUCCESS) st = layer_input(net, X, &a_prev);
     for (int l = 0; l < last && st == CUMLP_SUCCESS; l++) {
         st = layer_forward(net, l, a_prev, (int)X->cols, NULL, net->layers[l].a,
-                           layer_storage(net, l));
+                           layer_storage(net, l), 0);
         a_prev = net->layers[l].a;
     }
     if (st == CUMLP_SUCCESS)
-        st = layer_forward(net, last, a_prev, (int)X->cols, NULL, Y->data, CUMLP_STORAGE_NATIVE);
+        st = layer_forward(net, last, a_prev, (int)X->cols, NULL, Y->data, CUMLP_STORAGE_NATIVE, 0);
     cumlp__range_pop(net->ctx);
     return st;
 }
@@ -606,6 +659,30 @@ static cumlp_status output_delta(cumlp_network *net, const cumlp_tensor *T, int 
     return st;
 }
 
+/* Layer l's delta (m x cols) passed down to the layer below: below = (W^T delta) .* f'(.) with
+ * the bias gradient, in one GEMM with a dReLU / dGELU epilogue where the forward pass kept what it
+ * needs, else a GEMM and the fused kernel. */
+static cumlp_status delta_below(cumlp_network *net, int l, int cols, double count,
+                                const void *delta, void *below) {
+    cumlp_context *ctx = net->ctx;
+    const cumlp_layer *L = &net->layers[l], *B = &net->layers[l - 1];
+    int m = (int)L->fan_out, k = (int)L->fan_in, S = net->storage;
+    void *db = cumlp__at(ctx, net->grads, B->bias_offset);
+    int relu = B->activation == CUMLP_ACT_RELU;
+    if (layer_epilogue(net, l - 1) && (!relu || B->mask_valid)) {
+        cumlp_status st = ctx->ops->gemm_activation_backward(
+            ctx, S, B->activation, m, cols, k, weights_of(net, L), delta,
+            relu ? B->relu_mask : B->z, below, db, 1.0 / count);
+        if (st != CUMLP_ERROR_NOT_SUPPORTED) return st;
+        cumlp__clear_error(ctx); /* the fused kernel computes the same */
+    }
+    cumlp_status st = ctx->ops->gemm(ctx, 1, 0, k, cols, m, 1.0, weights_of(net, L), m, delta, m,
+                                     0.0, below, k, S, S);
+    if (st != CUMLP_SUCCESS) return st;
+    return ctx->ops->activation_backward(ctx, S, B->activation, net->leaky_slope, k, cols, below,
+                                         B->z, B->a, below, db, 1.0 / count);
+}
+
 /* Backward from delta of the output layer (in grad_a) down to layer 0's dW; a_input is what the
  * first layer read (X or x16). Every delta and G is in the network's format, dW and db native; the
  * gradients are the sums over the columns divided by `count`. */
@@ -624,14 +701,7 @@ static cumlp_status backward(cumlp_network *net, const void *a_input, int cols, 
                             cumlp__at(ctx, net->grads, L->weight_offset), m, S,
                             CUMLP_STORAGE_NATIVE);
         if (st != CUMLP_SUCCESS || l == 0) break;
-        /* G = W^T delta, then delta_below = G .* f'(.) with its bias gradient */
-        st = ctx->ops->gemm(ctx, 1, 0, k, cols, m, 1.0, weights_of(net, L), m, delta, m, 0.0, below,
-                            k, S, S);
-        const cumlp_layer *B = &net->layers[l - 1];
-        if (st == CUMLP_SUCCESS)
-            st = ctx->ops->activation_backward(
-                ctx, S, B->activation, net->leaky_slope, k, cols, below, B->z, B->a, below,
-                cumlp__at(ctx, net->grads, B->bias_offset), 1.0 / count);
+        st = delta_below(net, l, cols, count, delta, below);
         void *swap = delta;
         delta = below;
         below = swap;

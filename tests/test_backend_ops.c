@@ -769,6 +769,303 @@ static void row_activation_backward(void) {
         backward_run(&backward_cases[i]);
 }
 
+/* ---- GEMM epilogues (backend.h's optional group; cuda) --------------------------------------- */
+
+/* The largest |f'| of ReLU (1) and of either GELU (about 1.129, near z = 1.5): how much an error
+ * in Z can grow through f. */
+#define EPILOGUE_SLOPE_MAX 1.13
+
+/* f and f' of an epilogue as the dut computes them: ReLU, or GELU, the tanh approximation where
+ * the backend says that its epilogues compute that one. */
+static double epilogue_f(int activation, double z) {
+    if (activation == CUMLP_ACT_RELU) return z > 0 ? z : 0;
+    return dut->ops->gelu_tanh ? cumlp_gelu_tanh_d(z) : cumlp_gelu_d(z);
+}
+
+static double epilogue_deriv(int activation, double z) {
+    if (activation == CUMLP_ACT_RELU) return z > 0 ? 1 : 0;
+    return dut->ops->gelu_tanh ? cumlp_gelu_tanh_deriv_d(z) : cumlp_gelu_deriv_d(z);
+}
+
+/* The reference's op(A) B (rows x n, inner dimension `inner`) and its terms |op(A)| |B|, as host
+ * doubles (the caller frees both). */
+static void reference_product(int trans_a, int rows, int n, int inner, twin A, int lda, twin B,
+                              double **product, double **terms) {
+    size_t count = (size_t)rows * n;
+    void *p = NULL, *abs_p = NULL, *abs_a = ref_abs(A), *abs_b = ref_abs(B);
+    CHECK_OK(ref->ops->alloc(ref, count, &p));
+    CHECK_OK(ref->ops->alloc(ref, count, &abs_p));
+    CHECK_OK(ref->ops->gemm(ref, trans_a, 0, rows, n, inner, 1.0, A.ref, lda, B.ref, inner, 0.0, p,
+                            rows, CUMLP_STORAGE_NATIVE, CUMLP_STORAGE_NATIVE));
+    CHECK_OK(ref->ops->gemm(ref, trans_a, 0, rows, n, inner, 1.0, abs_a, lda, abs_b, inner, 0.0,
+                            abs_p, rows, CUMLP_STORAGE_NATIVE, CUMLP_STORAGE_NATIVE));
+    *product = ref_doubles(p, count);
+    *terms = ref_doubles(abs_p, count);
+    ref->ops->free(ref, p);
+    ref->ops->free(ref, abs_p);
+    ref->ops->free(ref, abs_a);
+    ref->ops->free(ref, abs_b);
+}
+
+/* 0 if every element of t (on the dut) is still the NaN it was poisoned with, else INFINITY: an op
+ * that declined must not have written. */
+static double untouched_ratio(twin t) {
+    float *d = dut_floats(t);
+    double ratio = 0;
+    for (size_t i = 0; i < t.n; i++)
+        if (!isnan(d[i])) ratio = INFINITY;
+    free(d);
+    return ratio;
+}
+
+/* A device buffer for a ReLU bitmask of rows x cols. */
+static void *dut_mask(int rows, int cols) {
+    void *mask = NULL;
+    size_t bytes = cumlp__relu_mask_bytes(rows, cols);
+    CHECK_OK(dut->ops->alloc(dut, (bytes + dut->ops->elem_size - 1) / dut->ops->elem_size, &mask));
+    return mask;
+}
+
+typedef struct epilogue_case {
+    int activation, m, n, k, keep;
+} epilogue_case;
+
+/* An op that may decline (CUMLP_ERROR_NOT_SUPPORTED): then nothing is written and the context goes
+ * on. Returns whether it ran. */
+static int epilogue_ran(cumlp_status st, twin out) {
+    if (st != CUMLP_ERROR_NOT_SUPPORTED) {
+        CHECK_OK(st);
+        return st == CUMLP_SUCCESS;
+    }
+    judge("declined: output untouched", untouched_ratio(out));
+    CHECK(cumlp_context_synchronize(dut) == CUMLP_SUCCESS);
+    return 0;
+}
+
+/* A = f(W X + b) against the reference's product, and GELU's kept Z; every other case into an fp32
+ * A (the output layer). */
+static void epilogue_forward_run(const epilogue_case *c) {
+    int out = work != CUMLP_STORAGE_NATIVE && stats.cases % 2 ? CUMLP_STORAGE_NATIVE : work;
+    begin_case("gemm_bias_activation act=%d m=%d n=%d k=%d%s%s", c->activation, c->m, c->n, c->k,
+               c->keep ? " keeping aux" : "", out != work ? " A fp32" : "");
+    size_t count = (size_t)c->m * c->n;
+    int gelu_z = c->keep && c->activation == CUMLP_ACT_GELU;
+    twin W = twin_random_in(work, (size_t)c->m * c->k, -1, 1);
+    twin X = twin_random_in(work, (size_t)c->k * c->n, -1, 1), b = twin_random((size_t)c->m, -1, 1);
+    twin A = twin_poisoned_in(out, count), Z = twin_poisoned_in(out, gelu_z ? count : 1);
+    void *mask = c->keep && c->activation == CUMLP_ACT_RELU ? dut_mask(c->m, c->n) : NULL;
+    cumlp_status st =
+        dut->ops->gemm_bias_activation(dut, work, out, c->activation, c->m, c->n, c->k, W.dut,
+                                       X.dut, b.dut, gelu_z ? Z.dut : mask, A.dut);
+    if (epilogue_ran(st, A)) {
+        double *p, *terms, *bias = ref_doubles(b.ref, b.n);
+        reference_product(0, c->m, c->n, c->k, W, c->m, X, &p, &terms);
+        float *want_a = test_alloc_floats(count), *want_z = test_alloc_floats(count);
+        for (size_t at = 0; at < count; at++) {
+            double z = p[at] + bias[at % (size_t)c->m];
+            want_z[at] = (float)z;
+            want_a[at] = (float)epilogue_f(c->activation, z);
+            terms[at] = EPILOGUE_SLOPE_MAX * (terms[at] + fabs(bias[at % (size_t)c->m]));
+        }
+        float *got = dut_floats(A);
+        judge("A", block_ratio(got, want_a, terms, (size_t)c->m, (size_t)c->n, (size_t)c->m));
+        free(got);
+        if (gelu_z) {
+            got = dut_floats(Z);
+            judge("Z", block_ratio(got, want_z, terms, (size_t)c->m, (size_t)c->n, (size_t)c->m));
+            free(got);
+        }
+        free(want_a);
+        free(want_z);
+        free(p);
+        free(terms);
+        free(bias);
+    }
+    dut->ops->free(dut, mask);
+    twin_free(W);
+    twin_free(X);
+    twin_free(b);
+    twin_free(A);
+    twin_free(Z);
+}
+
+/* Host values on a grid of 1/64 in [-1, 1] (exact in every format), or +-1. */
+static twin twin_grid_in(int storage, size_t n, int signs_only) {
+    float *host = test_alloc_floats(n);
+    for (size_t i = 0; i < n; i++) {
+        int j = (int)(test_rng_next(&rng) % 129) - 64;
+        host[i] = signs_only ? (j < 0 ? -1.0f : 1.0f) : (float)j / 64.0f;
+    }
+    twin t = twin_from_in(storage, host, n);
+    free(host);
+    return t;
+}
+
+/* The layer below (k x n): Z = w x^T + b with w on a grid, x = +-1 and b an odd multiple of 1/256,
+ * so that every Z is exact and none is 0 on every configuration (a TF32 GEMM rounds no input), and
+ * the ReLU bitmask the dut keeps holds the reference's signs. Its f(Z) into A, its aux into *aux
+ * (GELU: Z in a twin; ReLU: a bitmask); *z_host: the exact Z. 0 if the forward op declined. */
+static int exact_layer_below(int activation, int k, int n, twin *A, twin *Z, void **mask,
+                             double **z_host) {
+    twin w = twin_grid_in(work, (size_t)k, 0), x = twin_grid_in(work, (size_t)n, 1);
+    float *bias = test_alloc_floats((size_t)k);
+    for (int i = 0; i < k; i++)
+        bias[i] = (float)(2 * (int)(test_rng_next(&rng) % 128) - 127) / 256.0f;
+    twin b = twin_from(bias, (size_t)k);
+    int relu = activation == CUMLP_ACT_RELU;
+    *A = twin_poisoned_in(work, (size_t)k * n);
+    *Z = twin_poisoned_in(work, relu ? 1 : (size_t)k * n);
+    *mask = relu ? dut_mask(k, n) : NULL;
+    cumlp_status st = dut->ops->gemm_bias_activation(dut, work, work, activation, k, n, 1, w.dut,
+                                                     x.dut, b.dut, relu ? *mask : Z->dut, A->dut);
+    int ran = epilogue_ran(st, *A);
+    double *wd = ref_doubles(w.ref, w.n), *xd = ref_doubles(x.ref, x.n);
+    *z_host = malloc((size_t)k * n * sizeof **z_host);
+    if (!*z_host) abort();
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < k; i++)
+            (*z_host)[(size_t)j * k + i] = wd[i] * xd[j] + bias[i];
+    free(wd);
+    free(xd);
+    free(bias);
+    twin_free(w);
+    twin_free(x);
+    twin_free(b);
+    return ran;
+}
+
+/* delta = (W^T G) .* f'(Z) and db = (row sums) / n, through the aux the forward op kept. */
+static void epilogue_backward_run(const epilogue_case *c) {
+    begin_case("gemm_activation_backward act=%d m=%d n=%d k=%d", c->activation, c->m, c->n, c->k);
+    twin A_below, Z_below;
+    void *mask = NULL;
+    double *z = NULL;
+    int relu = c->activation == CUMLP_ACT_RELU;
+    if (exact_layer_below(c->activation, c->k, c->n, &A_below, &Z_below, &mask, &z)) {
+        size_t count = (size_t)c->k * c->n;
+        twin W = twin_random_in(work, (size_t)c->m * c->k, -1, 1);
+        twin G = twin_random_in(work, (size_t)c->m * c->n, -1, 1);
+        twin delta = twin_poisoned_in(work, count), db = twin_poisoned((size_t)c->k);
+        double db_scale = 1.0 / c->n;
+        cumlp_status st = dut->ops->gemm_activation_backward(
+            dut, work, c->activation, c->m, c->n, c->k, W.dut, G.dut, relu ? mask : Z_below.dut,
+            delta.dut, db.dut, db_scale);
+        if (epilogue_ran(st, delta)) {
+            /* GELU's f' is taken at the Z the dut kept (rounded into its format) */
+            float *kept = relu ? NULL : dut_floats(Z_below);
+            double *p, *terms;
+            reference_product(1, c->k, c->n, c->m, W, c->m, G, &p, &terms);
+            float *want = test_alloc_floats(count), *want_db = test_alloc_floats((size_t)c->k);
+            double *db_terms = calloc((size_t)c->k, sizeof *db_terms),
+                   *sums = calloc((size_t)c->k, sizeof *sums);
+            if (!db_terms || !sums) abort();
+            for (size_t at = 0; at < count; at++) {
+                size_t i = at % (size_t)c->k;
+                double d = p[at] * epilogue_deriv(c->activation, relu ? z[at] : kept[at]);
+                want[at] = (float)d;
+                terms[at] *= EPILOGUE_SLOPE_MAX;
+                sums[i] += d * db_scale;
+                db_terms[i] += terms[at] * db_scale;
+            }
+            for (int i = 0; i < c->k; i++)
+                want_db[i] = (float)sums[i];
+            float *got = dut_floats(delta), *got_db = dut_floats(db);
+            judge("delta", block_ratio(got, want, terms, (size_t)c->k, (size_t)c->n, (size_t)c->k));
+            judge("db", block_ratio(got_db, want_db, db_terms, (size_t)c->k, 1, (size_t)c->k));
+            free(got);
+            free(got_db);
+            free(kept);
+            free(p);
+            free(terms);
+            free(want);
+            free(want_db);
+            free(db_terms);
+            free(sums);
+        }
+        twin_free(W);
+        twin_free(G);
+        twin_free(delta);
+        twin_free(db);
+    }
+    free(z);
+    dut->ops->free(dut, mask);
+    twin_free(A_below);
+    twin_free(Z_below);
+}
+
+/* cumlp.h, CUMLP_EPILOGUES_RELU: the ReLU epilogue maps a NaN pre-activation to 0 where the fused
+ * kernels keep the NaN, and its bitmask then stops the gradient there. Column 1 of X is NaN, so
+ * column 1 of Z is; A's column 1 must be 0, and so must delta's column 1 in the backward pass. */
+static void epilogue_nan_run(void) {
+    int m = 16, n = 3, k = 5;
+    begin_case("ReLU epilogue maps NaN to 0 m=%d n=%d k=%d", m, n, k);
+    twin W = twin_random_in(work, (size_t)m * k, -1, 1), b = twin_random((size_t)m, -1, 1);
+    float x[15];
+    for (int i = 0; i < 15; i++)
+        x[i] = i / 5 == 1 ? NAN : 0.25f;
+    twin X = twin_from_in(work, x, 15);
+    twin A = twin_poisoned_in(work, (size_t)m * n);
+    void *mask = dut_mask(m, n);
+    if (epilogue_ran(dut->ops->gemm_bias_activation(dut, work, work, CUMLP_ACT_RELU, m, n, k, W.dut,
+                                                    X.dut, b.dut, mask, A.dut),
+                     A)) {
+        float *a = dut_floats(A);
+        double worst = 0;
+        for (int i = 0; i < m; i++)
+            worst = fmax(worst, a[m + i] == 0.0f ? 0 : INFINITY);
+        judge("A of a NaN column", worst);
+        free(a);
+        twin Wup = twin_random_in(work, (size_t)k * m, -1, 1); /* k x m above: m rows below */
+        twin G = twin_random_in(work, (size_t)k * n, 1, 2), delta = twin_poisoned_in(work, A.n);
+        twin db = twin_poisoned((size_t)m);
+        if (epilogue_ran(dut->ops->gemm_activation_backward(dut, work, CUMLP_ACT_RELU, k, n, m,
+                                                            Wup.dut, G.dut, mask, delta.dut, db.dut,
+                                                            1.0),
+                         delta)) {
+            float *d = dut_floats(delta);
+            worst = 0;
+            for (int i = 0; i < m; i++)
+                worst = fmax(worst, d[m + i] == 0.0f ? 0 : INFINITY);
+            judge("delta of a NaN column", worst);
+            free(d);
+        }
+        twin_free(Wup);
+        twin_free(G);
+        twin_free(delta);
+        twin_free(db);
+    }
+    dut->ops->free(dut, mask);
+    twin_free(W);
+    twin_free(b);
+    twin_free(X);
+    twin_free(A);
+}
+
+static void row_epilogue_forward(void) {
+    if (!dut->ops->gemm_bias_activation) return; /* no epilogues on this backend */
+    static const int activations[] = {CUMLP_ACT_RELU, CUMLP_ACT_GELU};
+    for (int a = 0; a < COUNT(activations); a++) {
+        for (int i = 0; i < COUNT(widths); i++) {
+            epilogue_case c = {activations[a], sweep_rows(i), sweep_cols(i, 5 * a + 2),
+                               sweep_rows(7 * i + 3 * a + 5), i % 2};
+            epilogue_forward_run(&c);
+        }
+    }
+    epilogue_nan_run();
+}
+
+static void row_epilogue_backward(void) {
+    if (!dut->ops->gemm_activation_backward) return;
+    static const int activations[] = {CUMLP_ACT_RELU, CUMLP_ACT_GELU};
+    for (int a = 0; a < COUNT(activations); a++) {
+        for (int i = 0; i < COUNT(widths); i++) {
+            epilogue_case c = {activations[a], sweep_rows(7 * i + 3 * a + 5),
+                               sweep_cols(i, 3 * a + 1), sweep_rows(i), 1};
+            epilogue_backward_run(&c);
+        }
+    }
+}
+
 /* ---- loss_delta ------------------------------------------------------------------------------ */
 
 /* SCALED: delta times 2^10, FP16's loss scale at work. */
@@ -1543,6 +1840,8 @@ static const row rows[] = {
     {"gemm", row_gemm, BY_GEMM_PRECISION, NULL},
     {"bias_activation", row_bias_activation, BY_ELEMENTWISE_PRECISION, NULL},
     {"activation_backward", row_activation_backward, BY_ELEMENTWISE_PRECISION, NULL},
+    {"gemm epilogue forward", row_epilogue_forward, BY_GEMM_PRECISION, NULL},
+    {"gemm epilogue backward", row_epilogue_backward, BY_GEMM_PRECISION, NULL},
     {"loss_delta", row_loss_delta, BY_ELEMENTWISE_PRECISION, NULL},
     {"optimizer_step", row_optimizer_step, BY_MASTER_PRECISION, NULL},
     {"optimizer_step default factors", row_default_factors, BY_MASTER_PRECISION,

@@ -157,6 +157,18 @@ static void test_activation_values(void) {
         double d_rel = fabs(cumlp_gelu_deriv_f((float)z) - d_exact) / fabs(d_exact);
         CHECK_MSG(d_rel < 1e-4, "gelu_deriv_f(%g) relative error %g", z, d_rel);
     }
+    /* The tanh approximation (cuBLASLt's GELU): its known value at 1, within 5e-4 of the exact
+     * GELU everywhere (cumlp.h says so), its derivative a central difference of it. */
+    CHECK_NEAR(cumlp_gelu_tanh_d(1.0), 0.5 * (1 + tanh(0.7978845608028654 * 1.044715)), 1e-15);
+    double widest = 0;
+    for (double z = -6; z <= 6; z += 1.0 / 64) {
+        widest = fmax(widest, fabs(cumlp_gelu_tanh_d(z) - cumlp_gelu_d(z)));
+        double h = 1e-6;
+        double numeric = (cumlp_gelu_tanh_d(z + h) - cumlp_gelu_tanh_d(z - h)) / (2 * h);
+        CHECK_NEAR(cumlp_gelu_tanh_deriv_d(z), numeric, 1e-8);
+        CHECK_NEAR(cumlp_gelu_tanh_f((float)z), cumlp_gelu_tanh_d(z), 2e-6 * (1 + fabs(z)));
+    }
+    CHECK_MSG(widest < 5e-4 && widest > 1e-4, "tanh GELU is %g from the exact one", widest);
     CHECK_NEAR(cumlp_activate_d(CUMLP_ACT_LEAKY_RELU, 0.01, -2.0), -0.02, 1e-17);
     CHECK_NEAR(cumlp_activate_d(CUMLP_ACT_RELU, 0.01, -2.0), 0.0, 0);
     CHECK_NEAR(cumlp_activate_d(CUMLP_ACT_TANH, 0, 0.5), tanh(0.5), 0);

@@ -29,6 +29,7 @@ static const listed schedules[] = {CUMLP_SCHEDULE_LIST(LISTED)};
 static const listed backends[] = {CUMLP_BACKEND_LIST(LISTED)};
 static const listed tasks[] = {CUMLP_TASK_LIST(LISTED)};
 static const listed precisions[] = {CUMLP_PRECISION_LIST(LISTED)};
+static const listed epilogue_settings[] = {CUMLP_EPILOGUES_LIST(LISTED)};
 static const listed statuses[] = {CUMLP_STATUS_LIST(LISTED)};
 static const listed transports[] = {CUMLP_TRANSPORT_LIST(LISTED)};
 
@@ -101,6 +102,8 @@ static void test_every_set_round_trips(void) {
     check_set("task", tasks, COUNT(tasks), CUMLP_TASK_COUNT, cumlp_task_name, cumlp_task_from_name);
     check_set("precision", precisions, COUNT(precisions), CUMLP_PRECISION_COUNT,
               cumlp_precision_name, cumlp_precision_from_name);
+    check_set("epilogue setting", epilogue_settings, COUNT(epilogue_settings),
+              CUMLP_EPILOGUES_COUNT, cumlp_epilogues_name, cumlp_epilogues_from_name);
     check_set("transport", transports, COUNT(transports), CUMLP_TRANSPORT_COUNT,
               cumlp_transport_name, cumlp_transport_from_name);
 }

@@ -251,6 +251,31 @@ typedef struct cumlp_backend_ops {
     void (*range_push)(cumlp_context *ctx, const char *name);
     void (*range_pop)(cumlp_context *ctx);
 
+    /* ---- Optional: GEMMs with fused epilogues (cuBLASLt on cuda; NULL elsewhere). ----
+     * The second half of a layer's forward or backward pass done in the GEMM's epilogue (cumlp.h,
+     * "GEMM epilogues"), for activation CUMLP_ACT_RELU or CUMLP_ACT_GELU; gelu_tanh says which
+     * GELU a backend without the exact one computes (cuBLASLt's is the tanh approximation: 1).
+     * Either op returns CUMLP_ERROR_NOT_SUPPORTED, having queued nothing and left the context
+     * usable, when the library has no algorithm for the case; the front end then runs gemm and
+     * the fused op, which compute the same thing.
+     * gemm_bias_activation: A_out = f(W X + b 1^T), m x n. W is m x k (ld m) and X k x n (ld k),
+     *   both in format ab_storage; A_out (ld m) is in out_storage; b is native. With aux == NULL
+     *   nothing is kept for the backward pass; else aux receives, for ReLU, a bitmask with bit i
+     *   of column j set exactly when Z(i, j) > 0 (columns cumlp__relu_mask_ld(m) bits apart,
+     *   cumlp__relu_mask_bytes(m, n) bytes in all), for GELU, Z itself (m x n, ld m, in
+     *   out_storage).
+     * gemm_activation_backward: delta = (W^T G) .* f'(Z) and db = db_scale * (row sums of delta),
+     *   k x n. W is m x k (ld m), G m x n (ld m) and delta k x n (ld k), all in format storage;
+     *   aux is what gemm_bias_activation kept for the k rows of the layer below; db is native. */
+    int gelu_tanh;
+    cumlp_status (*gemm_bias_activation)(cumlp_context *ctx, int ab_storage, int out_storage,
+                                         int activation, int m, int n, int k, const void *W,
+                                         const void *X, const void *b, void *aux, void *a_out);
+    cumlp_status (*gemm_activation_backward)(cumlp_context *ctx, int storage, int activation, int m,
+                                             int n, int k, const void *W, const void *G,
+                                             const void *aux, void *delta, void *db,
+                                             double db_scale);
+
     /* ---- Optional: device timing (CUDA events on the context's stream), for the benchmarks.
      * timer_start records a start mark after the work queued so far; timer_stop records an end
      * mark, waits for it and returns the device time between the marks in milliseconds. NULL:
@@ -258,6 +283,17 @@ typedef struct cumlp_backend_ops {
     cumlp_status (*timer_start)(cumlp_context *ctx);
     cumlp_status (*timer_stop)(cumlp_context *ctx, double *elapsed_ms);
 } cumlp_backend_ops;
+
+/* The column stride, in bits, of a ReLU bitmask for `rows` rows: cuBLASLt's leading dimension of
+ * the mask must be a multiple of 128 bits. */
+static inline int64_t cumlp__relu_mask_ld(int64_t rows) {
+    return (rows + 127) / 128 * 128;
+}
+
+/* The bytes of a ReLU bitmask of rows x cols. */
+static inline size_t cumlp__relu_mask_bytes(int64_t rows, int64_t cols) {
+    return (size_t)(cumlp__relu_mask_ld(rows) / 8) * (size_t)cols;
+}
 
 /* ---- The optional operations' front end (src/backends/optional_ops.c). Callers use these and
  * never test an optional op for NULL: where a backend leaves a group NULL, these fall back to

@@ -13,6 +13,7 @@
 
 #include "cuda_kernels.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <curand.h>
@@ -32,6 +33,28 @@
 #define RANGE_POP()      ((void)0)
 #endif
 
+/* cuBLASLt's workspace for the epilogue GEMMs (what NVIDIA suggests for Hopper), allocated at the
+ * first such GEMM, and how many algorithm choices the context remembers. */
+#define LT_WORKSPACE_BYTES ((size_t)32 << 20)
+#define LT_PLANS           32
+
+/* What cuBLASLt's choice of algorithm depends on: one epilogue GEMM's case. */
+typedef struct lt_key {
+    int epilogue; /* cublasLtEpilogue_t */
+    int trans_a;
+    int m, n, k;
+    int ab_type, d_type, compute;
+    int64_t aux_ld;
+    int alignment; /* the largest power of two, up to 256, that divides every pointer */
+} lt_key;
+
+/* A remembered choice: the algorithm, or that cuBLASLt has none for the case. */
+typedef struct lt_plan {
+    lt_key key;
+    int used, supported;
+    cublasLtMatmulAlgo_t algo;
+} lt_plan;
+
 /* Host <-> device copies go through two pinned staging halves of this many floats each, so that
  * upload returns as soon as the caller's array is copied out and the copies overlap the memcpy. */
 #define STAGING_FLOATS ((size_t)1 << 19)
@@ -41,6 +64,10 @@ typedef struct cuda_state {
     cudaStream_t stream;
     int owns_stream;
     cublasHandle_t blas;
+    cublasLtHandle_t lt;
+    void *lt_workspace; /* LT_WORKSPACE_BYTES of device memory, or NULL before the first use */
+    lt_plan lt_plans[LT_PLANS];
+    int lt_next_plan; /* the slot the next new plan takes (round robin) */
     curandGenerator_t rng;
     void *workspace; /* device scratch of the reductions */
     size_t workspace_bytes;
@@ -94,6 +121,7 @@ static void release(cuda_state *s) {
     if (s->stream) cudaStreamSynchronize(s->stream);
     if (s->copy_stream) cudaStreamSynchronize(s->copy_stream);
     cudaFree(s->workspace);
+    cudaFree(s->lt_workspace);
     cudaFreeHost(s->host_scalars);
     cudaFreeHost(s->staging);
     for (int i = 0; i < 2; i++) {
@@ -105,6 +133,7 @@ static void release(cuda_state *s) {
     if (s->timer_end) cudaEventDestroy(s->timer_end);
     if (s->copy_stream) cudaStreamDestroy(s->copy_stream);
     if (s->rng) curandDestroyGenerator(s->rng);
+    if (s->lt) cublasLtDestroy(s->lt);
     if (s->blas) cublasDestroy(s->blas);
     if (s->stream && s->owns_stream) cudaStreamDestroy(s->stream);
     cudaGetLastError();
@@ -148,6 +177,8 @@ static cumlp_status create_libraries(cumlp_context *ctx, cuda_state *s) {
     if (st == CUMLP_SUCCESS)
         st = cumlp__cublas_status(ctx, cublasSetStream(s->blas, s->stream),
                                   "binding cuBLAS to the stream");
+    if (st == CUMLP_SUCCESS)
+        st = cumlp__cublas_status(ctx, cublasLtCreate(&s->lt), "creating the cuBLASLt handle");
     if (st == CUMLP_SUCCESS)
         st = cumlp__curand_status(ctx,
                                   curandCreateGenerator(&s->rng, CURAND_RNG_PSEUDO_PHILOX4_32_10),
@@ -542,6 +573,252 @@ static cumlp_status cuda_activation_backward(cumlp_context *ctx, int storage, in
     return launch_error(ctx, err, "activation_backward");
 }
 
+/* ---- GEMMs with cuBLASLt epilogues ----------------------------------------------------------- */
+
+/* One epilogue GEMM: D = epilogue(op(A) B), D m x n, op(A) m x k, B k x n (never transposed). */
+typedef struct lt_call {
+    cublasLtEpilogue_t epilogue;
+    int trans_a;
+    int m, n, k;
+    const void *A, *B;
+    void *D;
+    int lda, ldb, ldd;
+    int ab_storage, d_storage;
+    void *bias;     /* the bias (forward) or the bias gradient (backward), fp32 */
+    void *aux;      /* the ReLU bitmask or GELU's Z, or NULL */
+    int64_t aux_ld; /* in bits for the bitmask, in elements for Z */
+} lt_call;
+
+/* The largest power of two, up to 256, that divides every non-NULL pointer of the call: cuBLASLt
+ * picks its algorithm for the alignment of the pointers it is shown. */
+static int lt_alignment(const lt_call *c) {
+    uintptr_t bits = 256;
+    const void *pointers[5] = {c->A, c->B, c->D, c->bias, c->aux};
+    for (int i = 0; i < 5; i++)
+        bits |= (uintptr_t)pointers[i];
+    return (int)(bits & (~bits + 1));
+}
+
+static lt_key lt_key_of(const cumlp_context *ctx, const lt_call *c) {
+    lt_key key;
+    memset(&key, 0, sizeof key); /* the padding too: keys are compared with memcmp */
+    int tf32 = c->ab_storage == CUMLP_STORAGE_NATIVE && ctx->precision == CUMLP_PRECISION_TF32;
+    key.epilogue = (int)c->epilogue;
+    key.trans_a = c->trans_a;
+    key.m = c->m, key.n = c->n, key.k = c->k;
+    key.ab_type = (int)data_type(c->ab_storage);
+    key.d_type = (int)data_type(c->d_storage);
+    key.compute = (int)(tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
+    key.aux_ld = c->aux ? c->aux_ld : 0;
+    key.alignment = lt_alignment(c);
+    return key;
+}
+
+/* The descriptors of one call, made and destroyed around it (host memory only). */
+typedef struct lt_descriptors {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, d;
+} lt_descriptors;
+
+static void lt_destroy(lt_descriptors *x) {
+    if (x->op) cublasLtMatmulDescDestroy(x->op);
+    if (x->a) cublasLtMatrixLayoutDestroy(x->a);
+    if (x->b) cublasLtMatrixLayoutDestroy(x->b);
+    if (x->d) cublasLtMatrixLayoutDestroy(x->d);
+}
+
+/* Sets one attribute of the operation, unless an earlier step failed. */
+#define LT_SET(st, desc, attr, value)                                                              \
+    ((st) == CUBLAS_STATUS_SUCCESS                                                                 \
+         ? cublasLtMatmulDescSetAttribute(desc, attr, &(value), sizeof(value))                     \
+         : (st))
+
+static cublasStatus_t lt_describe(const lt_call *c, const lt_key *key, lt_descriptors *x) {
+    memset(x, 0, sizeof *x);
+    int32_t trans = c->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    uint32_t epilogue = (uint32_t)c->epilogue;
+    int32_t bias_type = CUDA_R_32F; /* the parameter and gradient arenas stay fp32 */
+    cublasStatus_t st =
+        cublasLtMatmulDescCreate(&x->op, (cublasComputeType_t)key->compute, CUDA_R_32F);
+    st = LT_SET(st, x->op, CUBLASLT_MATMUL_DESC_TRANSA, trans);
+    st = LT_SET(st, x->op, CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
+    st = LT_SET(st, x->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, c->bias);
+    st = LT_SET(st, x->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, bias_type);
+    if (c->aux) {
+        st = LT_SET(st, x->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, c->aux);
+        st = LT_SET(st, x->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, c->aux_ld);
+    }
+    cudaDataType ab = (cudaDataType)key->ab_type, d = (cudaDataType)key->d_type;
+    int a_rows = c->trans_a ? c->k : c->m, a_cols = c->trans_a ? c->m : c->k;
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatrixLayoutCreate(&x->a, ab, (uint64_t)a_rows, (uint64_t)a_cols, c->lda);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatrixLayoutCreate(&x->b, ab, (uint64_t)c->k, (uint64_t)c->n, c->ldb);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatrixLayoutCreate(&x->d, d, (uint64_t)c->m, (uint64_t)c->n, c->ldd);
+    return st;
+}
+#undef LT_SET
+
+/* Asks cuBLASLt for an algorithm. A 16-bit D must not have split-K partial sums reduced in 16
+ * bits (as cuda_gemm's DISALLOW_REDUCED_PRECISION_REDUCTION). *found = 0: none for the case. */
+static cublasStatus_t lt_choose(cuda_state *s, const lt_call *c, const lt_descriptors *x,
+                                cublasLtMatmulAlgo_t *algo, int *found) {
+    cublasLtMatmulPreference_t pref = NULL;
+    uint64_t bytes = LT_WORKSPACE_BYTES;
+    uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_MASK;
+    if (c->d_storage != CUMLP_STORAGE_NATIVE) reductions &= ~CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+    cublasStatus_t st = cublasLtMatmulPreferenceCreate(&pref);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                  &bytes, sizeof bytes);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                  &reductions, sizeof reductions);
+    cublasLtMatmulHeuristicResult_t result;
+    memset(&result, 0, sizeof result);
+    int count = 0;
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulAlgoGetHeuristic(s->lt, x->op, x->a, x->b, x->d, x->d, pref, 1, &result,
+                                            &count);
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    *found = st == CUBLAS_STATUS_SUCCESS && count > 0 && result.state == CUBLAS_STATUS_SUCCESS;
+    if (*found) *algo = result.algo;
+    /* "no heuristic function available for current configuration": no algorithm, not a fault */
+    return st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE
+               ? CUBLAS_STATUS_SUCCESS
+               : st;
+}
+
+/* The remembered plan of the case, made (and remembered) on first sight. */
+static cumlp_status lt_plan_of(cumlp_context *ctx, const lt_call *c, const lt_descriptors *x,
+                               const lt_key *key, const lt_plan **out) {
+    cuda_state *s = state_of(ctx);
+    for (int i = 0; i < LT_PLANS; i++) {
+        if (s->lt_plans[i].used && memcmp(&s->lt_plans[i].key, key, sizeof *key) == 0) {
+            *out = &s->lt_plans[i];
+            return CUMLP_SUCCESS;
+        }
+    }
+    lt_plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.key = *key;
+    plan.used = 1;
+    cumlp_status st = cumlp__cublas_status(ctx, lt_choose(s, c, x, &plan.algo, &plan.supported),
+                                           "choosing an epilogue algorithm");
+    if (st != CUMLP_SUCCESS) return st;
+    lt_plan *slot = &s->lt_plans[s->lt_next_plan];
+    s->lt_next_plan = (s->lt_next_plan + 1) % LT_PLANS;
+    *slot = plan;
+    *out = slot;
+    return CUMLP_SUCCESS;
+}
+
+static cumlp_status lt_workspace(cumlp_context *ctx) {
+    cuda_state *s = state_of(ctx);
+    if (s->lt_workspace) return CUMLP_SUCCESS;
+    cumlp_status st = cumlp__cuda_status(ctx, cudaMalloc(&s->lt_workspace, LT_WORKSPACE_BYTES),
+                                         "allocating the cuBLASLt workspace");
+    if (st != CUMLP_SUCCESS) {
+        s->lt_workspace = NULL;
+        return st;
+    }
+    return track_device(ctx, &s->lt_workspace, LT_WORKSPACE_BYTES);
+}
+
+/* Runs the call, or returns CUMLP_ERROR_NOT_SUPPORTED (nothing queued) when cuBLASLt has no
+ * algorithm for it. */
+static cumlp_status lt_matmul(cumlp_context *ctx, const lt_call *c) {
+    cuda_state *s = state_of(ctx);
+    lt_key key = lt_key_of(ctx, c);
+    lt_descriptors x;
+    const lt_plan *plan = NULL;
+    cumlp_status st = cumlp__cublas_status(ctx, lt_describe(c, &key, &x), "describing an epilogue");
+    if (st == CUMLP_SUCCESS) st = lt_plan_of(ctx, c, &x, &key, &plan);
+    if (st == CUMLP_SUCCESS && !plan->supported)
+        st = cumlp__error(ctx, CUMLP_ERROR_NOT_SUPPORTED,
+                          "cuda backend: cuBLASLt has no algorithm for epilogue %d on a %d x %d x "
+                          "%d GEMM",
+                          (int)c->epilogue, c->m, c->n, c->k);
+    if (st == CUMLP_SUCCESS) st = lt_workspace(ctx);
+    if (st == CUMLP_SUCCESS) {
+        const float one = 1.0f, zero = 0.0f;
+        RANGE_PUSH("cumlp:gemm_epilogue");
+        cublasStatus_t bst =
+            cublasLtMatmul(s->lt, x.op, &one, c->A, x.a, c->B, x.b, &zero, c->D, x.d, c->D, x.d,
+                           &plan->algo, s->lt_workspace, LT_WORKSPACE_BYTES, s->stream);
+        RANGE_POP();
+        st = cumlp__cublas_status(ctx, bst, "gemm epilogue");
+    }
+    lt_destroy(&x);
+    return st;
+}
+
+static cumlp_status cuda_gemm_bias_activation(cumlp_context *ctx, int ab_storage, int out_storage,
+                                              int activation, int m, int n, int k, const void *W,
+                                              const void *X, const void *b, void *aux,
+                                              void *a_out) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    int relu = activation == CUMLP_ACT_RELU;
+    if (!relu && activation != CUMLP_ACT_GELU)
+        return cumlp__error(ctx, CUMLP_ERROR_INTERNAL,
+                            "cuda backend: no epilogue for activation %d", activation);
+    lt_call c = {relu ? (aux ? CUBLASLT_EPILOGUE_RELU_AUX_BIAS : CUBLASLT_EPILOGUE_RELU_BIAS)
+                      : (aux ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS),
+                 0,
+                 m,
+                 n,
+                 k,
+                 W,
+                 X,
+                 a_out,
+                 m,
+                 k,
+                 m,
+                 ab_storage,
+                 out_storage,
+                 (void *)b,
+                 aux,
+                 relu ? cumlp__relu_mask_ld(m) : m};
+    return lt_matmul(ctx, &c);
+}
+
+static cumlp_status cuda_gemm_activation_backward(cumlp_context *ctx, int storage, int activation,
+                                                  int m, int n, int k, const void *W, const void *G,
+                                                  const void *aux, void *delta, void *db,
+                                                  double db_scale) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    int relu = activation == CUMLP_ACT_RELU;
+    if (!relu && activation != CUMLP_ACT_GELU)
+        return cumlp__error(ctx, CUMLP_ERROR_INTERNAL,
+                            "cuda backend: no epilogue for activation %d", activation);
+    /* D = (W^T G) .* f'(aux), k x n; the epilogue's bias gradient is the plain row sum of D. */
+    lt_call c = {relu ? CUBLASLT_EPILOGUE_DRELU_BGRAD : CUBLASLT_EPILOGUE_DGELU_BGRAD,
+                 1,
+                 k,
+                 n,
+                 m,
+                 W,
+                 G,
+                 delta,
+                 m,
+                 m,
+                 k,
+                 storage,
+                 storage,
+                 db,
+                 (void *)aux,
+                 relu ? cumlp__relu_mask_ld(k) : k};
+    st = lt_matmul(ctx, &c);
+    if (st == CUMLP_SUCCESS && db_scale != 1.0)
+        st = launch_error(
+            ctx, cumlp__cuda_scale_shift(state_of(ctx)->stream, db, (size_t)k, db_scale, 0.0),
+            "gemm_activation_backward");
+    return st;
+}
+
 static cumlp_status cuda_optimizer_step(cumlp_context *ctx, const cumlp_step_params *p,
                                         size_t count, void *param, const void *grad,
                                         void *const state[CUMLP_OPTIMIZER_MAX_STATES],
@@ -776,6 +1053,9 @@ static const cumlp_backend_ops cuda_ops = {
     .upload_host_wait = cuda_upload_host_wait,
     .timer_start = cuda_timer_start,
     .timer_stop = cuda_timer_stop,
+    .gelu_tanh = 1,
+    .gemm_bias_activation = cuda_gemm_bias_activation,
+    .gemm_activation_backward = cuda_gemm_activation_backward,
     .range_push = CUDA_RANGE_PUSH_OP,
     .range_pop = CUDA_RANGE_POP_OP,
 };

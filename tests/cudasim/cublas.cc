@@ -9,6 +9,7 @@
  * inputs widened exactly), and a 16-bit C is rounded once to nearest even from the fp32 result.
  * The order of the fp32 summation is CBLAS's, not the tensor cores'.
  */
+#include "blas.h"
 #include "cudasim.h"
 #include "host.h"
 
@@ -29,26 +30,7 @@ struct cublasContext {
     cublasMath_t mode;
 };
 
-namespace {
-
-using cudasim::report;
-
-cudasim::live_handles<cublasHandle_t> &handles() {
-    static cudasim::live_handles<cublasHandle_t> r{"cuBLAS handles", {}};
-    return r;
-}
-
-/* The start of every call: a fault already on the device (or one injected now) makes it fail as
- * a failed kernel launch does. */
-cublasStatus_t begin(cublasHandle_t handle, const char *what) {
-    cudaError_t err = cudasim::begin_call();
-    if (err == cudaErrorNoDevice) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (err != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
-    if (handles().live.count(handle)) return CUBLAS_STATUS_SUCCESS;
-    report("%s: handle %p is not a live cuBLAS handle (never created, or destroyed)", what,
-           (void *)handle);
-    return CUBLAS_STATUS_NOT_INITIALIZED;
-}
+namespace cudasim {
 
 /* cvt.rna.tf32.f32, the tensor cores' conversion: 10 mantissa bits, round to nearest, ties away
  * from zero (half an ulp added to the magnitude, then truncated); NaN and Inf are kept. */
@@ -65,17 +47,6 @@ float to_tf32(float x) {
 std::size_t element_bytes(cudaDataType type) {
     return type == CUDA_R_16BF || type == CUDA_R_16F ? 2 : sizeof(float);
 }
-
-/* One operand of the product: rows x cols stored column-major with leading dimension ld. */
-struct matrix {
-    const void *p;
-    int rows, cols, ld;
-    cudaDataType type;
-    std::size_t elements() const {
-        return cols == 0 || rows == 0 ? 0 : (std::size_t)ld * (cols - 1) + rows;
-    }
-    std::size_t bytes() const { return elements() * element_bytes(type); }
-};
 
 /* The operand widened to fp32 (exact for bf16 and fp16), and rounded to TF32 when tf32 is set,
  * with the padding between its columns (which CBLAS skips). */
@@ -107,6 +78,32 @@ void store_rounded(const std::vector<float> &values, const matrix &m) {
                 static_cast<__half *>(const_cast<void *>(m.p))[at] = __float2half_rn(values[at]);
         }
     }
+}
+
+} // namespace cudasim
+
+namespace {
+
+using cudasim::fp32_copy;
+using cudasim::matrix;
+using cudasim::report;
+using cudasim::store_rounded;
+
+cudasim::live_handles<cublasHandle_t> &handles() {
+    static cudasim::live_handles<cublasHandle_t> r{"cuBLAS handles", {}};
+    return r;
+}
+
+/* The start of every call: a fault already on the device (or one injected now) makes it fail as
+ * a failed kernel launch does. */
+cublasStatus_t begin(cublasHandle_t handle, const char *what) {
+    cudaError_t err = cudasim::begin_call();
+    if (err == cudaErrorNoDevice) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (err != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
+    if (handles().live.count(handle)) return CUBLAS_STATUS_SUCCESS;
+    report("%s: handle %p is not a live cuBLAS handle (never created, or destroyed)", what,
+           (void *)handle);
+    return CUBLAS_STATUS_NOT_INITIALIZED;
 }
 
 bool is_transpose(cublasOperation_t op) {

@@ -32,6 +32,13 @@ unsigned long cudasim_last_launch_blocks(const char *kernel);
  * at the call with ncclSystemError, on this rank alone; 0 turns it off. (A build with MPI.) */
 void cudasim_nccl_fail_collective(int nth);
 
+/* With on != 0, cublasLtMatmulAlgoGetHeuristic finds no algorithm for any case (as cuBLASLt for a
+ * case it cannot run), until called with 0. */
+void cudasim_lt_no_algorithms(int on);
+
+/* How many cublasLtMatmul calls have been queued since the start. */
+unsigned long cudasim_lt_matmul_count(void);
+
 /* Clears the sticky error, the pending faults and the error count (not the allocations). */
 void cudasim_reset(void);
 
