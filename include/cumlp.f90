@@ -21,16 +21,16 @@
 !    (C's "NULL for the defaults" is not offered: pass a filled struct.)
 !  - Functions returning const char* are wrapped so that they return a Fortran
 !    character(:), allocatable (cumlp_version_string, cumlp_status_string, cumlp_last_error,
-!    cumlp_backend_name, cumlp_precision_name, cumlp_activation_name, cumlp_loss_name,
-!    cumlp_init_name, cumlp_optimizer_name, cumlp_schedule_name, cumlp_task_name,
+!    cumlp_backend_name, cumlp_precision_name, cumlp_epilogues_name, cumlp_activation_name,
+!    cumlp_loss_name, cumlp_init_name, cumlp_optimizer_name, cumlp_schedule_name, cumlp_task_name,
 !    cumlp_transport_name); cumlp_describe returns cumlp_context_describe's text the same way. The
-!    name parsers cumlp_backend_from_name, cumlp_precision_from_name, cumlp_activation_from_name,
-!    cumlp_loss_from_name, cumlp_init_from_name, cumlp_optimizer_from_name,
+!    name parsers cumlp_backend_from_name, cumlp_precision_from_name, cumlp_epilogues_from_name,
+!    cumlp_activation_from_name, cumlp_loss_from_name, cumlp_init_from_name, cumlp_optimizer_from_name,
 !    cumlp_schedule_from_name, cumlp_task_from_name and cumlp_transport_from_name take the name as
 !    a Fortran character(*), trailing blanks ignored (they pass cumlp_cstr(name)).
 !  - Named values. cumlp.h lists each set of named values once, as an X-macro (CUMLP_<SET>_LIST:
-!    statuses, backends, precisions, activations, losses, init schemes, optimizers, schedules,
-!    tasks, transports), and derives
+!    statuses, backends, precisions, epilogue settings, activations, losses, init schemes,
+!    optimizers, schedules, tasks, transports), and derives
 !    the enum and the count CUMLP_<SET>_COUNT from it. Fortran cannot expand C macros: the
 !    integer constants below, counts included, are a copy of those lists, in the same order.
 !    tests/fortran/test_fortran.f90 checks the copy against the library: every constant against
@@ -114,6 +114,11 @@ module cumlp
   integer(c_int), parameter :: CUMLP_PRECISION_BF16 = 2
   integer(c_int), parameter :: CUMLP_PRECISION_FP16 = 3
   integer(c_int), parameter :: CUMLP_PRECISION_COUNT = 4
+  ! cumlp_epilogues (GEMM epilogues)
+  integer(c_int), parameter :: CUMLP_EPILOGUES_OFF = 0
+  integer(c_int), parameter :: CUMLP_EPILOGUES_RELU = 1
+  integer(c_int), parameter :: CUMLP_EPILOGUES_ALL = 2
+  integer(c_int), parameter :: CUMLP_EPILOGUES_COUNT = 3
   ! cumlp 0.1.0's names of CUMLP_PRECISION_FP32 and CUMLP_PRECISION_TF32
   integer(c_int), parameter :: CUMLP_MATH_STRICT_FP32 = 0
   integer(c_int), parameter :: CUMLP_MATH_TF32 = 1
@@ -423,6 +428,35 @@ module cumlp
       import :: c_int, c_ptr
       type(c_ptr), value :: ctx
       integer(c_int) :: cumlp_context_precision
+    end function
+
+    function cumlp_context_set_epilogues(ctx, epilogues) &
+        bind(C, name="cumlp_context_set_epilogues")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int), value :: epilogues
+      integer(c_int) :: cumlp_context_set_epilogues
+    end function
+
+    function cumlp_context_epilogues(ctx) bind(C, name="cumlp_context_epilogues")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int) :: cumlp_context_epilogues
+    end function
+
+    function cumlp_c_epilogues_name(epilogues) bind(C, name="cumlp_epilogues_name")
+      import :: c_int, c_ptr
+      integer(c_int), value :: epilogues
+      type(c_ptr) :: cumlp_c_epilogues_name
+    end function
+
+    ! name: a C string (cumlp_cstr(name)); epilogues is left unchanged when the name is unknown.
+    function cumlp_c_epilogues_from_name(name, epilogues) &
+        bind(C, name="cumlp_epilogues_from_name")
+      import :: c_char, c_int
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), intent(inout) :: epilogues
+      integer(c_int) :: cumlp_c_epilogues_from_name
     end function
 
     function cumlp_c_precision_name(precision) bind(C, name="cumlp_precision_name")
@@ -1415,6 +1449,12 @@ contains
     s = c_string_to_fortran(cumlp_c_precision_name(precision))
   end function
 
+  function cumlp_epilogues_name(epilogues) result(s)
+    integer(c_int), intent(in) :: epilogues
+    character(:), allocatable :: s
+    s = c_string_to_fortran(cumlp_c_epilogues_name(epilogues))
+  end function
+
   function cumlp_activation_name(activation) result(s)
     integer(c_int), intent(in) :: activation
     character(:), allocatable :: s
@@ -1487,6 +1527,13 @@ contains
     integer(c_int), intent(inout) :: precision
     integer(c_int) :: status
     status = cumlp_c_precision_from_name(cumlp_cstr(name), precision)
+  end function
+
+  function cumlp_epilogues_from_name(name, epilogues) result(status)
+    character(*), intent(in) :: name
+    integer(c_int), intent(inout) :: epilogues
+    integer(c_int) :: status
+    status = cumlp_c_epilogues_from_name(cumlp_cstr(name), epilogues)
   end function
 
   function cumlp_activation_from_name(name, activation) result(status)

@@ -222,7 +222,11 @@ int64_t cumlp_test_c_constant(int i) {
                                      CUMLP_TRANSPORT_MPI_HOST,
                                      CUMLP_TRANSPORT_MPI_DEVICE,
                                      CUMLP_TRANSPORT_NCCL,
-                                     CUMLP_TRANSPORT_COUNT};
+                                     CUMLP_TRANSPORT_COUNT,
+                                     CUMLP_EPILOGUES_OFF,
+                                     CUMLP_EPILOGUES_RELU,
+                                     CUMLP_EPILOGUES_ALL,
+                                     CUMLP_EPILOGUES_COUNT};
     if (i < 1 || (size_t)i > sizeof values / sizeof *values) return -1;
     return values[i - 1];
 }

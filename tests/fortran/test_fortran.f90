@@ -260,7 +260,8 @@ contains
         CUMLP_TASK_UNKNOWN, CUMLP_TASK_CLASSIFY, CUMLP_TASK_REGRESS, CUMLP_TASK_COUNT, &
         CUMLP_CSV_NO_TARGET, &
         CUMLP_TRANSPORT_AUTO, CUMLP_TRANSPORT_MPI, CUMLP_TRANSPORT_MPI_HOST, &
-        CUMLP_TRANSPORT_MPI_DEVICE, CUMLP_TRANSPORT_NCCL, CUMLP_TRANSPORT_COUNT]
+        CUMLP_TRANSPORT_MPI_DEVICE, CUMLP_TRANSPORT_NCCL, CUMLP_TRANSPORT_COUNT, &
+        CUMLP_EPILOGUES_OFF, CUMLP_EPILOGUES_RELU, CUMLP_EPILOGUES_ALL, CUMLP_EPILOGUES_COUNT]
     integer(c_int) :: i
     do i = 1, size(values)
       if (values(i) /= cumlp_test_c_constant(i)) then
@@ -320,6 +321,8 @@ contains
       s = cumlp_task_name(value)
     case ("transport")
       s = cumlp_transport_name(value)
+    case ("epilogue setting")
+      s = cumlp_epilogues_name(value)
     case default
       error stop "name_of: no such set"
     end select
@@ -349,6 +352,8 @@ contains
       status = cumlp_task_from_name(name, value)
     case ("transport")
       status = cumlp_transport_from_name(name, value)
+    case ("epilogue setting")
+      status = cumlp_epilogues_from_name(name, value)
     case default
       error stop "parse: no such set"
     end select
@@ -566,6 +571,9 @@ contains
          CUMLP_TRANSPORT_MPI_DEVICE, CUMLP_TRANSPORT_NCCL], CUMLP_TRANSPORT_COUNT, &
         [character(10) :: "auto", "mpi", "mpi-host", "mpi-device", "nccl"], &
         [character(12) :: "auto", "mpi", "mpi_host", "mpi_device", "nccl"])
+    call check_named_set("epilogue setting", &
+        [CUMLP_EPILOGUES_OFF, CUMLP_EPILOGUES_RELU, CUMLP_EPILOGUES_ALL], CUMLP_EPILOGUES_COUNT, &
+        [character(4) :: "off", "relu", "all"], [character(4) :: "off", "relu", "all"])
 
     ! Trailing blanks are trimmed; an unknown name leaves the value as it was, here too in a
     ! variable of this procedure that the caller reads right after the call.
