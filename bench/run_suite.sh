@@ -2,12 +2,15 @@
 # run_suite.sh - the standard benchmark suite (S, M, L) for cumlp and, when a Python with PyTorch
 # is found, for PyTorch; results go to bench/results/<date>-<GPU name or host>/ and the comparison
 # table is printed (and saved as comparison.txt). On a GPU every network runs in each precision
-# (fp32, tf32, bf16, fp16), PyTorch's bf16 and fp16 under its autocast, eager and torch.compile.
+# (fp32, tf32, bf16, fp16), PyTorch's bf16 and fp16 under its autocast, eager and torch.compile;
+# cumlp's cuda rows run with its fused kernels (epilogues off) and with the ReLU layers in cuBLASLt's
+# GEMM epilogues (relu).
 #
 #   bench/run_suite.sh [build-dir]        (default: build)
 # Environment: THREADS (CPU threads; default all cores), SUITE (S, M, L or all; default all),
 #   PYTHON (a Python with torch; default: the first of python3 and /usr/bin/python3 that has it),
-#   CUMLP_BENCH (the cumlp-bench program; default <build-dir>/bench/cumlp-bench).
+#   CUMLP_BENCH (the cumlp-bench program; default <build-dir>/bench/cumlp-bench), EPILOGUES (the
+#   GEMM-epilogue settings of the cuda rows; default off,relu).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -39,7 +42,8 @@ trap 'rm -rf "$init_dir"' EXIT
 
 echo "== cumlp ($backends, $threads threads) -> $out/cumlp.json"
 "$bench" --suite "$suite" --backend "$backends" --threads "$threads" --commit "$commit" \
-  --save-init "$init_dir" --json "$out/cumlp.json" | tee "$out/cumlp.txt"
+  --epilogues "${EPILOGUES:-off,relu}" --save-init "$init_dir" --json "$out/cumlp.json" |
+  tee "$out/cumlp.txt"
 
 python=""
 for candidate in ${PYTHON:-} python3 /usr/bin/python3; do

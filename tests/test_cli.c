@@ -158,6 +158,16 @@ static void test_usage_errors(void) {
              model, csv);
     CHECK(run(args) == 1);
     check_one_line_error("eval");
+    /* --epilogues: the names of the list; anything but off only on cuda */
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --epilogues gelu", csv);
+    CHECK(run(args) == 1);
+    check_one_line_error("train");
+    CHECK(contains(err_path, "'gelu'") && contains(err_path, "relu"));
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --backend cpu --epilogues relu",
+             csv);
+    CHECK(run(args) != 0);
+    check_one_line_error("train");
+    CHECK(contains(err_path, "no GEMM epilogues"));
 }
 
 static void test_data_errors(void) {
@@ -270,11 +280,12 @@ static void test_cuda_backend_commands(void) {
     for (int p = 0; p < 2; p++) {
         snprintf(args, sizeof args,
                  "train --data '%s' --csv-header --layers 2,8,3 --epochs 40 --batch 16 --lr 0.03 "
-                 "--scale standard --val-split 0.2 --backend cuda --precision %s --save '%s' "
-                 "--seed 3 --quiet",
+                 "--scale standard --val-split 0.2 --backend cuda --precision %s --epilogues relu "
+                 "--save '%s' --seed 3 --quiet",
                  csv, sixteen[p], model);
         CHECK_MSG(run(args) == 0, "%s: stderr: %s", sixteen[p], slurp(err_path));
-        const char *evals[2] = {"--backend reference", "--backend cuda --precision"};
+        const char *evals[2] = {"--backend reference",
+                                "--backend cuda --epilogues all --precision"};
         for (int e = 0; e < 2; e++) {
             snprintf(args, sizeof args, "eval --model '%s' --data '%s' --csv-header %s%s%s", model,
                      csv, evals[e], e ? " " : "", e ? sixteen[p] : "");

@@ -98,6 +98,7 @@ static const opt_spec specs[] = {
     OPT("transport", OPT_STRING, transport),
     OPT("threads", OPT_INT, threads),
     OPT("precision", OPT_STRING, precision),
+    OPT("epilogues", OPT_STRING, epilogues),
     OPT("tf32", OPT_FLAG, tf32),
     OPT("quiet", OPT_FLAG, quiet),
     OPT("progress", OPT_FLAG, progress),
@@ -249,7 +250,11 @@ int cli_parse_name(const char *command, const char *option, cli_name_parser pars
 
 int cli_context(const char *command, const cli_args *a, cumlp_context **ctx) {
     int backend = 0, precision = a->tf32 ? CUMLP_PRECISION_TF32 : CUMLP_PRECISION_FP32;
+    int epilogues = CUMLP_EPILOGUES_OFF;
     if (!cli_parse_name(command, "backend", cumlp_backend_from_name, a->backend, &backend))
+        return EXIT_USAGE;
+    if (a->epilogues &&
+        !cli_parse_name(command, "epilogues", cumlp_epilogues_from_name, a->epilogues, &epilogues))
         return EXIT_USAGE;
     if (a->precision &&
         !cli_parse_name(command, "precision", cumlp_precision_from_name, a->precision, &precision))
@@ -266,5 +271,12 @@ int cli_context(const char *command, const cli_args *a, cumlp_context **ctx) {
     o.precision = precision;
     cumlp_status st = cumlp_context_create(ctx, &o);
     if (st != CUMLP_SUCCESS) return cli_fail(command, st, cumlp_last_error(NULL));
+    st = cumlp_context_set_epilogues(*ctx, epilogues);
+    if (st != CUMLP_SUCCESS) {
+        int code = cli_fail(command, st, cumlp_last_error(*ctx));
+        cumlp_context_destroy(*ctx);
+        *ctx = NULL;
+        return code;
+    }
     return EXIT_OK;
 }

@@ -8,7 +8,7 @@
 
 static const char *model_data_options =
     "model data labels format task classes csv-header label-column limit backend threads precision "
-    "tf32 batch";
+    "epilogues tf32 batch";
 
 static void model_data_help(void) {
     printf("  --model FILE           a model saved by cumlp train --save: it holds its scaling,\n"
@@ -21,7 +21,8 @@ static void model_data_help(void) {
            "  --label-column N       CSV column of the target (default: the model's)\n"
            "  --csv-header --classes N --limit N   as for cumlp train\n"
            "  --backend B            auto (default), cuda, cpu or reference\n"
-           "  --threads N --precision P   as for cumlp train (--tf32: --precision tf32)\n"
+           "  --threads N --precision P --epilogues E   as for cumlp train (--tf32: --precision\n"
+           "                         tf32)\n"
            "  --batch N              samples per batch (default 128)\n");
 }
 
