@@ -45,6 +45,8 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
+#include <thread>
 #include <vector>
 
 /* ASan, which must be told which bytes past an allocation's end are not to be touched. */
@@ -54,6 +56,24 @@
 #else
 #define CUDASIM_NO_ASAN
 #endif
+
+/* A graph is the list of operations captured on a stream, in the order they were issued (cumlp
+ * captures one stream, so the list is the graph's one chain of dependencies); an executable graph
+ * is a copy of that list. Each operation is the closure the stream would have queued, run again
+ * at every launch: what it reads (kernel arguments, GEMM scalars, pointers) is what it was given
+ * at capture, and memory it reads is read when it runs. */
+struct graph_node {
+    const char *what;
+    std::function<cudaError_t()> run;
+};
+
+struct CUgraph_st {
+    std::vector<graph_node> nodes;
+};
+
+struct CUgraphExec_st {
+    std::vector<graph_node> nodes;
+};
 
 namespace cudasim {
 namespace {
@@ -89,6 +109,12 @@ struct stream_state {
     std::deque<queued_op> queue;
     int device = -1;  /* -1: the default stream, which is every device's */
     bool live = true; /* destroyed streams stay until their queued work has run */
+    /* Stream capture (cudaStreamBeginCapture): the graph being recorded, else nullptr; whether a
+     * prohibited call has invalidated it; its mode and the thread that began it. */
+    cudaGraph_t capture = nullptr;
+    bool capture_invalid = false;
+    cudaStreamCaptureMode capture_mode = cudaStreamCaptureModeGlobal;
+    std::thread::id capture_thread;
 };
 
 struct event_state {
@@ -110,6 +136,8 @@ struct state {
     stream_map streams;
     std::map<cudaEvent_t, std::shared_ptr<event_state>> events;
     std::map<std::uint64_t, stream_state *> pending; /* seq -> stream, every queued operation */
+    std::set<cudaGraph_t> graphs;                    /* made by cudaStreamEndCapture */
+    std::set<cudaGraphExec_t> graph_execs;           /* made by cudaGraphInstantiate */
     int device_open = 0; /* drains running: device memory is accessible while > 0 */
     cudaError_t sticky = cudaSuccess;
     int fail_allocation = 0, fail_host_allocation = 0, inject_sticky = 0;
@@ -472,11 +500,53 @@ cudaError_t drain(std::map<stream_state *, std::uint64_t> need);
  * already), as an idle GPU would. A fault becomes the sticky error either way. */
 std::uint64_t push(stream_state *s, const char *what, std::function<cudaError_t()> run,
                    std::uint64_t awaits = 0) {
+    if (s->capture) { /* recorded, not run: it runs at each launch of the graph */
+        if (!s->capture_invalid) s->capture->nodes.push_back({what, std::move(run)});
+        return 0;
+    }
     std::uint64_t seq = sim().next_seq++;
     s->queue.push_back({seq, what, std::move(run), awaits});
     sim().pending[seq] = s;
     if (eager()) drain({{s, seq}});
     return seq;
+}
+
+/* ---- stream capture: what a capture forbids --------------------------------------------------
+ * "Potentially unsafe API calls" (an allocation, a free, a device-wide synchronization) are
+ * prohibited while a capture in cudaStreamCaptureModeGlobal is under way on any thread, or one in
+ * cudaStreamCaptureModeThreadLocal on the calling thread (cudaStreamCaptureMode); such a call fails
+ * with cudaErrorStreamCaptureUnsupported and invalidates the capture, whose cudaStreamEndCapture
+ * then fails with cudaErrorStreamCaptureInvalidated. So does a synchronization of the capturing
+ * stream itself, and a copy to or from pageable memory on it. */
+
+/* The streams whose capture an unsafe call from this thread would break. */
+std::vector<stream_state *> captures_forbidding_unsafe_calls() {
+    std::vector<stream_state *> out;
+    for (auto &entry : sim().streams) {
+        stream_state *s = entry.second.get();
+        if (!s->capture) continue;
+        if (s->capture_mode == cudaStreamCaptureModeGlobal ||
+            (s->capture_mode == cudaStreamCaptureModeThreadLocal &&
+             s->capture_thread == std::this_thread::get_id()))
+            out.push_back(s);
+    }
+    return out;
+}
+
+/* cudaErrorStreamCaptureUnsupported, invalidating the captures, when an unsafe call is prohibited
+ * now; else cudaSuccess. */
+cudaError_t unsafe_call() {
+    std::vector<stream_state *> breaking = captures_forbidding_unsafe_calls();
+    for (stream_state *s : breaking)
+        s->capture_invalid = true;
+    return breaking.empty() ? cudaSuccess : cudaErrorStreamCaptureUnsupported;
+}
+
+/* cudaErrorStreamCaptureUnsupported, invalidating its capture, when s is capturing. */
+cudaError_t forbidden_while_capturing(stream_state *s) {
+    if (!s->capture) return cudaSuccess;
+    s->capture_invalid = true;
+    return cudaErrorStreamCaptureUnsupported;
 }
 
 /* What a stream wait does when it runs: only its place in the order matters. */
@@ -662,6 +732,13 @@ void fill_properties(cudaDeviceProp *p, int device) {
     X(cudaErrorIllegalInstruction, "an illegal instruction was encountered")                       \
     X(cudaErrorMisalignedAddress, "misaligned address")                                            \
     X(cudaErrorNotSupported, "operation not supported")                                            \
+    X(cudaErrorStreamCaptureUnsupported, "operation not permitted when stream is capturing")       \
+    X(cudaErrorStreamCaptureInvalidated,                                                           \
+      "operation failed due to a previous error during capture")                                   \
+    X(cudaErrorGraphExecUpdateFailure,                                                             \
+      "the graph update was not performed because it included changes which violated constraints " \
+      "specific to instantiated graph update")                                                     \
+    X(cudaErrorIllegalState, "the operation cannot be performed in the present state")             \
     X(cudaErrorUnknown, "unknown error")
 
 const char *error_text(cudaError_t err, bool name) {
@@ -698,6 +775,12 @@ state::~state() {
     if (pinned) report("%zu pinned host allocations never freed", pinned);
     if (live_streams) report("%zu streams never destroyed", live_streams);
     if (!events.empty()) report("%zu events never destroyed", events.size());
+    if (!graphs.empty()) report("%zu graphs never destroyed", graphs.size());
+    if (!graph_execs.empty()) report("%zu executable graphs never destroyed", graph_execs.size());
+    for (cudaGraph_t g : graphs)
+        delete g;
+    for (cudaGraphExec_t e : graph_execs)
+        delete e;
 }
 
 } // namespace
@@ -949,6 +1032,7 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
 
 cudaError_t cudaDeviceSynchronize(void) {
     START_CALL();
+    if (cudaError_t capturing = unsafe_call()) return returned(capturing);
     return returned(synchronize_all());
 }
 
@@ -960,6 +1044,7 @@ cudaError_t cudaMalloc(void **ptr, size_t size) {
     START_CALL();
     FAIL_IF(!ptr, cudaErrorInvalidValue);
     *ptr = nullptr;
+    if (cudaError_t capturing = unsafe_call()) return returned(capturing);
     bool injected = sim().fail_allocation > 0 && --sim().fail_allocation == 0;
     FAIL_IF(injected || size > memory_bytes() - std::min(memory_bytes(), sim().device_bytes),
             cudaErrorMemoryAllocation);
@@ -976,6 +1061,7 @@ cudaError_t cudaMalloc(void **ptr, size_t size) {
 cudaError_t cudaFree(void *ptr) {
     auto lock = hold();
     cudaError_t err = begin_call();
+    if (cudaError_t capturing = unsafe_call()) return returned(first_error(err, capturing));
     bool freed = !ptr || remove_allocation("cudaFree", ptr, false);
     return returned(first_error(err, freed ? cudaSuccess : cudaErrorInvalidValue));
 }
@@ -1018,6 +1104,9 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaM
     FAIL_IF(!check_side("dst", dst, count, dst_device, &d) ||
                 !check_side("src", src, count, src_device, &r),
             cudaErrorInvalidValue);
+    /* a capture records no copy from or to pageable memory (it would run at the call) */
+    if ((!dst_device && !d.allocation) || (!src_device && !r.allocation))
+        if (cudaError_t capturing = forbidden_while_capturing(s)) return returned(capturing);
     /* "The memory areas may not overlap" (cudaMemcpyAsync): a memmove here, undefined there. */
     auto from = static_cast<const char *>(src), to = static_cast<const char *>(dst);
     if (to < from + count && from < to + count) {
@@ -1061,6 +1150,11 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
     auto lock = hold();
     cudaError_t err = begin_call();
     stream_state *s = is_default(stream) ? nullptr : find_stream(stream, "cudaStreamDestroy");
+    if (s && s->capture) { /* a bug of the caller's: the capture is dropped */
+        report("cudaStreamDestroy: stream %p is capturing", (void *)stream);
+        delete s->capture;
+        s->capture = nullptr;
+    }
     if (s) s->live = false;
     sweep_destroyed_streams();
     return returned(first_error(err, s ? cudaSuccess : cudaErrorInvalidResourceHandle));
@@ -1070,6 +1164,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     START_CALL();
     stream_state *s = find_stream(stream, "cudaStreamSynchronize");
     FAIL_IF(!s, cudaErrorInvalidResourceHandle);
+    if (cudaError_t capturing = forbidden_while_capturing(s)) return returned(capturing);
     return returned(run_stream(s));
 }
 
@@ -1080,6 +1175,7 @@ cudaError_t cudaStreamQuery(cudaStream_t stream) {
     START_CALL();
     stream_state *s = find_stream(stream, "cudaStreamQuery");
     FAIL_IF(!s, cudaErrorInvalidResourceHandle);
+    if (cudaError_t capturing = forbidden_while_capturing(s)) return returned(capturing);
     if (s->queue.empty()) return cudaSuccess;
     return returned(first_error(run_stream(s), cudaErrorNotReady));
 }
@@ -1101,6 +1197,10 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
     stream_state *s = work_stream(stream, "cudaStreamWaitEvent");
     std::shared_ptr<event_state> e = find_event(event, "cudaStreamWaitEvent");
     FAIL_IF(!s || !e, cudaErrorInvalidResourceHandle);
+    if (s->capture) {
+        report("cudaStreamWaitEvent: dependencies between streams in a capture are not simulated");
+        return returned(forbidden_while_capturing(s));
+    }
     if (is_pending(e->last_record)) push(s, "cudaStreamWaitEvent", nothing, e->last_record);
     return cudaSuccess;
 }
@@ -1137,6 +1237,10 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     std::shared_ptr<event_state> e = find_event(event, "cudaEventRecord");
     stream_state *s = work_stream(stream, "cudaEventRecord");
     FAIL_IF(!e || !s, cudaErrorInvalidResourceHandle);
+    if (s->capture) {
+        report("cudaEventRecord: events recorded in a capture are not simulated");
+        return returned(forbidden_while_capturing(s));
+    }
     std::uint64_t seq = sim().next_seq;
     e->last_record = seq;
     e->timed = false;
@@ -1177,4 +1281,125 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) 
             cudaErrorInvalidResourceHandle);
     *ms = std::chrono::duration<float, std::milli>(b->when - a->when).count();
     return cudaSuccess;
+}
+
+/* ---- graphs ---------------------------------------------------------------------------------- */
+
+/* Capture on the legacy default stream is not allowed ("the legacy stream cannot be captured").
+ * Work queued on the stream before the capture began is not part of the graph, and still runs as
+ * queued work does. */
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode) {
+    START_CALL();
+    FAIL_IF(mode != cudaStreamCaptureModeGlobal && mode != cudaStreamCaptureModeThreadLocal &&
+                mode != cudaStreamCaptureModeRelaxed,
+            cudaErrorInvalidValue);
+    FAIL_IF(is_default(stream), cudaErrorStreamCaptureUnsupported);
+    stream_state *s = work_stream(stream, "cudaStreamBeginCapture");
+    FAIL_IF(!s, cudaErrorInvalidResourceHandle);
+    FAIL_IF(s->capture, cudaErrorIllegalState);
+    s->capture = new CUgraph_st();
+    s->capture_invalid = false;
+    s->capture_mode = mode;
+    s->capture_thread = std::this_thread::get_id();
+    return cudaSuccess;
+}
+
+/* Ends the capture either way; an invalidated one gives no graph. */
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
+    START_CALL();
+    FAIL_IF(!graph, cudaErrorInvalidValue);
+    *graph = nullptr;
+    stream_state *s = find_stream(stream, "cudaStreamEndCapture");
+    FAIL_IF(!s, cudaErrorInvalidResourceHandle);
+    FAIL_IF(!s->capture, cudaErrorIllegalState);
+    cudaGraph_t captured = s->capture;
+    bool invalid = s->capture_invalid;
+    s->capture = nullptr;
+    s->capture_invalid = false;
+    if (invalid) {
+        delete captured;
+        return returned(cudaErrorStreamCaptureInvalidated);
+    }
+    sim().graphs.insert(captured);
+    *graph = captured;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureStatus *status) {
+    START_CALL();
+    FAIL_IF(!status, cudaErrorInvalidValue);
+    stream_state *s = find_stream(stream, "cudaStreamIsCapturing");
+    FAIL_IF(!s, cudaErrorInvalidResourceHandle);
+    *status = !s->capture          ? cudaStreamCaptureStatusNone
+              : s->capture_invalid ? cudaStreamCaptureStatusInvalidated
+                                   : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                 unsigned long long flags) {
+    START_CALL();
+    FAIL_IF(!exec, cudaErrorInvalidValue);
+    *exec = nullptr;
+    FAIL_IF(flags != 0, cudaErrorInvalidValue); /* cumlp asks for no instantiation flags */
+    if (!sim().graphs.count(graph)) {
+        report("cudaGraphInstantiate: %p is not a live graph", (void *)graph);
+        return returned(cudaErrorInvalidValue);
+    }
+    *exec = new CUgraphExec_st{graph->nodes};
+    sim().graph_execs.insert(*exec);
+    return cudaSuccess;
+}
+
+/* Queues the graph's operations on the stream, in their order, as one launch. */
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+    START_CALL();
+    if (!sim().graph_execs.count(exec)) {
+        report("cudaGraphLaunch: %p is not a live executable graph", (void *)exec);
+        return returned(cudaErrorInvalidValue);
+    }
+    stream_state *s = work_stream(stream, "cudaGraphLaunch");
+    FAIL_IF(!s, cudaErrorInvalidResourceHandle);
+    for (const graph_node &node : exec->nodes)
+        push(s, node.what, node.run);
+    return cudaSuccess;
+}
+
+/* The update succeeds when the new graph has the same operations, one for one, in the same order
+ * (its kernels, copies and library calls may take other arguments); else the executable graph is
+ * left as it was and the result says the topology changed. */
+cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph,
+                                cudaGraphExecUpdateResultInfo *info) {
+    START_CALL();
+    FAIL_IF(!info || !sim().graph_execs.count(exec) || !sim().graphs.count(graph),
+            cudaErrorInvalidValue);
+    std::memset(info, 0, sizeof *info);
+    bool same = exec->nodes.size() == graph->nodes.size();
+    for (std::size_t i = 0; same && i < exec->nodes.size(); i++)
+        same = std::strcmp(exec->nodes[i].what, graph->nodes[i].what) == 0;
+    if (!same) {
+        info->result = cudaGraphExecUpdateErrorTopologyChanged;
+        return returned(cudaErrorGraphExecUpdateFailure);
+    }
+    exec->nodes = graph->nodes;
+    info->result = cudaGraphExecUpdateSuccess;
+    return cudaSuccess;
+}
+
+/* Destroying an executable graph whose launch is still queued is allowed: the queued operations
+ * hold their own copies. Released even after a fault. */
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    auto lock = hold();
+    cudaError_t err = begin_call();
+    bool known = sim().graph_execs.erase(exec) != 0;
+    if (known) delete exec;
+    return returned(first_error(err, known ? cudaSuccess : cudaErrorInvalidValue));
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    auto lock = hold();
+    cudaError_t err = begin_call();
+    bool known = sim().graphs.erase(graph) != 0;
+    if (known) delete graph;
+    return returned(first_error(err, known ? cudaSuccess : cudaErrorInvalidValue));
 }

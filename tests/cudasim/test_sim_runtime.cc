@@ -6,8 +6,9 @@
  * an overlapping copy, a use after free, a double free, a missing wait between streams, a pinned
  * staging buffer rewritten too early (or, in the eager schedule, too late). The rest checks what
  * cumlp relies on: event timing rules, fault injection, GEMM against a naive loop (TF32 rounding
- * and the 16-bit formats included), cuRAND against cumlp's host Philox, the device count, and the
- * report of device memory never freed at exit.
+ * and the 16-bit formats included), cuRAND against cumlp's host Philox, the device count, stream
+ * capture and graph replay (what a capture forbids, a replay after a free), and the report of
+ * device memory never freed at exit.
  */
 #include "cudasim.h"
 #include "cudasim_control.h"
@@ -937,6 +938,193 @@ static void test_leak_reported_at_exit(void) {
               "the child said: %s", text.c_str());
 }
 
+/* ---- stream capture and graphs ------------------------------------------------------------- */
+
+/* b[5] read back (a copy into pageable memory waits for the stream). */
+static float element_5(const float *b, cudaStream_t s) {
+    float host[64];
+    CHECK_CUDA(cudaMemcpyAsync(host, b, kBytes, cudaMemcpyDeviceToHost, s));
+    return host[5];
+}
+
+/* The work captured on a stream does not run at the capture; each launch of the graph runs it
+ * again, reading memory (a pinned source here) when it runs; an update with the same operations
+ * on other buffers takes, one with other operations is refused and changes nothing. */
+static void test_graph_capture_and_replay(void) {
+    cudaStream_t s = new_stream();
+    float *pinned = pinned_floats(64), *a = device_floats(64), *b = device_floats(64);
+    float *c = device_floats(64);
+    CHECK_CUDA(cudaMemsetAsync(b, 0, kBytes, s));
+    CHECK_CUDA(cudaMemsetAsync(c, 0, kBytes, s));
+    CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    CHECK_CUDA(cudaStreamIsCapturing(s, &status));
+    CHECK(status == cudaStreamCaptureStatusActive);
+    CHECK_CUDA(cudaMemcpyAsync(a, pinned, kBytes, cudaMemcpyHostToDevice, s));
+    CHECK_CUDA(cudaMemcpyAsync(b, a, kBytes, cudaMemcpyDeviceToDevice, s));
+    cudaGraph_t graph = nullptr;
+    CHECK_CUDA(cudaStreamEndCapture(s, &graph));
+    CHECK(graph != nullptr);
+    CHECK(element_5(b, s) == 0.0f); /* captured, not run */
+    cudaGraphExec_t exec = nullptr;
+    CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+    for (int launch = 1; launch <= 3; launch++) {
+        for (int i = 0; i < 64; i++)
+            pinned[i] = (float)(i * launch);
+        CHECK_CUDA(cudaGraphLaunch(exec, s));
+        CHECK(element_5(b, s) == 5.0f * launch);
+    }
+    /* the same two copies into c instead of b: updated in place */
+    cudaGraph_t into_c = nullptr, memset_only = nullptr;
+    CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    CHECK_CUDA(cudaMemcpyAsync(a, pinned, kBytes, cudaMemcpyHostToDevice, s));
+    CHECK_CUDA(cudaMemcpyAsync(c, a, kBytes, cudaMemcpyDeviceToDevice, s));
+    CHECK_CUDA(cudaStreamEndCapture(s, &into_c));
+    cudaGraphExecUpdateResultInfo info;
+    CHECK_CUDA(cudaGraphExecUpdate(exec, into_c, &info));
+    CHECK(info.result == cudaGraphExecUpdateSuccess);
+    CHECK_CUDA(cudaGraphLaunch(exec, s));
+    CHECK(element_5(c, s) == 15.0f);
+    /* a graph of other operations: refused, and the executable graph still writes c */
+    CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    CHECK_CUDA(cudaMemsetAsync(c, 0, kBytes, s));
+    CHECK_CUDA(cudaStreamEndCapture(s, &memset_only));
+    CHECK_ERR(cudaGraphExecUpdate(exec, memset_only, &info), cudaErrorGraphExecUpdateFailure);
+    CHECK(info.result == cudaGraphExecUpdateErrorTopologyChanged);
+    cudaGetLastError();
+    CHECK_CUDA(cudaMemsetAsync(c, 0, kBytes, s));
+    CHECK_CUDA(cudaGraphLaunch(exec, s));
+    CHECK(element_5(c, s) == 15.0f);
+    CHECK_CUDA(cudaGraphExecDestroy(exec));
+    CHECK_CUDA(cudaGraphDestroy(graph));
+    CHECK_CUDA(cudaGraphDestroy(into_c));
+    CHECK_CUDA(cudaGraphDestroy(memset_only));
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFreeHost(pinned));
+    CHECK_CUDA(cudaFree(a));
+    CHECK_CUDA(cudaFree(b));
+    CHECK_CUDA(cudaFree(c));
+}
+
+/* A cuBLAS GEMM captured with host scalars: the replay reads the matrices when it runs and keeps
+ * the scalars of the capture (cuBLAS's host pointer mode reads them at the call). */
+static void test_gemm_in_graph(void) {
+    libraries l = open_libraries();
+    float *a = device_floats(4), *b = device_floats(4), *c = device_floats(4);
+    float *pinned = pinned_floats(4), host[4];
+    const float identity[4] = {1, 0, 0, 1}, two = 2.0f, zero = 0.0f;
+    CHECK_CUDA(cudaMemcpyAsync(a, identity, sizeof identity, cudaMemcpyHostToDevice, l.s));
+    CHECK_CUDA(cudaStreamBeginCapture(l.s, cudaStreamCaptureModeGlobal));
+    CHECK_CUDA(cudaMemcpyAsync(b, pinned, 4 * sizeof(float), cudaMemcpyHostToDevice, l.s));
+    float alpha = two;
+    CHECK_BLAS(cublasGemmEx(l.blas, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &alpha, a, CUDA_R_32F, 2, b,
+                            CUDA_R_32F, 2, &zero, c, CUDA_R_32F, 2, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT),
+               CUBLAS_STATUS_SUCCESS);
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    CHECK_CUDA(cudaStreamEndCapture(l.s, &graph));
+    CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+    alpha = 100.0f; /* too late: the capture took 2 */
+    for (int launch = 1; launch <= 2; launch++) {
+        for (int i = 0; i < 4; i++)
+            pinned[i] = (float)(i + launch);
+        CHECK_CUDA(cudaGraphLaunch(exec, l.s));
+        CHECK_CUDA(cudaMemcpyAsync(host, c, sizeof host, cudaMemcpyDeviceToHost, l.s));
+        for (int i = 0; i < 4; i++)
+            CHECK_MSG(host[i] == 2.0f * (float)(i + launch), "launch %d: c[%d] = %g", launch, i,
+                      host[i]);
+    }
+    CHECK_CUDA(cudaGraphExecDestroy(exec));
+    CHECK_CUDA(cudaGraphDestroy(graph));
+    CHECK_CUDA(cudaFree(a));
+    CHECK_CUDA(cudaFree(b));
+    CHECK_CUDA(cudaFree(c));
+    CHECK_CUDA(cudaFreeHost(pinned));
+    close_libraries(l);
+}
+
+/* Begins a capture on s and makes `call` break it: the call fails with
+ * cudaErrorStreamCaptureUnsupported, the capture ends invalidated with no graph, and the stream
+ * goes on (the error is not sticky). */
+template <class Call>
+static void check_breaks_capture(cudaStream_t s, const char *what, Call call) {
+    CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    cudaError_t err = call();
+    CHECK_MSG(err == cudaErrorStreamCaptureUnsupported, "%s during a capture: %s", what,
+              cudaGetErrorName(err));
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    CHECK_CUDA(cudaStreamIsCapturing(s, &status));
+    CHECK_MSG(status == cudaStreamCaptureStatusInvalidated, "%s: the capture is not invalidated",
+              what);
+    cudaGraph_t graph = reinterpret_cast<cudaGraph_t>(&status);
+    CHECK_ERR(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+    CHECK(graph == nullptr);
+    cudaGetLastError();
+    CHECK_CUDA(cudaStreamSynchronize(s));
+}
+
+/* What a capture forbids (cumlp's capture must avoid each, and its error paths must leave the
+ * stream usable), and the capture calls' own misuse. */
+static void test_capture_prohibitions(void) {
+    cudaStream_t s = new_stream();
+    float *d = device_floats(64), host[64] = {0};
+    void *p = nullptr;
+    check_breaks_capture(s, "cudaMalloc", [&] { return cudaMalloc(&p, 64); });
+    check_breaks_capture(s, "cudaFree", [&] { return cudaFree(d); });
+    check_breaks_capture(s, "cudaStreamSynchronize", [&] { return cudaStreamSynchronize(s); });
+    check_breaks_capture(s, "cudaDeviceSynchronize", [&] { return cudaDeviceSynchronize(); });
+    check_breaks_capture(s, "a copy into pageable memory", [&] {
+        return cudaMemcpyAsync(host, d, kBytes, cudaMemcpyDeviceToHost, s);
+    });
+    check_breaks_capture(s, "a copy from pageable memory", [&] {
+        return cudaMemcpyAsync(d, host, kBytes, cudaMemcpyHostToDevice, s);
+    });
+    /* a relaxed capture allows the allocation */
+    CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+    CHECK_CUDA(cudaMalloc(&p, 64));
+    cudaGraph_t graph = nullptr;
+    CHECK_CUDA(cudaStreamEndCapture(s, &graph));
+    CHECK_CUDA(cudaGraphDestroy(graph));
+    CHECK_CUDA(cudaFree(p));
+    /* misuse */
+    CHECK_ERR(cudaStreamBeginCapture(nullptr, cudaStreamCaptureModeGlobal),
+              cudaErrorStreamCaptureUnsupported);
+    CHECK_ERR(cudaStreamEndCapture(s, &graph), cudaErrorIllegalState);
+    CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    CHECK_ERR(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaErrorIllegalState);
+    CHECK_CUDA(cudaStreamEndCapture(s, &graph));
+    CHECK(graph != nullptr); /* an empty graph */
+    CHECK_CUDA(cudaGraphDestroy(graph));
+    CHECK_ERR(cudaGraphDestroy(graph), cudaErrorInvalidValue);
+    cudaGetLastError();
+    CHECK_CUDA(cudaStreamDestroy(s));
+    CHECK_CUDA(cudaFree(d));
+}
+
+/* A buffer the graph uses, freed before a launch: the replay faults as the queued operation
+ * would (use after free). */
+static void test_graph_replay_after_free(void) {
+    cudaStream_t s = new_stream();
+    float *d = device_floats(64);
+    CHECK_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    CHECK_CUDA(cudaMemsetAsync(d, 0, kBytes, s));
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    CHECK_CUDA(cudaStreamEndCapture(s, &graph));
+    CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+    CHECK_CUDA(cudaFree(d));
+    CHECK_REPORTS(1, {
+        cudaGraphLaunch(exec, s);
+        CHECK_ERR(cudaStreamSynchronize(s), cudaErrorIllegalAddress);
+    });
+    cudasim_reset();
+    cudaGetLastError();
+    CHECK_CUDA(cudaGraphExecDestroy(exec));
+    CHECK_CUDA(cudaGraphDestroy(graph));
+    CHECK_CUDA(cudaStreamDestroy(s));
+}
+
 int main(void) {
     RUN(test_leak_reported_at_exit); /* first: the child forks before any other work */
     RUN(test_host_pointer_as_device_memory);
@@ -964,5 +1152,9 @@ int main(void) {
     RUN(test_memory_info);
     RUN(test_error_names);
     RUN(test_threads);
+    RUN(test_graph_capture_and_replay);
+    RUN(test_capture_prohibitions);
+    RUN(test_graph_replay_after_free);
+    RUN(test_gemm_in_graph);
     return harness_finish();
 }
