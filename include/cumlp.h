@@ -289,8 +289,10 @@ CUMLP_API cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_
  * (forward bias + ReLU keeping a bitmask of Z > 0, backward dReLU with the bias gradient) and
  * GELU (forward bias + GELU keeping Z, backward dGELU with the bias gradient). The context's
  * setting says which layers take the epilogues; sigmoid, tanh, leaky ReLU, identity and softmax
- * layers always keep the fused kernels, and so does a layer whose case cuBLASLt has no algorithm
- * for (a GELU layer whose width is not a multiple of 8, say): the result is then the fused path's.
+ * layers always keep the fused kernels, and so do a GELU output layer (the loss differentiates the
+ * exact GELU) and a GELU layer whose width is not a multiple of 8 (cuBLASLt cannot keep its Z), in
+ * inference as in training; a case cuBLASLt has no algorithm for (a combination of types, a
+ * pointer alignment) takes the fused kernels too, and its result is the fused path's.
  * ------------------------------------------------------------------------------------------- */
 
 #define CUMLP_EPILOGUES_LIST(X)                                                                    \

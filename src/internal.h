@@ -20,10 +20,12 @@
 struct cumlp_context {
     int backend; /* cumlp_backend, never AUTO */
     const cumlp_backend_ops *ops;
-    void *backend_state; /* owned by the backend */
-    int precision;       /* cumlp_precision, one the backend runs (ops->precisions) */
-    int epilogues;       /* cumlp_epilogues: OFF unless the backend has the epilogue ops */
-    cumlp_status sticky; /* a device error that poisons the context, else CUMLP_SUCCESS */
+    void *backend_state;    /* owned by the backend */
+    int precision;          /* cumlp_precision, one the backend runs (ops->precisions) */
+    int epilogues;          /* cumlp_epilogues: OFF unless the backend has the epilogue ops */
+    int64_t epilogue_calls; /* GEMM epilogues run so far (forward and backward): what the tests
+                               and a GPU run count to see that the setting took effect */
+    cumlp_status sticky;    /* a device error that poisons the context, else CUMLP_SUCCESS */
     char message[CUMLP_MESSAGE_SIZE];
     /* Why AUTO did not pick an earlier backend ("" otherwise); cumlp_context_describe adds it. */
     char fallback_note[CUMLP_MESSAGE_SIZE];
@@ -53,11 +55,12 @@ typedef struct cumlp_layer {
     void *z; /* pre-activation, n_l x capacity (NULL when f' needs only A) */
     void *a; /* activation, n_l x capacity */
     /* A hidden ReLU layer under GEMM epilogues (cumlp.h): the bitmask of Z > 0 that the forward
-     * epilogue keeps for the backward one (backend.h), else NULL; mask_valid says whether the last
-     * forward pass wrote it (it falls back to the fused kernels where cuBLASLt has no algorithm).
-     */
+     * epilogue keeps for the backward one (backend.h), else NULL. */
     void *relu_mask;
-    int mask_valid;
+    /* Whether the last training forward pass of the layer ran in a GEMM epilogue and kept what
+     * the backward epilogue reads (the bitmask, GELU's Z); else the backward pass takes the fused
+     * kernel too (cuBLASLt may have had no algorithm for the forward case). */
+    int forward_epilogue;
 } cumlp_layer;
 
 struct cumlp_network {

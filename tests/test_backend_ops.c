@@ -828,36 +828,50 @@ static void *dut_mask(int rows, int cols) {
 
 typedef struct epilogue_case {
     int activation, m, n, k, keep;
+    int offset; /* W and X start this many elements into their buffers */
 } epilogue_case;
 
-/* An op that may decline (CUMLP_ERROR_NOT_SUPPORTED): then nothing is written and the context goes
- * on. Returns whether it ran. */
-static int epilogue_ran(cumlp_status st, twin out) {
+/* An op that may decline (CUMLP_ERROR_NOT_SUPPORTED) where `may_decline` (a GELU layer whose
+ * width is no multiple of 8: cuBLASLt cannot keep its Z): then nothing is written and the context
+ * goes on. Any other case must run, so that a GPU whose cuBLASLt refuses a combination cumlp
+ * counts on (a bf16 D with an fp32 bias, say) fails here. Returns whether it ran. */
+static int epilogue_ran(cumlp_status st, twin out, int may_decline) {
     if (st != CUMLP_ERROR_NOT_SUPPORTED) {
         CHECK_OK(st);
         return st == CUMLP_SUCCESS;
     }
     judge("declined: output untouched", untouched_ratio(out));
+    judge("declined a case it must run", may_decline ? 0 : INFINITY);
     CHECK(cumlp_context_synchronize(dut) == CUMLP_SUCCESS);
     return 0;
+}
+
+/* A view of t from element `offset` on both sides (freed with t, not itself): an operand that is
+ * not aligned as an allocation is, as a weight matrix inside the parameter arena often is. */
+static twin twin_from_offset(twin t, size_t offset) {
+    twin view = {cumlp__at_storage(dut, t.dut, t.storage, offset), cumlp__at(ref, t.ref, offset),
+                 t.n - offset, t.storage};
+    return view;
 }
 
 /* A = f(W X + b) against the reference's product, and GELU's kept Z; every other case into an fp32
  * A (the output layer). */
 static void epilogue_forward_run(const epilogue_case *c) {
     int out = work != CUMLP_STORAGE_NATIVE && stats.cases % 2 ? CUMLP_STORAGE_NATIVE : work;
-    begin_case("gemm_bias_activation act=%d m=%d n=%d k=%d%s%s", c->activation, c->m, c->n, c->k,
-               c->keep ? " keeping aux" : "", out != work ? " A fp32" : "");
-    size_t count = (size_t)c->m * c->n;
+    begin_case("gemm_bias_activation act=%d m=%d n=%d k=%d%s%s offset=%d", c->activation, c->m,
+               c->n, c->k, c->keep ? " keeping aux" : "", out != work ? " A fp32" : "", c->offset);
+    size_t count = (size_t)c->m * c->n, offset = (size_t)c->offset;
     int gelu_z = c->keep && c->activation == CUMLP_ACT_GELU;
-    twin W = twin_random_in(work, (size_t)c->m * c->k, -1, 1);
-    twin X = twin_random_in(work, (size_t)c->k * c->n, -1, 1), b = twin_random((size_t)c->m, -1, 1);
+    twin W_buffer = twin_random_in(work, (size_t)c->m * c->k + offset, -1, 1);
+    twin X_buffer = twin_random_in(work, (size_t)c->k * c->n + offset, -1, 1);
+    twin W = twin_from_offset(W_buffer, offset), X = twin_from_offset(X_buffer, offset);
+    twin b = twin_random((size_t)c->m, -1, 1);
     twin A = twin_poisoned_in(out, count), Z = twin_poisoned_in(out, gelu_z ? count : 1);
     void *mask = c->keep && c->activation == CUMLP_ACT_RELU ? dut_mask(c->m, c->n) : NULL;
     cumlp_status st =
         dut->ops->gemm_bias_activation(dut, work, out, c->activation, c->m, c->n, c->k, W.dut,
                                        X.dut, b.dut, gelu_z ? Z.dut : mask, A.dut);
-    if (epilogue_ran(st, A)) {
+    if (epilogue_ran(st, A, gelu_z && c->m % 8 != 0)) {
         double *p, *terms, *bias = ref_doubles(b.ref, b.n);
         reference_product(0, c->m, c->n, c->k, W, c->m, X, &p, &terms);
         float *want_a = test_alloc_floats(count), *want_z = test_alloc_floats(count);
@@ -882,8 +896,8 @@ static void epilogue_forward_run(const epilogue_case *c) {
         free(bias);
     }
     dut->ops->free(dut, mask);
-    twin_free(W);
-    twin_free(X);
+    twin_free(W_buffer);
+    twin_free(X_buffer);
     twin_free(b);
     twin_free(A);
     twin_free(Z);
@@ -918,7 +932,7 @@ static int exact_layer_below(int activation, int k, int n, twin *A, twin *Z, voi
     *mask = relu ? dut_mask(k, n) : NULL;
     cumlp_status st = dut->ops->gemm_bias_activation(dut, work, work, activation, k, n, 1, w.dut,
                                                      x.dut, b.dut, relu ? *mask : Z->dut, A->dut);
-    int ran = epilogue_ran(st, *A);
+    int ran = epilogue_ran(st, *A, !relu && k % 8 != 0);
     double *wd = ref_doubles(w.ref, w.n), *xd = ref_doubles(x.ref, x.n);
     *z_host = malloc((size_t)k * n * sizeof **z_host);
     if (!*z_host) abort();
@@ -950,7 +964,7 @@ static void epilogue_backward_run(const epilogue_case *c) {
         cumlp_status st = dut->ops->gemm_activation_backward(
             dut, work, c->activation, c->m, c->n, c->k, W.dut, G.dut, relu ? mask : Z_below.dut,
             delta.dut, db.dut, db_scale);
-        if (epilogue_ran(st, delta)) {
+        if (epilogue_ran(st, delta, !relu && c->k % 8 != 0)) {
             /* GELU's f' is taken at the Z the dut kept (rounded into its format) */
             float *kept = relu ? NULL : dut_floats(Z_below);
             double *p, *terms;
@@ -1008,7 +1022,7 @@ static void epilogue_nan_run(void) {
     void *mask = dut_mask(m, n);
     if (epilogue_ran(dut->ops->gemm_bias_activation(dut, work, work, CUMLP_ACT_RELU, m, n, k, W.dut,
                                                     X.dut, b.dut, mask, A.dut),
-                     A)) {
+                     A, 0)) {
         float *a = dut_floats(A);
         double worst = 0;
         for (int i = 0; i < m; i++)
@@ -1021,7 +1035,7 @@ static void epilogue_nan_run(void) {
         if (epilogue_ran(dut->ops->gemm_activation_backward(dut, work, CUMLP_ACT_RELU, k, n, m,
                                                             Wup.dut, G.dut, mask, delta.dut, db.dut,
                                                             1.0),
-                         delta)) {
+                         delta, 0)) {
             float *d = dut_floats(delta);
             worst = 0;
             for (int i = 0; i < m; i++)
@@ -1046,11 +1060,21 @@ static void row_epilogue_forward(void) {
     static const int activations[] = {CUMLP_ACT_RELU, CUMLP_ACT_GELU};
     for (int a = 0; a < COUNT(activations); a++) {
         for (int i = 0; i < COUNT(widths); i++) {
-            epilogue_case c = {activations[a], sweep_rows(i), sweep_cols(i, 5 * a + 2),
-                               sweep_rows(7 * i + 3 * a + 5), i % 2};
+            epilogue_case c = {activations[a],
+                               sweep_rows(i),
+                               sweep_cols(i, 5 * a + 2),
+                               sweep_rows(7 * i + 3 * a + 5),
+                               i % 2,
+                               i % 3 == 1};
             epilogue_forward_run(&c);
         }
     }
+    /* GELU layers that keep their Z (widths that are multiples of 8), and misaligned operands */
+    static const epilogue_case cases[] = {{CUMLP_ACT_GELU, 64, 129, 33, 1, 1},
+                                          {CUMLP_ACT_GELU, 256, 17, 100, 1, 0},
+                                          {CUMLP_ACT_RELU, 128, 333, 65, 1, 3}};
+    for (int i = 0; i < COUNT(cases); i++)
+        epilogue_forward_run(&cases[i]);
     epilogue_nan_run();
 }
 
@@ -1059,11 +1083,19 @@ static void row_epilogue_backward(void) {
     static const int activations[] = {CUMLP_ACT_RELU, CUMLP_ACT_GELU};
     for (int a = 0; a < COUNT(activations); a++) {
         for (int i = 0; i < COUNT(widths); i++) {
-            epilogue_case c = {activations[a], sweep_rows(7 * i + 3 * a + 5),
-                               sweep_cols(i, 3 * a + 1), sweep_rows(i), 1};
+            epilogue_case c = {activations[a],
+                               sweep_rows(7 * i + 3 * a + 5),
+                               sweep_cols(i, 3 * a + 1),
+                               sweep_rows(i),
+                               1,
+                               0};
             epilogue_backward_run(&c);
         }
     }
+    static const epilogue_case cases[] = {{CUMLP_ACT_GELU, 33, 127, 64, 1, 0},
+                                          {CUMLP_ACT_GELU, 100, 64, 256, 1, 0}};
+    for (int i = 0; i < COUNT(cases); i++)
+        epilogue_backward_run(&cases[i]);
 }
 
 /* ---- loss_delta ------------------------------------------------------------------------------ */

@@ -3,11 +3,13 @@
  * The GEMM-epilogue setting (cumlp.h, "GEMM epilogues") through the public API: its checks on every
  * backend, and on cuda whole networks trained with the epilogues against the same networks with
  * the fused kernels, in every precision (test_backend_ops holds the ops themselves to the
- * reference). In the simulator it also counts the cuBLASLt calls, so that a setting that silently
- * keeps the fused kernels fails, and makes cuBLASLt find no algorithm, so that the fallback runs.
+ * reference), counting the epilogues that ran, so that a setting that silently keeps the fused
+ * kernels fails. In the simulator it also makes cuBLASLt find no algorithm (for every epilogue, or
+ * for one), so that the fallbacks run.
  * The cuda parts are skipped without a GPU.
  */
 #include "harness.h"
+#include "internal.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -16,6 +18,8 @@
 
 #ifdef CUMLP_TEST_CUDA_SIM
 #include "cudasim_control.h"
+
+#include <cublasLt.h>
 #endif
 
 #define STEPS 20
@@ -133,25 +137,21 @@ static void check_close(const char *what, const float *a, const float *b, size_t
                   "%s: %s: step %d: loss %g against %g", precision, what, s, loss_a[s], loss_b[s]);
 }
 
-#ifdef CUMLP_TEST_CUDA_SIM
-static unsigned long lt_calls(void) {
-    return cudasim_lt_matmul_count();
+/* GEMM epilogues run in the context so far (forward and backward; internal.h): counted by the
+ * front end, so that a GPU run shows the setting took effect as the simulator does. */
+static int64_t epilogue_calls(void) {
+    return gpu->epilogue_calls;
 }
-#endif
 
 /* ReLU layers with RELU follow the fused kernels' trajectory, and run through cuBLASLt: two
  * forward and two backward epilogues per step (the softmax output keeps its kernel). */
 static void test_relu_network(void) {
     double off[STEPS], on[STEPS];
     float *fused = train_with(&relu_run, CUMLP_EPILOGUES_OFF, off);
-#ifdef CUMLP_TEST_CUDA_SIM
-    unsigned long before = lt_calls();
-#endif
+    int64_t before = epilogue_calls();
     float *epilogue = train_with(&relu_run, CUMLP_EPILOGUES_RELU, on);
-#ifdef CUMLP_TEST_CUDA_SIM
-    CHECK_MSG(lt_calls() - before == 4 * STEPS, "%lu cuBLASLt calls in %d steps, not 4 per step",
-              lt_calls() - before, STEPS);
-#endif
+    CHECK_MSG(epilogue_calls() - before == 4 * STEPS, "%lld epilogues in %d steps, not 4 per step",
+              (long long)(epilogue_calls() - before), STEPS);
     check_close("RELU against OFF", epilogue, fused, parameter_count(&relu_run), on, off, 0);
     CHECK_MSG(on[STEPS - 1] < on[0], "RELU epilogues do not learn: loss %g -> %g", on[0],
               on[STEPS - 1]);
@@ -165,16 +165,16 @@ static void test_relu_network(void) {
 static void test_gelu_network(void) {
     double off[STEPS], relu[STEPS], all[STEPS];
     float *fused = train_with(&gelu_run, CUMLP_EPILOGUES_OFF, off);
+    int64_t before = epilogue_calls();
     float *relu_only = train_with(&gelu_run, CUMLP_EPILOGUES_RELU, relu);
-#ifdef CUMLP_TEST_CUDA_SIM
-    unsigned long before = lt_calls();
-#endif
+    /* the one ReLU layer: its forward pass and the delta passed down to it */
+    CHECK_MSG(epilogue_calls() - before == 2 * STEPS, "RELU: %lld epilogues in %d steps",
+              (long long)(epilogue_calls() - before), STEPS);
+    before = epilogue_calls();
     float *every = train_with(&gelu_run, CUMLP_EPILOGUES_ALL, all);
-#ifdef CUMLP_TEST_CUDA_SIM
     /* forward: the three hidden layers; backward: the three deltas passed down to them */
-    CHECK_MSG(lt_calls() - before == 6 * STEPS, "%lu cuBLASLt calls in %d steps, not 6 per step",
-              lt_calls() - before, STEPS);
-#endif
+    CHECK_MSG(epilogue_calls() - before == 6 * STEPS, "ALL: %lld epilogues in %d steps",
+              (long long)(epilogue_calls() - before), STEPS);
     size_t n = parameter_count(&gelu_run);
     check_close("RELU on a GELU network", relu_only, fused, n, relu, off, 0);
     /* the approximation is within about 5e-4 of the exact GELU (cumlp.h) */
@@ -183,6 +183,67 @@ static void test_gelu_network(void) {
     free(relu_only);
     free(every);
     CHECK_OK(cumlp_context_set_epilogues(gpu, CUMLP_EPILOGUES_OFF));
+}
+
+/* A GELU output layer, and a hidden GELU layer whose width is no multiple of 8, keep the fused
+ * kernels under ALL, in training and in inference alike (cumlp.h): no epilogue runs, and the
+ * network is the fused path's bit for bit. */
+static void test_gelu_layers_left_out(void) {
+    static const test_training odd = {.num_layers = 2,
+                                      .widths = {6, 12, 8},
+                                      .activations = {CUMLP_ACT_GELU, CUMLP_ACT_GELU},
+                                      .loss = CUMLP_LOSS_SQUARED_ERROR,
+                                      .init = CUMLP_INIT_XAVIER_UNIFORM,
+                                      .seed = 4,
+                                      .optimizer = CUMLP_OPT_SGD,
+                                      .learning_rate = 0.1,
+                                      .batch = 16,
+                                      .data_seed = 8,
+                                      .fresh_batches = 1};
+    /* (in FP16 its first steps overflow the loss scale, which test_train counts as a failure) */
+    if (cumlp_context_precision(gpu) == CUMLP_PRECISION_FP16) return;
+    double off[STEPS], all[STEPS];
+    float *fused = train_with(&odd, CUMLP_EPILOGUES_OFF, off);
+    int64_t before = epilogue_calls();
+    float *left_out = train_with(&odd, CUMLP_EPILOGUES_ALL, all);
+    CHECK(epilogue_calls() == before);
+    CHECK_MSG(fused && left_out &&
+                  memcmp(fused, left_out, parameter_count(&odd) * sizeof *fused) == 0,
+              "ALL changed a network whose GELU layers it must leave to the fused kernels");
+    free(fused);
+    free(left_out);
+    CHECK_OK(cumlp_context_set_epilogues(gpu, CUMLP_EPILOGUES_OFF));
+}
+
+/* A network trained under OFF and then switched to RELU makes its bitmasks at its next pass and
+ * runs all four epilogues from then on. */
+static void test_setting_changed_between_runs(void) {
+    const test_training *t = &relu_run;
+    cumlp_network *net = test_network(gpu, t->num_layers, t->widths, t->activations, t->loss, 5);
+    cumlp_optimizer *opt = NULL;
+    CHECK_OK(cumlp_optimizer_create(net, NULL, &opt));
+    float *x = test_alloc_floats((size_t)(t->widths[0] * t->batch));
+    float *y = test_alloc_floats((size_t)(t->widths[3] * t->batch));
+    test_rng rng = {31};
+    test_fill_uniform(&rng, x, (size_t)(t->widths[0] * t->batch), -1, 1);
+    test_fill_one_hot(&rng, y, t->widths[3], t->batch);
+    cumlp_tensor *X = test_tensor_from(gpu, x, t->widths[0], t->batch);
+    cumlp_tensor *Y = test_tensor_from(gpu, y, t->widths[3], t->batch);
+    for (int setting = CUMLP_EPILOGUES_OFF; setting <= CUMLP_EPILOGUES_RELU; setting++) {
+        CHECK_OK(cumlp_context_set_epilogues(gpu, setting));
+        int64_t before = epilogue_calls();
+        for (int s = 0; s < 3; s++)
+            CHECK_OK(cumlp_train_step(net, opt, X, Y, NULL));
+        CHECK_MSG(epilogue_calls() - before == (setting ? 12 : 0), "%s: %lld epilogues in 3 steps",
+                  cumlp_epilogues_name(setting), (long long)(epilogue_calls() - before));
+    }
+    CHECK_OK(cumlp_context_set_epilogues(gpu, CUMLP_EPILOGUES_OFF));
+    cumlp_tensor_destroy(X);
+    cumlp_tensor_destroy(Y);
+    cumlp_optimizer_destroy(opt);
+    cumlp_network_destroy(net);
+    free(x);
+    free(y);
 }
 
 /* cumlp_forward with the epilogues (no aux kept) gives the fused kernels' predictions. */
@@ -200,7 +261,9 @@ static void test_inference(void) {
     CHECK_OK(cumlp_forward(net, X, Y));
     CHECK_OK(cumlp_tensor_download(Y, y_off, n_out * cols));
     CHECK_OK(cumlp_context_set_epilogues(gpu, CUMLP_EPILOGUES_ALL));
+    int64_t before = epilogue_calls();
     CHECK_OK(cumlp_forward(net, X, Y));
+    CHECK(epilogue_calls() - before == 2);
     CHECK_OK(cumlp_tensor_download(Y, y_on, n_out * cols));
     double bound = cumlp_context_precision(gpu) == CUMLP_PRECISION_FP32 ? 1e-5 : 2e-2;
     double apart = test_max_rel_error(y_on, y_off, (size_t)(n_out * cols), 1e-3);
@@ -215,37 +278,68 @@ static void test_inference(void) {
 }
 
 #ifdef CUMLP_TEST_CUDA_SIM
-/* Where cuBLASLt has no algorithm, every layer falls back to the fused kernels: the same bits as
- * OFF, no cuBLASLt call, and no error left behind. */
-static void test_fallback(void) {
-    double off[STEPS], on[STEPS];
-    float *fused = train_with(&gelu_run, CUMLP_EPILOGUES_OFF, off);
-    /* a fresh context: gpu remembers the algorithms cuBLASLt found for these cases */
-    cumlp_context *used = gpu;
+/* A fresh context on gpu's precision in place of gpu (whose remembered algorithms would skip the
+ * simulator's heuristic); 0 if it cannot be made. */
+static cumlp_context *fresh_context(void) {
     cumlp_context_options o;
     cumlp_context_defaults(&o);
     o.backend = CUMLP_BACKEND_CUDA;
-    o.precision = cumlp_context_precision(used);
-    gpu = test_context_try(&o, gpu_missing, sizeof gpu_missing);
-    CHECK_MSG(gpu != NULL, "%s", gpu_missing);
-    if (!gpu) {
-        gpu = used;
-        free(fused);
-        return;
+    o.precision = cumlp_context_precision(gpu);
+    cumlp_context *ctx = test_context_try(&o, gpu_missing, sizeof gpu_missing);
+    CHECK_MSG(ctx != NULL, "%s", gpu_missing);
+    return ctx;
+}
+
+/* Where cuBLASLt has no algorithm for `declined` (0: for any epilogue), the layers fall back to
+ * the fused kernels; a backward epilogue runs only where the forward one kept its aux. Trains the
+ * GELU network under ALL on a fresh context; *calls: the epilogues that ran. */
+static float *train_declining(unsigned declined, double *losses, int64_t *calls) {
+    cumlp_context *used = gpu;
+    gpu = fresh_context();
+    float *p = NULL;
+    if (gpu) {
+        if (declined)
+            cudasim_lt_decline_epilogue(declined);
+        else
+            cudasim_lt_no_algorithms(1);
+        p = train_with(&gelu_run, CUMLP_EPILOGUES_ALL, losses);
+        cudasim_lt_decline_epilogue(0);
+        cudasim_lt_no_algorithms(0);
+        *calls = gpu->epilogue_calls;
+        cumlp_context_destroy(gpu);
     }
-    cudasim_lt_no_algorithms(1);
-    unsigned long before = lt_calls();
-    float *fallback = train_with(&gelu_run, CUMLP_EPILOGUES_ALL, on);
-    cudasim_lt_no_algorithms(0);
-    CHECK(lt_calls() == before);
+    gpu = used;
+    return p;
+}
+
+/* No algorithm at all: the fused path bit for bit, and no error left behind. No algorithm for
+ * the ReLU layer's forward epilogue alone: its backward epilogue must not run on a bitmask the
+ * forward pass never wrote (the GELU layers still take theirs). No algorithm for the backward
+ * dReLU alone: the forward epilogue runs, the fused kernel differentiates from A. */
+static void test_fallback(void) {
+    double off[STEPS], none[STEPS], no_forward[STEPS], no_backward[STEPS];
+    float *fused = train_with(&gelu_run, CUMLP_EPILOGUES_OFF, off);
+    int64_t calls = -1;
     size_t n = parameter_count(&gelu_run);
+    float *fallback = train_declining(0, none, &calls);
+    CHECK(calls == 0);
     CHECK_MSG(fused && fallback && memcmp(fused, fallback, n * sizeof *fused) == 0,
               "the fallback is not the fused path bit for bit");
-    CHECK(memcmp(on, off, sizeof on) == 0);
+    CHECK(memcmp(none, off, sizeof none) == 0);
+    float *gelu_only = train_declining(CUBLASLT_EPILOGUE_RELU_AUX_BIAS, no_forward, &calls);
+    CHECK_MSG(calls == 4 * STEPS, "no ReLU forward epilogue: %lld epilogues", (long long)calls);
+    double all[STEPS];
+    float *every = train_with(&gelu_run, CUMLP_EPILOGUES_ALL, all);
+    check_close("no ReLU epilogues against ALL", gelu_only, every, n, no_forward, all, 0);
+    float *forward_only = train_declining(CUBLASLT_EPILOGUE_DRELU_BGRAD, no_backward, &calls);
+    CHECK_MSG(calls == 5 * STEPS, "no dReLU epilogue: %lld epilogues", (long long)calls);
+    check_close("no dReLU epilogue against ALL", forward_only, every, n, no_backward, all, 0);
+    CHECK_OK(cumlp_context_set_epilogues(gpu, CUMLP_EPILOGUES_OFF));
     free(fused);
     free(fallback);
-    cumlp_context_destroy(gpu);
-    gpu = used;
+    free(gelu_only);
+    free(every);
+    free(forward_only);
 }
 #endif
 
@@ -271,6 +365,10 @@ int main(void) {
         harness_run(name, test_relu_network);
         snprintf(name, sizeof name, "%s: gelu network", cumlp_precision_name(p));
         harness_run(name, test_gelu_network);
+        snprintf(name, sizeof name, "%s: gelu layers left out", cumlp_precision_name(p));
+        harness_run(name, test_gelu_layers_left_out);
+        snprintf(name, sizeof name, "%s: setting changed between runs", cumlp_precision_name(p));
+        harness_run(name, test_setting_changed_between_runs);
         snprintf(name, sizeof name, "%s: inference", cumlp_precision_name(p));
         harness_run(name, test_inference);
 #ifdef CUMLP_TEST_CUDA_SIM

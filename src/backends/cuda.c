@@ -36,7 +36,7 @@
 /* cuBLASLt's workspace for the epilogue GEMMs (what NVIDIA suggests for Hopper), allocated at the
  * first such GEMM, and how many algorithm choices the context remembers. */
 #define LT_WORKSPACE_BYTES ((size_t)32 << 20)
-#define LT_PLANS           32
+#define LT_PLANS           64
 
 /* What cuBLASLt's choice of algorithm depends on: one epilogue GEMM's case. */
 typedef struct lt_key {
@@ -45,7 +45,9 @@ typedef struct lt_key {
     int m, n, k;
     int ab_type, d_type, compute;
     int64_t aux_ld;
-    int alignment; /* the largest power of two, up to 256, that divides every pointer */
+    uint32_t alignment[4];   /* of A, B, C (= D) and D: the largest power of two, up to 256
+                                bytes, that divides the pointer */
+    uintptr_t aux_alignment; /* the same of the bias and aux pointers together */
 } lt_key;
 
 /* A remembered choice: the algorithm, or that cuBLASLt has none for the case. */
@@ -589,14 +591,13 @@ typedef struct lt_call {
     int64_t aux_ld; /* in bits for the bitmask, in elements for Z */
 } lt_call;
 
-/* The largest power of two, up to 256, that divides every non-NULL pointer of the call: cuBLASLt
- * picks its algorithm for the alignment of the pointers it is shown. */
-static int lt_alignment(const lt_call *c) {
-    uintptr_t bits = 256;
-    const void *pointers[5] = {c->A, c->B, c->D, c->bias, c->aux};
-    for (int i = 0; i < 5; i++)
-        bits |= (uintptr_t)pointers[i];
-    return (int)(bits & (~bits + 1));
+/* The largest power of two, up to 256, that divides a pointer. cuBLASLt's heuristic assumes 256
+ * bytes for A, B, C and D unless the preference says less (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*),
+ * and a weight matrix inside the parameter arena, or a view of a batch, is often aligned to 4
+ * bytes only; the bias and aux pointers it reads from the descriptor itself. */
+static uint32_t lt_alignment(const void *p) {
+    uintptr_t bits = 256 | (uintptr_t)p;
+    return (uint32_t)(bits & (~bits + 1));
 }
 
 static lt_key lt_key_of(const cumlp_context *ctx, const lt_call *c) {
@@ -610,7 +611,10 @@ static lt_key lt_key_of(const cumlp_context *ctx, const lt_call *c) {
     key.d_type = (int)data_type(c->d_storage);
     key.compute = (int)(tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
     key.aux_ld = c->aux ? c->aux_ld : 0;
-    key.alignment = lt_alignment(c);
+    key.alignment[0] = lt_alignment(c->A);
+    key.alignment[1] = lt_alignment(c->B);
+    key.alignment[2] = key.alignment[3] = lt_alignment(c->D);
+    key.aux_alignment = lt_alignment((const void *)((uintptr_t)c->bias | (uintptr_t)c->aux));
     return key;
 }
 
@@ -660,34 +664,50 @@ static cublasStatus_t lt_describe(const lt_call *c, const lt_key *key, lt_descri
 }
 #undef LT_SET
 
-/* Asks cuBLASLt for an algorithm. A 16-bit D must not have split-K partial sums reduced in 16
- * bits (as cuda_gemm's DISALLOW_REDUCED_PRECISION_REDUCTION). *found = 0: none for the case. */
-static cublasStatus_t lt_choose(cuda_state *s, const lt_call *c, const lt_descriptors *x,
-                                cublasLtMatmulAlgo_t *algo, int *found) {
-    cublasLtMatmulPreference_t pref = NULL;
+/* The search preferences: the workspace, the pointers' alignment, and for a 16-bit D no split-K
+ * partial sums reduced in 16 bits (as cuda_gemm's DISALLOW_REDUCED_PRECISION_REDUCTION). */
+static cublasStatus_t lt_preference(const lt_call *c, const lt_key *key,
+                                    cublasLtMatmulPreference_t *pref) {
+    static const cublasLtMatmulPreferenceAttributes_t aligned[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
     uint64_t bytes = LT_WORKSPACE_BYTES;
     uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_MASK;
     if (c->d_storage != CUMLP_STORAGE_NATIVE) reductions &= ~CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
-    cublasStatus_t st = cublasLtMatmulPreferenceCreate(&pref);
+    cublasStatus_t st = cublasLtMatmulPreferenceCreate(pref);
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+        st = cublasLtMatmulPreferenceSetAttribute(*pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                   &bytes, sizeof bytes);
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+        st = cublasLtMatmulPreferenceSetAttribute(*pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
                                                   &reductions, sizeof reductions);
+    for (int i = 0; i < 4 && st == CUBLAS_STATUS_SUCCESS; i++)
+        st = cublasLtMatmulPreferenceSetAttribute(*pref, aligned[i], &key->alignment[i],
+                                                  sizeof key->alignment[i]);
+    return st;
+}
+
+/* Asks cuBLASLt for an algorithm; *found = 0: none for the case. */
+static cublasStatus_t lt_choose(cuda_state *s, const lt_call *c, const lt_key *key,
+                                const lt_descriptors *x, cublasLtMatmulAlgo_t *algo, int *found) {
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasStatus_t st = lt_preference(c, key, &pref);
     cublasLtMatmulHeuristicResult_t result;
     memset(&result, 0, sizeof result);
     int count = 0;
-    if (st == CUBLAS_STATUS_SUCCESS)
+    *found = 0;
+    if (st == CUBLAS_STATUS_SUCCESS) {
         st = cublasLtMatmulAlgoGetHeuristic(s->lt, x->op, x->a, x->b, x->d, x->d, pref, 1, &result,
                                             &count);
+        /* "no heuristic function available for current configuration", or a combination the
+         * library refuses: no algorithm, not a fault */
+        if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE)
+            st = CUBLAS_STATUS_SUCCESS, count = 0;
+    }
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     *found = st == CUBLAS_STATUS_SUCCESS && count > 0 && result.state == CUBLAS_STATUS_SUCCESS;
     if (*found) *algo = result.algo;
-    /* "no heuristic function available for current configuration": no algorithm, not a fault */
-    return st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE
-               ? CUBLAS_STATUS_SUCCESS
-               : st;
+    return st;
 }
 
 /* The remembered plan of the case, made (and remembered) on first sight. */
@@ -704,8 +724,9 @@ static cumlp_status lt_plan_of(cumlp_context *ctx, const lt_call *c, const lt_de
     memset(&plan, 0, sizeof plan);
     plan.key = *key;
     plan.used = 1;
-    cumlp_status st = cumlp__cublas_status(ctx, lt_choose(s, c, x, &plan.algo, &plan.supported),
-                                           "choosing an epilogue algorithm");
+    cumlp_status st =
+        cumlp__cublas_status(ctx, lt_choose(s, c, key, x, &plan.algo, &plan.supported),
+                             "choosing an epilogue algorithm");
     if (st != CUMLP_SUCCESS) return st;
     lt_plan *slot = &s->lt_plans[s->lt_next_plan];
     s->lt_next_plan = (s->lt_next_plan + 1) % LT_PLANS;

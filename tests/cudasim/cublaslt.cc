@@ -16,7 +16,10 @@
  *    column order, and is not scaled by alpha;
  *  - the bias and the bias gradient are fp32 when CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE says so (the
  *    only bias type cumlp uses), else of D's type.
- * cudasim_lt_no_algorithms makes the heuristic find nothing, as for a case cuBLASLt cannot run.
+ * An algorithm remembers the pointer alignments its preference promised (256 bytes unless said
+ * otherwise), and cublasLtMatmul reports a pointer less aligned than that.
+ * cudasim_lt_no_algorithms makes the heuristic find nothing, as for a case cuBLASLt cannot run;
+ * cudasim_lt_decline_epilogue does so for one epilogue alone.
  */
 #include "blas.h"
 #include "cudasim.h"
@@ -67,9 +70,13 @@ struct layout_desc {
 struct preference_desc {
     uint64_t max_workspace = 0;
     uint32_t reduction_mask = CUBLASLT_REDUCTION_SCHEME_MASK;
+    /* CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES: what the algorithm may assume of the
+     * pointers (256 unless said otherwise) */
+    uint32_t min_alignment[4] = {256, 256, 256, 256};
 };
 
-/* An algorithm the heuristic returned: data[0] holds this mark. */
+/* An algorithm the heuristic returned: data[0] holds this mark, data[1 .. 4] the alignments of
+ * A, B, C and D it was chosen for. */
 constexpr uint64_t algo_mark = 0x63756d6c70616c67ull;
 
 cudasim::live_handles<cublasLtHandle_t> &handles() {
@@ -83,6 +90,7 @@ template <class T> std::set<T *> &live() {
 }
 
 bool no_algorithms = false;
+uint32_t declined_epilogue = 0; /* cudasim_lt_decline_epilogue's, 0: none */
 unsigned long matmuls_queued = 0;
 
 cublasStatus_t begin(cublasLtHandle_t handle, const char *what) {
@@ -174,7 +182,8 @@ cublasStatus_t check_case(const op_desc &op, const layout_desc &a, const layout_
     bool sixteen = (a.type == CUDA_R_16BF || a.type == CUDA_R_16F) && b.type == a.type &&
                    (d.type == a.type || d.type == CUDA_R_32F) && op.compute == CUBLAS_COMPUTE_32F;
     if (!(fp32 || sixteen) || op.scale_type != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
-    if (std::memcmp(&c, &d, sizeof c) != 0) return CUBLAS_STATUS_NOT_SUPPORTED; /* C is D here */
+    bool c_is_d = c.type == d.type && c.rows == d.rows && c.cols == d.cols && c.ld == d.ld;
+    if (!c_is_d) return CUBLAS_STATUS_NOT_SUPPORTED; /* C is D in cumlp's calls */
     if (!known_epilogue(op.epilogue)) return CUBLAS_STATUS_NOT_SUPPORTED;
     bool ta = op.trans_a != CUBLAS_OP_N, tb = op.trans_b != CUBLAS_OP_N;
     uint64_t m = ta ? a.cols : a.rows, k = ta ? a.rows : a.cols;
@@ -288,6 +297,11 @@ extern "C" void cudasim_lt_no_algorithms(int on) {
     no_algorithms = on != 0;
 }
 
+extern "C" void cudasim_lt_decline_epilogue(unsigned epilogue) {
+    auto lock = cudasim::hold();
+    declined_epilogue = epilogue;
+}
+
 extern "C" unsigned long cudasim_lt_matmul_count(void) {
     auto lock = cudasim::hold();
     return matmuls_queued;
@@ -390,6 +404,12 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
     case CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK:
         ok = take(&p->reduction_mask, buf, size);
         break;
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES:
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES:
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES:
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES:
+        ok = take(&p->min_alignment[attr - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES], buf, size);
+        break;
     default:
         report("cublasLtMatmulPreferenceSetAttribute: attribute %d is not simulated", (int)attr);
         return CUBLAS_STATUS_NOT_SUPPORTED;
@@ -418,8 +438,11 @@ cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t des
     *returned = 0;
     st = check_case(*op, *a, *b, *c, *d);
     if (st != CUBLAS_STATUS_SUCCESS || no_algorithms) return st;
+    if (declined_epilogue && op->epilogue == declined_epilogue) return st;
     std::memset(&results[0], 0, sizeof results[0]);
     results[0].algo.data[0] = algo_mark;
+    for (int i = 0; i < 4; i++)
+        results[0].algo.data[1 + i] = p->min_alignment[i];
     results[0].workspaceSize = 0;
     results[0].state = CUBLAS_STATUS_SUCCESS;
     results[0].wavesCount = 1.0f;
@@ -448,6 +471,19 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     if (C != D) return CUBLAS_STATUS_NOT_SUPPORTED; /* cumlp writes in place */
+    /* An algorithm chosen for aligned pointers may use vector loads that a less aligned one
+     * faults on: the pointers must be as aligned as the preferences promised. */
+    const void *operands[4] = {A, B, C, D};
+    static const char *const operand_names[4] = {"A", "B", "C", "D"};
+    for (int i = 0; algo && i < 4; i++) {
+        uintptr_t need = (uintptr_t)algo->data[1 + i];
+        if (need && (uintptr_t)operands[i] % need != 0) {
+            report("%s: %s %p is not aligned to the %u bytes the algorithm was chosen for "
+                   "(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*_BYTES)",
+                   what, operand_names[i], operands[i], (unsigned)need);
+            return CUBLAS_STATUS_INVALID_VALUE;
+        }
+    }
     st = check_case(*op, *a, *b, *c, *d);
     if (st != CUBLAS_STATUS_SUCCESS) return st;
     if (!cudasim::is_stream(stream, what)) return CUBLAS_STATUS_INVALID_VALUE;

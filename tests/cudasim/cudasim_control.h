@@ -36,6 +36,10 @@ void cudasim_nccl_fail_collective(int nth);
  * case it cannot run), until called with 0. */
 void cudasim_lt_no_algorithms(int on);
 
+/* Makes cublasLtMatmulAlgoGetHeuristic find no algorithm for the one cublasLtEpilogue_t value
+ * `epilogue` (the others are found as usual), until called with 0. */
+void cudasim_lt_decline_epilogue(unsigned epilogue);
+
 /* How many cublasLtMatmul calls have been queued since the start. */
 unsigned long cudasim_lt_matmul_count(void);
 

@@ -1071,6 +1071,7 @@ cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags) {
     const unsigned known = cudaHostAllocPortable | cudaHostAllocMapped | cudaHostAllocWriteCombined;
     FAIL_IF(!ptr || (flags & ~known), cudaErrorInvalidValue);
     *ptr = nullptr;
+    if (cudaError_t capturing = unsafe_call()) return returned(capturing);
     bool injected = sim().fail_host_allocation > 0 && --sim().fail_host_allocation == 0;
     FAIL_IF(injected, cudaErrorMemoryAllocation);
     *ptr = size ? add_allocation(size, true) : nullptr;
@@ -1081,6 +1082,7 @@ cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags) {
 cudaError_t cudaFreeHost(void *ptr) {
     auto lock = hold();
     cudaError_t err = begin_call();
+    if (cudaError_t capturing = unsafe_call()) return returned(first_error(err, capturing));
     bool freed = !ptr || remove_allocation("cudaFreeHost", ptr, true);
     return returned(first_error(err, freed ? cudaSuccess : cudaErrorInvalidValue));
 }
@@ -1360,8 +1362,11 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     }
     stream_state *s = work_stream(stream, "cudaGraphLaunch");
     FAIL_IF(!s, cudaErrorInvalidResourceHandle);
-    for (const graph_node &node : exec->nodes)
+    /* in the eager schedule a node runs as it is pushed: one that faults ends the launch */
+    for (const graph_node &node : exec->nodes) {
         push(s, node.what, node.run);
+        if (sim().sticky != cudaSuccess) return returned(sim().sticky);
+    }
     return cudaSuccess;
 }
 

@@ -1072,6 +1072,10 @@ static void test_capture_prohibitions(void) {
     void *p = nullptr;
     check_breaks_capture(s, "cudaMalloc", [&] { return cudaMalloc(&p, 64); });
     check_breaks_capture(s, "cudaFree", [&] { return cudaFree(d); });
+    check_breaks_capture(s, "cudaHostAlloc", [&] { return cudaHostAlloc(&p, 64, 0); });
+    float *pinned = pinned_floats(4);
+    check_breaks_capture(s, "cudaFreeHost", [&] { return cudaFreeHost(pinned); });
+    CHECK_CUDA(cudaFreeHost(pinned));
     check_breaks_capture(s, "cudaStreamSynchronize", [&] { return cudaStreamSynchronize(s); });
     check_breaks_capture(s, "cudaDeviceSynchronize", [&] { return cudaDeviceSynchronize(); });
     check_breaks_capture(s, "a copy into pageable memory", [&] {
