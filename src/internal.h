@@ -241,6 +241,15 @@ cumlp_status cumlp__loss_backward_local(cumlp_network *net, const cumlp_tensor *
  * 1) in net->grads_scale and net->grads_scaled, which the optimizer step divides out. */
 void cumlp__set_grads_scale(cumlp_network *net);
 
+/* The state kernels/step_rule.h decides a step of opt from: the optimizer's and its network's
+ * loss scaler's, with the gradient arena's scale of the last backward pass. */
+void cumlp__step_state_of(const cumlp_optimizer *opt, cumlp_step_state *s);
+
+/* Takes a decided step's state back into opt and its network and returns its status:
+ * CUMLP_SUCCESS when taken, else CUMLP_STEP_SKIPPED or CUMLP_ERROR_NON_FINITE with the message of
+ * the step not taken, in the name of func. */
+cumlp_status cumlp__step_outcome(cumlp_optimizer *opt, const cumlp_step_state *s, const char *func);
+
 /* cumlp_optimizer_step's body (the norm and NaN check, then the update), in the name of func. */
 cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func);
 

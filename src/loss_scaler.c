@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The scale never leaves fp32's normal range: the kernels take it as an fp32 value. */
-#define SMALLEST_SCALE 0x1p-126
-#define LARGEST_SCALE  ((double)FLT_MAX)
+/* The scale never leaves fp32's normal range (kernels/step_rule.h). */
+#define SMALLEST_SCALE CUMLP_LOSS_SCALE_MIN
+#define LARGEST_SCALE  CUMLP_LOSS_SCALE_MAX
 
 cumlp_status cumlp_loss_scaler_defaults(cumlp_loss_scaler *scaler) {
     CUMLP_FAIL_IF(!scaler, NULL, CUMLP_ERROR_INVALID_VALUE, "scaler is NULL");
@@ -57,14 +57,5 @@ cumlp_status cumlp_network_set_loss_scaler(cumlp_network *net, const cumlp_loss_
 }
 
 void cumlp__loss_scaler_update(cumlp_loss_scaler *s, int finite) {
-    if (!finite) {
-        s->overflows++;
-        s->clean_steps = 0;
-        s->scale = fmax(s->scale * s->backoff_factor, SMALLEST_SCALE);
-        return;
-    }
-    s->clean_steps++;
-    if (s->growth_interval == 0 || s->clean_steps < s->growth_interval) return;
-    s->clean_steps = 0;
-    if (s->scale * s->growth_factor <= LARGEST_SCALE) s->scale *= s->growth_factor;
+    cumlp_loss_scaler_react(s, finite);
 }

@@ -219,50 +219,10 @@ double cumlp_optimizer_gradient_norm(const cumlp_optimizer *opt) {
 
 /* ---- one step ------------------------------------------------------------------------------ */
 
-/* NAdam's momentum coefficient of step t (Dozat's schedule, as torch.optim.NAdam has it). */
-static double nadam_mu(const cumlp_optimizer_options *o, int64_t t) {
-    return o->beta1 * (1.0 - 0.5 * pow(0.96, (double)t * o->momentum_decay));
-}
-
-static int adam_family(int type) {
-    return type == CUMLP_OPT_ADAM || type == CUMLP_OPT_ADAMW || type == CUMLP_OPT_ADAMAX ||
-           type == CUMLP_OPT_NADAM;
-}
-
-/* clip_grad_norm_'s factor: 1 (exactly) unless the norm exceeds clip_norm. */
-static double clip_factor(const cumlp_optimizer_options *o, double gradient_norm) {
-    if (o->clip_norm <= 0) return 1.0;
-    double factor = o->clip_norm / (gradient_norm + 1e-6);
-    return factor < 1.0 ? factor : 1.0;
-}
-
 void cumlp__optimizer_step_params(const cumlp_optimizer_options *o, int64_t t, double gradient_norm,
                                   double mu_product, cumlp_step_params *p,
                                   double *next_mu_product) {
-    memset(p, 0, sizeof *p);
-    p->type = o->type;
-    p->learning_rate = o->learning_rate;
-    if (o->type == CUMLP_OPT_ADAGRAD)
-        p->learning_rate = o->learning_rate / (1.0 + (double)(t - 1) * o->lr_decay);
-    p->momentum = o->momentum;
-    p->weight_decay = o->weight_decay;
-    p->beta1 = o->beta1;
-    p->beta2 = o->type == CUMLP_OPT_RMSPROP    ? o->alpha
-               : o->type == CUMLP_OPT_ADADELTA ? o->rho
-                                               : o->beta2;
-    p->epsilon = o->epsilon;
-    p->centered = o->centered;
-    p->bias_correction1 = adam_family(o->type) ? 1.0 - pow(o->beta1, (double)t) : 1.0;
-    p->bias_correction2 = adam_family(o->type) ? 1.0 - pow(o->beta2, (double)t) : 1.0;
-    p->grad_scale = clip_factor(o, gradient_norm);
-    p->clip_value = o->clip_value;
-    *next_mu_product = mu_product;
-    if (o->type == CUMLP_OPT_NADAM) {
-        double mu = nadam_mu(o, t), mu_next = nadam_mu(o, t + 1);
-        *next_mu_product = mu_product * mu;
-        p->nadam_grad_factor = (1.0 - mu) / (1.0 - *next_mu_product);
-        p->nadam_avg_factor = mu_next / (1.0 - *next_mu_product * mu_next);
-    }
+    cumlp_step_params_of(o, t, gradient_norm, mu_product, p, next_mu_product);
 }
 
 /* Applies the update to arena elements [begin, end), and in BF16 and FP16 refreshes their 16-bit
@@ -315,49 +275,72 @@ cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, 
                        "%s: step skipped, parameters and optimizer state unchanged", why);
 }
 
-/* A step whose loss-scaled gradients (FP16) overflowed: always skipped, never an error (the
- * scaler expects overflows), and the scale backs off. */
-static cumlp_status overflow(cumlp_optimizer *opt, const char *func) {
-    cumlp_loss_scaler *scaler = &opt->net->scaler;
-    double scale = scaler->scale;
-    cumlp__loss_scaler_update(scaler, 0);
-    opt->skipped_steps++;
-    return cumlp__fail(opt->net->ctx, CUMLP_STEP_SKIPPED, func,
-                       "the gradients, computed with loss scale %g, overflowed fp16: step skipped, "
-                       "parameters and optimizer state unchanged, loss scale now %g",
-                       scale, scaler->scale);
+void cumlp__step_state_of(const cumlp_optimizer *opt, cumlp_step_state *s) {
+    const cumlp_network *net = opt->net;
+    memset(s, 0, sizeof *s);
+    s->options = opt->options;
+    s->scaler = net->scaler;
+    s->steps = opt->steps;
+    s->skipped_steps = opt->skipped_steps;
+    s->mu_product = opt->nadam_mu_product;
+    s->gradient_norm = opt->gradient_norm;
+    s->grads_scale = net->grads_scale;
+    s->grads_scaled = net->grads_scaled;
+    s->delta_scale = (float)net->grads_scale;
 }
 
-/* The gradients' norm and finiteness, then the update of every unfrozen parameter. The gradient
- * arena holds the gradients times grads_scale (FP16's loss scale), which the norm and the
- * gradients' factor divide out. */
+cumlp_status cumlp__step_outcome(cumlp_optimizer *opt, const cumlp_step_state *s,
+                                 const char *func) {
+    cumlp_network *net = opt->net;
+    double scale_before = net->scaler.scale;
+    opt->steps = s->steps;
+    opt->skipped_steps = s->skipped_steps;
+    opt->nadam_mu_product = s->mu_product;
+    opt->gradient_norm = s->gradient_norm;
+    net->scaler = s->scaler;
+    cumlp_context *ctx = net->ctx;
+    char why[64] = "the gradients hold NaN or Inf";
+    /* a sum that is not finite prints as its mean would (nan, inf or -inf) */
+    if (s->outcome == CUMLP_STEP_LOSS_NON_FINITE)
+        snprintf(why, sizeof why, "the loss is %g", s->loss_sum);
+    switch (s->outcome) {
+    case CUMLP_STEP_TAKEN:
+        return CUMLP_SUCCESS;
+    case CUMLP_STEP_OVERFLOW: /* always skipped, never an error: the scaler expects overflows */
+        return cumlp__fail(ctx, CUMLP_STEP_SKIPPED, func,
+                           "the gradients, computed with loss scale %g, overflowed fp16: step "
+                           "skipped, parameters and optimizer state unchanged, loss scale now %g",
+                           scale_before, s->scaler.scale);
+    default:
+        if (opt->options.non_finite_error)
+            return cumlp__fail(ctx, CUMLP_ERROR_NON_FINITE, func,
+                               "%s: no step taken (non_finite_error is set)", why);
+        return cumlp__fail(ctx, CUMLP_STEP_SKIPPED, func,
+                           "%s: step skipped, parameters and optimizer state unchanged", why);
+    }
+}
+
+/* The gradients' norm and finiteness, then the update of every unfrozen parameter: the rule of
+ * kernels/step_rule.h on the host. The gradient arena holds the gradients times grads_scale
+ * (FP16's loss scale), which the norm and the gradients' factor divide out. */
 cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func) {
     cumlp_network *net = opt->net;
     cumlp_context *ctx = net->ctx;
     if (ctx->sticky) return ctx->sticky;
+    cumlp_step_state s;
+    cumlp__step_state_of(opt, &s);
     int finite = 0;
-    double sum_squares = 0;
     cumlp_status st =
-        ctx->ops->check_finite(ctx, net->grads, net->num_params, &finite, &sum_squares);
+        ctx->ops->check_finite(ctx, net->grads, net->num_params, &finite, &s.sum_squares);
     if (st != CUMLP_SUCCESS) return st;
-    opt->gradient_norm = sqrt(sum_squares) / net->grads_scale;
-    if (!finite && net->grads_scaled) return overflow(opt, func);
-    if (!finite) return cumlp__optimizer_not_taken(opt, func, "the gradients hold NaN or Inf");
-    int64_t t = opt->steps + 1;
-    cumlp_step_params p;
-    double mu_product;
-    cumlp__optimizer_step_params(&opt->options, t, opt->gradient_norm, opt->nadam_mu_product, &p,
-                                 &mu_product);
-    p.grad_scale /= net->grads_scale;
-    cumlp__range_push(ctx, "cumlp:optimizer");
-    st = step_unfrozen(opt, &p);
-    cumlp__range_pop(ctx);
-    if (st == CUMLP_SUCCESS) {
-        opt->steps = t;
-        opt->nadam_mu_product = mu_product;
-        if (net->grads_scaled) cumlp__loss_scaler_update(&net->scaler, 1);
+    cumlp_step_decide(&s);
+    if (s.outcome == CUMLP_STEP_TAKEN) {
+        cumlp__range_push(ctx, "cumlp:optimizer");
+        st = step_unfrozen(opt, &s.params);
+        cumlp__range_pop(ctx);
+        if (st != CUMLP_SUCCESS) return st; /* nothing counted */
     }
-    return st;
+    return cumlp__step_outcome(opt, &s, func);
 }
 
 cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {

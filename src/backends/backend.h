@@ -45,66 +45,10 @@
 
 #include "cumlp_math.h"
 #include "cumlp_storage.h"
+#include "step_rule.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* The hyper-parameters of one optimizer step, computed on the host in double (src/optimizer.c,
- * cumlp__optimizer_step_params): what the options give, with the per-step factors (the bias
- * corrections, NAdam's mu products, Adagrad's decayed rate) already worked out. One struct, so
- * that a later CUDA-graph path can keep it in device memory. */
-typedef struct cumlp_step_params {
-    int type;             /* cumlp_optimizer_type */
-    double learning_rate; /* this step's rate: ADAGRAD's is decayed by lr_decay */
-    double momentum;
-    double weight_decay;
-    double beta1;
-    double beta2; /* also RMSPROP's alpha and ADADELTA's rho: the squares' decay */
-    double epsilon;
-    int centered;             /* RMSPROP */
-    double bias_correction1;  /* 1 - beta1^t (the Adam family), else 1 */
-    double bias_correction2;  /* 1 - beta2^t (the Adam family), else 1 */
-    double nadam_grad_factor; /* NADAM: (1 - mu_t) / (1 - P_t), P_t = mu_1 ... mu_t */
-    double nadam_avg_factor;  /* NADAM: mu_(t+1) / (1 - P_t mu_(t+1)) */
-    double grad_scale;        /* the gradient's factor: min(1, clip_norm / (norm + 1e-6)), else 1;
-                                 over the loss scale the arena holds (FP16) */
-    double clip_value;        /* > 0: the scaled gradient is clamped to +-clip_value; 0: not */
-} cumlp_step_params;
-
-/* The step's hyper-parameters as the shared update rule (kernels/cumlp_math.inc) takes them:
- * every product and 1 - beta computed in double, so that the fp32 rule gets each rounded once. */
-static inline cumlp_update_params_d cumlp__update_params_d(const cumlp_step_params *p) {
-    int decoupled = p->type == CUMLP_OPT_ADAMW;
-    cumlp_update_params_d q = {
-        .learning_rate = p->learning_rate,
-        .momentum = p->momentum,
-        .l2_decay = decoupled ? 0.0 : p->weight_decay,
-        .decay_factor = decoupled ? 1.0 - p->learning_rate * p->weight_decay : 1.0,
-        .beta1 = p->beta1,
-        .one_minus_beta1 = 1.0 - p->beta1,
-        .beta2 = p->beta2,
-        .one_minus_beta2 = 1.0 - p->beta2,
-        .epsilon = p->epsilon,
-        .bias_correction1 = p->bias_correction1,
-        .bias_correction2 = p->bias_correction2,
-        .nadam_grad_coef = p->learning_rate * p->nadam_grad_factor,
-        .nadam_avg_coef = p->learning_rate * p->nadam_avg_factor,
-        .grad_scale = p->grad_scale,
-        .clip_value = p->clip_value > 0 ? p->clip_value : (double)INFINITY,
-        .centered = p->centered,
-    };
-    return q;
-}
-
-static inline cumlp_update_params_f cumlp__update_params_f(const cumlp_step_params *p) {
-    const cumlp_update_params_d d = cumlp__update_params_d(p);
-    cumlp_update_params_f f;
-#define CUMLP_ROUND_FIELD_(name) f.name = (float)d.name;
-    CUMLP_UPDATE_PARAMS_FIELDS(CUMLP_ROUND_FIELD_)
-#undef CUMLP_ROUND_FIELD_
-    f.centered = d.centered;
-    return f;
-}
 
 /* Distribution for the initial parameters (one generator call over the whole arena). */
 typedef enum cumlp_distribution {

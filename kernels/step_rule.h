@@ -1,0 +1,209 @@
+/*
+ * step_rule.h - the rule of one optimizer step, written once for the host and a device: the step's
+ * hyper-parameters from the optimizer's options and state (the bias corrections, NAdam's mu
+ * products, Adagrad's decayed rate, the clipping factor), whether the step is taken at all (NaN or
+ * Inf in the loss or the gradients, FP16's overflow) and the loss scaler's reaction to it.
+ *
+ * The host path (src/optimizer.c) and the cuda backend's device-resident step (kernels/step.cu,
+ * which a CUDA graph replays) both run cumlp_step_decide on a cumlp_step_state, so that a step
+ * decided on the device is the step the host decides. Under nvcc every function here is
+ * __host__ __device__ (CUMLP_HD); a device's pow and sqrt may round a bias correction 1 ulp away
+ * from the host's (CUDA's double pow is within 1 ulp).
+ */
+#ifndef CUMLP_STEP_RULE_H
+#define CUMLP_STEP_RULE_H
+
+#include "cumlp.h"
+#include "cumlp_math.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+
+/* The hyper-parameters of one optimizer step, in double: what the options give, with the per-step
+ * factors (the bias corrections, NAdam's mu products, Adagrad's decayed rate) worked out. */
+typedef struct cumlp_step_params {
+    int type;             /* cumlp_optimizer_type */
+    double learning_rate; /* this step's rate: ADAGRAD's is decayed by lr_decay */
+    double momentum;
+    double weight_decay;
+    double beta1;
+    double beta2; /* also RMSPROP's alpha and ADADELTA's rho: the squares' decay */
+    double epsilon;
+    int centered;             /* RMSPROP */
+    double bias_correction1;  /* 1 - beta1^t (the Adam family), else 1 */
+    double bias_correction2;  /* 1 - beta2^t (the Adam family), else 1 */
+    double nadam_grad_factor; /* NADAM: (1 - mu_t) / (1 - P_t), P_t = mu_1 ... mu_t */
+    double nadam_avg_factor;  /* NADAM: mu_(t+1) / (1 - P_t mu_(t+1)) */
+    double grad_scale;        /* the gradient's factor: min(1, clip_norm / (norm + 1e-6)), else 1;
+                                 over the loss scale the arena holds (FP16) */
+    double clip_value;        /* > 0: the scaled gradient is clamped to +-clip_value; 0: not */
+} cumlp_step_params;
+
+/* The step's hyper-parameters as the shared update rule (kernels/cumlp_math.inc) takes them:
+ * every product and 1 - beta computed in double, so that the fp32 rule gets each rounded once. */
+CUMLP_HD cumlp_update_params_d cumlp__update_params_d(const cumlp_step_params *p) {
+    int decoupled = p->type == CUMLP_OPT_ADAMW;
+    cumlp_update_params_d q;
+    q.learning_rate = p->learning_rate;
+    q.momentum = p->momentum;
+    q.l2_decay = decoupled ? 0.0 : p->weight_decay;
+    q.decay_factor = decoupled ? 1.0 - p->learning_rate * p->weight_decay : 1.0;
+    q.beta1 = p->beta1;
+    q.one_minus_beta1 = 1.0 - p->beta1;
+    q.beta2 = p->beta2;
+    q.one_minus_beta2 = 1.0 - p->beta2;
+    q.epsilon = p->epsilon;
+    q.bias_correction1 = p->bias_correction1;
+    q.bias_correction2 = p->bias_correction2;
+    q.nadam_grad_coef = p->learning_rate * p->nadam_grad_factor;
+    q.nadam_avg_coef = p->learning_rate * p->nadam_avg_factor;
+    q.grad_scale = p->grad_scale;
+    q.clip_value = p->clip_value > 0 ? p->clip_value : (double)INFINITY;
+    q.centered = p->centered;
+    return q;
+}
+
+CUMLP_HD cumlp_update_params_f cumlp__update_params_f(const cumlp_step_params *p) {
+    const cumlp_update_params_d d = cumlp__update_params_d(p);
+    cumlp_update_params_f f;
+#define CUMLP_ROUND_FIELD_(name) f.name = (float)d.name;
+    CUMLP_UPDATE_PARAMS_FIELDS(CUMLP_ROUND_FIELD_)
+#undef CUMLP_ROUND_FIELD_
+    f.centered = d.centered;
+    return f;
+}
+
+/* NAdam's momentum coefficient of step t (Dozat's schedule, as torch.optim.NAdam has it). */
+CUMLP_HD double cumlp_nadam_mu(const cumlp_optimizer_options *o, int64_t t) {
+    return o->beta1 * (1.0 - 0.5 * pow(0.96, (double)t * o->momentum_decay));
+}
+
+CUMLP_HD int cumlp_adam_family(int type) {
+    return type == CUMLP_OPT_ADAM || type == CUMLP_OPT_ADAMW || type == CUMLP_OPT_ADAMAX ||
+           type == CUMLP_OPT_NADAM;
+}
+
+/* clip_grad_norm_'s factor: 1 (exactly) unless the norm exceeds clip_norm. */
+CUMLP_HD double cumlp_clip_factor(const cumlp_optimizer_options *o, double gradient_norm) {
+    if (o->clip_norm <= 0) return 1.0;
+    double factor = o->clip_norm / (gradient_norm + 1e-6);
+    return factor < 1.0 ? factor : 1.0;
+}
+
+/* The hyper-parameters of step t (from 1) with options o, whose gradients have the global L2 norm
+ * gradient_norm (for clip_norm), mu_product being NAdam's P_(t-1) (1 before the first step);
+ * *next_mu_product receives P_t. */
+CUMLP_HD void cumlp_step_params_of(const cumlp_optimizer_options *o, int64_t t,
+                                   double gradient_norm, double mu_product, cumlp_step_params *p,
+                                   double *next_mu_product) {
+    p->type = o->type;
+    p->learning_rate = o->learning_rate;
+    if (o->type == CUMLP_OPT_ADAGRAD)
+        p->learning_rate = o->learning_rate / (1.0 + (double)(t - 1) * o->lr_decay);
+    p->momentum = o->momentum;
+    p->weight_decay = o->weight_decay;
+    p->beta1 = o->beta1;
+    p->beta2 = o->type == CUMLP_OPT_RMSPROP    ? o->alpha
+               : o->type == CUMLP_OPT_ADADELTA ? o->rho
+                                               : o->beta2;
+    p->epsilon = o->epsilon;
+    p->centered = o->centered;
+    p->bias_correction1 = cumlp_adam_family(o->type) ? 1.0 - pow(o->beta1, (double)t) : 1.0;
+    p->bias_correction2 = cumlp_adam_family(o->type) ? 1.0 - pow(o->beta2, (double)t) : 1.0;
+    p->nadam_grad_factor = 0.0;
+    p->nadam_avg_factor = 0.0;
+    p->grad_scale = cumlp_clip_factor(o, gradient_norm);
+    p->clip_value = o->clip_value;
+    *next_mu_product = mu_product;
+    if (o->type == CUMLP_OPT_NADAM) {
+        double mu = cumlp_nadam_mu(o, t), mu_next = cumlp_nadam_mu(o, t + 1);
+        *next_mu_product = mu_product * mu;
+        p->nadam_grad_factor = (1.0 - mu) / (1.0 - *next_mu_product);
+        p->nadam_avg_factor = mu_next / (1.0 - *next_mu_product * mu_next);
+    }
+}
+
+/* The loss scale never leaves fp32's normal range: the kernels take it as an fp32 value. */
+#define CUMLP_LOSS_SCALE_MIN 0x1p-126
+#define CUMLP_LOSS_SCALE_MAX ((double)FLT_MAX)
+
+/* The loss scaler's reaction to a step on gradients computed under it: an overflow (finite = 0)
+ * backs the scale off, a step taken counts towards growth (cumlp.h, cumlp_loss_scaler). */
+CUMLP_HD void cumlp_loss_scaler_react(cumlp_loss_scaler *s, int finite) {
+    if (!finite) {
+        s->overflows++;
+        s->clean_steps = 0;
+        s->scale = fmax(s->scale * s->backoff_factor, CUMLP_LOSS_SCALE_MIN);
+        return;
+    }
+    s->clean_steps++;
+    if (s->growth_interval == 0 || s->clean_steps < s->growth_interval) return;
+    s->clean_steps = 0;
+    if (s->scale * s->growth_factor <= CUMLP_LOSS_SCALE_MAX) s->scale *= s->growth_factor;
+}
+
+/* What became of a step. */
+enum {
+    CUMLP_STEP_TAKEN = 0,
+    CUMLP_STEP_LOSS_NON_FINITE = 1,  /* the loss is NaN or Inf (judged when check_loss is set) */
+    CUMLP_STEP_GRADS_NON_FINITE = 2, /* a gradient is NaN or Inf (no loss scaler) */
+    CUMLP_STEP_OVERFLOW = 3          /* the loss-scaled gradients overflowed (FP16) */
+};
+
+/* One step's decision: the optimizer's and the loss scaler's state before it, what the backward
+ * pass measured, and what the rule makes of them. Plain data, copied between host and device. */
+typedef struct cumlp_step_state {
+    cumlp_optimizer_options options;
+    cumlp_loss_scaler scaler; /* FP16's; reacts only when grads_scaled */
+    int64_t steps, skipped_steps;
+    double mu_product;    /* NAdam's P_t over the steps taken */
+    double gradient_norm; /* out: of this step's gradients (NaN when the loss was not finite) */
+    double grads_scale;   /* what the gradient arena holds beyond the gradients (FP16's scale) */
+    int grads_scaled;     /* the gradients were computed under the loss scaler */
+    int check_loss;       /* judge loss_sum too */
+    double loss_sum;      /* in: the batch's summed loss (when check_loss) */
+    double sum_squares;   /* in: of the gradient arena, as it holds them */
+    float delta_scale;    /* in: the factor the backward pass multiplied the output delta by */
+    int outcome;          /* out: a CUMLP_STEP_* */
+    cumlp_step_params params;     /* out, when taken: the update's hyper-parameters */
+    cumlp_update_params_f update; /* out, when taken: the same as the fp32 rule takes them */
+} cumlp_step_state;
+
+/* Decides the step s describes and advances its state: a step taken counts (steps, the NAdam
+ * product, the scaler's growth) and gets its hyper-parameters; a step not taken counts as skipped
+ * unless options.non_finite_error makes it an error, an overflow always counts and backs the scale
+ * off. The gradient norm divides out grads_scale, and so does the update's grad_scale. */
+CUMLP_HD void cumlp_step_decide(cumlp_step_state *s) {
+    if (s->check_loss && !isfinite(s->loss_sum)) {
+        s->gradient_norm = (double)NAN;
+        s->outcome = CUMLP_STEP_LOSS_NON_FINITE;
+        if (!s->options.non_finite_error) s->skipped_steps++;
+        return;
+    }
+    /* fp32 squares summed in double never overflow: the sum is finite iff every gradient is */
+    int finite = isfinite(s->sum_squares);
+    s->gradient_norm = sqrt(s->sum_squares) / s->grads_scale;
+    if (!finite && s->grads_scaled) {
+        cumlp_loss_scaler_react(&s->scaler, 0);
+        s->skipped_steps++;
+        s->outcome = CUMLP_STEP_OVERFLOW;
+        return;
+    }
+    if (!finite) {
+        s->outcome = CUMLP_STEP_GRADS_NON_FINITE;
+        if (!s->options.non_finite_error) s->skipped_steps++;
+        return;
+    }
+    int64_t t = s->steps + 1;
+    double mu_product = s->mu_product;
+    cumlp_step_params_of(&s->options, t, s->gradient_norm, s->mu_product, &s->params, &mu_product);
+    s->params.grad_scale /= s->grads_scale;
+    s->update = cumlp__update_params_f(&s->params);
+    s->steps = t;
+    s->mu_product = mu_product;
+    if (s->grads_scaled) cumlp_loss_scaler_react(&s->scaler, 1);
+    s->outcome = CUMLP_STEP_TAKEN;
+}
+
+#endif /* CUMLP_STEP_RULE_H */
