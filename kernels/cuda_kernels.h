@@ -43,13 +43,14 @@ int cumlp__cuda_bias_activation(void *stream, int storage, int activation, float
                                 int cols, const void *P, const float *b, void *z, void *a);
 
 /* Output layer of loss `loss` (a cumlp_loss): delta = delta_scale * dE/dz in format delta_storage
- * (may alias a when fp32), db = db_scale * row sums of the fp32 delta when db != NULL, and the
- * batch's loss sum into the device double *loss_sum when loss_sum != NULL. workspace holds
+ * (may alias a when fp32; the scale read from the device float *delta_scale_on_device when that
+ * is not NULL), db = db_scale * row sums of the fp32 delta when db != NULL, and the batch's loss
+ * sum into the device double *loss_sum when loss_sum != NULL. workspace holds
  * cumlp__cuda_reduction_workspace(rows, cols) bytes plus cols doubles. */
 int cumlp__cuda_loss_delta(void *stream, int loss, int activation, float slope, int rows, int cols,
                            const float *z, const float *a, const float *y, void *delta,
                            int delta_storage, float *db, double db_scale, float delta_scale,
-                           double *loss_sum, void *workspace);
+                           const float *delta_scale_on_device, double *loss_sum, void *workspace);
 
 /* Hidden layer: delta = g .* f'(z, a) (delta may alias g), db = db_scale * row sums of the fp32
  * delta; g, z, a and delta in format `storage`. */
@@ -63,6 +64,16 @@ int cumlp__cuda_optimizer_step(void *stream, int type, const cumlp_update_params
                                size_t count, float *param, const float *grad,
                                float *const state[CUMLP_OPTIMIZER_MAX_STATES], void *param_copy,
                                int copy_storage);
+
+/* The same update with the hyper-parameters and the decision of a device cumlp_step_state
+ * (kernels/step_rule.h): nothing is written unless the step was taken. */
+int cumlp__cuda_optimizer_step_decided(void *stream, int type, const void *step_state, size_t count,
+                                       float *param, const float *grad,
+                                       float *const state[CUMLP_OPTIMIZER_MAX_STATES],
+                                       void *param_copy, int copy_storage);
+
+/* cumlp_step_decide (kernels/step_rule.h) on a device cumlp_step_state, in one thread. */
+int cumlp__cuda_step_decide(void *stream, void *step_state);
 
 /* dst[i] = src[i] for i < count, from format src_storage into dst_storage (one fp32, one 16-bit):
  * rounded to nearest even into 16 bits, exact into fp32. */

@@ -59,6 +59,7 @@ template <class TIn, class TD> struct DeltaArgs {
     int kind, term, activation;
     float slope;
     float scale; /* delta's factor: FP16's loss scale for the output layer, else 1 */
+    const float *scale_on_device; /* the same read from device memory when not NULL */
     int rows, cols;
     const TIn *g, *z, *a;
     const float *y;
@@ -75,6 +76,7 @@ template <class TIn, class TD> __global__ void delta_kernel(DeltaArgs<TIn, TD> p
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int64_t i = (int64_t)blockIdx.x * kTileRows + tx;
     double acc = 0, loss = 0;
+    const float scale = p.scale_on_device ? *p.scale_on_device : p.scale;
     if (i < p.rows) {
         for (int64_t j = (int64_t)blockIdx.y * kTileCols + ty; j < p.cols;
              j += (int64_t)gridDim.y * kTileCols) {
@@ -87,7 +89,7 @@ template <class TIn, class TD> __global__ void delta_kernel(DeltaArgs<TIn, TD> p
                 d = p.kind == kDeltaTimesDeriv
                         ? diff * cumlp_activate_deriv_f(p.activation, p.slope, zv, av)
                         : diff;
-                d = d * p.scale; /* a power of two by default: exact, and no change for 1 */
+                d = d * scale; /* a power of two by default: exact, and no change for 1 */
                 /* The loss terms in double from the fp32 inputs, as the reference computes
                  * them: in fp32, softplus(z) - y z loses every digit of a confident prediction's
                  * term (z = 20, y = 1 gives 0 instead of 2e-9). */
@@ -202,7 +204,8 @@ extern "C" size_t cumlp__cuda_reduction_workspace(int rows, int cols) {
 extern "C" int cumlp__cuda_loss_delta(void *stream, int loss, int activation, float slope, int rows,
                                       int cols, const float *z, const float *a, const float *y,
                                       void *delta, int delta_storage, float *db, double db_scale,
-                                      float delta_scale, double *loss_sum, void *workspace) {
+                                      float delta_scale, const float *delta_scale_on_device,
+                                      double *loss_sum, void *workspace) {
     cudaStream_t s = (cudaStream_t)stream;
     dim3 grid = delta_grid(rows, cols);
     double *row_partials = (double *)workspace;
@@ -229,6 +232,7 @@ extern "C" int cumlp__cuda_loss_delta(void *stream, int loss, int activation, fl
         p.activation = activation;
         p.slope = slope;
         p.scale = delta_scale;
+        p.scale_on_device = delta_scale_on_device;
         p.rows = rows;
         p.cols = cols;
         p.z = z;

@@ -8,6 +8,7 @@
 #include "cuda_kernels.h"
 
 #include "cumlp_math.h"
+#include "step_rule.h"
 
 namespace {
 
@@ -17,10 +18,14 @@ struct StateArrays {
 };
 
 /* C: the element type of the weight copy w16 (NULL for none; float is the instantiation without
- * one). */
+ * one). With decided != NULL the hyper-parameters are its update, and nothing is written unless
+ * its step was taken (the device-resident step). */
 template <class C>
-__global__ void optimizer_kernel(int type, cumlp_update_params_f params, size_t n, float *w,
-                                 const float *g, StateArrays st, C *w16, bool vec) {
+__global__ void optimizer_kernel(int type, cumlp_update_params_f given, size_t n, float *w,
+                                 const float *g, StateArrays st, C *w16, bool vec,
+                                 const cumlp_step_state *decided) {
+    if (decided && decided->outcome != CUMLP_STEP_TAKEN) return;
+    const cumlp_update_params_f params = decided ? decided->update : given;
     for (size_t q = first_quad(); q * 4 < n; q += quad_stride()) {
         size_t base = q * 4;
         float wv[4], gv[4], s[CUMLP_OPTIMIZER_MAX_STATES][4] = {};
@@ -39,11 +44,11 @@ __global__ void optimizer_kernel(int type, cumlp_update_params_f params, size_t 
 
 } /* namespace */
 
-extern "C" int cumlp__cuda_optimizer_step(void *stream, int type,
-                                          const cumlp_update_params_f *params, size_t count,
-                                          float *param, const float *grad,
-                                          float *const state[CUMLP_OPTIMIZER_MAX_STATES],
-                                          void *param_copy, int copy_storage) {
+/* The launch of both entry points below. */
+static int launch_update(void *stream, int type, const cumlp_update_params_f *params,
+                         const cumlp_step_state *decided, size_t count, float *param,
+                         const float *grad, float *const state[CUMLP_OPTIMIZER_MAX_STATES],
+                         void *param_copy, int copy_storage) {
     StateArrays st;
     bool vec = aligned_quad(param) && aligned_quad(grad);
     for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++) {
@@ -56,7 +61,39 @@ extern "C" int cumlp__cuda_optimizer_step(void *stream, int type,
         bool v = vec && (!copy || aligned_quad(copy));
         CUMLP_LAUNCH(optimizer_kernel<C>, blocks_for((count + 3) / 4), kThreads, 0,
                      (cudaStream_t)stream)
-        (type, *params, count, param, grad, st, copy, v);
+        (type, *params, count, param, grad, st, copy, v, decided);
         return launched();
     });
+}
+
+extern "C" int cumlp__cuda_optimizer_step(void *stream, int type,
+                                          const cumlp_update_params_f *params, size_t count,
+                                          float *param, const float *grad,
+                                          float *const state[CUMLP_OPTIMIZER_MAX_STATES],
+                                          void *param_copy, int copy_storage) {
+    return launch_update(stream, type, params, NULL, count, param, grad, state, param_copy,
+                         copy_storage);
+}
+
+extern "C" int cumlp__cuda_optimizer_step_decided(void *stream, int type, const void *step_state,
+                                                  size_t count, float *param, const float *grad,
+                                                  float *const state[CUMLP_OPTIMIZER_MAX_STATES],
+                                                  void *param_copy, int copy_storage) {
+    const cumlp_update_params_f unused = {};
+    return launch_update(stream, type, &unused, static_cast<const cumlp_step_state *>(step_state),
+                         count, param, grad, state, param_copy, copy_storage);
+}
+
+namespace {
+
+__global__ void step_decide_kernel(cumlp_step_state *s) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) cumlp_step_decide(s);
+}
+
+} /* namespace */
+
+extern "C" int cumlp__cuda_step_decide(void *stream, void *step_state) {
+    CUMLP_LAUNCH(step_decide_kernel, 1, 1, 0, (cudaStream_t)stream)
+    (static_cast<cumlp_step_state *>(step_state));
+    return launched();
 }

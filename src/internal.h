@@ -104,6 +104,10 @@ struct cumlp_optimizer {
     /* The state arenas, of the parameters' shape: state[k] where bit k of
      * cumlp__optimizer_state_slots(&options) is set, else NULL. */
     void *state[CUMLP_OPTIMIZER_MAX_STATES];
+    /* The device-resident step (backend.h; src/train_step.c): its cumlp_step_state in device
+     * memory and in pinned host memory, made at the first such step, else NULL. */
+    void *step_device, *step_host;
+    int step_pinned_failed; /* no pinned memory for step_host: the host decides every step */
 };
 
 /* Which state arenas an optimizer keeps: bit k set for state[k], which checkpoints name
@@ -249,6 +253,26 @@ void cumlp__step_state_of(const cumlp_optimizer *opt, cumlp_step_state *s);
  * CUMLP_SUCCESS when taken, else CUMLP_STEP_SKIPPED or CUMLP_ERROR_NON_FINITE with the message of
  * the step not taken, in the name of func. */
 cumlp_status cumlp__step_outcome(cumlp_optimizer *opt, const cumlp_step_state *s, const char *func);
+
+/* Queues the update of every unfrozen parameter with the hyper-parameters and the decision of the
+ * device cumlp_step_state `step` (the device-resident step). */
+cumlp_status cumlp__optimizer_queue_decided(cumlp_optimizer *opt, const void *step);
+
+/* The forward pass, loss and backward pass of a checked batch queued for the device-resident step:
+ * delta's scale read from, and the loss sum written into, the device cumlp_step_state `step`. */
+cumlp_status cumlp__loss_backward_step(cumlp_network *net, const cumlp_tensor *X,
+                                       const cumlp_tensor *T, void *step);
+
+/* cumlp_train_step decided on the host: cumlp_loss_backward, then the optimizer step (in the name
+ * of func); net and opt are checked, X and T not yet. */
+cumlp_status cumlp__train_step_host(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
+                                    const cumlp_tensor *T, double *loss, const char *func);
+
+/* cumlp_train_step on a backend with the device-resident step (src/train_step.c), in the name of
+ * func; net and opt are checked, X and T not yet. */
+cumlp_status cumlp__train_step_device(cumlp_network *net, cumlp_optimizer *opt,
+                                      const cumlp_tensor *X, const cumlp_tensor *T, double *loss,
+                                      const char *func);
 
 /* cumlp_optimizer_step's body (the norm and NaN check, then the update), in the name of func. */
 cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func);

@@ -651,15 +651,20 @@ void cumlp__set_grads_scale(cumlp_network *net) {
 }
 
 /* Output delta (into grad_a, times delta_scale) and loss; *loss_sum only when loss_sum != NULL.
- * db may be NULL (loss only), else it receives the bias gradient divided by `count`. */
+ * db may be NULL (loss only), else it receives the bias gradient divided by `count`. With step
+ * (a device cumlp_step_state), the scale comes from and the loss sum goes to it. */
 static cumlp_status output_delta(cumlp_network *net, const cumlp_tensor *T, int cols, void *db,
-                                 double count, double *loss_sum) {
+                                 double count, double *loss_sum, void *step) {
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *L = &net->layers[net->num_layers - 1];
     cumlp__range_push(ctx, "cumlp:loss");
-    cumlp_status st = ctx->ops->loss_delta(
-        ctx, net->loss, L->activation, net->leaky_slope, (int)L->fan_out, cols, L->z, L->a, T->data,
-        net->grad_a, net->storage, db, 1.0 / count, delta_scale(net), loss_sum);
+    cumlp_status st =
+        step ? ctx->ops->loss_delta_step(ctx, net->loss, L->activation, net->leaky_slope,
+                                         (int)L->fan_out, cols, L->z, L->a, T->data, net->grad_a,
+                                         net->storage, db, 1.0 / count, step)
+             : ctx->ops->loss_delta(ctx, net->loss, L->activation, net->leaky_slope,
+                                    (int)L->fan_out, cols, L->z, L->a, T->data, net->grad_a,
+                                    net->storage, db, 1.0 / count, delta_scale(net), loss_sum);
     cumlp__range_pop(ctx);
     return st;
 }
@@ -733,20 +738,32 @@ cumlp_status cumlp__check_loss_batch(const cumlp_network *net, const cumlp_tenso
     return check_batch(net, X, T, out_rows, func, "T");
 }
 
-cumlp_status cumlp__loss_backward_local(cumlp_network *net, const cumlp_tensor *X,
-                                        const cumlp_tensor *T, double count, double *loss_sum) {
+/* The forward pass, loss and backward pass (see cumlp__loss_backward_local), with step as
+ * output_delta takes it. */
+static cumlp_status loss_backward(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
+                                  double count, double *loss_sum, void *step) {
     cumlp_context *ctx = net->ctx;
     const cumlp_layer *out = &net->layers[net->num_layers - 1];
     cumlp_status st = cumlp__forward_train(net, X);
     if (st == CUMLP_SUCCESS) {
         cumlp__set_grads_scale(net);
         st = output_delta(net, T, (int)X->cols, cumlp__at(ctx, net->grads, out->bias_offset), count,
-                          loss_sum);
+                          loss_sum, step);
     }
     if (st == CUMLP_SUCCESS)
         st = backward(net, net->storage == CUMLP_STORAGE_NATIVE ? X->data : net->x16, (int)X->cols,
                       count);
     return st;
+}
+
+cumlp_status cumlp__loss_backward_local(cumlp_network *net, const cumlp_tensor *X,
+                                        const cumlp_tensor *T, double count, double *loss_sum) {
+    return loss_backward(net, X, T, count, loss_sum, NULL);
+}
+
+cumlp_status cumlp__loss_backward_step(cumlp_network *net, const cumlp_tensor *X,
+                                       const cumlp_tensor *T, void *step) {
+    return loss_backward(net, X, T, (double)X->cols, NULL, step);
 }
 
 cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
@@ -769,7 +786,7 @@ cumlp_status cumlp_evaluate_loss(cumlp_network *net, const cumlp_tensor *X, cons
     double loss_sum = 0;
     st = cumlp__forward_train(net, X);
     if (st == CUMLP_SUCCESS)
-        st = output_delta(net, T, (int)X->cols, NULL, (double)X->cols, &loss_sum);
+        st = output_delta(net, T, (int)X->cols, NULL, (double)X->cols, &loss_sum, NULL);
     if (st == CUMLP_SUCCESS) st = finish_loss(net, loss_sum, X->cols, loss, __func__);
     return st;
 }

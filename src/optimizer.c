@@ -131,6 +131,8 @@ void cumlp_optimizer_destroy(cumlp_optimizer *opt) {
     cumlp_context *ctx = opt->net->ctx;
     for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
         ctx->ops->free(ctx, opt->state[k]);
+    ctx->ops->free(ctx, opt->step_device);
+    cumlp__host_free(ctx, opt->step_host);
     free(opt);
 }
 
@@ -227,21 +229,27 @@ void cumlp__optimizer_step_params(const cumlp_optimizer_options *o, int64_t t, d
 
 /* Applies the update to arena elements [begin, end), and in BF16 and FP16 refreshes their 16-bit
  * copy in the same pass. */
-static cumlp_status step_range(cumlp_optimizer *opt, const cumlp_step_params *p, size_t begin,
-                               size_t end) {
+static cumlp_status step_range(cumlp_optimizer *opt, const cumlp_step_params *p,
+                               const void *decided, size_t begin, size_t end) {
     const cumlp_network *net = opt->net;
     cumlp_context *ctx = net->ctx;
     void *s[CUMLP_OPTIMIZER_MAX_STATES];
     for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
         s[k] = opt->state[k] ? cumlp__at(ctx, opt->state[k], begin) : NULL;
     void *copy = net->params16 ? cumlp__at_storage(ctx, net->params16, net->storage, begin) : NULL;
-    return ctx->ops->optimizer_step(ctx, p, end - begin, cumlp__at(ctx, net->params, begin),
-                                    cumlp__at(ctx, net->grads, begin), s, copy, net->storage);
+    void *param = cumlp__at(ctx, net->params, begin);
+    const void *grad = cumlp__at(ctx, net->grads, begin);
+    if (decided)
+        return ctx->ops->optimizer_step_decided(ctx, decided, opt->options.type, end - begin, param,
+                                                grad, s, copy, net->storage);
+    return ctx->ops->optimizer_step(ctx, p, end - begin, param, grad, s, copy, net->storage);
 }
 
 /* One pass over the arena when nothing is frozen; otherwise one per maximal run of unfrozen
- * parameters (the arena is W1 b1 W2 b2 ..., so runs are unions of adjacent W and b). */
-static cumlp_status step_unfrozen(cumlp_optimizer *opt, const cumlp_step_params *p) {
+ * parameters (the arena is W1 b1 W2 b2 ..., so runs are unions of adjacent W and b). With
+ * decided != NULL the passes take their hyper-parameters from that device step state. */
+static cumlp_status step_unfrozen(cumlp_optimizer *opt, const cumlp_step_params *p,
+                                  const void *decided) {
     const cumlp_network *net = opt->net;
     size_t run_begin = 0, cursor = 0;
     int in_run = 0;
@@ -255,13 +263,13 @@ static cumlp_status step_unfrozen(cumlp_optimizer *opt, const cumlp_step_params 
                 run_begin = cursor;
                 in_run = 1;
             } else if (frozen[part] && in_run) {
-                st = step_range(opt, p, run_begin, cursor);
+                st = step_range(opt, p, decided, run_begin, cursor);
                 in_run = 0;
             }
             cursor += sizes[part];
         }
     }
-    if (st == CUMLP_SUCCESS && in_run) st = step_range(opt, p, run_begin, cursor);
+    if (st == CUMLP_SUCCESS && in_run) st = step_range(opt, p, decided, run_begin, cursor);
     return st;
 }
 
@@ -336,11 +344,19 @@ cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func) 
     cumlp_step_decide(&s);
     if (s.outcome == CUMLP_STEP_TAKEN) {
         cumlp__range_push(ctx, "cumlp:optimizer");
-        st = step_unfrozen(opt, &s.params);
+        st = step_unfrozen(opt, &s.params, NULL);
         cumlp__range_pop(ctx);
         if (st != CUMLP_SUCCESS) return st; /* nothing counted */
     }
     return cumlp__step_outcome(opt, &s, func);
+}
+
+cumlp_status cumlp__optimizer_queue_decided(cumlp_optimizer *opt, const void *step) {
+    cumlp_context *ctx = opt->net->ctx;
+    cumlp__range_push(ctx, "cumlp:optimizer");
+    cumlp_status st = step_unfrozen(opt, NULL, step);
+    cumlp__range_pop(ctx);
+    return st;
 }
 
 cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
@@ -365,13 +381,19 @@ cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cu
     cumlp_status st = check_step_args(net, opt, __func__);
     if (net && net->dist) return cumlp__dist_train_step(net, opt, X, T, st, 0, loss, __func__);
     if (st != CUMLP_SUCCESS) return st;
-    st = cumlp_loss_backward(net, X, T, loss);
+    if (net->ctx->ops->step_decide) return cumlp__train_step_device(net, opt, X, T, loss, __func__);
+    return cumlp__train_step_host(net, opt, X, T, loss, __func__);
+}
+
+cumlp_status cumlp__train_step_host(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
+                                    const cumlp_tensor *T, double *loss, const char *func) {
+    cumlp_status st = cumlp_loss_backward(net, X, T, loss);
     if (st == CUMLP_ERROR_NON_FINITE) { /* cumlp_loss_backward's one cause of it: the loss */
         char why[64];
         snprintf(why, sizeof why, "the loss is %g", loss ? *loss : NAN);
         opt->gradient_norm = NAN;
-        return cumlp__optimizer_not_taken(opt, __func__, why);
+        return cumlp__optimizer_not_taken(opt, func, why);
     }
     if (st != CUMLP_SUCCESS) return st;
-    return cumlp__optimizer_take_step(opt, __func__);
+    return cumlp__optimizer_take_step(opt, func);
 }

@@ -220,6 +220,31 @@ typedef struct cumlp_backend_ops {
                                              const void *aux, void *delta, void *db,
                                              double db_scale);
 
+    /* ---- Optional: the device-resident training step (cuda; NULL elsewhere). ----
+     * A step whose decision (kernels/step_rule.h) is made on the device from a cumlp_step_state
+     * in device memory, so that nothing in it waits for the host and the whole step can be one
+     * CUDA graph (src/train_step.c). The front end queues: step_state_copy to the device (from
+     * host_alloc memory), the forward pass, loss_delta_step, the backward pass, step_decide,
+     * optimizer_step_decided for each range of parameters, step_state_copy back to the host;
+     * then synchronizes and reads the state.
+     * loss_delta_step: loss_delta with delta's scale read from the state's delta_scale and the
+     *   loss sum written into its loss_sum (always computed).
+     * step_state_copy: one cumlp_step_state between host_alloc memory and a device buffer.
+     * step_decide: the sum of squares of grads[0..count) into the state's sum_squares (as
+     *   check_finite computes it), then cumlp_step_decide on the state.
+     * optimizer_step_decided: optimizer_step with the state's update; nothing is written unless
+     *   its outcome is CUMLP_STEP_TAKEN. type is the optimizer's. */
+    cumlp_status (*loss_delta_step)(cumlp_context *ctx, int loss, int activation, double slope,
+                                    int rows, int cols, const void *Z, const void *A, const void *Y,
+                                    void *delta, int delta_storage, void *db, double db_scale,
+                                    void *step);
+    cumlp_status (*step_state_copy)(cumlp_context *ctx, void *dst, const void *src, int to_device);
+    cumlp_status (*step_decide)(cumlp_context *ctx, void *step, const void *grads, size_t count);
+    cumlp_status (*optimizer_step_decided)(cumlp_context *ctx, const void *step, int type,
+                                           size_t count, void *param, const void *grad,
+                                           void *const state[CUMLP_OPTIMIZER_MAX_STATES],
+                                           void *param_copy, int copy_storage);
+
     /* ---- Optional: device timing (CUDA events on the context's stream), for the benchmarks.
      * timer_start records a start mark after the work queued so far; timer_stop records an end
      * mark, waits for it and returns the device time between the marks in milliseconds. NULL:

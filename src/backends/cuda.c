@@ -535,27 +535,100 @@ static cumlp_status read_loss(cumlp_context *ctx, const double *device_sum, doub
     return cumlp__cuda_status(ctx, err, "reading the loss");
 }
 
+/* The loss_delta launch; with step != NULL (a device cumlp_step_state) delta's scale is read from
+ * it and the loss sum written into it, else the loss sum goes to scratch, whose address *sum_at
+ * receives (NULL when with_loss is 0). */
+static cumlp_status queue_loss_delta(cumlp_context *ctx, int loss, int activation, double slope,
+                                     int rows, int cols, const void *Z, const void *A,
+                                     const void *Y, void *delta, int delta_storage, void *db,
+                                     double db_scale, double delta_scale, int with_loss,
+                                     cumlp_step_state *step, double **sum_at) {
+    /* Scratch: the reduction's partials, the per-column losses, then the loss sum. */
+    size_t reduction = cumlp__cuda_reduction_workspace(rows, cols);
+    size_t loss_at = reduction + (size_t)cols * sizeof(double);
+    void *ws = NULL;
+    cumlp_status st = workspace(ctx, loss_at + sizeof(double), &ws);
+    if (st != CUMLP_SUCCESS) return st;
+    double *device_sum = step        ? &step->loss_sum
+                         : with_loss ? (double *)((char *)ws + loss_at)
+                                     : NULL;
+    RANGE_PUSH("cumlp:loss_delta");
+    int err =
+        cumlp__cuda_loss_delta(state_of(ctx)->stream, loss, activation, (float)slope, rows, cols, Z,
+                               A, Y, delta, delta_storage, db, db_scale, (float)delta_scale,
+                               step ? &step->delta_scale : NULL, device_sum, ws);
+    RANGE_POP();
+    if (sum_at) *sum_at = device_sum;
+    return launch_error(ctx, err, "loss_delta");
+}
+
 static cumlp_status cuda_loss_delta(cumlp_context *ctx, int loss, int activation, double slope,
                                     int rows, int cols, const void *Z, const void *A, const void *Y,
                                     void *delta, int delta_storage, void *db, double db_scale,
                                     double delta_scale, double *loss_sum) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
-    /* Scratch: the reduction's partials, the per-column losses, then the loss sum. */
-    size_t reduction = cumlp__cuda_reduction_workspace(rows, cols);
-    size_t loss_at = reduction + (size_t)cols * sizeof(double);
-    void *ws = NULL;
-    st = workspace(ctx, loss_at + sizeof(double), &ws);
-    if (st != CUMLP_SUCCESS) return st;
-    double *device_sum = loss_sum ? (double *)((char *)ws + loss_at) : NULL;
-    RANGE_PUSH("cumlp:loss_delta");
-    int err = cumlp__cuda_loss_delta(state_of(ctx)->stream, loss, activation, (float)slope, rows,
-                                     cols, Z, A, Y, delta, delta_storage, db, db_scale,
-                                     (float)delta_scale, device_sum, ws);
-    RANGE_POP();
-    st = launch_error(ctx, err, "loss_delta");
+    double *device_sum = NULL;
+    st = queue_loss_delta(ctx, loss, activation, slope, rows, cols, Z, A, Y, delta, delta_storage,
+                          db, db_scale, delta_scale, loss_sum != NULL, NULL, &device_sum);
     if (st == CUMLP_SUCCESS && loss_sum) st = read_loss(ctx, device_sum, loss_sum);
     return st;
+}
+
+/* ---- the device-resident step (kernels/step_rule.h) ----------------------------------------- */
+
+static cumlp_status cuda_loss_delta_step(cumlp_context *ctx, int loss, int activation, double slope,
+                                         int rows, int cols, const void *Z, const void *A,
+                                         const void *Y, void *delta, int delta_storage, void *db,
+                                         double db_scale, void *step) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    return queue_loss_delta(ctx, loss, activation, slope, rows, cols, Z, A, Y, delta, delta_storage,
+                            db, db_scale, 1.0, 1, (cumlp_step_state *)step, NULL);
+}
+
+static cumlp_status cuda_step_state_copy(cumlp_context *ctx, void *dst, const void *src,
+                                         int to_device) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    return cumlp__cuda_status(
+        ctx,
+        cudaMemcpyAsync(dst, src, sizeof(cumlp_step_state),
+                        to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
+                        state_of(ctx)->stream),
+        "copying the step state");
+}
+
+static cumlp_status cuda_step_decide(cumlp_context *ctx, void *step, const void *grads,
+                                     size_t count) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = state_of(ctx);
+    void *ws = NULL;
+    st = workspace(ctx, cumlp__cuda_sum_squares_workspace(count), &ws);
+    if (st != CUMLP_SUCCESS) return st;
+    RANGE_PUSH("cumlp:step_decide");
+    int err = cumlp__cuda_sum_squares(s->stream, grads, count,
+                                      &((cumlp_step_state *)step)->sum_squares, ws);
+    if (!err) err = cumlp__cuda_step_decide(s->stream, step);
+    RANGE_POP();
+    return launch_error(ctx, err, "step_decide");
+}
+
+static cumlp_status cuda_optimizer_step_decided(cumlp_context *ctx, const void *step, int type,
+                                                size_t count, void *param, const void *grad,
+                                                void *const state[CUMLP_OPTIMIZER_MAX_STATES],
+                                                void *param_copy, int copy_storage) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    float *s[CUMLP_OPTIMIZER_MAX_STATES];
+    for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
+        s[k] = state[k];
+    RANGE_PUSH("cumlp:optimizer_step");
+    int err = cumlp__cuda_optimizer_step_decided(state_of(ctx)->stream, type, step, count, param,
+                                                 grad, s, param_copy, copy_storage);
+    RANGE_POP();
+    return launch_error(ctx, err, "optimizer_step");
 }
 
 static cumlp_status cuda_activation_backward(cumlp_context *ctx, int storage, int activation,
@@ -1077,6 +1150,10 @@ static const cumlp_backend_ops cuda_ops = {
     .gelu_tanh = 1,
     .gemm_bias_activation = cuda_gemm_bias_activation,
     .gemm_activation_backward = cuda_gemm_activation_backward,
+    .loss_delta_step = cuda_loss_delta_step,
+    .step_state_copy = cuda_step_state_copy,
+    .step_decide = cuda_step_decide,
+    .optimizer_step_decided = cuda_optimizer_step_decided,
     .range_push = CUDA_RANGE_PUSH_OP,
     .range_pop = CUDA_RANGE_POP_OP,
 };

@@ -152,6 +152,9 @@ cumlp_status cumlp__check_backend_ops(const cumlp_backend_ops *ops) {
     GROUP(PRESENT(range_push) + PRESENT(range_pop), 2);
     GROUP(PRESENT(timer_start) + PRESENT(timer_stop), 2);
     GROUP(PRESENT(gemm_bias_activation) + PRESENT(gemm_activation_backward), 2);
+    GROUP(PRESENT(loss_delta_step) + PRESENT(step_state_copy) + PRESENT(step_decide) +
+              PRESENT(optimizer_step_decided),
+          4);
     const unsigned sixteen = 1u << CUMLP_PRECISION_BF16 | 1u << CUMLP_PRECISION_FP16;
     if (!(ops->precisions & 1u << CUMLP_PRECISION_FP32))
         return cumlp__error(NULL, CUMLP_ERROR_INTERNAL, "the %s backend does not run fp32",
