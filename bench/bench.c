@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define MAX_LAYERS  64
-#define MAX_CONFIGS 32
+#define MAX_CONFIGS 96
 
 /* One network, batch, backend and precision to time. */
 typedef struct bench_config {
@@ -35,6 +35,7 @@ typedef struct bench_config {
     int backend;
     int precision; /* a cumlp_precision */
     int epilogues; /* a cumlp_epilogues */
+    int graphs;    /* cumlp_context_set_graphs: 1 where the backend has graphs */
 } bench_config;
 
 typedef struct bench_options {
@@ -44,6 +45,7 @@ typedef struct bench_options {
     const char *precision; /* a list of precisions, or all; NULL: fp32, and in the suite on cuda
                               all four */
     const char *epilogues; /* a list of epilogue settings; NULL: off */
+    const char *graph;     /* on, off or on,off; NULL: on where the backend has graphs */
     int steps, warmup, threads;
     const char *json_path, *commit;
     const char *init_dir; /* NULL, or where each network's initial checkpoint is written */
@@ -135,6 +137,8 @@ static void usage(FILE *out) {
         "                           (the suite runs all four on cuda; bf16 and fp16 only there)\n"
         "  --epilogues off          off, relu, all or a list such as off,relu: the GEMM-epilogue\n"
         "                           settings to time (cuda; the other backends run off only)\n"
+        "  --graph on               on, off or on,off: each step as one CUDA graph or launch by\n"
+        "                           launch (cuda; the other backends run off only)\n"
         "  --threads 0              cpu threads (0: all cores)\n"
         "  --suite S|M|L|all        the standard suite instead of --layers/--act/--loss/--batch\n"
         "  --json FILE              write one JSON object per configuration\n"
@@ -209,6 +213,8 @@ static int apply_option(bench_options *o, const char *name, const char *value) {
         o->precision = value;
     else if (strcmp(name, "--epilogues") == 0)
         o->epilogues = value;
+    else if (strcmp(name, "--graph") == 0)
+        o->graph = value;
     else if (strcmp(name, "--suite") == 0)
         o->suite = value;
     else if (strcmp(name, "--json") == 0)
@@ -340,21 +346,39 @@ static int parse_epilogue_list(const char *text, unsigned *set) {
     return 0;
 }
 
+/* Parses --graph (on, off, or both as on,off) into a bit set: bit 1 on, bit 0 off. */
+static int parse_graph_list(const char *text, unsigned *set) {
+    if (strcmp(text, "on") == 0)
+        *set = 2u;
+    else if (strcmp(text, "off") == 0)
+        *set = 1u;
+    else if (strcmp(text, "on,off") == 0 || strcmp(text, "off,on") == 0)
+        *set = 3u;
+    else {
+        fprintf(stderr, "cumlp-bench: --graph: '%s' is not on, off or on,off\n", text);
+        return -1;
+    }
+    return 0;
+}
+
 /* Adds a configuration for each precision asked for that the backend runs (bf16 and fp16 only on
  * cuda, and tf32 only there too: the other backends' tf32 is their fp32), and on cuda for each
- * epilogue setting asked for (the other backends run off only). */
+ * epilogue setting and graph setting asked for (the other backends run off only). */
 static void add_precisions(const bench_options *o, unsigned set, unsigned epilogue_set,
-                           bench_config base, bench_config *out, int *n) {
+                           unsigned graph_set, bench_config base, bench_config *out, int *n) {
     int cuda = base.backend == CUMLP_BACKEND_CUDA;
     if (!o->precision) set = o->suite && cuda ? (1u << CUMLP_PRECISION_COUNT) - 1 : 1u;
-    if (!cuda) epilogue_set = 1u << CUMLP_EPILOGUES_OFF;
+    if (!cuda) epilogue_set = 1u << CUMLP_EPILOGUES_OFF, graph_set = 1u;
     for (int p = 0; p < CUMLP_PRECISION_COUNT; p++) {
         if (!(set & 1u << p) || (p != CUMLP_PRECISION_FP32 && !cuda)) continue;
-        for (int e = 0; e < CUMLP_EPILOGUES_COUNT && *n < MAX_CONFIGS; e++) {
-            if (!(epilogue_set & 1u << e)) continue;
-            base.precision = p;
-            base.epilogues = e;
-            out[(*n)++] = base;
+        for (int e = 0; e < CUMLP_EPILOGUES_COUNT; e++) {
+            for (int g = 1; g >= 0 && *n < MAX_CONFIGS; g--) {
+                if (!(epilogue_set & 1u << e) || !(graph_set & 1u << g)) continue;
+                base.precision = p;
+                base.epilogues = e;
+                base.graphs = g;
+                out[(*n)++] = base;
+            }
         }
     }
 }
@@ -367,9 +391,10 @@ static int build_configs(const bench_options *o, bench_config *out) {
         fprintf(stderr, "cumlp-bench: unknown backend %s\n", o->backend);
         return -1;
     }
-    unsigned precisions = 1u, epilogue_set = 1u << CUMLP_EPILOGUES_OFF;
+    unsigned precisions = 1u, epilogue_set = 1u << CUMLP_EPILOGUES_OFF, graph_set = 2u;
     if (o->precision && parse_precisions(o->precision, &precisions) != 0) return -1;
     if (o->epilogues && parse_epilogue_list(o->epilogues, &epilogue_set) != 0) return -1;
+    if (o->graph && parse_graph_list(o->graph, &graph_set) != 0) return -1;
     const char *names[3] = {"S", "M", "L"};
     int n = 0;
     for (int s = 0; s < (o->suite ? 3 : 1); s++) {
@@ -386,7 +411,7 @@ static int build_configs(const bench_options *o, bench_config *out) {
                 continue;
             if (all && backends[b] == CUMLP_BACKEND_REFERENCE && step_flops(&net) > 2e9) continue;
             net.backend = backends[b];
-            add_precisions(o, precisions, epilogue_set, net, out, &n);
+            add_precisions(o, precisions, epilogue_set, graph_set, net, out, &n);
         }
     }
     if (o->suite && strcmp(o->suite, "all") && strcmp(o->suite, "S") && strcmp(o->suite, "M") &&
@@ -457,6 +482,7 @@ static cumlp_status run_setup(bench_run *r, const bench_config *c, int threads, 
     co.num_threads = threads;
     cumlp_status st = cumlp_context_create(&r->ctx, &co);
     if (st == CUMLP_SUCCESS) st = cumlp_context_set_epilogues(r->ctx, c->epilogues);
+    if (st == CUMLP_SUCCESS) st = cumlp_context_set_graphs(r->ctx, c->graphs);
     if (st != CUMLP_SUCCESS) return st;
     int acts[MAX_LAYERS];
     for (int l = 0; l < c->num_layers; l++)
@@ -660,19 +686,19 @@ static double tflops(const bench_result *r, double ms) {
 /* The step's rate and, beside it, the rate of the same GEMMs timed alone (GEMM TF/s): the ratio of
  * the two is the share of the GEMMs' own rate the whole step keeps. */
 static void print_header(void) {
-    printf("%-7s %-9s %-4s %-4s %3s %10s %28s %11s %8s %9s %9s %6s %8s %8s\n", "config", "backend",
-           "prec", "epi", "thr", "ms/step", "[min p10 p90 max]", "samples/s", "TFLOP/s", "GEMM ms",
-           "GEMM TF/s", "ratio", "RSS MB", "mem MB");
+    printf("%-7s %-9s %-4s %-4s %-5s %3s %10s %28s %11s %8s %9s %9s %6s %8s %8s\n", "config",
+           "backend", "prec", "epi", "graph", "thr", "ms/step", "[min p10 p90 max]", "samples/s",
+           "TFLOP/s", "GEMM ms", "GEMM TF/s", "ratio", "RSS MB", "mem MB");
 }
 
 static void print_row(const bench_config *c, const bench_result *r) {
     char spread[64];
     snprintf(spread, sizeof spread, "[%.2f %.2f %.2f %.2f]", r->step.min, r->step.p10, r->step.p90,
              r->step.max);
-    printf("%-7s %-9s %-4s %-4s %3d %10.3f %28s %11.0f %8.3f %9.3f %9.3f %6.2f %8.1f %8.1f\n",
+    printf("%-7s %-9s %-4s %-4s %-5s %3d %10.3f %28s %11.0f %8.3f %9.3f %9.3f %6.2f %8.1f %8.1f\n",
            c->name, cumlp_backend_name(c->backend), cumlp_precision_name(c->precision),
-           cumlp_epilogues_name(c->epilogues), r->threads, r->step.median, spread,
-           c->batch / (r->step.median * 1e-3), tflops(r, r->step.median), r->gemm_ms,
+           cumlp_epilogues_name(c->epilogues), c->graphs ? "on" : "off", r->threads, r->step.median,
+           spread, c->batch / (r->step.median * 1e-3), tflops(r, r->step.median), r->gemm_ms,
            tflops(r, r->gemm_ms), r->step.median / r->gemm_ms, r->peak_rss_mb, r->peak_context_mb);
     if (r->skipped)
         printf("        (%d of the %d timed steps skipped by the loss scaler: no optimizer pass)\n",
@@ -720,6 +746,7 @@ static void json_config(FILE *f, const bench_config *c) {
     json_key_string(f, "backend", cumlp_backend_name(c->backend));
     json_key_string(f, "precision", cumlp_precision_name(c->precision));
     json_key_string(f, "epilogues", cumlp_epilogues_name(c->epilogues));
+    json_key_string(f, "graph", c->graphs ? "on" : "off");
     fputs("\"layers\": [", f);
     for (int l = 0; l <= c->num_layers; l++)
         fprintf(f, "%s%lld", l ? ", " : "", (long long)c->widths[l]);

@@ -4,8 +4,8 @@ pytorch_bench.py).
 
     python3 compare.py results/<run>/cumlp.json results/<run>/pytorch.json
 
-One row per cumlp configuration (network, backend, precision, GEMM-epilogue setting, threads) with
-its median ms/step,
+One row per cumlp configuration (network, backend, precision, GEMM-epilogue setting, CUDA graph or
+not, threads) with its median ms/step,
 its rate in TFLOP/s and the share of it its GEMMs take, then for each PyTorch variant measured on
 the same network, device, precision and thread count (bf16 and fp16: PyTorch's autocast): its
 ms/step and the speed ratio PyTorch time / cumlp time (above 1.0: cumlp is faster). Results
@@ -44,8 +44,8 @@ def table(rows):
         torch_rows.setdefault(key(r, r["backend"]), {})[r["variant"]] = r
         if r["variant"] not in variants:
             variants.append(r["variant"])
-    head = "%-7s %-9s %-4s %-4s %3s %10s %8s %7s" % ("config", "backend", "prec", "epi", "thr",
-                                                     "cumlp ms", "TFLOP/s", "GEMM%")
+    head = "%-7s %-9s %-4s %-4s %-5s %3s %10s %8s %7s" % (
+        "config", "backend", "prec", "epi", "graph", "thr", "cumlp ms", "TFLOP/s", "GEMM%")
     for v in variants:
         head += " %12s %7s" % (v + " ms", "ratio")
     lines = [head, "-" * len(head)]
@@ -55,9 +55,9 @@ def table(rows):
         device = DEVICE_OF_BACKEND.get(r["backend"], r["backend"])
         ms = r["ms_per_step"]["median"]
         gemm_share = 100.0 * r["gemm_ms"] / ms if ms > 0 else float("nan")
-        line = "%-7s %-9s %-4s %-4s %3d %10.3f %8.2f %6.0f%%" % (
-            r["config"], r["backend"], precision(r), r.get("epilogues", "off"), r.get("threads", 1),
-            ms, r.get("tflops", 0), gemm_share)
+        line = "%-7s %-9s %-4s %-4s %-5s %3d %10.3f %8.2f %6.0f%%" % (
+            r["config"], r["backend"], precision(r), r.get("epilogues", "off"),
+            r.get("graph", "off"), r.get("threads", 1), ms, r.get("tflops", 0), gemm_share)
         matches = torch_rows.get(key(r, device), {})
         for v in variants:
             t = matches.get(v)

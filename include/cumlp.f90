@@ -444,6 +444,19 @@ module cumlp
       integer(c_int) :: cumlp_context_epilogues
     end function
 
+    function cumlp_context_set_graphs(ctx, on) bind(C, name="cumlp_context_set_graphs")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int), value :: on
+      integer(c_int) :: cumlp_context_set_graphs
+    end function
+
+    function cumlp_context_graphs(ctx) bind(C, name="cumlp_context_graphs")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+      integer(c_int) :: cumlp_context_graphs
+    end function
+
     function cumlp_c_epilogues_name(epilogues) bind(C, name="cumlp_epilogues_name")
       import :: c_int, c_ptr
       integer(c_int), value :: epilogues

@@ -329,6 +329,23 @@ CUMLP_API cumlp_status cumlp_context_set_epilogues(cumlp_context *ctx, int epilo
 /** The context's epilogue setting (a cumlp_epilogues), or -1 when ctx is NULL. */
 CUMLP_API int cumlp_context_epilogues(const cumlp_context *ctx);
 
+/**
+ * Sets whether cumlp_train_step runs each step as one CUDA graph (on != 0) or launch by launch (0).
+ * On the cuda backend a step is queued whole, its decisions (the NaN and overflow checks,
+ * clipping, the bias corrections, the learning rate, the loss scaler) made on the device, so that
+ * one captured graph replays it unchanged step after step, and the host waits once per step (for
+ * the status and the loss it returns). The graph is captured at the second consecutive step with
+ * the same network, optimizer, batch size and tensors (the first runs launch by launch and sizes
+ * every buffer), and captured again when any of them, the precision or the epilogue setting
+ * changes. Replay gives bit for bit the parameters of the same steps without a graph. On by
+ * default on cuda; a backend without graphs (cpu, reference) accepts only 0
+ * (CUMLP_ERROR_NOT_SUPPORTED otherwise). Steps of a network with a communicator never use a graph.
+ */
+CUMLP_API cumlp_status cumlp_context_set_graphs(cumlp_context *ctx, int on);
+
+/** 1 when cumlp_train_step uses CUDA graphs in the context, else 0; -1 when ctx is NULL. */
+CUMLP_API int cumlp_context_graphs(const cumlp_context *ctx);
+
 /** The name of an epilogue setting ("off", "relu", "all"), or "unknown". */
 CUMLP_API const char *cumlp_epilogues_name(int epilogues);
 /** Parses the name of an epilogue setting into *epilogues (see "Named values" above). */

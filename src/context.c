@@ -92,6 +92,7 @@ static cumlp_status try_backend(const char *func, int backend, const cumlp_conte
     ctx->backend = backend;
     ctx->ops = ops;
     ctx->precision = o->precision;
+    ctx->graphs = ops->graph_begin != NULL;
     st = ops->init(ctx, o);
     if (st != CUMLP_SUCCESS) {
         /* The backend wrote its reason into ctx->message; hand it to the thread slot. */
@@ -179,6 +180,19 @@ cumlp_status cumlp_context_set_epilogues(cumlp_context *ctx, int epilogues) {
 
 int cumlp_context_epilogues(const cumlp_context *ctx) {
     return ctx ? ctx->epilogues : -1;
+}
+
+cumlp_status cumlp_context_set_graphs(cumlp_context *ctx, int on) {
+    CUMLP_FAIL_IF(!ctx, NULL, CUMLP_ERROR_INVALID_VALUE, "ctx is NULL");
+    CUMLP_FAIL_IF(on && !ctx->ops->graph_begin, ctx, CUMLP_ERROR_NOT_SUPPORTED,
+                  "the %s backend has no CUDA graphs (only 0; they need the cuda backend)",
+                  ctx->ops->name);
+    ctx->graphs = on != 0;
+    return CUMLP_SUCCESS;
+}
+
+int cumlp_context_graphs(const cumlp_context *ctx) {
+    return ctx ? ctx->graphs : -1;
 }
 
 cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_mode) {

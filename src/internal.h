@@ -25,7 +25,9 @@ struct cumlp_context {
     int epilogues;          /* cumlp_epilogues: OFF unless the backend has the epilogue ops */
     int64_t epilogue_calls; /* GEMM epilogues run so far (forward and backward): what the tests
                                and a GPU run count to see that the setting took effect */
-    cumlp_status sticky;    /* a device error that poisons the context, else CUMLP_SUCCESS */
+    int graphs;             /* cumlp_context_set_graphs: 1 on a backend with graphs by default */
+    int64_t graph_captures, graph_launches; /* so far, for the tests and the benchmark */
+    cumlp_status sticky; /* a device error that poisons the context, else CUMLP_SUCCESS */
     char message[CUMLP_MESSAGE_SIZE];
     /* Why AUTO did not pick an earlier backend ("" otherwise); cumlp_context_describe adds it. */
     char fallback_note[CUMLP_MESSAGE_SIZE];
@@ -44,6 +46,16 @@ struct cumlp_tensor {
 
 /* A network's communicator for data-parallel training (src/dist/comm.c); NULL without one. */
 typedef struct cumlp_dist cumlp_dist;
+
+/* What a captured training step depends on beyond its network and optimizer (src/train_step.c):
+ * a step with another key is captured again. */
+typedef struct cumlp_step_graph_key {
+    const void *x, *t; /* the batch's device memory */
+    int64_t cols;
+    int precision, epilogues;
+    uint64_t buffers; /* the network's buffers_generation */
+    uint64_t frozen;  /* a hash of the layers' frozen flags */
+} cumlp_step_graph_key;
 
 /* One layer's views into the arenas and its work buffers. */
 typedef struct cumlp_layer {
@@ -87,7 +99,9 @@ struct cumlp_network {
                            made: refreshed before the next forward pass */
     void *x16;          /* the input batch in 16 bits, n_0 x capacity; NULL when NATIVE */
     int epilogues;      /* the context's epilogue setting the work buffers were made for */
-    cumlp_loss_scaler scaler; /* FP16's loss scaler (its settings and state) */
+    uint64_t buffers_generation; /* counts the (re)allocations of the work buffers and params16:
+                                    a captured step's graph points into them */
+    cumlp_loss_scaler scaler;    /* FP16's loss scaler (its settings and state) */
     double grads_scale; /* what the gradient arena holds beyond dE/dparameters: the loss scale the
                            last backward pass ran with in FP16, else 1 */
     int grads_scaled;   /* 1 when that pass ran under the loss scaler (FP16) */
@@ -108,6 +122,13 @@ struct cumlp_optimizer {
      * memory and in pinned host memory, made at the first such step, else NULL. */
     void *step_device, *step_host;
     int step_pinned_failed; /* no pinned memory for step_host: the host decides every step */
+    /* The CUDA graph of the device-resident step (src/train_step.c): the backend's executable
+     * graph and the key it was captured for; the key of the last step run launch by launch (a
+     * step is captured at its key's second sight); a key whose capture broke (never again). */
+    void *graph;
+    cumlp_step_graph_key graph_key, seen_key, refused_key;
+    int has_seen, has_refused;
+    int64_t graph_epilogues; /* the GEMM epilogues each launch of the graph runs */
 };
 
 /* Which state arenas an optimizer keeps: bit k set for state[k], which checkpoints name

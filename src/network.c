@@ -166,6 +166,7 @@ static void free_work_buffers(cumlp_network *net) {
     ctx->ops->free(ctx, net->x16);
     net->grad_a = net->grad_b = net->x16 = NULL;
     net->capacity = 0;
+    net->buffers_generation++;
 }
 
 void cumlp_network_destroy(cumlp_network *net) {
@@ -455,6 +456,7 @@ static cumlp_status follow_precision(cumlp_network *net) {
     }
     if (storage == CUMLP_STORAGE_NATIVE || net->params16) return CUMLP_SUCCESS;
     net->params16_stale = 1;
+    net->buffers_generation++;
     return alloc_storage(ctx, storage, net->num_params, &net->params16);
 }
 

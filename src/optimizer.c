@@ -133,6 +133,7 @@ void cumlp_optimizer_destroy(cumlp_optimizer *opt) {
         ctx->ops->free(ctx, opt->state[k]);
     ctx->ops->free(ctx, opt->step_device);
     cumlp__host_free(ctx, opt->step_host);
+    if (opt->graph) ctx->ops->graph_free(ctx, opt->graph);
     free(opt);
 }
 

@@ -5,7 +5,8 @@
  * cumlp_step_state that the step copies in from pinned host memory and back out at its end. The
  * host waits once, at the end, and reads the state: the optimizer's counters, the loss scaler and
  * the loss. The state on the host stays the one truth between steps (a checkpoint, a new learning
- * rate, a changed loss scaler need nothing more).
+ * rate, a changed loss scaler need nothing more). The step is queued whole, so that where the
+ * context uses graphs one captured graph replays it unchanged step after step.
  */
 #include "internal.h"
 
@@ -51,6 +52,96 @@ static cumlp_status queue_step(cumlp_network *net, cumlp_optimizer *opt, const c
     return st;
 }
 
+/* ---- the step's CUDA graph ------------------------------------------------------------------ */
+
+static cumlp_step_graph_key key_of(const cumlp_network *net, const cumlp_tensor *X,
+                                   const cumlp_tensor *T) {
+    cumlp_step_graph_key key;
+    memset(&key, 0, sizeof key); /* the padding too: keys are compared with memcmp */
+    key.x = X->data;
+    key.t = T->data;
+    key.cols = X->cols;
+    key.precision = net->ctx->precision;
+    key.epilogues = net->ctx->epilogues;
+    key.buffers = net->buffers_generation;
+    key.frozen = 1469598103934665603ull; /* FNV-1a over the flags */
+    for (int l = 0; l < net->num_layers; l++) {
+        unsigned flags =
+            (unsigned)(net->layers[l].frozen_weights | net->layers[l].frozen_biases << 1);
+        key.frozen = (key.frozen ^ flags) * 1099511628211ull;
+    }
+    return key;
+}
+
+static int same_key(const cumlp_step_graph_key *a, const cumlp_step_graph_key *b) {
+    return memcmp(a, b, sizeof *a) == 0;
+}
+
+/* Queues a launch of opt's graph, counting it and the epilogues it runs. */
+static cumlp_status launch(cumlp_context *ctx, cumlp_optimizer *opt) {
+    cumlp_status st = ctx->ops->graph_launch(ctx, opt->graph);
+    if (st == CUMLP_SUCCESS) {
+        ctx->graph_launches++;
+        ctx->epilogue_calls += opt->graph_epilogues;
+    }
+    return st;
+}
+
+/* Captures the step into opt->graph and launches it. CUMLP_ERROR_NOT_SUPPORTED when the capture
+ * broke (nothing of the step has run: the caller runs it launch by launch). */
+static cumlp_status capture_and_launch(cumlp_network *net, cumlp_optimizer *opt,
+                                       const cumlp_tensor *X, const cumlp_tensor *T,
+                                       const cumlp_step_graph_key *key) {
+    cumlp_context *ctx = net->ctx;
+    cumlp_status st = ctx->ops->graph_begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    /* the epilogues are counted when a launch runs them, not at the capture */
+    int64_t epilogues_before = ctx->epilogue_calls;
+    cumlp_status queued = queue_step(net, opt, X, T);
+    opt->graph_epilogues = ctx->epilogue_calls - epilogues_before;
+    ctx->epilogue_calls = epilogues_before;
+    void *graph = opt->graph;
+    st = ctx->ops->graph_end(ctx, &graph);
+    opt->graph = graph;
+    if (queued != CUMLP_SUCCESS || st != CUMLP_SUCCESS) {
+        /* a graph of part of a step must not be launched; nothing captured has run */
+        if (queued != CUMLP_SUCCESS || st != CUMLP_ERROR_NOT_SUPPORTED) {
+            ctx->ops->graph_free(ctx, opt->graph);
+            opt->graph = NULL;
+        }
+        return queued != CUMLP_SUCCESS ? queued : st;
+    }
+    opt->graph_key = *key;
+    ctx->graph_captures++;
+    return launch(ctx, opt);
+}
+
+/* Queues the step as a graph where it can: a replay of the graph captured for this key, else a
+ * capture at the key's second sight (the first, launch by launch, has sized every buffer and
+ * chosen every algorithm), else launch by launch. */
+static cumlp_status run_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
+                             const cumlp_tensor *T) {
+    cumlp_context *ctx = net->ctx;
+    if (!ctx->graphs) return queue_step(net, opt, X, T);
+    cumlp_step_graph_key key = key_of(net, X, T);
+    if (opt->has_refused && same_key(&key, &opt->refused_key)) return queue_step(net, opt, X, T);
+    if (opt->graph && same_key(&key, &opt->graph_key)) {
+        cumlp_status st = launch(ctx, opt);
+        if (st != CUMLP_ERROR_NOT_SUPPORTED) return st;
+        cumlp__clear_error(ctx); /* the scratch memory moved: captured again below */
+    } else if (!opt->has_seen || !same_key(&key, &opt->seen_key)) {
+        opt->seen_key = key;
+        opt->has_seen = 1;
+        return queue_step(net, opt, X, T);
+    }
+    cumlp_status st = capture_and_launch(net, opt, X, T, &key);
+    if (st != CUMLP_ERROR_NOT_SUPPORTED) return st;
+    cumlp__clear_error(ctx); /* this step cannot be a graph: never again for this key */
+    opt->refused_key = key;
+    opt->has_refused = 1;
+    return queue_step(net, opt, X, T);
+}
+
 cumlp_status cumlp__train_step_device(cumlp_network *net, cumlp_optimizer *opt,
                                       const cumlp_tensor *X, const cumlp_tensor *T, double *loss,
                                       const char *func) {
@@ -66,7 +157,7 @@ cumlp_status cumlp__train_step_device(cumlp_network *net, cumlp_optimizer *opt,
     cumlp_step_state *state = opt->step_host;
     cumlp__step_state_of(opt, state);
     state->check_loss = loss != NULL;
-    st = queue_step(net, opt, X, T);
+    st = ctx->ops->graph_begin ? run_step(net, opt, X, T) : queue_step(net, opt, X, T);
     if (st == CUMLP_SUCCESS) st = ctx->ops->synchronize(ctx);
     if (st != CUMLP_SUCCESS) return st;
     if (loss) *loss = state->loss_sum / (double)X->cols;

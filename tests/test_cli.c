@@ -168,6 +168,15 @@ static void test_usage_errors(void) {
     CHECK(run(args) != 0);
     check_one_line_error("train");
     CHECK(contains(err_path, "no GEMM epilogues"));
+    /* --graph: on or off; on only where there are graphs */
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --graph maybe", csv);
+    CHECK(run(args) == 1);
+    check_one_line_error("train");
+    CHECK(contains(err_path, "'maybe'"));
+    snprintf(args, sizeof args, "train --data '%s' --csv-header --backend cpu --graph on", csv);
+    CHECK(run(args) != 0);
+    check_one_line_error("train");
+    CHECK(contains(err_path, "no CUDA graphs"));
 }
 
 static void test_data_errors(void) {
@@ -281,8 +290,8 @@ static void test_cuda_backend_commands(void) {
         snprintf(args, sizeof args,
                  "train --data '%s' --csv-header --layers 2,8,3 --epochs 40 --batch 16 --lr 0.03 "
                  "--scale standard --val-split 0.2 --backend cuda --precision %s --epilogues relu "
-                 "--save '%s' --seed 3 --quiet",
-                 csv, sixteen[p], model);
+                 "--graph %s --save '%s' --seed 3 --quiet",
+                 csv, sixteen[p], p ? "off" : "on", model);
         CHECK_MSG(run(args) == 0, "%s: stderr: %s", sixteen[p], slurp(err_path));
         const char *evals[2] = {"--backend reference",
                                 "--backend cuda --epilogues all --precision"};

@@ -245,6 +245,22 @@ typedef struct cumlp_backend_ops {
                                            void *const state[CUMLP_OPTIMIZER_MAX_STATES],
                                            void *param_copy, int copy_storage);
 
+    /* ---- Optional: CUDA graphs of the device-resident step (cuda; NULL elsewhere). ----
+     * graph_begin: starts capturing the context's stream: what is queued on it until graph_end
+     *   is recorded, not run (nothing in between may wait for the device or allocate).
+     * graph_end: ends the capture; into *graph an executable graph of what was recorded (the one
+     *   *graph held, if any, updated in place when it can be, else replaced). A capture that broke
+     *   (something waited or allocated) gives CUMLP_ERROR_NOT_SUPPORTED and leaves *graph as it
+     *   was; so does a call while nothing is being captured.
+     * graph_launch: queues the graph on the context's stream. CUMLP_ERROR_NOT_SUPPORTED, queuing
+     *   nothing, when memory the graph may use was reallocated since its capture (the backend's
+     *   scratch): it must be captured again.
+     * graph_free: accepts NULL. */
+    cumlp_status (*graph_begin)(cumlp_context *ctx);
+    cumlp_status (*graph_end)(cumlp_context *ctx, void **graph);
+    cumlp_status (*graph_launch)(cumlp_context *ctx, void *graph);
+    void (*graph_free)(cumlp_context *ctx, void *graph);
+
     /* ---- Optional: device timing (CUDA events on the context's stream), for the benchmarks.
      * timer_start records a start mark after the work queued so far; timer_stop records an end
      * mark, waits for it and returns the device time between the marks in milliseconds. NULL:

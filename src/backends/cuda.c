@@ -73,8 +73,10 @@ typedef struct cuda_state {
     curandGenerator_t rng;
     void *workspace; /* device scratch of the reductions */
     size_t workspace_bytes;
-    void *host_scalars; /* pinned: the loss read-back (double) and the finite flag (int) */
-    float *staging;     /* pinned, 2 x STAGING_FLOATS, allocated on first use */
+    uint64_t scratch_generation; /* counts the (re)allocations of the scratch memory (workspace,
+                                    lt_workspace) that a captured graph may point into */
+    void *host_scalars;          /* pinned: the loss read-back (double) and the finite flag (int) */
+    float *staging;              /* pinned, 2 x STAGING_FLOATS, allocated on first use */
     cudaEvent_t staging_free[2];
     cudaStream_t copy_stream; /* overlapped batch uploads */
     cudaEvent_t main_ready, slot_done[2];
@@ -334,6 +336,7 @@ static cumlp_status workspace(cumlp_context *ctx, size_t bytes, void **out) {
         st = track_device(ctx, &s->workspace, bytes);
         if (st != CUMLP_SUCCESS) return st;
         s->workspace_bytes = bytes;
+        s->scratch_generation++;
     }
     *out = s->workspace;
     return CUMLP_SUCCESS;
@@ -817,6 +820,7 @@ static cumlp_status lt_workspace(cumlp_context *ctx) {
         s->lt_workspace = NULL;
         return st;
     }
+    s->scratch_generation++;
     return track_device(ctx, &s->lt_workspace, LT_WORKSPACE_BYTES);
 }
 
@@ -1033,6 +1037,108 @@ static cumlp_status cuda_check_finite(cumlp_context *ctx, const void *x, size_t 
     return st;
 }
 
+/* ---- CUDA graphs of the device-resident step ------------------------------------------------- */
+
+/* An executable graph and the scratch memory it was captured with. */
+typedef struct cuda_graph {
+    cudaGraphExec_t exec;
+    uint64_t scratch_generation;
+} cuda_graph;
+
+/* Thread-local capture: the calls that would break it are prohibited on this thread only, so that
+ * other threads' CUDA work (another context) goes on. */
+static cumlp_status cuda_graph_begin(cumlp_context *ctx) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    cudaError_t err =
+        cudaStreamBeginCapture(state_of(ctx)->stream, cudaStreamCaptureModeThreadLocal);
+    if (err ==
+        cudaErrorStreamCaptureUnsupported) { /* the legacy default stream as options.stream */
+        cudaGetLastError();
+        return cumlp__error(ctx, CUMLP_ERROR_NOT_SUPPORTED,
+                            "cuda backend: the context's stream cannot be captured");
+    }
+    return cumlp__cuda_status(ctx, err, "beginning a capture");
+}
+
+static void destroy_graph(cuda_graph *g) {
+    if (!g) return;
+    cudaGraphExecDestroy(g->exec);
+    cudaGetLastError();
+    free(g);
+}
+
+/* The executable graph of `graph`: *out updated in place when the topology is the same, else a
+ * new one. */
+static cumlp_status instantiate(cumlp_context *ctx, cudaGraph_t graph, cuda_graph **out) {
+    cuda_state *s = state_of(ctx);
+    cuda_graph *g = *out;
+    if (g) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(g->exec, graph, &info) == cudaSuccess) {
+            g->scratch_generation = s->scratch_generation;
+            return CUMLP_SUCCESS;
+        }
+        cudaGetLastError(); /* another topology: a new executable graph */
+        destroy_graph(g);
+        *out = NULL;
+    }
+    g = calloc(1, sizeof *g);
+    if (!g) return cumlp__error(ctx, CUMLP_ERROR_ALLOC_FAILED, "out of host memory");
+    cumlp_status st = cumlp__cuda_status(ctx, cudaGraphInstantiate(&g->exec, graph, 0),
+                                         "instantiating the step's graph");
+    if (st != CUMLP_SUCCESS) {
+        free(g);
+        return st;
+    }
+    g->scratch_generation = s->scratch_generation;
+    *out = g;
+    return CUMLP_SUCCESS;
+}
+
+/* Ends the capture even on a poisoned context, so that the stream is not left capturing. */
+static cumlp_status cuda_graph_end(cumlp_context *ctx, void **graph) {
+    make_current(state_of(ctx));
+    cudaGraph_t captured = NULL;
+    cudaError_t err = cudaStreamEndCapture(state_of(ctx)->stream, &captured);
+    if (ctx->sticky) {
+        if (err == cudaSuccess) cudaGraphDestroy(captured);
+        cudaGetLastError();
+        return ctx->sticky;
+    }
+    if (err == cudaErrorStreamCaptureInvalidated || err == cudaErrorIllegalState) {
+        cudaGetLastError();
+        return cumlp__error(ctx, CUMLP_ERROR_NOT_SUPPORTED,
+                            "cuda backend: the step's capture broke (%s)", cudaGetErrorName(err));
+    }
+    cumlp_status st = cumlp__cuda_status(ctx, err, "ending a capture");
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_graph *g = *graph;
+    st = instantiate(ctx, captured, &g);
+    cudaGraphDestroy(captured);
+    *graph = g;
+    return st;
+}
+
+static cumlp_status cuda_graph_launch(cumlp_context *ctx, void *graph) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    cuda_state *s = state_of(ctx);
+    const cuda_graph *g = graph;
+    if (g->scratch_generation != s->scratch_generation)
+        return cumlp__error(ctx, CUMLP_ERROR_NOT_SUPPORTED,
+                            "cuda backend: the scratch memory moved since the graph's capture");
+    return cumlp__cuda_status(ctx, cudaGraphLaunch(g->exec, s->stream), "launching the graph");
+}
+
+/* Waits for the stream first, as cuda_free does: a launch may still be queued. */
+static void cuda_graph_free(cumlp_context *ctx, void *graph) {
+    if (!graph) return;
+    make_current(state_of(ctx));
+    cudaStreamSynchronize(state_of(ctx)->stream);
+    destroy_graph(graph);
+}
+
 /* ---- profiler ranges ----------------------------------------------------------------------- */
 
 #ifdef CUMLP_USE_NVTX
@@ -1154,6 +1260,10 @@ static const cumlp_backend_ops cuda_ops = {
     .step_state_copy = cuda_step_state_copy,
     .step_decide = cuda_step_decide,
     .optimizer_step_decided = cuda_optimizer_step_decided,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
     .range_push = CUDA_RANGE_PUSH_OP,
     .range_pop = CUDA_RANGE_POP_OP,
 };

@@ -155,6 +155,12 @@ cumlp_status cumlp__check_backend_ops(const cumlp_backend_ops *ops) {
     GROUP(PRESENT(loss_delta_step) + PRESENT(step_state_copy) + PRESENT(step_decide) +
               PRESENT(optimizer_step_decided),
           4);
+    GROUP(PRESENT(graph_begin) + PRESENT(graph_end) + PRESENT(graph_launch) + PRESENT(graph_free),
+          4);
+    if (ops->graph_begin && !ops->step_decide)
+        return cumlp__error(NULL, CUMLP_ERROR_INTERNAL,
+                            "the %s backend has graphs without the device-resident step",
+                            ops->name);
     const unsigned sixteen = 1u << CUMLP_PRECISION_BF16 | 1u << CUMLP_PRECISION_FP16;
     if (!(ops->precisions & 1u << CUMLP_PRECISION_FP32))
         return cumlp__error(NULL, CUMLP_ERROR_INTERNAL, "the %s backend does not run fp32",

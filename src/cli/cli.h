@@ -34,7 +34,7 @@ typedef struct cli_args {
     int epochs, threads, tf32, quiet, progress;
     int64_t batch;
     uint64_t seed;
-    const char *backend, *precision, *epilogues, *save, *log, *plot, *model, *out;
+    const char *backend, *precision, *epilogues, *graph, *save, *log, *plot, *model, *out;
     const char *transport; /* train under mpirun: the gradients' transport (cumlp_transport) */
     double tol, step;
 } cli_args;

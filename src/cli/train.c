@@ -80,6 +80,7 @@ static void train_help(void) {
         "                         with dynamic loss scaling); --tf32 is --precision tf32\n"
         "  --epilogues E          off (default), relu or all: ReLU layers (all: and GELU ones,\n"
         "                         as its tanh approximation) in cuBLASLt's GEMM epilogues (cuda)\n"
+        "  --graph on|off         each training step as one CUDA graph (cuda; default: on there)\n"
         "  --transport T          under mpirun (data-parallel: --batch is the global batch,\n"
         "                         rank 0 prints and writes the files): auto (default), mpi,\n"
         "                         mpi-host, mpi-device or nccl\n"
@@ -102,7 +103,7 @@ static const char *train_options =
     "weight-decay beta1 beta2 eps alpha rho centered lr-decay initial-accumulator momentum-decay "
     "clip-norm clip-value skip-non-finite schedule gamma step-epochs milestones lr-min power "
     "warmup-epochs epochs batch seed target-loss patience min-delta restore-best backend threads "
-    "precision epilogues tf32 transport save log plot progress quiet";
+    "precision epilogues graph tf32 transport save log plot progress quiet";
 
 /* ---- network description -------------------------------------------------------------------- */
 

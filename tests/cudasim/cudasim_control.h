@@ -43,6 +43,11 @@ void cudasim_lt_decline_epilogue(unsigned epilogue);
 /* How many cublasLtMatmul calls have been queued since the start. */
 unsigned long cudasim_lt_matmul_count(void);
 
+/* Makes the nth operation queued into a stream capture from now (1 = the next) invalidate that
+ * capture, as a call the capture prohibits would: its cudaStreamEndCapture then fails with
+ * cudaErrorStreamCaptureInvalidated. 0 turns it off. */
+void cudasim_break_capture(int nth);
+
 /* Clears the sticky error, the pending faults and the error count (not the allocations). */
 void cudasim_reset(void);
 

@@ -141,6 +141,7 @@ struct state {
     int device_open = 0; /* drains running: device memory is accessible while > 0 */
     cudaError_t sticky = cudaSuccess;
     int fail_allocation = 0, fail_host_allocation = 0, inject_sticky = 0;
+    int break_capture = 0; /* cudasim_break_capture's countdown */
     ~state();
 };
 
@@ -501,6 +502,7 @@ cudaError_t drain(std::map<stream_state *, std::uint64_t> need);
 std::uint64_t push(stream_state *s, const char *what, std::function<cudaError_t()> run,
                    std::uint64_t awaits = 0) {
     if (s->capture) { /* recorded, not run: it runs at each launch of the graph */
+        if (sim().break_capture > 0 && --sim().break_capture == 0) s->capture_invalid = true;
         if (!s->capture_invalid) s->capture->nodes.push_back({what, std::move(run)});
         return 0;
     }
@@ -948,10 +950,16 @@ void cudasim_inject_sticky_error(int nth) {
     sim().inject_sticky = nth;
 }
 
+void cudasim_break_capture(int nth) {
+    auto lock = hold();
+    sim().break_capture = nth;
+}
+
 void cudasim_reset(void) {
     auto lock = hold();
     sim().sticky = cudaSuccess;
     sim().fail_allocation = sim().fail_host_allocation = sim().inject_sticky = 0;
+    sim().break_capture = 0;
     last_error = cudaSuccess;
     report_count = 0;
 }
@@ -1306,21 +1314,23 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMo
     return cudaSuccess;
 }
 
-/* Ends the capture either way; an invalidated one gives no graph. */
+/* Ends the capture either way, also after a fault (as the frees release what they are given):
+ * an invalidated capture, or one ended with the sticky error, gives no graph. */
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
-    START_CALL();
-    FAIL_IF(!graph, cudaErrorInvalidValue);
+    auto lock = hold();
+    cudaError_t err = begin_call();
+    FAIL_IF(!graph, first_error(err, cudaErrorInvalidValue));
     *graph = nullptr;
     stream_state *s = find_stream(stream, "cudaStreamEndCapture");
-    FAIL_IF(!s, cudaErrorInvalidResourceHandle);
-    FAIL_IF(!s->capture, cudaErrorIllegalState);
+    FAIL_IF(!s, first_error(err, cudaErrorInvalidResourceHandle));
+    FAIL_IF(!s->capture, first_error(err, cudaErrorIllegalState));
     cudaGraph_t captured = s->capture;
     bool invalid = s->capture_invalid;
     s->capture = nullptr;
     s->capture_invalid = false;
-    if (invalid) {
+    if (invalid || err != cudaSuccess) {
         delete captured;
-        return returned(cudaErrorStreamCaptureInvalidated);
+        return returned(first_error(err, cudaErrorStreamCaptureInvalidated));
     }
     sim().graphs.insert(captured);
     *graph = captured;
