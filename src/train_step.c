@@ -103,12 +103,14 @@ static cumlp_status capture_and_launch(cumlp_network *net, cumlp_optimizer *opt,
     void *graph = opt->graph;
     st = ctx->ops->graph_end(ctx, &graph);
     opt->graph = graph;
+    /* A capture that broke (something waited or allocated, which a failed queuing may be the
+     * symptom of) ran nothing: the caller runs the step launch by launch, which meets any real
+     * error again. A step that failed to queue in an intact capture fails; its partial graph
+     * must never be launched. */
+    if (st == CUMLP_ERROR_NOT_SUPPORTED) return st;
     if (queued != CUMLP_SUCCESS || st != CUMLP_SUCCESS) {
-        /* a graph of part of a step must not be launched; nothing captured has run */
-        if (queued != CUMLP_SUCCESS || st != CUMLP_ERROR_NOT_SUPPORTED) {
-            ctx->ops->graph_free(ctx, opt->graph);
-            opt->graph = NULL;
-        }
+        ctx->ops->graph_free(ctx, opt->graph);
+        opt->graph = NULL;
         return queued != CUMLP_SUCCESS ? queued : st;
     }
     opt->graph_key = *key;

@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "internal.h"
 #include "testutil.h"
+#include "cuda_cases.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -58,7 +59,6 @@ static void test_setting_checks(void) {
  */
 
 static cumlp_context *gpu;
-static char gpu_missing[256];
 
 static const test_training relu_run = {
     .num_layers = 3,
@@ -278,6 +278,8 @@ static void test_inference(void) {
 }
 
 #ifdef CUMLP_TEST_CUDA_SIM
+static char gpu_missing[256]; /* why a fresh context could not be made */
+
 /* A fresh context on gpu's precision in place of gpu (whose remembered algorithms would skip the
  * simulator's heuristic); 0 if it cannot be made. */
 static cumlp_context *fresh_context(void) {
@@ -346,37 +348,16 @@ static void test_fallback(void) {
 int main(void) {
     harness_run("epilogue names", test_names);
     harness_run("epilogue setting checks", test_setting_checks);
-    for (int p = CUMLP_PRECISION_FP32; p < CUMLP_PRECISION_COUNT; p++) {
-        cumlp_context_options o;
-        cumlp_context_defaults(&o);
-        o.backend = CUMLP_BACKEND_CUDA;
-        o.precision = p;
-        gpu = test_context_try(&o, gpu_missing, sizeof gpu_missing);
-        if (!gpu) {
-            if (test_gpu_required()) {
-                fprintf(stderr, "CUMLP_TEST_REQUIRE_GPU=1: %s\n", gpu_missing);
-                return 1;
-            }
-            printf("skipped: the cuda parts: %s\n", gpu_missing);
-            break;
-        }
-        char name[96];
-        snprintf(name, sizeof name, "%s: relu network", cumlp_precision_name(p));
-        harness_run(name, test_relu_network);
-        snprintf(name, sizeof name, "%s: gelu network", cumlp_precision_name(p));
-        harness_run(name, test_gelu_network);
-        snprintf(name, sizeof name, "%s: gelu layers left out", cumlp_precision_name(p));
-        harness_run(name, test_gelu_layers_left_out);
-        snprintf(name, sizeof name, "%s: setting changed between runs", cumlp_precision_name(p));
-        harness_run(name, test_setting_changed_between_runs);
-        snprintf(name, sizeof name, "%s: inference", cumlp_precision_name(p));
-        harness_run(name, test_inference);
+    static const cuda_case cases[] = {
+        {"relu network", test_relu_network, 0},
+        {"gelu network", test_gelu_network, 0},
+        {"gelu layers left out", test_gelu_layers_left_out, 0},
+        {"setting changed between runs", test_setting_changed_between_runs, 0},
+        {"inference", test_inference, 0},
 #ifdef CUMLP_TEST_CUDA_SIM
-        snprintf(name, sizeof name, "%s: fallback", cumlp_precision_name(p));
-        harness_run(name, test_fallback);
+        {"fallback", test_fallback, 1},
 #endif
-        cumlp_context_destroy(gpu);
-        gpu = NULL;
-    }
+    };
+    if (run_cuda_cases(cases, (int)(sizeof cases / sizeof cases[0]), &gpu)) return 1;
     return harness_finish();
 }

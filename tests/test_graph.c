@@ -12,6 +12,7 @@
 #include "harness.h"
 #include "internal.h"
 #include "testutil.h"
+#include "cuda_cases.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,7 +25,6 @@
 #define STEPS 30
 
 static cumlp_context *gpu;
-static char gpu_missing[256];
 
 static void test_setting_checks(void) {
     CHECK(cumlp_context_set_graphs(NULL, 1) == CUMLP_ERROR_INVALID_VALUE);
@@ -271,34 +271,21 @@ static void test_broken_capture(void) {
 }
 #endif
 
+/* Graphs are on by default on cuda. */
+static void test_default(void) {
+    CHECK(cumlp_context_graphs(gpu) == 1);
+}
+
 int main(void) {
     harness_run("graph setting checks", test_setting_checks);
-    for (int p = CUMLP_PRECISION_FP32; p < CUMLP_PRECISION_COUNT; p++) {
-        cumlp_context_options o;
-        cumlp_context_defaults(&o);
-        o.backend = CUMLP_BACKEND_CUDA;
-        o.precision = p;
-        gpu = test_context_try(&o, gpu_missing, sizeof gpu_missing);
-        if (!gpu) {
-            if (test_gpu_required()) {
-                fprintf(stderr, "CUMLP_TEST_REQUIRE_GPU=1: %s\n", gpu_missing);
-                return 1;
-            }
-            printf("skipped: the cuda parts: %s\n", gpu_missing);
-            break;
-        }
-        CHECK(cumlp_context_graphs(gpu) == 1); /* on by default */
-        char name[96];
-        snprintf(name, sizeof name, "%s: graph is bit-identical", cumlp_precision_name(p));
-        harness_run(name, test_graph_is_bit_identical);
-        snprintf(name, sizeof name, "%s: scratch moved", cumlp_precision_name(p));
-        harness_run(name, test_scratch_moved);
+    static const cuda_case cases[] = {
+        {"on by default", test_default, 0},
+        {"graph is bit-identical", test_graph_is_bit_identical, 0},
+        {"scratch moved", test_scratch_moved, 0},
 #ifdef CUMLP_TEST_CUDA_SIM
-        snprintf(name, sizeof name, "%s: broken capture", cumlp_precision_name(p));
-        harness_run(name, test_broken_capture);
+        {"broken capture", test_broken_capture, 1},
 #endif
-        cumlp_context_destroy(gpu);
-        gpu = NULL;
-    }
+    };
+    if (run_cuda_cases(cases, (int)(sizeof cases / sizeof cases[0]), &gpu)) return 1;
     return harness_finish();
 }

@@ -852,33 +852,40 @@ static cumlp_status lt_matmul(cumlp_context *ctx, const lt_call *c) {
     return st;
 }
 
+/* The start of both epilogue ops: the context's checks, and an activation that has epilogues. */
+static cumlp_status epilogue_begin(cumlp_context *ctx, int activation) {
+    cumlp_status st = begin(ctx);
+    if (st == CUMLP_SUCCESS && activation != CUMLP_ACT_RELU && activation != CUMLP_ACT_GELU)
+        st = cumlp__error(ctx, CUMLP_ERROR_INTERNAL, "cuda backend: no epilogue for activation %d",
+                          activation);
+    return st;
+}
+
 static cumlp_status cuda_gemm_bias_activation(cumlp_context *ctx, int ab_storage, int out_storage,
                                               int activation, int m, int n, int k, const void *W,
                                               const void *X, const void *b, void *aux,
                                               void *a_out) {
-    cumlp_status st = begin(ctx);
+    cumlp_status st = epilogue_begin(ctx, activation);
     if (st != CUMLP_SUCCESS) return st;
     int relu = activation == CUMLP_ACT_RELU;
-    if (!relu && activation != CUMLP_ACT_GELU)
-        return cumlp__error(ctx, CUMLP_ERROR_INTERNAL,
-                            "cuda backend: no epilogue for activation %d", activation);
-    lt_call c = {relu ? (aux ? CUBLASLT_EPILOGUE_RELU_AUX_BIAS : CUBLASLT_EPILOGUE_RELU_BIAS)
-                      : (aux ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS),
-                 0,
-                 m,
-                 n,
-                 k,
-                 W,
-                 X,
-                 a_out,
-                 m,
-                 k,
-                 m,
-                 ab_storage,
-                 out_storage,
-                 (void *)b,
-                 aux,
-                 relu ? cumlp__relu_mask_ld(m) : m};
+    lt_call c = {
+        .epilogue = relu ? (aux ? CUBLASLT_EPILOGUE_RELU_AUX_BIAS : CUBLASLT_EPILOGUE_RELU_BIAS)
+                         : (aux ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS),
+        .m = m,
+        .n = n,
+        .k = k,
+        .A = W,
+        .B = X,
+        .D = a_out,
+        .lda = m,
+        .ldb = k,
+        .ldd = m,
+        .ab_storage = ab_storage,
+        .d_storage = out_storage,
+        .bias = (void *)b,
+        .aux = aux,
+        .aux_ld = relu ? cumlp__relu_mask_ld(m) : m,
+    };
     return lt_matmul(ctx, &c);
 }
 
@@ -886,29 +893,28 @@ static cumlp_status cuda_gemm_activation_backward(cumlp_context *ctx, int storag
                                                   int m, int n, int k, const void *W, const void *G,
                                                   const void *aux, void *delta, void *db,
                                                   double db_scale) {
-    cumlp_status st = begin(ctx);
+    cumlp_status st = epilogue_begin(ctx, activation);
     if (st != CUMLP_SUCCESS) return st;
     int relu = activation == CUMLP_ACT_RELU;
-    if (!relu && activation != CUMLP_ACT_GELU)
-        return cumlp__error(ctx, CUMLP_ERROR_INTERNAL,
-                            "cuda backend: no epilogue for activation %d", activation);
     /* D = (W^T G) .* f'(aux), k x n; the epilogue's bias gradient is the plain row sum of D. */
-    lt_call c = {relu ? CUBLASLT_EPILOGUE_DRELU_BGRAD : CUBLASLT_EPILOGUE_DGELU_BGRAD,
-                 1,
-                 k,
-                 n,
-                 m,
-                 W,
-                 G,
-                 delta,
-                 m,
-                 m,
-                 k,
-                 storage,
-                 storage,
-                 db,
-                 (void *)aux,
-                 relu ? cumlp__relu_mask_ld(k) : k};
+    lt_call c = {
+        .epilogue = relu ? CUBLASLT_EPILOGUE_DRELU_BGRAD : CUBLASLT_EPILOGUE_DGELU_BGRAD,
+        .trans_a = 1,
+        .m = k,
+        .n = n,
+        .k = m,
+        .A = W,
+        .B = G,
+        .D = delta,
+        .lda = m,
+        .ldb = m,
+        .ldd = k,
+        .ab_storage = storage,
+        .d_storage = storage,
+        .bias = db,
+        .aux = (void *)aux,
+        .aux_ld = relu ? cumlp__relu_mask_ld(k) : k,
+    };
     st = lt_matmul(ctx, &c);
     if (st == CUMLP_SUCCESS && db_scale != 1.0)
         st = launch_error(
