@@ -87,7 +87,10 @@ extern "C" int cumlp__cuda_optimizer_step_decided(void *stream, int type, const 
 namespace {
 
 __global__ void step_decide_kernel(cumlp_step_state *s) {
-    if (blockIdx.x == 0 && threadIdx.x == 0) cumlp_step_decide(s);
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    /* fp32 squares summed in double never overflow: the sum is finite iff every gradient is */
+    s->grads_finite = isfinite(s->sum_squares);
+    cumlp_step_decide(s);
 }
 
 } /* namespace */

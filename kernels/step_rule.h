@@ -4,11 +4,15 @@
  * products, Adagrad's decayed rate, the clipping factor), whether the step is taken at all (NaN or
  * Inf in the loss or the gradients, FP16's overflow) and the loss scaler's reaction to it.
  *
- * The host path (src/optimizer.c) and the cuda backend's device-resident step (kernels/step.cu,
- * which a CUDA graph replays) both run cumlp_step_decide on a cumlp_step_state, so that a step
- * decided on the device is the step the host decides. Under nvcc every function here is
- * __host__ __device__ (CUMLP_HD); a device's pow and sqrt may round a bias correction 1 ulp away
- * from the host's (CUDA's double pow is within 1 ulp).
+ * The host path (src/optimizer.c) and the cuda backend's device-resident step (the decision kernel
+ * of kernels/optimizer.cu, which a CUDA graph replays) both run cumlp_step_decide on a
+ * cumlp_step_state, so that a step decided on the device is the step the host decides. Under nvcc
+ * every function here is __host__ __device__ (CUMLP_HD). A device may round a hyper-parameter 1
+ * ulp away from the host: CUDA's double pow is within 1 ulp, and nvcc may fuse a product and a sum
+ * (1 + (t - 1) lr_decay, 1 - lr weight_decay) into one fma that the host rounds twice. Steps
+ * decided on the device (cumlp_train_step on cuda, with or without a graph) agree bit for bit
+ * among themselves; against the host's decisions (the cpu and reference backends, a data-parallel
+ * step, cumlp_optimizer_step) they agree to that ulp.
  */
 #ifndef CUMLP_STEP_RULE_H
 #define CUMLP_STEP_RULE_H
@@ -164,6 +168,8 @@ typedef struct cumlp_step_state {
     int check_loss;       /* judge loss_sum too */
     double loss_sum;      /* in: the batch's summed loss (when check_loss) */
     double sum_squares;   /* in: of the gradient arena, as it holds them */
+    int grads_finite;     /* in: no gradient is NaN or Inf (check_finite's flag; on the device
+                             isfinite(sum_squares), exact for fp32 squares summed in double) */
     float delta_scale;    /* in: the factor the backward pass multiplied the output delta by */
     int outcome;          /* out: a CUMLP_STEP_* */
     cumlp_step_params params;     /* out, when taken: the update's hyper-parameters */
@@ -181,8 +187,7 @@ CUMLP_HD void cumlp_step_decide(cumlp_step_state *s) {
         if (!s->options.non_finite_error) s->skipped_steps++;
         return;
     }
-    /* fp32 squares summed in double never overflow: the sum is finite iff every gradient is */
-    int finite = isfinite(s->sum_squares);
+    int finite = s->grads_finite;
     s->gradient_norm = sqrt(s->sum_squares) / s->grads_scale;
     if (!finite && s->grads_scaled) {
         cumlp_loss_scaler_react(&s->scaler, 0);

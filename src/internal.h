@@ -57,6 +57,17 @@ typedef struct cumlp_step_graph_key {
     uint64_t frozen;  /* a hash of the layers' frozen flags */
 } cumlp_step_graph_key;
 
+/* How many graphs, seen keys and refused keys an optimizer keeps (each a ring). */
+#define CUMLP_STEP_GRAPHS 4
+
+/* A captured step: the backend's executable graph (NULL: the slot is free), its key, and the GEMM
+ * epilogues each launch runs (counted into the context's epilogue_calls). */
+typedef struct cumlp_step_graph {
+    void *exec;
+    cumlp_step_graph_key key;
+    int64_t epilogues;
+} cumlp_step_graph;
+
 /* One layer's views into the arenas and its work buffers. */
 typedef struct cumlp_layer {
     int64_t fan_in, fan_out; /* n_(l-1), n_l */
@@ -122,13 +133,12 @@ struct cumlp_optimizer {
      * memory and in pinned host memory, made at the first such step, else NULL. */
     void *step_device, *step_host;
     int step_pinned_failed; /* no pinned memory for step_host: the host decides every step */
-    /* The CUDA graph of the device-resident step (src/train_step.c): the backend's executable
-     * graph and the key it was captured for; the key of the last step run launch by launch (a
-     * step is captured at its key's second sight); a key whose capture broke (never again). */
-    void *graph;
-    cumlp_step_graph_key graph_key, seen_key, refused_key;
-    int has_seen, has_refused;
-    int64_t graph_epilogues; /* the GEMM epilogues each launch of the graph runs */
+    /* The CUDA graphs of the device-resident step (src/train_step.c), a few keys at a time (the
+     * fit loop alternates two batch buffers): the graphs captured, the keys seen once (a step is
+     * captured at its key's second sight), the keys whose capture broke (never again). */
+    cumlp_step_graph graphs[CUMLP_STEP_GRAPHS];
+    cumlp_step_graph_key seen[CUMLP_STEP_GRAPHS], refused[CUMLP_STEP_GRAPHS];
+    int seen_count, refused_count, next_graph, next_seen, next_refused;
 };
 
 /* Which state arenas an optimizer keeps: bit k set for state[k], which checkpoints name

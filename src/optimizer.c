@@ -133,7 +133,8 @@ void cumlp_optimizer_destroy(cumlp_optimizer *opt) {
         ctx->ops->free(ctx, opt->state[k]);
     ctx->ops->free(ctx, opt->step_device);
     cumlp__host_free(ctx, opt->step_host);
-    if (opt->graph) ctx->ops->graph_free(ctx, opt->graph);
+    for (int g = 0; g < CUMLP_STEP_GRAPHS; g++)
+        if (opt->graphs[g].exec) ctx->ops->graph_free(ctx, opt->graphs[g].exec);
     free(opt);
 }
 
@@ -342,6 +343,7 @@ cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func) 
     cumlp_status st =
         ctx->ops->check_finite(ctx, net->grads, net->num_params, &finite, &s.sum_squares);
     if (st != CUMLP_SUCCESS) return st;
+    s.grads_finite = finite;
     cumlp_step_decide(&s);
     if (s.outcome == CUMLP_STEP_TAKEN) {
         cumlp__range_push(ctx, "cumlp:optimizer");

@@ -77,45 +77,66 @@ static int same_key(const cumlp_step_graph_key *a, const cumlp_step_graph_key *b
     return memcmp(a, b, sizeof *a) == 0;
 }
 
-/* Queues a launch of opt's graph, counting it and the epilogues it runs. */
-static cumlp_status launch(cumlp_context *ctx, cumlp_optimizer *opt) {
-    cumlp_status st = ctx->ops->graph_launch(ctx, opt->graph);
+/* Whether key is among the first count of keys. */
+static int key_in(const cumlp_step_graph_key *keys, int count, const cumlp_step_graph_key *key) {
+    for (int i = 0; i < count; i++)
+        if (same_key(&keys[i], key)) return 1;
+    return 0;
+}
+
+/* Adds key to a ring of CUMLP_STEP_GRAPHS keys holding *count of them, *next the slot to take. */
+static void remember(cumlp_step_graph_key *keys, int *count, int *next,
+                     const cumlp_step_graph_key *key) {
+    keys[*next] = *key;
+    *next = (*next + 1) % CUMLP_STEP_GRAPHS;
+    if (*count < CUMLP_STEP_GRAPHS) ++*count;
+}
+
+/* The graph captured for key, or NULL. */
+static cumlp_step_graph *graph_of(cumlp_optimizer *opt, const cumlp_step_graph_key *key) {
+    for (int g = 0; g < CUMLP_STEP_GRAPHS; g++)
+        if (opt->graphs[g].exec && same_key(&opt->graphs[g].key, key)) return &opt->graphs[g];
+    return NULL;
+}
+
+/* Queues a launch of a graph, counting it and the epilogues it runs. */
+static cumlp_status launch(cumlp_context *ctx, const cumlp_step_graph *g) {
+    cumlp_status st = ctx->ops->graph_launch(ctx, g->exec);
     if (st == CUMLP_SUCCESS) {
         ctx->graph_launches++;
-        ctx->epilogue_calls += opt->graph_epilogues;
+        ctx->epilogue_calls += g->epilogues;
     }
     return st;
 }
 
-/* Captures the step into opt->graph and launches it. CUMLP_ERROR_NOT_SUPPORTED when the capture
- * broke (nothing of the step has run: the caller runs it launch by launch). */
+/* Captures the step into slot g (its old graph, if any, updated in place or replaced) and launches
+ * it. CUMLP_ERROR_NOT_SUPPORTED when the capture broke: nothing of the step has run, and the
+ * caller runs it launch by launch. */
 static cumlp_status capture_and_launch(cumlp_network *net, cumlp_optimizer *opt,
                                        const cumlp_tensor *X, const cumlp_tensor *T,
-                                       const cumlp_step_graph_key *key) {
+                                       const cumlp_step_graph_key *key, cumlp_step_graph *g) {
     cumlp_context *ctx = net->ctx;
     cumlp_status st = ctx->ops->graph_begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     /* the epilogues are counted when a launch runs them, not at the capture */
     int64_t epilogues_before = ctx->epilogue_calls;
     cumlp_status queued = queue_step(net, opt, X, T);
-    opt->graph_epilogues = ctx->epilogue_calls - epilogues_before;
+    int64_t epilogues = ctx->epilogue_calls - epilogues_before;
     ctx->epilogue_calls = epilogues_before;
-    void *graph = opt->graph;
-    st = ctx->ops->graph_end(ctx, &graph);
-    opt->graph = graph;
-    /* A capture that broke (something waited or allocated, which a failed queuing may be the
-     * symptom of) ran nothing: the caller runs the step launch by launch, which meets any real
-     * error again. A step that failed to queue in an intact capture fails; its partial graph
-     * must never be launched. */
+    st = ctx->ops->graph_end(ctx, &g->exec);
+    /* A capture that broke (something waited or allocated; the queuing may have failed for that
+     * alone) ran nothing, and left the slot's graph as it was. A step that failed to queue in an
+     * intact capture fails; its partial graph must never be launched. */
     if (st == CUMLP_ERROR_NOT_SUPPORTED) return st;
     if (queued != CUMLP_SUCCESS || st != CUMLP_SUCCESS) {
-        ctx->ops->graph_free(ctx, opt->graph);
-        opt->graph = NULL;
+        ctx->ops->graph_free(ctx, g->exec);
+        g->exec = NULL;
         return queued != CUMLP_SUCCESS ? queued : st;
     }
-    opt->graph_key = *key;
+    g->key = *key;
+    g->epilogues = epilogues;
     ctx->graph_captures++;
-    return launch(ctx, opt);
+    return launch(ctx, g);
 }
 
 /* Queues the step as a graph where it can: a replay of the graph captured for this key, else a
@@ -126,21 +147,23 @@ static cumlp_status run_step(cumlp_network *net, cumlp_optimizer *opt, const cum
     cumlp_context *ctx = net->ctx;
     if (!ctx->graphs) return queue_step(net, opt, X, T);
     cumlp_step_graph_key key = key_of(net, X, T);
-    if (opt->has_refused && same_key(&key, &opt->refused_key)) return queue_step(net, opt, X, T);
-    if (opt->graph && same_key(&key, &opt->graph_key)) {
-        cumlp_status st = launch(ctx, opt);
+    if (key_in(opt->refused, opt->refused_count, &key)) return queue_step(net, opt, X, T);
+    cumlp_step_graph *g = graph_of(opt, &key);
+    if (g) {
+        cumlp_status st = launch(ctx, g);
         if (st != CUMLP_ERROR_NOT_SUPPORTED) return st;
         cumlp__clear_error(ctx); /* the scratch memory moved: captured again below */
-    } else if (!opt->has_seen || !same_key(&key, &opt->seen_key)) {
-        opt->seen_key = key;
-        opt->has_seen = 1;
+    } else if (!key_in(opt->seen, opt->seen_count, &key)) {
+        remember(opt->seen, &opt->seen_count, &opt->next_seen, &key);
         return queue_step(net, opt, X, T);
+    } else {
+        g = &opt->graphs[opt->next_graph]; /* the oldest slot */
+        opt->next_graph = (opt->next_graph + 1) % CUMLP_STEP_GRAPHS;
     }
-    cumlp_status st = capture_and_launch(net, opt, X, T, &key);
+    cumlp_status st = capture_and_launch(net, opt, X, T, &key, g);
     if (st != CUMLP_ERROR_NOT_SUPPORTED) return st;
     cumlp__clear_error(ctx); /* this step cannot be a graph: never again for this key */
-    opt->refused_key = key;
-    opt->has_refused = 1;
+    remember(opt->refused, &opt->refused_count, &opt->next_refused, &key);
     return queue_step(net, opt, X, T);
 }
 

@@ -271,6 +271,78 @@ static void test_broken_capture(void) {
 }
 #endif
 
+/* cumlp_fit alternates two batch buffers (the next batch is copied while one trains): both keys
+ * are captured and replayed, and the fit's result is the one without graphs, bit for bit. */
+static void test_fit_uses_graphs(void) {
+    enum { SAMPLES = 320, FEATURES = 6, CLASSES = 3 };
+    cumlp_dataset *ds = NULL;
+    CHECK_OK(cumlp_dataset_create(NULL, FEATURES, CLASSES, SAMPLES, CLASSES, &ds));
+    if (!ds) return;
+    test_rng r = {17};
+    int32_t labels[SAMPLES];
+    float *x = cumlp_dataset_features(ds);
+    for (int i = 0; i < SAMPLES; i++) {
+        labels[i] = (int32_t)test_rng_below(&r, CLASSES);
+        for (int f = 0; f < FEATURES; f++)
+            x[i * FEATURES + f] =
+                (float)(labels[i] == f % CLASSES) + (float)test_rng_uniform(&r, -0.5, 0.5);
+    }
+    CHECK_OK(cumlp_dataset_set_labels(ds, labels, SAMPLES));
+    static const int64_t widths[] = {FEATURES, 16, CLASSES};
+    static const int acts[] = {CUMLP_ACT_RELU, CUMLP_ACT_SOFTMAX};
+    float params[2][16 * (FEATURES + 1) + CLASSES * 17];
+    double losses[2] = {0, 0};
+    int64_t launches[2] = {0, 0};
+    for (int graphs = 0; graphs <= 1; graphs++) {
+        CHECK_OK(cumlp_context_set_graphs(gpu, graphs));
+        cumlp_network *net =
+            test_network(gpu, 2, widths, acts, CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, 21);
+        cumlp_optimizer *opt = NULL;
+        CHECK_OK(cumlp_optimizer_create(net, NULL, &opt));
+        cumlp_fit_options o;
+        CHECK_OK(cumlp_fit_defaults(&o));
+        o.epochs = 3;
+        o.batch_size = 32;
+        o.schedule = CUMLP_LR_COSINE;
+        cumlp_fit_result res;
+        int64_t before = gpu->graph_launches;
+        CHECK_OK(cumlp_fit(net, opt, ds, NULL, &o, &res));
+        launches[graphs] = gpu->graph_launches - before;
+        losses[graphs] = res.train_loss;
+        CHECK_OK(
+            cumlp_network_get_parameters(net, params[graphs], cumlp_network_num_parameters(net)));
+        cumlp_optimizer_destroy(opt);
+        cumlp_network_destroy(net);
+    }
+    /* 30 steps: two captured at their second sight, the others (but the first two) replayed */
+    CHECK_MSG(launches[0] == 0 && launches[1] >= 3 * 10 - 4, "%lld, %lld graph launches",
+              (long long)launches[0], (long long)launches[1]);
+    CHECK(memcmp(&losses[0], &losses[1], sizeof losses[0]) == 0);
+    CHECK_MSG(memcmp(params[0], params[1], sizeof params[0]) == 0,
+              "a fit with graphs differs from one without");
+    cumlp_dataset_destroy(ds);
+    CHECK_OK(cumlp_context_set_graphs(gpu, 1));
+}
+
+#ifdef CUMLP_TEST_CUDA_SIM
+/* Without pinned memory for its step state the optimizer's steps are decided on the host: the
+ * same bits as the device's decisions here, where the simulator's device math is the host's (a
+ * GPU may differ by an ulp, kernels/step_rule.h), and no graph. */
+static void test_host_decides_alike(void) {
+    const run_spec *spec = &specs[1]; /* Adam: bias corrections, clipping by value */
+    run_record device, host;
+    run(spec, 1, &device);
+    int64_t captures = gpu->graph_captures;
+    cudasim_fail_host_allocation(1); /* the step state's pinned memory, at the first step */
+    run(spec, 1, &host);
+    cudasim_fail_host_allocation(0);
+    CHECK(gpu->graph_captures == captures);
+    check_same(spec, &host, &device);
+    record_free(&device);
+    record_free(&host);
+}
+#endif
+
 /* Graphs are on by default on cuda. */
 static void test_default(void) {
     CHECK(cumlp_context_graphs(gpu) == 1);
@@ -282,8 +354,10 @@ int main(void) {
         {"on by default", test_default, 0},
         {"graph is bit-identical", test_graph_is_bit_identical, 0},
         {"scratch moved", test_scratch_moved, 0},
+        {"fit uses graphs", test_fit_uses_graphs, 0},
 #ifdef CUMLP_TEST_CUDA_SIM
         {"broken capture", test_broken_capture, 1},
+        {"host decides alike", test_host_decides_alike, 1},
 #endif
     };
     if (run_cuda_cases(cases, (int)(sizeof cases / sizeof cases[0]), &gpu)) return 1;

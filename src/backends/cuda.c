@@ -1045,6 +1045,10 @@ static cumlp_status cuda_check_finite(cumlp_context *ctx, const void *x, size_t 
 
 /* ---- CUDA graphs of the device-resident step ------------------------------------------------- */
 
+/* cudaGraphInstantiate with flags and cudaGraphExecUpdate with a result struct are CUDA 12's: with
+ * an older toolkit the group is left out and every step runs launch by launch. */
+#if CUDART_VERSION >= 12000
+
 /* An executable graph and the scratch memory it was captured with. */
 typedef struct cuda_graph {
     cudaGraphExec_t exec;
@@ -1144,6 +1148,17 @@ static void cuda_graph_free(cumlp_context *ctx, void *graph) {
     cudaStreamSynchronize(state_of(ctx)->stream);
     destroy_graph(graph);
 }
+
+#define CUDA_GRAPH_BEGIN  cuda_graph_begin
+#define CUDA_GRAPH_END    cuda_graph_end
+#define CUDA_GRAPH_LAUNCH cuda_graph_launch
+#define CUDA_GRAPH_FREE   cuda_graph_free
+#else
+#define CUDA_GRAPH_BEGIN  NULL
+#define CUDA_GRAPH_END    NULL
+#define CUDA_GRAPH_LAUNCH NULL
+#define CUDA_GRAPH_FREE   NULL
+#endif
 
 /* ---- profiler ranges ----------------------------------------------------------------------- */
 
@@ -1266,10 +1281,10 @@ static const cumlp_backend_ops cuda_ops = {
     .step_state_copy = cuda_step_state_copy,
     .step_decide = cuda_step_decide,
     .optimizer_step_decided = cuda_optimizer_step_decided,
-    .graph_begin = cuda_graph_begin,
-    .graph_end = cuda_graph_end,
-    .graph_launch = cuda_graph_launch,
-    .graph_free = cuda_graph_free,
+    .graph_begin = CUDA_GRAPH_BEGIN,
+    .graph_end = CUDA_GRAPH_END,
+    .graph_launch = CUDA_GRAPH_LAUNCH,
+    .graph_free = CUDA_GRAPH_FREE,
     .range_push = CUDA_RANGE_PUSH_OP,
     .range_pop = CUDA_RANGE_POP_OP,
 };

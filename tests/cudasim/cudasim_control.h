@@ -43,9 +43,10 @@ void cudasim_lt_decline_epilogue(unsigned epilogue);
 /* How many cublasLtMatmul calls have been queued since the start. */
 unsigned long cudasim_lt_matmul_count(void);
 
-/* Makes the nth operation queued into a stream capture from now (1 = the next) invalidate that
- * capture, as a call the capture prohibits would: its cudaStreamEndCapture then fails with
- * cudaErrorStreamCaptureInvalidated. 0 turns it off. */
+/* Makes the nth operation queued into a stream capture from now (1 = the next) fail with
+ * cudaErrorStreamCaptureUnsupported and invalidate the capture, as a call the capture prohibits
+ * does: the work queued into it after that fails with cudaErrorStreamCaptureInvalidated, and its
+ * cudaStreamEndCapture too. 0 turns it off. */
 void cudasim_break_capture(int nth);
 
 /* Clears the sticky error, the pending faults and the error count (not the allocations). */

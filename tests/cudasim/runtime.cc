@@ -152,6 +152,8 @@ state &sim() {
 
 /* The last error is per host thread, as the runtime keeps it; so is the current device. */
 thread_local cudaError_t last_error = cudaSuccess;
+/* An operation of a graph launch is running (see still_live). */
+thread_local bool graph_replay = false;
 thread_local int current_device = 0;
 std::atomic<int> report_count{0};
 
@@ -502,7 +504,6 @@ cudaError_t drain(std::map<stream_state *, std::uint64_t> need);
 std::uint64_t push(stream_state *s, const char *what, std::function<cudaError_t()> run,
                    std::uint64_t awaits = 0) {
     if (s->capture) { /* recorded, not run: it runs at each launch of the graph */
-        if (sim().break_capture > 0 && --sim().break_capture == 0) s->capture_invalid = true;
         if (!s->capture_invalid) s->capture->nodes.push_back({what, std::move(run)});
         return 0;
     }
@@ -549,6 +550,19 @@ cudaError_t forbidden_while_capturing(stream_state *s) {
     if (!s->capture) return cudaSuccess;
     s->capture_invalid = true;
     return cudaErrorStreamCaptureUnsupported;
+}
+
+/* Work queued into a capture that is invalid is refused with cudaErrorStreamCaptureInvalidated;
+ * cudasim_break_capture's call is refused with cudaErrorStreamCaptureUnsupported, as a call the
+ * capture prohibits is, and invalidates the capture. */
+cudaError_t capture_refuses(stream_state *s) {
+    if (!s->capture) return cudaSuccess;
+    if (s->capture_invalid) return cudaErrorStreamCaptureInvalidated;
+    if (sim().break_capture > 0 && --sim().break_capture == 0) {
+        s->capture_invalid = true;
+        return cudaErrorStreamCaptureUnsupported;
+    }
+    return cudaSuccess;
 }
 
 /* What a stream wait does when it runs: only its place in the order matters. */
@@ -878,6 +892,10 @@ bool still_live(const char *what, const char *name, const span &s) {
     if (!s.allocation) return true;
     found f = locate(s.p);
     if (f.ok && f.a.id == s.allocation && room(f, s.p) >= s.bytes) return true;
+    /* A graph's operations hold the addresses of their capture, which stay valid for whatever
+     * allocation holds them when the graph runs (a buffer freed and allocated again at the same
+     * address, as a caller's batch may be) */
+    if (graph_replay && f.ok && room(f, s.p) >= s.bytes) return true;
     report("%s: %s %p was freed before the operation ran (use after free)", what, name, s.p);
     return false;
 }
@@ -886,6 +904,7 @@ cudaError_t enqueue_op(cudaStream_t stream, const char *what, std::function<cuda
     auto lock = hold();
     stream_state *s = work_stream(stream, what);
     if (!s) return cudaErrorInvalidResourceHandle;
+    if (cudaError_t refused = capture_refuses(s)) return refused;
     push(s, what, std::move(op));
     return cudaSuccess;
 }
@@ -1117,6 +1136,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaM
     /* a capture records no copy from or to pageable memory (it would run at the call) */
     if ((!dst_device && !d.allocation) || (!src_device && !r.allocation))
         if (cudaError_t capturing = forbidden_while_capturing(s)) return returned(capturing);
+    if (cudaError_t refused = capture_refuses(s)) return returned(refused);
     /* "The memory areas may not overlap" (cudaMemcpyAsync): a memmove here, undefined there. */
     auto from = static_cast<const char *>(src), to = static_cast<const char *>(dst);
     if (to < from + count && from < to + count) {
@@ -1133,6 +1153,7 @@ cudaError_t cudaMemsetAsync(void *ptr, int value, size_t count, cudaStream_t str
     span d{};
     if (count == 0) return cudaSuccess;
     FAIL_IF(!check_device("cudaMemsetAsync", "devPtr", ptr, count, &d), cudaErrorInvalidValue);
+    if (cudaError_t refused = capture_refuses(s)) return returned(refused);
     push(s, "cudaMemsetAsync", [d, value]() {
         if (!still_live("cudaMemsetAsync", "devPtr", d)) return cudaErrorIllegalAddress;
         std::memset(const_cast<void *>(d.p), value, d.bytes);
@@ -1303,6 +1324,8 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMo
     FAIL_IF(mode != cudaStreamCaptureModeGlobal && mode != cudaStreamCaptureModeThreadLocal &&
                 mode != cudaStreamCaptureModeRelaxed,
             cudaErrorInvalidValue);
+    /* the legacy stream cannot be captured ("the NULL stream", cudaStreamLegacy); the per-thread
+     * default stream, which the simulator does not model apart from it, is refused too */
     FAIL_IF(is_default(stream), cudaErrorStreamCaptureUnsupported);
     stream_state *s = work_stream(stream, "cudaStreamBeginCapture");
     FAIL_IF(!s, cudaErrorInvalidResourceHandle);
@@ -1374,7 +1397,13 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     FAIL_IF(!s, cudaErrorInvalidResourceHandle);
     /* in the eager schedule a node runs as it is pushed: one that faults ends the launch */
     for (const graph_node &node : exec->nodes) {
-        push(s, node.what, node.run);
+        std::function<cudaError_t()> run = node.run;
+        push(s, node.what, [run]() {
+            graph_replay = true;
+            cudaError_t err = run();
+            graph_replay = false;
+            return err;
+        });
         if (sim().sticky != cudaSuccess) return returned(sim().sticky);
     }
     return cudaSuccess;
