@@ -85,6 +85,9 @@ bool is_device_range(const void *p, std::size_t bytes);
  * allocation's id is never reused, its address may be. */
 std::uint64_t device_allocation(const void *p);
 
+/* Whether the operation running now is one of a graph launch's (runtime.cc). */
+bool in_graph_replay();
+
 /* After a kernel: whether the slack after every device allocation (up to its 256-byte rounding,
  * where the guard page begins) is untouched; reports an out-of-bounds write by `kernel` (and
  * restores the slack) when not. */

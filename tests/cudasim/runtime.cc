@@ -900,6 +900,10 @@ bool still_live(const char *what, const char *name, const span &s) {
     return false;
 }
 
+bool in_graph_replay() {
+    return graph_replay;
+}
+
 cudaError_t enqueue_op(cudaStream_t stream, const char *what, std::function<cudaError_t()> op) {
     auto lock = hold();
     stream_state *s = work_stream(stream, what);
