@@ -363,7 +363,9 @@ CUMLP_API cumlp_status cumlp_context_describe(const cumlp_context *ctx, char *bu
  * The bytes of memory the context's backend holds now (*in_use_bytes) and the most it held at
  * once (*peak_bytes) since the context was created or cumlp_context_reset_peak_memory: what cumlp
  * allocates for tensors, networks (parameters, gradients, work buffers) and optimizer state, in
- * device memory on the cuda backend (with its reduction scratch) and in host memory on the cpu and
+ * device memory on the cuda backend (with its reduction scratch, and 32 MiB each for cuBLASLt's
+ * workspace from the first GEMM epilogue on and cuBLAS's from the first step captured as a CUDA
+ * graph on; the graphs themselves are not counted) and in host memory on the cpu and
  * reference backends (the reference backend stores 8-byte doubles). Not counted: memory the
  * caller wraps with cumlp_tensor_wrap, the pinned host buffers of the cuda backend, what cuBLAS,
  * cuRAND, OpenBLAS or the CUDA runtime hold internally, and the cpu backend's per-thread

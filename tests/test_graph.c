@@ -21,6 +21,10 @@
 #ifdef CUMLP_TEST_CUDA_SIM
 #include "cudasim_control.h"
 #endif
+#if defined(CUMLP_TEST_CUDA_SIM) || defined(CUMLP_TEST_HAVE_CUDA_TOOLKIT)
+#include <cuda_runtime_api.h>
+#define HAVE_CUDA_RUNTIME 1
+#endif
 
 #define STEPS 30
 
@@ -343,6 +347,43 @@ static void test_host_decides_alike(void) {
 }
 #endif
 
+#ifdef HAVE_CUDA_RUNTIME
+/* A context on the caller's stream: its steps are graphs as on the context's own. On the legacy
+ * default stream, which cannot be captured, they run launch by launch: the same results, and the
+ * context goes on. */
+static void test_callers_streams(void) {
+    const run_spec *spec = &specs[0];
+    run_record own;
+    run(spec, 1, &own);
+    cudaStream_t mine = NULL;
+    CHECK(cudaStreamCreateWithFlags(&mine, cudaStreamNonBlocking) == cudaSuccess);
+    cudaStream_t streams[2] = {mine, cudaStreamLegacy};
+    cumlp_context *saved = gpu;
+    for (int i = 0; i < 2; i++) {
+        cumlp_context_options o;
+        cumlp_context_defaults(&o);
+        o.backend = CUMLP_BACKEND_CUDA;
+        o.precision = cumlp_context_precision(saved);
+        o.stream = streams[i];
+        char why[256];
+        gpu = test_context_try(&o, why, sizeof why);
+        CHECK_MSG(gpu != NULL, "%s", why);
+        if (!gpu) break;
+        run_record rec;
+        run(spec, 1, &rec);
+        CHECK_MSG(gpu->graph_captures == (i == 0 ? 1 : 0), "stream %d: %lld captures", i,
+                  (long long)gpu->graph_captures);
+        check_same(spec, &rec, &own);
+        CHECK(cumlp_context_synchronize(gpu) == CUMLP_SUCCESS);
+        record_free(&rec);
+        cumlp_context_destroy(gpu);
+    }
+    gpu = saved;
+    if (mine) cudaStreamDestroy(mine);
+    record_free(&own);
+}
+#endif
+
 /* Graphs are on by default on cuda. */
 static void test_default(void) {
     CHECK(cumlp_context_graphs(gpu) == 1);
@@ -355,6 +396,9 @@ int main(void) {
         {"graph is bit-identical", test_graph_is_bit_identical, 0},
         {"scratch moved", test_scratch_moved, 0},
         {"fit uses graphs", test_fit_uses_graphs, 0},
+#ifdef HAVE_CUDA_RUNTIME
+        {"caller's streams", test_callers_streams, 0},
+#endif
 #ifdef CUMLP_TEST_CUDA_SIM
         {"broken capture", test_broken_capture, 1},
         {"host decides alike", test_host_decides_alike, 1},

@@ -67,7 +67,8 @@ typedef struct cuda_state {
     int owns_stream;
     cublasHandle_t blas;
     cublasLtHandle_t lt;
-    void *lt_workspace; /* LT_WORKSPACE_BYTES of device memory, or NULL before the first use */
+    void *lt_workspace;   /* LT_WORKSPACE_BYTES of device memory, or NULL before the first use */
+    void *blas_workspace; /* cuBLAS's workspace, ours from the first capture on (or NULL) */
     lt_plan lt_plans[LT_PLANS];
     int lt_next_plan; /* the slot the next new plan takes (round robin) */
     curandGenerator_t rng;
@@ -126,6 +127,7 @@ static void release(cuda_state *s) {
     if (s->copy_stream) cudaStreamSynchronize(s->copy_stream);
     cudaFree(s->workspace);
     cudaFree(s->lt_workspace);
+    cudaFree(s->blas_workspace);
     cudaFreeHost(s->host_scalars);
     cudaFreeHost(s->staging);
     for (int i = 0; i < 2; i++) {
@@ -1055,15 +1057,45 @@ typedef struct cuda_graph {
     uint64_t scratch_generation;
 } cuda_graph;
 
+/* Before the first capture cuBLAS gets a workspace of ours ("cublasSetWorkspace ... is
+ * recommended for ... CUDA graph capture", cuBLAS docs): its own may be allocated during the
+ * capture, which a graph must not do. The same size as cuBLASLt's. */
+static cumlp_status blas_workspace(cumlp_context *ctx) {
+    cuda_state *s = state_of(ctx);
+    if (s->blas_workspace) return CUMLP_SUCCESS;
+    void *p = NULL;
+    cumlp_status st = cumlp__cuda_status(ctx, cudaMalloc(&p, LT_WORKSPACE_BYTES),
+                                         "allocating the cuBLAS workspace");
+    if (st != CUMLP_SUCCESS) return st;
+    st = track_device(ctx, &p, LT_WORKSPACE_BYTES);
+    if (st != CUMLP_SUCCESS) return st;
+    st = cumlp__cublas_status(ctx, cublasSetWorkspace(s->blas, p, LT_WORKSPACE_BYTES),
+                              "setting the cuBLAS workspace");
+    if (st != CUMLP_SUCCESS) { /* cuBLAS keeps its own */
+        cumlp__memtrack_remove(&ctx->memory, p);
+        cudaFree(p);
+        return st;
+    }
+    s->blas_workspace = p;
+    return CUMLP_SUCCESS;
+}
+
 /* Thread-local capture: the calls that would break it are prohibited on this thread only, so that
  * other threads' CUDA work (another context) goes on. */
 static cumlp_status cuda_graph_begin(cumlp_context *ctx) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
-    cudaError_t err =
-        cudaStreamBeginCapture(state_of(ctx)->stream, cudaStreamCaptureModeThreadLocal);
-    if (err ==
-        cudaErrorStreamCaptureUnsupported) { /* the legacy default stream as options.stream */
+    if (blas_workspace(ctx) != CUMLP_SUCCESS) {
+        if (ctx->sticky) return ctx->sticky;
+        char why[CUMLP_MESSAGE_SIZE]; /* the step runs without a graph */
+        snprintf(why, sizeof why, "%s", ctx->message);
+        return cumlp__error(ctx, CUMLP_ERROR_NOT_SUPPORTED,
+                            "cuda backend: no cuBLAS workspace for a graph (%s)", why);
+    }
+    cudaStream_t stream = state_of(ctx)->stream;
+    cudaError_t err = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
+    /* the legacy default stream, given as options.stream, cannot be captured */
+    if (err == cudaErrorStreamCaptureUnsupported) {
         cudaGetLastError();
         return cumlp__error(ctx, CUMLP_ERROR_NOT_SUPPORTED,
                             "cuda backend: the context's stream cannot be captured");

@@ -221,6 +221,18 @@ cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
     return st;
 }
 
+/* The caller's workspace replaces the library's own (which a stream capture must not allocate):
+ * it must be device memory; the simulated GEMMs need none of it. */
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t bytes) {
+    auto lock = cudasim::hold();
+    cublasStatus_t st = begin(handle, "cublasSetWorkspace");
+    cudasim::span span{};
+    if (st == CUBLAS_STATUS_SUCCESS && bytes > 0 &&
+        !cudasim::check_device("cublasSetWorkspace", "workspace", workspace, bytes, &span))
+        st = CUBLAS_STATUS_INVALID_VALUE;
+    return st;
+}
+
 cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
     auto lock = cudasim::hold();
     cublasStatus_t st = begin(handle, "cublasSetMathMode");
