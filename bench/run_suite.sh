@@ -3,15 +3,17 @@
 # is found, for PyTorch; results go to bench/results/<date>-<GPU name or host>/ and the comparison
 # table is printed (and saved as comparison.txt). On a GPU every network runs in each precision
 # (fp32, tf32, bf16, fp16), PyTorch's bf16 and fp16 under its autocast, eager and torch.compile;
-# cumlp's cuda rows run with its fused kernels (epilogues off) and with the ReLU layers in cuBLASLt's
-# GEMM epilogues (relu), each with every step as one CUDA graph and launch by launch.
+# cumlp's cuda rows run with every step as one CUDA graph and launch by launch (GRAPH), with the
+# fused kernels (EPILOGUES=off) or also with the ReLU layers in cuBLASLt's GEMM epilogues
+# (EPILOGUES=off,relu). Each setting added doubles the cuda rows and the time they take (about 10 s
+# each): within a 10-minute call, time the epilogues on their own (SUITE=L EPILOGUES=off,relu).
 #
 #   bench/run_suite.sh [build-dir]        (default: build)
 # Environment: THREADS (CPU threads; default all cores), SUITE (S, M, L or all; default all),
 #   PYTHON (a Python with torch; default: the first of python3 and /usr/bin/python3 that has it),
 #   CUMLP_BENCH (the cumlp-bench program; default <build-dir>/bench/cumlp-bench), EPILOGUES (the
-#   GEMM-epilogue settings of the cuda rows; default off,relu), GRAPH (whether the cuda rows run
-#   each step as one CUDA graph: on, off or on,off; default on,off).
+#   GEMM-epilogue settings of the cuda rows; default off), GRAPH (whether the cuda rows run each
+#   step as one CUDA graph: on, off or on,off; default on,off).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -43,7 +45,7 @@ trap 'rm -rf "$init_dir"' EXIT
 
 echo "== cumlp ($backends, $threads threads) -> $out/cumlp.json"
 "$bench" --suite "$suite" --backend "$backends" --threads "$threads" --commit "$commit" \
-  --epilogues "${EPILOGUES:-off,relu}" --graph "${GRAPH:-on,off}" --save-init "$init_dir" \
+  --epilogues "${EPILOGUES:-off}" --graph "${GRAPH:-on,off}" --save-init "$init_dir" \
   --json "$out/cumlp.json" |
   tee "$out/cumlp.txt"
 
