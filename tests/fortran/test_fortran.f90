@@ -716,8 +716,9 @@ contains
         fo%callback_every == 0, "fit defaults' values")
   end subroutine
 
-  ! Precisions (bf16 and fp16 only on cuda: the reference backend refuses them and keeps its own)
-  ! and the loss scaler's defaults, set and read back through the bind(C) type.
+  ! Precisions (bf16 and fp16 only on cuda: the reference backend refuses them and keeps its own),
+  ! the epilogue and graph settings (cuda only), and the loss scaler's defaults, set and read back
+  ! through the bind(C) type.
   subroutine test_precision_and_loss_scaler()
     type(c_ptr) :: ctx, net
     type(cumlp_network_options) :: no
@@ -730,6 +731,15 @@ contains
         CUMLP_ERROR_NOT_SUPPORTED, "precision bf16 on the reference backend: not supported")
     call check(index(cumlp_last_error(ctx), "bf16") > 0, "precision bf16: the message names it")
     call check(cumlp_context_precision(ctx) == CUMLP_PRECISION_TF32, "precision: still tf32")
+    ! GEMM epilogues and CUDA graphs: off on a backend without them, which refuses them on
+    call check(cumlp_context_epilogues(ctx) == CUMLP_EPILOGUES_OFF, "epilogues: off")
+    call check(cumlp_context_set_epilogues(ctx, CUMLP_EPILOGUES_RELU) == &
+        CUMLP_ERROR_NOT_SUPPORTED, "epilogues relu on the reference backend: not supported")
+    call check_ok(cumlp_context_set_epilogues(ctx, CUMLP_EPILOGUES_OFF), "epilogues off", ctx)
+    call check(cumlp_context_graphs(ctx) == 0, "graphs: off")
+    call check(cumlp_context_set_graphs(ctx, 1_c_int) == CUMLP_ERROR_NOT_SUPPORTED, &
+        "graphs on the reference backend: not supported")
+    call check_ok(cumlp_context_set_graphs(ctx, 0_c_int), "graphs off", ctx)
     call check_ok(cumlp_loss_scaler_defaults(ls), "loss scaler defaults", c_null_ptr)
     call check(ls%scale == 65536d0 .and. ls%growth_factor == 2d0 .and. &
         ls%backoff_factor == 0.5d0 .and. ls%growth_interval == 2000_c_int64_t .and. &
