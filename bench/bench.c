@@ -306,44 +306,30 @@ static int backend_list(const char *names, int *out) {
     return n;
 }
 
-/* Parses --precision (a comma-separated list of names, or all) into a bit set of precisions;
- * returns 0, or -1 with a message. */
-static int parse_precisions(const char *text, unsigned *set) {
+/* Parses a comma-separated list of names of one set (option, its parser) into a bit set of their
+ * values. */
+static int parse_name_list(const char *option, cumlp_status (*parse)(const char *, int *),
+                           const char *text, unsigned *set) {
     *set = 0;
-    if (strcmp(text, "all") == 0) {
-        *set = (1u << CUMLP_PRECISION_COUNT) - 1;
-        return 0;
-    }
     for (const char *p = text; *p;) {
         size_t len = strcspn(p, ",");
         char name[32];
         snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
-        int precision = 0;
-        if (parse_name("--precision", cumlp_precision_from_name, name, &precision) != 0) return -1;
-        *set |= 1u << precision;
+        int value = 0;
+        if (parse_name(option, parse, name, &value) != 0) return -1;
+        *set |= 1u << value;
         p += len + (p[len] == ',');
     }
     return 0;
 }
 
-/* Parses --epilogues (a comma-separated list of settings) into a bit set of them. */
-static int parse_epilogue_list(const char *text, unsigned *set) {
-    *set = 0;
-    char name[32];
-    for (const char *p = text; *p;) {
-        size_t n = strcspn(p, ",");
-        if (n == 0 || n >= sizeof name) {
-            fprintf(stderr, "cumlp-bench: --epilogues: bad list '%s'\n", text);
-            return -1;
-        }
-        memcpy(name, p, n);
-        name[n] = '\0';
-        int epilogues = 0;
-        if (parse_name("--epilogues", cumlp_epilogues_from_name, name, &epilogues) != 0) return -1;
-        *set |= 1u << epilogues;
-        p += n + (p[n] == ',');
+/* Parses --precision (a comma-separated list of names, or all) into a bit set of precisions. */
+static int parse_precisions(const char *text, unsigned *set) {
+    if (strcmp(text, "all") == 0) {
+        *set = (1u << CUMLP_PRECISION_COUNT) - 1;
+        return 0;
     }
-    return 0;
+    return parse_name_list("--precision", cumlp_precision_from_name, text, set);
 }
 
 /* Parses --graph (on, off, or both as on,off) into a bit set: bit 1 on, bit 0 off. */
@@ -393,7 +379,9 @@ static int build_configs(const bench_options *o, bench_config *out) {
     }
     unsigned precisions = 1u, epilogue_set = 1u << CUMLP_EPILOGUES_OFF, graph_set = 2u;
     if (o->precision && parse_precisions(o->precision, &precisions) != 0) return -1;
-    if (o->epilogues && parse_epilogue_list(o->epilogues, &epilogue_set) != 0) return -1;
+    if (o->epilogues &&
+        parse_name_list("--epilogues", cumlp_epilogues_from_name, o->epilogues, &epilogue_set) != 0)
+        return -1;
     if (o->graph && parse_graph_list(o->graph, &graph_set) != 0) return -1;
     const char *names[3] = {"S", "M", "L"};
     int n = 0;

@@ -149,12 +149,6 @@ unsigned cumlp__optimizer_state_slots(const cumlp_optimizer_options *o);
 const char *cumlp__optimizer_options_problem(const cumlp_optimizer_options *o, char *buf,
                                              size_t size);
 
-/* The hyper-parameters of step t (from 1) with options o, whose gradients have the global L2 norm
- * gradient_norm (for clip_norm), mu_product being NAdam's P_(t-1) (1 before the first step);
- * *next_mu_product receives P_t. */
-void cumlp__optimizer_step_params(const cumlp_optimizer_options *o, int64_t t, double gradient_norm,
-                                  double mu_product, cumlp_step_params *p, double *next_mu_product);
-
 /* Error helpers: set the message (ctx may be NULL: the per-thread slot) and return status. */
 cumlp_status cumlp__error(const cumlp_context *ctx, cumlp_status status, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -254,10 +248,6 @@ void cumlp__network_parameters_changed(cumlp_network *net);
 /* NULL if the loss scaler's settings and state are valid; else a message naming the first bad
  * value, written into buf. */
 const char *cumlp__loss_scaler_problem(const cumlp_loss_scaler *s, char *buf, size_t size);
-
-/* The loss scaler's reaction to a step on gradients computed under it: an overflow (finite = 0)
- * backs the scale off, a step taken counts towards growth (cumlp.h, cumlp_loss_scaler). */
-void cumlp__loss_scaler_update(cumlp_loss_scaler *scaler, int finite);
 
 /* Forward pass keeping every layer's Z/A in the work buffers; the output is layers[L-1].a. */
 cumlp_status cumlp__forward_train(cumlp_network *net, const cumlp_tensor *X);

@@ -1,9 +1,9 @@
-/* loss_scaler.c - FP16's dynamic loss scaler (cumlp.h, cumlp_loss_scaler): settings, state and
- * its reaction to a step. The scale is applied by the backward pass (src/network.c, the output
- * delta) and divided out by the optimizer step (src/optimizer.c), which calls the update here. */
+/* loss_scaler.c - FP16's dynamic loss scaler (cumlp.h, cumlp_loss_scaler): its settings and
+ * state. The scale is applied by the backward pass (src/network.c, the output delta) and divided
+ * out by the optimizer step, whose rule (kernels/step_rule.h, cumlp_loss_scaler_react) makes the
+ * scaler's reaction to it. */
 #include "internal.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,8 +54,4 @@ cumlp_status cumlp_network_set_loss_scaler(cumlp_network *net, const cumlp_loss_
     CUMLP_FAIL_IF(problem, net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s", problem);
     net->scaler = *scaler;
     return CUMLP_SUCCESS;
-}
-
-void cumlp__loss_scaler_update(cumlp_loss_scaler *s, int finite) {
-    cumlp_loss_scaler_react(s, finite);
 }

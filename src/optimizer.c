@@ -223,12 +223,6 @@ double cumlp_optimizer_gradient_norm(const cumlp_optimizer *opt) {
 
 /* ---- one step ------------------------------------------------------------------------------ */
 
-void cumlp__optimizer_step_params(const cumlp_optimizer_options *o, int64_t t, double gradient_norm,
-                                  double mu_product, cumlp_step_params *p,
-                                  double *next_mu_product) {
-    cumlp_step_params_of(o, t, gradient_norm, mu_product, p, next_mu_product);
-}
-
 /* Applies the update to arena elements [begin, end), and in BF16 and FP16 refreshes their 16-bit
  * copy in the same pass. */
 static cumlp_status step_range(cumlp_optimizer *opt, const cumlp_step_params *p,
@@ -275,14 +269,20 @@ static cumlp_status step_unfrozen(cumlp_optimizer *opt, const cumlp_step_params 
     return st;
 }
 
-cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, const char *why) {
+/* The status and message of a step not taken because of NaN or Inf (`why`), already counted. */
+static cumlp_status not_taken_status(const cumlp_optimizer *opt, const char *func,
+                                     const char *why) {
     cumlp_context *ctx = opt->net->ctx;
     if (opt->options.non_finite_error)
         return cumlp__fail(ctx, CUMLP_ERROR_NON_FINITE, func,
                            "%s: no step taken (non_finite_error is set)", why);
-    opt->skipped_steps++;
     return cumlp__fail(ctx, CUMLP_STEP_SKIPPED, func,
                        "%s: step skipped, parameters and optimizer state unchanged", why);
+}
+
+cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, const char *why) {
+    if (!opt->options.non_finite_error) opt->skipped_steps++;
+    return not_taken_status(opt, func, why);
 }
 
 void cumlp__step_state_of(const cumlp_optimizer *opt, cumlp_step_state *s) {
@@ -321,12 +321,8 @@ cumlp_status cumlp__step_outcome(cumlp_optimizer *opt, const cumlp_step_state *s
                            "the gradients, computed with loss scale %g, overflowed fp16: step "
                            "skipped, parameters and optimizer state unchanged, loss scale now %g",
                            scale_before, s->scaler.scale);
-    default:
-        if (opt->options.non_finite_error)
-            return cumlp__fail(ctx, CUMLP_ERROR_NON_FINITE, func,
-                               "%s: no step taken (non_finite_error is set)", why);
-        return cumlp__fail(ctx, CUMLP_STEP_SKIPPED, func,
-                           "%s: step skipped, parameters and optimizer state unchanged", why);
+    default: /* counted by the rule */
+        return not_taken_status(opt, func, why);
     }
 }
 

@@ -1283,7 +1283,7 @@ static void optimizer_step_both(const optimizer_case *c, optimizer_arrays *o, in
     twin g = twin_random(o->w.n, -1, 1);
     void *abs_g = ref_abs(g);
     cumlp_step_params p, q;
-    cumlp__optimizer_step_params(&c->o, step, c->gradient_norm, *mu_product, &p, mu_product);
+    cumlp_step_params_of(&c->o, step, c->gradient_norm, *mu_product, &p, mu_product);
     q = p;
     q.learning_rate = -p.learning_rate;
     size_t n = o->w.n;

@@ -168,6 +168,22 @@ bool known_epilogue(uint32_t e) {
     }
 }
 
+/* A matmul's descriptors behind their opaque pointers, each nullptr (reported) if not live. */
+struct operation {
+    op_desc *op;
+    layout_desc *a, *b, *c, *d;
+};
+
+operation lookup(const char *what, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t adesc,
+                 cublasLtMatrixLayout_t bdesc, cublasLtMatrixLayout_t cdesc,
+                 cublasLtMatrixLayout_t ddesc) {
+    return {find<op_desc>(desc, what, "matmul descriptor"),
+            find<layout_desc>(adesc, what, "matrix layout"),
+            find<layout_desc>(bdesc, what, "matrix layout"),
+            find<layout_desc>(cdesc, what, "matrix layout"),
+            find<layout_desc>(ddesc, what, "matrix layout")};
+}
+
 /* The bias (or bias gradient) type: CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, else D's. */
 cudaDataType bias_type(const op_desc &op, const layout_desc &d) {
     return op.bias_type >= 0 ? (cudaDataType)op.bias_type : d.type;
@@ -427,11 +443,7 @@ cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t des
     auto lock = cudasim::hold();
     cublasStatus_t st = begin(handle, what);
     if (st != CUBLAS_STATUS_SUCCESS) return st;
-    op_desc *op = find<op_desc>(desc, what, "matmul descriptor");
-    layout_desc *a = find<layout_desc>(adesc, what, "matrix layout");
-    layout_desc *b = find<layout_desc>(bdesc, what, "matrix layout");
-    layout_desc *c = find<layout_desc>(cdesc, what, "matrix layout");
-    layout_desc *d = find<layout_desc>(ddesc, what, "matrix layout");
+    auto [op, a, b, c, d] = lookup(what, desc, adesc, bdesc, cdesc, ddesc);
     preference_desc *p = find<preference_desc>(pref, what, "preference");
     if (!op || !a || !b || !c || !d || !p || requested <= 0 || !results || !returned)
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -460,11 +472,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     auto lock = cudasim::hold();
     cublasStatus_t st = begin(handle, what);
     if (st != CUBLAS_STATUS_SUCCESS) return st;
-    op_desc *op = find<op_desc>(desc, what, "matmul descriptor");
-    layout_desc *a = find<layout_desc>(adesc, what, "matrix layout");
-    layout_desc *b = find<layout_desc>(bdesc, what, "matrix layout");
-    layout_desc *c = find<layout_desc>(cdesc, what, "matrix layout");
-    layout_desc *d = find<layout_desc>(ddesc, what, "matrix layout");
+    auto [op, a, b, c, d] = lookup(what, desc, adesc, bdesc, cdesc, ddesc);
     if (!op || !a || !b || !c || !d || !alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
     if (algo && algo->data[0] != algo_mark) {
         report("%s: the algorithm did not come from cublasLtMatmulAlgoGetHeuristic", what);
