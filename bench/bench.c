@@ -47,6 +47,7 @@ typedef struct bench_options {
     const char *epilogues; /* a list of epilogue settings; NULL: off */
     const char *graph;     /* on, off or on,off; NULL: on where the backend has graphs */
     int steps, warmup, threads;
+    int auto_seconds; /* the automatic step count's time per configuration */
     const char *json_path, *commit;
     const char *init_dir; /* NULL, or where each network's initial checkpoint is written */
     int optimizer;        /* a cumlp_optimizer_type; -1: momentum 0.9, rate 0.01 (the default) */
@@ -129,8 +130,9 @@ static void usage(FILE *out) {
         "gelu\n"
         "  --loss ce                ce (softmax cross-entropy), bce or mse\n"
         "  --batch 256              samples per step\n"
-        "  --steps N --warmup 5     timed steps (default: as many as fit in about 10 s, 10 to\n"
+        "  --steps N --warmup 5     timed steps (default: as many as fit in --seconds, 10 to\n"
         "                           200) and untimed warm-up steps\n"
+        "  --seconds 10             the time the automatic step count aims at per configuration\n"
         "  --backend all            cpu, cuda, reference, a list such as cpu,cuda, or all\n"
         "                           (every backend built; reference only up to 2 GFLOP/step)\n"
         "  --precision fp32         fp32, tf32, bf16, fp16, a list such as fp32,bf16, or all\n"
@@ -205,6 +207,8 @@ static int apply_option(bench_options *o, const char *name, const char *value) {
         bad = parse_int(value, 0, &o->steps);
     else if (strcmp(name, "--warmup") == 0)
         bad = parse_int(value, 0, &o->warmup);
+    else if (strcmp(name, "--seconds") == 0)
+        bad = parse_int(value, 1, &o->auto_seconds);
     else if (strcmp(name, "--threads") == 0)
         bad = parse_int(value, 0, &o->threads);
     else if (strcmp(name, "--backend") == 0)
@@ -242,6 +246,7 @@ static int parse_args(int argc, char **argv, bench_options *o) {
     o->backend = "all";
     o->steps = 0; /* automatic */
     o->warmup = 5;
+    o->auto_seconds = 10;
     o->optimizer = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -487,14 +492,12 @@ static cumlp_status run_setup(bench_run *r, const bench_config *c, int threads, 
     return st;
 }
 
-/* Steps that fit in about AUTO_SECONDS, from the warm-up's time per step, within [10, 200]. */
-#define AUTO_SECONDS 10.0
-static int auto_steps(double warmup_ms_per_step) {
-    double n = AUTO_SECONDS * 1e3 / (warmup_ms_per_step > 1e-3 ? warmup_ms_per_step : 1e-3);
+/* Steps that fit in about `seconds`, from the warm-up's time per step, within [10, 200]. */
+static int auto_steps(int seconds, double warmup_ms_per_step) {
+    double n = seconds * 1e3 / (warmup_ms_per_step > 1e-3 ? warmup_ms_per_step : 1e-3);
     return n < 10 ? 10 : n > 200 ? 200 : (int)n;
 }
 
-/* Warm-up, then `*steps_io` timed steps (chosen by auto_steps when it is 0). */
 /* One training step; a step skipped by fp16's loss scaler (an overflow, which the warm-up steps
  * usually absorb) counts as done, in *skipped. */
 static cumlp_status train_step(bench_run *r, int *skipped) {
@@ -506,8 +509,8 @@ static cumlp_status train_step(bench_run *r, int *skipped) {
 
 /* Warm-up, then `*steps_io` timed steps (chosen by auto_steps when it is 0), *skipped of which
  * the loss scaler skipped. */
-static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_stats *out,
-                               int *skipped) {
+static cumlp_status time_steps(bench_run *r, int warmup, int auto_seconds, int *steps_io,
+                               step_stats *out, int *skipped) {
     cumlp_status st = CUMLP_SUCCESS;
     int warmup_skipped = 0;
     if (warmup < 1 && *steps_io == 0) warmup = 1; /* the automatic count needs one step's time */
@@ -515,7 +518,7 @@ static cumlp_status time_steps(bench_run *r, int warmup, int *steps_io, step_sta
     for (int i = 0; i < warmup && st == CUMLP_SUCCESS; i++)
         st = train_step(r, &warmup_skipped);
     if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(r->ctx);
-    if (*steps_io == 0) *steps_io = auto_steps((now_ms() - warmup_start) / warmup);
+    if (*steps_io == 0) *steps_io = auto_steps(auto_seconds, (now_ms() - warmup_start) / warmup);
     int steps = *steps_io;
     double *ms = malloc((size_t)steps * sizeof *ms);
     if (!ms) return CUMLP_ERROR_ALLOC_FAILED;
@@ -643,7 +646,8 @@ static cumlp_status run_config(const bench_config *c, const bench_options *o, be
     cumlp_status st = run_setup(&r, c, o->threads, o->optimizer);
     if (st == CUMLP_SUCCESS && o->init_dir) st = save_initial(&r, c, o->init_dir);
     res->steps = o->steps;
-    if (st == CUMLP_SUCCESS) st = time_steps(&r, o->warmup, &res->steps, &res->step, &res->skipped);
+    if (st == CUMLP_SUCCESS)
+        st = time_steps(&r, o->warmup, o->auto_seconds, &res->steps, &res->step, &res->skipped);
     /* The training step's peak, before the GEMM timing below allocates its own buffers. */
     int64_t peak_bytes = 0;
     if (st == CUMLP_SUCCESS) st = cumlp_context_memory(r.ctx, NULL, &peak_bytes);

@@ -54,7 +54,6 @@ ACTIVATIONS = {
     "leaky_relu": lambda: nn.LeakyReLU(0.01),
     "gelu": nn.GELU,
 }
-AUTO_SECONDS = 10.0
 LEARNING_RATE = 0.01
 
 
@@ -65,7 +64,9 @@ def parse_args():
     p.add_argument("--loss", default="ce", choices=["ce", "bce", "mse"])
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=0,
-                   help="timed steps (0: as many as fit in about 10 s, 10 to 200)")
+                   help="timed steps (0: as many as fit in --seconds, 10 to 200)")
+    p.add_argument("--seconds", type=float, default=10.0,
+                   help="the time the automatic step count aims at per configuration")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="all", help="cpu, cuda or all (cuda when available)")
     p.add_argument("--precision", default=None,
@@ -282,14 +283,14 @@ class Step:
             self._eager()
 
 
-def time_steps(step, device, warmup, steps):
+def time_steps(step, device, warmup, steps, seconds):
     start = time.perf_counter()
     for _ in range(max(warmup, 1 if steps == 0 else 0)):
         step()
     sync(device)
     if steps == 0:
         per = (time.perf_counter() - start) * 1e3 / max(warmup, 1)
-        steps = int(min(200, max(10, AUTO_SECONDS * 1e3 / max(per, 1e-3))))
+        steps = int(min(200, max(10, seconds * 1e3 / max(per, 1e-3))))
     ms = []
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -352,7 +353,7 @@ def run(args, cfg, variant, stamp):
     init_state, init = initial_parameters(args, name)
     step = Step(variant, widths, args.act if not args.suite else "relu",
                 args.loss if not args.suite else "ce", batch, device, precision, init_state)
-    ms, steps = time_steps(step, device, args.warmup, args.steps)
+    ms, steps = time_steps(step, device, args.warmup, args.steps, args.seconds)
     # The training step's peak (tensors allocated), before the GEMM timing allocates its own.
     peak_device_mb = None
     if device == "cuda":

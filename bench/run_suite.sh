@@ -13,7 +13,8 @@
 #   PYTHON (a Python with torch; default: the first of python3 and /usr/bin/python3 that has it),
 #   CUMLP_BENCH (the cumlp-bench program; default <build-dir>/bench/cumlp-bench), EPILOGUES (the
 #   GEMM-epilogue settings of the cuda rows; default off), GRAPH (whether the cuda rows run each
-#   step as one CUDA graph: on, off or on,off; default on,off).
+#   step as one CUDA graph: on, off or on,off; default on,off), BENCH_SECONDS (the time each
+#   configuration's automatic step count aims at, 10 to 200 steps; default 10).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -45,7 +46,8 @@ trap 'rm -rf "$init_dir"' EXIT
 
 echo "== cumlp ($backends, $threads threads) -> $out/cumlp.json"
 "$bench" --suite "$suite" --backend "$backends" --threads "$threads" --commit "$commit" \
-  --epilogues "${EPILOGUES:-off}" --graph "${GRAPH:-on,off}" --save-init "$init_dir" \
+  --epilogues "${EPILOGUES:-off}" --graph "${GRAPH:-on,off}" --seconds "${BENCH_SECONDS:-10}" \
+  --save-init "$init_dir" \
   --json "$out/cumlp.json" |
   tee "$out/cumlp.txt"
 
@@ -61,7 +63,7 @@ files=("$out/cumlp.json")
 if [[ -n "$python" ]]; then
   echo "== PyTorch ($python, $threads threads) -> $out/pytorch.json"
   "$python" "$here/pytorch_bench.py" --suite "$suite" --threads "$threads" --commit "$commit" \
-    --init-dir "$init_dir" --json "$out/pytorch.json" | tee "$out/pytorch.txt"
+    --seconds "${BENCH_SECONDS:-10}" --init-dir "$init_dir" --json "$out/pytorch.json" | tee "$out/pytorch.txt"
   files+=("$out/pytorch.json")
 else
   echo "== PyTorch: no Python with torch found (tried ${PYTHON:-} python3 /usr/bin/python3); cumlp only"

@@ -13,6 +13,11 @@
 # Each call ends with a summary a person can read in the call's output; logs and results go to
 # $OUT (the device tool's folder that comes back) or to build-gpu/out.
 #
+# Environment: CUDA_ARCH (the build's CMAKE_CUDA_ARCHITECTURES; default 90-real, the H100 and
+# H200: one target builds in a third of the default's time), CTEST_SECONDS, SANITIZE_SECONDS and
+# BENCH_LIMIT_SECONDS (a wall-clock limit on that phase, so that a call ends with its summary
+# within the device tool's limit; default none), and run_suite.sh's SUITE, BENCH_SECONDS and GRAPH.
+#
 # The machine has nvcc, cmake and PyTorch but no package registry: zlib's headers and OpenBLAS come
 # from .deps/ when it is there (made on a machine with apt by scripts/fetch_deps.sh and carried).
 set -euo pipefail
@@ -74,11 +79,19 @@ do_build() {
   if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
     nvcc_args=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
   fi
-  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCUMLP_CUDA=ON "${nvcc_args[@]}" \
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCUMLP_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90-real}" "${nvcc_args[@]}" \
     "${deps_args[@]}" >"$out/configure.log" 2>&1 || { tail -n 40 "$out/configure.log"; exit 1; }
   cmake --build "$build" -j "$(nproc)" >"$out/build.log" 2>&1 || { tail -n 60 "$out/build.log"; exit 1; }
   grep -i "warning" "$out/build.log" | head -n 20 || true
   echo "gpu_check: built $build"
+}
+
+# Runs a command under the wall-clock limit in seconds $1 (0: none); exit 124 when it ran out.
+limited() {
+  local seconds=$1
+  shift
+  if [[ $seconds -gt 0 ]]; then timeout --kill-after=10 "$seconds" "$@"; else "$@"; fi
 }
 
 # The summary's lines: "phase  result  seconds  detail".
@@ -89,7 +102,7 @@ do_test() {
   # --no-tests=error and the skip check: a GPU test that exits 77 here means the GPU was not seen.
   local status=0 start=$SECONDS
   export CUMLP_TEST_REQUIRE_GPU=1
-  ctest --test-dir "$build" --output-on-failure --no-tests=error -j "$(nproc)" --timeout 600 \
+  limited "${CTEST_SECONDS:-0}" ctest --test-dir "$build" --output-on-failure --no-tests=error -j "$(nproc)" --timeout 600 \
     >"$out/ctest.log" 2>&1 || status=$?
   grep -E "tests passed|tests failed|Not Run|Failed|\*\*\*Skipped" "$out/ctest.log" || true
   if grep -q "gpu.*Skipped\|test_cuda.*Skipped" "$out/ctest.log"; then
@@ -104,7 +117,7 @@ do_test() {
 
 do_sanitize() {
   local status=0 start=$SECONDS
-  bash scripts/gpu_sanitize.sh "$build" >"$out/sanitize.log" 2>&1 || status=$?
+  limited "${SANITIZE_SECONDS:-0}" bash scripts/gpu_sanitize.sh "$build" >"$out/sanitize.log" 2>&1 || status=$?
   grep -E "^== |ERROR SUMMARY|gpu_sanitize:" "$out/sanitize.log" | tail -n 40 || true
   local errors
   errors=$(grep -c "gpu_sanitize: .* found errors" "$out/sanitize.log" || true)
@@ -115,10 +128,12 @@ do_sanitize() {
 
 do_bench() {
   local status=0 results start=$SECONDS
-  SUITE=${SUITE:-all} bash bench/run_suite.sh "$build" >"$out/bench.log" 2>&1 || status=$?
+  SUITE=${SUITE:-all} limited "${BENCH_LIMIT_SECONDS:-0}" bash bench/run_suite.sh "$build" >"$out/bench.log" 2>&1 || status=$?
   results=$(sed -n 's/^== cumlp .*-> \(.*\)\/cumlp.json$/\1/p' "$out/bench.log" | head -n 1)
   if [[ -n $results && -d $results ]]; then
-    cp -r "$results" "$out/"
+    # The device tool brings back 8 files: the JSON and the table (the .txt files are in bench.log).
+    mkdir -p "$out/results"
+    cp "$results"/*.json "$results/comparison.txt" "$out/results/" 2>/dev/null || true
     echo "gpu_check: results in $results (copied to $out)"
   fi
   python3 bench/floors.py >"$out/floors.txt" 2>&1 || true
