@@ -293,17 +293,21 @@ CUMLP_API cumlp_status cumlp_context_set_math_mode(cumlp_context *ctx, int math_
  * exact GELU) and a GELU layer whose width is not a multiple of 8 (cuBLASLt cannot keep its Z), in
  * inference as in training; a case cuBLASLt has no algorithm for (a combination of types, a
  * pointer alignment) takes the fused kernels too, and its result is the fused path's.
+ * In BF16 and FP16, cuBLASLt's bias and bias gradient are 16-bit (of the GEMM output's type): the
+ * forward epilogue adds the bias rounded to 16 bits (as the GEMM reads W), and the backward pass
+ * keeps the fused kernels, whose bias gradients are fp32 sums; so these precisions run the ReLU
+ * layers' forward epilogue alone, and no GELU epilogue.
  * ------------------------------------------------------------------------------------------- */
 
 #define CUMLP_EPILOGUES_LIST(X)                                                                    \
     /** the fused kernels for every layer: the default, and the only setting but on cuda */        \
     X(OFF, 0, "off")                                                                               \
     /** cuBLASLt epilogues for ReLU layers. The same math as the fused kernels but for NaN: the    \
-     * epilogue's max(z, 0) maps a NaN pre-activation to 0 (and its bitmask to "not positive"),    \
-     * where the fused kernels keep the NaN, so a NaN that reaches a ReLU layer's Z no longer      \
-     * reaches the loss (it still reaches the gradients of the layer that made it) */              \
+     * fused kernels' z > 0 ? z : 0 maps a NaN pre-activation to 0 and passes no gradient there,   \
+     * where cuBLASLt's ReLU keeps the NaN in A (so it reaches the loss, and the step is skipped)  \
+     * and its bitmask passes the gradient */                                                      \
     X(RELU, 1, "relu")                                                                             \
-    /** as RELU, and cuBLASLt epilogues for GELU layers too. cuBLASLt's GELU is the tanh           \
+    /** as RELU, and in FP32 and TF32 cuBLASLt epilogues for GELU layers too. Its GELU is the tanh \
      * approximation 0.5 z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z^3))), not the exact z Phi(z)     \
      * of the fused kernels and of every other backend: the two differ by up to about 5e-4 per     \
      * element (and their derivatives by about 2e-3), so a GELU network trained with ALL follows   \

@@ -417,6 +417,13 @@ static cumlp_status alloc_storage(cumlp_context *ctx, int storage, size_t count,
     return ctx->ops->alloc(ctx, cumlp__storage_native_count(ctx, storage, count), buffer);
 }
 
+/* BF16 and FP16 have no backward epilogues: cuBLASLt would write the bias gradient in 16 bits
+ * (backend.h), where cumlp sums in fp32. Their ReLU layers run the forward epilogue alone, and
+ * the fused kernel's backward pass reads A as it does without epilogues. */
+static int no_backward_epilogues(const cumlp_network *net) {
+    return net->storage != CUMLP_STORAGE_NATIVE;
+}
+
 /* Whether layer l runs the second halves of its passes in GEMM epilogues under the context's
  * setting (cumlp.h, "GEMM epilogues"). */
 static int layer_epilogue(const cumlp_network *net, int l) {
@@ -426,16 +433,17 @@ static int layer_epilogue(const cumlp_network *net, int l) {
     if (L->activation == CUMLP_ACT_RELU) return ctx->epilogues != CUMLP_EPILOGUES_OFF;
     /* GELU: a hidden layer (the loss differentiates the output layer's exact GELU) whose kept Z
      * cuBLASLt can store (its leading dimension a multiple of 8), in inference as in training,
-     * so that the network predicts with the function it was trained as */
+     * so that the network predicts with the function it was trained as; and in FP32 and TF32
+     * only, where the backward epilogue takes the tanh GELU's derivative too (no_backward) */
     return L->activation == CUMLP_ACT_GELU && ctx->epilogues == CUMLP_EPILOGUES_ALL &&
-           l < net->num_layers - 1 && L->fan_out % 8 == 0;
+           l < net->num_layers - 1 && L->fan_out % 8 == 0 && !no_backward_epilogues(net);
 }
 
 /* Whether layer l keeps a ReLU bitmask: a hidden ReLU layer under epilogues (the output layer's
- * delta comes from the loss, which reads A). */
+ * delta comes from the loss, which reads A) in a format that has backward epilogues. */
 static int layer_keeps_mask(const cumlp_network *net, int l) {
     return l < net->num_layers - 1 && net->layers[l].activation == CUMLP_ACT_RELU &&
-           layer_epilogue(net, l);
+           layer_epilogue(net, l) && !no_backward_epilogues(net);
 }
 
 /* Follows the context's precision and epilogue setting: a change of format or setting drops the
@@ -552,6 +560,13 @@ static const void *weights_of(const cumlp_network *net, const cumlp_layer *L) {
     return cumlp__at_storage(net->ctx, net->params16, net->storage, L->weight_offset);
 }
 
+/* The bias of L in format `storage`: the parameters, or their 16-bit copy (the same rounding of
+ * the fp32 bias that W's copy is of W). */
+static const void *bias_in(const cumlp_network *net, const cumlp_layer *L, int storage) {
+    if (storage == CUMLP_STORAGE_NATIVE) return cumlp__at(net->ctx, net->params, L->bias_offset);
+    return cumlp__at_storage(net->ctx, net->params16, storage, L->bias_offset);
+}
+
 /* Layer l in one GEMM with the bias and activation in its epilogue, keeping for the backward pass
  * (keep) GELU's Z in z_out or a hidden ReLU layer's bitmask. CUMLP_ERROR_NOT_SUPPORTED (nothing
  * done) where cuBLASLt has no algorithm for it. */
@@ -563,7 +578,7 @@ static cumlp_status layer_forward_epilogue(cumlp_network *net, int l, const void
     void *aux = !keep ? NULL : relu ? L->relu_mask : z_out;
     cumlp_status st = ctx->ops->gemm_bias_activation(
         ctx, net->storage, out_storage, L->activation, (int)L->fan_out, cols, (int)L->fan_in,
-        weights_of(net, L), a_prev, cumlp__at(ctx, net->params, L->bias_offset), aux, a_out);
+        weights_of(net, L), a_prev, bias_in(net, L, out_storage), aux, a_out);
     L->forward_epilogue = st == CUMLP_SUCCESS && aux;
     if (st == CUMLP_SUCCESS) ctx->epilogue_calls++;
     return st;

@@ -203,14 +203,17 @@ typedef struct cumlp_backend_ops {
      * usable, when the library has no algorithm for the case; the front end then runs gemm and
      * the fused op, which compute the same thing.
      * gemm_bias_activation: A_out = f(W X + b 1^T), m x n. W is m x k (ld m) and X k x n (ld k),
-     *   both in format ab_storage; A_out (ld m) is in out_storage; b is native. With aux == NULL
-     *   nothing is kept for the backward pass; else aux receives, for ReLU, a bitmask with bit i
-     *   of column j set exactly when Z(i, j) > 0 (columns cumlp__relu_mask_ld(m) bits apart,
-     *   cumlp__relu_mask_bytes(m, n) bytes in all), for GELU, Z itself (m x n, ld m, in
+     *   both in format ab_storage; A_out (ld m) and b are in out_storage (cuBLASLt's bias is of
+     *   D's type). With aux == NULL nothing is kept for the backward pass; else aux receives, for
+     *   ReLU, a bitmask with bit i of column j set where Z(i, j) is not <= 0 (a NaN Z stays NaN in
+     *   A_out and its bit is set, as cuBLASLt's ReLU does; columns cumlp__relu_mask_ld(m) bits
+     *   apart, cumlp__relu_mask_bytes(m, n) bytes in all), for GELU, Z itself (m x n, ld m, in
      *   out_storage).
      * gemm_activation_backward: delta = (W^T G) .* f'(Z) and db = db_scale * (row sums of delta),
      *   k x n. W is m x k (ld m), G m x n (ld m) and delta k x n (ld k), all in format storage;
-     *   aux is what gemm_bias_activation kept for the k rows of the layer below; db is native. */
+     *   aux is what gemm_bias_activation kept for the k rows of the layer below; db is native.
+     *   storage must be native: in 16 bits cuBLASLt would write db in 16 bits, and the op
+     *   declines (CUMLP_ERROR_NOT_SUPPORTED). */
     int gelu_tanh;
     cumlp_status (*gemm_bias_activation)(cumlp_context *ctx, int ab_storage, int out_storage,
                                          int activation, int m, int n, int k, const void *W,

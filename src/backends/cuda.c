@@ -664,7 +664,7 @@ typedef struct lt_call {
     void *D;
     int lda, ldb, ldd;
     int ab_storage, d_storage;
-    void *bias;     /* the bias (forward) or the bias gradient (backward), fp32 */
+    void *bias;     /* the bias (forward) or the bias gradient (backward), of D's type */
     void *aux;      /* the ReLU bitmask or GELU's Z, or NULL */
     int64_t aux_ld; /* in bits for the bitmask, in elements for Z */
 } lt_call;
@@ -719,7 +719,9 @@ static cublasStatus_t lt_describe(const lt_call *c, const lt_key *key, lt_descri
     memset(x, 0, sizeof *x);
     int32_t trans = c->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     uint32_t epilogue = (uint32_t)c->epilogue;
-    int32_t bias_type = CUDA_R_32F; /* the parameter and gradient arenas stay fp32 */
+    /* cuBLASLt's bias and bias gradient are of D's type (cublasLt.h, BIAS_DATA_TYPE: fp32 with a
+     * 16-bit D only in FP8 and integer kernels; an H200 found no algorithm for it) */
+    int32_t bias_type = (int32_t)key->d_type;
     cublasStatus_t st =
         cublasLtMatmulDescCreate(&x->op, (cublasComputeType_t)key->compute, CUDA_R_32F);
     st = LT_SET(st, x->op, CUBLASLT_MATMUL_DESC_TRANSA, trans);
@@ -897,6 +899,12 @@ static cumlp_status cuda_gemm_activation_backward(cumlp_context *ctx, int storag
                                                   double db_scale) {
     cumlp_status st = epilogue_begin(ctx, activation);
     if (st != CUMLP_SUCCESS) return st;
+    /* The bias gradient would be of delta's type: a 16-bit sum where cumlp's are fp32. */
+    if (storage != CUMLP_STORAGE_NATIVE)
+        return cumlp__error(
+            ctx, CUMLP_ERROR_NOT_SUPPORTED,
+            "cuda backend: no backward epilogue in 16 bits (cuBLASLt would write the "
+            "bias gradient in 16 bits)");
     int relu = activation == CUMLP_ACT_RELU;
     /* D = (W^T G) .* f'(aux), k x n; the epilogue's bias gradient is the plain row sum of D. */
     lt_call c = {

@@ -8,14 +8,16 @@
  *
  * The epilogue math is what cuBLASLt documents (cublasLt.h), with what it leaves open modelled as
  * follows (a GPU run of the conformance suite checks the real library against the same bounds):
- *  - ReLU is max(z, 0) computed as z > 0 ? z : 0, so a NaN z gives 0 (cuBLASLt's ReLU does);
+ *  - ReLU keeps z unless z <= 0, so a NaN z stays NaN and its bitmask bit is set (an H200's
+ *    cuBLASLt kept the NaN and passed the gradient there; the fused kernels map it to 0);
  *  - GELU is the tanh approximation (kernels/cumlp_math.inc, cumlp_gelu_tanh);
- *  - the ReLU bitmask holds bit i of column j (set when z > 0) at bit j * ld + i, least significant
- *    bit first; only cuBLASLt reads it, so its layout is the simulator's own;
+ *  - the ReLU bitmask holds bit i of column j (set unless z <= 0) at bit j * ld + i, least
+ * significant bit first; only cuBLASLt reads it, so its layout is the simulator's own;
  *  - the bias gradient sums the fp32 epilogue results of each row (before D is rounded) in fp32, in
  *    column order, and is not scaled by alpha;
- *  - the bias and the bias gradient are fp32 when CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE says so (the
- *    only bias type cumlp uses), else of D's type.
+ *  - the bias and the bias gradient are of D's type: another CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE
+ *    finds no algorithm (cublasLt.h allows one only in FP8 and integer kernels; an H200 found none
+ *    for an fp32 bias with a bf16 or fp16 D).
  * An algorithm remembers the pointer alignments its preference promised (256 bytes unless said
  * otherwise), and cublasLtMatmul reports a pointer less aligned than that.
  * cudasim_lt_no_algorithms makes the heuristic find nothing, as for a case cuBLASLt cannot run;
@@ -211,7 +213,7 @@ cublasStatus_t check_case(const op_desc &op, const layout_desc &a, const layout_
     bool needs_bias = e != CUBLASLT_EPILOGUE_DEFAULT;
     if (needs_bias && !op.bias) return CUBLAS_STATUS_INVALID_VALUE;
     cudaDataType bt = bias_type(op, d);
-    if (needs_bias && bt != CUDA_R_32F && bt != d.type) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (needs_bias && bt != d.type) return CUBLAS_STATUS_NOT_SUPPORTED;
     if (has_aux(e)) {
         int64_t multiple = is_relu(e) ? 128 : 8;
         if (!op.aux || op.aux_ld < (int64_t)d.rows || op.aux_ld % multiple != 0)
@@ -284,7 +286,7 @@ void compute(const matmul &g) {
             } else if (e != CUBLASLT_EPILOGUE_DEFAULT) {
                 float z = v + load(g.op.bias, bt, i);
                 if (is_relu(e)) {
-                    bool positive = z > 0.0f; /* NaN: not positive, and 0 below */
+                    bool positive = !(z <= 0.0f); /* NaN: kept, and its bit set */
                     if (has_aux(e)) {
                         unsigned bit = 1u << (aux_at % 8);
                         mask[aux_at / 8] = (unsigned char)(positive ? mask[aux_at / 8] | bit
