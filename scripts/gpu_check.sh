@@ -18,6 +18,17 @@
 # BENCH_LIMIT_SECONDS (a wall-clock limit on that phase, so that a call ends with its summary
 # within the device tool's limit; default none), and run_suite.sh's SUITE, BENCH_SECONDS and GRAPH.
 #
+# As the first GPU session ran it (2026-11-30, H200; 15 minutes of device time in all, the first
+# call's machine start about 30 s): the carried folder .gpucarry/ (ignored via .git/info/exclude)
+# held `tar cJf .gpucarry/deps.tar.xz .deps` (5 MB; .deps itself is 39 MB) and Fashion-MNIST (30 MB,
+# for test_precision_training's full run), and the calls were
+#   tar xJf .gpucarry/deps.tar.xz && CUMLP_FASHION_MNIST_DIR=$PWD/.gpucarry/fashion-mnist \
+#     CTEST_SECONDS=150 SANITIZE_SECONDS=300 bash scripts/gpu_check.sh check
+#   tar xJf .gpucarry/deps.tar.xz && BENCH_SECONDS=3 BENCH_LIMIT_SECONDS=330 \
+#     bash scripts/gpu_check.sh bench
+# The build took 11 s, ctest's GPU tests under a minute, memcheck of test_backend_ops alone about
+# 100 s, the bench call 295 s.
+#
 # The machine has nvcc, cmake and PyTorch but no package registry: zlib's headers and OpenBLAS come
 # from .deps/ when it is there (made on a machine with apt by scripts/fetch_deps.sh and carried).
 set -euo pipefail
