@@ -326,6 +326,16 @@ module cumlp
     integer(c_int64_t) :: overflows      ! state: steps skipped for an overflow
   end type cumlp_loss_scaler
 
+  ! What cumlp_optimizer_sync reports (C's cumlp_step_summary): the steps since the last sync.
+  type, bind(C) :: cumlp_step_summary
+    integer(c_int64_t) :: steps        ! the steps run
+    integer(c_int64_t) :: taken        ! of them applied
+    integer(c_int64_t) :: skipped      ! skipped (non-finite loss or gradients, FP16 overflow)
+    integer(c_int64_t) :: failed       ! failed under non_finite_error, or not applied after one
+    real(c_double) :: loss             ! mean loss per sample of the finite losses; NaN if none
+    integer(c_int64_t) :: loss_samples ! the samples of that mean
+  end type cumlp_step_summary
+
   ! The interface of a cumlp_fit callback (C's cumlp_fit_callback). Write it as a module or
   ! external procedure with bind(C) (an internal procedure cannot be bind(C)), for example
   !   integer(c_int) function on_progress(progress, user_data) bind(C)
@@ -926,6 +936,21 @@ module cumlp
       import :: c_int, c_ptr
       type(c_ptr), value :: opt
       integer(c_int) :: cumlp_optimizer_step
+    end function
+
+    ! cumlp_train_step without the wait (cumlp.h); cumlp_optimizer_sync reads what the steps
+    ! came to.
+    function cumlp_train_step_async(net, opt, x, t) bind(C, name="cumlp_train_step_async")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: net, opt, x, t
+      integer(c_int) :: cumlp_train_step_async
+    end function
+
+    function cumlp_optimizer_sync(opt, summary) bind(C, name="cumlp_optimizer_sync")
+      import :: c_int, c_ptr, cumlp_step_summary
+      type(c_ptr), value :: opt
+      type(cumlp_step_summary), intent(out) :: summary
+      integer(c_int) :: cumlp_optimizer_sync
     end function
 
     ! loss may be NULL: wrapped by cumlp_train_step below (loss OPTIONAL).

@@ -869,6 +869,48 @@ CUMLP_API cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt);
 CUMLP_API cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt,
                                         const cumlp_tensor *X, const cumlp_tensor *T, double *loss);
 
+/** What an optimizer's steps came to since its last cumlp_optimizer_sync (or its creation),
+ * whichever call ran them: cumlp_train_step, cumlp_train_step_async, cumlp_optimizer_step,
+ * cumlp_fit. */
+typedef struct cumlp_step_summary {
+    int64_t steps;        /* the steps run */
+    int64_t taken;        /* of them applied */
+    int64_t skipped;      /* skipped: a non-finite loss or gradients, an FP16 overflow */
+    int64_t failed;       /* failed under options.non_finite_error, or not applied after such a
+                             failure (cumlp_train_step_async) */
+    double loss;          /* the mean loss per sample over the steps that computed a finite loss
+                             (every cumlp_train_step_async; cumlp_train_step when asked for it);
+                             NaN when none did */
+    int64_t loss_samples; /* the samples of that mean */
+} cumlp_step_summary;
+
+/**
+ * cumlp_train_step without the wait: on the cuda backend the whole step (with its decision, see
+ * "The training step as one CUDA graph" in README.md) is queued and the call returns, so that the
+ * host queues the next batch while the device works, and the loss stays on the device until
+ * cumlp_optimizer_sync reads the summary of the steps. X and T are read when the step runs:
+ * change them only through cumlp_tensor_upload (queued behind the step) or after a sync. Arguments
+ * are checked at once (the same errors as cumlp_train_step); what a step comes to (taken, skipped,
+ * its loss, a failure under options.non_finite_error, after which the later queued steps are not
+ * applied) is reported by cumlp_optimizer_sync. Until then the optimizer's counters, its gradient
+ * norm and the network's loss scaler on the host are those of the last sync: every function that
+ * reads or sets them (cumlp_optimizer_step_count, cumlp_network_get_loss_scaler, a checkpoint, a
+ * new learning rate, cumlp_train_step, ...) waits for the queued steps first. Where the step is
+ * decided on the host (the cpu and reference backends, a network with a communicator, no pinned
+ * memory) the call runs it at once and reports it the same way.
+ */
+CUMLP_API cumlp_status cumlp_train_step_async(cumlp_network *net, cumlp_optimizer *opt,
+                                              const cumlp_tensor *X, const cumlp_tensor *T);
+
+/**
+ * Waits for opt's queued steps, brings its counters, gradient norm and its network's loss scaler
+ * up to date, fills *summary (NULL: not wanted) with the steps since the last sync and starts a new
+ * summary. Returns CUMLP_ERROR_NON_FINITE when a step failed under options.non_finite_error (the
+ * message says why and how many queued steps were then not applied; the summary is filled and
+ * new steps run again), or the device's error.
+ */
+CUMLP_API cumlp_status cumlp_optimizer_sync(cumlp_optimizer *opt, cumlp_step_summary *summary);
+
 /* ---------------------------------------------------------------------------------------------
  * Gradient check
  * ------------------------------------------------------------------------------------------- */

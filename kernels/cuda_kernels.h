@@ -73,7 +73,7 @@ int cumlp__cuda_optimizer_step_decided(void *stream, int type, const void *step_
                                        void *param_copy, int copy_storage);
 
 /* cumlp_step_decide (kernels/step_rule.h) on a device cumlp_step_state, in one thread. */
-int cumlp__cuda_step_decide(void *stream, void *step_state);
+int cumlp__cuda_step_decide(void *stream, void *step_state, double batch_samples);
 
 /* dst[i] = src[i] for i < count, from format src_storage into dst_storage (one fp32, one 16-bit):
  * rounded to nearest even into 16 bits, exact into fp32. */

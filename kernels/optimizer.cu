@@ -86,17 +86,18 @@ extern "C" int cumlp__cuda_optimizer_step_decided(void *stream, int type, const 
 
 namespace {
 
-__global__ void step_decide_kernel(cumlp_step_state *s) {
+__global__ void step_decide_kernel(cumlp_step_state *s, double batch_samples) {
     if (blockIdx.x != 0 || threadIdx.x != 0) return;
     /* fp32 squares summed in double never overflow: the sum is finite iff every gradient is */
     s->grads_finite = isfinite(s->sum_squares);
+    s->batch_samples = batch_samples;
     cumlp_step_decide(s);
 }
 
 } /* namespace */
 
-extern "C" int cumlp__cuda_step_decide(void *stream, void *step_state) {
+extern "C" int cumlp__cuda_step_decide(void *stream, void *step_state, double batch_samples) {
     CUMLP_LAUNCH(step_decide_kernel, 1, 1, 0, (cudaStream_t)stream)
-    (static_cast<cumlp_step_state *>(step_state));
+    (static_cast<cumlp_step_state *>(step_state), batch_samples);
     return launched();
 }

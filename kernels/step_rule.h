@@ -152,7 +152,8 @@ enum {
     CUMLP_STEP_TAKEN = 0,
     CUMLP_STEP_LOSS_NON_FINITE = 1,  /* the loss is NaN or Inf (judged when check_loss is set) */
     CUMLP_STEP_GRADS_NON_FINITE = 2, /* a gradient is NaN or Inf (no loss scaler) */
-    CUMLP_STEP_OVERFLOW = 3          /* the loss-scaled gradients overflowed (FP16) */
+    CUMLP_STEP_OVERFLOW = 3,         /* the loss-scaled gradients overflowed (FP16) */
+    CUMLP_STEP_HALTED = 4            /* not applied: a queued step before it failed (halted) */
 };
 
 /* One step's decision: the optimizer's and the loss scaler's state before it, what the backward
@@ -174,13 +175,23 @@ typedef struct cumlp_step_state {
     int outcome;          /* out: a CUMLP_STEP_* */
     cumlp_step_params params;     /* out, when taken: the update's hyper-parameters */
     cumlp_update_params_f update; /* out, when taken: the same as the fp32 rule takes them */
+    /* Queued steps (cumlp_train_step_async): the host writes the state before the first and
+     * reads it after the last, so the counters below run on over the steps between. */
+    double batch_samples;    /* in: the batch's columns, for the summary's mean loss */
+    int halt_on_failure;     /* a failure (options.non_finite_error) halts the later steps */
+    int halted;              /* out: the outcome of the step that failed, 0 while none has */
+    double halted_loss_sum;  /* out: its loss_sum */
+    int64_t summary_steps;   /* out: steps decided since the host wrote the state */
+    int64_t summary_taken;   /* out: of them taken */
+    int64_t summary_skipped; /* out: skipped (counted in skipped_steps) */
+    int64_t summary_failed;  /* out: failed (non_finite_error) or halted */
+    double summary_loss_sum; /* out: the finite losses (check_loss), summed over their samples */
+    double summary_samples;  /* out: those losses' samples */
+    double step_grads_scale; /* out: the grads_scale the last decided step's gradients carry */
 } cumlp_step_state;
 
-/* Decides the step s describes and advances its state: a step taken counts (steps, the NAdam
- * product, the scaler's growth) and gets its hyper-parameters; a step not taken counts as skipped
- * unless options.non_finite_error makes it an error, an overflow always counts and backs the scale
- * off. The gradient norm divides out grads_scale, and so does the update's grad_scale. */
-CUMLP_HD void cumlp_step_decide(cumlp_step_state *s) {
+/* The decision itself (cumlp_step_decide). */
+CUMLP_HD void cumlp_step_decide_one(cumlp_step_state *s) {
     if (s->check_loss && !isfinite(s->loss_sum)) {
         s->gradient_norm = (double)NAN;
         s->outcome = CUMLP_STEP_LOSS_NON_FINITE;
@@ -209,6 +220,39 @@ CUMLP_HD void cumlp_step_decide(cumlp_step_state *s) {
     s->mu_product = mu_product;
     if (s->grads_scaled) cumlp_loss_scaler_react(&s->scaler, 1);
     s->outcome = CUMLP_STEP_TAKEN;
+}
+
+/* Decides the step s describes and advances its state: a step taken counts (steps, the NAdam
+ * product, the scaler's growth) and gets its hyper-parameters; a step not taken counts as skipped
+ * unless options.non_finite_error makes it an error, an overflow always counts and backs the scale
+ * off. The gradient norm divides out grads_scale, and so does the update's grad_scale. Then the
+ * summary counts the step, and the loss scale of the next step is the scaler's (FP16), so that
+ * steps queued one after another need nothing from the host between them. */
+CUMLP_HD void cumlp_step_decide(cumlp_step_state *s) {
+    s->summary_steps++;
+    s->step_grads_scale = s->grads_scale;
+    if (s->halted) {
+        s->outcome = CUMLP_STEP_HALTED;
+        s->summary_failed++;
+        return;
+    }
+    cumlp_step_decide_one(s);
+    if (s->check_loss && isfinite(s->loss_sum)) {
+        s->summary_loss_sum += s->loss_sum;
+        s->summary_samples += s->batch_samples;
+    }
+    if (s->outcome == CUMLP_STEP_TAKEN) {
+        s->summary_taken++;
+    } else if (s->outcome == CUMLP_STEP_OVERFLOW || !s->options.non_finite_error) {
+        s->summary_skipped++;
+    } else {
+        s->summary_failed++;
+        if (s->halt_on_failure) {
+            s->halted = s->outcome;
+            s->halted_loss_sum = s->loss_sum;
+        }
+    }
+    if (s->grads_scaled) s->grads_scale = s->scaler.scale, s->delta_scale = (float)s->scaler.scale;
 }
 
 #endif /* CUMLP_STEP_RULE_H */

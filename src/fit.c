@@ -726,6 +726,7 @@ cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dat
     if (st == CUMLP_SUCCESS) st = check_options(net->ctx, __func__, o);
     /* with a communicator every rank agrees, on its checks and on what the ranks hold */
     if (net && net->dist) st = cumlp__dist_fit_agree(net, opt, train, validation, o, st, __func__);
+    if (st == CUMLP_SUCCESS) st = cumlp__network_settle(net);
     if (st != CUMLP_SUCCESS) return st;
     fit_state f;
     memset(&f, 0, sizeof f);

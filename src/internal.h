@@ -117,6 +117,9 @@ struct cumlp_network {
                            last backward pass ran with in FP16, else 1 */
     int grads_scaled;   /* 1 when that pass ran under the loss scaler (FP16) */
     cumlp_dist *dist;   /* data parallelism (src/dist/), or NULL */
+    /* The optimizer whose queued steps (cumlp_train_step_async) the host has not read back, or
+     * NULL: the loss scaler and grads_scale above are stale while it is set. */
+    cumlp_optimizer *queued_opt;
 };
 
 struct cumlp_optimizer {
@@ -139,6 +142,14 @@ struct cumlp_optimizer {
     cumlp_step_graph graphs[CUMLP_STEP_GRAPHS];
     cumlp_step_graph_key seen[CUMLP_STEP_GRAPHS], refused[CUMLP_STEP_GRAPHS];
     int seen_count, refused_count, next_graph, next_seen, next_refused;
+    /* cumlp_train_step_async: the steps queued since the host last read the step state back
+     * (while nonzero the device's state is the truth, and the host writes none), the summary so
+     * far (its loss as a sum over loss_samples), and the outcome of a step that failed under
+     * non_finite_error with its loss sum (0: none), for cumlp_optimizer_sync to report. */
+    int64_t queued;
+    cumlp_step_summary summary;
+    int halted;
+    double halted_loss_sum;
 };
 
 /* Which state arenas an optimizer keeps: bit k set for state[k], which checkpoints name
@@ -301,5 +312,22 @@ cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func);
 /* A step not taken because of NaN or Inf (`why`): CUMLP_STEP_SKIPPED (counted), or
  * CUMLP_ERROR_NON_FINITE with the optimizer's non_finite_error. */
 cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, const char *why);
+
+/* cumlp_train_step_async where the host decides the step: run now, its outcome kept in the
+ * summary for cumlp_optimizer_sync (a failure under non_finite_error halts the later steps). */
+cumlp_status cumlp__train_step_now(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
+                                   const cumlp_tensor *T, const char *func);
+
+/* cumlp_train_step_async on a backend with the device-resident step (src/train_step.c), in the
+ * name of func; net and opt are checked. */
+cumlp_status cumlp__train_step_device_async(cumlp_network *net, cumlp_optimizer *opt,
+                                            const cumlp_tensor *X, const cumlp_tensor *T,
+                                            const char *func);
+
+/* Waits for opt's queued steps and reads their state back (nothing to do when none are queued);
+ * cumlp__network_settle does so for the optimizer with steps queued on net, if any. Every function
+ * that reads or writes the optimizer's counters or the network's loss scaler calls one first. */
+cumlp_status cumlp__optimizer_settle(cumlp_optimizer *opt);
+cumlp_status cumlp__network_settle(const cumlp_network *net);
 
 #endif /* CUMLP_INTERNAL_H */

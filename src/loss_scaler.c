@@ -25,8 +25,9 @@ cumlp_status cumlp_loss_scaler_defaults(cumlp_loss_scaler *scaler) {
 cumlp_status cumlp_network_get_loss_scaler(const cumlp_network *net, cumlp_loss_scaler *scaler) {
     CUMLP_FAIL_IF(!net, NULL, CUMLP_ERROR_INVALID_VALUE, "net is NULL");
     CUMLP_FAIL_IF(!scaler, net->ctx, CUMLP_ERROR_INVALID_VALUE, "scaler is NULL");
-    *scaler = net->scaler;
-    return CUMLP_SUCCESS;
+    cumlp_status st = cumlp__network_settle(net);
+    if (st == CUMLP_SUCCESS) *scaler = net->scaler;
+    return st;
 }
 
 const char *cumlp__loss_scaler_problem(const cumlp_loss_scaler *s, char *buf, size_t size) {
@@ -52,6 +53,8 @@ cumlp_status cumlp_network_set_loss_scaler(cumlp_network *net, const cumlp_loss_
     char why[160];
     const char *problem = cumlp__loss_scaler_problem(scaler, why, sizeof why);
     CUMLP_FAIL_IF(problem, net->ctx, CUMLP_ERROR_INVALID_VALUE, "%s", problem);
+    cumlp_status st = cumlp__network_settle(net);
+    if (st != CUMLP_SUCCESS) return st;
     net->scaler = *scaler;
     return CUMLP_SUCCESS;
 }

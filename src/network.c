@@ -171,6 +171,7 @@ static void free_work_buffers(cumlp_network *net) {
 
 void cumlp_network_destroy(cumlp_network *net) {
     if (!net) return;
+    (void)cumlp__network_settle(net); /* no queued step may run on freed buffers */
     cumlp__dist_leave(net);
     if (net->layers) free_work_buffers(net);
     net->ctx->ops->free(net->ctx, net->params16);
@@ -340,12 +341,17 @@ cumlp_status cumlp_network_set_parameters_f64(cumlp_network *net, const double *
     return arena_transfer(net, PARAMETERS, FROM_HOST_F64, (void *)host, count, __func__);
 }
 
+/* The gradients divide out the loss scale they were computed with, which queued steps change. */
 cumlp_status cumlp_network_get_gradients(const cumlp_network *net, float *host, int64_t count) {
+    cumlp_status st = cumlp__network_settle(net);
+    if (st != CUMLP_SUCCESS) return st;
     return arena_transfer(net, GRADIENTS, TO_HOST_F32, host, count, __func__);
 }
 
 cumlp_status cumlp_network_get_gradients_f64(const cumlp_network *net, double *host,
                                              int64_t count) {
+    cumlp_status st = cumlp__network_settle(net);
+    if (st != CUMLP_SUCCESS) return st;
     return arena_transfer(net, GRADIENTS, TO_HOST_F64, host, count, __func__);
 }
 
@@ -451,11 +457,15 @@ static int layer_keeps_mask(const cumlp_network *net, int l) {
  * which BF16 and FP16 make here. */
 static cumlp_status follow_precision(cumlp_network *net) {
     cumlp_context *ctx = net->ctx;
+    int storage = cumlp__precision_storage(ctx->precision);
+    if (ctx->epilogues != net->epilogues || storage != net->storage) {
+        cumlp_status st = cumlp__network_settle(net); /* queued steps use the buffers */
+        if (st != CUMLP_SUCCESS) return st;
+    }
     if (ctx->epilogues != net->epilogues) {
         free_work_buffers(net);
         net->epilogues = ctx->epilogues;
     }
-    int storage = cumlp__precision_storage(ctx->precision);
     if (storage != net->storage) {
         free_work_buffers(net);
         ctx->ops->free(ctx, net->params16);
@@ -509,6 +519,8 @@ cumlp_status cumlp__network_reserve(cumlp_network *net, int64_t cols) {
         !cumlp__mul_size(net->layers[0].fan_in, cols, MAX_ELEMENTS, &input_count))
         return cumlp__error(ctx, CUMLP_ERROR_INVALID_VALUE,
                             "a batch of %lld columns overflows the work buffers", (long long)cols);
+    st = cumlp__network_settle(net); /* queued steps use the buffers */
+    if (st != CUMLP_SUCCESS) return st;
     free_work_buffers(net);
     st = alloc_work_buffers(net, cols, (size_t)count);
     if (st != CUMLP_SUCCESS) {
@@ -786,6 +798,7 @@ cumlp_status cumlp__loss_backward_step(cumlp_network *net, const cumlp_tensor *X
 cumlp_status cumlp_loss_backward(cumlp_network *net, const cumlp_tensor *X, const cumlp_tensor *T,
                                  double *loss) {
     cumlp_status st = cumlp__check_loss_batch(net, X, T, __func__);
+    if (st == CUMLP_SUCCESS) st = cumlp__network_settle(net); /* its loss scale */
     if (net && net->dist) return cumlp__dist_loss_backward(net, X, T, st, loss, __func__);
     if (st != CUMLP_SUCCESS) return st;
     double loss_sum = 0;

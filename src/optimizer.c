@@ -128,6 +128,7 @@ unsigned cumlp__optimizer_state_slots(const cumlp_optimizer_options *o) {
 
 void cumlp_optimizer_destroy(cumlp_optimizer *opt) {
     if (!opt) return;
+    (void)cumlp__optimizer_settle(opt); /* its queued steps use the state freed below */
     cumlp_context *ctx = opt->net->ctx;
     for (int k = 0; k < CUMLP_OPTIMIZER_MAX_STATES; k++)
         ctx->ops->free(ctx, opt->state[k]);
@@ -201,24 +202,33 @@ cumlp_status cumlp_optimizer_set_learning_rate(cumlp_optimizer *opt, double lear
     CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
     CUMLP_FAIL_IF(!isfinite(learning_rate) || learning_rate < 0, opt->net->ctx,
                   CUMLP_ERROR_INVALID_VALUE, "%g must be finite and >= 0", learning_rate);
-    opt->options.learning_rate = learning_rate;
-    return CUMLP_SUCCESS;
+    cumlp_status st = cumlp__optimizer_settle(opt); /* the next step takes the rate to the device */
+    if (st == CUMLP_SUCCESS) opt->options.learning_rate = learning_rate;
+    return st;
 }
 
 double cumlp_optimizer_learning_rate(const cumlp_optimizer *opt) {
     return opt ? opt->options.learning_rate : -1.0;
 }
 
+/* The getters below read host counters that queued steps run ahead of: they wait for those steps
+ * first (the optimizer is the caller's, never a const object, so settling it is fine). A device
+ * error there stays in the context and shows at the next call that returns a status. */
+static const cumlp_optimizer *settled(const cumlp_optimizer *opt) {
+    if (opt) (void)cumlp__optimizer_settle((cumlp_optimizer *)opt);
+    return opt;
+}
+
 int64_t cumlp_optimizer_step_count(const cumlp_optimizer *opt) {
-    return opt ? opt->steps : -1;
+    return settled(opt) ? opt->steps : -1;
 }
 
 int64_t cumlp_optimizer_skipped_steps(const cumlp_optimizer *opt) {
-    return opt ? opt->skipped_steps : -1;
+    return settled(opt) ? opt->skipped_steps : -1;
 }
 
 double cumlp_optimizer_gradient_norm(const cumlp_optimizer *opt) {
-    return opt ? opt->gradient_norm : -1.0;
+    return settled(opt) ? opt->gradient_norm : -1.0;
 }
 
 /* ---- one step ------------------------------------------------------------------------------ */
@@ -281,8 +291,35 @@ static cumlp_status not_taken_status(const cumlp_optimizer *opt, const char *fun
 }
 
 cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, const char *why) {
-    if (!opt->options.non_finite_error) opt->skipped_steps++;
+    opt->summary.steps++;
+    if (!opt->options.non_finite_error) {
+        opt->skipped_steps++;
+        opt->summary.skipped++;
+    } else {
+        opt->summary.failed++;
+    }
     return not_taken_status(opt, func, why);
+}
+
+/* Takes the counters, the loss scaler and the summary of a state the device or host decided. */
+static void absorb_state(cumlp_optimizer *opt, const cumlp_step_state *s) {
+    cumlp_network *net = opt->net;
+    opt->steps = s->steps;
+    opt->skipped_steps = s->skipped_steps;
+    opt->nadam_mu_product = s->mu_product;
+    opt->gradient_norm = s->gradient_norm;
+    net->scaler = s->scaler;
+    if (s->summary_steps > 0) net->grads_scale = s->step_grads_scale;
+    opt->summary.steps += s->summary_steps;
+    opt->summary.taken += s->summary_taken;
+    opt->summary.skipped += s->summary_skipped;
+    opt->summary.failed += s->summary_failed;
+    opt->summary.loss += s->summary_loss_sum; /* a sum until cumlp_optimizer_sync */
+    opt->summary.loss_samples += (int64_t)s->summary_samples;
+    if (s->halted && !opt->halted) {
+        opt->halted = s->halted;
+        opt->halted_loss_sum = s->halted_loss_sum;
+    }
 }
 
 void cumlp__step_state_of(const cumlp_optimizer *opt, cumlp_step_state *s) {
@@ -303,11 +340,7 @@ cumlp_status cumlp__step_outcome(cumlp_optimizer *opt, const cumlp_step_state *s
                                  const char *func) {
     cumlp_network *net = opt->net;
     double scale_before = net->scaler.scale;
-    opt->steps = s->steps;
-    opt->skipped_steps = s->skipped_steps;
-    opt->nadam_mu_product = s->mu_product;
-    opt->gradient_norm = s->gradient_norm;
-    net->scaler = s->scaler;
+    absorb_state(opt, s);
     cumlp_context *ctx = net->ctx;
     char why[64] = "the gradients hold NaN or Inf";
     /* a sum that is not finite prints as its mean would (nan, inf or -inf) */
@@ -360,6 +393,8 @@ cumlp_status cumlp__optimizer_queue_decided(cumlp_optimizer *opt, const void *st
 
 cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
     CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
+    cumlp_status st = cumlp__network_settle(opt->net);
+    if (st != CUMLP_SUCCESS) return st;
     return cumlp__optimizer_take_step(opt, __func__);
 }
 
@@ -375,13 +410,88 @@ static cumlp_status check_step_args(const cumlp_network *net, const cumlp_optimi
     return CUMLP_SUCCESS;
 }
 
+/* Adds a step's loss (the mean over cols samples) decided on the host to the summary. */
+static void add_host_loss(cumlp_optimizer *opt, double loss, int64_t cols) {
+    if (!isfinite(loss)) return;
+    opt->summary.loss += loss * (double)cols;
+    opt->summary.loss_samples += cols;
+}
+
+/* The step of cumlp_train_step, in the name of func: on the device where the backend decides
+ * steps there, else on the host, the loss of the latter added to the summary. */
+static cumlp_status train_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
+                               const cumlp_tensor *T, double *loss, const char *func) {
+    cumlp_status st = check_step_args(net, opt, func);
+    if (st == CUMLP_SUCCESS) st = cumlp__network_settle(net);
+    if (net && net->dist) {
+        st = cumlp__dist_train_step(net, opt, X, T, st, 0, loss, func);
+    } else {
+        if (st != CUMLP_SUCCESS) return st;
+        if (net->ctx->ops->step_decide) return cumlp__train_step_device(net, opt, X, T, loss, func);
+        st = cumlp__train_step_host(net, opt, X, T, loss, func);
+    }
+    /* a step not taken has its loss too, as the device's summary counts it (a finite one) */
+    if (loss && (st == CUMLP_SUCCESS || st == CUMLP_STEP_SKIPPED || st == CUMLP_ERROR_NON_FINITE))
+        add_host_loss(opt, *loss, X->cols);
+    return st;
+}
+
 cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                               const cumlp_tensor *T, double *loss) {
+    return train_step(net, opt, X, T, loss, __func__);
+}
+
+cumlp_status cumlp__train_step_now(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
+                                   const cumlp_tensor *T, const char *func) {
+    cumlp_status st = cumlp__check_loss_batch(net, X, T, func);
+    if (st != CUMLP_SUCCESS && !net->dist) return st;
+    if (opt->halted && st == CUMLP_SUCCESS) { /* not applied after a failure */
+        opt->summary.steps++;
+        opt->summary.failed++;
+        return CUMLP_SUCCESS;
+    }
+    double loss = NAN;
+    st = train_step(net, opt, X, T, &loss, func);
+    if (st == CUMLP_STEP_SKIPPED) {
+        cumlp__clear_error(net->ctx);
+        return CUMLP_SUCCESS;
+    }
+    if (st == CUMLP_ERROR_NON_FINITE && opt->options.non_finite_error) {
+        opt->halted = isfinite(loss) ? CUMLP_STEP_GRADS_NON_FINITE : CUMLP_STEP_LOSS_NON_FINITE;
+        opt->halted_loss_sum = loss * (double)X->cols;
+        cumlp__clear_error(net->ctx);
+        return CUMLP_SUCCESS;
+    }
+    return st;
+}
+
+cumlp_status cumlp_train_step_async(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
+                                    const cumlp_tensor *T) {
     cumlp_status st = check_step_args(net, opt, __func__);
-    if (net && net->dist) return cumlp__dist_train_step(net, opt, X, T, st, 0, loss, __func__);
+    if (st != CUMLP_SUCCESS && !(net && net->dist)) return st;
+    if (st == CUMLP_SUCCESS && !net->dist && net->ctx->ops->step_decide)
+        return cumlp__train_step_device_async(net, opt, X, T, __func__);
+    return cumlp__train_step_now(net, opt, X, T, __func__);
+}
+
+cumlp_status cumlp_optimizer_sync(cumlp_optimizer *opt, cumlp_step_summary *summary) {
+    CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
+    cumlp_status st = cumlp__optimizer_settle(opt);
     if (st != CUMLP_SUCCESS) return st;
-    if (net->ctx->ops->step_decide) return cumlp__train_step_device(net, opt, X, T, loss, __func__);
-    return cumlp__train_step_host(net, opt, X, T, loss, __func__);
+    cumlp_step_summary s = opt->summary;
+    s.loss = s.loss_samples > 0 ? s.loss / (double)s.loss_samples : NAN;
+    if (summary) *summary = s;
+    memset(&opt->summary, 0, sizeof opt->summary);
+    int halted = opt->halted;
+    opt->halted = 0;
+    if (!halted) return CUMLP_SUCCESS;
+    char why[64] = "the gradients hold NaN or Inf";
+    if (halted == CUMLP_STEP_LOSS_NON_FINITE)
+        snprintf(why, sizeof why, "the loss is %g", opt->halted_loss_sum);
+    return cumlp__fail(opt->net->ctx, CUMLP_ERROR_NON_FINITE, __func__,
+                       "a queued step failed: %s (non_finite_error is set); %lld of the %lld steps "
+                       "since the last sync failed or were not applied after it",
+                       why, (long long)s.failed, (long long)s.steps);
 }
 
 cumlp_status cumlp__train_step_host(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,

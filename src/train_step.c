@@ -45,7 +45,8 @@ static cumlp_status queue_step(cumlp_network *net, cumlp_optimizer *opt, const c
     cumlp_status st = ctx->ops->step_state_copy(ctx, opt->step_device, opt->step_host, 1);
     if (st == CUMLP_SUCCESS) st = cumlp__loss_backward_step(net, X, T, opt->step_device);
     if (st == CUMLP_SUCCESS)
-        st = ctx->ops->step_decide(ctx, opt->step_device, net->grads, net->num_params);
+        st = ctx->ops->step_decide(ctx, opt->step_device, net->grads, net->num_params,
+                                   (double)X->cols);
     if (st == CUMLP_SUCCESS) st = cumlp__optimizer_queue_decided(opt, opt->step_device);
     if (st == CUMLP_SUCCESS)
         st = ctx->ops->step_state_copy(ctx, opt->step_host, opt->step_device, 0);
@@ -167,24 +168,83 @@ static cumlp_status run_step(cumlp_network *net, cumlp_optimizer *opt, const cum
     return queue_step(net, opt, X, T);
 }
 
+/* ---- the step, waited for or queued ------------------------------------------------------- */
+
+cumlp_status cumlp__optimizer_settle(cumlp_optimizer *opt) {
+    if (!opt || !opt->queued) return CUMLP_SUCCESS;
+    cumlp_network *net = opt->net;
+    opt->queued = 0;
+    if (net->queued_opt == opt) net->queued_opt = NULL;
+    cumlp_status st = net->ctx->ops->synchronize(net->ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    /* the last queued step's outcome is the summary's, not a status of this call */
+    (void)cumlp__step_outcome(opt, opt->step_host, "cumlp_optimizer_sync");
+    cumlp__clear_error(net->ctx);
+    return CUMLP_SUCCESS;
+}
+
+cumlp_status cumlp__network_settle(const cumlp_network *net) {
+    return net ? cumlp__optimizer_settle(net->queued_opt) : CUMLP_SUCCESS;
+}
+
+/* What both steps do before queuing: the batch checked, the work buffers, the 16-bit weight copy
+ * and the gradients' scale made, steps queued by another optimizer of net waited for, the step
+ * state allocated (*pinned = 0: none could be, and the host decides the step). */
+static cumlp_status prepare(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
+                            const cumlp_tensor *T, int *pinned, const char *func) {
+    cumlp_status st = cumlp__check_loss_batch(net, X, T, func);
+    if (st == CUMLP_SUCCESS && net->queued_opt != opt) st = cumlp__network_settle(net);
+    if (st == CUMLP_SUCCESS) st = cumlp__network_reserve(net, X->cols);
+    if (st == CUMLP_SUCCESS) st = step_buffers(opt, pinned);
+    return st;
+}
+
+/* Queues the step as a graph where the context uses graphs, else launch by launch. */
+static cumlp_status queue_whole_step(cumlp_network *net, cumlp_optimizer *opt,
+                                     const cumlp_tensor *X, const cumlp_tensor *T) {
+    return net->ctx->ops->graph_begin ? run_step(net, opt, X, T) : queue_step(net, opt, X, T);
+}
+
 cumlp_status cumlp__train_step_device(cumlp_network *net, cumlp_optimizer *opt,
                                       const cumlp_tensor *X, const cumlp_tensor *T, double *loss,
                                       const char *func) {
     cumlp_context *ctx = net->ctx;
     int pinned = 0;
-    cumlp_status st = cumlp__check_loss_batch(net, X, T, func);
-    /* the work buffers, the 16-bit weight copy and the gradients' scale before the state is made */
-    if (st == CUMLP_SUCCESS) st = cumlp__network_reserve(net, X->cols);
-    if (st == CUMLP_SUCCESS) st = step_buffers(opt, &pinned);
+    cumlp_status st = prepare(net, opt, X, T, &pinned, func);
+    if (st == CUMLP_SUCCESS) st = cumlp__optimizer_settle(opt); /* its own queued steps */
     if (st != CUMLP_SUCCESS) return st;
     if (!pinned) return cumlp__train_step_host(net, opt, X, T, loss, func);
     cumlp__set_grads_scale(net);
     cumlp_step_state *state = opt->step_host;
     cumlp__step_state_of(opt, state);
     state->check_loss = loss != NULL;
-    st = ctx->ops->graph_begin ? run_step(net, opt, X, T) : queue_step(net, opt, X, T);
+    st = queue_whole_step(net, opt, X, T);
     if (st == CUMLP_SUCCESS) st = ctx->ops->synchronize(ctx);
     if (st != CUMLP_SUCCESS) return st;
     if (loss) *loss = state->loss_sum / (double)X->cols;
     return cumlp__step_outcome(opt, state, func);
+}
+
+/* Queued steps share one state: the host writes it before the first (the loss judged, and a
+ * failure under non_finite_error halting the later steps) and leaves it to the device until
+ * cumlp__optimizer_settle; each step's copy in reads what the step before copied out. */
+cumlp_status cumlp__train_step_device_async(cumlp_network *net, cumlp_optimizer *opt,
+                                            const cumlp_tensor *X, const cumlp_tensor *T,
+                                            const char *func) {
+    int pinned = 0;
+    cumlp_status st = prepare(net, opt, X, T, &pinned, func);
+    if (st != CUMLP_SUCCESS) return st;
+    if (!pinned) return cumlp__train_step_now(net, opt, X, T, func); /* the host decides */
+    if (!opt->queued) {
+        cumlp_step_state *state = opt->step_host;
+        cumlp__set_grads_scale(net);
+        cumlp__step_state_of(opt, state);
+        state->check_loss = 1;
+        state->halt_on_failure = 1;
+    }
+    st = queue_whole_step(net, opt, X, T);
+    if (st != CUMLP_SUCCESS) return st;
+    opt->queued++;
+    net->queued_opt = opt;
+    return CUMLP_SUCCESS;
 }

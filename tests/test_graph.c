@@ -92,13 +92,7 @@ static void run(const run_spec *spec, int graphs, run_record *r) {
     static const int64_t widths[] = {N_IN, N_HIDDEN, N_HIDDEN, N_OUT};
     static const int acts[] = {CUMLP_ACT_RELU, CUMLP_ACT_TANH, CUMLP_ACT_SOFTMAX};
     cumlp_network *net = test_network(gpu, 3, widths, acts, CUMLP_LOSS_SOFTMAX_CROSS_ENTROPY, 1234);
-    if (spec->loss_scaler_stress) {
-        cumlp_loss_scaler s;
-        CHECK_OK(cumlp_loss_scaler_defaults(&s));
-        s.scale = 0x1p40; /* overflows fp16 at first, backs off */
-        s.growth_interval = 3;
-        CHECK_OK(cumlp_network_set_loss_scaler(net, &s));
-    }
+    if (spec->loss_scaler_stress) test_overflowing_loss_scaler(net);
     cumlp_optimizer_options o;
     CHECK_OK(cumlp_optimizer_defaults_for(spec->optimizer, &o));
     o.learning_rate = spec->learning_rate;

@@ -119,6 +119,18 @@ cumlp_network *test_network(cumlp_context *ctx, int num_layers, const int64_t *w
     return net;
 }
 
+void test_overflowing_loss_scaler(cumlp_network *net) {
+    cumlp_loss_scaler s;
+    cumlp_status st = cumlp_loss_scaler_defaults(&s);
+    s.scale = 0x1p40;
+    s.growth_interval = 3;
+    if (st == CUMLP_SUCCESS) st = cumlp_network_set_loss_scaler(net, &s);
+    if (st != CUMLP_SUCCESS) {
+        fprintf(stderr, "test: setting the loss scaler failed (status %d)\n", (int)st);
+        abort();
+    }
+}
+
 static void training_batch(const test_training *t, test_rng *r, float *x, float *y) {
     int64_t n_in = t->widths[0], n_out = t->widths[t->num_layers];
     test_fill_uniform(r, x, (size_t)(n_in * t->batch), -1, 1);

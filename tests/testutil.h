@@ -49,6 +49,10 @@ cumlp_tensor *test_tensor_from(cumlp_context *ctx, const float *host, int64_t ro
 cumlp_network *test_network(cumlp_context *ctx, int num_layers, const int64_t *widths,
                             const int *activations, int loss, uint64_t seed);
 
+/* Gives net a loss scaler that overflows fp16 at first (2^40, backed off step by step) and grows
+ * every 3 clean steps: FP16's skips and growth within a few dozen steps. Aborts on failure. */
+void test_overflowing_loss_scaler(cumlp_network *net);
+
 /* A training run to compare backends by: the network, its initialization (biases drawn like the
  * weights, leaky ReLU slope 0.05), the optimizer and the data: inputs uniform in [-1, 1), targets
  * one-hot for softmax cross-entropy, else uniform in [0.05, 0.95). */

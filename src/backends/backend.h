@@ -234,7 +234,8 @@ typedef struct cumlp_backend_ops {
      *   loss sum written into its loss_sum (always computed).
      * step_state_copy: one cumlp_step_state between host_alloc memory and a device buffer.
      * step_decide: the sum of squares of grads[0..count) into the state's sum_squares (as
-     *   check_finite computes it), then cumlp_step_decide on the state.
+     *   check_finite computes it) and batch_samples into its batch_samples, then
+     *   cumlp_step_decide on the state.
      * optimizer_step_decided: optimizer_step with the state's update; nothing is written unless
      *   its outcome is CUMLP_STEP_TAKEN. type is the optimizer's. */
     cumlp_status (*loss_delta_step)(cumlp_context *ctx, int loss, int activation, double slope,
@@ -242,7 +243,8 @@ typedef struct cumlp_backend_ops {
                                     void *delta, int delta_storage, void *db, double db_scale,
                                     void *step);
     cumlp_status (*step_state_copy)(cumlp_context *ctx, void *dst, const void *src, int to_device);
-    cumlp_status (*step_decide)(cumlp_context *ctx, void *step, const void *grads, size_t count);
+    cumlp_status (*step_decide)(cumlp_context *ctx, void *step, const void *grads, size_t count,
+                                double batch_samples);
     cumlp_status (*optimizer_step_decided)(cumlp_context *ctx, const void *step, int type,
                                            size_t count, void *param, const void *grad,
                                            void *const state[CUMLP_OPTIMIZER_MAX_STATES],

@@ -605,7 +605,7 @@ static cumlp_status cuda_step_state_copy(cumlp_context *ctx, void *dst, const vo
 }
 
 static cumlp_status cuda_step_decide(cumlp_context *ctx, void *step, const void *grads,
-                                     size_t count) {
+                                     size_t count, double batch_samples) {
     cumlp_status st = begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     cuda_state *s = state_of(ctx);
@@ -615,7 +615,7 @@ static cumlp_status cuda_step_decide(cumlp_context *ctx, void *step, const void 
     RANGE_PUSH("cumlp:step_decide");
     int err = cumlp__cuda_sum_squares(s->stream, grads, count,
                                       &((cumlp_step_state *)step)->sum_squares, ws);
-    if (!err) err = cumlp__cuda_step_decide(s->stream, step);
+    if (!err) err = cumlp__cuda_step_decide(s->stream, step, batch_samples);
     RANGE_POP();
     return launch_error(ctx, err, "step_decide");
 }

@@ -136,6 +136,7 @@ cumlp_status cumlp_network_broadcast(cumlp_network *net, cumlp_optimizer *opt) {
         local = cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, __func__,
                             "the optimizer was created for another network");
     if (!net->dist) return local != CUMLP_SUCCESS ? local : ctx->sticky;
+    if (local == CUMLP_SUCCESS) local = cumlp__network_settle(net);
     int with_state = opt && local == CUMLP_SUCCESS;
     unsigned slots = with_state ? cumlp__optimizer_state_slots(&opt->options) : 0;
     cumlp_dist_values v = {0};

@@ -503,6 +503,8 @@ static cumlp_status save_common(const char *func, const cumlp_network *net,
     if (opt && opt->net != net)
         return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
                            "the optimizer was created for another network");
+    cumlp_status settled = cumlp__network_settle(net); /* the counters queued steps ran ahead */
+    if (settled != CUMLP_SUCCESS) return settled;
     int64_t n_in = net->layers[0].fan_in, n_out = net->layers[net->num_layers - 1].fan_out;
     if (x->scaler && cumlp_scaler_num_features(x->scaler) != n_in)
         return cumlp__fail(ctx, CUMLP_ERROR_INVALID_VALUE, func,
@@ -1456,6 +1458,8 @@ cumlp_status cumlp_checkpoint_load_into(cumlp_network *net, cumlp_optimizer *opt
     CUMLP_FAIL_IF(opt && opt->net != net, ctx, CUMLP_ERROR_INVALID_VALUE,
                   "the optimizer was created for another network");
     if (ctx->sticky) return ctx->sticky;
+    cumlp_status settled = cumlp__network_settle(net); /* what queued steps would overwrite */
+    if (settled != CUMLP_SUCCESS) return settled;
     reader r = {.ctx = ctx, .func = __func__, .name = path, .flags = flags};
     decoded d;
     cumlp_status st = decode_source(&r, path, NULL, 0, &d);

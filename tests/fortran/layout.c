@@ -107,6 +107,13 @@ int64_t cumlp_test_c_layout(int s, int field) {
                                      F(cumlp_loss_scaler, growth_interval),
                                      F(cumlp_loss_scaler, clean_steps),
                                      F(cumlp_loss_scaler, overflows)};
+    static const int64_t summary[] = {sizeof(cumlp_step_summary),
+                                      F(cumlp_step_summary, steps),
+                                      F(cumlp_step_summary, taken),
+                                      F(cumlp_step_summary, skipped),
+                                      F(cumlp_step_summary, failed),
+                                      F(cumlp_step_summary, loss),
+                                      F(cumlp_step_summary, loss_samples)};
     static const struct {
         const int64_t *v;
         size_t n;
@@ -119,7 +126,8 @@ int64_t cumlp_test_c_layout(int s, int field) {
                   {result, sizeof result / sizeof *result},
                   {eval, sizeof eval / sizeof *eval},
                   {info, sizeof info / sizeof *info},
-                  {scaler, sizeof scaler / sizeof *scaler}};
+                  {scaler, sizeof scaler / sizeof *scaler},
+                  {summary, sizeof summary / sizeof *summary}};
     if (s < 0 || s >= (int)(sizeof tables / sizeof *tables)) return -1;
     if (field < 0 || (size_t)field >= tables[s].n) return -1;
     return tables[s].v[field];

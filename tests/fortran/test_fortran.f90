@@ -624,6 +624,7 @@ contains
     type(cumlp_eval_result), target :: er
     type(cumlp_model_info), target :: mi
     type(cumlp_loss_scaler), target :: ls
+    type(cumlp_step_summary), target :: ss
     call compare_layout(0_c_int, "cumlp_context_options", c_sizeof(co), c_loc(co), &
         [c_loc(co%backend), c_loc(co%device), c_loc(co%stream), c_loc(co%precision), &
          c_loc(co%num_threads)])
@@ -664,6 +665,9 @@ contains
     call compare_layout(9_c_int, "cumlp_loss_scaler", c_sizeof(ls), c_loc(ls), &
         [c_loc(ls%scale), c_loc(ls%growth_factor), c_loc(ls%backoff_factor), &
          c_loc(ls%growth_interval), c_loc(ls%clean_steps), c_loc(ls%overflows)])
+    call compare_layout(10_c_int, "cumlp_step_summary", c_sizeof(ss), c_loc(ss), &
+        [c_loc(ss%steps), c_loc(ss%taken), c_loc(ss%skipped), c_loc(ss%failed), c_loc(ss%loss), &
+         c_loc(ss%loss_samples)])
   end subroutine
 
   ! The defaults the manual lists, read through the Fortran types: a second check of the layout.
@@ -802,6 +806,7 @@ contains
     type(cumlp_network_options) :: no
     type(cumlp_optimizer_options) :: oo
     real(c_double) :: loss, out(2, 1), w(2, 2), b(2), params(12), grads(12)
+    type(cumlp_step_summary) :: summary
     integer(c_int) :: status
     integer(c_int64_t) :: in_use, peak
     character(:), allocatable :: tag
@@ -862,8 +867,11 @@ contains
         tag // "gradients", ctx)
     call check_near(grads(7), 0.082167041d0, max(tol, 5d-10), tag // "dE/dw5")
 
-    call check_ok(cumlp_train_step(net, opt, x, t, loss), tag // "train step", ctx)
-    call check_near(loss, 0.298371109d0, max(tol, 1d-9), tag // "E_total")
+    call check_ok(cumlp_train_step_async(net, opt, x, t), tag // "queued train step", ctx)
+    call check_ok(cumlp_optimizer_sync(opt, summary), tag // "sync", ctx)
+    call check(summary%steps == 1 .and. summary%taken == 1 .and. summary%loss_samples == 1, &
+        tag // "the summary of one step")
+    call check_near(summary%loss, 0.298371109d0, max(tol, 1d-9), tag // "E_total")
     call check(cumlp_optimizer_step_count(opt) == 1, tag // "one step")
     call check_ok(cumlp_network_get_layer_f64(net, 1_c_int, w, b), tag // "get layer 1", ctx)
     call check_near(w(1, 1), 0.35891648d0, max(tol, 1d-9), tag // "w5")
