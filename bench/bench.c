@@ -36,7 +36,13 @@ typedef struct bench_config {
     int precision; /* a cumlp_precision */
     int epilogues; /* a cumlp_epilogues */
     int graphs;    /* cumlp_context_set_graphs: 1 where the backend has graphs */
+    int queued;    /* the timed steps queued with cumlp_train_step_async, one sync at the end */
 } bench_config;
+
+/* The launch setting of a configuration as the table and the JSON name it. */
+static const char *graph_name(const bench_config *c) {
+    return c->queued ? "queued" : c->graphs ? "on" : "off";
+}
 
 typedef struct bench_options {
     bench_config custom;
@@ -139,8 +145,10 @@ static void usage(FILE *out) {
         "                           (the suite runs all four on cuda; bf16 and fp16 only there)\n"
         "  --epilogues off          off, relu, all or a list such as off,relu: the GEMM-epilogue\n"
         "                           settings to time (cuda; the other backends run off only)\n"
-        "  --graph on               on, off or on,off: each step as one CUDA graph or launch by\n"
-        "                           launch (cuda; the other backends run off only)\n"
+        "  --graph on               on, off, queued or a list such as on,off: each step as one\n"
+        "                           CUDA graph, launch by launch, or as a graph queued without\n"
+        "                           a wait (cumlp_train_step_async; the mean step of one timed\n"
+        "                           run in every column) (cuda; the other backends run off only)\n"
         "  --threads 0              cpu threads (0: all cores)\n"
         "  --suite S|M|L|all        the standard suite instead of --layers/--act/--loss/--batch\n"
         "  --json FILE              write one JSON object per configuration\n"
@@ -337,17 +345,22 @@ static int parse_precisions(const char *text, unsigned *set) {
     return parse_name_list("--precision", cumlp_precision_from_name, text, set);
 }
 
-/* Parses --graph (on, off, or both as on,off) into a bit set: bit 1 on, bit 0 off. */
+/* Parses --graph (a comma-separated list of off, on and queued) into a bit set: bit 0 off, 1 on,
+ * 2 queued. */
 static int parse_graph_list(const char *text, unsigned *set) {
-    if (strcmp(text, "on") == 0)
-        *set = 2u;
-    else if (strcmp(text, "off") == 0)
-        *set = 1u;
-    else if (strcmp(text, "on,off") == 0 || strcmp(text, "off,on") == 0)
-        *set = 3u;
-    else {
-        fprintf(stderr, "cumlp-bench: --graph: '%s' is not on, off or on,off\n", text);
-        return -1;
+    static const char *const names[] = {"off", "on", "queued"};
+    *set = 0;
+    for (const char *p = text; *p;) {
+        size_t len = strcspn(p, ",");
+        int found = -1;
+        for (int i = 0; i < 3; i++)
+            if (strlen(names[i]) == len && strncmp(p, names[i], len) == 0) found = i;
+        if (found < 0) {
+            fprintf(stderr, "cumlp-bench: --graph: '%.*s' is not on, off or queued\n", (int)len, p);
+            return -1;
+        }
+        *set |= 1u << found;
+        p += len + (p[len] == ',');
     }
     return 0;
 }
@@ -363,11 +376,12 @@ static void add_precisions(const bench_options *o, unsigned set, unsigned epilog
     for (int p = 0; p < CUMLP_PRECISION_COUNT; p++) {
         if (!(set & 1u << p) || (p != CUMLP_PRECISION_FP32 && !cuda)) continue;
         for (int e = 0; e < CUMLP_EPILOGUES_COUNT; e++) {
-            for (int g = 1; g >= 0 && *n < MAX_CONFIGS; g--) {
+            for (int g = 2; g >= 0 && *n < MAX_CONFIGS; g--) {
                 if (!(epilogue_set & 1u << e) || !(graph_set & 1u << g)) continue;
                 base.precision = p;
                 base.epilogues = e;
-                base.graphs = g;
+                base.graphs = g >= 1;
+                base.queued = g == 2;
                 out[(*n)++] = base;
             }
         }
@@ -424,6 +438,7 @@ typedef struct bench_run {
     cumlp_network *net;
     cumlp_optimizer *opt;
     cumlp_tensor *X, *T;
+    int queued; /* bench_config's */
 } bench_run;
 
 static void run_destroy(bench_run *r) {
@@ -476,6 +491,7 @@ static cumlp_status run_setup(bench_run *r, const bench_config *c, int threads, 
     cumlp_status st = cumlp_context_create(&r->ctx, &co);
     if (st == CUMLP_SUCCESS) st = cumlp_context_set_epilogues(r->ctx, c->epilogues);
     if (st == CUMLP_SUCCESS) st = cumlp_context_set_graphs(r->ctx, c->graphs);
+    r->queued = c->queued;
     if (st != CUMLP_SUCCESS) return st;
     int acts[MAX_LAYERS];
     for (int l = 0; l < c->num_layers; l++)
@@ -507,6 +523,25 @@ static cumlp_status train_step(bench_run *r, int *skipped) {
     return CUMLP_SUCCESS;
 }
 
+/* `steps` steps queued without a wait (cumlp_train_step_async) and one cumlp_optimizer_sync,
+ * timed as a whole: every statistic is the mean step. The skips are the summary's. */
+static cumlp_status time_queued_steps(bench_run *r, int steps, step_stats *out, int *skipped) {
+    cumlp_step_summary summary;
+    cumlp_status st = cumlp_optimizer_sync(r->opt, NULL); /* the warm-up's, out of the summary */
+    if (st == CUMLP_SUCCESS) st = cumlp__timer_start(r->ctx);
+    for (int i = 0; i < steps && st == CUMLP_SUCCESS; i++)
+        st = cumlp_train_step_async(r->net, r->opt, r->X, r->T);
+    if (st == CUMLP_SUCCESS) st = cumlp_optimizer_sync(r->opt, &summary);
+    double total = 0;
+    if (st == CUMLP_SUCCESS) st = cumlp__timer_stop(r->ctx, &total);
+    if (st != CUMLP_SUCCESS) return st;
+    double mean = total / steps;
+    step_stats s = {mean, mean, mean, mean, mean};
+    *out = s;
+    *skipped = (int)summary.skipped;
+    return CUMLP_SUCCESS;
+}
+
 /* Warm-up, then `*steps_io` timed steps (chosen by auto_steps when it is 0), *skipped of which
  * the loss scaler skipped. */
 static cumlp_status time_steps(bench_run *r, int warmup, int auto_seconds, int *steps_io,
@@ -520,9 +555,10 @@ static cumlp_status time_steps(bench_run *r, int warmup, int auto_seconds, int *
     if (st == CUMLP_SUCCESS) st = cumlp_context_synchronize(r->ctx);
     if (*steps_io == 0) *steps_io = auto_steps(auto_seconds, (now_ms() - warmup_start) / warmup);
     int steps = *steps_io;
+    *skipped = 0;
+    if (r->queued) return time_queued_steps(r, steps, out, skipped);
     double *ms = malloc((size_t)steps * sizeof *ms);
     if (!ms) return CUMLP_ERROR_ALLOC_FAILED;
-    *skipped = 0;
     for (int i = 0; i < steps && st == CUMLP_SUCCESS; i++) {
         st = cumlp__timer_start(r->ctx); /* CUDA events on the GPU, else the host clock */
         if (st == CUMLP_SUCCESS) st = train_step(r, skipped);
@@ -689,8 +725,8 @@ static void print_row(const bench_config *c, const bench_result *r) {
              r->step.max);
     printf("%-7s %-9s %-4s %-4s %-5s %3d %10.3f %28s %11.0f %8.3f %9.3f %9.3f %6.2f %8.1f %8.1f\n",
            c->name, cumlp_backend_name(c->backend), cumlp_precision_name(c->precision),
-           cumlp_epilogues_name(c->epilogues), c->graphs ? "on" : "off", r->threads, r->step.median,
-           spread, c->batch / (r->step.median * 1e-3), tflops(r, r->step.median), r->gemm_ms,
+           cumlp_epilogues_name(c->epilogues), graph_name(c), r->threads, r->step.median, spread,
+           c->batch / (r->step.median * 1e-3), tflops(r, r->step.median), r->gemm_ms,
            tflops(r, r->gemm_ms), r->step.median / r->gemm_ms, r->peak_rss_mb, r->peak_context_mb);
     if (r->skipped)
         printf("        (%d of the %d timed steps skipped by the loss scaler: no optimizer pass)\n",
@@ -738,7 +774,7 @@ static void json_config(FILE *f, const bench_config *c) {
     json_key_string(f, "backend", cumlp_backend_name(c->backend));
     json_key_string(f, "precision", cumlp_precision_name(c->precision));
     json_key_string(f, "epilogues", cumlp_epilogues_name(c->epilogues));
-    json_key_string(f, "graph", c->graphs ? "on" : "off");
+    json_key_string(f, "graph", graph_name(c));
     fputs("\"layers\": [", f);
     for (int l = 0; l <= c->num_layers; l++)
         fprintf(f, "%s%lld", l ? ", " : "", (long long)c->widths[l]);

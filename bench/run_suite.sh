@@ -13,7 +13,8 @@
 #   PYTHON (a Python with torch; default: the first of python3 and /usr/bin/python3 that has it),
 #   CUMLP_BENCH (the cumlp-bench program; default <build-dir>/bench/cumlp-bench), EPILOGUES (the
 #   GEMM-epilogue settings of the cuda rows; default off), GRAPH (whether the cuda rows run each
-#   step as one CUDA graph: on, off or on,off; default on,off), BENCH_SECONDS (the time each
+#   step as one CUDA graph, launch by launch, or as a graph queued without a wait: a list of on,
+#   off and queued; default on,off), BENCH_SECONDS (the time each
 #   configuration's automatic step count aims at, 10 to 200 steps; default 10).
 set -euo pipefail
 

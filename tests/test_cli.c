@@ -309,6 +309,12 @@ static void test_cuda_backend_commands(void) {
               "stderr: %s", slurp(err_path));
     CHECK(contains(out_path, "custom  cuda      bf16") &&
           contains(out_path, "custom  cuda      fp16"));
+    /* the step queued without a wait, beside the graph's and the launch-by-launch one's */
+    CHECK_MSG(run("bench --layers 6,5,3 --batch 8 --steps 3 --warmup 1 --backend cuda "
+                  "--graph on,off,queued") == 0,
+              "stderr: %s", slurp(err_path));
+    CHECK(contains(out_path, "fp32 off  queued") && contains(out_path, "fp32 off  on") &&
+          contains(out_path, "fp32 off  off"));
     CHECK(run("gradcheck --backend cuda --precision bf16") == 0);
     remove(pred);
 }
@@ -453,6 +459,7 @@ static void test_exit_codes_of_every_error_class(void) {
         {"predict --model @model@ --data @blobs@ --batch x", 1},
         {"gradcheck --batch x", 1},
         {"bench --steps x", 1},
+        {"bench --graph sometimes", 1},
         {"train", 1},
         {"eval --data @blobs@", 1},
         {"predict --data @blobs@", 1},
