@@ -946,8 +946,9 @@ contains
       call check_ok(cumlp_tensor_upload(x, xs, 8_c_int64_t), tag // "upload NaN", ctx)
       call check(cumlp_train_step(net, opt, x, t, loss) == CUMLP_STEP_SKIPPED, &
           tag // "NaN: step skipped")
-      call check(cumlp_optimizer_skipped_steps(opt) == 1 .and. &
-          cumlp_optimizer_step_count(opt) == 200, tag // "skipped, not counted as a step")
+      ! one check each: gfortran may leave the second operand of .and. unevaluated
+      call check(cumlp_optimizer_skipped_steps(opt) == 1, tag // "skipped")
+      call check(cumlp_optimizer_step_count(opt) == 200, tag // "skipped, not counted as a step")
       xs(1, 1) = 0
       call check_ok(cumlp_tensor_upload(x, xs, 8_c_int64_t), tag // "upload", ctx)
       call cumlp_optimizer_destroy(opt)
@@ -1918,8 +1919,9 @@ contains
     steps0 = cumlp_optimizer_step_count(opt)
     call fit_log_reset(flog, 0_c_int)
     call check_ok(cumlp_fit(net, opt, train, c_null_ptr, fo), tag // "fit without result", ctx)
-    call check(cumlp_optimizer_step_count(opt) - steps0 == bpe .and. flog%calls == 0, &
-        tag // "fit without result: one epoch, no callback")
+    call check(cumlp_optimizer_step_count(opt) - steps0 == bpe, &
+        tag // "fit without result: one epoch")
+    call check(flog%calls == 0, tag // "fit without result: no callback")
 
     ! Errors.
     fo%epochs = 0
