@@ -5,7 +5,9 @@ Each timed step is zero_grad, forward, loss, backward and optimizer step (SGD, m
 learning rate 0.01), followed by a device synchronize, timed with the host's monotonic clock
 after a warm-up. Variants: eager (per-parameter optimizer loop), foreach (multi-tensor optimizer),
 fused (fused optimizer, where this PyTorch has it) and, with a GPU, cuda-graph (the whole step
-captured once and replayed) and compile (torch.compile, PyTorch 2 and later).
+captured once and replayed), compile (torch.compile, PyTorch 2 and later, default mode) and, when
+asked for with --variants, compile-ro (torch.compile's mode="reduce-overhead", which replays the
+compiled forward and backward as CUDA graphs; each configuration compiles for tens of seconds).
 
 Precisions (--precision, as cumlp's): fp32, tf32 (allow_tf32) and, on a GPU, bf16 and fp16 as
 PyTorch's automatic mixed precision runs them: the step under torch.autocast (fp32 parameters and
@@ -217,7 +219,7 @@ class Step:
         self.model = make_model(widths, act, device)
         if init_state is not None:
             self.model.load_state_dict(init_state, strict=True)
-        base = "foreach" if variant in ("cuda-graph", "compile") else variant
+        base = "foreach" if variant in ("cuda-graph", "compile", "compile-ro") else variant
         kw = optimizer_kwargs(base)
         if kw is None:
             raise NotImplementedError("SGD(%s=True) is not in PyTorch %s" % (base, torch.__version__))
@@ -228,10 +230,11 @@ class Step:
         self.scale = 1.0 if loss == "ce" else (0.5 / batch if loss == "mse" else 1.0 / batch)
         self.x, self.y = make_batch(widths, batch, loss, device)
         self.forward = self.model
-        if variant == "compile":
+        if variant in ("compile", "compile-ro"):
             if not hasattr(torch, "compile"):
                 raise NotImplementedError("torch.compile needs PyTorch 2")
-            self.forward = torch.compile(self.model)
+            mode = "reduce-overhead" if variant == "compile-ro" else "default"
+            self.forward = torch.compile(self.model, mode=mode)
         self.graph = None
         if variant == "cuda-graph":
             self._capture()
@@ -392,7 +395,7 @@ def main():
         "GEMM TF/s", "ratio"))
     for cfg in configs(args):
         for variant in args.variants.split(","):
-            if variant in ("cuda-graph", "compile") and cfg[3] != "cuda":
+            if variant in ("cuda-graph", "compile", "compile-ro") and cfg[3] != "cuda":
                 continue
             try:
                 r = run(args, cfg, variant, stamp)

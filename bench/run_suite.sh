@@ -15,7 +15,9 @@
 #   GEMM-epilogue settings of the cuda rows; default off), GRAPH (whether the cuda rows run each
 #   step as one CUDA graph, launch by launch, or as a graph queued without a wait: a list of on,
 #   off and queued; default on,off), BENCH_SECONDS (the time each
-#   configuration's automatic step count aims at, 10 to 200 steps; default 10).
+#   configuration's automatic step count aims at, 10 to 200 steps; default 10), PYTORCH_VARIANTS
+#   (pytorch_bench.py's --variants; default eager,foreach,fused,cuda-graph,compile; compile-ro,
+#   torch.compile's reduce-overhead mode, only when named).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -64,7 +66,8 @@ files=("$out/cumlp.json")
 if [[ -n "$python" ]]; then
   echo "== PyTorch ($python, $threads threads) -> $out/pytorch.json"
   "$python" "$here/pytorch_bench.py" --suite "$suite" --threads "$threads" --commit "$commit" \
-    --seconds "${BENCH_SECONDS:-10}" --init-dir "$init_dir" --json "$out/pytorch.json" | tee "$out/pytorch.txt"
+    --seconds "${BENCH_SECONDS:-10}" --variants "${PYTORCH_VARIANTS:-eager,foreach,fused,cuda-graph,compile}" \
+    --init-dir "$init_dir" --json "$out/pytorch.json" | tee "$out/pytorch.txt"
   files+=("$out/pytorch.json")
 else
   echo "== PyTorch: no Python with torch found (tried ${PYTHON:-} python3 /usr/bin/python3); cumlp only"
