@@ -1528,7 +1528,8 @@ CUMLP_API cumlp_status cumlp_predict(cumlp_network *net, const cumlp_dataset *ds
  * Collective calls: on a network with a communicator, every rank of it must make these calls, in
  * the same order, on replicas of the same architecture, backend and transport:
  *   cumlp_network_set_comm (and _f), cumlp_network_broadcast, cumlp_loss_backward,
- *   cumlp_train_step, cumlp_fit, cumlp_evaluate, and cumlp_network_destroy (MPI_Comm_free).
+ *   cumlp_train_step, cumlp_train_step_async (which runs the step at once there), cumlp_fit,
+ *   cumlp_evaluate, and cumlp_network_destroy (MPI_Comm_free).
  * Every other call (cumlp_forward, cumlp_evaluate_loss, cumlp_predict, cumlp_optimizer_step, the
  * parameter and gradient get/set calls, checkpoints, cumlp_gradient_check) is local to the rank.
  *

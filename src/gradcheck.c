@@ -196,6 +196,7 @@ cumlp_status cumlp_gradient_check(cumlp_network *net, const cumlp_tensor *X, con
     /* Validates X and T and leaves the analytic gradients in the network's arena: this rank's
      * own, never all-reduced (the check is local on a network with a communicator). */
     cumlp_status st = cumlp__check_loss_batch(net, X, T, __func__);
+    if (st == CUMLP_SUCCESS) st = cumlp__network_settle(net); /* the loss scale queued steps set */
     if (st == CUMLP_SUCCESS) st = cumlp__loss_backward_local(net, X, T, (double)X->cols, NULL);
     if (st != CUMLP_SUCCESS) return st;
     size_t staging = net->num_params;

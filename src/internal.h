@@ -150,6 +150,9 @@ struct cumlp_optimizer {
     cumlp_step_summary summary;
     int halted;
     double halted_loss_sum;
+    /* queued steps whose wait failed (a device error), and that error, for cumlp_optimizer_sync */
+    int64_t lost_steps;
+    cumlp_status lost_status;
 };
 
 /* Which state arenas an optimizer keeps: bit k set for state[k], which checkpoints name
@@ -281,6 +284,10 @@ void cumlp__set_grads_scale(cumlp_network *net);
  * loss scaler's, with the gradient arena's scale of the last backward pass. */
 void cumlp__step_state_of(const cumlp_optimizer *opt, cumlp_step_state *s);
 
+/* Takes a decided step's state back into opt and its network: the counters, the loss scaler, the
+ * summary, a failure that halts queued steps. */
+void cumlp__step_absorb(cumlp_optimizer *opt, const cumlp_step_state *s);
+
 /* Takes a decided step's state back into opt and its network and returns its status:
  * CUMLP_SUCCESS when taken, else CUMLP_STEP_SKIPPED or CUMLP_ERROR_NON_FINITE with the message of
  * the step not taken, in the name of func. */
@@ -312,6 +319,9 @@ cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func);
 /* A step not taken because of NaN or Inf (`why`): CUMLP_STEP_SKIPPED (counted), or
  * CUMLP_ERROR_NON_FINITE with the optimizer's non_finite_error. */
 cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, const char *why);
+
+/* Adds a step's loss (a mean over `samples`; NULL or not finite: nothing) to opt's summary. */
+void cumlp__optimizer_add_loss(cumlp_optimizer *opt, const double *loss, int64_t samples);
 
 /* cumlp_train_step_async where the host decides the step: run now, its outcome kept in the
  * summary for cumlp_optimizer_sync (a failure under non_finite_error halts the later steps). */

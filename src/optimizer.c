@@ -301,8 +301,7 @@ cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, 
     return not_taken_status(opt, func, why);
 }
 
-/* Takes the counters, the loss scaler and the summary of a state the device or host decided. */
-static void absorb_state(cumlp_optimizer *opt, const cumlp_step_state *s) {
+void cumlp__step_absorb(cumlp_optimizer *opt, const cumlp_step_state *s) {
     cumlp_network *net = opt->net;
     opt->steps = s->steps;
     opt->skipped_steps = s->skipped_steps;
@@ -340,7 +339,7 @@ cumlp_status cumlp__step_outcome(cumlp_optimizer *opt, const cumlp_step_state *s
                                  const char *func) {
     cumlp_network *net = opt->net;
     double scale_before = net->scaler.scale;
-    absorb_state(opt, s);
+    cumlp__step_absorb(opt, s);
     cumlp_context *ctx = net->ctx;
     char why[64] = "the gradients hold NaN or Inf";
     /* a sum that is not finite prints as its mean would (nan, inf or -inf) */
@@ -410,11 +409,10 @@ static cumlp_status check_step_args(const cumlp_network *net, const cumlp_optimi
     return CUMLP_SUCCESS;
 }
 
-/* Adds a step's loss (the mean over cols samples) decided on the host to the summary. */
-static void add_host_loss(cumlp_optimizer *opt, double loss, int64_t cols) {
-    if (!isfinite(loss)) return;
-    opt->summary.loss += loss * (double)cols;
-    opt->summary.loss_samples += cols;
+void cumlp__optimizer_add_loss(cumlp_optimizer *opt, const double *loss, int64_t samples) {
+    if (!loss || !isfinite(*loss)) return;
+    opt->summary.loss += *loss * (double)samples;
+    opt->summary.loss_samples += samples;
 }
 
 /* The step of cumlp_train_step, in the name of func: on the device where the backend decides
@@ -423,17 +421,10 @@ static cumlp_status train_step(cumlp_network *net, cumlp_optimizer *opt, const c
                                const cumlp_tensor *T, double *loss, const char *func) {
     cumlp_status st = check_step_args(net, opt, func);
     if (st == CUMLP_SUCCESS) st = cumlp__network_settle(net);
-    if (net && net->dist) {
-        st = cumlp__dist_train_step(net, opt, X, T, st, 0, loss, func);
-    } else {
-        if (st != CUMLP_SUCCESS) return st;
-        if (net->ctx->ops->step_decide) return cumlp__train_step_device(net, opt, X, T, loss, func);
-        st = cumlp__train_step_host(net, opt, X, T, loss, func);
-    }
-    /* a step not taken has its loss too, as the device's summary counts it (a finite one) */
-    if (loss && (st == CUMLP_SUCCESS || st == CUMLP_STEP_SKIPPED || st == CUMLP_ERROR_NON_FINITE))
-        add_host_loss(opt, *loss, X->cols);
-    return st;
+    if (net && net->dist) return cumlp__dist_train_step(net, opt, X, T, st, 0, loss, func);
+    if (st != CUMLP_SUCCESS) return st;
+    if (net->ctx->ops->step_decide) return cumlp__train_step_device(net, opt, X, T, loss, func);
+    return cumlp__train_step_host(net, opt, X, T, loss, func);
 }
 
 cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
@@ -445,7 +436,8 @@ cumlp_status cumlp__train_step_now(cumlp_network *net, cumlp_optimizer *opt, con
                                    const cumlp_tensor *T, const char *func) {
     cumlp_status st = cumlp__check_loss_batch(net, X, T, func);
     if (st != CUMLP_SUCCESS && !net->dist) return st;
-    if (opt->halted && st == CUMLP_SUCCESS) { /* not applied after a failure */
+    /* not applied after a failure; with a communicator every rank makes every (collective) step */
+    if (opt->halted && st == CUMLP_SUCCESS && !net->dist) {
         opt->summary.steps++;
         opt->summary.failed++;
         return CUMLP_SUCCESS;
@@ -456,7 +448,7 @@ cumlp_status cumlp__train_step_now(cumlp_network *net, cumlp_optimizer *opt, con
         cumlp__clear_error(net->ctx);
         return CUMLP_SUCCESS;
     }
-    if (st == CUMLP_ERROR_NON_FINITE && opt->options.non_finite_error) {
+    if (st == CUMLP_ERROR_NON_FINITE && opt->options.non_finite_error && !net->dist) {
         opt->halted = isfinite(loss) ? CUMLP_STEP_GRADS_NON_FINITE : CUMLP_STEP_LOSS_NON_FINITE;
         opt->halted_loss_sum = loss * (double)X->cols;
         cumlp__clear_error(net->ctx);
@@ -476,14 +468,26 @@ cumlp_status cumlp_train_step_async(cumlp_network *net, cumlp_optimizer *opt, co
 
 cumlp_status cumlp_optimizer_sync(cumlp_optimizer *opt, cumlp_step_summary *summary) {
     CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
-    cumlp_status st = cumlp__optimizer_settle(opt);
-    if (st != CUMLP_SUCCESS) return st;
+    (void)cumlp__optimizer_settle(opt); /* a failure is kept as lost steps */
+    cumlp_status lost = opt->lost_status;
+    int64_t lost_steps = opt->lost_steps;
+    opt->lost_status = CUMLP_SUCCESS;
+    opt->lost_steps = 0;
     cumlp_step_summary s = opt->summary;
     s.loss = s.loss_samples > 0 ? s.loss / (double)s.loss_samples : NAN;
     if (summary) *summary = s;
     memset(&opt->summary, 0, sizeof opt->summary);
     int halted = opt->halted;
     opt->halted = 0;
+    if (lost != CUMLP_SUCCESS) {
+        char why[CUMLP_MESSAGE_SIZE];
+        snprintf(why, sizeof why, "%s", cumlp_last_error(opt->net->ctx));
+        return cumlp__fail(opt->net->ctx, lost, __func__,
+                           "waiting for %lld queued steps failed, and what they came to is lost "
+                           "(not in the summary): %s",
+                           (long long)lost_steps, why);
+    }
+    if (opt->net->ctx->sticky) return opt->net->ctx->sticky; /* a device fault ended the context */
     if (!halted) return CUMLP_SUCCESS;
     char why[64] = "the gradients hold NaN or Inf";
     if (halted == CUMLP_STEP_LOSS_NON_FINITE)
@@ -497,6 +501,9 @@ cumlp_status cumlp_optimizer_sync(cumlp_optimizer *opt, cumlp_step_summary *summ
 cumlp_status cumlp__train_step_host(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                                     const cumlp_tensor *T, double *loss, const char *func) {
     cumlp_status st = cumlp_loss_backward(net, X, T, loss);
+    /* the summary's loss, as the device's counts it: a finite one, the step taken or not */
+    if (st == CUMLP_SUCCESS || st == CUMLP_ERROR_NON_FINITE)
+        cumlp__optimizer_add_loss(opt, loss, X->cols);
     if (st == CUMLP_ERROR_NON_FINITE) { /* cumlp_loss_backward's one cause of it: the loss */
         char why[64];
         snprintf(why, sizeof why, "the loss is %g", loss ? *loss : NAN);

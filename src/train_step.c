@@ -173,13 +173,18 @@ static cumlp_status run_step(cumlp_network *net, cumlp_optimizer *opt, const cum
 cumlp_status cumlp__optimizer_settle(cumlp_optimizer *opt) {
     if (!opt || !opt->queued) return CUMLP_SUCCESS;
     cumlp_network *net = opt->net;
+    int64_t queued = opt->queued;
     opt->queued = 0;
     if (net->queued_opt == opt) net->queued_opt = NULL;
     cumlp_status st = net->ctx->ops->synchronize(net->ctx);
-    if (st != CUMLP_SUCCESS) return st;
+    if (st != CUMLP_SUCCESS) {
+        /* kept for cumlp_optimizer_sync, whoever waited: the steps' state is lost */
+        opt->lost_steps += queued;
+        if (opt->lost_status == CUMLP_SUCCESS) opt->lost_status = st;
+        return st;
+    }
     /* the last queued step's outcome is the summary's, not a status of this call */
-    (void)cumlp__step_outcome(opt, opt->step_host, "cumlp_optimizer_sync");
-    cumlp__clear_error(net->ctx);
+    cumlp__step_absorb(opt, opt->step_host);
     return CUMLP_SUCCESS;
 }
 
@@ -241,6 +246,9 @@ cumlp_status cumlp__train_step_device_async(cumlp_network *net, cumlp_optimizer 
         cumlp__step_state_of(opt, state);
         state->check_loss = 1;
         state->halt_on_failure = 1;
+        /* a failure the host read back while waiting (a getter, a checkpoint) still halts */
+        state->halted = opt->halted;
+        state->halted_loss_sum = opt->halted_loss_sum;
     }
     st = queue_whole_step(net, opt, X, T);
     if (st != CUMLP_SUCCESS) return st;

@@ -48,4 +48,18 @@ static inline int run_cuda_cases(const cuda_case *cases, int count, cumlp_contex
     return 0;
 }
 
+/* A fresh cuda context of ctx's precision (a case that must not share ctx's state: remembered
+ * algorithms, a fault injected on purpose); NULL, with a failed check saying why, if it cannot be
+ * made. */
+static inline cumlp_context *fresh_cuda_context(const cumlp_context *ctx) {
+    cumlp_context_options o;
+    cumlp_context_defaults(&o);
+    o.backend = CUMLP_BACKEND_CUDA;
+    o.precision = cumlp_context_precision(ctx);
+    char why[256];
+    cumlp_context *fresh = test_context_try(&o, why, sizeof why);
+    CHECK_MSG(fresh != NULL, "%s", why);
+    return fresh;
+}
+
 #endif /* CUMLP_TEST_CUDA_CASES_H */

@@ -291,26 +291,12 @@ static void test_inference(void) {
 }
 
 #ifdef CUMLP_TEST_CUDA_SIM
-static char gpu_missing[256]; /* why a fresh context could not be made */
-
-/* A fresh context on gpu's precision in place of gpu (whose remembered algorithms would skip the
- * simulator's heuristic); 0 if it cannot be made. */
-static cumlp_context *fresh_context(void) {
-    cumlp_context_options o;
-    cumlp_context_defaults(&o);
-    o.backend = CUMLP_BACKEND_CUDA;
-    o.precision = cumlp_context_precision(gpu);
-    cumlp_context *ctx = test_context_try(&o, gpu_missing, sizeof gpu_missing);
-    CHECK_MSG(ctx != NULL, "%s", gpu_missing);
-    return ctx;
-}
-
 /* Where cuBLASLt has no algorithm for `declined` (0: for any epilogue), the layers fall back to
  * the fused kernels; a backward epilogue runs only where the forward one kept its aux. Trains the
  * GELU network under ALL on a fresh context; *calls: the epilogues that ran. */
 static float *train_declining(unsigned declined, double *losses, int64_t *calls) {
     cumlp_context *used = gpu;
-    gpu = fresh_context();
+    gpu = fresh_cuda_context(used); /* gpu's remembered algorithms would skip the heuristic */
     float *p = NULL;
     if (gpu) {
         if (declined)

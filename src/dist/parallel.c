@@ -43,13 +43,14 @@ static cumlp_status settle_queued_transport(cumlp_network *net, cumlp_status tra
 
 /* The forward and backward pass of this rank's shard (X, T; NULL for an empty one), the ranks'
  * gradients summed, each rank's divided by the global batch's columns first: global_cols, or when
- * 0 the sum of the shards' columns, agreed on first. *loss (when loss is not NULL) receives the
- * global batch's mean loss, and *transport the status of this rank's all-reduce, which the caller
- * agrees on. Returns the agreed status of the passes. */
+ * 0 the sum of the shards' columns, agreed on first (into *global_cols). *loss (when loss is not
+ * NULL) receives the global batch's mean loss, and *transport the status of this rank's
+ * all-reduce, which the caller agrees on. Returns the agreed status of the passes. */
 static cumlp_status backward_and_reduce(cumlp_network *net, const cumlp_tensor *X,
                                         const cumlp_tensor *T, cumlp_status local,
-                                        int64_t global_cols, double *loss, cumlp_status *transport,
-                                        const char *func) {
+                                        int64_t *global_cols_io, double *loss,
+                                        cumlp_status *transport, const char *func) {
+    int64_t global_cols = *global_cols_io;
     cumlp_context *ctx = net->ctx;
     int64_t cols = local == CUMLP_SUCCESS && X ? X->cols : 0;
     *transport = CUMLP_SUCCESS;
@@ -58,7 +59,7 @@ static cumlp_status backward_and_reduce(cumlp_network *net, const cumlp_tensor *
         cumlp__dist_add_sum(&count, (double)cols);
         cumlp_status st = cumlp__dist_agree(net, local, &count, func);
         if (st != CUMLP_SUCCESS) return st;
-        global_cols = (int64_t)count.sums[0];
+        global_cols = *global_cols_io = (int64_t)count.sums[0];
     }
     double loss_sum = 0;
     if (local == CUMLP_SUCCESS && cols > 0)
@@ -85,9 +86,10 @@ cumlp_status cumlp__dist_loss_backward(cumlp_network *net, const cumlp_tensor *X
                                        const cumlp_tensor *T, cumlp_status local, double *loss,
                                        const char *func) {
     double value = 0;
+    int64_t global_cols = 0; /* agreed on */
     cumlp_status transport;
     cumlp_status st =
-        backward_and_reduce(net, X, T, local, 0, loss ? &value : NULL, &transport, func);
+        backward_and_reduce(net, X, T, local, &global_cols, loss ? &value : NULL, &transport, func);
     if (st == CUMLP_SUCCESS) st = agree_after_transport(net, transport, CUMLP_SUCCESS, NULL, func);
     if (st != CUMLP_SUCCESS) return st;
     if (!loss) return CUMLP_SUCCESS;
@@ -106,10 +108,11 @@ cumlp_status cumlp__dist_train_step(cumlp_network *net, cumlp_optimizer *opt, co
     double value = NAN;
     cumlp_status transport;
     cumlp_status st =
-        backward_and_reduce(net, X, T, local, global_cols, loss ? &value : NULL, &transport, func);
+        backward_and_reduce(net, X, T, local, &global_cols, loss ? &value : NULL, &transport, func);
     if (st == CUMLP_SUCCESS) transport = settle_queued_transport(net, transport, &st, func);
     if (st != CUMLP_SUCCESS) return st;
     if (loss) *loss = value;
+    cumlp__optimizer_add_loss(opt, loss, global_cols);
     cumlp_status step = CUMLP_SUCCESS;
     if (transport == CUMLP_SUCCESS && loss && !isfinite(value)) {
         char why[64];
