@@ -896,8 +896,10 @@ typedef struct cumlp_step_summary {
  * norm and the network's loss scaler on the host are those of the last sync: every function that
  * reads or sets them (cumlp_optimizer_step_count, cumlp_network_get_loss_scaler, a checkpoint, a
  * new learning rate, cumlp_train_step, ...) waits for the queued steps first. Where the step is
- * decided on the host (the cpu and reference backends, a network with a communicator, no pinned
- * memory) the call runs it at once and reports it the same way.
+ * decided on the host (the cpu and reference backends, no pinned memory) the call runs it at once
+ * and reports it the same way. With a communicator it is collective and runs every step at once:
+ * a skipped step is counted in the summary, a failure under non_finite_error is returned at once
+ * (on every rank), and no step is halted.
  */
 CUMLP_API cumlp_status cumlp_train_step_async(cumlp_network *net, cumlp_optimizer *opt,
                                               const cumlp_tensor *X, const cumlp_tensor *T);
