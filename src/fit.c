@@ -726,7 +726,6 @@ cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dat
     if (st == CUMLP_SUCCESS) st = check_options(net->ctx, __func__, o);
     /* with a communicator every rank agrees, on its checks and on what the ranks hold */
     if (net && net->dist) st = cumlp__dist_fit_agree(net, opt, train, validation, o, st, __func__);
-    if (st == CUMLP_SUCCESS) st = cumlp__network_settle(net);
     if (st != CUMLP_SUCCESS) return st;
     fit_state f;
     memset(&f, 0, sizeof f);
@@ -741,6 +740,13 @@ cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dat
     cumlp_fit_result local;
     cumlp_fit_result *r = result ? result : &local;
     result_init(r);
+    /* queued steps first (their state is the optimizer's); a failure among them stops the fit */
+    st = cumlp__network_settle(net);
+    if (st == CUMLP_SUCCESS && !net->dist) st = cumlp__optimizer_check_halted(opt, __func__);
+    if (st != CUMLP_SUCCESS) {
+        r->stop_reason = CUMLP_STOP_ERROR;
+        return st;
+    }
     st = fit_setup(&f, __func__);
     if (net->dist) st = cumlp__dist_agree(net, st, NULL, __func__);
     f.progress.batches_per_epoch = f.batches;

@@ -153,6 +153,7 @@ struct cumlp_optimizer {
     /* queued steps whose wait failed (a device error), and that error, for cumlp_optimizer_sync */
     int64_t lost_steps;
     cumlp_status lost_status;
+    char lost_message[CUMLP_MESSAGE_SIZE]; /* the failed wait's */
 };
 
 /* Which state arenas an optimizer keeps: bit k set for state[k], which checkpoints name
@@ -319,6 +320,10 @@ cumlp_status cumlp__optimizer_take_step(cumlp_optimizer *opt, const char *func);
 /* A step not taken because of NaN or Inf (`why`): CUMLP_STEP_SKIPPED (counted), or
  * CUMLP_ERROR_NON_FINITE with the optimizer's non_finite_error. */
 cumlp_status cumlp__optimizer_not_taken(cumlp_optimizer *opt, const char *func, const char *why);
+
+/* CUMLP_ERROR_NON_FINITE (in the name of func) while a queued step's failure waits for
+ * cumlp_optimizer_sync to report it: no step runs until then. */
+cumlp_status cumlp__optimizer_check_halted(cumlp_optimizer *opt, const char *func);
 
 /* Adds a step's loss (a mean over `samples`; NULL or not finite: nothing) to opt's summary. */
 void cumlp__optimizer_add_loss(cumlp_optimizer *opt, const double *loss, int64_t samples);

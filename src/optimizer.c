@@ -393,6 +393,7 @@ cumlp_status cumlp__optimizer_queue_decided(cumlp_optimizer *opt, const void *st
 cumlp_status cumlp_optimizer_step(cumlp_optimizer *opt) {
     CUMLP_FAIL_IF(!opt, NULL, CUMLP_ERROR_INVALID_VALUE, "opt is NULL");
     cumlp_status st = cumlp__network_settle(opt->net);
+    if (st == CUMLP_SUCCESS) st = cumlp__optimizer_check_halted(opt, __func__);
     if (st != CUMLP_SUCCESS) return st;
     return cumlp__optimizer_take_step(opt, __func__);
 }
@@ -409,6 +410,13 @@ static cumlp_status check_step_args(const cumlp_network *net, const cumlp_optimi
     return CUMLP_SUCCESS;
 }
 
+cumlp_status cumlp__optimizer_check_halted(cumlp_optimizer *opt, const char *func) {
+    if (!opt->halted) return CUMLP_SUCCESS;
+    return cumlp__fail(opt->net->ctx, CUMLP_ERROR_NON_FINITE, func,
+                       "a step queued earlier failed (non_finite_error is set): no step runs until "
+                       "cumlp_optimizer_sync has reported it");
+}
+
 void cumlp__optimizer_add_loss(cumlp_optimizer *opt, const double *loss, int64_t samples) {
     if (!loss || !isfinite(*loss)) return;
     opt->summary.loss += *loss * (double)samples;
@@ -422,6 +430,7 @@ static cumlp_status train_step(cumlp_network *net, cumlp_optimizer *opt, const c
     cumlp_status st = check_step_args(net, opt, func);
     if (st == CUMLP_SUCCESS) st = cumlp__network_settle(net);
     if (net && net->dist) return cumlp__dist_train_step(net, opt, X, T, st, 0, loss, func);
+    if (st == CUMLP_SUCCESS) st = cumlp__optimizer_check_halted(opt, func);
     if (st != CUMLP_SUCCESS) return st;
     if (net->ctx->ops->step_decide) return cumlp__train_step_device(net, opt, X, T, loss, func);
     return cumlp__train_step_host(net, opt, X, T, loss, func);
@@ -432,14 +441,30 @@ cumlp_status cumlp_train_step(cumlp_network *net, cumlp_optimizer *opt, const cu
     return train_step(net, opt, X, T, loss, __func__);
 }
 
+/* The queued step with a communicator: the collective step at once (every rank makes it, a
+ * failure is returned on every rank, nothing halts), a skip only counted. */
+static cumlp_status train_step_collective(cumlp_network *net, cumlp_optimizer *opt,
+                                          const cumlp_tensor *X, const cumlp_tensor *T,
+                                          const char *func) {
+    double loss = NAN;
+    cumlp_status st = train_step(net, opt, X, T, &loss, func);
+    if (st != CUMLP_STEP_SKIPPED) return st;
+    cumlp__clear_error(net->ctx);
+    return CUMLP_SUCCESS;
+}
+
+/* Counts a queued step not run because an earlier one failed. */
+static void count_halted(cumlp_optimizer *opt) {
+    opt->summary.steps++;
+    opt->summary.failed++;
+}
+
 cumlp_status cumlp__train_step_now(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                                    const cumlp_tensor *T, const char *func) {
     cumlp_status st = cumlp__check_loss_batch(net, X, T, func);
-    if (st != CUMLP_SUCCESS && !net->dist) return st;
-    /* not applied after a failure; with a communicator every rank makes every (collective) step */
-    if (opt->halted && st == CUMLP_SUCCESS && !net->dist) {
-        opt->summary.steps++;
-        opt->summary.failed++;
+    if (st != CUMLP_SUCCESS) return st;
+    if (opt->halted) { /* not run after a failure */
+        count_halted(opt);
         return CUMLP_SUCCESS;
     }
     double loss = NAN;
@@ -448,7 +473,7 @@ cumlp_status cumlp__train_step_now(cumlp_network *net, cumlp_optimizer *opt, con
         cumlp__clear_error(net->ctx);
         return CUMLP_SUCCESS;
     }
-    if (st == CUMLP_ERROR_NON_FINITE && opt->options.non_finite_error && !net->dist) {
+    if (st == CUMLP_ERROR_NON_FINITE && opt->options.non_finite_error) {
         opt->halted = isfinite(loss) ? CUMLP_STEP_GRADS_NON_FINITE : CUMLP_STEP_LOSS_NON_FINITE;
         opt->halted_loss_sum = loss * (double)X->cols;
         cumlp__clear_error(net->ctx);
@@ -459,10 +484,10 @@ cumlp_status cumlp__train_step_now(cumlp_network *net, cumlp_optimizer *opt, con
 
 cumlp_status cumlp_train_step_async(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                                     const cumlp_tensor *T) {
+    if (net && net->dist) return train_step_collective(net, opt, X, T, __func__);
     cumlp_status st = check_step_args(net, opt, __func__);
-    if (st != CUMLP_SUCCESS && !(net && net->dist)) return st;
-    if (st == CUMLP_SUCCESS && !net->dist && net->ctx->ops->step_decide)
-        return cumlp__train_step_device_async(net, opt, X, T, __func__);
+    if (st != CUMLP_SUCCESS) return st;
+    if (net->ctx->ops->step_decide) return cumlp__train_step_device_async(net, opt, X, T, __func__);
     return cumlp__train_step_now(net, opt, X, T, __func__);
 }
 
@@ -479,14 +504,14 @@ cumlp_status cumlp_optimizer_sync(cumlp_optimizer *opt, cumlp_step_summary *summ
     memset(&opt->summary, 0, sizeof opt->summary);
     int halted = opt->halted;
     opt->halted = 0;
-    if (lost != CUMLP_SUCCESS) {
-        char why[CUMLP_MESSAGE_SIZE];
-        snprintf(why, sizeof why, "%s", cumlp_last_error(opt->net->ctx));
+    if (lost != CUMLP_SUCCESS)
         return cumlp__fail(opt->net->ctx, lost, __func__,
                            "waiting for %lld queued steps failed, and what they came to is lost "
-                           "(not in the summary): %s",
-                           (long long)lost_steps, why);
-    }
+                           "(not in the summary)%s: %s",
+                           (long long)lost_steps,
+                           halted ? "; a step queued before them had failed (non_finite_error)"
+                                  : "",
+                           opt->lost_message);
     if (opt->net->ctx->sticky) return opt->net->ctx->sticky; /* a device fault ended the context */
     if (!halted) return CUMLP_SUCCESS;
     char why[64] = "the gradients hold NaN or Inf";
@@ -501,9 +526,6 @@ cumlp_status cumlp_optimizer_sync(cumlp_optimizer *opt, cumlp_step_summary *summ
 cumlp_status cumlp__train_step_host(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                                     const cumlp_tensor *T, double *loss, const char *func) {
     cumlp_status st = cumlp_loss_backward(net, X, T, loss);
-    /* the summary's loss, as the device's counts it: a finite one, the step taken or not */
-    if (st == CUMLP_SUCCESS || st == CUMLP_ERROR_NON_FINITE)
-        cumlp__optimizer_add_loss(opt, loss, X->cols);
     if (st == CUMLP_ERROR_NON_FINITE) { /* cumlp_loss_backward's one cause of it: the loss */
         char why[64];
         snprintf(why, sizeof why, "the loss is %g", loss ? *loss : NAN);
@@ -511,5 +533,9 @@ cumlp_status cumlp__train_step_host(cumlp_network *net, cumlp_optimizer *opt, co
         return cumlp__optimizer_not_taken(opt, func, why);
     }
     if (st != CUMLP_SUCCESS) return st;
-    return cumlp__optimizer_take_step(opt, func);
+    st = cumlp__optimizer_take_step(opt, func);
+    /* the summary's loss, as the device's counts it: a finite one, the step taken or not */
+    if (st == CUMLP_SUCCESS || st == CUMLP_STEP_SKIPPED || st == CUMLP_ERROR_NON_FINITE)
+        cumlp__optimizer_add_loss(opt, loss, X->cols);
+    return st;
 }

@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The optimizer's step state in pinned host memory and on the device, made once. Without pinned
@@ -180,7 +181,10 @@ cumlp_status cumlp__optimizer_settle(cumlp_optimizer *opt) {
     if (st != CUMLP_SUCCESS) {
         /* kept for cumlp_optimizer_sync, whoever waited: the steps' state is lost */
         opt->lost_steps += queued;
-        if (opt->lost_status == CUMLP_SUCCESS) opt->lost_status = st;
+        if (opt->lost_status == CUMLP_SUCCESS) {
+            opt->lost_status = st;
+            snprintf(opt->lost_message, sizeof opt->lost_message, "%s", cumlp_last_error(net->ctx));
+        }
         return st;
     }
     /* the last queued step's outcome is the summary's, not a status of this call */
@@ -240,15 +244,17 @@ cumlp_status cumlp__train_step_device_async(cumlp_network *net, cumlp_optimizer 
     cumlp_status st = prepare(net, opt, X, T, &pinned, func);
     if (st != CUMLP_SUCCESS) return st;
     if (!pinned) return cumlp__train_step_now(net, opt, X, T, func); /* the host decides */
+    if (opt->halted) { /* a failure a wait read back: nothing more runs until the sync */
+        opt->summary.steps++;
+        opt->summary.failed++;
+        return CUMLP_SUCCESS;
+    }
     if (!opt->queued) {
         cumlp_step_state *state = opt->step_host;
         cumlp__set_grads_scale(net);
         cumlp__step_state_of(opt, state);
         state->check_loss = 1;
         state->halt_on_failure = 1;
-        /* a failure the host read back while waiting (a getter, a checkpoint) still halts */
-        state->halted = opt->halted;
-        state->halted_loss_sum = opt->halted_loss_sum;
     }
     st = queue_whole_step(net, opt, X, T);
     if (st != CUMLP_SUCCESS) return st;

@@ -112,7 +112,6 @@ cumlp_status cumlp__dist_train_step(cumlp_network *net, cumlp_optimizer *opt, co
     if (st == CUMLP_SUCCESS) transport = settle_queued_transport(net, transport, &st, func);
     if (st != CUMLP_SUCCESS) return st;
     if (loss) *loss = value;
-    cumlp__optimizer_add_loss(opt, loss, global_cols);
     cumlp_status step = CUMLP_SUCCESS;
     if (transport == CUMLP_SUCCESS && loss && !isfinite(value)) {
         char why[64];
@@ -126,6 +125,9 @@ cumlp_status cumlp__dist_train_step(cumlp_network *net, cumlp_optimizer *opt, co
      * every rank shares: every rank made it. Anything else failed here alone. */
     int shared = step == CUMLP_STEP_SKIPPED || step == CUMLP_ERROR_NON_FINITE;
     st = agree_after_transport(net, transport, shared ? CUMLP_SUCCESS : step, NULL, func);
+    /* the summary's loss: a finite one of a step decided, taken or not (the global batch's) */
+    if (st == CUMLP_SUCCESS && (step == CUMLP_SUCCESS || shared))
+        cumlp__optimizer_add_loss(opt, loss, global_cols);
     return st != CUMLP_SUCCESS ? st : step;
 }
 

@@ -235,6 +235,45 @@ static void test_steps_match_one_process(void) {
     cumlp_network_destroy(net);
 }
 
+/* cumlp_train_step_async with a communicator: the collective steps run at once, the same as
+ * cumlp_train_step's, and the summary has the global batches' mean loss on every rank; a bad
+ * argument fails on every rank (it used to crash one without an optimizer). */
+static void test_queued_steps(void) {
+    cumlp_network *net = make_net(7 + (uint64_t)rank, N_HIDDEN), *twin = make_net(7, N_HIDDEN);
+    join(net);
+    join(twin);
+    cumlp_optimizer *opt = make_opt(net), *twin_opt = make_opt(twin);
+    int64_t first = (int64_t)GLOBAL * rank / ranks, end = (int64_t)GLOBAL * (rank + 1) / ranks;
+    double losses[STEPS], sum = 0;
+    train_steps(twin, twin_opt, first, end - first, losses);
+    float x[N_IN * GLOBAL], y[N_OUT * GLOBAL];
+    for (int s = 0; s < STEPS; s++) {
+        global_batch(s, x, y);
+        cumlp_tensor *X = test_tensor_from(ctx, x + first * N_IN, N_IN, end - first);
+        cumlp_tensor *Y = test_tensor_from(ctx, y + first * N_OUT, N_OUT, end - first);
+        CHECK_OK(cumlp_train_step_async(net, opt, X, Y));
+        if (s == 0) CHECK(cumlp_train_step_async(net, NULL, X, Y) == CUMLP_ERROR_INVALID_VALUE);
+        cumlp_tensor_destroy(X);
+        cumlp_tensor_destroy(Y);
+        sum += losses[s];
+    }
+    cumlp_step_summary summary;
+    CHECK_OK(cumlp_optimizer_sync(opt, &summary));
+    CHECK_MSG(summary.steps == STEPS && summary.taken == STEPS &&
+                  summary.loss_samples == (int64_t)STEPS * GLOBAL,
+              "rank %d: %lld steps, %lld taken, %lld samples", rank, (long long)summary.steps,
+              (long long)summary.taken, (long long)summary.loss_samples);
+    CHECK_NEAR(summary.loss, sum / STEPS, 1e-12 * fabs(sum / STEPS));
+    double *got = parameters(net), *want = parameters(twin);
+    CHECK(memcmp(got, want, (size_t)cumlp_network_num_parameters(net) * sizeof *got) == 0);
+    free(got);
+    free(want);
+    cumlp_optimizer_destroy(opt);
+    cumlp_optimizer_destroy(twin_opt);
+    cumlp_network_destroy(net);
+    cumlp_network_destroy(twin);
+}
+
 /* The network's gradients in double. */
 static double *gradients(const cumlp_network *net) {
     int64_t n = cumlp_network_num_parameters(net);
@@ -662,6 +701,7 @@ int main(int argc, char **argv) {
     RUN(test_join_errors);
     RUN(test_loss_backward_gives_global_gradients);
     RUN(test_steps_match_one_process);
+    RUN(test_queued_steps);
     RUN(test_fit_matches_one_process);
     RUN(test_callback_stops_every_rank);
     RUN(test_bad_file_on_one_rank);
