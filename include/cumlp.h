@@ -895,7 +895,10 @@ typedef struct cumlp_step_summary {
  * applied) is reported by cumlp_optimizer_sync. Until then the optimizer's counters, its gradient
  * norm and the network's loss scaler on the host are those of the last sync: every function that
  * reads or sets them (cumlp_optimizer_step_count, cumlp_network_get_loss_scaler, a checkpoint, a
- * new learning rate, cumlp_train_step, ...) waits for the queued steps first. Where the step is
+ * new learning rate, cumlp_train_step, ...) waits for the queued steps first. A failure such a
+ * wait finds stops training until cumlp_optimizer_sync has reported it: later queued steps are
+ * counted as failed and not run, and cumlp_train_step, cumlp_optimizer_step and cumlp_fit return
+ * CUMLP_ERROR_NON_FINITE. Where the step is
  * decided on the host (the cpu and reference backends, no pinned memory) the call runs it at once
  * and reports it the same way. With a communicator it is collective and runs every step at once:
  * a skipped step is counted in the summary, a failure under non_finite_error is returned at once
