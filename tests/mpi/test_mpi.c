@@ -109,6 +109,16 @@ static void check_replicas(const cumlp_network *net, const char *what) {
     free(all);
 }
 
+/* a's parameters are b's bit for bit. */
+static void check_same_parameters(const cumlp_network *a, const cumlp_network *b,
+                                  const char *what) {
+    double *got = parameters(a), *want = parameters(b);
+    CHECK_MSG(memcmp(got, want, (size_t)cumlp_network_num_parameters(a) * sizeof *got) == 0,
+              "rank %d: %s: parameters differ", rank, what);
+    free(got);
+    free(want);
+}
+
 static void check_message(const char *needle) {
     const char *message = cumlp_last_error(ctx);
     CHECK_MSG(strstr(message, needle) != NULL, "rank %d: \"%s\" lacks \"%s\"", rank, message,
@@ -264,10 +274,7 @@ static void test_queued_steps(void) {
               "rank %d: %lld steps, %lld taken, %lld samples", rank, (long long)summary.steps,
               (long long)summary.taken, (long long)summary.loss_samples);
     CHECK_NEAR(summary.loss, sum / STEPS, 1e-12 * fabs(sum / STEPS));
-    double *got = parameters(net), *want = parameters(twin);
-    CHECK(memcmp(got, want, (size_t)cumlp_network_num_parameters(net) * sizeof *got) == 0);
-    free(got);
-    free(want);
+    check_same_parameters(net, twin, "queued steps against waited-for ones");
     cumlp_optimizer_destroy(opt);
     cumlp_optimizer_destroy(twin_opt);
     cumlp_network_destroy(net);
@@ -412,10 +419,7 @@ static void test_fp16_fit_with_empty_shards(void) {
         cumlp_optimizer *one_opt = make_opt(one);
         cumlp_fit_result one_r;
         CHECK_OK(cumlp_fit(one, one_opt, train, NULL, &o, &one_r));
-        double *mine = parameters(net), *want = parameters(one);
-        CHECK(memcmp(mine, want, (size_t)cumlp_network_num_parameters(net) * sizeof *mine) == 0);
-        free(mine);
-        free(want);
+        check_same_parameters(net, one, "fp16 fit against one process");
         cumlp_optimizer_destroy(one_opt);
         cumlp_network_destroy(one);
     }
