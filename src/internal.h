@@ -328,13 +328,14 @@ cumlp_status cumlp__optimizer_check_halted(cumlp_optimizer *opt, const char *fun
 /* Adds a step's loss (a mean over `samples`; NULL or not finite: nothing) to opt's summary. */
 void cumlp__optimizer_add_loss(cumlp_optimizer *opt, const double *loss, int64_t samples);
 
-/* cumlp_train_step_async where the host decides the step: run now, its outcome kept in the
- * summary for cumlp_optimizer_sync (a failure under non_finite_error halts the later steps). */
+/* cumlp_train_step_async where the host decides the step (net, opt and the batch checked, no
+ * failure pending): run now, its outcome kept in the summary for cumlp_optimizer_sync (a failure
+ * under non_finite_error halts the later steps). */
 cumlp_status cumlp__train_step_now(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                                    const cumlp_tensor *T, const char *func);
 
 /* cumlp_train_step_async on a backend with the device-resident step (src/train_step.c), in the
- * name of func; net and opt are checked. */
+ * name of func; net, opt and the batch are checked, no failure is pending. */
 cumlp_status cumlp__train_step_device_async(cumlp_network *net, cumlp_optimizer *opt,
                                             const cumlp_tensor *X, const cumlp_tensor *T,
                                             const char *func);

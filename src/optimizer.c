@@ -453,22 +453,10 @@ static cumlp_status train_step_collective(cumlp_network *net, cumlp_optimizer *o
     return CUMLP_SUCCESS;
 }
 
-/* Counts a queued step not run because an earlier one failed. */
-static void count_halted(cumlp_optimizer *opt) {
-    opt->summary.steps++;
-    opt->summary.failed++;
-}
-
 cumlp_status cumlp__train_step_now(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                                    const cumlp_tensor *T, const char *func) {
-    cumlp_status st = cumlp__check_loss_batch(net, X, T, func);
-    if (st != CUMLP_SUCCESS) return st;
-    if (opt->halted) { /* not run after a failure */
-        count_halted(opt);
-        return CUMLP_SUCCESS;
-    }
     double loss = NAN;
-    st = train_step(net, opt, X, T, &loss, func);
+    cumlp_status st = train_step(net, opt, X, T, &loss, func);
     if (st == CUMLP_STEP_SKIPPED) {
         cumlp__clear_error(net->ctx);
         return CUMLP_SUCCESS;
@@ -486,7 +474,13 @@ cumlp_status cumlp_train_step_async(cumlp_network *net, cumlp_optimizer *opt, co
                                     const cumlp_tensor *T) {
     if (net && net->dist) return train_step_collective(net, opt, X, T, __func__);
     cumlp_status st = check_step_args(net, opt, __func__);
+    if (st == CUMLP_SUCCESS) st = cumlp__check_loss_batch(net, X, T, __func__);
     if (st != CUMLP_SUCCESS) return st;
+    if (opt->halted) { /* a failure a wait read back: nothing more runs until the sync */
+        opt->summary.steps++;
+        opt->summary.failed++;
+        return CUMLP_SUCCESS;
+    }
     if (net->ctx->ops->step_decide) return cumlp__train_step_device_async(net, opt, X, T, __func__);
     return cumlp__train_step_now(net, opt, X, T, __func__);
 }

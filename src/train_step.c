@@ -219,8 +219,7 @@ cumlp_status cumlp__train_step_device(cumlp_network *net, cumlp_optimizer *opt,
                                       const char *func) {
     cumlp_context *ctx = net->ctx;
     int pinned = 0;
-    cumlp_status st = prepare(net, opt, X, T, &pinned, func);
-    if (st == CUMLP_SUCCESS) st = cumlp__optimizer_settle(opt); /* its own queued steps */
+    cumlp_status st = prepare(net, opt, X, T, &pinned, func); /* cumlp_train_step has waited */
     if (st != CUMLP_SUCCESS) return st;
     if (!pinned) return cumlp__train_step_host(net, opt, X, T, loss, func);
     cumlp__set_grads_scale(net);
@@ -244,11 +243,6 @@ cumlp_status cumlp__train_step_device_async(cumlp_network *net, cumlp_optimizer 
     cumlp_status st = prepare(net, opt, X, T, &pinned, func);
     if (st != CUMLP_SUCCESS) return st;
     if (!pinned) return cumlp__train_step_now(net, opt, X, T, func); /* the host decides */
-    if (opt->halted) { /* a failure a wait read back: nothing more runs until the sync */
-        opt->summary.steps++;
-        opt->summary.failed++;
-        return CUMLP_SUCCESS;
-    }
     if (!opt->queued) {
         cumlp_step_state *state = opt->step_host;
         cumlp__set_grads_scale(net);
