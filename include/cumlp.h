@@ -1487,7 +1487,11 @@ CUMLP_API cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *opt
  * does: the step after that is the one skipped), or with restore_best those of the best
  * validation epoch so far, and
  * result->stop_reason is CUMLP_STOP_ERROR. The message of a failed step names its epoch and
- * batch ("epoch 3, batch 17 of 40: ..."). Bad arguments or options (checked before training
+ * batch ("epoch 3, batch 17 of 40: ..."). On the cuda backend (without a communicator) the steps
+ * are queued as cumlp_train_step_async queues them, and their losses, gradient norms, right
+ * answers and failures are read back before each callback, at the end of each epoch and every 256
+ * steps: the figures are those of steps waited for one by one, and a failure stops the steps
+ * queued after it. Bad arguments or options (checked before training
  * starts) change nothing, result included. With a communicator it is collective: every rank passes
  * the same datasets and options and trains on its shard of each batch (see "Data-parallel training
  * over MPI").

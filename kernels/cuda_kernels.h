@@ -75,6 +75,11 @@ int cumlp__cuda_optimizer_step_decided(void *stream, int type, const void *step_
 /* cumlp_step_decide (kernels/step_rule.h) on a device cumlp_step_state, in one thread. */
 int cumlp__cuda_step_decide(void *stream, void *step_state, double batch_samples);
 
+/* When the device cumlp_step_state's step was taken, adds to its summary_correct the columns of
+ * a (rows x cols) that answer y's right (cumlp_column_correct with kind), in one block. */
+int cumlp__cuda_step_score(void *stream, void *step_state, int kind, int rows, int cols,
+                           const void *a, const void *y);
+
 /* dst[i] = src[i] for i < count, from format src_storage into dst_storage (one fp32, one 16-bit):
  * rounded to nearest even into 16 bits, exact into fp32. */
 int cumlp__cuda_convert(void *stream, void *dst, int dst_storage, const void *src, int src_storage,

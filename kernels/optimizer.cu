@@ -101,3 +101,32 @@ extern "C" int cumlp__cuda_step_decide(void *stream, void *step_state, double ba
     (static_cast<cumlp_step_state *>(step_state), batch_samples);
     return launched();
 }
+
+namespace {
+
+/* One block: each thread counts its columns, the block adds the counts in a fixed order. */
+__global__ void step_score_kernel(cumlp_step_state *s, int kind, int rows, int cols, const float *a,
+                                  const float *y) {
+    __shared__ int64_t count[kThreads];
+    if (s->outcome != CUMLP_STEP_TAKEN) return; /* the same for every thread */
+    int64_t mine = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+        mine += cumlp_column_correct(a + j * rows, y + j * rows, rows, kind);
+    count[threadIdx.x] = mine;
+    __syncthreads();
+    for (int half = kThreads / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half) count[threadIdx.x] += count[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) s->summary_correct += count[0];
+}
+
+} /* namespace */
+
+extern "C" int cumlp__cuda_step_score(void *stream, void *step_state, int kind, int rows, int cols,
+                                      const void *a, const void *y) {
+    CUMLP_LAUNCH(step_score_kernel, 1, kThreads, 0, (cudaStream_t)stream)
+    (static_cast<cumlp_step_state *>(step_state), kind, rows, cols, static_cast<const float *>(a),
+     static_cast<const float *>(y));
+    return launched();
+}

@@ -188,6 +188,16 @@ typedef struct cumlp_step_state {
     double summary_loss_sum; /* out: the finite losses (check_loss), summed over their samples */
     double summary_samples;  /* out: those losses' samples */
     double step_grads_scale; /* out: the grads_scale the last decided step's gradients carry */
+    /* What the fit loop (src/fit.c) reads of its queued steps beyond the summary. */
+    int64_t max_skips_in_a_row;   /* in: a run of this many skipped steps halts (0: none does) */
+    int64_t skips_in_a_row;       /* in/out: the run of skipped steps up to the last decided */
+    int halted_by_skips;          /* out: the halt was that run's (the step was skipped) */
+    int64_t halted_at;            /* out: summary_steps when the step that halted was decided */
+    double halted_scale_before;   /* out: the loss scale that step's gradients carried (FP16) */
+    int64_t summary_correct;      /* out: the taken steps' right answers (step_score) */
+    double summary_taken_loss;    /* in/out: the taken steps' losses, mean x samples, added */
+    double summary_taken_samples; /* out: the taken steps' samples */
+    double summary_taken_norms;   /* in/out: the taken steps' gradient norms, added */
 } cumlp_step_state;
 
 /* The decision itself (cumlp_step_decide). */
@@ -222,6 +232,26 @@ CUMLP_HD void cumlp_step_decide_one(cumlp_step_state *s) {
     s->outcome = CUMLP_STEP_TAKEN;
 }
 
+/* a * b rounded on its own: nvcc would fuse it with the sum it feeds into one fma, which the host
+ * rounds twice. */
+CUMLP_HD double cumlp_mul_unfused(double a, double b) {
+#if defined(__CUDA_ARCH__)
+    return __dmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
+/* Halts the steps after the one just decided (by_skips: a run of skipped steps ended it), keeping
+ * what its failure's message needs. */
+CUMLP_HD void cumlp_step_halt(cumlp_step_state *s, int by_skips) {
+    s->halted = s->outcome;
+    s->halted_by_skips = by_skips;
+    s->halted_at = s->summary_steps;
+    s->halted_loss_sum = s->loss_sum;
+    s->halted_scale_before = s->grads_scale;
+}
+
 /* Decides the step s describes and advances its state: a step taken counts (steps, the NAdam
  * product, the scaler's growth) and gets its hyper-parameters; a step not taken counts as skipped
  * unless options.non_finite_error makes it an error, an overflow always counts and backs the scale
@@ -243,16 +273,45 @@ CUMLP_HD void cumlp_step_decide(cumlp_step_state *s) {
     }
     if (s->outcome == CUMLP_STEP_TAKEN) {
         s->summary_taken++;
+        s->skips_in_a_row = 0;
+        /* the mean times the samples, as the fit loop adds up the losses it waited for */
+        s->summary_taken_loss +=
+            cumlp_mul_unfused(s->loss_sum / s->batch_samples, s->batch_samples);
+        s->summary_taken_samples += s->batch_samples;
+        s->summary_taken_norms += s->gradient_norm;
     } else if (s->outcome == CUMLP_STEP_OVERFLOW || !s->options.non_finite_error) {
         s->summary_skipped++;
+        s->skips_in_a_row++;
+        if (s->halt_on_failure && s->max_skips_in_a_row > 0 &&
+            s->skips_in_a_row >= s->max_skips_in_a_row)
+            cumlp_step_halt(s, 1);
     } else {
         s->summary_failed++;
-        if (s->halt_on_failure) {
-            s->halted = s->outcome;
-            s->halted_loss_sum = s->loss_sum;
-        }
+        if (s->halt_on_failure) cumlp_step_halt(s, 0);
     }
     if (s->grads_scaled) s->grads_scale = s->scaler.scale, s->delta_scale = (float)s->scaler.scale;
+}
+
+/* ---- the training accuracy of a step's batch ----------------------------------------------- */
+
+/* What counts as a right answer: nothing (regression), the largest output matching the largest
+ * target (classes, one-hot targets), or the one output on the target's side of 0.5 (a sigmoid
+ * output with binary cross-entropy). */
+enum { CUMLP_SCORE_NONE = 0, CUMLP_SCORE_LARGEST = 1, CUMLP_SCORE_BINARY = 2 };
+
+/* The index of the largest of v[0..n): the first of equals, a number before a NaN. */
+CUMLP_HD int64_t cumlp_argmax(const float *v, int64_t n) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (v[i] > v[best] || (isnan(v[best]) && !isnan(v[i]))) best = i;
+    return best;
+}
+
+/* Whether one sample's outputs out[0..rows) answer its targets target[0..rows) right. */
+CUMLP_HD int cumlp_column_correct(const float *out, const float *target, int64_t rows, int kind) {
+    if (kind == CUMLP_SCORE_LARGEST) return cumlp_argmax(out, rows) == cumlp_argmax(target, rows);
+    if (kind == CUMLP_SCORE_BINARY) return (out[0] >= 0.5f) == (target[0] >= 0.5f);
+    return 0;
 }
 
 #endif /* CUMLP_STEP_RULE_H */

@@ -151,33 +151,30 @@ static cumlp_status check_dataset(const cumlp_network *net, const cumlp_dataset 
     return CUMLP_SUCCESS;
 }
 
-/* How a pass counts right answers: not at all (regression), by the largest output (classes, one-hot
- * targets), or by the side of 0.5 (one sigmoid output with binary cross-entropy: a binary
- * classifier, whatever the dataset's class count). */
-typedef enum accuracy_kind { NO_ACCURACY, LARGEST_OUTPUT, BINARY_OUTPUT } accuracy_kind;
-
-static accuracy_kind accuracy_of(const cumlp_network *net, const cumlp_dataset *ds) {
+/* How a pass counts right answers (a CUMLP_SCORE_*, kernels/step_rule.h): not at all
+ * (regression), by the largest output (classes, one-hot targets), or by the side of 0.5 (one
+ * sigmoid output with binary cross-entropy: a binary classifier, whatever the dataset's class
+ * count). */
+static int accuracy_of(const cumlp_network *net, const cumlp_dataset *ds) {
     if (ds->n_outputs == 1 && net->loss == CUMLP_LOSS_SIGMOID_BINARY_CROSS_ENTROPY)
-        return BINARY_OUTPUT;
-    return ds->num_classes > 0 ? LARGEST_OUTPUT : NO_ACCURACY;
+        return CUMLP_SCORE_BINARY;
+    return ds->num_classes > 0 ? CUMLP_SCORE_LARGEST : CUMLP_SCORE_NONE;
 }
 
 /* Running totals of a pass over samples. */
 typedef struct score {
     double loss_sum; /* sum over samples of the per-sample loss */
-    int64_t correct; /* samples classified right (see accuracy_kind) */
+    int64_t correct; /* samples classified right (see accuracy_of) */
     double sq_sum;   /* sum over samples and outputs of (output - target)^2 */
     int64_t samples;
 } score;
 
 /* Adds cols columns of outputs (n_out x cols) against their targets to s. */
 static void score_outputs(score *s, const float *out, const float *target, int64_t n_out,
-                          int64_t cols, accuracy_kind kind) {
+                          int64_t cols, int kind) {
     for (int64_t j = 0; j < cols; j++) {
         const float *o = out + j * n_out, *t = target + j * n_out;
-        if (kind == LARGEST_OUTPUT && cumlp__argmax(o, n_out) == cumlp__argmax(t, n_out))
-            s->correct++;
-        if (kind == BINARY_OUTPUT && (o[0] >= 0.5f) == (t[0] >= 0.5f)) s->correct++;
+        s->correct += cumlp_column_correct(o, t, n_out, kind);
         for (int64_t k = 0; k < n_out; k++) {
             double d = (double)o[k] - (double)t[k];
             s->sq_sum += d * d;
@@ -319,7 +316,7 @@ cumlp_status cumlp_evaluate(cumlp_network *net, const cumlp_dataset *ds, int64_t
     if (st != CUMLP_SUCCESS) return st;
     result->loss = s.loss_sum / (double)s.samples;
     result->accuracy =
-        accuracy_of(net, ds) != NO_ACCURACY ? (double)s.correct / (double)s.samples : -1.0;
+        accuracy_of(net, ds) != CUMLP_SCORE_NONE ? (double)s.correct / (double)s.samples : -1.0;
     result->mse = s.sq_sum / ((double)s.samples * (double)ds->n_outputs);
     return CUMLP_SUCCESS;
 }
@@ -375,7 +372,11 @@ typedef struct fit_state {
     cumlp_fit_progress progress;
     score epoch_score;
     int skips_in_a_row;
-    double epoch_norm_sum; /* of the gradient norms of this epoch's steps taken */
+    int skip_limit_hit;         /* the step that failed ended a run of max_consecutive_skips */
+    double epoch_norm_sum;      /* of the gradient norms of this epoch's steps taken */
+    int64_t epoch_steps_before; /* progress.steps when the epoch began */
+    int queues;                 /* the steps are queued (see "the queued steps" below) */
+    int64_t synced;             /* batches of this epoch whose steps have been read back */
 } fit_state;
 
 static cumlp_status host_buffers(fit_state *f) {
@@ -478,7 +479,7 @@ static cumlp_status fill_progress_scores(fit_state *f, int share, cumlp_status c
         correct = v.sums[0];
     }
     p->train_loss = s->samples ? s->loss_sum / (double)s->samples : 0.0;
-    p->train_accuracy = accuracy_of(f->net, f->train) != NO_ACCURACY && s->samples
+    p->train_accuracy = accuracy_of(f->net, f->train) != CUMLP_SCORE_NONE && s->samples
                             ? correct / (double)s->samples
                             : -1.0;
     p->seconds = now_seconds() - f->start;
@@ -506,7 +507,15 @@ static int call_back(fit_state *f, cumlp_status carry, cumlp_status *st, const c
 static cumlp_status count_skip(fit_state *f) {
     f->progress.skipped_steps++;
     int limit = f->o->max_consecutive_skips;
-    return ++f->skips_in_a_row < limit || limit == 0 ? CUMLP_SUCCESS : CUMLP_ERROR_NON_FINITE;
+    f->skip_limit_hit = ++f->skips_in_a_row >= limit && limit > 0;
+    return f->skip_limit_hit ? CUMLP_ERROR_NON_FINITE : CUMLP_SUCCESS;
+}
+
+/* The mean gradient norm of this epoch's steps taken so far (-1: none yet). */
+static void update_mean_norm(fit_state *f) {
+    cumlp_fit_progress *p = &f->progress;
+    int64_t taken = p->steps - f->epoch_steps_before;
+    p->mean_gradient_norm = taken > 0 ? f->epoch_norm_sum / (double)taken : -1;
 }
 
 /* The training step on slot s holding batch k (this rank's shard of it, whose copy has status
@@ -541,8 +550,8 @@ static cumlp_status train_batch(fit_state *f, int64_t k, int s, cumlp_status *ca
         f->epoch_norm_sum += f->progress.gradient_norm;
     }
     cumlp_status after = CUMLP_SUCCESS;
-    accuracy_kind kind = accuracy_of(f->net, f->train);
-    if (*taken && kind != NO_ACCURACY && cols > 0) {
+    int kind = accuracy_of(f->net, f->train);
+    if (*taken && kind != CUMLP_SCORE_NONE && cols > 0) {
         after = download_outputs(f->net, cols, f->out);
         const float *targets = f->host[s] + f->train->n_features * cols;
         if (after == CUMLP_SUCCESS)
@@ -565,7 +574,7 @@ static cumlp_status train_batch(fit_state *f, int64_t k, int s, cumlp_status *ca
 static cumlp_status step_failed(fit_state *f, cumlp_status st, int64_t k, const char *func) {
     char why[CUMLP_MESSAGE_SIZE], limit[96] = "";
     snprintf(why, sizeof why, "%s", cumlp_last_error(f->ctx));
-    if (f->skips_in_a_row > 0 && st == CUMLP_ERROR_NON_FINITE)
+    if (f->skip_limit_hit && st == CUMLP_ERROR_NON_FINITE)
         snprintf(
             limit, sizeof limit,
             "%d steps in a row skipped (max_consecutive_skips), the last: ", f->skips_in_a_row);
@@ -574,26 +583,109 @@ static cumlp_status step_failed(fit_state *f, cumlp_status st, int64_t k, const 
                        limit, why);
 }
 
-/* One epoch; *stop is set when the callback asks to stop. */
-static cumlp_status run_epoch(fit_state *f, int epoch, int *stop, const char *func) {
-    const cumlp_fit_options *o = f->o;
-    double rate = schedule_rate(o, f->base_rate, epoch);
-    cumlp_status st = cumlp_optimizer_set_learning_rate(f->opt, rate);
+/* ---- the queued steps ------------------------------------------------------------------------
+ * Where the backend decides steps on the device (cuda) and there is no communicator, the loop
+ * queues its steps without waiting for them (cumlp__train_step_queue): each step adds its loss,
+ * its gradient norm and its batch's right answers to the step state when it is taken, and a run of
+ * max_consecutive_skips skipped steps halts the later ones there, as a failure under
+ * non_finite_error does (kernels/step_rule.h). The loop reads the state back (sync_steps) before a
+ * callback, at the end of an epoch and every SYNC_STEPS steps, so that a failure wastes at most
+ * that many steps of device time. The figures are the bits the waited-for loop gets. */
+#define SYNC_STEPS 256
+
+/* The failure of a queued step, batch k of the epoch, that halted the steps after it: these are
+ * taken out of the optimizer's summary (they never ran, as in the waited-for loop) and the failure
+ * is the fit's to report, not cumlp_optimizer_sync's. */
+static cumlp_status queued_step_failed(fit_state *f, const cumlp_step_state *t, int64_t k,
+                                       const char *func) {
+    cumlp_optimizer *opt = f->opt;
+    int64_t never_ran = t->summary_steps - t->halted_at;
+    opt->summary.steps -= never_ran;
+    opt->summary.failed -= never_ran;
+    opt->halted = 0;
+    f->progress.batch = k;
+    f->skip_limit_hit = t->halted_by_skips;
+    cumlp_status st =
+        cumlp__step_not_taken(opt, t->halted, t->halted_loss_sum, t->halted_scale_before,
+                              f->net->scaler.scale, "cumlp_train_step");
+    return step_failed(f, t->halted_by_skips ? CUMLP_ERROR_NON_FINITE : st, k, func);
+}
+
+/* Waits for the steps queued since the last read, up to batch `done` (exclusive) of the epoch, and
+ * adds what they came to into the progress. */
+static cumlp_status sync_steps(fit_state *f, int64_t done, const char *func) {
+    int64_t first = f->synced;
+    f->synced = done;
+    if (!f->opt->queued) return CUMLP_SUCCESS;
+    cumlp_status st = cumlp__optimizer_settle(f->opt);
     if (st != CUMLP_SUCCESS) return st;
-    if (o->shuffle)
-        cumlp__permutation(o->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(epoch + 1)),
-                           f->train->n_samples, f->order);
-    else
-        for (int64_t i = 0; i < f->train->n_samples; i++)
-            f->order[i] = i;
-    memset(&f->epoch_score, 0, sizeof f->epoch_score);
-    f->epoch_norm_sum = 0;
+    const cumlp_step_state *t = f->opt->step_host; /* read back: the host's until the next step */
     cumlp_fit_progress *p = &f->progress;
-    int64_t taken_before = p->steps;
-    p->epoch = epoch;
-    p->end_of_epoch = 0;
-    p->learning_rate = rate;
-    p->validation_loss = p->validation_accuracy = p->validation_mse = -1.0;
+    p->batch = done;
+    p->steps += t->summary_taken;
+    p->skipped_steps += t->summary_skipped;
+    p->gradient_norm = f->opt->gradient_norm;
+    f->skips_in_a_row = (int)t->skips_in_a_row;
+    f->epoch_score.loss_sum = t->summary_taken_loss; /* the sums carried on (queue_batch) */
+    f->epoch_score.samples += (int64_t)t->summary_taken_samples;
+    f->epoch_score.correct += t->summary_correct;
+    f->epoch_norm_sum = t->summary_taken_norms;
+    update_mean_norm(f);
+    return t->halted ? queued_step_failed(f, t, first + t->halted_at - 1, func) : CUMLP_SUCCESS;
+}
+
+/* Queues the step on slot s holding batch k. */
+static cumlp_status queue_batch(fit_state *f, int64_t k, int s) {
+    batch_tensors v;
+    cumlp_status st = batch_views(&f->dev[s], batch_cols(f, k), &v);
+    cumlp_queue_rules rules = {accuracy_of(f->net, f->train), f->o->max_consecutive_skips,
+                               f->skips_in_a_row, f->epoch_score.loss_sum, f->epoch_norm_sum};
+    if (st == CUMLP_SUCCESS)
+        st = cumlp__train_step_queue(f->net, f->opt, v.x, v.t, &rules, "cumlp_train_step");
+    batch_destroy(&v);
+    return st;
+}
+
+/* Whether the callback is due after batch k. */
+static int callback_due(const fit_state *f, int64_t k) {
+    const cumlp_fit_options *o = f->o;
+    return o->callback && o->callback_every > 0 && (k + 1) % o->callback_every == 0 &&
+           k + 1 < f->batches;
+}
+
+/* The epoch's batches with their steps queued; *stop is set when the callback asks to stop. */
+static cumlp_status queue_epoch(fit_state *f, int *stop, const char *func) {
+    cumlp_status st = stage_batch(f, 0, 0);
+    f->synced = 0;
+    for (int64_t k = 0; k < f->batches && st == CUMLP_SUCCESS; k++) {
+        int s = (int)(k % 2);
+        st = cumlp__upload_join(f->ctx, s);
+        /* the next batch is copied while this one trains */
+        if (st == CUMLP_SUCCESS && k + 1 < f->batches) st = stage_batch(f, k + 1, 1 - s);
+        if (st == CUMLP_SUCCESS) st = queue_batch(f, k, s);
+        if (st != CUMLP_SUCCESS) {
+            st = step_failed(f, st, k, func);
+            /* a step queued before may have failed first */
+            cumlp_status before = sync_steps(f, k, func);
+            return before != CUMLP_SUCCESS ? before : st;
+        }
+        int calls = callback_due(f, k);
+        if (calls || k + 1 - f->synced >= SYNC_STEPS) st = sync_steps(f, k + 1, func);
+        if (st == CUMLP_SUCCESS && calls && call_back(f, CUMLP_SUCCESS, &st, func)) {
+            *stop = st == CUMLP_SUCCESS;
+            return st;
+        }
+        /* steps the callback itself queued are not the loop's to count */
+        if (st == CUMLP_SUCCESS && calls) st = cumlp__optimizer_settle(f->opt);
+    }
+    if (st == CUMLP_SUCCESS) st = sync_steps(f, f->batches, func);
+    return st;
+}
+
+/* The epoch's batches, each step waited for; *stop is set when the callback asks to stop. */
+static cumlp_status wait_epoch(fit_state *f, int *stop, const char *func) {
+    cumlp_fit_progress *p = &f->progress;
+    cumlp_status st = CUMLP_SUCCESS;
     /* A failed copy ends the epoch; with a communicator it is carried into the step's agreement,
      * so that every rank ends it at the same batch. */
     cumlp_status local = stage_batch(f, 0, 0);
@@ -614,10 +706,8 @@ static cumlp_status run_epoch(fit_state *f, int epoch, int *stop, const char *fu
         }
         p->batch = k + 1;
         p->steps += taken;
-        p->mean_gradient_norm =
-            p->steps > taken_before ? f->epoch_norm_sum / (double)(p->steps - taken_before) : -1;
-        int calls = o->callback && o->callback_every > 0 && (k + 1) % o->callback_every == 0 &&
-                    k + 1 < f->batches;
+        update_mean_norm(f);
+        int calls = callback_due(f, k);
         if (calls && call_back(f, local, &st, func)) {
             *stop = st == CUMLP_SUCCESS;
             break;
@@ -626,6 +716,33 @@ static cumlp_status run_epoch(fit_state *f, int epoch, int *stop, const char *fu
     }
     /* After an error (the same on every rank) the ranks share nothing more. */
     cumlp_status scores = fill_progress_scores(f, st == CUMLP_SUCCESS, local, func);
+    return st != CUMLP_SUCCESS ? st : scores;
+}
+
+/* One epoch; *stop is set when the callback asks to stop. */
+static cumlp_status run_epoch(fit_state *f, int epoch, int *stop, const char *func) {
+    const cumlp_fit_options *o = f->o;
+    double rate = schedule_rate(o, f->base_rate, epoch);
+    cumlp_status st = cumlp_optimizer_set_learning_rate(f->opt, rate);
+    if (st != CUMLP_SUCCESS) return st;
+    if (o->shuffle)
+        cumlp__permutation(o->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(epoch + 1)),
+                           f->train->n_samples, f->order);
+    else
+        for (int64_t i = 0; i < f->train->n_samples; i++)
+            f->order[i] = i;
+    memset(&f->epoch_score, 0, sizeof f->epoch_score);
+    f->epoch_norm_sum = 0;
+    cumlp_fit_progress *p = &f->progress;
+    f->epoch_steps_before = p->steps;
+    p->epoch = epoch;
+    p->end_of_epoch = 0;
+    p->learning_rate = rate;
+    p->mean_gradient_norm = -1;
+    p->validation_loss = p->validation_accuracy = p->validation_mse = -1.0;
+    if (!f->queues) return wait_epoch(f, stop, func);
+    st = queue_epoch(f, stop, func);
+    cumlp_status scores = fill_progress_scores(f, 0, CUMLP_SUCCESS, func);
     return st != CUMLP_SUCCESS ? st : scores;
 }
 
@@ -716,16 +833,17 @@ static void result_init(cumlp_fit_result *r) {
     r->best_validation_loss = -1.0;
 }
 
-cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dataset *train,
-                       const cumlp_dataset *validation, const cumlp_fit_options *options,
-                       cumlp_fit_result *result) {
+/* cumlp_fit, its steps queued where they can be (may_queue) or each waited for. */
+static cumlp_status fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dataset *train,
+                        const cumlp_dataset *validation, const cumlp_fit_options *options,
+                        cumlp_fit_result *result, int may_queue, const char *func) {
     cumlp_fit_options defaults;
     cumlp_fit_defaults(&defaults);
     const cumlp_fit_options *o = options ? options : &defaults;
-    cumlp_status st = check_fit_args(__func__, net, opt, train, validation);
-    if (st == CUMLP_SUCCESS) st = check_options(net->ctx, __func__, o);
+    cumlp_status st = check_fit_args(func, net, opt, train, validation);
+    if (st == CUMLP_SUCCESS) st = check_options(net->ctx, func, o);
     /* with a communicator every rank agrees, on its checks and on what the ranks hold */
-    if (net && net->dist) st = cumlp__dist_fit_agree(net, opt, train, validation, o, st, __func__);
+    if (net && net->dist) st = cumlp__dist_fit_agree(net, opt, train, validation, o, st, func);
     if (st != CUMLP_SUCCESS) return st;
     fit_state f;
     memset(&f, 0, sizeof f);
@@ -742,20 +860,34 @@ cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dat
     result_init(r);
     /* queued steps first (their state is the optimizer's); a failure among them stops the fit */
     st = cumlp__network_settle(net);
-    if (st == CUMLP_SUCCESS && !net->dist) st = cumlp__optimizer_check_halted(opt, __func__);
+    if (st == CUMLP_SUCCESS && !net->dist) st = cumlp__optimizer_check_halted(opt, func);
     if (st != CUMLP_SUCCESS) {
         r->stop_reason = CUMLP_STOP_ERROR;
         return st;
     }
-    st = fit_setup(&f, __func__);
-    if (net->dist) st = cumlp__dist_agree(net, st, NULL, __func__);
+    st = fit_setup(&f, func);
+    if (st == CUMLP_SUCCESS && !net->dist && may_queue)
+        f.queues = cumlp__optimizer_can_queue(opt, &st);
+    if (net->dist) st = cumlp__dist_agree(net, st, NULL, func);
     f.progress.batches_per_epoch = f.batches;
     f.progress.gradient_norm = f.progress.mean_gradient_norm = -1;
     if (st == CUMLP_SUCCESS)
-        st = fit_loop(&f, r, __func__);
+        st = fit_loop(&f, r, func);
     else
         r->stop_reason = CUMLP_STOP_ERROR;
     fit_release(&f);
     r->seconds = now_seconds() - f.start;
     return st;
+}
+
+cumlp_status cumlp_fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_dataset *train,
+                       const cumlp_dataset *validation, const cumlp_fit_options *options,
+                       cumlp_fit_result *result) {
+    return fit(net, opt, train, validation, options, result, 1, __func__);
+}
+
+cumlp_status cumlp__fit_waiting(cumlp_network *net, cumlp_optimizer *opt,
+                                const cumlp_dataset *train, const cumlp_dataset *validation,
+                                const cumlp_fit_options *options, cumlp_fit_result *result) {
+    return fit(net, opt, train, validation, options, result, 0, "cumlp_fit");
 }

@@ -55,6 +55,7 @@ typedef struct cumlp_step_graph_key {
     int precision, epilogues;
     uint64_t buffers; /* the network's buffers_generation */
     uint64_t frozen;  /* a hash of the layers' frozen flags */
+    int score;        /* the right answers the step counts (CUMLP_SCORE_*, the fit loop's) */
 } cumlp_step_graph_key;
 
 /* How many graphs, seen keys and refused keys an optimizer keeps (each a ring). */
@@ -147,6 +148,7 @@ struct cumlp_optimizer {
      * far (its loss as a sum over loss_samples), and the outcome of a step that failed under
      * non_finite_error with its loss sum (0: none), for cumlp_optimizer_sync to report. */
     int64_t queued;
+    int queue_score; /* what the queued steps count (cumlp_queue_rules), the same for them all */
     cumlp_step_summary summary;
     int halted;
     double halted_loss_sum;
@@ -289,6 +291,12 @@ void cumlp__step_state_of(const cumlp_optimizer *opt, cumlp_step_state *s);
  * summary, a failure that halts queued steps. */
 void cumlp__step_absorb(cumlp_optimizer *opt, const cumlp_step_state *s);
 
+/* The status and message (in the name of func) of a step of opt that came to `outcome`, not
+ * CUMLP_STEP_TAKEN: CUMLP_STEP_SKIPPED or CUMLP_ERROR_NON_FINITE, saying why (its loss_sum; the
+ * loss scale before and after an FP16 overflow). Counts nothing. */
+cumlp_status cumlp__step_not_taken(const cumlp_optimizer *opt, int outcome, double loss_sum,
+                                   double scale_before, double scale_after, const char *func);
+
 /* Takes a decided step's state back into opt and its network and returns its status:
  * CUMLP_SUCCESS when taken, else CUMLP_STEP_SKIPPED or CUMLP_ERROR_NON_FINITE with the message of
  * the step not taken, in the name of func. */
@@ -334,11 +342,34 @@ void cumlp__optimizer_add_loss(cumlp_optimizer *opt, const double *loss, int64_t
 cumlp_status cumlp__train_step_now(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
                                    const cumlp_tensor *T, const char *func);
 
+/* What the fit loop asks of its queued steps beyond cumlp_train_step_async's: the right answers
+ * counted, and a run of skipped steps that halts them (kernels/step_rule.h). */
+typedef struct cumlp_queue_rules {
+    int score_kind;             /* CUMLP_SCORE_* */
+    int64_t max_skips_in_a_row; /* 0: no run halts */
+    int64_t skips_in_a_row;     /* the run before the first queued step */
+    /* the sums the taken steps' losses and gradient norms are added to one by one, in the order
+     * the waited-for loop adds them (a sum of partial sums would round differently) */
+    double taken_loss, taken_norms;
+} cumlp_queue_rules;
+
 /* cumlp_train_step_async on a backend with the device-resident step (src/train_step.c), in the
- * name of func; net, opt and the batch are checked, no failure is pending. */
-cumlp_status cumlp__train_step_device_async(cumlp_network *net, cumlp_optimizer *opt,
-                                            const cumlp_tensor *X, const cumlp_tensor *T,
-                                            const char *func);
+ * name of func, with the fit loop's rules (NULL: none), which apply from the first step queued
+ * since the last settle to the next settle; net, opt and the batch are checked, no failure is
+ * pending. */
+cumlp_status cumlp__train_step_queue(cumlp_network *net, cumlp_optimizer *opt,
+                                     const cumlp_tensor *X, const cumlp_tensor *T,
+                                     const cumlp_queue_rules *rules, const char *func);
+
+/* cumlp_fit with every step waited for, as on a backend that decides steps on the host: the loop
+ * that the queued one (src/fit.c) must agree with bit for bit, for the tests. */
+cumlp_status cumlp__fit_waiting(cumlp_network *net, cumlp_optimizer *opt,
+                                const cumlp_dataset *train, const cumlp_dataset *validation,
+                                const cumlp_fit_options *options, cumlp_fit_result *result);
+
+/* Whether opt's steps are queued on the device (the backend has the device-resident step and its
+ * state could be made in pinned memory); *status: a failure making it. */
+int cumlp__optimizer_can_queue(cumlp_optimizer *opt, cumlp_status *status);
 
 /* Waits for opt's queued steps and reads their state back (nothing to do when none are queued);
  * cumlp__network_settle does so for the optimizer with steps queued on net, if any. Every function

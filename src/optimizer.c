@@ -335,27 +335,27 @@ void cumlp__step_state_of(const cumlp_optimizer *opt, cumlp_step_state *s) {
     s->delta_scale = (float)net->grads_scale;
 }
 
-cumlp_status cumlp__step_outcome(cumlp_optimizer *opt, const cumlp_step_state *s,
-                                 const char *func) {
-    cumlp_network *net = opt->net;
-    double scale_before = net->scaler.scale;
-    cumlp__step_absorb(opt, s);
-    cumlp_context *ctx = net->ctx;
+cumlp_status cumlp__step_not_taken(const cumlp_optimizer *opt, int outcome, double loss_sum,
+                                   double scale_before, double scale_after, const char *func) {
     char why[64] = "the gradients hold NaN or Inf";
     /* a sum that is not finite prints as its mean would (nan, inf or -inf) */
-    if (s->outcome == CUMLP_STEP_LOSS_NON_FINITE)
-        snprintf(why, sizeof why, "the loss is %g", s->loss_sum);
-    switch (s->outcome) {
-    case CUMLP_STEP_TAKEN:
-        return CUMLP_SUCCESS;
-    case CUMLP_STEP_OVERFLOW: /* always skipped, never an error: the scaler expects overflows */
-        return cumlp__fail(ctx, CUMLP_STEP_SKIPPED, func,
-                           "the gradients, computed with loss scale %g, overflowed fp16: step "
-                           "skipped, parameters and optimizer state unchanged, loss scale now %g",
-                           scale_before, s->scaler.scale);
-    default: /* counted by the rule */
-        return not_taken_status(opt, func, why);
-    }
+    if (outcome == CUMLP_STEP_LOSS_NON_FINITE)
+        snprintf(why, sizeof why, "the loss is %g", loss_sum);
+    if (outcome != CUMLP_STEP_OVERFLOW) return not_taken_status(opt, func, why);
+    /* always skipped, never an error: the scaler expects overflows */
+    return cumlp__fail(opt->net->ctx, CUMLP_STEP_SKIPPED, func,
+                       "the gradients, computed with loss scale %g, overflowed fp16: step "
+                       "skipped, parameters and optimizer state unchanged, loss scale now %g",
+                       scale_before, scale_after);
+}
+
+cumlp_status cumlp__step_outcome(cumlp_optimizer *opt, const cumlp_step_state *s,
+                                 const char *func) {
+    double scale_before = opt->net->scaler.scale;
+    cumlp__step_absorb(opt, s);
+    if (s->outcome == CUMLP_STEP_TAKEN) return CUMLP_SUCCESS;
+    /* counted by the rule */
+    return cumlp__step_not_taken(opt, s->outcome, s->loss_sum, scale_before, s->scaler.scale, func);
 }
 
 /* The gradients' norm and finiteness, then the update of every unfrozen parameter: the rule of
@@ -481,7 +481,7 @@ cumlp_status cumlp_train_step_async(cumlp_network *net, cumlp_optimizer *opt, co
         opt->summary.failed++;
         return CUMLP_SUCCESS;
     }
-    if (net->ctx->ops->step_decide) return cumlp__train_step_device_async(net, opt, X, T, __func__);
+    if (net->ctx->ops->step_decide) return cumlp__train_step_queue(net, opt, X, T, NULL, __func__);
     return cumlp__train_step_now(net, opt, X, T, __func__);
 }
 

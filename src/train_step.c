@@ -39,9 +39,9 @@ static cumlp_status step_buffers(cumlp_optimizer *opt, int *pinned) {
 }
 
 /* Queues the step: the state in, the forward and backward passes, the decision, the update, the
- * state out. */
+ * right answers counted (score: a CUMLP_SCORE_*, for the fit loop), the state out. */
 static cumlp_status queue_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
-                               const cumlp_tensor *T) {
+                               const cumlp_tensor *T, int score) {
     cumlp_context *ctx = net->ctx;
     cumlp_status st = ctx->ops->step_state_copy(ctx, opt->step_device, opt->step_host, 1);
     if (st == CUMLP_SUCCESS) st = cumlp__loss_backward_step(net, X, T, opt->step_device);
@@ -49,6 +49,11 @@ static cumlp_status queue_step(cumlp_network *net, cumlp_optimizer *opt, const c
         st = ctx->ops->step_decide(ctx, opt->step_device, net->grads, net->num_params,
                                    (double)X->cols);
     if (st == CUMLP_SUCCESS) st = cumlp__optimizer_queue_decided(opt, opt->step_device);
+    if (st == CUMLP_SUCCESS && score != CUMLP_SCORE_NONE) {
+        const cumlp_layer *out = &net->layers[net->num_layers - 1];
+        st = ctx->ops->step_score(ctx, opt->step_device, score, (int)out->fan_out, (int)X->cols,
+                                  out->a, T->data);
+    }
     if (st == CUMLP_SUCCESS)
         st = ctx->ops->step_state_copy(ctx, opt->step_host, opt->step_device, 0);
     return st;
@@ -57,7 +62,7 @@ static cumlp_status queue_step(cumlp_network *net, cumlp_optimizer *opt, const c
 /* ---- the step's CUDA graph ------------------------------------------------------------------ */
 
 static cumlp_step_graph_key key_of(const cumlp_network *net, const cumlp_tensor *X,
-                                   const cumlp_tensor *T) {
+                                   const cumlp_tensor *T, int score) {
     cumlp_step_graph_key key;
     memset(&key, 0, sizeof key); /* the padding too: keys are compared with memcmp */
     key.x = X->data;
@@ -66,6 +71,7 @@ static cumlp_step_graph_key key_of(const cumlp_network *net, const cumlp_tensor 
     key.precision = net->ctx->precision;
     key.epilogues = net->ctx->epilogues;
     key.buffers = net->buffers_generation;
+    key.score = score;
     key.frozen = 1469598103934665603ull; /* FNV-1a over the flags */
     for (int l = 0; l < net->num_layers; l++) {
         unsigned flags =
@@ -117,12 +123,13 @@ static cumlp_status launch(cumlp_context *ctx, const cumlp_step_graph *g) {
 static cumlp_status capture_and_launch(cumlp_network *net, cumlp_optimizer *opt,
                                        const cumlp_tensor *X, const cumlp_tensor *T,
                                        const cumlp_step_graph_key *key, cumlp_step_graph *g) {
+    int score = key->score;
     cumlp_context *ctx = net->ctx;
     cumlp_status st = ctx->ops->graph_begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     /* the epilogues are counted when a launch runs them, not at the capture */
     int64_t epilogues_before = ctx->epilogue_calls;
-    cumlp_status queued = queue_step(net, opt, X, T);
+    cumlp_status queued = queue_step(net, opt, X, T, score);
     int64_t epilogues = ctx->epilogue_calls - epilogues_before;
     ctx->epilogue_calls = epilogues_before;
     st = ctx->ops->graph_end(ctx, &g->exec);
@@ -145,11 +152,11 @@ static cumlp_status capture_and_launch(cumlp_network *net, cumlp_optimizer *opt,
  * capture at the key's second sight (the first, launch by launch, has sized every buffer and
  * chosen every algorithm), else launch by launch. */
 static cumlp_status run_step(cumlp_network *net, cumlp_optimizer *opt, const cumlp_tensor *X,
-                             const cumlp_tensor *T) {
+                             const cumlp_tensor *T, int score) {
     cumlp_context *ctx = net->ctx;
-    if (!ctx->graphs) return queue_step(net, opt, X, T);
-    cumlp_step_graph_key key = key_of(net, X, T);
-    if (key_in(opt->refused, opt->refused_count, &key)) return queue_step(net, opt, X, T);
+    if (!ctx->graphs) return queue_step(net, opt, X, T, score);
+    cumlp_step_graph_key key = key_of(net, X, T, score);
+    if (key_in(opt->refused, opt->refused_count, &key)) return queue_step(net, opt, X, T, score);
     cumlp_step_graph *g = graph_of(opt, &key);
     if (g) {
         cumlp_status st = launch(ctx, g);
@@ -157,7 +164,7 @@ static cumlp_status run_step(cumlp_network *net, cumlp_optimizer *opt, const cum
         cumlp__clear_error(ctx); /* the scratch memory moved: captured again below */
     } else if (!key_in(opt->seen, opt->seen_count, &key)) {
         remember(opt->seen, &opt->seen_count, &opt->next_seen, &key);
-        return queue_step(net, opt, X, T);
+        return queue_step(net, opt, X, T, score);
     } else {
         g = &opt->graphs[opt->next_graph]; /* the oldest slot */
         opt->next_graph = (opt->next_graph + 1) % CUMLP_STEP_GRAPHS;
@@ -166,7 +173,7 @@ static cumlp_status run_step(cumlp_network *net, cumlp_optimizer *opt, const cum
     if (st != CUMLP_ERROR_NOT_SUPPORTED) return st;
     cumlp__clear_error(ctx); /* this step cannot be a graph: never again for this key */
     remember(opt->refused, &opt->refused_count, &opt->next_refused, &key);
-    return queue_step(net, opt, X, T);
+    return queue_step(net, opt, X, T, score);
 }
 
 /* ---- the step, waited for or queued ------------------------------------------------------- */
@@ -210,8 +217,9 @@ static cumlp_status prepare(cumlp_network *net, cumlp_optimizer *opt, const cuml
 
 /* Queues the step as a graph where the context uses graphs, else launch by launch. */
 static cumlp_status queue_whole_step(cumlp_network *net, cumlp_optimizer *opt,
-                                     const cumlp_tensor *X, const cumlp_tensor *T) {
-    return net->ctx->ops->graph_begin ? run_step(net, opt, X, T) : queue_step(net, opt, X, T);
+                                     const cumlp_tensor *X, const cumlp_tensor *T, int score) {
+    return net->ctx->ops->graph_begin ? run_step(net, opt, X, T, score)
+                                      : queue_step(net, opt, X, T, score);
 }
 
 cumlp_status cumlp__train_step_device(cumlp_network *net, cumlp_optimizer *opt,
@@ -226,7 +234,7 @@ cumlp_status cumlp__train_step_device(cumlp_network *net, cumlp_optimizer *opt,
     cumlp_step_state *state = opt->step_host;
     cumlp__step_state_of(opt, state);
     state->check_loss = loss != NULL;
-    st = queue_whole_step(net, opt, X, T);
+    st = queue_whole_step(net, opt, X, T, CUMLP_SCORE_NONE);
     if (st == CUMLP_SUCCESS) st = ctx->ops->synchronize(ctx);
     if (st != CUMLP_SUCCESS) return st;
     if (loss) *loss = state->loss_sum / (double)X->cols;
@@ -234,11 +242,12 @@ cumlp_status cumlp__train_step_device(cumlp_network *net, cumlp_optimizer *opt,
 }
 
 /* Queued steps share one state: the host writes it before the first (the loss judged, and a
- * failure under non_finite_error halting the later steps) and leaves it to the device until
- * cumlp__optimizer_settle; each step's copy in reads what the step before copied out. */
-cumlp_status cumlp__train_step_device_async(cumlp_network *net, cumlp_optimizer *opt,
-                                            const cumlp_tensor *X, const cumlp_tensor *T,
-                                            const char *func) {
+ * failure under non_finite_error halting the later steps, with the fit loop's rules) and leaves it
+ * to the device until cumlp__optimizer_settle; each step's copy in reads what the step before
+ * copied out. */
+cumlp_status cumlp__train_step_queue(cumlp_network *net, cumlp_optimizer *opt,
+                                     const cumlp_tensor *X, const cumlp_tensor *T,
+                                     const cumlp_queue_rules *rules, const char *func) {
     int pinned = 0;
     cumlp_status st = prepare(net, opt, X, T, &pinned, func);
     if (st != CUMLP_SUCCESS) return st;
@@ -249,10 +258,25 @@ cumlp_status cumlp__train_step_device_async(cumlp_network *net, cumlp_optimizer 
         cumlp__step_state_of(opt, state);
         state->check_loss = 1;
         state->halt_on_failure = 1;
+        opt->queue_score = rules ? rules->score_kind : CUMLP_SCORE_NONE;
+        if (rules) {
+            state->max_skips_in_a_row = rules->max_skips_in_a_row;
+            state->skips_in_a_row = rules->skips_in_a_row;
+            state->summary_taken_loss = rules->taken_loss;
+            state->summary_taken_norms = rules->taken_norms;
+        }
     }
-    st = queue_whole_step(net, opt, X, T);
+    st = queue_whole_step(net, opt, X, T, opt->queue_score);
     if (st != CUMLP_SUCCESS) return st;
     opt->queued++;
     net->queued_opt = opt;
     return CUMLP_SUCCESS;
+}
+
+int cumlp__optimizer_can_queue(cumlp_optimizer *opt, cumlp_status *status) {
+    int pinned = 0;
+    *status = CUMLP_SUCCESS;
+    if (!opt->net->ctx->ops->step_decide) return 0;
+    *status = step_buffers(opt, &pinned);
+    return *status == CUMLP_SUCCESS && pinned;
 }

@@ -237,7 +237,11 @@ typedef struct cumlp_backend_ops {
      *   check_finite computes it) and batch_samples into its batch_samples, then
      *   cumlp_step_decide on the state.
      * optimizer_step_decided: optimizer_step with the state's update; nothing is written unless
-     *   its outcome is CUMLP_STEP_TAKEN. type is the optimizer's. */
+     *   its outcome is CUMLP_STEP_TAKEN. type is the optimizer's.
+     * step_score: when the state's outcome is CUMLP_STEP_TAKEN, adds to its summary_correct the
+     *   columns of the outputs A that answer the targets Y right (cumlp_column_correct with
+     *   `kind`, a CUMLP_SCORE_* other than NONE), both rows x cols, native; queued after
+     *   step_decide (the fit loop's training accuracy, src/fit.c). */
     cumlp_status (*loss_delta_step)(cumlp_context *ctx, int loss, int activation, double slope,
                                     int rows, int cols, const void *Z, const void *A, const void *Y,
                                     void *delta, int delta_storage, void *db, double db_scale,
@@ -249,6 +253,8 @@ typedef struct cumlp_backend_ops {
                                            size_t count, void *param, const void *grad,
                                            void *const state[CUMLP_OPTIMIZER_MAX_STATES],
                                            void *param_copy, int copy_storage);
+    cumlp_status (*step_score)(cumlp_context *ctx, void *step, int kind, int rows, int cols,
+                               const void *A, const void *Y);
 
     /* ---- Optional: CUDA graphs of the device-resident step (cuda; NULL elsewhere). ----
      * graph_begin: starts capturing the context's stream: what is queued on it until graph_end

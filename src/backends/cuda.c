@@ -636,6 +636,16 @@ static cumlp_status cuda_optimizer_step_decided(cumlp_context *ctx, const void *
     return launch_error(ctx, err, "optimizer_step");
 }
 
+static cumlp_status cuda_step_score(cumlp_context *ctx, void *step, int kind, int rows, int cols,
+                                    const void *A, const void *Y) {
+    cumlp_status st = begin(ctx);
+    if (st != CUMLP_SUCCESS) return st;
+    RANGE_PUSH("cumlp:step_score");
+    int err = cumlp__cuda_step_score(state_of(ctx)->stream, step, kind, rows, cols, A, Y);
+    RANGE_POP();
+    return launch_error(ctx, err, "step_score");
+}
+
 static cumlp_status cuda_activation_backward(cumlp_context *ctx, int storage, int activation,
                                              double slope, int rows, int cols, const void *G,
                                              const void *Z, const void *A, void *delta, void *db,
@@ -1321,6 +1331,7 @@ static const cumlp_backend_ops cuda_ops = {
     .step_state_copy = cuda_step_state_copy,
     .step_decide = cuda_step_decide,
     .optimizer_step_decided = cuda_optimizer_step_decided,
+    .step_score = cuda_step_score,
     .graph_begin = CUDA_GRAPH_BEGIN,
     .graph_end = CUDA_GRAPH_END,
     .graph_launch = CUDA_GRAPH_LAUNCH,

@@ -153,8 +153,8 @@ cumlp_status cumlp__check_backend_ops(const cumlp_backend_ops *ops) {
     GROUP(PRESENT(timer_start) + PRESENT(timer_stop), 2);
     GROUP(PRESENT(gemm_bias_activation) + PRESENT(gemm_activation_backward), 2);
     GROUP(PRESENT(loss_delta_step) + PRESENT(step_state_copy) + PRESENT(step_decide) +
-              PRESENT(optimizer_step_decided),
-          4);
+              PRESENT(optimizer_step_decided) + PRESENT(step_score),
+          5);
     GROUP(PRESENT(graph_begin) + PRESENT(graph_end) + PRESENT(graph_launch) + PRESENT(graph_free),
           4);
     if (ops->graph_begin && !ops->step_decide)

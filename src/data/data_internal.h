@@ -37,9 +37,6 @@ cumlp_status cumlp__dataset_adopt(cumlp_context *ctx, const char *func, int64_t 
  * once (never a blocking open). */
 cumlp_status cumlp__open_regular(cumlp_context *ctx, const char *path, int *fd);
 
-/* Index of the largest of v[0..n) (the first on ties; NaN never wins). */
-int64_t cumlp__argmax(const float *v, int64_t n);
-
 /* perm[0..n) = a permutation of 0..n-1 drawn from seed (Fisher-Yates, unbiased). */
 void cumlp__permutation(uint64_t seed, int64_t n, int64_t *perm);
 

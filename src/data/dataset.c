@@ -113,16 +113,9 @@ float *cumlp_dataset_targets(cumlp_dataset *ds) {
     return ds ? ds->y : NULL;
 }
 
-int64_t cumlp__argmax(const float *v, int64_t n) {
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (v[i] > v[best] || (isnan(v[best]) && !isnan(v[i]))) best = i;
-    return best;
-}
-
 int cumlp_dataset_label(const cumlp_dataset *ds, int64_t i) {
     if (!ds || ds->num_classes == 0 || i < 0 || i >= ds->n_samples) return -1;
-    return (int)cumlp__argmax(ds->y + i * ds->n_outputs, ds->n_outputs);
+    return (int)cumlp_argmax(ds->y + i * ds->n_outputs, ds->n_outputs);
 }
 
 cumlp_status cumlp_dataset_set_labels(cumlp_dataset *ds, const int32_t *labels, int64_t count) {

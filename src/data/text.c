@@ -400,7 +400,7 @@ static cumlp_status fann_body(fann_cursor *c, int classification, cumlp_dataset 
         if (st != CUMLP_SUCCESS) return st;
         if (classification) {
             float *y = ds->y + i * ds->n_outputs;
-            int64_t best = cumlp__argmax(y, ds->n_outputs);
+            int64_t best = cumlp_argmax(y, ds->n_outputs);
             memset(y, 0, (size_t)ds->n_outputs * sizeof *y);
             y[best] = 1.0f;
         }
