@@ -1491,7 +1491,9 @@ CUMLP_API cumlp_status cumlp_schedule_learning_rate(const cumlp_fit_options *opt
  * are queued as cumlp_train_step_async queues them, and their losses, gradient norms, right
  * answers and failures are read back before each callback, at the end of each epoch and every 256
  * steps: the figures are those of steps waited for one by one, and a failure stops the steps
- * queued after it. Bad arguments or options (checked before training
+ * queued after it (they change no parameter, but the gradients and activations the network then
+ * holds may be a later batch's); a device error is found at the wait, and its message names the
+ * batches queued since the one before. Bad arguments or options (checked before training
  * starts) change nothing, result included. With a communicator it is collective: every rank passes
  * the same datasets and options and trains on its shard of each batch (see "Data-parallel training
  * over MPI").

@@ -611,13 +611,34 @@ static cumlp_status queued_step_failed(fit_state *f, const cumlp_step_state *t, 
     return step_failed(f, t->halted_by_skips ? CUMLP_ERROR_NON_FINITE : st, k, func);
 }
 
+/* Waits for opt's queued steps, batches first + 1 to done of the epoch (1-based). A failed wait
+ * (a device error) is the fit's to report, with the batches it may have come from (a queued step's
+ * error is known only at the wait), not cumlp_optimizer_sync's too. */
+static cumlp_status settle_steps(fit_state *f, int64_t first, int64_t done, const char *func) {
+    cumlp_optimizer *opt = f->opt;
+    cumlp_status st = cumlp__optimizer_settle(opt);
+    if (st == CUMLP_SUCCESS) return st;
+    opt->lost_status = CUMLP_SUCCESS;
+    opt->lost_steps = 0;
+    char why[CUMLP_MESSAGE_SIZE], which[96];
+    snprintf(why, sizeof why, "%s", cumlp_last_error(f->ctx));
+    if (first < done)
+        snprintf(which, sizeof which, "batches %lld to %lld of %lld (queued)", (long long)first + 1,
+                 (long long)done, (long long)f->batches);
+    else /* steps the callback queued */
+        snprintf(which, sizeof which, "after batch %lld of %lld, the callback's queued steps",
+                 (long long)done, (long long)f->batches);
+    return cumlp__fail(f->ctx, st, func, "epoch %d of %d, %s: %s", f->progress.epoch + 1,
+                       f->o->epochs, which, why);
+}
+
 /* Waits for the steps queued since the last read, up to batch `done` (exclusive) of the epoch, and
  * adds what they came to into the progress. */
 static cumlp_status sync_steps(fit_state *f, int64_t done, const char *func) {
     int64_t first = f->synced;
     f->synced = done;
     if (!f->opt->queued) return CUMLP_SUCCESS;
-    cumlp_status st = cumlp__optimizer_settle(f->opt);
+    cumlp_status st = settle_steps(f, first, done, func);
     if (st != CUMLP_SUCCESS) return st;
     const cumlp_step_state *t = f->opt->step_host; /* read back: the host's until the next step */
     cumlp_fit_progress *p = &f->progress;
@@ -634,8 +655,11 @@ static cumlp_status sync_steps(fit_state *f, int64_t done, const char *func) {
     return t->halted ? queued_step_failed(f, t, first + t->halted_at - 1, func) : CUMLP_SUCCESS;
 }
 
-/* Queues the step on slot s holding batch k. */
+/* Queues the step on slot s holding batch k. A failure of a step the callback queued, which its
+ * wait found, stops the fit as cumlp_train_step stops the waited-for loop. */
 static cumlp_status queue_batch(fit_state *f, int64_t k, int s) {
+    if (!f->opt->queued && f->opt->halted)
+        return cumlp__optimizer_check_halted(f->opt, "cumlp_train_step");
     batch_tensors v;
     cumlp_status st = batch_views(&f->dev[s], batch_cols(f, k), &v);
     cumlp_queue_rules rules = {accuracy_of(f->net, f->train), f->o->max_consecutive_skips,
@@ -662,9 +686,11 @@ static cumlp_status queue_epoch(fit_state *f, int *stop, const char *func) {
         st = cumlp__upload_join(f->ctx, s);
         /* the next batch is copied while this one trains */
         if (st == CUMLP_SUCCESS && k + 1 < f->batches) st = stage_batch(f, k + 1, 1 - s);
-        if (st == CUMLP_SUCCESS) st = queue_batch(f, k, s);
+        int queuing = st == CUMLP_SUCCESS;
+        if (queuing) st = queue_batch(f, k, s);
         if (st != CUMLP_SUCCESS) {
-            st = step_failed(f, st, k, func);
+            /* a failed copy is returned as it is, as the waited-for loop does */
+            if (queuing) st = step_failed(f, st, k, func);
             /* a step queued before may have failed first */
             cumlp_status before = sync_steps(f, k, func);
             return before != CUMLP_SUCCESS ? before : st;
@@ -676,7 +702,8 @@ static cumlp_status queue_epoch(fit_state *f, int *stop, const char *func) {
             return st;
         }
         /* steps the callback itself queued are not the loop's to count */
-        if (st == CUMLP_SUCCESS && calls) st = cumlp__optimizer_settle(f->opt);
+        if (st == CUMLP_SUCCESS && calls && f->opt->queued)
+            st = settle_steps(f, k + 1, k + 1, func);
     }
     if (st == CUMLP_SUCCESS) st = sync_steps(f, f->batches, func);
     return st;

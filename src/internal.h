@@ -149,6 +149,7 @@ struct cumlp_optimizer {
      * non_finite_error with its loss sum (0: none), for cumlp_optimizer_sync to report. */
     int64_t queued;
     int queue_score; /* what the queued steps count (cumlp_queue_rules), the same for them all */
+    int64_t steps_queued_ever; /* steps queued on the device without a wait (for the tests) */
     cumlp_step_summary summary;
     int halted;
     double halted_loss_sum;

@@ -269,6 +269,7 @@ cumlp_status cumlp__train_step_queue(cumlp_network *net, cumlp_optimizer *opt,
     st = queue_whole_step(net, opt, X, T, opt->queue_score);
     if (st != CUMLP_SUCCESS) return st;
     opt->queued++;
+    opt->steps_queued_ever++;
     net->queued_opt = opt;
     return CUMLP_SUCCESS;
 }

@@ -29,24 +29,122 @@ typedef struct fit_spec {
     task task;
     int64_t samples, batch;
     int epochs;
-    int64_t nan_first, nan_count; /* training samples made NaN (shuffle is then off) */
+    int64_t nan_first, nan_count;   /* training samples made NaN (shuffle is then off) */
+    int64_t nan2_first, nan2_count; /* and a second range */
     int max_consecutive_skips;
     int non_finite_error;
     int64_t callback_every;
-    int stop_at_call; /* the callback asks to stop at this call (0: never) */
+    int stop_at_call;     /* the callback asks to stop at this call (0: never) */
+    int nan_step_at_call; /* at this call the callback queues a step of its own on NaN (0: never) */
     int validation;
+    int restore_best;
+    int ends_by_limit;  /* max_consecutive_skips ends the fit, in every precision */
+    const char *expect; /* in the message of a failure */
 } fit_spec;
 
 static const fit_spec specs[] = {
-    {"classes, validation, a callback every 3 batches", CLASSES, 150, 16, 3, 0, 0, 10, 0, 3, 0, 1},
-    {"binary", BINARY, 100, 12, 2, 0, 0, 10, 0, 0, 0, 0},
-    {"regression, a callback that stops", REGRESSION, 90, 10, 3, 0, 0, 10, 0, 2, 5, 1},
+    {.name = "classes, validation, a callback every 3 batches",
+     .task = CLASSES,
+     .samples = 150,
+     .batch = 16,
+     .epochs = 3,
+     .max_consecutive_skips = 10,
+     .callback_every = 3,
+     .validation = 1},
+    {.name = "binary",
+     .task = BINARY,
+     .samples = 100,
+     .batch = 12,
+     .epochs = 2,
+     .max_consecutive_skips = 10},
+    {.name = "regression, a callback that stops",
+     .task = REGRESSION,
+     .samples = 90,
+     .batch = 10,
+     .epochs = 3,
+     .max_consecutive_skips = 10,
+     .callback_every = 2,
+     .stop_at_call = 5,
+     .validation = 1},
     /* batches 3..6 of 8 samples hold NaN: the third in a row ends the fit */
-    {"NaN batches up to max_consecutive_skips", CLASSES, 96, 8, 2, 24, 32, 3, 0, 0, 0, 0},
-    {"NaN batches under the limit", CLASSES, 96, 8, 2, 24, 16, 3, 0, 2, 0, 0},
-    {"a NaN batch under non_finite_error", CLASSES, 96, 8, 2, 40, 1, 10, 1, 0, 0, 0},
+    {.name = "NaN batches up to max_consecutive_skips",
+     .task = CLASSES,
+     .samples = 96,
+     .batch = 8,
+     .epochs = 2,
+     .nan_first = 24,
+     .nan_count = 32,
+     .max_consecutive_skips = 3,
+     .ends_by_limit = 1,
+     .expect = "epoch 1 of 2, batch 6 of 12: 3 steps in a row"},
+    /* ... with a callback (a read-back) after batch 4, inside the run */
+    {.name = "a run of skips across a read-back",
+     .task = CLASSES,
+     .samples = 96,
+     .batch = 8,
+     .epochs = 2,
+     .nan_first = 24,
+     .nan_count = 32,
+     .max_consecutive_skips = 3,
+     .callback_every = 2,
+     .ends_by_limit = 1,
+     .expect = "epoch 1 of 2, batch 6 of 12: 3 steps in a row"},
+    {.name = "NaN batches under the limit",
+     .task = CLASSES,
+     .samples = 96,
+     .batch = 8,
+     .epochs = 2,
+     .nan_first = 24,
+     .nan_count = 16,
+     .max_consecutive_skips = 3,
+     .callback_every = 2},
+    /* the last two batches and the first: the run ends the fit at epoch 2's first step */
+    {.name = "a run across epochs, restore_best",
+     .task = CLASSES,
+     .samples = 96,
+     .batch = 8,
+     .epochs = 3,
+     .nan_first = 0,
+     .nan_count = 8,
+     .nan2_first = 80,
+     .nan2_count = 16,
+     .max_consecutive_skips = 3,
+     .validation = 1,
+     .restore_best = 1,
+     .ends_by_limit = 1,
+     .expect = "epoch 2 of 3, batch 1 of 12: 3 steps in a row"},
+    {.name = "a NaN batch under non_finite_error",
+     .task = CLASSES,
+     .samples = 96,
+     .batch = 8,
+     .epochs = 2,
+     .nan_first = 40,
+     .nan_count = 1,
+     .max_consecutive_skips = 10,
+     .non_finite_error = 1,
+     .expect = "epoch 1 of 2, batch 6 of 12: cumlp_train_step: "},
+    /* the callback's own step fails: the next batch's step stops the fit */
+    {.name = "the callback's queued step fails",
+     .task = CLASSES,
+     .samples = 96,
+     .batch = 8,
+     .epochs = 2,
+     .max_consecutive_skips = 10,
+     .non_finite_error = 1,
+     .callback_every = 3,
+     .nan_step_at_call = 2,
+     .expect = "epoch 1 of 2, batch 7 of 12: cumlp_train_step: a step queued earlier failed"},
     /* 300 batches: the loop reads back every 256 steps; the limit ends the fit after that */
-    {"an epoch past the read-back period", CLASSES, 300, 1, 1, 280, 5, 4, 0, 0, 0, 0},
+    {.name = "an epoch past the read-back period",
+     .task = CLASSES,
+     .samples = 300,
+     .batch = 1,
+     .epochs = 1,
+     .nan_first = 280,
+     .nan_count = 5,
+     .max_consecutive_skips = 4,
+     .ends_by_limit = 1,
+     .expect = "epoch 1 of 1, batch 284 of 300: 4 steps in a row"},
 };
 
 /* What a fit gives. */
@@ -63,6 +161,14 @@ typedef struct fit_record {
     cumlp_loss_scaler scaler;
     float *params;
     size_t count;
+    int64_t queued_steps; /* queued without a wait (the optimizer's count) */
+    /* the callback's own step */
+    const fit_spec *spec;
+    cumlp_network *net;
+    cumlp_optimizer *opt;
+    cumlp_tensor *nan_x, *nan_t;
+    cumlp_status callback_step;
+    cumlp_status sync_status; /* of the cumlp_optimizer_sync after the fit */
 } fit_record;
 
 static int record_progress(const cumlp_fit_progress *p, void *user_data) {
@@ -72,6 +178,8 @@ static int record_progress(const cumlp_fit_progress *p, void *user_data) {
         r->progress[r->calls].seconds = 0; /* the one figure that may differ */
     }
     r->calls++;
+    if (r->calls == r->spec->nan_step_at_call)
+        r->callback_step = cumlp_train_step_async(r->net, r->opt, r->nan_x, r->nan_t);
     return r->stop_at_call > 0 && r->calls == r->stop_at_call;
 }
 
@@ -106,6 +214,8 @@ static cumlp_dataset *make_dataset(const fit_spec *spec, int64_t n, uint64_t see
         targets_of(spec->task, x + i * N_IN, y + i * n_out);
     for (int64_t i = spec->nan_first; poison && i < spec->nan_first + spec->nan_count; i++)
         x[i * N_IN] = NAN;
+    for (int64_t i = spec->nan2_first; poison && i < spec->nan2_first + spec->nan2_count; i++)
+        x[i * N_IN] = NAN;
     return ds;
 }
 
@@ -125,6 +235,7 @@ static cumlp_network *make_net(const fit_spec *spec) {
 static void run_fit(const fit_spec *spec, int queued, fit_record *r) {
     memset(r, 0, sizeof *r);
     r->stop_at_call = spec->stop_at_call;
+    r->spec = spec;
     cumlp_dataset *train = make_dataset(spec, spec->samples, 5, 1);
     cumlp_dataset *val = spec->validation ? make_dataset(spec, 40, 6, 0) : NULL;
     cumlp_network *net = make_net(spec);
@@ -135,30 +246,49 @@ static void run_fit(const fit_spec *spec, int queued, fit_record *r) {
     oo.non_finite_error = spec->non_finite_error;
     cumlp_optimizer *opt = NULL;
     CHECK_OK(cumlp_optimizer_create(net, &oo, &opt));
+    r->net = net;
+    r->opt = opt;
+    int64_t n_out = outputs_of(spec->task);
+    float *nan_x = test_alloc_floats(N_IN * spec->batch),
+          *t = test_alloc_floats(n_out * spec->batch);
+    for (int64_t i = 0; i < N_IN * spec->batch; i++)
+        nan_x[i] = NAN;
+    for (int64_t i = 0; i < n_out * spec->batch; i++)
+        t[i] = i % n_out == 0 ? 1.0f : 0.0f;
+    r->nan_x = test_tensor_from(ctx_under_test, nan_x, N_IN, spec->batch);
+    r->nan_t = test_tensor_from(ctx_under_test, t, n_out, spec->batch);
+    free(nan_x);
+    free(t);
     cumlp_fit_options fo;
     CHECK_OK(cumlp_fit_defaults(&fo));
     fo.epochs = spec->epochs;
     fo.batch_size = spec->batch;
-    fo.shuffle = spec->nan_count == 0;
     fo.schedule = CUMLP_LR_COSINE;
     fo.max_consecutive_skips = spec->max_consecutive_skips;
     fo.callback = record_progress;
     fo.user_data = r;
     fo.callback_every = spec->callback_every;
+    fo.restore_best = spec->restore_best;
+    fo.shuffle = spec->nan_count == 0 && spec->nan2_count == 0;
     r->status = queued ? cumlp_fit(net, opt, train, val, &fo, &r->result)
                        : cumlp__fit_waiting(net, opt, train, val, &fo, &r->result);
     snprintf(r->message, sizeof r->message, "%s",
              r->status ? cumlp_last_error(ctx_under_test) : "");
     r->result.seconds = 0;
     CHECK(opt->queued == 0); /* the fit reads every step back before it returns */
+    r->queued_steps = opt->steps_queued_ever;
     r->steps = cumlp_optimizer_step_count(opt);
     r->skipped = cumlp_optimizer_skipped_steps(opt);
     r->gradient_norm = cumlp_optimizer_gradient_norm(opt);
-    CHECK_OK(cumlp_optimizer_sync(opt, &r->summary)); /* the fit reported its failure itself */
+    /* the fit reports its own steps' failures; the sync only that of the callback's step */
+    r->sync_status = cumlp_optimizer_sync(opt, &r->summary);
+    CHECK(r->sync_status == CUMLP_SUCCESS || spec->nan_step_at_call > 0);
     CHECK_OK(cumlp_network_get_loss_scaler(net, &r->scaler));
     r->count = (size_t)cumlp_network_num_parameters(net);
     r->params = test_alloc_floats(r->count);
     CHECK_OK(cumlp_network_get_parameters(net, r->params, (int64_t)r->count));
+    cumlp_tensor_destroy(r->nan_x);
+    cumlp_tensor_destroy(r->nan_t);
     cumlp_optimizer_destroy(opt);
     cumlp_network_destroy(net);
     cumlp_dataset_destroy(train);
@@ -180,6 +310,15 @@ static int same_bits(const void *a, const void *b, size_t bytes) {
 
 static void check_fits(const fit_spec *spec, const fit_record *q, const fit_record *w) {
     const char *at = where(spec);
+    /* the queued loop queued every step it ran (and the halted ones after a failure), the
+     * waited-for loop none but the callback's own */
+    int64_t own = spec->nan_step_at_call > 0 && q->calls >= spec->nan_step_at_call;
+    CHECK_MSG(q->queued_steps >= q->summary.steps && q->queued_steps > own &&
+                  w->queued_steps ==
+                      (spec->nan_step_at_call > 0 && w->calls >= spec->nan_step_at_call),
+              "%s: %lld steps queued of %lld, %lld by the waited-for loop", at,
+              (long long)q->queued_steps, (long long)q->summary.steps, (long long)w->queued_steps);
+    CHECK(q->callback_step == w->callback_step && q->sync_status == w->sync_status);
     CHECK_MSG(q->status == w->status && strcmp(q->message, w->message) == 0,
               "%s: queued %d \"%s\", waited for %d \"%s\"", at, (int)q->status, q->message,
               (int)w->status, w->message);
@@ -224,27 +363,29 @@ static void check_fits(const fit_spec *spec, const fit_record *q, const fit_reco
 static void check_outcome(const fit_spec *spec, const fit_record *w) {
     const char *at = where(spec);
     int fp16 = cumlp_context_precision(ctx_under_test) == CUMLP_PRECISION_FP16;
-    int limit_hit = spec->nan_count >= spec->max_consecutive_skips * spec->batch;
-    if (spec->nan_count > 0 && !spec->non_finite_error) {
+    int nan_data = spec->nan_count + spec->nan2_count > 0;
+    if (nan_data && !spec->non_finite_error)
         CHECK_MSG(w->result.skipped_steps > 0, "%s: no step skipped", at);
-        CHECK_MSG((w->status == CUMLP_ERROR_NON_FINITE) == limit_hit, "%s: status %d", at,
-                  (int)w->status);
-        if (limit_hit)
-            CHECK_MSG(strstr(w->message, "in a row skipped (max_consecutive_skips)") != NULL,
-                      "%s: %s", at, w->message);
-    }
+    if (spec->ends_by_limit)
+        CHECK_MSG(w->status == CUMLP_ERROR_NON_FINITE &&
+                      strstr(w->message, "in a row skipped (max_consecutive_skips)") != NULL,
+                  "%s: status %d: %s", at, (int)w->status, w->message);
     /* in FP16 a NaN reaches the gradients as an overflow (the fused ReLU maps it to 0): skipped
      * under any option */
     if (spec->non_finite_error && !fp16)
         CHECK_MSG(w->status == CUMLP_ERROR_NON_FINITE &&
                       strstr(w->message, "non_finite_error is set") != NULL,
                   "%s: status %d: %s", at, (int)w->status, w->message);
-    if (spec->nan_count == 0) CHECK_MSG(w->status == CUMLP_SUCCESS, "%s: %s", at, w->message);
+    if (!spec->ends_by_limit && !spec->non_finite_error)
+        CHECK_MSG(w->status == CUMLP_SUCCESS, "%s: %s", at, w->message);
     if (spec->task != REGRESSION && w->status == CUMLP_SUCCESS)
         CHECK_MSG(w->result.train_accuracy > 0.3, "%s: training accuracy %g", at,
                   w->result.train_accuracy);
     if (spec->stop_at_call > 0)
         CHECK(w->result.stop_reason == CUMLP_STOP_CALLBACK && w->calls == spec->stop_at_call);
+    if (w->status != CUMLP_SUCCESS)
+        CHECK_MSG(spec->expect && strstr(w->message, spec->expect) != NULL, "%s: %s", at,
+                  w->message);
 }
 
 static void test_queued_fit_is_waited_fit(void) {
