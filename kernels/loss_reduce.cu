@@ -15,7 +15,10 @@
 
 namespace {
 
-constexpr int kTileRows = 32; /* reduction tile: 32 rows (one warp) x 8 column lanes */
+/* Reduction tile: 32 lanes (one warp) of 4 consecutive rows each, x 8 column lanes. */
+constexpr int kTileLanes = 32;
+constexpr int kRowsPerLane = 4;
+constexpr int kTileRows = kTileLanes * kRowsPerLane;
 constexpr int kTileCols = 8;
 constexpr int kMaxChunks = 128;   /* column chunks of a reduction */
 constexpr int kColsPerChunk = 64; /* columns per chunk before the chunk count grows */
@@ -66,52 +69,95 @@ template <class TIn, class TD> struct DeltaArgs {
     TD *delta;
     double *row_partials;  /* chunks x rows, or NULL for no bias gradient */
     double *loss_partials; /* one per block, or NULL */
+    bool vec;              /* rows % 4 == 0 and every array aligned for Quad accesses */
 };
 
-/* Block (32, 8) covers rows [32 bx, 32 bx + 32) and columns by + 8 k (k >= 0) of chunk by:
- * consecutive lanes read consecutive rows of a column (coalesced). */
+/* Rows i .. i + 3 of a column at element k of p, the first `valid` of them (those below rows), in
+ * fp32; the others 0. One 8-byte (16-bit) or 16-byte (fp32) access when vec and all are valid:
+ * the 2-byte loads of one row a lane kept too few bytes in flight to fill the memory bus. */
+template <class T>
+__device__ __forceinline__ void load_rows(const T *p, size_t k, int valid, bool vec, float v[4]) {
+    if (vec && valid == kRowsPerLane) {
+        Quad<T> q = *reinterpret_cast<const Quad<T> *>(p + k);
+        for (int e = 0; e < kRowsPerLane; e++)
+            v[e] = to_float(q.x[e]);
+        return;
+    }
+    for (int e = 0; e < kRowsPerLane; e++)
+        v[e] = e < valid ? to_float(p[k + e]) : 0.0f;
+}
+
+/* Stores the first `valid` of v rounded into rows i .. i + 3 at element k of p. */
+template <class T>
+__device__ __forceinline__ void store_rows(T *p, size_t k, int valid, bool vec, const float v[4]) {
+    if (vec && valid == kRowsPerLane) {
+        Quad<T> q;
+        for (int e = 0; e < kRowsPerLane; e++)
+            q.x[e] = from_float<T>(v[e]);
+        *reinterpret_cast<Quad<T> *>(p + k) = q;
+        return;
+    }
+    for (int e = 0; e < valid; e++)
+        p[k + e] = from_float<T>(v[e]);
+}
+
+/* Block (32, 8) covers rows [128 bx, 128 bx + 128), four consecutive rows a lane, and columns
+ * by + 8 k (k >= 0) of chunk by: consecutive lanes read consecutive rows of a column (coalesced).
+ * Each row's sum runs over its columns in the same order whatever the rows per lane. */
 template <class TIn, class TD> __global__ void delta_kernel(DeltaArgs<TIn, TD> p) {
     __shared__ double row_sum[kTileCols][kTileRows + 1];
-    __shared__ double loss_sum[kTileCols * kTileRows];
+    __shared__ double loss_sum[kTileCols * kTileLanes];
     const int tx = threadIdx.x, ty = threadIdx.y;
-    const int64_t i = (int64_t)blockIdx.x * kTileRows + tx;
-    double acc = 0, loss = 0;
+    const int64_t i = (int64_t)blockIdx.x * kTileRows + (int64_t)tx * kRowsPerLane;
+    const int64_t below = p.rows - i;
+    const int valid = below <= 0 ? 0 : below < kRowsPerLane ? (int)below : kRowsPerLane;
+    double acc[kRowsPerLane] = {0, 0, 0, 0}, loss = 0;
     const float scale = p.scale_on_device ? *p.scale_on_device : p.scale;
-    if (i < p.rows) {
-        for (int64_t j = (int64_t)blockIdx.y * kTileCols + ty; j < p.cols;
-             j += (int64_t)gridDim.y * kTileCols) {
-            size_t k = (size_t)j * p.rows + i;
-            float zv = p.z ? to_float(p.z[k]) : 0.0f, av = p.a ? to_float(p.a[k]) : 0.0f, d;
+    for (int64_t j = (int64_t)blockIdx.y * kTileCols + ty; valid > 0 && j < p.cols;
+         j += (int64_t)gridDim.y * kTileCols) {
+        size_t k = (size_t)j * p.rows + i;
+        float zv[4] = {0, 0, 0, 0}, av[4] = {0, 0, 0, 0}, in[4], d[4];
+        if (p.z) load_rows(p.z, k, valid, p.vec, zv);
+        if (p.a) load_rows(p.a, k, valid, p.vec, av);
+        if (p.kind == kDeltaBackward)
+            load_rows(p.g, k, valid, p.vec, in);
+        else
+            load_rows(p.y, k, valid, p.vec, in);
+        for (int e = 0; e < kRowsPerLane; e++) {
             if (p.kind == kDeltaBackward) {
-                d = to_float(p.g[k]) * cumlp_activate_deriv_f(p.activation, p.slope, zv, av);
-            } else {
-                float yv = p.y[k], diff = av - yv;
-                d = p.kind == kDeltaTimesDeriv
-                        ? diff * cumlp_activate_deriv_f(p.activation, p.slope, zv, av)
-                        : diff;
-                d = d * scale; /* a power of two by default: exact, and no change for 1 */
-                /* The loss terms in double from the fp32 inputs, as the reference computes
-                 * them: in fp32, softplus(z) - y z loses every digit of a confident prediction's
-                 * term (z = 20, y = 1 gives 0 instead of 2e-9). */
-                if (p.term == kTermSquared) loss += cumlp_squared_error_term_d(av, yv);
-                if (p.term == kTermBce) loss += cumlp_bce_term_d(zv, yv);
+                d[e] = in[e] * cumlp_activate_deriv_f(p.activation, p.slope, zv[e], av[e]);
+                continue;
             }
-            p.delta[k] = from_float<TD>(d);
-            acc += d;
+            float yv = in[e], diff = av[e] - yv;
+            d[e] = p.kind == kDeltaTimesDeriv
+                       ? diff * cumlp_activate_deriv_f(p.activation, p.slope, zv[e], av[e])
+                       : diff;
+            d[e] = d[e] * scale; /* a power of two by default: exact, and no change for 1 */
+            /* The loss terms in double from the fp32 inputs, as the reference computes them: in
+             * fp32, softplus(z) - y z loses every digit of a confident prediction's term (z = 20,
+             * y = 1 gives 0 instead of 2e-9). */
+            if (e < valid && p.term == kTermSquared) loss += cumlp_squared_error_term_d(av[e], yv);
+            if (e < valid && p.term == kTermBce) loss += cumlp_bce_term_d(zv[e], yv);
+        }
+        store_rows(p.delta, k, valid, p.vec, d);
+        for (int e = 0; e < kRowsPerLane; e++)
+            acc[e] += d[e];
+    }
+    for (int e = 0; e < kRowsPerLane; e++)
+        row_sum[ty][tx * kRowsPerLane + e] = acc[e];
+    loss_sum[ty * kTileLanes + tx] = loss;
+    __syncthreads();
+    if (ty == 0 && p.row_partials) {
+        for (int e = 0; e < valid; e++) {
+            double s = 0;
+            for (int r = 0; r < kTileCols; r++)
+                s += row_sum[r][tx * kRowsPerLane + e];
+            p.row_partials[(size_t)blockIdx.y * p.rows + i + e] = s;
         }
     }
-    row_sum[ty][tx] = acc;
-    loss_sum[ty * kTileRows + tx] = loss;
-    __syncthreads();
-    if (ty == 0 && i < p.rows && p.row_partials) {
-        double s = 0;
-        for (int r = 0; r < kTileCols; r++)
-            s += row_sum[r][tx];
-        p.row_partials[(size_t)blockIdx.y * p.rows + i] = s;
-    }
     if (!p.loss_partials) return;
-    for (int half = kTileCols * kTileRows / 2; half > 0; half /= 2) {
-        int t = ty * kTileRows + tx;
+    for (int half = kTileCols * kTileLanes / 2; half > 0; half /= 2) {
+        int t = ty * kTileLanes + tx;
         if (t < half) loss_sum[t] += loss_sum[t + half];
         __syncthreads();
     }
@@ -172,11 +218,14 @@ dim3 delta_grid(int rows, int cols) {
 
 /* Runs the delta pass, then the bias gradient's second pass when db != NULL. */
 template <class TIn, class TD>
-int run_delta(cudaStream_t s, const DeltaArgs<TIn, TD> &p, float *db, double db_scale) {
+int run_delta(cudaStream_t s, DeltaArgs<TIn, TD> p, float *db, double db_scale) {
     dim3 grid = delta_grid(p.rows, p.cols);
+    /* aligned_quad(NULL) holds: an absent array never stops the wide accesses */
+    p.vec = p.rows % kRowsPerLane == 0 && aligned_quad(p.g) && aligned_quad(p.z) &&
+            aligned_quad(p.a) && aligned_quad(p.y) && aligned_quad(p.delta);
     /* Through a pointer: the template arguments' comma would split the launch macro's. */
     void (*const delta)(DeltaArgs<TIn, TD>) = delta_kernel<TIn, TD>;
-    CUMLP_LAUNCH(delta, grid, dim3(kTileRows, kTileCols), 0, s)(p);
+    CUMLP_LAUNCH(delta, grid, dim3(kTileLanes, kTileCols), 0, s)(p);
     int err = launched();
     if (err || !db) return err;
     CUMLP_LAUNCH(finish_rows_kernel, blocks_for((size_t)p.rows), kThreads, 0, s)
