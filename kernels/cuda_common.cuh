@@ -97,6 +97,19 @@ template <class F> inline int dispatch_storage(int storage, F &&f) {
 /* Four consecutive elements, aligned to their size: one 16-byte (fp32) or 8-byte access. */
 template <class T> struct alignas(4 * sizeof(T)) Quad { T x[4]; };
 
+/* *p = q in one 16-byte (fp32) or 8-byte (16-bit) store. A plain struct assignment may be split
+ * into four scalar stores (nvcc did so in the delta pass), each then touching four times the
+ * sectors a warp's store needs. */
+__device__ __forceinline__ void store_quad(float *p, const Quad<float> &q) {
+    __stwb(reinterpret_cast<float4 *>(p), make_float4(q.x[0], q.x[1], q.x[2], q.x[3]));
+}
+template <class T> __device__ __forceinline__ void store_quad(T *p, const Quad<T> &q) {
+    static_assert(sizeof(Quad<T>) == sizeof(uint2), "a 16-bit quad is 8 bytes");
+    uint2 bits;
+    memcpy(&bits, &q, sizeof bits);
+    __stwb(reinterpret_cast<uint2 *>(p), bits);
+}
+
 /* Whether p is aligned for Quad<T> accesses. */
 template <class T> inline bool aligned_quad(const T *p) {
     return ((uintptr_t)p % sizeof(Quad<T>)) == 0;

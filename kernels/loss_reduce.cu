@@ -94,7 +94,7 @@ __device__ __forceinline__ void store_rows(T *p, size_t k, int valid, bool vec, 
         Quad<T> q;
         for (int e = 0; e < kRowsPerLane; e++)
             q.x[e] = from_float<T>(v[e]);
-        *reinterpret_cast<Quad<T> *>(p + k) = q;
+        store_quad(p + k, q);
         return;
     }
     for (int e = 0; e < valid; e++)

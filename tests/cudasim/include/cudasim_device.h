@@ -329,6 +329,15 @@ inline float __uint_as_float(unsigned int u) {
     return x;
 }
 
+/* Stores with the write-back cache hint (cuda_common.cuh's store_quad): the hint means nothing
+ * here, the store is a plain one of the whole vector. */
+inline void __stwb(float4 *p, float4 value) {
+    *p = value;
+}
+inline void __stwb(uint2 *p, uint2 value) {
+    *p = value;
+}
+
 using std::isfinite;
 
 #endif /* CUMLP_CUDASIM_DEVICE_H */
