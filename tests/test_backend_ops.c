@@ -439,6 +439,14 @@ static twin twin_random(size_t n, double lo, double hi) {
     return twin_random_in(CUMLP_STORAGE_NATIVE, n, lo, hi);
 }
 
+/* A view of t from element `offset` on both sides (freed with t, not itself): an operand that is
+ * not aligned as an allocation is, as a weight matrix inside the parameter arena often is. */
+static twin twin_from_offset(twin t, size_t offset) {
+    twin view = {cumlp__at_storage(dut, t.dut, t.storage, offset), cumlp__at(ref, t.ref, offset),
+                 t.n - offset, t.storage};
+    return view;
+}
+
 static float *dut_floats(twin t) {
     float *host = test_alloc_floats(t.n);
     dut_get(t.storage, t.dut, host, t.n);
@@ -716,7 +724,9 @@ static void judge_delta_and_db(twin delta, const double *delta_terms, const twin
     free(terms);
 }
 
-enum { DELTA_ALIASES_G = 1, BOTH_Z_AND_A = 2 };
+/* UNALIGNED: G (and delta with it when it aliases G) start one element into their memory, so
+ * that no wide access may be used on them. */
+enum { DELTA_ALIASES_G = 1, BOTH_Z_AND_A = 2, UNALIGNED = 4 };
 
 typedef struct backward_case {
     int activation, rows, cols, variant, large;
@@ -724,12 +734,15 @@ typedef struct backward_case {
 
 static void backward_run(const backward_case *c) {
     if (left_out(c->large)) return;
-    begin_case("activation_backward act=%d %dx%d%s%s", c->activation, c->rows, c->cols,
+    begin_case("activation_backward act=%d %dx%d%s%s%s", c->activation, c->rows, c->cols,
                c->variant & DELTA_ALIASES_G ? " delta aliases G" : "",
-               c->variant & BOTH_Z_AND_A ? " with Z and A" : "");
+               c->variant & BOTH_Z_AND_A ? " with Z and A" : "",
+               c->variant & UNALIGNED ? " G one element in" : "");
     twin Z, A;
     forward_pair(work, c->activation, c->rows, c->cols, NULL, &Z, &A);
-    twin G = twin_random_in(work, Z.n, -1, 1), db = twin_poisoned((size_t)c->rows);
+    size_t skip = c->variant & UNALIGNED ? 1 : 0;
+    twin G_memory = twin_random_in(work, Z.n + skip, -1, 1), db = twin_poisoned((size_t)c->rows);
+    twin G = twin_from_offset(G_memory, skip);
     twin delta = c->variant & DELTA_ALIASES_G ? G : twin_poisoned_in(work, Z.n);
     /* Every f' here is O(1), but 1 - a^2 (tanh) and GELU's Phi + z phi cancel: an element is
      * judged on the size of its terms, |g|, as a GEMM is on |A||B|. */
@@ -749,12 +762,14 @@ static void backward_run(const backward_case *c) {
     if (!(c->variant & DELTA_ALIASES_G)) twin_free(delta);
     twin_free(Z);
     twin_free(A);
-    twin_free(G);
+    twin_free(G_memory);
     twin_free(db);
 }
 
 static const backward_case backward_cases[] = {
     {CUMLP_ACT_GELU, 4096, 65, 0, 0},
+    {CUMLP_ACT_RELU, 64, 33, UNALIGNED, 0}, /* rows a multiple of 4, memory not aligned */
+    {CUMLP_ACT_TANH, 128, 20, UNALIGNED | DELTA_ALIASES_G, 0},
     {CUMLP_ACT_RELU, 1025, 16385, DELTA_ALIASES_G, LARGE}, /* past the chunk cap, in place */
 };
 
@@ -844,14 +859,6 @@ static int epilogue_ran(cumlp_status st, twin out, int may_decline) {
     judge("declined a case it must run", may_decline ? 0 : INFINITY);
     CHECK(cumlp_context_synchronize(dut) == CUMLP_SUCCESS);
     return 0;
-}
-
-/* A view of t from element `offset` on both sides (freed with t, not itself): an operand that is
- * not aligned as an allocation is, as a weight matrix inside the parameter arena often is. */
-static twin twin_from_offset(twin t, size_t offset) {
-    twin view = {cumlp__at_storage(dut, t.dut, t.storage, offset), cumlp__at(ref, t.ref, offset),
-                 t.n - offset, t.storage};
-    return view;
 }
 
 /* A = f(W X + b) against the reference's product, and GELU's kept Z; every other case into an fp32
