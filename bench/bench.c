@@ -345,24 +345,16 @@ static int parse_precisions(const char *text, unsigned *set) {
     return parse_name_list("--precision", cumlp_precision_from_name, text, set);
 }
 
-/* Parses --graph (a comma-separated list of off, on and queued) into a bit set: bit 0 off, 1 on,
- * 2 queued. */
-static int parse_graph_list(const char *text, unsigned *set) {
+/* The launch settings of --graph by name: 0 off, 1 on (one CUDA graph), 2 queued (without a
+ * wait), each a bit of the set parse_name_list makes. */
+static cumlp_status graph_from_name(const char *name, int *out) {
     static const char *const names[] = {"off", "on", "queued"};
-    *set = 0;
-    for (const char *p = text; *p;) {
-        size_t len = strcspn(p, ",");
-        int found = -1;
-        for (int i = 0; i < 3; i++)
-            if (strlen(names[i]) == len && strncmp(p, names[i], len) == 0) found = i;
-        if (found < 0) {
-            fprintf(stderr, "cumlp-bench: --graph: '%.*s' is not on, off or queued\n", (int)len, p);
-            return -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, names[i]) == 0) {
+            *out = i;
+            return CUMLP_SUCCESS;
         }
-        *set |= 1u << found;
-        p += len + (p[len] == ',');
-    }
-    return 0;
+    return cumlp__error(NULL, CUMLP_ERROR_INVALID_VALUE, "'%s' is not on, off or queued", name);
 }
 
 /* Adds a configuration for each precision asked for that the backend runs (bf16 and fp16 only on
@@ -401,7 +393,8 @@ static int build_configs(const bench_options *o, bench_config *out) {
     if (o->epilogues &&
         parse_name_list("--epilogues", cumlp_epilogues_from_name, o->epilogues, &epilogue_set) != 0)
         return -1;
-    if (o->graph && parse_graph_list(o->graph, &graph_set) != 0) return -1;
+    if (o->graph && parse_name_list("--graph", graph_from_name, o->graph, &graph_set) != 0)
+        return -1;
     const char *names[3] = {"S", "M", "L"};
     int n = 0;
     for (int s = 0; s < (o->suite ? 3 : 1); s++) {

@@ -98,8 +98,8 @@ template <class F> inline int dispatch_storage(int storage, F &&f) {
 template <class T> struct alignas(4 * sizeof(T)) Quad { T x[4]; };
 
 /* *p = q in one 16-byte (fp32) or 8-byte (16-bit) store. A plain struct assignment may be split
- * into four scalar stores (nvcc did so in the delta pass), each then touching four times the
- * sectors a warp's store needs. */
+ * into four scalar stores (nvcc did so in the delta pass, kernels/loss_reduce.cu), each then
+ * touching four times the sectors a warp's store needs. */
 __device__ __forceinline__ void store_quad(float *p, const Quad<float> &q) {
     __stwb(reinterpret_cast<float4 *>(p), make_float4(q.x[0], q.x[1], q.x[2], q.x[3]));
 }
@@ -135,7 +135,7 @@ __device__ __forceinline__ void store4(T *p, size_t base, size_t n, bool vec, co
         Quad<T> q;
         for (int k = 0; k < 4; k++)
             q.x[k] = from_float<T>(v[k]);
-        *reinterpret_cast<Quad<T> *>(p + base) = q;
+        store_quad(p + base, q);
         return;
     }
     for (int k = 0; k < 4 && base + k < n; k++)

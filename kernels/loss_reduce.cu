@@ -72,38 +72,11 @@ template <class TIn, class TD> struct DeltaArgs {
     bool vec;              /* rows % 4 == 0 and every array aligned for Quad accesses */
 };
 
-/* Rows i .. i + 3 of a column at element k of p, the first `valid` of them (those below rows), in
- * fp32; the others 0. One 8-byte (16-bit) or 16-byte (fp32) access when vec and all are valid:
- * the 2-byte loads of one row a lane kept too few bytes in flight to fill the memory bus. */
-template <class T>
-__device__ __forceinline__ void load_rows(const T *p, size_t k, int valid, bool vec, float v[4]) {
-    if (vec && valid == kRowsPerLane) {
-        Quad<T> q = *reinterpret_cast<const Quad<T> *>(p + k);
-        for (int e = 0; e < kRowsPerLane; e++)
-            v[e] = to_float(q.x[e]);
-        return;
-    }
-    for (int e = 0; e < kRowsPerLane; e++)
-        v[e] = e < valid ? to_float(p[k + e]) : 0.0f;
-}
-
-/* Stores the first `valid` of v rounded into rows i .. i + 3 at element k of p. */
-template <class T>
-__device__ __forceinline__ void store_rows(T *p, size_t k, int valid, bool vec, const float v[4]) {
-    if (vec && valid == kRowsPerLane) {
-        Quad<T> q;
-        for (int e = 0; e < kRowsPerLane; e++)
-            q.x[e] = from_float<T>(v[e]);
-        store_quad(p + k, q);
-        return;
-    }
-    for (int e = 0; e < valid; e++)
-        p[k + e] = from_float<T>(v[e]);
-}
-
 /* Block (32, 8) covers rows [128 bx, 128 bx + 128), four consecutive rows a lane, and columns
  * by + 8 k (k >= 0) of chunk by: consecutive lanes read consecutive rows of a column (coalesced).
- * Each row's sum runs over its columns in the same order whatever the rows per lane. */
+ * Each row's sum runs over its columns in the same order whatever the rows per lane. A lane's
+ * four rows are one Quad access (load4/store4 of the `valid` rows below p.rows): a 2-byte access a
+ * lane kept too few bytes in flight to fill the memory bus. */
 template <class TIn, class TD> __global__ void delta_kernel(DeltaArgs<TIn, TD> p) {
     __shared__ double row_sum[kTileCols][kTileRows + 1];
     __shared__ double loss_sum[kTileCols * kTileLanes];
@@ -117,12 +90,12 @@ template <class TIn, class TD> __global__ void delta_kernel(DeltaArgs<TIn, TD> p
          j += (int64_t)gridDim.y * kTileCols) {
         size_t k = (size_t)j * p.rows + i;
         float zv[4] = {0, 0, 0, 0}, av[4] = {0, 0, 0, 0}, in[4], d[4];
-        if (p.z) load_rows(p.z, k, valid, p.vec, zv);
-        if (p.a) load_rows(p.a, k, valid, p.vec, av);
+        if (p.z) load4(p.z + k, 0, valid, p.vec, zv);
+        if (p.a) load4(p.a + k, 0, valid, p.vec, av);
         if (p.kind == kDeltaBackward)
-            load_rows(p.g, k, valid, p.vec, in);
+            load4(p.g + k, 0, valid, p.vec, in);
         else
-            load_rows(p.y, k, valid, p.vec, in);
+            load4(p.y + k, 0, valid, p.vec, in);
         for (int e = 0; e < kRowsPerLane; e++) {
             if (p.kind == kDeltaBackward) {
                 d[e] = in[e] * cumlp_activate_deriv_f(p.activation, p.slope, zv[e], av[e]);
@@ -139,7 +112,7 @@ template <class TIn, class TD> __global__ void delta_kernel(DeltaArgs<TIn, TD> p
             if (e < valid && p.term == kTermSquared) loss += cumlp_squared_error_term_d(av[e], yv);
             if (e < valid && p.term == kTermBce) loss += cumlp_bce_term_d(zv[e], yv);
         }
-        store_rows(p.delta, k, valid, p.vec, d);
+        store4(p.delta + k, 0, valid, p.vec, d);
         for (int e = 0; e < kRowsPerLane; e++)
             acc[e] += d[e];
     }

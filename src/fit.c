@@ -365,7 +365,8 @@ typedef struct fit_state {
     int64_t *order;   /* sample order of the current epoch */
     float *host[2];   /* per slot: X (n_in x capacity) then T (n_out x capacity) */
     batch_tensors dev[2];
-    float *out;       /* the output layer's activations of one batch, for training accuracy */
+    float *out;       /* the output layer's activations of one batch, for training accuracy
+                         (the waited-for loop; NULL when the steps are queued) */
     float *best;      /* parameters of the best validation epoch (restore_best) */
     double base_rate; /* the optimizer's rate when cumlp_fit was called */
     double start;
@@ -409,9 +410,10 @@ static cumlp_status fit_setup(fit_state *f, const char *func) {
     f->ranks = cumlp__dist_ranks(f->net);
     f->capacity = (f->batch + f->ranks - 1) / f->ranks;
     f->order = malloc((size_t)t->n_samples * sizeof *f->order);
-    f->out = malloc((size_t)(t->n_outputs * f->capacity) * sizeof *f->out);
+    /* the waited-for loop scores the outputs on the host; queued steps count on the device */
+    if (!f->queues) f->out = malloc((size_t)(t->n_outputs * f->capacity) * sizeof *f->out);
     if (f->o->restore_best && f->val) f->best = malloc(f->net->num_params * sizeof *f->best);
-    if (!f->order || !f->out || (f->o->restore_best && f->val && !f->best))
+    if (!f->order || (!f->queues && !f->out) || (f->o->restore_best && f->val && !f->best))
         return cumlp__fail(f->ctx, CUMLP_ERROR_ALLOC_FAILED, func, "out of memory");
     cumlp_status st = host_buffers(f);
     for (int s = 0; s < 2 && st == CUMLP_SUCCESS; s++)
@@ -892,9 +894,8 @@ static cumlp_status fit(cumlp_network *net, cumlp_optimizer *opt, const cumlp_da
         r->stop_reason = CUMLP_STOP_ERROR;
         return st;
     }
-    st = fit_setup(&f, func);
-    if (st == CUMLP_SUCCESS && !net->dist && may_queue)
-        f.queues = cumlp__optimizer_can_queue(opt, &st);
+    if (!net->dist && may_queue) f.queues = cumlp__optimizer_can_queue(opt, &st);
+    if (st == CUMLP_SUCCESS) st = fit_setup(&f, func);
     if (net->dist) st = cumlp__dist_agree(net, st, NULL, func);
     f.progress.batches_per_epoch = f.batches;
     f.progress.gradient_norm = f.progress.mean_gradient_norm = -1;

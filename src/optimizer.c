@@ -335,12 +335,19 @@ void cumlp__step_state_of(const cumlp_optimizer *opt, cumlp_step_state *s) {
     s->delta_scale = (float)net->grads_scale;
 }
 
-cumlp_status cumlp__step_not_taken(const cumlp_optimizer *opt, int outcome, double loss_sum,
-                                   double scale_before, double scale_after, const char *func) {
-    char why[64] = "the gradients hold NaN or Inf";
+/* Why a step that met NaN or Inf (outcome, not an overflow) was not taken, into why[64]. */
+static void non_finite_why(int outcome, double loss_sum, char why[64]) {
     /* a sum that is not finite prints as its mean would (nan, inf or -inf) */
     if (outcome == CUMLP_STEP_LOSS_NON_FINITE)
-        snprintf(why, sizeof why, "the loss is %g", loss_sum);
+        snprintf(why, 64, "the loss is %g", loss_sum);
+    else
+        snprintf(why, 64, "the gradients hold NaN or Inf");
+}
+
+cumlp_status cumlp__step_not_taken(const cumlp_optimizer *opt, int outcome, double loss_sum,
+                                   double scale_before, double scale_after, const char *func) {
+    char why[64];
+    non_finite_why(outcome, loss_sum, why);
     if (outcome != CUMLP_STEP_OVERFLOW) return not_taken_status(opt, func, why);
     /* always skipped, never an error: the scaler expects overflows */
     return cumlp__fail(opt->net->ctx, CUMLP_STEP_SKIPPED, func,
@@ -508,9 +515,8 @@ cumlp_status cumlp_optimizer_sync(cumlp_optimizer *opt, cumlp_step_summary *summ
                            opt->lost_message);
     if (opt->net->ctx->sticky) return opt->net->ctx->sticky; /* a device fault ended the context */
     if (!halted) return CUMLP_SUCCESS;
-    char why[64] = "the gradients hold NaN or Inf";
-    if (halted == CUMLP_STEP_LOSS_NON_FINITE)
-        snprintf(why, sizeof why, "the loss is %g", opt->halted_loss_sum);
+    char why[64];
+    non_finite_why(halted, opt->halted_loss_sum, why);
     return cumlp__fail(opt->net->ctx, CUMLP_ERROR_NON_FINITE, __func__,
                        "a queued step failed: %s (non_finite_error is set); %lld of the %lld steps "
                        "since the last sync failed or were not applied after it",

@@ -123,13 +123,12 @@ static cumlp_status launch(cumlp_context *ctx, const cumlp_step_graph *g) {
 static cumlp_status capture_and_launch(cumlp_network *net, cumlp_optimizer *opt,
                                        const cumlp_tensor *X, const cumlp_tensor *T,
                                        const cumlp_step_graph_key *key, cumlp_step_graph *g) {
-    int score = key->score;
     cumlp_context *ctx = net->ctx;
     cumlp_status st = ctx->ops->graph_begin(ctx);
     if (st != CUMLP_SUCCESS) return st;
     /* the epilogues are counted when a launch runs them, not at the capture */
     int64_t epilogues_before = ctx->epilogue_calls;
-    cumlp_status queued = queue_step(net, opt, X, T, score);
+    cumlp_status queued = queue_step(net, opt, X, T, key->score);
     int64_t epilogues = ctx->epilogue_calls - epilogues_before;
     ctx->epilogue_calls = epilogues_before;
     st = ctx->ops->graph_end(ctx, &g->exec);

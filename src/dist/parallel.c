@@ -42,28 +42,28 @@ static cumlp_status settle_queued_transport(cumlp_network *net, cumlp_status tra
 /* ---- the training step ---------------------------------------------------------------------- */
 
 /* The forward and backward pass of this rank's shard (X, T; NULL for an empty one), the ranks'
- * gradients summed, each rank's divided by the global batch's columns first: global_cols, or when
- * 0 the sum of the shards' columns, agreed on first (into *global_cols). *loss (when loss is not
+ * gradients summed, each rank's divided by the global batch's columns first: *global_cols, or when
+ * 0 the sum of the shards' columns, agreed on first and stored there. *loss (when loss is not
  * NULL) receives the global batch's mean loss, and *transport the status of this rank's
  * all-reduce, which the caller agrees on. Returns the agreed status of the passes. */
 static cumlp_status backward_and_reduce(cumlp_network *net, const cumlp_tensor *X,
                                         const cumlp_tensor *T, cumlp_status local,
-                                        int64_t *global_cols_io, double *loss,
-                                        cumlp_status *transport, const char *func) {
-    int64_t global_cols = *global_cols_io;
+                                        int64_t *global_cols, double *loss, cumlp_status *transport,
+                                        const char *func) {
     cumlp_context *ctx = net->ctx;
     int64_t cols = local == CUMLP_SUCCESS && X ? X->cols : 0;
     *transport = CUMLP_SUCCESS;
-    if (global_cols == 0) {
+    if (*global_cols == 0) {
         cumlp_dist_values count = {0};
         cumlp__dist_add_sum(&count, (double)cols);
         cumlp_status st = cumlp__dist_agree(net, local, &count, func);
         if (st != CUMLP_SUCCESS) return st;
-        global_cols = *global_cols_io = (int64_t)count.sums[0];
+        *global_cols = (int64_t)count.sums[0];
     }
     double loss_sum = 0;
     if (local == CUMLP_SUCCESS && cols > 0)
-        local = cumlp__loss_backward_local(net, X, T, (double)global_cols, loss ? &loss_sum : NULL);
+        local =
+            cumlp__loss_backward_local(net, X, T, (double)*global_cols, loss ? &loss_sum : NULL);
     else if (local == CUMLP_SUCCESS) {          /* an empty shard adds nothing to the sum */
         local = cumlp__network_reserve(net, 0); /* follows the context's precision, as a pass */
         cumlp__set_grads_scale(net); /* what the other ranks' gradients are multiplied by */
@@ -78,7 +78,7 @@ static cumlp_status backward_and_reduce(cumlp_network *net, const cumlp_tensor *
     cumlp_status st = cumlp__dist_agree(net, local, &losses, func);
     if (st != CUMLP_SUCCESS) return st;
     *transport = cumlp__dist_allreduce_gradients(net, func);
-    if (loss) *loss = losses.sums[0] / (double)global_cols;
+    if (loss) *loss = losses.sums[0] / (double)*global_cols;
     return CUMLP_SUCCESS;
 }
 
